@@ -1,0 +1,55 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependency direction: CSodium <- VaultCrypto; VaultStore (opaque sealed bytes, no crypto);
+// VaultOAuth (knows neither crypto nor SQL); TokenVaultCLI ties them together; `tokenvault` is a thin main.
+let package = Package(
+    name: "tokenvault",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "tokenvault", targets: ["tokenvault"]),
+        .executable(name: "webex-sandbox", targets: ["webex-sandbox"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        .target(name: "VaultCrypto", dependencies: ["CSodium"]),
+        .target(
+            name: "VaultStore",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            path: ".",
+            exclude: [],
+            sources: ["Sources/VaultStore"],
+            resources: [
+                // Every file in Migrations/ is listed here; a test checks none is forgotten.
+                .embedInCode("Migrations/v001_initial.sql"),
+            ]
+        ),
+        .target(name: "VaultOAuth"),
+        .target(
+            name: "TokenVaultCLI",
+            dependencies: [
+                "VaultCrypto", "VaultStore", "VaultOAuth",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "tokenvault", dependencies: ["TokenVaultCLI"]),
+        .target(name: "WebexSandbox", dependencies: [.product(name: "FlyingFox", package: "FlyingFox")]),
+        .executableTarget(name: "webex-sandbox", dependencies: ["WebexSandbox"]),
+
+        .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"]),
+        .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore"]),
+        .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "WebexSandbox"]),
+        .testTarget(name: "TokenVaultCLITests", dependencies: ["TokenVaultCLI", "WebexSandbox"]),
+        .testTarget(name: "WebexSandboxTests", dependencies: ["WebexSandbox"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["WebexSandbox"]),
+    ]
+)

@@ -1,1 +1,6 @@
-print("x")
+import Foundation
+import TokenVaultCLI
+import VaultCrypto
+
+ProcessHardening.disableCoreDumps()
+exit(await TokenVault.run(arguments: Array(CommandLine.arguments.dropFirst()), context: .live()))

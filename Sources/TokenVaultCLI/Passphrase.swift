@@ -1,0 +1,142 @@
+import Foundation
+import VaultCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A terminal that can ask for a passphrase without echo.
+public protocol PassphraseTerminal: Sendable {
+    /// Whether a terminal is there to ask on.
+    var isAvailable: Bool { get }
+    /// Asks once; the answer without its line ending.
+    func readSecret(prompt: String) throws -> SecretBytes
+}
+
+/// Where the passphrase comes from, first found wins: `--passphrase-fd N`, `TOKENVAULT_PASSPHRASE_FILE`,
+/// `TOKENVAULT_PASSPHRASE`, then a prompt on /dev/tty.
+enum PassphraseSource {
+    case fileDescriptor(Int32)
+    case file(String)
+    case environment
+    case terminal(any PassphraseTerminal)
+
+    static func resolve(fd: Int32?, context: Context) throws -> PassphraseSource {
+        if let fd { return .fileDescriptor(fd) }
+        if let path = context.environment["TOKENVAULT_PASSPHRASE_FILE"], !path.isEmpty { return .file(path) }
+        if context.environment["TOKENVAULT_PASSPHRASE"] != nil { return .environment }
+        if let terminal = context.terminal, terminal.isAvailable { return .terminal(terminal) }
+        throw CLIError.noPassphraseSource
+    }
+
+    /// The passphrase of an existing vault.
+    func read(context: Context, prompt: String = "Vault passphrase: ") throws -> SecretBytes {
+        let secret: SecretBytes
+        switch self {
+        case .fileDescriptor(let fd): secret = try Self.readAll(fd: fd, closing: false, what: "file descriptor \(fd)")
+        case .file(let path): secret = try Self.readFile(path)
+        case .environment: secret = SecretBytes(copying: Array((context.environment["TOKENVAULT_PASSPHRASE"] ?? "").utf8))
+        case .terminal(let terminal): secret = try terminal.readSecret(prompt: prompt)
+        }
+        guard secret.count > 0 else { throw CLIError.emptyPassphrase }
+        return secret
+    }
+
+    /// A new passphrase: asked twice on a terminal, taken once from the other sources; never empty.
+    func readNew(context: Context, prompt: String = "New vault passphrase: ") throws -> SecretBytes {
+        guard case .terminal(let terminal) = self else { return try read(context: context) }
+        let first = try terminal.readSecret(prompt: prompt)
+        guard first.count > 0 else { throw CLIError.emptyPassphrase }
+        let second = try terminal.readSecret(prompt: "Repeat it: ")
+        guard first == second else { throw CLIError.passphraseMismatch }
+        return first
+    }
+
+    /// Reads up to EOF or the first newline, so `echo pass |` and a file with a trailing newline both work.
+    static func readAll(fd: Int32, closing: Bool, what: String) throws -> SecretBytes {
+        defer { if closing { Glibc.close(fd) } }
+        let buffer = SecretBytes(count: 4096)
+        var length = 0
+        let ok: Bool = buffer.withUnsafeMutableBytes { raw in
+            while length < raw.count {
+                let n = Glibc.read(fd, raw.baseAddress! + length, raw.count - length)
+                if n < 0 { if errno == EINTR { continue }; return false }
+                if n == 0 { break }
+                length += n
+                if raw[0..<length].contains(UInt8(ascii: "\n")) { break }
+            }
+            return true
+        }
+        guard ok else { throw CLIError.passphraseSource("cannot read the passphrase from \(what): \(String(cString: strerror(errno)))") }
+        return buffer.withUnsafeBytes { raw in
+            var end = raw[0..<length].firstIndex(of: UInt8(ascii: "\n")) ?? length
+            if end > 0, raw[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+            return SecretBytes(copying: UnsafeRawBufferPointer(rebasing: raw[0..<end]))
+        }
+    }
+
+    /// A passphrase file must be the user's own and readable by no one else (0600 or 0400).
+    static func readFile(_ path: String) throws -> SecretBytes {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else {
+            throw CLIError.passphraseSource("cannot open TOKENVAULT_PASSPHRASE_FILE \(path): \(String(cString: strerror(errno)))")
+        }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { Glibc.close(fd); throw CLIError.passphraseFileUnsafe(path: path, reason: "cannot stat it") }
+        let mode = info.st_mode & 0o7777
+        if info.st_uid != getuid() {
+            Glibc.close(fd)
+            throw CLIError.passphraseFileUnsafe(path: path, reason: "it is not owned by you")
+        }
+        if mode != 0o600 && mode != 0o400 {
+            Glibc.close(fd)
+            throw CLIError.passphraseFileUnsafe(path: path, reason: "its mode is \(String(mode, radix: 8)), not 600 or 400")
+        }
+        return try readAll(fd: fd, closing: true, what: path)
+    }
+}
+
+// The terminal state to restore if Ctrl-C arrives while echo is off. Only the signal handler and
+// DevTTY touch these, and a prompt runs on one thread at a time.
+nonisolated(unsafe) private var savedTerminalState = termios()
+nonisolated(unsafe) private var promptTerminalFD: Int32 = -1
+
+/// Prompts on /dev/tty (never stdout, which may be captured by `eval $(…)`), echo off, restored on Ctrl-C.
+public struct DevTTY: PassphraseTerminal {
+    public init() {}
+
+    public var isAvailable: Bool {
+        let fd = Glibc.open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
+        if fd >= 0 { Glibc.close(fd); return true }
+        return false
+    }
+
+    public func readSecret(prompt: String) throws -> SecretBytes {
+        let fd = Glibc.open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw CLIError.noPassphraseSource }
+        defer { Glibc.close(fd) }
+        _ = prompt.withCString { Glibc.write(fd, $0, strlen($0)) }
+        var state = termios()
+        let haveState = tcgetattr(fd, &state) == 0
+        if haveState {
+            savedTerminalState = state
+            promptTerminalFD = fd
+            signal(SIGINT) { _ in
+                tcsetattr(promptTerminalFD, TCSAFLUSH, &savedTerminalState)
+                _ = Glibc.write(promptTerminalFD, "\n", 1)
+                _exit(130)
+            }
+            var quiet = state
+            quiet.c_lflag &= ~tcflag_t(ECHO)
+            quiet.c_lflag |= tcflag_t(ECHONL)
+            tcsetattr(fd, TCSAFLUSH, &quiet)
+        }
+        defer {
+            if haveState {
+                tcsetattr(fd, TCSAFLUSH, &state)
+                signal(SIGINT, SIG_DFL)
+                promptTerminalFD = -1
+            }
+        }
+        return try PassphraseSource.readAll(fd: fd, closing: false, what: "the terminal")
+    }
+}

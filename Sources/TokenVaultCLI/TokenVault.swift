@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+import VaultCrypto
+import VaultStore
+
+/// The root command. Subcommands are nested types in Commands/; `run(arguments:context:)` is the entry point
+/// used by the executable and by in-process tests.
+public struct TokenVault: AsyncParsableCommand {
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "tokenvault",
+        abstract: "Keep OAuth token pairs (access + refresh) encrypted on disk, alive, and ready for scripts.",
+        discussion: """
+            Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong or missing passphrase, 4 no such vault/account/integration,
+            5 needs re-authorization, 6 provider or network error, 7 integrity failure.
+            """,
+        version: version,
+        subcommands: [
+            Init.self, Add.self, Integrations.self, RemoveIntegration.self, Import.self, List.self,
+            Env.self, Token.self, Revoke.self, Passwd.self, Audit.self,
+        ]
+    )
+
+    public init() {}
+
+    /// Parses and runs one command line; returns the exit code. Errors print as `tokenvault: error: …`
+    /// plus a `tokenvault: hint: …` line, never a stack trace.
+    public static func run(arguments: [String], context: Context) async -> Int32 {
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot(arguments)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                context.console.out(fullMessage(for: error) + "\n")  // --help, --version
+                return 0
+            }
+            context.console.err(fullMessage(for: error) + "\n")
+            return ExitCode.usage.rawValue
+        }
+        do {
+            try await Context.$current.withValue(context) {
+                if var asyncCommand = command as? any AsyncParsableCommand {
+                    try await asyncCommand.run()
+                } else {
+                    var command = command
+                    try command.run()
+                }
+            }
+            return 0
+        } catch let exit as CommandExit {
+            return exit.code.rawValue
+        } catch let error as ValidationError {
+            context.console.err("tokenvault: error: \(error.message)\n")
+            return ExitCode.usage.rawValue
+        } catch {
+            if exitCode(for: error) == .success { context.console.out(fullMessage(for: error) + "\n"); return 0 }
+            let report = ErrorReport.describe(error)
+            context.console.err("tokenvault: error: \(report.message)\n")
+            if let hint = report.hint { context.console.err("tokenvault: hint: \(hint)\n") }
+            return report.code.rawValue
+        }
+    }
+}
+
+/// Ends a command with a chosen exit code after it has printed what it had to say.
+struct CommandExit: Error {
+    var code: ExitCode
+}
+
+/// Options every command takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The vault file (default: $TOKENVAULT_VAULT, else $XDG_DATA_HOME/tokenvault/vault.db).", valueName: "path"))
+    var vault: String?
+
+    @Option(name: .long, help: ArgumentHelp("Read the passphrase from this open file descriptor (for cron and scripts).", valueName: "n"))
+    var passphraseFd: Int32?
+}
+
+/// A subcommand that runs with the injected context.
+protocol VaultCommand: AsyncParsableCommand {
+    var global: GlobalOptions { get }
+    func run(_ context: Context) async throws
+}
+
+extension VaultCommand {
+    mutating func run() async throws {
+        guard let context = Context.current else { fatalError("commands run through TokenVault.run(arguments:context:)") }
+        try await run(context)
+    }
+
+    func vaultPath(_ context: Context) -> String { VaultLocation.path(option: global.vault, context: context) }
+
+    /// The vault for commands that need no passphrase.
+    func openDatabase(_ context: Context) throws -> VaultDatabase {
+        try VaultDatabase.open(at: vaultPath(context))
+    }
+
+    /// Opens the vault and asks for the passphrase once; the KDF runs once per command.
+    func unlock(_ context: Context) throws -> UnlockedVault {
+        let database = try openDatabase(context)
+        let source = try PassphraseSource.resolve(fd: global.passphraseFd, context: context)
+        return try UnlockedVault.unlock(database, source: source, context: context)
+    }
+}
+
+/// Names of integrations and accounts: letters, digits, `.`, `_`, `-`, `@`; 1 to 64 characters.
+enum Names {
+    static func check(_ name: String, what: String) throws {
+        let allowed = name.unicodeScalars.allSatisfy {
+            ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || ".-_@".unicodeScalars.contains($0)
+        }
+        guard !name.isEmpty, name.count <= 64, allowed else {
+            throw CLIError.usage("invalid \(what) name \(Format.quoted(name))",
+                                 hint: "use 1 to 64 letters, digits, '.', '_', '-' or '@'")
+        }
+    }
+}
+
+enum Format {
+    /// Quotes a user-supplied string for an error message, with control characters made visible.
+    static func quoted(_ text: String) -> String {
+        let shown = text.prefix(80).unicodeScalars.map { scalar -> String in
+            scalar.properties.generalCategory == .control ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
+        }.joined()
+        return "'\(shown)\(text.count > 80 ? "…" : "")'"
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    /// "13d 23h", "4h 10m", "52s", "expired 2d ago".
+    static func remaining(_ date: Date?, now: Date) -> String {
+        guard let date else { return "-" }
+        let seconds = Int(date.timeIntervalSince(now).rounded(.down))
+        if seconds < 0 { return "expired \(span(-seconds)) ago" }
+        return span(seconds)
+    }
+
+    static func span(_ seconds: Int) -> String {
+        let d = seconds / 86400, h = (seconds % 86400) / 3600, m = (seconds % 3600) / 60
+        if d > 0 { return "\(d)d \(h)h" }
+        if h > 0 { return "\(h)h \(m)m" }
+        if m > 0 { return "\(m)m" }
+        return "\(seconds)s"
+    }
+
+    static func json(_ value: Any) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("null".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

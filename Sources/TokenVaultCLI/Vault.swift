@@ -1,0 +1,164 @@
+import Foundation
+import VaultCrypto
+import VaultStore
+
+/// Where the vault file is: `--vault`, else `TOKENVAULT_VAULT`, else `$XDG_DATA_HOME/tokenvault/vault.db`
+/// (`~/.local/share/tokenvault/vault.db`).
+enum VaultLocation {
+    static func path(option: String?, context: Context) -> String {
+        if let option, !option.isEmpty { return absolute(option) }
+        if let env = context.environment["TOKENVAULT_VAULT"], !env.isEmpty { return absolute(env) }
+        let dataHome: String
+        if let xdg = context.environment["XDG_DATA_HOME"], xdg.hasPrefix("/") {
+            dataHome = xdg
+        } else {
+            dataHome = (context.environment["HOME"] ?? NSHomeDirectory()) + "/.local/share"
+        }
+        return dataHome + "/tokenvault/vault.db"
+    }
+
+    private static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+}
+
+/// The labels that bind each sealed value to its place: a value moved to another row or column is opened
+/// under another key and fails.
+enum SealLabel {
+    static let masterKey = "vault/master_key"
+    static let audit = "audit/chain"
+    static func clientSecret(_ integration: Integration) -> String { "integration/\(integration.id)/client_secret" }
+    static func accessToken(_ account: Account) -> String { "account/\(account.id)/access_token" }
+    static func refreshToken(_ account: Account) -> String { "account/\(account.id)/refresh_token" }
+}
+
+/// A vault whose passphrase has been checked: the database plus the master key. The KDF ran once to get here.
+final class UnlockedVault: @unchecked Sendable {
+    let database: VaultDatabase
+    private let masterKey: SecretBytes
+    private let auditKey: SecretBytes
+
+    private init(database: VaultDatabase, masterKey: SecretBytes) {
+        self.database = database
+        self.masterKey = masterKey
+        self.auditKey = VaultKeys.subkey(of: masterKey, label: SealLabel.audit)
+    }
+
+    /// Checks the stored KDF parameters before running the KDF, then unwraps the master key.
+    /// A failed unwrap is the proof of a wrong passphrase; nothing is written.
+    static func unlock(_ database: VaultDatabase, source: PassphraseSource, context: Context) throws -> UnlockedVault {
+        let header = try database.header()
+        let parameters = try storedParameters(header)
+        let passphrase = try source.read(context: context)
+        let passphraseKey = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
+        let master: SecretBytes
+        do {
+            master = try SecretBox.open(header.masterKeySealed, key: passphraseKey)
+        } catch VaultCryptoError.authenticationFailed {
+            throw CLIError.wrongPassphrase
+        } catch VaultCryptoError.malformed {
+            throw CLIError.integrity("the vault's sealed master key is malformed", hint: "restore the vault from a backup")
+        }
+        guard master.count == VaultKeys.keyBytes else {
+            throw CLIError.integrity("the vault's master key has the wrong length", hint: "restore the vault from a backup")
+        }
+        return UnlockedVault(database: database, masterKey: master)
+    }
+
+    static func storedParameters(_ header: VaultHeader) throws -> KDFParameters {
+        guard header.kdfAlgorithm == KDFParameters.algorithmName else { throw CLIError.unsupportedKDF(header.kdfAlgorithm) }
+        let parameters = KDFParameters(opsLimit: header.kdfOpsLimit, memLimit: header.kdfMemLimit, salt: header.kdfSalt)
+        try parameters.validate()
+        return parameters
+    }
+
+    /// A new vault's header: a random master key sealed under the passphrase key.
+    static func newHeader(passphrase: SecretBytes, parameters: KDFParameters, now: Date) throws -> VaultHeader {
+        let master = VaultKeys.randomKey()
+        return try header(sealing: master, passphrase: passphrase, parameters: parameters, createdAt: now, now: now)
+    }
+
+    static func header(sealing master: SecretBytes, passphrase: SecretBytes, parameters: KDFParameters,
+                       createdAt: Date, now: Date) throws -> VaultHeader {
+        let key = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
+        return VaultHeader(
+            kdfAlgorithm: KDFParameters.algorithmName, kdfSalt: parameters.salt, kdfOpsLimit: parameters.opsLimit,
+            kdfMemLimit: parameters.memLimit, masterKeySealed: try SecretBox.seal(master, key: key),
+            createdAt: createdAt, passphraseChangedAt: now)
+    }
+
+    /// Re-seals the master key under a new passphrase: one small write, every other sealed value stays as it is.
+    func changePassphrase(to passphrase: SecretBytes, parameters: KDFParameters, now: Date) throws {
+        let old = try database.header()
+        let new = try Self.header(sealing: masterKey, passphrase: passphrase, parameters: parameters,
+                                  createdAt: old.createdAt, now: now)
+        try database.write { try $0.updateHeader(new) }
+    }
+
+    // MARK: Sealing
+
+    func seal(_ plaintext: SecretBytes, label: String) throws -> [UInt8] {
+        try SecretBox.seal(plaintext, key: VaultKeys.subkey(of: masterKey, label: label))
+    }
+
+    func seal(_ plaintext: String, label: String) throws -> [UInt8] {
+        try seal(SecretBytes(copying: Array(plaintext.utf8)), label: label)
+    }
+
+    /// Opens a sealed value; a failure names what was damaged, never its content.
+    func open(_ sealed: [UInt8], label: String, what: String) throws -> SecretBytes {
+        do {
+            return try SecretBox.open(sealed, key: VaultKeys.subkey(of: masterKey, label: label))
+        } catch let error as VaultCryptoError {
+            throw CLIError.integrity("\(what) failed its integrity check (\(error.localizedDescription))",
+                                     hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
+        }
+    }
+
+    func clientSecret(of integration: Integration) throws -> SecretBytes {
+        try open(integration.clientSecretSealed, label: SealLabel.clientSecret(integration),
+                 what: "the client secret of integration '\(integration.name)'")
+    }
+
+    func accessToken(of account: Account) throws -> SecretBytes {
+        guard let sealed = account.accessTokenSealed else { throw CLIError.noTokens(account: account.name) }
+        return try open(sealed, label: SealLabel.accessToken(account), what: "the access token of account '\(account.name)'")
+    }
+
+    func refreshToken(of account: Account) throws -> SecretBytes {
+        guard let sealed = account.refreshTokenSealed else { throw CLIError.noTokens(account: account.name) }
+        return try open(sealed, label: SealLabel.refreshToken(account), what: "the refresh token of account '\(account.name)'")
+    }
+
+    // MARK: Audit log
+
+    /// Appends an entry chained to the previous one, inside the caller's transaction.
+    @discardableResult
+    func appendAudit(_ draft: AuditDraft, in writer: VaultWriter) throws -> AuditEntry {
+        try writer.appendAudit(draft) { seq, previous in
+            MAC.hmacSHA256(key: auditKey, message: AuditEntry.canonicalBytes(seq: seq, draft: draft, previousMAC: previous))
+        }
+    }
+
+    /// Walks the chain from the first entry: an edited, reordered or deleted entry breaks it.
+    /// Returns the problems found (empty when the log is intact) and the last MAC, to anchor elsewhere.
+    func verifyAudit() throws -> (problems: [String], count: Int, head: [UInt8]) {
+        var previous: [UInt8] = []
+        var expectedSeq: Int64 = 1
+        var problems: [String] = []
+        let entries = try database.auditEntries()
+        for entry in entries {
+            if entry.seq != expectedSeq {
+                problems.append("entry \(expectedSeq)\(entry.seq > expectedSeq + 1 ? "-\(entry.seq - 1)" : "") is missing")
+            }
+            let mac = MAC.hmacSHA256(key: auditKey, message: AuditEntry.canonicalBytes(seq: entry.seq, draft: entry.draft, previousMAC: previous))
+            if !MAC.constantTimeEqual(mac, entry.mac) {
+                problems.append("entry \(entry.seq) (\(entry.draft.event.rawValue), account '\(entry.draft.account)') does not match its MAC: edited, reordered, or an earlier entry was removed")
+            }
+            // Continue from the stored MAC so one bad entry is reported once, not as a cascade.
+            previous = entry.mac
+            expectedSeq = entry.seq + 1
+        }
+        return (problems, entries.count, previous)
+    }
+}

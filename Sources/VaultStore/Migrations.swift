@@ -1,0 +1,23 @@
+import Foundation
+import GRDB
+
+/// The schema, one embedded `.sql` file per version from `Migrations/`, applied in order, each once.
+/// A migration is never edited once it has shipped; a new version adds a file and a line here.
+public enum VaultMigrations {
+    /// (identifier, SQL) in order. The identifier is the file name without `.sql`.
+    public static let all: [(identifier: String, sql: String)] = [
+        ("v001_initial", text(PackageResources.v001_initial_sql)),
+    ]
+
+    static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for migration in all {
+            migrator.registerMigration(migration.identifier) { db in
+                try db.execute(sql: migration.sql)
+            }
+        }
+        return migrator
+    }
+}

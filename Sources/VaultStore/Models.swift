@@ -1,0 +1,164 @@
+import Foundation
+
+/// The vault's header row: how the passphrase becomes a key, and the master key sealed under it.
+public struct VaultHeader: Sendable, Equatable {
+    public var kdfAlgorithm: String
+    public var kdfSalt: [UInt8]
+    public var kdfOpsLimit: UInt64
+    public var kdfMemLimit: UInt64
+    public var masterKeySealed: [UInt8]
+    public var createdAt: Date
+    public var passphraseChangedAt: Date
+
+    public init(kdfAlgorithm: String, kdfSalt: [UInt8], kdfOpsLimit: UInt64, kdfMemLimit: UInt64,
+                masterKeySealed: [UInt8], createdAt: Date, passphraseChangedAt: Date) {
+        self.kdfAlgorithm = kdfAlgorithm
+        self.kdfSalt = kdfSalt
+        self.kdfOpsLimit = kdfOpsLimit
+        self.kdfMemLimit = kdfMemLimit
+        self.masterKeySealed = masterKeySealed
+        self.createdAt = createdAt
+        self.passphraseChangedAt = passphraseChangedAt
+    }
+}
+
+/// A registered OAuth integration (a Webex Integration's client id, sealed secret, redirect URI, scopes).
+public struct Integration: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var provider: String
+    public var clientId: String
+    public var clientSecretSealed: [UInt8]
+    public var redirectURI: String
+    public var scopes: [String]
+    public var apiBase: String
+    public var envVar: String
+    public var createdAt: Date
+
+    public init(id: String = UUID().uuidString.lowercased(), name: String, provider: String, clientId: String,
+                clientSecretSealed: [UInt8], redirectURI: String, scopes: [String], apiBase: String,
+                envVar: String, createdAt: Date) {
+        self.id = id
+        self.name = name
+        self.provider = provider
+        self.clientId = clientId
+        self.clientSecretSealed = clientSecretSealed
+        self.redirectURI = redirectURI
+        self.scopes = scopes
+        self.apiBase = apiBase
+        self.envVar = envVar
+        self.createdAt = createdAt
+    }
+}
+
+/// Whether an account's token pair can still be used without a browser.
+public enum AccountState: String, Sendable, Codable {
+    case ok
+    /// The provider refused the refresh token (invalid_grant): only `authorize` brings it back.
+    case needsReauth = "needs-reauth"
+}
+
+/// One user's token pair under an integration. Secrets are sealed; lifetimes and identity are plain metadata.
+public struct Account: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var integrationId: String
+    public var accessTokenSealed: [UInt8]?
+    public var refreshTokenSealed: [UInt8]?
+    public var accessExpiresAt: Date?
+    public var refreshExpiresAt: Date?
+    public var grantedScopes: [String]?
+    public var email: String?
+    public var displayName: String?
+    public var orgId: String?
+    public var personId: String?
+    public var state: AccountState
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(id: String = UUID().uuidString.lowercased(), name: String, integrationId: String,
+                accessTokenSealed: [UInt8]? = nil, refreshTokenSealed: [UInt8]? = nil,
+                accessExpiresAt: Date? = nil, refreshExpiresAt: Date? = nil, grantedScopes: [String]? = nil,
+                email: String? = nil, displayName: String? = nil, orgId: String? = nil, personId: String? = nil,
+                state: AccountState = .ok, createdAt: Date, updatedAt: Date) {
+        self.id = id
+        self.name = name
+        self.integrationId = integrationId
+        self.accessTokenSealed = accessTokenSealed
+        self.refreshTokenSealed = refreshTokenSealed
+        self.accessExpiresAt = accessExpiresAt
+        self.refreshExpiresAt = refreshExpiresAt
+        self.grantedScopes = grantedScopes
+        self.email = email
+        self.displayName = displayName
+        self.orgId = orgId
+        self.personId = personId
+        self.state = state
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// The kinds of event the audit log records: everything that changes a token's lifetime or existence.
+public enum AuditEvent: String, Sendable, Codable, CaseIterable {
+    case imported, authorized, refreshed, revoked
+    case refreshFailed = "refresh-failed"
+}
+
+/// An audit entry before it is written: the store assigns `seq`, the caller supplies the chained MAC.
+public struct AuditDraft: Sendable, Equatable {
+    public var at: Date
+    public var account: String
+    public var integration: String?
+    public var event: AuditEvent
+    public var trigger: String
+    public var outcome: String
+    public var accessExpiresBefore: Date?
+    public var accessExpiresAfter: Date?
+    public var refreshExpiresBefore: Date?
+    public var refreshExpiresAfter: Date?
+    public var refreshTokenChanged: Bool?
+    public var detail: String?
+
+    public init(at: Date, account: String, integration: String?, event: AuditEvent, trigger: String,
+                outcome: String, accessExpiresBefore: Date? = nil, accessExpiresAfter: Date? = nil,
+                refreshExpiresBefore: Date? = nil, refreshExpiresAfter: Date? = nil,
+                refreshTokenChanged: Bool? = nil, detail: String? = nil) {
+        self.at = at
+        self.account = account
+        self.integration = integration
+        self.event = event
+        self.trigger = trigger
+        self.outcome = outcome
+        self.accessExpiresBefore = accessExpiresBefore
+        self.accessExpiresAfter = accessExpiresAfter
+        self.refreshExpiresBefore = refreshExpiresBefore
+        self.refreshExpiresAfter = refreshExpiresAfter
+        self.refreshTokenChanged = refreshTokenChanged
+        self.detail = detail
+    }
+}
+
+/// A stored audit entry with its place in the chain.
+public struct AuditEntry: Sendable, Equatable {
+    public var seq: Int64
+    public var draft: AuditDraft
+    public var mac: [UInt8]
+
+    /// The exact bytes the chained MAC covers: every field, in a fixed order, unambiguously separated.
+    public static func canonicalBytes(seq: Int64, draft d: AuditDraft, previousMAC: [UInt8]) -> [UInt8] {
+        func t(_ date: Date?) -> String { date.map { String(format: "%.3f", $0.timeIntervalSince1970) } ?? "-" }
+        let fields: [String] = [
+            "tokenvault-audit-v1", String(seq), t(d.at), d.account, d.integration ?? "-", d.event.rawValue,
+            d.trigger, d.outcome, t(d.accessExpiresBefore), t(d.accessExpiresAfter), t(d.refreshExpiresBefore),
+            t(d.refreshExpiresAfter), d.refreshTokenChanged.map { $0 ? "1" : "0" } ?? "-", d.detail ?? "-",
+        ]
+        // Length-prefix every field so that no choice of values can make two entries encode alike.
+        var bytes = previousMAC
+        for field in fields {
+            let utf8 = Array(field.utf8)
+            bytes += Array("\(utf8.count):".utf8) + utf8
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// Everything that can go wrong in the store, in words a user can act on. Never carries a secret.
+public enum StoreError: Error, Equatable, LocalizedError {
+    case vaultMissing(path: String)
+    case vaultExists(path: String)
+    case notAVault(path: String, reason: String)
+    case damaged(path: String, reason: String)
+    case newerSchema(path: String, unknown: [String])
+    case unsafePermissions(path: String, reason: String)
+    case fileSystem(path: String, reason: String)
+    case duplicateIntegration(String)
+    case duplicateAccount(String)
+    case noSuchIntegration(String)
+    case noSuchAccount(String)
+    case integrationInUse(String, accounts: Int)
+    case database(String)
+
+    public var errorDescription: String? {
+        switch self {
+        case .vaultMissing(let path): "no vault at \(path)"
+        case .vaultExists(let path): "a vault already exists at \(path)"
+        case .notAVault(let path, let reason): "\(path) is not a tokenvault vault (\(reason))"
+        case .damaged(let path, let reason): "the vault \(path) is damaged (\(reason))"
+        case .newerSchema(let path, let unknown):
+            "\(path) was written by a newer tokenvault (schema \(unknown.joined(separator: ", "))); it was not modified"
+        case .unsafePermissions(let path, let reason): "refusing \(path): \(reason)"
+        case .fileSystem(let path, let reason): "\(path): \(reason)"
+        case .duplicateIntegration(let name): "an integration named '\(name)' already exists"
+        case .duplicateAccount(let name): "an account named '\(name)' already exists"
+        case .noSuchIntegration(let name): "no integration named '\(name)'"
+        case .noSuchAccount(let name): "no account named '\(name)'"
+        case .integrationInUse(let name, let n): "integration '\(name)' is used by \(n) account\(n == 1 ? "" : "s")"
+        case .database(let message): "database error: \(message)"
+        }
+    }
+
+    /// What the user can do next, printed as a `hint:` line.
+    public var hint: String? {
+        switch self {
+        case .vaultMissing: "create one with 'tokenvault init', or point --vault / TOKENVAULT_VAULT at an existing vault"
+        case .vaultExists: "use it as it is, or choose another path with --vault"
+        case .notAVault: "check the --vault path or TOKENVAULT_VAULT; restore the vault from a backup if it was damaged"
+        case .damaged: "restore the vault from a backup; 'sqlite3 VAULT \"PRAGMA integrity_check\"' shows the damage"
+        case .newerSchema: "use the newer tokenvault that wrote this vault"
+        case .duplicateIntegration: "pick another name, or remove the old one with 'tokenvault remove-integration NAME'"
+        case .duplicateAccount: "pick another name, or pass --replace to overwrite the stored token pair"
+        case .noSuchIntegration: "'tokenvault integrations' lists them; 'tokenvault add' registers one"
+        case .noSuchAccount: "'tokenvault list' shows the accounts"
+        case .integrationInUse: "revoke those accounts first, or pass --force to remove them with the integration"
+        default: nil
+        }
+    }
+}

@@ -1,0 +1,301 @@
+import Foundation
+import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The vault file: a real SQLite database that stores plain metadata and opaque sealed bytes.
+/// It knows nothing of cryptography; the layer above seals and opens.
+public final class VaultDatabase: Sendable {
+    public let path: String
+    private let queue: DatabaseQueue
+
+    private init(path: String, queue: DatabaseQueue) {
+        self.path = path
+        self.queue = queue
+    }
+
+    // MARK: Opening and creating
+
+    /// SQLite settings for durability and for several tokenvault processes at once (REFERENCE §4).
+    private static func configuration(readonly: Bool = false) -> Configuration {
+        var config = Configuration()
+        config.readonly = readonly
+        // A rotated refresh token must survive a power cut: FULL syncs every commit, even in WAL mode.
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            if !readonly { try db.execute(sql: "PRAGMA synchronous = FULL") }
+        }
+        if !readonly { config.journalMode = .wal }
+        // Other processes (cron's refresh-all, a shell's env) write briefly; wait for them rather than fail.
+        // GRDB opens write transactions with BEGIN IMMEDIATE, so a busy database is met at BEGIN, where waiting works.
+        config.busyMode = .timeout(30)
+        return config
+    }
+
+    /// Creates a new vault: the directory 0700 and the file 0600 made by us before SQLite opens it,
+    /// whatever the umask, so that `-wal` and `-shm` inherit 0600.
+    public static func create(at path: String, header: VaultHeader) throws -> VaultDatabase {
+        let url = URL(fileURLWithPath: path)
+        try makePrivateDirectory(url.deletingLastPathComponent().path)
+        let fd = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
+        if fd < 0 {
+            if errno == EEXIST { throw StoreError.vaultExists(path: path) }
+            throw StoreError.fileSystem(path: path, reason: String(cString: strerror(errno)))
+        }
+        let chmodResult = fchmod(fd, 0o600)
+        Glibc.close(fd)
+        do {
+            guard chmodResult == 0 else { throw StoreError.fileSystem(path: path, reason: "cannot set mode 0600") }
+            let queue = try DatabaseQueue(path: path, configuration: configuration())
+            try VaultMigrations.migrator.migrate(queue)
+            try queue.write { db in
+                try db.insert(into: "vault_meta", [
+                    "id": 1, "kdf_algorithm": header.kdfAlgorithm, "kdf_salt": Data(header.kdfSalt),
+                    "kdf_opslimit": Int64(header.kdfOpsLimit), "kdf_memlimit": Int64(header.kdfMemLimit),
+                    "master_key_sealed": Data(header.masterKeySealed), "created_at": header.createdAt.unix,
+                    "passphrase_changed_at": header.passphraseChangedAt.unix,
+                ])
+            }
+            return VaultDatabase(path: path, queue: queue)
+        } catch {
+            // Nothing half-made is left behind.
+            for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
+            throw mapped(error)
+        }
+    }
+
+    /// Opens an existing vault. A file that is not a vault, or one written by a newer schema, is refused
+    /// without being modified; an older schema is upgraded in place.
+    public static func open(at path: String) throws -> VaultDatabase {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw StoreError.vaultMissing(path: path) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw StoreError.notAVault(path: path, reason: "not a regular file")
+        }
+        try checkSQLiteHeader(path)
+        // Look before touching: a read-only connection checks the schema, so a foreign or newer file is never
+        // switched to WAL or migrated.
+        let needsMigration: Bool
+        do {
+            let probe = try DatabaseQueue(path: path, configuration: configuration(readonly: true))
+            needsMigration = try probe.read { db in
+                let migrator = VaultMigrations.migrator
+                let applied = try migrator.appliedIdentifiers(db)
+                guard applied.contains(VaultMigrations.all[0].identifier), try db.tableExists("vault_meta") else {
+                    throw StoreError.notAVault(path: path, reason: "an SQLite database without tokenvault's tables")
+                }
+                let known = Set(VaultMigrations.all.map(\.identifier))
+                let unknown = applied.subtracting(known)
+                if !unknown.isEmpty { throw StoreError.newerSchema(path: path, unknown: unknown.sorted()) }
+                guard try Row.fetchOne(db, sql: "SELECT 1 FROM vault_meta WHERE id = 1") != nil else {
+                    throw StoreError.notAVault(path: path, reason: "its header row is missing")
+                }
+                return applied.count < known.count
+            }
+            try probe.close()
+        } catch {
+            throw mapped(error, path: path)
+        }
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration())
+            if needsMigration { try VaultMigrations.migrator.migrate(queue) }
+            return VaultDatabase(path: path, queue: queue)
+        } catch {
+            throw mapped(error, path: path)
+        }
+    }
+
+    private static func checkSQLiteHeader(_ path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw StoreError.fileSystem(path: path, reason: "cannot be read (\(String(cString: strerror(errno))))")
+        }
+        defer { try? handle.close() }
+        let magic = (try? handle.read(upToCount: 16)) ?? Data()
+        if magic.isEmpty { throw StoreError.notAVault(path: path, reason: "the file is empty") }
+        guard magic == Data("SQLite format 3\0".utf8) else {
+            throw StoreError.notAVault(path: path, reason: "not an SQLite database")
+        }
+    }
+
+    static func makePrivateDirectory(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw StoreError.fileSystem(path: path, reason: "not a directory") }
+            return
+        }
+        try makePrivateDirectory(URL(fileURLWithPath: path).deletingLastPathComponent().path)
+        guard mkdir(path, 0o700) == 0 || errno == EEXIST else {
+            throw StoreError.fileSystem(path: path, reason: String(cString: strerror(errno)))
+        }
+        chmod(path, 0o700)  // mkdir's mode is filtered by the umask
+    }
+
+    /// Turns SQLite's errors into words; a damaged file is "not a vault", with SQLite's reason.
+    static func mapped(_ error: any Error, path: String? = nil) -> any Error {
+        guard let dbError = error as? DatabaseError else { return error }
+        switch dbError.resultCode {
+        case .SQLITE_CORRUPT:
+            return StoreError.damaged(path: path ?? "", reason: dbError.message ?? "corrupt")
+        case .SQLITE_NOTADB:
+            return StoreError.notAVault(path: path ?? "", reason: dbError.message ?? "not a database")
+        case .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_PERM:
+            return StoreError.fileSystem(path: path ?? "the vault", reason: dbError.message ?? "cannot open")
+        default:
+            return StoreError.database(dbError.message ?? "\(dbError.resultCode)")
+        }
+    }
+
+    private func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try queue.read(body) } catch { throw Self.mapped(error, path: path) }
+    }
+
+    /// One write transaction (BEGIN IMMEDIATE). Never hold it across a network call.
+    public func write<T>(_ body: (VaultWriter) throws -> T) throws -> T {
+        do { return try queue.write { db in try body(VaultWriter(db: db)) } } catch { throw Self.mapped(error, path: path) }
+    }
+
+    // MARK: Reading
+
+    public func header() throws -> VaultHeader {
+        try read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM vault_meta WHERE id = 1") else {
+                throw StoreError.notAVault(path: path, reason: "its header row is missing")
+            }
+            return VaultHeader(row: row)
+        }
+    }
+
+    public func integrations() throws -> [Integration] {
+        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM integration ORDER BY name").map(Integration.init(row:)) }
+    }
+
+    public func integration(named name: String) throws -> Integration {
+        try read { db in try VaultWriter(db: db).integration(named: name) }
+    }
+
+    public func integration(id: String) throws -> Integration? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM integration WHERE id = ?", arguments: [id]).map(Integration.init(row:)) }
+    }
+
+    public func accounts() throws -> [Account] {
+        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM account ORDER BY name").map(Account.init(row:)) }
+    }
+
+    public func account(named name: String) throws -> Account {
+        try read { db in try VaultWriter(db: db).account(named: name) }
+    }
+
+    /// Accounts whose access token lapses before `date`, found from plain metadata without decrypting anything.
+    public func accounts(accessExpiringBefore date: Date) throws -> [Account] {
+        try read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM account WHERE access_expires_at IS NULL OR access_expires_at < ? ORDER BY name
+                """, arguments: [date.unix]).map(Account.init(row:))
+        }
+    }
+
+    public func accountCount(integrationId: String) throws -> Int {
+        try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM account WHERE integration_id = ?", arguments: [integrationId]) ?? 0 }
+    }
+
+    public func auditEntries(account: String? = nil) throws -> [AuditEntry] {
+        try read { db in
+            let rows = if let account {
+                try Row.fetchAll(db, sql: "SELECT * FROM audit_entry WHERE account = ? ORDER BY seq", arguments: [account])
+            } else {
+                try Row.fetchAll(db, sql: "SELECT * FROM audit_entry ORDER BY seq")
+            }
+            return try rows.map(AuditEntry.init(row:))
+        }
+    }
+
+    /// Moves everything from the WAL into the main file and truncates the WAL, so that deleted secrets
+    /// (already zeroed in place by secure_delete) linger in neither file.
+    public func purgeDeletedData() throws {
+        do {
+            try queue.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            }
+        } catch { throw Self.mapped(error, path: path) }
+    }
+
+    public func close() throws { try queue.close() }
+}
+
+/// The operations allowed inside one write transaction.
+public struct VaultWriter {
+    let db: Database
+
+    public func integration(named name: String) throws -> Integration {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM integration WHERE name = ?", arguments: [name]) else {
+            throw StoreError.noSuchIntegration(name)
+        }
+        return Integration(row: row)
+    }
+
+    public func account(named name: String) throws -> Account {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM account WHERE name = ?", arguments: [name]) else {
+            throw StoreError.noSuchAccount(name)
+        }
+        return Account(row: row)
+    }
+
+    public func accountExists(named name: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM account WHERE name = ?)", arguments: [name]) ?? false
+    }
+
+    public func updateHeader(_ header: VaultHeader) throws {
+        try db.execute(sql: """
+            UPDATE vault_meta SET kdf_algorithm = ?, kdf_salt = ?, kdf_opslimit = ?, kdf_memlimit = ?,
+                master_key_sealed = ?, passphrase_changed_at = ? WHERE id = 1
+            """, arguments: [header.kdfAlgorithm, Data(header.kdfSalt), Int64(header.kdfOpsLimit),
+                             Int64(header.kdfMemLimit), Data(header.masterKeySealed), header.passphraseChangedAt.unix])
+    }
+
+    public func insert(_ integration: Integration) throws {
+        if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM integration WHERE name = ?)", arguments: [integration.name]) == true {
+            throw StoreError.duplicateIntegration(integration.name)
+        }
+        try db.insert(into: "integration", integration.columns)
+    }
+
+    public func deleteIntegration(id: String) throws {
+        try db.execute(sql: "DELETE FROM account WHERE integration_id = ?", arguments: [id])
+        try db.execute(sql: "DELETE FROM integration WHERE id = ?", arguments: [id])
+    }
+
+    public func insert(_ account: Account) throws {
+        if try accountExists(named: account.name) { throw StoreError.duplicateAccount(account.name) }
+        try db.insert(into: "account", account.columns)
+    }
+
+    public func update(_ account: Account) throws {
+        try db.update("account", id: account.id, account.columns)
+    }
+
+    public func deleteAccount(id: String) throws {
+        try db.execute(sql: "DELETE FROM account WHERE id = ?", arguments: [id])
+    }
+
+    /// Appends an audit entry. `mac` receives the entry's sequence number and the previous entry's MAC
+    /// (empty for the first) and returns this entry's MAC, computed inside the same transaction so the chain
+    /// cannot fork when several processes write.
+    @discardableResult
+    public func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ previousMAC: [UInt8]) throws -> [UInt8]) throws -> AuditEntry {
+        let last = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        let seq = (last?["seq"] as Int64? ?? 0) + 1
+        let previous = (last?["mac"] as Data?).map { [UInt8]($0) } ?? []
+        let entryMAC = try mac(seq, previous)
+        let d = draft
+        try db.insert(into: "audit_entry", [
+            "seq": seq, "at": d.at.unix, "account": d.account, "integration": d.integration, "event": d.event.rawValue,
+            "trigger": d.trigger, "outcome": d.outcome,
+            "access_expires_before": d.accessExpiresBefore?.unix, "access_expires_after": d.accessExpiresAfter?.unix,
+            "refresh_expires_before": d.refreshExpiresBefore?.unix, "refresh_expires_after": d.refreshExpiresAfter?.unix,
+            "refresh_token_changed": d.refreshTokenChanged.map { $0 ? 1 : 0 }, "detail": d.detail,
+            "mac": Data(entryMAC),
+        ])
+        return AuditEntry(seq: seq, draft: d, mac: entryMAC)
+    }
+}

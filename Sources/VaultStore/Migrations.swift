@@ -11,9 +11,11 @@ public enum VaultMigrations {
 
     static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
-    static var migrator: DatabaseMigrator {
+    typealias Migration = (identifier: String, sql: String)
+
+    static func migrator(_ migrations: [Migration] = all) -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
-        for migration in all {
+        for migration in migrations {
             migrator.registerMigration(migration.identifier) { db in
                 try db.execute(sql: migration.sql)
             }

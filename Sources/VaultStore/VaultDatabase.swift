@@ -48,7 +48,7 @@ public final class VaultDatabase: Sendable {
         do {
             guard chmodResult == 0 else { throw StoreError.fileSystem(path: path, reason: "cannot set mode 0600") }
             let queue = try DatabaseQueue(path: path, configuration: configuration())
-            try VaultMigrations.migrator.migrate(queue)
+            try VaultMigrations.migrator().migrate(queue)
             try queue.write { db in
                 try db.insert(into: "vault_meta", [
                     "id": 1, "kdf_algorithm": header.kdfAlgorithm, "kdf_salt": Data(header.kdfSalt),
@@ -68,6 +68,11 @@ public final class VaultDatabase: Sendable {
     /// Opens an existing vault. A file that is not a vault, or one written by a newer schema, is refused
     /// without being modified; an older schema is upgraded in place.
     public static func open(at path: String) throws -> VaultDatabase {
+        try open(at: path, migrations: VaultMigrations.all)
+    }
+
+    /// `migrations` is a parameter so that tests can prove an upgrade keeps data.
+    static func open(at path: String, migrations: [VaultMigrations.Migration]) throws -> VaultDatabase {
         var info = stat()
         guard stat(path, &info) == 0 else { throw StoreError.vaultMissing(path: path) }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
@@ -80,12 +85,11 @@ public final class VaultDatabase: Sendable {
         do {
             let probe = try DatabaseQueue(path: path, configuration: configuration(readonly: true))
             needsMigration = try probe.read { db in
-                let migrator = VaultMigrations.migrator
-                let applied = try migrator.appliedIdentifiers(db)
-                guard applied.contains(VaultMigrations.all[0].identifier), try db.tableExists("vault_meta") else {
+                let applied = try VaultMigrations.migrator(migrations).appliedIdentifiers(db)
+                guard applied.contains(migrations[0].identifier), try db.tableExists("vault_meta") else {
                     throw StoreError.notAVault(path: path, reason: "an SQLite database without tokenvault's tables")
                 }
-                let known = Set(VaultMigrations.all.map(\.identifier))
+                let known = Set(migrations.map(\.identifier))
                 let unknown = applied.subtracting(known)
                 if !unknown.isEmpty { throw StoreError.newerSchema(path: path, unknown: unknown.sorted()) }
                 guard try Row.fetchOne(db, sql: "SELECT 1 FROM vault_meta WHERE id = 1") != nil else {
@@ -99,7 +103,7 @@ public final class VaultDatabase: Sendable {
         }
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration())
-            if needsMigration { try VaultMigrations.migrator.migrate(queue) }
+            if needsMigration { try VaultMigrations.migrator(migrations).migrate(queue) }
             return VaultDatabase(path: path, queue: queue)
         } catch {
             throw mapped(error, path: path)

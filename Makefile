@@ -1,0 +1,43 @@
+# tokenvault: `make demo` and `make test` on a fresh Debian machine with Swift.
+SWIFT   ?= swift
+PREFIX  ?= /usr/local
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the build and the tests need: libsodium and SQLite headers; tmux drives the passphrase prompt
+# in the end-to-end tests.
+DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config tmux
+
+.PHONY: all deps build release test demo install uninstall clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product tokenvault
+	$(SWIFT) build -c release --product webex-sandbox
+
+test: deps
+	$(SWIFT) build
+	$(SWIFT) test
+
+demo: deps
+	$(SWIFT) build
+	bash Tests/Scripts/demo.sh .build/debug
+
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 .build/release/tokenvault $(DESTDIR)$(PREFIX)/bin/tokenvault
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/tokenvault
+
+clean:
+	rm -rf .build

@@ -1,0 +1,221 @@
+import Foundation
+import GRDB
+import Testing
+@testable import VaultStore
+
+/// A fresh directory per test, removed afterwards.
+final class TempDir {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "tokenvault-store-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String) -> String { path + "/" + name }
+}
+
+func sampleHeader() -> VaultHeader {
+    VaultHeader(kdfAlgorithm: "argon2id13", kdfSalt: Array(repeating: 7, count: 16), kdfOpsLimit: 2,
+                kdfMemLimit: 1 << 26, masterKeySealed: Array(repeating: 9, count: 73),
+                createdAt: Date(timeIntervalSince1970: 1_700_000_000), passphraseChangedAt: Date(timeIntervalSince1970: 1_700_000_000))
+}
+
+func sampleIntegration(_ name: String = "reporting") -> Integration {
+    Integration(name: name, provider: "webex", clientId: "C0ffee", clientSecretSealed: [1, 2, 3],
+                redirectURI: "http://localhost:8765/callback", scopes: ["spark:people_read", "spark:kms"],
+                apiBase: "https://webexapis.com/v1", envVar: "WEBEX_ACCESS_TOKEN", createdAt: Date(timeIntervalSince1970: 1_700_000_000))
+}
+
+func mode(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? Int) ?? -1
+}
+
+@Suite struct MigrationTests {
+    /// Every .sql file in Migrations/ must be registered (and embedded), in order.
+    @Test func everyMigrationFileIsRegistered() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Migrations")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(!files.isEmpty)
+        #expect(files.map { String($0.dropLast(4)) } == VaultMigrations.all.map(\.identifier))
+        for (file, migration) in zip(files, VaultMigrations.all) {
+            let onDisk = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
+            #expect(onDisk == migration.sql, "embedded copy of \(file) differs from the file")
+        }
+    }
+
+    @Test func upgradeAppliesNewMigrationAndKeepsData() throws {
+        let dir = TempDir()
+        let path = dir.file("vault.db")
+        let db = try VaultDatabase.create(at: path, header: sampleHeader())
+        try db.write { try $0.insert(sampleIntegration()) }
+        try db.close()
+
+        let next = VaultMigrations.all + [("v999_test_note", "ALTER TABLE integration ADD COLUMN note TEXT;")]
+        let upgraded = try VaultDatabase.open(at: path, migrations: next)
+        #expect(try upgraded.integrations().map(\.name) == ["reporting"])
+        #expect(try upgraded.header() == sampleHeader())
+        try upgraded.close()
+        let queue = try DatabaseQueue(path: path)
+        #expect(try queue.read { try $0.columns(in: "integration").map(\.name) }.contains("note"))
+        try queue.close()
+
+        // And now this binary, which does not know v999, must refuse the file without touching it.
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(throws: StoreError.newerSchema(path: path, unknown: ["v999_test_note"])) {
+            try VaultDatabase.open(at: path)
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+    }
+}
+
+@Suite struct VaultFileTests {
+    @Test func createMakesPrivateDirectoryAndFileWhateverTheUmask() throws {
+        let dir = TempDir()
+        let path = dir.file("a/b/vault.db")
+        let old = umask(0)
+        defer { umask(old) }
+        let db = try VaultDatabase.create(at: path, header: sampleHeader())
+        try db.write { try $0.insert(sampleIntegration()) }
+        #expect(mode(dir.file("a")) == 0o700)
+        #expect(mode(dir.file("a/b")) == 0o700)
+        #expect(mode(path) == 0o600)
+        #expect(mode(path + "-wal") == 0o600)
+        #expect(mode(path + "-shm") == 0o600)
+        try db.close()
+    }
+
+    @Test func secondCreateIsRefused() throws {
+        let dir = TempDir()
+        let path = dir.file("vault.db")
+        try VaultDatabase.create(at: path, header: sampleHeader()).close()
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(throws: StoreError.vaultExists(path: path)) { try VaultDatabase.create(at: path, header: sampleHeader()) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+    }
+
+    @Test func missingVault() {
+        let dir = TempDir()
+        #expect(throws: StoreError.vaultMissing(path: dir.file("nope.db"))) { try VaultDatabase.open(at: dir.file("nope.db")) }
+    }
+
+    @Test func nonVaultFilesAreRefusedUnchanged() throws {
+        let dir = TempDir()
+        let cases: [(String, Data)] = [
+            ("empty", Data()),
+            ("text", Data("hello, this is not a database at all".utf8)),
+            ("random", Data((0..<4096).map { _ in UInt8.random(in: 0...255) })),
+        ]
+        for (name, content) in cases {
+            let path = dir.file(name)
+            try content.write(to: URL(fileURLWithPath: path))
+            #expect(throws: StoreError.self) { try VaultDatabase.open(at: path) }
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == content, "\(name) was modified")
+        }
+        // A real SQLite database of some other program is not a vault, and stays in its journal mode.
+        let other = dir.file("other.db")
+        let queue = try DatabaseQueue(path: other)
+        try queue.write { try $0.execute(sql: "CREATE TABLE notes (t TEXT); INSERT INTO notes VALUES ('x')") }
+        try queue.close()
+        let before = try Data(contentsOf: URL(fileURLWithPath: other))
+        #expect(throws: StoreError.notAVault(path: other, reason: "an SQLite database without tokenvault's tables")) {
+            try VaultDatabase.open(at: other)
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: other)) == before)
+    }
+
+    @Test func truncatedVaultIsAnErrorNotACrash() throws {
+        let dir = TempDir()
+        let path = dir.file("vault.db")
+        let db = try VaultDatabase.create(at: path, header: sampleHeader())
+        for i in 0..<50 { try db.write { try $0.insert(sampleIntegration("i\(i)")) } }
+        try db.purgeDeletedData()
+        try db.close()
+        let full = try Data(contentsOf: URL(fileURLWithPath: path))
+        for length in [16, 100, 1024, full.count / 2, full.count - 1000] {
+            try full.prefix(length).write(to: URL(fileURLWithPath: path))
+            for suffix in ["-wal", "-shm"] { unlink(path + suffix) }
+            var failed = false
+            do {
+                let opened = try VaultDatabase.open(at: path)
+                _ = try opened.integrations()
+                _ = try opened.header()
+            } catch is StoreError {
+                failed = true
+            }
+            #expect(failed, "truncating to \(length) bytes went unnoticed")
+        }
+    }
+}
+
+@Suite struct RecordTests {
+    @Test func integrationsAndAccountsRoundTrip() throws {
+        let dir = TempDir()
+        let db = try VaultDatabase.create(at: dir.file("vault.db"), header: sampleHeader())
+        let integration = sampleIntegration()
+        try db.write { try $0.insert(integration) }
+        #expect(try db.integration(named: "reporting") == integration)
+        #expect(throws: StoreError.duplicateIntegration("reporting")) { try db.write { try $0.insert(integration) } }
+
+        let now = Date(timeIntervalSince1970: 1_700_000_000)
+        var account = Account(name: "alice@example.com", integrationId: integration.id, accessTokenSealed: [4, 5],
+                              refreshTokenSealed: [6], accessExpiresAt: now.addingTimeInterval(100),
+                              refreshExpiresAt: now.addingTimeInterval(1000), email: "alice@example.com",
+                              createdAt: now, updatedAt: now)
+        try db.write { try $0.insert(account) }
+        #expect(try db.account(named: "alice@example.com") == account)
+        account.state = .needsReauth
+        account.refreshTokenSealed = nil
+        try db.write { try $0.update(account) }
+        #expect(try db.account(named: "alice@example.com") == account)
+        #expect(try db.accounts(accessExpiringBefore: now.addingTimeInterval(50)).isEmpty)
+        #expect(try db.accounts(accessExpiringBefore: now.addingTimeInterval(150)).map(\.name) == ["alice@example.com"])
+        #expect(try db.accountCount(integrationId: integration.id) == 1)
+        try db.write { try $0.deleteIntegration(id: integration.id) }
+        #expect(throws: StoreError.noSuchAccount("alice@example.com")) { try db.account(named: "alice@example.com") }
+    }
+
+    @Test func auditLogIsAppendOnlyAndChainsPreviousMAC() throws {
+        let dir = TempDir()
+        let db = try VaultDatabase.create(at: dir.file("vault.db"), header: sampleHeader())
+        let draft = AuditDraft(at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
+                               event: .imported, trigger: "import", outcome: "ok")
+        var seen: [(Int64, [UInt8])] = []
+        for i in 0..<3 {
+            try db.write { w in
+                try w.appendAudit(draft) { seq, previous in
+                    seen.append((seq, previous))
+                    return [UInt8(i + 1)]
+                }
+            }
+        }
+        #expect(seen.map(\.0) == [1, 2, 3])
+        #expect(seen.map(\.1) == [[], [1], [2]])
+        #expect(try db.auditEntries().map(\.mac) == [[1], [2], [3]])
+        #expect(try db.auditEntries(account: "bob").isEmpty)
+        #expect(throws: StoreError.self) { try db.write { _ in try sqlUpdate(db) } }
+    }
+
+    @Test func canonicalBytesDifferForEveryField() {
+        let base = AuditDraft(at: Date(timeIntervalSince1970: 1), account: "a", integration: "i", event: .refreshed,
+                              trigger: "refresh-all", outcome: "ok", accessExpiresBefore: Date(timeIntervalSince1970: 2),
+                              accessExpiresAfter: Date(timeIntervalSince1970: 3), refreshExpiresBefore: nil,
+                              refreshExpiresAfter: Date(timeIntervalSince1970: 4), refreshTokenChanged: false, detail: nil)
+        var variants = [base]
+        var v = base; v.account = "b"; variants.append(v)
+        v = base; v.outcome = "failed"; variants.append(v)
+        v = base; v.refreshTokenChanged = true; variants.append(v)
+        v = base; v.accessExpiresAfter = Date(timeIntervalSince1970: 3.5); variants.append(v)
+        v = base; v.account = "a"; v.integration = nil; variants.append(v)
+        let encodings = Set(variants.map { AuditEntry.canonicalBytes(seq: 1, draft: $0, previousMAC: []) })
+        #expect(encodings.count == variants.count)
+        #expect(AuditEntry.canonicalBytes(seq: 1, draft: base, previousMAC: []) != AuditEntry.canonicalBytes(seq: 2, draft: base, previousMAC: []))
+    }
+}
+
+/// Tries to edit the log through SQL, as a careless tool might.
+private func sqlUpdate(_ db: VaultDatabase) throws {
+    let queue = try DatabaseQueue(path: db.path)
+    defer { try? queue.close() }
+    try queue.write { try $0.execute(sql: "UPDATE audit_entry SET outcome = 'edited'") }
+}

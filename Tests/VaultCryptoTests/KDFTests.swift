@@ -37,7 +37,8 @@ struct KDFTests {
         #expect(throws: VaultCryptoError.unsafeKDFParameters(why)) {
             _ = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
         }
-        #expect(clock.now - started < .milliseconds(100), "\(name): refusal should not run the KDF")
+        // Generous bound so a loaded 2-core CI box does not flake; the error case above is the real proof.
+        #expect(clock.now - started < .seconds(1), "\(name): refusal should not run the KDF")
     }
 
     @Test(arguments: KDFParameters.Level.allCases)

@@ -1,0 +1,77 @@
+import Testing
+@testable import VaultCrypto
+
+@Suite("Keys, MAC, random, secure memory, process hardening")
+struct KeysAndPrimitivesTests {
+    @Test func subkeysSeparateLabelsAndMasters() {
+        let master = VaultKeys.randomKey()
+        let access = VaultKeys.subkey(of: master, label: "account/A/access_token")
+        #expect(access.count == 32)
+        #expect(access == VaultKeys.subkey(of: master, label: "account/A/access_token"))
+        #expect(access != VaultKeys.subkey(of: master, label: "account/A/refresh_token"))
+        #expect(access != VaultKeys.subkey(of: master, label: "account/B/access_token"))
+        #expect(access != VaultKeys.subkey(of: VaultKeys.randomKey(), label: "account/A/access_token"))
+        #expect(access != master)
+    }
+
+    @Test func randomKeysDifferAndAreNotZero() {
+        let a = VaultKeys.randomKey(), b = VaultKeys.randomKey()
+        #expect(a.count == VaultKeys.keyBytes)
+        #expect(a != b)
+        #expect(a != SecretBytes(count: 32))
+        #expect(Random.bytes(32) != Random.bytes(32))
+        #expect(Random.bytes(0).isEmpty)
+    }
+
+    @Test func constantTimeEqual() {
+        #expect(MAC.constantTimeEqual([1, 2, 3], [1, 2, 3]))
+        #expect(!MAC.constantTimeEqual([1, 2, 3], [1, 2, 4]))
+        #expect(!MAC.constantTimeEqual([1, 2, 3], [1, 2]))
+        #expect(!MAC.constantTimeEqual([], [0]))
+        #expect(MAC.constantTimeEqual([], []))
+    }
+
+    @Test func hmacDependsOnKeyAndMessage() {
+        let key = VaultKeys.randomKey()
+        let tag = MAC.hmacSHA256(key: key, message: Array("entry 1".utf8))
+        #expect(tag.count == 32)
+        #expect(tag == MAC.hmacSHA256(key: key, message: Array("entry 1".utf8)))
+        #expect(tag != MAC.hmacSHA256(key: key, message: Array("entry 2".utf8)))
+        #expect(tag != MAC.hmacSHA256(key: VaultKeys.randomKey(), message: Array("entry 1".utf8)))
+    }
+
+    @Test(arguments: ["", "ya29.a0AfH6SM-token", "naïve café ✓ 🔑"])
+    func copyToStringRoundTripsUTF8(_ text: String) {
+        #expect(SecretBytes(copying: Array(text.utf8)).copyToString() == text)
+    }
+
+    @Test func copyToStringRejectsInvalidUTF8() {
+        #expect(SecretBytes(copying: [0x61, 0xff, 0x62]).copyToString() == nil)
+        #expect(SecretBytes(copying: [0xc3]).copyToString() == nil)  // truncated sequence
+    }
+
+    @Test func secretBytesStartZeroedAndCompareByContent() {
+        let zero = SecretBytes(count: 16)
+        zero.withUnsafeBytes { #expect($0.allSatisfy { $0 == 0 }) }
+        let one = SecretBytes(count: 16)
+        one.withUnsafeMutableBytes { $0[15] = 1 }
+        #expect(zero != one)
+        #expect(zero == SecretBytes(count: 16))
+        #expect(SecretBytes(count: 16) != SecretBytes(count: 17))
+    }
+
+    @Test func secretBytesDoNotPrintTheirContents() {
+        let secret = SecretBytes(copying: Array("hunter2".utf8))
+        #expect(!"\(secret)".contains("hunter2"))
+        #expect(!String(reflecting: secret).contains("hunter2"))
+        #expect("\(secret)" == "SecretBytes(7 bytes, redacted)")
+    }
+
+    @Test func disablingCoreDumps() {
+        ProcessHardening.disableCoreDumps()
+        #expect(ProcessHardening.coreDumpsDisabled)
+        #if os(Linux)
+        #expect(ProcessHardening.isDumpable == 0, "PR_SET_DUMPABLE should be 0")
+        #endif
+    }
+}

@@ -25,8 +25,11 @@ let package = Package(
         .target(
             name: "VaultStore",
             dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            // The target's root is the repository so that Migrations/ can stay at the top level; everything
+            // that is not its source or its migrations is excluded.
             path: ".",
-            exclude: [],
+            exclude: ["Sources/CSodium", "Sources/VaultCrypto", "Sources/VaultOAuth", "Sources/TokenVaultCLI",
+                      "Sources/tokenvault", "Sources/WebexSandbox", "Sources/webex-sandbox", "Tests"],
             sources: ["Sources/VaultStore"],
             resources: [
                 // Every file in Migrations/ is listed here; a test checks none is forgotten.
@@ -46,9 +49,15 @@ let package = Package(
         .executableTarget(name: "webex-sandbox", dependencies: ["WebexSandbox"]),
 
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"]),
-        .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore"]),
+        .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "WebexSandbox"]),
-        .testTarget(name: "TokenVaultCLITests", dependencies: ["TokenVaultCLI", "WebexSandbox"]),
+        .testTarget(
+            name: "TokenVaultCLITests",
+            dependencies: [
+                "TokenVaultCLI", "VaultStore", "VaultCrypto", "VaultOAuth", "WebexSandbox",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .testTarget(name: "WebexSandboxTests", dependencies: ["WebexSandbox"]),
         .testTarget(name: "EndToEndTests", dependencies: ["WebexSandbox"]),
     ]

@@ -26,7 +26,9 @@ public final class VaultDatabase: Sendable {
             try db.execute(sql: "PRAGMA secure_delete = ON")
             if !readonly { try db.execute(sql: "PRAGMA synchronous = FULL") }
         }
-        if !readonly { config.journalMode = .wal }
+        // WAL is set once, at creation, and persists in the file. Not through `config.journalMode = .wal`:
+        // GRDB then creates and drops a table whenever the -wal file is absent, which would modify the file on
+        // every read-only command (and a wrong passphrase must leave it byte-for-byte unchanged).
         // Other processes (cron's refresh-all, a shell's env) write briefly; wait for them rather than fail.
         // GRDB opens write transactions with BEGIN IMMEDIATE, so a busy database is met at BEGIN, where waiting works.
         config.busyMode = .timeout(30)
@@ -48,6 +50,10 @@ public final class VaultDatabase: Sendable {
         do {
             guard chmodResult == 0 else { throw StoreError.fileSystem(path: path, reason: "cannot set mode 0600") }
             let queue = try DatabaseQueue(path: path, configuration: configuration())
+            try queue.writeWithoutTransaction { db in
+                let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
+                guard mode?.lowercased() == "wal" else { throw StoreError.database("cannot switch the vault to WAL mode (got \(mode ?? "nothing"))") }
+            }
             try VaultMigrations.migrator().migrate(queue)
             try queue.write { db in
                 try db.insert(into: "vault_meta", [

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+@testable import TokenVaultCLI
+import VaultCrypto
+
+/// A terminal that answers prompts from a script and records what it was asked.
+final class ScriptedTerminal: PassphraseTerminal, @unchecked Sendable {
+    private let lock = NSLock()
+    private var answers: [String]
+    private(set) var prompts: [String] = []
+    init(_ answers: [String]) { self.answers = answers }
+    var isAvailable: Bool { true }
+    func readSecret(prompt: String) throws -> SecretBytes {
+        try lock.withLock {
+            prompts.append(prompt)
+            guard !answers.isEmpty else { throw CLIError.passphraseSource("the test script ran out of answers") }
+            return SecretBytes(copying: Array(answers.removeFirst().utf8))
+        }
+    }
+}
+
+/// Cheapest Argon2id parameters libsodium accepts: in-process tests must stay fast. The binary-level tests
+/// use the real `--kdf interactive`.
+let cheapKDF: @Sendable (KDFParameters.Level) -> KDFParameters = { _ in
+    KDFParameters(opsLimit: 1, memLimit: 8192, salt: Random.bytes(KDFParameters.saltBytes))
+}
+
+struct RunResult {
+    var code: Int32
+    var out: String
+    var err: String
+}
+
+/// One vault in a temporary directory and a way to run commands in-process against it.
+final class Harness: @unchecked Sendable {
+    let dir: String
+    var vaultPath: String { dir + "/vault/vault.db" }
+    var environment: [String: String]
+    var now = Date(timeIntervalSince1970: 1_800_000_000)
+    static let passphrase = "correct horse battery staple"
+
+    init() {
+        dir = NSTemporaryDirectory() + "tokenvault-cli-" + UUID().uuidString
+        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        environment = ["HOME": dir, "TOKENVAULT_PASSPHRASE": Harness.passphrase]
+        environment["TOKENVAULT_VAULT"] = vaultPath
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+    @discardableResult
+    func run(_ arguments: [String], stdin: String = "", terminal: (any PassphraseTerminal)? = nil,
+             environment overrides: [String: String?] = [:]) async -> RunResult {
+        var env = environment
+        for (k, v) in overrides { env[k] = v }
+        let console = CapturingConsole()
+        let clock = now
+        let input = Data(stdin.utf8)
+        let context = Context(environment: env, console: console, terminal: terminal, now: { clock },
+                              readStandardInput: { input }, kdfParameters: cheapKDF)
+        let code = await TokenVault.run(arguments: arguments, context: context)
+        return RunResult(code: code, out: console.output, err: console.errors)
+    }
+
+    /// A vault with one integration ("webex1") and one account ("alice") holding a generated pair.
+    static func withAccount(access: String = "AT_" + randomToken(), refresh: String = "RT_" + randomToken(),
+                            expiresIn: Int = 1_209_599) async throws -> (Harness, access: String, refresh: String) {
+        let h = Harness()
+        try await h.expectOK(["init"])
+        try await h.expectOK(["add", "webex1", "--client-id", "Cabc", "--redirect-uri", "http://localhost:8765/callback",
+                              "--scopes", "spark:people_read spark:kms", "--client-secret-stdin"], stdin: "client-secret-" + randomToken())
+        try await h.expectOK(["import", "alice", "--integration", "webex1"], stdin: tokenJSON(access: access, refresh: refresh, expiresIn: expiresIn))
+        return (h, access, refresh)
+    }
+
+    func expectOK(_ arguments: [String], stdin: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let result = await run(arguments, stdin: stdin)
+        #expect(result.code == 0, "\(arguments): \(result.err)", sourceLocation: sourceLocation)
+        if result.code != 0 { throw CLIError.usage("setup step failed: \(arguments) \(result.err)") }
+    }
+
+    func vaultBytes() -> [String: Data] {
+        var files: [String: Data] = [:]
+        for suffix in ["", "-wal"] {
+            files[suffix] = FileManager.default.contents(atPath: vaultPath + suffix)
+        }
+        return files
+    }
+}
+
+func randomToken(_ length: Int = 40) -> String {
+    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+    return String((0..<length).map { _ in alphabet.randomElement()! })
+}
+
+func tokenJSON(access: String, refresh: String?, expiresIn: Int = 1_209_599, refreshExpiresIn: Int = 7_776_000) -> String {
+    var object: [String: Any] = ["access_token": access, "expires_in": expiresIn, "token_type": "Bearer"]
+    if let refresh { object["refresh_token"] = refresh; object["refresh_token_expires_in"] = refreshExpiresIn }
+    return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+}
+
+extension Data {
+    func contains(_ needle: String) -> Bool { range(of: Data(needle.utf8)) != nil }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import GRDB
+import Testing
+@testable import TokenVaultCLI
+import VaultStore
+
+/// Edits the vault file with plain SQL, as an attacker or a damaged disk would.
+func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) throws {
+    let queue = try DatabaseQueue(path: h.vaultPath)
+    defer { try? queue.close() }
+    try queue.write { try $0.execute(sql: sql, arguments: arguments) }
+}
+
+@Suite struct TamperTests {
+    @Test func everyBitFlipOfASealedTokenIsDetected() async throws {
+        let (h, access, _) = try await Harness.withAccount()
+        let sealed = try sealedValues(h, account: "alice")[0]
+        // Every byte, one bit position varying with the byte (all 8 bits are covered by the crypto module's own test).
+        for index in sealed.indices {
+            var flipped = sealed
+            flipped[index] ^= UInt8(1 << (index % 8))
+            try tamper(h, "UPDATE account SET access_token_sealed = ? WHERE name = 'alice'", [Data(flipped)])
+            let result = await h.run(["token", "alice"])
+            #expect(result.code == 7, "flip at byte \(index) not detected")
+            #expect(result.err.contains("access token of account 'alice'"))
+            #expect(!result.out.contains(access))
+        }
+        for length in [0, 1, 24, sealed.count - 1] {
+            try tamper(h, "UPDATE account SET access_token_sealed = ? WHERE name = 'alice'", [Data(sealed.prefix(length))])
+            #expect(await h.run(["token", "alice"]).code == 7, "truncation to \(length) not detected")
+        }
+    }
+
+    @Test func sealedValueMovedToAnotherAccountOrColumnFailsToOpen() async throws {
+        let (h, accessA, _) = try await Harness.withAccount()
+        try await h.expectOK(["import", "bob", "--integration", "webex1"], stdin: tokenJSON(access: "bob-access", refresh: "bob-refresh"))
+        let alice = try sealedValues(h, account: "alice")
+        // alice's access token into bob's row
+        try tamper(h, "UPDATE account SET access_token_sealed = ? WHERE name = 'bob'", [Data(alice[0])])
+        let moved = await h.run(["token", "bob"])
+        #expect(moved.code == 7)
+        #expect(moved.err.contains("account 'bob'"))
+        #expect(!moved.out.contains(accessA))
+        // alice's refresh token into her own access column
+        try tamper(h, "UPDATE account SET access_token_sealed = ? WHERE name = 'alice'", [Data(alice[1])])
+        #expect(await h.run(["token", "alice"]).code == 7)
+    }
+
+    @Test func absurdKDFParametersAreRefusedBeforeTheKDFRuns() async throws {
+        let (h, _, _) = try await Harness.withAccount()
+        try tamper(h, "UPDATE vault_meta SET kdf_memlimit = ?", [Int64(64) << 30])
+        let started = Date()
+        let result = await h.run(["token", "alice"])
+        #expect(result.code == 7)
+        #expect(result.err.contains("tokenvault: error:"))
+        // A 64 GiB Argon2id run would take minutes and likely fail to allocate; refusing takes milliseconds.
+        #expect(Date().timeIntervalSince(started) < 5)
+        try tamper(h, "UPDATE vault_meta SET kdf_memlimit = 8192, kdf_algorithm = 'scrypt'")
+        let unknown = await h.run(["token", "alice"])
+        #expect(unknown.code == 7)
+        #expect(unknown.err.contains("scrypt"))
+    }
+
+    @Test func masterKeyEnvelopeBitFlipIsDetected() async throws {
+        let (h, _, _) = try await Harness.withAccount()
+        let queue = try DatabaseQueue(path: h.vaultPath)
+        let envelope = try await queue.read { try [UInt8](Data.fetchOne($0, sql: "SELECT master_key_sealed FROM vault_meta")!) }
+        try queue.close()
+        for index in stride(from: 0, to: envelope.count, by: 7) {
+            var flipped = envelope
+            flipped[index] ^= 0x10
+            try tamper(h, "UPDATE vault_meta SET master_key_sealed = ?", [Data(flipped)])
+            let result = await h.run(["token", "alice"])
+            // A damaged envelope cannot be told from a wrong passphrase: both are a failed unwrap.
+            #expect(result.code == 3 || result.code == 7, "flip at \(index): \(result.code)")
+        }
+    }
+}
+
+@Suite struct AuditVerifyTests {
+    func vaultWithHistory() async throws -> Harness {
+        let (h, _, _) = try await Harness.withAccount()
+        for name in ["bob", "carol", "dave"] {
+            try await h.expectOK(["import", name, "--integration", "webex1"], stdin: tokenJSON(access: "a-\(name)", refresh: "r-\(name)"))
+        }
+        try await h.expectOK(["revoke", "carol", "--local"])
+        return h
+    }
+
+    @Test func intactLogVerifies() async throws {
+        let h = try await vaultWithHistory()
+        let result = await h.run(["audit", "--verify"])
+        #expect(result.code == 0, "\(result.err)")
+        #expect(result.out.hasPrefix("audit log intact: 5 entries"))
+        let table = await h.run(["audit", "bob"], environment: ["TOKENVAULT_PASSPHRASE": nil])
+        #expect(table.out.split(separator: "\n").count == 2)
+    }
+
+    @Test func editedEntryIsDetected() async throws {
+        let h = try await vaultWithHistory()
+        try tamper(h, "DROP TRIGGER audit_entry_no_update; UPDATE audit_entry SET outcome = 'fine' WHERE seq = 3")
+        let result = await h.run(["audit", "--verify"])
+        #expect(result.code == 7)
+        #expect(result.err.contains("entry 3"))
+    }
+
+    @Test func deletedEntryIsDetected() async throws {
+        let h = try await vaultWithHistory()
+        try tamper(h, "DROP TRIGGER audit_entry_no_delete; DELETE FROM audit_entry WHERE seq = 2")
+        let result = await h.run(["audit", "--verify"])
+        #expect(result.code == 7)
+        #expect(result.err.contains("entry 2 is missing"))
+    }
+
+    @Test func reorderedEntriesAreDetected() async throws {
+        let h = try await vaultWithHistory()
+        try tamper(h, """
+            DROP TRIGGER audit_entry_no_update;
+            UPDATE audit_entry SET seq = 100 WHERE seq = 2;
+            UPDATE audit_entry SET seq = 2 WHERE seq = 3;
+            UPDATE audit_entry SET seq = 3 WHERE seq = 100;
+            """)
+        let result = await h.run(["audit", "--verify", "--json"])
+        #expect(result.code == 7)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
+        #expect(report["intact"] as? Bool == false)
+    }
+}
+
+@Suite struct HelpTests {
+    @Test func everyCommandHasHelp() async throws {
+        let h = Harness()
+        for command in ["init", "add", "integrations", "remove-integration", "import", "list", "env", "token", "revoke", "passwd", "audit"] {
+            let result = await h.run([command, "--help"])
+            #expect(result.code == 0, "\(command)")
+            #expect(result.out.contains("USAGE: tokenvault \(command)"), "\(command)")
+        }
+        #expect(await h.run(["--version"]).out == TokenVault.version + "\n")
+        let bad = await h.run(["frobnicate"])
+        #expect(bad.code == 2)
+    }
+}

@@ -65,12 +65,17 @@ public final class URLSessionTransport: HTTPTransport {
     private let session: URLSession
     private let userAgent: String
     private let tracer: Tracer?
+    private let timeout: TimeInterval
 
     /// - Parameters:
     ///   - version: tokenvault's version, sent as `User-Agent: tokenvault/VERSION`.
     ///   - timeout: seconds a request may wait for data before failing as timed out (a stalled provider).
+    ///     Rounded up to whole seconds, at least 1: swift-corelibs-foundation truncates the interval to whole
+    ///     seconds, so 0.5 would time out at once.
     ///   - tracer: receives one redacted line per request and per response (`--verbose`).
     public init(version: String, timeout: TimeInterval = 30, tracer: Tracer? = nil) {
+        let timeout = max(1, timeout.rounded(.up))
+        self.timeout = timeout
         let config = URLSessionConfiguration.ephemeral
         config.timeoutIntervalForRequest = timeout
         // Bound the whole exchange too, so a provider that trickles bytes cannot hold a refresh forever.
@@ -89,7 +94,7 @@ public final class URLSessionTransport: HTTPTransport {
     deinit { session.finishTasksAndInvalidate() }
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        var r = URLRequest(url: request.url)
+        var r = URLRequest(url: request.url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
         r.httpMethod = request.method
         r.httpBody = request.body
         r.httpShouldHandleCookies = false

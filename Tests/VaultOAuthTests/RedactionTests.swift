@@ -58,16 +58,20 @@ import Testing
         #expect(html == "(HTML, 26 bytes)")
     }
 
-    /// End to end through URLSessionTransport's tracer, against a port nothing listens on.
+    /// End to end through URLSessionTransport's tracer, against a port that is bound but not listening, so
+    /// the connection is refused and no other program can take the port meanwhile.
     @Test func transportTracerIsRedacted() async throws {
+        let refusing = try RefusingPort()
         let lines = LineCollector()
         let transport = URLSessionTransport(version: "1.2.3", timeout: 5, tracer: { lines.append($0) })
-        let request = HTTPRequest(method: "POST", url: URL(string: "http://127.0.0.1:1/v1/access_token")!,
+        let request = HTTPRequest(method: "POST", url: URL(string: "http://127.0.0.1:\(refusing.port)/v1/access_token")!,
                                   headers: ["Content-Type": "application/x-www-form-urlencoded", "Authorization": "Basic SECRET_BEARER"],
                                   body: Data("client_secret=SECRET_CLIENT&refresh_token=SECRET_REFRESH".utf8))
-        let e = try #require(await oauthError { _ = try await transport.send(request) })
-        #expect(e == .transport(.cannotConnect, host: "127.0.0.1:1"))
-        #expect(e.errorDescription == "cannot connect to 127.0.0.1:1; check the network and the integration's API base URL")
+        var thrown: (any Error)?
+        do { let r = try await transport.send(request); Issue.record("unexpected response \(r.status)") } catch { thrown = error }
+        let e = try #require(thrown as? OAuthError, "\(String(describing: thrown))")
+        #expect(e == .transport(.cannotConnect, host: "127.0.0.1:\(refusing.port)"))
+        #expect(e.errorDescription == "cannot connect to 127.0.0.1:\(refusing.port); check the network and the integration's API base URL")
         let all = lines.all.joined(separator: "\n")
         #expect(lines.all.count == 2)
         assertClean(all)

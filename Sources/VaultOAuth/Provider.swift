@@ -115,7 +115,7 @@ public struct Provider: Sendable, Codable, Equatable {
     )
 
     /// Joins a relative endpoint path to the API base without losing the base's own path (`/v1`).
-    func endpoint(_ path: String, base: URL) -> URL {
+    public func endpoint(_ path: String, base: URL) -> URL {
         var s = base.absoluteString
         while s.hasSuffix("/") { s.removeLast() }
         var p = Substring(path)

@@ -1,0 +1,319 @@
+import Foundation
+
+/// Who a token belongs to, from the provider's identity endpoint (Webex `people/me`).
+public struct Identity: Sendable, Equatable {
+    public var id: String
+    /// The first of Webex's `emails`.
+    public var email: String?
+    public var displayName: String?
+    public var orgId: String?
+    /// Webex: `person`, `bot` or `appuser`.
+    public var type: String?
+
+    public init(id: String, email: String? = nil, displayName: String? = nil, orgId: String? = nil, type: String? = nil) {
+        self.id = id
+        self.email = email
+        self.displayName = displayName
+        self.orgId = orgId
+        self.type = type
+    }
+}
+
+/// A started device authorization grant (RFC 8628): show `userCode` and `verificationURI`, then poll.
+public struct DeviceAuthorization: Sendable, Equatable {
+    /// Secret: whoever holds it can collect the tokens once the user approves.
+    public var deviceCode: String
+    public var userCode: String
+    public var verificationURI: String
+    public var verificationURIComplete: String?
+    /// Seconds between polls (RFC 8628 default 5 when the provider does not say).
+    public var interval: Int
+    /// Seconds the device code stays valid, when the provider says.
+    public var expiresIn: Int?
+
+    public init(
+        deviceCode: String, userCode: String, verificationURI: String, verificationURIComplete: String? = nil,
+        interval: Int = 5, expiresIn: Int? = nil
+    ) {
+        self.deviceCode = deviceCode
+        self.userCode = userCode
+        self.verificationURI = verificationURI
+        self.verificationURIComplete = verificationURIComplete
+        self.interval = interval
+        self.expiresIn = expiresIn
+    }
+}
+
+/// The OAuth client for one integration at one provider: builds the authorization URL and performs the
+/// code exchange, refresh, identity, revoke and device grant requests through an injected transport.
+///
+/// It only moves plain `String` tokens; storing them (and sealing them) is the caller's job. Each call makes
+/// exactly one HTTP request (device polling excepted) and never retries: retrying a refresh is a decision the
+/// caller takes with ``RetryPolicy``, because with a rotating provider a blind retry can burn a token.
+public struct OAuthClient: Sendable {
+    public let provider: Provider
+    public let credentials: ClientCredentials
+    public let transport: any HTTPTransport
+
+    public init(provider: Provider, credentials: ClientCredentials, transport: any HTTPTransport) {
+        self.provider = provider
+        self.credentials = credentials
+        self.transport = transport
+    }
+
+    static let formContentType = "application/x-www-form-urlencoded"
+    static let deviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
+
+    func url(_ path: String) -> URL { provider.endpoint(path, base: credentials.apiBase) }
+
+    // MARK: Authorization code flow
+
+    /// The URL to open in the browser. Scopes default to the integration's and are joined with `%20`
+    /// (Webex documents that form; a `+` would be read literally by some servers).
+    public func authorizationURL(state: String, pkce: PKCE, scopes: [String]? = nil) -> URL {
+        let query = FormEncoding.encode([
+            ("client_id", credentials.clientId),
+            ("response_type", "code"),
+            ("redirect_uri", credentials.redirectURI),
+            ("scope", (scopes ?? credentials.scopes).joined(separator: " ")),
+            ("state", state),
+            ("code_challenge", pkce.challenge),
+            ("code_challenge_method", PKCE.method),
+        ])
+        let base = url(provider.authorizePath)
+        // The query is fully percent-encoded, so the string is a valid URL whenever the base is.
+        return URL(string: base.absoluteString + "?" + query)!
+    }
+
+    /// Exchanges an authorization code (single use) for a token pair.
+    public func exchangeCode(_ code: String, pkce: PKCE) async throws -> TokenResponse {
+        try await tokenRequest([
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", credentials.redirectURI),
+            ("code_verifier", pkce.verifier),
+        ])
+    }
+
+    /// Uses a refresh token once. With a rotating provider the old refresh token may be dead afterwards, so
+    /// the caller must store the result durably before doing anything else.
+    public func refresh(refreshToken: String) async throws -> TokenResponse {
+        try await tokenRequest([("grant_type", "refresh_token"), ("refresh_token", refreshToken)])
+    }
+
+    func tokenRequest(_ fields: [(String, String)]) async throws -> TokenResponse {
+        var request = HTTPRequest(method: "POST", url: url(provider.tokenPath))
+        request.headers["Content-Type"] = Self.formContentType
+        var form = fields
+        addClientAuth(&request, form: &form, style: provider.tokenClientAuth)
+        request.body = Data(FormEncoding.encode(form).utf8)
+        let response = try await transport.send(request)
+        let object = try Self.checkedJSON(response)
+        return try TokenResponse.parse(object: object)
+    }
+
+    /// Client authentication: in the body (Webex's token endpoint) or HTTP Basic, where RFC 6749 §2.3.1 says to
+    /// form-encode id and secret before base64 (no-op for Webex's hex ids). `client_id` is sent in the body
+    /// either way, since RFC 8628 and Webex's device sample both include it.
+    func addClientAuth(_ request: inout HTTPRequest, form: inout [(String, String)], style: Provider.ClientAuthStyle) {
+        form.insert(("client_id", credentials.clientId), at: form.firstIndex { $0.0 == "grant_type" }.map { $0 + 1 } ?? 0)
+        switch style {
+        case .body:
+            form.insert(("client_secret", credentials.clientSecret), at: form.firstIndex { $0.0 == "client_id" }! + 1)
+        case .basic:
+            let pair = FormEncoding.percentEncode(credentials.clientId) + ":" + FormEncoding.percentEncode(credentials.clientSecret)
+            request.headers["Authorization"] = "Basic " + Data(pair.utf8).base64EncodedString()
+        }
+    }
+
+    // MARK: Identity and revoke
+
+    /// Who the token belongs to (Webex `GET people/me`).
+    public func identity(accessToken: String) async throws -> Identity {
+        guard let path = provider.identityPath else {
+            throw OAuthError.unsupported("\(provider.name) has no identity endpoint configured")
+        }
+        var request = HTTPRequest(method: "GET", url: url(path))
+        request.headers["Authorization"] = "Bearer \(accessToken)"
+        let o = try Self.checkedJSON(try await transport.send(request))
+        guard let id = o["id"]?.stringValue, !id.isEmpty else {
+            throw OAuthError.invalidResponse("the identity answer has no \"id\"")
+        }
+        var email: String?
+        if case .array(let emails)? = o["emails"] { email = emails.first?.stringValue }
+        return Identity(
+            id: id, email: email ?? o["email"]?.stringValue, displayName: o["displayName"]?.stringValue,
+            orgId: o["orgId"]?.stringValue, type: o["type"]?.stringValue)
+    }
+
+    /// Revokes at the provider.
+    ///
+    /// Webex: `DELETE {base}/authorizations?clientId=…` with the access token as Bearer; this removes the
+    /// integration's grant for the token's user, which needs `identity:tokens_write`. RFC 7009: revokes the
+    /// refresh token when given (which ends the whole grant), else the access token.
+    /// - Throws: ``OAuthError/unsupported(_:)`` when the provider has no revocation endpoint.
+    public func revoke(accessToken: String, refreshToken: String? = nil) async throws {
+        var request: HTTPRequest
+        switch provider.revokeStyle {
+        case .none:
+            throw OAuthError.unsupported("\(provider.name) has no revocation endpoint; revoke the grant in the provider's account settings")
+        case .webexAuthorizations:
+            let base = url(provider.revokePath ?? "authorizations")
+            request = HTTPRequest(method: "DELETE", url: URL(string: base.absoluteString + "?" + FormEncoding.encode([("clientId", credentials.clientId)]))!)
+            request.headers["Authorization"] = "Bearer \(accessToken)"
+        case .rfc7009(let endpoint):
+            request = HTTPRequest(method: "POST", url: endpoint)
+            request.headers["Content-Type"] = Self.formContentType
+            var form: [(String, String)] = refreshToken.map { [("token", $0), ("token_type_hint", "refresh_token")] }
+                ?? [("token", accessToken), ("token_type_hint", "access_token")]
+            addClientAuth(&request, form: &form, style: provider.tokenClientAuth)
+            request.body = Data(FormEncoding.encode(form).utf8)
+        }
+        let response = try await transport.send(request)
+        // 204 No Content (Webex) or 200 (RFC 7009); the body, if any, carries nothing we need.
+        if (200..<300).contains(response.status) { return }
+        _ = try Self.checkedJSON(response)
+    }
+
+    // MARK: Device grant
+
+    /// Starts Webex's device grant: returns the code to show the user.
+    public func startDeviceAuthorization(scopes: [String]? = nil) async throws -> DeviceAuthorization {
+        guard let path = provider.deviceAuthorizePath else {
+            throw OAuthError.unsupported("\(provider.name) does not support the device grant; authorize in a browser instead")
+        }
+        var request = HTTPRequest(method: "POST", url: url(path))
+        request.headers["Content-Type"] = Self.formContentType
+        request.body = Data(FormEncoding.encode([
+            ("client_id", credentials.clientId), ("scope", (scopes ?? credentials.scopes).joined(separator: " ")),
+        ]).utf8)
+        let o = try Self.checkedJSON(try await transport.send(request))
+        func required(_ key: String) throws -> String {
+            guard let v = o[key]?.stringValue, !v.isEmpty else {
+                throw OAuthError.invalidResponse("the device authorization answer has no \"\(key)\"")
+            }
+            return v
+        }
+        func seconds(_ key: String) throws -> Int? {
+            guard let raw = o[key], raw != .null else { return nil }
+            return try TokenResponse.lifetime(raw, field: key)
+        }
+        return DeviceAuthorization(
+            deviceCode: try required("device_code"), userCode: try required("user_code"),
+            verificationURI: try required("verification_uri"),
+            verificationURIComplete: o["verification_uri_complete"]?.stringValue,
+            interval: try seconds("interval") ?? 5, expiresIn: try seconds("expires_in"))
+    }
+
+    /// Polls until the user approves, declines or the code expires (RFC 8628 §3.5).
+    ///
+    /// `authorization_pending` waits another interval; `slow_down` adds 5 s to the interval for the rest of the
+    /// run; `expired_token` (or passing `expiresIn`) throws ``OAuthError/deviceCodeExpired``; `access_denied`
+    /// and every other error are thrown. Rate limits wait at least Retry-After; up to 5 consecutive
+    /// network or 5xx failures are waited out, since the user may be approving at that very moment.
+    /// - Parameters:
+    ///   - now: the clock, injected so tests step time instead of sleeping.
+    ///   - sleep: waits the given seconds; tests record the intervals.
+    public func pollDeviceToken(
+        _ device: DeviceAuthorization,
+        now: @Sendable () -> Date = { Date() },
+        sleep: @Sendable (Double) async throws -> Void = { try await Task.sleep(for: .seconds($0)) }
+    ) async throws -> TokenResponse {
+        guard let path = provider.deviceTokenPath else {
+            throw OAuthError.unsupported("\(provider.name) does not support the device grant; authorize in a browser instead")
+        }
+        let deadline = device.expiresIn.map { now().addingTimeInterval(Double($0)) }
+        var interval = Double(max(device.interval, 1))
+        var failures = 0
+        while true {
+            try await sleep(interval)
+            if let deadline, now() >= deadline { throw OAuthError.deviceCodeExpired }
+            var request = HTTPRequest(method: "POST", url: url(path))
+            request.headers["Content-Type"] = Self.formContentType
+            var form = [("grant_type", Self.deviceGrantType), ("device_code", device.deviceCode)]
+            addClientAuth(&request, form: &form, style: provider.deviceTokenClientAuth)
+            request.body = Data(FormEncoding.encode(form).utf8)
+            do {
+                let object = try Self.checkedJSON(try await transport.send(request))
+                return try TokenResponse.parse(object: object)
+            } catch let error as OAuthError {
+                switch error {
+                case .oauth(code: "authorization_pending", _, _, _):
+                    failures = 0
+                case .oauth(code: "slow_down", _, _, _):
+                    failures = 0
+                    interval += 5
+                case .oauth(code: "expired_token", _, _, _):
+                    throw OAuthError.deviceCodeExpired
+                case .rateLimited(let wait, _):
+                    failures += 1
+                    if failures > 5 { throw error }
+                    interval = max(interval, wait)
+                default:
+                    failures += 1
+                    guard error.retryable, failures <= 5 else { throw error }
+                }
+            }
+        }
+    }
+
+    // MARK: Response handling
+
+    /// Turns a response into a JSON object or the right ``OAuthError``:
+    /// 2xx JSON object → the object; 429 → rate limited (Retry-After, default 1 s); 5xx → server;
+    /// 3xx → redirect; 4xx with `error` → OAuth error; other 4xx → REST error; bodies that are HTML, empty,
+    /// not JSON or cut off → a message that says so. Webex's `trackingId` (body or header) rides along.
+    static func checkedJSON(_ response: HTTPResponse) throws -> [String: JSONValue] {
+        let status = response.status
+        let parsed = JSONValue.parse(response.body)
+        let object = parsed?.objectValue
+        let trackingId = object?["trackingId"]?.stringValue ?? response.header("trackingid")
+
+        if status == 429 || (status == 423 && response.header("Retry-After") != nil) {
+            throw OAuthError.rateLimited(retryAfter: retryAfter(response.header("Retry-After")), trackingId: trackingId)
+        }
+        if status >= 500 { throw OAuthError.server(status: status, trackingId: trackingId) }
+        if (300..<400).contains(status) {
+            throw OAuthError.unexpectedRedirect(status: status, location: response.header("Location"))
+        }
+        if (200..<300).contains(status) {
+            if let object { return object }
+            throw OAuthError.unexpectedBody(bodyProblem(response, parsed: parsed), status: status, trackingId: trackingId)
+        }
+        // 4xx (and anything odd below 200).
+        if let object {
+            if let code = object["error"]?.stringValue {
+                throw OAuthError.oauth(
+                    code: code, description: object["error_description"]?.stringValue, status: status, trackingId: trackingId)
+            }
+            var message = object["message"]?.stringValue
+            if case .array(let errors)? = object["errors"], let first = errors.first?.objectValue?["description"]?.stringValue,
+                first != message
+            {
+                message = message.map { "\($0); \(first)" } ?? first
+            }
+            throw OAuthError.api(status: status, message: message, trackingId: trackingId)
+        }
+        if response.body.isEmpty { throw OAuthError.api(status: status, message: nil, trackingId: trackingId) }
+        throw OAuthError.unexpectedBody(bodyProblem(response, parsed: parsed), status: status, trackingId: trackingId)
+    }
+
+    static func bodyProblem(_ response: HTTPResponse, parsed: JSONValue?) -> OAuthError.BodyProblem {
+        if parsed != nil { return .notObject }
+        let text = String(decoding: response.body.prefix(512), as: UTF8.self)
+        let trimmed = text.drop(while: { $0.isWhitespace || $0 == "\u{FEFF}" })
+        if trimmed.isEmpty { return .empty }
+        if (response.header("Content-Type")?.lowercased().contains("html") ?? false) || trimmed.hasPrefix("<") {
+            return .html
+        }
+        if trimmed.hasPrefix("{") || trimmed.hasPrefix("[") { return .truncated }
+        return .notJSON
+    }
+
+    /// Retry-After in seconds; HTTP-date forms and garbage fall back to 1 s (never 0, which would hammer).
+    static func retryAfter(_ header: String?) -> Double {
+        guard let header, let seconds = Double(header.trimmingCharacters(in: .whitespaces)), seconds.isFinite, seconds >= 0
+        else { return 1 }
+        return max(seconds, 0)
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+
+@testable import VaultOAuth
+
+let testBase = URL(string: "http://127.0.0.1:9/v1")!
+
+func credentials(redirect: String = "http://localhost:8080/callback") -> ClientCredentials {
+    ClientCredentials(clientId: "C1d&=+", clientSecret: "s3cr+t/&=%", redirectURI: redirect,
+                      scopes: ["spark:people_read", "spark:kms"], apiBase: testBase)
+}
+
+@Suite struct EncodingTests {
+    @Test func formEncodingOfTrickyValues() {
+        let encoded = FormEncoding.encode([("a b", "x+y&z=w%/?#é~-._"), ("empty", "")])
+        #expect(encoded == "a%20b=x%2By%26z%3Dw%25%2F%3F%23%C3%A9~-._&empty=")
+        let decoded = FormEncoding.decode(encoded)
+        #expect(decoded.map(\.0) == ["a b", "empty"])
+        #expect(decoded.map(\.1) == ["x+y&z=w%/?#é~-._", ""])
+        // A literal + in a received form is a space.
+        #expect(FormEncoding.decode("q=a+b")[0].1 == "a b")
+    }
+
+    @Test func authorizationURL() throws {
+        let client = OAuthClient(provider: .webex, credentials: credentials(), transport: FakeTransport())
+        let pkce = PKCE(verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+        let url = client.authorizationURL(state: "st/ate+1", pkce: pkce)
+        let s = url.absoluteString
+        #expect(s.hasPrefix("http://127.0.0.1:9/v1/authorize?"))
+        #expect(s.contains("scope=spark%3Apeople_read%20spark%3Akms"))
+        #expect(!s.contains("+"))
+        #expect(s.contains("response_type=code"))
+        #expect(s.contains("code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"))
+        #expect(s.contains("code_challenge_method=S256"))
+        #expect(s.contains("redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback"))
+        #expect(s.contains("state=st%2Fate%2B1"))
+        #expect(s.contains("client_id=C1d%26%3D%2B"))
+        // Foundation reads it back to the same values.
+        let items = try #require(URLComponents(url: url, resolvingAgainstBaseURL: false)?.queryItems)
+        let q = Dictionary(uniqueKeysWithValues: items.map { ($0.name, $0.value ?? "") })
+        #expect(q["scope"] == "spark:people_read spark:kms")
+        #expect(q["state"] == "st/ate+1")
+        #expect(q["client_id"] == "C1d&=+")
+        // Explicit scopes replace the integration's.
+        #expect(client.authorizationURL(state: "s", pkce: pkce, scopes: ["spark:all"]).absoluteString.contains("scope=spark%3Aall&"))
+    }
+
+    @Test func endpointJoinKeepsBasePath() {
+        #expect(Provider.webex.endpoint("people/me", base: URL(string: "https://webexapis.com/v1/")!).absoluteString
+            == "https://webexapis.com/v1/people/me")
+        #expect(Provider.webex.endpoint("/access_token", base: URL(string: "https://webexapis.com/v1")!).absoluteString
+            == "https://webexapis.com/v1/access_token")
+    }
+
+    @Test func providerIsAValue() throws {
+        let p = Provider.webex
+        #expect(p.supportsIdentity && p.supportsRevoke && p.supportsDeviceGrant)
+        #expect(p.defaultEnvironmentVariable == "WEBEX_ACCESS_TOKEN")
+        #expect(p.canRevoke(grantedScopes: ["spark:all"]) == false)
+        #expect(p.canRevoke(grantedScopes: ["identity:tokens_write"]))
+        #expect(p.canRevoke(grantedScopes: nil))
+        var generic = p
+        generic.name = "generic"
+        generic.revokeStyle = .rfc7009(URL(string: "https://idp.example/revoke")!)
+        let round = try JSONDecoder().decode(Provider.self, from: JSONEncoder().encode(generic))
+        #expect(round == generic)
+        generic.revokeStyle = .none
+        #expect(!generic.canRevoke(grantedScopes: nil))
+    }
+
+    @Test(arguments: [
+        ("http://localhost:8080/callback", RedirectMode.loopback(host: "localhost", port: 8080, path: "/callback")),
+        ("http://127.0.0.1/cb", .loopback(host: "127.0.0.1", port: 80, path: "/cb")),
+        ("http://[::1]:9000/oauth/cb", .loopback(host: "::1", port: 9000, path: "/oauth/cb")),
+        ("HTTP://LocalHost:8080", .loopback(host: "localhost", port: 8080, path: "/")),
+        ("https://localhost:8080/callback", .paste),
+        ("https://example.com/oauth", .paste),
+        ("http://example.com/oauth", .paste),
+        ("http://localhost.example.com/cb", .paste),
+    ])
+    func redirectMode(uri: String, expected: RedirectMode) throws {
+        #expect(try RedirectMode(redirectURI: uri) == expected)
+    }
+
+    @Test func redirectModeRejectsGarbage() {
+        #expect(throws: OAuthError.self) { try RedirectMode(redirectURI: "not a url") }
+        #expect(throws: OAuthError.self) { try RedirectMode(redirectURI: "/callback") }
+    }
+
+    @Test func pastedCallback() throws {
+        #expect(try parsePastedCallback("http://localhost:8080/callback?code=AbC%2B1&state=S1", expectedState: "S1") == "AbC+1")
+        #expect(try parsePastedCallback("  'https://localhost/cb?state=S1&code=X#frag'\n", expectedState: "S1") == "X")
+        #expect(try parsePastedCallback("code=X&state=S1", expectedState: "S1") == "X")
+        #expect(try parsePastedCallback("  YjM0ZmE1_PF84_1eb65fdf  ", expectedState: "S1") == "YjM0ZmE1_PF84_1eb65fdf")
+        #expect(throws: OAuthError.stateMismatch) { try parsePastedCallback("http://x/cb?code=X&state=OTHER", expectedState: "S1") }
+        #expect(throws: OAuthError.stateMismatch) { try parsePastedCallback("http://x/cb?code=X", expectedState: "S1") }
+        #expect(throws: OAuthError.callbackError(code: "access_denied", description: "The user denied")) {
+            try parsePastedCallback("http://x/cb?error=access_denied&error_description=The+user+denied&state=S1", expectedState: "S1")
+        }
+        #expect(throws: OAuthError.callbackMissingCode) { try parsePastedCallback("http://x/cb?state=S1", expectedState: "S1") }
+        #expect(throws: OAuthError.self) { try parsePastedCallback("", expectedState: "S1") }
+        #expect(throws: OAuthError.self) { try parsePastedCallback("http://localhost:8080/callback", expectedState: "S1") }
+        #expect(throws: OAuthError.self) { try parsePastedCallback("two words", expectedState: "S1") }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import Testing
+
+@testable import VaultOAuth
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A one-connection HTTP server on 127.0.0.1 that records the request head and answers with canned bytes,
+/// or stalls. Enough to check what URLSession really sends and how the transport maps what comes back.
+final class OneShotServer: @unchecked Sendable {
+    let port: UInt16
+    private let fd: Int32
+    private let lock = NSLock()
+    private var head = ""
+    private let done = DispatchSemaphore(value: 0)
+
+    init(reply: String?, stall: Double = 0) throws {
+        let l = LoopbackListener(host: "127.0.0.1", port: 0)
+        // Reuse nothing from the listener but the free port number: bind our own plain socket to it.
+        try l.bind()
+        let chosen = l.port
+        l.close()
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var one: Int32 = 1
+        _ = setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = chosen.bigEndian
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        precondition(rc == 0 && listen(s, 4) == 0)
+        fd = s
+        port = chosen
+        start(reply: reply, stall: stall)
+    }
+
+    private func start(reply: String?, stall: Double) {
+        let listenFD = fd
+        Thread { [self] in
+            let c = accept(listenFD, nil, nil)
+            guard c >= 0 else { done.signal(); return }
+            var buf = [UInt8](repeating: 0, count: 8192)
+            var got: [UInt8] = []
+            while LoopbackListener.requestHead(got) == nil {
+                let n = recv(c, &buf, buf.count, 0)
+                if n <= 0 { break }
+                got += buf[0..<n]
+            }
+            lock.withLock { head = LoopbackListener.requestHead(got) ?? String(decoding: got, as: UTF8.self) }
+            if stall > 0 { Thread.sleep(forTimeInterval: stall) }
+            if let reply {
+                let bytes = Array(reply.utf8)
+                _ = bytes.withUnsafeBytes { send(c, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+            }
+            _ = close(c)
+            done.signal()
+        }.start()
+    }
+
+    deinit { _ = close(fd) }
+
+    var requestHead: String { lock.withLock { head } }
+    var url: URL { URL(string: "http://127.0.0.1:\(port)/v1/access_token")! }
+}
+
+@Suite struct URLSessionTransportTests {
+    @Test func sendsUserAgentAndDoesNotFollowRedirects() async throws {
+        let server = try OneShotServer(reply: "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        let transport = URLSessionTransport(version: "0.9.1", timeout: 5)
+        let response = try await transport.send(HTTPRequest(method: "POST", url: server.url,
+                                                            headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                                                            body: Data("a=b".utf8)))
+        #expect(response.status == 302)
+        #expect(response.header("location") == "http://127.0.0.1:1/elsewhere")
+        let head = server.requestHead.lowercased()
+        #expect(head.hasPrefix("post /v1/access_token http/1.1"))
+        #expect(head.contains("user-agent: tokenvault/0.9.1"))
+        #expect(!head.contains("cookie"))
+    }
+
+    @Test func returnsErrorStatusesAndHeaders() async throws {
+        let body = #"{"error":"invalid_grant"}"#
+        let server = try OneShotServer(reply: "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nTrackingID: ROUTER_X\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        let response = try await URLSessionTransport(version: "1").send(HTTPRequest(method: "POST", url: server.url))
+        #expect(response.status == 400)
+        #expect(response.header("trackingid") == "ROUTER_X")
+        #expect(String(decoding: response.body, as: UTF8.self) == body)
+    }
+
+    @Test func stalledProviderTimesOutNamingTheHost() async throws {
+        let server = try OneShotServer(reply: nil, stall: 3)
+        let transport = URLSessionTransport(version: "1", timeout: 0.4)  // rounded up to 1 s
+        let start = ContinuousClock.now
+        let e = try #require(await oauthError { _ = try await transport.send(HTTPRequest(method: "GET", url: server.url)) })
+        #expect(e == .transport(.timedOut, host: "127.0.0.1:\(server.port)"))
+        let waited = ContinuousClock.now - start
+        #expect(waited >= .milliseconds(900) && waited < .seconds(2.9), "\(waited)")
+        #expect(server.requestHead.hasPrefix("GET /v1/access_token"))
+        #expect(e.retryable)
+        #expect(e.errorDescription?.contains("127.0.0.1:\(server.port) did not answer in time") == true)
+    }
+
+    @Test func unknownHostIsADNSError() async throws {
+        let e = try #require(await oauthError {
+            _ = try await URLSessionTransport(version: "1", timeout: 5).send(HTTPRequest(method: "GET", url: URL(string: "http://no-such-host.invalid/v1")!))
+        })
+        #expect(e == .transport(.cannotFindHost, host: "no-such-host.invalid"))
+    }
+}
+
+/// A loopback port held by a socket that is bound but never listens: connecting to it is refused.
+final class RefusingPort {
+    let port: UInt16
+    private let fd: Int32
+
+    init() throws {
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = 0
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        precondition(rc == 0)
+        fd = s
+        port = LoopbackListener.localPort(s) ?? 0
+    }
+
+    deinit { _ = close(fd) }
+}

@@ -3,8 +3,8 @@ SWIFT   ?= swift
 PREFIX  ?= /usr/local
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build and the tests need: libsodium and SQLite headers; tmux drives the passphrase prompt
-# in the end-to-end tests.
-DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config tmux
+# in the end-to-end tests, and zsh is one of the shells `env` output is checked in.
+DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config tmux zsh
 
 .PHONY: all deps build release test demo install uninstall clean
 

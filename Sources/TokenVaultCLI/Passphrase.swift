@@ -114,7 +114,6 @@ public struct DevTTY: PassphraseTerminal {
         let fd = Glibc.open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else { throw CLIError.noPassphraseSource }
         defer { Glibc.close(fd) }
-        _ = prompt.withCString { Glibc.write(fd, $0, strlen($0)) }
         var state = termios()
         let haveState = tcgetattr(fd, &state) == 0
         if haveState {
@@ -130,6 +129,8 @@ public struct DevTTY: PassphraseTerminal {
             quiet.c_lflag |= tcflag_t(ECHONL)
             tcsetattr(fd, TCSAFLUSH, &quiet)
         }
+        // The prompt only after echo is off: whoever types on seeing it is never echoed.
+        _ = prompt.withCString { Glibc.write(fd, $0, strlen($0)) }
         defer {
             if haveState {
                 tcsetattr(fd, TCSAFLUSH, &state)

@@ -59,7 +59,7 @@ public struct TokenResponse: Sendable, Equatable {
         guard !access.isEmpty else { throw OAuthError.invalidTokenResponse("access_token is empty") }
         // The token ends up in HTTP headers and environment variables: a newline would split a header.
         guard isTokenText(access) else {
-            throw OAuthError.invalidTokenResponse("access_token contains spaces or control characters")
+            throw OAuthError.invalidTokenResponse("access_token contains control or non-ASCII characters")
         }
 
         guard let rawExpires = o["expires_in"], rawExpires != .null else {
@@ -75,7 +75,7 @@ public struct TokenResponse: Sendable, Equatable {
                 refresh = nil
             } else {
                 guard isTokenText(s) else {
-                    throw OAuthError.invalidTokenResponse("refresh_token contains spaces or control characters")
+                    throw OAuthError.invalidTokenResponse("refresh_token contains control or non-ASCII characters")
                 }
                 refresh = s
             }
@@ -156,7 +156,10 @@ public struct TokenResponse: Sendable, Equatable {
         }
     }
 
+    /// Printable ASCII, spaces included. Control characters (a newline would split an HTTP header or an
+    /// environment line) and non-ASCII are refused. Spaces, quotes and `$` never appear in real tokens
+    /// (RFC 6750's b64token), but nothing downstream depends on that: exports are quoted.
     static func isTokenText(_ s: String) -> Bool {
-        s.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F }
+        s.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value < 0x7F }
     }
 }

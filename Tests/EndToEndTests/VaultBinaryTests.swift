@@ -1,0 +1,142 @@
+import Foundation
+import Testing
+
+/// The real binary, driven as a user drives it.
+@Suite(.tags(.process), .serialized) struct VaultBinaryTests {
+    @Test(.enabled(if: Tmux.available, "tmux is needed (make test installs it)"))
+    func passphrasePromptUnderTmuxAsksTwiceWithoutEchoAndKeepsStdoutClean() throws {
+        let ws = Workspace()
+        var env = ws.environment
+        env["TOKENVAULT_PASSPHRASE"] = nil
+        let secret = "tmux-" + generatedToken().prefix(12)
+        let shell = try Tmux(command: "/bin/bash --norc --noprofile", environment: env)
+        try shell.type("PS1='$ '; cd \(ws.dir)")
+        try shell.type("\(tokenvaultBinary) init --kdf interactive; echo INIT_EXIT=$?")
+        try shell.waitFor("New vault passphrase:")
+        try shell.type(secret)
+        try shell.waitFor("Repeat it:")
+        try shell.type(secret)
+        var (code, screen) = try shell.waitForExit("INIT_EXIT")
+        #expect(code == 0, "\(screen)")
+        #expect(!screen.contains(secret), "the passphrase was echoed")
+
+        // Import a pair and read it back through `env` with stdout captured: the prompt must go to the terminal.
+        let token = generatedToken()
+        let json = try ws.write("token.json", tokenJSON(access: token, refresh: generatedToken()))
+        try shell.type("\(tokenvaultBinary) add w --client-id C --redirect-uri http://localhost:8765/cb --scopes spark:all --client-secret-stdin < /dev/null; echo ADD_EXIT=$?")
+        try shell.waitFor("Vault passphrase:", occurrence: 1)
+        try shell.type(secret)
+        (code, screen) = try shell.waitForExit("ADD_EXIT")
+        #expect(code == 2, "\(screen)")
+        #expect(screen.contains("the client secret is empty"), "\(screen)")  // /dev/null gives an empty secret
+        try shell.type("printf 'cs-%s' \(generatedToken()) | \(tokenvaultBinary) add w --client-id C --redirect-uri http://localhost:8765/cb --scopes spark:all --client-secret-stdin; echo ADD2_EXIT=$?")
+        try shell.waitFor("Vault passphrase:", occurrence: 2)
+        try shell.type(secret)
+        (code, screen) = try shell.waitForExit("ADD2_EXIT")
+        #expect(code == 0, "\(screen)")
+        try shell.type("\(tokenvaultBinary) import alice --integration w < \(json); echo IMPORT_EXIT=$?")
+        try shell.waitFor("Vault passphrase:", occurrence: 3)
+        try shell.type(secret)
+        (code, screen) = try shell.waitForExit("IMPORT_EXIT")
+        #expect(code == 0, "\(screen)")
+        try shell.type("\(tokenvaultBinary) env alice > \(ws.dir)/env.out; echo ENV_EXIT=$?")
+        try shell.waitFor("Vault passphrase:", occurrence: 4)
+        try shell.type(secret)
+        (code, screen) = try shell.waitForExit("ENV_EXIT")
+        #expect(code == 0, "\(screen)")
+        #expect(!screen.contains(token), "the token was shown on the terminal")
+        let captured = try String(contentsOfFile: ws.dir + "/env.out", encoding: .utf8)
+        #expect(captured == "export WEBEX_ACCESS_TOKEN='\(token)'\n")
+    }
+
+    @Test(.enabled(if: Tmux.available, "tmux is needed (make test installs it)"))
+    func ctrlCAtThePromptRestoresTheTerminal() throws {
+        let ws = Workspace()
+        var env = ws.environment
+        env["TOKENVAULT_PASSPHRASE"] = nil
+        let shell = try Tmux(command: "/bin/bash --norc --noprofile", environment: env)
+        try shell.type("PS1='$ '")
+        try shell.type("\(tokenvaultBinary) init --kdf interactive; echo INIT_EXIT=$?")
+        try shell.waitFor("New vault passphrase:")
+        try shell.send("C-c")
+        let (code, screen) = try shell.waitForExit("INIT_EXIT")
+        #expect(code == 130, "\(screen)")
+        // The marker is built by the shell so the typed line itself does not contain it.
+        try shell.type("M=MODE; stty -a | tr ' ' '\\n' | grep -x -e echo -e -echo | sed \"s/^/${M}:/\"")
+        let after = try shell.waitFor("MODE:")
+        #expect(after.contains("MODE:echo") && !after.contains("MODE:-echo"), "echo was not restored:\n\(after)")
+        #expect(!FileManager.default.fileExists(atPath: ws.vault), "an interrupted init left a vault behind")
+    }
+
+    @Test func envOutputEvalsToTheExactValueInEveryShell() throws {
+        let ws = Workspace()
+        try ws.expectOK(["init", "--kdf", "interactive"])
+        try ws.expectOK(["add", "w", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes", "spark:all", "--client-secret-stdin"], stdin: "cs")
+        // Quotes, spaces and $ — never in a real token, but the quoting must not depend on that.
+        // (Unquoted $(…) is split into words and each word is globbed before eval sees it, so a value with a
+        // lone `*` or runs of spaces survives only the quoted form; the README says so.)
+        let awkward = #"it's a "$HOME" `id` $(id) \n ; & | token"#
+        try ws.expectOK(["import", "odd", "--integration", "w"], stdin: tokenJSON(access: awkward, refresh: "r"))
+        let script = try ws.write("check.sh", """
+            eval $(\(tokenvaultBinary) env odd)
+            printf '%s' "$WEBEX_ACCESS_TOKEN" > "$1.unquoted"
+            unset WEBEX_ACCESS_TOKEN
+            eval "$(\(tokenvaultBinary) env odd)"
+            printf '%s' "$WEBEX_ACCESS_TOKEN" > "$1.quoted"
+            """, mode: 0o644)
+        let shells = ["/bin/bash", "/bin/dash", "/usr/bin/zsh", "/bin/zsh"].filter { FileManager.default.isExecutableFile(atPath: $0) }
+        #expect(shells.contains("/bin/bash") && shells.contains("/bin/dash"))
+        for shell in Set(shells.map { URL(fileURLWithPath: $0).lastPathComponent }) {
+            let path = shells.first { $0.hasSuffix("/" + shell) }!
+            let out = ws.dir + "/" + shell
+            let result = try runProcess(path, [script, out], environment: ws.environment)
+            #expect(result.code == 0, "\(shell): \(result.err)")
+            for variant in ["unquoted", "quoted"] {
+                let value = try String(contentsOfFile: "\(out).\(variant)", encoding: .utf8)
+                // Unquoted $(…) collapses runs of spaces (the shell splits words, eval joins them with one space);
+                // the value here has single spaces only, so both forms must give it back exactly.
+                #expect(value == awkward, "\(shell) \(variant) eval gave \(value)")
+            }
+        }
+    }
+
+    @Test func releaseStyleBinaryCopiedAloneWorks() throws {
+        let ws = Workspace()
+        let lonely = ws.dir + "/bin"
+        try FileManager.default.createDirectory(atPath: lonely, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: tokenvaultBinary, toPath: lonely + "/tokenvault")
+        let result = try runProcess(lonely + "/tokenvault", ["init", "--kdf", "interactive", "--vault", ws.dir + "/alone.db"], environment: ws.environment)
+        #expect(result.code == 0, "\(result.err)")
+        let list = try runProcess(lonely + "/tokenvault", ["list", "--vault", ws.dir + "/alone.db"], environment: ws.environment)
+        #expect(list.code == 0, "\(list.err)")
+    }
+
+    @Test func exitCodesAndErrorShapeFromTheBinary() throws {
+        let ws = Workspace()
+        let missing = try ws.tokenvault(["list"])
+        #expect(missing.code == 4)
+        #expect(missing.err.hasPrefix("tokenvault: error: no vault at "))
+        #expect(missing.err.contains("\ntokenvault: hint: create one with 'tokenvault init'"))
+        try ws.expectOK(["init", "--kdf", "interactive"])
+        let wrong = try ws.tokenvault(["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE": "nope"])
+        #expect(wrong.code == 3)
+        let none = try ws.tokenvault(["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE": nil])
+        #expect(none.code == 3)
+        #expect(none.err.contains("--passphrase-fd"))
+        let usage = try ws.tokenvault(["env"])
+        #expect(usage.code == 2)
+        let garbage = try ws.write("garbage.db", String(repeating: "not a database ", count: 100))
+        let notVault = try ws.tokenvault(["list", "--vault", garbage])
+        #expect(notVault.code == 4)
+        #expect(notVault.err.contains("is not a tokenvault vault"))
+        #expect(!notVault.err.contains("Fatal error"))
+        let version = try ws.tokenvault(["--version"])
+        #expect(version.code == 0 && !version.out.isEmpty)
+        let passFile = try ws.write("pass", Workspace.passphrase + "\n", mode: 0o640)
+        let loose = try ws.tokenvault(["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": passFile])
+        #expect(loose.code == 3)
+        chmod(passFile, 0o400)
+        let strict = try ws.tokenvault(["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": passFile])
+        #expect(strict.code == 0, "\(strict.err)")
+    }
+}

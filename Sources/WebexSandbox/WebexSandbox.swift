@@ -13,6 +13,8 @@ public actor WebexSandbox {
     public private(set) var baseURL: URL?
 
     private var server: HTTPServer?
+    /// Counts starts, so a failure reported late by an earlier, stopped server is not blamed on the current one.
+    private var generation = 0
     private var serverFailure: (any Error)?
 
     // The clock.
@@ -48,8 +50,10 @@ public actor WebexSandbox {
             address: address, timeout: 600, logger: quiet, handler: SandboxHTTPHandler(sandbox: self))
         self.server = server
         serverFailure = nil
+        generation += 1
+        let generation = generation
         Task { [weak self] in
-            do { try await server.run() } catch { await self?.serverDidFail(error) }
+            do { try await server.run() } catch { await self?.serverDidFail(error, generation: generation) }
         }
         let deadline = Date().addingTimeInterval(10)
         while await !server.isListening {
@@ -83,7 +87,8 @@ public actor WebexSandbox {
         await server.stop(timeout: 0)
     }
 
-    private func serverDidFail(_ error: any Error) {
+    private func serverDidFail(_ error: any Error, generation: Int) {
+        guard generation == self.generation else { return }
         serverFailure = error
     }
 

@@ -7,11 +7,19 @@ do {
     commandLine = try SandboxCommandLine.parse(Array(CommandLine.arguments.dropFirst()))
 } catch {
     FileHandle.standardError.write(Data("webex-sandbox: error: \(error.localizedDescription)\n".utf8))
+    FileHandle.standardError.write(Data("webex-sandbox: hint: run webex-sandbox --help\n".utf8))
     exit(64)
 }
 if commandLine.showHelp {
     print(SandboxCommandLine.usage)
     exit(0)
+}
+
+// Nothing needs flushing on shutdown: all state lives in memory, so a signal ends the process at once with
+// status 0. _exit is async-signal-safe; a plain handler also overrides a SIG_IGN inherited from a background shell.
+// Installed before the base URL is printed, so a parent that signals as soon as it reads the URL gets status 0.
+for signalNumber in [SIGINT, SIGTERM] {
+    signal(signalNumber) { _ in _exit(0) }
 }
 
 let sandbox = WebexSandbox(configuration: commandLine.configuration)
@@ -24,18 +32,6 @@ do {
 }
 // Unbuffered: the first line must reach a parent reading the pipe at once.
 FileHandle.standardOutput.write(Data((baseURL.absoluteString + "\n").utf8))
-
-// Nothing needs flushing on shutdown: every state change lives in memory, so a signal simply ends the process.
-var signalSources: [any DispatchSourceSignal] = []
-for signalNumber in [SIGINT, SIGTERM] {
-    signal(signalNumber, SIG_IGN)
-    let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-    source.setEventHandler {
-        exit(0)
-    }
-    source.resume()
-    signalSources.append(source)
-}
 
 // Serve until a signal ends the process.
 while true {

@@ -8,6 +8,8 @@ struct DeviceAuthorization: Sendable {
     var expiresAt: Date
     var interval: Int
     var lastPolledAt: Date?
+    /// Real time of the last poll: a client that really waited is not too fast even if the sandbox clock stood still.
+    var lastPolledRealTime: ContinuousClock.Instant?
     var approvedUserId: String?
     var denied = false
     var redeemed = false
@@ -99,13 +101,19 @@ extension WebexSandbox {
             return .oauthError("access_denied", "The user denied the request")
         }
         defer { devices[deviceCode] = device }
-        if let last = device.lastPolledAt, now.timeIntervalSince(last) < TimeInterval(device.interval) {
+        let realNow = ContinuousClock.now
+        defer {
+            device.lastPolledAt = now
+            device.lastPolledRealTime = realNow
+        }
+        // Too fast only if neither the sandbox clock nor real time has moved a whole interval since the last poll.
+        if let last = device.lastPolledAt, let lastReal = device.lastPolledRealTime,
+           now.timeIntervalSince(last) < TimeInterval(device.interval),
+           realNow - lastReal < .seconds(device.interval) {
             // RFC 8628 §3.5: slow_down adds 5 seconds to the interval for all later polls.
             device.interval += 5
-            device.lastPolledAt = now
             return .oauthError("slow_down", "Polling too fast; wait \(device.interval) seconds between requests")
         }
-        device.lastPolledAt = now
         guard let userId = device.approvedUserId else {
             // Webex answers a pending device grant with 428.
             return .oauthError("authorization_pending", "The user has not yet approved the request", status: 428)

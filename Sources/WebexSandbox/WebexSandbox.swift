@@ -5,8 +5,9 @@ import Foundation
 /// A Webex-compatible OAuth provider on loopback, for tests and demos.
 ///
 /// Start it in-process (`try await sandbox.start()`) or through the `webex-sandbox` executable. All state lives in
-/// this actor, so counters are exact however many requests arrive at once. Expiries follow the sandbox clock,
-/// which tracks real time plus an offset (`advanceClock(by:)`) until `setNow(_:)` freezes it.
+/// this actor, so counters are exact however many requests arrive at once. Expiries follow the sandbox clock:
+/// frozen at the moment of creation and moved only by `advanceClock(by:)` and `setNow(_:)`, so tests step time and
+/// never sleep; or, with `clockFollowsRealTime` (the executable's choice), real time plus the steps taken.
 public actor WebexSandbox {
     public private(set) var configuration: SandboxConfiguration
     /// `http://127.0.0.1:PORT/v1` once started.
@@ -19,6 +20,7 @@ public actor WebexSandbox {
 
     // The clock.
     private var clockOffset: TimeInterval = 0
+    /// nil when the clock follows real time.
     private var frozenNow: Date?
 
     // Provider state.
@@ -34,8 +36,11 @@ public actor WebexSandbox {
     var refreshTokenUses: [String: Int] = [:]
     private var inFlight = 0
 
-    public init(configuration: SandboxConfiguration) {
+    /// - Parameter clockFollowsRealTime: false (the default, for tests): the sandbox clock stands still unless
+    ///   stepped. true (for the executable and demos): it runs with real time, and steps add an offset.
+    public init(configuration: SandboxConfiguration, clockFollowsRealTime: Bool = false) {
         self.configuration = configuration
+        self.frozenNow = clockFollowsRealTime ? nil : Date()
     }
 
     // MARK: Lifecycle
@@ -104,7 +109,7 @@ public actor WebexSandbox {
     /// The sandbox's idea of now; every expiry is judged against it.
     public var now: Date { frozenNow ?? Date().addingTimeInterval(clockOffset) }
 
-    /// Moves the sandbox clock forward (or back, with a negative value).
+    /// Moves the sandbox clock forward (or back, with a negative value). Takes effect for the next request.
     public func advanceClock(by seconds: TimeInterval) {
         if let frozen = frozenNow {
             frozenNow = frozen.addingTimeInterval(seconds)
@@ -113,9 +118,13 @@ public actor WebexSandbox {
         }
     }
 
-    /// Freezes the sandbox clock at `date`; `advanceClock(by:)` still moves it.
+    /// Sets the sandbox clock to `date`. A clock that follows real time keeps running from there.
     public func setNow(_ date: Date) {
-        frozenNow = date
+        if frozenNow != nil {
+            frozenNow = date
+        } else {
+            clockOffset = date.timeIntervalSince(Date())
+        }
     }
 
     // MARK: Counters

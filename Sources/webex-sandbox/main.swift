@@ -22,7 +22,8 @@ for signalNumber in [SIGINT, SIGTERM] {
     signal(signalNumber) { _ in _exit(0) }
 }
 
-let sandbox = WebexSandbox(configuration: commandLine.configuration)
+// Run with real time so that tokens expire and device polling paces as a real provider's would.
+let sandbox = WebexSandbox(configuration: commandLine.configuration, clockFollowsRealTime: true)
 let baseURL: URL
 do {
     baseURL = try await sandbox.start(port: commandLine.port)

@@ -30,4 +30,21 @@ import Testing
         await sandbox.advanceClock(by: 90)
         #expect(await sandbox.now == instant.addingTimeInterval(90))
     }
+
+    @Test func clockStandsStillUnlessStepped() async throws {
+        let sandbox = WebexSandbox(configuration: testConfiguration())
+        let first = await sandbox.now
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(await sandbox.now == first)
+    }
+
+    @Test func realTimeClockRunsFromWhereItWasSet() async throws {
+        let sandbox = WebexSandbox(configuration: testConfiguration(), clockFollowsRealTime: true)
+        let instant = Date(timeIntervalSince1970: 2_000_000_000)
+        await sandbox.setNow(instant)
+        try await Task.sleep(for: .milliseconds(20))
+        let now = await sandbox.now
+        #expect(now > instant)
+        #expect(now < instant.addingTimeInterval(60))
+    }
 }

@@ -1,0 +1,200 @@
+import Foundation
+
+/// Everything the sandbox provider is set up with: integrations, users, lifetimes, rotation and injected faults.
+///
+/// Decodable from a JSON file in which every field except `clients` may be left out; missing fields take the
+/// Webex defaults below.
+public struct SandboxConfiguration: Sendable, Codable, Equatable {
+    /// A registered integration (Webex calls it an integration; OAuth calls it a client).
+    public struct Client: Sendable, Codable, Equatable {
+        public var clientId: String
+        public var clientSecret: String
+        /// Matched exactly, as Webex does.
+        public var redirectURIs: [String]
+        /// The scopes registered on the integration; authorize requests must ask for a subset.
+        public var scopes: [String]
+
+        public init(clientId: String, clientSecret: String, redirectURIs: [String], scopes: [String]) {
+            self.clientId = clientId
+            self.clientSecret = clientSecret
+            self.redirectURIs = redirectURIs
+            self.scopes = scopes
+        }
+    }
+
+    /// A Webex user who can approve authorizations.
+    public struct User: Sendable, Codable, Equatable {
+        public var id: String
+        public var email: String
+        public var displayName: String
+        public var orgId: String
+
+        public init(id: String, email: String, displayName: String, orgId: String) {
+            self.id = id
+            self.email = email
+            self.displayName = displayName
+            self.orgId = orgId
+        }
+
+        /// The user a configuration gets when it names none.
+        public static let sample = User(
+            id: "sandbox-person-1", email: "pat@example.com", displayName: "Pat Sandbox", orgId: "sandbox-org-1")
+    }
+
+    /// What a refresh grant does to the refresh token it was given.
+    public enum Rotation: Sendable, Equatable, Codable, CustomStringConvertible {
+        /// Webex's behaviour: the same refresh token comes back and its lifetime starts again.
+        case off
+        /// A new refresh token on every refresh; the old one stops working at once.
+        case on
+        /// A new refresh token on every refresh; the old one still works for this many seconds
+        /// and answers with the same new pair.
+        case grace(seconds: Int)
+
+        /// Parses `off`, `on` or `grace:SECONDS`.
+        public init?(argument: String) {
+            switch argument {
+            case "off": self = .off
+            case "on": self = .on
+            default:
+                guard argument.hasPrefix("grace:"), let seconds = Int(argument.dropFirst(6)), seconds >= 0
+                else { return nil }
+                self = .grace(seconds: seconds)
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .off: "off"
+            case .on: "on"
+            case .grace(let seconds): "grace:\(seconds)"
+            }
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let text = try decoder.singleValueContainer().decode(String.self)
+            guard let rotation = Rotation(argument: text) else {
+                throw DecodingError.dataCorrupted(.init(
+                    codingPath: decoder.codingPath, debugDescription: "rotation must be off, on or grace:SECONDS"))
+            }
+            self = rotation
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(description)
+        }
+    }
+
+    /// Faults injected on `POST /v1/access_token` (the token endpoint), counted over requests to it.
+    public struct Faults: Sendable, Codable, Equatable {
+        /// Every Nth token request answers 429 with `Retry-After`. `nil` or 0: never.
+        public var tooManyRequestsEvery: Int?
+        /// The `Retry-After` value, in seconds, sent with those 429s.
+        public var retryAfterSeconds: Int
+        /// Every Nth token request answers 503. When both match the same request, 429 wins.
+        public var serviceUnavailableEvery: Int?
+        /// Token requests answer 200 with an HTML page instead of JSON (a captive portal or a proxy error page).
+        public var htmlGarbage: Bool
+        /// The user declines consent: authorize redirects with `error=access_denied`, device approvals are denials.
+        public var denyConsent: Bool
+
+        public init(
+            tooManyRequestsEvery: Int? = nil, retryAfterSeconds: Int = 1, serviceUnavailableEvery: Int? = nil,
+            htmlGarbage: Bool = false, denyConsent: Bool = false
+        ) {
+            self.tooManyRequestsEvery = tooManyRequestsEvery
+            self.retryAfterSeconds = retryAfterSeconds
+            self.serviceUnavailableEvery = serviceUnavailableEvery
+            self.htmlGarbage = htmlGarbage
+            self.denyConsent = denyConsent
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(
+                tooManyRequestsEvery: try c.decodeIfPresent(Int.self, forKey: .tooManyRequestsEvery),
+                retryAfterSeconds: try c.decodeIfPresent(Int.self, forKey: .retryAfterSeconds) ?? 1,
+                serviceUnavailableEvery: try c.decodeIfPresent(Int.self, forKey: .serviceUnavailableEvery),
+                htmlGarbage: try c.decodeIfPresent(Bool.self, forKey: .htmlGarbage) ?? false,
+                denyConsent: try c.decodeIfPresent(Bool.self, forKey: .denyConsent) ?? false)
+        }
+    }
+
+    public var clients: [Client]
+    /// Users who can approve. The authorize endpoint approves as the user named by `login_hint` (id or email),
+    /// else `currentUserId`, else the first user.
+    public var users: [User]
+    public var currentUserId: String?
+    /// Seconds. Webex: 1209599 (14 days).
+    public var accessTokenLifetime: Int
+    /// Seconds. Webex: 7776000 (90 days).
+    public var refreshTokenLifetime: Int
+    public var rotation: Rotation
+    /// Seconds of real delay before the token endpoints (`/v1/access_token`, `/v1/device/token`) answer.
+    public var latency: Double
+    /// Apply `latency` to every endpoint, not only the token endpoints.
+    public var latencyOnAllEndpoints: Bool
+    public var faults: Faults
+    /// Include `scope` in token responses. Webex leaves it out of authorization-code and refresh responses.
+    public var reportScopes: Bool
+    /// The cluster part of generated tokens (`<random>_<cluster>_<orgId>`).
+    public var cluster: String
+    /// Seconds a device code and its user code stay valid. Webex: 300.
+    public var deviceCodeLifetime: Int
+    /// Minimum seconds between device token polls. Webex: 2.
+    public var devicePollInterval: Int
+
+    public init(
+        clients: [Client] = [],
+        users: [User] = [.sample],
+        currentUserId: String? = nil,
+        accessTokenLifetime: Int = 1_209_599,
+        refreshTokenLifetime: Int = 7_776_000,
+        rotation: Rotation = .off,
+        latency: Double = 0,
+        latencyOnAllEndpoints: Bool = false,
+        faults: Faults = Faults(),
+        reportScopes: Bool = false,
+        cluster: String = "P0A1",
+        deviceCodeLifetime: Int = 300,
+        devicePollInterval: Int = 2
+    ) {
+        self.clients = clients
+        self.users = users
+        self.currentUserId = currentUserId
+        self.accessTokenLifetime = accessTokenLifetime
+        self.refreshTokenLifetime = refreshTokenLifetime
+        self.rotation = rotation
+        self.latency = latency
+        self.latencyOnAllEndpoints = latencyOnAllEndpoints
+        self.faults = faults
+        self.reportScopes = reportScopes
+        self.cluster = cluster
+        self.deviceCodeLifetime = deviceCodeLifetime
+        self.devicePollInterval = devicePollInterval
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = SandboxConfiguration()
+        self.init(
+            clients: try c.decodeIfPresent([Client].self, forKey: .clients) ?? [],
+            users: try c.decodeIfPresent([User].self, forKey: .users) ?? defaults.users,
+            currentUserId: try c.decodeIfPresent(String.self, forKey: .currentUserId),
+            accessTokenLifetime: try c.decodeIfPresent(Int.self, forKey: .accessTokenLifetime)
+                ?? defaults.accessTokenLifetime,
+            refreshTokenLifetime: try c.decodeIfPresent(Int.self, forKey: .refreshTokenLifetime)
+                ?? defaults.refreshTokenLifetime,
+            rotation: try c.decodeIfPresent(Rotation.self, forKey: .rotation) ?? defaults.rotation,
+            latency: try c.decodeIfPresent(Double.self, forKey: .latency) ?? 0,
+            latencyOnAllEndpoints: try c.decodeIfPresent(Bool.self, forKey: .latencyOnAllEndpoints) ?? false,
+            faults: try c.decodeIfPresent(Faults.self, forKey: .faults) ?? Faults(),
+            reportScopes: try c.decodeIfPresent(Bool.self, forKey: .reportScopes) ?? false,
+            cluster: try c.decodeIfPresent(String.self, forKey: .cluster) ?? defaults.cluster,
+            deviceCodeLifetime: try c.decodeIfPresent(Int.self, forKey: .deviceCodeLifetime)
+                ?? defaults.deviceCodeLifetime,
+            devicePollInterval: try c.decodeIfPresent(Int.self, forKey: .devicePollInterval)
+                ?? defaults.devicePollInterval)
+    }
+}

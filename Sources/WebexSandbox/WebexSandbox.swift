@@ -1,0 +1,344 @@
+import FlyingFox
+import FlyingSocks
+import Foundation
+
+/// A Webex-compatible OAuth provider on loopback, for tests and demos.
+///
+/// Start it in-process (`try await sandbox.start()`) or through the `webex-sandbox` executable. All state lives in
+/// this actor, so counters are exact however many requests arrive at once. Expiries follow the sandbox clock:
+/// frozen at the moment of creation and moved only by `advanceClock(by:)` and `setNow(_:)`, so tests step time and
+/// never sleep; or, with `clockFollowsRealTime` (the executable's choice), real time plus the steps taken.
+public actor WebexSandbox {
+    public private(set) var configuration: SandboxConfiguration
+    /// `http://127.0.0.1:PORT/v1` once started.
+    public private(set) var baseURL: URL?
+
+    private var server: HTTPServer?
+    /// Counts starts, so a failure reported late by an earlier, stopped server is not blamed on the current one.
+    private var generation = 0
+    private var serverFailure: (any Error)?
+
+    // The clock.
+    private var clockOffset: TimeInterval = 0
+    /// nil when the clock follows real time.
+    private var frozenNow: Date?
+
+    // Provider state.
+    var codes: [String: AuthorizationCode] = [:]
+    var authorizations: [String: Authorization] = [:]
+    var accessTokens: [String: AccessTokenRecord] = [:]
+    var refreshTokens: [String: RefreshTokenRecord] = [:]
+    var devices: [String: DeviceAuthorization] = [:]
+    var deviceCodesByUserCode: [String: String] = [:]
+
+    // Counters.
+    var stats = SandboxCounters()
+    var refreshTokenUses: [String: Int] = [:]
+    private var inFlight = 0
+
+    /// - Parameter clockFollowsRealTime: false (the default, for tests): the sandbox clock stands still unless
+    ///   stepped. true (for the executable and demos): it runs with real time, and steps add an offset.
+    public init(configuration: SandboxConfiguration, clockFollowsRealTime: Bool = false) {
+        self.configuration = configuration
+        self.frozenNow = clockFollowsRealTime ? nil : Date()
+    }
+
+    // MARK: Lifecycle
+
+    /// Binds 127.0.0.1 (never another interface) on `port`, 0 for any free port, and returns the API base URL.
+    public func start(port: UInt16 = 0) async throws -> URL {
+        guard server == nil else { throw SandboxError.alreadyStarted }
+        let address = try sockaddr_in.inet(ip4: "127.0.0.1", port: port)
+        // The server's timeout bounds each request's handling too, so leave room for configured latency.
+        let quiet: some Logging = .disabled
+        let server = HTTPServer(
+            address: address, timeout: 600, logger: quiet, handler: SandboxHTTPHandler(sandbox: self))
+        self.server = server
+        serverFailure = nil
+        generation += 1
+        let generation = generation
+        Task { [weak self] in
+            do { try await server.run() } catch { await self?.serverDidFail(error, generation: generation) }
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while await !server.isListening {
+            if let failure = serverFailure {
+                self.server = nil
+                throw SandboxError.couldNotListen(port: port, reason: "\(failure)")
+            }
+            guard Date() < deadline else {
+                await server.stop()
+                self.server = nil
+                throw SandboxError.couldNotListen(port: port, reason: "timed out")
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        guard case .ip4(_, let boundPort)? = await server.listeningAddress,
+              let url = URL(string: "http://127.0.0.1:\(boundPort)/v1")
+        else {
+            await server.stop()
+            self.server = nil
+            throw SandboxError.couldNotListen(port: port, reason: "no listening address")
+        }
+        baseURL = url
+        return url
+    }
+
+    /// Closes the listening socket and every connection.
+    public func stop() async {
+        guard let server else { return }
+        self.server = nil
+        baseURL = nil
+        await server.stop(timeout: 0)
+    }
+
+    private func serverDidFail(_ error: any Error, generation: Int) {
+        guard generation == self.generation else { return }
+        serverFailure = error
+    }
+
+    // MARK: Configuration
+
+    /// Changes the configuration while running (faults, rotation, lifetimes, current user…).
+    public func updateConfiguration(_ change: @Sendable (inout SandboxConfiguration) -> Void) {
+        change(&configuration)
+    }
+
+    // MARK: Clock
+
+    /// The sandbox's idea of now; every expiry is judged against it.
+    public var now: Date { frozenNow ?? Date().addingTimeInterval(clockOffset) }
+
+    /// Moves the sandbox clock forward (or back, with a negative value). Takes effect for the next request.
+    public func advanceClock(by seconds: TimeInterval) {
+        if let frozen = frozenNow {
+            frozenNow = frozen.addingTimeInterval(seconds)
+        } else {
+            clockOffset += seconds
+        }
+    }
+
+    /// Sets the sandbox clock to `date`. A clock that follows real time keeps running from there.
+    public func setNow(_ date: Date) {
+        if frozenNow != nil {
+            frozenNow = date
+        } else {
+            clockOffset = date.timeIntervalSince(Date())
+        }
+    }
+
+    // MARK: Counters
+
+    /// Everything counted so far.
+    public var counters: SandboxCounters { stats }
+
+    /// How many refresh grants presented this refresh token (accepted or not). Requests answered by an injected
+    /// 429/503/HTML fault never reached the grant and are not counted.
+    public func uses(ofRefreshToken token: String) -> Int {
+        refreshTokenUses[token, default: 0]
+    }
+
+    /// Requests received for an endpoint, named like `"POST /v1/access_token"`, including faulted ones.
+    public func requests(to endpoint: String) -> Int {
+        stats.requestsByEndpoint[endpoint, default: 0]
+    }
+
+    // MARK: HTTP entry
+
+    nonisolated func respond(to request: HTTPRequest) async -> HTTPResponse {
+        let body = (try? await request.bodyData) ?? Data()
+        var headers: [String: String] = [:]
+        for (name, value) in request.headers {
+            headers[name.rawValue.lowercased()] = value
+        }
+        let incoming = IncomingRequest(
+            method: request.method.rawValue.uppercased(),
+            path: request.path,
+            query: parseForm(request.target.query(percentEncoded: true)),
+            form: parseForm(String(decoding: body, as: UTF8.self)),
+            headers: headers)
+
+        let latency = await beginRequest(incoming)
+        if latency > 0 {
+            try? await Task.sleep(for: .seconds(latency))
+        }
+        let outgoing = await finishRequest(incoming)
+
+        var responseHeaders = HTTPHeaders()
+        for (name, value) in outgoing.headers {
+            responseHeaders[HTTPHeader(name)] = value
+        }
+        return HTTPResponse(
+            statusCode: HTTPStatusCode(outgoing.status, phrase: reasonPhrase(outgoing.status)),
+            headers: responseHeaders, body: outgoing.body)
+    }
+
+    /// Counts the request in flight and returns the latency to apply before answering it.
+    private func beginRequest(_ request: IncomingRequest) -> Double {
+        inFlight += 1
+        stats.peakConcurrentRequests = max(stats.peakConcurrentRequests, inFlight)
+        let isTokenEndpoint = request.method == "POST"
+            && (request.path == "/v1/access_token" || request.path == "/v1/device/token")
+        return isTokenEndpoint || configuration.latencyOnAllEndpoints ? configuration.latency : 0
+    }
+
+    private func finishRequest(_ request: IncomingRequest) -> OutgoingResponse {
+        inFlight -= 1
+        return handle(request, at: now)
+    }
+
+    /// Routes one request. Synchronous on the actor, so each request sees and leaves consistent state.
+    func handle(_ request: IncomingRequest, at now: Date) -> OutgoingResponse {
+        let route = "\(request.method) \(request.path)"
+        switch (request.method, request.path) {
+        case ("GET", "/v1/authorize"):
+            count(route)
+            return authorize(request, now: now)
+        case ("POST", "/v1/access_token"):
+            count(route)
+            return accessToken(request, now: now)
+        case ("GET", "/v1/people/me"):
+            count(route)
+            return peopleMe(request, now: now)
+        case ("GET", "/v1/authorizations"), ("DELETE", "/v1/authorizations"):
+            count(route)
+            return request.method == "GET"
+                ? listAuthorizations(request, now: now) : deleteAuthorizations(request, now: now)
+        case ("GET", "/v1/authorizations/tokenExpiry"):
+            count(route)
+            return tokenExpiry(request, now: now)
+        case ("DELETE", let path) where path.hasPrefix("/v1/authorizations/"):
+            count("DELETE /v1/authorizations/{id}")
+            return deleteAuthorization(id: String(path.dropFirst("/v1/authorizations/".count)), request, now: now)
+        case ("POST", "/v1/device/authorize"):
+            count(route)
+            return deviceAuthorize(request, now: now)
+        case ("POST", "/v1/device/token"):
+            count(route)
+            return deviceToken(request, now: now)
+        case ("GET", "/v1/device/verify"):
+            count(route)
+            return deviceVerify(request, now: now)
+        default:
+            count("other")
+            return .restError(404, "The requested resource could not be found.")
+        }
+    }
+
+    private func count(_ endpoint: String) {
+        stats.requestsByEndpoint[endpoint, default: 0] += 1
+    }
+}
+
+/// Why the sandbox could not do what a test or the executable asked.
+public enum SandboxError: Error, Equatable, LocalizedError {
+    case alreadyStarted
+    case couldNotListen(port: UInt16, reason: String)
+    case unknownClient(String)
+    case unknownUser(String)
+    case unknownToken
+    case invalidArgument(String)
+    case invalidConfiguration(String)
+
+    public var errorDescription: String? {
+        switch self {
+        case .alreadyStarted: "the sandbox is already running"
+        case .couldNotListen(let port, let reason): "cannot listen on 127.0.0.1:\(port): \(reason)"
+        case .unknownClient(let id): "no client \(id) is configured"
+        case .unknownUser(let id): "no user \(id) is configured"
+        case .unknownToken: "the sandbox never issued that token"
+        case .invalidArgument(let message): message
+        case .invalidConfiguration(let message): "bad configuration: \(message)"
+        }
+    }
+}
+
+/// Counts kept for assertions. Exact: every count changes on the actor.
+public struct SandboxCounters: Sendable, Equatable {
+    /// Keyed like `"POST /v1/access_token"`; `"DELETE /v1/authorizations/{id}"`; unknown paths under `"other"`.
+    public var requestsByEndpoint: [String: Int] = [:]
+    /// Refresh grants that reached the grant logic (accepted or refused).
+    public var refreshGrants = 0
+    /// Refresh grants answered with a token pair.
+    public var successfulRefreshes = 0
+    /// Refresh grants that presented a refresh token already rotated out (accepted within grace or refused).
+    public var rotatedRefreshTokenReuses = 0
+    public var codesIssued = 0
+    public var codesRedeemed = 0
+    /// Token pairs issued by any grant or by `issueTokenPair`.
+    public var tokenPairsIssued = 0
+    public var tooManyRequestsAnswered = 0
+    public var serviceUnavailableAnswered = 0
+    public var htmlGarbageAnswered = 0
+    /// The most requests the sandbox was handling at one moment.
+    public var peakConcurrentRequests = 0
+
+    public init() {}
+}
+
+struct IncomingRequest: Sendable {
+    var method: String
+    var path: String
+    var query: [String: String]
+    var form: [String: String]
+    /// Names lowercased.
+    var headers: [String: String]
+}
+
+struct OutgoingResponse: Sendable {
+    var status: Int
+    var headers: [(String, String)]
+    var body: Data
+
+    static func json(_ status: Int, _ object: [String: any Sendable], headers: [(String, String)] = []) -> Self {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
+        return OutgoingResponse(
+            status: status, headers: [("Content-Type", "application/json;charset=UTF-8")] + headers, body: data)
+    }
+
+    /// The OAuth-layer error shape: `{"error":…,"error_description":…}`.
+    static func oauthError(_ error: String, _ description: String, status: Int = 400) -> Self {
+        .json(status, ["error": error, "error_description": description])
+    }
+
+    /// The REST-layer error shape Webex uses for its API: message, errors, trackingId (also as a header).
+    static func restError(_ status: Int, _ message: String, description: String? = nil) -> Self {
+        let trackingId = "SANDBOX_" + UUID().uuidString
+        return .json(
+            status,
+            ["message": message, "errors": [["description": description ?? message]], "trackingId": trackingId],
+            headers: [("trackingid", trackingId)])
+    }
+
+    static func html(_ status: Int, _ text: String) -> Self {
+        OutgoingResponse(status: status, headers: [("Content-Type", "text/html; charset=utf-8")], body: Data(text.utf8))
+    }
+
+    static func redirect(_ location: String) -> Self {
+        OutgoingResponse(status: 302, headers: [("Location", location)], body: Data())
+    }
+}
+
+private struct SandboxHTTPHandler: HTTPHandler {
+    let sandbox: WebexSandbox
+
+    func handleRequest(_ request: HTTPRequest) async throws -> HTTPResponse {
+        await sandbox.respond(to: request)
+    }
+}
+
+private func reasonPhrase(_ status: Int) -> String {
+    switch status {
+    case 200: "OK"
+    case 204: "No Content"
+    case 302: "Found"
+    case 400: "Bad Request"
+    case 401: "Unauthorized"
+    case 403: "Forbidden"
+    case 404: "Not Found"
+    case 428: "Precondition Required"
+    case 429: "Too Many Requests"
+    case 503: "Service Unavailable"
+    default: "Status"
+    }
+}

@@ -29,7 +29,7 @@ let package = Package(
             // that is not its source or its migrations is excluded.
             path: ".",
             exclude: ["Sources/CSodium", "Sources/VaultCrypto", "Sources/VaultOAuth", "Sources/TokenVaultCLI",
-                      "Sources/tokenvault", "Sources/WebexSandbox", "Sources/webex-sandbox", "Tests"],
+                      "Sources/tokenvault", "Sources/WebexSandbox", "Sources/webex-sandbox", "Tests", "Makefile"],
             sources: ["Sources/VaultStore"],
             resources: [
                 // Every file in Migrations/ is listed here; a test checks none is forgotten.

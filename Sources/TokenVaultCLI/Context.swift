@@ -1,5 +1,6 @@
 import Foundation
 import VaultCrypto
+import VaultOAuth
 
 /// Every side effect a command has goes through this value: output, the terminal, the clock, the environment,
 /// standard input, the KDF cost. Tests build one whose unset parts fail loudly (swiftly's pattern), so no test
@@ -15,17 +16,43 @@ public struct Context: Sendable {
     /// KDF cost for a new vault or a new passphrase at a given level. Production uses libsodium's levels;
     /// in-process tests pass cheap parameters here. Opening a vault always uses the parameters stored in it.
     public var kdfParameters: @Sendable (KDFParameters.Level) -> KDFParameters
+    /// The HTTP transport, given the `--verbose` tracer (nil when quiet).
+    public var makeTransport: @Sendable (_ tracer: URLSessionTransport.Tracer?) -> any HTTPTransport
+    /// Waiting between retries and device-grant polls. Tests step it instead of sleeping.
+    public var sleep: @Sendable (Double) async throws -> Void
+    /// Randomness for `state` and PKCE verifiers.
+    public var random: any RandomSource
+    /// Opens a URL in the user's browser ($BROWSER, else xdg-open); false when none could be started.
+    public var openBrowser: @Sendable (URL, _ environment: [String: String]) -> Bool
+    /// Reads one line the user types or pastes (the terminal, else standard input); nil at end of input.
+    public var readLine: @Sendable (_ prompt: String) -> String?
+    /// Replaces this process with a program (execve); returns only in tests, with the program's exit status.
+    public var execute: @Sendable (_ program: String, _ arguments: [String], _ environment: [String: String]) throws -> Int32
 
     public init(environment: [String: String], console: any Console, terminal: (any PassphraseTerminal)?,
                 now: @escaping @Sendable () -> Date = { Date() },
                 readStandardInput: @escaping @Sendable () throws -> Data,
-                kdfParameters: @escaping @Sendable (KDFParameters.Level) -> KDFParameters = { KDFParameters.fresh($0) }) {
+                kdfParameters: @escaping @Sendable (KDFParameters.Level) -> KDFParameters = { KDFParameters.fresh($0) },
+                makeTransport: @escaping @Sendable (URLSessionTransport.Tracer?) -> any HTTPTransport = {
+                    URLSessionTransport(version: TokenVault.version, timeout: 30, tracer: $0)
+                },
+                sleep: @escaping @Sendable (Double) async throws -> Void = { try await Task.sleep(for: .seconds($0)) },
+                random: any RandomSource = SystemRandom(),
+                openBrowser: @escaping @Sendable (URL, [String: String]) -> Bool = Browser.open,
+                readLine: @escaping @Sendable (String) -> String? = { _ in nil },
+                execute: @escaping @Sendable (String, [String], [String: String]) throws -> Int32 = ProgramRunner.replaceProcess) {
         self.environment = environment
         self.console = console
         self.terminal = terminal
         self.now = now
         self.readStandardInput = readStandardInput
         self.kdfParameters = kdfParameters
+        self.makeTransport = makeTransport
+        self.sleep = sleep
+        self.random = random
+        self.openBrowser = openBrowser
+        self.readLine = readLine
+        self.execute = execute
     }
 
     /// The real process: stdout/stderr, /dev/tty, the system clock.
@@ -34,7 +61,8 @@ public struct Context: Sendable {
             environment: ProcessInfo.processInfo.environment,
             console: StandardConsole(),
             terminal: DevTTY(),
-            readStandardInput: { FileHandle.standardInput.readDataToEndOfFile() })
+            readStandardInput: { FileHandle.standardInput.readDataToEndOfFile() },
+            readLine: DevTTY.readLine)
     }
 
     @TaskLocal static var current: Context?

@@ -1,5 +1,6 @@
 import Foundation
 import VaultCrypto
+import VaultOAuth
 import VaultStore
 
 /// tokenvault's exit codes, the same for every command (README "Exit codes").
@@ -28,6 +29,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
     case needsReauthorization(account: String, reason: String)
     case noTokens(account: String)
     case unsupportedKDF(String)
+    case provider(String, hint: String? = nil)
 
     public var errorDescription: String? {
         switch self {
@@ -44,6 +46,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .needsReauthorization(let account, let reason): "account '\(account)' needs re-authorization: \(reason)"
         case .noTokens(let account): "account '\(account)' holds no token pair"
         case .unsupportedKDF(let name): "the vault uses key derivation '\(name)', which this tokenvault does not know"
+        case .provider(let message, _): message
         }
     }
 
@@ -61,6 +64,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
             "run 'tokenvault refresh \(account)', or import a new token pair with 'tokenvault import \(account) --replace'"
         case .needsReauthorization(let account, _): "run 'tokenvault authorize \(account)'"
         case .noTokens(let account): "run 'tokenvault authorize \(account)' or 'tokenvault import \(account) --integration NAME'"
+        case .provider(_, let hint): hint
         default: nil
         }
     }
@@ -77,6 +81,7 @@ enum ErrorReport {
                  .passphraseFileUnsafe, .passphraseSource: .passphrase
             case .integrity, .unsupportedKDF: .integrity
             case .accessTokenExpired, .needsReauthorization, .noTokens: .needsReauthorization
+            case .provider: .provider
             }
             return (e.localizedDescription, e.hint, code)
         case let e as StoreError:
@@ -87,6 +92,15 @@ enum ErrorReport {
             default: .other
             }
             return (e.localizedDescription, e.hint, code)
+        case let e as OAuthError:
+            let code: ExitCode
+            switch e {
+            case _ where e.isInvalidGrant: code = .needsReauthorization
+            case .portInUse, .listenerFailed: code = .other
+            case .invalidPaste, .invalidRedirectURI: code = .usage
+            default: code = .provider
+            }
+            return (e.localizedDescription, nil, code)
         case let e as VaultCryptoError:
             switch e {
             case .unsafeKDFParameters:

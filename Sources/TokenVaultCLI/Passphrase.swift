@@ -140,4 +140,23 @@ public struct DevTTY: PassphraseTerminal {
         }
         return try PassphraseSource.readAll(fd: fd, closing: false, what: "the terminal")
     }
+
+    /// One visible line from the terminal (a pasted URL or code), else from standard input.
+    @Sendable public static func readLine(prompt: String) -> String? {
+        let fd = Glibc.open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
+        if fd < 0 {
+            FileHandle.standardError.write(Data(prompt.utf8))
+            return Swift.readLine()
+        }
+        defer { Glibc.close(fd) }
+        _ = prompt.withCString { Glibc.write(fd, $0, strlen($0)) }
+        var bytes: [UInt8] = []
+        var byte: UInt8 = 0
+        while Glibc.read(fd, &byte, 1) == 1 {
+            if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
+            bytes.append(byte)
+            if bytes.count > 16_384 { break }
+        }
+        return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
+    }
 }

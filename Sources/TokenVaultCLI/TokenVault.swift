@@ -18,7 +18,8 @@ public struct TokenVault: AsyncParsableCommand {
         version: version,
         subcommands: [
             Init.self, Add.self, Integrations.self, RemoveIntegration.self, Import.self, List.self,
-            Env.self, Token.self, Revoke.self, Passwd.self, Audit.self,
+            Authorize.self, Refresh.self, RefreshAll.self, Env.self, Token.self, Exec.self, Whoami.self,
+            Revoke.self, Passwd.self, Audit.self,
         ]
     )
 
@@ -50,7 +51,7 @@ public struct TokenVault: AsyncParsableCommand {
             }
             return 0
         } catch let exit as CommandExit {
-            return exit.code.rawValue
+            return exit.raw ?? exit.code.rawValue
         } catch let error as ValidationError {
             context.console.err("tokenvault: error: \(error.message)\n")
             return ExitCode.usage.rawValue
@@ -67,6 +68,8 @@ public struct TokenVault: AsyncParsableCommand {
 /// Ends a command with a chosen exit code after it has printed what it had to say.
 struct CommandExit: Error {
     var code: ExitCode
+    /// The exact status to exit with (exec passes its command's through); defaults to `code`.
+    var raw: Int32? = nil
 }
 
 /// Options every command takes.
@@ -76,6 +79,9 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(name: .long, help: ArgumentHelp("Read the passphrase from this open file descriptor (for cron and scripts).", valueName: "n"))
     var passphraseFd: Int32?
+
+    @Flag(name: .long, help: "Trace HTTP requests on stderr (tokens, secrets, codes and verifiers redacted).")
+    var verbose = false
 }
 
 /// A subcommand that runs with the injected context.

@@ -2,6 +2,32 @@ import Foundation
 import Testing
 @testable import TokenVaultCLI
 import VaultCrypto
+import VaultOAuth
+
+/// Real HTTP, but only to this machine: a test that would reach the internet fails loudly instead.
+struct LoopbackOnlyTransport: HTTPTransport {
+    let inner: URLSessionTransport
+    init(tracer: URLSessionTransport.Tracer?) { inner = URLSessionTransport(version: "test", timeout: 10, tracer: tracer) }
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        guard let host = request.url.host, ["127.0.0.1", "localhost", "::1"].contains(host) else {
+            Issue.record("a test tried to reach \(request.url.host ?? "?") over the network")
+            throw OAuthError.transport(.cannotConnect, host: request.url.host ?? "?")
+        }
+        return try await inner.send(request)
+    }
+}
+
+/// Records the waits a command asks for and returns at once: time is stepped, never slept.
+final class SleepRecorder: @unchecked Sendable {
+    private let lock = NSLock()
+    private var waits: [Double] = []
+    var onSleep: (@Sendable (Double) async -> Void)?
+    var recorded: [Double] { lock.withLock { waits } }
+    func sleep(_ seconds: Double) async {
+        lock.withLock { waits.append(seconds) }
+        await onSleep?(seconds)
+    }
+}
 
 /// A terminal that answers prompts from a script and records what it was asked.
 final class ScriptedTerminal: PassphraseTerminal, @unchecked Sendable {
@@ -48,6 +74,14 @@ final class Harness: @unchecked Sendable {
 
     deinit { try? FileManager.default.removeItem(atPath: dir) }
 
+    let sleeps = SleepRecorder()
+    /// The browser stand-in for in-process runs: gets the URL tokenvault opens.
+    var browser: (@Sendable (URL) -> Bool)?
+    /// Answers a paste prompt; gets the console so far (which holds the URL to open).
+    var paste: (@Sendable (String) -> String?)?
+    /// What `exec` would have run: program, arguments, environment; returns the "exit status".
+    var execute: (@Sendable (String, [String], [String: String]) throws -> Int32)?
+
     @discardableResult
     func run(_ arguments: [String], stdin: String = "", terminal: (any PassphraseTerminal)? = nil,
              environment overrides: [String: String?] = [:]) async -> RunResult {
@@ -56,8 +90,19 @@ final class Harness: @unchecked Sendable {
         let console = CapturingConsole()
         let clock = now
         let input = Data(stdin.utf8)
-        let context = Context(environment: env, console: console, terminal: terminal, now: { clock },
-                              readStandardInput: { input }, kdfParameters: cheapKDF)
+        let sleeps = self.sleeps, browser = self.browser, paste = self.paste
+        let execute = self.execute ?? { _, _, _ in
+            Issue.record("exec ran without a test stand-in")
+            return 127
+        }
+        let context = Context(
+            environment: env, console: console, terminal: terminal, now: { clock },
+            readStandardInput: { input }, kdfParameters: cheapKDF,
+            makeTransport: { LoopbackOnlyTransport(tracer: $0) },
+            sleep: { await sleeps.sleep($0) },
+            openBrowser: { url, _ in browser?(url) ?? false },
+            readLine: { _ in paste?(console.errors) },
+            execute: execute)
         let code = await TokenVault.run(arguments: arguments, context: context)
         return RunResult(code: code, out: console.output, err: console.errors)
     }
@@ -68,7 +113,9 @@ final class Harness: @unchecked Sendable {
         let h = Harness()
         try await h.expectOK(["init"])
         try await h.expectOK(["add", "webex1", "--client-id", "Cabc", "--redirect-uri", "http://localhost:8765/callback",
-                              "--scopes", "spark:people_read spark:kms", "--client-secret-stdin"], stdin: "client-secret-" + randomToken())
+                              "--scopes", "spark:people_read spark:kms", "--client-secret-stdin",
+                              // Nothing listens there: tests that need a provider use SandboxHarness.
+                              "--api-base", "http://127.0.0.1:9/v1"], stdin: "client-secret-" + randomToken())
         try await h.expectOK(["import", "alice", "--integration", "webex1"], stdin: tokenJSON(access: access, refresh: refresh, expiresIn: expiresIn))
         return (h, access, refresh)
     }

@@ -35,17 +35,20 @@ enum DisplayState: String {
 extension TokenVault {
     struct Import: VaultCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Store a token pair obtained elsewhere (a Webex token response JSON on standard input).",
+            abstract: "Store token pairs obtained elsewhere (a Webex token response JSON on standard input).",
             discussion: """
                 Reads {"access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "token_type"} from
-                standard input; expiries are now + the lifetimes. Example:
+                standard input; expiries are now + the lifetimes. With --batch, reads JSON Lines instead, one object
+                per account with an extra "account" field; every line is checked before anything is stored, and all
+                are stored in one transaction with one passphrase prompt. Examples:
                   tokenvault import alice --integration reporting < token.json
+                  tokenvault import --batch --integration reporting < pairs.jsonl
                 """)
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name.")
-        var account: String
+        @Argument(help: "The account name (omit with --batch).")
+        var account: String?
 
         @Option(help: "The integration the tokens were issued to.")
         var integration: String
@@ -53,48 +56,85 @@ extension TokenVault {
         @Flag(help: "Replace the token pair of an existing account.")
         var replace = false
 
+        @Flag(help: "Read JSON Lines with an \"account\" field per line.")
+        var batch = false
+
+        func validate() throws {
+            if batch && account != nil { throw ValidationError("give either an account name or --batch, not both") }
+            if !batch && account == nil { throw ValidationError("missing the account name (or --batch)") }
+        }
+
         func run(_ context: Context) async throws {
-            try Names.check(account, what: "account")
             let database = try openDatabase(context)
             let integration = try database.integration(named: integration)
-            let existing = try? database.account(named: account)
-            if existing != nil && !replace { throw StoreError.duplicateAccount(account) }
-            if let existing, existing.integrationId != integration.id {
-                throw CLIError.usage("account '\(account)' belongs to another integration",
-                                     hint: "revoke it first, or import under another name")
-            }
-            // Read and check the JSON before asking for the passphrase: a typo costs no KDF run.
+            // Read and check all input before asking for the passphrase: a typo costs no KDF run.
             let input = try context.readStandardInput()
-            let response: TokenResponse
-            do {
-                response = try TokenResponse.parse(input)
-            } catch {
-                throw CLIError.usage(error.localizedDescription,
-                                     hint: "pipe in the JSON the token endpoint returned, e.g. tokenvault import \(account) --integration \(integration.name) < token.json")
+            let pairs = try batch ? Self.parseBatch(input) : [(account!, try Self.parse(input, account: account!, integration: integration.name))]
+            var existing: [String: Account] = [:]
+            for account in try database.accounts() { existing[account.name] = account }
+            for (name, _) in pairs {
+                try Names.check(name, what: "account")
+                if let old = existing[name] {
+                    if !replace { throw StoreError.duplicateAccount(name) }
+                    if old.integrationId != integration.id {
+                        throw CLIError.usage("account '\(name)' belongs to another integration",
+                                             hint: "revoke it first, or import under another name")
+                    }
+                }
             }
             let vault = try unlock(context)
             let now = context.now()
-            var record = existing ?? Account(name: account, integrationId: integration.id, createdAt: now, updatedAt: now)
-            let before = existing
-            record.accessTokenSealed = try vault.seal(response.accessToken, label: SealLabel.accessToken(record))
-            record.accessExpiresAt = now.addingTimeInterval(TimeInterval(response.expiresIn))
-            if let refresh = response.refreshToken {
-                record.refreshTokenSealed = try vault.seal(refresh, label: SealLabel.refreshToken(record))
-                record.refreshExpiresAt = response.refreshTokenExpiresIn.map { now.addingTimeInterval(TimeInterval($0)) }
-            }
-            record.grantedScopes = response.scope
-            record.state = .ok
-            record.updatedAt = now
             try vault.database.write { w in
-                if before == nil { try w.insert(record) } else { try w.update(record) }
-                try vault.appendAudit(AuditDraft(
-                    at: now, account: account, integration: integration.name, event: .imported, trigger: "import",
-                    outcome: "ok", accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
-                    refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-                    refreshTokenChanged: before == nil ? nil : response.refreshToken != nil), in: w)
+                for (name, response) in pairs {
+                    let before = existing[name]
+                    var record = before ?? Account(name: name, integrationId: integration.id, createdAt: now, updatedAt: now)
+                    try TokenStore.apply(response, to: &record, vault: vault, now: now)
+                    if before == nil { try w.insert(record) } else { try w.update(record) }
+                    try vault.appendAudit(AuditDraft(
+                        at: now, account: name, integration: integration.name, event: .imported, trigger: "import",
+                        outcome: "ok", accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
+                        refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
+                        refreshTokenChanged: before == nil ? nil : response.refreshToken != nil), in: w)
+                }
             }
-            context.console.err("Imported a token pair for '\(account)': access token valid \(Format.span(response.expiresIn))"
-                + (response.refreshTokenExpiresIn.map { ", refresh token \(Format.span($0))" } ?? "") + ".\n")
+            if batch {
+                context.console.err("Imported \(pairs.count) token pair\(pairs.count == 1 ? "" : "s") into integration '\(integration.name)'.\n")
+            } else if let response = pairs.first?.1 {
+                context.console.err("Imported a token pair for '\(pairs[0].0)': access token valid \(Format.span(response.expiresIn))"
+                    + (response.refreshTokenExpiresIn.map { ", refresh token \(Format.span($0))" } ?? "") + ".\n")
+            }
+        }
+
+        static func parse(_ data: Data, account: String, integration: String) throws -> TokenResponse {
+            do {
+                return try TokenResponse.parse(data)
+            } catch {
+                throw CLIError.usage(error.localizedDescription,
+                                     hint: "pipe in the JSON the token endpoint returned, e.g. tokenvault import \(account) --integration \(integration) < token.json")
+            }
+        }
+
+        static func parseBatch(_ data: Data) throws -> [(String, TokenResponse)] {
+            var pairs: [(String, TokenResponse)] = []
+            var seen = Set<String>()
+            for (index, line) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+                let lineData = Data(line)
+                if lineData.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
+                let where_ = "line \(index + 1)"
+                guard let object = try? JSONSerialization.jsonObject(with: lineData) as? [String: Any],
+                      let name = object["account"] as? String else {
+                    throw CLIError.usage("\(where_): expected a JSON object with an \"account\" field",
+                                         hint: "one object per line: {\"account\": \"alice\", \"access_token\": …, \"expires_in\": …}")
+                }
+                do {
+                    pairs.append((name, try TokenResponse.parse(lineData)))
+                } catch {
+                    throw CLIError.usage("\(where_) (account \(Format.quoted(name))): \(error.localizedDescription)")
+                }
+                guard seen.insert(name).inserted else { throw CLIError.usage("\(where_): account \(Format.quoted(name)) appears twice") }
+            }
+            guard !pairs.isEmpty else { throw CLIError.usage("no token pairs on standard input") }
+            return pairs
         }
     }
 
@@ -161,8 +201,12 @@ extension TokenVault {
         @Option(help: "Output format: sh (bash, dash, zsh), fish, dotenv or json.")
         var format: EnvExport.Style = .sh
 
+        @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
+        var minValid: Duration = Duration(seconds: 600)
+
         func run(_ context: Context) async throws {
-            let (token, integration) = try currentAccessToken(account: account, global: global, context: context)
+            let (token, integration) = try await freshAccessToken(account: account, global: global, minValid: minValid.seconds,
+                                                                  trigger: "env", context: context)
             context.console.out(try EnvExport.render([(integration.envVar, token)], format: format))
         }
     }
@@ -175,8 +219,12 @@ extension TokenVault {
         @Argument(help: "The account name.")
         var account: String
 
+        @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
+        var minValid: Duration = Duration(seconds: 600)
+
         func run(_ context: Context) async throws {
-            let (token, _) = try currentAccessToken(account: account, global: global, context: context)
+            let (token, _) = try await freshAccessToken(account: account, global: global, minValid: minValid.seconds,
+                                                        trigger: "token", context: context)
             guard !token.contains(where: \.isNewline) else {
                 throw CLIError.integrity("the access token of '\(account)' contains a line break; refusing to print it")
             }
@@ -186,8 +234,13 @@ extension TokenVault {
 
     struct Revoke: VaultCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Delete an account's token pair from the vault (audited).",
-            discussion: "The sealed bytes are removed from both the database file and its write-ahead log.")
+            abstract: "Revoke an account's tokens at the provider, then delete the pair from the vault (audited).",
+            discussion: """
+                Webex: when the token may do it (scope identity:tokens_write, or unknown scopes), tokenvault calls
+                DELETE /authorizations?clientId=…; otherwise, or with --local, it only deletes the local pair and
+                says how to revoke at Webex. The sealed bytes are removed from both the database file and its
+                write-ahead log.
+                """)
 
         @OptionGroup var global: GlobalOptions
 
@@ -201,34 +254,48 @@ extension TokenVault {
             let vault = try unlock(context)
             let record = try vault.database.account(named: account)
             let integration = try vault.database.integration(id: record.integrationId)
+            var outcome = "removed locally"
+            var remoteNote: String?
+            if !local, let integration {
+                let provider = try Provider.named(integration.provider)
+                if !provider.supportsRevoke {
+                    remoteNote = "\(provider.name) has no revocation endpoint configured"
+                } else if !provider.canRevoke(grantedScopes: record.grantedScopes) {
+                    remoteNote = "the token lacks the \(provider.revokeScope ?? "revocation") scope"
+                } else if (record.accessExpiresAt ?? .distantPast) <= context.now() {
+                    remoteNote = "its access token has expired"
+                } else {
+                    do {
+                        let transport = context.makeTransport(global.verbose ? Trace.tracer(context.console) : nil)
+                        let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
+                        let access = try vault.accessToken(of: record).copyToString() ?? ""
+                        let refresh = try? vault.refreshToken(of: record).copyToString()
+                        try await client.revoke(accessToken: access, refreshToken: refresh ?? nil)
+                        outcome = "revoked at \(provider.name) and removed locally"
+                    } catch {
+                        remoteNote = ErrorReport.describe(error).message
+                        outcome = "removed locally; revoking at the provider failed"
+                    }
+                }
+            }
             try vault.database.write { w in
                 try w.deleteAccount(id: record.id)
                 try vault.appendAudit(AuditDraft(
                     at: context.now(), account: account, integration: integration?.name, event: .revoked,
-                    trigger: "revoke", outcome: "removed locally",
-                    accessExpiresBefore: record.accessExpiresAt, refreshExpiresBefore: record.refreshExpiresAt), in: w)
+                    trigger: local ? "revoke --local" : "revoke", outcome: outcome,
+                    accessExpiresBefore: record.accessExpiresAt, refreshExpiresBefore: record.refreshExpiresAt,
+                    detail: remoteNote), in: w)
             }
             try vault.database.purgeDeletedData()
-            context.console.err("Removed the token pair of '\(account)' from the vault.\n")
-            if !local {
-                context.console.err("The tokens are still valid at the provider until they expire: revoke the app's access on your Webex identity profile page, or have an admin revoke it.\n")
+            if outcome.hasPrefix("revoked") {
+                context.console.err("Revoked the tokens of '\(account)' at the provider and removed the pair from the vault.\n")
+            } else {
+                context.console.err("Removed the token pair of '\(account)' from the vault.\n")
+                if !local {
+                    context.console.err("tokenvault: warning: not revoked at the provider (\(remoteNote ?? "unknown reason")): the tokens stay valid until they expire.\n")
+                }
+                context.console.err("tokenvault: hint: to revoke at Webex, remove the integration's access on your Webex identity profile page, or have an admin revoke it (DELETE /v1/authorizations).\n")
             }
         }
     }
-}
-
-/// The access token to hand out, refusing an expired one rather than printing it silently.
-func currentAccessToken(account name: String, global: GlobalOptions, context: Context) throws -> (String, Integration) {
-    let database = try VaultDatabase.open(at: VaultLocation.path(option: global.vault, context: context))
-    let account = try database.account(named: name)
-    guard let integration = try database.integration(id: account.integrationId) else { throw StoreError.noSuchIntegration(account.integrationId) }
-    if let expiry = account.accessExpiresAt, expiry <= context.now() {
-        throw CLIError.accessTokenExpired(account: name, at: expiry)
-    }
-    let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
-    let token = try vault.accessToken(of: account)
-    guard let text = token.copyToString() else {
-        throw CLIError.integrity("the access token of '\(name)' is not text")
-    }
-    return (text, integration)
 }

@@ -1,0 +1,285 @@
+import ArgumentParser
+import Foundation
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+
+extension TokenVault {
+    struct Authorize: VaultCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Get a token pair through the provider's authorization flow (browser, paste or device grant).",
+            discussion: """
+                Uses a random state and PKCE (S256). When the integration's redirect URI is http on localhost,
+                127.0.0.1 or [::1], tokenvault listens on exactly that host and port for one callback. Otherwise (an
+                https redirect URI, or --no-browser) paste the URL the browser landed on, or just the code.
+                --device uses the device grant: approve on any device with the code shown.
+                Re-authorizing an account replaces its pair (audited).
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The account name (created if new).")
+        var account: String
+
+        @Option(help: "The integration to authorize with (default: the account's, or the only one).")
+        var integration: String?
+
+        @Option(help: "Space-separated scopes to request (default: the integration's).")
+        var scopes: String?
+
+        @Flag(help: "Do not open a browser or listen: print the URL and ask for the URL the browser landed on.")
+        var noBrowser = false
+
+        @Flag(help: "Use the device authorization grant.")
+        var device = false
+
+        @Option(help: "Seconds to wait for the browser callback.")
+        var timeout: Double = 300
+
+        func validate() throws {
+            guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        }
+
+        func run(_ context: Context) async throws {
+            try Names.check(account, what: "account")
+            let database = try openDatabase(context)
+            let existing = try? database.account(named: account)
+            let integration = try chooseIntegration(database, existing: existing)
+            if let existing, existing.integrationId != integration.id {
+                throw CLIError.usage("account '\(account)' belongs to another integration",
+                                     hint: "revoke it first, or authorize under another name")
+            }
+            let requested = scopes.map { $0.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) } ?? integration.scopes
+            guard !requested.isEmpty else { throw CLIError.usage("no scopes to request") }
+            // The passphrase first: no prompt may interleave with the browser step.
+            let vault = try unlock(context)
+            let transport = context.makeTransport(global.verbose ? Trace.tracer(context.console) : nil)
+            let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
+
+            let response = device
+                ? try await deviceFlow(client, scopes: requested, context: context)
+                : try await browserFlow(client, scopes: requested, context: context)
+
+            // Who is this? Recorded as plain metadata; a failure here does not lose the pair.
+            var identity: Identity?
+            if client.provider.supportsIdentity {
+                do {
+                    identity = try await client.identity(accessToken: response.accessToken)
+                } catch {
+                    context.console.err("tokenvault: warning: could not read the account's identity: \(ErrorReport.describe(error).message)\n")
+                }
+            }
+            let now = context.now()
+            let before = try? vault.database.account(named: account)
+            var record = before ?? Account(name: account, integrationId: integration.id, createdAt: now, updatedAt: now)
+            if before != nil {
+                // A new pair replaces the old one entirely, refresh token included.
+                record.refreshTokenSealed = nil
+                record.refreshExpiresAt = nil
+                record.grantedScopes = nil
+            }
+            try TokenStore.apply(response, to: &record, vault: vault, now: now)
+            if let identity {
+                record.personId = identity.id
+                record.email = identity.email
+                record.displayName = identity.displayName
+                record.orgId = identity.orgId
+            }
+            try vault.database.write { w in
+                if before == nil { try w.insert(record) } else { try w.update(record) }
+                try vault.appendAudit(AuditDraft(
+                    at: now, account: account, integration: integration.name, event: .authorized,
+                    trigger: device ? "authorize --device" : "authorize", outcome: before == nil ? "ok" : "ok, replaced the previous pair",
+                    accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
+                    refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
+                    refreshTokenChanged: before == nil ? nil : true), in: w)
+            }
+            let who = identity.map { " as \($0.email ?? $0.id)\($0.displayName.map { " (\($0))" } ?? "")" } ?? ""
+            context.console.err("Authorized '\(account)'\(who): access token valid \(Format.span(response.expiresIn))"
+                + (response.refreshTokenExpiresIn.map { ", refresh token \(Format.span($0))" } ?? "") + ".\n")
+            if let granted = response.scope {
+                let missing = requested.filter { !granted.contains($0) }
+                if !missing.isEmpty {
+                    let adminNote = missing.contains { $0.hasPrefix("meeting:admin_") }
+                        ? " Webex leaves meeting:admin_* scopes out of tokens of users who are not admins." : ""
+                    context.console.err("tokenvault: warning: the provider did not grant \(missing.joined(separator: " ")).\(adminNote)\n")
+                }
+            }
+        }
+
+        private func chooseIntegration(_ database: VaultDatabase, existing: Account?) throws -> Integration {
+            if let integration { return try database.integration(named: integration) }
+            if let existing, let owner = try database.integration(id: existing.integrationId) { return owner }
+            let all = try database.integrations()
+            if all.count == 1 { return all[0] }
+            if all.isEmpty {
+                throw CLIError.usage("no integration is registered", hint: "register one with 'tokenvault add NAME …'")
+            }
+            throw CLIError.usage("several integrations are registered; say which one",
+                                 hint: "pass --integration \(all.map(\.name).joined(separator: "|"))")
+        }
+
+        private func browserFlow(_ client: OAuthClient, scopes: [String], context: Context) async throws -> TokenResponse {
+            let state = PKCE.newState(random: context.random)
+            let pkce = PKCE.generate(random: context.random)
+            let url = client.authorizationURL(state: state, pkce: pkce, scopes: scopes)
+            let mode = try RedirectMode(redirectURI: client.credentials.redirectURI)
+            let code: String
+            if case .loopback(let host, let port, let path) = mode, !noBrowser {
+                // Bind before the browser opens, so the callback cannot arrive before we listen.
+                let listener = LoopbackListener(host: host, port: port)
+                try listener.bind()
+                defer { listener.close() }
+                context.console.err("Opening the browser to authorize '\(account)'. If it does not open, visit:\n\n  \(url.absoluteString)\n\nWaiting for the callback on \(client.credentials.redirectURI) (up to \(Int(timeout)) s)…\n")
+                if !context.openBrowser(url, context.environment) {
+                    context.console.err("tokenvault: hint: no browser could be started ($BROWSER or xdg-open); open the URL above yourself.\n")
+                }
+                code = try await listener.waitForCallback(expectedState: state, path: path, timeout: timeout)
+            } else {
+                context.console.err("Open this URL in a browser and approve:\n\n  \(url.absoluteString)\n\n")
+                if !noBrowser { _ = context.openBrowser(url, context.environment) }
+                guard let pasted = context.readLine("Paste the URL the browser landed on (or just the code): ") else {
+                    throw OAuthError.invalidPaste("nothing was pasted")
+                }
+                code = try parsePastedCallback(pasted, expectedState: state)
+            }
+            return try await client.exchangeCode(code, pkce: pkce)
+        }
+
+        private func deviceFlow(_ client: OAuthClient, scopes: [String], context: Context) async throws -> TokenResponse {
+            let grant = try await client.startDeviceAuthorization(scopes: scopes)
+            context.console.err("To authorize '\(account)', visit \(grant.verificationURI) and enter the code \(grant.userCode)\n")
+            if let complete = grant.verificationURIComplete {
+                context.console.err("(or open \(complete))\n")
+                if !noBrowser, let url = URL(string: complete) { _ = context.openBrowser(url, context.environment) }
+            }
+            context.console.err("Waiting for approval (polling every \(grant.interval) s)…\n")
+            let now = context.now
+            return try await client.pollDeviceToken(grant, now: now, sleep: context.sleep)
+        }
+    }
+
+    struct Exec: VaultCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a command with the account's access token in its environment.",
+            discussion: """
+                tokenvault replaces itself with the command (like a shell's exec): stdin, stdout, stderr, signals and
+                the exit status are the command's own. The token is passed only in the environment, never on argv.
+                Example: tokenvault exec alice -- python3 report.py --since yesterday
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
+        var minValid: Duration = Duration(seconds: 600)
+
+        @Argument(help: "The account name.")
+        var account: String
+
+        @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.")
+        var command: [String] = []
+
+        func run(_ context: Context) async throws {
+            var command = command
+            if command.first == "--" { command.removeFirst() }
+            guard let program = command.first else {
+                throw CLIError.usage("no command to run", hint: "tokenvault exec \(account) -- COMMAND [ARGS…]")
+            }
+            let (token, integration) = try await freshAccessToken(account: account, global: global, minValid: minValid.seconds,
+                                                                  trigger: "exec", context: context)
+            var environment = context.environment
+            for name in ["TOKENVAULT_PASSPHRASE"] { environment[name] = nil }  // the vault's secret is not the child's
+            environment[integration.envVar] = token
+            let status = try context.execute(program, Array(command.dropFirst()), environment)
+            throw CommandExit(code: ExitCode(rawValue: status) ?? .other, raw: status)
+        }
+    }
+
+    struct Whoami: VaultCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask the provider who the account's token belongs to (refreshed first if needed).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
+        var minValid: Duration = Duration(seconds: 600)
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        @Argument(help: "The account name.")
+        var account: String
+
+        func run(_ context: Context) async throws {
+            let (token, integration, vault) = try await freshAccessTokenAndVault(
+                account: account, global: global, minValid: minValid.seconds, trigger: "whoami", context: context)
+            let transport = context.makeTransport(global.verbose ? Trace.tracer(context.console) : nil)
+            let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
+            let identity = try await client.identity(accessToken: token)
+            // Keep the plain identity metadata current; this is not a lifetime change, so no audit entry.
+            var record = try vault.database.account(named: account)
+            record.personId = identity.id
+            record.email = identity.email
+            record.displayName = identity.displayName
+            record.orgId = identity.orgId
+            try vault.database.write { try $0.update(record) }
+            if json {
+                var o: [String: Any] = ["account": account, "id": identity.id]
+                o["email"] = identity.email
+                o["display_name"] = identity.displayName
+                o["org_id"] = identity.orgId
+                o["type"] = identity.type
+                context.console.out(Format.json(o) + "\n")
+            } else {
+                context.console.out("\(identity.displayName ?? "-") <\(identity.email ?? "-")>\n  id: \(identity.id)\n  org: \(identity.orgId ?? "-")\n  type: \(identity.type ?? "-")\n")
+            }
+        }
+    }
+}
+
+/// The access token to hand out, refreshed first when it lapses within `minValid`; never an expired one.
+func freshAccessToken(account: String, global: GlobalOptions, minValid: TimeInterval, trigger: String,
+                      context: Context) async throws -> (String, Integration) {
+    let (token, integration, _) = try await freshAccessTokenAndVault(account: account, global: global, minValid: minValid,
+                                                                     trigger: trigger, context: context)
+    return (token, integration)
+}
+
+func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minValid: TimeInterval, trigger: String,
+                              context: Context) async throws -> (String, Integration, UnlockedVault) {
+    let database = try VaultDatabase.open(at: VaultLocation.path(option: global.vault, context: context))
+    var account = try database.account(named: name)
+    guard let integration = try database.integration(id: account.integrationId) else { throw StoreError.noSuchIntegration(account.integrationId) }
+    let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
+    let now = context.now()
+    let threshold = now.addingTimeInterval(minValid)
+    @Sendable func lapsesSoon(_ a: Account) -> Bool { (a.accessExpiresAt ?? .distantPast) < threshold }
+    if lapsesSoon(account) {
+        if account.refreshTokenSealed != nil && account.state == .ok {
+            let refresher = Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose)
+            let outcome = await refresher.refresh(account) { lapsesSoon($0) }
+            account = try database.account(named: name)
+            switch outcome.status {
+            case .refreshed, .alreadyFresh:
+                if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
+            case .needsReauth, .failed:
+                let reason = outcome.error ?? "unknown error"
+                guard let expiry = account.accessExpiresAt, expiry > now else {
+                    if outcome.status == .needsReauth { throw CLIError.needsReauthorization(account: name, reason: reason) }
+                    throw CLIError.provider("the access token of '\(name)' expired and refreshing it failed: \(reason)",
+                                            hint: "try again later; add --verbose to see the requests")
+                }
+                context.console.err("tokenvault: warning: could not refresh '\(name)' (\(reason)); using the current token, valid \(Format.remaining(expiry, now: now))\n")
+            }
+        } else if let expiry = account.accessExpiresAt, expiry > now {
+            context.console.err("tokenvault: warning: the access token of '\(name)' lapses in \(Format.remaining(expiry, now: now)) and cannot be refreshed (\(account.state == .needsReauth ? "needs re-authorization" : "no refresh token")); run 'tokenvault authorize \(name)'\n")
+        } else if account.state == .needsReauth {
+            throw CLIError.needsReauthorization(account: name, reason: "the provider refused its refresh token")
+        } else {
+            throw CLIError.accessTokenExpired(account: name, at: account.accessExpiresAt ?? now)
+        }
+    }
+    let token = try vault.accessToken(of: account)
+    guard let text = token.copyToString() else { throw CLIError.integrity("the access token of '\(name)' is not text") }
+    return (text, integration, vault)
+}

@@ -1,0 +1,188 @@
+import ArgumentParser
+import Foundation
+import VaultOAuth
+import VaultStore
+
+/// A refresh token that lapses within this, even right after a refresh, gets a warning: the provider did not
+/// reset its lifetime and the account will need a browser soon.
+let refreshLapseWarning: TimeInterval = 14 * 86_400
+
+extension RefreshOutcome {
+    /// A warning when the refresh token lapses soon even after this refresh.
+    func lapseWarning(now: Date) -> String? {
+        guard status == .refreshed || status == .alreadyFresh, let expiry = refreshExpiresAfter,
+              expiry.timeIntervalSince(now) < refreshLapseWarning else { return nil }
+        return "the refresh token of '\(account)' lapses in \(Format.span(Int(expiry.timeIntervalSince(now)))) even after refreshing (the provider did not reset its lifetime); run 'tokenvault authorize \(account)' before \(Format.timestamp(expiry))"
+    }
+
+    var jsonObject: [String: Any] {
+        var o: [String: Any] = ["account": account, "integration": integration, "status": status.rawValue]
+        o["access_expires_before"] = accessExpiresBefore.map(Format.timestamp)
+        o["access_expires_at"] = accessExpiresAfter.map(Format.timestamp)
+        o["refresh_expires_before"] = refreshExpiresBefore.map(Format.timestamp)
+        o["refresh_expires_at"] = refreshExpiresAfter.map(Format.timestamp)
+        o["refresh_token_changed"] = refreshTokenChanged
+        o["error"] = error
+        o["tracking_id"] = trackingId
+        return o
+    }
+}
+
+extension TokenVault {
+    struct Refresh: VaultCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Refresh one account's token pair now (audited with old and new lifetimes).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The account name.")
+        var account: String
+
+        func run(_ context: Context) async throws {
+            let database = try openDatabase(context)
+            let planned = try database.account(named: account)
+            let vault = try unlock(context)
+            let refresher = Refresher(vault: vault, context: context, trigger: "refresh", verbose: global.verbose)
+            // Skip only if another process refreshed it after we read it (no refresh token sent twice at once).
+            let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
+            let now = context.now()
+            switch outcome.status {
+            case .refreshed, .alreadyFresh:
+                let how = outcome.status == .refreshed ? "Refreshed" : "Another tokenvault process just refreshed"
+                context.console.err("\(how) '\(account)': access token valid \(Format.remaining(outcome.accessExpiresAfter, now: now)) (was \(Format.remaining(outcome.accessExpiresBefore, now: now))), refresh token valid \(Format.remaining(outcome.refreshExpiresAfter, now: now))"
+                    + (outcome.refreshTokenChanged.map { $0 ? " (new refresh token)" : " (same refresh token)" } ?? "") + ".\n")
+                if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
+            case .needsReauth:
+                throw CLIError.needsReauthorization(account: account, reason: outcome.error ?? "the provider refused its refresh token")
+            case .failed:
+                throw CLIError.provider("refreshing '\(account)' failed: \(outcome.error ?? "unknown error")",
+                                        hint: "the stored pair is unchanged; try again later, or add --verbose to see the requests")
+            }
+        }
+    }
+
+    struct RefreshAll: VaultCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "refresh-all",
+            abstract: "Refresh every account's token pair (for cron): lifetimes reset, every result audited.",
+            discussion: """
+                One passphrase prompt for the whole run. Accounts refreshed by another run in the last --skip-recent
+                (default 10m) are left alone, so overlapping runs never send a refresh token twice. Accounts that need
+                re-authorization are reported and not retried. Exit 0 when all succeeded, 5 when some need
+                re-authorization, 6 when some failed for provider or network reasons (5 wins when both).
+                Example crontab line:
+                  17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase tokenvault refresh-all
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "How many refreshes run at once.")
+        var concurrency: Int = 8
+
+        @Option(help: ArgumentHelp("Only accounts whose access token lapses within this (e.g. 1d, 12h).", valueName: "duration"))
+        var dueWithin: Duration?
+
+        @Option(help: ArgumentHelp("Leave accounts whose pair changed within this (0 refreshes everything).", valueName: "duration"))
+        var skipRecent: Duration = Duration(seconds: 600)
+
+        @Flag(help: "Print a JSON report on stdout.")
+        var json = false
+
+        func validate() throws {
+            guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 256") }
+        }
+
+        func run(_ context: Context) async throws {
+            let database = try openDatabase(context)
+            let start = context.now()
+            let started = Date()
+            // Found from plain metadata: nothing is decrypted for accounts that are not due.
+            let candidates = try dueWithin.map { try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds)) }
+                ?? database.accounts()
+            if candidates.isEmpty {
+                if json { context.console.out(Format.json(Self.report([], start: start, seconds: 0)) + "\n") }
+                context.console.err("refresh-all: nothing to refresh.\n")
+                return
+            }
+            let vault = try unlock(context)
+            let refresher = Refresher(vault: vault, context: context, trigger: "refresh-all", verbose: global.verbose)
+            let recent = skipRecent.seconds
+            let progress = Progress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
+            var outcomes: [RefreshOutcome] = []
+            outcomes.reserveCapacity(candidates.count)
+            await withTaskGroup(of: RefreshOutcome.self) { group in
+                var next = 0
+                func addNext() {
+                    guard next < candidates.count else { return }
+                    let planned = candidates[next]
+                    next += 1
+                    group.addTask {
+                        await refresher.refresh(planned) { current in
+                            // Changed since this run read it, or within --skip-recent: someone else refreshed it.
+                            current.updatedAt == planned.updatedAt && start.timeIntervalSince(current.updatedAt) >= recent
+                        }
+                    }
+                }
+                for _ in 0..<min(concurrency, candidates.count) { addNext() }
+                while let outcome = await group.next() {
+                    outcomes.append(outcome)
+                    progress.step(failed: outcome.status == .failed || outcome.status == .needsReauth)
+                    addNext()
+                }
+            }
+            progress.finish()
+            let seconds = Date().timeIntervalSince(started)
+            outcomes.sort { $0.account < $1.account }
+            let now = context.now()
+            for outcome in outcomes {
+                switch outcome.status {
+                case .needsReauth: context.console.err("tokenvault: \(outcome.account): needs re-authorization: \(outcome.error ?? "") (run 'tokenvault authorize \(outcome.account)')\n")
+                case .failed: context.console.err("tokenvault: \(outcome.account): refresh failed: \(outcome.error ?? "")\n")
+                default: if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
+                }
+            }
+            let count = { (s: RefreshOutcome.Status) in outcomes.filter { $0.status == s }.count }
+            context.console.err("refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed, of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n")
+            if json { context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds)) + "\n") }
+            if count(.needsReauth) > 0 { throw CommandExit(code: .needsReauthorization) }
+            if count(.failed) > 0 { throw CommandExit(code: .provider) }
+        }
+
+        static func report(_ outcomes: [RefreshOutcome], start: Date, seconds: Double) -> [String: Any] {
+            let count = { (s: RefreshOutcome.Status) in outcomes.filter { $0.status == s }.count }
+            return [
+                "started_at": Format.timestamp(start), "duration_seconds": (seconds * 1000).rounded() / 1000,
+                "total": outcomes.count, "refreshed": count(.refreshed), "fresh": count(.alreadyFresh),
+                "needs_reauth": count(.needsReauth), "failed": count(.failed),
+                "accounts": outcomes.map(\.jsonObject),
+            ]
+        }
+    }
+}
+
+/// The live progress line on a terminal: done/total, failures, rate.
+final class Progress: @unchecked Sendable {
+    private let total: Int
+    private let console: any Console
+    private let live: Bool
+    private let started = Date()
+    private var done = 0, failed = 0
+    private var lastDraw = Date.distantPast
+
+    init(total: Int, console: any Console, live: Bool) {
+        self.total = total
+        self.console = console
+        self.live = live
+    }
+
+    func step(failed didFail: Bool) {
+        done += 1
+        if didFail { failed += 1 }
+        guard live, done == total || Date().timeIntervalSince(lastDraw) > 0.1 else { return }
+        lastDraw = Date()
+        let rate = Double(done) / max(Date().timeIntervalSince(started), 0.001)
+        console.err("\r\u{1B}[Krefresh-all: \(done)/\(total) done, \(failed) failed, \(String(format: "%.1f", rate))/s")
+    }
+
+    func finish() { if live { console.err("\n") } }
+}

@@ -1,0 +1,263 @@
+import ArgumentParser
+import Foundation
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One refresh at a time per account, across processes: an advisory lock (flock) on a file per account, which
+/// the kernel releases if the process dies. It is held across the network call; no database transaction is.
+final class AccountLock {
+    private let fd: Int32
+
+    private init(fd: Int32) { self.fd = fd }
+
+    static func directory(forVault path: String) -> String { path + ".locks" }
+
+    static func acquire(vaultPath: String, account: Account, timeout: TimeInterval = 300,
+                        sleep: @Sendable (Double) async throws -> Void) async throws -> AccountLock {
+        let dir = directory(forVault: vaultPath)
+        if mkdir(dir, 0o700) == 0 { chmod(dir, 0o700) }
+        let path = "\(dir)/\(account.id).lock"
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard fd >= 0 else {
+            throw CLIError.usage("cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+        }
+        fchmod(fd, 0o600)
+        let deadline = Date().addingTimeInterval(timeout)
+        // Non-blocking tries with short sleeps: a blocking flock would park a thread of the small async pool.
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else {
+                Glibc.close(fd)
+                throw CLIError.usage("cannot lock \(path): \(String(cString: strerror(errno)))")
+            }
+            guard Date() < deadline else {
+                Glibc.close(fd)
+                throw CLIError.usage("account '\(account.name)' stayed locked by another tokenvault process for \(Int(timeout)) s",
+                                     hint: "is another refresh stuck? 'fuser \(path)' shows who holds it")
+            }
+            try? await Task.sleep(for: .milliseconds(15))
+        }
+        return AccountLock(fd: fd)
+    }
+
+    /// Closing the descriptor releases the lock.
+    func release() { Glibc.close(fd) }
+}
+
+/// `--verbose` request traces (already redacted by the transport) on stderr.
+enum Trace {
+    static func tracer(_ console: any Console) -> URLSessionTransport.Tracer {
+        { line in console.err("tokenvault: http: \(line)\n") }
+    }
+}
+
+/// What became of one account in a refresh.
+struct RefreshOutcome: Sendable {
+    enum Status: String, Sendable {
+        case refreshed
+        /// Another process refreshed it while we waited for the lock (or just before): nothing was sent.
+        case alreadyFresh = "fresh"
+        case needsReauth = "needs-reauth"
+        case failed
+    }
+
+    var account: String
+    var integration: String
+    var status: Status
+    var accessExpiresBefore: Date?
+    var accessExpiresAfter: Date?
+    var refreshExpiresBefore: Date?
+    var refreshExpiresAfter: Date?
+    var refreshTokenChanged: Bool?
+    var error: String?
+    var trackingId: String?
+}
+
+/// Refreshes token pairs: the provider's answer is durably stored (and audited) before anything else happens.
+final class Refresher: @unchecked Sendable {
+    let vault: UnlockedVault
+    let context: Context
+    let trigger: String
+    let transport: any HTTPTransport
+    let retry: RetryPolicy
+    private let lock = NSLock()
+    private var clients: [String: OAuthClient] = [:]
+    private var integrations: [String: Integration] = [:]
+
+    init(vault: UnlockedVault, context: Context, trigger: String, verbose: Bool, retry: RetryPolicy = RetryPolicy()) {
+        self.vault = vault
+        self.context = context
+        self.trigger = trigger
+        self.retry = retry
+        transport = context.makeTransport(verbose ? Trace.tracer(context.console) : nil)
+    }
+
+    /// The integration and its client, opened once per integration and command.
+    func client(for integrationId: String) throws -> (Integration, OAuthClient) {
+        lock.lock()
+        defer { lock.unlock() }
+        if let client = clients[integrationId], let integration = integrations[integrationId] { return (integration, client) }
+        guard let integration = try vault.database.integration(id: integrationId) else {
+            throw StoreError.noSuchIntegration(integrationId)
+        }
+        let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
+        clients[integrationId] = client
+        integrations[integrationId] = integration
+        return (integration, client)
+    }
+
+    /// Refreshes `account` unless, once its lock is held and it is read again, `stillNeeded` says another
+    /// process already did the work. The lock makes sure no refresh token is ever sent twice at once.
+    func refresh(_ planned: Account, stillNeeded: @Sendable (Account) -> Bool) async -> RefreshOutcome {
+        var outcome = RefreshOutcome(account: planned.name, integration: "?", status: .failed)
+        do {
+            let (integration, client) = try client(for: planned.integrationId)
+            outcome.integration = integration.name
+            let lock = try await AccountLock.acquire(vaultPath: vault.database.path, account: planned, sleep: context.sleep)
+            defer { lock.release() }
+            // Read again under the lock: the pair may have changed while we waited.
+            var account = try vault.database.account(named: planned.name)
+            guard account.id == planned.id else { throw StoreError.noSuchAccount(planned.name) }
+            outcome.accessExpiresBefore = account.accessExpiresAt
+            outcome.refreshExpiresBefore = account.refreshExpiresAt
+            if account.state == .needsReauth {
+                outcome.status = .needsReauth
+                outcome.error = "the provider refused its refresh token earlier"
+                return outcome
+            }
+            guard stillNeeded(account) else {
+                outcome.status = .alreadyFresh
+                outcome.accessExpiresAfter = account.accessExpiresAt
+                outcome.refreshExpiresAfter = account.refreshExpiresAt
+                return outcome
+            }
+            guard account.refreshTokenSealed != nil else {
+                throw CLIError.needsReauthorization(account: account.name, reason: "it holds no refresh token")
+            }
+            let refreshToken = try vault.refreshToken(of: account)
+            guard let refreshText = refreshToken.copyToString() else {
+                throw CLIError.integrity("the refresh token of '\(account.name)' is not text")
+            }
+            let before = account
+            let response: TokenResponse
+            do {
+                response = try await retry.run(sleep: context.sleep) {
+                    try await client.refresh(refreshToken: refreshText)
+                }
+            } catch let error as OAuthError where error.isInvalidGrant {
+                // Final: the account needs a browser. Recorded so that list shows it and no run retries it.
+                account.state = .needsReauth
+                account.updatedAt = context.now()
+                try vault.database.write { w in
+                    try w.update(account)
+                    try vault.appendAudit(draft(before, account, outcome: "needs re-authorization: \(error.localizedDescription)", event: .refreshFailed), in: w)
+                }
+                outcome.status = .needsReauth
+                outcome.error = error.localizedDescription
+                outcome.trackingId = error.trackingId
+                return outcome
+            }
+            let now = context.now()
+            try TokenStore.apply(response, to: &account, vault: vault, now: now)
+            // The new pair is committed (synchronous=FULL) before anything else happens: with a rotating provider
+            // the old refresh token may already be dead.
+            let changed = response.refreshToken.map { $0 != refreshText } ?? false
+            try vault.database.write { w in
+                try w.update(account)
+                var entry = draft(before, account, outcome: "ok", event: .refreshed)
+                entry.refreshTokenChanged = changed
+                try vault.appendAudit(entry, in: w)
+            }
+            outcome.status = .refreshed
+            outcome.accessExpiresAfter = account.accessExpiresAt
+            outcome.refreshExpiresAfter = account.refreshExpiresAt
+            outcome.refreshTokenChanged = changed
+            return outcome
+        } catch {
+            let report = ErrorReport.describe(error)
+            outcome.status = report.code == .needsReauthorization ? .needsReauth : .failed
+            outcome.error = report.message
+            outcome.trackingId = (error as? OAuthError)?.trackingId
+            if error is OAuthError {
+                // A failed attempt is part of the account's history too.
+                try? vault.database.write { w in
+                    try vault.appendAudit(AuditDraft(
+                        at: context.now(), account: planned.name, integration: outcome.integration, event: .refreshFailed,
+                        trigger: trigger, outcome: "failed: \(report.message)", accessExpiresBefore: planned.accessExpiresAt,
+                        accessExpiresAfter: planned.accessExpiresAt, refreshExpiresBefore: planned.refreshExpiresAt,
+                        refreshExpiresAfter: planned.refreshExpiresAt), in: w)
+                }
+            }
+            return outcome
+        }
+    }
+
+    private func draft(_ before: Account, _ after: Account, outcome: String, event: AuditEvent) -> AuditDraft {
+        AuditDraft(at: context.now(), account: after.name, integration: lock.withLock { integrations[after.integrationId]?.name },
+                   event: event, trigger: trigger, outcome: outcome,
+                   accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: after.accessExpiresAt,
+                   refreshExpiresBefore: before.refreshExpiresAt, refreshExpiresAfter: after.refreshExpiresAt)
+    }
+}
+
+extension Provider {
+    /// The providers tokenvault knows, by the name stored with an integration.
+    static func named(_ name: String) throws -> Provider {
+        switch name {
+        case Provider.webex.name: return .webex
+        default: throw CLIError.usage("the integration uses provider '\(name)', which this tokenvault does not know")
+        }
+    }
+}
+
+extension OAuthClient {
+    /// A client for a stored integration, with its client secret opened from the vault.
+    static func make(for integration: Integration, vault: UnlockedVault, transport: any HTTPTransport) throws -> OAuthClient {
+        guard let base = URL(string: integration.apiBase) else {
+            throw CLIError.usage("integration '\(integration.name)' has an invalid API base \(Format.quoted(integration.apiBase))")
+        }
+        let secret = try vault.clientSecret(of: integration)
+        guard let secretText = secret.copyToString() else {
+            throw CLIError.integrity("the client secret of integration '\(integration.name)' is not text")
+        }
+        return OAuthClient(
+            provider: try Provider.named(integration.provider),
+            credentials: ClientCredentials(clientId: integration.clientId, clientSecret: secretText,
+                                           redirectURI: integration.redirectURI, scopes: integration.scopes, apiBase: base),
+            transport: transport)
+    }
+}
+
+/// "10m", "1d", "1d12h", "90s", "2w"; a bare number is seconds.
+struct Duration: ExpressibleByArgument, Sendable, Equatable {
+    var seconds: TimeInterval
+
+    init(seconds: TimeInterval) { self.seconds = seconds }
+
+    init?(argument: String) {
+        if let plain = Double(argument), plain >= 0 { seconds = plain; return }
+        var total = 0.0, number = ""
+        for ch in argument.lowercased() {
+            if ch.isNumber { number.append(ch); continue }
+            let unit: Double
+            switch ch {
+            case "s": unit = 1
+            case "m": unit = 60
+            case "h": unit = 3600
+            case "d": unit = 86_400
+            case "w": unit = 604_800
+            default: return nil
+            }
+            guard let n = Double(number) else { return nil }
+            total += n * unit
+            number = ""
+        }
+        guard number.isEmpty, !argument.isEmpty else { return nil }
+        seconds = total
+    }
+
+    static var defaultValueDescription: String { "a duration such as 10m, 12h, 1d" }
+}

@@ -127,7 +127,7 @@ enum RawClient {
         await #expect(throws: OAuthError.callbackTimeout(seconds: 0.3)) {
             try await l.waitForCallback(expectedState: "S", path: "/cb", timeout: 0.3)
         }
-        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(ContinuousClock.now - start < .seconds(15))
     }
 
     @Test func cancellationEndsTheWait() async throws {
@@ -137,7 +137,8 @@ enum RawClient {
         let start = ContinuousClock.now
         wait.cancel()
         await #expect(throws: CancellationError.self) { try await wait.value }
-        #expect(ContinuousClock.now - start < .seconds(3))
+        // Far below the 30 s timeout: the cancellation, not the timeout, ended it (generous for a loaded machine).
+        #expect(ContinuousClock.now - start < .seconds(15))
     }
 
     @Test func portInUseIsAClearError() throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TokenVaultLab
 
 /// The real binary, driven as a user drives it.
 @Suite(.tags(.process), .serialized) struct VaultBinaryTests {

@@ -44,6 +44,9 @@ let package = Package(
         .executableTarget(name: "webex-sandbox", dependencies: ["WebexSandbox"]),
         // Test machinery shared by the end-to-end tests, the fault suite and the benchmarks (never in tokenvault).
         .target(name: "TokenVaultLab", dependencies: ["WebexSandbox"]),
+        // `make bench` and `make faults`: drive the built tokenvault against an in-process sandbox.
+        .executableTarget(name: "tokenvault-bench", dependencies: ["TokenVaultLab", "WebexSandbox"]),
+        .executableTarget(name: "tokenvault-faults", dependencies: ["TokenVaultLab", "WebexSandbox"]),
 
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"]),
         .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", .product(name: "GRDB", package: "GRDB.swift")]),

@@ -1,0 +1,1 @@
+print("tokenvault-bench: not written yet")

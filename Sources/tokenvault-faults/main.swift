@@ -1,0 +1,1 @@
+print("tokenvault-faults: not written yet")

@@ -37,9 +37,9 @@ extension TokenVault {
         static let configuration = CommandConfiguration(
             abstract: "Store token pairs obtained elsewhere (a Webex token response JSON on standard input).",
             discussion: """
-                Reads {"access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "token_type"} from
-                standard input; expiries are now + the lifetimes. With --batch, reads JSON Lines instead, one object
-                per account with an extra "account" field; every line is checked before anything is stored, and all
+                Reads {"access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "token_type"} from \
+                standard input; expiries are now + the lifetimes. With --batch, reads JSON Lines instead, one object \
+                per account with an extra "account" field; every line is checked before anything is stored, and all \
                 are stored in one transaction with one passphrase prompt. Examples:
                   tokenvault import alice --integration reporting < token.json
                   tokenvault import --batch --integration reporting < pairs.jsonl
@@ -236,9 +236,9 @@ extension TokenVault {
         static let configuration = CommandConfiguration(
             abstract: "Revoke an account's tokens at the provider, then delete the pair from the vault (audited).",
             discussion: """
-                Webex: when the token may do it (scope identity:tokens_write, or unknown scopes), tokenvault calls
-                DELETE /authorizations?clientId=…; otherwise, or with --local, it only deletes the local pair and
-                says how to revoke at Webex. The sealed bytes are removed from both the database file and its
+                Webex: when the token may do it (scope identity:tokens_write, or unknown scopes), tokenvault calls \
+                DELETE /authorizations?clientId=…; otherwise, or with --local, it only deletes the local pair and \
+                says how to revoke at Webex. The sealed bytes are removed from both the database file and its \
                 write-ahead log.
                 """)
 

@@ -9,10 +9,10 @@ extension TokenVault {
         static let configuration = CommandConfiguration(
             abstract: "Get a token pair through the provider's authorization flow (browser, paste or device grant).",
             discussion: """
-                Uses a random state and PKCE (S256). When the integration's redirect URI is http on localhost,
-                127.0.0.1 or [::1], tokenvault listens on exactly that host and port for one callback. Otherwise (an
-                https redirect URI, or --no-browser) paste the URL the browser landed on, or just the code.
-                --device uses the device grant: approve on any device with the code shown.
+                Uses a random state and PKCE (S256). When the integration's redirect URI is http on localhost, \
+                127.0.0.1 or [::1], tokenvault listens on exactly that host and port for one callback. Otherwise (an \
+                https redirect URI, or --no-browser) paste the URL the browser landed on, or just the code. \
+                --device uses the device grant: approve on any device with the code shown. \
                 Re-authorizing an account replaces its pair (audited).
                 """)
 

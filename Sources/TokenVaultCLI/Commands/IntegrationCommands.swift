@@ -9,8 +9,8 @@ extension TokenVault {
         static let configuration = CommandConfiguration(
             abstract: "Register an OAuth integration (client id, secret, redirect URI, scopes).",
             discussion: """
-                The client secret is read from the terminal without echo, or from standard input with
-                --client-secret-stdin; never from the command line. --from-url takes the "OAuth Authorization URL"
+                The client secret is read from the terminal without echo, or from standard input with \
+                --client-secret-stdin; never from the command line. --from-url takes the "OAuth Authorization URL" \
                 the Webex developer portal shows for an integration and fills client id, redirect URI and scopes.
                 Examples:
                   tokenvault add reporting --client-id C0ffee… --redirect-uri http://localhost:8765/callback --scopes "spark:people_read spark:rooms_read"

@@ -66,9 +66,9 @@ extension TokenVault {
             commandName: "refresh-all",
             abstract: "Refresh every account's token pair (for cron): lifetimes reset, every result audited.",
             discussion: """
-                One passphrase prompt for the whole run. Accounts refreshed by another run in the last --skip-recent
-                (default 10m) are left alone, so overlapping runs never send a refresh token twice. Accounts that need
-                re-authorization are reported and not retried. Exit 0 when all succeeded, 5 when some need
+                One passphrase prompt for the whole run. Accounts refreshed by another run in the last --skip-recent \
+                (default 10m) are left alone, so overlapping runs never send a refresh token twice. Accounts that need \
+                re-authorization are reported and not retried. Exit 0 when all succeeded, 5 when some need \
                 re-authorization, 6 when some failed for provider or network reasons (5 wins when both).
                 Example crontab line:
                   17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase tokenvault refresh-all

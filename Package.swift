@@ -40,7 +40,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "tokenvault", dependencies: ["TokenVaultCLI"]),
-        .target(name: "WebexSandbox", dependencies: [.product(name: "FlyingFox", package: "FlyingFox")]),
+        .target(name: "WebexSandbox", dependencies: ["CSodium", .product(name: "FlyingFox", package: "FlyingFox")]),
         .executableTarget(name: "webex-sandbox", dependencies: ["WebexSandbox"]),
         // Test machinery shared by the end-to-end tests, the fault suite and the benchmarks (never in tokenvault).
         .target(name: "TokenVaultLab", dependencies: ["WebexSandbox"]),

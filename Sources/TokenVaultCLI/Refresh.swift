@@ -87,7 +87,11 @@ final class Refresher: @unchecked Sendable {
     private var clients: [String: OAuthClient] = [:]
     private var integrations: [String: Integration] = [:]
 
-    init(vault: UnlockedVault, context: Context, trigger: String, verbose: Bool, retry: RetryPolicy = RetryPolicy()) {
+    /// Eight attempts: a nightly run rides out a provider's bad minutes (about two minutes of capped, jittered
+    /// backoff at worst) rather than leaving accounts for tomorrow; invalid_grant is never retried.
+    static let retryPolicy = RetryPolicy(maxAttempts: 8)
+
+    init(vault: UnlockedVault, context: Context, trigger: String, verbose: Bool, retry: RetryPolicy = Refresher.retryPolicy) {
         self.vault = vault
         self.context = context
         self.trigger = trigger

@@ -134,7 +134,7 @@ final class SandboxHarness: @unchecked Sendable {
     @Test func wrongStateIsRefused() async throws {
         let s = try await SandboxHarness()
         s.h.browser = browserStandIn { $0.replacingOccurrences(of: "state=", with: "state=forged") }
-        let result = await s.h.run(["authorize", "alice", "--timeout", "10"])
+        let result = await s.h.run(["authorize", "alice", "--timeout", "60"])
         #expect(result.code == 6, "\(result.err)")
         #expect(result.err.contains("wrong state"))
         #expect(await s.sandbox.counters.codesRedeemed == 0)
@@ -145,11 +145,11 @@ final class SandboxHarness: @unchecked Sendable {
     @Test func consentDeniedAndInvalidScope() async throws {
         let s = try await SandboxHarness { $0.faults.denyConsent = true }
         s.h.browser = browserStandIn()
-        let denied = await s.h.run(["authorize", "alice", "--timeout", "10"])
+        let denied = await s.h.run(["authorize", "alice", "--timeout", "60"])
         #expect(denied.code == 6)
         #expect(denied.err.contains("declined"))
         await s.sandbox.updateConfiguration { $0.faults.denyConsent = false }
-        let scope = await s.h.run(["authorize", "alice", "--scopes", "spark:people_read meeting:admin_schedule_write", "--timeout", "10"])
+        let scope = await s.h.run(["authorize", "alice", "--scopes", "spark:people_read meeting:admin_schedule_write", "--timeout", "60"])
         #expect(scope.code == 6)
         #expect(scope.err.contains("scopes"))
         await s.stop()

@@ -41,7 +41,7 @@ enum RawClient {
 
     static func connect(port: UInt16, ipv6: Bool = false) throws -> Int32 {
         let fd = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
+        var tv = timeval(tv_sec: 30, tv_usec: 0)  // generous: the machine may be loaded
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let rc: Int32
         if ipv6 {
@@ -77,7 +77,7 @@ enum RawClient {
     @Test func rightStateReturnsCodeAfterIgnoringFaviconAndIdleConnections() async throws {
         let l = try bound()
         let port = l.port
-        let wait = Task { try await l.waitForCallback(expectedState: "S-1", path: "/callback", timeout: 10) }
+        let wait = Task { try await l.waitForCallback(expectedState: "S-1", path: "/callback", timeout: 60) }
         // A browser's speculative connection that never sends anything must not block the real request.
         let idle = try RawClient.connect(port: port)
         defer { _ = close(idle) }
@@ -94,7 +94,7 @@ enum RawClient {
 
     @Test func wrongStateIsRefused() async throws {
         let l = try bound()
-        let wait = Task { try await l.waitForCallback(expectedState: "S-1", path: "/callback", timeout: 10) }
+        let wait = Task { try await l.waitForCallback(expectedState: "S-1", path: "/callback", timeout: 60) }
         let page = try await RawClient.get(port: l.port, "/callback?code=C&state=S-2")
         #expect(page.hasPrefix("HTTP/1.1 400 "))
         #expect(page.contains("refused"))
@@ -104,7 +104,7 @@ enum RawClient {
 
     @Test func providerErrorIsReported() async throws {
         let l = try bound()
-        let wait = Task { try await l.waitForCallback(expectedState: "S-1", path: "/cb", timeout: 10) }
+        let wait = Task { try await l.waitForCallback(expectedState: "S-1", path: "/cb", timeout: 60) }
         let page = try await RawClient.get(port: l.port, "/cb?error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E&state=S-1")
         #expect(page.hasPrefix("HTTP/1.1 400 "))
         #expect(page.contains("declined"))
@@ -114,7 +114,7 @@ enum RawClient {
 
     @Test func bareVisitKeepsWaiting() async throws {
         let l = try bound()
-        let wait = Task { try await l.waitForCallback(expectedState: "S", path: "/cb", timeout: 10) }
+        let wait = Task { try await l.waitForCallback(expectedState: "S", path: "/cb", timeout: 60) }
         #expect(try await RawClient.get(port: l.port, "/cb").hasPrefix("HTTP/1.1 400 "))
         #expect(try await RawClient.exchange(port: l.port, text: "POST /cb?code=X&state=S HTTP/1.1\r\n\r\n").hasPrefix("HTTP/1.1 405 "))
         #expect(try await RawClient.get(port: l.port, "/cb?state=S&code=OK").contains("200 OK"))
@@ -166,7 +166,7 @@ enum RawClient {
 
     @Test func ipv6Loopback() async throws {
         let l = try bound("[::1]")
-        let wait = Task { try await l.waitForCallback(expectedState: "S", path: "/cb", timeout: 10) }
+        let wait = Task { try await l.waitForCallback(expectedState: "S", path: "/cb", timeout: 60) }
         let page = try await RawClient.get(port: l.port, "/cb?code=V6&state=S", ipv6: true)
         #expect(page.contains("200 OK"))
         #expect(try await wait.value == "V6")

@@ -187,7 +187,7 @@ final class Refresher: @unchecked Sendable {
             outcome.trackingId = (error as? OAuthError)?.trackingId
             if error is OAuthError {
                 // A failed attempt is part of the account's history too.
-                try? vault.database.write { w in
+                _ = try? vault.database.write { w in
                     try vault.appendAudit(AuditDraft(
                         at: context.now(), account: planned.name, integration: outcome.integration, event: .refreshFailed,
                         trigger: trigger, outcome: "failed: \(report.message)", accessExpiresBefore: planned.accessExpiresAt,

@@ -3,7 +3,8 @@ SWIFT   ?= swift
 PREFIX  ?= /usr/local
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build and the tests need: libsodium and SQLite headers; tmux drives the passphrase prompt
-# in the end-to-end tests, and zsh is one of the shells `env` output is checked in.
+# in the end-to-end tests, and zsh is one of the shells `env` output is checked in. python3 (any, not
+# necessarily Debian's) is the browser stand-in of the demo and the end-to-end tests.
 DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config tmux zsh
 
 .PHONY: all deps build release test demo install uninstall clean
@@ -12,6 +13,7 @@ all: build
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \

@@ -9,7 +9,10 @@ CREATE TABLE vault_meta (
     kdf_memlimit      INTEGER NOT NULL,
     master_key_sealed BLOB    NOT NULL,
     created_at        REAL    NOT NULL,
-    passphrase_changed_at REAL NOT NULL
+    passphrase_changed_at REAL NOT NULL,
+    -- The newest audit entry and a MAC over it: deleting the newest entries with SQL is detected.
+    audit_head_seq    INTEGER NOT NULL DEFAULT 0,
+    audit_head_mac    BLOB
 );
 
 CREATE TABLE integration (

@@ -1,7 +1,9 @@
 import Foundation
 
-/// Renders a variable assignment for a shell or tool. Values are quoted so that both
-/// `eval $(tokenvault env a)` and `eval "$(tokenvault env a)"` set exactly the stored value.
+/// Renders a variable assignment for a shell or tool. Values are single-quoted, so `eval "$(tokenvault env a)"`
+/// sets exactly the stored value, whatever it holds. The unquoted `eval $(…)` also works for every real token;
+/// the shell splits and globs the output before eval sees it, so a value with runs of spaces or a lone `*`
+/// survives only the quoted form.
 enum EnvExport {
     enum Style: String, CaseIterable {
         case sh, fish, dotenv, json

@@ -30,6 +30,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
     case noTokens(account: String)
     case unsupportedKDF(String)
     case provider(String, hint: String? = nil)
+    case busy(String, hint: String? = nil)
 
     public var errorDescription: String? {
         switch self {
@@ -46,7 +47,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .needsReauthorization(let account, let reason): "account '\(account)' needs re-authorization: \(reason)"
         case .noTokens(let account): "account '\(account)' holds no token pair"
         case .unsupportedKDF(let name): "the vault uses key derivation '\(name)', which this tokenvault does not know"
-        case .provider(let message, _): message
+        case .provider(let message, _), .busy(let message, _): message
         }
     }
 
@@ -64,7 +65,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
             "run 'tokenvault refresh \(account)', or import a new token pair with 'tokenvault import \(account) --replace'"
         case .needsReauthorization(let account, _): "run 'tokenvault authorize \(account)'"
         case .noTokens(let account): "run 'tokenvault authorize \(account)' or 'tokenvault import \(account) --integration NAME'"
-        case .provider(_, let hint): hint
+        case .provider(_, let hint), .busy(_, let hint): hint
         default: nil
         }
     }
@@ -82,6 +83,7 @@ enum ErrorReport {
             case .integrity, .unsupportedKDF: .integrity
             case .accessTokenExpired, .needsReauthorization, .noTokens: .needsReauthorization
             case .provider: .provider
+            case .busy: .other
             }
             return (e.localizedDescription, e.hint, code)
         case let e as StoreError:

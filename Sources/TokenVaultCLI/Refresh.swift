@@ -35,7 +35,7 @@ final class AccountLock {
             }
             guard Date() < deadline else {
                 Glibc.close(fd)
-                throw CLIError.usage("account '\(account.name)' stayed locked by another tokenvault process for \(Int(timeout)) s",
+                throw CLIError.busy("account '\(account.name)' stayed locked by another tokenvault process for \(Int(timeout)) s",
                                      hint: "is another refresh stuck? 'fuser \(path)' shows who holds it")
             }
             try? await Task.sleep(for: .milliseconds(15))
@@ -74,6 +74,8 @@ struct RefreshOutcome: Sendable {
     var refreshTokenChanged: Bool?
     var error: String?
     var trackingId: String?
+    /// The exit code the failure maps to (6 provider, 7 integrity, …); nil when it did not fail.
+    var failureCode: ExitCode?
 }
 
 /// Refreshes token pairs: the provider's answer is durably stored (and audited) before anything else happens.
@@ -157,7 +159,9 @@ final class Refresher: @unchecked Sendable {
                 account.updatedAt = context.now()
                 try vault.database.write { w in
                     try w.update(account)
-                    try vault.appendAudit(draft(before, account, outcome: "needs re-authorization: \(error.localizedDescription)", event: .refreshFailed), in: w)
+                    var entry = draft(before, account, outcome: "needs re-authorization (invalid_grant)", event: .refreshFailed)
+                    entry.detail = error.localizedDescription
+                    try vault.appendAudit(entry, in: w)
                 }
                 outcome.status = .needsReauth
                 outcome.error = error.localizedDescription
@@ -184,15 +188,16 @@ final class Refresher: @unchecked Sendable {
             let report = ErrorReport.describe(error)
             outcome.status = report.code == .needsReauthorization ? .needsReauth : .failed
             outcome.error = report.message
+            outcome.failureCode = report.code
             outcome.trackingId = (error as? OAuthError)?.trackingId
             if error is OAuthError {
                 // A failed attempt is part of the account's history too.
                 _ = try? vault.database.write { w in
                     try vault.appendAudit(AuditDraft(
                         at: context.now(), account: planned.name, integration: outcome.integration, event: .refreshFailed,
-                        trigger: trigger, outcome: "failed: \(report.message)", accessExpiresBefore: planned.accessExpiresAt,
+                        trigger: trigger, outcome: "failed, pair unchanged", accessExpiresBefore: planned.accessExpiresAt,
                         accessExpiresAfter: planned.accessExpiresAt, refreshExpiresBefore: planned.refreshExpiresAt,
-                        refreshExpiresAfter: planned.refreshExpiresAt), in: w)
+                        refreshExpiresAfter: planned.refreshExpiresAt, detail: report.message), in: w)
                 }
             }
             return outcome
@@ -263,5 +268,6 @@ struct Duration: ExpressibleByArgument, Sendable, Equatable {
         seconds = total
     }
 
-    static var defaultValueDescription: String { "a duration such as 10m, 12h, 1d" }
+    /// How a default shows in --help ("10m", not the struct).
+    var defaultValueDescription: String { Format.span(Int(seconds)) }
 }

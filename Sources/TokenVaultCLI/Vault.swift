@@ -22,14 +22,29 @@ enum VaultLocation {
     }
 }
 
-/// The labels that bind each sealed value to its place: a value moved to another row or column is opened
-/// under another key and fails.
+/// The labels that bind each sealed value to its place and to the plain fields that decide where it is used:
+/// a value moved to another row or column, a renamed account, or an integration pointed at another API base or
+/// client id opens under another key and fails (exit 7) before anything is sent anywhere.
 enum SealLabel {
     static let masterKey = "vault/master_key"
     static let audit = "audit/chain"
-    static func clientSecret(_ integration: Integration) -> String { "integration/\(integration.id)/client_secret" }
-    static func accessToken(_ account: Account) -> String { "account/\(account.id)/access_token" }
-    static func refreshToken(_ account: Account) -> String { "account/\(account.id)/refresh_token" }
+
+    /// Length-prefixed fields: no choice of values can make two labels alike.
+    static func encode(_ fields: [String]) -> String {
+        fields.map { "\($0.utf8.count):\($0)" }.joined()
+    }
+
+    static func clientSecret(_ i: Integration) -> String {
+        "integration/" + encode([i.id, "client_secret", i.name, i.provider, i.clientId, i.apiBase, i.redirectURI])
+    }
+
+    static func accessToken(_ a: Account) -> String {
+        "account/" + encode([a.id, "access_token", a.name, a.integrationId])
+    }
+
+    static func refreshToken(_ a: Account) -> String {
+        "account/" + encode([a.id, "refresh_token", a.name, a.integrationId])
+    }
 }
 
 /// A vault whose passphrase has been checked: the database plus the master key. The KDF ran once to get here.
@@ -135,9 +150,13 @@ final class UnlockedVault: @unchecked Sendable {
     /// Appends an entry chained to the previous one, inside the caller's transaction.
     @discardableResult
     func appendAudit(_ draft: AuditDraft, in writer: VaultWriter) throws -> AuditEntry {
-        try writer.appendAudit(draft) { seq, previous in
+        try writer.appendAudit(draft, mac: { seq, previous in
             MAC.hmacSHA256(key: auditKey, message: AuditEntry.canonicalBytes(seq: seq, draft: draft, previousMAC: previous))
-        }
+        }, headMAC: headMAC)
+    }
+
+    private func headMAC(seq: Int64, entryMAC: [UInt8]) -> [UInt8] {
+        MAC.hmacSHA256(key: auditKey, message: Array("tokenvault-audit-head-v1:\(seq):".utf8) + entryMAC)
     }
 
     /// Walks the chain from the first entry: an edited, reordered or deleted entry breaks it.
@@ -158,6 +177,14 @@ final class UnlockedVault: @unchecked Sendable {
             // Continue from the stored MAC so one bad entry is reported once, not as a cascade.
             previous = entry.mac
             expectedSeq = entry.seq + 1
+        }
+        // The head in the header row must name the newest entry: otherwise newest entries were removed.
+        let head = try database.auditHead()
+        let newest = entries.last
+        if head.seq != (newest?.seq ?? 0) {
+            problems.append("the log ends at entry \(newest?.seq ?? 0) but entry \(head.seq) was written: the newest entries were removed")
+        } else if let newest, !MAC.constantTimeEqual(headMAC(seq: newest.seq, entryMAC: newest.mac), head.mac) {
+            problems.append("the log's head record does not match entry \(newest.seq)")
         }
         return (problems, entries.count, previous)
     }

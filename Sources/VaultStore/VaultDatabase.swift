@@ -220,6 +220,14 @@ public final class VaultDatabase: Sendable {
         }
     }
 
+    /// The newest audit entry's number and the keyed MAC over it, as the last append left them.
+    public func auditHead() throws -> (seq: Int64, mac: [UInt8]) {
+        try read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT audit_head_seq, audit_head_mac FROM vault_meta WHERE id = 1")
+            return (row?["audit_head_seq"] ?? 0, (row?["audit_head_mac"] as Data?).map { [UInt8]($0) } ?? [])
+        }
+    }
+
     /// Moves everything from the WAL into the main file and truncates the WAL, so that deleted secrets
     /// (already zeroed in place by secure_delete) linger in neither file.
     public func purgeDeletedData() throws {
@@ -290,11 +298,16 @@ public struct VaultWriter {
 
     /// Appends an audit entry. `mac` receives the entry's sequence number and the previous entry's MAC
     /// (empty for the first) and returns this entry's MAC, computed inside the same transaction so the chain
-    /// cannot fork when several processes write.
+    /// cannot fork when several processes write. `headMAC` seals the new head (number and MAC) into the header
+    /// row, so that removing the newest entries is detected too.
     @discardableResult
-    public func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ previousMAC: [UInt8]) throws -> [UInt8]) throws -> AuditEntry {
+    public func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ previousMAC: [UInt8]) throws -> [UInt8],
+                            headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) -> [UInt8]) throws -> AuditEntry {
         let last = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit_entry ORDER BY seq DESC LIMIT 1")
-        let seq = (last?["seq"] as Int64? ?? 0) + 1
+        // Numbered after the recorded head as well as the newest row: if the newest entries were deleted, the gap
+        // stays visible after later appends.
+        let head = try Int64.fetchOne(db, sql: "SELECT audit_head_seq FROM vault_meta WHERE id = 1") ?? 0
+        let seq = max(last?["seq"] as Int64? ?? 0, head) + 1
         let previous = (last?["mac"] as Data?).map { [UInt8]($0) } ?? []
         let entryMAC = try mac(seq, previous)
         let d = draft
@@ -306,6 +319,8 @@ public struct VaultWriter {
             "refresh_token_changed": d.refreshTokenChanged.map { $0 ? 1 : 0 }, "detail": d.detail,
             "mac": Data(entryMAC),
         ])
+        try db.execute(sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1",
+                       arguments: [seq, Data(headMAC(seq, entryMAC))])
         return AuditEntry(seq: seq, draft: d, mac: entryMAC)
     }
 }

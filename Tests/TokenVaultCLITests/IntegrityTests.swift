@@ -46,6 +46,29 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
         #expect(await h.run(["token", "alice"]).code == 7)
     }
 
+    @Test func swappedAccountNamesAreDetected() async throws {
+        let (h, accessA, _) = try await Harness.withAccount()
+        try await h.expectOK(["import", "bob", "--integration", "webex1"], stdin: tokenJSON(access: "bob-access", refresh: "bob-refresh"))
+        try tamper(h, """
+            UPDATE account SET name = 'tmp' WHERE name = 'alice';
+            UPDATE account SET name = 'alice' WHERE name = 'bob';
+            UPDATE account SET name = 'bob' WHERE name = 'tmp';
+            """)
+        let result = await h.run(["token", "bob"])
+        #expect(result.code == 7, "\(result.err)")
+        #expect(!result.out.contains(accessA))
+        #expect(await h.run(["token", "alice"]).code == 7)
+    }
+
+    @Test func redirectedAPIBaseIsDetectedBeforeAnythingIsSent() async throws {
+        let (h, _, _) = try await Harness.withAccount(expiresIn: 60)
+        try tamper(h, "UPDATE integration SET api_base = 'http://127.0.0.1:1/v1'")
+        h.now = h.now.addingTimeInterval(120)
+        let result = await h.run(["refresh", "alice"])
+        #expect(result.code == 7, "\(result.err)")
+        #expect(result.err.contains("client secret of integration 'webex1'"))
+    }
+
     @Test func absurdKDFParametersAreRefusedBeforeTheKDFRuns() async throws {
         let (h, _, _) = try await Harness.withAccount()
         try tamper(h, "UPDATE vault_meta SET kdf_memlimit = ?", [Int64(64) << 30])
@@ -110,6 +133,23 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
         let result = await h.run(["audit", "--verify"])
         #expect(result.code == 7)
         #expect(result.err.contains("entry 2 is missing"))
+    }
+
+    @Test func removingTheNewestEntriesIsDetected() async throws {
+        let h = try await vaultWithHistory()
+        try tamper(h, "DROP TRIGGER audit_entry_no_delete; DELETE FROM audit_entry WHERE seq >= 4")
+        let result = await h.run(["audit", "--verify"])
+        #expect(result.code == 7)
+        #expect(result.err.contains("newest entries were removed"))
+        // And a later append does not paper over the gap.
+        try await h.expectOK(["import", "erin", "--integration", "webex1"], stdin: tokenJSON(access: "a-e", refresh: "r-e"))
+        #expect(await h.run(["audit", "--verify"]).code == 7)
+    }
+
+    @Test func emptiedLogIsDetected() async throws {
+        let h = try await vaultWithHistory()
+        try tamper(h, "DROP TRIGGER audit_entry_no_delete; DELETE FROM audit_entry")
+        #expect(await h.run(["audit", "--verify"]).code == 7)
     }
 
     @Test func reorderedEntriesAreDetected() async throws {

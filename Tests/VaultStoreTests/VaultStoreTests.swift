@@ -183,15 +183,17 @@ func mode(_ path: String) -> Int {
         var seen: [(Int64, [UInt8])] = []
         for i in 0..<3 {
             try db.write { w in
-                try w.appendAudit(draft) { seq, previous in
+                try w.appendAudit(draft, mac: { seq, previous in
                     seen.append((seq, previous))
                     return [UInt8(i + 1)]
-                }
+                }, headMAC: { seq, mac in [UInt8(seq)] + mac })
             }
         }
         #expect(seen.map(\.0) == [1, 2, 3])
         #expect(seen.map(\.1) == [[], [1], [2]])
         #expect(try db.auditEntries().map(\.mac) == [[1], [2], [3]])
+        #expect(try db.auditHead().seq == 3)
+        #expect(try db.auditHead().mac == [3, 3])
         #expect(try db.auditEntries(account: "bob").isEmpty)
         #expect(throws: StoreError.self) { try db.write { _ in try sqlUpdate(db) } }
     }

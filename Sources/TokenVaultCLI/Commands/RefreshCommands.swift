@@ -55,8 +55,11 @@ extension TokenVault {
             case .needsReauth:
                 throw CLIError.needsReauthorization(account: account, reason: outcome.error ?? "the provider refused its refresh token")
             case .failed:
-                throw CLIError.provider("refreshing '\(account)' failed: \(outcome.error ?? "unknown error")",
-                                        hint: "the stored pair is unchanged; try again later, or add --verbose to see the requests")
+                let message = "refreshing '\(account)' failed: \(outcome.error ?? "unknown error")"
+                if outcome.failureCode == .integrity {
+                    throw CLIError.integrity(message, hint: "the vault was damaged or tampered with; nothing was sent to the provider")
+                }
+                throw CLIError.provider(message, hint: "the stored pair is unchanged; try again later, or add --verbose to see the requests")
             }
         }
     }
@@ -69,7 +72,8 @@ extension TokenVault {
                 One passphrase prompt for the whole run. Accounts refreshed by another run in the last --skip-recent \
                 (default 10m) are left alone, so overlapping runs never send a refresh token twice. Accounts that need \
                 re-authorization are reported and not retried. Exit 0 when all succeeded, 5 when some need \
-                re-authorization, 6 when some failed for provider or network reasons (5 wins when both).
+                re-authorization, 6 when some failed for provider or network reasons (5 wins when both), 7 when an account \
+                failed its integrity check (7 wins over both).
                 Example crontab line:
                   17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase tokenvault refresh-all
                 """)
@@ -136,7 +140,7 @@ extension TokenVault {
             let now = context.now()
             for outcome in outcomes {
                 switch outcome.status {
-                case .needsReauth: context.console.err("tokenvault: \(outcome.account): needs re-authorization: \(outcome.error ?? "") (run 'tokenvault authorize \(outcome.account)')\n")
+                case .needsReauth: context.console.err("tokenvault: \(outcome.account): needs re-authorization: \(outcome.error ?? "")\n")
                 case .failed: context.console.err("tokenvault: \(outcome.account): refresh failed: \(outcome.error ?? "")\n")
                 default: if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
                 }
@@ -144,6 +148,7 @@ extension TokenVault {
             let count = { (s: RefreshOutcome.Status) in outcomes.filter { $0.status == s }.count }
             context.console.err("refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed, of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n")
             if json { context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds)) + "\n") }
+            if outcomes.contains(where: { $0.failureCode == .integrity }) { throw CommandExit(code: .integrity) }
             if count(.needsReauth) > 0 { throw CommandExit(code: .needsReauthorization) }
             if count(.failed) > 0 { throw CommandExit(code: .provider) }
         }

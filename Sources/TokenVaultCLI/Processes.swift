@@ -59,9 +59,13 @@ public enum ProgramRunner {
         guard let path = resolve(program, environment: environment) else {
             throw CLIError.usage("cannot find the program '\(program)'", hint: "check the name, or give its full path")
         }
-        // Signal dispositions we changed must not leak into the program.
+        // Signal dispositions and the mask survive execve. The calling thread is a worker of the async runtime,
+        // which blocks signals in its threads; the program must start with none blocked and none ignored by us.
         signal(SIGINT, SIG_DFL)
         signal(SIGPIPE, SIG_DFL)
+        var none = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         execve(path, argv, envp)

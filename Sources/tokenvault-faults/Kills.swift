@@ -9,8 +9,8 @@ import Glibc
 enum Kills {
     static func run(_ report: Report, _ options: Options) {
         let kills = options.full ? 200 : 20
-        let accounts = options.full ? 48 : 24
-        report.part("Kills", "SIGKILL of `refresh-all --skip-recent 0 --concurrency 8` at \(kills) random moments per mode, \(accounts) accounts, sandbox latency 20 ms, sandbox clock in real time (so a 30 s grace really lapses)")
+        let accounts = options.full ? 48 : 16
+        report.part("Kills", "SIGKILL of `refresh-all --skip-recent 0 --concurrency 8` at \(kills) random moments per mode (3 in 4 within the refresh phase, after the run's first request; the rest anywhere, start-up and KDF included), \(accounts) accounts, sandbox latency 20 ms, sandbox clock in real time (so a 30 s grace really lapses)")
         mode(report, "Webex mode (rotation off)", .off, kills: kills, accounts: accounts, strict: false, full: options.full, tokenvault: options.tokenvault)
         mode(report, "rotation, 30 s grace", .grace(seconds: 30), kills: kills, accounts: accounts, strict: false, full: options.full, tokenvault: options.tokenvault)
         mode(report, "strict rotation, no grace", .on, kills: options.full ? 100 : 10, accounts: accounts, strict: true, full: options.full, tokenvault: options.tokenvault)
@@ -50,13 +50,24 @@ enum Kills {
         guard let pairs = try? sandbox.issuePairs(count: accounts, prefix: "k"), ws.importPairs(pairs).code == 0 else {
             report.check(false, "\(title): \(accounts) sandbox pairs imported"); return
         }
-        // One run without a kill tells how long a run takes, so kills spread over all of it.
+        // One run without a kill tells how long a run takes and when its first request goes out, so that most kills
+        // land while refreshes are in flight (the interesting part) and some anywhere, start-up and KDF included.
+        let calibrationRequests = sandbox.tokenRequests
         let calibrationStart = Date()
-        let calibration = refreshAll(ws)
+        var firstRequest = 0.0
+        var calibration = RunReport(code: -1, stderr: "cannot spawn")
+        if let child = try? ws.spawn(["refresh-all", "--skip-recent", "0", "--concurrency", "8"]) {
+            while child.isRunning && sandbox.tokenRequests == calibrationRequests { usleep(2_000) }
+            firstRequest = Date().timeIntervalSince(calibrationStart)
+            let result = child.wait()
+            calibration = RunReport(code: result.code, stderr: result.err)
+        }
         let duration = max(Date().timeIntervalSince(calibrationStart), 0.3)
-        report.check(calibration.code == 0 && calibration.count("refreshed") == accounts,
-                     "\(title): an unkilled run refreshes all \(accounts) accounts (\(String(format: "%.2f", duration)) s)",
-                     calibration.code == 0 ? "" : "exit \(calibration.code): \(shortDescription(calibration.stderr))")
+        let refreshPhase = max(duration - firstRequest, 0.05)
+        let refreshedInCalibration = sandbox.tokenRequests - calibrationRequests
+        report.check(calibration.code == 0 && refreshedInCalibration == accounts,
+                     "\(title): an unkilled run refreshes all \(accounts) accounts (\(String(format: "%.2f", duration)) s, first request after \(String(format: "%.2f", firstRequest)) s)",
+                     calibration.code == 0 ? "\(refreshedInCalibration) requests" : "exit \(calibration.code): \(shortDescription(calibration.stderr))")
 
         var beforeRequests = 0, midRefresh = 0, finished = 0
         var integrityProblems: [String] = []
@@ -66,7 +77,14 @@ enum Kills {
             guard let child = try? ws.spawn(["refresh-all", "--skip-recent", "0", "--concurrency", "8"]) else {
                 integrityProblems.append("kill \(i): cannot spawn"); continue
             }
-            usleep(useconds_t(Double.random(in: 0...(duration * 1.1)) * 1_000_000))
+            if Double.random(in: 0..<1) < 0.75 {
+                // After this run's first request, anywhere in its refresh phase.
+                let deadline = Date().addingTimeInterval(10)
+                while child.isRunning && sandbox.tokenRequests == requestsBefore && Date() < deadline { usleep(2_000) }
+                usleep(useconds_t(Double.random(in: 0...(refreshPhase * 1.05)) * 1_000_000))
+            } else {
+                usleep(useconds_t(Double.random(in: 0...duration) * 1_000_000))
+            }
             child.kill(SIGKILL)
             let result = child.wait()
             if result.code != 128 + SIGKILL { finished += 1 }
@@ -74,7 +92,7 @@ enum Kills {
             else { midRefresh += 1 }
             let integrity = Python.integrityCheck(ws.vault)
             if integrity != "ok" { integrityProblems.append("kill \(i): \(integrity)") }
-            if !strict || full || i % 5 == 4 {
+            if full || i % 4 == 3 || i == kills - 1 {
                 guard let states = ws.states() else { listProblems.append("kill \(i): list --json failed"); continue }
                 if states.count != accounts { listProblems.append("kill \(i): \(states.count) accounts listed") }
                 if !strict, let bad = states.first(where: { $0.value == "needs-reauth" }) {
@@ -124,7 +142,7 @@ enum Kills {
 
     /// `token` for the accounts (a sample in --short) returns an access token the sandbox accepts.
     static func tokensAccepted(_ report: Report, _ title: String, _ ws: Workspace, _ sandbox: Sandbox, accounts: [String], full: Bool) {
-        let sample = full ? accounts : Array(accounts.shuffled().prefix(6))
+        let sample = full ? accounts : Array(accounts.shuffled().prefix(4))
         var bad: [String] = []
         for account in sample {
             let result = ws.run(["token", account])

@@ -17,6 +17,8 @@ enum BadProviders {
         var attempts: Int
         var words: [String]
         var minimumSeconds: Double = 0
+        /// At least one of these must be in the error: the words that tell a user what happened.
+        var saysWhatHappened: [String] = []
     }
 
     static func run(_ report: Report, _ options: Options) {
@@ -70,7 +72,7 @@ enum BadProviders {
                      exit: 6, attempts: 5, words: ["HTTP 500", fake.trackingId]),
             Scenario(title: "fake endpoint cuts the body off mid-way (Content-Length 400, 30 bytes sent, closed)", account: faked,
                      arrange: { fake.mode = .cutOffBody }, requests: fakeRequests,
-                     exit: 6, attempts: 5, words: ["127.0.0.1"]),
+                     exit: 6, attempts: 5, words: ["127.0.0.1"], saysWhatHappened: ["lost", "cut off", "incomplete", "closed", "ended early"]),
             Scenario(title: "fake endpoint answers 200 with truncated JSON", account: faked,
                      arrange: { fake.mode = .truncatedJSON }, requests: fakeRequests,
                      exit: 6, attempts: 1, words: ["cut off or malformed"]),
@@ -99,6 +101,11 @@ enum BadProviders {
             report.check(result.code == scenario.exit && missing.isEmpty && (scenario.exit == 0 || said.hasPrefix("tokenvault: error:")),
                          "\(scenario.title): exit \(scenario.exit)\(scenario.words.isEmpty ? "" : ", error says \(scenario.words.map { "\"\($0)\"" }.joined(separator: " and "))")",
                          "exit \(result.code) after \(String(format: "%.1f", seconds)) s: \(shortDescription(result.err, limit: 260))")
+            if !scenario.saysWhatHappened.isEmpty {
+                report.check(scenario.saysWhatHappened.contains { result.err.contains($0) },
+                             "\(scenario.title): the error says what happened (one of \(scenario.saysWhatHappened.map { "\"\($0)\"" }.joined(separator: ", ")))",
+                             said)
+            }
             report.check(attempts == scenario.attempts && seconds >= scenario.minimumSeconds,
                          "\(scenario.title): \(scenario.attempts) attempt\(scenario.attempts == 1 ? "" : "s")\(scenario.attempts == 1 ? " (not retried)" : "")\(scenario.minimumSeconds > 0 ? ", ≥ \(Int(scenario.minimumSeconds)) s" : "")",
                          "\(attempts) attempts in \(String(format: "%.1f", seconds)) s")

@@ -61,7 +61,7 @@ enum Tamper {
         for worker in workers {
             try? FileManager.default.createDirectory(atPath: worker.vaultDirectory, withIntermediateDirectories: true,
                                                      attributes: [.posixPermissions: 0o700])
-            FileManager.default.createFile(atPath: worker.vault, contents: pristine, attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: worker.vault, contents: pristine, attributes: [.posixPermissions: 0o600])
         }
         for target in targets {
             flipEveryBit(report, target, pristine: pristine, main: ws, workers: workers, sandbox: sandbox, full: options.full)
@@ -142,7 +142,7 @@ enum Tamper {
                     let offset = base + bit / 8
                     var flipped = pristine
                     flipped[flipped.startIndex + offset] ^= UInt8(1 << (bit % 8))
-                    FileManager.default.createFile(atPath: worker.vault, contents: flipped, attributes: [.posixPermissions: 0o600])
+                    _ = FileManager.default.createFile(atPath: worker.vault, contents: flipped, attributes: [.posixPermissions: 0o600])
                     let result = worker.run(target.command)
                     let after = FileManager.default.contents(atPath: worker.vault)
                     let walLeft = (try? FileManager.default.attributesOfItem(atPath: worker.vault + "-wal")[.size] as? Int) ?? 0
@@ -158,7 +158,7 @@ enum Tamper {
                     }
                     for suffix in ["-wal", "-shm"] { unlink(worker.vault + suffix) }
                 }
-                FileManager.default.createFile(atPath: worker.vault, contents: pristine, attributes: [.posixPermissions: 0o600])
+                _ = FileManager.default.createFile(atPath: worker.vault, contents: pristine, attributes: [.posixPermissions: 0o600])
                 group.leave()
             }.start()
         }
@@ -176,7 +176,7 @@ enum Tamper {
 
     static func restore(_ ws: Workspace, _ pristine: Data) {
         for suffix in ["-wal", "-shm"] { unlink(ws.vault + suffix) }
-        FileManager.default.createFile(atPath: ws.vault, contents: pristine, attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: ws.vault, contents: pristine, attributes: [.posixPermissions: 0o600])
     }
 
     static func swap(_ report: Report, _ ws: Workspace, _ pristine: Data, _ title: String, _ a: String, _ b: String, _ columnA: String, _ columnB: String,

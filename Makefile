@@ -7,7 +7,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # necessarily Debian's) is the browser stand-in of the demo and the end-to-end tests.
 DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config tmux zsh
 
-.PHONY: all deps build release test demo install uninstall clean
+.PHONY: all deps build release test faults demo install uninstall clean
 
 all: build
 
@@ -29,6 +29,13 @@ release: deps
 test: deps
 	$(SWIFT) build
 	$(SWIFT) test
+	.build/debug/tokenvault-faults --short --tokenvault .build/debug/tokenvault
+
+# The fault-injection suite in full: 200 kills per mode, every bit of every sealed value, a stall past the
+# 30 s HTTP timeout (about 25 minutes on a 2-core machine). `make test` runs its short form (about 2 minutes).
+faults: deps
+	$(SWIFT) build
+	.build/debug/tokenvault-faults --full --tokenvault .build/debug/tokenvault
 
 demo: deps
 	$(SWIFT) build

@@ -1,0 +1,424 @@
+import Foundation
+import TokenVaultLab
+import WebexSandbox
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The machinery of the fault suite: a report of checks, a workspace per vault, children we can kill, and python3
+// for the few things only an SQLite client can do (integrity_check, editing sealed bytes, holding the file open).
+
+/// Every check the suite makes, printed as it is made; the run ends with `N passed, N failed`.
+final class Report: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var passed = 0
+    private(set) var failed = 0
+    private(set) var failures: [String] = []
+
+    func part(_ title: String, _ tried: String) {
+        print("\n== \(title) ==")
+        print("   tried: \(tried)")
+        fflush(nil)
+    }
+
+    /// Records one check: `ok` or `FAIL`, one line, with the evidence.
+    @discardableResult
+    func check(_ ok: Bool, _ what: String, _ detail: @autoclosure () -> String = "") -> Bool {
+        lock.withLock {
+            if ok { passed += 1 } else { failed += 1; failures.append(what) }
+        }
+        let extra = detail()
+        print("   \(ok ? "ok  " : "FAIL") \(what)\(extra.isEmpty ? "" : " — \(extra)")")
+        fflush(nil)
+        return ok
+    }
+
+    func note(_ text: String) {
+        print("   note: \(text)")
+        fflush(nil)
+    }
+}
+
+/// What a finished child left (TokenVaultLab's ProcessResult, with an initializer of our own for failures).
+struct RunResult: Sendable {
+    var code: Int32
+    var out: String
+    var err: String
+    init(code: Int32, out: String, err: String) { self.code = code; self.out = out; self.err = err }
+    init(_ result: ProcessResult) { self.init(code: result.code, out: result.out, err: result.err) }
+}
+
+/// Test data only: random tokens in the sandbox's alphabet, never real ones.
+func generatedSecret(_ prefix: String = "", length: Int = 40) -> String {
+    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+    return prefix + String((0..<length).map { _ in alphabet.randomElement()! })
+}
+
+func shortDescription(_ text: String, limit: Int = 300) -> String {
+    let oneLine = text.replacingOccurrences(of: "\n", with: " | ").trimmingCharacters(in: .whitespaces)
+    return oneLine.count > limit ? String(oneLine.prefix(limit)) + "…" : oneLine
+}
+
+/// Where the binaries are: `tokenvault` next to this program unless `--tokenvault` says otherwise.
+enum Binaries {
+    static var selfDirectory: String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let path = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        return URL(fileURLWithPath: path).deletingLastPathComponent().path
+    }
+
+    /// A program on PATH (posix_spawn wants a path).
+    static func onPath(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") {
+            let candidate = "\(dir)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+}
+
+/// A child we may kill at any moment, read /proc of while it runs, or feed standard input later.
+final class Child: @unchecked Sendable {
+    let pid: pid_t
+    private var stdinFD: Int32
+    private let outReader: FDReader
+    private let errReader: FDReader
+    private var status: Int32?
+    let started = Date()
+
+    /// - Parameter stdin: written then closed; nil keeps the pipe open until `send`/`closeStdin`.
+    init(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String? = "") throws {
+        var input: [Int32] = [0, 0], output: [Int32] = [0, 0], errors: [Int32] = [0, 0]
+        guard pipe(&input) == 0, pipe(&output) == 0, pipe(&errors) == 0 else { throw TestFailure("pipe failed") }
+        for fd in input + output + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+        for fd in 3..<Int32(1024) where fcntl(fd, F_GETFD) != -1 && !(input + output + errors).contains(fd) {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        close(input[0]); close(output[1]); close(errors[1])
+        guard spawned == 0 else {
+            close(input[1]); close(output[0]); close(errors[0])
+            throw TestFailure("cannot run \(executable): \(String(cString: strerror(spawned)))")
+        }
+        self.pid = pid
+        stdinFD = input[1]
+        outReader = FDReader(output[0])
+        errReader = FDReader(errors[0])
+        if let stdin {
+            send(stdin)
+            closeStdin()
+        }
+    }
+
+    func send(_ text: String) {
+        guard stdinFD >= 0 else { return }
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(stdinFD, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            offset += n
+        }
+    }
+
+    func closeStdin() {
+        if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
+    }
+
+    /// Whether it still runs (reaps it if it has ended).
+    var isRunning: Bool {
+        if status != nil { return false }
+        var s: Int32 = 0
+        if waitpid(pid, &s, WNOHANG) == pid { status = s; return false }
+        return true
+    }
+
+    func kill(_ signal: Int32 = SIGKILL) { if isRunning { Glibc.kill(pid, signal) } }
+
+    /// Waits for the end (SIGKILL after `timeout`) and collects its output.
+    func wait(timeout: TimeInterval = 120) -> RunResult {
+        closeStdin()
+        let deadline = Date().addingTimeInterval(timeout)
+        while isRunning {
+            if Date() > deadline { Glibc.kill(pid, SIGKILL) }
+            usleep(2_000)
+        }
+        let s = status ?? 0
+        let code: Int32 = (s & 0x7f) == 0 ? (s >> 8) & 0xff : 128 + (s & 0x7f)
+        return RunResult(code: code, out: outReader.finish(), err: errReader.finish())
+    }
+
+    /// Text of a file under /proc/PID (NULs shown as spaces), nil once the process is gone.
+    func proc(_ name: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/\(name)") else { return nil }
+        return String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+    }
+}
+
+/// One vault in a temporary directory, and the environment to drive the real binary on it.
+final class Workspace: @unchecked Sendable {
+    static let passphrase = "faults passphrase " + generatedSecret(length: 8)
+    let dir: String
+    let vault: String
+    var environment: [String: String]
+    let tokenvault: String
+
+    init(_ name: String, tokenvault: String, nested: Bool = false) {
+        dir = NSTemporaryDirectory() + "tokenvault-faults-\(name)-" + UUID().uuidString.prefix(8)
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        vault = dir + (nested ? "/a/b/vault.db" : "/v/vault.db")
+        self.tokenvault = tokenvault
+        environment = [
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": dir, "LANG": "C.UTF-8",
+            "TOKENVAULT_VAULT": vault, "TOKENVAULT_PASSPHRASE": Workspace.passphrase,
+        ]
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: dir) }
+
+    var vaultDirectory: String { URL(fileURLWithPath: vault).deletingLastPathComponent().path }
+    var locksDirectory: String { vault + ".locks" }
+
+    @discardableResult
+    func run(_ arguments: [String], stdin: String = "", env extra: [String: String?] = [:], timeout: TimeInterval = 300) -> RunResult {
+        var env = environment
+        for (k, v) in extra { env[k] = v }
+        do {
+            return RunResult(try runProcess(tokenvault, arguments, environment: env, stdin: stdin, timeout: timeout))
+        } catch {
+            return RunResult(code: -1, out: "", err: "\(error)")
+        }
+    }
+
+    func spawn(_ arguments: [String], stdin: String? = "", env extra: [String: String?] = [:], umask000: Bool = false) throws -> Child {
+        var env = environment
+        for (k, v) in extra { env[k] = v }
+        if umask000 {
+            return try Child("/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", tokenvault] + arguments, environment: env, stdin: stdin)
+        }
+        return try Child(tokenvault, arguments, environment: env, stdin: stdin)
+    }
+
+    /// init + one integration pointing at `apiBase`. Returns the first failure's words, nil when all went well.
+    func setUp(apiBase: String, client: SandboxConfiguration.Client, integration: String = "w", umask000: Bool = false) -> String? {
+        for (args, input) in [
+            (["init", "--kdf", "interactive"], ""),
+            (["add", integration, "--client-id", client.clientId, "--redirect-uri", client.redirectURIs[0],
+              "--scopes", client.scopes.joined(separator: " "), "--api-base", apiBase, "--client-secret-stdin"], client.clientSecret),
+        ] {
+            let result: RunResult
+            if umask000 {
+                guard let child = try? spawn(args, stdin: input, umask000: true) else { return "cannot spawn" }
+                result = child.wait()
+            } else {
+                result = run(args, stdin: input)
+            }
+            if result.code != 0 { return "\(args[0]) exited \(result.code): \(shortDescription(result.err))" }
+        }
+        return nil
+    }
+
+    func addIntegration(_ name: String, apiBase: String, client: SandboxConfiguration.Client) -> RunResult {
+        run(["add", name, "--client-id", client.clientId, "--redirect-uri", client.redirectURIs[0],
+             "--scopes", client.scopes.joined(separator: " "), "--api-base", apiBase, "--client-secret-stdin"], stdin: client.clientSecret)
+    }
+
+    /// Imports sandbox-issued pairs in one batch.
+    func importPairs(_ pairs: [(account: String, access: String, refresh: String)], integration: String = "w") -> RunResult {
+        let lines = pairs.map { p in
+            #"{"account":"\#(p.account)","access_token":"\#(p.access)","expires_in":1209599,"refresh_token":"\#(p.refresh)","refresh_token_expires_in":7776000,"token_type":"Bearer"}"#
+        }
+        return run(["import", "--batch", "--integration", integration], stdin: lines.joined(separator: "\n") + "\n")
+    }
+
+    /// `list --json`: account name -> state.
+    func states() -> [String: String]? {
+        let result = run(["list", "--json"])
+        guard result.code == 0, let data = result.out.data(using: .utf8),
+              let array = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return nil }
+        var states: [String: String] = [:]
+        for object in array { if let name = object["account"] as? String { states[name] = object["state"] as? String ?? "?" } }
+        return states
+    }
+
+    /// The files of the vault and their bytes (vault.db, -wal, -shm), whichever exist.
+    func vaultFiles() -> [(String, Data)] {
+        ["", "-wal", "-shm"].compactMap { suffix in
+            FileManager.default.contents(atPath: vault + suffix).map { (vault + suffix, $0) }
+        }
+    }
+}
+
+/// python3's sqlite3 module: the SQLite client every machine has, for what tokenvault itself must not offer.
+enum Python {
+    static let executable = Binaries.onPath("python3")
+
+    static func run(_ script: String, _ arguments: [String], timeout: TimeInterval = 120) -> RunResult {
+        guard let python = executable else { return RunResult(code: -1, out: "", err: "python3 not found on PATH") }
+        do {
+            return RunResult(try runProcess(python, ["-c", script] + arguments, environment: ProcessInfo.processInfo.environment, timeout: timeout))
+        } catch {
+            return RunResult(code: -1, out: "", err: "\(error)")
+        }
+    }
+
+    /// `PRAGMA integrity_check` of the vault as tokenvault left it (WAL recovery included, as any opener does).
+    static func integrityCheck(_ path: String) -> String {
+        let result = run("""
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1], timeout=30)
+            print('; '.join(r[0] for r in c.execute('PRAGMA integrity_check')))
+            """, [path])
+        return result.code == 0 ? result.out.trimmingCharacters(in: .whitespacesAndNewlines) : "python failed: \(shortDescription(result.err))"
+    }
+
+    /// Runs SQL statements (with `?` bound to the following arguments) and prints the first column of each row.
+    static func query(_ path: String, _ sql: String, _ parameters: [String] = []) -> RunResult {
+        run("""
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1], timeout=30)
+            for row in c.execute(sys.argv[2], sys.argv[3:]):
+                print(row[0])
+            c.commit()
+            """, [path, sql] + parameters)
+    }
+
+    /// Moves everything into the main file and removes the WAL, so sealed bytes sit at one offset of vault.db.
+    static func checkpoint(_ path: String) -> Bool {
+        run("""
+            import sqlite3, sys
+            c = sqlite3.connect(sys.argv[1], timeout=30)
+            c.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+            c.close()
+            """, [path]).code == 0
+    }
+
+    /// A process that keeps the vault open (so -wal and -shm stay on disk with what tokenvault wrote), until killed.
+    static func holdOpen(_ path: String) throws -> Child {
+        guard let python = executable else { throw TestFailure("python3 not found") }
+        let child = try Child(python, ["-c", """
+            import sqlite3, sys, time
+            c = sqlite3.connect(sys.argv[1], timeout=30)
+            c.execute('SELECT COUNT(*) FROM account').fetchall()
+            print('open', flush=True)
+            sys.stdin.read()
+            """, path], environment: ProcessInfo.processInfo.environment, stdin: nil)
+        usleep(300_000)
+        return child
+    }
+}
+
+func hex(_ text: String) -> [UInt8]? {
+    let chars = Array(text.trimmingCharacters(in: .whitespacesAndNewlines).utf8)
+    guard chars.count % 2 == 0 else { return nil }
+    var bytes: [UInt8] = []
+    var i = 0
+    while i < chars.count {
+        guard let b = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+        bytes.append(b)
+        i += 2
+    }
+    return bytes
+}
+
+extension Data {
+    func contains(_ needle: String) -> Bool { range(of: Data(needle.utf8)) != nil }
+
+    /// Every offset at which `needle` occurs.
+    func offsets(of needle: [UInt8]) -> [Int] {
+        var found: [Int] = []
+        var start = startIndex
+        let pattern = Data(needle)
+        while let r = range(of: pattern, in: start..<endIndex) {
+            found.append(r.lowerBound - startIndex)
+            start = r.lowerBound + 1
+        }
+        return found
+    }
+}
+
+/// Milliseconds since `start`, for the report.
+func since(_ start: Date) -> String { String(format: "%.1f s", Date().timeIntervalSince(start)) }
+
+func sandboxClient() -> SandboxConfiguration.Client {
+    SandboxConfiguration.Client(clientId: "faults-client-" + generatedSecret(length: 8), clientSecret: generatedSecret("cs-", length: 32),
+                                redirectURIs: ["http://127.0.0.1:8765/callback"], scopes: ["spark:all", "spark:kms"])
+}
+
+final class ResultBox<T>: @unchecked Sendable { var result: Result<T, any Error>? }
+
+/// Runs async work from a plain thread and waits for it. The suite's own code runs on the main thread, never on
+/// the cooperative pool, so blocking waits for children can never starve the in-process sandbox's server.
+func blockingWait<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) throws -> T {
+    let box = ResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { box.result = .success(try await operation()) } catch { box.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try box.result!.get()
+}
+
+/// The in-process sandbox, driven synchronously from the suite's thread.
+final class Sandbox: @unchecked Sendable {
+    let provider: WebexSandbox
+    let client: SandboxConfiguration.Client
+    let url: String
+
+    init(rotation: SandboxConfiguration.Rotation, latency: Double = 0, realTime: Bool = false) throws {
+        let client = sandboxClient()
+        let provider = WebexSandbox(configuration: SandboxConfiguration(clients: [client], rotation: rotation, latency: latency),
+                                    clockFollowsRealTime: realTime)
+        self.client = client
+        self.provider = provider
+        url = try blockingWait { try await provider.start().absoluteString }
+    }
+
+    func stop() { let p = provider; _ = try? blockingWait { await p.stop() } }
+
+    /// Requests that reached the token endpoint (faulted ones included).
+    var tokenRequests: Int { let p = provider; return (try? blockingWait { await p.requests(to: "POST /v1/access_token") }) ?? -1 }
+    var counters: SandboxCounters { let p = provider; return (try? blockingWait { await p.counters }) ?? SandboxCounters() }
+
+    func isAccessTokenValid(_ token: String) -> Bool {
+        let p = provider
+        return (try? blockingWait { await p.isAccessTokenValid(token) }) ?? false
+    }
+
+    func uses(ofRefreshToken token: String) -> Int {
+        let p = provider
+        return (try? blockingWait { await p.uses(ofRefreshToken: token) }) ?? -1
+    }
+
+    func update(_ change: @escaping @Sendable (inout SandboxConfiguration) -> Void) {
+        let p = provider
+        _ = try? blockingWait { await p.updateConfiguration(change) }
+    }
+
+    /// Pairs issued by the sandbox for `count` accounts named `prefix-NNN`.
+    func issuePairs(count: Int, prefix: String) throws -> [(account: String, access: String, refresh: String)] {
+        let p = provider, clientId = client.clientId
+        let issued = try blockingWait {
+            var pairs: [[String]] = []
+            for _ in 0..<count {
+                let pair = try await p.issueTokenPair(clientId: clientId, userId: SandboxConfiguration.User.sample.id)
+                pairs.append([pair.accessToken, pair.refreshToken])
+            }
+            return pairs
+        }
+        return issued.enumerated().map { (String(format: "%@-%03d", prefix, $0.offset), $0.element[0], $0.element[1]) }
+    }
+}

@@ -143,7 +143,8 @@ public final class URLSessionTransport: HTTPTransport {
         case .cannotFindHost, .dnsLookupFailed: return .transport(.cannotFindHost, host: host)
         case .cannotConnectToHost, .notConnectedToInternet: return .transport(.cannotConnect, host: host)
         case .timedOut: return .transport(.timedOut, host: host)
-        case .networkConnectionLost: return .transport(.connectionLost, host: host)
+        // Foundation on Linux reports a body cut short of its Content-Length as "unknown" (-1).
+        case .networkConnectionLost, .unknown: return .transport(.connectionLost, host: host)
         case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
             .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot, .clientCertificateRejected:
             return .transport(.tls, host: host)

@@ -18,13 +18,12 @@ public final class VaultDatabase: Sendable {
     // MARK: Opening and creating
 
     /// SQLite settings for durability and for several tokenvault processes at once (REFERENCE §4).
-    private static func configuration(readonly: Bool = false) -> Configuration {
+    private static func configuration() -> Configuration {
         var config = Configuration()
-        config.readonly = readonly
         // A rotated refresh token must survive a power cut: FULL syncs every commit, even in WAL mode.
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
-            if !readonly { try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         // WAL is set once, at creation, and persists in the file. Not through `config.journalMode = .wal`:
         // GRDB then creates and drops a table whenever the -wal file is absent, which would modify the file on
@@ -85,12 +84,26 @@ public final class VaultDatabase: Sendable {
             throw StoreError.notAVault(path: path, reason: "not a regular file")
         }
         try checkSQLiteHeader(path)
-        // Look before touching: a read-only connection checks the schema, so a foreign or newer file is never
-        // switched to WAL or migrated.
-        let needsMigration: Bool
+        // One ordinary connection looks before anything is written: reading changes nothing (WAL was set at
+        // creation, not through GRDB's WAL setup, which writes), and only a vault with an older schema is migrated.
+        // A read-only probe connection was tried first and, under heavy concurrency, once saw a transient
+        // "malformed" while another process checkpointed; a damaged verdict is also double-checked below.
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try openChecked(at: path, migrations: migrations)
+            } catch StoreError.damaged(let p, let reason) where attempt < 3 {
+                _ = (p, reason)
+                usleep(50_000)
+            }
+        }
+    }
+
+    private static func openChecked(at path: String, migrations: [VaultMigrations.Migration]) throws -> VaultDatabase {
         do {
-            let probe = try DatabaseQueue(path: path, configuration: configuration(readonly: true))
-            needsMigration = try probe.read { db in
+            let queue = try DatabaseQueue(path: path, configuration: configuration())
+            let needsMigration = try queue.read { db in
                 let applied = try VaultMigrations.migrator(migrations).appliedIdentifiers(db)
                 guard applied.contains(migrations[0].identifier), try db.tableExists("vault_meta") else {
                     throw StoreError.notAVault(path: path, reason: "an SQLite database without tokenvault's tables")
@@ -103,12 +116,6 @@ public final class VaultDatabase: Sendable {
                 }
                 return applied.count < known.count
             }
-            try probe.close()
-        } catch {
-            throw mapped(error, path: path)
-        }
-        do {
-            let queue = try DatabaseQueue(path: path, configuration: configuration())
             if needsMigration { try VaultMigrations.migrator(migrations).migrate(queue) }
             return VaultDatabase(path: path, queue: queue)
         } catch {

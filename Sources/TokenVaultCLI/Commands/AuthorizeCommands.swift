@@ -264,6 +264,9 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
                 if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
             case .needsReauth, .failed:
                 let reason = outcome.error ?? "unknown error"
+                if outcome.failureCode == .integrity {
+                    throw CLIError.integrity(reason, hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
+                }
                 guard let expiry = account.accessExpiresAt, expiry > now else {
                     if outcome.status == .needsReauth { throw CLIError.needsReauthorization(account: name, reason: reason) }
                     throw CLIError.provider("the access token of '\(name)' expired and refreshing it failed: \(reason)",

@@ -101,8 +101,10 @@ extension TokenVault {
             let start = context.now()
             let started = Date()
             // Found from plain metadata: nothing is decrypted for accounts that are not due.
-            let candidates = try dueWithin.map { try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds)) }
-                ?? database.accounts()
+            // Oldest pair first: an account whose refresh was cut short (a killed run, an outage) is the first one
+            // the next run retries, while a rotating provider's grace window for its old token may still be open.
+            let candidates = try (dueWithin.map { try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds)) }
+                ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
             if candidates.isEmpty {
                 if json { context.console.out(Format.json(Self.report([], start: start, seconds: 0)) + "\n") }
                 context.console.err("refresh-all: nothing to refresh.\n")

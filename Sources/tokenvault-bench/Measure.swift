@@ -1,0 +1,122 @@
+import Foundation
+import TokenVaultLab
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One finished child process with what the kernel counted for it (wait4's rusage).
+struct Measured {
+    var code: Int32
+    var out: String
+    var err: String
+    /// Seconds from just before posix_spawn to wait4's return: process start and exit included.
+    var wall: Double
+    /// User + system CPU seconds of the child.
+    var cpu: Double
+    /// Peak resident set of the child, bytes (ru_maxrss is in KiB on Linux).
+    var peakRSS: Int
+    /// CPU seconds this process (the in-process sandbox) spent while the child ran.
+    var sandboxCPU: Double
+}
+
+func monotonic() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// CPU seconds of this process so far (every thread: the sandbox's server and actor run here).
+func selfCPU() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+private func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+
+/// Like TokenVaultLab.runProcess, but blocks in wait4 (no polling, so the wall time is exact to the
+/// microsecond) and returns the child's rusage. Called from the main thread: the in-process sandbox runs on
+/// the cooperative pool, which a blocked main thread does not hold.
+/// stdout goes to a pipe, or to /dev/null when `discardOutput` (a 100,000-line `list` a user would page).
+func runMeasured(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String = "",
+                 timeout: TimeInterval = 900, discardOutput: Bool = false) throws -> Measured {
+    var input: [Int32] = [0, 0], output: [Int32] = [0, 0], errors: [Int32] = [0, 0]
+    guard pipe(&input) == 0, pipe(&output) == 0, pipe(&errors) == 0 else { throw TestFailure("pipe failed") }
+    for fd in input + output + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+    if discardOutput {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    } else {
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+    }
+    posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+    for fd in 3..<Int32(1024) where fcntl(fd, F_GETFD) != -1 && !(input + output + errors).contains(fd) {
+        posix_spawn_file_actions_addclose(&actions, fd)
+    }
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+    var pid: pid_t = 0
+    let cpuBefore = selfCPU()
+    let started = monotonic()
+    let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+    close(input[0]); close(output[1]); close(errors[1])
+    guard spawned == 0 else {
+        close(input[1]); close(output[0]); close(errors[0])
+        throw TestFailure("cannot run \(executable): \(String(cString: strerror(spawned)))")
+    }
+    let writer = Thread { [bytes = Array(stdin.utf8), fd = input[1]] in
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            offset += n
+        }
+        close(fd)
+    }
+    writer.start()
+    let outData = FDReader(output[0]), errData = FDReader(errors[0])
+    // A watchdog instead of polling: kill the child if it overstays.
+    let finished = ManagedAtomicFlag()
+    let childPid = pid
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+        if !finished.isSet { kill(childPid, SIGKILL) }
+    }
+    var status: Int32 = 0
+    var usage = rusage()
+    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+    let wall = monotonic() - started
+    finished.set()
+    let sandboxCPU = selfCPU() - cpuBefore
+    let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    if code == 128 + SIGKILL { throw TestFailure("\(executable) \(arguments.prefix(2)) did not finish within \(Int(timeout)) s") }
+    return Measured(code: code, out: outData.finish(), err: errData.finish(), wall: wall,
+                    cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+                    peakRSS: Int(usage.ru_maxrss) * 1024, sandboxCPU: sandboxCPU)
+}
+
+/// A set-once flag shared with the watchdog.
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
+}
+
+/// Fails the bench with the child's words when it did not succeed.
+@discardableResult
+func check(_ m: Measured, _ what: String) throws -> Measured {
+    guard m.code == 0 else {
+        throw TestFailure("\(what) exited \(m.code):\n\(m.err.suffix(2000))")
+    }
+    return m
+}
+
+func median(_ values: [Double]) -> Double {
+    precondition(!values.isEmpty)
+    let s = values.sorted()
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}

@@ -86,6 +86,9 @@ public final class URLSessionTransport: HTTPTransport {
         config.urlCache = nil
         config.requestCachePolicy = .reloadIgnoringLocalCacheData
         config.urlCredentialStorage = nil
+        // The default of 6 (libcurl's per-host limit on Linux) silently caps `refresh-all --concurrency`;
+        // callers bound their own concurrency.
+        config.httpMaximumConnectionsPerHost = 256
         self.session = URLSession(configuration: config, delegate: NoRedirects(), delegateQueue: nil)
         self.userAgent = "tokenvault/\(version)"
         self.tracer = tracer

@@ -85,6 +85,7 @@ final class Refresher: @unchecked Sendable {
     let trigger: String
     let transport: any HTTPTransport
     let retry: RetryPolicy
+    private let committer: GroupCommitter
     private let lock = NSLock()
     private var clients: [String: OAuthClient] = [:]
     private var integrations: [String: Integration] = [:]
@@ -98,6 +99,7 @@ final class Refresher: @unchecked Sendable {
         self.context = context
         self.trigger = trigger
         self.retry = retry
+        committer = GroupCommitter(database: vault.database)
         transport = context.makeTransport(verbose ? Trace.tracer(context.console) : nil)
     }
 
@@ -125,7 +127,7 @@ final class Refresher: @unchecked Sendable {
             let lock = try await AccountLock.acquire(vaultPath: vault.database.path, account: planned, sleep: context.sleep)
             defer { lock.release() }
             // Read again under the lock: the pair may have changed while we waited.
-            var account = try vault.database.account(named: planned.name)
+            var account = try await vault.database.accountAsync(named: planned.name)
             guard account.id == planned.id else { throw StoreError.noSuchAccount(planned.name) }
             outcome.accessExpiresBefore = account.accessExpiresAt
             outcome.refreshExpiresBefore = account.refreshExpiresAt
@@ -157,11 +159,12 @@ final class Refresher: @unchecked Sendable {
                 // Final: the account needs a browser. Recorded so that list shows it and no run retries it.
                 account.state = .needsReauth
                 account.updatedAt = context.now()
-                try vault.database.write { w in
-                    try w.update(account)
-                    var entry = draft(before, account, outcome: "needs re-authorization (invalid_grant)", event: .refreshFailed)
-                    entry.detail = error.localizedDescription
-                    try vault.appendAudit(entry, in: w)
+                var entry = draft(before, account, outcome: "needs re-authorization (invalid_grant)", event: .refreshFailed)
+                entry.detail = error.localizedDescription
+                let (flagged, audit, vault) = (account, entry, vault)
+                try await committer.commit { w in
+                    try w.update(flagged)
+                    try vault.appendAudit(audit, in: w)
                 }
                 outcome.status = .needsReauth
                 outcome.error = error.localizedDescription
@@ -173,11 +176,12 @@ final class Refresher: @unchecked Sendable {
             // The new pair is committed (synchronous=FULL) before anything else happens: with a rotating provider
             // the old refresh token may already be dead.
             let changed = response.refreshToken.map { $0 != refreshText } ?? false
-            try vault.database.write { w in
-                try w.update(account)
-                var entry = draft(before, account, outcome: "ok", event: .refreshed)
-                entry.refreshTokenChanged = changed
-                try vault.appendAudit(entry, in: w)
+            var entry = draft(before, account, outcome: "ok", event: .refreshed)
+            entry.refreshTokenChanged = changed
+            let (refreshed, audit, vault) = (account, entry, vault)
+            try await committer.commit { w in
+                try w.update(refreshed)
+                try vault.appendAudit(audit, in: w)
             }
             outcome.status = .refreshed
             outcome.accessExpiresAfter = account.accessExpiresAt
@@ -192,13 +196,13 @@ final class Refresher: @unchecked Sendable {
             outcome.trackingId = (error as? OAuthError)?.trackingId
             if error is OAuthError {
                 // A failed attempt is part of the account's history too.
-                _ = try? vault.database.write { w in
-                    try vault.appendAudit(AuditDraft(
-                        at: context.now(), account: planned.name, integration: outcome.integration, event: .refreshFailed,
-                        trigger: trigger, outcome: "failed, pair unchanged", accessExpiresBefore: planned.accessExpiresAt,
-                        accessExpiresAfter: planned.accessExpiresAt, refreshExpiresBefore: planned.refreshExpiresAt,
-                        refreshExpiresAfter: planned.refreshExpiresAt, detail: report.message), in: w)
-                }
+                let entry = AuditDraft(
+                    at: context.now(), account: planned.name, integration: outcome.integration, event: .refreshFailed,
+                    trigger: trigger, outcome: "failed, pair unchanged", accessExpiresBefore: planned.accessExpiresAt,
+                    accessExpiresAfter: planned.accessExpiresAt, refreshExpiresBefore: planned.refreshExpiresAt,
+                    refreshExpiresAfter: planned.refreshExpiresAt, detail: report.message)
+                let vault = vault
+                try? await committer.commit { w in try vault.appendAudit(entry, in: w) }
             }
             return outcome
         }

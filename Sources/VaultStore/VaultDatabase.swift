@@ -172,6 +172,18 @@ public final class VaultDatabase: Sendable {
         do { return try queue.write { db in try body(VaultWriter(db: db)) } } catch { throw Self.mapped(error, path: path) }
     }
 
+    /// The same, suspending instead of blocking a thread of the small async pool while SQLite waits or syncs.
+    public func writeAsync<T: Sendable>(_ body: @escaping @Sendable (VaultWriter) throws -> T) async throws -> T {
+        do { return try await queue.write { db in try body(VaultWriter(db: db)) } } catch { throw Self.mapped(error, path: path) }
+    }
+
+    /// An account read without blocking a thread of the async pool.
+    public func accountAsync(named name: String) async throws -> Account {
+        do {
+            return try await queue.read { db in try VaultWriter(db: db).account(named: name) }
+        } catch { throw Self.mapped(error, path: path) }
+    }
+
     // MARK: Reading
 
     public func header() throws -> VaultHeader {

@@ -1,0 +1,63 @@
+import Foundation
+import VaultStore
+
+/// Commits the results of many concurrent refreshes together: whatever finished while the previous commit was
+/// syncing goes into the next transaction. Each caller returns only once its own writes are on disk
+/// (synchronous=FULL), so "the new pair is durably stored before anything else happens" still holds per account,
+/// but `refresh-all` pays one fsync per batch instead of one per account.
+final class GroupCommitter: @unchecked Sendable {
+    typealias Work = @Sendable (VaultWriter) throws -> Void
+
+    private struct Item {
+        let work: Work
+        let done: CheckedContinuation<Void, any Error>
+    }
+
+    private let database: VaultDatabase
+    private let lock = NSLock()
+    private var pending: [Item] = []
+    private var flushing = false
+
+    init(database: VaultDatabase) {
+        self.database = database
+    }
+
+    func commit(_ work: @escaping Work) async throws {
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+            let startFlushing: Bool = lock.withLock {
+                pending.append(Item(work: work, done: done))
+                if flushing { return false }
+                flushing = true
+                return true
+            }
+            if startFlushing { Task { await self.flush() } }
+        }
+    }
+
+    private func flush() async {
+        while true {
+            let batch: [Item] = lock.withLock {
+                let taken = pending
+                pending = []
+                if taken.isEmpty { flushing = false }
+                return taken
+            }
+            if batch.isEmpty { return }
+            let works = batch.map(\.work)
+            do {
+                try await database.writeAsync { w in for work in works { try work(w) } }
+                for item in batch { item.done.resume() }
+            } catch {
+                // One failing item rolls the batch back; the others must not fail with it.
+                for item in batch {
+                    do {
+                        try await database.writeAsync { w in try item.work(w) }
+                        item.done.resume()
+                    } catch {
+                        item.done.resume(throwing: error)
+                    }
+                }
+            }
+        }
+    }
+}

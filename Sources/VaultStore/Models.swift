@@ -99,6 +99,21 @@ public struct Account: Sendable, Equatable {
     }
 }
 
+/// What `list` shows of an account: plain metadata only, no sealed bytes.
+public struct AccountSummary: Sendable, Equatable {
+    public var name: String
+    public var integrationId: String
+    public var hasAccessToken: Bool
+    public var hasRefreshToken: Bool
+    public var accessExpiresAt: Date?
+    public var refreshExpiresAt: Date?
+    public var grantedScopes: [String]?
+    public var email: String?
+    public var displayName: String?
+    public var orgId: String?
+    public var state: AccountState
+}
+
 /// The kinds of event the audit log records: everything that changes a token's lifetime or existence.
 public enum AuditEvent: String, Sendable, Codable, CaseIterable {
     case imported, authorized, refreshed, revoked

@@ -16,15 +16,25 @@ enum DisplayState: String {
     static let refreshWarning: TimeInterval = 14 * 86_400
 
     init(_ account: Account, now: Date) {
-        if account.state == .needsReauth || account.refreshTokenSealed == nil && account.accessTokenSealed == nil {
+        self.init(state: account.state, hasTokens: account.accessTokenSealed != nil || account.refreshTokenSealed != nil,
+                  access: account.accessExpiresAt, refresh: account.refreshExpiresAt, now: now)
+    }
+
+    init(_ summary: AccountSummary, now: Date) {
+        self.init(state: summary.state, hasTokens: summary.hasAccessToken || summary.hasRefreshToken,
+                  access: summary.accessExpiresAt, refresh: summary.refreshExpiresAt, now: now)
+    }
+
+    init(state: AccountState, hasTokens: Bool, access: Date?, refresh: Date?, now: Date) {
+        if state == .needsReauth || !hasTokens {
             self = .needsReauth
-        } else if let refresh = account.refreshExpiresAt, refresh <= now {
-            self = (account.accessExpiresAt.map { $0 > now } ?? false) ? .expiring : .needsReauth
-        } else if let access = account.accessExpiresAt, access <= now {
+        } else if let refresh, refresh <= now {
+            self = (access.map { $0 > now } ?? false) ? .expiring : .needsReauth
+        } else if let access, access <= now {
             self = .expired
-        } else if let access = account.accessExpiresAt, access.timeIntervalSince(now) < Self.accessWarning {
+        } else if let access, access.timeIntervalSince(now) < Self.accessWarning {
             self = .expiring
-        } else if let refresh = account.refreshExpiresAt, refresh.timeIntervalSince(now) < Self.refreshWarning {
+        } else if let refresh, refresh.timeIntervalSince(now) < Self.refreshWarning {
             self = .expiring
         } else {
             self = .ok
@@ -151,7 +161,7 @@ extension TokenVault {
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
             let integrations = Dictionary(uniqueKeysWithValues: try database.integrations().map { ($0.id, $0.name) })
-            let accounts = try database.accounts()
+            let accounts = try database.accountSummaries()
             let now = context.now()
             if json {
                 let objects: [[String: Any]] = accounts.map { a in

@@ -143,10 +143,15 @@ enum Table {
         guard let first = rows.first else { return "" }
         var widths = [Int](repeating: 0, count: first.count)
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-        return rows.map { row in
-            row.enumerated().map { i, cell in
-                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ")
-        }.joined(separator: "\n") + "\n"
+        var out = ""
+        out.reserveCapacity(rows.count * (widths.reduce(0, +) + 2 * widths.count + 1))
+        for row in rows {
+            for (i, cell) in row.enumerated() {
+                out += cell
+                if i < row.count - 1 { out += String(repeating: " ", count: widths[i] - cell.count + 2) }
+            }
+            out += "\n"
+        }
+        return out
     }
 }

@@ -49,7 +49,19 @@ extension OAuthBinaryTests {
                     attempts += 1
                     let before = await s.sandbox.counters.successfulRefreshes
                     let child = try s.start(["refresh-all", "--skip-recent", "0", "--concurrency", "8"])
-                    try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
+                    // Every other kill is timed from the first token request instead of from the start: start-up
+                    // (process, KDF, opening the database) takes most of 400 ms here, and the window that matters
+                    // most (the provider has answered, the pair is not yet stored) comes after it.
+                    if attempts % 2 == 0 {
+                        let requests = await s.sandbox.requests(to: "POST /v1/access_token")
+                        let deadline = Date().addingTimeInterval(10)
+                        while await s.sandbox.requests(to: "POST /v1/access_token") == requests, !child.isFinished, Date() < deadline {
+                            try await Task.sleep(for: .milliseconds(2))
+                        }
+                        try await Task.sleep(for: .milliseconds(Int.random(in: 0...200)))
+                    } else {
+                        try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
+                    }
                     if child.isFinished {
                         let finished = try await offPool { try child.wait() }
                         #expect(finished.code == 0, "a run that was not killed failed: \(finished.err)")
@@ -87,6 +99,12 @@ extension OAuthBinaryTests {
                     // Without rotation the stored refresh token never changes and must still be the issued one.
                     for (name, pair) in pairs { #expect(await s.sandbox.isRefreshTokenValid(pair.refresh), "\(name)") }
                 }
+                // Every stored refresh token is the provider's current one: with rotation switched to strict (no grace),
+                // one more run must still refresh every account.
+                await s.sandbox.updateConfiguration { $0.rotation = .on }
+                let strict = try await s.run(["refresh-all", "--skip-recent", "0", "--json"])
+                #expect(strict.code == 0, "\(strict.err)")
+                #expect(jsonObject(strict.out)["refreshed"] as? Int == names.count)
                 let reuses = await s.sandbox.counters.rotatedRefreshTokenReuses
                 print("rotation \(rotation): \(kills) kills (\(midFlight) after the provider had answered), \(completed) runs finished first, \(reuses) reuses of rotated refresh tokens inside the grace window")
             }

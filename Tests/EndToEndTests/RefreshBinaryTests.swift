@@ -4,7 +4,7 @@ import TokenVaultLab
 import WebexSandbox
 
 /// A timestamping HTTP proxy (python3) between tokenvault and the sandbox: it logs, for every request, when it
-/// arrived, when its answer left, the status, the route and the refresh token sent. The sandbox keeps counts but
+/// arrived, when its answer started to leave, the status, the route and the refresh token sent. The sandbox keeps counts but
 /// no times; this log is what shows whether a client waited its Retry-After.
 struct RequestLogProxy {
     let process: BackgroundProcess
@@ -41,6 +41,8 @@ struct RequestLogProxy {
                     response = upstream.getresponse()
                     data = response.read()
                     upstream.close()
+                    # Stamped before the first byte goes out: the client cannot start its wait any earlier.
+                    answered = time.monotonic()
                     self.send_response(response.status)
                     for k, v in response.getheaders():
                         if k.lower() not in ("connection", "transfer-encoding", "content-length", "date", "server"):
@@ -51,7 +53,7 @@ struct RequestLogProxy {
                     self.wfile.flush()
                     token = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("refresh_token", ["-"])[0]
                     with lock:
-                        log.write("%.6f %.6f %d %s %s %s\\n" % (arrived, time.monotonic(), response.status, self.command,
+                        log.write("%.6f %.6f %d %s %s %s\\n" % (arrived, answered, response.status, self.command,
                                                                self.path.split("?")[0], token))
                 do_GET = do_POST = do_DELETE = forward
             server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

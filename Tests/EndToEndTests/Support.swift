@@ -136,3 +136,279 @@ final class Tmux: @unchecked Sendable {
         _ = try? runProcess(Tmux.binary, ["-L", socket, "kill-server"], environment: ["PATH": "/usr/bin:/bin"], discardOutput: true)
     }
 }
+
+// MARK: Background children, loopback HTTP, python3 helpers (the OAuth end-to-end suite)
+
+/// A child started in the background with pipes on stdin, stdout and stderr, in a session of its own (so it has
+/// no controlling terminal and `/dev/tty` cannot be opened: tokenvault then reads pasted lines from stdin).
+/// Killed with signals at chosen moments and reaped with waitpid.
+final class BackgroundProcess: @unchecked Sendable {
+    let pid: pid_t
+    private var stdinFD: Int32
+    private let stdout: StreamCollector
+    private let stderr: StreamCollector
+    private var status: Int32?
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
+        var input: [Int32] = [0, 0], output: [Int32] = [0, 0], errors: [Int32] = [0, 0]
+        guard pipe(&input) == 0, pipe(&output) == 0, pipe(&errors) == 0 else { throw TestFailure("pipe failed") }
+        for fd in input + output + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+        for fd in 3..<Int32(1024) where fcntl(fd, F_GETFD) != -1 && !(input + output + errors).contains(fd) {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // POSIX_SPAWN_SETSID (glibc 2.26+; not imported into Swift): a new session, no controlling terminal.
+        posix_spawnattr_setflags(&attributes, Int16(0x80))
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        close(input[0]); close(output[1]); close(errors[1])
+        guard spawned == 0 else {
+            close(input[1]); close(output[0]); close(errors[0])
+            throw TestFailure("cannot run \(executable): \(String(cString: strerror(spawned)))")
+        }
+        self.pid = pid
+        stdinFD = input[1]
+        stdout = StreamCollector(output[0])
+        stderr = StreamCollector(errors[0])
+    }
+
+    var out: String { stdout.text }
+    var err: String { stderr.text }
+
+    func writeStdin(_ text: String) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count, stdinFD >= 0 {
+            let n = bytes[offset...].withUnsafeBytes { write(stdinFD, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            offset += n
+        }
+    }
+
+    func closeStdin() {
+        if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
+    }
+
+    /// Waits until stderr holds a line matching `predicate`; returns that line.
+    func waitForStderrLine(timeout: TimeInterval = 30, where predicate: (String) -> Bool) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let line = err.split(separator: "\n").map(String.init).first(where: predicate) { return line }
+            if isFinished { break }
+            usleep(10_000)
+        }
+        throw TestFailure("the expected line did not appear on stderr; stderr was:\n\(err)")
+    }
+
+    /// True once the child has exited (reaps it).
+    var isFinished: Bool {
+        if status != nil { return true }
+        var raw: Int32 = 0
+        if waitpid(pid, &raw, WNOHANG) == pid { status = raw; return true }
+        return false
+    }
+
+    func signal(_ number: Int32) { if status == nil { kill(pid, number) } }
+
+    /// What the child left: exit status (128+N for a signal, as a shell reports it), stdout, stderr.
+    struct Result: Sendable {
+        var code: Int32
+        var out: String
+        var err: String
+    }
+
+    /// Waits for the child to exit (SIGKILL after `timeout`) and returns what it left, like runProcess.
+    @discardableResult
+    func wait(timeout: TimeInterval = 60) throws -> Result {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !isFinished {
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                var raw: Int32 = 0
+                waitpid(pid, &raw, 0)
+                status = raw
+                closeStdin()
+                throw TestFailure("pid \(pid) did not finish within \(timeout) s; stderr:\n\(stderr.finish())")
+            }
+            usleep(2_000)
+        }
+        closeStdin()
+        let raw = status!
+        let code: Int32 = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        return Result(code: code, out: stdout.finish(), err: stderr.finish())
+    }
+
+    deinit {
+        if status == nil { kill(pid, SIGKILL); var raw: Int32 = 0; waitpid(pid, &raw, 0) }
+        closeStdin()
+    }
+}
+
+/// Drains a pipe on its own thread; what arrived so far can be read at any time.
+final class StreamCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ fd: Int32) {
+        Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = read(fd, &buffer, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                lock.withLock { data.append(contentsOf: buffer[0..<n]) }
+            }
+            close(fd)
+            done.signal()
+        }.start()
+    }
+
+    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+
+    func finish() -> String {
+        done.wait()
+        done.signal()  // later calls return at once
+        return text
+    }
+}
+
+/// A free loopback port (bound, read, released), for redirect URIs.
+func freeLoopbackPort() -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    return UInt16(bigEndian: address.sin_port)
+}
+
+/// One GET over a plain loopback socket that does not follow redirects: the status and the headers
+/// (names lowercased). Enough for "the browser" that reads the authorize redirect.
+func loopbackGET(_ url: URL, timeout: TimeInterval = 10) throws -> (status: Int, headers: [String: String]) {
+    guard url.scheme == "http", let host = url.host, let port = url.port else { throw TestFailure("not a loopback http URL: \(url)") }
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestFailure("socket failed") }
+    defer { close(fd) }
+    var tv = timeval(tv_sec: Int(timeout), tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr(host)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestFailure("cannot connect to \(host):\(port)") }
+    var target = url.path.isEmpty ? "/" : url.path
+    if let query = url.query(percentEncoded: true) { target += "?" + query }
+    let request = Array("GET \(target) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n\r\n".utf8)
+    guard request.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == request.count else { throw TestFailure("write failed") }
+    var response = Data()
+    var buffer = [UInt8](repeating: 0, count: 8192)
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        response.append(contentsOf: buffer[0..<n])
+        if let text = String(data: response, encoding: .utf8), text.contains("\r\n\r\n") { break }
+    }
+    let head = String(decoding: response, as: UTF8.self).components(separatedBy: "\r\n\r\n")[0].components(separatedBy: "\r\n")
+    guard let statusLine = head.first, let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else {
+        throw TestFailure("no HTTP response from \(url)")
+    }
+    var headers: [String: String] = [:]
+    for line in head.dropFirst() {
+        guard let colon = line.firstIndex(of: ":") else { continue }
+        headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    return (status, headers)
+}
+
+/// A real python3 (present on every machine here; the tests that need it are skipped when it is not).
+let python3: String? = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+extension Workspace {
+    /// Writes the browser stand-in and returns the `BROWSER` value for `mode`: tokenvault appends the URL.
+    ///
+    /// The stand-in returns at once and fetches in a forked child, as a real browser does not block its caller.
+    /// Modes: `follow` (GET the authorize URL without following, then GET the Location: the loopback callback),
+    /// `forge-state` (the same, with another state in the callback), `fake-code` (the same, with a made-up code),
+    /// `open` (GET the URL once: the device grant's verification_uri_complete approves). Every step is logged to
+    /// `browser.log` in the workspace.
+    func browserStandIn(_ mode: String) throws -> String {
+        guard let python3 else { throw TestFailure("python3 is needed for the browser stand-in") }
+        let log = dir + "/browser.log"
+        _ = try write("browser.py", """
+            #!\(python3)
+            import os, re, sys, urllib.error, urllib.request
+            mode, url = sys.argv[1], sys.argv[-1]
+            if os.fork() != 0:
+                sys.exit(0)
+            log = open(\(pythonString(log)), "a")
+            class NoRedirect(urllib.request.HTTPRedirectHandler):
+                def redirect_request(self, *args, **kwargs):
+                    return None
+            opener = urllib.request.build_opener(NoRedirect)
+            def get(target):
+                try:
+                    response = opener.open(target, timeout=15)
+                    return response.status, response.headers.get("Location")
+                except urllib.error.HTTPError as e:
+                    return e.code, e.headers.get("Location")
+            try:
+                status, location = get(url)
+                log.write("%s authorize %s\\n" % (mode, status))
+                if mode != "open" and location:
+                    if mode == "forge-state":
+                        location = re.sub(r"([?&]state=)[^&]*", r"\\1forged0state0by0the0stand0in", location)
+                    if mode == "fake-code":
+                        location = re.sub(r"([?&]code=)[^&]*", r"\\1madeUpCode0000000000", location)
+                    status, _ = get(location)
+                    log.write("%s callback %s\\n" % (mode, status))
+            except Exception as e:
+                log.write("%s error %r\\n" % (mode, e))
+            log.close()
+            """, mode: 0o755)
+        return dir + "/browser.py " + mode
+    }
+
+    var browserLog: String { (try? String(contentsOfFile: dir + "/browser.log", encoding: .utf8)) ?? "" }
+}
+
+/// A Python string literal for `text`.
+func pythonString(_ text: String) -> String {
+    "'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+}
+
+/// `PRAGMA integrity_check` of a SQLite file, through python3's sqlite3 module.
+func sqliteIntegrityCheck(_ path: String) throws -> String {
+    guard let python3 else { throw TestFailure("python3 is needed for the integrity check") }
+    let result = try runProcess(python3, ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute('PRAGMA integrity_check').fetchone()[0])", path],
+                                environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"])
+    guard result.code == 0 else { throw TestFailure("python3 sqlite3 failed: \(result.err)") }
+    return result.out.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// Parses a JSON array of objects or a JSON object printed by tokenvault.
+func jsonObjects(_ text: String) -> [[String: Any]] {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [[String: Any]] ?? []
+}
+
+func jsonObject(_ text: String) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+import TokenVaultLab
+import WebexSandbox
+
+extension OAuthBinaryTests {
+    /// Several tokenvault processes at once, and processes killed at random moments.
+    @Suite struct ConcurrencyAndCrashes {
+        @Test func twoConcurrentRefreshAllRunsSendEachRefreshTokenOnce() async throws {
+            try await SandboxWorkspace.with(configure: { $0.latency = 0.005 }) { s in
+                let pairs = try await s.importAccounts((0..<200).map { "u\($0)" })
+                // Both runs use the default rule ("leave pairs changed within --skip-recent"), shortened to 2 s so
+                // the imported pairs count as old without moving the binary's clock: wait those 2 s.
+                try await Task.sleep(for: .milliseconds(2_300))
+                let arguments = ["refresh-all", "--json", "--concurrency", "8", "--skip-recent", "2s"]
+                let one = try s.start(arguments)
+                let two = try s.start(arguments)
+                let a = try await offPool { try one.wait(timeout: 120) }
+                let b = try await offPool { try two.wait(timeout: 120) }
+                #expect(a.code == 0, "\(a.err)")
+                #expect(b.code == 0, "\(b.err)")
+                var twice: [String] = []
+                for (name, pair) in pairs where await s.sandbox.uses(ofRefreshToken: pair.refresh) != 1 { twice.append(name) }
+                #expect(twice.isEmpty, "refresh tokens not sent exactly once: \(twice.prefix(10))")
+                #expect(await s.sandbox.counters.successfulRefreshes == 200)
+                let ra = jsonObject(a.out), rb = jsonObject(b.out)
+                #expect((ra["refreshed"] as? Int ?? -1) + (rb["refreshed"] as? Int ?? -1) == 200)
+                #expect((ra["fresh"] as? Int ?? -1) + (rb["fresh"] as? Int ?? -1) == 200)
+                for text in [a.err, b.err] {
+                    #expect(!text.localizedCaseInsensitiveContains("database is locked"), "\(text)")
+                    #expect(!text.contains("SQLITE_BUSY"), "\(text)")
+                    #expect(!text.localizedCaseInsensitiveContains("busy"), "\(text)")
+                }
+                let verify = try await s.run(["audit", "--verify"])
+                #expect(verify.code == 0, "\(verify.err)")
+                print("two refresh-all runs over 200 accounts: \(ra["refreshed"] ?? "?") + \(rb["refreshed"] ?? "?") refreshed, peak \(await s.sandbox.counters.peakConcurrentRequests) requests at once")
+            }
+        }
+
+        /// SIGKILL of refresh-all at random moments, 26 kills with a rotating provider (30 s grace) and 26 with
+        /// Webex's default (no rotation); then one clean run must succeed and every account's token must work.
+        @Test(.enabled(if: python3 != nil, "python3's sqlite3 runs the integrity check"),
+              arguments: [SandboxConfiguration.Rotation.grace(seconds: 30), .off])
+        func refreshAllKilledAtRandomMomentsLosesNoPair(rotation: SandboxConfiguration.Rotation) async throws {
+            try await SandboxWorkspace.with(configure: { $0.rotation = rotation; $0.latency = 0.005 }) { s in
+                let names = (0..<50).map { "k\($0)" }
+                let pairs = try await s.importAccounts(names)
+                var kills = 0, midFlight = 0, completed = 0, attempts = 0
+                while kills < 26 && attempts < 150 {
+                    attempts += 1
+                    let before = await s.sandbox.counters.successfulRefreshes
+                    let child = try s.start(["refresh-all", "--skip-recent", "0", "--concurrency", "8"])
+                    // Every other kill is timed from the first token request instead of from the start: start-up
+                    // (process, KDF, opening the database) takes most of 400 ms here, and the window that matters
+                    // most (the provider has answered, the pair is not yet stored) comes after it.
+                    if attempts % 2 == 0 {
+                        let requests = await s.sandbox.requests(to: "POST /v1/access_token")
+                        let deadline = Date().addingTimeInterval(10)
+                        while await s.sandbox.requests(to: "POST /v1/access_token") == requests, !child.isFinished, Date() < deadline {
+                            try await Task.sleep(for: .milliseconds(2))
+                        }
+                        try await Task.sleep(for: .milliseconds(Int.random(in: 0...200)))
+                    } else {
+                        try await Task.sleep(for: .milliseconds(Int.random(in: 0...400)))
+                    }
+                    if child.isFinished {
+                        let finished = try await offPool { try child.wait() }
+                        #expect(finished.code == 0, "a run that was not killed failed: \(finished.err)")
+                        completed += 1
+                        continue
+                    }
+                    child.signal(SIGKILL)
+                    let killed = try await offPool { try child.wait(timeout: 10) }
+                    #expect(killed.code == 128 + SIGKILL)
+                    kills += 1
+                    // Killed after the provider answered at least one refresh of this run, but before the run ended.
+                    if await s.sandbox.counters.successfulRefreshes > before { midFlight += 1 }
+                }
+                #expect(kills >= 26)
+                let final = try await s.run(["refresh-all", "--skip-recent", "0", "--json"])
+                #expect(final.code == 0, "\(final.err)")
+                #expect(jsonObject(final.out)["refreshed"] as? Int == names.count, "\(final.err)")
+                // Every account's token works at the provider (checked four processes at a time).
+                var invalid: [String] = []
+                for chunk in stride(from: 0, to: names.count, by: 4).map({ Array(names[$0..<min($0 + 4, names.count)]) }) {
+                    let tokens = try await withThrowingTaskGroup(of: (String, String?).self) { group in
+                        for name in chunk { group.addTask { (name, try await s.token(name)) } }
+                        return try await group.reduce(into: [(String, String?)]()) { $0.append($1) }
+                    }
+                    for (name, token) in tokens {
+                        if let token, await s.sandbox.isAccessTokenValid(token) { continue }
+                        invalid.append(name)
+                    }
+                }
+                #expect(invalid.isEmpty, "accounts whose token does not work after the kills: \(invalid)")
+                let verify = try await s.run(["audit", "--verify"])
+                #expect(verify.code == 0, "\(verify.err)")
+                #expect(try sqliteIntegrityCheck(s.ws.vault) == "ok")
+                if rotation == .off {
+                    // Without rotation the stored refresh token never changes and must still be the issued one.
+                    for (name, pair) in pairs { #expect(await s.sandbox.isRefreshTokenValid(pair.refresh), "\(name)") }
+                }
+                // Every stored refresh token is the provider's current one: with rotation switched to strict (no grace),
+                // one more run must still refresh every account.
+                await s.sandbox.updateConfiguration { $0.rotation = .on }
+                let strict = try await s.run(["refresh-all", "--skip-recent", "0", "--json"])
+                #expect(strict.code == 0, "\(strict.err)")
+                #expect(jsonObject(strict.out)["refreshed"] as? Int == names.count)
+                let reuses = await s.sandbox.counters.rotatedRefreshTokenReuses
+                print("rotation \(rotation): \(kills) kills (\(midFlight) after the provider had answered), \(completed) runs finished first, \(reuses) reuses of rotated refresh tokens inside the grace window")
+            }
+        }
+    }
+}

@@ -26,7 +26,6 @@ enum VaultLocation {
 /// a value moved to another row or column, a renamed account, or an integration pointed at another API base or
 /// client id opens under another key and fails (exit 7) before anything is sent anywhere.
 enum SealLabel {
-    static let masterKey = "vault/master_key"
     static let audit = "audit/chain"
 
     /// Length-prefixed fields: no choice of values can make two labels alike.

@@ -7,7 +7,6 @@ public enum StoreError: Error, Equatable, LocalizedError {
     case notAVault(path: String, reason: String)
     case damaged(path: String, reason: String)
     case newerSchema(path: String, unknown: [String])
-    case unsafePermissions(path: String, reason: String)
     case fileSystem(path: String, reason: String)
     case duplicateIntegration(String)
     case duplicateAccount(String)
@@ -24,7 +23,6 @@ public enum StoreError: Error, Equatable, LocalizedError {
         case .damaged(let path, let reason): "the vault \(path) is damaged (\(reason))"
         case .newerSchema(let path, let unknown):
             "\(path) was written by a newer tokenvault (schema \(unknown.joined(separator: ", "))); it was not modified"
-        case .unsafePermissions(let path, let reason): "refusing \(path): \(reason)"
         case .fileSystem(let path, let reason): "\(path): \(reason)"
         case .duplicateIntegration(let name): "an integration named '\(name)' already exists"
         case .duplicateAccount(let name): "an account named '\(name)' already exists"

@@ -40,45 +40,15 @@ private func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_us
 /// stdout goes to a pipe, or to /dev/null when `discardOutput` (a 100,000-line `list` a user would page).
 func runMeasured(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String = "",
                  timeout: TimeInterval = 900, discardOutput: Bool = false) throws -> Measured {
-    var input: [Int32] = [0, 0], output: [Int32] = [0, 0], errors: [Int32] = [0, 0]
-    guard pipe(&input) == 0, pipe(&output) == 0, pipe(&errors) == 0 else { throw TestFailure("pipe failed") }
-    for fd in input + output + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_adddup2(&actions, input[0], 0)
-    if discardOutput {
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-    } else {
-        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
-    }
-    posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
-    for fd in 3..<Int32(1024) where fcntl(fd, F_GETFD) != -1 && !(input + output + errors).contains(fd) {
-        posix_spawn_file_actions_addclose(&actions, fd)
-    }
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-    var pid: pid_t = 0
     let cpuBefore = selfCPU()
     let started = monotonic()
-    let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-    close(input[0]); close(output[1]); close(errors[1])
-    guard spawned == 0 else {
-        close(input[1]); close(output[0]); close(errors[0])
-        throw TestFailure("cannot run \(executable): \(String(cString: strerror(spawned)))")
-    }
-    let writer = Thread { [bytes = Array(stdin.utf8), fd = input[1]] in
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            offset += n
-        }
+    let child = try spawnChild(executable, arguments, environment: environment, discardStdout: discardOutput)
+    let pid = child.pid
+    Thread { [fd = child.stdinFD] in
+        writeAll(fd, stdin)
         close(fd)
-    }
-    writer.start()
-    let outData = FDReader(output[0]), errData = FDReader(errors[0])
+    }.start()
+    let outData = discardOutput ? nil : FDReader(child.stdoutFD), errData = FDReader(child.stderrFD)
     // A watchdog instead of polling: kill the child if it overstays.
     let finished = ManagedAtomicFlag()
     let childPid = pid
@@ -91,9 +61,9 @@ func runMeasured(_ executable: String, _ arguments: [String], environment: [Stri
     let wall = monotonic() - started
     finished.set()
     let sandboxCPU = selfCPU() - cpuBefore
-    let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    let code = exitCode(fromWaitStatus: status)
     if code == 128 + SIGKILL { throw TestFailure("\(executable) \(arguments.prefix(2)) did not finish within \(Int(timeout)) s") }
-    return Measured(code: code, out: outData.finish(), err: errData.finish(), wall: wall,
+    return Measured(code: code, out: outData?.finish() ?? "", err: errData.finish(), wall: wall,
                     cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
                     peakRSS: Int(usage.ru_maxrss) * 1024, sandboxCPU: sandboxCPU)
 }

@@ -5,7 +5,10 @@ import WebexSandbox
 import Glibc
 #endif
 
-/// Providers that answer badly: clear errors, retries exactly as documented (RetryPolicy: 5 attempts for 429,
+/// How many times tokenvault tries a refresh that fails transiently (README, refresh-all: "up to 8 attempts").
+let refreshAttempts = 8
+
+/// Providers that answer badly: clear errors, retries exactly as documented (Refresher.retryPolicy: 8 attempts for 429,
 /// 5xx and network failures, Retry-After honoured; every other answer final), and the stored pair untouched.
 enum BadProviders {
     struct Scenario {
@@ -60,7 +63,7 @@ enum BadProviders {
                      exit: 6, attempts: 1, words: ["HTML, not JSON"]),
             Scenario(title: "sandbox answers 503 to every request", account: real,
                      arrange: { sandbox.update { $0.faults = .init(serviceUnavailableEvery: 1) } }, requests: sandboxRequests,
-                     exit: 6, attempts: 5, words: ["HTTP 503", "trackingId SANDBOX_"]),
+                     exit: 6, attempts: refreshAttempts, words: ["HTTP 503", "trackingId SANDBOX_"]),
             Scenario(title: "sandbox answers one 503, then a pair", account: real,
                      arrange: { let next = sandbox.tokenRequests + 1; sandbox.update { $0.faults = .init(serviceUnavailableEvery: next) } },
                      requests: sandboxRequests, exit: 0, attempts: 2, words: []),
@@ -69,10 +72,10 @@ enum BadProviders {
                      requests: sandboxRequests, exit: 0, attempts: 2, words: [], minimumSeconds: 2),
             Scenario(title: "fake endpoint answers 500 with a Webex error body", account: faked,
                      arrange: { fake.mode = .serverError }, requests: fakeRequests,
-                     exit: 6, attempts: 5, words: ["HTTP 500", fake.trackingId]),
+                     exit: 6, attempts: refreshAttempts, words: ["HTTP 500", fake.trackingId]),
             Scenario(title: "fake endpoint cuts the body off mid-way (Content-Length 400, 30 bytes sent, closed)", account: faked,
                      arrange: { fake.mode = .cutOffBody }, requests: fakeRequests,
-                     exit: 6, attempts: 5, words: ["127.0.0.1"], saysWhatHappened: ["lost", "cut off", "incomplete", "closed", "ended early"]),
+                     exit: 6, attempts: refreshAttempts, words: ["127.0.0.1"], saysWhatHappened: ["lost", "cut off", "incomplete", "closed", "ended early"]),
             Scenario(title: "fake endpoint answers 200 with truncated JSON", account: faked,
                      arrange: { fake.mode = .truncatedJSON }, requests: fakeRequests,
                      exit: 6, attempts: 1, words: ["cut off or malformed"]),
@@ -83,9 +86,9 @@ enum BadProviders {
         if options.full {
             scenarios.append(Scenario(title: "fake endpoint accepts and never answers (stall past the 30 s timeout)", account: faked,
                                       arrange: { fake.mode = .stall(seconds: 45) }, requests: fakeRequests,
-                                      exit: 6, attempts: 5, words: ["did not answer in time"], minimumSeconds: 150))
+                                      exit: 6, attempts: refreshAttempts, words: ["did not answer in time"], minimumSeconds: Double(refreshAttempts) * 30))
         } else {
-            report.note("a stall past tokenvault's fixed 30 s HTTP timeout is in --full only: with 5 attempts it takes about 2.5 minutes; tokenvault has no option (such as --http-timeout) to shorten it for a test")
+            report.note("a stall past tokenvault's fixed 30 s HTTP timeout is in --full only: with \(refreshAttempts) attempts it takes about \(refreshAttempts / 2) minutes; tokenvault has no option (such as --http-timeout) to shorten it for a test")
         }
 
         for scenario in scenarios {

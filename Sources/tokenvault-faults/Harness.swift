@@ -90,32 +90,11 @@ final class Child: @unchecked Sendable {
 
     /// - Parameter stdin: written then closed; nil keeps the pipe open until `send`/`closeStdin`.
     init(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String? = "") throws {
-        var input: [Int32] = [0, 0], output: [Int32] = [0, 0], errors: [Int32] = [0, 0]
-        guard pipe(&input) == 0, pipe(&output) == 0, pipe(&errors) == 0 else { throw TestFailure("pipe failed") }
-        for fd in input + output + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
-        for fd in 3..<Int32(1024) where fcntl(fd, F_GETFD) != -1 && !(input + output + errors).contains(fd) {
-            posix_spawn_file_actions_addclose(&actions, fd)
-        }
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        close(input[0]); close(output[1]); close(errors[1])
-        guard spawned == 0 else {
-            close(input[1]); close(output[0]); close(errors[0])
-            throw TestFailure("cannot run \(executable): \(String(cString: strerror(spawned)))")
-        }
-        self.pid = pid
-        stdinFD = input[1]
-        outReader = FDReader(output[0])
-        errReader = FDReader(errors[0])
+        let child = try spawnChild(executable, arguments, environment: environment)
+        self.pid = child.pid
+        stdinFD = child.stdinFD
+        outReader = FDReader(child.stdoutFD)
+        errReader = FDReader(child.stderrFD)
         if let stdin {
             send(stdin)
             closeStdin()
@@ -124,13 +103,7 @@ final class Child: @unchecked Sendable {
 
     func send(_ text: String) {
         guard stdinFD >= 0 else { return }
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(stdinFD, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            offset += n
-        }
+        writeAll(stdinFD, text)
     }
 
     func closeStdin() {

@@ -182,7 +182,7 @@ func mode(_ path: String) -> Int {
                                event: .imported, trigger: "import", outcome: "ok")
         var seen: [(Int64, [UInt8])] = []
         for i in 0..<3 {
-            try db.write { w in
+            _ = try db.write { w in
                 try w.appendAudit(draft, mac: { seq, previous in
                     seen.append((seq, previous))
                     return [UInt8(i + 1)]

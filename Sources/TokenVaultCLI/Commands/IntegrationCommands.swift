@@ -92,7 +92,7 @@ extension TokenVault {
             let secret: SecretBytes
             if clientSecretStdin {
                 var data = [UInt8](try context.readStandardInput())
-                defer { data.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+                defer { _ = data.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
                 while let last = data.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { data.removeLast() }
                 secret = SecretBytes(copying: data)
             } else if let terminal = context.terminal, terminal.isAvailable {

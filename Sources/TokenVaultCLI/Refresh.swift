@@ -161,11 +161,7 @@ final class Refresher: @unchecked Sendable {
                 account.updatedAt = context.now()
                 var entry = draft(before, account, outcome: "needs re-authorization (invalid_grant)", event: .refreshFailed)
                 entry.detail = error.localizedDescription
-                let (flagged, audit, vault) = (account, entry, vault)
-                try await committer.commit { w in
-                    try w.update(flagged)
-                    try vault.appendAudit(audit, in: w)
-                }
+                try await store(account, audited: entry)
                 outcome.status = .needsReauth
                 outcome.error = error.localizedDescription
                 outcome.trackingId = error.trackingId
@@ -178,11 +174,7 @@ final class Refresher: @unchecked Sendable {
             let changed = response.refreshToken.map { $0 != refreshText } ?? false
             var entry = draft(before, account, outcome: "ok", event: .refreshed)
             entry.refreshTokenChanged = changed
-            let (refreshed, audit, vault) = (account, entry, vault)
-            try await committer.commit { w in
-                try w.update(refreshed)
-                try vault.appendAudit(audit, in: w)
-            }
+            try await store(account, audited: entry)
             outcome.status = .refreshed
             outcome.accessExpiresAfter = account.accessExpiresAt
             outcome.refreshExpiresAfter = account.refreshExpiresAt
@@ -205,6 +197,15 @@ final class Refresher: @unchecked Sendable {
                 try? await committer.commit { w in try vault.appendAudit(entry, in: w) }
             }
             return outcome
+        }
+    }
+
+    /// The account's new state and its audit entry, in one durable commit (shared with concurrent refreshes).
+    private func store(_ account: Account, audited entry: AuditDraft) async throws {
+        let vault = vault
+        try await committer.commit { w in
+            try w.update(account)
+            try vault.appendAudit(entry, in: w)
         }
     }
 

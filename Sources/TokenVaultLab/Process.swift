@@ -120,10 +120,12 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
     return ProcessResult(code: exitCode(fromWaitStatus: status), out: outData.finish(), err: errData.finish())
 }
 
-/// Drains a pipe on its own thread until EOF.
+/// Drains a pipe on its own thread until EOF; what arrived so far can be read while it runs.
 public final class FDReader: @unchecked Sendable {
+    private let lock = NSLock()
     private var data = Data()
     private let done = DispatchSemaphore(value: 0)
+
     public init(_ fd: Int32) {
         Thread { [self] in
             var buffer = [UInt8](repeating: 0, count: 65536)
@@ -131,15 +133,21 @@ public final class FDReader: @unchecked Sendable {
                 let n = read(fd, &buffer, buffer.count)
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                data.append(contentsOf: buffer[0..<n])
+                lock.withLock { data.append(contentsOf: buffer[0..<n]) }
             }
             close(fd)
             done.signal()
         }.start()
     }
+
+    /// Everything read so far.
+    public var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+
+    /// Waits for EOF and returns everything; later calls return at once.
     public func finish() -> String {
         done.wait()
-        return String(decoding: data, as: UTF8.self)
+        done.signal()
+        return text
     }
 }
 

@@ -145,8 +145,8 @@ final class Tmux: @unchecked Sendable {
 final class BackgroundProcess: @unchecked Sendable {
     let pid: pid_t
     private var stdinFD: Int32
-    private let stdout: StreamCollector
-    private let stderr: StreamCollector
+    private let stdout: FDReader
+    private let stderr: FDReader
     private var status: Int32?
 
     init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
@@ -154,8 +154,8 @@ final class BackgroundProcess: @unchecked Sendable {
         let child = try spawnChild(executable, arguments, environment: environment, newSession: true)
         self.pid = child.pid
         stdinFD = child.stdinFD
-        stdout = StreamCollector(child.stdoutFD)
-        stderr = StreamCollector(child.stderrFD)
+        stdout = FDReader(child.stdoutFD)
+        stderr = FDReader(child.stderrFD)
     }
 
     var out: String { stdout.text }
@@ -222,35 +222,6 @@ final class BackgroundProcess: @unchecked Sendable {
     deinit {
         if status == nil { kill(pid, SIGKILL); var raw: Int32 = 0; waitpid(pid, &raw, 0) }
         closeStdin()
-    }
-}
-
-/// Drains a pipe on its own thread; what arrived so far can be read at any time.
-final class StreamCollector: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ fd: Int32) {
-        Thread { [self] in
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = read(fd, &buffer, buffer.count)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { break }
-                lock.withLock { data.append(contentsOf: buffer[0..<n]) }
-            }
-            close(fd)
-            done.signal()
-        }.start()
-    }
-
-    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
-
-    func finish() -> String {
-        done.wait()
-        done.signal()  // later calls return at once
-        return text
     }
 }
 

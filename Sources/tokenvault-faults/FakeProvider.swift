@@ -103,15 +103,7 @@ final class FakeProvider: @unchecked Sendable {
         "HTTP/1.1 \(status) \(phrase)\r\nContent-Type: application/json;charset=UTF-8\r\n\(extra)Content-Length: \(length)\r\nConnection: close\r\n\r\n"
     }
 
-    private func send(_ fd: Int32, _ text: String) {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
+    private func send(_ fd: Int32, _ text: String) { writeAll(fd, text) }
 
     /// Reads the head and a Content-Length body; false if the client went away first.
     private func readRequest(_ fd: Int32) -> Bool {

@@ -32,7 +32,8 @@ enum PassphraseSource {
     func read(context: Context, prompt: String = "Vault passphrase: ") throws -> SecretBytes {
         let secret: SecretBytes
         switch self {
-        case .fileDescriptor(let fd): secret = try Self.readAll(fd: fd, closing: false, what: "file descriptor \(fd)")
+        // Closed once read: a program started later (`exec`, the browser) must not find it open.
+        case .fileDescriptor(let fd): secret = try Self.readAll(fd: fd, closing: true, what: "file descriptor \(fd)")
         case .file(let path): secret = try Self.readFile(path)
         case .environment: secret = SecretBytes(copying: Array((context.environment["TOKENVAULT_PASSPHRASE"] ?? "").utf8))
         case .terminal(let terminal): secret = try terminal.readSecret(prompt: prompt)

@@ -1,12 +1,115 @@
 import Foundation
+import VaultCrypto
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// What no program tokenvault starts may inherit: the vault's passphrase in any of its forms.
+enum ChildEnvironment {
+    static func scrubbed(_ environment: [String: String]) -> [String: String] {
+        environment.filter { !$0.key.hasPrefix("TOKENVAULT_PASSPHRASE") }
+    }
+
+    /// Marks every descriptor above stderr close-on-exec, so that a child started next (the browser, or the
+    /// program `exec` becomes) inherits none of ours: not the vault file, not a provider connection, not a
+    /// passphrase descriptor. Our own use of them is unaffected.
+    static func closeOnExecAll() {
+        let listed = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) }
+        for fd in listed ?? Array(3..<1024) where fd > 2 {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+}
+
+/// A small page that sends the browser on to a URL which must not appear on any command line (the
+/// authorization URL with its `state` and PKCE challenge, a device grant's complete verification URI with its
+/// user code): every local user can read `/proc/PID/cmdline`, so the browser is given the page's `file://` URL
+/// instead. The page is 0600 in a 0700 directory of the user's (`$XDG_RUNTIME_DIR/tokenvault`, else
+/// `tokenvault-browser` beside the vault), and removed once the flow ends.
+struct BrowserPage {
+    let path: String
+    var url: URL { URL(fileURLWithPath: path) }
+
+    static func directory(context: Context, vaultPath: String) throws -> String {
+        if let runtime = context.environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/"),
+            (try? checkPrivate(runtime, mayBeShared: false)) != nil
+        {
+            return runtime + "/tokenvault"
+        }
+        return URL(fileURLWithPath: vaultPath).deletingLastPathComponent().path + "/tokenvault-browser"
+    }
+
+    /// Writes the page for `target`; the caller removes it with ``remove()``.
+    static func write(sendingTo target: URL, context: Context, vaultPath: String) throws -> BrowserPage {
+        let dir = try directory(context: context, vaultPath: vaultPath)
+        if mkdir(dir, 0o700) == 0 { chmod(dir, 0o700) }
+        try checkPrivate(dir, mayBeShared: false)
+        let name = "authorize-" + Random.bytes(16).map { String(format: "%02x", $0) }.joined() + ".html"
+        let path = dir + "/" + name
+        let fd = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw CLIError.usage("cannot write the browser page \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { Glibc.close(fd) }
+        fchmod(fd, 0o600)
+        let bytes = Array(html(target).utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else {
+            unlink(path)
+            throw CLIError.usage("cannot write the browser page \(path): \(String(cString: strerror(errno)))")
+        }
+        return BrowserPage(path: path)
+    }
+
+    func remove() { unlink(path) }
+
+    /// A meta refresh (works without JavaScript) and a script (replaces the page in the history), plus a link.
+    static func html(_ target: URL) -> String {
+        let attribute = target.absoluteString.reduce(into: "") { out, ch in
+            switch ch {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&#39;"
+            default: out.append(ch)
+            }
+        }
+        // A JSON string is a JavaScript string; `<` escaped so no `</script>` can end the element.
+        let data = (try? JSONSerialization.data(withJSONObject: [target.absoluteString], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
+        let script = String(decoding: data, as: UTF8.self).dropFirst().dropLast().replacingOccurrences(of: "<", with: "\\u003c")
+        return """
+            <!doctype html>
+            <html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
+            <meta http-equiv="refresh" content="0;url=\(attribute)">
+            <title>tokenvault: continue to sign in</title></head>
+            <body style="font-family: sans-serif; margin: 3em"><p>Continuing to <a href="\(attribute)">the sign-in page</a>…</p>
+            <script>window.location.replace(\(script));</script></body></html>
+
+            """
+    }
+
+    /// A directory (not a symlink) owned by us that no one else can enter; `mayBeShared` is for a parent.
+    @discardableResult
+    static func checkPrivate(_ dir: String, mayBeShared: Bool) throws -> String {
+        var info = stat()
+        guard lstat(dir, &info) == 0 else {
+            throw CLIError.usage("cannot use \(dir) for the browser page: \(String(cString: strerror(errno)))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid(), mayBeShared || info.st_mode & 0o077 == 0 else {
+            throw CLIError.usage("refusing to put the browser page in \(dir): it must be a directory of yours that no one else can open (mode 700)",
+                                 hint: "chmod 700 \(dir), or remove it and try again")
+        }
+        return dir
+    }
+}
 
 /// Starts the user's browser on a URL: `$BROWSER` (a command, or several separated by ':'; `%s` stands for
 /// the URL), else xdg-open. The browser is not waited for.
 public enum Browser {
     @Sendable public static func open(_ url: URL, environment: [String: String]) -> Bool {
+        let environment = ChildEnvironment.scrubbed(environment)
         var commands: [[String]] = []
         if let browser = environment["BROWSER"], !browser.isEmpty {
             for entry in browser.split(separator: ":") where !entry.isEmpty {
@@ -38,6 +141,7 @@ public enum ProgramRunner {
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
         var pid: pid_t = 0
+        ChildEnvironment.closeOnExecAll()
         return posix_spawn(&pid, path, &actions, nil, argv, envp) == 0
     }
 
@@ -67,7 +171,8 @@ public enum ProgramRunner {
         sigemptyset(&none)
         pthread_sigmask(SIG_SETMASK, &none, nil)
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let envp = ChildEnvironment.scrubbed(environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
+        ChildEnvironment.closeOnExecAll()
         execve(path, argv, envp)
         let reason = String(cString: strerror(errno))
         argv.forEach { free($0) }

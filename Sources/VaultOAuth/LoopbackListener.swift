@@ -115,22 +115,47 @@ public final class LoopbackListener: @unchecked Sendable {
         }
     }
 
+    /// A single-use address on the listener that sends the browser on to the authorization URL, so that the
+    /// browser's command line carries only `http://127.0.0.1:PORT/<random>`, never `state` or the PKCE challenge
+    /// (every local user can read `/proc/PID/cmdline`).
+    public struct Launch: Sendable {
+        public var path: String
+        public var target: URL
+        public init(path: String, target: URL) {
+            self.path = path
+            self.target = target
+        }
+    }
+
+    /// What the listener refused or noticed while waiting, for the terminal (never contains a code or a state).
+    public enum Event: Sendable, Equatable {
+        /// A request from a connection owned by another local user (uid), or whose owner could not be found.
+        case otherUser(uid: UInt32?)
+        /// A callback whose `state` is not the one sent (or has none): a stray tab, a forged link, a web page.
+        case wrongState
+        /// The single-use launch address was asked for again.
+        case launchReused
+    }
+
     /// Waits for the browser's redirect to `path` and returns the authorization code.
     ///
     /// The right state and a code → answers "Authorized. You can close this tab.", closes, returns the code.
-    /// A wrong state → answers an error page and throws ``OAuthError/stateMismatch`` (RFC 6749 §10.12).
-    /// `error=…` → answers a page naming it and throws ``OAuthError/callbackError(code:description:)``.
-    /// Other paths (favicon.ico) → 404, and the wait goes on. The listener is closed when this returns or throws.
+    /// `error=…` with the right state → answers a page naming it and throws ``OAuthError/callbackError(code:description:)``.
+    /// Everything else keeps the wait going, so that a stray request from any program or web page cannot end it:
+    /// a wrong or missing state, another path → 400; a connection owned by another local user → 403 (Linux:
+    /// the peer socket's owner in `/proc/net/tcp{,6}`); the `launch` path → 303 to the authorization URL, once.
     /// Runs on its own thread so the blocking `poll` never ties up a Swift concurrency thread; cancelling the
     /// task ends the wait within a fraction of a second.
     /// - Throws: ``OAuthError/callbackTimeout(seconds:)`` when nothing valid arrives within `timeout` seconds.
-    public func waitForCallback(expectedState: String, path: String, timeout: Double) async throws -> String {
+    public func waitForCallback(expectedState: String, path: String, timeout: Double, launch: Launch? = nil,
+                                onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> String {
         try bind()
         let cancelled = CancelFlag()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<String, Error>) in
                 let thread = Thread { [self] in
-                    let result = Result { try self.serve(expectedState: expectedState, path: path, timeout: timeout, cancelled: cancelled) }
+                    var session = Session(expectedState: expectedState, path: path, launch: launch, onEvent: onEvent)
+                    let result = Result { try self.serve(&session, timeout: timeout, cancelled: cancelled) }
                     self.closeSocket()
                     continuation.resume(with: result)
                 }
@@ -140,6 +165,15 @@ public final class LoopbackListener: @unchecked Sendable {
         } onCancel: {
             cancelled.set()
         }
+    }
+
+    /// What one wait expects and has seen.
+    private struct Session {
+        var expectedState: String
+        var path: String
+        var launch: Launch?
+        var onEvent: (@Sendable (Event) -> Void)?
+        var launched = false
     }
 
     /// Closes the listening socket (also done automatically after a callback and on deinit).
@@ -160,11 +194,11 @@ public final class LoopbackListener: @unchecked Sendable {
         case failure(OAuthError)
     }
 
-    private func serve(expectedState: String, path: String, timeout: Double, cancelled: CancelFlag) throws -> String {
+    private func serve(_ session: inout Session, timeout: Double, cancelled: CancelFlag) throws -> String {
         let listenFD = lock.withLock { fd }
         guard listenFD >= 0 else { throw OAuthError.listenerFailed("the listener was closed") }
         let deadline = Date().addingTimeInterval(timeout)
-        var clients: [(fd: Int32, buffer: [UInt8])] = []
+        var clients: [(fd: Int32, buffer: [UInt8], owner: PeerOwner)] = []
         defer { for c in clients { _ = sysClose(c.fd) } }
         var chunk = [UInt8](repeating: 0, count: 4096)
 
@@ -202,7 +236,7 @@ public final class LoopbackListener: @unchecked Sendable {
                     continue
                 }
                 finished.insert(p.fd)
-                switch handle(head: head, fd: p.fd, expectedState: expectedState, path: path) {
+                switch handle(head: head, fd: p.fd, owner: clients[index].owner, session: &session) {
                 case .keepWaiting: break
                 case .code(let code): return code
                 case .failure(let error): throw error
@@ -222,7 +256,8 @@ public final class LoopbackListener: @unchecked Sendable {
                     _ = setsockopt(c, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
                     #endif
                     _ = one
-                    clients.append((c, []))
+                    // Who owns the other end, looked up at once while the peer's socket is certainly open.
+                    clients.append((c, [], Self.peerOwner(c)))
                     if clients.count > Self.maxConnections {
                         _ = sysClose(clients.removeFirst().fd)
                     }
@@ -241,11 +276,25 @@ public final class LoopbackListener: @unchecked Sendable {
         return nil
     }
 
-    private func handle(head: String, fd client: Int32, expectedState: String, path: String) -> Outcome {
+    private func handle(head: String, fd client: Int32, owner: PeerOwner, session: inout Session) -> Outcome {
+        let page = "This is tokenvault's authorization listener."
+        if owner != .sameUser {
+            let uid: UInt32? = switch owner {
+            case .otherUser(let uid): uid
+            case .unknown(let uid): uid
+            case .sameUser: nil
+            }
+            // Another local user's program (or one we cannot place) must not deliver a code, nor learn where the
+            // browser is sent: refuse before looking at the request at all.
+            Self.respond(client, status: 403, title: "Refused",
+                         message: "This request came from a program of another user on this machine, so tokenvault refused it.")
+            session.onEvent?(.otherUser(uid: uid))
+            return .keepWaiting
+        }
         let requestLine = head.split(separator: "\r\n", maxSplits: 1).first.map(String.init) ?? ""
         let parts = requestLine.split(separator: " ")
         guard parts.count >= 2 else {
-            Self.respond(client, status: 400, title: "Bad request", message: "This is tokenvault's authorization listener.")
+            Self.respond(client, status: 400, title: "Bad request", message: page)
             return .keepWaiting
         }
         var target = String(parts[1])
@@ -256,12 +305,24 @@ public final class LoopbackListener: @unchecked Sendable {
         let requestPath = String(target.prefix { $0 != "?" && $0 != "#" })
         let query = target.firstIndex(of: "?").map { String(target[target.index(after: $0)...].prefix { $0 != "#" }) } ?? ""
 
-        guard requestPath == path else {
-            Self.respond(client, status: 404, title: "Not found", message: "This is tokenvault's authorization listener.")
+        if let launch = session.launch, requestPath == launch.path, parts[0] == "GET" {
+            guard !session.launched else {
+                Self.respond(client, status: 410, title: "Already used",
+                             message: "This link works once and was already opened. If that was not you, run tokenvault authorize again.")
+                session.onEvent?(.launchReused)
+                return .keepWaiting
+            }
+            session.launched = true
+            Self.respond(client, status: 303, title: "Continue", message: "Continue to the provider's sign-in page.",
+                         location: launch.target.absoluteString)
+            return .keepWaiting
+        }
+        guard requestPath == session.path else {
+            Self.respond(client, status: 400, title: "Not the callback", message: page)
             return .keepWaiting
         }
         guard parts[0] == "GET" else {
-            Self.respond(client, status: 405, title: "Method not allowed", message: "This is tokenvault's authorization listener.")
+            Self.respond(client, status: 405, title: "Method not allowed", message: page)
             return .keepWaiting
         }
         let params = CallbackParameters(query: query)
@@ -269,18 +330,20 @@ public final class LoopbackListener: @unchecked Sendable {
             Self.respond(client, status: 400, title: "Waiting for authorization", message: "This address receives the provider's redirect; there is nothing to see here yet.")
             return .keepWaiting
         }
+        // RFC 6749 §10.12: only a callback with our exact state counts, an error included; anything else is a
+        // stray tab, a forged link or a web page poking at the port, and the wait goes on.
+        guard let state = params.state, CallbackParameters.constantTimeEqual(state, session.expectedState) else {
+            Self.respond(client, status: 400, title: "Refused",
+                         message: "This authorization response does not belong to the request tokenvault is waiting for, so it was refused.")
+            session.onEvent?(.wrongState)
+            return .keepWaiting
+        }
         do {
-            let code = try params.code(expectedState: expectedState)
+            let code = try params.code(expectedState: session.expectedState)
             Self.respond(client, status: 200, title: "Authorized", message: "Authorized. You can close this tab and return to the terminal.")
             return .code(code)
         } catch let error as OAuthError {
-            let message: String
-            switch error {
-            case .stateMismatch:
-                message = "This authorization response does not belong to the request tokenvault is waiting for, so it was refused. Run tokenvault authorize again."
-            default:
-                message = "Authorization failed: " + (error.errorDescription ?? "unknown error") + ". You can close this tab."
-            }
+            let message = "Authorization failed: " + (error.errorDescription ?? "unknown error") + ". You can close this tab."
             Self.respond(client, status: 400, title: "Authorization failed", message: message)
             return .failure(error)
         } catch {
@@ -288,8 +351,9 @@ public final class LoopbackListener: @unchecked Sendable {
         }
     }
 
-    static func respond(_ client: Int32, status: Int, title: String, message: String) {
-        let reason = [200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large"][status] ?? "Error"
+    static func respond(_ client: Int32, status: Int, title: String, message: String, location: String? = nil) {
+        let reason = [200: "OK", 303: "See Other", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+                      410: "Gone", 431: "Request Header Fields Too Large"][status] ?? "Error"
         let html = """
             <!doctype html><html><head><meta charset="utf-8"><title>tokenvault: \(escape(title))</title></head>\
             <body style="font-family: sans-serif; margin: 3em"><h1>\(escape(title))</h1><p>\(escape(message))</p></body></html>
@@ -297,6 +361,7 @@ public final class LoopbackListener: @unchecked Sendable {
         let body = Array(html.utf8)
         // Referrer-Policy: the page's URL holds the code; no-store: do not keep it in the browser cache.
         let head = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: \(body.count)\r\n"
+            + (location.map { "Location: \($0)\r\n" } ?? "")
             + "Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n"
         let bytes = Array(head.utf8) + body
         var sent = 0
@@ -361,7 +426,7 @@ private func sysBind(_ fd: Int32, _ addr: UnsafePointer<sockaddr>, _ len: sockle
     #endif
 }
 
-private func sysClose(_ fd: Int32) -> Int32 {
+func sysClose(_ fd: Int32) -> Int32 {
     #if canImport(Glibc)
     return Glibc.close(fd)
     #else

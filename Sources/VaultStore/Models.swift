@@ -118,6 +118,9 @@ public struct AccountSummary: Sendable, Equatable {
 public enum AuditEvent: String, Sendable, Codable, CaseIterable {
     case imported, authorized, refreshed, revoked
     case refreshFailed = "refresh-failed"
+    /// Written by tokenvault itself when it finds the log's head disagreeing with its newest entry (entries
+    /// deleted, the head reset): MAC'd like any entry, so the evidence survives later appends.
+    case tamperDetected = "tamper-detected"
 }
 
 /// An audit entry before it is written: the store assigns `seq`, the caller supplies the chained MAC.

@@ -36,7 +36,9 @@ public final class VaultDatabase: Sendable {
 
     /// Creates a new vault: the directory 0700 and the file 0600 made by us before SQLite opens it,
     /// whatever the umask, so that `-wal` and `-shm` inherit 0600.
-    public static func create(at path: String, header: VaultHeader) throws -> VaultDatabase {
+    /// `auditHeadMAC` is the keyed MAC of the empty log's head (entry 0), so that an emptied log is told from a
+    /// new one.
+    public static func create(at path: String, header: VaultHeader, auditHeadMAC: [UInt8]? = nil) throws -> VaultDatabase {
         let url = URL(fileURLWithPath: path)
         try makePrivateDirectory(url.deletingLastPathComponent().path)
         let fd = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
@@ -60,6 +62,7 @@ public final class VaultDatabase: Sendable {
                     "kdf_opslimit": Int64(header.kdfOpsLimit), "kdf_memlimit": Int64(header.kdfMemLimit),
                     "master_key_sealed": Data(header.masterKeySealed), "created_at": header.createdAt.unix,
                     "passphrase_changed_at": header.passphraseChangedAt.unix,
+                    "audit_head_seq": 0, "audit_head_mac": auditHeadMAC.map { Data($0) },
                 ])
             }
             return VaultDatabase(path: path, queue: queue)
@@ -338,31 +341,52 @@ public struct VaultWriter {
         try db.execute(sql: "DELETE FROM account WHERE id = ?", arguments: [id])
     }
 
-    /// Appends an audit entry. `mac` receives the entry's sequence number and the previous entry's MAC
+    /// Appends an audit entry. `mac` receives the entry's sequence number, the entry and the previous entry's MAC
     /// (empty for the first) and returns this entry's MAC, computed inside the same transaction so the chain
     /// cannot fork when several processes write. `headMAC` seals the new head (number and MAC) into the header
     /// row, so that removing the newest entries is detected too.
+    ///
+    /// Before appending, the recorded head is checked against the newest entry. When they disagree (entries were
+    /// deleted, the head was reset or its MAC removed), a `tamper-detected` entry is appended first: the entry
+    /// still goes in (a refreshed pair must never be lost over the log), but the chain can no longer be made to
+    /// look intact by restarting it, and `audit --verify` reports it.
     @discardableResult
-    public func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ previousMAC: [UInt8]) throws -> [UInt8],
+    public func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ draft: AuditDraft, _ previousMAC: [UInt8]) throws -> [UInt8],
                             headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) -> [UInt8]) throws -> AuditEntry {
         let last = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit_entry ORDER BY seq DESC LIMIT 1")
+        let headRow = try Row.fetchOne(db, sql: "SELECT audit_head_seq, audit_head_mac FROM vault_meta WHERE id = 1")
+        let headSeq: Int64 = headRow?["audit_head_seq"] ?? 0
+        let storedHead = (headRow?["audit_head_mac"] as Data?).map { [UInt8]($0) } ?? []
+        let lastSeq: Int64 = last?["seq"] ?? 0
+        var previous = (last?["mac"] as Data?).map { [UInt8]($0) } ?? []
         // Numbered after the recorded head as well as the newest row: if the newest entries were deleted, the gap
         // stays visible after later appends.
-        let head = try Int64.fetchOne(db, sql: "SELECT audit_head_seq FROM vault_meta WHERE id = 1") ?? 0
-        let seq = max(last?["seq"] as Int64? ?? 0, head) + 1
-        let previous = (last?["mac"] as Data?).map { [UInt8]($0) } ?? []
-        let entryMAC = try mac(seq, previous)
-        let d = draft
+        var seq = max(lastSeq, headSeq) + 1
+        if headSeq != lastSeq || storedHead != headMAC(lastSeq, previous) {
+            let warning = AuditDraft(
+                at: draft.at, account: draft.account, integration: draft.integration, event: .tamperDetected,
+                trigger: draft.trigger, outcome: "the log's head did not match its newest entry: entries were removed or the head was edited",
+                detail: "head record at entry \(headSeq)\(storedHead.isEmpty ? " without a MAC" : ""), newest entry \(lastSeq)")
+            let warningMAC = try mac(seq, warning, previous)
+            try insert(warning, seq: seq, mac: warningMAC)
+            previous = warningMAC
+            seq += 1
+        }
+        let entryMAC = try mac(seq, draft, previous)
+        try insert(draft, seq: seq, mac: entryMAC)
+        try db.execute(sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1",
+                       arguments: [seq, Data(headMAC(seq, entryMAC))])
+        return AuditEntry(seq: seq, draft: draft, mac: entryMAC)
+    }
+
+    private func insert(_ d: AuditDraft, seq: Int64, mac: [UInt8]) throws {
         try db.insert(into: "audit_entry", [
             "seq": seq, "at": d.at.unix, "account": d.account, "integration": d.integration, "event": d.event.rawValue,
             "trigger": d.trigger, "outcome": d.outcome,
             "access_expires_before": d.accessExpiresBefore?.unix, "access_expires_after": d.accessExpiresAfter?.unix,
             "refresh_expires_before": d.refreshExpiresBefore?.unix, "refresh_expires_after": d.refreshExpiresAfter?.unix,
             "refresh_token_changed": d.refreshTokenChanged.map { $0 ? 1 : 0 }, "detail": d.detail,
-            "mac": Data(entryMAC),
+            "mac": Data(mac),
         ])
-        try db.execute(sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1",
-                       arguments: [seq, Data(headMAC(seq, entryMAC))])
-        return AuditEntry(seq: seq, draft: d, mac: entryMAC)
     }
 }

@@ -287,24 +287,33 @@ extension Workspace {
     /// Writes the browser stand-in and returns the `BROWSER` value for `mode`: tokenvault appends the URL.
     ///
     /// The stand-in returns at once and fetches in a forked child, as a real browser does not block its caller.
+    /// tokenvault hands it either its single-use loopback launch address (which answers 303 to the authorize URL)
+    /// or the `file://` URL of a private page with a meta refresh; the stand-in reads the page as a browser would.
     /// Modes: `follow` (GET the authorize URL without following, then GET the Location: the loopback callback),
-    /// `forge-state` (the same, with another state in the callback), `fake-code` (the same, with a made-up code),
-    /// `open` (GET the URL once: the device grant's verification_uri_complete approves). Every step is logged to
-    /// `browser.log` in the workspace.
+    /// `forge-state` (first the callback with another state, then the real one), `fake-code` (the callback with a
+    /// made-up code), `open` (GET the URL once: the device grant's verification_uri_complete approves).
+    /// Every step is logged to `browser.log` in the workspace, with whether the stand-in's own command line and
+    /// environment were clean (no state, code challenge or user code on argv; no TOKENVAULT_PASSPHRASE*).
     func browserStandIn(_ mode: String) throws -> String {
         guard let python3 else { throw TestFailure("python3 is needed for the browser stand-in") }
         let log = dir + "/browser.log"
         _ = try write("browser.py", """
             #!\(python3)
-            import os, re, sys, urllib.error, urllib.request
+            import html, os, re, sys, urllib.error, urllib.parse, urllib.request
             mode, url = sys.argv[1], sys.argv[-1]
+            argv = " ".join(sys.argv)
+            leaks = [w for w in ("state=", "code_challenge", "user_code", "userCode") if w in argv]
+            leaks += [k for k in os.environ if k.startswith("TOKENVAULT_PASSPHRASE")]
+            fds = sorted(int(f) for f in os.listdir("/proc/self/fd") if int(f) > 2)
             if os.fork() != 0:
                 sys.exit(0)
             log = open(\(pythonString(log)), "a")
+            log.write("%s argv %s\\n" % (mode, "clean" if not leaks else "LEAK " + " ".join(leaks)))
+            log.write("%s fds %s\\n" % (mode, fds))
             class NoRedirect(urllib.request.HTTPRedirectHandler):
                 def redirect_request(self, *args, **kwargs):
                     return None
-            opener = urllib.request.build_opener(NoRedirect)
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect)
             def get(target):
                 try:
                     response = opener.open(target, timeout=15)
@@ -312,15 +321,27 @@ extension Workspace {
                 except urllib.error.HTTPError as e:
                     return e.code, e.headers.get("Location")
             try:
+                if url.startswith("file://"):
+                    page = open(urllib.parse.unquote(url[len("file://"):])).read()
+                    url = html.unescape(re.search(r'http-equiv="refresh" content="0;url=([^"]*)"', page).group(1))
+                    log.write("%s page read\\n" % mode)
                 status, location = get(url)
+                if status == 303 and location:
+                    log.write("%s launch %s\\n" % (mode, status))
+                    status, location = get(location)
                 log.write("%s authorize %s\\n" % (mode, status))
                 if mode != "open" and location:
                     if mode == "forge-state":
-                        location = re.sub(r"([?&]state=)[^&]*", r"\\1forged0state0by0the0stand0in", location)
-                    if mode == "fake-code":
-                        location = re.sub(r"([?&]code=)[^&]*", r"\\1madeUpCode0000000000", location)
-                    status, _ = get(location)
-                    log.write("%s callback %s\\n" % (mode, status))
+                        forged = re.sub(r"([?&]state=)[^&]*", r"\\1forged0state0by0the0stand0in", location)
+                        status, _ = get(forged)
+                        log.write("%s callback %s\\n" % (mode, status))
+                        status, _ = get(location)
+                        log.write("%s real-callback %s\\n" % (mode, status))
+                    else:
+                        if mode == "fake-code":
+                            location = re.sub(r"([?&]code=)[^&]*", r"\\1madeUpCode0000000000", location)
+                        status, _ = get(location)
+                        log.write("%s callback %s\\n" % (mode, status))
             except Exception as e:
                 log.write("%s error %r\\n" % (mode, e))
             log.close()

@@ -25,11 +25,18 @@ func fetchRedirect(_ url: URL) async throws -> String? {
     return response.header("Location")
 }
 
+/// Follows what tokenvault hands the browser: its single-use launch address (303 to the authorize URL), the
+/// provider's redirect to the callback (rewritten by `rewrite`), and the callback.
 func browserStandIn(rewrite: @escaping @Sendable (String) -> String = { $0 }) -> @Sendable (URL) -> Bool {
     { url in
         Task.detached {
-            guard let location = try? await fetchRedirect(url), let target = URL(string: rewrite(location)) else { return }
-            _ = try? await URLSessionTransport(version: "browser").send(HTTPRequest(method: "GET", url: target))
+            var next: URL? = url
+            for hop in 0..<3 {
+                guard let target = next else { return }
+                let response = try? await URLSessionTransport(version: "browser").send(HTTPRequest(method: "GET", url: target))
+                guard let location = response?.header("Location") else { return }
+                next = URL(string: hop == 0 && response?.status == 303 ? location : rewrite(location))
+            }
         }
         return true
     }
@@ -131,12 +138,14 @@ final class SandboxHarness: @unchecked Sendable {
         await s.stop()
     }
 
-    @Test func wrongStateIsRefused() async throws {
+    @Test func aWrongStateIsRefusedAndTheWaitGoesOn() async throws {
         let s = try await SandboxHarness()
+        // Every callback this "browser" delivers carries a forged state: each is answered 400, none ends the wait.
         s.h.browser = browserStandIn { $0.replacingOccurrences(of: "state=", with: "state=forged") }
-        let result = await s.h.run(["authorize", "alice", "--timeout", "60"])
+        let result = await s.h.run(["authorize", "alice", "--timeout", "3"])
         #expect(result.code == 6, "\(result.err)")
-        #expect(result.err.contains("wrong state"))
+        #expect(result.err.contains("refused a callback that does not belong to this authorization"), "\(result.err)")
+        #expect(result.err.contains("no authorization callback arrived within 3 s"), "\(result.err)")
         #expect(await s.sandbox.counters.codesRedeemed == 0)
         #expect(await s.h.run(["token", "alice"]).code == 4)
         await s.stop()
@@ -177,11 +186,21 @@ final class SandboxHarness: @unchecked Sendable {
         let sandbox = s.sandbox
         s.h.sleeps.onSleep = { seconds in await sandbox.advanceClock(by: seconds) }
         // The "phone": opens the verification URL, which approves.
+        // The browser is given a private file:// page that sends it on; the complete URI (with the user code)
+        // is never on its command line.
+        let seen = ResultBox()
         s.h.browser = { url in
-            Task.detached { _ = try? await URLSessionTransport(version: "phone").send(HTTPRequest(method: "GET", url: url)) }
+            seen.value = url.absoluteString
+            guard let target = pageTarget(url) else { return false }
+            Task.detached { _ = try? await URLSessionTransport(version: "phone").send(HTTPRequest(method: "GET", url: target)) }
             return true
         }
         let result = await s.h.run(["authorize", "tv", "--device"])
+        let opened = try #require(seen.value)
+        #expect(opened.hasPrefix("file://"))
+        #expect(!opened.contains("userCode"))
+        // The page is gone once the flow ended.
+        #expect(!FileManager.default.fileExists(atPath: URL(string: opened)!.path))
         #expect(result.code == 0, "\(result.err)")
         #expect(result.err.contains("enter the code"))
         #expect(await s.h.run(["token", "tv"]).code == 0)
@@ -190,6 +209,17 @@ final class SandboxHarness: @unchecked Sendable {
 }
 
 final class ResultBox: @unchecked Sendable { var value: String? }
+
+/// Where a private browser page sends the browser (its meta refresh), read as a browser would.
+func pageTarget(_ url: URL) -> URL? {
+    guard url.isFileURL, let page = try? String(contentsOfFile: url.path, encoding: .utf8),
+        let start = page.range(of: "content=\"0;url=")?.upperBound,
+        let end = page[start...].firstIndex(of: "\"")
+    else { return nil }
+    let raw = String(page[start..<end]).replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
+        .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&amp;", with: "&")
+    return URL(string: raw)
+}
 
 @Suite struct RefreshTests {
     @Test func refreshResetsLifetimesAndAuditsThem() async throws {

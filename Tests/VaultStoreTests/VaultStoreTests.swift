@@ -183,7 +183,7 @@ func mode(_ path: String) -> Int {
         var seen: [(Int64, [UInt8])] = []
         for i in 0..<3 {
             _ = try db.write { w in
-                try w.appendAudit(draft, mac: { seq, previous in
+                try w.appendAudit(draft, mac: { seq, _, previous in
                     seen.append((seq, previous))
                     return [UInt8(i + 1)]
                 }, headMAC: { seq, mac in [UInt8(seq)] + mac })

@@ -85,14 +85,25 @@ extension TokenVault {
                 record.displayName = identity.displayName
                 record.orgId = identity.orgId
             }
+            // The same account name now acting as another person is worth a loud word: scripts that use the name
+            // would send data into someone else's account (a login CSRF looks exactly like this).
+            var outcome = before == nil ? "ok" : "ok, replaced the previous pair"
+            var detail: String?
+            if let before, let previous = before.personId, let identity, identity.id != previous {
+                let was = before.email ?? previous, now = identity.email ?? identity.id
+                outcome = "ok, replaced the previous pair: another person"
+                detail = "was \(previous)\(before.email.map { " <\($0)>" } ?? ""), now \(identity.id)\(identity.email.map { " <\($0)>" } ?? "")"
+                context.console.err("tokenvault: warning: '\(account)' belonged to \(ProviderText.displayable(was)) and now belongs to \(ProviderText.displayable(now)), another person; scripts using '\(account)' will act as them\n")
+                context.console.err("tokenvault: hint: if that is not what you meant, run 'tokenvault revoke \(account)' and authorize again as the right person\n")
+            }
             try vault.database.write { w in
                 if before == nil { try w.insert(record) } else { try w.update(record) }
                 try vault.appendAudit(AuditDraft(
                     at: now, account: account, integration: integration.name, event: .authorized,
-                    trigger: device ? "authorize --device" : "authorize", outcome: before == nil ? "ok" : "ok, replaced the previous pair",
+                    trigger: device ? "authorize --device" : "authorize", outcome: outcome,
                     accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
                     refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-                    refreshTokenChanged: before == nil ? nil : true), in: w)
+                    refreshTokenChanged: before == nil ? nil : true, detail: detail), in: w)
             }
             let who = identity.map { " as \($0.email ?? $0.id)\($0.displayName.map { " (\($0))" } ?? "")" } ?? ""
             context.console.err("Authorized '\(account)'\(who): access token valid \(Format.span(response.expiresIn))"
@@ -130,14 +141,27 @@ extension TokenVault {
                 let listener = LoopbackListener(host: host, port: port)
                 try listener.bind()
                 defer { listener.close() }
+                // The browser's command line is readable by every local user: it gets a single-use address on
+                // our own listener, which sends it on to the authorization URL (state and challenge stay off argv).
+                let launchPath = "/tokenvault-" + PKCE.newState(random: context.random)
+                let hostPart = host.contains(":") ? "[\(host)]" : host
+                let launch = URL(string: "http://\(hostPart):\(listener.port)\(launchPath)")!
                 context.console.err("Opening the browser to authorize '\(account)'. If it does not open, visit:\n\n  \(url.absoluteString)\n\nWaiting for the callback on \(client.credentials.redirectURI) (up to \(Int(timeout)) s)…\n")
-                if !context.openBrowser(url, context.environment) {
+                if !context.openBrowser(launch, context.environment) {
                     context.console.err("tokenvault: hint: no browser could be started ($BROWSER or xdg-open); open the URL above yourself.\n")
                 }
-                code = try await listener.waitForCallback(expectedState: state, path: path, timeout: timeout)
+                let console = context.console
+                code = try await listener.waitForCallback(
+                    expectedState: state, path: path, timeout: timeout,
+                    launch: LoopbackListener.Launch(path: launchPath, target: url),
+                    onEvent: { event in console.err("tokenvault: warning: \(Self.describe(event))\n") })
             } else {
                 context.console.err("Open this URL in a browser and approve:\n\n  \(url.absoluteString)\n\n")
-                if !noBrowser { _ = context.openBrowser(url, context.environment) }
+                var page: BrowserPage?
+                defer { page?.remove() }
+                if !noBrowser {
+                    page = openThroughPage(url, context: context)
+                }
                 guard let pasted = context.readLine("Paste the URL the browser landed on (or just the code): ") else {
                     throw OAuthError.invalidPaste("nothing was pasted")
                 }
@@ -146,12 +170,43 @@ extension TokenVault {
             return try await client.exchangeCode(code, pkce: pkce)
         }
 
+        /// Starts the browser on a private page that sends it to `url`; a page that cannot be written is
+        /// a warning (the URL is on the terminal), not a failure.
+        private func openThroughPage(_ url: URL, context: Context) -> BrowserPage? {
+            do {
+                let page = try BrowserPage.write(sendingTo: url, context: context, vaultPath: vaultPath(context))
+                if !context.openBrowser(page.url, context.environment) {
+                    context.console.err("tokenvault: hint: no browser could be started ($BROWSER or xdg-open); open the URL above yourself.\n")
+                }
+                return page
+            } catch {
+                context.console.err("tokenvault: warning: not starting a browser: \(ErrorReport.describe(error).message); open the URL above yourself.\n")
+                return nil
+            }
+        }
+
+        static func describe(_ event: LoopbackListener.Event) -> String {
+            switch event {
+            case .otherUser(let uid):
+                "refused a request to the callback address from \(uid.map { "another local user (uid \($0))" } ?? "a program whose owner could not be found"); still waiting"
+            case .wrongState:
+                "refused a callback that does not belong to this authorization (wrong or missing state); still waiting"
+            case .launchReused:
+                "the browser link was opened a second time and refused; if that was not you, someone on this machine tried to follow it"
+            }
+        }
+
         private func deviceFlow(_ client: OAuthClient, scopes: [String], context: Context) async throws -> TokenResponse {
             let grant = try await client.startDeviceAuthorization(scopes: scopes)
             context.console.err("To authorize '\(account)', visit \(grant.verificationURI) and enter the code \(grant.userCode)\n")
+            var page: BrowserPage?
+            defer { page?.remove() }
             if let complete = grant.verificationURIComplete {
                 context.console.err("(or open \(complete))\n")
-                if !noBrowser, let url = URL(string: complete) { _ = context.openBrowser(url, context.environment) }
+                // The complete URI carries the user code: the browser gets a private page, not the URI on argv.
+                if !noBrowser, let url = URL(string: complete) {
+                    page = openThroughPage(url, context: context)
+                }
             }
             context.console.err("Waiting for approval (polling every \(grant.interval) s)…\n")
             let now = context.now
@@ -187,8 +242,8 @@ extension TokenVault {
             }
             let (token, integration) = try await freshAccessToken(account: account, global: global, minValid: minValid.seconds,
                                                                   trigger: "exec", context: context)
-            var environment = context.environment
-            for name in ["TOKENVAULT_PASSPHRASE"] { environment[name] = nil }  // the vault's secret is not the child's
+            // The vault's passphrase, in any form, is not the child's.
+            var environment = ChildEnvironment.scrubbed(context.environment)
             environment[integration.envVar] = token
             let status = try context.execute(program, Array(command.dropFirst()), environment)
             throw CommandExit(code: ExitCode(rawValue: status) ?? .other, raw: status)

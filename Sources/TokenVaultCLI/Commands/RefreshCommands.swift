@@ -106,7 +106,7 @@ extension TokenVault {
             let candidates = try (dueWithin.map { try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds)) }
                 ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
             if candidates.isEmpty {
-                if json { context.console.out(Format.json(Self.report([], start: start, seconds: 0)) + "\n") }
+                if json { context.console.out(Format.json(Self.report([], start: start, seconds: 0, auditHead: try? database.auditHead())) + "\n") }
                 context.console.err("refresh-all: nothing to refresh.\n")
                 return
             }
@@ -149,20 +149,28 @@ extension TokenVault {
             }
             let count = { (s: RefreshOutcome.Status) in outcomes.filter { $0.status == s }.count }
             context.console.err("refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed, of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n")
-            if json { context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds)) + "\n") }
+            if json {
+                context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds, auditHead: try? database.auditHead())) + "\n")
+            }
             if outcomes.contains(where: { $0.failureCode == .integrity }) { throw CommandExit(code: .integrity) }
             if count(.needsReauth) > 0 { throw CommandExit(code: .needsReauthorization) }
             if count(.failed) > 0 { throw CommandExit(code: .provider) }
         }
 
-        static func report(_ outcomes: [RefreshOutcome], start: Date, seconds: Double) -> [String: Any] {
+        /// `auditHead`: the log's head after the run, for keeping elsewhere and checking later with
+        /// `audit --verify --expect-head` (a vault rolled back to an older copy no longer contains it).
+        static func report(_ outcomes: [RefreshOutcome], start: Date, seconds: Double,
+                           auditHead: (seq: Int64, mac: [UInt8])?) -> [String: Any] {
             let count = { (s: RefreshOutcome.Status) in outcomes.filter { $0.status == s }.count }
-            return [
+            var report: [String: Any] = [
                 "started_at": Format.timestamp(start), "duration_seconds": (seconds * 1000).rounded() / 1000,
                 "total": outcomes.count, "refreshed": count(.refreshed), "fresh": count(.alreadyFresh),
                 "needs_reauth": count(.needsReauth), "failed": count(.failed),
                 "accounts": outcomes.map(\.jsonObject),
             ]
+            report["audit_head"] = auditHead.map { UnlockedVault.hex($0.mac) }
+            report["audit_head_seq"] = auditHead?.seq
+            return report
         }
     }
 }

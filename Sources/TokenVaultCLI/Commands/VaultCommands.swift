@@ -22,8 +22,8 @@ extension TokenVault {
             let source = try PassphraseSource.resolve(fd: global.passphraseFd, context: context)
             let passphrase = try source.readNew(context: context)
             let parameters = context.kdfParameters(kdf)
-            let header = try UnlockedVault.newHeader(passphrase: passphrase, parameters: parameters, now: context.now())
-            let database = try VaultDatabase.create(at: path, header: header)
+            let (header, auditHead) = try UnlockedVault.newHeader(passphrase: passphrase, parameters: parameters, now: context.now())
+            let database = try VaultDatabase.create(at: path, header: header, auditHeadMAC: auditHead)
             try database.close()
             context.console.err("Created vault \(path) (Argon2id, \(kdf.rawValue): \(parameters.memLimit >> 20) MiB, \(parameters.opsLimit) passes).\n")
         }
@@ -74,21 +74,33 @@ extension TokenVault {
         @Flag(help: "Print JSON.")
         var json = false
 
-        @Flag(help: "Check every entry's chained MAC.")
+        @Flag(help: "Check every entry's chained MAC and the head record.")
         var verify = false
+
+        @Option(help: ArgumentHelp("With --verify: a head printed earlier (by audit --verify or refresh-all --json) that the log must still contain; detects a vault rolled back to an older copy.", valueName: "hex"))
+        var expectHead: String?
+
+        func validate() throws {
+            if let expectHead {
+                guard verify else { throw ValidationError("--expect-head needs --verify") }
+                guard expectHead.count == 64, expectHead.allSatisfy(\.isHexDigit) else {
+                    throw ValidationError("--expect-head takes the 64 hex digits printed as the audit head")
+                }
+            }
+        }
 
         func run(_ context: Context) async throws {
             if verify {
                 let vault = try unlock(context)
-                let result = try vault.verifyAudit()
+                let result = try vault.verifyAudit(expectHead: expectHead)
                 for problem in result.problems { context.console.err("tokenvault: audit: \(problem)\n") }
                 if json {
                     context.console.out(Format.json([
                         "entries": result.count, "intact": result.problems.isEmpty, "problems": result.problems,
-                        "head": result.head.map { String(format: "%02x", $0) }.joined(),
+                        "head": result.head, "head_seq": result.headSeq,
                     ]) + "\n")
                 } else if result.problems.isEmpty {
-                    context.console.out("audit log intact: \(result.count) entries, head \(result.head.prefix(8).map { String(format: "%02x", $0) }.joined())\n")
+                    context.console.out("audit log intact: \(result.count) entries, head \(result.head) (entry \(result.headSeq))\n")
                 }
                 if !result.problems.isEmpty {
                     throw CLIError.integrity("the audit log failed verification (\(result.problems.count) problem\(result.problems.count == 1 ? "" : "s"))",

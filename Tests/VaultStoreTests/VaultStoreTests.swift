@@ -177,7 +177,8 @@ func mode(_ path: String) -> Int {
 
     @Test func auditLogIsAppendOnlyAndChainsPreviousMAC() throws {
         let dir = TempDir()
-        let db = try VaultDatabase.create(at: dir.file("vault.db"), header: sampleHeader())
+        // The head of the empty log, as the test's head MAC below computes it for entry 0.
+        let db = try VaultDatabase.create(at: dir.file("vault.db"), header: sampleHeader(), auditHeadMAC: [0])
         let draft = AuditDraft(at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
                                event: .imported, trigger: "import", outcome: "ok")
         var seen: [(Int64, [UInt8])] = []
@@ -220,4 +221,27 @@ private func sqlUpdate(_ db: VaultDatabase) throws {
     let queue = try DatabaseQueue(path: db.path)
     defer { try? queue.close() }
     try queue.write { try $0.execute(sql: "UPDATE audit_entry SET outcome = 'edited'") }
+}
+
+@Suite struct AuditHeadStoreTests {
+    /// An append that finds the head disagreeing with the newest entry writes a `tamper-detected` entry first,
+    /// MAC'd through the same closure, and still appends the real one.
+    @Test func aWrongHeadIsRecordedBeforeTheNextAppend() throws {
+        let dir = TempDir()
+        let db = try VaultDatabase.create(at: dir.file("vault.db"), header: sampleHeader(), auditHeadMAC: [9, 9])
+        let draft = AuditDraft(at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
+                               event: .imported, trigger: "import", outcome: "ok")
+        var macced: [(Int64, AuditEvent)] = []
+        try db.write { w in
+            try w.appendAudit(draft, mac: { seq, entry, _ in
+                macced.append((seq, entry.event))
+                return [UInt8(seq)]
+            }, headMAC: { seq, mac in [UInt8(seq)] + mac })
+        }
+        #expect(macced.map(\.0) == [1, 2])
+        #expect(macced.map(\.1) == [.tamperDetected, .imported])
+        #expect(try db.auditEntries().map(\.draft.event) == [.tamperDetected, .imported])
+        #expect(try db.auditHead().seq == 2)
+        #expect(try db.auditHead().mac == [2, 2])
+    }
 }

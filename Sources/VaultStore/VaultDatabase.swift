@@ -221,7 +221,8 @@ public final class VaultDatabase: Sendable {
         try read { db in
             let cursor = try Row.fetchCursor(db, sql: """
                 SELECT name, integration_id, access_token_sealed IS NOT NULL, refresh_token_sealed IS NOT NULL,
-                       access_expires_at, refresh_expires_at, granted_scopes, email, display_name, org_id, state
+                       access_expires_at, refresh_expires_at, granted_scopes, email, display_name, org_id, state,
+                       updated_at
                 FROM account ORDER BY name
                 """)
             var summaries: [AccountSummary] = []
@@ -232,18 +233,21 @@ public final class VaultDatabase: Sendable {
                     refreshExpiresAt: (row[5] as Double?).map(Date.init(unix:)),
                     grantedScopes: (row[6] as String?).map { $0.split(separator: " ").map(String.init) },
                     email: row[7], displayName: row[8], orgId: row[9],
-                    state: AccountState(rawValue: row[10]) ?? .needsReauth))
+                    state: AccountState(rawValue: row[10]) ?? .needsReauth, updatedAt: Date(unix: row[11])))
             }
             return summaries
         }
     }
 
-    /// Accounts whose access token lapses before `date`, found from plain metadata without decrypting anything.
-    public func accounts(accessExpiringBefore date: Date) throws -> [Account] {
+    /// Accounts whose access token lapses before `date`, or (when given) whose pair was stored after
+    /// `storedAfter` (a time in the future: its expiries cannot be trusted), found from plain metadata without
+    /// decrypting anything.
+    public func accounts(accessExpiringBefore date: Date, orStoredAfter storedAfter: Date? = nil) throws -> [Account] {
         try read { db in
             try Row.fetchAll(db, sql: """
-                SELECT * FROM account WHERE access_expires_at IS NULL OR access_expires_at < ? ORDER BY name
-                """, arguments: [date.unix]).map(Account.init(row:))
+                SELECT * FROM account WHERE access_expires_at IS NULL OR access_expires_at < ? OR updated_at > ?
+                ORDER BY name
+                """, arguments: [date.unix, (storedAfter ?? .distantFuture).unix]).map(Account.init(row:))
         }
     }
 

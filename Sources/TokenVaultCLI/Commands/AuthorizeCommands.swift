@@ -253,7 +253,11 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
     let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
     let now = context.now()
     let threshold = now.addingTimeInterval(minValid)
-    @Sendable func lapsesSoon(_ a: Account) -> Bool { (a.accessExpiresAt ?? .distantPast) < threshold }
+    // A pair stored in the future has expiries that cannot be trusted (ClockAhead): refresh it now.
+    @Sendable func lapsesSoon(_ a: Account) -> Bool { (a.accessExpiresAt ?? .distantPast) < threshold || ClockAhead.isAhead(a, now: now) }
+    if ClockAhead.isAhead(account, now: now) {
+        context.console.err(ClockAhead.warning(account: name, updatedAt: account.updatedAt, now: now, then: "refreshing it before use"))
+    }
     if lapsesSoon(account) {
         if account.refreshTokenSealed != nil && account.state == .ok {
             let refresher = Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose)

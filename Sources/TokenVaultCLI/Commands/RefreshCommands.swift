@@ -41,6 +41,9 @@ extension TokenVault {
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
             let planned = try database.account(named: account)
+            if ClockAhead.isAhead(planned, now: context.now()) {
+                context.console.err(ClockAhead.warning(account: planned.name, updatedAt: planned.updatedAt, now: context.now(), then: "refreshing it"))
+            }
             let vault = try unlock(context)
             let refresher = Refresher(vault: vault, context: context, trigger: "refresh", verbose: global.verbose)
             // Skip only if another process refreshed it after we read it (no refresh token sent twice at once).
@@ -103,8 +106,14 @@ extension TokenVault {
             // Found from plain metadata: nothing is decrypted for accounts that are not due.
             // Oldest pair first: an account whose refresh was cut short (a killed run, an outage) is the first one
             // the next run retries, while a rotating provider's grace window for its old token may still be open.
-            let candidates = try (dueWithin.map { try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds)) }
-                ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
+            // A pair stored in the future (ClockAhead) is due whatever its expiries say.
+            let candidates = try (dueWithin.map {
+                try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds), orStoredAfter: ClockAhead.limit(now: start))
+            } ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
+            for account in candidates where ClockAhead.isAhead(account, now: start) {
+                context.console.err(ClockAhead.warning(account: account.name, updatedAt: account.updatedAt, now: start,
+                                                       then: "refreshing it regardless of --skip-recent"))
+            }
             if candidates.isEmpty {
                 if json { context.console.out(Format.json(Self.report([], start: start, seconds: 0)) + "\n") }
                 context.console.err("refresh-all: nothing to refresh.\n")
@@ -125,7 +134,9 @@ extension TokenVault {
                     group.addTask {
                         await refresher.refresh(planned) { current in
                             // Changed since this run read it, or within --skip-recent: someone else refreshed it.
-                            current.updatedAt == planned.updatedAt && start.timeIntervalSince(current.updatedAt) >= recent
+                            // A pair stored in the future is not recent, whatever the clock says.
+                            current.updatedAt == planned.updatedAt
+                                && (ClockAhead.isAhead(current, now: start) || start.timeIntervalSince(current.updatedAt) >= recent)
                         }
                     }
                 }

@@ -89,7 +89,7 @@ enum ErrorReport {
         case let e as StoreError:
             let code: ExitCode = switch e {
             case .vaultMissing, .noSuchAccount, .noSuchIntegration, .notAVault: .notFound
-            case .damaged: .integrity
+            case .damaged, .invalidRecord: .integrity
             case .duplicateAccount, .duplicateIntegration, .integrationInUse, .vaultExists: .usage
             default: .other
             }

@@ -33,7 +33,14 @@ enum SealLabel {
         fields.map { "\($0.utf8.count):\($0)" }.joined()
     }
 
+    /// Binds the environment variable too: an `env_var` edited in the file (to `PATH`, say) fails the check.
     static func clientSecret(_ i: Integration) -> String {
+        "integration/" + encode([i.id, "client_secret", i.name, i.provider, i.clientId, i.apiBase, i.redirectURI, i.envVar])
+    }
+
+    /// The label of vaults written before `env_var` was bound. A secret that opens only under it is re-sealed
+    /// under `clientSecret` once (see `UnlockedVault.clientSecret(of:)`).
+    static func legacyClientSecret(_ i: Integration) -> String {
         "integration/" + encode([i.id, "client_secret", i.name, i.provider, i.clientId, i.apiBase, i.redirectURI])
     }
 
@@ -129,9 +136,29 @@ final class UnlockedVault: @unchecked Sendable {
         }
     }
 
+    /// The integration's client secret; opening it also checks the plain fields bound to it (env_var included).
+    /// A vault written before env_var was bound is re-sealed under the new label the first time, in one short write.
     func clientSecret(of integration: Integration) throws -> SecretBytes {
-        try open(integration.clientSecretSealed, label: SealLabel.clientSecret(integration),
-                 what: "the client secret of integration '\(integration.name)'")
+        let what = "the client secret of integration '\(integration.name)'"
+        do {
+            return try open(integration.clientSecretSealed, label: SealLabel.clientSecret(integration), what: what)
+        } catch {
+            let legacyKey = VaultKeys.subkey(of: masterKey, label: SealLabel.legacyClientSecret(integration))
+            guard let secret = try? SecretBox.open(integration.clientSecretSealed, key: legacyKey) else { throw error }
+            // Bless no name an old vault (or an edit) put there that would change how programs run.
+            try EnvExport.checkAllowedAtUse(integration.envVar, integration: integration.name)
+            let resealed = try seal(secret, label: SealLabel.clientSecret(integration))
+            try database.write { try $0.replaceClientSecret(integrationId: integration.id, old: integration.clientSecretSealed, new: resealed) }
+            return secret
+        }
+    }
+
+    /// The variable the integration's access token is exported as, after checking that it is the one sealed with the
+    /// integration (an edited env_var fails, exit 7) and that it is not a name that changes how programs run.
+    func environmentVariable(of integration: Integration) throws -> String {
+        _ = try clientSecret(of: integration)
+        try EnvExport.checkAllowedAtUse(integration.envVar, integration: integration.name)
+        return integration.envVar
     }
 
     func accessToken(of account: Account) throws -> SecretBytes {

@@ -295,14 +295,14 @@ public struct VaultWriter {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM integration WHERE name = ?", arguments: [name]) else {
             throw StoreError.noSuchIntegration(name)
         }
-        return Integration(row: row)
+        return try Integration(row: row)
     }
 
     public func account(named name: String) throws -> Account {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM account WHERE name = ?", arguments: [name]) else {
             throw StoreError.noSuchAccount(name)
         }
-        return Account(row: row)
+        return try Account(row: row)
     }
 
     public func accountExists(named name: String) throws -> Bool {
@@ -327,6 +327,12 @@ public struct VaultWriter {
     public func deleteIntegration(id: String) throws {
         try db.execute(sql: "DELETE FROM account WHERE integration_id = ?", arguments: [id])
         try db.execute(sql: "DELETE FROM integration WHERE id = ?", arguments: [id])
+    }
+
+    /// Replaces an integration's sealed client secret (a re-seal under a new label), unless another process did first.
+    public func replaceClientSecret(integrationId: String, old: [UInt8], new: [UInt8]) throws {
+        try db.execute(sql: "UPDATE integration SET client_secret_sealed = ? WHERE id = ? AND client_secret_sealed = ?",
+                       arguments: [Data(new), integrationId, Data(old)])
     }
 
     public func insert(_ account: Account) throws {

@@ -251,6 +251,8 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
     var account = try database.account(named: name)
     guard let integration = try database.integration(id: account.integrationId) else { throw StoreError.noSuchIntegration(account.integrationId) }
     let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
+    // The stored name must be the one sealed with the integration, and not one that changes how programs run.
+    _ = try vault.environmentVariable(of: integration)
     let now = context.now()
     let threshold = now.addingTimeInterval(minValid)
     // A pair stored in the future has expiries that cannot be trusted (ClockAhead): refresh it now.

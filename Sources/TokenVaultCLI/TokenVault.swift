@@ -40,6 +40,10 @@ public struct TokenVault: AsyncParsableCommand {
             context.console.err(fullMessage(for: error) + "\n")
             return ExitCode.usage.rawValue
         }
+        let global = (command as? any VaultCommand)?.global
+        if let global, let warning = VaultLocation.sharedDirectoryWarning(vaultPath: VaultLocation.path(option: global.vault, context: context)) {
+            context.console.err(warning)
+        }
         do {
             try await Context.$current.withValue(context) {
                 if var asyncCommand = command as? any AsyncParsableCommand {

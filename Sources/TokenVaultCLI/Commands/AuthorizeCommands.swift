@@ -262,6 +262,7 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
     }
     if lapsesSoon(account) {
         if account.refreshTokenSealed != nil && account.state == .ok {
+            try AccountLock.checkDirectory(vaultPath: database.path)
             let refresher = Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose)
             let outcome = await refresher.refresh(account) { lapsesSoon($0) }
             account = try database.account(named: name)

@@ -45,6 +45,8 @@ extension TokenVault {
                 context.console.err(ClockAhead.warning(account: planned.name, updatedAt: planned.updatedAt, now: context.now(), then: "refreshing it"))
             }
             let vault = try unlock(context)
+            // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
+            try AccountLock.checkDirectory(vaultPath: database.path)
             let refresher = Refresher(vault: vault, context: context, trigger: "refresh", verbose: global.verbose)
             // Skip only if another process refreshed it after we read it (no refresh token sent twice at once).
             let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
@@ -62,6 +64,9 @@ extension TokenVault {
                 if outcome.failureCode == .integrity {
                     throw CLIError.integrity(message, hint: "the vault was damaged or tampered with; nothing was sent to the provider")
                 }
+                if outcome.failureCode == .other {  // a local problem (its lock), not the provider's
+                    throw CLIError.busy(message, hint: outcome.hint)
+                }
                 throw CLIError.provider(message, hint: "the stored pair is unchanged; try again later, or add --verbose to see the requests")
             }
         }
@@ -76,7 +81,7 @@ extension TokenVault {
                 (default 10m) are left alone, so overlapping runs never send a refresh token twice. Accounts that need \
                 re-authorization are reported and not retried. Exit 0 when all succeeded, 5 when some need \
                 re-authorization, 6 when some failed for provider or network reasons (5 wins when both), 7 when an account \
-                failed its integrity check (7 wins over both).
+                failed its integrity check (7 wins over all), 1 when an account's lock was refused or stayed held (before 5 and 6).
                 Example crontab line:
                   17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase tokenvault refresh-all
                 """)
@@ -120,6 +125,8 @@ extension TokenVault {
                 return
             }
             let vault = try unlock(context)
+            // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
+            try AccountLock.checkDirectory(vaultPath: database.path)
             let refresher = Refresher(vault: vault, context: context, trigger: "refresh-all", verbose: global.verbose)
             let recent = skipRecent.seconds
             let progress = Progress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
@@ -162,6 +169,8 @@ extension TokenVault {
             context.console.err("refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed, of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n")
             if json { context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds)) + "\n") }
             if outcomes.contains(where: { $0.failureCode == .integrity }) { throw CommandExit(code: .integrity) }
+            // A local problem (an account's lock refused or stuck) is the user's to fix, not the provider's.
+            if outcomes.contains(where: { $0.failureCode == .other }) { throw CommandExit(code: .other) }
             if count(.needsReauth) > 0 { throw CommandExit(code: .needsReauthorization) }
             if count(.failed) > 0 { throw CommandExit(code: .provider) }
         }

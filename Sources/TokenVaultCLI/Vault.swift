@@ -77,10 +77,41 @@ final class UnlockedVault: @unchecked Sendable {
 
     /// Checks the stored KDF parameters before running the KDF, then unwraps the master key.
     /// A failed unwrap is the proof of a wrong passphrase; nothing is written.
+    ///
+    /// The parameters are plain fields and nothing secret can be checked before the KDF runs, so: tokenvault only
+    /// ever writes the costs of its known levels (`context.kdfParameters`), and any other cost is an edited file,
+    /// refused without running the KDF. A swap between two known levels is caught after a failed unwrap by trying
+    /// the cheaper levels with the same salt: if one opens the master key, the file was edited. (A level lowered
+    /// by an edit cannot be told from a wrong passphrase without paying for every dearer level on each typo.)
     static func unlock(_ database: VaultDatabase, source: PassphraseSource, context: Context) throws -> UnlockedVault {
         let header = try database.header()
         let parameters = try storedParameters(header)
+        let known = knownLevels(context)
+        guard let stored = known.first(where: { $0.parameters.sameCost(as: parameters) }) else {
+            throw CLIError.integrity(
+                "the vault's key-derivation parameters were changed: \(describe(parameters)) is not a cost tokenvault writes (\(known.map { "\($0.level.rawValue) \(describe($0.parameters))" }.joined(separator: ", ")))",
+                hint: "the vault file was edited or damaged; restore it from a backup (no key derivation was run)")
+        }
         let passphrase = try source.read(context: context)
+        let master: SecretBytes
+        do {
+            master = try openMasterKey(header, passphrase: passphrase, parameters: parameters)
+        } catch CLIError.wrongPassphrase {
+            for cheaper in known where cheaper.cost < stored.cost {
+                var candidate = cheaper.parameters
+                candidate.salt = parameters.salt
+                if (try? openMasterKey(header, passphrase: passphrase, parameters: candidate)) != nil {
+                    throw CLIError.integrity(
+                        "the vault's key-derivation parameters were changed (it opens with the \(cheaper.level.rawValue) level, the file says \(stored.level.rawValue))",
+                        hint: "the vault file was edited; restore it from a backup (the passphrase was right; nothing was written)")
+                }
+            }
+            throw CLIError.wrongPassphrase
+        }
+        return UnlockedVault(database: database, masterKey: master)
+    }
+
+    private static func openMasterKey(_ header: VaultHeader, passphrase: SecretBytes, parameters: KDFParameters) throws -> SecretBytes {
         let passphraseKey = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
         let master: SecretBytes
         do {
@@ -93,7 +124,22 @@ final class UnlockedVault: @unchecked Sendable {
         guard master.count == VaultKeys.keyBytes else {
             throw CLIError.integrity("the vault's master key has the wrong length", hint: "restore the vault from a backup")
         }
-        return UnlockedVault(database: database, masterKey: master)
+        return master
+    }
+
+    /// The levels tokenvault writes, each cost once (in-process tests may give every level the same cost).
+    private static func knownLevels(_ context: Context) -> [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)] {
+        var levels: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)] = []
+        for level in KDFParameters.Level.allCases {
+            let p = context.kdfParameters(level)
+            if levels.contains(where: { $0.parameters.sameCost(as: p) }) { continue }
+            levels.append((level, p, Double(p.opsLimit) * Double(p.memLimit)))
+        }
+        return levels
+    }
+
+    private static func describe(_ p: KDFParameters) -> String {
+        p.memLimit >= 1 << 20 ? "\(p.opsLimit) passes and \(p.memLimit >> 20) MiB" : "\(p.opsLimit) passes and \(p.memLimit >> 10) KiB"
     }
 
     static func storedParameters(_ header: VaultHeader) throws -> KDFParameters {

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Renders a variable assignment for a shell or tool. Values are single-quoted, so `eval "$(tokenvault env a)"`
+/// Renders a variable assignment for a shell or tool. dotenv values are written unquoted and must be tokens
+/// (`isB64Token`); for the shells, values are single-quoted, so `eval "$(tokenvault env a)"`
 /// sets exactly the stored value, whatever it holds. The unquoted `eval $(…)` also works for every real token;
 /// the shell splits and globs the output before eval sees it, so a value with runs of spaces or a lone `*`
 /// survives only the quoted form.
@@ -87,7 +88,12 @@ enum EnvExport {
         switch format {
         case .sh: return variables.map { "export \($0.name)=\(shellQuoted($0.value))\n" }.joined()
         case .fish: return variables.map { "set -gx \($0.name) \(fishQuoted($0.value));\n" }.joined()
-        case .dotenv: return variables.map { "\($0.name)=\(shellQuoted($0.value))\n" }.joined()
+        case .dotenv:
+            for (name, value) in variables where !isB64Token(value) {
+                throw CLIError.integrity("the value of \(name) has characters outside the token alphabet (letters, digits, -._~+/ and trailing =); refusing to write it as dotenv",
+                                         hint: "use --format sh or json, which quote any value")
+            }
+            return variables.map { "\($0.name)=\($0.value)\n" }.joined()
         case .json:
             var object: [String: String] = [:]
             for (name, value) in variables { object[name] = value }

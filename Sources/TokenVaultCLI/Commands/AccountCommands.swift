@@ -216,7 +216,7 @@ extension TokenVault {
         @Argument(help: "The account name.")
         var account: String
 
-        @Option(help: "Output format: sh (bash, dash, zsh), fish, dotenv or json.")
+        @Option(help: "Output format: sh (bash, dash, zsh), fish, dotenv (NAME=value, unquoted; token characters only) or json.")
         var format: EnvExport.Style = .sh
 
         @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))

@@ -32,6 +32,14 @@ enum VaultLocation {
     }
 }
 
+/// `--verbose`: one line when secret memory could not be locked into RAM (for example under `ulimit -l 0`).
+enum MemoryLockReport {
+    static func print(context: Context, verbose: Bool) {
+        guard verbose, let reason = MemoryLocking.takeUnreportedFailure() else { return }
+        context.console.err("tokenvault: warning: could not lock secret memory into RAM (mlock: \(reason)); keys and tokens may be written to swap. Raise the limit ('ulimit -l') to keep them out\n")
+    }
+}
+
 /// The labels that bind each sealed value to its place and to the plain fields that decide where it is used:
 /// a value moved to another row or column, a renamed account, or an integration pointed at another API base or
 /// client id opens under another key and fails (exit 7) before anything is sent anywhere.

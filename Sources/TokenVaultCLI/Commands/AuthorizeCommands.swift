@@ -291,5 +291,7 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
     }
     let token = try vault.accessToken(of: account)
     guard let text = token.copyToString() else { throw CLIError.integrity("the access token of '\(name)' is not text") }
+    // exec replaces this process and never reaches the end of TokenVault.run: report a failed mlock here.
+    MemoryLockReport.print(context: context, verbose: global.verbose)
     return (text, integration, vault)
 }

@@ -4,8 +4,9 @@ PREFIX  ?= /usr/local
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build and the tests need: libsodium and SQLite headers; tmux drives the passphrase prompt
 # in the end-to-end tests, and zsh is one of the shells `env` output is checked in. python3 (any, not
-# necessarily Debian's) is the browser stand-in of the demo and the end-to-end tests.
-DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config tmux zsh
+# necessarily Debian's) is the browser stand-in of the demo and the end-to-end tests; python3-dotenv (read through
+# /usr/bin/python3) checks that `env --format dotenv` reads back byte for byte.
+DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config tmux zsh python3-dotenv
 
 .PHONY: all deps build release test faults demo install uninstall clean
 

@@ -31,6 +31,8 @@ public enum CLIError: Error, LocalizedError, Equatable {
     case unsupportedKDF(String)
     case provider(String, hint: String? = nil)
     case busy(String, hint: String? = nil)
+    /// The per-account lock directory or file is not safely ours (another user's, a symlink, writable by others).
+    case unsafeLockPath(path: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -48,6 +50,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .noTokens(let account): "account '\(account)' holds no token pair"
         case .unsupportedKDF(let name): "the vault uses key derivation '\(name)', which this tokenvault does not know"
         case .provider(let message, _), .busy(let message, _): message
+        case .unsafeLockPath(let path, let reason): "refusing the lock \(path): \(reason)"
         }
     }
 
@@ -66,6 +69,8 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .needsReauthorization(let account, _): "run 'tokenvault authorize \(account)'"
         case .noTokens(let account): "run 'tokenvault authorize \(account)' or 'tokenvault import \(account) --integration NAME'"
         case .provider(_, let hint), .busy(_, let hint): hint
+        case .unsafeLockPath(let path, _):
+            "another user may be able to block or redirect tokenvault's locks; check who made \(path), remove it (rm -r) and run again: tokenvault recreates it private to you"
         default: nil
         }
     }
@@ -83,13 +88,13 @@ enum ErrorReport {
             case .integrity, .unsupportedKDF: .integrity
             case .accessTokenExpired, .needsReauthorization, .noTokens: .needsReauthorization
             case .provider: .provider
-            case .busy: .other
+            case .busy, .unsafeLockPath: .other
             }
             return (e.localizedDescription, e.hint, code)
         case let e as StoreError:
             let code: ExitCode = switch e {
             case .vaultMissing, .noSuchAccount, .noSuchIntegration, .notAVault: .notFound
-            case .damaged: .integrity
+            case .damaged, .invalidRecord: .integrity
             case .duplicateAccount, .duplicateIntegration, .integrationInUse, .vaultExists: .usage
             default: .other
             }

@@ -40,6 +40,12 @@ public struct TokenVault: AsyncParsableCommand {
             context.console.err(fullMessage(for: error) + "\n")
             return ExitCode.usage.rawValue
         }
+        let global = (command as? any VaultCommand)?.global
+        if let global, let warning = VaultLocation.sharedDirectoryWarning(vaultPath: VaultLocation.path(option: global.vault, context: context)) {
+            context.console.err(warning)
+        }
+        // Said last, after everything the command had to say (exec reports it itself before replacing the process).
+        defer { MemoryLockReport.print(context: context, verbose: global?.verbose ?? false) }
         do {
             try await Context.$current.withValue(context) {
                 if var asyncCommand = command as? any AsyncParsableCommand {

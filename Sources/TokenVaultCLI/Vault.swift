@@ -20,6 +20,24 @@ enum VaultLocation {
     private static func absolute(_ path: String) -> String {
         path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
+
+    /// A warning when the directory that really holds the vault is writable by group or others: they could add,
+    /// replace or hold its `-wal`, `-shm` and lock files (tokenvault refuses a lock directory that is not yours).
+    static func sharedDirectoryWarning(vaultPath: String) -> String? {
+        let real = AccountLock.realPath(vaultPath) ?? vaultPath
+        let directory = URL(fileURLWithPath: real).deletingLastPathComponent().path
+        var info = stat()
+        guard stat(directory, &info) == 0, info.st_mode & 0o022 != 0 else { return nil }
+        return "tokenvault: warning: the vault's directory \(directory) is writable by group or others (mode \(String(info.st_mode & 0o7777, radix: 8))): other users can add or replace files beside the vault; keep the vault in a directory only you can write (chmod 700)\n"
+    }
+}
+
+/// `--verbose`: one line when secret memory could not be locked into RAM (for example under `ulimit -l 0`).
+enum MemoryLockReport {
+    static func print(context: Context, verbose: Bool) {
+        guard verbose, let reason = MemoryLocking.takeUnreportedFailure() else { return }
+        context.console.err("tokenvault: warning: could not lock secret memory into RAM (mlock: \(reason)); keys and tokens may be written to swap. Raise the limit ('ulimit -l') to keep them out\n")
+    }
 }
 
 /// The labels that bind each sealed value to its place and to the plain fields that decide where it is used:
@@ -33,7 +51,14 @@ enum SealLabel {
         fields.map { "\($0.utf8.count):\($0)" }.joined()
     }
 
+    /// Binds the environment variable too: an `env_var` edited in the file (to `PATH`, say) fails the check.
     static func clientSecret(_ i: Integration) -> String {
+        "integration/" + encode([i.id, "client_secret", i.name, i.provider, i.clientId, i.apiBase, i.redirectURI, i.envVar])
+    }
+
+    /// The label of vaults written before `env_var` was bound. A secret that opens only under it is re-sealed
+    /// under `clientSecret` once (see `UnlockedVault.clientSecret(of:)`).
+    static func legacyClientSecret(_ i: Integration) -> String {
         "integration/" + encode([i.id, "client_secret", i.name, i.provider, i.clientId, i.apiBase, i.redirectURI])
     }
 
@@ -60,10 +85,41 @@ final class UnlockedVault: @unchecked Sendable {
 
     /// Checks the stored KDF parameters before running the KDF, then unwraps the master key.
     /// A failed unwrap is the proof of a wrong passphrase; nothing is written.
+    ///
+    /// The parameters are plain fields and nothing secret can be checked before the KDF runs, so: tokenvault only
+    /// ever writes the costs of its known levels (`context.kdfParameters`), and any other cost is an edited file,
+    /// refused without running the KDF. A swap between two known levels is caught after a failed unwrap by trying
+    /// the cheaper levels with the same salt: if one opens the master key, the file was edited. (A level lowered
+    /// by an edit cannot be told from a wrong passphrase without paying for every dearer level on each typo.)
     static func unlock(_ database: VaultDatabase, source: PassphraseSource, context: Context) throws -> UnlockedVault {
         let header = try database.header()
         let parameters = try storedParameters(header)
+        let known = knownLevels(context)
+        guard let stored = known.first(where: { $0.parameters.sameCost(as: parameters) }) else {
+            throw CLIError.integrity(
+                "the vault's key-derivation parameters were changed: \(describe(parameters)) is not a cost tokenvault writes (\(known.map { "\($0.level.rawValue) \(describe($0.parameters))" }.joined(separator: ", ")))",
+                hint: "the vault file was edited or damaged; restore it from a backup (no key derivation was run)")
+        }
         let passphrase = try source.read(context: context)
+        let master: SecretBytes
+        do {
+            master = try openMasterKey(header, passphrase: passphrase, parameters: parameters)
+        } catch CLIError.wrongPassphrase {
+            for cheaper in known where cheaper.cost < stored.cost {
+                var candidate = cheaper.parameters
+                candidate.salt = parameters.salt
+                if (try? openMasterKey(header, passphrase: passphrase, parameters: candidate)) != nil {
+                    throw CLIError.integrity(
+                        "the vault's key-derivation parameters were changed (it opens with the \(cheaper.level.rawValue) level, the file says \(stored.level.rawValue))",
+                        hint: "the vault file was edited; restore it from a backup (the passphrase was right; nothing was written)")
+                }
+            }
+            throw CLIError.wrongPassphrase
+        }
+        return UnlockedVault(database: database, masterKey: master)
+    }
+
+    private static func openMasterKey(_ header: VaultHeader, passphrase: SecretBytes, parameters: KDFParameters) throws -> SecretBytes {
         let passphraseKey = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
         let master: SecretBytes
         do {
@@ -76,7 +132,22 @@ final class UnlockedVault: @unchecked Sendable {
         guard master.count == VaultKeys.keyBytes else {
             throw CLIError.integrity("the vault's master key has the wrong length", hint: "restore the vault from a backup")
         }
-        return UnlockedVault(database: database, masterKey: master)
+        return master
+    }
+
+    /// The levels tokenvault writes, each cost once (in-process tests may give every level the same cost).
+    private static func knownLevels(_ context: Context) -> [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)] {
+        var levels: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)] = []
+        for level in KDFParameters.Level.allCases {
+            let p = context.kdfParameters(level)
+            if levels.contains(where: { $0.parameters.sameCost(as: p) }) { continue }
+            levels.append((level, p, Double(p.opsLimit) * Double(p.memLimit)))
+        }
+        return levels
+    }
+
+    private static func describe(_ p: KDFParameters) -> String {
+        p.memLimit >= 1 << 20 ? "\(p.opsLimit) passes and \(p.memLimit >> 20) MiB" : "\(p.opsLimit) passes and \(p.memLimit >> 10) KiB"
     }
 
     static func storedParameters(_ header: VaultHeader) throws -> KDFParameters {
@@ -132,9 +203,29 @@ final class UnlockedVault: @unchecked Sendable {
         }
     }
 
+    /// The integration's client secret; opening it also checks the plain fields bound to it (env_var included).
+    /// A vault written before env_var was bound is re-sealed under the new label the first time, in one short write.
     func clientSecret(of integration: Integration) throws -> SecretBytes {
-        try open(integration.clientSecretSealed, label: SealLabel.clientSecret(integration),
-                 what: "the client secret of integration '\(integration.name)'")
+        let what = "the client secret of integration '\(integration.name)'"
+        do {
+            return try open(integration.clientSecretSealed, label: SealLabel.clientSecret(integration), what: what)
+        } catch {
+            let legacyKey = VaultKeys.subkey(of: masterKey, label: SealLabel.legacyClientSecret(integration))
+            guard let secret = try? SecretBox.open(integration.clientSecretSealed, key: legacyKey) else { throw error }
+            // Bless no name an old vault (or an edit) put there that would change how programs run.
+            try EnvExport.checkAllowedAtUse(integration.envVar, integration: integration.name)
+            let resealed = try seal(secret, label: SealLabel.clientSecret(integration))
+            try database.write { try $0.replaceClientSecret(integrationId: integration.id, old: integration.clientSecretSealed, new: resealed) }
+            return secret
+        }
+    }
+
+    /// The variable the integration's access token is exported as, after checking that it is the one sealed with the
+    /// integration (an edited env_var fails, exit 7) and that it is not a name that changes how programs run.
+    func environmentVariable(of integration: Integration) throws -> String {
+        _ = try clientSecret(of: integration)
+        try EnvExport.checkAllowedAtUse(integration.envVar, integration: integration.name)
+        return integration.envVar
     }
 
     func accessToken(of account: Account) throws -> SecretBytes {

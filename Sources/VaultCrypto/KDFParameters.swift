@@ -29,13 +29,13 @@ public struct KDFParameters: Sendable, Equatable {
     /// Salt length Argon2id in libsodium requires.
     public static let saltBytes = Int(crypto_pwhash_argon2id_saltbytes())
 
-    // Caps on what we will run. The upper bounds are above the sensitive preset (4, 1 GiB) so
-    // honest upgrades fit, and low enough that a hostile vault file cannot make us allocate
-    // tens of GiB or spin for minutes before the passphrase is even checked.
+    // Caps on what we will run: the sensitive preset (4, 1 GiB) plus a small margin. tokenvault only ever
+    // writes the presets, so nothing honest is above them; a hostile vault file cannot make us allocate
+    // more than 1.25 GiB or spin for more than one sensitive run before the passphrase is even checked.
     static let opsLimitMin = UInt64(crypto_pwhash_argon2id_opslimit_min())
-    static let opsLimitMax: UInt64 = 10
+    static let opsLimitMax: UInt64 = 5
     static let memLimitMin = UInt64(crypto_pwhash_argon2id_memlimit_min())
-    static let memLimitMax: UInt64 = 2 << 30  // 2 GiB
+    static let memLimitMax: UInt64 = (1 << 30) + (256 << 20)  // 1 GiB + 256 MiB
 
     /// New parameters at a libsodium preset with a fresh random salt.
     public static func fresh(_ level: Level) -> KDFParameters {
@@ -51,6 +51,11 @@ public struct KDFParameters: Sendable, Equatable {
         return KDFParameters(opsLimit: UInt64(ops), memLimit: UInt64(mem), salt: Random.bytes(saltBytes))
     }
 
+    /// Whether these are the same cost (passes and memory) as `other`; the salt is not compared.
+    public func sameCost(as other: KDFParameters) -> Bool {
+        opsLimit == other.opsLimit && memLimit == other.memLimit
+    }
+
     /// Refuses parameters that are malformed or beyond our caps. Cheap; runs no KDF.
     /// Throws `.unsafeKDFParameters` with a description of the offending value.
     public func validate() throws {
@@ -63,7 +68,7 @@ public struct KDFParameters: Sendable, Equatable {
         }
         guard (Self.memLimitMin...Self.memLimitMax).contains(memLimit) else {
             throw VaultCryptoError.unsafeKDFParameters(
-                "memLimit \(memLimit) bytes is outside the accepted range \(Self.memLimitMin) bytes...2 GiB")
+                "memLimit \(memLimit) bytes is outside the accepted range \(Self.memLimitMin) bytes...1.25 GiB")
         }
     }
 }

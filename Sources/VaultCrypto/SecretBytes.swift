@@ -25,6 +25,9 @@ public final class SecretBytes: @unchecked Sendable {
         }
         // sodium_malloc fills with garbage (0xdb) on purpose; we promise zeroes.
         sodium_memzero(p, count)
+        // sodium_malloc locks the pages but ignores a failure (RLIMIT_MEMLOCK too low, e.g. `ulimit -l 0`).
+        // Locking again is harmless (locks do not stack; sodium_free unlocks once) and tells us whether it held.
+        if count > 0, sodium_mlock(p, count) != 0 { MemoryLocking.recordFailure(errno: errno) }
         self.pointer = p
         self.count = count
     }
@@ -54,6 +57,28 @@ public final class SecretBytes: @unchecked Sendable {
     /// valid UTF-8. The returned `String` is ordinary memory and cannot be wiped.
     public func copyToString() -> String? {
         withUnsafeBytes { String(bytes: $0, encoding: .utf8) }
+    }
+}
+
+/// Whether locking secret memory into RAM (mlock) ever failed in this process. A failure is not fatal (the
+/// secrets still live in guarded allocations), but they may then be written to swap: the CLI says so once under
+/// `--verbose`.
+public enum MemoryLocking {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var failure: Int32?
+    nonisolated(unsafe) private static var reported = false
+
+    static func recordFailure(errno code: Int32) {
+        lock.withLock { if failure == nil { failure = code } }
+    }
+
+    /// The first failure's reason (strerror), once per process: nil when locking never failed or it was already taken.
+    public static func takeUnreportedFailure() -> String? {
+        lock.withLock {
+            guard let failure, !reported else { return nil }
+            reported = true
+            return String(cString: strerror(failure))
+        }
     }
 }
 

@@ -26,7 +26,7 @@ public enum VaultKeys {
                         out.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(outputLength),
                         pass.baseAddress!.assumingMemoryBound(to: CChar.self), UInt64(pass.count),
                         salt.baseAddress!,
-                        parameters.opsLimit, Int(parameters.memLimit),  // validated <= 2 GiB, fits
+                        parameters.opsLimit, Int(parameters.memLimit),  // validated <= 1.25 GiB, fits
                         crypto_pwhash_alg_argon2id13())
                 }
             }

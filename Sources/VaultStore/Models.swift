@@ -112,6 +112,8 @@ public struct AccountSummary: Sendable, Equatable {
     public var displayName: String?
     public var orgId: String?
     public var state: AccountState
+    /// When the pair was last stored; the expiries are this plus the provider's lifetimes.
+    public var updatedAt: Date
 }
 
 /// The kinds of event the audit log records: everything that changes a token's lifetime or existence.

@@ -32,10 +32,21 @@ extension VaultHeader {
     }
 }
 
+/// Ids are plain fields that name files (the per-account lock): anything but a canonical lowercase UUID, as
+/// tokenvault writes them, is an edited file and is refused before it is used.
+func checkedId(_ row: Row, _ column: String, of what: String) throws -> String {
+    let value: String? = row[column]
+    guard let value, let uuid = UUID(uuidString: value), uuid.uuidString.lowercased() == value else {
+        throw StoreError.invalidRecord("\(what) has an invalid \(column) \(String(reflecting: String((value ?? "NULL").prefix(80))))")
+    }
+    return value
+}
+
 extension Integration {
-    init(row: Row) {
+    init(row: Row) throws {
+        let name: String = row["name"]
         self.init(
-            id: row["id"], name: row["name"], provider: row["provider"], clientId: row["client_id"],
+            id: try checkedId(row, "id", of: "integration '\(name)'"), name: row["name"], provider: row["provider"], clientId: row["client_id"],
             clientSecretSealed: bytes(row, "client_secret_sealed") ?? [], redirectURI: row["redirect_uri"],
             scopes: splitScopes(row["scopes"]) ?? [], apiBase: row["api_base"], envVar: row["env_var"],
             createdAt: Date(unix: row["created_at"]))
@@ -52,9 +63,11 @@ extension Integration {
 }
 
 extension Account {
-    init(row: Row) {
+    init(row: Row) throws {
+        let name: String = row["name"]
         self.init(
-            id: row["id"], name: row["name"], integrationId: row["integration_id"],
+            id: try checkedId(row, "id", of: "account '\(name)'"), name: name,
+            integrationId: try checkedId(row, "integration_id", of: "account '\(name)'"),
             accessTokenSealed: bytes(row, "access_token_sealed"), refreshTokenSealed: bytes(row, "refresh_token_sealed"),
             accessExpiresAt: date(row, "access_expires_at"), refreshExpiresAt: date(row, "refresh_expires_at"),
             grantedScopes: splitScopes(row["granted_scopes"]), email: row["email"], displayName: row["display_name"],

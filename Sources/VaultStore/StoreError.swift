@@ -14,6 +14,8 @@ public enum StoreError: Error, Equatable, LocalizedError {
     case noSuchAccount(String)
     case integrationInUse(String, accounts: Int)
     case database(String)
+    /// A row whose plain fields are not what tokenvault writes (an id that is not a UUID): an edited file.
+    case invalidRecord(String)
 
     public var errorDescription: String? {
         switch self {
@@ -30,6 +32,7 @@ public enum StoreError: Error, Equatable, LocalizedError {
         case .noSuchAccount(let name): "no account named '\(name)'"
         case .integrationInUse(let name, let n): "integration '\(name)' is used by \(n) account\(n == 1 ? "" : "s")"
         case .database(let message): "database error: \(message)"
+        case .invalidRecord(let what): "the vault was tampered with: \(what)"
         }
     }
 
@@ -46,6 +49,7 @@ public enum StoreError: Error, Equatable, LocalizedError {
         case .noSuchIntegration: "'tokenvault integrations' lists them; 'tokenvault add' registers one"
         case .noSuchAccount: "'tokenvault list' shows the accounts"
         case .integrationInUse: "revoke those accounts first, or pass --force to remove them with the integration"
+        case .invalidRecord: "the vault file was edited or damaged; restore it from a backup (nothing was used)"
         default: nil
         }
     }

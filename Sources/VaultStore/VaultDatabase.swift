@@ -224,7 +224,8 @@ public final class VaultDatabase: Sendable {
         try read { db in
             let cursor = try Row.fetchCursor(db, sql: """
                 SELECT name, integration_id, access_token_sealed IS NOT NULL, refresh_token_sealed IS NOT NULL,
-                       access_expires_at, refresh_expires_at, granted_scopes, email, display_name, org_id, state
+                       access_expires_at, refresh_expires_at, granted_scopes, email, display_name, org_id, state,
+                       updated_at
                 FROM account ORDER BY name
                 """)
             var summaries: [AccountSummary] = []
@@ -235,18 +236,21 @@ public final class VaultDatabase: Sendable {
                     refreshExpiresAt: (row[5] as Double?).map(Date.init(unix:)),
                     grantedScopes: (row[6] as String?).map { $0.split(separator: " ").map(String.init) },
                     email: row[7], displayName: row[8], orgId: row[9],
-                    state: AccountState(rawValue: row[10]) ?? .needsReauth))
+                    state: AccountState(rawValue: row[10]) ?? .needsReauth, updatedAt: Date(unix: row[11])))
             }
             return summaries
         }
     }
 
-    /// Accounts whose access token lapses before `date`, found from plain metadata without decrypting anything.
-    public func accounts(accessExpiringBefore date: Date) throws -> [Account] {
+    /// Accounts whose access token lapses before `date`, or (when given) whose pair was stored after
+    /// `storedAfter` (a time in the future: its expiries cannot be trusted), found from plain metadata without
+    /// decrypting anything.
+    public func accounts(accessExpiringBefore date: Date, orStoredAfter storedAfter: Date? = nil) throws -> [Account] {
         try read { db in
             try Row.fetchAll(db, sql: """
-                SELECT * FROM account WHERE access_expires_at IS NULL OR access_expires_at < ? ORDER BY name
-                """, arguments: [date.unix]).map(Account.init(row:))
+                SELECT * FROM account WHERE access_expires_at IS NULL OR access_expires_at < ? OR updated_at > ?
+                ORDER BY name
+                """, arguments: [date.unix, (storedAfter ?? .distantFuture).unix]).map(Account.init(row:))
         }
     }
 
@@ -294,14 +298,14 @@ public struct VaultWriter {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM integration WHERE name = ?", arguments: [name]) else {
             throw StoreError.noSuchIntegration(name)
         }
-        return Integration(row: row)
+        return try Integration(row: row)
     }
 
     public func account(named name: String) throws -> Account {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM account WHERE name = ?", arguments: [name]) else {
             throw StoreError.noSuchAccount(name)
         }
-        return Account(row: row)
+        return try Account(row: row)
     }
 
     public func accountExists(named name: String) throws -> Bool {
@@ -326,6 +330,12 @@ public struct VaultWriter {
     public func deleteIntegration(id: String) throws {
         try db.execute(sql: "DELETE FROM account WHERE integration_id = ?", arguments: [id])
         try db.execute(sql: "DELETE FROM integration WHERE id = ?", arguments: [id])
+    }
+
+    /// Replaces an integration's sealed client secret (a re-seal under a new label), unless another process did first.
+    public func replaceClientSecret(integrationId: String, old: [UInt8], new: [UInt8]) throws {
+        try db.execute(sql: "UPDATE integration SET client_secret_sealed = ? WHERE id = ? AND client_secret_sealed = ?",
+                       arguments: [Data(new), integrationId, Data(old)])
     }
 
     public func insert(_ account: Account) throws {

@@ -78,7 +78,7 @@ import VaultStore
         let (h, access, _) = try await Harness.withAccount()
         #expect(await h.run(["env", "alice"]).out == "export WEBEX_ACCESS_TOKEN='\(access)'\n")
         #expect(await h.run(["export-env", "alice", "--format", "fish"]).out == "set -gx WEBEX_ACCESS_TOKEN '\(access)';\n")
-        #expect(await h.run(["env", "alice", "--format", "dotenv"]).out == "WEBEX_ACCESS_TOKEN='\(access)'\n")
+        #expect(await h.run(["env", "alice", "--format", "dotenv"]).out == "WEBEX_ACCESS_TOKEN=\(access)\n")
         let json = await h.run(["env", "alice", "--format", "json"]).out
         #expect(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: String] == ["WEBEX_ACCESS_TOKEN": access])
         #expect(await h.run(["token", "alice"]).out == access + "\n")

@@ -10,6 +10,8 @@ extension EnvExport.Style: ExpressibleByArgument {}
 enum DisplayState: String {
     case ok, expiring, expired
     case needsReauth = "needs-reauth"
+    /// Stored later than now (`ClockAhead`): its expiry times cannot be trusted; the next use or refresh-all refreshes it.
+    case stale
 
     /// An access token within a day of lapsing, or a refresh token within 14 days, is "expiring".
     static let accessWarning: TimeInterval = 86_400
@@ -17,17 +19,19 @@ enum DisplayState: String {
 
     init(_ account: Account, now: Date) {
         self.init(state: account.state, hasTokens: account.accessTokenSealed != nil || account.refreshTokenSealed != nil,
-                  access: account.accessExpiresAt, refresh: account.refreshExpiresAt, now: now)
+                  access: account.accessExpiresAt, refresh: account.refreshExpiresAt, updatedAt: account.updatedAt, now: now)
     }
 
     init(_ summary: AccountSummary, now: Date) {
         self.init(state: summary.state, hasTokens: summary.hasAccessToken || summary.hasRefreshToken,
-                  access: summary.accessExpiresAt, refresh: summary.refreshExpiresAt, now: now)
+                  access: summary.accessExpiresAt, refresh: summary.refreshExpiresAt, updatedAt: summary.updatedAt, now: now)
     }
 
-    init(state: AccountState, hasTokens: Bool, access: Date?, refresh: Date?, now: Date) {
+    init(state: AccountState, hasTokens: Bool, access: Date?, refresh: Date?, updatedAt: Date, now: Date) {
         if state == .needsReauth || !hasTokens {
             self = .needsReauth
+        } else if ClockAhead.isAhead(updatedAt: updatedAt, now: now) {
+            self = .stale
         } else if let refresh, refresh <= now {
             self = (access.map { $0 > now } ?? false) ? .expiring : .needsReauth
         } else if let access, access <= now {
@@ -163,6 +167,10 @@ extension TokenVault {
             let integrations = Dictionary(uniqueKeysWithValues: try database.integrations().map { ($0.id, $0.name) })
             let accounts = try database.accountSummaries()
             let now = context.now()
+            for a in accounts where ClockAhead.isAhead(updatedAt: a.updatedAt, now: now) {
+                context.console.err(ClockAhead.warning(account: a.name, updatedAt: a.updatedAt, now: now,
+                                                       then: "it shows as 'stale' and the next refresh-all or use refreshes it"))
+            }
             if json {
                 let objects: [[String: Any]] = accounts.map { a in
                     var o: [String: Any] = [
@@ -208,7 +216,7 @@ extension TokenVault {
         @Argument(help: "The account name.")
         var account: String
 
-        @Option(help: "Output format: sh (bash, dash, zsh), fish, dotenv or json.")
+        @Option(help: "Output format: sh (bash, dash, zsh), fish, dotenv (NAME=value, unquoted; token characters only) or json.")
         var format: EnvExport.Style = .sh
 
         @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))

@@ -306,11 +306,18 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
     var account = try database.account(named: name)
     guard let integration = try database.integration(id: account.integrationId) else { throw StoreError.noSuchIntegration(account.integrationId) }
     let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
+    // The stored name must be the one sealed with the integration, and not one that changes how programs run.
+    _ = try vault.environmentVariable(of: integration)
     let now = context.now()
     let threshold = now.addingTimeInterval(minValid)
-    @Sendable func lapsesSoon(_ a: Account) -> Bool { (a.accessExpiresAt ?? .distantPast) < threshold }
+    // A pair stored in the future has expiries that cannot be trusted (ClockAhead): refresh it now.
+    @Sendable func lapsesSoon(_ a: Account) -> Bool { (a.accessExpiresAt ?? .distantPast) < threshold || ClockAhead.isAhead(a, now: now) }
+    if ClockAhead.isAhead(account, now: now) {
+        context.console.err(ClockAhead.warning(account: name, updatedAt: account.updatedAt, now: now, then: "refreshing it before use"))
+    }
     if lapsesSoon(account) {
         if account.refreshTokenSealed != nil && account.state == .ok {
+            try AccountLock.checkDirectory(vaultPath: database.path)
             let refresher = Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose)
             let outcome = await refresher.refresh(account) { lapsesSoon($0) }
             account = try database.account(named: name)
@@ -339,5 +346,7 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
     }
     let token = try vault.accessToken(of: account)
     guard let text = token.copyToString() else { throw CLIError.integrity("the access token of '\(name)' is not text") }
+    // exec replaces this process and never reaches the end of TokenVault.run: report a failed mlock here.
+    MemoryLockReport.print(context: context, verbose: global.verbose)
     return (text, integration, vault)
 }

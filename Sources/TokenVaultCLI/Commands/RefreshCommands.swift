@@ -41,7 +41,12 @@ extension TokenVault {
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
             let planned = try database.account(named: account)
+            if ClockAhead.isAhead(planned, now: context.now()) {
+                context.console.err(ClockAhead.warning(account: planned.name, updatedAt: planned.updatedAt, now: context.now(), then: "refreshing it"))
+            }
             let vault = try unlock(context)
+            // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
+            try AccountLock.checkDirectory(vaultPath: database.path)
             let refresher = Refresher(vault: vault, context: context, trigger: "refresh", verbose: global.verbose)
             // Skip only if another process refreshed it after we read it (no refresh token sent twice at once).
             let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
@@ -59,6 +64,9 @@ extension TokenVault {
                 if outcome.failureCode == .integrity {
                     throw CLIError.integrity(message, hint: "the vault was damaged or tampered with; nothing was sent to the provider")
                 }
+                if outcome.failureCode == .other {  // a local problem (its lock), not the provider's
+                    throw CLIError.busy(message, hint: outcome.hint)
+                }
                 throw CLIError.provider(message, hint: "the stored pair is unchanged; try again later, or add --verbose to see the requests")
             }
         }
@@ -73,7 +81,7 @@ extension TokenVault {
                 (default 10m) are left alone, so overlapping runs never send a refresh token twice. Accounts that need \
                 re-authorization are reported and not retried. Exit 0 when all succeeded, 5 when some need \
                 re-authorization, 6 when some failed for provider or network reasons (5 wins when both), 7 when an account \
-                failed its integrity check (7 wins over both).
+                failed its integrity check (7 wins over all), 1 when an account's lock was refused or stayed held (before 5 and 6).
                 Example crontab line:
                   17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase tokenvault refresh-all
                 """)
@@ -103,14 +111,22 @@ extension TokenVault {
             // Found from plain metadata: nothing is decrypted for accounts that are not due.
             // Oldest pair first: an account whose refresh was cut short (a killed run, an outage) is the first one
             // the next run retries, while a rotating provider's grace window for its old token may still be open.
-            let candidates = try (dueWithin.map { try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds)) }
-                ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
+            // A pair stored in the future (ClockAhead) is due whatever its expiries say.
+            let candidates = try (dueWithin.map {
+                try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds), orStoredAfter: ClockAhead.limit(now: start))
+            } ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
+            for account in candidates where ClockAhead.isAhead(account, now: start) {
+                context.console.err(ClockAhead.warning(account: account.name, updatedAt: account.updatedAt, now: start,
+                                                       then: "refreshing it regardless of --skip-recent"))
+            }
             if candidates.isEmpty {
                 if json { context.console.out(Format.json(Self.report([], start: start, seconds: 0, auditHead: try? database.auditHead())) + "\n") }
                 context.console.err("refresh-all: nothing to refresh.\n")
                 return
             }
             let vault = try unlock(context)
+            // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
+            try AccountLock.checkDirectory(vaultPath: database.path)
             let refresher = Refresher(vault: vault, context: context, trigger: "refresh-all", verbose: global.verbose)
             let recent = skipRecent.seconds
             let progress = Progress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
@@ -125,7 +141,9 @@ extension TokenVault {
                     group.addTask {
                         await refresher.refresh(planned) { current in
                             // Changed since this run read it, or within --skip-recent: someone else refreshed it.
-                            current.updatedAt == planned.updatedAt && start.timeIntervalSince(current.updatedAt) >= recent
+                            // A pair stored in the future is not recent, whatever the clock says.
+                            current.updatedAt == planned.updatedAt
+                                && (ClockAhead.isAhead(current, now: start) || start.timeIntervalSince(current.updatedAt) >= recent)
                         }
                     }
                 }
@@ -153,6 +171,8 @@ extension TokenVault {
                 context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds, auditHead: try? database.auditHead())) + "\n")
             }
             if outcomes.contains(where: { $0.failureCode == .integrity }) { throw CommandExit(code: .integrity) }
+            // A local problem (an account's lock refused or stuck) is the user's to fix, not the provider's.
+            if outcomes.contains(where: { $0.failureCode == .other }) { throw CommandExit(code: .other) }
             if count(.needsReauth) > 0 { throw CommandExit(code: .needsReauthorization) }
             if count(.failed) > 0 { throw CommandExit(code: .provider) }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import VaultCrypto
+import VaultOAuth
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,16 +67,7 @@ struct BrowserPage {
 
     /// A meta refresh (works without JavaScript) and a script (replaces the page in the history), plus a link.
     static func html(_ target: URL) -> String {
-        let attribute = target.absoluteString.reduce(into: "") { out, ch in
-            switch ch {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&#39;"
-            default: out.append(ch)
-            }
-        }
+        let attribute = LoopbackListener.escape(target.absoluteString)
         // A JSON string is a JavaScript string; `<` escaped so no `</script>` can end the element.
         let data = (try? JSONSerialization.data(withJSONObject: [target.absoluteString], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
         let script = String(decoding: data, as: UTF8.self).dropFirst().dropLast().replacingOccurrences(of: "<", with: "\\u003c")

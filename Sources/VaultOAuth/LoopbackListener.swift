@@ -373,8 +373,9 @@ public final class LoopbackListener: @unchecked Sendable {
         }
     }
 
-    /// Provider text (error_description) is reflected into the page: escape it.
-    static func escape(_ s: String) -> String {
+    /// Provider text (error_description) is reflected into the page: escape it. Also used for the page that
+    /// sends the browser on (an attribute value).
+    public static func escape(_ s: String) -> String {
         var out = ""
         for ch in s {
             switch ch {

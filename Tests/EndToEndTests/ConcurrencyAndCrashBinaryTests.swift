@@ -13,14 +13,10 @@ extension OAuthBinaryTests {
                 // the imported pairs count as old without moving the binary's clock: wait those 2 s.
                 try await Task.sleep(for: .milliseconds(2_300))
                 let arguments = ["refresh-all", "--json", "--concurrency", "8", "--skip-recent", "2s"]
-                let one = try s.start(arguments)
-                let two = try s.start(arguments)
-                let a = try await offPool { try one.wait(timeout: 120) }
-                let b = try await offPool { try two.wait(timeout: 120) }
+                let (a, b) = try await s.runTogether(arguments, arguments)
                 #expect(a.code == 0, "\(a.err)")
                 #expect(b.code == 0, "\(b.err)")
-                var twice: [String] = []
-                for (name, pair) in pairs where await s.sandbox.uses(ofRefreshToken: pair.refresh) != 1 { twice.append(name) }
+                let twice = await s.refreshTokensNotUsedOnce(pairs)
                 #expect(twice.isEmpty, "refresh tokens not sent exactly once: \(twice.prefix(10))")
                 #expect(await s.sandbox.counters.successfulRefreshes == 200)
                 let ra = jsonObject(a.out), rb = jsonObject(b.out)

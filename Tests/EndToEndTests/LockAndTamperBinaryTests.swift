@@ -53,14 +53,10 @@ extension OAuthBinaryTests {
                 let alias = s.ws.dir + "/alias.db"
                 try FileManager.default.createSymbolicLink(atPath: alias, withDestinationPath: s.ws.vault)
                 let arguments = ["refresh-all", "--json", "--skip-recent", "0", "--concurrency", "12"]
-                let one = try s.start(arguments + ["--vault", s.ws.vault])
-                let two = try s.start(arguments + ["--vault", alias])
-                let a = try await offPool { try one.wait(timeout: 120) }
-                let b = try await offPool { try two.wait(timeout: 120) }
+                let (a, b) = try await s.runTogether(arguments + ["--vault", s.ws.vault], arguments + ["--vault", alias])
                 #expect(a.code == 0, "\(a.err)")
                 #expect(b.code == 0, "\(b.err)")
-                var twice: [String] = []
-                for (name, pair) in pairs where await s.sandbox.uses(ofRefreshToken: pair.refresh) != 1 { twice.append(name) }
+                let twice = await s.refreshTokensNotUsedOnce(pairs)
                 #expect(twice.isEmpty, "refresh tokens not sent exactly once: \(twice)")
                 #expect(await s.sandbox.counters.successfulRefreshes == names.count)
                 #expect((jsonObject(a.out)["refreshed"] as? Int ?? -1) + (jsonObject(b.out)["refreshed"] as? Int ?? -1) == names.count)

@@ -97,6 +97,22 @@ final class SandboxWorkspace: @unchecked Sendable {
         return try BackgroundProcess(tokenvaultBinary, arguments, environment: env)
     }
 
+    /// Two processes started together, both waited for: the shape of every "two refresh-all runs at once" test.
+    func runTogether(_ first: [String], _ second: [String]) async throws -> (BackgroundProcess.Result, BackgroundProcess.Result) {
+        let one = try start(first)
+        let two = try start(second)
+        let a = try await offPool { try one.wait(timeout: 120) }
+        let b = try await offPool { try two.wait(timeout: 120) }
+        return (a, b)
+    }
+
+    /// The accounts whose refresh token the sandbox did not see exactly once.
+    func refreshTokensNotUsedOnce(_ pairs: [String: (access: String, refresh: String)]) async -> [String] {
+        var misused: [String] = []
+        for (name, pair) in pairs where await sandbox.uses(ofRefreshToken: pair.refresh) != 1 { misused.append(name) }
+        return misused.sorted()
+    }
+
     /// Accounts holding pairs the sandbox issued (generated test data), imported with one `import --batch`.
     @discardableResult
     func importAccounts(_ names: [String]) async throws -> [String: (access: String, refresh: String)] {

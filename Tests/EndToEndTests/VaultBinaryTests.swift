@@ -69,16 +69,30 @@ import TokenVaultLab
         #expect(!FileManager.default.fileExists(atPath: ws.vault), "an interrupted init left a vault behind")
     }
 
+    /// Issue 7 §9: a token `x * y` once globbed in the unquoted `eval $(tokenvault env …)` that users type, and a
+    /// crafted file name in the current directory ran a command. Tokens are now RFC 6750 b64token text, refused
+    /// otherwise at import; every storable value survives the quoted and the unquoted form in every shell, in a
+    /// directory full of hostile file names.
     @Test func envOutputEvalsToTheExactValueInEveryShell() throws {
         let ws = Workspace()
         try ws.expectOK(["init", "--kdf", "interactive"])
         try ws.expectOK(["add", "w", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes", "spark:all", "--client-secret-stdin"], stdin: "cs")
-        // Quotes, spaces and $ — never in a real token, but the quoting must not depend on that.
-        // (Unquoted $(…) is split into words and each word is globbed before eval sees it, so a value with a
-        // lone `*` or runs of spaces survives only the quoted form; the README says so.)
-        let awkward = #"it's a "$HOME" `id` $(id) \n ; & | token"#
-        try ws.expectOK(["import", "odd", "--integration", "w"], stdin: tokenJSON(access: awkward, refresh: "r"))
+        // The attack value is refused and nothing is stored.
+        let globbing = try ws.tokenvault(["import", "glob", "--integration", "w"], stdin: tokenJSON(access: "x * y", refresh: "r"))
+        #expect(globbing.code == 6, "\(globbing.err)")
+        #expect(!globbing.err.contains("x * y"))
+        #expect(try ws.tokenvault(["token", "glob"]).code == 4)
+        // Every character a token may hold, in one value.
+        let every = "AZaz09-._~+/" + "Y2lzY29zcGFyazovL3VzL1BFT1BMRS9" + "_abc.def~ghi+jkl/mno-pq==="
+        try ws.expectOK(["import", "odd", "--integration", "w"], stdin: tokenJSON(access: every, refresh: "r"))
+        // A directory whose file names would run commands if anything were globbed or split and re-evaluated.
+        let hostile = ws.dir + "/hostile"
+        try FileManager.default.createDirectory(atPath: hostile, withIntermediateDirectories: true)
+        for name in ["; touch pwned", "$(touch pwned)", "`touch pwned`", "x", "y", "-", "AZaz09-._~+"] {
+            FileManager.default.createFile(atPath: hostile + "/" + name, contents: Data())
+        }
         let script = try ws.write("check.sh", """
+            cd '\(hostile)'
             eval $(\(tokenvaultBinary) env odd)
             printf '%s' "$WEBEX_ACCESS_TOKEN" > "$1.unquoted"
             unset WEBEX_ACCESS_TOKEN
@@ -94,11 +108,10 @@ import TokenVaultLab
             #expect(result.code == 0, "\(shell): \(result.err)")
             for variant in ["unquoted", "quoted"] {
                 let value = try String(contentsOfFile: "\(out).\(variant)", encoding: .utf8)
-                // Unquoted $(…) collapses runs of spaces (the shell splits words, eval joins them with one space);
-                // the value here has single spaces only, so both forms must give it back exactly.
-                #expect(value == awkward, "\(shell) \(variant) eval gave \(value)")
+                #expect(value == every, "\(shell) \(variant) eval gave \(value)")
             }
         }
+        #expect(!FileManager.default.fileExists(atPath: hostile + "/pwned"))
     }
 
     @Test func releaseStyleBinaryCopiedAloneWorks() throws {

@@ -141,9 +141,12 @@ public struct OAuthClient: Sendable {
         }
         var email: String?
         if case .array(let emails)? = o["emails"] { email = emails.first?.stringValue }
+        // Every field ends up on a terminal (`whoami`, `list`, `authorize`): no control characters, clipped.
+        let shown = { (s: String?) in ProviderText.displayable(s) }
         return Identity(
-            id: id, email: email ?? o["email"]?.stringValue, displayName: o["displayName"]?.stringValue,
-            orgId: o["orgId"]?.stringValue, type: o["type"]?.stringValue)
+            id: ProviderText.displayable(id), email: shown(email ?? o["email"]?.stringValue),
+            displayName: shown(o["displayName"]?.stringValue), orgId: shown(o["orgId"]?.stringValue),
+            type: shown(o["type"]?.stringValue))
     }
 
     /// Revokes at the provider.
@@ -263,18 +266,20 @@ public struct OAuthClient: Sendable {
     /// 2xx JSON object → the object; 429 → rate limited (Retry-After, default 1 s); 5xx → server;
     /// 3xx → redirect; 4xx with `error` → OAuth error; other 4xx → REST error; bodies that are HTML, empty,
     /// not JSON or cut off → a message that says so. Webex's `trackingId` (body or header) rides along.
+    /// Every provider string that goes into an error (codes, descriptions, messages, trackingId, Location) is
+    /// passed through ``ProviderText/displayable(_:limit:)``: errors are printed.
     static func checkedJSON(_ response: HTTPResponse) throws -> [String: JSONValue] {
         let status = response.status
         let parsed = JSONValue.parse(response.body)
         let object = parsed?.objectValue
-        let trackingId = object?["trackingId"]?.stringValue ?? response.header("trackingid")
+        let trackingId = ProviderText.displayable(object?["trackingId"]?.stringValue ?? response.header("trackingid"))
 
         if status == 429 || (status == 423 && response.header("Retry-After") != nil) {
             throw OAuthError.rateLimited(retryAfter: retryAfter(response.header("Retry-After")), trackingId: trackingId)
         }
         if status >= 500 { throw OAuthError.server(status: status, trackingId: trackingId) }
         if (300..<400).contains(status) {
-            throw OAuthError.unexpectedRedirect(status: status, location: response.header("Location"))
+            throw OAuthError.unexpectedRedirect(status: status, location: ProviderText.displayable(response.header("Location"), limit: 500))
         }
         if (200..<300).contains(status) {
             if let object { return object }
@@ -284,7 +289,8 @@ public struct OAuthClient: Sendable {
         if let object {
             if let code = object["error"]?.stringValue {
                 throw OAuthError.oauth(
-                    code: code, description: object["error_description"]?.stringValue, status: status, trackingId: trackingId)
+                    code: ProviderText.displayable(code), description: ProviderText.displayable(object["error_description"]?.stringValue),
+                    status: status, trackingId: trackingId)
             }
             var message = object["message"]?.stringValue
             if case .array(let errors)? = object["errors"], let first = errors.first?.objectValue?["description"]?.stringValue,
@@ -292,7 +298,7 @@ public struct OAuthClient: Sendable {
             {
                 message = message.map { "\($0); \(first)" } ?? first
             }
-            throw OAuthError.api(status: status, message: message, trackingId: trackingId)
+            throw OAuthError.api(status: status, message: ProviderText.displayable(message), trackingId: trackingId)
         }
         if response.body.isEmpty { throw OAuthError.api(status: status, message: nil, trackingId: trackingId) }
         throw OAuthError.unexpectedBody(bodyProblem(response, parsed: parsed), status: status, trackingId: trackingId)

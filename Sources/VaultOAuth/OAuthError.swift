@@ -116,7 +116,7 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case .server(let status, _):
             text = "the provider had a server error (HTTP \(status)); try again later"
         case .unexpectedRedirect(let status, let location):
-            let to = location.map { " to \($0)" } ?? ""
+            let to = location.map { " to \(Self.clip($0))" } ?? ""
             text = "the provider answered with a redirect (HTTP \(status)\(to)); check the integration's API base URL"
         case .unexpectedBody(let problem, let status, _):
             let what: String
@@ -164,7 +164,7 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case .unsupported(let detail):
             text = detail
         }
-        if let t = trackingId { return "\(text) (trackingId \(t))" }
+        if let t = trackingId { return "\(text) (trackingId \(Self.clip(t)))" }
         return text
     }
 
@@ -204,11 +204,8 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         }
     }
 
-    /// Provider text goes into terminal output: keep it short and printable.
-    static func clip(_ s: String) -> String {
-        let printable = String(s.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
-        return printable.count > 200 ? String(printable.prefix(200)) + "…" : printable
-    }
+    /// Provider text goes into terminal output: keep it short and printable (again, for errors built elsewhere).
+    static func clip(_ s: String) -> String { ProviderText.displayable(s) }
 
     static func seconds(_ s: Double) -> String {
         s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)

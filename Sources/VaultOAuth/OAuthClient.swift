@@ -201,17 +201,48 @@ public struct OAuthClient: Sendable {
             guard let raw = o[key], raw != .null else { return nil }
             return try TokenResponse.lifetime(raw, field: key)
         }
+        let userCode = try required("user_code")
+        // The user code is shown to a person and typed back: refuse control characters rather than change it.
+        guard ProviderText.displayable(userCode, limit: 100) == userCode else {
+            throw OAuthError.invalidResponse("the device authorization answer's \"user_code\" has control characters or is too long")
+        }
+        let verificationURI = try required("verification_uri")
+        try Self.checkVerificationURI(verificationURI, field: "verification_uri")
+        let complete = o["verification_uri_complete"]?.stringValue
+        if let complete { try Self.checkVerificationURI(complete, field: "verification_uri_complete") }
         return DeviceAuthorization(
-            deviceCode: try required("device_code"), userCode: try required("user_code"),
-            verificationURI: try required("verification_uri"),
-            verificationURIComplete: o["verification_uri_complete"]?.stringValue,
+            deviceCode: try required("device_code"), userCode: userCode,
+            verificationURI: verificationURI, verificationURIComplete: complete,
             interval: try seconds("interval") ?? 5, expiresIn: try seconds("expires_in"))
     }
+
+    /// The user opens the verification URI and signs in there: it must be `https`, or plain `http` on loopback
+    /// (a local sandbox). A provider that sends `http://`, `javascript:` or `file:` is refused. The value is not
+    /// quoted in the error: `verification_uri_complete` carries the user code.
+    static func checkVerificationURI(_ text: String, field: String) throws {
+        let refused = OAuthError.invalidResponse(
+            "the device authorization answer's \"\(field)\" is not an https URL; the provider or its API base URL is wrong")
+        guard ProviderText.displayable(text, limit: 2048) == text, let url = URL(string: text),
+              let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased(), !host.isEmpty
+        else { throw refused }
+        switch scheme {
+        case "https": return
+        case "http" where ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host): return
+        default: throw refused
+        }
+    }
+
+    /// How long device polling goes on when the provider does not say how long the device code lives (RFC 8628
+    /// leaves `expires_in` required, but a provider that omits it must not make tokenvault poll forever).
+    public static let defaultDeviceCodeLifetime = 15 * 60
+    /// The longest device polling goes on whatever the provider says (Webex's codes live minutes).
+    public static let maxDeviceCodeLifetime = 60 * 60
 
     /// Polls until the user approves, declines or the code expires (RFC 8628 §3.5).
     ///
     /// `authorization_pending` waits another interval; `slow_down` adds 5 s to the interval for the rest of the
-    /// run; `expired_token` (or passing `expiresIn`) throws ``OAuthError/deviceCodeExpired``; `access_denied`
+    /// run; `expired_token`, or passing `expiresIn` (``defaultDeviceCodeLifetime`` when the provider gave none,
+    /// at most ``maxDeviceCodeLifetime``), throws ``OAuthError/deviceCodeExpired``; `access_denied`
     /// and every other error are thrown. Rate limits wait at least Retry-After; up to 5 consecutive
     /// network or 5xx failures are waited out, since the user may be approving at that very moment.
     /// - Parameters:
@@ -225,12 +256,16 @@ public struct OAuthClient: Sendable {
         guard let path = provider.deviceTokenPath else {
             throw OAuthError.unsupported("\(provider.name) does not support the device grant; authorize in a browser instead")
         }
-        let deadline = device.expiresIn.map { now().addingTimeInterval(Double($0)) }
+        let lifetime = min(device.expiresIn ?? Self.defaultDeviceCodeLifetime, Self.maxDeviceCodeLifetime)
+        let deadline = now().addingTimeInterval(Double(max(lifetime, 1)))
         var interval = Double(max(device.interval, 1))
         var failures = 0
         while true {
-            try await sleep(interval)
-            if let deadline, now() >= deadline { throw OAuthError.deviceCodeExpired }
+            // Never sleep past the deadline, however long an interval (or Retry-After) the provider asked for.
+            let remaining = deadline.timeIntervalSince(now())
+            if remaining <= 0 { throw OAuthError.deviceCodeExpired }
+            try await sleep(min(interval, remaining))
+            if now() >= deadline { throw OAuthError.deviceCodeExpired }
             var request = HTTPRequest(method: "POST", url: url(path))
             request.headers["Content-Type"] = Self.formContentType
             var form = [("grant_type", Self.deviceGrantType), ("device_code", device.deviceCode)]

@@ -57,6 +57,9 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
     case invalidRedirectURI(String)
     /// What the user pasted is neither a callback URL nor a code.
     case invalidPaste(String)
+    /// The provider's answer (announced or received) was larger than `limit` bytes, so it was refused unread.
+    /// Not retried: an endpoint that sends megabytes is misconfigured or hostile, not busy.
+    case responseTooLarge(limit: Int, host: String)
     /// The device code expired before the user approved.
     case deviceCodeExpired
     /// The provider has no such feature (identity, revoke, device grant).
@@ -142,6 +145,8 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
             case .tls: text = "the TLS connection to \(host) failed (certificate or protocol); check the system's CA certificates and clock"
             case .other(let detail): text = "network error talking to \(host): \(detail)"
             }
+        case .responseTooLarge(let limit, let host):
+            text = "the provider's answer from \(host) was larger than \(Self.bytes(limit)), so it was refused without reading the rest; check the integration's API base URL, or a proxy in between"
         case .stateMismatch:
             text = "the authorization callback carried the wrong state, so it was refused (it may come from another tab or a forged link); run `tokenvault authorize` again"
         case .callbackError(let code, let description):
@@ -206,6 +211,13 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
 
     /// Provider text goes into terminal output: keep it short and printable (again, for errors built elsewhere).
     static func clip(_ s: String) -> String { ProviderText.displayable(s) }
+
+    /// `1 MiB`, `64 KiB`, `1000 bytes`.
+    static func bytes(_ n: Int) -> String {
+        if n >= 1 << 20, n % (1 << 20) == 0 { return "\(n >> 20) MiB" }
+        if n >= 1 << 10, n % (1 << 10) == 0 { return "\(n >> 10) KiB" }
+        return "\(n) bytes"
+    }
 
     static func seconds(_ s: Double) -> String {
         s == s.rounded() ? "\(Int(s)) s" : String(format: "%.1f s", s)

@@ -180,18 +180,41 @@ public final class URLSessionTransport: HTTPTransport {
             if error is CancellationError { return .transport(.other("cancelled"), host: host) }
             return .transport(.other(String(describing: type(of: error))), host: host)
         }
+        if isTLSFailure(u) { return .transport(.tls, host: host) }
         switch u.code {
         case .cannotFindHost, .dnsLookupFailed: return .transport(.cannotFindHost, host: host)
         case .cannotConnectToHost, .notConnectedToInternet: return .transport(.cannotConnect, host: host)
         case .timedOut: return .transport(.timedOut, host: host)
         // Foundation on Linux reports a body cut short of its Content-Length as "unknown" (-1).
         case .networkConnectionLost, .unknown: return .transport(.connectionLost, host: host)
-        case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
-            .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot, .clientCertificateRejected:
-            return .transport(.tls, host: host)
         case .cancelled: return .transport(.other("cancelled"), host: host)
         case .badServerResponse: return .transport(.other("malformed HTTP response"), host: host)
         default: return .transport(.other("URLError \(u.code.rawValue)"), host: host)
+        }
+    }
+}
+
+extension URLSessionTransport {
+    /// Words of libcurl's messages for certificate and handshake failures ("SSL certificate problem: self-signed
+    /// certificate", "SSL: no alternative certificate subject name matches…", "…SSL routines::tlsv1 alert
+    /// protocol version"). Not "SSL_read"/"SSL_write" alone: a reset in the middle of an HTTPS body is a lost
+    /// connection, worth retrying.
+    static let tlsFailureWords = ["certificate", "ssl routines", "handshake", "ssl connect error", "tls connect error", "alert", "ssl peer"]
+
+    /// swift-corelibs-foundation reports every TLS failure as `URLError(.unknown)` (-1) with libcurl's message as
+    /// the description, so the message is the only way to tell a bad certificate from a lost connection.
+    static func isTLSFailure(_ error: URLError) -> Bool {
+        switch error.code {
+        case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
+            .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot, .clientCertificateRejected:
+            return true
+        case .unknown:
+            var texts = [(error as NSError).localizedDescription]
+            if let underlying = error.errorUserInfo[NSUnderlyingErrorKey] as? NSError { texts.append(underlying.localizedDescription) }
+            let said = texts.joined(separator: " ").lowercased()
+            return tlsFailureWords.contains { said.contains($0) }
+        default:
+            return false
         }
     }
 }

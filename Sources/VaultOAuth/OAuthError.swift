@@ -142,7 +142,7 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
             case .cannotConnect: text = "cannot connect to \(host); check the network and the integration's API base URL"
             case .timedOut: text = "\(host) did not answer in time; check the network and try again"
             case .connectionLost: text = "the connection to \(host) was lost; try again"
-            case .tls: text = "the TLS connection to \(host) failed (certificate or protocol); check the system's CA certificates and clock"
+            case .tls: text = "the TLS connection to \(host) failed: its certificate was not accepted or the TLS handshake failed (a self-signed or expired certificate, a wrong host name, or a proxy that intercepts TLS); check the system's CA certificates and clock"
             case .other(let detail): text = "network error talking to \(host): \(detail)"
             }
         case .responseTooLarge(let limit, let host):

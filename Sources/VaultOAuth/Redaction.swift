@@ -267,19 +267,23 @@ public enum Redaction {
         return "(\(data.count) bytes of \(type.isEmpty ? "unknown type" : type))"
     }
 
+    /// Longest trace line; the rest of a body is not worth a screenful.
+    public static let maxTraceLine = 16_384
+
     /// One trace line for a request.
     public static func describe(_ request: HTTPRequest) -> String {
         var line = "→ \(request.method) \(url(request.url))"
         if !request.headers.isEmpty { line += " [\(headers(request.headers))]" }
         if let b = request.body, !b.isEmpty { line += " " + body(b, contentType: request.header("Content-Type")) }
-        return line
+        return ProviderText.displayable(line, limit: maxTraceLine)
     }
 
-    /// One trace line for a response.
+    /// One trace line for a response. The provider wrote most of it (trackingId, body), and it goes to a
+    /// terminal: no control characters, one line, clipped.
     public static func describe(_ response: HTTPResponse, for request: HTTPRequest, duration: String) -> String {
         var line = "← \(response.status) \(request.method) \(url(request.url)) in \(duration)"
         if let t = response.header("trackingid") { line += " trackingId=\(t)" }
         line += " " + body(response.body, contentType: response.header("Content-Type"))
-        return line
+        return ProviderText.displayable(line, limit: maxTraceLine)
     }
 }

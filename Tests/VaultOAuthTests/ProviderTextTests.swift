@@ -69,4 +69,23 @@ import Testing
             if case .api(_, let message, _) = e { assertDisplayable(message) }
         }
     }
+
+    /// `--verbose` prints the provider's trackingId header and body: the same rule applies to the trace.
+    @Test func verboseTraceLinesAreClean() {
+        let request = HTTPRequest(method: "POST", url: URL(string: "https://webexapis.com/v1/access_token")!)
+        let bodies: [(String, String)] = [
+            ("application/json", #"{"error":"x\u001b]0;t\u0007","error_description":"\#u{1b}[2J\#u{202e}raw"}"#),
+            ("application/json", "{\"message\":\"cut \u{1b}[31m off"),
+            ("application/x-www-form-urlencoded", "error=x\u{1b}[2J\r\nFAKE: line&a=\u{9b}b"),
+        ]
+        for (type, body) in bodies {
+            let response = HTTPResponse(status: 400, headers: ["Content-Type": type, "TrackingID": "T\u{1b}[8m\u{2066}"], body: Data(body.utf8))
+            let line = Redaction.describe(response, for: request, duration: "1 ms")
+            assertDisplayable(line)
+            #expect(line.contains("trackingId=T[8m"))
+        }
+        let huge = HTTPResponse(status: 400, headers: ["Content-Type": "application/json"],
+                                body: Data(#"{"message":"\#(String(repeating: "m", count: 100_000))"}"#.utf8))
+        #expect(Redaction.describe(huge, for: request, duration: "1 ms").count <= Redaction.maxTraceLine + 1)
+    }
 }

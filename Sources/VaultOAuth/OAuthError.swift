@@ -85,6 +85,13 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         }
     }
 
+    /// True for a token refused because it has characters outside RFC 6750 `b64token`. `import` reports this one
+    /// as the provider's fault (exit 6), like a refresh would, and other malformed input as a usage error.
+    public var isTokenCharacterRefusal: Bool {
+        guard case .invalidTokenResponse(let reason) = self else { return false }
+        return reason == TokenResponse.notB64Token("access_token") || reason == TokenResponse.notB64Token("refresh_token")
+    }
+
     /// The wait the provider asked for, if any.
     public var retryAfter: Double? {
         if case .rateLimited(let seconds, _) = self { return seconds }

@@ -40,6 +40,7 @@ import Testing
                 let text = e.errorDescription ?? ""
                 #expect(text.contains(access == secret ? "access_token" : "refresh_token"))
                 #expect(text.contains("RFC 6750"))
+                #expect(e.isTokenCharacterRefusal)
                 #expect(!text.contains("SECRET") && !text.contains("abc") && !text.contains("def"), "token echoed: \(text)")
             }
         }
@@ -64,6 +65,7 @@ import Testing
             let reason = try #require(rejection(json), "\(json.count) accepted")
             #expect(!reason.contains("SECRET") && !reason.contains("eyJ"), "\(reason)")
         }
+        #expect(OAuthError.invalidTokenResponse("access_token is empty").isTokenCharacterRefusal == false)
         // Short values that cannot be tokens are still quoted, which is what makes the error useful.
         #expect(rejection(#"{"access_token":"a","expires_in":"soon"}"#) == #"expires_in must be a positive number of seconds, got "soon""#)
         #expect(JSONValue.string(secret).shortDescription == "a string of \(secret.count) characters")

@@ -40,6 +40,10 @@ enum JSONValue: Sendable, Equatable, Decodable {
     }
 
     /// A short rendering of the value for error messages (`-5`, `"soon"`, `true`, `an object`).
+    ///
+    /// A string is quoted only when it is short (at most 12 characters) and free of control characters; longer
+    /// ones are described by length, never by a prefix: the field at fault may hold a secret (a token pasted
+    /// into the wrong field), and no part of a secret may reach an error message.
     var shortDescription: String {
         switch self {
         case .null: return "null"
@@ -47,8 +51,8 @@ enum JSONValue: Sendable, Equatable, Decodable {
         case .int(let i): return String(i)
         case .double(let d): return String(d)
         case .string(let s):
-            let clipped = s.count > 40 ? String(s.prefix(40)) + "…" : s
-            return "\"\(clipped)\""
+            guard s.count <= 12, ProviderText.displayable(s) == s else { return "a string of \(s.count) characters" }
+            return "\"\(s)\""
         case .array: return "a list"
         case .object: return "an object"
         }

@@ -141,9 +141,12 @@ public struct OAuthClient: Sendable {
         }
         var email: String?
         if case .array(let emails)? = o["emails"] { email = emails.first?.stringValue }
+        // Every field ends up on a terminal (`whoami`, `list`, `authorize`): no control characters, clipped.
+        let shown = { (s: String?) in ProviderText.displayable(s) }
         return Identity(
-            id: id, email: email ?? o["email"]?.stringValue, displayName: o["displayName"]?.stringValue,
-            orgId: o["orgId"]?.stringValue, type: o["type"]?.stringValue)
+            id: ProviderText.displayable(id), email: shown(email ?? o["email"]?.stringValue),
+            displayName: shown(o["displayName"]?.stringValue), orgId: shown(o["orgId"]?.stringValue),
+            type: shown(o["type"]?.stringValue))
     }
 
     /// Revokes at the provider.
@@ -198,17 +201,48 @@ public struct OAuthClient: Sendable {
             guard let raw = o[key], raw != .null else { return nil }
             return try TokenResponse.lifetime(raw, field: key)
         }
+        let userCode = try required("user_code")
+        // The user code is shown to a person and typed back: refuse control characters rather than change it.
+        guard ProviderText.displayable(userCode, limit: 100) == userCode else {
+            throw OAuthError.invalidResponse("the device authorization answer's \"user_code\" has control characters or is too long")
+        }
+        let verificationURI = try required("verification_uri")
+        try Self.checkVerificationURI(verificationURI, field: "verification_uri")
+        let complete = o["verification_uri_complete"]?.stringValue
+        if let complete { try Self.checkVerificationURI(complete, field: "verification_uri_complete") }
         return DeviceAuthorization(
-            deviceCode: try required("device_code"), userCode: try required("user_code"),
-            verificationURI: try required("verification_uri"),
-            verificationURIComplete: o["verification_uri_complete"]?.stringValue,
+            deviceCode: try required("device_code"), userCode: userCode,
+            verificationURI: verificationURI, verificationURIComplete: complete,
             interval: try seconds("interval") ?? 5, expiresIn: try seconds("expires_in"))
     }
+
+    /// The user opens the verification URI and signs in there: it must be `https`, or plain `http` on loopback
+    /// (a local sandbox). A provider that sends `http://`, `javascript:` or `file:` is refused. The value is not
+    /// quoted in the error: `verification_uri_complete` carries the user code.
+    static func checkVerificationURI(_ text: String, field: String) throws {
+        let refused = OAuthError.invalidResponse(
+            "the device authorization answer's \"\(field)\" is not an https URL; the provider or its API base URL is wrong")
+        guard ProviderText.displayable(text, limit: 2048) == text, let url = URL(string: text),
+              let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased(), !host.isEmpty
+        else { throw refused }
+        switch scheme {
+        case "https": return
+        case "http" where ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host): return
+        default: throw refused
+        }
+    }
+
+    /// How long device polling goes on when the provider does not say how long the device code lives (RFC 8628
+    /// leaves `expires_in` required, but a provider that omits it must not make tokenvault poll forever).
+    public static let defaultDeviceCodeLifetime = 15 * 60
+    /// The longest device polling goes on whatever the provider says (Webex's codes live minutes).
+    public static let maxDeviceCodeLifetime = 60 * 60
 
     /// Polls until the user approves, declines or the code expires (RFC 8628 §3.5).
     ///
     /// `authorization_pending` waits another interval; `slow_down` adds 5 s to the interval for the rest of the
-    /// run; `expired_token` (or passing `expiresIn`) throws ``OAuthError/deviceCodeExpired``; `access_denied`
+    /// run; `expired_token`, or passing `expiresIn` (``defaultDeviceCodeLifetime`` when the provider gave none,
+    /// at most ``maxDeviceCodeLifetime``), throws ``OAuthError/deviceCodeExpired``; `access_denied`
     /// and every other error are thrown. Rate limits wait at least Retry-After; up to 5 consecutive
     /// network or 5xx failures are waited out, since the user may be approving at that very moment.
     /// - Parameters:
@@ -222,12 +256,16 @@ public struct OAuthClient: Sendable {
         guard let path = provider.deviceTokenPath else {
             throw OAuthError.unsupported("\(provider.name) does not support the device grant; authorize in a browser instead")
         }
-        let deadline = device.expiresIn.map { now().addingTimeInterval(Double($0)) }
+        let lifetime = min(device.expiresIn ?? Self.defaultDeviceCodeLifetime, Self.maxDeviceCodeLifetime)
+        let deadline = now().addingTimeInterval(Double(max(lifetime, 1)))
         var interval = Double(max(device.interval, 1))
         var failures = 0
         while true {
-            try await sleep(interval)
-            if let deadline, now() >= deadline { throw OAuthError.deviceCodeExpired }
+            // Never sleep past the deadline, however long an interval (or Retry-After) the provider asked for.
+            let remaining = deadline.timeIntervalSince(now())
+            if remaining <= 0 { throw OAuthError.deviceCodeExpired }
+            try await sleep(min(interval, remaining))
+            if now() >= deadline { throw OAuthError.deviceCodeExpired }
             var request = HTTPRequest(method: "POST", url: url(path))
             request.headers["Content-Type"] = Self.formContentType
             var form = [("grant_type", Self.deviceGrantType), ("device_code", device.deviceCode)]
@@ -263,18 +301,20 @@ public struct OAuthClient: Sendable {
     /// 2xx JSON object → the object; 429 → rate limited (Retry-After, default 1 s); 5xx → server;
     /// 3xx → redirect; 4xx with `error` → OAuth error; other 4xx → REST error; bodies that are HTML, empty,
     /// not JSON or cut off → a message that says so. Webex's `trackingId` (body or header) rides along.
+    /// Every provider string that goes into an error (codes, descriptions, messages, trackingId, Location) is
+    /// passed through ``ProviderText/displayable(_:limit:)``: errors are printed.
     static func checkedJSON(_ response: HTTPResponse) throws -> [String: JSONValue] {
         let status = response.status
         let parsed = JSONValue.parse(response.body)
         let object = parsed?.objectValue
-        let trackingId = object?["trackingId"]?.stringValue ?? response.header("trackingid")
+        let trackingId = ProviderText.displayable(object?["trackingId"]?.stringValue ?? response.header("trackingid"))
 
         if status == 429 || (status == 423 && response.header("Retry-After") != nil) {
             throw OAuthError.rateLimited(retryAfter: retryAfter(response.header("Retry-After")), trackingId: trackingId)
         }
         if status >= 500 { throw OAuthError.server(status: status, trackingId: trackingId) }
         if (300..<400).contains(status) {
-            throw OAuthError.unexpectedRedirect(status: status, location: response.header("Location"))
+            throw OAuthError.unexpectedRedirect(status: status, location: ProviderText.displayable(response.header("Location"), limit: 500))
         }
         if (200..<300).contains(status) {
             if let object { return object }
@@ -284,7 +324,8 @@ public struct OAuthClient: Sendable {
         if let object {
             if let code = object["error"]?.stringValue {
                 throw OAuthError.oauth(
-                    code: code, description: object["error_description"]?.stringValue, status: status, trackingId: trackingId)
+                    code: ProviderText.displayable(code), description: ProviderText.displayable(object["error_description"]?.stringValue),
+                    status: status, trackingId: trackingId)
             }
             var message = object["message"]?.stringValue
             if case .array(let errors)? = object["errors"], let first = errors.first?.objectValue?["description"]?.stringValue,
@@ -292,7 +333,7 @@ public struct OAuthClient: Sendable {
             {
                 message = message.map { "\($0); \(first)" } ?? first
             }
-            throw OAuthError.api(status: status, message: message, trackingId: trackingId)
+            throw OAuthError.api(status: status, message: ProviderText.displayable(message), trackingId: trackingId)
         }
         if response.body.isEmpty { throw OAuthError.api(status: status, message: nil, trackingId: trackingId) }
         throw OAuthError.unexpectedBody(bodyProblem(response, parsed: parsed), status: status, trackingId: trackingId)

@@ -57,6 +57,9 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
     case invalidRedirectURI(String)
     /// What the user pasted is neither a callback URL nor a code.
     case invalidPaste(String)
+    /// The provider's answer (announced or received) was larger than `limit` bytes, so it was refused unread.
+    /// Not retried: an endpoint that sends megabytes is misconfigured or hostile, not busy.
+    case responseTooLarge(limit: Int, host: String)
     /// The device code expired before the user approved.
     case deviceCodeExpired
     /// The provider has no such feature (identity, revoke, device grant).
@@ -80,6 +83,13 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case .unexpectedBody(_, let status, _): return status >= 500
         default: return false
         }
+    }
+
+    /// True for a token refused because it has characters outside RFC 6750 `b64token`. `import` reports this one
+    /// as the provider's fault (exit 6), like a refresh would, and other malformed input as a usage error.
+    public var isTokenCharacterRefusal: Bool {
+        guard case .invalidTokenResponse(let reason) = self else { return false }
+        return reason == TokenResponse.notB64Token("access_token") || reason == TokenResponse.notB64Token("refresh_token")
     }
 
     /// The wait the provider asked for, if any.
@@ -116,7 +126,7 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case .server(let status, _):
             text = "the provider had a server error (HTTP \(status)); try again later"
         case .unexpectedRedirect(let status, let location):
-            let to = location.map { " to \($0)" } ?? ""
+            let to = location.map { " to \(Self.clip($0))" } ?? ""
             text = "the provider answered with a redirect (HTTP \(status)\(to)); check the integration's API base URL"
         case .unexpectedBody(let problem, let status, _):
             let what: String
@@ -139,9 +149,11 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
             case .cannotConnect: text = "cannot connect to \(host); check the network and the integration's API base URL"
             case .timedOut: text = "\(host) did not answer in time; check the network and try again"
             case .connectionLost: text = "the connection to \(host) was lost; try again"
-            case .tls: text = "the TLS connection to \(host) failed (certificate or protocol); check the system's CA certificates and clock"
+            case .tls: text = "the TLS connection to \(host) failed: its certificate was not accepted or the TLS handshake failed (a self-signed or expired certificate, a wrong host name, or a proxy that intercepts TLS); check the system's CA certificates and clock"
             case .other(let detail): text = "network error talking to \(host): \(detail)"
             }
+        case .responseTooLarge(let limit, let host):
+            text = "the provider's answer from \(host) was larger than \(Self.bytes(limit)), so it was refused without reading the rest; check the integration's API base URL, or a proxy in between"
         case .stateMismatch:
             text = "the authorization callback carried the wrong state, so it was refused (it may come from another tab or a forged link); run `tokenvault authorize` again"
         case .callbackError(let code, let description):
@@ -164,7 +176,7 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case .unsupported(let detail):
             text = detail
         }
-        if let t = trackingId { return "\(text) (trackingId \(t))" }
+        if let t = trackingId { return "\(text) (trackingId \(Self.clip(t)))" }
         return text
     }
 
@@ -204,10 +216,14 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         }
     }
 
-    /// Provider text goes into terminal output: keep it short and printable.
-    static func clip(_ s: String) -> String {
-        let printable = String(s.unicodeScalars.map { $0.properties.generalCategory == .control ? " " : Character($0) })
-        return printable.count > 200 ? String(printable.prefix(200)) + "…" : printable
+    /// Provider text goes into terminal output: keep it short and printable (again, for errors built elsewhere).
+    static func clip(_ s: String) -> String { ProviderText.displayable(s) }
+
+    /// `1 MiB`, `64 KiB`, `1000 bytes`.
+    static func bytes(_ n: Int) -> String {
+        if n >= 1 << 20, n % (1 << 20) == 0 { return "\(n >> 20) MiB" }
+        if n >= 1 << 10, n % (1 << 10) == 0 { return "\(n >> 10) KiB" }
+        return "\(n) bytes"
     }
 
     static func seconds(_ s: Double) -> String {

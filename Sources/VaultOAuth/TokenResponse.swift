@@ -44,7 +44,8 @@ public struct TokenResponse: Sendable, Equatable {
             throw OAuthError.invalidTokenResponse("it is not valid JSON")
         }
         guard case .object(let object) = json else {
-            throw OAuthError.invalidTokenResponse("it must be a JSON object {…}, got \(json.shortDescription)")
+            // `kind`, not the value: a pasted bare token ("eyJ…") is a JSON string.
+            throw OAuthError.invalidTokenResponse("it must be a JSON object {…}, got \(kind(json))")
         }
         return try parse(object: object)
     }
@@ -57,10 +58,9 @@ public struct TokenResponse: Sendable, Equatable {
             throw OAuthError.invalidTokenResponse("access_token must be a string, got \(kind(rawAccess))")
         }
         guard !access.isEmpty else { throw OAuthError.invalidTokenResponse("access_token is empty") }
-        // The token ends up in HTTP headers and environment variables: a newline would split a header.
-        guard isTokenText(access) else {
-            throw OAuthError.invalidTokenResponse("access_token contains control or non-ASCII characters")
-        }
+        // The token ends up in HTTP headers, environment variables and `eval $(tokenvault env …)`: only RFC 6750
+        // characters, so a newline cannot split a header and `*`, `$` or a space cannot do anything in a shell.
+        guard isTokenText(access) else { throw OAuthError.invalidTokenResponse(notB64Token("access_token")) }
 
         guard let rawExpires = o["expires_in"], rawExpires != .null else {
             throw OAuthError.invalidTokenResponse("expires_in is missing; the vault needs the token's lifetime")
@@ -74,9 +74,7 @@ public struct TokenResponse: Sendable, Equatable {
             if s.isEmpty {
                 refresh = nil
             } else {
-                guard isTokenText(s) else {
-                    throw OAuthError.invalidTokenResponse("refresh_token contains control or non-ASCII characters")
-                }
+                guard isTokenText(s) else { throw OAuthError.invalidTokenResponse(notB64Token("refresh_token")) }
                 refresh = s
             }
         case let other?:
@@ -156,10 +154,29 @@ public struct TokenResponse: Sendable, Equatable {
         }
     }
 
-    /// Printable ASCII, spaces included. Control characters (a newline would split an HTTP header or an
-    /// environment line) and non-ASCII are refused. Spaces, quotes and `$` never appear in real tokens
-    /// (RFC 6750's b64token), but nothing downstream depends on that: exports are quoted.
+    /// RFC 6750 §2.1 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`. Nothing else
+    /// is a bearer token, and nothing else is safe unquoted in a shell (`x * y` globs, `$(…)` runs), in an HTTP
+    /// header or an environment line.
     static func isTokenText(_ s: String) -> Bool {
-        s.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value < 0x7F }
+        var body = 0
+        var padding = false
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "="):
+                padding = true
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+                if padding { return false }  // `=` only at the end
+                body += 1
+            default:
+                return false
+            }
+        }
+        return body > 0
+    }
+
+    /// The refusal for a token with characters outside `b64token`. Names the field, never the value or any part.
+    static func notB64Token(_ field: String) -> String {
+        "\(field) has characters a bearer token cannot have (RFC 6750 allows only letters, digits, - . _ ~ + / and trailing =)"
     }
 }

@@ -122,6 +122,8 @@ extension TokenVault {
         static func parse(_ data: Data, account: String, integration: String) throws -> TokenResponse {
             do {
                 return try TokenResponse.parse(data)
+            } catch let e as OAuthError where e.isTokenCharacterRefusal {
+                throw CLIError.provider(e.localizedDescription, hint: "a bearer token has only letters, digits, - . _ ~ + / and trailing =; check what was pasted")
             } catch {
                 throw CLIError.usage(error.localizedDescription,
                                      hint: "pipe in the JSON the token endpoint returned, e.g. tokenvault import \(account) --integration \(integration) < token.json")
@@ -142,6 +144,8 @@ extension TokenVault {
                 }
                 do {
                     pairs.append((name, try TokenResponse.parse(lineData)))
+                } catch let e as OAuthError where e.isTokenCharacterRefusal {
+                    throw CLIError.provider("\(where_) (account \(Format.quoted(name))): \(e.localizedDescription)")
                 } catch {
                     throw CLIError.usage("\(where_) (account \(Format.quoted(name))): \(error.localizedDescription)")
                 }

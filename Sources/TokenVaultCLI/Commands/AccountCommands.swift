@@ -201,7 +201,8 @@ extension TokenVault {
             var rows = [["ACCOUNT", "INTEGRATION", "IDENTITY", "ACCESS EXPIRES IN", "REFRESH EXPIRES IN", "STATE"]]
             for a in accounts {
                 rows.append([
-                    a.name, integrations[a.integrationId] ?? "?", a.email ?? "-",
+                    // Stored provider text (an older vault, or an edited file) is cleaned again where a person reads it.
+                    a.name, integrations[a.integrationId] ?? "?", a.email.map { ProviderText.displayable($0, limit: 80) } ?? "-",
                     Format.remaining(a.accessExpiresAt, now: now), Format.remaining(a.refreshExpiresAt, now: now),
                     DisplayState(a, now: now).rawValue,
                 ])

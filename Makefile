@@ -32,6 +32,7 @@ test: deps
 	$(SWIFT) build
 	$(SWIFT) test
 	.build/debug/tokenvault-faults --short --tokenvault .build/debug/tokenvault
+	bash Tests/Scripts/demo.sh .build/debug
 
 # The fault-injection suite in full: 200 kills per mode, every bit of every sealed value, a stall past the
 # 30 s HTTP timeout (about 25 minutes on a 2-core machine). `make test` runs its short form (about 2 minutes).

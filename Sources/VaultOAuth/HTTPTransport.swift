@@ -56,7 +56,7 @@ public protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequest) async throws -> HTTPResponse
 }
 
-/// The production transport: Foundation's URLSession with an ephemeral configuration (no cookies, no cache,
+/// The production transport: Foundation's URLSession configured to store nothing (no cookies, no cache,
 /// nothing written to disk), a request timeout, `User-Agent: tokenvault/VERSION`, and no redirect following:
 /// a token endpoint that redirects is misconfigured, and following it would carry the client secret elsewhere.
 ///
@@ -92,7 +92,11 @@ public final class URLSessionTransport: HTTPTransport {
         let timeout = max(1, timeout.rounded(.up))
         self.timeout = timeout
         self.maxResponseBytes = max(maxResponseBytes, 0)
-        let config = URLSessionConfiguration.ephemeral
+        // Not `.ephemeral`: on Linux it builds a URLCache of its own, whose initialiser creates
+        // ~/.cache/org.swift.foundation.URLCache/<name>/ every time. `.default` refers to the shared cache and cookie
+        // store instead (created once, out of the user's directories, by the executable's start-up), and everything
+        // that would store anything is switched off below.
+        let config = URLSessionConfiguration.default
         config.timeoutIntervalForRequest = timeout
         // Bound the whole exchange too, so a provider that trickles bytes cannot hold a refresh forever.
         config.timeoutIntervalForResource = max(timeout * 2, timeout + 30)

@@ -292,6 +292,11 @@ extension TokenVault {
     }
 }
 
+/// Seconds refresh-on-use gives the provider while the stored access token is still valid (all attempts together).
+let refreshOnUseBudget: TimeInterval = 2
+/// Seconds refresh-on-use waits for another process refreshing the same account while the token in hand is valid.
+let refreshOnUseLockTimeout: TimeInterval = 15
+
 /// The access token to hand out, refreshed first when it lapses within `minValid`; never an expired one.
 func freshAccessToken(account: String, global: GlobalOptions, minValid: TimeInterval, trigger: String,
                       context: Context) async throws -> (String, Integration) {
@@ -318,13 +323,20 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
     if lapsesSoon(account) {
         if account.refreshTokenSealed != nil && account.state == .ok {
             try AccountLock.checkDirectory(vaultPath: database.path)
-            let refresher = Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose)
+            // The token in hand is still good: a provider that is down, stalls or throttles gets about two seconds,
+            // then the stored token is handed out with a warning. Only an expired (or untrustworthy) one is worth
+            // the full retry policy.
+            let stillValid = (account.accessExpiresAt ?? .distantPast) > now && !ClockAhead.isAhead(account, now: now)
+            let refresher = stillValid
+                ? Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose,
+                            retry: Refresher.quickRetryPolicy, budget: refreshOnUseBudget, lockTimeout: refreshOnUseLockTimeout)
+                : Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose)
             let outcome = await refresher.refresh(account) { lapsesSoon($0) }
             account = try database.account(named: name)
             switch outcome.status {
             case .refreshed, .alreadyFresh:
                 if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
-            case .needsReauth, .failed:
+            case .needsReauth, .failed, .noRefresh:
                 let reason = outcome.error ?? "unknown error"
                 if outcome.failureCode == .integrity {
                     throw CLIError.integrity(reason, hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")

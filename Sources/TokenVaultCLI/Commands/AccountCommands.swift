@@ -71,8 +71,8 @@ extension TokenVault {
         @Argument(help: "The account name (omit with --batch).")
         var account: String?
 
-        @Option(help: "The integration the tokens were issued to.")
-        var integration: String
+        @Option(help: "The integration the tokens were issued to (default: the account's, or the only one).")
+        var integration: String?
 
         @Flag(help: "Replace the token pair of an existing account.")
         var replace = false
@@ -87,7 +87,8 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
-            let integration = try database.integration(named: integration)
+            let integration = try IntegrationChoice.resolve(
+                integration, database: database, existing: batch ? nil : account.flatMap { try? database.account(named: $0) })
             // Read and check all input before asking for the passphrase: a typo costs no KDF run.
             let input = try context.readStandardInput()
             let pairs = try batch ? Self.parseBatch(input) : [(account!, try Self.parse(input, account: account!, integration: integration.name))]

@@ -17,9 +17,10 @@ import WebexSandbox
         }
         await s.sandbox.setNow(s.h.now)
         _ = try await s.importAccount("alice", accessLifetime: 600, refreshLifetime: 1200)
-        s.h.now += 300
-        await s.sandbox.advanceClock(by: 300)
-        // 300 s left < --min-valid 400 s: due; the refreshed token's 600 s are not.
+        // The access token has lapsed (so the full retry policy applies, with no 2 s budget to trip on a loaded
+        // machine); the refreshed token's 600 s are more than --min-valid 400 s, so one refresh serves all ten.
+        s.h.now += 700
+        await s.sandbox.advanceClock(by: 700)
         let results = await withTaskGroup(of: RunResult.self) { group in
             for _ in 0..<10 { group.addTask { await s.h.run(["token", "alice", "--min-valid", "400"]) } }
             var all: [RunResult] = []

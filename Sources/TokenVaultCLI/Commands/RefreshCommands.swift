@@ -86,7 +86,8 @@ extension TokenVault {
             discussion: """
                 One passphrase prompt for the whole run. Accounts refreshed by another run in the last --skip-recent \
                 (default 10m) are left alone, so overlapping runs never send a refresh token twice. Accounts that need \
-                re-authorization are reported and not retried. Exit 0 when all succeeded, 5 when some need \
+                re-authorization are reported and not retried; accounts without a refresh token are skipped (one line \
+                each) while their access token is valid, and need re-authorization once it has lapsed. Exit 0 when all succeeded, 5 when some need \
                 re-authorization, 6 when some failed for provider or network reasons (5 wins when both), 7 when an account \
                 failed its integrity check (7 wins over all), 1 when an account's lock was refused or stayed held (before 5 and 6).
                 Example crontab line:

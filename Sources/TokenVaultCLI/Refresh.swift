@@ -130,6 +130,8 @@ struct RefreshOutcome: Sendable {
         case alreadyFresh = "fresh"
         case needsReauth = "needs-reauth"
         case failed
+        /// No refresh token and a valid access token (`DisplayState.noRefresh`): left alone, nothing was sent.
+        case noRefresh = "no-refresh"
     }
 
     var account: String
@@ -148,6 +150,97 @@ struct RefreshOutcome: Sendable {
     var failureCode: ExitCode?
 }
 
+/// A wait between two attempts, as a progress line shows it.
+struct RetryWait: Sendable, Equatable {
+    var seconds: Double
+    /// The provider asked for it (429 with Retry-After), rather than our own backoff.
+    var retryAfter: Bool
+}
+
+extension RetryPolicy {
+    /// `run(sleep:_:)`, telling `onWait` when each wait starts (the wait) and ends (nil).
+    func run<T>(sleep: @Sendable (Double) async throws -> Void, onWait: (@Sendable (RetryWait?) -> Void)?,
+                _ op: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await op()
+            } catch {
+                guard let wait = delay(forAttempt: attempt, error: error) else { throw error }
+                onWait?(RetryWait(seconds: wait, retryAfter: (error as? OAuthError)?.retryAfter != nil))
+                defer { onWait?(nil) }
+                try await sleep(wait)
+            }
+        }
+    }
+}
+
+/// Gives every request sent through it a share of one time budget that starts with the first request: once it is
+/// spent, a request still waiting fails as timed out and further ones fail at once. Measured on the real clock,
+/// because it bounds real network waits (a stalled provider), which no test clock can step.
+struct DeadlineTransport: HTTPTransport {
+    let inner: any HTTPTransport
+    let budget: TimeInterval
+    private let start = StartOnce()
+
+    init(inner: any HTTPTransport, budget: TimeInterval) {
+        self.inner = inner
+        self.budget = budget
+    }
+
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let host = request.url.host.map { h in request.url.port.map { "\(h):\($0)" } ?? h } ?? "?"
+        let remaining = start.instant().advanced(by: .milliseconds(Int64(budget * 1000))) - ContinuousClock.now
+        guard remaining > .zero else { throw OAuthError.transport(.timedOut, host: host) }
+        let once = ResumeOnce()
+        let inner = inner
+        // Not a task group: a group waits for its cancelled child, and a stalled request may not stop at once.
+        return try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            let work = Task {
+                let result: Result<HTTPResponse, any Error>
+                do { result = .success(try await inner.send(request)) } catch { result = .failure(error) }
+                once.resume(result)
+            }
+            Task {
+                try? await Task.sleep(for: remaining)
+                once.resume(.failure(OAuthError.transport(.timedOut, host: host)))
+                work.cancel()
+            }
+        }
+    }
+
+    private final class StartOnce: @unchecked Sendable {
+        private let lock = NSLock()
+        private var started: ContinuousClock.Instant?
+        func instant() -> ContinuousClock.Instant {
+            lock.withLock {
+                if let started { return started }
+                let now = ContinuousClock.now
+                started = now
+                return now
+            }
+        }
+    }
+
+    private final class ResumeOnce: @unchecked Sendable {
+        private let lock = NSLock()
+        private var continuation: CheckedContinuation<HTTPResponse, any Error>?
+
+        func set(_ c: CheckedContinuation<HTTPResponse, any Error>) { lock.withLock { continuation = c } }
+
+        /// The first result wins; later ones are dropped.
+        func resume(_ result: Result<HTTPResponse, any Error>) {
+            let target = lock.withLock {
+                defer { continuation = nil }
+                return continuation
+            }
+            target?.resume(with: result)
+        }
+    }
+}
+
 /// Refreshes token pairs: the provider's answer is durably stored (and audited) before anything else happens.
 final class Refresher: @unchecked Sendable {
     let vault: UnlockedVault
@@ -164,13 +257,26 @@ final class Refresher: @unchecked Sendable {
     /// backoff at worst) rather than leaving accounts for tomorrow; invalid_grant is never retried.
     static let retryPolicy = RetryPolicy(maxAttempts: 8)
 
-    init(vault: UnlockedVault, context: Context, trigger: String, verbose: Bool, retry: RetryPolicy = Refresher.retryPolicy) {
+    /// Refresh-on-use while the stored access token is still valid: the token in hand is good, so a provider that
+    /// is down, stalls or answers 429/5xx is given about two seconds in all (`RefreshBudget`), not the nightly policy.
+    static let quickRetryPolicy = RetryPolicy(maxAttempts: 2, base: 0.25, cap: 0.25, maxRetryAfter: 1)
+
+    /// Seconds an account's lock is waited for (another process refreshing it).
+    let lockTimeout: TimeInterval
+    /// Told about each wait between attempts (refresh-all's progress line shows it).
+    let onWait: (@Sendable (RetryWait?) -> Void)?
+
+    init(vault: UnlockedVault, context: Context, trigger: String, verbose: Bool, retry: RetryPolicy = Refresher.retryPolicy,
+         budget: TimeInterval? = nil, lockTimeout: TimeInterval = 300, onWait: (@Sendable (RetryWait?) -> Void)? = nil) {
         self.vault = vault
         self.context = context
         self.trigger = trigger
         self.retry = retry
+        self.lockTimeout = lockTimeout
+        self.onWait = onWait
         committer = GroupCommitter(database: vault.database)
-        transport = context.makeTransport(verbose ? Trace.tracer(context.console) : nil)
+        let transport = context.makeTransport(verbose ? Trace.tracer(context.console) : nil)
+        self.transport = budget.map { DeadlineTransport(inner: transport, budget: $0) } ?? transport
     }
 
     /// The integration and its client, opened once per integration and command.
@@ -194,7 +300,8 @@ final class Refresher: @unchecked Sendable {
         do {
             let (integration, client) = try client(for: planned.integrationId)
             outcome.integration = integration.name
-            let lock = try await AccountLock.acquire(vaultPath: vault.database.path, account: planned, sleep: context.sleep)
+            let lock = try await AccountLock.acquire(vaultPath: vault.database.path, account: planned, timeout: lockTimeout,
+                                                     sleep: context.sleep)
             defer { lock.release() }
             // Read again under the lock: the pair may have changed while we waited.
             var account = try await vault.database.accountAsync(named: planned.name)
@@ -222,7 +329,7 @@ final class Refresher: @unchecked Sendable {
             let before = account
             let response: TokenResponse
             do {
-                response = try await retry.run(sleep: context.sleep) {
+                response = try await retry.run(sleep: context.sleep, onWait: onWait) {
                     try await client.refresh(refreshToken: refreshText)
                 }
             } catch let error as OAuthError where error.isInvalidGrant {

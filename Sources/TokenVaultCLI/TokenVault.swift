@@ -17,7 +17,7 @@ public struct TokenVault: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [
-            Init.self, Add.self, Integrations.self, RemoveIntegration.self, Import.self, List.self,
+            Init.self, IntegrationGroup.self, Add.self, Integrations.self, RemoveIntegration.self, Import.self, List.self,
             Authorize.self, Refresh.self, RefreshAll.self, Env.self, Token.self, Exec.self, Whoami.self,
             Revoke.self, Passwd.self, Audit.self,
         ]

@@ -123,6 +123,11 @@ public enum AuditEvent: String, Sendable, Codable, CaseIterable {
     /// Written by tokenvault itself when it finds the log's head disagreeing with its newest entry (entries
     /// deleted, the head reset): MAC'd like any entry, so the evidence survives later appends.
     case tamperDetected = "tamper-detected"
+    /// The provider refused an account's access token even after a refresh (or with nothing to refresh it with):
+    /// the account was marked needs-reauth.
+    case accessTokenRejected = "access-token-rejected"
+    /// An integration's settings or client secret changed (`integration edit`); `account` is empty.
+    case integrationEdited = "integration-edited"
 }
 
 /// An audit entry before it is written: the store assigns `seq`, the caller supplies the chained MAC.

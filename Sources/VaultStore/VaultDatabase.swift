@@ -327,6 +327,20 @@ public struct VaultWriter {
         try db.insert(into: "integration", integration.columns)
     }
 
+    /// Stores an edited integration (its name and id stay); refused if another process changed its sealed
+    /// client secret since `previousSecret` was read.
+    public func update(_ integration: Integration, previousSecret: [UInt8]) throws {
+        try db.execute(sql: """
+            UPDATE integration SET client_id = ?, client_secret_sealed = ?, redirect_uri = ?, scopes = ?, api_base = ?,
+                env_var = ? WHERE id = ? AND client_secret_sealed = ?
+            """, arguments: [integration.clientId, Data(integration.clientSecretSealed), integration.redirectURI,
+                             integration.scopes.joined(separator: " "), integration.apiBase, integration.envVar,
+                             integration.id, Data(previousSecret)])
+        guard db.changesCount == 1 else {
+            throw StoreError.database("integration '\(integration.name)' changed while it was being edited; run the edit again")
+        }
+    }
+
     public func deleteIntegration(id: String) throws {
         try db.execute(sql: "DELETE FROM account WHERE integration_id = ?", arguments: [id])
         try db.execute(sql: "DELETE FROM integration WHERE id = ?", arguments: [id])

@@ -131,6 +131,9 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
     /// Seconds. Webex: 7776000 (90 days).
     public var refreshTokenLifetime: Int
     public var rotation: Rotation
+    /// A refresh leaves the refresh token's expiry where it was (a rotated successor inherits it) instead of
+    /// starting its lifetime again: providers that give a login an absolute lifetime. Webex: false.
+    public var keepsRefreshTokenExpiry: Bool
     /// Seconds of real delay before the token endpoints (`/v1/access_token`, `/v1/device/token`) answer.
     public var latency: Double
     /// Apply `latency` to every endpoint, not only the token endpoints.
@@ -158,7 +161,8 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
         reportScopes: Bool = false,
         cluster: String = "P0A1",
         deviceCodeLifetime: Int = 300,
-        devicePollInterval: Int = 2
+        devicePollInterval: Int = 2,
+        keepsRefreshTokenExpiry: Bool = false
     ) {
         self.clients = clients
         self.users = users
@@ -173,6 +177,7 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
         self.cluster = cluster
         self.deviceCodeLifetime = deviceCodeLifetime
         self.devicePollInterval = devicePollInterval
+        self.keepsRefreshTokenExpiry = keepsRefreshTokenExpiry
     }
 
     public init(from decoder: any Decoder) throws {
@@ -195,6 +200,7 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
             deviceCodeLifetime: try c.decodeIfPresent(Int.self, forKey: .deviceCodeLifetime)
                 ?? defaults.deviceCodeLifetime,
             devicePollInterval: try c.decodeIfPresent(Int.self, forKey: .devicePollInterval)
-                ?? defaults.devicePollInterval)
+                ?? defaults.devicePollInterval,
+            keepsRefreshTokenExpiry: try c.decodeIfPresent(Bool.self, forKey: .keepsRefreshTokenExpiry) ?? false)
     }
 }

@@ -226,11 +226,14 @@ extension WebexSandbox {
         switch configuration.rotation {
         case .off:
             // Webex: the same refresh token, its lifetime started again.
-            record.expiresAt = now.addingTimeInterval(TimeInterval(configuration.refreshTokenLifetime))
+            if !configuration.keepsRefreshTokenExpiry {
+                record.expiresAt = now.addingTimeInterval(TimeInterval(configuration.refreshTokenLifetime))
+            }
             refreshTokens[token] = record
             newRefresh = token
         case .on, .grace:
             newRefresh = newRefreshToken(for: authorization, now: now)
+            if configuration.keepsRefreshTokenExpiry { refreshTokens[newRefresh]?.expiresAt = record.expiresAt }
             record.rotatedAt = now
             record.successor = (access, newRefresh)
             refreshTokens[token] = record

@@ -12,26 +12,33 @@ enum DisplayState: String {
     case needsReauth = "needs-reauth"
     /// Stored later than now (`ClockAhead`): its expiry times cannot be trusted; the next use or refresh-all refreshes it.
     case stale
+    /// A valid access token and no refresh token (imported that way): usable until it lapses, then `needs-reauth`.
+    /// refresh-all leaves it alone.
+    case noRefresh = "no-refresh"
 
     /// An access token within a day of lapsing, or a refresh token within 14 days, is "expiring".
     static let accessWarning: TimeInterval = 86_400
     static let refreshWarning: TimeInterval = 14 * 86_400
 
     init(_ account: Account, now: Date) {
-        self.init(state: account.state, hasTokens: account.accessTokenSealed != nil || account.refreshTokenSealed != nil,
+        self.init(state: account.state, hasAccessToken: account.accessTokenSealed != nil,
+                  hasRefreshToken: account.refreshTokenSealed != nil,
                   access: account.accessExpiresAt, refresh: account.refreshExpiresAt, updatedAt: account.updatedAt, now: now)
     }
 
     init(_ summary: AccountSummary, now: Date) {
-        self.init(state: summary.state, hasTokens: summary.hasAccessToken || summary.hasRefreshToken,
+        self.init(state: summary.state, hasAccessToken: summary.hasAccessToken, hasRefreshToken: summary.hasRefreshToken,
                   access: summary.accessExpiresAt, refresh: summary.refreshExpiresAt, updatedAt: summary.updatedAt, now: now)
     }
 
-    init(state: AccountState, hasTokens: Bool, access: Date?, refresh: Date?, updatedAt: Date, now: Date) {
-        if state == .needsReauth || !hasTokens {
+    init(state: AccountState, hasAccessToken: Bool, hasRefreshToken: Bool, access: Date?, refresh: Date?, updatedAt: Date, now: Date) {
+        if state == .needsReauth || !(hasAccessToken || hasRefreshToken) {
             self = .needsReauth
         } else if ClockAhead.isAhead(updatedAt: updatedAt, now: now) {
             self = .stale
+        } else if !hasRefreshToken {
+            // Nothing can renew it: usable while its access token lasts, then only authorize or import helps.
+            self = (access.map { $0 > now } ?? false) ? .noRefresh : .needsReauth
         } else if let refresh, refresh <= now {
             self = (access.map { $0 > now } ?? false) ? .expiring : .needsReauth
         } else if let access, access <= now {
@@ -64,8 +71,8 @@ extension TokenVault {
         @Argument(help: "The account name (omit with --batch).")
         var account: String?
 
-        @Option(help: "The integration the tokens were issued to.")
-        var integration: String
+        @Option(help: "The integration the tokens were issued to (default: the account's, or the only one).")
+        var integration: String?
 
         @Flag(help: "Replace the token pair of an existing account.")
         var replace = false
@@ -80,7 +87,8 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
-            let integration = try database.integration(named: integration)
+            let integration = try IntegrationChoice.resolve(
+                integration, database: database, existing: batch ? nil : account.flatMap { try? database.account(named: $0) })
             // Read and check all input before asking for the passphrase: a typo costs no KDF run.
             let input = try context.readStandardInput()
             let pairs = try batch ? Self.parseBatch(input) : [(account!, try Self.parse(input, account: account!, integration: integration.name))]

@@ -119,15 +119,7 @@ extension TokenVault {
         }
 
         private func chooseIntegration(_ database: VaultDatabase, existing: Account?) throws -> Integration {
-            if let integration { return try database.integration(named: integration) }
-            if let existing, let owner = try database.integration(id: existing.integrationId) { return owner }
-            let all = try database.integrations()
-            if all.count == 1 { return all[0] }
-            if all.isEmpty {
-                throw CLIError.usage("no integration is registered", hint: "register one with 'tokenvault add NAME …'")
-            }
-            throw CLIError.usage("several integrations are registered; say which one",
-                                 hint: "pass --integration \(all.map(\.name).joined(separator: "|"))")
+            try IntegrationChoice.resolve(integration, database: database, existing: existing)
         }
 
         private func browserFlow(_ client: OAuthClient, scopes: [String], context: Context) async throws -> TokenResponse {
@@ -167,7 +159,7 @@ extension TokenVault {
                 }
                 code = try parsePastedCallback(pasted, expectedState: state)
             }
-            return try await client.exchangeCode(code, pkce: pkce)
+            return try await CodeExchange.run(sleep: context.sleep) { try await client.exchangeCode(code, pkce: pkce) }
         }
 
         /// Starts the browser on a private page that sends it to `url`; a page that cannot be written is
@@ -270,7 +262,20 @@ extension TokenVault {
                 account: account, global: global, minValid: minValid.seconds, trigger: "whoami", context: context)
             let transport = context.makeTransport(global.verbose ? Trace.tracer(context.console) : nil)
             let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
-            let identity = try await client.identity(accessToken: token)
+            let identity: Identity
+            do {
+                identity = try await client.identity(accessToken: token)
+            } catch let error as OAuthError where error.isUnauthorized {
+                // The provider refused a token that looked valid (revoked, or its expiry was wrong): refresh once,
+                // whatever the expiry says, and ask again.
+                let retried = try await refreshAfterRejection(vault: vault, rejected: error, context: context)
+                do {
+                    identity = try await client.identity(accessToken: retried)
+                } catch let again as OAuthError where again.isUnauthorized {
+                    try await markNeedsReauthorization(vault: vault, integration: integration.name, because: again, context: context)
+                    throw CLIError.needsReauthorization(account: account, reason: "the provider refused its access token even after a refresh (HTTP 401)")
+                }
+            }
             // Keep the plain identity metadata current; this is not a lifetime change, so no audit entry.
             var record = try vault.database.account(named: account)
             record.personId = identity.id
@@ -291,6 +296,109 @@ extension TokenVault {
         }
     }
 }
+
+/// The authorization-code exchange, retried on 429 (Retry-After honoured) and 5xx or a lost connection while the
+/// code is still usable: a code lives a minute or two, so the waits together stay under `budget`. invalid_grant
+/// (and every other 4xx) is final, as in `RetryPolicy`.
+enum CodeExchange {
+    static let policy = RetryPolicy(maxAttempts: 4, base: 1, cap: 8, maxRetryAfter: 30)
+    /// Seconds of waiting, all retries together.
+    static let budget: Double = 60
+
+    static func run<T>(sleep: @Sendable (Double) async throws -> Void, _ op: () async throws -> T) async throws -> T {
+        var attempt = 0
+        var waited = 0.0
+        while true {
+            attempt += 1
+            do {
+                return try await op()
+            } catch {
+                guard let wait = policy.delay(forAttempt: attempt, error: error), waited + wait <= budget else { throw error }
+                waited += wait
+                try await sleep(wait)
+            }
+        }
+    }
+}
+
+/// Which integration a command means: the one named, else the account's, else the only one there is.
+enum IntegrationChoice {
+    static func resolve(_ name: String?, database: VaultDatabase, existing: Account? = nil) throws -> Integration {
+        if let name { return try database.integration(named: name) }
+        if let existing, let owner = try database.integration(id: existing.integrationId) { return owner }
+        let all = try database.integrations()
+        if all.count == 1 { return all[0] }
+        if all.isEmpty {
+            throw CLIError.usage("no integration is registered", hint: "register one with 'tokenvault integration add NAME …'")
+        }
+        let names = all.map(\.name).sorted()
+        throw CLIError.usage("several integrations are registered (\(names.joined(separator: ", "))); say which one",
+                             hint: "pass --integration \(names.joined(separator: "|"))")
+    }
+}
+
+extension OAuthError {
+    /// The provider refused the access token itself (HTTP 401).
+    var isUnauthorized: Bool {
+        if case .api(401, _, _) = self { return true }
+        return false
+    }
+}
+
+extension TokenVault.Whoami {
+    /// After a 401: refreshes the account once (unless another process just did) and returns the token to retry
+    /// with. An account that cannot be refreshed is marked needs-reauth at once.
+    func refreshAfterRejection(vault: UnlockedVault, rejected: OAuthError, context: Context) async throws -> String {
+        let planned = try vault.database.account(named: account)
+        let integrationName = try vault.database.integration(id: planned.integrationId)?.name
+        guard planned.refreshTokenSealed != nil, planned.state == .ok else {
+            try await markNeedsReauthorization(vault: vault, integration: integrationName, because: rejected, context: context)
+            throw CLIError.needsReauthorization(account: account, reason: "the provider refused its access token (HTTP 401) and it holds no refresh token")
+        }
+        try AccountLock.checkDirectory(vaultPath: vault.database.path)
+        let refresher = Refresher(vault: vault, context: context, trigger: "whoami", verbose: global.verbose)
+        let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
+        switch outcome.status {
+        case .refreshed, .alreadyFresh:
+            if let warning = outcome.lapseWarning(now: context.now()) { context.console.err("tokenvault: warning: \(warning)\n") }
+            let fresh = try vault.database.account(named: account)
+            guard let text = try vault.accessToken(of: fresh).copyToString() else {
+                throw CLIError.integrity("the access token of '\(account)' is not text")
+            }
+            return text
+        case .needsReauth, .noRefresh:
+            throw CLIError.needsReauthorization(account: account, reason: outcome.error ?? "the provider refused its refresh token")
+        case .failed:
+            if outcome.failureCode == .integrity {
+                throw CLIError.integrity(outcome.error ?? "integrity failure", hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
+            }
+            throw CLIError.provider("the provider refused the access token of '\(account)' (HTTP 401) and refreshing it failed: \(outcome.error ?? "unknown error")",
+                                    hint: "try again later; if it persists, run 'tokenvault authorize \(account)'")
+        }
+    }
+
+    /// Records that the provider refuses the account's tokens: list shows needs-reauth and no run retries it.
+    func markNeedsReauthorization(vault: UnlockedVault, integration: String?, because error: OAuthError, context: Context) async throws {
+        var record = try vault.database.account(named: account)
+        let before = record
+        record.state = .needsReauth
+        record.updatedAt = context.now()
+        try vault.database.write { w in
+            try w.update(record)
+            try vault.appendAudit(AuditDraft(
+                at: context.now(), account: account, integration: integration, event: .accessTokenRejected, trigger: "whoami",
+                outcome: "needs re-authorization (the provider refused the access token)",
+                accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
+                refreshExpiresBefore: before.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
+                detail: error.localizedDescription), in: w)
+        }
+    }
+}
+
+/// Seconds refresh-on-use gives the provider while the stored access token is still valid (all attempts together).
+let refreshOnUseBudget: TimeInterval = 2
+/// Seconds refresh-on-use waits for another process refreshing the same account while the token in hand is valid.
+let refreshOnUseLockTimeout: TimeInterval = 15
 
 /// The access token to hand out, refreshed first when it lapses within `minValid`; never an expired one.
 func freshAccessToken(account: String, global: GlobalOptions, minValid: TimeInterval, trigger: String,
@@ -318,13 +426,20 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
     if lapsesSoon(account) {
         if account.refreshTokenSealed != nil && account.state == .ok {
             try AccountLock.checkDirectory(vaultPath: database.path)
-            let refresher = Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose)
+            // The token in hand is still good: a provider that is down, stalls or throttles gets about two seconds,
+            // then the stored token is handed out with a warning. Only an expired (or untrustworthy) one is worth
+            // the full retry policy.
+            let stillValid = (account.accessExpiresAt ?? .distantPast) > now && !ClockAhead.isAhead(account, now: now)
+            let refresher = stillValid
+                ? Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose,
+                            retry: Refresher.quickRetryPolicy, budget: refreshOnUseBudget, lockTimeout: refreshOnUseLockTimeout)
+                : Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose)
             let outcome = await refresher.refresh(account) { lapsesSoon($0) }
             account = try database.account(named: name)
             switch outcome.status {
             case .refreshed, .alreadyFresh:
                 if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
-            case .needsReauth, .failed:
+            case .needsReauth, .failed, .noRefresh:
                 let reason = outcome.error ?? "unknown error"
                 if outcome.failureCode == .integrity {
                     throw CLIError.integrity(reason, hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")

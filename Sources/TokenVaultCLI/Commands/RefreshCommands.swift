@@ -7,10 +7,17 @@ import VaultStore
 /// reset its lifetime and the account will need a browser soon.
 let refreshLapseWarning: TimeInterval = 14 * 86_400
 
+/// An expiry that moved by no more than this in a refresh did not move: each expiry is our clock plus the
+/// provider's whole seconds left, so the same instant reads a little differently from one answer to the next.
+let refreshExpiryTolerance: TimeInterval = 10
+
 extension RefreshOutcome {
-    /// A warning when the refresh token lapses soon even after this refresh.
+    /// A warning when this process refreshed the pair and the provider left the refresh token's expiry where it
+    /// was (no new lifetime), and that expiry is near. A short lifetime the provider did renew (a rotating provider
+    /// with short lifetimes) is not warned about, nor is a pair another process refreshed (that process warns).
     func lapseWarning(now: Date) -> String? {
-        guard status == .refreshed || status == .alreadyFresh, let expiry = refreshExpiresAfter,
+        guard status == .refreshed, let expiry = refreshExpiresAfter, let before = refreshExpiresBefore,
+              abs(expiry.timeIntervalSince(before)) <= refreshExpiryTolerance,
               expiry.timeIntervalSince(now) < refreshLapseWarning else { return nil }
         return "the refresh token of '\(account)' lapses in \(Format.span(Int(expiry.timeIntervalSince(now)))) even after refreshing (the provider did not reset its lifetime); run 'tokenvault authorize \(account)' before \(Format.timestamp(expiry))"
     }
@@ -57,7 +64,7 @@ extension TokenVault {
                 context.console.err("\(how) '\(account)': access token valid \(Format.remaining(outcome.accessExpiresAfter, now: now)) (was \(Format.remaining(outcome.accessExpiresBefore, now: now))), refresh token valid \(Format.remaining(outcome.refreshExpiresAfter, now: now))"
                     + (outcome.refreshTokenChanged.map { $0 ? " (new refresh token)" : " (same refresh token)" } ?? "") + ".\n")
                 if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
-            case .needsReauth:
+            case .needsReauth, .noRefresh:
                 throw CLIError.needsReauthorization(account: account, reason: outcome.error ?? "the provider refused its refresh token")
             case .failed:
                 let message = "refreshing '\(account)' failed: \(outcome.error ?? "unknown error")"
@@ -79,7 +86,8 @@ extension TokenVault {
             discussion: """
                 One passphrase prompt for the whole run. Accounts refreshed by another run in the last --skip-recent \
                 (default 10m) are left alone, so overlapping runs never send a refresh token twice. Accounts that need \
-                re-authorization are reported and not retried. Exit 0 when all succeeded, 5 when some need \
+                re-authorization are reported and not retried; accounts without a refresh token are skipped (one line \
+                each) while their access token is valid, and need re-authorization once it has lapsed. Exit 0 when all succeeded, 5 when some need \
                 re-authorization, 6 when some failed for provider or network reasons (5 wins when both), 7 when an account \
                 failed its integrity check (7 wins over all), 1 when an account's lock was refused or stayed held (before 5 and 6).
                 Example crontab line:
@@ -112,14 +120,30 @@ extension TokenVault {
             // Oldest pair first: an account whose refresh was cut short (a killed run, an outage) is the first one
             // the next run retries, while a rotating provider's grace window for its old token may still be open.
             // A pair stored in the future (ClockAhead) is due whatever its expiries say.
-            let candidates = try (dueWithin.map {
+            let due = try (dueWithin.map {
                 try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds), orStoredAfter: ClockAhead.limit(now: start))
             } ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
-            for account in candidates where ClockAhead.isAhead(account, now: start) {
+            for account in due where ClockAhead.isAhead(account, now: start) {
                 context.console.err(ClockAhead.warning(account: account.name, updatedAt: account.updatedAt, now: start,
                                                        then: "refreshing it regardless of --skip-recent"))
             }
+            // Accounts without a refresh token are left alone while their access token is valid (one line each);
+            // once it has lapsed they are needs-reauth like any other (the refresher reports them so).
+            let skipped = due.filter { DisplayState($0, now: start) == .noRefresh }
+            let candidates = due.filter { DisplayState($0, now: start) != .noRefresh }
+            let integrationNames = Dictionary(uniqueKeysWithValues: try database.integrations().map { ($0.id, $0.name) })
+            let skippedOutcomes = skipped.map { account in
+                context.console.err("refresh-all: skipping '\(account.name)': it has no refresh token; its access token stays valid \(Format.remaining(account.accessExpiresAt, now: start)), then run 'tokenvault authorize \(account.name)'.\n")
+                return RefreshOutcome(account: account.name, integration: integrationNames[account.integrationId] ?? "?",
+                                      status: .noRefresh, accessExpiresBefore: account.accessExpiresAt,
+                                      accessExpiresAfter: account.accessExpiresAt)
+            }
             if candidates.isEmpty {
+                if !skippedOutcomes.isEmpty {
+                    if json { context.console.out(Format.json(Self.report(skippedOutcomes, start: start, seconds: 0, auditHead: try? database.auditHead())) + "\n") }
+                    context.console.err("refresh-all: nothing to refresh; \(skippedOutcomes.count) skipped (no refresh token).\n")
+                    return
+                }
                 if json { context.console.out(Format.json(Self.report([], start: start, seconds: 0, auditHead: try? database.auditHead())) + "\n") }
                 context.console.err("refresh-all: nothing to refresh.\n")
                 return
@@ -127,9 +151,10 @@ extension TokenVault {
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
             try AccountLock.checkDirectory(vaultPath: database.path)
-            let refresher = Refresher(vault: vault, context: context, trigger: "refresh-all", verbose: global.verbose)
-            let recent = skipRecent.seconds
             let progress = Progress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
+            let refresher = Refresher(vault: vault, context: context, trigger: "refresh-all", verbose: global.verbose,
+                                      onWait: { progress.waiting($0) })
+            let recent = skipRecent.seconds
             var outcomes: [RefreshOutcome] = []
             outcomes.reserveCapacity(candidates.count)
             await withTaskGroup(of: RefreshOutcome.self) { group in
@@ -150,12 +175,13 @@ extension TokenVault {
                 for _ in 0..<min(concurrency, candidates.count) { addNext() }
                 while let outcome = await group.next() {
                     outcomes.append(outcome)
-                    progress.step(failed: outcome.status == .failed || outcome.status == .needsReauth)
+                    progress.step(outcome.status)
                     addNext()
                 }
             }
             progress.finish()
             let seconds = Date().timeIntervalSince(started)
+            outcomes += skippedOutcomes
             outcomes.sort { $0.account < $1.account }
             let now = context.now()
             for outcome in outcomes {
@@ -166,7 +192,8 @@ extension TokenVault {
                 }
             }
             let count = { (s: RefreshOutcome.Status) in outcomes.filter { $0.status == s }.count }
-            context.console.err("refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed, of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n")
+            let skippedNote = skippedOutcomes.isEmpty ? "" : ", \(skippedOutcomes.count) skipped (no refresh token)"
+            context.console.err("refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed\(skippedNote), of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n")
             if json {
                 context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds, auditHead: try? database.auditHead())) + "\n")
             }
@@ -185,7 +212,7 @@ extension TokenVault {
             var report: [String: Any] = [
                 "started_at": Format.timestamp(start), "duration_seconds": (seconds * 1000).rounded() / 1000,
                 "total": outcomes.count, "refreshed": count(.refreshed), "fresh": count(.alreadyFresh),
-                "needs_reauth": count(.needsReauth), "failed": count(.failed),
+                "needs_reauth": count(.needsReauth), "failed": count(.failed), "skipped": count(.noRefresh),
                 "accounts": outcomes.map(\.jsonObject),
             ]
             report["audit_head"] = auditHead.map { UnlockedVault.hex($0.mac) }
@@ -195,14 +222,22 @@ extension TokenVault {
     }
 }
 
-/// The live progress line on a terminal: done/total, failures, rate.
+/// The live progress line on a terminal: done/total, counted as the summary counts, and the rate, or the wait
+/// in progress while a retry waits (a rate would only go stale then).
 final class Progress: @unchecked Sendable {
     private let total: Int
     private let console: any Console
     private let live: Bool
     private let started = Date()
-    private var done = 0, failed = 0
+    private let lock = NSLock()
+    private var counts = Counts()
+    private var waits: [RetryWait] = []
     private var lastDraw = Date.distantPast
+
+    struct Counts: Equatable {
+        var refreshed = 0, fresh = 0, needsReauth = 0, failed = 0
+        var done: Int { refreshed + fresh + needsReauth + failed }
+    }
 
     init(total: Int, console: any Console, live: Bool) {
         self.total = total
@@ -210,13 +245,48 @@ final class Progress: @unchecked Sendable {
         self.live = live
     }
 
-    func step(failed didFail: Bool) {
-        done += 1
-        if didFail { failed += 1 }
-        guard live, done == total || Date().timeIntervalSince(lastDraw) > 0.1 else { return }
+    func step(_ status: RefreshOutcome.Status) {
+        let line: String? = lock.withLock {
+            switch status {
+            case .refreshed: counts.refreshed += 1
+            case .alreadyFresh: counts.fresh += 1
+            case .needsReauth: counts.needsReauth += 1
+            case .failed: counts.failed += 1
+            case .noRefresh: return nil
+            }
+            guard live, counts.done == total || Date().timeIntervalSince(lastDraw) > 0.1 else { return nil }
+            return render()
+        }
+        if let line { console.err(line) }
+    }
+
+    /// A retry wait started (a wait) or ended (nil); drawn at once, whatever the last draw.
+    func waiting(_ wait: RetryWait?) {
+        let line: String? = lock.withLock {
+            if let wait {
+                waits.append(wait)
+            } else if !waits.isEmpty {
+                waits.removeFirst()
+            }
+            return live ? render() : nil
+        }
+        if let line { console.err(line) }
+    }
+
+    private func render() -> String {
         lastDraw = Date()
-        let rate = Double(done) / max(Date().timeIntervalSince(started), 0.001)
-        console.err("\r\u{1B}[Krefresh-all: \(done)/\(total) done, \(failed) failed, \(String(format: "%.1f", rate))/s")
+        let rate = Double(counts.done) / max(Date().timeIntervalSince(started), 0.001)
+        // The longest wait in progress speaks for the line; a Retry-After is the provider's, so it is named.
+        let wait = waits.max { ($0.retryAfter ? 1 : 0, $0.seconds) < ($1.retryAfter ? 1 : 0, $1.seconds) }
+        return "\r\u{1B}[K" + Self.line(counts, total: total, rate: rate, waiting: wait)
+    }
+
+    /// "refresh-all: 6/10 done: 3 refreshed, 0 fresh, 3 need re-authorization, 0 failed, 140.0/s", or with
+    /// "waiting 2s (Retry-After)" in place of the rate.
+    static func line(_ c: Counts, total: Int, rate: Double, waiting: RetryWait?) -> String {
+        let tail = waiting.map { "waiting \(Int($0.seconds.rounded(.up)))s (\($0.retryAfter ? "Retry-After" : "backoff"))" }
+            ?? "\(String(format: "%.1f", rate))/s"
+        return "refresh-all: \(c.done)/\(total) done: \(c.refreshed) refreshed, \(c.fresh) fresh, \(c.needsReauth) need re-authorization, \(c.failed) failed, \(tail)"
     }
 
     func finish() { if live { console.err("\n") } }

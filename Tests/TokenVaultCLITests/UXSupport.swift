@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+@testable import TokenVaultCLI
+import VaultOAuth
+import WebexSandbox
+
+/// A console that says stderr is a terminal, so refresh-all draws its live progress line into the capture.
+final class TerminalConsole: Console, @unchecked Sendable {
+    let inner = CapturingConsole()
+    func out(_ text: String) { inner.out(text) }
+    func err(_ text: String) { inner.err(text) }
+    var stderrIsTerminal: Bool { true }
+}
+
+/// Sees every request before the loopback transport sends it (to change the provider's state in between).
+struct HookedTransport: HTTPTransport {
+    let inner: LoopbackOnlyTransport
+    let before: @Sendable (HTTPRequest) async -> Void
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        await before(request)
+        return try await inner.send(request)
+    }
+}
+
+extension Harness {
+    /// `run`, with a chosen console and an optional hook on every request.
+    func run(_ arguments: [String], stdin: String = "", console: any Console,
+             beforeRequest: (@Sendable (HTTPRequest) async -> Void)? = nil) async -> Int32 {
+        let clock = now
+        let input = Data(stdin.utf8)
+        let sleeps = self.sleeps
+        let context = Context(
+            environment: environment, console: console, terminal: nil, now: { clock },
+            readStandardInput: { input }, kdfParameters: cheapKDF,
+            makeTransport: { tracer in
+                let loopback = LoopbackOnlyTransport(tracer: tracer)
+                guard let beforeRequest else { return loopback }
+                return HookedTransport(inner: loopback, before: beforeRequest)
+            },
+            sleep: { await sleeps.sleep($0) },
+            openBrowser: { _, _ in false },
+            execute: { _, _, _ in
+                Issue.record("exec ran without a test stand-in")
+                return 127
+            })
+        return await TokenVault.run(arguments: arguments, context: context)
+    }
+}
+
+/// A loopback port that accepts connections (the kernel completes them into the backlog) and never answers:
+/// a stalled provider.
+final class StalledListener: @unchecked Sendable {
+    let fd: Int32
+    let port: UInt16
+
+    init() {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        listen(fd, 64)
+        self.fd = fd
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    deinit { close(fd) }
+}
+
+extension SandboxHarness {
+    /// Imports one account holding a pair the sandbox issued, with the lifetimes the sandbox gave it.
+    func importAccount(_ name: String, accessLifetime: Int, refreshLifetime: Int?, withRefreshToken: Bool = true) async throws -> (access: String, refresh: String) {
+        let pair = try await sandbox.issueTokenPair(clientId: clientId, userId: SandboxConfiguration.User.sample.id)
+        try await h.expectOK(["import", name, "--integration", "webex"],
+                             stdin: tokenJSON(access: pair.accessToken, refresh: withRefreshToken ? pair.refreshToken : nil,
+                                              expiresIn: accessLifetime, refreshExpiresIn: refreshLifetime ?? 7_776_000))
+        return (pair.accessToken, pair.refreshToken)
+    }
+}

@@ -28,6 +28,10 @@ public struct Context: Sendable {
     public var readLine: @Sendable (_ prompt: String) -> String?
     /// Replaces this process with a program (execve); returns only in tests, with the program's exit status.
     public var execute: @Sendable (_ program: String, _ arguments: [String], _ environment: [String: String]) throws -> Int32
+    /// Seconds refresh-on-use gives a provider, all attempts together, while the stored access token is still valid
+    /// (issue 8 §9: about 2 s, then the stored token is handed out). In-process tests, whose sandbox shares a
+    /// loaded machine, pass more except where they test this limit.
+    public var refreshOnUseBudget: TimeInterval
 
     public init(environment: [String: String], console: any Console, terminal: (any PassphraseTerminal)?,
                 now: @escaping @Sendable () -> Date = { Date() },
@@ -40,7 +44,8 @@ public struct Context: Sendable {
                 random: any RandomSource = SystemRandom(),
                 openBrowser: @escaping @Sendable (URL, [String: String]) -> Bool = Browser.open,
                 readLine: @escaping @Sendable (String) -> String? = { _ in nil },
-                execute: @escaping @Sendable (String, [String], [String: String]) throws -> Int32 = ProgramRunner.replaceProcess) {
+                execute: @escaping @Sendable (String, [String], [String: String]) throws -> Int32 = ProgramRunner.replaceProcess,
+                refreshOnUseBudget: TimeInterval = 2) {
         self.environment = environment
         self.console = console
         self.terminal = terminal
@@ -53,6 +58,7 @@ public struct Context: Sendable {
         self.openBrowser = openBrowser
         self.readLine = readLine
         self.execute = execute
+        self.refreshOnUseBudget = refreshOnUseBudget
     }
 
     /// The real process: stdout/stderr, /dev/tty, the system clock.

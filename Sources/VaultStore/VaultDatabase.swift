@@ -269,6 +269,18 @@ public final class VaultDatabase: Sendable {
         }
     }
 
+    /// Whether the newest successful refresh through this integration came back with a new refresh token (a
+    /// provider that rotates them); false when none is recorded.
+    public func refreshTokensRotate(integration name: String) throws -> Bool {
+        try read { db in
+            try Bool.fetchOne(db, sql: """
+                SELECT refresh_token_changed FROM audit_entry
+                WHERE integration = ? AND event = 'refreshed' AND refresh_token_changed IS NOT NULL
+                ORDER BY seq DESC LIMIT 1
+                """, arguments: [name]) ?? false
+        }
+    }
+
     /// The newest audit entry's number and the keyed MAC over it, as the last append left them.
     public func auditHead() throws -> (seq: Int64, mac: [UInt8]) {
         try read { db in

@@ -79,6 +79,9 @@ final class Harness: @unchecked Sendable {
     var browser: (@Sendable (URL) -> Bool)?
     /// Answers a paste prompt; gets the console so far (which holds the URL to open).
     var paste: (@Sendable (String) -> String?)?
+    /// refresh-on-use's time limit while the token is valid: generous here (the in-process sandbox shares a loaded
+    /// machine); the tests of that limit set the real 2 s.
+    var refreshOnUseBudget: TimeInterval = 30
     /// What `exec` would have run: program, arguments, environment; returns the "exit status".
     var execute: (@Sendable (String, [String], [String: String]) throws -> Int32)?
 
@@ -102,7 +105,7 @@ final class Harness: @unchecked Sendable {
             sleep: { await sleeps.sleep($0) },
             openBrowser: { url, _ in browser?(url) ?? false },
             readLine: { _ in paste?(console.errors) },
-            execute: execute)
+            execute: execute, refreshOnUseBudget: refreshOnUseBudget)
         let code = await TokenVault.run(arguments: arguments, context: context)
         return RunResult(code: code, out: console.output, err: console.errors)
     }

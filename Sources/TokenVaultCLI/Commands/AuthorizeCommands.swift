@@ -395,8 +395,6 @@ extension TokenVault.Whoami {
     }
 }
 
-/// Seconds refresh-on-use gives the provider while the stored access token is still valid (all attempts together).
-let refreshOnUseBudget: TimeInterval = 2
 /// Seconds refresh-on-use waits for another process refreshing the same account while the token in hand is valid.
 let refreshOnUseLockTimeout: TimeInterval = 15
 
@@ -426,13 +424,18 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
     if lapsesSoon(account) {
         if account.refreshTokenSealed != nil && account.state == .ok {
             try AccountLock.checkDirectory(vaultPath: database.path)
-            // The token in hand is still good: a provider that is down, stalls or throttles gets about two seconds,
-            // then the stored token is handed out with a warning. Only an expired (or untrustworthy) one is worth
-            // the full retry policy.
+            // The token in hand is still good: a provider that is down or throttles is tried twice, and one that
+            // stalls gets about two seconds in all; then the stored token is handed out with a warning. Only an
+            // expired (or untrustworthy) one is worth the full retry policy.
+            // Except the time limit for an integration seen rotating its refresh tokens: a request cut off after the
+            // provider processed it would lose the new pair and, under strict rotation, the old one with it; such a
+            // request is given the transport's normal timeout instead.
             let stillValid = (account.accessExpiresAt ?? .distantPast) > now && !ClockAhead.isAhead(account, now: now)
+            let rotates = (try? database.refreshTokensRotate(integration: integration.name)) ?? true
             let refresher = stillValid
                 ? Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose,
-                            retry: Refresher.quickRetryPolicy, budget: refreshOnUseBudget, lockTimeout: refreshOnUseLockTimeout)
+                            retry: Refresher.quickRetryPolicy, budget: rotates ? nil : context.refreshOnUseBudget,
+                            lockTimeout: refreshOnUseLockTimeout)
                 : Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose)
             let outcome = await refresher.refresh(account) { lapsesSoon($0) }
             account = try database.account(named: name)

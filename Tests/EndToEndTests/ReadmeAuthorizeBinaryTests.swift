@@ -19,7 +19,8 @@ extension OAuthBinaryTests {
                     exec \(standIn) "$1"
                     """, mode: 0o755)
                 let browser = "\(s.ws.dir)/no-such-browser --new-window:\(wrapper) %s --new-tab"
-                let result = try await s.run(["authorize", "alice", "--timeout", "30"], environment: ["BROWSER": browser])
+                // PATH without xdg-open: it reads $BROWSER itself and would hide a list tokenvault failed to split.
+                let result = try await s.run(["authorize", "alice", "--timeout", "15"], environment: ["BROWSER": browser, "PATH": s.ws.dir])
                 #expect(result.code == 0, "\(result.err)\nbrowser: \(s.ws.browserLog)")
                 let argv = ((try? String(contentsOfFile: argvLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
                 #expect(argv.count == 2, "\(argv)")

@@ -17,7 +17,8 @@ extension RefreshOutcome {
     /// with short lifetimes) is not warned about, nor is a pair another process refreshed (that process warns).
     func lapseWarning(now: Date) -> String? {
         guard status == .refreshed, let expiry = refreshExpiresAfter, let before = refreshExpiresBefore,
-              abs(expiry.timeIntervalSince(before)) <= refreshExpiryTolerance,
+              // Not moved later (kept, or shortened): refreshing did not extend the refresh token's life.
+              expiry.timeIntervalSince(before) <= refreshExpiryTolerance,
               expiry.timeIntervalSince(now) < refreshLapseWarning else { return nil }
         return "the refresh token of '\(account)' lapses in \(Format.span(Int(expiry.timeIntervalSince(now)))) even after refreshing (the provider did not reset its lifetime); run 'tokenvault authorize \(account)' before \(Format.timestamp(expiry))"
     }

@@ -141,6 +141,9 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
     public var faults: Faults
     /// Include `scope` in token responses. Webex leaves it out of authorization-code and refresh responses.
     public var reportScopes: Bool
+    /// Scopes (or prefixes ending in `*`) approved but left out of the grant, as Webex leaves `meeting:admin_*` out
+    /// of tokens of users who are not admins.
+    public var withheldScopes: [String] = []
     /// The cluster part of generated tokens (`<random>_<cluster>_<orgId>`).
     public var cluster: String
     /// Seconds a device code and its user code stay valid. Webex: 300.
@@ -202,5 +205,6 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
             devicePollInterval: try c.decodeIfPresent(Int.self, forKey: .devicePollInterval)
                 ?? defaults.devicePollInterval,
             keepsRefreshTokenExpiry: try c.decodeIfPresent(Bool.self, forKey: .keepsRefreshTokenExpiry) ?? false)
+        withheldScopes = try c.decodeIfPresent([String].self, forKey: .withheldScopes) ?? []
     }
 }

@@ -85,8 +85,12 @@ extension WebexSandbox {
             return fail("access_denied", "The user denied the request")
         }
         let code = randomToken(length: 64) + "_\(configuration.cluster)_\(user.orgId)"
+        let withheld = configuration.withheldScopes
+        let granted = scopes.filter { scope in
+            !withheld.contains { $0.hasSuffix("*") ? scope.hasPrefix($0.dropLast()) : scope == $0 }
+        }
         codes[code] = AuthorizationCode(
-            clientId: client.clientId, redirectURI: redirectURI, scopes: scopes, userId: user.id,
+            clientId: client.clientId, redirectURI: redirectURI, scopes: granted, userId: user.id,
             codeChallenge: challenge, expiresAt: now.addingTimeInterval(Self.codeLifetime))
         stats.codesIssued += 1
         var items = [("code", code)]

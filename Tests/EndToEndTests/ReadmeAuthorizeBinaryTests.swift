@@ -30,6 +30,29 @@ extension OAuthBinaryTests {
             }
         }
 
+        /// A scope requested but left out of the grant (Webex leaves `meeting:admin_*` out of tokens of users who
+        /// are not admins) is warned about, with the reason Webex has for it.
+        @Test func aWithheldScopeIsWarnedAbout() async throws {
+            try await SandboxWorkspace.with(configure: { c in
+                c.clients[0].scopes.append("meeting:admin_schedule_read")
+                c.withheldScopes = ["meeting:admin_*"]
+                c.reportScopes = true
+            }) { s in
+                let browser = try s.ws.browserStandIn("follow")
+                let result = try await s.run(["authorize", "alice", "--timeout", "30",
+                                              "--scopes", "spark:people_read meeting:admin_schedule_read"],
+                                             environment: ["BROWSER": browser])
+                #expect(result.code == 0, "\(result.err)")
+                #expect(result.err.contains("tokenvault: warning: the provider did not grant meeting:admin_schedule_read."), "\(result.err)")
+                #expect(result.err.contains("Webex leaves meeting:admin_* scopes out of tokens of users who are not admins"), "\(result.err)")
+                // Everything granted: no warning.
+                let full = try await s.run(["authorize", "bob", "--timeout", "30", "--scopes", "spark:people_read"],
+                                           environment: ["BROWSER": browser])
+                #expect(full.code == 0, "\(full.err)")
+                #expect(!full.err.contains("did not grant"), "\(full.err)")
+            }
+        }
+
         /// With several integrations `--integration` is needed and chooses; paste mode takes the bare code.
         @Test func integrationChoiceAndABareCodePasted() async throws {
             try await SandboxWorkspace.with { s in

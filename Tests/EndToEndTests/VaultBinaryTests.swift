@@ -4,13 +4,14 @@ import TokenVaultLab
 
 /// The real binary, driven as a user drives it.
 @Suite(.tags(.process), .serialized) struct VaultBinaryTests {
-    @Test(.enabled(if: Tmux.available, "tmux is needed (make test installs it)"))
+    @Test(.enabled(if: Tmux.available || MachineTools.isCI, "tmux is needed (make test installs it)"))
     func passphrasePromptUnderTmuxAsksTwiceWithoutEchoAndKeepsStdoutClean() throws {
         let ws = Workspace()
         var env = ws.environment
         env["TOKENVAULT_PASSPHRASE"] = nil
         let secret = "tmux-" + generatedToken().prefix(12)
         let shell = try Tmux(command: "/bin/bash --norc --noprofile", environment: env)
+        defer { shell.kill() }
         try shell.type("PS1='$ '; cd \(ws.dir)")
         try shell.type("\(tokenvaultBinary) init --kdf interactive; echo INIT_EXIT=$?")
         try shell.waitFor("New vault passphrase:")
@@ -50,12 +51,13 @@ import TokenVaultLab
         #expect(captured == "export WEBEX_ACCESS_TOKEN='\(token)'\n")
     }
 
-    @Test(.enabled(if: Tmux.available, "tmux is needed (make test installs it)"))
+    @Test(.enabled(if: Tmux.available || MachineTools.isCI, "tmux is needed (make test installs it)"))
     func ctrlCAtThePromptRestoresTheTerminal() throws {
         let ws = Workspace()
         var env = ws.environment
         env["TOKENVAULT_PASSPHRASE"] = nil
         let shell = try Tmux(command: "/bin/bash --norc --noprofile", environment: env)
+        defer { shell.kill() }
         try shell.type("PS1='$ '")
         try shell.type("\(tokenvaultBinary) init --kdf interactive; echo INIT_EXIT=$?")
         try shell.waitFor("New vault passphrase:")

@@ -31,6 +31,10 @@ release: deps
 test: deps
 	$(SWIFT) build
 	$(SWIFT) test
+	@# Every test ends the tmux server it starts, also when it fails: none may outlive the run.
+	@left=""; for p in $$(pgrep -f 'tmux -L tokenvault-test-' || true); do \
+	  [ "$$(readlink /proc/$$p/cwd 2>/dev/null)" = "$(CURDIR)" ] && left="$$left $$p"; done; \
+	if [ -n "$$left" ]; then echo "tmux servers the tests left running (pids):$$left"; exit 1; fi
 	.build/debug/tokenvault-faults --short --tokenvault .build/debug/tokenvault
 	bash Tests/Scripts/demo.sh .build/debug
 

@@ -70,6 +70,10 @@ enum Kills {
                      calibration.code == 0 ? "\(refreshedInCalibration) requests" : "exit \(calibration.code): \(shortDescription(calibration.stderr))")
 
         var beforeRequests = 0, midRefresh = 0, finished = 0
+        // A run that ends before its kill must have ended as documented: 0, or 5 under strict rotation, where an
+        // earlier kill may have cost an account its refresh token. A crash or exit 1/6/7 is a failure.
+        var unexpectedExits: [String] = []
+        let documentedExits: Set<Int32> = strict ? [0, 5] : [0]
         var integrityProblems: [String] = []
         var listProblems: [String] = []
         for i in 0..<kills {
@@ -87,7 +91,10 @@ enum Kills {
             }
             child.kill(SIGKILL)
             let result = child.wait()
-            if result.code != 128 + SIGKILL { finished += 1 }
+            if result.code != 128 + SIGKILL {
+                finished += 1
+                if !documentedExits.contains(result.code) { unexpectedExits.append("run \(i) exited \(result.code)") }
+            }
             else if sandbox.tokenRequests == requestsBefore { beforeRequests += 1 }
             else { midRefresh += 1 }
             let integrity = Python.integrityCheck(ws.vault)
@@ -102,6 +109,8 @@ enum Kills {
         }
         report.note("\(title): \(midRefresh) kills landed while refreshes were in flight, \(beforeRequests) before the first request (KDF, start-up), \(finished) runs had finished")
         report.check(midRefresh > 0, "\(title): kills landed mid-refresh (\(midRefresh) of \(kills))")
+        report.check(unexpectedExits.isEmpty, "\(title): every run that finished before its kill exited \(documentedExits.sorted().map(String.init).joined(separator: " or "))",
+                     unexpectedExits.prefix(5).joined(separator: "; "))
         report.check(integrityProblems.isEmpty, "\(title): PRAGMA integrity_check ok after every kill (\(kills - integrityProblems.count)/\(kills))",
                      integrityProblems.prefix(3).joined(separator: "; "))
         report.check(listProblems.isEmpty, strict ? "\(title): list shows all \(accounts) accounts after kills"

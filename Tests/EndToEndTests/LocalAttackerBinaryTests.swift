@@ -6,21 +6,17 @@ import WebexSandbox
 /// A second local user to play the attacker: `setpriv` to an unused uid. The machine runs the tests as root;
 /// elsewhere the tests that need it are skipped with the reason, except under CI=true, where a skip is a failure.
 let otherUserRunner: String? = {
-    guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { return nil }
-    return "/usr/bin/setpriv"
+    guard getuid() == 0, MachineTools.find("curl") != nil else { return nil }
+    return MachineTools.find("setpriv")
 }()
+/// curl, which plays the other user's program.
+let curl = MachineTools.find("curl") ?? "/usr/bin/curl"
 let attackerUID = 4343
 
 /// Debian's chromium, headless: the real browser side of `authorize` (a page that sends the browser on only works
 /// in a browser).
-let chromium: String? = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+let chromium: String? = MachineTools.find("chromium") ?? MachineTools.find("chromium-browser")
 
-/// Under CI a missing tool must not quietly turn a security test into a skip.
-func requireUnderCI(_ tool: String?, _ what: String) {
-    if tool == nil && ProcessInfo.processInfo.environment["CI"] == "true" {
-        Issue.record("CI=true but \(what) is missing: this test cannot be skipped in CI")
-    }
-}
 
 extension OAuthBinaryTests {
     /// Issue 7 §1-2: another local user reads every process's command line and can connect to 127.0.0.1. They
@@ -29,8 +25,7 @@ extension OAuthBinaryTests {
         /// The login CSRF of issue 7: another user approves the request as themselves and delivers the callback
         /// first. The listener must answer 403 to their connection and keep waiting for the user's own browser.
         @Test func aCallbackFromAnotherLocalUserIsRefused() async throws {
-            requireUnderCI(otherUserRunner, "setpriv as root")
-            guard let setpriv = otherUserRunner else { print("skipped: needs root and setpriv to act as another user"); return }
+            guard let setpriv = requireTool(otherUserRunner, "setpriv and curl as root (to act as another user)") else { return }
             try await SandboxWorkspace.with { s in
                 // A browser that does nothing: the test plays both the attacker and the user's browser.
                 let child = try s.start(["authorize", "alice", "--timeout", "60"], environment: ["BROWSER": "/bin/true"])
@@ -45,7 +40,7 @@ extension OAuthBinaryTests {
                 // … and delivers the callback from their own uid.
                 let attack = try await offPool {
                     try runProcess(setpriv, ["--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups",
-                                             "/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", forged],
+                                             curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", forged],
                                    environment: ["PATH": "/usr/bin:/bin"])
                 }
                 #expect(attack.out == "403", "another user's callback was answered \(attack.out) \(attack.err)")
@@ -67,8 +62,7 @@ extension OAuthBinaryTests {
         /// The single-use launch address on the browser's argv, fetched first by another user, gets 403: they
         /// learn neither the state nor the challenge (the Location is never sent to them).
         @Test func theLaunchAddressIsRefusedToAnotherUser() async throws {
-            requireUnderCI(otherUserRunner, "setpriv as root")
-            guard let setpriv = otherUserRunner else { print("skipped: needs root and setpriv to act as another user"); return }
+            guard let setpriv = requireTool(otherUserRunner, "setpriv and curl as root (to act as another user)") else { return }
             try await SandboxWorkspace.with { s in
                 let seen = s.ws.dir + "/argv"
                 _ = try s.ws.write("argv-browser.sh", "#!/bin/sh\nprintf '%s\\n' \"$@\" > '\(seen)'\n", mode: 0o755)
@@ -86,7 +80,7 @@ extension OAuthBinaryTests {
                 #expect(!launch.contains("code_challenge"), "the browser's argv carries the PKCE challenge: \(launch)")
                 let attack = try await offPool {
                     try runProcess(setpriv, ["--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups",
-                                             "/usr/bin/curl", "-s", "-D", "-", "-o", "/dev/null", "--max-time", "10", launch],
+                                             curl, "-s", "-D", "-", "-o", "/dev/null", "--max-time", "10", launch],
                                    environment: ["PATH": "/usr/bin:/bin"])
                 }
                 #expect(attack.out.hasPrefix("HTTP/1.1 403"), "\(attack.out)")
@@ -168,8 +162,7 @@ extension OAuthBinaryTests {
         }
 
         @Test func chromiumCompletesTheLoopbackFlow() async throws {
-            requireUnderCI(chromium, "chromium")
-            guard chromium != nil else { print("skipped: Debian's chromium is not installed"); return }
+            guard requireTool(chromium, "Debian's chromium") != nil else { return }
             try await SandboxWorkspace.with { s in
                 let result = try await s.run(["authorize", "alice", "--timeout", "60"], environment: ["BROWSER": try chromiumCommand(s)])
                 #expect(result.code == 0, "\(result.err)")
@@ -179,8 +172,7 @@ extension OAuthBinaryTests {
         }
 
         @Test func chromiumOpensTheDeviceGrantPage() async throws {
-            requireUnderCI(chromium, "chromium")
-            guard chromium != nil else { print("skipped: Debian's chromium is not installed"); return }
+            guard requireTool(chromium, "Debian's chromium") != nil else { return }
             try await SandboxWorkspace.with(clockFollowsRealTime: true, configure: { $0.devicePollInterval = 1 }) { s in
                 let result = try await s.run(["authorize", "tv", "--device", "--timeout", "60"], environment: ["BROWSER": try chromiumCommand(s)])
                 #expect(result.code == 0, "\(result.err)")

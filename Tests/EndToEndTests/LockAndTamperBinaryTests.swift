@@ -26,9 +26,9 @@ func sqlite(_ path: String, _ sql: String) throws -> String {
 /// Tools the tests below need from the machine. Where one is missing they are skipped with the reason, except
 /// under CI=true, where a skip would hide a regression: there they run and fail.
 enum MachineSupport {
-    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
-    static let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
-    static let prlimit = ["/usr/bin/prlimit", "/bin/prlimit"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let isCI = MachineTools.isCI
+    static let setpriv = MachineTools.find("setpriv")
+    static let prlimit = MachineTools.find("prlimit")
     static let otherUID = 4343
 
     /// A second local user: root can become uid 4343 with setpriv.

@@ -92,8 +92,9 @@ struct RequestLogProxy {
 extension OAuthBinaryTests {
     /// refresh / refresh-all from the built binary: rate limits and outages, rotation, invalid_grant.
     @Suite struct Refresh {
-        @Test(.enabled(if: python3 != nil, "python3 runs the timestamping proxy"))
+        @Test(.enabled(if: python3 != nil || MachineTools.isCI, "python3 runs the timestamping proxy"))
         func refreshAllOver500AccountsWithRateLimitsAndOutages() async throws {
+            try #require(python3 != nil, "CI=true: python3 runs the timestamping proxy")
             let retryAfter = 1
             try await SandboxWorkspace.with(integrate: false, configure: {
                 $0.faults = .init(tooManyRequestsEvery: 17, retryAfterSeconds: retryAfter, serviceUnavailableEvery: 23)

@@ -84,9 +84,22 @@ final class Tmux: @unchecked Sendable {
         args.append(command)
         let result = try runProcess(Tmux.binary, args, environment: ["PATH": "/usr/bin:/bin", "TERM": "xterm"], discardOutput: true)
         guard result.code == 0 else { throw TestFailure("tmux failed to start (exit \(result.code))") }
+        let ids = try runProcess(Tmux.binary, ["-L", socket, "display-message", "-p", "-t", session, "#{pid} #{pane_pid} #{socket_path}"],
+                                 environment: ["PATH": "/usr/bin:/bin"])
+        let fields = ids.out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ", maxSplits: 2).map(String.init)
+        guard fields.count == 3, let server = pid_t(fields[0]), let pane = pid_t(fields[1]) else {
+            _ = try? runProcess(Tmux.binary, ["-L", socket, "kill-server"], environment: ["PATH": "/usr/bin:/bin"], discardOutput: true)
+            throw TestFailure("tmux did not say its pids: \(ids.out) \(ids.err)")
+        }
+        serverPID = server
+        panePID = pane
+        socketPath = fields[2]
     }
+    private var serverPID: pid_t = 0
+    private var panePID: pid_t = 0
+    private var socketPath = ""
 
-    static var binary: String { ["/usr/bin/tmux", "/usr/local/bin/tmux"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/tmux" }
+    static let binary: String = MachineTools.find("tmux") ?? "/usr/bin/tmux"
     static var available: Bool { FileManager.default.isExecutableFile(atPath: binary) }
 
     func send(_ keys: String...) throws {
@@ -132,9 +145,20 @@ final class Tmux: @unchecked Sendable {
         throw TestFailure("\(marker)=N did not appear on the terminal; screen was:\n\(last)")
     }
 
-    deinit {
+    /// Ends the server and everything in it. Tests call it in a `defer` right after starting the server, so it
+    /// runs when the test fails or throws too; deinit is only the last resort.
+    func kill() {
+        guard !killed else { return }
+        killed = true
         _ = try? runProcess(Tmux.binary, ["-L", socket, "kill-server"], environment: ["PATH": "/usr/bin:/bin"], discardOutput: true)
+        // tmux 3.3a answers kill-server with exit 0 and yet, here, its server and shell stayed alive (six of them
+        // after two runs of the suite): end them by pid as well, and remove the socket.
+        for pid in [panePID, serverPID] where pid > 0 { Glibc.kill(pid, SIGKILL) }
+        unlink(socketPath)
     }
+    private var killed = false
+
+    deinit { kill() }
 }
 
 // MARK: Background children, loopback HTTP, python3 helpers (the OAuth end-to-end suite)
@@ -280,8 +304,27 @@ func loopbackGET(_ url: URL, timeout: TimeInterval = 10) throws -> (status: Int,
     return (status, headers)
 }
 
-/// A real python3 (present on every machine here; the tests that need it are skipped when it is not).
-let python3: String? = ["/usr/bin/python3", "/usr/local/bin/python3"].first { FileManager.default.isExecutableFile(atPath: $0) }
+/// A real python3, found as `make deps` finds it (`command -v`): where there is none the tests that need it say
+/// why they cannot run and, under `CI=true`, fail.
+let python3: String? = MachineTools.find("python3")
+
+/// `tool` if the machine has it; otherwise prints why the calling test cannot run and returns nil, and under
+/// `CI=true` records a failure: in CI a missing tool must never turn a test into a quiet pass.
+@discardableResult
+func requireTool(_ tool: String?, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) -> String? {
+    if tool == nil { cannotRun("\(what) is missing", sourceLocation: sourceLocation) }
+    return tool
+}
+
+/// Prints why the current test cannot run; under `CI=true` that is a recorded failure, not a skip.
+func cannotRun(_ reason: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    let test = Test.current?.name ?? "a test"
+    if MachineTools.isCI {
+        Issue.record("CI=true but \(reason): \(test) cannot be skipped in CI", sourceLocation: sourceLocation)
+    } else {
+        print("skipped: \(test): \(reason)")
+    }
+}
 
 extension Workspace {
     /// Writes the browser stand-in and returns the `BROWSER` value for `mode`: tokenvault appends the URL.
@@ -357,20 +400,54 @@ func pythonString(_ text: String) -> String {
     "'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
 }
 
-/// `PRAGMA integrity_check` of a SQLite file, through python3's sqlite3 module.
+/// `PRAGMA integrity_check` of a SQLite file, through python3's sqlite3 module. The file is opened read-only
+/// (`mode=ro`), so a missing path is an error, never a new empty database that checks "ok".
 func sqliteIntegrityCheck(_ path: String) throws -> String {
     guard let python3 else { throw TestFailure("python3 is needed for the integrity check") }
-    let result = try runProcess(python3, ["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute('PRAGMA integrity_check').fetchone()[0])", path],
-                                environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"])
-    guard result.code == 0 else { throw TestFailure("python3 sqlite3 failed: \(result.err)") }
+    let script = """
+        import pathlib, sqlite3, sys
+        c = sqlite3.connect(pathlib.Path(sys.argv[1]).absolute().as_uri() + '?mode=ro', uri=True)
+        print(c.execute('PRAGMA integrity_check').fetchone()[0])
+        """
+    let result = try runProcess(python3, ["-c", script, path], environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"])
+    guard result.code == 0 else { throw TestFailure("python3 sqlite3 failed on \(path): \(result.err)") }
     return result.out.trimmingCharacters(in: .whitespacesAndNewlines)
 }
 
-/// Parses a JSON array of objects or a JSON object printed by tokenvault.
-func jsonObjects(_ text: String) -> [[String: Any]] {
-    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [[String: Any]] ?? []
+/// Parses a JSON array of objects printed by tokenvault. Anything else records a failure (and gives `[]`), so a
+/// check that something is absent cannot pass on garbage output. The text is not quoted: it may hold a token.
+func jsonObjects(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> [[String: Any]] {
+    guard let parsed = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [[String: Any]] else {
+        Issue.record("expected a JSON array of objects, got \(text.utf8.count) bytes that are not one", sourceLocation: sourceLocation)
+        return []
+    }
+    return parsed
 }
 
-func jsonObject(_ text: String) -> [String: Any] {
-    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+/// Parses a JSON object printed by tokenvault; anything else records a failure (and gives `[:]`).
+func jsonObject(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> [String: Any] {
+    guard let parsed = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+        Issue.record("expected a JSON object, got \(text.utf8.count) bytes that are not one", sourceLocation: sourceLocation)
+        return [:]
+    }
+    return parsed
+}
+
+/// The helpers above must turn a bad answer into a failure, never into an empty success.
+@Suite struct TestHelperTests {
+    @Test func jsonHelpersFailOnOutputThatIsNotJSON() {
+        withKnownIssue("garbage is not an empty list") { _ = jsonObjects("tokenvault: error: not json") }
+        withKnownIssue("an array is not an object") { _ = jsonObject(#"[{"a": 1}]"#) }
+        withKnownIssue("empty output is not an object") { _ = jsonObject("") }
+        #expect(jsonObjects(#"[{"a": 1}]"#).count == 1)
+        #expect(jsonObject(#"{"a": 1}"#)["a"] as? Int == 1)
+    }
+
+    @Test func integrityCheckOfAMissingFileIsAnErrorAndCreatesNothing() throws {
+        guard requireTool(python3, "python3") != nil else { return }
+        let ws = Workspace()
+        let missing = ws.dir + "/missing.db"
+        #expect(throws: TestFailure.self) { try sqliteIntegrityCheck(missing) }
+        #expect(!FileManager.default.fileExists(atPath: missing))
+    }
 }

@@ -4,13 +4,14 @@ import TokenVaultLab
 
 /// The real binary, driven as a user drives it.
 @Suite(.tags(.process), .serialized) struct VaultBinaryTests {
-    @Test(.enabled(if: Tmux.available, "tmux is needed (make test installs it)"))
+    @Test(.enabled(if: Tmux.available || MachineTools.isCI, "tmux is needed (make test installs it)"))
     func passphrasePromptUnderTmuxAsksTwiceWithoutEchoAndKeepsStdoutClean() throws {
         let ws = Workspace()
         var env = ws.environment
         env["TOKENVAULT_PASSPHRASE"] = nil
         let secret = "tmux-" + generatedToken().prefix(12)
         let shell = try Tmux(command: "/bin/bash --norc --noprofile", environment: env)
+        defer { shell.kill() }
         try shell.type("PS1='$ '; cd \(ws.dir)")
         try shell.type("\(tokenvaultBinary) init --kdf interactive; echo INIT_EXIT=$?")
         try shell.waitFor("New vault passphrase:")
@@ -50,12 +51,13 @@ import TokenVaultLab
         #expect(captured == "export WEBEX_ACCESS_TOKEN='\(token)'\n")
     }
 
-    @Test(.enabled(if: Tmux.available, "tmux is needed (make test installs it)"))
+    @Test(.enabled(if: Tmux.available || MachineTools.isCI, "tmux is needed (make test installs it)"))
     func ctrlCAtThePromptRestoresTheTerminal() throws {
         let ws = Workspace()
         var env = ws.environment
         env["TOKENVAULT_PASSPHRASE"] = nil
         let shell = try Tmux(command: "/bin/bash --norc --noprofile", environment: env)
+        defer { shell.kill() }
         try shell.type("PS1='$ '")
         try shell.type("\(tokenvaultBinary) init --kdf interactive; echo INIT_EXIT=$?")
         try shell.waitFor("New vault passphrase:")
@@ -114,14 +116,33 @@ import TokenVaultLab
         #expect(!FileManager.default.fileExists(atPath: hostile + "/pwned"))
     }
 
+    /// The migrations are embedded in the binary, not read from a resource bundle. Copying the binary alone is not
+    /// enough to show it: `Bundle.module` falls back to the absolute build path. So the copy runs in a mount
+    /// namespace of its own with a tmpfs mounted over the build's products directory, where no bundle can be found.
     @Test func releaseStyleBinaryCopiedAloneWorks() throws {
+        guard let unshare = requireTool(MachineTools.find("unshare"), "unshare (util-linux)") else { return }
         let ws = Workspace()
         let lonely = ws.dir + "/bin"
         try FileManager.default.createDirectory(atPath: lonely, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: tokenvaultBinary, toPath: lonely + "/tokenvault")
-        let result = try runProcess(lonely + "/tokenvault", ["init", "--kdf", "interactive", "--vault", ws.dir + "/alone.db"], environment: ws.environment)
+        let build = productsDirectory.resolvingSymlinksInPath().path
+        let namespace = geteuid() == 0 ? ["--mount"] : ["--user", "--map-root-user", "--mount"]
+        let hide = "mount -t tmpfs tokenvault-hidden \"$0\" && "
+        // The products directory (the bundles included) is empty in there.
+        let probe = try runProcess(unshare, namespace + ["/bin/sh", "-c", hide + "ls -A \"$0\"", build], environment: ws.environment)
+        guard probe.code == 0 else { cannotRun("a mount namespace is not available here: \(probe.err)"); return }
+        #expect(probe.out.isEmpty, "the build directory is still visible: \(probe.out)")
+        func alone(_ arguments: [String], stdin: String = "") throws -> ProcessResult {
+            try runProcess(unshare, namespace + ["/bin/sh", "-c", hide + "exec \"$@\"", build, lonely + "/tokenvault"] + arguments,
+                           environment: ws.environment, stdin: stdin)
+        }
+        let vault = ws.dir + "/alone.db"
+        let result = try alone(["init", "--kdf", "interactive", "--vault", vault])
         #expect(result.code == 0, "\(result.err)")
-        let list = try runProcess(lonely + "/tokenvault", ["list", "--vault", ws.dir + "/alone.db"], environment: ws.environment)
+        let add = try alone(["add", "w", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes", "spark:all",
+                             "--client-secret-stdin", "--vault", vault], stdin: "cs-" + generatedToken())
+        #expect(add.code == 0, "\(add.err)")
+        let list = try alone(["list", "--vault", vault])
         #expect(list.code == 0, "\(list.err)")
     }
 

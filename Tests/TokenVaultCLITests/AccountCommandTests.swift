@@ -112,13 +112,15 @@ import VaultStore
             #expect(result.err.contains("expired and refreshing it failed"))
             #expect(result.err.contains("tokenvault: hint:"))
         }
-        try await h.expectOK(["import", "norefresh", "--integration", "webex1"], stdin: tokenJSON(access: "only", refresh: nil, expiresIn: 60))
+        let onlyAccess = "AT_" + randomToken()
+        try await h.expectOK(["import", "norefresh", "--integration", "webex1"], stdin: tokenJSON(access: onlyAccess, refresh: nil, expiresIn: 60))
         h.now = h.now.addingTimeInterval(61)
         for command in [["env", "norefresh"], ["token", "norefresh"]] {
             let result = await h.run(command)
             #expect(result.code == 5, "\(command)")
             #expect(result.out.isEmpty)
-            #expect(!result.err.contains(access))
+            // The expired token of this account (not alice's, which this error could never contain).
+            #expect(!result.err.contains(onlyAccess), "\(command) printed the expired access token")
             #expect(result.err.contains("expired"))
             #expect(result.err.contains("tokenvault: hint:"))
         }
@@ -169,12 +171,30 @@ import VaultStore
         #expect(await h.run(["audit", "--verify"]).code == 0)
     }
 
-    @Test func revokeWithoutLocalTellsHowToRevokeAtProvider() async throws {
+    /// The harness's provider is unreachable (nothing listens on 127.0.0.1:9). README: tokenvault then deletes the
+    /// local pair (its sealed bytes gone from the file and the WAL), audits `revoked`, warns, says how to revoke,
+    /// and succeeds (exit 0: the pair is gone from the vault, which is what was asked).
+    @Test func revokeWithTheProviderUnreachableRemovesThePairAuditsAndWarns() async throws {
         let (h, _, _) = try await Harness.withAccount()
+        let sealed = try sealedValues(h, account: "alice")
+        #expect(sealed.count == 2)
         let result = await h.run(["revoke", "alice"])
-        #expect(result.code == 0)
+        #expect(result.code == 0, "\(result.err)")
         #expect(result.err.contains("not revoked at the provider"))
         #expect(result.err.contains("stay valid until they expire"))
+        #expect(result.err.contains("tokenvault: hint: to revoke at Webex"))
+        for (suffix, data) in h.vaultBytes() {
+            for value in sealed { #expect(data.range(of: Data(value)) == nil, "sealed bytes still in vault.db\(suffix)") }
+        }
+        #expect(try sealedValues(h, account: "alice").isEmpty)
+        #expect(await h.run(["token", "alice"]).code == 4)
+        let audit = await h.run(["audit", "alice", "--json"])
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(audit.out.utf8)) as? [[String: Any]])
+        let last = try #require(entries.last)
+        #expect(last["event"] as? String == "revoked")
+        #expect(last["trigger"] as? String == "revoke")
+        #expect(last["outcome"] as? String == "removed locally; revoking at the provider failed")
+        #expect(await h.run(["audit", "--verify"]).code == 0)
     }
 }
 
@@ -196,10 +216,18 @@ import VaultStore
 
     @Test func passwdOnTerminalAsksTwice() async throws {
         let (h, _, _) = try await Harness.withAccount()
+        let access = try #require(await h.run(["token", "alice"]).out.split(separator: "\n").first.map(String.init))
         let terminal = ScriptedTerminal([Harness.passphrase, "n1", "n1"])
         let result = await h.run(["passwd"], terminal: terminal, environment: ["TOKENVAULT_PASSPHRASE": nil])
         #expect(result.code == 0, "\(result.err)")
         #expect(terminal.prompts.count == 3)
+        // The new passphrase opens the vault and the old one no longer does.
+        let new = await h.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": "n1"])
+        #expect(new.code == 0, "\(new.err)")
+        #expect(new.out == access + "\n")
+        let old = await h.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": Harness.passphrase])
+        #expect(old.code == 3)
+        #expect(old.out.isEmpty)
     }
 }
 

@@ -170,10 +170,18 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
 @Suite struct HelpTests {
     @Test func everyCommandHasHelp() async throws {
         let h = Harness()
-        for command in ["init", "add", "integrations", "remove-integration", "import", "list", "env", "token", "revoke", "passwd", "audit"] {
+        // Every subcommand the parser knows, so the list cannot drift from the tool.
+        let commands = TokenVault.configuration.subcommands.map { ($0._commandName, $0.configuration.abstract) }
+        #expect(commands.count >= 16)
+        for name in ["authorize", "refresh", "refresh-all", "exec", "whoami"] {
+            #expect(commands.contains { $0.0 == name }, "\(name) is not a subcommand")
+        }
+        for (command, abstract) in commands {
             let result = await h.run([command, "--help"])
             #expect(result.code == 0, "\(command)")
             #expect(result.out.contains("USAGE: tokenvault \(command)"), "\(command)")
+            #expect(!abstract.isEmpty, "\(command) has no abstract")
+            #expect(result.out.contains("OVERVIEW: " + (abstract.split(separator: " ").first.map(String.init) ?? "")), "\(command)")
         }
         #expect(await h.run(["--version"]).out == TokenVault.version + "\n")
         let bad = await h.run(["frobnicate"])

@@ -196,7 +196,34 @@ func mode(_ path: String) -> Int {
         #expect(try db.auditHead().seq == 3)
         #expect(try db.auditHead().mac == [3, 3])
         #expect(try db.auditEntries(account: "bob").isEmpty)
-        #expect(throws: StoreError.self) { try db.write { _ in try sqlUpdate(db) } }
+    }
+
+    /// What the triggers do: another connection, with no transaction of ours around it (a careless tool editing
+    /// the file), cannot UPDATE or DELETE an entry; SQLite answers with the triggers' message. Without them the
+    /// edit would succeed.
+    @Test func theTriggersRefuseEditsFromAnotherConnection() throws {
+        let dir = TempDir()
+        let path = dir.file("vault.db")
+        let db = try VaultDatabase.create(at: path, header: sampleHeader(), auditHeadMAC: [0])
+        let draft = AuditDraft(at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
+                               event: .imported, trigger: "import", outcome: "ok")
+        _ = try db.write { try $0.appendAudit(draft, mac: { _, _, _ in [1] }, headMAC: { _, mac in mac }) }
+        try db.close()
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        let before = try queue.inDatabase { try String.fetchAll($0, sql: "SELECT outcome FROM audit_entry") }
+        #expect(before.last == "ok")
+        for sql in ["UPDATE audit_entry SET outcome = 'edited'", "DELETE FROM audit_entry"] {
+            do {
+                try queue.inDatabase { try $0.execute(sql: sql) }
+                Issue.record("\(sql) was allowed")
+            } catch let error as DatabaseError {
+                #expect(error.resultCode == .SQLITE_CONSTRAINT, "\(sql): \(error)")
+                #expect(error.message == "the audit log is append-only", "\(sql): \(error)")
+            }
+        }
+        let outcomes = try queue.inDatabase { try String.fetchAll($0, sql: "SELECT outcome FROM audit_entry") }
+        #expect(outcomes == before)
     }
 
     @Test func canonicalBytesDifferForEveryField() {
@@ -214,13 +241,6 @@ func mode(_ path: String) -> Int {
         #expect(encodings.count == variants.count)
         #expect(AuditEntry.canonicalBytes(seq: 1, draft: base, previousMAC: []) != AuditEntry.canonicalBytes(seq: 2, draft: base, previousMAC: []))
     }
-}
-
-/// Tries to edit the log through SQL, as a careless tool might.
-private func sqlUpdate(_ db: VaultDatabase) throws {
-    let queue = try DatabaseQueue(path: db.path)
-    defer { try? queue.close() }
-    try queue.write { try $0.execute(sql: "UPDATE audit_entry SET outcome = 'edited'") }
 }
 
 @Suite struct AuditHeadStoreTests {

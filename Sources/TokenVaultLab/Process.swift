@@ -46,8 +46,11 @@ public func spawnChild(_ executable: String, _ arguments: [String], environment:
     } else {
         posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
     }
-    // Close every other descriptor this process has open (closefrom is not visible from Swift here).
-    for fd in 3..<Int32(1024) where fcntl(fd, F_GETFD) != -1 && !(input + output + errors).contains(fd) {
+    // Close every other descriptor this process has open (closefrom is not visible from Swift here), high ones
+    // included: a test process holds descriptors above 1024, and a child must start with only its three.
+    let open = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) })
+        ?? Array(3..<Int32(1024))
+    for fd in open where fd > 2 && fcntl(fd, F_GETFD) != -1 && !(input + output + errors).contains(fd) {
         posix_spawn_file_actions_addclose(&actions, fd)
     }
     var attributes = posix_spawnattr_t()

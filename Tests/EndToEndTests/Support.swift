@@ -306,7 +306,7 @@ func loopbackGET(_ url: URL, timeout: TimeInterval = 10) throws -> (status: Int,
 
 /// A real python3, found as `make deps` finds it (`command -v`): where there is none the tests that need it say
 /// why they cannot run and, under `CI=true`, fail.
-let python3: String? = MachineTools.find("python3")
+let python3: String? = MachineTools.python3
 
 /// `tool` if the machine has it; otherwise prints why the calling test cannot run and returns nil, and under
 /// `CI=true` records a failure: in CI a missing tool must never turn a test into a quiet pass.

@@ -132,10 +132,28 @@ public actor WebexSandbox {
     /// Everything counted so far.
     public var counters: SandboxCounters { stats }
 
+    /// Requests received and not yet answered (still in their configured latency). A client killed mid-request
+    /// leaves its request here until the sandbox answers it into the closed connection.
+    public var requestsInFlight: Int { inFlight }
+
     /// How many refresh grants presented this refresh token (accepted or not). Requests answered by an injected
     /// 429/503/HTML fault never reached the grant and are not counted.
     public func uses(ofRefreshToken token: String) -> Int {
         refreshTokenUses[token, default: 0]
+    }
+
+    /// The rotation chain that starts at `token`: that refresh token, the one rotation put in its place, and so on
+    /// to the newest. Each link says how often it was presented and when the access token issued with it expires,
+    /// so a test can tell which pair a client stored (by its expiry) without reading tokens back.
+    public func rotationChain(from token: String) -> [RefreshTokenLink] {
+        var links: [RefreshTokenLink] = []
+        var current: String? = token
+        while let t = current, let record = refreshTokens[t], links.count <= refreshTokens.count {
+            links.append(RefreshTokenLink(uses: refreshTokenUses[t, default: 0],
+                                          accessExpiresAt: record.accessToken.flatMap { accessTokens[$0]?.expiresAt }))
+            current = record.successor?.refreshToken
+        }
+        return links
     }
 
     /// Requests received for an endpoint, named like `"POST /v1/access_token"`, including faulted ones.
@@ -251,6 +269,14 @@ public enum SandboxError: Error, Equatable, LocalizedError {
         case .invalidConfiguration(let message): "bad configuration: \(message)"
         }
     }
+}
+
+/// One refresh token of a rotation chain (no token text: tests compare positions and counts).
+public struct RefreshTokenLink: Sendable, Equatable {
+    /// Refresh grants that presented this token (accepted or refused).
+    public var uses: Int
+    /// When the access token issued in the same answer expires (nil when unknown).
+    public var accessExpiresAt: Date?
 }
 
 /// Counts kept for assertions. Exact: every count changes on the actor.

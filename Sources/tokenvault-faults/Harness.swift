@@ -226,6 +226,20 @@ final class Workspace: @unchecked Sendable {
         return states
     }
 
+    /// `list --json`: account name -> state and stored access-token expiry.
+    func listed() -> [String: (state: String, accessExpiresAt: Date?)]? {
+        let result = run(["list", "--json"])
+        guard result.code == 0, let data = result.out.data(using: .utf8),
+              let array = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return nil }
+        let iso = ISO8601DateFormatter()
+        var listed: [String: (state: String, accessExpiresAt: Date?)] = [:]
+        for object in array {
+            guard let name = object["account"] as? String else { continue }
+            listed[name] = (object["state"] as? String ?? "?", (object["access_expires_at"] as? String).flatMap { iso.date(from: $0) })
+        }
+        return listed
+    }
+
     /// The files of the vault and their bytes (vault.db, -wal, -shm), whichever exist.
     func vaultFiles() -> [(String, Data)] {
         ["", "-wal", "-shm"].compactMap { suffix in
@@ -374,6 +388,29 @@ final class Sandbox: @unchecked Sendable {
     func uses(ofRefreshToken token: String) -> Int {
         let p = provider
         return (try? blockingWait { await p.uses(ofRefreshToken: token) }) ?? -1
+    }
+
+    /// Each account's rotation chain, from the refresh token it was imported with.
+    func rotationChains(_ accounts: [(name: String, refresh: String)]) -> [String: [RefreshTokenLink]] {
+        let p = provider
+        let firsts = accounts.map { [$0.name, $0.refresh] }
+        return (try? blockingWait {
+            var chains: [String: [RefreshTokenLink]] = [:]
+            for a in firsts { chains[a[0]] = await p.rotationChain(from: a[1]) }
+            return chains
+        }) ?? [:]
+    }
+
+    /// Waits until the sandbox has answered every request it received (a killed client's included), so what it
+    /// counts afterwards no longer changes. False if that takes over `timeout` (the latency is milliseconds).
+    func settle(timeout: TimeInterval = 30) -> Bool {
+        let p = provider
+        let deadline = Date().addingTimeInterval(timeout)
+        while ((try? blockingWait { await p.requestsInFlight }) ?? 0) > 0 {
+            if Date() > deadline { return false }
+            usleep(1_000)
+        }
+        return true
     }
 
     func update(_ change: @escaping @Sendable (inout SandboxConfiguration) -> Void) {

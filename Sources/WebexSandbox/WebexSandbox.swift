@@ -35,6 +35,10 @@ public actor WebexSandbox {
     var stats = SandboxCounters()
     var refreshTokenUses: [String: Int] = [:]
     private var inFlight = 0
+    /// Closed: requests wait (counted in flight) until `openGate()`. Lets a test hold a client mid-request for as
+    /// long as it needs, or gather N concurrent requests, without a latency long enough to outlast a slow machine.
+    private var gateClosed = false
+    private var waitingAtGate: [CheckedContinuation<Void, Never>] = []
 
     /// - Parameter clockFollowsRealTime: false (the default, for tests): the sandbox clock stands still unless
     ///   stepped. true (for the executable and demos): it runs with real time, and steps add an offset.
@@ -86,6 +90,7 @@ public actor WebexSandbox {
 
     /// Closes the listening socket and every connection.
     public func stop() async {
+        openGate()
         guard let server else { return }
         self.server = nil
         baseURL = nil
@@ -136,6 +141,22 @@ public actor WebexSandbox {
     /// leaves its request here until the sandbox answers it into the closed connection.
     public var requestsInFlight: Int { inFlight }
 
+    /// From now on, every request waits before it is answered, until `openGate()`.
+    public func closeGate() { gateClosed = true }
+
+    /// Lets every held request through (each then takes its configured latency) and stops holding new ones.
+    public func openGate() {
+        gateClosed = false
+        let waiting = waitingAtGate
+        waitingAtGate = []
+        for w in waiting { w.resume() }
+    }
+
+    private func passGate() async {
+        guard gateClosed else { return }
+        await withCheckedContinuation { waitingAtGate.append($0) }
+    }
+
     /// How many refresh grants presented this refresh token (accepted or not). Requests answered by an injected
     /// 429/503/HTML fault never reached the grant and are not counted.
     public func uses(ofRefreshToken token: String) -> Int {
@@ -177,6 +198,7 @@ public actor WebexSandbox {
             headers: headers)
 
         let latency = await beginRequest(incoming)
+        await passGate()
         if latency > 0 {
             try? await Task.sleep(for: .seconds(latency))
         }

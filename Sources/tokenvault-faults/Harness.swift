@@ -133,6 +133,16 @@ final class Child: @unchecked Sendable {
         return RunResult(code: code, out: outReader.finish(), err: errReader.finish())
     }
 
+    /// Whether one of its threads is blocked reading a pipe (its /proc wait channel, `pipe_read` or
+    /// `anon_pipe_read` by kernel version; readable even once tokenvault makes itself non-dumpable).
+    var isBlockedReadingPipe: Bool {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.contains { tid in
+            let channel = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(tid)/wchan").map { String(decoding: $0, as: UTF8.self) }
+            return channel?.hasSuffix("pipe_read") ?? false
+        }
+    }
+
     /// Text of a file under /proc/PID (NULs shown as spaces), nil once the process is gone.
     func proc(_ name: String) -> String? {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/\(name)") else { return nil }
@@ -336,6 +346,17 @@ extension Data {
     }
 }
 
+/// Polls `condition` (a state, never a time) until it holds; false if it still does not after `timeout`, which
+/// only bounds a failure and is far above any wait that passes.
+func waitUntil(timeout: TimeInterval = 60, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !condition() {
+        if Date() > deadline { return false }
+        usleep(2_000)
+    }
+    return true
+}
+
 /// Milliseconds since `start`, for the report.
 func since(_ start: Date) -> String { String(format: "%.1f s", Date().timeIntervalSince(start)) }
 
@@ -412,6 +433,11 @@ final class Sandbox: @unchecked Sendable {
         }
         return true
     }
+
+    /// Holds every request until `openGate()` (see WebexSandbox.closeGate).
+    func closeGate() { let p = provider; _ = try? blockingWait { await p.closeGate() } }
+    func openGate() { let p = provider; _ = try? blockingWait { await p.openGate() } }
+    var requestsInFlight: Int { let p = provider; return (try? blockingWait { await p.requestsInFlight }) ?? -1 }
 
     func update(_ change: @escaping @Sendable (inout SandboxConfiguration) -> Void) {
         let p = provider

@@ -30,6 +30,10 @@ struct StrictLedger {
     private(set) var problems: [String] = []
     /// Tokens already reported as sent too often (each is reported once, not after every later run).
     private var overused: Set<String> = []
+    /// Lost accounts: how often their stored (spent) token had been presented, and whether they were flagged, at
+    /// the last observation. Each later presentation is refused; storing that refusal (needs-reauth) can itself
+    /// be cut off by a kill, so it may repeat after killed runs, never after a run that finished.
+    private var lostState: [String: (uses: Int, flagged: Bool)] = [:]
 
     init(accounts: [(name: String, refresh: String)]) {
         self.accounts = accounts
@@ -78,10 +82,20 @@ struct StrictLedger {
             } else if held != newest {
                 problems.append("\(label): \(name) holds pair \(held) of \(newest) (not the newest, not the one before)")
             }
+            let flaggedNow = entry.state == "needs-reauth"
+            if lost[name] != nil, newest >= 1 {
+                let uses = chain[newest - 1].uses
+                let last = lostState[name] ?? (uses: 1, flagged: false)
+                if uses > last.uses {
+                    if last.flagged { problems.append("\(label): \(name) was flagged needs-reauth, yet its refresh token was sent again") }
+                    else if !flaggedNow && !killed { problems.append("\(label): \(name)'s spent refresh token was refused in a run that finished, and the account is not flagged") }
+                }
+                lostState[name] = (uses, flaggedNow)
+            }
             for (i, link) in chain.enumerated() {
-                // A lost account's stored token may be presented once more: refused, and the account flagged.
-                let allowed = lost[name] != nil && i == newest - 1 ? 2 : 1
-                if link.uses > allowed, overused.insert("\(name)#\(i)").inserted {
+                // A lost account's stored token is presented again until its refusal is stored (checked above).
+                if lost[name] != nil && i == newest - 1 { continue }
+                if link.uses > 1, overused.insert("\(name)#\(i)").inserted {
                     problems.append("\(label): \(name)'s refresh token \(i) was sent \(link.uses) times" +
                                     (lost[name] == nil ? " though its answer was stored (a refresh token sent twice, not a loss)" : ""))
                 }

@@ -34,6 +34,8 @@ struct RefreshTokenRecord: Sendable {
     /// Set when rotation replaced this token: when, and the pair that replaced it.
     var rotatedAt: Date?
     var successor: (accessToken: String, refreshToken: String)?
+    /// The access token issued in the same answer, so a rotation chain can say which pair a client kept.
+    var accessToken: String?
 }
 
 let refreshTokenRefusal = "The refresh token provided is expired, revoked, malformed, or invalid."
@@ -237,6 +239,7 @@ extension WebexSandbox {
             newRefresh = token
         case .on, .grace:
             newRefresh = newRefreshToken(for: authorization, now: now)
+            refreshTokens[newRefresh]?.accessToken = access
             if configuration.keepsRefreshTokenExpiry { refreshTokens[newRefresh]?.expiresAt = record.expiresAt }
             record.rotatedAt = now
             record.successor = (access, newRefresh)
@@ -258,7 +261,10 @@ extension WebexSandbox {
 
     func mintPair(for authorization: Authorization, now: Date) -> (accessToken: String, refreshToken: String) {
         stats.tokenPairsIssued += 1
-        return (newAccessToken(for: authorization, now: now), newRefreshToken(for: authorization, now: now))
+        let access = newAccessToken(for: authorization, now: now)
+        let refresh = newRefreshToken(for: authorization, now: now)
+        refreshTokens[refresh]?.accessToken = access
+        return (access, refresh)
     }
 
     private func newAccessToken(for authorization: Authorization, now: Date) -> String {

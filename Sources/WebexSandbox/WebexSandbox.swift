@@ -35,6 +35,10 @@ public actor WebexSandbox {
     var stats = SandboxCounters()
     var refreshTokenUses: [String: Int] = [:]
     private var inFlight = 0
+    /// Closed: requests wait (counted in flight) until `openGate()`. Lets a test hold a client mid-request for as
+    /// long as it needs, or gather N concurrent requests, without a latency long enough to outlast a slow machine.
+    private var gateClosed = false
+    private var waitingAtGate: [CheckedContinuation<Void, Never>] = []
 
     /// - Parameter clockFollowsRealTime: false (the default, for tests): the sandbox clock stands still unless
     ///   stepped. true (for the executable and demos): it runs with real time, and steps add an offset.
@@ -86,6 +90,7 @@ public actor WebexSandbox {
 
     /// Closes the listening socket and every connection.
     public func stop() async {
+        openGate()
         guard let server else { return }
         self.server = nil
         baseURL = nil
@@ -132,10 +137,44 @@ public actor WebexSandbox {
     /// Everything counted so far.
     public var counters: SandboxCounters { stats }
 
+    /// Requests received and not yet answered (still in their configured latency). A client killed mid-request
+    /// leaves its request here until the sandbox answers it into the closed connection.
+    public var requestsInFlight: Int { inFlight }
+
+    /// From now on, every request waits before it is answered, until `openGate()`.
+    public func closeGate() { gateClosed = true }
+
+    /// Lets every held request through (each then takes its configured latency) and stops holding new ones.
+    public func openGate() {
+        gateClosed = false
+        let waiting = waitingAtGate
+        waitingAtGate = []
+        for w in waiting { w.resume() }
+    }
+
+    private func passGate() async {
+        guard gateClosed else { return }
+        await withCheckedContinuation { waitingAtGate.append($0) }
+    }
+
     /// How many refresh grants presented this refresh token (accepted or not). Requests answered by an injected
     /// 429/503/HTML fault never reached the grant and are not counted.
     public func uses(ofRefreshToken token: String) -> Int {
         refreshTokenUses[token, default: 0]
+    }
+
+    /// The rotation chain that starts at `token`: that refresh token, the one rotation put in its place, and so on
+    /// to the newest. Each link says how often it was presented and when the access token issued with it expires,
+    /// so a test can tell which pair a client stored (by its expiry) without reading tokens back.
+    public func rotationChain(from token: String) -> [RefreshTokenLink] {
+        var links: [RefreshTokenLink] = []
+        var current: String? = token
+        while let t = current, let record = refreshTokens[t], links.count <= refreshTokens.count {
+            links.append(RefreshTokenLink(uses: refreshTokenUses[t, default: 0],
+                                          accessExpiresAt: record.accessToken.flatMap { accessTokens[$0]?.expiresAt }))
+            current = record.successor?.refreshToken
+        }
+        return links
     }
 
     /// Requests received for an endpoint, named like `"POST /v1/access_token"`, including faulted ones.
@@ -159,6 +198,7 @@ public actor WebexSandbox {
             headers: headers)
 
         let latency = await beginRequest(incoming)
+        await passGate()
         if latency > 0 {
             try? await Task.sleep(for: .seconds(latency))
         }
@@ -251,6 +291,14 @@ public enum SandboxError: Error, Equatable, LocalizedError {
         case .invalidConfiguration(let message): "bad configuration: \(message)"
         }
     }
+}
+
+/// One refresh token of a rotation chain (no token text: tests compare positions and counts).
+public struct RefreshTokenLink: Sendable, Equatable {
+    /// Refresh grants that presented this token (accepted or refused).
+    public var uses: Int
+    /// When the access token issued in the same answer expires (nil when unknown).
+    public var accessExpiresAt: Date?
 }
 
 /// Counts kept for assertions. Exact: every count changes on the actor.

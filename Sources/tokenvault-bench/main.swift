@@ -165,11 +165,13 @@ for _ in 0..<max(3, runs / 2) {
 }
 await sandbox.updateConfiguration { $0.latency = latency }
 let sandboxCPUPerRequest = median(tv0.map(\.sandboxCPU) + py0.map(\.sandboxCPU)) / Double(nRefresh)
-let sandboxShare = sandboxCPUPerRequest * Double(nRefresh) / tvWall
+// The share at 50 ms is measured in the 50 ms runs themselves (the bench's own CPU during each refresh-all), not
+// extrapolated from the latency-0 cost per request.
+let sandboxShare = median(tvRuns.map { $0.sandboxCPU / $0.wall })
 figures.append(Figure(
     section: "sandbox", name: "sandbox overhead (latency 0): CPU per token request",
     value: "\(fmt(sandboxCPUPerRequest * 1e6, 0)) µs", target: "not the bottleneck", met: sandboxShare < 0.5,
-    detail: "at latency 0: refresh-all \(fmt(median(tv0.map(\.wall)), 2)) s (\(fmt(Double(nRefresh) / median(tv0.map(\.wall)), 0)) refreshes/s), script \(fmt(median(py0.map(\.wall)), 2)) s (\(fmt(Double(nRefresh) / median(py0.map(\.wall)), 0))/s); at 50 ms the sandbox is busy \(fmt(sandboxShare * 100, 1)) % of one core during a refresh-all run"))
+    detail: "at latency 0: refresh-all \(fmt(median(tv0.map(\.wall)), 2)) s (\(fmt(Double(nRefresh) / median(tv0.map(\.wall)), 0)) refreshes/s), script \(fmt(median(py0.map(\.wall)), 2)) s (\(fmt(Double(nRefresh) / median(py0.map(\.wall)), 0))/s); during the \(Int(latency * 1000)) ms refresh-all runs above the sandbox was busy \(fmt(sandboxShare * 100, 1)) % of one core (median of \(runs), its own CPU ÷ the run's wall)"))
 log(figures.last!.line)
 
 // MARK: 1b. N=10,000: memory and CPU per account
@@ -178,11 +180,14 @@ let largeVault = try bench.makeVault("large", level: "interactive", apiBase: api
 _ = try await bench.seedFromSandbox(sandbox, vault: largeVault.vault, count: nLarge, prefix: "big")
 log("seeded \(nLarge) accounts; one refresh-all run")
 let large = try await runRefreshAll(vault: largeVault.vault, expect: nLarge)
-let rssOverKDF = large.peakRSS - largeVault.mem
+// A budget on the peak, not a claim about what the peak holds: the KDF's buffer is freed once the key is derived,
+// so whether it is live at the moment of the peak is not known from ru_maxrss.
+let rssBudget = largeVault.mem + 64 << 20
 let idealLarge = Double(nLarge) * latency / Double(concurrency) + kdfInteractive
 figures.append(Figure(
-    section: "refresh", name: "refresh-all, N=\(nLarge): peak RSS − KDF memlimit (interactive, \(largeVault.mem >> 20) MiB)",
-    value: "\(mib(rssOverKDF)) (peak \(mib(large.peakRSS)))", target: "≤ 64 MiB", met: rssOverKDF <= 64 << 20,
+    section: "refresh", name: "refresh-all, N=\(nLarge): peak RSS",
+    value: "\(mib(large.peakRSS))", target: "≤ KDF memlimit (interactive, \(largeVault.mem >> 20) MiB) + 64 MiB = \(mib(rssBudget))",
+    met: large.peakRSS <= rssBudget,
     detail: "one run; wall \(fmt(large.wall, 1)) s = \(fmt(large.wall / idealLarge)) × ideal \(fmt(idealLarge, 1)) s"))
 log(figures.last!.line)
 figures.append(Figure(
@@ -220,10 +225,11 @@ figures.append(Figure(
     value: "\(fmt(median(listWalls), 3)) s", target: "≤ 0.5 s", met: median(listWalls) <= 0.5,
     detail: "median of \(runs), stdout to /dev/null; peak RSS \(mib(listRSS))"))
 log(figures.last!.line)
-let dueLimit = kdfInteractive + 0.5
+// This path reads plain metadata and never derives the key: no KDF in its target.
+let dueLimit = 0.5
 figures.append(Figure(
     section: "scale", name: "refresh-all --due-within 1d, \(nScale) accounts, none due",
-    value: "\(fmt(median(dueWalls), 3)) s", target: "≤ KDF + 0.5 s = \(fmt(dueLimit, 2)) s", met: median(dueWalls) <= dueLimit,
+    value: "\(fmt(median(dueWalls), 3)) s", target: "≤ 0.5 s (no KDF on this path)", met: median(dueWalls) <= dueLimit,
     detail: "median of \(runs)"))
 log(figures.last!.line)
 let dbBytes = fileSize(scaleVault.vault), walBytes = fileSize(scaleVault.vault + "-wal")

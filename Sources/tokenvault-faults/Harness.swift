@@ -133,6 +133,16 @@ final class Child: @unchecked Sendable {
         return RunResult(code: code, out: outReader.finish(), err: errReader.finish())
     }
 
+    /// Whether one of its threads is blocked reading a pipe (its /proc wait channel, `pipe_read` or
+    /// `anon_pipe_read` by kernel version; readable even once tokenvault makes itself non-dumpable).
+    var isBlockedReadingPipe: Bool {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.contains { tid in
+            let channel = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(tid)/wchan").map { String(decoding: $0, as: UTF8.self) }
+            return channel?.hasSuffix("pipe_read") ?? false
+        }
+    }
+
     /// Text of a file under /proc/PID (NULs shown as spaces), nil once the process is gone.
     func proc(_ name: String) -> String? {
         guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/\(name)") else { return nil }
@@ -224,6 +234,20 @@ final class Workspace: @unchecked Sendable {
         var states: [String: String] = [:]
         for object in array { if let name = object["account"] as? String { states[name] = object["state"] as? String ?? "?" } }
         return states
+    }
+
+    /// `list --json`: account name -> state and stored access-token expiry.
+    func listed() -> [String: (state: String, accessExpiresAt: Date?)]? {
+        let result = run(["list", "--json"])
+        guard result.code == 0, let data = result.out.data(using: .utf8),
+              let array = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return nil }
+        let iso = ISO8601DateFormatter()
+        var listed: [String: (state: String, accessExpiresAt: Date?)] = [:]
+        for object in array {
+            guard let name = object["account"] as? String else { continue }
+            listed[name] = (object["state"] as? String ?? "?", (object["access_expires_at"] as? String).flatMap { iso.date(from: $0) })
+        }
+        return listed
     }
 
     /// The files of the vault and their bytes (vault.db, -wal, -shm), whichever exist.
@@ -322,6 +346,17 @@ extension Data {
     }
 }
 
+/// Polls `condition` (a state, never a time) until it holds; false if it still does not after `timeout`, which
+/// only bounds a failure and is far above any wait that passes.
+func waitUntil(timeout: TimeInterval = 60, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while !condition() {
+        if Date() > deadline { return false }
+        usleep(2_000)
+    }
+    return true
+}
+
 /// Milliseconds since `start`, for the report.
 func since(_ start: Date) -> String { String(format: "%.1f s", Date().timeIntervalSince(start)) }
 
@@ -375,6 +410,34 @@ final class Sandbox: @unchecked Sendable {
         let p = provider
         return (try? blockingWait { await p.uses(ofRefreshToken: token) }) ?? -1
     }
+
+    /// Each account's rotation chain, from the refresh token it was imported with.
+    func rotationChains(_ accounts: [(name: String, refresh: String)]) -> [String: [RefreshTokenLink]] {
+        let p = provider
+        let firsts = accounts.map { [$0.name, $0.refresh] }
+        return (try? blockingWait {
+            var chains: [String: [RefreshTokenLink]] = [:]
+            for a in firsts { chains[a[0]] = await p.rotationChain(from: a[1]) }
+            return chains
+        }) ?? [:]
+    }
+
+    /// Waits until the sandbox has answered every request it received (a killed client's included), so what it
+    /// counts afterwards no longer changes. False if that takes over `timeout` (the latency is milliseconds).
+    func settle(timeout: TimeInterval = 30) -> Bool {
+        let p = provider
+        let deadline = Date().addingTimeInterval(timeout)
+        while ((try? blockingWait { await p.requestsInFlight }) ?? 0) > 0 {
+            if Date() > deadline { return false }
+            usleep(1_000)
+        }
+        return true
+    }
+
+    /// Holds every request until `openGate()` (see WebexSandbox.closeGate).
+    func closeGate() { let p = provider; _ = try? blockingWait { await p.closeGate() } }
+    func openGate() { let p = provider; _ = try? blockingWait { await p.openGate() } }
+    var requestsInFlight: Int { let p = provider; return (try? blockingWait { await p.requestsInFlight }) ?? -1 }
 
     func update(_ change: @escaping @Sendable (inout SandboxConfiguration) -> Void) {
         let p = provider

@@ -13,7 +13,9 @@ enum Kills {
         report.part("Kills", "SIGKILL of `refresh-all --skip-recent 0 --concurrency 8` at \(kills) random moments per mode (3 in 4 within the refresh phase, after the run's first request; the rest anywhere, start-up and KDF included), \(accounts) accounts, sandbox latency 20 ms, sandbox clock in real time (so a 30 s grace really lapses)")
         mode(report, "Webex mode (rotation off)", .off, kills: kills, accounts: accounts, strict: false, full: options.full, tokenvault: options.tokenvault)
         mode(report, "rotation, 30 s grace", .grace(seconds: 30), kills: kills, accounts: accounts, strict: false, full: options.full, tokenvault: options.tokenvault)
-        mode(report, "strict rotation, no grace", .on, kills: options.full ? 100 : 10, accounts: accounts, strict: true, full: options.full, tokenvault: options.tokenvault)
+        // Strict rotation has three times the accounts, and stops killing while a quarter still hold a pair: a kill
+        // may cost up to 8 accounts, and the verdict needs unflagged accounts left to say "none silently broken".
+        mode(report, "strict rotation, no grace", .on, kills: options.full ? 100 : 10, accounts: accounts * 3, strict: true, full: options.full, tokenvault: options.tokenvault)
     }
 
     /// Outcome of one `refresh-all --json` run.
@@ -50,18 +52,34 @@ enum Kills {
         guard let pairs = try? sandbox.issuePairs(count: accounts, prefix: "k"), ws.importPairs(pairs).code == 0 else {
             report.check(false, "\(title): \(accounts) sandbox pairs imported"); return
         }
+        var integrityProblems: [String] = []
+        var listProblems: [String] = []
+        // Strict rotation: after every run, which answers the sandbox sent and which the vault stored (StrictLedger).
+        var ledger = strict ? StrictLedger(accounts: pairs.map { ($0.account, $0.refresh) }) : nil
+        func beforeRun() {
+            guard let lifetime = ledger?.nextRunLifetime() else { return }
+            sandbox.update { $0.accessTokenLifetime = lifetime }
+        }
+        func afterRun(killed: Bool) -> StrictLedger.Observation? {
+            guard ledger != nil else { return nil }
+            guard sandbox.settle() else { integrityProblems.append("the sandbox never finished its requests"); return nil }
+            guard let listed = ws.listed() else { listProblems.append("run \(ledger!.runs): list --json failed"); return nil }
+            return ledger!.observe(killed: killed, chains: sandbox.rotationChains(pairs.map { ($0.account, $0.refresh) }), listed: listed)
+        }
         // One run without a kill tells how long a run takes and when its first request goes out, so that most kills
         // land while refreshes are in flight (the interesting part) and some anywhere, start-up and KDF included.
         let calibrationRequests = sandbox.tokenRequests
         let calibrationStart = Date()
         var firstRequest = 0.0
         var calibration = RunReport(code: -1, stderr: "cannot spawn")
+        beforeRun()
         if let child = try? ws.spawn(["refresh-all", "--skip-recent", "0", "--concurrency", "8"]) {
             while child.isRunning && sandbox.tokenRequests == calibrationRequests { usleep(2_000) }
             firstRequest = Date().timeIntervalSince(calibrationStart)
             let result = child.wait()
             calibration = RunReport(code: result.code, stderr: result.err)
         }
+        _ = afterRun(killed: false)
         let duration = max(Date().timeIntervalSince(calibrationStart), 0.3)
         let refreshPhase = max(duration - firstRequest, 0.05)
         let refreshedInCalibration = sandbox.tokenRequests - calibrationRequests
@@ -74,9 +92,15 @@ enum Kills {
         // earlier kill may have cost an account its refresh token. A crash or exit 1/6/7 is a failure.
         var unexpectedExits: [String] = []
         let documentedExits: Set<Int32> = strict ? [0, 5] : [0]
-        var integrityProblems: [String] = []
-        var listProblems: [String] = []
+        var made = 0  // kills attempted (strict mode may stop early)
+        var costs: [String] = []  // strict: per kill that cost something, what it cost
         for i in 0..<kills {
+            if let ledger, accounts - ledger.lost.count < accounts / 4 {
+                report.note("\(title): stopped after \(i) kills: \(ledger.lost.count) of \(accounts) accounts lost their pair, the rest are kept for the verdict")
+                break
+            }
+            beforeRun()
+            made += 1
             let requestsBefore = sandbox.tokenRequests
             guard let child = try? ws.spawn(["refresh-all", "--skip-recent", "0", "--concurrency", "8"]) else {
                 integrityProblems.append("kill \(i): cannot spawn"); continue
@@ -91,7 +115,13 @@ enum Kills {
             }
             child.kill(SIGKILL)
             let result = child.wait()
-            if result.code != 128 + SIGKILL {
+            let killed = result.code == 128 + SIGKILL
+            if let seen = afterRun(killed: killed) {
+                if !seen.lostNow.isEmpty || !seen.flagged.isEmpty {
+                    costs.append("kill \(i): \(seen.lostNow.count) lost of \(seen.answered) answered, \(seen.flagged.count) flagged in all")
+                }
+            }
+            if !killed {
                 finished += 1
                 if !documentedExits.contains(result.code) { unexpectedExits.append("run \(i) exited \(result.code)") }
             }
@@ -108,10 +138,10 @@ enum Kills {
             }
         }
         report.note("\(title): \(midRefresh) kills landed while refreshes were in flight, \(beforeRequests) before the first request (KDF, start-up), \(finished) runs had finished")
-        report.check(midRefresh > 0, "\(title): kills landed mid-refresh (\(midRefresh) of \(kills))")
+        report.check(midRefresh > 0, "\(title): kills landed mid-refresh (\(midRefresh) of \(made))")
         report.check(unexpectedExits.isEmpty, "\(title): every run that finished before its kill exited \(documentedExits.sorted().map(String.init).joined(separator: " or "))",
                      unexpectedExits.prefix(5).joined(separator: "; "))
-        report.check(integrityProblems.isEmpty, "\(title): PRAGMA integrity_check ok after every kill (\(kills - integrityProblems.count)/\(kills))",
+        report.check(integrityProblems.isEmpty, "\(title): PRAGMA integrity_check ok after every kill (\(made - integrityProblems.count)/\(made))",
                      integrityProblems.prefix(3).joined(separator: "; "))
         report.check(listProblems.isEmpty, strict ? "\(title): list shows all \(accounts) accounts after kills"
                                                   : "\(title): 0 accounts lost or flagged after any kill (list --json)",
@@ -119,7 +149,9 @@ enum Kills {
         let audit = ws.run(["audit", "--verify"])
         report.check(audit.code == 0, "\(title): audit --verify ok after the kills", audit.code == 0 ? shortDescription(audit.out) : "exit \(audit.code): \(shortDescription(audit.err))")
 
+        beforeRun()
         let final = refreshAll(ws)
+        let finalSeen = afterRun(killed: false)
         let states = ws.states() ?? [:]
         if !strict {
             report.check(final.code == 0 && final.count("refreshed") == accounts,
@@ -130,17 +162,26 @@ enum Kills {
             let flagged = Set(states.filter { $0.value == "needs-reauth" }.keys)
             let broken = final.statuses.filter { $0.value != "refreshed" && $0.value != "needs-reauth" }
             let disagree = final.statuses.filter { ($0.value == "needs-reauth") != flagged.contains($0.key) }
-            report.note("\(title): \(flagged.count) of \(accounts) accounts lost their pair to a kill and are flagged needs-reauth (a kill between the provider's answer and the commit loses a strictly rotated token)")
+            let lost = Set(ledger?.lost.keys.map { $0 } ?? [])
+            report.note("\(title): what each costly kill cost — \(costs.isEmpty ? "none cost anything" : costs.joined(separator: "; "))")
+            report.check(ledger.map { $0.problems.isEmpty } ?? false,
+                         "\(title): after every run, a kill cost only refreshes in flight at it (answered, not stored; at most \(StrictLedger.concurrency)), a run not killed cost nothing, and no refresh token was sent twice",
+                         ledger.map { "\($0.problems.count): " + $0.problems.prefix(4).joined(separator: "; ") } ?? "no ledger")
+            report.check(finalSeen != nil && flagged == lost && lost.count < accounts,  // all flagged cannot pass
+                         "\(title): needs-reauth exactly for the \(lost.count) accounts whose answer a kill lost (flagged \(flagged.count)), and not for all \(accounts)",
+                         "flagged but not lost: \(flagged.subtracting(lost).sorted().prefix(3)); lost but not flagged: \(lost.subtracting(flagged).sorted().prefix(3))")
             report.check(final.statuses.count == accounts && broken.isEmpty,
                          "\(title): afterwards every account either refreshes or is flagged needs-reauth",
                          broken.isEmpty ? "" : "\(broken.count) other: \(broken.prefix(3).map { "\($0.key)=\($0.value)" }.joined(separator: ", ")) \(shortDescription(final.stderr))")
             report.check(disagree.isEmpty, "\(title): list shows needs-reauth exactly for the accounts refresh-all reported",
                          disagree.prefix(3).map(\.key).joined(separator: ", "))
             // Silently broken = not flagged, yet its stored refresh token no longer works: a second run shows it.
+            beforeRun()
             let second = refreshAll(ws)
+            _ = afterRun(killed: false)
             let working = pairs.map(\.account).filter { !flagged.contains($0) }
             let silent = working.filter { second.statuses[$0] != "refreshed" }
-            report.check(second.statuses.count == accounts && silent.isEmpty,
+            report.check(second.statuses.count == accounts && silent.isEmpty && !working.isEmpty,
                          "\(title): none silently broken: all \(working.count) unflagged accounts refresh again",
                          silent.prefix(3).map { "\($0)=\(second.statuses[$0] ?? "missing")" }.joined(separator: ", "))
             tokensAccepted(report, title, ws, sandbox, accounts: working, full: full)

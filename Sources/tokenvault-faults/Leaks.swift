@@ -64,22 +64,26 @@ enum Leaks {
         let afterClose = ws.vaultFiles()
         report.check(afterClose.allSatisfy { leaked($0.1).isEmpty }, "no canary in vault.db after the last connection closed (checkpointed)")
 
-        // /proc/PID/cmdline and limits of a tokenvault that is busy: a refresh held up by 1.5 s of latency.
-        sandbox.update { $0.latency = 1.5 }
+        // /proc/PID/cmdline and limits of a tokenvault that is busy: a refresh whose request the sandbox holds.
+        sandbox.closeGate()
         if let slow = try? ws.spawn(["refresh", account]) {
-            usleep(800_000)
+            let held = waitUntil { sandbox.requestsInFlight >= 1 || !slow.isRunning }
+            report.check(held && slow.isRunning, "the refresh's request reached the sandbox and is held there")
             let cmdline = slow.proc("cmdline") ?? ""
             let limits = slow.proc("limits") ?? ""
+            sandbox.openGate()
             let result = slow.wait()
             report.check(!cmdline.isEmpty && leaked(cmdline).isEmpty, "/proc/PID/cmdline of a refreshing tokenvault holds no canary", shortDescription(cmdline, limit: 120))
             report.check(coreLimitIsZero(limits), "core dumps are off in a refreshing tokenvault (/proc/PID/limits)", coreLine(limits))
             report.check(result.code == 0, "the slow refresh completes", shortDescription(result.err, limit: 160))
         } else { report.check(false, "spawn a slow refresh") }
-        sandbox.update { $0.latency = 0 }
+        sandbox.openGate()
 
         // While it waits for the passphrase on a pipe we hold open (--passphrase-fd 0).
         if let waiting = try? ws.spawn(["token", account, "--passphrase-fd", "0"], stdin: nil, env: ["TOKENVAULT_PASSPHRASE": nil]) {
-            usleep(500_000)
+            // Read once it is blocked reading the pipe: start-up (where the limit is set) is over by then.
+            let blocked = waitUntil { waiting.isBlockedReadingPipe || !waiting.isRunning }
+            report.check(blocked && waiting.isRunning, "tokenvault blocks reading the passphrase pipe (its /proc wait channel)")
             let limits = waiting.proc("limits") ?? ""
             let cmdline = waiting.proc("cmdline") ?? ""
             waiting.send(Workspace.passphrase + "\n")

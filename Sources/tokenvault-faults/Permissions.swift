@@ -8,7 +8,7 @@ import Glibc
 /// Under umask 000 every file tokenvault makes is still private.
 enum Permissions {
     static func run(_ report: Report, _ options: Options) {
-        report.part("Permissions", "every command run as `sh -c 'umask 000; exec tokenvault …'` on a vault in a directory that does not exist yet; modes read while a refresh (held by 1.5 s of sandbox latency) has the database open")
+        report.part("Permissions", "every command run as `sh -c 'umask 000; exec tokenvault …'` on a vault in a directory that does not exist yet; modes read while a refresh (its request held at the sandbox's gate) has the database open")
         let ws = Workspace("permissions", tokenvault: options.tokenvault, nested: true)
         defer { ws.remove() }
         let sandbox: Sandbox
@@ -24,9 +24,13 @@ enum Permissions {
         report.check(imported?.code == 0 && refreshed?.code == 0, "init, add, import and refresh succeed under umask 000",
                      shortDescription((imported?.err ?? "") + (refreshed?.err ?? ""), limit: 200))
 
-        sandbox.update { $0.latency = 1.5 }
+        // The refresh takes its lock and opens the database before it sends its request; the gate holds that request,
+        // so the files are read while it waits there, however slow the machine.
+        sandbox.closeGate()
+        defer { sandbox.openGate() }
         guard let slow = try? ws.spawn(["refresh", pairs[0].account], umask000: true) else { report.check(false, "spawn a slow refresh"); return }
-        usleep(900_000)
+        let held = waitUntil { sandbox.requestsInFlight >= 1 || !slow.isRunning }
+        report.check(held && slow.isRunning, "the refresh's request reached the sandbox and is held there")
         var modes: [(String, String, mode_t)] = [
             ("directory made for the vault's parent", URL(fileURLWithPath: ws.vaultDirectory).deletingLastPathComponent().path, 0o700),
             ("directory", ws.vaultDirectory, 0o700), ("vault.db", ws.vault, 0o600), ("vault.db-wal", ws.vault + "-wal", 0o600),
@@ -40,8 +44,8 @@ enum Permissions {
             observed.append((title, path, wanted, stat(path, &info) == 0 ? info.st_mode & 0o7777 : nil))
         }
         let wasRunning = slow.isRunning
+        sandbox.openGate()
         let result = slow.wait()
-        sandbox.update { $0.latency = 0 }
         report.check(wasRunning && result.code == 0, "the held refresh was still running when the modes were read, and succeeded",
                      shortDescription(result.err, limit: 160))
         for (title, _, wanted, mode) in observed {

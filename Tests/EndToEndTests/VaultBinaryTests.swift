@@ -175,3 +175,25 @@ import TokenVaultLab
         #expect(strict.code == 0, "\(strict.err)")
     }
 }
+
+/// File modes whatever the umask, in a child process: umask is per process, so only a child can set it to 000
+/// without changing the files that tests running in parallel create.
+@Suite(.tags(.process)) struct UmaskBinaryTests {
+    @Test func initUnderUmask000MakesPrivateDirectoriesAndFile() throws {
+        let ws = Workspace()
+        let result = try runProcess("/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", tokenvaultBinary, "init", "--kdf", "interactive"],
+                                    environment: ws.environment)
+        #expect(result.code == 0, "\(result.err)")
+        // The shell really ran it under 000: a file it makes itself is 0666.
+        let probe = try runProcess("/bin/sh", ["-c", "umask 000; : > \"$0\"", ws.dir + "/probe"], environment: ws.environment)
+        #expect(probe.code == 0)
+        #expect(fileMode(ws.dir + "/probe") == 0o666)
+        #expect(fileMode(ws.dir + "/data") == 0o700)
+        #expect(fileMode(ws.dir + "/data/tokenvault") == 0o700)
+        #expect(fileMode(ws.vault) == 0o600)
+    }
+
+    private func fileMode(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? Int) ?? -1
+    }
+}

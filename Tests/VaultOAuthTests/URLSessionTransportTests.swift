@@ -103,9 +103,19 @@ final class OneShotServer: @unchecked Sendable {
         #expect(e.errorDescription?.contains("127.0.0.1:\(server.port) did not answer in time") == true)
     }
 
+    /// The mapping itself, with no resolver involved: exact on any machine.
+    @Test func dnsFailuresMapToCannotFindHost() {
+        let url = URL(string: "http://no-such-host.invalid/v1")!
+        #expect(URLSessionTransport.map(URLError(.cannotFindHost), url: url) == .transport(.cannotFindHost, host: "no-such-host.invalid"))
+        #expect(URLSessionTransport.map(URLError(.dnsLookupFailed), url: url) == .transport(.cannotFindHost, host: "no-such-host.invalid"))
+    }
+
+    /// A real lookup of an RFC 6761 `.invalid` name, which never resolves. Offline, a resolver may take its
+    /// own time to say so (glibc: 5 s per attempt and server); the 60 s timeout is longer than any of that, so
+    /// the verdict depends on what the resolver answers, not on how fast.
     @Test func unknownHostIsADNSError() async throws {
         let e = try #require(await oauthError {
-            _ = try await URLSessionTransport(version: "1", timeout: 5).send(HTTPRequest(method: "GET", url: URL(string: "http://no-such-host.invalid/v1")!))
+            _ = try await URLSessionTransport(version: "1", timeout: 60).send(HTTPRequest(method: "GET", url: URL(string: "http://no-such-host.invalid/v1")!))
         })
         #expect(e == .transport(.cannotFindHost, host: "no-such-host.invalid"))
     }

@@ -70,11 +70,12 @@ func mode(_ path: String) -> Int {
 }
 
 @Suite struct VaultFileTests {
-    @Test func createMakesPrivateDirectoryAndFileWhateverTheUmask() throws {
+    /// Under the process's own umask. The same under `umask 000` is checked on the built binary in a child
+    /// process (EndToEndTests, `initUnderUmask000MakesPrivateDirectoriesAndFile`): umask is per process, and
+    /// setting it here would change the files every test running in parallel creates.
+    @Test func createMakesPrivateDirectoryAndFile() throws {
         let dir = TempDir()
         let path = dir.file("a/b/vault.db")
-        let old = umask(0)
-        defer { umask(old) }
         let db = try VaultDatabase.create(at: path, header: sampleHeader())
         try db.write { try $0.insert(sampleIntegration()) }
         #expect(mode(dir.file("a")) == 0o700)

@@ -274,6 +274,7 @@ extension TokenVault {
             let integration = try vault.database.integration(id: record.integrationId)
             var outcome = "removed locally"
             var remoteNote: String?
+            var revocationFailed = false
             if !local, let integration {
                 let provider = try Provider.named(integration.provider)
                 if !provider.supportsRevoke {
@@ -293,6 +294,7 @@ extension TokenVault {
                     } catch {
                         remoteNote = ErrorReport.describe(error).message
                         outcome = "removed locally; revoking at the provider failed"
+                        revocationFailed = true
                     }
                 }
             }
@@ -309,6 +311,11 @@ extension TokenVault {
                 context.console.err("Revoked the tokens of '\(account)' at the provider and removed the pair from the vault.\n")
             } else {
                 context.console.err("Removed the token pair of '\(account)' from the vault.\n")
+                // The provider was asked and said no (or could not be reached): a script must see that the tokens
+                // are still good at the provider.
+                if revocationFailed {
+                    throw CLIError.revokeFailed(account: account, reason: remoteNote ?? "unknown reason")
+                }
                 if !local {
                     context.console.err("tokenvault: warning: not revoked at the provider (\(remoteNote ?? "unknown reason")): the tokens stay valid until they expire.\n")
                 }

@@ -6,13 +6,17 @@ import VaultStore
 /// (`~/.local/share/tokenvault/vault.db`).
 enum VaultLocation {
     static func path(option: String?, context: Context) -> String {
+        path(option: option, environment: context.environment)
+    }
+
+    static func path(option: String?, environment: [String: String]) -> String {
         if let option, !option.isEmpty { return absolute(option) }
-        if let env = context.environment["TOKENVAULT_VAULT"], !env.isEmpty { return absolute(env) }
+        if let env = environment["TOKENVAULT_VAULT"], !env.isEmpty { return absolute(env) }
         let dataHome: String
-        if let xdg = context.environment["XDG_DATA_HOME"], xdg.hasPrefix("/") {
+        if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") {
             dataHome = xdg
         } else {
-            dataHome = (context.environment["HOME"] ?? NSHomeDirectory()) + "/.local/share"
+            dataHome = (environment["HOME"] ?? NSHomeDirectory()) + "/.local/share"
         }
         return dataHome + "/tokenvault/vault.db"
     }

@@ -61,10 +61,10 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name (omit with --batch).")
+        @Argument(help: "The account name (omit with --batch).", completion: .accountNames)
         var account: String?
 
-        @Option(help: "The integration the tokens were issued to.")
+        @Option(help: "The integration the tokens were issued to.", completion: .integrationNames)
         var integration: String
 
         @Flag(help: "Replace the token pair of an existing account.")
@@ -213,7 +213,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         @Option(help: "Output format: sh (bash, dash, zsh), fish, dotenv (NAME=value, unquoted; token characters only) or json.")
@@ -234,7 +234,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
@@ -262,7 +262,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         @Flag(help: "Only remove the local pair; do not contact the provider.")

@@ -18,10 +18,10 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name (created if new).")
+        @Argument(help: "The account name (created if new).", completion: .accountNames)
         var account: String
 
-        @Option(help: "The integration to authorize with (default: the account's, or the only one).")
+        @Option(help: "The integration to authorize with (default: the account's, or the only one).", completion: .integrationNames)
         var integration: String?
 
         @Option(help: "Space-separated scopes to request (default: the integration's).")
@@ -280,7 +280,7 @@ extension TokenVault {
         @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
         var minValid: Duration = Duration(seconds: 600)
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.")
@@ -314,7 +314,7 @@ extension TokenVault {
         @Flag(help: "Print JSON.")
         var json = false
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         func run(_ context: Context) async throws {

@@ -143,7 +143,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The integration's name.")
+        @Argument(help: "The integration's name.", completion: .integrationNames)
         var name: String
 
         @Flag(help: "Also remove the accounts that use it (their token pairs are deleted locally, not revoked).")

@@ -72,7 +72,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "Only this account's entries.")
+        @Argument(help: "Only this account's entries.", completion: .accountNames)
         var account: String?
 
         @Flag(help: "Print JSON.")

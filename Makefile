@@ -3,11 +3,12 @@ SWIFT   ?= swift
 PREFIX  ?= /usr/local
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build and the tests need: libsodium and SQLite headers; tmux drives the passphrase prompt
-# in the end-to-end tests, and zsh is one of the shells `env` output is checked in. python3 (any, not
+# in the end-to-end tests (and the fish and zsh completions, typed at a terminal), and zsh is one of the shells
+# `env` output is checked in. python3 (any, not
 # necessarily Debian's) is the browser stand-in of the demo and the end-to-end tests; python3-dotenv (read through
 # /usr/bin/python3) checks that `env --format dotenv` reads back byte for byte; chromium (headless) is the real
 # browser of the authorize tests; curl plays another local user's program (through setpriv) in the attack tests.
-DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config tmux zsh python3-dotenv chromium curl
+DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config tmux zsh fish python3-dotenv chromium curl
 
 .PHONY: all deps build release test faults demo install uninstall clean
 

@@ -13,6 +13,10 @@ public enum ExitCode: Int32, Sendable {
     case needsReauthorization = 5
     case provider = 6
     case integrity = 7
+    /// `exec`: the command was found but cannot be run (not executable, a directory), as shells report it.
+    case cannotExecute = 126
+    /// `exec`: no such command, as shells report it.
+    case commandNotFound = 127
 }
 
 /// The CLI layer's own errors. Messages name the account and what to do; they never contain a secret.
@@ -21,6 +25,8 @@ public enum CLIError: Error, LocalizedError, Equatable {
     case noPassphraseSource
     case wrongPassphrase
     case emptyPassphrase
+    /// `init`: a passphrase shorter than the minimum, without --allow-weak-passphrase.
+    case weakPassphrase(characters: Int, minimum: Int)
     case passphraseMismatch
     case passphraseFileUnsafe(path: String, reason: String)
     case passphraseSource(String)
@@ -33,6 +39,15 @@ public enum CLIError: Error, LocalizedError, Equatable {
     case busy(String, hint: String? = nil)
     /// The per-account lock directory or file is not safely ours (another user's, a symlink, writable by others).
     case unsafeLockPath(path: String, reason: String)
+    /// `exec`: the command is not on PATH, or its path does not exist.
+    case commandNotFound(String)
+    /// `exec`: the command exists but cannot be run.
+    case cannotExecute(String, reason: String)
+    /// The provider refused the authorization code (`invalid_grant` at the code exchange); `pasted` when the
+    /// user pasted it (a typo or an old code), not when the browser brought it to the listener.
+    case authorizationCodeRefused(account: String, said: String?, pasted: Bool)
+    /// `revoke`: the pair was removed from the vault, but the provider did not revoke the tokens.
+    case revokeFailed(account: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -40,6 +55,8 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .noPassphraseSource: "a passphrase is needed and there is no terminal to ask on"
         case .wrongPassphrase: "wrong passphrase"
         case .emptyPassphrase: "the passphrase is empty"
+        case .weakPassphrase(let n, let minimum):
+            "the passphrase has only \(n) character\(n == 1 ? "" : "s"); a new vault needs at least \(minimum)"
         case .passphraseMismatch: "the two passphrases differ"
         case .passphraseFileUnsafe(let path, let reason): "refusing passphrase file \(path): \(reason)"
         case .passphraseSource(let message): message
@@ -51,6 +68,12 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .unsupportedKDF(let name): "the vault uses key derivation '\(name)', which this tokenvault does not know"
         case .provider(let message, _), .busy(let message, _): message
         case .unsafeLockPath(let path, let reason): "refusing the lock \(path): \(reason)"
+        case .commandNotFound(let program): "cannot find the command \(Format.quoted(program))"
+        case .cannotExecute(let program, let reason): "cannot run \(Format.quoted(program)): \(reason)"
+        case .authorizationCodeRefused(_, let said, _):
+            "the authorization code was refused\(said.map { " by the provider (\($0))" } ?? " by the provider")"
+        case .revokeFailed(let account, let reason):
+            "the tokens of '\(account)' were removed from the vault but not revoked at the provider (\(reason)); they stay valid there until they expire"
         }
     }
 
@@ -61,6 +84,8 @@ public enum CLIError: Error, LocalizedError, Equatable {
             "give it with --passphrase-fd N, TOKENVAULT_PASSPHRASE_FILE (a 0600 file) or TOKENVAULT_PASSPHRASE, or run on a terminal"
         case .wrongPassphrase: "try again; the vault was not changed"
         case .emptyPassphrase: "choose a non-empty passphrase"
+        case .weakPassphrase:
+            "choose a longer one (12 or more characters, a few random words work well), or pass --allow-weak-passphrase to keep it"
         case .passphraseMismatch: "type the same passphrase twice"
         case .passphraseFileUnsafe: "chmod 600 the file, owned by you"
         case .integrity(_, let hint): hint
@@ -69,6 +94,14 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .needsReauthorization(let account, _): "run 'tokenvault authorize \(account)'"
         case .noTokens(let account): "run 'tokenvault authorize \(account)' or 'tokenvault import \(account) --integration NAME'"
         case .provider(_, let hint), .busy(_, let hint): hint
+        case .commandNotFound: "check the name and PATH, or give the command's full path"
+        case .cannotExecute: "check that it is a program and that its mode lets you run it (chmod +x)"
+        case .authorizationCodeRefused(let account, _, let pasted):
+            pasted
+                ? "a code works once and only for a few minutes, and only with the authorization it came from; run 'tokenvault authorize \(account)' again and paste the URL the browser lands on right away"
+                : "run 'tokenvault authorize \(account)' again"
+        case .revokeFailed:
+            "to revoke at Webex, remove the integration's access on your Webex identity profile page, or have an admin revoke it (DELETE /v1/authorizations)"
         case .unsafeLockPath(let path, _):
             "another user may be able to block or redirect tokenvault's locks; check who made \(path), remove it (rm -r) and run again: tokenvault recreates it private to you"
         default: nil
@@ -83,12 +116,16 @@ enum ErrorReport {
         case let e as CLIError:
             let code: ExitCode = switch e {
             case .usage: .usage
-            case .noPassphraseSource, .wrongPassphrase, .emptyPassphrase, .passphraseMismatch,
+            case .noPassphraseSource, .wrongPassphrase, .emptyPassphrase, .weakPassphrase, .passphraseMismatch,
                  .passphraseFileUnsafe, .passphraseSource: .passphrase
             case .integrity, .unsupportedKDF: .integrity
             case .accessTokenExpired, .needsReauthorization, .noTokens: .needsReauthorization
             case .provider: .provider
             case .busy, .unsafeLockPath: .other
+            case .commandNotFound: .commandNotFound
+            case .cannotExecute: .cannotExecute
+            case .authorizationCodeRefused(_, _, let pasted): pasted ? .usage : .provider
+            case .revokeFailed: .provider
             }
             return (e.localizedDescription, e.hint, code)
         case let e as StoreError:

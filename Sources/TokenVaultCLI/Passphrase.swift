@@ -28,6 +28,12 @@ enum PassphraseSource {
         throw CLIError.noPassphraseSource
     }
 
+    /// A person typing, who may mistype and try again.
+    var isTerminal: Bool {
+        if case .terminal = self { return true }
+        return false
+    }
+
     /// The passphrase of an existing vault.
     func read(context: Context, prompt: String = "Vault passphrase: ") throws -> SecretBytes {
         let secret: SecretBytes

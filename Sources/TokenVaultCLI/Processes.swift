@@ -152,9 +152,7 @@ public enum ProgramRunner {
     /// and the exit status are the program's own, with nothing in between to forward or lose them. The token
     /// travels only in the environment, never on any argv.
     @Sendable public static func replaceProcess(_ program: String, _ arguments: [String], _ environment: [String: String]) throws -> Int32 {
-        guard let path = resolve(program, environment: environment) else {
-            throw CLIError.usage("cannot find the program '\(program)'", hint: "check the name, or give its full path")
-        }
+        let path = try resolveToRun(program, environment: environment)
         // Signal dispositions and the mask survive execve. The calling thread is a worker of the async runtime,
         // which blocks signals in its threads; the program must start with none blocked and none ignored by us.
         signal(SIGINT, SIG_DFL)
@@ -166,9 +164,39 @@ public enum ProgramRunner {
         let envp = ChildEnvironment.scrubbed(environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
         ChildEnvironment.closeOnExecAll()
         execve(path, argv, envp)
-        let reason = String(cString: strerror(errno))
+        let failure = errno
         argv.forEach { free($0) }
         envp.forEach { free($0) }
-        throw CLIError.usage("cannot run '\(program)': \(reason)")
+        // A script whose interpreter is missing also fails with ENOENT; the file itself was there (126, as bash).
+        throw CLIError.cannotExecute(program, reason: String(cString: strerror(failure)))
+    }
+
+    /// Where `exec` finds its command, with the shells' distinction: nothing there is 127 (not found), a file
+    /// that cannot be run (no execute permission, a directory) is 126.
+    static func resolveToRun(_ program: String, environment: [String: String]) throws -> String {
+        func problem(_ path: String) -> String? {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            if (info.st_mode & S_IFMT) == S_IFDIR { return "it is a directory" }
+            if access(path, X_OK) != 0 { return "permission denied (it is not executable)" }
+            return ""
+        }
+        let candidates: [String]
+        if program.contains("/") {
+            candidates = [program]
+        } else {
+            let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+            candidates = path.split(separator: ":", omittingEmptySubsequences: false).map { "\($0.isEmpty ? "." : $0)/\(program)" }
+        }
+        var unrunnable: String?
+        for candidate in candidates {
+            switch problem(candidate) {
+            case nil: continue
+            case ""?: return candidate
+            case let reason?: unrunnable = unrunnable ?? reason
+            }
+        }
+        if let unrunnable { throw CLIError.cannotExecute(program, reason: unrunnable) }
+        throw CLIError.commandNotFound(program)
     }
 }

@@ -34,10 +34,14 @@ public struct TokenVault: AsyncParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .success {
-                context.console.out(fullMessage(for: error) + "\n")  // --help, --version
+                // --help, --version, a completion script, or the names a shell completion asked for (none: silent).
+                let text = fullMessage(for: error)
+                if !text.isEmpty { context.console.out(text.hasSuffix("\n") ? text : text + "\n") }
                 return 0
             }
-            context.console.err(fullMessage(for: error) + "\n")
+            let usage = UsageError.describe(error, arguments: arguments)
+            context.console.err("tokenvault: error: \(usage.message)\n")
+            context.console.err("tokenvault: hint: \(usage.hint)\n")
             return ExitCode.usage.rawValue
         }
         let global = (command as? any VaultCommand)?.global
@@ -60,6 +64,7 @@ public struct TokenVault: AsyncParsableCommand {
             return exit.raw ?? exit.code.rawValue
         } catch let error as ValidationError {
             context.console.err("tokenvault: error: \(error.message)\n")
+            context.console.err("tokenvault: hint: \(UsageError.describe(error, arguments: arguments).hint)\n")
             return ExitCode.usage.rawValue
         } catch {
             if exitCode(for: error) == .success { context.console.out(fullMessage(for: error) + "\n"); return 0 }
@@ -164,5 +169,34 @@ enum Format {
     static func json(_ value: Any) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("null".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Argument errors in the shape of every other error (`tokenvault: error: …` and a hint), instead of the
+/// parser's `Error: …` followed by the whole usage.
+enum UsageError {
+    static func describe(_ error: any Error, arguments: [String]) -> (message: String, hint: String) {
+        let message = TokenVault.message(for: error)
+            .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            .joined(separator: "; ")
+        let command = subcommand(in: arguments)
+        let help = command.map { "tokenvault \($0._commandName) --help" } ?? "tokenvault --help"
+        let hint = command == nil && !arguments.isEmpty && !arguments[0].hasPrefix("-")
+            ? "'\(help)' lists the commands"
+            : "'\(help)' shows the usage"
+        return (lowercasedFirstWord(message), hint)
+    }
+
+    /// The subcommand the arguments name, if any (the first word that is one).
+    static func subcommand(in arguments: [String]) -> ParsableCommand.Type? {
+        guard let first = arguments.first else { return nil }
+        return TokenVault.configuration.subcommands.first { $0._commandName == first }
+    }
+
+    /// "Missing expected argument" → "missing expected argument", as the rest of tokenvault's errors read;
+    /// a word in capitals (an acronym, a name) is left alone.
+    static func lowercasedFirstWord(_ text: String) -> String {
+        guard let first = text.first, first.isUppercase, text.dropFirst().first?.isLowercase == true else { return text }
+        return first.lowercased() + text.dropFirst()
     }
 }

@@ -6,13 +6,17 @@ import VaultStore
 /// (`~/.local/share/tokenvault/vault.db`).
 enum VaultLocation {
     static func path(option: String?, context: Context) -> String {
+        path(option: option, environment: context.environment)
+    }
+
+    static func path(option: String?, environment: [String: String]) -> String {
         if let option, !option.isEmpty { return absolute(option) }
-        if let env = context.environment["TOKENVAULT_VAULT"], !env.isEmpty { return absolute(env) }
+        if let env = environment["TOKENVAULT_VAULT"], !env.isEmpty { return absolute(env) }
         let dataHome: String
-        if let xdg = context.environment["XDG_DATA_HOME"], xdg.hasPrefix("/") {
+        if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") {
             dataHome = xdg
         } else {
-            dataHome = (context.environment["HOME"] ?? NSHomeDirectory()) + "/.local/share"
+            dataHome = (environment["HOME"] ?? NSHomeDirectory()) + "/.local/share"
         }
         return dataHome + "/tokenvault/vault.db"
     }
@@ -100,10 +104,27 @@ final class UnlockedVault: @unchecked Sendable {
                 "the vault's key-derivation parameters were changed: \(describe(parameters)) is not a cost tokenvault writes (\(known.map { "\($0.level.rawValue) \(describe($0.parameters))" }.joined(separator: ", ")))",
                 hint: "the vault file was edited or damaged; restore it from a backup (no key derivation was run)")
         }
-        let passphrase = try source.read(context: context)
-        let master: SecretBytes
+        // A person at a terminal gets three tries, as with sudo and ssh; a file, a descriptor or the environment
+        // says the same thing again, so it fails at once.
+        let attempts = source.isTerminal ? 3 : 1
+        for attempt in 1... {
+            do {
+                let passphrase = try source.read(context: context)
+                let master = try openMasterKey(header, passphrase: passphrase, parameters: parameters, stored: stored, known: known)
+                return UnlockedVault(database: database, masterKey: master)
+            } catch let error as CLIError where (error == .wrongPassphrase || error == .emptyPassphrase) && attempt < attempts {
+                context.console.err("tokenvault: \(error.localizedDescription); try again (\(attempts - attempt) more attempt\(attempts - attempt == 1 ? "" : "s"))\n")
+            }
+        }
+        fatalError("unreachable: the loop returns or throws")
+    }
+
+    /// Unwraps the master key; on a wrong passphrase, tells an edited KDF level apart (see `unlock`).
+    private static func openMasterKey(_ header: VaultHeader, passphrase: SecretBytes, parameters: KDFParameters,
+                                      stored: (level: KDFParameters.Level, parameters: KDFParameters, cost: Double),
+                                      known: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)]) throws -> SecretBytes {
         do {
-            master = try openMasterKey(header, passphrase: passphrase, parameters: parameters)
+            return try openMasterKey(header, passphrase: passphrase, parameters: parameters)
         } catch CLIError.wrongPassphrase {
             for cheaper in known where cheaper.cost < stored.cost {
                 var candidate = cheaper.parameters
@@ -116,7 +137,6 @@ final class UnlockedVault: @unchecked Sendable {
             }
             throw CLIError.wrongPassphrase
         }
-        return UnlockedVault(database: database, masterKey: master)
     }
 
     private static func openMasterKey(_ header: VaultHeader, passphrase: SecretBytes, parameters: KDFParameters) throws -> SecretBytes {

@@ -35,6 +35,10 @@ public enum RedirectMode: Sendable, Equatable {
 /// Reads what the user pasted after authorizing in a browser: the full URL the browser landed on (its
 /// `state` is checked and an `error` parameter reported) or the bare code (nothing to check: the user copied
 /// it from their own browser). Returns the authorization code.
+///
+/// Each problem is named exactly, so that the user can fix the paste and try again: nothing pasted, neither a
+/// URL nor a code, a URL without `code=`/`state=`, a URL with another `state` than this authorization's (all
+/// ``OAuthError/invalidPaste(_:)``), or the provider's `error=` (``OAuthError/callbackError(code:description:)``).
 public func parsePastedCallback(_ text: String, expectedState: String) throws -> String {
     var t = text.trimmingCharacters(in: .whitespacesAndNewlines)
     // Terminals and chat tools wrap URLs in quotes or angle brackets.
@@ -52,15 +56,29 @@ public func parsePastedCallback(_ text: String, expectedState: String) throws ->
     } else if t.contains("=") && !t.contains("://") {
         query = t  // "code=…&state=…" copied from the address bar's tail
     } else if t.contains("://") || t.contains("/") {
-        throw OAuthError.invalidPaste("that URL has no code= parameter")
+        throw OAuthError.invalidPaste("that URL has no code= in it (it is not the address the browser landed on after you approved)")
     } else {
         guard t.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && !"&=?#".unicodeScalars.contains($0) }) else {
-            throw OAuthError.invalidPaste("that does not look like an authorization code")
+            throw OAuthError.invalidPaste("that is neither a URL nor an authorization code")
         }
         return t
     }
 
-    return try CallbackParameters(query: query).code(expectedState: expectedState)
+    let callback = CallbackParameters(query: query)
+    if let error = callback.error, callback.state == nil || callback.state == expectedState {
+        throw OAuthError.callbackError(code: error, description: callback.errorDescription)
+    }
+    guard callback.code != nil || callback.state != nil else {
+        throw OAuthError.invalidPaste("that URL has no code= in it (it is not the address the browser landed on after you approved)")
+    }
+    guard let state = callback.state else {
+        throw OAuthError.invalidPaste("that URL has no state= in it, so it cannot be checked against this authorization")
+    }
+    guard CallbackParameters.constantTimeEqual(state, expectedState) else {
+        throw OAuthError.invalidPaste("that URL carries another state than this authorization (it comes from an earlier attempt, another tab or someone else's link)")
+    }
+    guard let code = callback.code, !code.isEmpty else { throw OAuthError.invalidPaste("that URL has no code= in it") }
+    return code
 }
 
 /// The parameters of a redirect back from the authorization endpoint, and the rules for accepting them.

@@ -128,10 +128,12 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 let browser = try s.ws.browserStandIn("fake-code")
                 let result = try await s.run(["authorize", "alice", "--timeout", "10"], environment: ["BROWSER": browser])
-                // The provider answers invalid_grant, which tokenvault reports as "authorize again" (exit 5).
-                #expect(result.code == 5, "\(result.err)\nbrowser: \(s.ws.browserLog)")
-                #expect(result.err.contains("tokenvault: error: the provider no longer accepts this grant (The authorization code is invalid)"), "\(result.err)")
-                #expect(result.err.contains("run `tokenvault authorize`"), "\(result.err)")
+                // The provider answers invalid_grant: a refused code, not a refresh token's problem (issue 8 §1); it
+                // came from the browser, not from a paste, so it is the provider's answer (exit 6).
+                #expect(result.code == 6, "\(result.err)\nbrowser: \(s.ws.browserLog)")
+                #expect(result.err.contains("tokenvault: error: the authorization code was refused by the provider (The authorization code is invalid)"), "\(result.err)")
+                #expect(!result.err.contains("refresh token"), "\(result.err)")
+                #expect(result.err.contains("tokenvault: hint: run 'tokenvault authorize alice' again"), "\(result.err)")
                 #expect(await s.sandbox.counters.codesRedeemed == 0)
                 #expect(await s.sandbox.requests(to: "POST /v1/access_token") == 1)
                 #expect(try await s.listed()["alice"] == nil)

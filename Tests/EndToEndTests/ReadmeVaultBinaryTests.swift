@@ -80,7 +80,8 @@ extension OAuthBinaryTests {
                 let refused = try await s.run(["import", "--batch", "--integration", "webex"], stdin: bad)
                 #expect(refused.code != 0, "\(refused.err)")
                 #expect(try await s.listed().isEmpty, "a refused batch stored something")
-                #expect(try await s.auditEvents("one").isEmpty)
+                // Nothing audited either: 'one' is neither an account nor in the log (exit 4).
+                #expect(try await s.run(["audit", "one", "--json"]).code == 4)
                 // No passphrase source at all: bad input is reported as such, not as a missing passphrase (3).
                 let noPassphrase: [String: String?] = ["TOKENVAULT_PASSPHRASE": nil]
                 let unchecked = try await s.run(["import", "--batch", "--integration", "webex"], stdin: bad, environment: noPassphrase)

@@ -75,7 +75,13 @@ import WebexSandbox
 
     @Test func aRefusedCodeIsNotRetried() async throws {
         let s = try await SandboxHarness()
-        s.h.paste = { _ in "made-up-code" }
+        // Pasted once; the paste prompt then meets end of input (a refused paste is asked again, not retried).
+        let pasted = ResultBox()
+        s.h.paste = { _ in
+            if pasted.value != nil { return nil }
+            pasted.value = "done"
+            return "made-up-code"
+        }
         let result = await s.h.run(["authorize", "alice", "--no-browser"])
         #expect(result.code != 0)
         #expect(await s.sandbox.requests(to: "POST /v1/access_token") == 1)

@@ -92,12 +92,23 @@ func credentials(redirect: String = "http://localhost:8080/callback") -> ClientC
         #expect(try parsePastedCallback("  'https://localhost/cb?state=S1&code=X#frag'\n", expectedState: "S1") == "X")
         #expect(try parsePastedCallback("code=X&state=S1", expectedState: "S1") == "X")
         #expect(try parsePastedCallback("  YjM0ZmE1_PF84_1eb65fdf  ", expectedState: "S1") == "YjM0ZmE1_PF84_1eb65fdf")
-        #expect(throws: OAuthError.stateMismatch) { try parsePastedCallback("http://x/cb?code=X&state=OTHER", expectedState: "S1") }
-        #expect(throws: OAuthError.stateMismatch) { try parsePastedCallback("http://x/cb?code=X", expectedState: "S1") }
+        // Each problem named exactly, so the user can fix the paste (issue 8 §1): a URL without code or state is not
+        // "the wrong state".
+        func problem(_ text: String) -> String? {
+            do { _ = try parsePastedCallback(text, expectedState: "S1"); return nil } catch OAuthError.invalidPaste(let detail) {
+                return detail
+            } catch { return "\(error)" }
+        }
+        #expect(problem("http://x/cb?code=X&state=OTHER")?.hasPrefix("that URL carries another state than this authorization") == true)
+        #expect(problem("http://x/cb?code=X")?.hasPrefix("that URL has no state= in it") == true)
+        #expect(problem("http://x/cb?foo=bar")?.hasPrefix("that URL has no code= in it") == true)
+        #expect(problem("http://x/cb")?.hasPrefix("that URL has no code= in it") == true)
+        #expect(problem("two words") == "that is neither a URL nor an authorization code")
+        #expect(problem("   ") == "nothing was pasted")
         #expect(throws: OAuthError.callbackError(code: "access_denied", description: "The user denied")) {
             try parsePastedCallback("http://x/cb?error=access_denied&error_description=The+user+denied&state=S1", expectedState: "S1")
         }
-        #expect(throws: OAuthError.callbackMissingCode) { try parsePastedCallback("http://x/cb?state=S1", expectedState: "S1") }
+        #expect(problem("http://x/cb?state=S1") == "that URL has no code= in it")
         #expect(throws: OAuthError.self) { try parsePastedCallback("", expectedState: "S1") }
         #expect(throws: OAuthError.self) { try parsePastedCallback("http://localhost:8080/callback", expectedState: "S1") }
         #expect(throws: OAuthError.self) { try parsePastedCallback("two words", expectedState: "S1") }

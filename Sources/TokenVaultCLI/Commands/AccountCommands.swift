@@ -68,10 +68,10 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name (omit with --batch).")
+        @Argument(help: "The account name (omit with --batch).", completion: .accountNames)
         var account: String?
 
-        @Option(help: "The integration the tokens were issued to (default: the account's, or the only one).")
+        @Option(help: "The integration the tokens were issued to (default: the account's, or the only one).", completion: .integrationNames)
         var integration: String?
 
         @Flag(help: "Replace the token pair of an existing account.")
@@ -226,7 +226,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         @Option(help: "Output format: sh (bash, dash, zsh), fish, dotenv (NAME=value, unquoted; token characters only) or json.")
@@ -247,7 +247,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
@@ -275,7 +275,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         @Flag(help: "Only remove the local pair; do not contact the provider.")
@@ -287,6 +287,7 @@ extension TokenVault {
             let integration = try vault.database.integration(id: record.integrationId)
             var outcome = "removed locally"
             var remoteNote: String?
+            var revocationFailed = false
             if !local, let integration {
                 let provider = try Provider.named(integration.provider)
                 if !provider.supportsRevoke {
@@ -306,6 +307,7 @@ extension TokenVault {
                     } catch {
                         remoteNote = ErrorReport.describe(error).message
                         outcome = "removed locally; revoking at the provider failed"
+                        revocationFailed = true
                     }
                 }
             }
@@ -322,6 +324,11 @@ extension TokenVault {
                 context.console.err("Revoked the tokens of '\(account)' at the provider and removed the pair from the vault.\n")
             } else {
                 context.console.err("Removed the token pair of '\(account)' from the vault.\n")
+                // The provider was asked and said no (or could not be reached): a script must see that the tokens
+                // are still good at the provider.
+                if revocationFailed {
+                    throw CLIError.revokeFailed(account: account, reason: remoteNote ?? "unknown reason")
+                }
                 if !local {
                     context.console.err("tokenvault: warning: not revoked at the provider (\(remoteNote ?? "unknown reason")): the tokens stay valid until they expire.\n")
                 }

@@ -18,10 +18,10 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name (created if new).")
+        @Argument(help: "The account name (created if new).", completion: .accountNames)
         var account: String
 
-        @Option(help: "The integration to authorize with (default: the account's, or the only one).")
+        @Option(help: "The integration to authorize with (default: the account's, or the only one).", completion: .integrationNames)
         var integration: String?
 
         @Option(help: "Space-separated scopes to request (default: the integration's).")
@@ -127,7 +127,6 @@ extension TokenVault {
             let pkce = PKCE.generate(random: context.random)
             let url = client.authorizationURL(state: state, pkce: pkce, scopes: scopes)
             let mode = try RedirectMode(redirectURI: client.credentials.redirectURI)
-            let code: String
             if case .loopback(let host, let port, let path) = mode, !noBrowser {
                 // Bind before the browser opens, so the callback cannot arrive before we listen.
                 let listener = LoopbackListener(host: host, port: port)
@@ -138,28 +137,82 @@ extension TokenVault {
                 let launchPath = "/tokenvault-" + PKCE.newState(random: context.random)
                 let hostPart = host.contains(":") ? "[\(host)]" : host
                 let launch = URL(string: "http://\(hostPart):\(listener.port)\(launchPath)")!
-                context.console.err("Opening the browser to authorize '\(account)'. If it does not open, visit:\n\n  \(url.absoluteString)\n\nWaiting for the callback on \(client.credentials.redirectURI) (up to \(Int(timeout)) s)…\n")
-                if !context.openBrowser(launch, context.environment) {
-                    context.console.err("tokenvault: hint: no browser could be started ($BROWSER or xdg-open); open the URL above yourself.\n")
+                context.console.err("Opening the browser to authorize '\(account)'. If it does not open, visit:\n\n  \(url.absoluteString)\n\n")
+                if context.openBrowser(launch, context.environment) {
+                    context.console.err("Waiting for the callback on \(client.credentials.redirectURI) (up to \(Int(timeout)) s)…\n")
+                    let console = context.console
+                    let code = try await listener.waitForCallback(
+                        expectedState: state, path: path, timeout: timeout,
+                        launch: LoopbackListener.Launch(path: launchPath, target: url),
+                        onEvent: { event in console.err("tokenvault: warning: \(Self.describe(event))\n") })
+                    return try await exchange(code, client: client, pkce: pkce, pasted: false, context: context)
                 }
-                let console = context.console
-                code = try await listener.waitForCallback(
-                    expectedState: state, path: path, timeout: timeout,
-                    launch: LoopbackListener.Launch(path: launchPath, target: url),
-                    onEvent: { event in console.err("tokenvault: warning: \(Self.describe(event))\n") })
-            } else {
-                context.console.err("Open this URL in a browser and approve:\n\n  \(url.absoluteString)\n\n")
-                var page: BrowserPage?
-                defer { page?.remove() }
-                if !noBrowser {
-                    page = openThroughPage(url, context: context)
-                }
-                guard let pasted = context.readLine("Paste the URL the browser landed on (or just the code): ") else {
+                // Nothing will open the URL for us, so no callback is coming: waiting out the timeout helps no one.
+                listener.close()
+                context.console.err("tokenvault: no browser could be started ($BROWSER or xdg-open): open the URL above in a browser yourself and approve; the page it lands on may fail to load, that is fine: copy its address.\n")
+                return try await pasteCode(client: client, pkce: pkce, state: state, context: context)
+            }
+            context.console.err("Open this URL in a browser and approve:\n\n  \(url.absoluteString)\n\n")
+            var page: BrowserPage?
+            defer { page?.remove() }
+            if !noBrowser {
+                page = openThroughPage(url, context: context)
+            }
+            return try await pasteCode(client: client, pkce: pkce, state: state, context: context)
+        }
+
+        /// How many times a bad paste is answered by asking again: every typo must not cost a new passphrase
+        /// prompt and a new consent.
+        static let pasteAttempts = 3
+
+        /// Asks for the URL the browser landed on (or the code) and exchanges it; a paste that is wrong, or a code
+        /// the provider refuses, is explained and asked for again, up to `pasteAttempts` times.
+        private func pasteCode(client: OAuthClient, pkce: PKCE, state: String, context: Context) async throws -> TokenResponse {
+            var prompt = "Paste the URL the browser landed on (or just the code): "
+            for attempt in 1... {
+                guard let pasted = context.readLine(prompt) else {
                     throw OAuthError.invalidPaste("nothing was pasted")
                 }
-                code = try parsePastedCallback(pasted, expectedState: state)
+                do {
+                    let code = try parsePastedCallback(pasted, expectedState: state)
+                    return try await exchange(code, client: client, pkce: pkce, pasted: true, context: context)
+                } catch {
+                    guard attempt < Self.pasteAttempts, let problem = Self.pasteProblem(error) else { throw error }
+                    let left = Self.pasteAttempts - attempt
+                    context.console.err("tokenvault: \(problem)\n")
+                    prompt = "Paste it again (\(left) more attempt\(left == 1 ? "" : "s")): "
+                }
             }
-            return try await CodeExchange.run(sleep: context.sleep) { try await client.exchangeCode(code, pkce: pkce) }
+            fatalError("unreachable: the loop returns or throws")
+        }
+
+        /// The code exchange, with a refused code named as such (not as a refresh token's problem).
+        private func exchange(_ code: String, client: OAuthClient, pkce: PKCE, pasted: Bool, context: Context) async throws -> TokenResponse {
+            do {
+                // 429 and 5xx are retried while the code is still usable; invalid_grant is final (CodeExchange).
+                return try await CodeExchange.run(sleep: context.sleep) { try await client.exchangeCode(code, pkce: pkce) }
+            } catch let error as OAuthError where error.isInvalidGrant {
+                guard case .oauth(_, let description, _, let trackingId) = error else { throw error }
+                let said = [description.map { ProviderText.displayable($0) }, trackingId.map { "trackingId \($0)" }]
+                    .compactMap { $0 }.joined(separator: ", ")
+                throw CLIError.authorizationCodeRefused(account: account, said: said.isEmpty ? nil : said, pasted: pasted)
+            }
+        }
+
+        /// What to tell the user before asking for the paste again; nil for failures a new paste cannot fix.
+        static func pasteProblem(_ error: any Error) -> String? {
+            switch error {
+            case OAuthError.invalidPaste(let detail):
+                return "\(detail); paste the whole URL from the address bar (it holds code= and state=), or just the code"
+            case OAuthError.callbackError(let code, let description):
+                let said = description.map { " (\(ProviderText.displayable($0)))" } ?? ""
+                return "the URL carries an error from the provider instead of a code: \(ProviderText.displayable(code))\(said); open the URL above again and approve"
+            case let refused as CLIError:
+                guard case .authorizationCodeRefused = refused else { return nil }
+                return "\(refused.localizedDescription); paste the URL of this authorization, right after approving (a code works once, for a few minutes)"
+            default:
+                return nil
+            }
         }
 
         /// Starts the browser on a private page that sends it to `url`; a page that cannot be written is
@@ -220,7 +273,7 @@ extension TokenVault {
         @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
         var minValid: Duration = Duration(seconds: 600)
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         @Argument(parsing: .captureForPassthrough, help: "The command and its arguments, after --.")
@@ -254,7 +307,7 @@ extension TokenVault {
         @Flag(help: "Print JSON.")
         var json = false
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         func run(_ context: Context) async throws {

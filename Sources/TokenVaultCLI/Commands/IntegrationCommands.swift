@@ -101,7 +101,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The integration's name.")
+        @Argument(help: "The integration's name.", completion: .integrationNames)
         var name: String
 
         @Flag(help: "Read a new client secret from standard input.")
@@ -199,7 +199,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The integration's name.")
+        @Argument(help: "The integration's name.", completion: .integrationNames)
         var name: String
 
         @Flag(help: "Also remove the accounts that use it (their token pairs are deleted locally, not revoked).")
@@ -217,7 +217,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The integration's name.")
+        @Argument(help: "The integration's name.", completion: .integrationNames)
         var name: String
 
         @Flag(help: "Also remove the accounts that use it (their token pairs are deleted locally, not revoked).")

@@ -43,7 +43,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The account name.")
+        @Argument(help: "The account name.", completion: .accountNames)
         var account: String
 
         func run(_ context: Context) async throws {

@@ -16,11 +16,15 @@ extension TokenVault {
         @Option(help: "Argon2id cost: interactive (64 MiB, ~0.15 s), moderate (256 MiB, ~1 s) or sensitive (1 GiB, ~9 s).")
         var kdf: KDFParameters.Level = .moderate
 
+        @Flag(help: "Accept a passphrase shorter than 8 characters.")
+        var allowWeakPassphrase = false
+
         func run(_ context: Context) async throws {
             let path = vaultPath(context)
             if FileManager.default.fileExists(atPath: path) { throw StoreError.vaultExists(path: path) }
             let source = try PassphraseSource.resolve(fd: global.passphraseFd, context: context)
             let passphrase = try source.readNew(context: context)
+            try PassphraseStrength.check(passphrase, allowWeak: allowWeakPassphrase, context: context)
             let parameters = context.kdfParameters(kdf)
             let (header, auditHead) = try UnlockedVault.newHeader(passphrase: passphrase, parameters: parameters, now: context.now())
             let database = try VaultDatabase.create(at: path, header: header, auditHeadMAC: auditHead)
@@ -68,7 +72,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "Only this account's entries.")
+        @Argument(help: "Only this account's entries.", completion: .accountNames)
         var account: String?
 
         @Flag(help: "Print JSON.")
@@ -110,6 +114,8 @@ extension TokenVault {
             }
             let database = try openDatabase(context)
             let entries = try database.auditEntries(account: account)
+            // A revoked account keeps its entries; a name that never was an account is a typo, as elsewhere.
+            if let account, entries.isEmpty { _ = try database.account(named: account) }
             if json {
                 context.console.out(Format.json(entries.map(Self.jsonObject)) + "\n")
                 return
@@ -146,6 +152,26 @@ extension TokenVault {
             object["detail"] = d.detail
             return object
         }
+    }
+}
+
+/// A copied vault file can be attacked offline at the KDF's pace: a short passphrase is the weak point.
+enum PassphraseStrength {
+    static let minimum = 8
+    static let recommended = 12
+
+    /// Refuses fewer than `minimum` characters (unless `allowWeak`) and warns below `recommended`.
+    static func check(_ passphrase: SecretBytes, allowWeak: Bool, context: Context) throws {
+        let length = characters(passphrase)
+        if length < minimum && !allowWeak { throw CLIError.weakPassphrase(characters: length, minimum: minimum) }
+        if length < recommended {
+            context.console.err("tokenvault: warning: the passphrase has only \(length) character\(length == 1 ? "" : "s"); \(recommended) or more (a few random words) make a copied vault file much harder to open\n")
+        }
+    }
+
+    /// UTF-8 characters, counted without turning the secret into a String: every byte that does not continue one.
+    static func characters(_ passphrase: SecretBytes) -> Int {
+        passphrase.withUnsafeBytes { raw in raw.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) } }
     }
 }
 

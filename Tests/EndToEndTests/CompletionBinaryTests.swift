@@ -63,6 +63,7 @@ import TokenVaultLab
         defer {
             try? shell.send("C-c")
             try? shell.type("exit")
+            shell.kill()
         }
         try shell.waitFor("READY-0")
         try shell.type("tokenvault env al", enter: false)

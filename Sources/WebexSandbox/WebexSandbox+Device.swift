@@ -107,9 +107,11 @@ extension WebexSandbox {
             device.lastPolledRealTime = realNow
         }
         // Too fast only if neither the sandbox clock nor real time has moved a whole interval since the last poll.
+        // With a stepped clock only the sandbox clock counts: a loaded machine that takes seconds between two
+        // immediate polls must not make them look patient.
         if let last = device.lastPolledAt, let lastReal = device.lastPolledRealTime,
            now.timeIntervalSince(last) < TimeInterval(device.interval),
-           realNow - lastReal < .seconds(device.interval) {
+           clockIsStepped || realNow - lastReal < .seconds(device.interval) {
             // RFC 8628 §3.5: slow_down adds 5 seconds to the interval for all later polls.
             device.interval += 5
             return .oauthError("slow_down", "Polling too fast; wait \(device.interval) seconds between requests")

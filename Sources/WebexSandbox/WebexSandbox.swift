@@ -114,6 +114,9 @@ public actor WebexSandbox {
     /// The sandbox's idea of now; every expiry is judged against it.
     public var now: Date { frozenNow ?? Date().addingTimeInterval(clockOffset) }
 
+    /// Whether the clock moves only when stepped (tests): then real time passing means nothing to the sandbox.
+    var clockIsStepped: Bool { frozenNow != nil }
+
     /// Moves the sandbox clock forward (or back, with a negative value). Takes effect for the next request.
     public func advanceClock(by seconds: TimeInterval) {
         if let frozen = frozenNow {

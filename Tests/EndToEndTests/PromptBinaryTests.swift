@@ -8,7 +8,7 @@ extension OAuthBinaryTests {
     @Suite struct Paste {
         /// Starts `authorize … --no-browser` (or what `arguments` say) and answers each paste prompt in turn.
         func authorize(_ s: SandboxWorkspace, _ arguments: [String], environment: [String: String?] = [:],
-                       answers: [(URL) throws -> String]) async throws -> BackgroundProcess.Result {
+                       answers: [@Sendable (URL) throws -> String]) async throws -> BackgroundProcess.Result {
             let child = try s.start(arguments, environment: environment)
             defer { child.signal(SIGKILL) }
             let line = try await offPool { try child.waitForStderrLine { $0.contains("/authorize?") } }
@@ -16,7 +16,9 @@ extension OAuthBinaryTests {
             let prompts = ["Paste the URL the browser landed on", "Paste it again (2 more attempts)", "Paste it again (1 more attempt)"]
             for (prompt, answer) in zip(prompts, answers) {
                 _ = try await offPool { try child.waitForStderrLine { $0.contains(prompt) } }
-                child.writeStdin(try answer(url) + "\n")
+                // Off the cooperative pool: an answer may fetch from the in-process sandbox, which serves on it.
+                let text = try await offPool { try answer(url) }
+                child.writeStdin(text + "\n")
             }
             return try await offPool { try child.wait(timeout: 60) }
         }
@@ -141,7 +143,9 @@ extension OAuthBinaryTests {
         #expect(try String(contentsOfFile: ws.dir + "/token.out", encoding: .utf8) == token + "\n")
 
         // Three wrong answers end the run with exit 3; a fourth prompt never comes.
-        try shell.type("clear; \(tokenvaultBinary) token alice; echo AGAIN_EXIT=$?")
+        // Scrollback cleared first: the prompts counted below must be this run's, not the last one's.
+        try shell.clearAll(waitingFor: "Vault passphrase:")
+        try shell.type("\(tokenvaultBinary) token alice; echo AGAIN_EXIT=$?")
         for n in 1...3 {
             try shell.waitFor("Vault passphrase:", occurrence: n)
             try shell.type(typo + String(n))

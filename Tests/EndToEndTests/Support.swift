@@ -112,13 +112,26 @@ final class Tmux: @unchecked Sendable {
         if enter { try send("Enter") }
     }
 
+    /// Clears the screen and tmux's scrollback (which `screen()` reads, and `clear` alone keeps), and waits until
+    /// the pane shows no trace of `text`, so that counting it afterwards starts from zero.
+    func clearAll(waitingFor text: String, timeout: TimeInterval = 90) throws {
+        try type("clear")
+        let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            try runProcess(Tmux.binary, ["-L", socket, "clear-history", "-t", session], environment: ["PATH": "/usr/bin:/bin"])
+            if !(try screen()).contains(text) { return }
+            usleep(50_000)
+        } while Date() < deadline
+        throw TestFailure("the terminal still shows '\(text)' after clear")
+    }
+
     func screen() throws -> String {
         try runProcess(Tmux.binary, ["-L", socket, "capture-pane", "-p", "-t", session, "-S", "-100"], environment: ["PATH": "/usr/bin:/bin"]).out
     }
 
     /// Polls the screen until `text` shows for the `occurrence`-th time; fails after `timeout` seconds.
     @discardableResult
-    func waitFor(_ text: String, occurrence: Int = 1, timeout: TimeInterval = 30) throws -> String {
+    func waitFor(_ text: String, occurrence: Int = 1, timeout: TimeInterval = 90) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         var last = ""
         while Date() < deadline {
@@ -131,7 +144,7 @@ final class Tmux: @unchecked Sendable {
 
     /// Waits for `MARKER=<digits>`, which a typed command prints with `echo MARKER=$?`; the typed command itself
     /// shows `MARKER=$?`, so it does not match.
-    func waitForExit(_ marker: String, timeout: TimeInterval = 30) throws -> (code: Int, screen: String) {
+    func waitForExit(_ marker: String, timeout: TimeInterval = 90) throws -> (code: Int, screen: String) {
         let deadline = Date().addingTimeInterval(timeout)
         let pattern = try Regex("\(marker)=([0-9]+)")
         var last = ""

@@ -186,13 +186,13 @@ enum RawClient {
 
     @Test func cancellationEndsTheWait() async throws {
         let l = try bound()
-        let wait = Task { try await l.waitForCallback(expectedState: "S", path: "/cb", timeout: 30) }
+        let wait = Task { try await l.waitForCallback(expectedState: "S", path: "/cb", timeout: 300) }
         try await Task.sleep(for: .milliseconds(50))
         let start = ContinuousClock.now
         wait.cancel()
+        // CancellationError, not callbackTimeout: the cancellation ended it, whatever the machine's load.
         await #expect(throws: CancellationError.self) { try await wait.value }
-        // Far below the 30 s timeout: the cancellation, not the timeout, ended it (generous for a loaded machine).
-        #expect(ContinuousClock.now - start < .seconds(15))
+        #expect(ContinuousClock.now - start < .seconds(200))
     }
 
     @Test func portInUseIsAClearError() throws {

@@ -90,14 +90,15 @@ final class OneShotServer: @unchecked Sendable {
     }
 
     @Test func stalledProviderTimesOutNamingTheHost() async throws {
-        let server = try OneShotServer(reply: nil, stall: 20)
+        let server = try OneShotServer(reply: nil, stall: 120)
         let transport = URLSessionTransport(version: "1", timeout: 0.4)  // rounded up to 1 s
         let start = ContinuousClock.now
         let e = try #require(await oauthError { _ = try await transport.send(HTTPRequest(method: "GET", url: server.url)) })
         #expect(e == .transport(.timedOut, host: "127.0.0.1:\(server.port)"))
         let waited = ContinuousClock.now - start
-        // Well under the 20 s stall: the client's timeout ended it (loose bound: the machine may be loaded).
-        #expect(waited >= .milliseconds(900) && waited < .seconds(15), "\(waited)")
+        // Well under the 120 s stall: the client's timeout ended it (the error says timed out, not a connection the
+        // server closed; the bound is loose, for a loaded 2-core machine running two suites).
+        #expect(waited >= .milliseconds(900) && waited < .seconds(100), "\(waited)")
         #expect(server.requestHead.hasPrefix("GET /v1/access_token"))
         #expect(e.retryable)
         #expect(e.errorDescription?.contains("127.0.0.1:\(server.port) did not answer in time") == true)

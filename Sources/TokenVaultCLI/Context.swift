@@ -1,4 +1,5 @@
 import Foundation
+import TokenVaultCore
 import VaultCrypto
 import VaultOAuth
 
@@ -72,14 +73,12 @@ public struct Context: Sendable {
     }
 
     @TaskLocal static var current: Context?
-}
 
-/// Where a command's words go. stdout carries only what scripts consume (tokens, exports, JSON).
-public protocol Console: Sendable {
-    func out(_ text: String)
-    func err(_ text: String)
-    /// Whether stderr is a terminal (a live progress line is shown only then).
-    var stderrIsTerminal: Bool { get }
+    /// What the core needs of this context.
+    var services: VaultServices {
+        VaultServices(console: console, now: now, sleep: sleep, makeTransport: makeTransport,
+                      refreshOnUseBudget: refreshOnUseBudget)
+    }
 }
 
 public struct StandardConsole: Console {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TokenVaultCore
 import VaultCrypto
 import VaultStore
 
@@ -135,37 +136,7 @@ enum Names {
     }
 }
 
-enum Format {
-    /// Quotes a user-supplied string for an error message, with control characters made visible.
-    static func quoted(_ text: String) -> String {
-        let shown = text.prefix(80).unicodeScalars.map { scalar -> String in
-            scalar.properties.generalCategory == .control ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
-        }.joined()
-        return "'\(shown)\(text.count > 80 ? "…" : "")'"
-    }
-
-    static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
-    }
-
-    /// "13d 23h", "4h 10m", "52s", "expired 2d ago".
-    static func remaining(_ date: Date?, now: Date) -> String {
-        guard let date else { return "-" }
-        let seconds = Int(date.timeIntervalSince(now).rounded(.down))
-        if seconds < 0 { return "expired \(span(-seconds)) ago" }
-        return span(seconds)
-    }
-
-    static func span(_ seconds: Int) -> String {
-        let d = seconds / 86400, h = (seconds % 86400) / 3600, m = (seconds % 3600) / 60
-        if d > 0 { return "\(d)d \(h)h" }
-        if h > 0 { return "\(h)h \(m)m" }
-        if m > 0 { return "\(m)m" }
-        return "\(seconds)s"
-    }
-
+extension Format {
     static func json(_ value: Any) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("null".utf8)
         return String(decoding: data, as: UTF8.self)

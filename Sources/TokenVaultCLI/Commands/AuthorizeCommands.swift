@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TokenVaultCore
 import VaultCrypto
 import VaultOAuth
 import VaultStore
@@ -409,7 +410,7 @@ extension TokenVault.Whoami {
             throw CLIError.needsReauthorization(account: account, reason: "the provider refused its access token (HTTP 401) and it holds no refresh token")
         }
         try AccountLock.checkDirectory(vaultPath: vault.database.path)
-        let refresher = Refresher(vault: vault, context: context, trigger: "whoami", verbose: global.verbose)
+        let refresher = Refresher(vault: vault, services: context.services, trigger: "whoami", verbose: global.verbose)
         let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
         switch outcome.status {
         case .refreshed, .alreadyFresh:
@@ -448,10 +449,8 @@ extension TokenVault.Whoami {
     }
 }
 
-/// Seconds refresh-on-use waits for another process refreshing the same account while the token in hand is valid.
-let refreshOnUseLockTimeout: TimeInterval = 15
-
-/// The access token to hand out, refreshed first when it lapses within `minValid`; never an expired one.
+/// The access token to hand out, refreshed first when it lapses within `minValid`; never an expired one
+/// (`TokenService`).
 func freshAccessToken(account: String, global: GlobalOptions, minValid: TimeInterval, trigger: String,
                       context: Context) async throws -> (String, Integration) {
     let (token, integration, _) = try await freshAccessTokenAndVault(account: account, global: global, minValid: minValid,
@@ -462,61 +461,11 @@ func freshAccessToken(account: String, global: GlobalOptions, minValid: TimeInte
 func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minValid: TimeInterval, trigger: String,
                               context: Context) async throws -> (String, Integration, UnlockedVault) {
     let database = try VaultDatabase.open(at: VaultLocation.path(option: global.vault, context: context))
-    var account = try database.account(named: name)
+    let account = try database.account(named: name)
     guard let integration = try database.integration(id: account.integrationId) else { throw StoreError.noSuchIntegration(account.integrationId) }
     let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
-    // The stored name must be the one sealed with the integration, and not one that changes how programs run.
-    _ = try vault.environmentVariable(of: integration)
-    let now = context.now()
-    let threshold = now.addingTimeInterval(minValid)
-    // A pair stored in the future has expiries that cannot be trusted (ClockAhead): refresh it now.
-    @Sendable func lapsesSoon(_ a: Account) -> Bool { (a.accessExpiresAt ?? .distantPast) < threshold || ClockAhead.isAhead(a, now: now) }
-    if ClockAhead.isAhead(account, now: now) {
-        context.console.err(ClockAhead.warning(account: name, updatedAt: account.updatedAt, now: now, then: "refreshing it before use"))
-    }
-    if lapsesSoon(account) {
-        if account.refreshTokenSealed != nil && account.state == .ok {
-            try AccountLock.checkDirectory(vaultPath: database.path)
-            // The token in hand is still good: a provider that is down or throttles is tried twice, and one that
-            // stalls gets about two seconds in all; then the stored token is handed out with a warning. Only an
-            // expired (or untrustworthy) one is worth the full retry policy.
-            // Except the time limit for an integration seen rotating its refresh tokens: a request cut off after the
-            // provider processed it would lose the new pair and, under strict rotation, the old one with it; such a
-            // request is given the transport's normal timeout instead.
-            let stillValid = (account.accessExpiresAt ?? .distantPast) > now && !ClockAhead.isAhead(account, now: now)
-            let rotates = (try? database.refreshTokensRotate(integration: integration.name)) ?? true
-            let refresher = stillValid
-                ? Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose,
-                            retry: Refresher.quickRetryPolicy, budget: rotates ? nil : context.refreshOnUseBudget,
-                            lockTimeout: refreshOnUseLockTimeout)
-                : Refresher(vault: vault, context: context, trigger: trigger, verbose: global.verbose)
-            let outcome = await refresher.refresh(account) { lapsesSoon($0) }
-            account = try database.account(named: name)
-            switch outcome.status {
-            case .refreshed, .alreadyFresh:
-                if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
-            case .needsReauth, .failed, .noRefresh:
-                let reason = outcome.error ?? "unknown error"
-                if outcome.failureCode == .integrity {
-                    throw CLIError.integrity(reason, hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
-                }
-                guard let expiry = account.accessExpiresAt, expiry > now else {
-                    if outcome.status == .needsReauth { throw CLIError.needsReauthorization(account: name, reason: reason) }
-                    throw CLIError.provider("the access token of '\(name)' expired and refreshing it failed: \(reason)",
-                                            hint: "try again later; add --verbose to see the requests")
-                }
-                context.console.err("tokenvault: warning: could not refresh '\(name)' (\(reason)); using the current token, valid \(Format.remaining(expiry, now: now))\n")
-            }
-        } else if let expiry = account.accessExpiresAt, expiry > now {
-            context.console.err("tokenvault: warning: the access token of '\(name)' lapses in \(Format.remaining(expiry, now: now)) and cannot be refreshed (\(account.state == .needsReauth ? "needs re-authorization" : "no refresh token")); run 'tokenvault authorize \(name)'\n")
-        } else if account.state == .needsReauth {
-            throw CLIError.needsReauthorization(account: name, reason: "the provider refused its refresh token")
-        } else {
-            throw CLIError.accessTokenExpired(account: name, at: account.accessExpiresAt ?? now)
-        }
-    }
-    let token = try vault.accessToken(of: account)
-    guard let text = token.copyToString() else { throw CLIError.integrity("the access token of '\(name)' is not text") }
+    let text = try await TokenService(vault: vault, services: context.services, verbose: global.verbose)
+        .freshAccessToken(account: account, integration: integration, minValid: minValid, trigger: trigger)
     // exec replaces this process and never reaches the end of TokenVault.run: report a failed mlock here.
     MemoryLockReport.print(context: context, verbose: global.verbose)
     return (text, integration, vault)

@@ -2,27 +2,9 @@ import ArgumentParser
 import Foundation
 import VaultOAuth
 import VaultStore
-
-/// A refresh token that lapses within this, even right after a refresh, gets a warning: the provider did not
-/// reset its lifetime and the account will need a browser soon.
-let refreshLapseWarning: TimeInterval = 14 * 86_400
-
-/// An expiry that moved by no more than this in a refresh did not move: each expiry is our clock plus the
-/// provider's whole seconds left, so the same instant reads a little differently from one answer to the next.
-let refreshExpiryTolerance: TimeInterval = 10
+import TokenVaultCore
 
 extension RefreshOutcome {
-    /// A warning when this process refreshed the pair and the provider left the refresh token's expiry where it
-    /// was (no new lifetime), and that expiry is near. A short lifetime the provider did renew (a rotating provider
-    /// with short lifetimes) is not warned about, nor is a pair another process refreshed (that process warns).
-    func lapseWarning(now: Date) -> String? {
-        guard status == .refreshed, let expiry = refreshExpiresAfter, let before = refreshExpiresBefore,
-              // Not moved later (kept, or shortened): refreshing did not extend the refresh token's life.
-              expiry.timeIntervalSince(before) <= refreshExpiryTolerance,
-              expiry.timeIntervalSince(now) < refreshLapseWarning else { return nil }
-        return "the refresh token of '\(account)' lapses in \(Format.span(Int(expiry.timeIntervalSince(now)))) even after refreshing (the provider did not reset its lifetime); run 'tokenvault authorize \(account)' before \(Format.timestamp(expiry))"
-    }
-
     var jsonObject: [String: Any] {
         var o: [String: Any] = ["account": account, "integration": integration, "status": status.rawValue]
         o["access_expires_before"] = accessExpiresBefore.map(Format.timestamp)
@@ -55,7 +37,7 @@ extension TokenVault {
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
             try AccountLock.checkDirectory(vaultPath: database.path)
-            let refresher = Refresher(vault: vault, context: context, trigger: "refresh", verbose: global.verbose)
+            let refresher = Refresher(vault: vault, services: context.services, trigger: "refresh", verbose: global.verbose)
             // Skip only if another process refreshed it after we read it (no refresh token sent twice at once).
             let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
             let now = context.now()
@@ -153,7 +135,7 @@ extension TokenVault {
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
             try AccountLock.checkDirectory(vaultPath: database.path)
             let progress = Progress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
-            let refresher = Refresher(vault: vault, context: context, trigger: "refresh-all", verbose: global.verbose,
+            let refresher = Refresher(vault: vault, services: context.services, trigger: "refresh-all", verbose: global.verbose,
                                       onWait: { progress.waiting($0) })
             let recent = skipRecent.seconds
             var outcomes: [RefreshOutcome] = []

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TokenVaultCore
 import VaultCrypto
 import VaultStore
 

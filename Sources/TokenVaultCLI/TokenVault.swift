@@ -136,13 +136,6 @@ enum Names {
     }
 }
 
-extension Format {
-    static func json(_ value: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("null".utf8)
-        return String(decoding: data, as: UTF8.self)
-    }
-}
-
 /// Argument errors in the shape of every other error (`tokenvault: error: …` and a hint), instead of the
 /// parser's `Error: …` followed by the whole usage.
 enum UsageError {

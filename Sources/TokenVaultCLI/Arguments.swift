@@ -1,14 +1,13 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultOAuth
+import VaultCrypto
 
-/// `--verbose` request traces (already redacted by the transport) on stderr.
-enum Trace {
-    static func tracer(_ console: any Console) -> URLSessionTransport.Tracer {
-        { line in console.err("tokenvault: http: \(line)\n") }
-    }
-}
+// Types the command line takes as arguments.
+
+extension EnvExport.Style: ExpressibleByArgument {}
+
+extension KDFParameters.Level: ExpressibleByArgument {}
 
 /// "10m", "1d", "1d12h", "90s", "2w"; a bare number is seconds.
 struct Duration: ExpressibleByArgument, Sendable, Equatable {

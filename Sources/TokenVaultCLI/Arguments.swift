@@ -10,7 +10,7 @@ extension EnvExport.Style: ExpressibleByArgument {}
 extension KDFParameters.Level: ExpressibleByArgument {}
 
 /// "10m", "1d", "1d12h", "90s", "2w"; a bare number is seconds.
-struct Duration: ExpressibleByArgument, Sendable, Equatable {
+struct DurationArgument: ExpressibleByArgument, Sendable, Equatable {
     var seconds: TimeInterval
 
     init(seconds: TimeInterval) { self.seconds = seconds }

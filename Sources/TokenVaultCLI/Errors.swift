@@ -5,7 +5,7 @@ import VaultStore
 import TokenVaultCore
 
 /// tokenvault's exit codes, the same for every command (README "Exit codes").
-public enum ExitCode: Int32, Sendable {
+public enum ExitStatus: Int32, Sendable {
     case ok = 0
     case other = 1
     case usage = 2
@@ -92,10 +92,10 @@ public enum CLIError: Error, LocalizedError, Equatable {
 
 /// The one place that turns any error into the words and exit code a user sees.
 enum ErrorReport {
-    static func describe(_ error: any Error) -> (message: String, hint: String?, code: ExitCode) {
+    static func describe(_ error: any Error) -> (message: String, hint: String?, code: ExitStatus) {
         switch error {
         case let e as CLIError:
-            let code: ExitCode = switch e {
+            let code: ExitStatus = switch e {
             case .usage: .usage
             case .noPassphraseSource, .weakPassphrase, .passphraseMismatch, .passphraseFileUnsafe, .passphraseSource:
                 .passphrase
@@ -107,7 +107,7 @@ enum ErrorReport {
             }
             return (e.localizedDescription, e.hint, code)
         case let e as VaultError:
-            let code: ExitCode = switch e {
+            let code: ExitStatus = switch e {
             case .wrongPassphrase, .emptyPassphrase: .passphrase
             case .integrity, .unsupportedKDF: .integrity
             case .accessTokenExpired, .needsReauthorization, .noTokens: .needsReauthorization
@@ -117,7 +117,7 @@ enum ErrorReport {
             }
             return (e.localizedDescription, e.hint, code)
         case let e as StoreError:
-            let code: ExitCode = switch e {
+            let code: ExitStatus = switch e {
             case .vaultMissing, .noSuchAccount, .noSuchIntegration, .notAVault: .notFound
             case .damaged, .invalidRecord: .integrity
             case .duplicateAccount, .duplicateIntegration, .integrationInUse, .vaultExists: .usage
@@ -125,7 +125,7 @@ enum ErrorReport {
             }
             return (e.localizedDescription, e.hint, code)
         case let e as OAuthError:
-            let code: ExitCode
+            let code: ExitStatus
             switch e {
             case _ where e.isInvalidGrant: code = .needsReauthorization
             case .portInUse, .listenerFailed: code = .other
@@ -150,5 +150,5 @@ extension RefreshOutcome {
     /// What to do about the failure (the error's hint), when there is one.
     var hint: String? { failure.flatMap { ErrorReport.describe($0).hint } }
     /// The exit code the failure maps to (6 provider, 7 integrity, …); nil when it did not fail.
-    var failureCode: ExitCode? { failure.map { ErrorReport.describe($0).code } }
+    var failureCode: ExitStatus? { failure.map { ErrorReport.describe($0).code } }
 }

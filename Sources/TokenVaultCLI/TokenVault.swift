@@ -43,7 +43,7 @@ public struct TokenVault: AsyncParsableCommand {
             let usage = UsageError.describe(error, arguments: arguments)
             context.console.err("tokenvault: error: \(usage.message)\n")
             context.console.err("tokenvault: hint: \(usage.hint)\n")
-            return ExitCode.usage.rawValue
+            return ExitStatus.usage.rawValue
         }
         let global = (command as? any VaultCommand)?.global
         if let global, let warning = VaultLocation.sharedDirectoryWarning(vaultPath: VaultLocation.path(option: global.vault, context: context)) {
@@ -66,7 +66,7 @@ public struct TokenVault: AsyncParsableCommand {
         } catch let error as ValidationError {
             context.console.err("tokenvault: error: \(error.message)\n")
             context.console.err("tokenvault: hint: \(UsageError.describe(error, arguments: arguments).hint)\n")
-            return ExitCode.usage.rawValue
+            return ExitStatus.usage.rawValue
         } catch {
             if exitCode(for: error) == .success { context.console.out(fullMessage(for: error) + "\n"); return 0 }
             let report = ErrorReport.describe(error)
@@ -79,7 +79,7 @@ public struct TokenVault: AsyncParsableCommand {
 
 /// Ends a command with a chosen exit code after it has printed what it had to say.
 struct CommandExit: Error {
-    var code: ExitCode
+    var code: ExitStatus
     /// The exact status to exit with (exec passes its command's through); defaults to `code`.
     var raw: Int32? = nil
 }

@@ -20,7 +20,7 @@ extension TokenVault {
         var format: EnvExport.Style = .sh
 
         @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
-        var minValid: Duration = Duration(seconds: 600)
+        var minValid: DurationArgument = DurationArgument(seconds: 600)
 
         func run(_ context: Context) async throws {
             let (token, integration) = try await freshAccessToken(account: account, global: global, minValid: minValid.seconds,

@@ -18,7 +18,7 @@ extension TokenVault {
         @OptionGroup var global: GlobalOptions
 
         @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
-        var minValid: Duration = Duration(seconds: 600)
+        var minValid: DurationArgument = DurationArgument(seconds: 600)
 
         @Argument(help: "The account name.", completion: .accountNames)
         var account: String
@@ -38,7 +38,7 @@ extension TokenVault {
             var environment = ChildEnvironment.scrubbed(context.environment)
             environment[integration.envVar] = token
             let status = try context.execute(program, Array(command.dropFirst()), environment)
-            throw CommandExit(code: ExitCode(rawValue: status) ?? .other, raw: status)
+            throw CommandExit(code: ExitStatus(rawValue: status) ?? .other, raw: status)
         }
     }
 }

@@ -26,10 +26,10 @@ extension TokenVault {
         var concurrency: Int = 8
 
         @Option(help: ArgumentHelp("Only accounts whose access token lapses within this (e.g. 1d, 12h).", valueName: "duration"))
-        var dueWithin: Duration?
+        var dueWithin: DurationArgument?
 
         @Option(help: ArgumentHelp("Leave accounts whose pair changed within this (0 refreshes everything).", valueName: "duration"))
-        var skipRecent: Duration = Duration(seconds: 600)
+        var skipRecent: DurationArgument = DurationArgument(seconds: 600)
 
         @Flag(help: "Print a JSON report on stdout.")
         var json = false
@@ -77,7 +77,7 @@ extension TokenVault {
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
             try AccountLock.checkDirectory(vaultPath: database.path)
-            let progress = Progress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
+            let progress = RefreshProgress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
             let refresher = Refresher(vault: vault, services: context.services, trigger: "refresh-all", verbose: global.verbose,
                                       onWait: { progress.waiting($0) })
             let recent = skipRecent.seconds

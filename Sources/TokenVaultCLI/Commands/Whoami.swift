@@ -13,7 +13,7 @@ extension TokenVault {
         @OptionGroup var global: GlobalOptions
 
         @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
-        var minValid: Duration = Duration(seconds: 600)
+        var minValid: DurationArgument = DurationArgument(seconds: 600)
 
         @Flag(help: "Print JSON.")
         var json = false

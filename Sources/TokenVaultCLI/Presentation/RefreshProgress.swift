@@ -3,7 +3,7 @@ import TokenVaultCore
 
 /// The live progress line on a terminal: done/total, counted as the summary counts, and the rate, or the wait
 /// in progress while a retry waits (a rate would only go stale then).
-final class Progress: @unchecked Sendable {
+final class RefreshProgress: @unchecked Sendable {
     private let total: Int
     private let console: any Console
     private let live: Bool

@@ -87,16 +87,3 @@ public struct StandardConsole: Console {
     public func err(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
     public var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
 }
-
-/// A console that keeps what was written, for tests and for the JSON of nested runs.
-public final class CapturingConsole: Console, @unchecked Sendable {
-    private let lock = NSLock()
-    private var stdout = ""
-    private var stderr = ""
-    public init() {}
-    public func out(_ text: String) { lock.withLock { stdout += text } }
-    public func err(_ text: String) { lock.withLock { stderr += text } }
-    public var stderrIsTerminal: Bool { false }
-    public var output: String { lock.withLock { stdout } }
-    public var errors: String { lock.withLock { stderr } }
-}

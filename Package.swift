@@ -61,6 +61,10 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        .testTarget(
+            name: "TokenVaultCoreTests",
+            dependencies: ["TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(name: "WebexSandboxTests", dependencies: ["WebexSandbox"]),
         .testTarget(name: "EndToEndTests", dependencies: ["WebexSandbox", "TokenVaultLab"]),
     ]

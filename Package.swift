@@ -2,7 +2,8 @@
 import PackageDescription
 
 // Dependency direction: CSodium <- VaultCrypto; VaultStore (opaque sealed bytes, no crypto);
-// VaultOAuth (knows neither crypto nor SQL); TokenVaultCLI ties them together; `tokenvault` is a thin main.
+// VaultOAuth (knows neither crypto nor SQL); TokenVaultCore ties them together into the vault's logic;
+// TokenVaultCLI parses and presents; `tokenvault` is a thin main.
 let package = Package(
     name: "tokenvault",
     platforms: [.macOS(.v13)],
@@ -32,10 +33,12 @@ let package = Package(
             ]
         ),
         .target(name: "VaultOAuth"),
+        // The vault's business logic (unlocked vault, refresher, token service, audit chain); no ArgumentParser.
+        .target(name: "TokenVaultCore", dependencies: ["VaultCrypto", "VaultStore", "VaultOAuth"]),
         .target(
             name: "TokenVaultCLI",
             dependencies: [
-                "VaultCrypto", "VaultStore", "VaultOAuth",
+                "TokenVaultCore", "VaultCrypto", "VaultStore", "VaultOAuth",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,9 +57,13 @@ let package = Package(
         .testTarget(
             name: "TokenVaultCLITests",
             dependencies: [
-                "TokenVaultCLI", "VaultStore", "VaultCrypto", "VaultOAuth", "WebexSandbox",
+                "TokenVaultCLI", "TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "WebexSandbox",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
+        ),
+        .testTarget(
+            name: "TokenVaultCoreTests",
+            dependencies: ["TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(name: "WebexSandboxTests", dependencies: ["WebexSandbox"]),
         .testTarget(name: "EndToEndTests", dependencies: ["WebexSandbox", "TokenVaultLab"]),

@@ -1,4 +1,5 @@
 import Foundation
+import TokenVaultCore
 import VaultCrypto
 import VaultOAuth
 
@@ -72,14 +73,12 @@ public struct Context: Sendable {
     }
 
     @TaskLocal static var current: Context?
-}
 
-/// Where a command's words go. stdout carries only what scripts consume (tokens, exports, JSON).
-public protocol Console: Sendable {
-    func out(_ text: String)
-    func err(_ text: String)
-    /// Whether stderr is a terminal (a live progress line is shown only then).
-    var stderrIsTerminal: Bool { get }
+    /// What the core needs of this context.
+    var services: VaultServices {
+        VaultServices(console: console, now: now, sleep: sleep, makeTransport: makeTransport,
+                      refreshOnUseBudget: refreshOnUseBudget)
+    }
 }
 
 public struct StandardConsole: Console {
@@ -87,17 +86,4 @@ public struct StandardConsole: Console {
     public func out(_ text: String) { FileHandle.standardOutput.write(Data(text.utf8)) }
     public func err(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
     public var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
-}
-
-/// A console that keeps what was written, for tests and for the JSON of nested runs.
-public final class CapturingConsole: Console, @unchecked Sendable {
-    private let lock = NSLock()
-    private var stdout = ""
-    private var stderr = ""
-    public init() {}
-    public func out(_ text: String) { lock.withLock { stdout += text } }
-    public func err(_ text: String) { lock.withLock { stderr += text } }
-    public var stderrIsTerminal: Bool { false }
-    public var output: String { lock.withLock { stdout } }
-    public var errors: String { lock.withLock { stderr } }
 }

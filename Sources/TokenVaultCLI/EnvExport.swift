@@ -1,4 +1,5 @@
 import Foundation
+import TokenVaultCore
 
 /// Renders a variable assignment for a shell or tool. dotenv values are written unquoted and must be tokens
 /// (`isB64Token`); for the shells, values are single-quoted, so `eval "$(tokenvault env a)"`
@@ -18,41 +19,10 @@ enum EnvExport {
             throw CLIError.usage("invalid environment variable name \(Format.quoted(name))",
                                  hint: "use letters, digits and '_', not starting with a digit")
         }
-        if let reason = reservedReason(name) {
+        if let reason = VariableNames.reservedReason(name) {
             throw CLIError.usage("refusing environment variable name \(Format.quoted(name)): \(reason)",
                                  hint: "choose a name of your own, e.g. WEBEX_ACCESS_TOKEN")
         }
-    }
-
-    /// The same check where a stored name is used (env, exec, token): only an edited file or an old version can have
-    /// stored a reserved name, so it is an integrity failure there.
-    static func checkAllowedAtUse(_ name: String, integration: String) throws {
-        if let reason = reservedReason(name) {
-            throw CLIError.integrity(
-                "integration '\(integration)' exports its token as \(Format.quoted(name)): \(reason); refusing to use it",
-                hint: "if the vault file was not edited, remove the integration and add it again with --env-var NAME")
-        }
-    }
-
-    /// Names that change how programs run (a token in them is a command injection or a hijacked search path, proxy,
-    /// TLS trust store, interpreter or locale for whatever runs next). Compared in any case: zsh ties `path` to
-    /// `PATH`, and proxy variables are read in both cases.
-    static let reservedNames: Set<String> = [
-        "PATH", "HOME", "SHELL", "USER", "LOGNAME", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "CDPATH",
-        "GLOBIGNORE", "PROMPT_COMMAND", "PS1", "PS2", "PS3", "PS4", "TMPDIR", "TZ", "LANG", "NO_PROXY",
-        "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE",
-    ]
-    static let reservedPrefixes = ["LC_", "LD_", "DYLD_", "PYTHON", "PERL5", "RUBY", "GIT_", "SSL_CERT_", "XDG_", "TOKENVAULT_"]
-    static let reservedSuffixes = ["_PROXY"]
-
-    /// Why `name` may not carry a token, or nil when it may.
-    static func reservedReason(_ name: String) -> String? {
-        let upper = name.uppercased()
-        if reservedNames.contains(upper) || reservedPrefixes.contains(where: upper.hasPrefix)
-            || reservedSuffixes.contains(where: upper.hasSuffix) {
-            return "it changes how shells and programs run"
-        }
-        return nil
     }
 
     /// RFC 6750 b64token: letters, digits, `-._~+/`, then optional trailing `=`. Written unquoted, such a value reads

@@ -2,9 +2,10 @@ import Foundation
 import VaultCrypto
 import VaultOAuth
 import VaultStore
+import TokenVaultCore
 
 /// tokenvault's exit codes, the same for every command (README "Exit codes").
-public enum ExitCode: Int32, Sendable {
+public enum ExitStatus: Int32, Sendable {
     case ok = 0
     case other = 1
     case usage = 2
@@ -23,22 +24,11 @@ public enum ExitCode: Int32, Sendable {
 public enum CLIError: Error, LocalizedError, Equatable {
     case usage(String, hint: String? = nil)
     case noPassphraseSource
-    case wrongPassphrase
-    case emptyPassphrase
     /// `init`: a passphrase shorter than the minimum, without --allow-weak-passphrase.
     case weakPassphrase(characters: Int, minimum: Int)
     case passphraseMismatch
     case passphraseFileUnsafe(path: String, reason: String)
     case passphraseSource(String)
-    case integrity(String, hint: String? = nil)
-    case accessTokenExpired(account: String, at: Date)
-    case needsReauthorization(account: String, reason: String)
-    case noTokens(account: String)
-    case unsupportedKDF(String)
-    case provider(String, hint: String? = nil)
-    case busy(String, hint: String? = nil)
-    /// The per-account lock directory or file is not safely ours (another user's, a symlink, writable by others).
-    case unsafeLockPath(path: String, reason: String)
     /// `exec`: the command is not on PATH, or its path does not exist.
     case commandNotFound(String)
     /// `exec`: the command exists but cannot be run.
@@ -48,32 +38,32 @@ public enum CLIError: Error, LocalizedError, Equatable {
     case authorizationCodeRefused(account: String, said: String?, pasted: Bool)
     /// `revoke`: the pair was removed from the vault, but the provider did not revoke the tokens.
     case revokeFailed(account: String, reason: String)
+    /// One of the core's errors, raised by a command itself (same words, same exit code).
+    case vault(VaultError)
+
+    static func integrity(_ message: String, hint: String? = nil) -> CLIError { .vault(.integrity(message, hint: hint)) }
+    static func needsReauthorization(account: String, reason: String) -> CLIError {
+        .vault(.needsReauthorization(account: account, reason: reason))
+    }
+    static func provider(_ message: String, hint: String? = nil) -> CLIError { .vault(.provider(message, hint: hint)) }
+    static func busy(_ message: String, hint: String? = nil) -> CLIError { .vault(.busy(message, hint: hint)) }
 
     public var errorDescription: String? {
         switch self {
         case .usage(let message, _): message
         case .noPassphraseSource: "a passphrase is needed and there is no terminal to ask on"
-        case .wrongPassphrase: "wrong passphrase"
-        case .emptyPassphrase: "the passphrase is empty"
         case .weakPassphrase(let n, let minimum):
             "the passphrase has only \(n) character\(n == 1 ? "" : "s"); a new vault needs at least \(minimum)"
         case .passphraseMismatch: "the two passphrases differ"
         case .passphraseFileUnsafe(let path, let reason): "refusing passphrase file \(path): \(reason)"
         case .passphraseSource(let message): message
-        case .integrity(let message, _): message
-        case .accessTokenExpired(let account, let at):
-            "the access token of '\(account)' expired at \(Format.timestamp(at))"
-        case .needsReauthorization(let account, let reason): "account '\(account)' needs re-authorization: \(reason)"
-        case .noTokens(let account): "account '\(account)' holds no token pair"
-        case .unsupportedKDF(let name): "the vault uses key derivation '\(name)', which this tokenvault does not know"
-        case .provider(let message, _), .busy(let message, _): message
-        case .unsafeLockPath(let path, let reason): "refusing the lock \(path): \(reason)"
         case .commandNotFound(let program): "cannot find the command \(Format.quoted(program))"
         case .cannotExecute(let program, let reason): "cannot run \(Format.quoted(program)): \(reason)"
         case .authorizationCodeRefused(_, let said, _):
             "the authorization code was refused\(said.map { " by the provider (\($0))" } ?? " by the provider")"
         case .revokeFailed(let account, let reason):
             "the tokens of '\(account)' were removed from the vault but not revoked at the provider (\(reason)); they stay valid there until they expire"
+        case .vault(let error): error.errorDescription
         }
     }
 
@@ -82,28 +72,19 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .usage(_, let hint): hint
         case .noPassphraseSource:
             "give it with --passphrase-fd N, TOKENVAULT_PASSPHRASE_FILE (a 0600 file) or TOKENVAULT_PASSPHRASE, or run on a terminal"
-        case .wrongPassphrase: "try again; the vault was not changed"
-        case .emptyPassphrase: "choose a non-empty passphrase"
         case .weakPassphrase:
             "choose a longer one (12 or more characters, a few random words work well), or pass --allow-weak-passphrase to keep it"
         case .passphraseMismatch: "type the same passphrase twice"
         case .passphraseFileUnsafe: "chmod 600 the file, owned by you"
-        case .integrity(_, let hint): hint
-        case .accessTokenExpired(let account, _):
-            "run 'tokenvault refresh \(account)', or import a new token pair with 'tokenvault import \(account) --replace'"
-        case .needsReauthorization(let account, _): "run 'tokenvault authorize \(account)'"
-        case .noTokens(let account): "run 'tokenvault authorize \(account)' or 'tokenvault import \(account) --integration NAME'"
-        case .provider(_, let hint), .busy(_, let hint): hint
         case .commandNotFound: "check the name and PATH, or give the command's full path"
         case .cannotExecute: "check that it is a program and that its mode lets you run it (chmod +x)"
         case .authorizationCodeRefused(let account, _, let pasted):
             pasted
                 ? "a code works once and only for a few minutes, and only with the authorization it came from; run 'tokenvault authorize \(account)' again and paste the URL the browser lands on right away"
                 : "run 'tokenvault authorize \(account)' again"
+        case .vault(let error): error.hint
         case .revokeFailed:
             "to revoke at Webex, remove the integration's access on your Webex identity profile page, or have an admin revoke it (DELETE /v1/authorizations)"
-        case .unsafeLockPath(let path, _):
-            "another user may be able to block or redirect tokenvault's locks; check who made \(path), remove it (rm -r) and run again: tokenvault recreates it private to you"
         default: nil
         }
     }
@@ -111,25 +92,32 @@ public enum CLIError: Error, LocalizedError, Equatable {
 
 /// The one place that turns any error into the words and exit code a user sees.
 enum ErrorReport {
-    static func describe(_ error: any Error) -> (message: String, hint: String?, code: ExitCode) {
+    static func describe(_ error: any Error) -> (message: String, hint: String?, code: ExitStatus) {
         switch error {
         case let e as CLIError:
-            let code: ExitCode = switch e {
+            let code: ExitStatus = switch e {
             case .usage: .usage
-            case .noPassphraseSource, .wrongPassphrase, .emptyPassphrase, .weakPassphrase, .passphraseMismatch,
-                 .passphraseFileUnsafe, .passphraseSource: .passphrase
-            case .integrity, .unsupportedKDF: .integrity
-            case .accessTokenExpired, .needsReauthorization, .noTokens: .needsReauthorization
-            case .provider: .provider
-            case .busy, .unsafeLockPath: .other
+            case .noPassphraseSource, .weakPassphrase, .passphraseMismatch, .passphraseFileUnsafe, .passphraseSource:
+                .passphrase
             case .commandNotFound: .commandNotFound
             case .cannotExecute: .cannotExecute
             case .authorizationCodeRefused(_, _, let pasted): pasted ? .usage : .provider
             case .revokeFailed: .provider
+            case .vault(let error): describe(error).code
+            }
+            return (e.localizedDescription, e.hint, code)
+        case let e as VaultError:
+            let code: ExitStatus = switch e {
+            case .wrongPassphrase, .emptyPassphrase: .passphrase
+            case .integrity, .unsupportedKDF: .integrity
+            case .accessTokenExpired, .needsReauthorization, .noTokens: .needsReauthorization
+            case .provider: .provider
+            case .busy, .unsafeLockPath: .other
+            case .invalid: .usage
             }
             return (e.localizedDescription, e.hint, code)
         case let e as StoreError:
-            let code: ExitCode = switch e {
+            let code: ExitStatus = switch e {
             case .vaultMissing, .noSuchAccount, .noSuchIntegration, .notAVault: .notFound
             case .damaged, .invalidRecord: .integrity
             case .duplicateAccount, .duplicateIntegration, .integrationInUse, .vaultExists: .usage
@@ -137,7 +125,7 @@ enum ErrorReport {
             }
             return (e.localizedDescription, e.hint, code)
         case let e as OAuthError:
-            let code: ExitCode
+            let code: ExitStatus
             switch e {
             case _ where e.isInvalidGrant: code = .needsReauthorization
             case .portInUse, .listenerFailed: code = .other
@@ -156,4 +144,11 @@ enum ErrorReport {
             return (error.localizedDescription, nil, .other)
         }
     }
+}
+
+extension RefreshOutcome {
+    /// What to do about the failure (the error's hint), when there is one.
+    var hint: String? { failure.flatMap { ErrorReport.describe($0).hint } }
+    /// The exit code the failure maps to (6 provider, 7 integrity, …); nil when it did not fail.
+    var failureCode: ExitStatus? { failure.map { ErrorReport.describe($0).code } }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TokenVaultCore
 import VaultStore
 
 /// Shell completion of account and integration names (bash, zsh, fish). The completion scripts the parser

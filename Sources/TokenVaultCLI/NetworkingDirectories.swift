@@ -1,4 +1,5 @@
 import Foundation
+import TokenVaultCore
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

@@ -1,5 +1,7 @@
 import Foundation
+import TokenVaultCore
 import VaultCrypto
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,7 +46,7 @@ enum PassphraseSource {
         case .environment: secret = SecretBytes(copying: Array((context.environment["TOKENVAULT_PASSPHRASE"] ?? "").utf8))
         case .terminal(let terminal): secret = try terminal.readSecret(prompt: prompt)
         }
-        guard secret.count > 0 else { throw CLIError.emptyPassphrase }
+        guard secret.count > 0 else { throw VaultError.emptyPassphrase }
         return secret
     }
 
@@ -52,7 +54,7 @@ enum PassphraseSource {
     func readNew(context: Context, prompt: String = "New vault passphrase: ") throws -> SecretBytes {
         guard case .terminal(let terminal) = self else { return try read(context: context) }
         let first = try terminal.readSecret(prompt: prompt)
-        guard first.count > 0 else { throw CLIError.emptyPassphrase }
+        guard first.count > 0 else { throw VaultError.emptyPassphrase }
         let second = try terminal.readSecret(prompt: "Repeat it: ")
         guard first == second else { throw CLIError.passphraseMismatch }
         return first
@@ -165,5 +167,14 @@ public struct DevTTY: PassphraseTerminal {
             if bytes.count > 16_384 { break }
         }
         return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension UnlockedVault {
+    /// Opens the vault with the passphrase from `source`: a person at a terminal gets three tries, as with sudo and
+    /// ssh; a file, a descriptor or the environment says the same thing again, so it fails at once.
+    static func unlock(_ database: VaultDatabase, source: PassphraseSource, context: Context) throws -> UnlockedVault {
+        try unlock(database, kdfParameters: context.kdfParameters, attempts: source.isTerminal ? 3 : 1,
+                   console: context.console) { try source.read(context: context) }
     }
 }

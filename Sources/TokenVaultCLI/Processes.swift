@@ -1,4 +1,5 @@
 import Foundation
+import TokenVaultCore
 import VaultCrypto
 import VaultOAuth
 #if canImport(Glibc)

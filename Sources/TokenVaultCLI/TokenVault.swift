@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TokenVaultCore
 import VaultCrypto
 import VaultStore
 
@@ -42,7 +43,7 @@ public struct TokenVault: AsyncParsableCommand {
             let usage = UsageError.describe(error, arguments: arguments)
             context.console.err("tokenvault: error: \(usage.message)\n")
             context.console.err("tokenvault: hint: \(usage.hint)\n")
-            return ExitCode.usage.rawValue
+            return ExitStatus.usage.rawValue
         }
         let global = (command as? any VaultCommand)?.global
         if let global, let warning = VaultLocation.sharedDirectoryWarning(vaultPath: VaultLocation.path(option: global.vault, context: context)) {
@@ -65,7 +66,7 @@ public struct TokenVault: AsyncParsableCommand {
         } catch let error as ValidationError {
             context.console.err("tokenvault: error: \(error.message)\n")
             context.console.err("tokenvault: hint: \(UsageError.describe(error, arguments: arguments).hint)\n")
-            return ExitCode.usage.rawValue
+            return ExitStatus.usage.rawValue
         } catch {
             if exitCode(for: error) == .success { context.console.out(fullMessage(for: error) + "\n"); return 0 }
             let report = ErrorReport.describe(error)
@@ -78,7 +79,7 @@ public struct TokenVault: AsyncParsableCommand {
 
 /// Ends a command with a chosen exit code after it has printed what it had to say.
 struct CommandExit: Error {
-    var code: ExitCode
+    var code: ExitStatus
     /// The exact status to exit with (exec passes its command's through); defaults to `code`.
     var raw: Int32? = nil
 }
@@ -132,43 +133,6 @@ enum Names {
             throw CLIError.usage("invalid \(what) name \(Format.quoted(name))",
                                  hint: "use 1 to 64 letters, digits, '.', '_', '-' or '@'")
         }
-    }
-}
-
-enum Format {
-    /// Quotes a user-supplied string for an error message, with control characters made visible.
-    static func quoted(_ text: String) -> String {
-        let shown = text.prefix(80).unicodeScalars.map { scalar -> String in
-            scalar.properties.generalCategory == .control ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
-        }.joined()
-        return "'\(shown)\(text.count > 80 ? "…" : "")'"
-    }
-
-    static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: date)
-    }
-
-    /// "13d 23h", "4h 10m", "52s", "expired 2d ago".
-    static func remaining(_ date: Date?, now: Date) -> String {
-        guard let date else { return "-" }
-        let seconds = Int(date.timeIntervalSince(now).rounded(.down))
-        if seconds < 0 { return "expired \(span(-seconds)) ago" }
-        return span(seconds)
-    }
-
-    static func span(_ seconds: Int) -> String {
-        let d = seconds / 86400, h = (seconds % 86400) / 3600, m = (seconds % 3600) / 60
-        if d > 0 { return "\(d)d \(h)h" }
-        if h > 0 { return "\(h)h \(m)m" }
-        if m > 0 { return "\(m)m" }
-        return "\(seconds)s"
-    }
-
-    static func json(_ value: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("null".utf8)
-        return String(decoding: data, as: UTF8.self)
     }
 }
 

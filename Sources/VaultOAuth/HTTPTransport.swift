@@ -19,12 +19,6 @@ public struct HTTPRequest: Sendable, Equatable {
     }
 
     public func header(_ name: String) -> String? { lookup(headers, name) }
-
-    /// The body decoded as a form, for tests and for redaction.
-    public var formFields: [String: String] {
-        guard let body, let text = String(data: body, encoding: .utf8) else { return [:] }
-        return Dictionary(FormEncoding.decode(text), uniquingKeysWith: { first, _ in first })
-    }
 }
 
 /// One HTTP response as plain data.

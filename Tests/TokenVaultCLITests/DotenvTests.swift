@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TokenVaultCLI
+@testable import TokenVaultCore
 
 // Issue 7 item 9: dotenv output that every dotenv reader reads back byte for byte, or a refusal.
 

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import TokenVaultCLI
+@testable import TokenVaultCore
 import VaultStore
 
 /// Edits the vault file with plain SQL, as an attacker or a damaged disk would.

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import TokenVaultCLI
+@testable import TokenVaultCore
 import VaultCrypto
 
 // Issue 7 item 6: the vault's Argon2id parameters edited with SQL. Only the costs tokenvault writes are accepted;

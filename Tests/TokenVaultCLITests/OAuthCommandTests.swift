@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import TokenVaultCLI
+@testable import TokenVaultCore
 import VaultOAuth
 import WebexSandbox
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TokenVaultCLI
+@testable import TokenVaultCore
 import VaultOAuth
 import WebexSandbox
 
@@ -96,12 +97,12 @@ import WebexSandbox
 
 @Suite struct ProgressLineTests {
     @Test func theLineCountsLikeTheSummaryAndShowsAWaitInsteadOfARate() {
-        let counts = Progress.Counts(refreshed: 3, fresh: 0, needsReauth: 3, failed: 0)
-        #expect(Progress.line(counts, total: 10, rate: 140, waiting: nil)
+        let counts = RefreshProgress.Counts(refreshed: 3, fresh: 0, needsReauth: 3, failed: 0)
+        #expect(RefreshProgress.line(counts, total: 10, rate: 140, waiting: nil)
             == "refresh-all: 6/10 done: 3 refreshed, 0 fresh, 3 need re-authorization, 0 failed, 140.0/s")
-        #expect(Progress.line(counts, total: 10, rate: 140, waiting: RetryWait(seconds: 2, retryAfter: true))
+        #expect(RefreshProgress.line(counts, total: 10, rate: 140, waiting: RetryWait(seconds: 2, retryAfter: true))
             == "refresh-all: 6/10 done: 3 refreshed, 0 fresh, 3 need re-authorization, 0 failed, waiting 2s (Retry-After)")
-        #expect(Progress.line(counts, total: 10, rate: 140, waiting: RetryWait(seconds: 0.3, retryAfter: false)).hasSuffix("waiting 1s (backoff)"))
+        #expect(RefreshProgress.line(counts, total: 10, rate: 140, waiting: RetryWait(seconds: 0.3, retryAfter: false)).hasSuffix("waiting 1s (backoff)"))
     }
 
     @Test func refreshAllOnATerminalDrawsTheSameCountsAsTheSummaryAndTheRetryAfterWait() async throws {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TokenVaultCLI
+@testable import TokenVaultCore
 
 /// Issue 7 §9: provider text reaches a person's terminal through `list` long after it was stored (an older
 /// vault, or an edited file): it is cleaned again where it is shown.

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 @testable import TokenVaultCLI
+@testable import TokenVaultCore
 import VaultCrypto
 
 // Issue 7 item 7: plain fields of the vault file (ids, env_var) edited with SQL, as an attacker would leave them.

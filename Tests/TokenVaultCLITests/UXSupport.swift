@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TokenVaultCLI
+@testable import TokenVaultCore
 import VaultOAuth
 import WebexSandbox
 

@@ -2,84 +2,9 @@ import ArgumentParser
 import Foundation
 import VaultOAuth
 import VaultStore
-
-/// A refresh token that lapses within this, even right after a refresh, gets a warning: the provider did not
-/// reset its lifetime and the account will need a browser soon.
-let refreshLapseWarning: TimeInterval = 14 * 86_400
-
-/// An expiry that moved by no more than this in a refresh did not move: each expiry is our clock plus the
-/// provider's whole seconds left, so the same instant reads a little differently from one answer to the next.
-let refreshExpiryTolerance: TimeInterval = 10
-
-extension RefreshOutcome {
-    /// A warning when this process refreshed the pair and the provider left the refresh token's expiry where it
-    /// was (no new lifetime), and that expiry is near. A short lifetime the provider did renew (a rotating provider
-    /// with short lifetimes) is not warned about, nor is a pair another process refreshed (that process warns).
-    func lapseWarning(now: Date) -> String? {
-        guard status == .refreshed, let expiry = refreshExpiresAfter, let before = refreshExpiresBefore,
-              // Not moved later (kept, or shortened): refreshing did not extend the refresh token's life.
-              expiry.timeIntervalSince(before) <= refreshExpiryTolerance,
-              expiry.timeIntervalSince(now) < refreshLapseWarning else { return nil }
-        return "the refresh token of '\(account)' lapses in \(Format.span(Int(expiry.timeIntervalSince(now)))) even after refreshing (the provider did not reset its lifetime); run 'tokenvault authorize \(account)' before \(Format.timestamp(expiry))"
-    }
-
-    var jsonObject: [String: Any] {
-        var o: [String: Any] = ["account": account, "integration": integration, "status": status.rawValue]
-        o["access_expires_before"] = accessExpiresBefore.map(Format.timestamp)
-        o["access_expires_at"] = accessExpiresAfter.map(Format.timestamp)
-        o["refresh_expires_before"] = refreshExpiresBefore.map(Format.timestamp)
-        o["refresh_expires_at"] = refreshExpiresAfter.map(Format.timestamp)
-        o["refresh_token_changed"] = refreshTokenChanged
-        o["error"] = error
-        o["tracking_id"] = trackingId
-        return o
-    }
-}
+import TokenVaultCore
 
 extension TokenVault {
-    struct Refresh: VaultCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Refresh one account's token pair now (audited with old and new lifetimes).")
-
-        @OptionGroup var global: GlobalOptions
-
-        @Argument(help: "The account name.", completion: .accountNames)
-        var account: String
-
-        func run(_ context: Context) async throws {
-            let database = try openDatabase(context)
-            let planned = try database.account(named: account)
-            if ClockAhead.isAhead(planned, now: context.now()) {
-                context.console.err(ClockAhead.warning(account: planned.name, updatedAt: planned.updatedAt, now: context.now(), then: "refreshing it"))
-            }
-            let vault = try unlock(context)
-            // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
-            try AccountLock.checkDirectory(vaultPath: database.path)
-            let refresher = Refresher(vault: vault, context: context, trigger: "refresh", verbose: global.verbose)
-            // Skip only if another process refreshed it after we read it (no refresh token sent twice at once).
-            let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
-            let now = context.now()
-            switch outcome.status {
-            case .refreshed, .alreadyFresh:
-                let how = outcome.status == .refreshed ? "Refreshed" : "Another tokenvault process just refreshed"
-                context.console.err("\(how) '\(account)': access token valid \(Format.remaining(outcome.accessExpiresAfter, now: now)) (was \(Format.remaining(outcome.accessExpiresBefore, now: now))), refresh token valid \(Format.remaining(outcome.refreshExpiresAfter, now: now))"
-                    + (outcome.refreshTokenChanged.map { $0 ? " (new refresh token)" : " (same refresh token)" } ?? "") + ".\n")
-                if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
-            case .needsReauth, .noRefresh:
-                throw CLIError.needsReauthorization(account: account, reason: outcome.error ?? "the provider refused its refresh token")
-            case .failed:
-                let message = "refreshing '\(account)' failed: \(outcome.error ?? "unknown error")"
-                if outcome.failureCode == .integrity {
-                    throw CLIError.integrity(message, hint: "the vault was damaged or tampered with; nothing was sent to the provider")
-                }
-                if outcome.failureCode == .other {  // a local problem (its lock), not the provider's
-                    throw CLIError.busy(message, hint: outcome.hint)
-                }
-                throw CLIError.provider(message, hint: "the stored pair is unchanged; try again later, or add --verbose to see the requests")
-            }
-        }
-    }
-
     struct RefreshAll: VaultCommand {
         static let configuration = CommandConfiguration(
             commandName: "refresh-all",
@@ -101,10 +26,10 @@ extension TokenVault {
         var concurrency: Int = 8
 
         @Option(help: ArgumentHelp("Only accounts whose access token lapses within this (e.g. 1d, 12h).", valueName: "duration"))
-        var dueWithin: Duration?
+        var dueWithin: DurationArgument?
 
         @Option(help: ArgumentHelp("Leave accounts whose pair changed within this (0 refreshes everything).", valueName: "duration"))
-        var skipRecent: Duration = Duration(seconds: 600)
+        var skipRecent: DurationArgument = DurationArgument(seconds: 600)
 
         @Flag(help: "Print a JSON report on stdout.")
         var json = false
@@ -152,8 +77,8 @@ extension TokenVault {
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
             try AccountLock.checkDirectory(vaultPath: database.path)
-            let progress = Progress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
-            let refresher = Refresher(vault: vault, context: context, trigger: "refresh-all", verbose: global.verbose,
+            let progress = RefreshProgress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
+            let refresher = Refresher(vault: vault, services: context.services, trigger: "refresh-all", verbose: global.verbose,
                                       onWait: { progress.waiting($0) })
             let recent = skipRecent.seconds
             var outcomes: [RefreshOutcome] = []
@@ -221,74 +146,4 @@ extension TokenVault {
             return report
         }
     }
-}
-
-/// The live progress line on a terminal: done/total, counted as the summary counts, and the rate, or the wait
-/// in progress while a retry waits (a rate would only go stale then).
-final class Progress: @unchecked Sendable {
-    private let total: Int
-    private let console: any Console
-    private let live: Bool
-    private let started = Date()
-    private let lock = NSLock()
-    private var counts = Counts()
-    private var waits: [RetryWait] = []
-    private var lastDraw = Date.distantPast
-
-    struct Counts: Equatable {
-        var refreshed = 0, fresh = 0, needsReauth = 0, failed = 0
-        var done: Int { refreshed + fresh + needsReauth + failed }
-    }
-
-    init(total: Int, console: any Console, live: Bool) {
-        self.total = total
-        self.console = console
-        self.live = live
-    }
-
-    func step(_ status: RefreshOutcome.Status) {
-        let line: String? = lock.withLock {
-            switch status {
-            case .refreshed: counts.refreshed += 1
-            case .alreadyFresh: counts.fresh += 1
-            case .needsReauth: counts.needsReauth += 1
-            case .failed: counts.failed += 1
-            case .noRefresh: return nil
-            }
-            guard live, counts.done == total || Date().timeIntervalSince(lastDraw) > 0.1 else { return nil }
-            return render()
-        }
-        if let line { console.err(line) }
-    }
-
-    /// A retry wait started (a wait) or ended (nil); drawn at once, whatever the last draw.
-    func waiting(_ wait: RetryWait?) {
-        let line: String? = lock.withLock {
-            if let wait {
-                waits.append(wait)
-            } else if !waits.isEmpty {
-                waits.removeFirst()
-            }
-            return live ? render() : nil
-        }
-        if let line { console.err(line) }
-    }
-
-    private func render() -> String {
-        lastDraw = Date()
-        let rate = Double(counts.done) / max(Date().timeIntervalSince(started), 0.001)
-        // The longest wait in progress speaks for the line; a Retry-After is the provider's, so it is named.
-        let wait = waits.max { ($0.retryAfter ? 1 : 0, $0.seconds) < ($1.retryAfter ? 1 : 0, $1.seconds) }
-        return "\r\u{1B}[K" + Self.line(counts, total: total, rate: rate, waiting: wait)
-    }
-
-    /// "refresh-all: 6/10 done: 3 refreshed, 0 fresh, 3 need re-authorization, 0 failed, 140.0/s", or with
-    /// "waiting 2s (Retry-After)" in place of the rate.
-    static func line(_ c: Counts, total: Int, rate: Double, waiting: RetryWait?) -> String {
-        let tail = waiting.map { "waiting \(Int($0.seconds.rounded(.up)))s (\($0.retryAfter ? "Retry-After" : "backoff"))" }
-            ?? "\(String(format: "%.1f", rate))/s"
-        return "refresh-all: \(c.done)/\(total) done: \(c.refreshed) refreshed, \(c.fresh) fresh, \(c.needsReauth) need re-authorization, \(c.failed) failed, \(tail)"
-    }
-
-    func finish() { if live { console.err("\n") } }
 }

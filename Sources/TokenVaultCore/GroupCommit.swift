@@ -5,8 +5,8 @@ import VaultStore
 /// syncing goes into the next transaction. Each caller returns only once its own writes are on disk
 /// (synchronous=FULL), so "the new pair is durably stored before anything else happens" still holds per account,
 /// but `refresh-all` pays one fsync per batch instead of one per account.
-final class GroupCommitter: @unchecked Sendable {
-    typealias Work = @Sendable (VaultWriter) throws -> Void
+public final class GroupCommitter: @unchecked Sendable {
+    public typealias Work = @Sendable (VaultWriter) throws -> Void
 
     private struct Item {
         let work: Work
@@ -18,11 +18,11 @@ final class GroupCommitter: @unchecked Sendable {
     private var pending: [Item] = []
     private var flushing = false
 
-    init(database: VaultDatabase) {
+    public init(database: VaultDatabase) {
         self.database = database
     }
 
-    func commit(_ work: @escaping Work) async throws {
+    public func commit(_ work: @escaping Work) async throws {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
             let startFlushing: Bool = lock.withLock {
                 pending.append(Item(work: work, done: done))

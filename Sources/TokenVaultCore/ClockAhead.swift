@@ -6,19 +6,19 @@ import VaultStore
 /// edited file) has lifetimes that cannot be trusted: it would count as fresh, `ok` and not due until the refresh
 /// token died. Such an account is treated as stale instead: refresh-all and refresh-on-use refresh it, `list` shows
 /// `stale`, and each says why once.
-enum ClockAhead {
+public enum ClockAhead {
     /// Clock skew tolerated between the machines or moments that wrote the vault.
-    static let tolerance: TimeInterval = 300
+    public static let tolerance: TimeInterval = 300
 
     /// Pairs stored after this moment are "ahead" at `now`.
-    static func limit(now: Date) -> Date { now.addingTimeInterval(tolerance) }
+    public static func limit(now: Date) -> Date { now.addingTimeInterval(tolerance) }
 
-    static func isAhead(updatedAt: Date, now: Date) -> Bool { updatedAt > limit(now: now) }
+    public static func isAhead(updatedAt: Date, now: Date) -> Bool { updatedAt > limit(now: now) }
 
-    static func isAhead(_ account: Account, now: Date) -> Bool { isAhead(updatedAt: account.updatedAt, now: now) }
+    public static func isAhead(_ account: Account, now: Date) -> Bool { isAhead(updatedAt: account.updatedAt, now: now) }
 
     /// The warning each command prints once per such account; `then` says what the command does about it.
-    static func warning(account: String, updatedAt: Date, now: Date, then: String) -> String {
+    public static func warning(account: String, updatedAt: Date, now: Date, then: String) -> String {
         "tokenvault: warning: account '\(account)' was last stored at \(Format.timestamp(updatedAt)), later than now (\(Format.timestamp(now))): the clock ran ahead or the vault file was edited, so its expiry times cannot be trusted; \(then)\n"
     }
 }

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultCrypto
+import VaultStore
+
+extension TokenVault {
+    struct Audit: VaultCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the audit log of token lifetime resets; --verify checks its MAC chain.",
+            discussion: "Listing needs no passphrase; --verify does (exit 7 when an entry was edited, reordered or deleted).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "Only this account's entries.", completion: .accountNames)
+        var account: String?
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        @Flag(help: "Check every entry's chained MAC and the head record.")
+        var verify = false
+
+        @Option(help: ArgumentHelp("With --verify: a head printed earlier (by audit --verify or refresh-all --json) that the log must still contain; detects a vault rolled back to an older copy.", valueName: "hex"))
+        var expectHead: String?
+
+        func validate() throws {
+            if let expectHead {
+                guard verify else { throw ValidationError("--expect-head needs --verify") }
+                guard expectHead.count == 64, expectHead.allSatisfy(\.isHexDigit) else {
+                    throw ValidationError("--expect-head takes the 64 hex digits printed as the audit head")
+                }
+            }
+        }
+
+        func run(_ context: Context) async throws {
+            if verify {
+                let vault = try unlock(context)
+                let result = try vault.verifyAudit(expectHead: expectHead)
+                for problem in result.problems { context.console.err("tokenvault: audit: \(problem)\n") }
+                if json {
+                    context.console.out(Format.json([
+                        "entries": result.count, "intact": result.problems.isEmpty, "problems": result.problems,
+                        "head": result.head, "head_seq": result.headSeq,
+                    ]) + "\n")
+                } else if result.problems.isEmpty {
+                    context.console.out("audit log intact: \(result.count) entries, head \(result.head) (entry \(result.headSeq))\n")
+                }
+                if !result.problems.isEmpty {
+                    throw CLIError.integrity("the audit log failed verification (\(result.problems.count) problem\(result.problems.count == 1 ? "" : "s"))",
+                                             hint: "the vault file was modified outside tokenvault; restore it from a backup")
+                }
+                return
+            }
+            let database = try openDatabase(context)
+            let entries = try database.auditEntries(account: account)
+            // A revoked account keeps its entries; a name that never was an account is a typo, as elsewhere.
+            if let account, entries.isEmpty { _ = try database.account(named: account) }
+            if json {
+                context.console.out(Format.json(entries.map(Self.jsonObject)) + "\n")
+                return
+            }
+            var rows = [["SEQ", "TIME", "ACCOUNT", "EVENT", "TRIGGER", "OUTCOME", "ACCESS EXPIRY", "REFRESH EXPIRY", "RT CHANGED"]]
+            for e in entries {
+                let d = e.draft
+                rows.append([
+                    String(e.seq), Format.timestamp(d.at), d.account, d.event.rawValue, d.trigger, d.outcome,
+                    Self.change(d.accessExpiresBefore, d.accessExpiresAfter),
+                    Self.change(d.refreshExpiresBefore, d.refreshExpiresAfter),
+                    d.refreshTokenChanged.map { $0 ? "yes" : "no" } ?? "-",
+                ])
+            }
+            context.console.out(Table.render(rows))
+        }
+
+        static func change(_ before: Date?, _ after: Date?) -> String {
+            "\(before.map(Format.timestamp) ?? "-") -> \(after.map(Format.timestamp) ?? "-")"
+        }
+
+        static func jsonObject(_ entry: AuditEntry) -> [String: Any] {
+            let d = entry.draft
+            var object: [String: Any] = [
+                "seq": entry.seq, "at": Format.timestamp(d.at), "account": d.account, "event": d.event.rawValue,
+                "trigger": d.trigger, "outcome": d.outcome,
+            ]
+            object["integration"] = d.integration
+            object["access_expires_before"] = d.accessExpiresBefore.map(Format.timestamp)
+            object["access_expires_after"] = d.accessExpiresAfter.map(Format.timestamp)
+            object["refresh_expires_before"] = d.refreshExpiresBefore.map(Format.timestamp)
+            object["refresh_expires_after"] = d.refreshExpiresAfter.map(Format.timestamp)
+            object["refresh_token_changed"] = d.refreshTokenChanged
+            object["detail"] = d.detail
+            return object
+        }
+    }
+}

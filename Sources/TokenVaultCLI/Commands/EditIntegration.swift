@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+
+extension TokenVault {
+    struct EditIntegration: VaultCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "edit",
+            abstract: "Change an integration's client secret, scopes, API base, redirect URI or variable; its accounts are kept.",
+            discussion: """
+                Each change is checked as 'integration add' checks it and written to the audit log (one entry per \
+                field; the secret itself never). The client secret is re-sealed, bound to the new settings. Accounts \
+                keep their token pairs; new scopes are requested at the next 'tokenvault authorize'. Examples:
+                  tokenvault integration edit reporting --client-secret-stdin < new-secret.txt
+                  tokenvault integration edit reporting --scopes "spark:people_read spark:rooms_read" --env-var REPORTING_TOKEN
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The integration's name.", completion: .integrationNames)
+        var name: String
+
+        @Flag(help: "Read a new client secret from standard input.")
+        var clientSecretStdin = false
+
+        @Option(help: "Space-separated scopes to request from now on.")
+        var scopes: String?
+
+        @Option(help: "API base URL.")
+        var apiBase: String?
+
+        @Option(help: "The redirect URI registered on the integration (exactly as registered).")
+        var redirectURI: String?
+
+        @Option(help: "The environment variable 'env' and 'exec' set.")
+        var envVar: String?
+
+        func run(_ context: Context) async throws {
+            guard clientSecretStdin || scopes != nil || apiBase != nil || redirectURI != nil || envVar != nil else {
+                throw CLIError.usage("nothing to change for integration '\(name)'",
+                                     hint: "pass --client-secret-stdin, --scopes, --api-base, --redirect-uri or --env-var")
+            }
+            // Checked as 'add' checks them, before the passphrase: a typo costs no KDF run.
+            let scopeList = scopes.map { $0.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) }
+            if let scopeList, scopeList.isEmpty {
+                throw CLIError.usage("at least one scope is needed", hint: "pass --scopes \"spark:people_read …\"")
+            }
+            if let redirectURI { try URIRules.check(redirectURI, what: "redirect URI") }
+            if let apiBase { try URIRules.check(apiBase, what: "API base") }
+            if let envVar { try EnvExport.checkVariableName(envVar) }
+
+            let database = try openDatabase(context)
+            let old = try database.integration(named: name)
+            var new = old
+            if let scopeList { new.scopes = scopeList }
+            if let apiBase { new.apiBase = apiBase.hasSuffix("/") ? String(apiBase.dropLast()) : apiBase }
+            if let redirectURI { new.redirectURI = redirectURI }
+            if let envVar { new.envVar = envVar }
+            var changes: [(field: String, detail: String?)] = []
+            if new.scopes != old.scopes { changes.append(("scopes", "\(old.scopes.joined(separator: " ")) -> \(new.scopes.joined(separator: " "))")) }
+            if new.apiBase != old.apiBase { changes.append(("API base", "\(old.apiBase) -> \(new.apiBase)")) }
+            if new.redirectURI != old.redirectURI { changes.append(("redirect URI", "\(old.redirectURI) -> \(new.redirectURI)")) }
+            if new.envVar != old.envVar { changes.append(("variable", "\(old.envVar) -> \(new.envVar)")) }
+            if clientSecretStdin { changes.append(("client secret", nil)) }
+            guard !changes.isEmpty else {
+                context.console.err("Integration '\(name)' already has those settings; nothing changed.\n")
+                return
+            }
+            let replacement = clientSecretStdin ? try readClientSecret(context) : nil
+            let vault = try unlock(context)
+            // Opening the current secret checks the stored settings it is bound to before anything is re-bound.
+            let current = try vault.clientSecret(of: old)
+            // Read again: a legacy re-seal may just have replaced the sealed bytes; any other difference is an edit
+            // made meanwhile, and this one would undo it.
+            let stored = try vault.database.integration(named: name)
+            var unsealed = stored
+            unsealed.clientSecretSealed = old.clientSecretSealed
+            guard unsealed == old else {
+                throw CLIError.busy("integration '\(name)' changed while it was being edited", hint: "run the edit again")
+            }
+            new.clientSecretSealed = try vault.seal(replacement ?? current, label: SealLabel.clientSecret(new))
+            let now = context.now()
+            try vault.database.write { w in
+                try w.update(new, previousSecret: stored.clientSecretSealed)
+                for change in changes {
+                    try vault.appendAudit(AuditDraft(
+                        at: now, account: "", integration: name, event: .integrationEdited, trigger: "integration edit",
+                        outcome: "integration '\(name)': \(change.field) \(change.field == "client secret" ? "replaced" : "changed")",
+                        detail: change.detail), in: w)
+                }
+            }
+            let accounts = try database.accountCount(integrationId: old.id)
+            context.console.err("Edited integration '\(name)': \(changes.map(\.field).joined(separator: ", ")) changed; its \(accounts) account\(accounts == 1 ? "" : "s") kept.\n")
+            if new.scopes != old.scopes && accounts > 0 {
+                context.console.err("tokenvault: hint: accounts keep the scopes they were granted; 'tokenvault authorize NAME' requests the new ones\n")
+            }
+            if new.redirectURI != old.redirectURI {
+                context.console.err("tokenvault: hint: the redirect URI must be registered on the integration at the provider exactly as given\n")
+            }
+        }
+
+        private func readClientSecret(_ context: Context) throws -> SecretBytes {
+            var data = [UInt8](try context.readStandardInput())
+            defer { _ = data.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+            while let last = data.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: "\r") { data.removeLast() }
+            guard !data.isEmpty else { throw CLIError.usage("the client secret is empty") }
+            return SecretBytes(copying: data)
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultCrypto
+import VaultStore
+
+extension TokenVault {
+    struct Init: VaultCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a new, empty vault protected by a passphrase.",
+            discussion: "The passphrase is asked twice on the terminal (or taken once from --passphrase-fd, TOKENVAULT_PASSPHRASE_FILE or TOKENVAULT_PASSPHRASE).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(help: "Argon2id cost: interactive (64 MiB, ~0.15 s), moderate (256 MiB, ~1 s) or sensitive (1 GiB, ~9 s).")
+        var kdf: KDFParameters.Level = .moderate
+
+        @Flag(help: "Accept a passphrase shorter than 8 characters.")
+        var allowWeakPassphrase = false
+
+        func run(_ context: Context) async throws {
+            let path = vaultPath(context)
+            if FileManager.default.fileExists(atPath: path) { throw StoreError.vaultExists(path: path) }
+            let source = try PassphraseSource.resolve(fd: global.passphraseFd, context: context)
+            let passphrase = try source.readNew(context: context)
+            try PassphraseStrength.check(passphrase, allowWeak: allowWeakPassphrase, context: context)
+            let parameters = context.kdfParameters(kdf)
+            let (header, auditHead) = try UnlockedVault.newHeader(passphrase: passphrase, parameters: parameters, now: context.now())
+            let database = try VaultDatabase.create(at: path, header: header, auditHeadMAC: auditHead)
+            try database.close()
+            context.console.err("Created vault \(path) (Argon2id, \(kdf.rawValue): \(parameters.memLimit >> 20) MiB, \(parameters.opsLimit) passes).\n")
+        }
+    }
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+
+extension TokenVault {
+    /// `tokenvault integration add|list|remove|edit`.
+    struct IntegrationGroup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "integration",
+            abstract: "Register, list, edit and remove OAuth integrations.",
+            subcommands: [AddIntegration.self, ListIntegrations.self, EditIntegration.self, RemoveIntegrationCommand.self])
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+
+extension TokenVault {
+    struct ListIntegrations: VaultCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List registered integrations (no passphrase needed).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run(_ context: Context) async throws { try Self.list(try openDatabase(context), json: json, context: context) }
+
+        static func list(_ database: VaultDatabase, json: Bool, context: Context) throws {
+            let integrations = try database.integrations()
+            if json {
+                let objects: [[String: Any]] = try integrations.map { i in
+                    [
+                        "name": i.name, "provider": i.provider, "client_id": i.clientId, "redirect_uri": i.redirectURI,
+                        "scopes": i.scopes, "api_base": i.apiBase, "env_var": i.envVar,
+                        "accounts": try database.accountCount(integrationId: i.id),
+                    ]
+                }
+                context.console.out(Format.json(objects) + "\n")
+                return
+            }
+            var rows = [["NAME", "CLIENT ID", "REDIRECT URI", "SCOPES", "API BASE", "VARIABLE", "ACCOUNTS"]]
+            for i in integrations {
+                rows.append([i.name, i.clientId, i.redirectURI, i.scopes.joined(separator: " "), i.apiBase, i.envVar,
+                             String(try database.accountCount(integrationId: i.id))])
+            }
+            context.console.out(Table.render(rows))
+        }
+    }
+}

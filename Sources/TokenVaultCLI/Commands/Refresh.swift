@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import VaultOAuth
+import VaultStore
+import TokenVaultCore
+
+extension TokenVault {
+    struct Refresh: VaultCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Refresh one account's token pair now (audited with old and new lifetimes).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The account name.", completion: .accountNames)
+        var account: String
+
+        func run(_ context: Context) async throws {
+            let database = try openDatabase(context)
+            let planned = try database.account(named: account)
+            if ClockAhead.isAhead(planned, now: context.now()) {
+                context.console.err(ClockAhead.warning(account: planned.name, updatedAt: planned.updatedAt, now: context.now(), then: "refreshing it"))
+            }
+            let vault = try unlock(context)
+            // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
+            try AccountLock.checkDirectory(vaultPath: database.path)
+            let refresher = Refresher(vault: vault, services: context.services, trigger: "refresh", verbose: global.verbose)
+            // Skip only if another process refreshed it after we read it (no refresh token sent twice at once).
+            let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
+            let now = context.now()
+            switch outcome.status {
+            case .refreshed, .alreadyFresh:
+                let how = outcome.status == .refreshed ? "Refreshed" : "Another tokenvault process just refreshed"
+                context.console.err("\(how) '\(account)': access token valid \(Format.remaining(outcome.accessExpiresAfter, now: now)) (was \(Format.remaining(outcome.accessExpiresBefore, now: now))), refresh token valid \(Format.remaining(outcome.refreshExpiresAfter, now: now))"
+                    + (outcome.refreshTokenChanged.map { $0 ? " (new refresh token)" : " (same refresh token)" } ?? "") + ".\n")
+                if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
+            case .needsReauth, .noRefresh:
+                throw CLIError.needsReauthorization(account: account, reason: outcome.error ?? "the provider refused its refresh token")
+            case .failed:
+                let message = "refreshing '\(account)' failed: \(outcome.error ?? "unknown error")"
+                if outcome.failureCode == .integrity {
+                    throw CLIError.integrity(message, hint: "the vault was damaged or tampered with; nothing was sent to the provider")
+                }
+                if outcome.failureCode == .other {  // a local problem (its lock), not the provider's
+                    throw CLIError.busy(message, hint: outcome.hint)
+                }
+                throw CLIError.provider(message, hint: "the stored pair is unchanged; try again later, or add --verbose to see the requests")
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+
+extension TokenVault {
+    /// The old name of `integration remove`.
+    struct RemoveIntegration: VaultCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove-integration", abstract: "Same as 'tokenvault integration remove'.", shouldDisplay: false)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The integration's name.", completion: .integrationNames)
+        var name: String
+
+        @Flag(help: "Also remove the accounts that use it (their token pairs are deleted locally, not revoked).")
+        var force = false
+
+        func run(_ context: Context) async throws {
+            try await Self.remove(name, force: force, global: global, context: context)
+        }
+
+        static func remove(_ name: String, force: Bool, global: GlobalOptions, context: Context) async throws {
+            let database = try VaultDatabase.open(at: VaultLocation.path(option: global.vault, context: context))
+            let integration = try database.integration(named: name)
+            let affected = try database.accounts().filter { $0.integrationId == integration.id }
+            if !affected.isEmpty && !force { throw StoreError.integrationInUse(name, accounts: affected.count) }
+            // The audit entries for the removed accounts need the key, so unlock only when there are some.
+            if !affected.isEmpty {
+                let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
+                context.console.err("Removing \(affected.count) account\(affected.count == 1 ? "" : "s") with it: \(affected.map(\.name).joined(separator: ", ")).\n")
+                try vault.database.write { w in
+                    for account in affected {
+                        try vault.appendAudit(AuditDraft(
+                            at: context.now(), account: account.name, integration: name, event: .revoked,
+                            trigger: "remove-integration", outcome: "removed locally",
+                            accessExpiresBefore: account.accessExpiresAt, refreshExpiresBefore: account.refreshExpiresAt),
+                            in: w)
+                    }
+                    try w.deleteIntegration(id: integration.id)
+                }
+            } else {
+                try database.write { try $0.deleteIntegration(id: integration.id) }
+            }
+            try database.purgeDeletedData()
+            context.console.err("Removed integration '\(name)'.\n")
+        }
+    }
+}

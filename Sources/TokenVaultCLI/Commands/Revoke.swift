@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+
+extension TokenVault {
+    struct Revoke: VaultCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke an account's tokens at the provider, then delete the pair from the vault (audited).",
+            discussion: """
+                Webex: when the token may do it (scope identity:tokens_write, or unknown scopes), tokenvault calls \
+                DELETE /authorizations?clientId=…; otherwise, or with --local, it only deletes the local pair and \
+                says how to revoke at Webex. The sealed bytes are removed from both the database file and its \
+                write-ahead log.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The account name.", completion: .accountNames)
+        var account: String
+
+        @Flag(help: "Only remove the local pair; do not contact the provider.")
+        var local = false
+
+        func run(_ context: Context) async throws {
+            let vault = try unlock(context)
+            let record = try vault.database.account(named: account)
+            let integration = try vault.database.integration(id: record.integrationId)
+            var outcome = "removed locally"
+            var remoteNote: String?
+            var revocationFailed = false
+            if !local, let integration {
+                let provider = try Provider.named(integration.provider)
+                if !provider.supportsRevoke {
+                    remoteNote = "\(provider.name) has no revocation endpoint configured"
+                } else if !provider.canRevoke(grantedScopes: record.grantedScopes) {
+                    remoteNote = "the token lacks the \(provider.revokeScope ?? "revocation") scope"
+                } else if (record.accessExpiresAt ?? .distantPast) <= context.now() {
+                    remoteNote = "its access token has expired"
+                } else {
+                    do {
+                        let transport = context.makeTransport(global.verbose ? Trace.tracer(context.console) : nil)
+                        let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
+                        let access = try vault.accessToken(of: record).copyToString() ?? ""
+                        let refresh = try? vault.refreshToken(of: record).copyToString()
+                        try await client.revoke(accessToken: access, refreshToken: refresh ?? nil)
+                        outcome = "revoked at \(provider.name) and removed locally"
+                    } catch {
+                        remoteNote = ErrorReport.describe(error).message
+                        outcome = "removed locally; revoking at the provider failed"
+                        revocationFailed = true
+                    }
+                }
+            }
+            try vault.database.write { w in
+                try w.deleteAccount(id: record.id)
+                try vault.appendAudit(AuditDraft(
+                    at: context.now(), account: account, integration: integration?.name, event: .revoked,
+                    trigger: local ? "revoke --local" : "revoke", outcome: outcome,
+                    accessExpiresBefore: record.accessExpiresAt, refreshExpiresBefore: record.refreshExpiresAt,
+                    detail: remoteNote), in: w)
+            }
+            try vault.database.purgeDeletedData()
+            if outcome.hasPrefix("revoked") {
+                context.console.err("Revoked the tokens of '\(account)' at the provider and removed the pair from the vault.\n")
+            } else {
+                context.console.err("Removed the token pair of '\(account)' from the vault.\n")
+                // The provider was asked and said no (or could not be reached): a script must see that the tokens
+                // are still good at the provider.
+                if revocationFailed {
+                    throw CLIError.revokeFailed(account: account, reason: remoteNote ?? "unknown reason")
+                }
+                if !local {
+                    context.console.err("tokenvault: warning: not revoked at the provider (\(remoteNote ?? "unknown reason")): the tokens stay valid until they expire.\n")
+                }
+                context.console.err("tokenvault: hint: to revoke at Webex, remove the integration's access on your Webex identity profile page, or have an admin revoke it (DELETE /v1/authorizations).\n")
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+
+extension TokenVault {
+    struct Token: VaultCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the account's bare access token.")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The account name.", completion: .accountNames)
+        var account: String
+
+        @Option(help: ArgumentHelp("Refresh first when the access token lapses within this.", valueName: "duration"))
+        var minValid: DurationArgument = DurationArgument(seconds: 600)
+
+        func run(_ context: Context) async throws {
+            let (token, _) = try await freshAccessToken(account: account, global: global, minValid: minValid.seconds,
+                                                        trigger: "token", context: context)
+            guard !token.contains(where: \.isNewline) else {
+                throw CLIError.integrity("the access token of '\(account)' contains a line break; refusing to print it")
+            }
+            context.console.out(token + "\n")
+        }
+    }
+}

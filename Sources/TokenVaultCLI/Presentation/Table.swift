@@ -1,0 +1,24 @@
+import Foundation
+
+/// Left-aligned columns for human output.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        guard let first = rows.first else { return "" }
+        // Widths in Unicode scalars: close enough for names and emails, and far cheaper than counting
+        // grapheme clusters twice per cell of a 100,000-row list.
+        let counts = rows.map { $0.map(\.unicodeScalars.count) }
+        var widths = [Int](repeating: 0, count: first.count)
+        for row in counts { for (i, n) in row.enumerated() { widths[i] = max(widths[i], n) } }
+        var out = ""
+        out.reserveCapacity(rows.count * (widths.reduce(0, +) + 2 * widths.count + 1))
+        let spaces = String(repeating: " ", count: (widths.max() ?? 0) + 2)
+        for (row, rowCounts) in zip(rows, counts) {
+            for (i, cell) in row.enumerated() {
+                out += cell
+                if i < row.count - 1 { out += spaces.prefix(widths[i] - rowCounts[i] + 2) }
+            }
+            out += "\n"
+        }
+        return out
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import TokenVaultCore
+import VaultCrypto
+import VaultStore
+
+/// Where the vault file is: `--vault`, else `TOKENVAULT_VAULT`, else `$XDG_DATA_HOME/tokenvault/vault.db`
+/// (`~/.local/share/tokenvault/vault.db`).
+enum VaultLocation {
+    static func path(option: String?, context: Context) -> String {
+        path(option: option, environment: context.environment)
+    }
+
+    static func path(option: String?, environment: [String: String]) -> String {
+        if let option, !option.isEmpty { return absolute(option) }
+        if let env = environment["TOKENVAULT_VAULT"], !env.isEmpty { return absolute(env) }
+        let dataHome: String
+        if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") {
+            dataHome = xdg
+        } else {
+            dataHome = (environment["HOME"] ?? NSHomeDirectory()) + "/.local/share"
+        }
+        return dataHome + "/tokenvault/vault.db"
+    }
+
+    private static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+
+    /// A warning when the directory that really holds the vault is writable by group or others: they could add,
+    /// replace or hold its `-wal`, `-shm` and lock files (tokenvault refuses a lock directory that is not yours).
+    static func sharedDirectoryWarning(vaultPath: String) -> String? {
+        let real = AccountLock.realPath(vaultPath) ?? vaultPath
+        let directory = URL(fileURLWithPath: real).deletingLastPathComponent().path
+        var info = stat()
+        guard stat(directory, &info) == 0, info.st_mode & 0o022 != 0 else { return nil }
+        return "tokenvault: warning: the vault's directory \(directory) is writable by group or others (mode \(String(info.st_mode & 0o7777, radix: 8))): other users can add or replace files beside the vault; keep the vault in a directory only you can write (chmod 700)\n"
+    }
+}
+
+/// `--verbose`: one line when secret memory could not be locked into RAM (for example under `ulimit -l 0`).
+enum MemoryLockReport {
+    static func print(context: Context, verbose: Bool) {
+        guard verbose, let reason = MemoryLocking.takeUnreportedFailure() else { return }
+        context.console.err("tokenvault: warning: could not lock secret memory into RAM (mlock: \(reason)); keys and tokens may be written to swap. Raise the limit ('ulimit -l') to keep them out\n")
+    }
+}

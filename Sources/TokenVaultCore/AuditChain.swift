@@ -1,0 +1,81 @@
+import Foundation
+import VaultCrypto
+import VaultStore
+
+/// The audit log as a chain: each entry carries a keyed MAC over its content and the previous entry's MAC, and the
+/// head record (in the header row) names the newest entry with a MAC of its own, so an edited, reordered, removed or
+/// rolled-back entry is found by `verifyAudit`.
+extension UnlockedVault {
+    /// Appends an entry chained to the previous one, inside the caller's transaction.
+    @discardableResult
+    public func appendAudit(_ draft: AuditDraft, in writer: VaultWriter) throws -> AuditEntry {
+        let auditKey = auditKey
+        return try writer.appendAudit(draft, mac: { seq, entry, previous in
+            MAC.hmacSHA256(key: auditKey, message: AuditEntry.canonicalBytes(seq: seq, draft: entry, previousMAC: previous))
+        }, headMAC: { seq, entryMAC in Self.auditHeadMAC(key: auditKey, seq: seq, entryMAC: entryMAC) })
+    }
+
+    /// The head record's MAC: which entry is the newest (entry 0 for an empty log) and that entry's MAC.
+    static func auditHeadMAC(key: SecretBytes, seq: Int64, entryMAC: [UInt8]) -> [UInt8] {
+        MAC.hmacSHA256(key: key, message: Array("tokenvault-audit-head-v1:\(seq):".utf8) + entryMAC)
+    }
+
+    /// What `audit --verify` found.
+    public struct AuditVerification: Sendable {
+        public var problems: [String]
+        public var count: Int
+        /// The head MAC as stored (hex), to keep outside the vault and pass back as `--expect-head`.
+        public var head: String
+        public var headSeq: Int64
+    }
+
+    /// Walks the chain from the first entry: an edited, reordered or deleted entry breaks it; so does a head
+    /// record that does not name the newest entry with a valid MAC (entry 0 included: an emptied log is caught),
+    /// and any `tamper-detected` entry tokenvault wrote when it found the head wrong. With `expectHead`, the
+    /// log must also still contain that head (a head printed earlier and kept elsewhere): a vault rolled back to
+    /// an older copy does not.
+    public func verifyAudit(expectHead: String? = nil) throws -> AuditVerification {
+        var previous: [UInt8] = []
+        var expectedSeq: Int64 = 1
+        var problems: [String] = []
+        let entries = try database.auditEntries()
+        var heads: Set<String> = [Self.hex(Self.auditHeadMAC(key: auditKey, seq: 0, entryMAC: []))]
+        for entry in entries {
+            if entry.seq != expectedSeq {
+                problems.append("entry \(expectedSeq)\(entry.seq > expectedSeq + 1 ? "-\(entry.seq - 1)" : "") is missing")
+            }
+            let mac = MAC.hmacSHA256(key: auditKey, message: AuditEntry.canonicalBytes(seq: entry.seq, draft: entry.draft, previousMAC: previous))
+            if !MAC.constantTimeEqual(mac, entry.mac) {
+                problems.append("entry \(entry.seq) (\(entry.draft.event.rawValue), account '\(entry.draft.account)') does not match its MAC: edited, reordered, or an earlier entry was removed")
+            } else if entry.draft.event == .tamperDetected {
+                problems.append("entry \(entry.seq): tokenvault found the log tampered with before it appended this entry (\(entry.draft.detail ?? entry.draft.outcome))")
+            }
+            heads.insert(Self.hex(Self.auditHeadMAC(key: auditKey, seq: entry.seq, entryMAC: entry.mac)))
+            // Continue from the stored MAC so one bad entry is reported once, not as a cascade.
+            previous = entry.mac
+            expectedSeq = entry.seq + 1
+        }
+        // The head in the header row must name the newest entry (or entry 0) with a valid MAC: otherwise the
+        // newest entries, or all of them, were removed.
+        let head = try database.auditHead()
+        let newest = entries.last
+        if head.mac.isEmpty {
+            problems.append("the log's head record has no MAC: it was removed (an emptied or truncated log looks like this)")
+        } else if head.seq != (newest?.seq ?? 0) {
+            problems.append("the log ends at entry \(newest?.seq ?? 0) but entry \(head.seq) was written: the newest entries were removed")
+        } else if !MAC.constantTimeEqual(Self.auditHeadMAC(key: auditKey, seq: newest?.seq ?? 0, entryMAC: newest?.mac ?? []), head.mac) {
+            problems.append(newest == nil
+                ? "the log is empty but its head record does not match an empty log: its entries were removed"
+                : "the log's head record does not match entry \(newest!.seq)")
+        }
+        if let expectHead {
+            let wanted = expectHead.lowercased().trimmingCharacters(in: .whitespaces)
+            if !heads.contains(wanted) {
+                problems.append("the head you kept (\(wanted.prefix(16))…) is not in this log: the vault was rolled back to an older copy, replaced, or the head belongs to another vault")
+            }
+        }
+        return AuditVerification(problems: problems, count: entries.count, head: Self.hex(head.mac), headSeq: head.seq)
+    }
+
+    public static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+}

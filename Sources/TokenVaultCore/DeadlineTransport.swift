@@ -1,0 +1,67 @@
+import Foundation
+import VaultOAuth
+
+/// Gives every request sent through it a share of one time budget that starts with the first request: once it is
+/// spent, a request still waiting fails as timed out and further ones fail at once. Measured on the real clock,
+/// because it bounds real network waits (a stalled provider), which no test clock can step.
+public struct DeadlineTransport: HTTPTransport {
+    let inner: any HTTPTransport
+    let budget: TimeInterval
+    private let start = StartOnce()
+
+    public init(inner: any HTTPTransport, budget: TimeInterval) {
+        self.inner = inner
+        self.budget = budget
+    }
+
+    public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let host = request.url.host.map { h in request.url.port.map { "\(h):\($0)" } ?? h } ?? "?"
+        let remaining = start.instant().advanced(by: .milliseconds(Int64(budget * 1000))) - ContinuousClock.now
+        guard remaining > .zero else { throw OAuthError.transport(.timedOut, host: host) }
+        let once = ResumeOnce()
+        let inner = inner
+        // Not a task group: a group waits for its cancelled child, and a stalled request may not stop at once.
+        return try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            let work = Task {
+                let result: Result<HTTPResponse, any Error>
+                do { result = .success(try await inner.send(request)) } catch { result = .failure(error) }
+                once.resume(result)
+            }
+            Task {
+                try? await Task.sleep(for: remaining)
+                once.resume(.failure(OAuthError.transport(.timedOut, host: host)))
+                work.cancel()
+            }
+        }
+    }
+
+    private final class StartOnce: @unchecked Sendable {
+        private let lock = NSLock()
+        private var started: ContinuousClock.Instant?
+        func instant() -> ContinuousClock.Instant {
+            lock.withLock {
+                if let started { return started }
+                let now = ContinuousClock.now
+                started = now
+                return now
+            }
+        }
+    }
+
+    private final class ResumeOnce: @unchecked Sendable {
+        private let lock = NSLock()
+        private var continuation: CheckedContinuation<HTTPResponse, any Error>?
+
+        func set(_ c: CheckedContinuation<HTTPResponse, any Error>) { lock.withLock { continuation = c } }
+
+        /// The first result wins; later ones are dropped.
+        func resume(_ result: Result<HTTPResponse, any Error>) {
+            let target = lock.withLock {
+                defer { continuation = nil }
+                return continuation
+            }
+            target?.resume(with: result)
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+
+/// How names, times and lifetimes read in messages (the CLI's tables and the core's errors alike).
+public enum Format {
+    /// Quotes a user-supplied string for an error message, with control characters made visible.
+    public static func quoted(_ text: String) -> String {
+        let shown = text.prefix(80).unicodeScalars.map { scalar -> String in
+            scalar.properties.generalCategory == .control ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
+        }.joined()
+        return "'\(shown)\(text.count > 80 ? "…" : "")'"
+    }
+
+    public static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.string(from: date)
+    }
+
+    /// "13d 23h", "4h 10m", "52s", "expired 2d ago".
+    public static func remaining(_ date: Date?, now: Date) -> String {
+        guard let date else { return "-" }
+        let seconds = Int(date.timeIntervalSince(now).rounded(.down))
+        if seconds < 0 { return "expired \(span(-seconds)) ago" }
+        return span(seconds)
+    }
+
+    public static func span(_ seconds: Int) -> String {
+        let d = seconds / 86400, h = (seconds % 86400) / 3600, m = (seconds % 3600) / 60
+        if d > 0 { return "\(d)d \(h)h" }
+        if h > 0 { return "\(h)h \(m)m" }
+        if m > 0 { return "\(m)m" }
+        return "\(seconds)s"
+    }
+}

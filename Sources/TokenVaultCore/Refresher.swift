@@ -1,0 +1,271 @@
+import Foundation
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+
+/// What became of one account in a refresh.
+public struct RefreshOutcome: Sendable {
+    public enum Status: String, Sendable {
+        case refreshed
+        /// Another process refreshed it while we waited for the lock (or just before): nothing was sent.
+        case alreadyFresh = "fresh"
+        case needsReauth = "needs-reauth"
+        case failed
+        /// No refresh token and a valid access token (`DisplayState.noRefresh`): left alone, nothing was sent.
+        case noRefresh = "no-refresh"
+    }
+
+    public var account: String
+    public var integration: String
+    public var status: Status
+    public var accessExpiresBefore: Date?
+    public var accessExpiresAfter: Date?
+    public var refreshExpiresBefore: Date?
+    public var refreshExpiresAfter: Date?
+    public var refreshTokenChanged: Bool?
+    public var error: String?
+    public var trackingId: String?
+    /// The error the refresh failed with, when it threw one (the CLI maps it to a hint and an exit code).
+    public var failure: (any Error)?
+
+    public init(account: String, integration: String, status: Status, accessExpiresBefore: Date? = nil,
+                accessExpiresAfter: Date? = nil) {
+        self.account = account
+        self.integration = integration
+        self.status = status
+        self.accessExpiresBefore = accessExpiresBefore
+        self.accessExpiresAfter = accessExpiresAfter
+    }
+}
+
+/// A refresh token that lapses within this, even right after a refresh, gets a warning: the provider did not
+/// reset its lifetime and the account will need a browser soon.
+public let refreshLapseWarning: TimeInterval = 14 * 86_400
+
+/// An expiry that moved by no more than this in a refresh did not move: each expiry is our clock plus the
+/// provider's whole seconds left, so the same instant reads a little differently from one answer to the next.
+public let refreshExpiryTolerance: TimeInterval = 10
+
+extension RefreshOutcome {
+    /// A warning when this process refreshed the pair and the provider left the refresh token's expiry where it
+    /// was (no new lifetime), and that expiry is near. A short lifetime the provider did renew (a rotating provider
+    /// with short lifetimes) is not warned about, nor is a pair another process refreshed (that process warns).
+    public func lapseWarning(now: Date) -> String? {
+        guard status == .refreshed, let expiry = refreshExpiresAfter, let before = refreshExpiresBefore,
+              // Not moved later (kept, or shortened): refreshing did not extend the refresh token's life.
+              expiry.timeIntervalSince(before) <= refreshExpiryTolerance,
+              expiry.timeIntervalSince(now) < refreshLapseWarning else { return nil }
+        return "the refresh token of '\(account)' lapses in \(Format.span(Int(expiry.timeIntervalSince(now)))) even after refreshing (the provider did not reset its lifetime); run 'tokenvault authorize \(account)' before \(Format.timestamp(expiry))"
+    }
+}
+
+/// A wait between two attempts, as a progress line shows it.
+public struct RetryWait: Sendable, Equatable {
+    public var seconds: Double
+    /// The provider asked for it (429 with Retry-After), rather than our own backoff.
+    public var retryAfter: Bool
+
+    public init(seconds: Double, retryAfter: Bool) {
+        self.seconds = seconds
+        self.retryAfter = retryAfter
+    }
+}
+
+extension RetryPolicy {
+    /// `run(sleep:_:)`, telling `onWait` when each wait starts (the wait) and ends (nil).
+    public func run<T>(sleep: @Sendable (Double) async throws -> Void, onWait: (@Sendable (RetryWait?) -> Void)?,
+                _ op: () async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                return try await op()
+            } catch {
+                guard let wait = delay(forAttempt: attempt, error: error) else { throw error }
+                onWait?(RetryWait(seconds: wait, retryAfter: (error as? OAuthError)?.retryAfter != nil))
+                defer { onWait?(nil) }
+                try await sleep(wait)
+            }
+        }
+    }
+}
+
+/// Refreshes token pairs: the provider's answer is durably stored (and audited) before anything else happens.
+public final class Refresher: @unchecked Sendable {
+    public let vault: UnlockedVault
+    let services: VaultServices
+    let trigger: String
+    let transport: any HTTPTransport
+    let retry: RetryPolicy
+    private let committer: GroupCommitter
+    private let lock = NSLock()
+    private var clients: [String: OAuthClient] = [:]
+    private var integrations: [String: Integration] = [:]
+
+    /// Eight attempts: a nightly run rides out a provider's bad minutes (about two minutes of capped, jittered
+    /// backoff at worst) rather than leaving accounts for tomorrow; invalid_grant is never retried.
+    public static let retryPolicy = RetryPolicy(maxAttempts: 8)
+
+    /// Refresh-on-use while the stored access token is still valid: the token in hand is good, so a provider that
+    /// is down, stalls or answers 429/5xx is given about two seconds in all (`RefreshBudget`), not the nightly policy.
+    public static let quickRetryPolicy = RetryPolicy(maxAttempts: 2, base: 0.25, cap: 0.25, maxRetryAfter: 1)
+
+    /// Seconds an account's lock is waited for (another process refreshing it).
+    let lockTimeout: TimeInterval
+    /// Told about each wait between attempts (refresh-all's progress line shows it).
+    let onWait: (@Sendable (RetryWait?) -> Void)?
+
+    public init(vault: UnlockedVault, services: VaultServices, trigger: String, verbose: Bool, retry: RetryPolicy = Refresher.retryPolicy,
+         budget: TimeInterval? = nil, lockTimeout: TimeInterval = 300, onWait: (@Sendable (RetryWait?) -> Void)? = nil) {
+        self.vault = vault
+        self.services = services
+        self.trigger = trigger
+        self.retry = retry
+        self.lockTimeout = lockTimeout
+        self.onWait = onWait
+        committer = GroupCommitter(database: vault.database)
+        let transport = services.makeTransport(verbose ? Trace.tracer(services.console) : nil)
+        self.transport = budget.map { DeadlineTransport(inner: transport, budget: $0) } ?? transport
+    }
+
+    /// The integration and its client, opened once per integration and command.
+    func client(for integrationId: String) throws -> (Integration, OAuthClient) {
+        lock.lock()
+        defer { lock.unlock() }
+        if let client = clients[integrationId], let integration = integrations[integrationId] { return (integration, client) }
+        guard let integration = try vault.database.integration(id: integrationId) else {
+            throw StoreError.noSuchIntegration(integrationId)
+        }
+        let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
+        clients[integrationId] = client
+        integrations[integrationId] = integration
+        return (integration, client)
+    }
+
+    /// Refreshes `account` unless, once its lock is held and it is read again, `stillNeeded` says another
+    /// process already did the work. The lock makes sure no refresh token is ever sent twice at once.
+    public func refresh(_ planned: Account, stillNeeded: @Sendable (Account) -> Bool) async -> RefreshOutcome {
+        var outcome = RefreshOutcome(account: planned.name, integration: "?", status: .failed)
+        do {
+            let (integration, client) = try client(for: planned.integrationId)
+            outcome.integration = integration.name
+            let lock = try await AccountLock.acquire(vaultPath: vault.database.path, account: planned, timeout: lockTimeout,
+                                                     sleep: services.sleep)
+            defer { lock.release() }
+            // Read again under the lock: the pair may have changed while we waited.
+            var account = try await vault.database.accountAsync(named: planned.name)
+            guard account.id == planned.id else { throw StoreError.noSuchAccount(planned.name) }
+            outcome.accessExpiresBefore = account.accessExpiresAt
+            outcome.refreshExpiresBefore = account.refreshExpiresAt
+            if account.state == .needsReauth {
+                outcome.status = .needsReauth
+                outcome.error = "the provider refused its refresh token earlier"
+                return outcome
+            }
+            guard stillNeeded(account) else {
+                outcome.status = .alreadyFresh
+                outcome.accessExpiresAfter = account.accessExpiresAt
+                outcome.refreshExpiresAfter = account.refreshExpiresAt
+                return outcome
+            }
+            guard account.refreshTokenSealed != nil else {
+                throw VaultError.needsReauthorization(account: account.name, reason: "it holds no refresh token")
+            }
+            let refreshToken = try vault.refreshToken(of: account)
+            guard let refreshText = refreshToken.copyToString() else {
+                throw VaultError.integrity("the refresh token of '\(account.name)' is not text")
+            }
+            let before = account
+            let response: TokenResponse
+            do {
+                response = try await retry.run(sleep: services.sleep, onWait: onWait) {
+                    try await client.refresh(refreshToken: refreshText)
+                }
+            } catch let error as OAuthError where error.isInvalidGrant {
+                // Final: the account needs a browser. Recorded so that list shows it and no run retries it.
+                account.state = .needsReauth
+                account.updatedAt = services.now()
+                var entry = draft(before, account, outcome: "needs re-authorization (invalid_grant)", event: .refreshFailed)
+                entry.detail = error.localizedDescription
+                try await store(account, audited: entry)
+                outcome.status = .needsReauth
+                outcome.error = error.localizedDescription
+                outcome.trackingId = error.trackingId
+                return outcome
+            }
+            let now = services.now()
+            try TokenStore.apply(response, to: &account, vault: vault, now: now)
+            // The new pair is committed (synchronous=FULL) before anything else happens: with a rotating provider
+            // the old refresh token may already be dead.
+            let changed = response.refreshToken.map { $0 != refreshText } ?? false
+            var entry = draft(before, account, outcome: "ok", event: .refreshed)
+            entry.refreshTokenChanged = changed
+            try await store(account, audited: entry)
+            outcome.status = .refreshed
+            outcome.accessExpiresAfter = account.accessExpiresAt
+            outcome.refreshExpiresAfter = account.refreshExpiresAt
+            outcome.refreshTokenChanged = changed
+            return outcome
+        } catch {
+            outcome.status = VaultError.meansReauthorization(error) ? .needsReauth : .failed
+            outcome.error = error.localizedDescription
+            outcome.failure = error
+            outcome.trackingId = (error as? OAuthError)?.trackingId
+            if error is OAuthError {
+                // A failed attempt is part of the account's history too.
+                let entry = AuditDraft(
+                    at: services.now(), account: planned.name, integration: outcome.integration, event: .refreshFailed,
+                    trigger: trigger, outcome: "failed, pair unchanged", accessExpiresBefore: planned.accessExpiresAt,
+                    accessExpiresAfter: planned.accessExpiresAt, refreshExpiresBefore: planned.refreshExpiresAt,
+                    refreshExpiresAfter: planned.refreshExpiresAt, detail: outcome.error)
+                let vault = vault
+                try? await committer.commit { w in try vault.appendAudit(entry, in: w) }
+            }
+            return outcome
+        }
+    }
+
+    /// The account's new state and its audit entry, in one durable commit (shared with concurrent refreshes).
+    private func store(_ account: Account, audited entry: AuditDraft) async throws {
+        let vault = vault
+        try await committer.commit { w in
+            try w.update(account)
+            try vault.appendAudit(entry, in: w)
+        }
+    }
+
+    private func draft(_ before: Account, _ after: Account, outcome: String, event: AuditEvent) -> AuditDraft {
+        AuditDraft(at: services.now(), account: after.name, integration: lock.withLock { integrations[after.integrationId]?.name },
+                   event: event, trigger: trigger, outcome: outcome,
+                   accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: after.accessExpiresAt,
+                   refreshExpiresBefore: before.refreshExpiresAt, refreshExpiresAfter: after.refreshExpiresAt)
+    }
+}
+
+extension Provider {
+    /// The providers tokenvault knows, by the name stored with an integration.
+    public static func named(_ name: String) throws -> Provider {
+        switch name {
+        case Provider.webex.name: return .webex
+        default: throw VaultError.invalid("the integration uses provider '\(name)', which this tokenvault does not know")
+        }
+    }
+}
+
+extension OAuthClient {
+    /// A client for a stored integration, with its client secret opened from the vault.
+    public static func make(for integration: Integration, vault: UnlockedVault, transport: any HTTPTransport) throws -> OAuthClient {
+        guard let base = URL(string: integration.apiBase) else {
+            throw VaultError.invalid("integration '\(integration.name)' has an invalid API base \(Format.quoted(integration.apiBase))")
+        }
+        let secret = try vault.clientSecret(of: integration)
+        guard let secretText = secret.copyToString() else {
+            throw VaultError.integrity("the client secret of integration '\(integration.name)' is not text")
+        }
+        return OAuthClient(
+            provider: try Provider.named(integration.provider),
+            credentials: ClientCredentials(clientId: integration.clientId, clientSecret: secretText,
+                                           redirectURI: integration.redirectURI, scopes: integration.scopes, apiBase: base),
+            transport: transport)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+
+/// How a fresh access token is obtained for an account (`env`, `exec`, `token`, `whoami`): the stored one when it
+/// stays valid long enough, else one refreshed first; never an expired one.
+public struct TokenService: Sendable {
+    public let vault: UnlockedVault
+    let services: VaultServices
+    /// `--verbose`: trace the requests of a refresh.
+    let verbose: Bool
+
+    /// Seconds refresh-on-use waits for another process refreshing the same account while the token in hand is valid.
+    public static let refreshOnUseLockTimeout: TimeInterval = 15
+
+    public init(vault: UnlockedVault, services: VaultServices, verbose: Bool) {
+        self.vault = vault
+        self.services = services
+        self.verbose = verbose
+    }
+
+    /// The access token to hand out for `account` (read before the vault was unlocked), refreshed first when it
+    /// lapses within `minValid`. Warnings (a clock ahead, a failed refresh while the token in hand is still good)
+    /// go to the console.
+    public func freshAccessToken(account initial: Account, integration: Integration, minValid: TimeInterval,
+                                 trigger: String) async throws -> String {
+        let database = vault.database
+        let name = initial.name
+        var account = initial
+        // The stored name must be the one sealed with the integration, and not one that changes how programs run.
+        _ = try vault.environmentVariable(of: integration)
+        let now = services.now()
+        let threshold = now.addingTimeInterval(minValid)
+        // A pair stored in the future has expiries that cannot be trusted (ClockAhead): refresh it now.
+        @Sendable func lapsesSoon(_ a: Account) -> Bool { (a.accessExpiresAt ?? .distantPast) < threshold || ClockAhead.isAhead(a, now: now) }
+        if ClockAhead.isAhead(account, now: now) {
+            services.console.err(ClockAhead.warning(account: name, updatedAt: account.updatedAt, now: now, then: "refreshing it before use"))
+        }
+        if lapsesSoon(account) {
+            if account.refreshTokenSealed != nil && account.state == .ok {
+                try AccountLock.checkDirectory(vaultPath: database.path)
+                // The token in hand is still good: a provider that is down or throttles is tried twice, and one that
+                // stalls gets about two seconds in all; then the stored token is handed out with a warning. Only an
+                // expired (or untrustworthy) one is worth the full retry policy.
+                // Except the time limit for an integration seen rotating its refresh tokens: a request cut off after the
+                // provider processed it would lose the new pair and, under strict rotation, the old one with it; such a
+                // request is given the transport's normal timeout instead.
+                let stillValid = (account.accessExpiresAt ?? .distantPast) > now && !ClockAhead.isAhead(account, now: now)
+                let rotates = (try? database.refreshTokensRotate(integration: integration.name)) ?? true
+                let refresher = stillValid
+                    ? Refresher(vault: vault, services: services, trigger: trigger, verbose: verbose,
+                                retry: Refresher.quickRetryPolicy, budget: rotates ? nil : services.refreshOnUseBudget,
+                                lockTimeout: Self.refreshOnUseLockTimeout)
+                    : Refresher(vault: vault, services: services, trigger: trigger, verbose: verbose)
+                let outcome = await refresher.refresh(account) { lapsesSoon($0) }
+                account = try database.account(named: name)
+                switch outcome.status {
+                case .refreshed, .alreadyFresh:
+                    if let warning = outcome.lapseWarning(now: now) { services.console.err("tokenvault: warning: \(warning)\n") }
+                case .needsReauth, .failed, .noRefresh:
+                    let reason = outcome.error ?? "unknown error"
+                    if outcome.failure.map(Self.isIntegrityFailure) == true {
+                        throw VaultError.integrity(reason, hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
+                    }
+                    guard let expiry = account.accessExpiresAt, expiry > now else {
+                        if outcome.status == .needsReauth { throw VaultError.needsReauthorization(account: name, reason: reason) }
+                        throw VaultError.provider("the access token of '\(name)' expired and refreshing it failed: \(reason)",
+                                                hint: "try again later; add --verbose to see the requests")
+                    }
+                    services.console.err("tokenvault: warning: could not refresh '\(name)' (\(reason)); using the current token, valid \(Format.remaining(expiry, now: now))\n")
+                }
+            } else if let expiry = account.accessExpiresAt, expiry > now {
+                services.console.err("tokenvault: warning: the access token of '\(name)' lapses in \(Format.remaining(expiry, now: now)) and cannot be refreshed (\(account.state == .needsReauth ? "needs re-authorization" : "no refresh token")); run 'tokenvault authorize \(name)'\n")
+            } else if account.state == .needsReauth {
+                throw VaultError.needsReauthorization(account: name, reason: "the provider refused its refresh token")
+            } else {
+                throw VaultError.accessTokenExpired(account: name, at: account.accessExpiresAt ?? now)
+            }
+        }
+        let token = try vault.accessToken(of: account)
+        guard let text = token.copyToString() else { throw VaultError.integrity("the access token of '\(name)' is not text") }
+        return text
+    }
+
+    /// A failure that means the vault was damaged or tampered with (the CLI's exit 7).
+    static func isIntegrityFailure(_ error: any Error) -> Bool {
+        switch error {
+        case let e as VaultError:
+            if case .integrity = e { return true }
+            if case .unsupportedKDF = e { return true }
+            return false
+        case let e as StoreError:
+            switch e {
+            case .damaged, .invalidRecord: return true
+            default: return false
+            }
+        case is VaultCryptoError: return true
+        default: return false
+        }
+    }
+}

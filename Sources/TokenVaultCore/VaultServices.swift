@@ -1,0 +1,41 @@
+import Foundation
+import VaultOAuth
+
+/// Where a command's words go. stdout carries only what scripts consume (tokens, exports, JSON).
+public protocol Console: Sendable {
+    func out(_ text: String)
+    func err(_ text: String)
+    /// Whether stderr is a terminal (a live progress line is shown only then).
+    var stderrIsTerminal: Bool { get }
+}
+
+/// The side effects the core needs, handed in by the CLI (its `Context` holds them): the clock, waiting, the HTTP
+/// transport and where warnings go.
+public struct VaultServices: Sendable {
+    public var console: any Console
+    public var now: @Sendable () -> Date
+    /// Waiting between retries. Tests step it instead of sleeping.
+    public var sleep: @Sendable (Double) async throws -> Void
+    /// The HTTP transport, given the `--verbose` tracer (nil when quiet).
+    public var makeTransport: @Sendable (_ tracer: URLSessionTransport.Tracer?) -> any HTTPTransport
+    /// Seconds refresh-on-use gives a provider while the stored access token is still valid.
+    public var refreshOnUseBudget: TimeInterval
+
+    public init(console: any Console, now: @escaping @Sendable () -> Date,
+                sleep: @escaping @Sendable (Double) async throws -> Void,
+                makeTransport: @escaping @Sendable (URLSessionTransport.Tracer?) -> any HTTPTransport,
+                refreshOnUseBudget: TimeInterval) {
+        self.console = console
+        self.now = now
+        self.sleep = sleep
+        self.makeTransport = makeTransport
+        self.refreshOnUseBudget = refreshOnUseBudget
+    }
+}
+
+/// `--verbose` request traces (already redacted by the transport) on stderr.
+public enum Trace {
+    public static func tracer(_ console: any Console) -> URLSessionTransport.Tracer {
+        { line in console.err("tokenvault: http: \(line)\n") }
+    }
+}

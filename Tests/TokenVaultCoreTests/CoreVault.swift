@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+@testable import TokenVaultCore
+import VaultCrypto
+import VaultOAuth
+import VaultStore
+
+/// A console that fails the test on anything written to it that the test did not expect, and keeps the rest.
+final class KeptConsole: Console, @unchecked Sendable {
+    private let lock = NSLock()
+    private var written: [String] = []
+    func out(_ text: String) { lock.withLock { written.append(text) } }
+    func err(_ text: String) { lock.withLock { written.append(text) } }
+    var stderrIsTerminal: Bool { false }
+    var text: String { lock.withLock { written.joined() } }
+}
+
+/// Answers every request with `answer`, and keeps the requests; any request a test did not expect fails it.
+final class AnsweringTransport: HTTPTransport, @unchecked Sendable {
+    private let lock = NSLock()
+    private var sent: [HTTPRequest] = []
+    private let answer: @Sendable (HTTPRequest) -> HTTPResponse?
+
+    init(_ answer: @escaping @Sendable (HTTPRequest) -> HTTPResponse?) { self.answer = answer }
+
+    var requests: [HTTPRequest] { lock.withLock { sent } }
+
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        lock.withLock { sent.append(request) }
+        guard let response = answer(request) else {
+            Issue.record("unexpected request \(request.method) \(request.url)")
+            throw OAuthError.transport(.other("not expected"), host: "test")
+        }
+        return response
+    }
+}
+
+/// A new vault in a temporary directory, unlocked with real libsodium at the lowest KDF cost.
+struct CoreVault {
+    static let kdf: @Sendable (KDFParameters.Level) -> KDFParameters = { _ in
+        KDFParameters(opsLimit: 1, memLimit: 8192, salt: Random.bytes(KDFParameters.saltBytes))
+    }
+
+    let directory: URL
+    let vault: UnlockedVault
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    var database: VaultDatabase { vault.database }
+    var path: String { directory.appendingPathComponent("vault.db").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("tokenvault-core-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let passphrase = SecretBytes(copying: Array("core test passphrase".utf8))
+        let path = directory.appendingPathComponent("vault.db").path
+        let (header, head) = try UnlockedVault.newHeader(passphrase: passphrase, parameters: Self.kdf(.interactive), now: now)
+        let database = try VaultDatabase.create(at: path, header: header, auditHeadMAC: head)
+        vault = try UnlockedVault.unlock(database, kdfParameters: Self.kdf, attempts: 1, console: KeptConsole()) { passphrase }
+    }
+
+    /// An integration with its client secret sealed, and an account holding a pair that lapses at `accessExpiresAt`.
+    func addAccount(_ name: String, accessExpiresAt: Date, accessToken: String = "AT_old",
+                    refreshToken: String = "RT_old") throws -> (Account, Integration) {
+        var integration = Integration(name: "webex", provider: "webex", clientId: "C1", clientSecretSealed: [],
+                                      redirectURI: "http://localhost:8765/callback", scopes: ["spark:people_read"],
+                                      apiBase: "https://webex.test/v1", envVar: "WEBEX_ACCESS_TOKEN", createdAt: now)
+        integration.clientSecretSealed = try vault.seal("client secret", label: SealLabel.clientSecret(integration))
+        var account = Account(name: name, integrationId: integration.id, accessExpiresAt: accessExpiresAt,
+                              refreshExpiresAt: now.addingTimeInterval(90 * 86_400), createdAt: now, updatedAt: now)
+        account.accessTokenSealed = try vault.seal(accessToken, label: SealLabel.accessToken(account))
+        account.refreshTokenSealed = try vault.seal(refreshToken, label: SealLabel.refreshToken(account))
+        try database.write { w in
+            try w.insert(integration)
+            try w.insert(account)
+        }
+        return (account, integration)
+    }
+
+    func services(_ transport: any HTTPTransport, console: KeptConsole = KeptConsole()) -> VaultServices {
+        let now = now
+        return VaultServices(console: console, now: { now }, sleep: { _ in }, makeTransport: { _ in transport },
+                             refreshOnUseBudget: 30)
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
+}

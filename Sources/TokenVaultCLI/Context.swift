@@ -33,6 +33,8 @@ public struct Context: Sendable {
     /// (issue 8 §9: about 2 s, then the stored token is handed out). In-process tests, whose sandbox shares a
     /// loaded machine, pass more except where they test this limit.
     public var refreshOnUseBudget: TimeInterval
+    /// Seconds a refresh waits for an account locked by another process before it gives up (exit 1).
+    public var lockTimeout: TimeInterval
 
     public init(environment: [String: String], console: any Console, terminal: (any PassphraseTerminal)?,
                 now: @escaping @Sendable () -> Date = { Date() },
@@ -46,7 +48,7 @@ public struct Context: Sendable {
                 openBrowser: @escaping @Sendable (URL, [String: String]) -> Bool = Browser.open,
                 readLine: @escaping @Sendable (String) -> String? = { _ in nil },
                 execute: @escaping @Sendable (String, [String], [String: String]) throws -> Int32 = ProgramRunner.replaceProcess,
-                refreshOnUseBudget: TimeInterval = 2) {
+                refreshOnUseBudget: TimeInterval = 2, lockTimeout: TimeInterval = 300) {
         self.environment = environment
         self.console = console
         self.terminal = terminal
@@ -60,6 +62,7 @@ public struct Context: Sendable {
         self.readLine = readLine
         self.execute = execute
         self.refreshOnUseBudget = refreshOnUseBudget
+        self.lockTimeout = lockTimeout
     }
 
     /// The real process: stdout/stderr, /dev/tty, the system clock.
@@ -77,7 +80,7 @@ public struct Context: Sendable {
     /// What the core needs of this context.
     var services: VaultServices {
         VaultServices(console: console, now: now, sleep: sleep, makeTransport: makeTransport,
-                      refreshOnUseBudget: refreshOnUseBudget)
+                      refreshOnUseBudget: refreshOnUseBudget, lockTimeout: lockTimeout)
     }
 }
 

@@ -116,12 +116,12 @@ public final class Refresher: @unchecked Sendable {
     let onWait: (@Sendable (RetryWait?) -> Void)?
 
     public init(vault: UnlockedVault, services: VaultServices, trigger: String, verbose: Bool, retry: RetryPolicy = Refresher.retryPolicy,
-         budget: TimeInterval? = nil, lockTimeout: TimeInterval = 300, onWait: (@Sendable (RetryWait?) -> Void)? = nil) {
+         budget: TimeInterval? = nil, lockTimeout: TimeInterval? = nil, onWait: (@Sendable (RetryWait?) -> Void)? = nil) {
         self.vault = vault
         self.services = services
         self.trigger = trigger
         self.retry = retry
-        self.lockTimeout = lockTimeout
+        self.lockTimeout = lockTimeout ?? services.lockTimeout
         self.onWait = onWait
         committer = GroupCommitter(database: vault.database)
         let transport = services.makeTransport(verbose ? Trace.tracer(services.console) : nil)

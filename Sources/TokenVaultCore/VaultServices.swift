@@ -20,16 +20,20 @@ public struct VaultServices: Sendable {
     public var makeTransport: @Sendable (_ tracer: URLSessionTransport.Tracer?) -> any HTTPTransport
     /// Seconds refresh-on-use gives a provider while the stored access token is still valid.
     public var refreshOnUseBudget: TimeInterval
+    /// Seconds a refresh waits for an account's lock held by another process before giving up (exit 1): 300 in
+    /// production; tests of that give-up pass less.
+    public var lockTimeout: TimeInterval
 
     public init(console: any Console, now: @escaping @Sendable () -> Date,
                 sleep: @escaping @Sendable (Double) async throws -> Void,
                 makeTransport: @escaping @Sendable (URLSessionTransport.Tracer?) -> any HTTPTransport,
-                refreshOnUseBudget: TimeInterval) {
+                refreshOnUseBudget: TimeInterval, lockTimeout: TimeInterval = 300) {
         self.console = console
         self.now = now
         self.sleep = sleep
         self.makeTransport = makeTransport
         self.refreshOnUseBudget = refreshOnUseBudget
+        self.lockTimeout = lockTimeout
     }
 }
 

@@ -83,6 +83,8 @@ final class Harness: @unchecked Sendable {
     /// refresh-on-use's time limit while the token is valid: generous here (the in-process sandbox shares a loaded
     /// machine); the tests of that limit set the real 2 s.
     var refreshOnUseBudget: TimeInterval = 30
+    /// How long a refresh waits for a lock another process holds (300 s in production).
+    var lockTimeout: TimeInterval = 300
     /// What `exec` would have run: program, arguments, environment; returns the "exit status".
     var execute: (@Sendable (String, [String], [String: String]) throws -> Int32)?
 
@@ -106,7 +108,7 @@ final class Harness: @unchecked Sendable {
             sleep: { await sleeps.sleep($0) },
             openBrowser: { url, _ in browser?(url) ?? false },
             readLine: { _ in paste?(console.errors) },
-            execute: execute, refreshOnUseBudget: refreshOnUseBudget)
+            execute: execute, refreshOnUseBudget: refreshOnUseBudget, lockTimeout: lockTimeout)
         let code = await TokenVault.run(arguments: arguments, context: context)
         return RunResult(code: code, out: console.output, err: console.errors)
     }

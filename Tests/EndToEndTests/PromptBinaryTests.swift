@@ -130,6 +130,7 @@ extension OAuthBinaryTests {
         env["TOKENVAULT_PASSPHRASE"] = nil
         let typo = "typo-" + generatedToken().prefix(10)
         let shell = try Tmux(command: "/bin/bash --norc --noprofile", environment: env)
+        defer { shell.kill() }
         try shell.type("PS1='$ '; cd \(ws.dir)")
         try shell.type("\(tokenvaultBinary) token alice > token.out; echo TOKEN_EXIT=$?")
         try shell.waitFor("Vault passphrase:")

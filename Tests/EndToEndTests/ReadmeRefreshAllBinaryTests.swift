@@ -166,6 +166,7 @@ extension OAuthBinaryTests {
                 var env = s.ws.environment
                 env["TERM"] = "xterm"
                 let tmux = try Tmux(command: "/bin/sh", environment: env)
+                defer { tmux.kill() }
                 try tmux.type("\(tokenvaultBinary) refresh-all --skip-recent 0; echo EXIT=$?")
                 let (code, screen) = try await offPool { try tmux.waitForExit("EXIT") }
                 #expect(code == 0, "\(screen)")

@@ -73,6 +73,7 @@ extension OAuthBinaryTests {
             var env = ws.environment
             env["TERM"] = "xterm"
             let tmux = try Tmux(command: "/bin/sh", environment: env)
+            defer { tmux.kill() }
             try tmux.type("\(tokenvaultBinary) audit --verify; echo EXIT=$?")
             let (code, screen) = try tmux.waitForExit("EXIT")
             #expect(code == 0, "\(screen)")

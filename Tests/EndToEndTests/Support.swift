@@ -168,6 +168,13 @@ final class Tmux: @unchecked Sendable {
         // after two runs of the suite): end them by pid as well, and remove the socket.
         for pid in [panePID, serverPID] where pid > 0 { Glibc.kill(pid, SIGKILL) }
         unlink(socketPath)
+        // Gone before the test goes on (a killed process no one reaps stays a zombie, which no longer runs).
+        let deadline = Date().addingTimeInterval(10)
+        while serverPID > 0, Date() < deadline,
+              let status = try? String(contentsOfFile: "/proc/\(serverPID)/stat", encoding: .utf8),
+              !status.contains(") Z") {
+            usleep(20_000)
+        }
     }
     private var killed = false
 

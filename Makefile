@@ -33,11 +33,14 @@ test: deps
 	$(SWIFT) build
 	$(SWIFT) test
 	@# Every test ends the tmux server it starts, also when it fails: none may outlive the run.
-	@# (A server ended at the very end of the run may take a moment to go: look for up to 10 s.)
-	@for try in 1 2 3 4 5 6 7 8 9 10 11; do left=""; \
+	@# (A server or client ended at the very end of the run may take a while to go on a loaded machine: look for
+	@# up to 60 s, and name what is left.)
+	@for try in $$(seq 1 61); do left=""; \
 	  for p in $$(pgrep -f 'tmux -L tokenvault-test-' || true); do \
 	    [ "$$(readlink /proc/$$p/cwd 2>/dev/null)" = "$(CURDIR)" ] && left="$$left $$p"; done; \
-	  [ -z "$$left" ] && break; [ $$try = 11 ] && { echo "tmux servers the tests left running (pids):$$left"; exit 1; }; \
+	  [ -z "$$left" ] && break; \
+	  if [ $$try = 61 ]; then echo "tmux processes the tests left running:"; \
+	    for p in $$left; do tr '\0' ' ' < /proc/$$p/cmdline | cut -c1-300; echo; done; exit 1; fi; \
 	  sleep 1; done
 	.build/debug/tokenvault-faults --short --tokenvault .build/debug/tokenvault
 	bash Tests/Scripts/demo.sh .build/debug

@@ -34,9 +34,9 @@ test: deps
 	$(SWIFT) test
 	@# Every test ends the tmux server it starts, also when it fails: none may outlive the run.
 	@# (A server or client ended at the very end of the run may take a while to go on a loaded machine: look for
-	@# up to 60 s, and name what is left.)
+	@# up to 60 s, and name what is left. The pattern is written [t]mux so that it does not match this shell itself.)
 	@for try in $$(seq 1 61); do left=""; \
-	  for p in $$(pgrep -f 'tmux -L tokenvault-test-' || true); do \
+	  for p in $$(pgrep -f '[t]mux -L tokenvault-test-' || true); do \
 	    [ "$$(readlink /proc/$$p/cwd 2>/dev/null)" = "$(CURDIR)" ] && left="$$left $$p"; done; \
 	  [ -z "$$left" ] && break; \
 	  if [ $$try = 61 ]; then echo "tmux processes the tests left running:"; \

@@ -75,18 +75,12 @@ extension RetryPolicy {
     /// `run(sleep:_:)`, telling `onWait` when each wait starts (the wait) and ends (nil).
     public func run<T>(sleep: @Sendable (Double) async throws -> Void, onWait: (@Sendable (RetryWait?) -> Void)?,
                 _ op: () async throws -> T) async throws -> T {
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                return try await op()
-            } catch {
-                guard let wait = delay(forAttempt: attempt, error: error) else { throw error }
-                onWait?(RetryWait(seconds: wait, retryAfter: (error as? OAuthError)?.retryAfter != nil))
-                defer { onWait?(nil) }
-                try await sleep(wait)
-            }
-        }
+        try await run(sleep: { seconds in
+            defer { onWait?(nil) }
+            try await sleep(seconds)
+        }, willWait: { seconds, error in
+            onWait?(RetryWait(seconds: seconds, retryAfter: (error as? OAuthError)?.retryAfter != nil))
+        }, op)
     }
 }
 

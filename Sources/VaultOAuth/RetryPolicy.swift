@@ -45,9 +45,11 @@ public struct RetryPolicy: Sendable {
     }
 
     /// Runs `op`, sleeping and retrying as ``delay(forAttempt:error:)`` says; rethrows the last error.
+    /// `willWait` hears of each wait before it starts, with the error that caused it (a progress line shows it).
     public func run<T>(
         isolation: isolated (any Actor)? = #isolation,
         sleep: (Double) async throws -> Void,
+        willWait: ((_ seconds: Double, _ after: any Error) -> Void)? = nil,
         _ op: () async throws -> T
     ) async throws -> T {
         var attempt = 0
@@ -57,6 +59,7 @@ public struct RetryPolicy: Sendable {
                 return try await op()
             } catch {
                 guard let wait = delay(forAttempt: attempt, error: error) else { throw error }
+                willWait?(wait, error)
                 try await sleep(wait)
             }
         }

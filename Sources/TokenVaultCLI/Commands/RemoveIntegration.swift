@@ -12,15 +12,10 @@ extension TokenVault {
             commandName: "remove-integration", abstract: "Same as 'tokenvault integration remove'.", shouldDisplay: false)
 
         @OptionGroup var global: GlobalOptions
-
-        @Argument(help: "The integration's name.", completion: .integrationNames)
-        var name: String
-
-        @Flag(help: "Also remove the accounts that use it (their token pairs are deleted locally, not revoked).")
-        var force = false
+        @OptionGroup var options: RemoveIntegrationOptions
 
         func run(_ context: Context) async throws {
-            try await Self.remove(name, force: force, global: global, context: context)
+            try await Self.remove(options.name, force: options.force, global: global, context: context)
         }
 
         static func remove(_ name: String, force: Bool, global: GlobalOptions, context: Context) async throws {

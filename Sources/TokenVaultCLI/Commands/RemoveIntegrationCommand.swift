@@ -12,15 +12,19 @@ extension TokenVault {
             abstract: "Remove an integration; refused while accounts use it unless --force (which removes them too).")
 
         @OptionGroup var global: GlobalOptions
-
-        @Argument(help: "The integration's name.", completion: .integrationNames)
-        var name: String
-
-        @Flag(help: "Also remove the accounts that use it (their token pairs are deleted locally, not revoked).")
-        var force = false
+        @OptionGroup var options: RemoveIntegrationOptions
 
         func run(_ context: Context) async throws {
-            try await RemoveIntegration.remove(name, force: force, global: global, context: context)
+            try await RemoveIntegration.remove(options.name, force: options.force, global: global, context: context)
         }
     }
+}
+
+/// What `integration remove` and its old name `remove-integration` take.
+struct RemoveIntegrationOptions: ParsableArguments {
+    @Argument(help: "The integration's name.", completion: .integrationNames)
+    var name: String
+
+    @Flag(help: "Also remove the accounts that use it (their token pairs are deleted locally, not revoked).")
+    var force = false
 }

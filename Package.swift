@@ -30,6 +30,7 @@ let package = Package(
             // here; a test checks that none is forgotten.
             resources: [
                 .embedInCode("Migrations/v001_initial.sql"),
+                .embedInCode("Migrations/v002_provider_options.sql"),
             ]
         ),
         .target(name: "VaultOAuth"),

@@ -37,7 +37,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
     /// user pasted it (a typo or an old code), not when the browser brought it to the listener.
     case authorizationCodeRefused(account: String, said: String?, pasted: Bool)
     /// `revoke`: the pair was removed from the vault, but the provider did not revoke the tokens.
-    case revokeFailed(account: String, reason: String)
+    case revokeFailed(account: String, reason: String, hint: String)
     /// One of the core's errors, raised by a command itself (same words, same exit code).
     case vault(VaultError)
 
@@ -61,7 +61,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .cannotExecute(let program, let reason): "cannot run \(Format.quoted(program)): \(reason)"
         case .authorizationCodeRefused(_, let said, _):
             "the authorization code was refused\(said.map { " by the provider (\($0))" } ?? " by the provider")"
-        case .revokeFailed(let account, let reason):
+        case .revokeFailed(let account, let reason, _):
             "the tokens of '\(account)' were removed from the vault but not revoked at the provider (\(reason)); they stay valid there until they expire"
         case .vault(let error): error.errorDescription
         }
@@ -83,8 +83,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
                 ? "a code works once and only for a few minutes, and only with the authorization it came from; run 'tokenvault authorize \(account)' again and paste the URL the browser lands on right away"
                 : "run 'tokenvault authorize \(account)' again"
         case .vault(let error): error.hint
-        case .revokeFailed:
-            "to revoke at Webex, remove the integration's access on your Webex identity profile page, or have an admin revoke it (DELETE /v1/authorizations)"
+        case .revokeFailed(_, _, let hint): hint
         default: nil
         }
     }

@@ -237,11 +237,13 @@ public final class Refresher: @unchecked Sendable {
 }
 
 extension Provider {
-    /// The providers tokenvault knows, by the name stored with an integration.
-    public static func named(_ name: String) throws -> Provider {
-        switch name {
-        case Provider.webex.name: return .webex
-        default: throw VaultError.invalid("the integration uses provider '\(name)', which this tokenvault does not know")
+    /// The provider an integration names, with its stored options (a Microsoft tenant, a generic provider's
+    /// endpoints) applied.
+    public static func of(_ integration: Integration) throws -> Provider {
+        do {
+            return try configured(name: integration.provider, options: try ProviderOptions.decode(integration.providerOptions))
+        } catch let error as OAuthError {
+            throw VaultError.invalid("integration '\(integration.name)': \(error.localizedDescription)")
         }
     }
 }
@@ -256,10 +258,12 @@ extension OAuthClient {
         guard let secretText = secret.copyToString() else {
             throw VaultError.integrity("the client secret of integration '\(integration.name)' is not text")
         }
+        let options = try? ProviderOptions.decode(integration.providerOptions)
         return OAuthClient(
-            provider: try Provider.named(integration.provider),
+            provider: try Provider.of(integration),
             credentials: ClientCredentials(clientId: integration.clientId, clientSecret: secretText,
-                                           redirectURI: integration.redirectURI, scopes: integration.scopes, apiBase: base),
+                                           redirectURI: integration.redirectURI, scopes: integration.scopes, apiBase: base,
+                                           tenant: (options ?? nil)?.tenant),
             transport: transport)
     }
 }

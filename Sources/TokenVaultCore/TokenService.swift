@@ -47,7 +47,9 @@ public struct TokenService: Sendable {
                 // provider processed it would lose the new pair and, under strict rotation, the old one with it; such a
                 // request is given the transport's normal timeout instead.
                 let stillValid = (account.accessExpiresAt ?? .distantPast) > now && !ClockAhead.isAhead(account, now: now)
-                let rotates = (try? database.refreshTokensRotate(integration: integration.name)) ?? true
+                // A provider known to rotate (GitHub, Slack, Microsoft) counts as seen rotating from its first refresh.
+                let declared = (try? Provider.of(integration))?.rotation ?? .strict
+                let rotates = declared != .none || ((try? database.refreshTokensRotate(integration: integration.name)) ?? true)
                 let refresher = stillValid
                     ? Refresher(vault: vault, services: services, trigger: trigger, verbose: verbose,
                                 retry: Refresher.quickRetryPolicy, budget: rotates ? nil : services.refreshOnUseBudget,

@@ -14,8 +14,11 @@ public enum SealLabel {
     }
 
     /// Binds the environment variable too: an `env_var` edited in the file (to `PATH`, say) fails the check.
+    /// Binds the provider options too (schema v2), when there are any: an endpoint URL edited in the file fails
+    /// the check before the secret or a token is sent there. Without options the label is the one of v1 vaults.
     public static func clientSecret(_ i: Integration) -> String {
-        "integration/" + encode([i.id, "client_secret", i.name, i.provider, i.clientId, i.apiBase, i.redirectURI, i.envVar])
+        "integration/" + encode([i.id, "client_secret", i.name, i.provider, i.clientId, i.apiBase, i.redirectURI, i.envVar]
+                                + (i.providerOptions.map { ["provider_options", $0] } ?? []))
     }
 
     /// The label of vaults written before `env_var` was bound. A secret that opens only under it is re-sealed
@@ -191,6 +194,9 @@ public final class UnlockedVault: @unchecked Sendable {
         do {
             return try open(integration.clientSecretSealed, label: SealLabel.clientSecret(integration), what: what)
         } catch {
+            // Vaults from before env_var was bound had no provider options either: options next to a legacy seal
+            // were put there by an edit, and re-sealing would bless them.
+            guard integration.providerOptions == nil else { throw error }
             let legacyKey = VaultKeys.subkey(of: masterKey, label: SealLabel.legacyClientSecret(integration))
             guard let secret = try? SecretBox.open(integration.clientSecretSealed, key: legacyKey) else { throw error }
             // Bless no name an old vault (or an edit) put there that would change how programs run.

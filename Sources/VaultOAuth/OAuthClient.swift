@@ -64,59 +64,106 @@ public struct OAuthClient: Sendable {
     static let formContentType = "application/x-www-form-urlencoded"
     static let deviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
 
-    func url(_ path: String) -> URL { provider.endpoint(path, base: credentials.apiBase) }
+    /// The URL of one of the provider's endpoints for this integration.
+    func url(_ endpoint: Provider.Endpoint) -> URL {
+        provider.url(endpoint, base: credentials.apiBase,
+                     values: ["tenant": credentials.tenant ?? Provider.defaultMicrosoftTenant, "client_id": credentials.clientId])
+    }
+
+    /// A request with the headers every provider gets: JSON answers asked for (GitHub answers with a form otherwise).
+    func request(_ method: String, _ endpoint: Provider.Endpoint) -> HTTPRequest {
+        var request = HTTPRequest(method: method, url: url(endpoint))
+        request.headers["Accept"] = "application/json"
+        return request
+    }
+
+    func scopeText(_ scopes: [String]?) -> String {
+        (scopes ?? credentials.scopes).joined(separator: provider.scopeSeparator)
+    }
 
     // MARK: Authorization code flow
 
-    /// The URL to open in the browser. Scopes default to the integration's and are joined with `%20`
-    /// (Webex documents that form; a `+` would be read literally by some servers).
+    /// The URL to open in the browser. Scopes default to the integration's and are joined with the provider's
+    /// separator, a space as `%20` (Webex documents that form; a `+` would be read literally by some servers).
+    /// The provider's extra parameters (Google's `access_type=offline`) come after the standard ones, sorted.
     public func authorizationURL(state: String, pkce: PKCE, scopes: [String]? = nil) -> URL {
-        let query = FormEncoding.encode([
+        var fields = [
             ("client_id", credentials.clientId),
             ("response_type", "code"),
             ("redirect_uri", credentials.redirectURI),
-            ("scope", (scopes ?? credentials.scopes).joined(separator: " ")),
-            ("state", state),
-            ("code_challenge", pkce.challenge),
-            ("code_challenge_method", PKCE.method),
-        ])
-        let base = url(provider.authorizePath)
+        ]
+        let scope = scopeText(scopes)
+        if !scope.isEmpty { fields.append((provider.scopeParameter, scope)) }
+        fields.append(("state", state))
+        if provider.usesPKCE {
+            fields += [("code_challenge", pkce.challenge), ("code_challenge_method", PKCE.method)]
+        }
+        fields += provider.authorizeParameters.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        let base = url(provider.endpoints.authorize)
+        let separator = base.query == nil ? "?" : "&"
         // The query is fully percent-encoded, so the string is a valid URL whenever the base is.
-        return URL(string: base.absoluteString + "?" + query)!
+        return URL(string: base.absoluteString + separator + FormEncoding.encode(fields))!
     }
 
     /// Exchanges an authorization code (single use) for a token pair.
     public func exchangeCode(_ code: String, pkce: PKCE) async throws -> TokenResponse {
-        try await tokenRequest([
+        var fields = [
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", credentials.redirectURI),
-            ("code_verifier", pkce.verifier),
-        ])
+        ]
+        if provider.usesPKCE { fields.append(("code_verifier", pkce.verifier)) }
+        return try await tokenRequest(fields)
     }
 
     /// Uses a refresh token once. With a rotating provider the old refresh token may be dead afterwards, so
     /// the caller must store the result durably before doing anything else.
+    ///
+    /// A provider's own word for a dead refresh token (GitHub `bad_refresh_token`, Slack `invalid_refresh_token`)
+    /// is reported as RFC 6749's `invalid_grant`, with the provider's code kept in the description, so that the
+    /// vault marks the account for re-authorization whichever provider said it.
     public func refresh(refreshToken: String) async throws -> TokenResponse {
-        try await tokenRequest([("grant_type", "refresh_token"), ("refresh_token", refreshToken)])
+        do {
+            return try await tokenRequest([("grant_type", "refresh_token"), ("refresh_token", refreshToken)])
+        } catch OAuthError.oauth(let code, let description, let status, let trackingId)
+                    where code != "invalid_grant" && provider.refreshRefusalCodes.contains(code) {
+            throw OAuthError.oauth(code: "invalid_grant", description: "\(code)" + (description.map { ": \($0)" } ?? ""),
+                                   status: status, trackingId: trackingId)
+        }
     }
 
-    func tokenRequest(_ fields: [(String, String)]) async throws -> TokenResponse {
-        var request = HTTPRequest(method: "POST", url: url(provider.tokenPath))
+    func tokenRequest(_ fields: [(String, String)], endpoint: Provider.Endpoint? = nil,
+                      clientAuth: Provider.ClientAuthStyle? = nil) async throws -> TokenResponse {
+        var request = request("POST", endpoint ?? provider.endpoints.token)
         request.headers["Content-Type"] = Self.formContentType
         var form = fields
-        addClientAuth(&request, form: &form, style: provider.tokenClientAuth)
+        addClientAuth(&request, form: &form, style: clientAuth ?? provider.tokenClientAuth)
         request.body = Data(FormEncoding.encode(form).utf8)
         let response = try await transport.send(request)
-        let object = try Self.checkedJSON(response)
-        return try TokenResponse.parse(object: object)
+        return try tokenResponse(try checked(response))
+    }
+
+    /// The token answer, from the nested object where the provider keeps the user's token (Slack's
+    /// `authed_user` at code exchange; its refresh answers are flat), with the provider's assumed lifetime when
+    /// it sends none.
+    func tokenResponse(_ object: [String: JSONValue]) throws -> TokenResponse {
+        var o = object
+        if let key = provider.nestedTokenKey, let nested = object[key]?.objectValue, nested["access_token"] != nil {
+            o = nested
+        }
+        if o["expires_in"] == nil || o["expires_in"] == .null, let assumed = provider.assumedAccessLifetime {
+            o["expires_in"] = .int(Int64(assumed))
+        }
+        return try TokenResponse.parse(object: o)
     }
 
     /// Client authentication: in the body (Webex's token endpoint) or HTTP Basic, where RFC 6749 §2.3.1 says to
     /// form-encode id and secret before base64 (no-op for Webex's hex ids). `client_id` is sent in the body
     /// either way, since RFC 8628 and Webex's device sample both include it.
+    /// A public client (empty secret) sends only its id.
     func addClientAuth(_ request: inout HTTPRequest, form: inout [(String, String)], style: Provider.ClientAuthStyle) {
         form.insert(("client_id", credentials.clientId), at: form.firstIndex { $0.0 == "grant_type" }.map { $0 + 1 } ?? 0)
+        guard !credentials.clientSecret.isEmpty else { return }
         switch style {
         case .body:
             form.insert(("client_secret", credentials.clientSecret), at: form.firstIndex { $0.0 == "client_id" }! + 1)
@@ -128,69 +175,101 @@ public struct OAuthClient: Sendable {
 
     // MARK: Identity and revoke
 
-    /// Who the token belongs to (Webex `GET people/me`).
+    /// Who the token belongs to, from the provider's identity endpoint read through its field mapping
+    /// (Webex `people/me`, OIDC `userinfo`, GitHub `/user`, Slack `auth.test`). A refusal of the token itself is
+    /// reported as HTTP 401 whatever status the provider used (Slack answers 200 with `ok: false`).
     public func identity(accessToken: String) async throws -> Identity {
-        guard let path = provider.identityPath else {
-            throw OAuthError.unsupported("\(provider.name) has no identity endpoint configured")
+        guard let endpoint = provider.endpoints.identity, let fields = provider.identity else {
+            throw OAuthError.unsupported("\(provider.displayName) has no identity endpoint configured")
         }
-        var request = HTTPRequest(method: "GET", url: url(path))
+        var request = request(fields.method, endpoint)
         request.headers["Authorization"] = "Bearer \(accessToken)"
-        let o = try Self.checkedJSON(try await transport.send(request))
-        guard let id = o["id"]?.stringValue, !id.isEmpty else {
-            throw OAuthError.invalidResponse("the identity answer has no \"id\"")
+        let o: [String: JSONValue]
+        do {
+            o = try checked(try await transport.send(request))
+        } catch OAuthError.oauth(let code, _, _, let trackingId) where provider.invalidTokenCodes.contains(code) {
+            throw OAuthError.api(status: 401, message: code, trackingId: trackingId)
         }
-        var email: String?
-        if case .array(let emails)? = o["emails"] { email = emails.first?.stringValue }
+        func first(_ keys: [String]) -> String? {
+            for key in keys {
+                switch o[key] {
+                case .string(let s)? where !s.isEmpty: return s
+                case .int(let i)?: return String(i)
+                case .array(let items)?: if let s = items.first?.stringValue, !s.isEmpty { return s }
+                default: continue
+                }
+            }
+            return nil
+        }
+        guard let id = first(fields.id) else {
+            throw OAuthError.invalidResponse("the identity answer has no \(fields.id.map { "\"\($0)\"" }.joined(separator: " or "))")
+        }
         // Every field ends up on a terminal (`whoami`, `list`, `authorize`): no control characters, clipped.
         let shown = { (s: String?) in ProviderText.displayable(s) }
         return Identity(
-            id: ProviderText.displayable(id), email: shown(email ?? o["email"]?.stringValue),
-            displayName: shown(o["displayName"]?.stringValue), orgId: shown(o["orgId"]?.stringValue),
-            type: shown(o["type"]?.stringValue))
+            id: ProviderText.displayable(id), email: shown(first(fields.email)), displayName: shown(first(fields.name)),
+            orgId: shown(first(fields.org)), type: shown(first(fields.type)))
     }
 
-    /// Revokes at the provider.
+    /// Revokes at the provider, in the provider's way.
     ///
     /// Webex: `DELETE {base}/authorizations?clientId=…` with the access token as Bearer; this removes the
     /// integration's grant for the token's user, which needs `identity:tokens_write`. RFC 7009: revokes the
-    /// refresh token when given (which ends the whole grant), else the access token.
+    /// refresh token when given (which ends the whole grant), else the access token. GitHub: `DELETE
+    /// /applications/{client_id}/token` with the client's Basic credentials. Slack: `auth.revoke` with the token.
     /// - Throws: ``OAuthError/unsupported(_:)`` when the provider has no revocation endpoint.
     public func revoke(accessToken: String, refreshToken: String? = nil) async throws {
         var request: HTTPRequest
-        switch provider.revokeStyle {
-        case .none:
-            throw OAuthError.unsupported("\(provider.name) has no revocation endpoint; revoke the grant in the provider's account settings")
+        guard let endpoint = provider.endpoints.revoke else {
+            if case .none(let hint) = provider.revocation { throw OAuthError.unsupported(hint) }
+            throw OAuthError.unsupported("\(provider.displayName) has no revocation endpoint; revoke the grant in the provider's account settings")
+        }
+        switch provider.revocation {
+        case .none(let hint):
+            throw OAuthError.unsupported(hint)
         case .webexAuthorizations:
-            let base = url(provider.revokePath ?? "authorizations")
+            let base = url(endpoint)
             request = HTTPRequest(method: "DELETE", url: URL(string: base.absoluteString + "?" + FormEncoding.encode([("clientId", credentials.clientId)]))!)
+            request.headers["Accept"] = "application/json"
             request.headers["Authorization"] = "Bearer \(accessToken)"
-        case .rfc7009(let endpoint):
-            request = HTTPRequest(method: "POST", url: endpoint)
+        case .rfc7009:
+            request = self.request("POST", endpoint)
             request.headers["Content-Type"] = Self.formContentType
             var form: [(String, String)] = refreshToken.map { [("token", $0), ("token_type_hint", "refresh_token")] }
                 ?? [("token", accessToken), ("token_type_hint", "access_token")]
             addClientAuth(&request, form: &form, style: provider.tokenClientAuth)
             request.body = Data(FormEncoding.encode(form).utf8)
+        case .githubToken:
+            request = self.request("DELETE", endpoint)
+            request.headers["Content-Type"] = "application/json"
+            let pair = credentials.clientId + ":" + credentials.clientSecret
+            request.headers["Authorization"] = "Basic " + Data(pair.utf8).base64EncodedString()
+            request.body = try JSONSerialization.data(withJSONObject: ["access_token": accessToken])
+        case .bearerPost:
+            request = self.request("POST", endpoint)
+            request.headers["Authorization"] = "Bearer \(accessToken)"
         }
         let response = try await transport.send(request)
-        // 204 No Content (Webex) or 200 (RFC 7009); the body, if any, carries nothing we need.
-        if (200..<300).contains(response.status) { return }
-        _ = try Self.checkedJSON(response)
+        // 204 No Content (Webex, GitHub) or 200 (RFC 7009, Slack with `ok`); a body carries nothing we need
+        // beyond a Slack-style refusal.
+        if (200..<300).contains(response.status), response.body.isEmpty || provider.errorShape == .status { return }
+        _ = try checked(response)
     }
 
     // MARK: Device grant
 
     /// Starts Webex's device grant: returns the code to show the user.
     public func startDeviceAuthorization(scopes: [String]? = nil) async throws -> DeviceAuthorization {
-        guard let path = provider.deviceAuthorizePath else {
-            throw OAuthError.unsupported("\(provider.name) does not support the device grant; authorize in a browser instead")
+        guard let endpoint = provider.endpoints.deviceAuthorize else {
+            throw OAuthError.unsupported("\(provider.displayName) does not support the device grant; authorize in a browser instead")
         }
-        var request = HTTPRequest(method: "POST", url: url(path))
+        var request = request("POST", endpoint)
         request.headers["Content-Type"] = Self.formContentType
-        request.body = Data(FormEncoding.encode([
-            ("client_id", credentials.clientId), ("scope", (scopes ?? credentials.scopes).joined(separator: " ")),
-        ]).utf8)
-        let o = try Self.checkedJSON(try await transport.send(request))
+        var form = [("client_id", credentials.clientId)]
+        let scope = scopeText(scopes)
+        if !scope.isEmpty { form.append(("scope", scope)) }
+        request.body = Data(FormEncoding.encode(form).utf8)
+        let o = try checked(try await transport.send(request))
         func required(_ key: String) throws -> String {
             guard let v = o[key]?.stringValue, !v.isEmpty else {
                 throw OAuthError.invalidResponse("the device authorization answer has no \"\(key)\"")
@@ -253,9 +332,10 @@ public struct OAuthClient: Sendable {
         now: @Sendable () -> Date = { Date() },
         sleep: @Sendable (Double) async throws -> Void = { try await Task.sleep(for: .seconds($0)) }
     ) async throws -> TokenResponse {
-        guard let path = provider.deviceTokenPath else {
-            throw OAuthError.unsupported("\(provider.name) does not support the device grant; authorize in a browser instead")
+        guard provider.supportsDeviceGrant else {
+            throw OAuthError.unsupported("\(provider.displayName) does not support the device grant; authorize in a browser instead")
         }
+        let endpoint = provider.endpoints.deviceToken ?? provider.endpoints.token
         let lifetime = min(device.expiresIn ?? Self.defaultDeviceCodeLifetime, Self.maxDeviceCodeLifetime)
         let deadline = now().addingTimeInterval(Double(max(lifetime, 1)))
         var interval = Double(max(device.interval, 1))
@@ -266,14 +346,9 @@ public struct OAuthClient: Sendable {
             if remaining <= 0 { throw OAuthError.deviceCodeExpired }
             try await sleep(min(interval, remaining))
             if now() >= deadline { throw OAuthError.deviceCodeExpired }
-            var request = HTTPRequest(method: "POST", url: url(path))
-            request.headers["Content-Type"] = Self.formContentType
-            var form = [("grant_type", Self.deviceGrantType), ("device_code", device.deviceCode)]
-            addClientAuth(&request, form: &form, style: provider.deviceTokenClientAuth)
-            request.body = Data(FormEncoding.encode(form).utf8)
             do {
-                let object = try Self.checkedJSON(try await transport.send(request))
-                return try TokenResponse.parse(object: object)
+                return try await tokenRequest([("grant_type", Self.deviceGrantType), ("device_code", device.deviceCode)],
+                                              endpoint: endpoint, clientAuth: provider.deviceTokenClientAuth)
             } catch let error as OAuthError {
                 switch error {
                 case .oauth(code: "authorization_pending", _, _, _):
@@ -281,7 +356,7 @@ public struct OAuthClient: Sendable {
                 case .oauth(code: "slow_down", _, _, _):
                     failures = 0
                     interval += 5
-                case .oauth(code: "expired_token", _, _, _):
+                case .oauth(code: "expired_token", _, _, _), .oauth(code: "token_expired", _, _, _):
                     throw OAuthError.deviceCodeExpired
                 case .rateLimited(let wait, _):
                     failures += 1
@@ -297,6 +372,23 @@ public struct OAuthClient: Sendable {
 
     // MARK: Response handling
 
+    /// ``checkedJSON(_:)`` plus the provider's way of reporting errors in successful answers: GitHub's `error`
+    /// field in an HTTP 200 answer, Slack's `"ok": false`.
+    func checked(_ response: HTTPResponse) throws -> [String: JSONValue] {
+        let object = try Self.checkedJSON(response)
+        let code: String?
+        switch provider.errorShape {
+        case .status: return object
+        case .errorFieldInSuccess: code = object["access_token"] == nil ? object["error"]?.stringValue : nil
+        case .okFlag: code = object["ok"] == .bool(false) ? (object["error"]?.stringValue ?? "unknown_error") : nil
+        }
+        guard let code else { return object }
+        throw OAuthError.oauth(
+            code: ProviderText.displayable(code),
+            description: ProviderText.displayable(object["error_description"]?.stringValue), status: response.status,
+            trackingId: nil)
+    }
+
     /// Turns a response into a JSON object or the right ``OAuthError``:
     /// 2xx JSON object → the object; 429 → rate limited (Retry-After, default 1 s); 5xx → server;
     /// 3xx → redirect; 4xx with `error` → OAuth error; other 4xx → REST error; bodies that are HTML, empty,
@@ -305,7 +397,7 @@ public struct OAuthClient: Sendable {
     /// passed through ``ProviderText/displayable(_:limit:)``: errors are printed.
     static func checkedJSON(_ response: HTTPResponse) throws -> [String: JSONValue] {
         let status = response.status
-        let parsed = JSONValue.parse(response.body)
+        let parsed = JSONValue.parse(response.body) ?? formObject(response)
         let object = parsed?.objectValue
         let trackingId = ProviderText.displayable(object?["trackingId"]?.stringValue ?? response.header("trackingid"))
 
@@ -337,6 +429,16 @@ public struct OAuthClient: Sendable {
         }
         if response.body.isEmpty { throw OAuthError.api(status: status, message: nil, trackingId: trackingId) }
         throw OAuthError.unexpectedBody(bodyProblem(response, parsed: parsed), status: status, trackingId: trackingId)
+    }
+
+    /// A form-encoded answer (GitHub's default) as an object of strings, when the Content-Type says it is one.
+    static func formObject(_ response: HTTPResponse) -> JSONValue? {
+        guard response.header("Content-Type")?.lowercased().hasPrefix(formContentType) == true else { return nil }
+        let fields = FormEncoding.decode(String(decoding: response.body, as: UTF8.self))
+        guard !fields.isEmpty else { return nil }
+        var object: [String: JSONValue] = [:]
+        for (key, value) in fields where object[key] == nil { object[key] = .string(value) }
+        return .object(object)
     }
 
     static func bodyProblem(_ response: HTTPResponse, parsed: JSONValue?) -> OAuthError.BodyProblem {

@@ -7,6 +7,7 @@ public enum VaultMigrations {
     /// (identifier, SQL) in order. The identifier is the file name without `.sql`.
     public static let all: [(identifier: String, sql: String)] = [
         ("v001_initial", text(PackageResources.v001_initial_sql)),
+        ("v002_provider_options", text(PackageResources.v002_provider_options_sql)),
     ]
 
     static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -34,10 +34,13 @@ public struct Integration: Sendable, Equatable {
     public var apiBase: String
     public var envVar: String
     public var createdAt: Date
+    /// Provider settings as JSON (schema v2): a Microsoft tenant, a generic provider's endpoints. Nil for a preset
+    /// used as it is. Plain text, but bound into the client secret's seal label.
+    public var providerOptions: String?
 
     public init(id: String = UUID().uuidString.lowercased(), name: String, provider: String, clientId: String,
                 clientSecretSealed: [UInt8], redirectURI: String, scopes: [String], apiBase: String,
-                envVar: String, createdAt: Date) {
+                envVar: String, createdAt: Date, providerOptions: String? = nil) {
         self.id = id
         self.name = name
         self.provider = provider
@@ -48,6 +51,7 @@ public struct Integration: Sendable, Equatable {
         self.apiBase = apiBase
         self.envVar = envVar
         self.createdAt = createdAt
+        self.providerOptions = providerOptions
     }
 }
 

@@ -49,11 +49,12 @@ extension Integration {
             id: try checkedId(row, "id", of: "integration '\(name)'"), name: row["name"], provider: row["provider"], clientId: row["client_id"],
             clientSecretSealed: bytes(row, "client_secret_sealed") ?? [], redirectURI: row["redirect_uri"],
             scopes: splitScopes(row["scopes"]) ?? [], apiBase: row["api_base"], envVar: row["env_var"],
-            createdAt: Date(unix: row["created_at"]))
+            createdAt: Date(unix: row["created_at"]), providerOptions: row["provider_options"])
     }
 
     var columns: [String: (any DatabaseValueConvertible)?] {
         [
+            "provider_options": providerOptions,
             "id": id, "name": name, "provider": provider, "client_id": clientId,
             "client_secret_sealed": Data(clientSecretSealed), "redirect_uri": redirectURI,
             "scopes": scopes.joined(separator: " "), "api_base": apiBase, "env_var": envVar,

@@ -46,10 +46,29 @@ func credentials(redirect: String = "http://localhost:8080/callback") -> ClientC
     }
 
     @Test func endpointJoinKeepsBasePath() {
-        #expect(Provider.webex.endpoint("people/me", base: URL(string: "https://webexapis.com/v1/")!).absoluteString
+        #expect(Provider.webex.url(.relative("people/me"), base: URL(string: "https://webexapis.com/v1/")!).absoluteString
             == "https://webexapis.com/v1/people/me")
-        #expect(Provider.webex.endpoint("/access_token", base: URL(string: "https://webexapis.com/v1")!).absoluteString
+        #expect(Provider.webex.url(.relative("/access_token"), base: URL(string: "https://webexapis.com/v1")!).absoluteString
             == "https://webexapis.com/v1/access_token")
+    }
+
+    @Test func absoluteEndpointsFollowAChangedBaseKeepingTheirPaths() {
+        let g = Provider.google
+        #expect(g.url(g.endpoints.token, base: g.defaultAPIBase).absoluteString == "https://oauth2.googleapis.com/token")
+        let sandbox = URL(string: "http://127.0.0.1:9")!
+        #expect(g.url(g.endpoints.token, base: sandbox).absoluteString == "http://127.0.0.1:9/token")
+        #expect(g.url(g.endpoints.identity!, base: sandbox).absoluteString == "http://127.0.0.1:9/v1/userinfo")
+        #expect(g.url(g.endpoints.authorize, base: URL(string: "https://proxy.example/google/")!).absoluteString
+            == "https://proxy.example/google/o/oauth2/v2/auth")
+        let m = Provider.microsoft
+        #expect(m.url(m.endpoints.token, base: m.defaultAPIBase, values: ["tenant": "contoso.example"]).absoluteString
+            == "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token")
+        // A value cannot add path segments or a query.
+        #expect(m.url(m.endpoints.token, base: m.defaultAPIBase, values: ["tenant": "a/b?c"]).absoluteString
+            == "https://login.microsoftonline.com/a%2Fb%3Fc/oauth2/v2.0/token")
+        let gh = Provider.github
+        #expect(gh.url(gh.endpoints.revoke!, base: sandbox, values: ["client_id": "Iv1.abc"]).absoluteString
+            == "http://127.0.0.1:9/applications/Iv1.abc/token")
     }
 
     @Test func providerIsAValue() throws {
@@ -60,12 +79,35 @@ func credentials(redirect: String = "http://localhost:8080/callback") -> ClientC
         #expect(p.canRevoke(grantedScopes: ["identity:tokens_write"]))
         #expect(p.canRevoke(grantedScopes: nil))
         var generic = p
-        generic.name = "generic"
-        generic.revokeStyle = .rfc7009(URL(string: "https://idp.example/revoke")!)
-        let round = try JSONDecoder().decode(Provider.self, from: JSONEncoder().encode(generic))
-        #expect(round == generic)
-        generic.revokeStyle = .none
+        generic.revocation = .rfc7009
+        #expect(generic.canRevoke(grantedScopes: ["spark:all"]))
+        generic.revocation = .none(hint: "no")
         #expect(!generic.canRevoke(grantedScopes: nil))
+    }
+
+    @Test func theRegistryHasEveryPresetUnderItsOwnName() throws {
+        for id in Provider.ID.allCases {
+            #expect(Provider.preset(id).id == id)
+        }
+        #expect(!Provider.microsoft.supportsRevoke && Provider.slack.supportsRevoke && !Provider.slack.supportsDeviceGrant)
+        #expect(throws: OAuthError.self) { try Provider.configured(name: "myspace", options: nil) }
+        // A generic provider is nothing without its endpoints; a preset takes none.
+        #expect(throws: OAuthError.self) { try Provider.configured(name: "generic", options: nil) }
+        #expect(throws: OAuthError.self) {
+            try Provider.configured(name: "google", options: ProviderOptions(tokenURL: "https://evil.example/token"))
+        }
+        let g = try Provider.configured(name: "generic", options: ProviderOptions(
+            authorizeURL: "https://idp.example/a", tokenURL: "https://idp.example/t", revokeURL: "https://idp.example/r",
+            clientAuth: .body))
+        #expect(g.tokenClientAuth == .body && g.supportsRevoke && !g.supportsDeviceGrant && !g.supportsIdentity)
+        #expect(g.url(g.endpoints.token, base: URL(string: "http://127.0.0.1:9")!).absoluteString == "https://idp.example/t")
+    }
+
+    @Test func providerOptionsEncodeStably() throws {
+        let o = ProviderOptions(tenant: "common", tokenURL: "https://x.example/t?a=1", clientAuth: .basic)
+        #expect(o.encoded() == #"{"client_auth":"basic","tenant":"common","token_url":"https://x.example/t?a=1"}"#)
+        #expect(try ProviderOptions.decode(o.encoded()) == o)
+        #expect(throws: OAuthError.self) { try ProviderOptions.decode("{not json") }
     }
 
     @Test(arguments: [

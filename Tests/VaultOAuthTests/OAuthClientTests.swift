@@ -193,7 +193,9 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
 
     @Test func rfc7009Revoke() async throws {
         var p = Provider.webex
-        p.revokeStyle = .rfc7009(URL(string: "https://idp.example/oauth/revoke")!)
+        p.endpoints.revoke = .absolute("https://idp.example/oauth/revoke")
+        p.revocation = .rfc7009
+        p.rebasesEndpoints = false  // as a generic provider: its URLs are its own
         let (c, t) = client([.success(HTTPResponse(status: 200))], provider: p)
         try await c.revoke(accessToken: "AT", refreshToken: "RT")
         let r = try #require(t.requests.first)
@@ -201,7 +203,7 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
         #expect(r.url.absoluteString == "https://idp.example/oauth/revoke")
         #expect(r.formFields == ["token": "RT", "token_type_hint": "refresh_token", "client_id": "C1d&=+", "client_secret": "s3cr+t/&=%"])
 
-        p.revokeStyle = .none
+        p.revocation = .none(hint: "revoke it in the provider's settings")
         let (c3, t3) = client([], provider: p)
         let e = await oauthError { try await c3.revoke(accessToken: "AT") }
         guard case .unsupported? = e else { Issue.record("expected unsupported, got \(String(describing: e))"); return }

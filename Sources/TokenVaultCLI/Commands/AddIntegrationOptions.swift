@@ -57,10 +57,17 @@ struct AuthorizationURL: Equatable {
     }
 }
 
-/// What `integration add` (and its old name `add`) takes, and what it does.
+extension Provider.ID: ExpressibleByArgument {}
+extension Provider.ClientAuthStyle: ExpressibleByArgument {}
+
+/// What `integration add` (and its old name `add`) takes, and what it does. Everything that differs between
+/// providers comes from the provider value (VaultOAuth/Providers); nothing here knows one provider from another.
 struct AddIntegrationOptions: ParsableArguments {
     @Argument(help: "A name for the integration.")
     var name: String
+
+    @Option(help: ArgumentHelp("The provider: \(Provider.ID.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "name"))
+    var provider: Provider.ID = .webex
 
     @Option(help: "The integration's client id.")
     var clientId: String?
@@ -68,49 +75,90 @@ struct AddIntegrationOptions: ParsableArguments {
     @Option(help: "The redirect URI registered on the integration (exactly as registered).")
     var redirectURI: String?
 
-    @Option(help: "Space-separated scopes, e.g. \"spark:all spark:kms\".")
+    @Option(help: "Space-separated scopes, e.g. \"spark:all spark:kms\" (default: the provider's).")
     var scopes: String?
 
-    @Option(help: ArgumentHelp("The OAuth Authorization URL from the Webex developer portal.", valueName: "url"))
+    @Option(help: ArgumentHelp("The OAuth Authorization URL the provider's portal shows (Webex).", valueName: "url"))
     var fromURL: String?
 
-    @Option(help: "API base URL (default https://webexapis.com/v1).")
+    @Option(help: "API base URL (default: the provider's). For a provider on several hosts, every endpoint is served from this origin, keeping its path.")
     var apiBase: String?
 
-    @Option(help: "The environment variable 'env' and 'exec' set (default WEBEX_ACCESS_TOKEN).")
+    @Option(help: "The environment variable 'env' and 'exec' set (default: the provider's, e.g. WEBEX_ACCESS_TOKEN).")
     var envVar: String?
+
+    @Option(help: ArgumentHelp("Microsoft: common, organizations, consumers or a tenant id or domain (default common).", valueName: "tenant"))
+    var tenant: String?
+
+    @Option(help: ArgumentHelp("Generic: the OpenID Connect issuer; its discovery document fills the endpoints.", valueName: "url"))
+    var issuer: String?
+
+    @Option(help: ArgumentHelp("Generic: the authorization endpoint.", valueName: "url"))
+    var authorizeURL: String?
+    @Option(help: ArgumentHelp("Generic: the token endpoint.", valueName: "url"))
+    var tokenURL: String?
+    @Option(help: ArgumentHelp("Generic: the device authorization endpoint (RFC 8628).", valueName: "url"))
+    var deviceURL: String?
+    @Option(help: ArgumentHelp("Generic: the revocation endpoint (RFC 7009).", valueName: "url"))
+    var revokeURL: String?
+    @Option(help: ArgumentHelp("Generic: the userinfo endpoint.", valueName: "url"))
+    var userinfoURL: String?
+
+    @Option(help: ArgumentHelp("Generic: how the client authenticates at the token endpoint: basic or body (default basic, or what discovery says).", valueName: "style"))
+    var clientAuth: Provider.ClientAuthStyle?
+
+    @Flag(help: "A public client: no client secret is asked for or sent (Microsoft native apps, GitHub device flow, Slack PKCE apps).")
+    var publicClient = false
 
     @Flag(help: "Read the client secret from standard input.")
     var clientSecretStdin = false
 
     func run(global: GlobalOptions, context: Context) async throws {
         try Names.check(name, what: "integration")
+        let preset = Provider.preset(provider)
         var clientId = clientId, redirectURI = redirectURI, scopes = scopes, apiBase = apiBase
         if let fromURL {
             let parsed = try AuthorizationURL.parse(fromURL)
             clientId = clientId ?? parsed.clientId
             redirectURI = redirectURI ?? parsed.redirectURI
             scopes = scopes ?? parsed.scopes.joined(separator: " ")
-            apiBase = apiBase ?? parsed.apiBase
+            if provider == .webex { apiBase = apiBase ?? parsed.apiBase }
         }
         guard let clientId, !clientId.isEmpty else {
-            throw CLIError.usage("a client id is needed", hint: "pass --client-id ID or --from-url 'URL'")
+            throw CLIError.usage("a client id is needed", hint: "pass --client-id ID (\(preset.hints.registration))")
         }
         guard !clientId.contains(where: { $0.isWhitespace || $0.isNewline }) else {
             throw CLIError.usage("the client id \(Format.quoted(clientId)) contains spaces")
         }
         guard let redirectURI else {
-            throw CLIError.usage("a redirect URI is needed", hint: "pass --redirect-uri URI, exactly as registered on the integration")
+            throw CLIError.usage("a redirect URI is needed", hint: "pass --redirect-uri URI; \(preset.hints.redirectURI)")
         }
         try URIRules.check(redirectURI, what: "redirect URI")
-        let scopeList = (scopes ?? "").split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
-        guard !scopeList.isEmpty else {
-            throw CLIError.usage("at least one scope is needed", hint: "pass --scopes \"spark:people_read …\"")
+        if publicClient && !preset.allowsPublicClient {
+            throw CLIError.usage("\(preset.displayName) has no public clients; every integration has a client secret",
+                                 hint: "leave out --public-client")
         }
-        let provider = Provider.webex
-        let base = apiBase ?? provider.defaultAPIBase.absoluteString
+        if publicClient && clientSecretStdin {
+            throw CLIError.usage("--public-client and --client-secret-stdin contradict each other")
+        }
+
+        let options = try await providerOptions(preset, context: context)
+        var scopeList = (scopes ?? "").split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
+        if scopes == nil, scopeList.isEmpty {
+            scopeList = provider == .generic && options?.issuer != nil ? ["openid"] : preset.defaultScopes
+        }
+        guard !scopeList.isEmpty || !preset.scopesRequired else {
+            throw CLIError.usage("at least one scope is needed",
+                                 hint: provider == .webex ? "pass --scopes \"spark:people_read …\"" : "pass --scopes \"…\" with the scopes the app needs")
+        }
+        for required in preset.requiredScopes where !scopeList.contains(required) {
+            scopeList.insert(required, at: 0)
+            context.console.err("tokenvault: note: added the scope \(required): \(preset.displayName) gives no refresh token without it\n")
+        }
+        let configured = try Provider.configured(name: provider.rawValue, options: options)
+        let base = apiBase ?? (provider == .generic ? Self.origin(options?.tokenURL) : nil) ?? configured.defaultAPIBase.absoluteString
         try URIRules.check(base, what: "API base")
-        let variable = envVar ?? provider.defaultEnvironmentVariable
+        let variable = envVar ?? preset.defaultEnvironmentVariable
         try EnvExport.checkVariableName(variable)
 
         let database = try VaultDatabase.open(at: VaultLocation.path(option: global.vault, context: context))
@@ -118,14 +166,75 @@ struct AddIntegrationOptions: ParsableArguments {
             throw StoreError.duplicateIntegration(name)
         }
         let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
-        let secret = try readClientSecret(context)
+        let secret = publicClient ? SecretBytes(count: 0) : try readClientSecret(context)
         var integration = Integration(
-            name: name, provider: provider.name, clientId: clientId, clientSecretSealed: [],
+            name: name, provider: provider.rawValue, clientId: clientId, clientSecretSealed: [],
             redirectURI: redirectURI, scopes: scopeList, apiBase: base.hasSuffix("/") ? String(base.dropLast()) : base,
-            envVar: variable, createdAt: context.now())
+            envVar: variable, createdAt: context.now(), providerOptions: options.map { $0.encoded() })
         integration.clientSecretSealed = try vault.seal(secret, label: SealLabel.clientSecret(integration))
         try vault.database.write { try $0.insert(integration) }
-        context.console.err("Added integration '\(name)' (client \(clientId), redirect \(redirectURI), scopes \(scopeList.joined(separator: " "))).\n")
+        let scopeText = scopeList.isEmpty ? "none" : scopeList.joined(separator: " ")
+        context.console.err("Added \(preset.displayName) integration '\(name)' (client \(clientId)\(publicClient ? ", public" : ""), redirect \(redirectURI), scopes \(scopeText)).\n")
+    }
+
+    /// The options stored with the integration: a tenant, or a generic provider's endpoints (from discovery or
+    /// the flags). Nil when the preset is used as it is.
+    private func providerOptions(_ preset: Provider, context: Context) async throws -> ProviderOptions? {
+        let endpointFlags = [("--authorize-url", authorizeURL), ("--token-url", tokenURL), ("--device-url", deviceURL),
+                             ("--revoke-url", revokeURL), ("--userinfo-url", userinfoURL)]
+        if provider != .generic {
+            if let given = endpointFlags.first(where: { $0.1 != nil }) ?? (issuer != nil ? ("--issuer", issuer) : nil)
+                ?? (clientAuth != nil ? ("--client-auth", "") : nil) {
+                throw CLIError.usage("\(given.0) is for --provider generic; \(preset.displayName)'s endpoints are built in",
+                                     hint: "use --api-base URL to serve them from another origin")
+            }
+        }
+        if provider != .microsoft, tenant != nil {
+            throw CLIError.usage("--tenant is for --provider microsoft")
+        }
+        switch provider {
+        case .microsoft:
+            guard let tenant else { return nil }
+            guard !tenant.isEmpty, tenant.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }) else {
+                throw CLIError.usage("the tenant \(Format.quoted(tenant)) is not common, organizations, consumers, a tenant id or a domain")
+            }
+            return ProviderOptions(tenant: tenant)
+        case .generic:
+            var options: ProviderOptions
+            if let issuer {
+                guard endpointFlags.allSatisfy({ $0.1 == nil }) else {
+                    throw CLIError.usage("--issuer fills the endpoints from discovery; leave out the endpoint flags, or --issuer")
+                }
+                try URIRules.check(issuer, what: "issuer")
+                guard let issuerURL = URL(string: issuer) else { throw CLIError.usage("the issuer \(Format.quoted(issuer)) is not a URL") }
+                do {
+                    options = try await OIDCDiscovery.discover(issuer: issuerURL, transport: context.makeTransport(nil))
+                } catch let error as OAuthError {
+                    throw CLIError.provider("OpenID Connect discovery at \(OIDCDiscovery.documentURL(issuer: issuerURL).absoluteString) failed: \(error.localizedDescription)",
+                                            hint: "check the issuer URL; or give the endpoints with --authorize-url and --token-url")
+                }
+            } else {
+                guard let authorizeURL, let tokenURL else {
+                    throw CLIError.usage("a generic provider needs --issuer URL, or --authorize-url URL and --token-url URL")
+                }
+                options = ProviderOptions(authorizeURL: authorizeURL, tokenURL: tokenURL, deviceURL: deviceURL,
+                                          revokeURL: revokeURL, userinfoURL: userinfoURL)
+            }
+            for (flag, value) in [("authorization URL", options.authorizeURL), ("token URL", options.tokenURL),
+                                  ("device URL", options.deviceURL), ("revocation URL", options.revokeURL),
+                                  ("userinfo URL", options.userinfoURL)] {
+                if let value { try URIRules.check(value, what: flag) }
+            }
+            if let clientAuth { options.clientAuth = clientAuth }
+            return options
+        default:
+            return nil
+        }
+    }
+
+    static func origin(_ text: String?) -> String? {
+        guard let text, let c = URLComponents(string: text), let scheme = c.scheme, let host = c.host else { return nil }
+        return "\(scheme)://\(host.contains(":") ? "[\(host)]" : host)\(c.port.map { ":\($0)" } ?? "")"
     }
 
     private func readClientSecret(_ context: Context) throws -> SecretBytes {

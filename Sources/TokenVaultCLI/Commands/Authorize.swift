@@ -112,8 +112,7 @@ extension TokenVault {
             if let granted = response.scope {
                 let missing = requested.filter { !granted.contains($0) }
                 if !missing.isEmpty {
-                    let adminNote = missing.contains { $0.hasPrefix("meeting:admin_") }
-                        ? " Webex leaves meeting:admin_* scopes out of tokens of users who are not admins." : ""
+                    let adminNote = client.provider.hints.note(missing: missing).map { " " + $0 } ?? ""
                     context.console.err("tokenvault: warning: the provider did not grant \(missing.joined(separator: " ")).\(adminNote)\n")
                 }
             }

@@ -18,7 +18,9 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
-            let integrations = Dictionary(uniqueKeysWithValues: try database.integrations().map { ($0.id, $0.name) })
+            let all = try database.integrations()
+            let integrations = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0.name) })
+            let providers = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0.provider) })
             let accounts = try database.accountSummaries()
             let now = context.now()
             for a in accounts where ClockAhead.isAhead(updatedAt: a.updatedAt, now: now) {
@@ -29,6 +31,7 @@ extension TokenVault {
                 let objects: [[String: Any]] = accounts.map { a in
                     var o: [String: Any] = [
                         "account": a.name, "integration": integrations[a.integrationId] ?? "?",
+                        "provider": providers[a.integrationId] ?? "?",
                         "state": DisplayState(a, now: now).rawValue,
                     ]
                     o["email"] = a.email
@@ -48,11 +51,11 @@ extension TokenVault {
                 context.console.err("No accounts yet: 'tokenvault authorize NAME' or 'tokenvault import NAME --integration I' adds one.\n")
                 return
             }
-            var rows = [["ACCOUNT", "INTEGRATION", "IDENTITY", "ACCESS EXPIRES IN", "REFRESH EXPIRES IN", "STATE"]]
+            var rows = [["ACCOUNT", "INTEGRATION", "PROVIDER", "IDENTITY", "ACCESS EXPIRES IN", "REFRESH EXPIRES IN", "STATE"]]
             for a in accounts {
                 rows.append([
                     // Stored provider text (an older vault, or an edited file) is cleaned again where a person reads it.
-                    a.name, integrations[a.integrationId] ?? "?", a.email.map { ProviderText.displayable($0, limit: 80) } ?? "-",
+                    a.name, integrations[a.integrationId] ?? "?", providers[a.integrationId] ?? "?", a.email.map { ProviderText.displayable($0, limit: 80) } ?? "-",
                     Format.remaining(a.accessExpiresAt, now: now), Format.remaining(a.refreshExpiresAt, now: now),
                     DisplayState(a, now: now).rawValue,
                 ])

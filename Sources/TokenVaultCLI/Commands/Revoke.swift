@@ -10,10 +10,11 @@ extension TokenVault {
         static let configuration = CommandConfiguration(
             abstract: "Revoke an account's tokens at the provider, then delete the pair from the vault (audited).",
             discussion: """
-                Webex: when the token may do it (scope identity:tokens_write, or unknown scopes), tokenvault calls \
-                DELETE /authorizations?clientId=…; otherwise, or with --local, it only deletes the local pair and \
-                says how to revoke at Webex. The sealed bytes are removed from both the database file and its \
-                write-ahead log.
+                The provider's own way is used: Webex DELETE /authorizations?clientId=… (when the token has \
+                identity:tokens_write or its scopes are unknown), RFC 7009 for Google and generic providers, the REST \
+                API for GitHub, auth.revoke for Slack. Microsoft has no revocation endpoint. Otherwise, or with \
+                --local, it only deletes the local pair and says how to revoke at the provider. The sealed bytes are \
+                removed from both the database file and its write-ahead log.
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -31,10 +32,12 @@ extension TokenVault {
             var outcome = "removed locally"
             var remoteNote: String?
             var revocationFailed = false
-            if !local, let integration {
-                let provider = try Provider.named(integration.provider)
+            let provider = try integration.map(Provider.of)
+            if !local, let integration, let provider {
                 if !provider.supportsRevoke {
-                    remoteNote = "\(provider.name) has no revocation endpoint configured"
+                    if case .none(let hint) = provider.revocation { remoteNote = hint } else {
+                        remoteNote = "\(provider.displayName) has no revocation endpoint configured"
+                    }
                 } else if !provider.canRevoke(grantedScopes: record.grantedScopes) {
                     remoteNote = "the token lacks the \(provider.revokeScope ?? "revocation") scope"
                 } else if (record.accessExpiresAt ?? .distantPast) <= context.now() {
@@ -46,7 +49,7 @@ extension TokenVault {
                         let access = try vault.accessToken(of: record).copyToString() ?? ""
                         let refresh = try? vault.refreshToken(of: record).copyToString()
                         try await client.revoke(accessToken: access, refreshToken: refresh ?? nil)
-                        outcome = "revoked at \(provider.name) and removed locally"
+                        outcome = "revoked at \(provider.id.rawValue) and removed locally"
                     } catch {
                         remoteNote = ErrorReport.describe(error).message
                         outcome = "removed locally; revoking at the provider failed"
@@ -70,12 +73,13 @@ extension TokenVault {
                 // The provider was asked and said no (or could not be reached): a script must see that the tokens
                 // are still good at the provider.
                 if revocationFailed {
-                    throw CLIError.revokeFailed(account: account, reason: remoteNote ?? "unknown reason")
+                    throw CLIError.revokeFailed(account: account, reason: remoteNote ?? "unknown reason",
+                                                hint: (provider ?? .webex).hints.revokeElsewhere)
                 }
                 if !local {
                     context.console.err("tokenvault: warning: not revoked at the provider (\(remoteNote ?? "unknown reason")): the tokens stay valid until they expire.\n")
                 }
-                context.console.err("tokenvault: hint: to revoke at Webex, remove the integration's access on your Webex identity profile page, or have an admin revoke it (DELETE /v1/authorizations).\n")
+                context.console.err("tokenvault: hint: \((provider ?? .webex).hints.revokeElsewhere).\n")
             }
         }
     }

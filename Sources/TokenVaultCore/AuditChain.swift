@@ -9,15 +9,20 @@ extension UnlockedVault {
     /// Appends an entry chained to the previous one, inside the caller's transaction.
     @discardableResult
     public func appendAudit(_ draft: AuditDraft, in writer: VaultWriter) throws -> AuditEntry {
-        let auditKey = auditKey
+        let keys = keys
         return try writer.appendAudit(draft, mac: { seq, entry, previous in
-            MAC.hmacSHA256(key: auditKey, message: AuditEntry.canonicalBytes(seq: seq, draft: entry, previousMAC: previous))
-        }, headMAC: { seq, entryMAC in Self.auditHeadMAC(key: auditKey, seq: seq, entryMAC: entryMAC) })
+            try Self.entryMAC(keys: keys, seq: seq, draft: entry, previousMAC: previous)
+        }, headMAC: { seq, entryMAC in try Self.auditHeadMAC(keys: keys, seq: seq, entryMAC: entryMAC) })
+    }
+
+    /// An entry's MAC: its content, its place and the previous entry's MAC, under the audit label.
+    static func entryMAC(keys: any KeyHolder, seq: Int64, draft: AuditDraft, previousMAC: [UInt8]) throws -> [UInt8] {
+        try keys.mac(AuditEntry.canonicalBytes(seq: seq, draft: draft, previousMAC: previousMAC), label: SealLabel.audit)
     }
 
     /// The head record's MAC: which entry is the newest (entry 0 for an empty log) and that entry's MAC.
-    static func auditHeadMAC(key: SecretBytes, seq: Int64, entryMAC: [UInt8]) -> [UInt8] {
-        MAC.hmacSHA256(key: key, message: Array("tokenvault-audit-head-v1:\(seq):".utf8) + entryMAC)
+    static func auditHeadMAC(keys: any KeyHolder, seq: Int64, entryMAC: [UInt8]) throws -> [UInt8] {
+        try keys.mac(Array("tokenvault-audit-head-v1:\(seq):".utf8) + entryMAC, label: SealLabel.audit)
     }
 
     /// What `audit --verify` found.
@@ -39,18 +44,18 @@ extension UnlockedVault {
         var expectedSeq: Int64 = 1
         var problems: [String] = []
         let entries = try database.auditEntries()
-        var heads: Set<String> = [Self.hex(Self.auditHeadMAC(key: auditKey, seq: 0, entryMAC: []))]
+        var heads: Set<String> = [Self.hex(try Self.auditHeadMAC(keys: keys, seq: 0, entryMAC: []))]
         for entry in entries {
             if entry.seq != expectedSeq {
                 problems.append("entry \(expectedSeq)\(entry.seq > expectedSeq + 1 ? "-\(entry.seq - 1)" : "") is missing")
             }
-            let mac = MAC.hmacSHA256(key: auditKey, message: AuditEntry.canonicalBytes(seq: entry.seq, draft: entry.draft, previousMAC: previous))
+            let mac = try Self.entryMAC(keys: keys, seq: entry.seq, draft: entry.draft, previousMAC: previous)
             if !MAC.constantTimeEqual(mac, entry.mac) {
                 problems.append("entry \(entry.seq) (\(entry.draft.event.rawValue), account '\(entry.draft.account)') does not match its MAC: edited, reordered, or an earlier entry was removed")
             } else if entry.draft.event == .tamperDetected {
                 problems.append("entry \(entry.seq): tokenvault found the log tampered with before it appended this entry (\(entry.draft.detail ?? entry.draft.outcome))")
             }
-            heads.insert(Self.hex(Self.auditHeadMAC(key: auditKey, seq: entry.seq, entryMAC: entry.mac)))
+            heads.insert(Self.hex(try Self.auditHeadMAC(keys: keys, seq: entry.seq, entryMAC: entry.mac)))
             // Continue from the stored MAC so one bad entry is reported once, not as a cascade.
             previous = entry.mac
             expectedSeq = entry.seq + 1
@@ -63,7 +68,7 @@ extension UnlockedVault {
             problems.append("the log's head record has no MAC: it was removed (an emptied or truncated log looks like this)")
         } else if head.seq != (newest?.seq ?? 0) {
             problems.append("the log ends at entry \(newest?.seq ?? 0) but entry \(head.seq) was written: the newest entries were removed")
-        } else if !MAC.constantTimeEqual(Self.auditHeadMAC(key: auditKey, seq: newest?.seq ?? 0, entryMAC: newest?.mac ?? []), head.mac) {
+        } else if !MAC.constantTimeEqual(try Self.auditHeadMAC(keys: keys, seq: newest?.seq ?? 0, entryMAC: newest?.mac ?? []), head.mac) {
             problems.append(newest == nil
                 ? "the log is empty but its head record does not match an empty log: its entries were removed"
                 : "the log's head record does not match entry \(newest!.seq)")

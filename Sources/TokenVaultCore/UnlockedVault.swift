@@ -39,14 +39,12 @@ public enum SealLabel {
 /// A vault whose passphrase has been checked: the database plus the master key. The KDF ran once to get here.
 public final class UnlockedVault: @unchecked Sendable {
     public let database: VaultDatabase
-    private let masterKey: SecretBytes
-    /// The key of the audit chain's MACs (AuditChain.swift).
-    let auditKey: SecretBytes
+    /// Seals, opens and MACs under labels; the only holder of the master key (KeyHolder.swift).
+    public let keys: any KeyHolder
 
-    private init(database: VaultDatabase, masterKey: SecretBytes) {
+    public init(database: VaultDatabase, keys: any KeyHolder) {
         self.database = database
-        self.masterKey = masterKey
-        self.auditKey = VaultKeys.subkey(of: masterKey, label: SealLabel.audit)
+        self.keys = keys
     }
 
     /// Checks the stored KDF parameters before running the KDF, then unwraps the master key.
@@ -75,7 +73,7 @@ public final class UnlockedVault: @unchecked Sendable {
             do {
                 let passphrase = try readPassphrase()
                 let master = try openMasterKey(header, passphrase: passphrase, parameters: parameters, stored: stored, known: known)
-                return UnlockedVault(database: database, masterKey: master)
+                return UnlockedVault(database: database, keys: InProcessKeyHolder(masterKey: master))
             } catch let error as VaultError where (error == .wrongPassphrase || error == .emptyPassphrase) && attempt < attempts {
                 console.err("tokenvault: \(error.localizedDescription); try again (\(attempts - attempt) more attempt\(attempts - attempt == 1 ? "" : "s"))\n")
             }
@@ -144,25 +142,24 @@ public final class UnlockedVault: @unchecked Sendable {
     /// A new vault's header: a random master key sealed under the passphrase key, and the keyed MAC of the
     /// empty audit log's head (entry 0), so that a log emptied later is not mistaken for a new one.
     public static func newHeader(passphrase: SecretBytes, parameters: KDFParameters, now: Date) throws -> (header: VaultHeader, auditHeadMAC: [UInt8]) {
-        let master = VaultKeys.randomKey()
-        let header = try header(sealing: master, passphrase: passphrase, parameters: parameters, createdAt: now, now: now)
-        let auditKey = VaultKeys.subkey(of: master, label: SealLabel.audit)
-        return (header, auditHeadMAC(key: auditKey, seq: 0, entryMAC: []))
+        let keys = InProcessKeyHolder.generate()
+        let header = try header(sealing: keys, passphrase: passphrase, parameters: parameters, createdAt: now, now: now)
+        return (header, try auditHeadMAC(keys: keys, seq: 0, entryMAC: []))
     }
 
-    public static func header(sealing master: SecretBytes, passphrase: SecretBytes, parameters: KDFParameters,
+    public static func header(sealing keys: any KeyHolder, passphrase: SecretBytes, parameters: KDFParameters,
                        createdAt: Date, now: Date) throws -> VaultHeader {
         let key = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
         return VaultHeader(
             kdfAlgorithm: KDFParameters.algorithmName, kdfSalt: parameters.salt, kdfOpsLimit: parameters.opsLimit,
-            kdfMemLimit: parameters.memLimit, masterKeySealed: try SecretBox.seal(master, key: key),
+            kdfMemLimit: parameters.memLimit, masterKeySealed: try keys.wrapMasterKey(under: key),
             createdAt: createdAt, passphraseChangedAt: now)
     }
 
     /// Re-seals the master key under a new passphrase: one small write, every other sealed value stays as it is.
     public func changePassphrase(to passphrase: SecretBytes, parameters: KDFParameters, now: Date) throws {
         let old = try database.header()
-        let new = try Self.header(sealing: masterKey, passphrase: passphrase, parameters: parameters,
+        let new = try Self.header(sealing: keys, passphrase: passphrase, parameters: parameters,
                                   createdAt: old.createdAt, now: now)
         try database.write { try $0.updateHeader(new) }
     }
@@ -170,7 +167,7 @@ public final class UnlockedVault: @unchecked Sendable {
     // MARK: Sealing
 
     public func seal(_ plaintext: SecretBytes, label: String) throws -> [UInt8] {
-        try SecretBox.seal(plaintext, key: VaultKeys.subkey(of: masterKey, label: label))
+        try keys.seal(plaintext, label: label)
     }
 
     public func seal(_ plaintext: String, label: String) throws -> [UInt8] {
@@ -180,7 +177,7 @@ public final class UnlockedVault: @unchecked Sendable {
     /// Opens a sealed value; a failure names what was damaged, never its content.
     public func open(_ sealed: [UInt8], label: String, what: String) throws -> SecretBytes {
         do {
-            return try SecretBox.open(sealed, key: VaultKeys.subkey(of: masterKey, label: label))
+            return try keys.open(sealed, label: label)
         } catch let error as VaultCryptoError {
             throw VaultError.integrity("\(what) failed its integrity check (\(error.localizedDescription))",
                                      hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
@@ -197,8 +194,8 @@ public final class UnlockedVault: @unchecked Sendable {
             // Vaults from before env_var was bound had no provider options either: options next to a legacy seal
             // were put there by an edit, and re-sealing would bless them.
             guard integration.providerOptions == nil else { throw error }
-            let legacyKey = VaultKeys.subkey(of: masterKey, label: SealLabel.legacyClientSecret(integration))
-            guard let secret = try? SecretBox.open(integration.clientSecretSealed, key: legacyKey) else { throw error }
+            guard let secret = try? keys.open(integration.clientSecretSealed, label: SealLabel.legacyClientSecret(integration))
+            else { throw error }
             // Bless no name an old vault (or an edit) put there that would change how programs run.
             try VariableNames.checkAllowedAtUse(integration.envVar, integration: integration.name)
             let resealed = try seal(secret, label: SealLabel.clientSecret(integration))

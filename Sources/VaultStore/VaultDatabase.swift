@@ -388,7 +388,7 @@ public struct VaultWriter {
     /// look intact by restarting it, and `audit --verify` reports it.
     @discardableResult
     public func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ draft: AuditDraft, _ previousMAC: [UInt8]) throws -> [UInt8],
-                            headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) -> [UInt8]) throws -> AuditEntry {
+                            headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) throws -> [UInt8]) throws -> AuditEntry {
         let last = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit_entry ORDER BY seq DESC LIMIT 1")
         let headRow = try Row.fetchOne(db, sql: "SELECT audit_head_seq, audit_head_mac FROM vault_meta WHERE id = 1")
         let headSeq: Int64 = headRow?["audit_head_seq"] ?? 0
@@ -398,7 +398,7 @@ public struct VaultWriter {
         // Numbered after the recorded head as well as the newest row: if the newest entries were deleted, the gap
         // stays visible after later appends.
         var seq = max(lastSeq, headSeq) + 1
-        if headSeq != lastSeq || storedHead != headMAC(lastSeq, previous) {
+        if try headSeq != lastSeq || storedHead != headMAC(lastSeq, previous) {
             let warning = AuditDraft(
                 at: draft.at, account: draft.account, integration: draft.integration, event: .tamperDetected,
                 trigger: draft.trigger, outcome: "the log's head did not match its newest entry: entries were removed or the head was edited",
@@ -411,7 +411,7 @@ public struct VaultWriter {
         let entryMAC = try mac(seq, draft, previous)
         try insert(draft, seq: seq, mac: entryMAC)
         try db.execute(sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1",
-                       arguments: [seq, Data(headMAC(seq, entryMAC))])
+                       arguments: [seq, Data(try headMAC(seq, entryMAC))])
         return AuditEntry(seq: seq, draft: draft, mac: entryMAC)
     }
 

@@ -1,0 +1,58 @@
+import Foundation
+
+/// What the vault's logic may do with the master key: seal, open and MAC under a label, and wrap the key under a
+/// passphrase key. Nothing else: the key itself never leaves the holder, so the holder can live in another
+/// process (an agent that keeps a vault unlocked) without the core changing.
+///
+/// Every operation works under a subkey derived from the master key and the label (``VaultKeys/subkey(of:label:)``),
+/// so a value sealed for one place opens nowhere else.
+public protocol KeyHolder: Sendable {
+    /// Seals `plaintext` under the label's subkey (XSalsa20-Poly1305, random nonce).
+    func seal(_ plaintext: SecretBytes, label: String) throws -> [UInt8]
+    /// Opens a value sealed under the label. Throws ``VaultCryptoError/authenticationFailed`` when it was sealed
+    /// under another key or label, or changed since.
+    func open(_ sealed: [UInt8], label: String) throws -> SecretBytes
+    /// HMAC-SHA-256 of `message` under the label's subkey.
+    func mac(_ message: [UInt8], label: String) throws -> [UInt8]
+    /// The master key sealed under a key derived from a passphrase (for the vault's header).
+    func wrapMasterKey(under passphraseKey: SecretBytes) throws -> [UInt8]
+}
+
+/// The master key held in this process, in guarded memory.
+public final class InProcessKeyHolder: KeyHolder, @unchecked Sendable {
+    private let master: SecretBytes
+    private let lock = NSLock()
+    /// MAC subkeys by label: an audit chain is verified with thousands of MACs under one label, and each subkey
+    /// is a guarded allocation (page protection changes) better made once.
+    private var macKeys: [String: SecretBytes] = [:]
+
+    public init(masterKey: SecretBytes) {
+        precondition(masterKey.count == VaultKeys.keyBytes, "a master key is \(VaultKeys.keyBytes) bytes")
+        self.master = masterKey
+    }
+
+    /// A new random master key.
+    public static func generate() -> InProcessKeyHolder { InProcessKeyHolder(masterKey: VaultKeys.randomKey()) }
+
+    public func seal(_ plaintext: SecretBytes, label: String) throws -> [UInt8] {
+        try SecretBox.seal(plaintext, key: VaultKeys.subkey(of: master, label: label))
+    }
+
+    public func open(_ sealed: [UInt8], label: String) throws -> SecretBytes {
+        try SecretBox.open(sealed, key: VaultKeys.subkey(of: master, label: label))
+    }
+
+    public func mac(_ message: [UInt8], label: String) throws -> [UInt8] {
+        let key = lock.withLock {
+            if let key = macKeys[label] { return key }
+            let key = VaultKeys.subkey(of: master, label: label)
+            macKeys[label] = key
+            return key
+        }
+        return MAC.hmacSHA256(key: key, message: message)
+    }
+
+    public func wrapMasterKey(under passphraseKey: SecretBytes) throws -> [UInt8] {
+        try SecretBox.seal(master, key: passphraseKey)
+    }
+}

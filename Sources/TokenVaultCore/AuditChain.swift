@@ -53,7 +53,7 @@ extension UnlockedVault {
             if !MAC.constantTimeEqual(mac, entry.mac) {
                 problems.append("entry \(entry.seq) (\(entry.draft.event.rawValue), account '\(entry.draft.account)') does not match its MAC: edited, reordered, or an earlier entry was removed")
             } else if entry.draft.event == .tamperDetected {
-                problems.append("entry \(entry.seq): tokenvault found the log tampered with before it appended this entry (\(entry.draft.detail ?? entry.draft.outcome))")
+                problems.append("entry \(entry.seq): tokenvault found the log tampered with before it appended this entry (\(entry.draft.detail ?? entry.draft.outcome.rawValue))")
             }
             heads.insert(Self.hex(try Self.auditHeadMAC(keys: keys, seq: entry.seq, entryMAC: entry.mac)))
             // Continue from the stored MAC so one bad entry is reported once, not as a cascade.

@@ -23,10 +23,16 @@ public struct RefreshOutcome: Sendable {
     public var refreshExpiresBefore: Date?
     public var refreshExpiresAfter: Date?
     public var refreshTokenChanged: Bool?
-    public var error: String?
     public var trackingId: String?
-    /// The error the refresh failed with, when it threw one (the CLI maps it to a hint and an exit code).
+    /// Why the refresh failed or was not tried (the CLI maps it to a message, a hint and an exit code).
     public var failure: (any Error)?
+
+    /// The failure in words, without the account's name where the error carries it (the caller names it).
+    public var reason: String? {
+        guard let failure else { return nil }
+        if case VaultError.needsReauthorization(_, let reason)? = failure as? VaultError { return reason }
+        return failure.localizedDescription
+    }
 
     public init(account: String, integration: String, status: Status, accessExpiresBefore: Date? = nil,
                 accessExpiresAfter: Date? = nil) {
@@ -88,7 +94,7 @@ extension RetryPolicy {
 public final class Refresher: @unchecked Sendable {
     public let vault: UnlockedVault
     let services: VaultServices
-    let trigger: String
+    let trigger: AuditTrigger
     let transport: any HTTPTransport
     let retry: RetryPolicy
     private let committer: GroupCommitter
@@ -109,7 +115,7 @@ public final class Refresher: @unchecked Sendable {
     /// Told about each wait between attempts (refresh-all's progress line shows it).
     let onWait: (@Sendable (RetryWait?) -> Void)?
 
-    public init(vault: UnlockedVault, services: VaultServices, trigger: String, verbose: Bool, retry: RetryPolicy = Refresher.retryPolicy,
+    public init(vault: UnlockedVault, services: VaultServices, trigger: AuditTrigger, verbose: Bool, retry: RetryPolicy = Refresher.retryPolicy,
          budget: TimeInterval? = nil, lockTimeout: TimeInterval? = nil, onWait: (@Sendable (RetryWait?) -> Void)? = nil) {
         self.vault = vault
         self.services = services
@@ -153,7 +159,7 @@ public final class Refresher: @unchecked Sendable {
             outcome.refreshExpiresBefore = account.refreshExpiresAt
             if account.state == .needsReauth {
                 outcome.status = .needsReauth
-                outcome.error = "the provider refused its refresh token earlier"
+                outcome.failure = VaultError.needsReauthorization(account: account.name, reason: "the provider refused its refresh token earlier")
                 return outcome
             }
             guard stillNeeded(account) else {
@@ -179,11 +185,11 @@ public final class Refresher: @unchecked Sendable {
                 // Final: the account needs a browser. Recorded so that list shows it and no run retries it.
                 account.state = .needsReauth
                 account.updatedAt = services.now()
-                var entry = draft(before, account, outcome: "needs re-authorization (invalid_grant)", event: .refreshFailed)
+                var entry = draft(before, account, outcome: .needsReauthorizationInvalidGrant, event: .refreshFailed)
                 entry.detail = error.localizedDescription
                 try await store(account, audited: entry)
                 outcome.status = .needsReauth
-                outcome.error = error.localizedDescription
+                outcome.failure = error
                 outcome.trackingId = error.trackingId
                 return outcome
             }
@@ -192,7 +198,7 @@ public final class Refresher: @unchecked Sendable {
             // The new pair is committed (synchronous=FULL) before anything else happens: with a rotating provider
             // the old refresh token may already be dead.
             let changed = response.refreshToken.map { $0 != refreshText } ?? false
-            var entry = draft(before, account, outcome: "ok", event: .refreshed)
+            var entry = draft(before, account, outcome: .ok, event: .refreshed)
             entry.refreshTokenChanged = changed
             try await store(account, audited: entry)
             outcome.status = .refreshed
@@ -202,16 +208,15 @@ public final class Refresher: @unchecked Sendable {
             return outcome
         } catch {
             outcome.status = VaultError.meansReauthorization(error) ? .needsReauth : .failed
-            outcome.error = error.localizedDescription
             outcome.failure = error
             outcome.trackingId = (error as? OAuthError)?.trackingId
             if error is OAuthError {
                 // A failed attempt is part of the account's history too.
                 let entry = AuditDraft(
                     at: services.now(), account: planned.name, integration: outcome.integration, event: .refreshFailed,
-                    trigger: trigger, outcome: "failed, pair unchanged", accessExpiresBefore: planned.accessExpiresAt,
+                    trigger: trigger, outcome: .failedPairUnchanged, accessExpiresBefore: planned.accessExpiresAt,
                     accessExpiresAfter: planned.accessExpiresAt, refreshExpiresBefore: planned.refreshExpiresAt,
-                    refreshExpiresAfter: planned.refreshExpiresAt, detail: outcome.error)
+                    refreshExpiresAfter: planned.refreshExpiresAt, detail: outcome.reason)
                 let vault = vault
                 try? await committer.commit { w in try vault.appendAudit(entry, in: w) }
             }
@@ -228,7 +233,7 @@ public final class Refresher: @unchecked Sendable {
         }
     }
 
-    private func draft(_ before: Account, _ after: Account, outcome: String, event: AuditEvent) -> AuditDraft {
+    private func draft(_ before: Account, _ after: Account, outcome: AuditOutcome, event: AuditEvent) -> AuditDraft {
         AuditDraft(at: services.now(), account: after.name, integration: lock.withLock { integrations[after.integrationId]?.name },
                    event: event, trigger: trigger, outcome: outcome,
                    accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: after.accessExpiresAt,

@@ -24,7 +24,7 @@ public struct TokenService: Sendable {
     /// lapses within `minValid`. Warnings (a clock ahead, a failed refresh while the token in hand is still good)
     /// go to the console.
     public func freshAccessToken(account initial: Account, integration: Integration, minValid: TimeInterval,
-                                 trigger: String) async throws -> String {
+                                 trigger: AuditTrigger) async throws -> String {
         let database = vault.database
         let name = initial.name
         var account = initial
@@ -61,7 +61,7 @@ public struct TokenService: Sendable {
                 case .refreshed, .alreadyFresh:
                     if let warning = outcome.lapseWarning(now: now) { services.console.err("tokenvault: warning: \(warning)\n") }
                 case .needsReauth, .failed, .noRefresh:
-                    let reason = outcome.error ?? "unknown error"
+                    let reason = outcome.reason ?? "unknown error"
                     if outcome.failure.map(Self.isIntegrityFailure) == true {
                         throw VaultError.integrity(reason, hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
                     }

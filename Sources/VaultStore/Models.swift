@@ -134,14 +134,117 @@ public enum AuditEvent: String, Sendable, Codable, CaseIterable {
     case integrationEdited = "integration-edited"
 }
 
+/// What started the change an audit entry records: a command (with the flag that changes its meaning) or a use.
+/// The text is what is stored and MAC'd; a value tokenvault does not know (an older or newer version, an edit)
+/// is kept as it is.
+public enum AuditTrigger: Sendable, Equatable, Hashable, CustomStringConvertible {
+    case authorize, authorizeDevice, `import`, refresh, refreshAll, token, env, exec, whoami
+    case revoke, revokeLocal, integrationEdit, removeIntegration
+    case other(String)
+
+    static let known: [(AuditTrigger, String)] = [
+        (.authorize, "authorize"), (.authorizeDevice, "authorize --device"), (.import, "import"), (.refresh, "refresh"),
+        (.refreshAll, "refresh-all"), (.token, "token"), (.env, "env"), (.exec, "exec"), (.whoami, "whoami"),
+        (.revoke, "revoke"), (.revokeLocal, "revoke --local"), (.integrationEdit, "integration edit"),
+        (.removeIntegration, "remove-integration"),
+    ]
+
+    public init(_ text: String) {
+        self = Self.known.first { $0.1 == text }?.0 ?? .other(text)
+    }
+
+    /// The stored text.
+    public var rawValue: String {
+        if case .other(let text) = self { return text }
+        return Self.known.first { $0.0 == self }!.1
+    }
+
+    public var description: String { rawValue }
+}
+
+/// How the change an audit entry records ended. The text is what is stored and MAC'd (and what `audit` shows);
+/// a value tokenvault does not know is kept as it is.
+public enum AuditOutcome: Sendable, Equatable, Hashable, CustomStringConvertible {
+    case ok
+    /// `authorize` over an existing pair.
+    case replacedPair
+    /// `authorize` over an existing pair that belonged to another person.
+    case replacedPairAnotherPerson
+    /// The provider refused the refresh token.
+    case needsReauthorizationInvalidGrant
+    /// The provider refused the access token even after a refresh.
+    case needsReauthorizationAccessTokenRefused
+    case failedPairUnchanged
+    case removedLocally
+    /// `revoke`: revoked at this provider (its id) and removed.
+    case revokedAt(String)
+    case revokeFailedRemovedLocally
+    /// tokenvault found the log's head disagreeing with its newest entry.
+    case headMismatch
+    /// `integration edit`: this integration's field changed (or its secret was replaced).
+    case integrationChanged(integration: String, field: String, replaced: Bool)
+    case other(String)
+
+    public init(_ text: String) {
+        switch text {
+        case "ok": self = .ok
+        case "ok, replaced the previous pair": self = .replacedPair
+        case "ok, replaced the previous pair: another person": self = .replacedPairAnotherPerson
+        case "needs re-authorization (invalid_grant)": self = .needsReauthorizationInvalidGrant
+        case "needs re-authorization (the provider refused the access token)": self = .needsReauthorizationAccessTokenRefused
+        case "failed, pair unchanged": self = .failedPairUnchanged
+        case "removed locally": self = .removedLocally
+        case "removed locally; revoking at the provider failed": self = .revokeFailedRemovedLocally
+        case Self.headMismatchText: self = .headMismatch
+        default:
+            if text.hasPrefix("revoked at "), text.hasSuffix(" and removed locally") {
+                self = .revokedAt(String(text.dropFirst("revoked at ".count).dropLast(" and removed locally".count)))
+            } else {
+                self = .other(text)
+            }
+        }
+    }
+
+    static let headMismatchText = "the log's head did not match its newest entry: entries were removed or the head was edited"
+
+    /// The stored text.
+    public var rawValue: String {
+        switch self {
+        case .ok: "ok"
+        case .replacedPair: "ok, replaced the previous pair"
+        case .replacedPairAnotherPerson: "ok, replaced the previous pair: another person"
+        case .needsReauthorizationInvalidGrant: "needs re-authorization (invalid_grant)"
+        case .needsReauthorizationAccessTokenRefused: "needs re-authorization (the provider refused the access token)"
+        case .failedPairUnchanged: "failed, pair unchanged"
+        case .removedLocally: "removed locally"
+        case .revokedAt(let provider): "revoked at \(provider) and removed locally"
+        case .revokeFailedRemovedLocally: "removed locally; revoking at the provider failed"
+        case .headMismatch: Self.headMismatchText
+        case .integrationChanged(let integration, let field, let replaced):
+            "integration '\(integration)': \(field) \(replaced ? "replaced" : "changed")"
+        case .other(let text): text
+        }
+    }
+
+    /// Whether the change succeeded (a new pair stored, or a pair removed as asked).
+    public var isSuccess: Bool {
+        switch self {
+        case .ok, .replacedPair, .replacedPairAnotherPerson, .removedLocally, .revokedAt, .integrationChanged: true
+        default: false
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
 /// An audit entry before it is written: the store assigns `seq`, the caller supplies the chained MAC.
 public struct AuditDraft: Sendable, Equatable {
     public var at: Date
     public var account: String
     public var integration: String?
     public var event: AuditEvent
-    public var trigger: String
-    public var outcome: String
+    public var trigger: AuditTrigger
+    public var outcome: AuditOutcome
     public var accessExpiresBefore: Date?
     public var accessExpiresAfter: Date?
     public var refreshExpiresBefore: Date?
@@ -149,8 +252,8 @@ public struct AuditDraft: Sendable, Equatable {
     public var refreshTokenChanged: Bool?
     public var detail: String?
 
-    public init(at: Date, account: String, integration: String?, event: AuditEvent, trigger: String,
-                outcome: String, accessExpiresBefore: Date? = nil, accessExpiresAfter: Date? = nil,
+    public init(at: Date, account: String, integration: String?, event: AuditEvent, trigger: AuditTrigger,
+                outcome: AuditOutcome, accessExpiresBefore: Date? = nil, accessExpiresAfter: Date? = nil,
                 refreshExpiresBefore: Date? = nil, refreshExpiresAfter: Date? = nil,
                 refreshTokenChanged: Bool? = nil, detail: String? = nil) {
         self.at = at
@@ -179,7 +282,7 @@ public struct AuditEntry: Sendable, Equatable {
         func t(_ date: Date?) -> String { date.map { String(format: "%.3f", $0.timeIntervalSince1970) } ?? "-" }
         let fields: [String] = [
             "tokenvault-audit-v1", String(seq), t(d.at), d.account, d.integration ?? "-", d.event.rawValue,
-            d.trigger, d.outcome, t(d.accessExpiresBefore), t(d.accessExpiresAfter), t(d.refreshExpiresBefore),
+            d.trigger.rawValue, d.outcome.rawValue, t(d.accessExpiresBefore), t(d.accessExpiresAfter), t(d.refreshExpiresBefore),
             t(d.refreshExpiresAfter), d.refreshTokenChanged.map { $0 ? "1" : "0" } ?? "-", d.detail ?? "-",
         ]
         // Length-prefix every field so that no choice of values can make two entries encode alike.
@@ -190,4 +293,12 @@ public struct AuditEntry: Sendable, Equatable {
         }
         return bytes
     }
+}
+
+extension AuditTrigger: ExpressibleByStringLiteral {
+    public init(stringLiteral text: String) { self.init(text) }
+}
+
+extension AuditOutcome: ExpressibleByStringLiteral {
+    public init(stringLiteral text: String) { self.init(text) }
 }

@@ -97,7 +97,7 @@ extension AuditEntry {
         }
         let draft = AuditDraft(
             at: Date(unix: row["at"]), account: row["account"], integration: row["integration"], event: event,
-            trigger: row["trigger"], outcome: row["outcome"],
+            trigger: AuditTrigger(row["trigger"]), outcome: AuditOutcome(row["outcome"]),
             accessExpiresBefore: date(row, "access_expires_before"), accessExpiresAfter: date(row, "access_expires_after"),
             refreshExpiresBefore: date(row, "refresh_expires_before"),
             refreshExpiresAfter: date(row, "refresh_expires_after"),

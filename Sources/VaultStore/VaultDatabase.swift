@@ -401,7 +401,7 @@ public struct VaultWriter {
         if try headSeq != lastSeq || storedHead != headMAC(lastSeq, previous) {
             let warning = AuditDraft(
                 at: draft.at, account: draft.account, integration: draft.integration, event: .tamperDetected,
-                trigger: draft.trigger, outcome: "the log's head did not match its newest entry: entries were removed or the head was edited",
+                trigger: draft.trigger, outcome: .headMismatch,
                 detail: "head record at entry \(headSeq)\(storedHead.isEmpty ? " without a MAC" : ""), newest entry \(lastSeq)")
             let warningMAC = try mac(seq, warning, previous)
             try insert(warning, seq: seq, mac: warningMAC)
@@ -418,7 +418,7 @@ public struct VaultWriter {
     private func insert(_ d: AuditDraft, seq: Int64, mac: [UInt8]) throws {
         try db.insert(into: "audit_entry", [
             "seq": seq, "at": d.at.unix, "account": d.account, "integration": d.integration, "event": d.event.rawValue,
-            "trigger": d.trigger, "outcome": d.outcome,
+            "trigger": d.trigger.rawValue, "outcome": d.outcome.rawValue,
             "access_expires_before": d.accessExpiresBefore?.unix, "access_expires_after": d.accessExpiresAfter?.unix,
             "refresh_expires_before": d.refreshExpiresBefore?.unix, "refresh_expires_after": d.refreshExpiresAfter?.unix,
             "refresh_token_changed": d.refreshTokenChanged.map { $0 ? 1 : 0 }, "detail": d.detail,

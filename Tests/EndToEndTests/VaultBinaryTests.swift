@@ -124,7 +124,14 @@ import TokenVaultLab
         let ws = Workspace()
         let lonely = ws.dir + "/bin"
         try FileManager.default.createDirectory(atPath: lonely, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: tokenvaultBinary, toPath: lonely + "/tokenvault")
+        // Written through a close-on-exec descriptor: a child another test forks meanwhile must not inherit it open
+        // for writing, or exec'ing the copy fails with ETXTBSY (exit 126), as FileManager's copy let happen.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: tokenvaultBinary))
+        let fd = open(lonely + "/tokenvault", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+        #expect(fd >= 0)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        #expect(written == bytes.count)
         let build = productsDirectory.resolvingSymlinksInPath().path
         let namespace = geteuid() == 0 ? ["--mount"] : ["--user", "--map-root-user", "--mount"]
         let hide = "mount -t tmpfs tokenvault-hidden \"$0\" && "

@@ -64,7 +64,7 @@ extension TokenVault {
             for e in entries {
                 let d = e.draft
                 rows.append([
-                    String(e.seq), Format.timestamp(d.at), d.account, d.event.rawValue, d.trigger, d.outcome,
+                    String(e.seq), Format.timestamp(d.at), d.account, d.event.rawValue, d.trigger.rawValue, d.outcome.rawValue,
                     Self.change(d.accessExpiresBefore, d.accessExpiresAfter),
                     Self.change(d.refreshExpiresBefore, d.refreshExpiresAfter),
                     d.refreshTokenChanged.map { $0 ? "yes" : "no" } ?? "-",
@@ -81,7 +81,7 @@ extension TokenVault {
             let d = entry.draft
             var object: [String: Any] = [
                 "seq": entry.seq, "at": Format.timestamp(d.at), "account": d.account, "event": d.event.rawValue,
-                "trigger": d.trigger, "outcome": d.outcome,
+                "trigger": d.trigger.rawValue, "outcome": d.outcome.rawValue,
             ]
             object["integration"] = d.integration
             object["access_expires_before"] = d.accessExpiresBefore.map(Format.timestamp)

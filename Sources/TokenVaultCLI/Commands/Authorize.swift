@@ -88,11 +88,11 @@ extension TokenVault {
             }
             // The same account name now acting as another person is worth a loud word: scripts that use the name
             // would send data into someone else's account (a login CSRF looks exactly like this).
-            var outcome = before == nil ? "ok" : "ok, replaced the previous pair"
+            var outcome: AuditOutcome = before == nil ? .ok : .replacedPair
             var detail: String?
             if let before, let previous = before.personId, let identity, identity.id != previous {
                 let was = before.email ?? previous, now = identity.email ?? identity.id
-                outcome = "ok, replaced the previous pair: another person"
+                outcome = .replacedPairAnotherPerson
                 detail = "was \(previous)\(before.email.map { " <\($0)>" } ?? ""), now \(identity.id)\(identity.email.map { " <\($0)>" } ?? "")"
                 context.console.err("tokenvault: warning: '\(account)' belonged to \(ProviderText.displayable(was)) and now belongs to \(ProviderText.displayable(now)), another person; scripts using '\(account)' will act as them\n")
                 context.console.err("tokenvault: hint: if that is not what you meant, run 'tokenvault revoke \(account)' and authorize again as the right person\n")
@@ -101,7 +101,7 @@ extension TokenVault {
                 if before == nil { try w.insert(record) } else { try w.update(record) }
                 try vault.appendAudit(AuditDraft(
                     at: now, account: account, integration: integration.name, event: .authorized,
-                    trigger: device ? "authorize --device" : "authorize", outcome: outcome,
+                    trigger: device ? .authorizeDevice : .authorize, outcome: outcome,
                     accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
                     refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
                     refreshTokenChanged: before == nil ? nil : true, detail: detail), in: w)

@@ -87,8 +87,8 @@ extension TokenVault {
                 try w.update(new, previousSecret: stored.clientSecretSealed)
                 for change in changes {
                     try vault.appendAudit(AuditDraft(
-                        at: now, account: "", integration: name, event: .integrationEdited, trigger: "integration edit",
-                        outcome: "integration '\(name)': \(change.field) \(change.field == "client secret" ? "replaced" : "changed")",
+                        at: now, account: "", integration: name, event: .integrationEdited, trigger: .integrationEdit,
+                        outcome: .integrationChanged(integration: name, field: change.field, replaced: change.field == "client secret"),
                         detail: change.detail), in: w)
                 }
             }

@@ -24,7 +24,7 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let (token, integration) = try await freshAccessToken(account: account, global: global, minValid: minValid.seconds,
-                                                                  trigger: "env", context: context)
+                                                                  trigger: .env, context: context)
             context.console.out(try EnvExport.render([(integration.envVar, token)], format: format))
         }
     }

@@ -33,7 +33,7 @@ extension TokenVault {
                 throw CLIError.usage("no command to run", hint: "tokenvault exec \(account) -- COMMAND [ARGS…]")
             }
             let (token, integration) = try await freshAccessToken(account: account, global: global, minValid: minValid.seconds,
-                                                                  trigger: "exec", context: context)
+                                                                  trigger: .exec, context: context)
             // The vault's passphrase, in any form, is not the child's.
             var environment = ChildEnvironment.scrubbed(context.environment)
             environment[integration.envVar] = token

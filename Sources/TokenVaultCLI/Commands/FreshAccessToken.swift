@@ -4,14 +4,14 @@ import VaultStore
 
 /// The access token to hand out, refreshed first when it lapses within `minValid`; never an expired one
 /// (`TokenService`).
-func freshAccessToken(account: String, global: GlobalOptions, minValid: TimeInterval, trigger: String,
+func freshAccessToken(account: String, global: GlobalOptions, minValid: TimeInterval, trigger: AuditTrigger,
                       context: Context) async throws -> (String, Integration) {
     let (token, integration, _) = try await freshAccessTokenAndVault(account: account, global: global, minValid: minValid,
                                                                      trigger: trigger, context: context)
     return (token, integration)
 }
 
-func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minValid: TimeInterval, trigger: String,
+func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minValid: TimeInterval, trigger: AuditTrigger,
                               context: Context) async throws -> (String, Integration, UnlockedVault) {
     let database = try VaultDatabase.open(at: VaultLocation.path(option: global.vault, context: context))
     let account = try database.account(named: name)

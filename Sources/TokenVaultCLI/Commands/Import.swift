@@ -65,8 +65,8 @@ extension TokenVault {
                     try TokenStore.apply(response, to: &record, vault: vault, now: now)
                     if before == nil { try w.insert(record) } else { try w.update(record) }
                     try vault.appendAudit(AuditDraft(
-                        at: now, account: name, integration: integration.name, event: .imported, trigger: "import",
-                        outcome: "ok", accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
+                        at: now, account: name, integration: integration.name, event: .imported, trigger: .import,
+                        outcome: .ok, accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
                         refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
                         refreshTokenChanged: before == nil ? nil : response.refreshToken != nil), in: w)
                 }

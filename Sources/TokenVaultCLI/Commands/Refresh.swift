@@ -23,7 +23,7 @@ extension TokenVault {
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
             try AccountLock.checkDirectory(vaultPath: database.path)
-            let refresher = Refresher(vault: vault, services: context.services, trigger: "refresh", verbose: global.verbose)
+            let refresher = Refresher(vault: vault, services: context.services, trigger: .refresh, verbose: global.verbose)
             // Skip only if another process refreshed it after we read it (no refresh token sent twice at once).
             let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
             let now = context.now()
@@ -34,9 +34,9 @@ extension TokenVault {
                     + (outcome.refreshTokenChanged.map { $0 ? " (new refresh token)" : " (same refresh token)" } ?? "") + ".\n")
                 if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
             case .needsReauth, .noRefresh:
-                throw CLIError.needsReauthorization(account: account, reason: outcome.error ?? "the provider refused its refresh token")
+                throw CLIError.needsReauthorization(account: account, reason: outcome.reason ?? "the provider refused its refresh token")
             case .failed:
-                let message = "refreshing '\(account)' failed: \(outcome.error ?? "unknown error")"
+                let message = "refreshing '\(account)' failed: \(outcome.reason ?? "unknown error")"
                 if outcome.failureCode == .integrity {
                     throw CLIError.integrity(message, hint: "the vault was damaged or tampered with; nothing was sent to the provider")
                 }

@@ -78,7 +78,7 @@ extension TokenVault {
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
             try AccountLock.checkDirectory(vaultPath: database.path)
             let progress = RefreshProgress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
-            let refresher = Refresher(vault: vault, services: context.services, trigger: "refresh-all", verbose: global.verbose,
+            let refresher = Refresher(vault: vault, services: context.services, trigger: .refreshAll, verbose: global.verbose,
                                       onWait: { progress.waiting($0) })
             let recent = skipRecent.seconds
             var outcomes: [RefreshOutcome] = []
@@ -112,8 +112,8 @@ extension TokenVault {
             let now = context.now()
             for outcome in outcomes {
                 switch outcome.status {
-                case .needsReauth: context.console.err("tokenvault: \(outcome.account): needs re-authorization: \(outcome.error ?? "")\n")
-                case .failed: context.console.err("tokenvault: \(outcome.account): refresh failed: \(outcome.error ?? "")\n")
+                case .needsReauth: context.console.err("tokenvault: \(outcome.account): needs re-authorization: \(outcome.reason ?? "")\n")
+                case .failed: context.console.err("tokenvault: \(outcome.account): refresh failed: \(outcome.reason ?? "")\n")
                 default: if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
                 }
             }

@@ -31,7 +31,7 @@ extension TokenVault {
                     for account in affected {
                         try vault.appendAudit(AuditDraft(
                             at: context.now(), account: account.name, integration: name, event: .revoked,
-                            trigger: "remove-integration", outcome: "removed locally",
+                            trigger: .removeIntegration, outcome: .removedLocally,
                             accessExpiresBefore: account.accessExpiresAt, refreshExpiresBefore: account.refreshExpiresAt),
                             in: w)
                     }

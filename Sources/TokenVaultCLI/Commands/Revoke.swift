@@ -29,7 +29,7 @@ extension TokenVault {
             let vault = try unlock(context)
             let record = try vault.database.account(named: account)
             let integration = try vault.database.integration(id: record.integrationId)
-            var outcome = "removed locally"
+            var outcome = AuditOutcome.removedLocally
             var remoteNote: String?
             var revocationFailed = false
             let provider = try integration.map(Provider.of)
@@ -49,10 +49,10 @@ extension TokenVault {
                         let access = try vault.accessToken(of: record).copyToString() ?? ""
                         let refresh = try? vault.refreshToken(of: record).copyToString()
                         try await client.revoke(accessToken: access, refreshToken: refresh ?? nil)
-                        outcome = "revoked at \(provider.id.rawValue) and removed locally"
+                        outcome = .revokedAt(provider.id.rawValue)
                     } catch {
                         remoteNote = ErrorReport.describe(error).message
-                        outcome = "removed locally; revoking at the provider failed"
+                        outcome = .revokeFailedRemovedLocally
                         revocationFailed = true
                     }
                 }
@@ -61,12 +61,12 @@ extension TokenVault {
                 try w.deleteAccount(id: record.id)
                 try vault.appendAudit(AuditDraft(
                     at: context.now(), account: account, integration: integration?.name, event: .revoked,
-                    trigger: local ? "revoke --local" : "revoke", outcome: outcome,
+                    trigger: local ? .revokeLocal : .revoke, outcome: outcome,
                     accessExpiresBefore: record.accessExpiresAt, refreshExpiresBefore: record.refreshExpiresAt,
                     detail: remoteNote), in: w)
             }
             try vault.database.purgeDeletedData()
-            if outcome.hasPrefix("revoked") {
+            if case .revokedAt = outcome {
                 context.console.err("Revoked the tokens of '\(account)' at the provider and removed the pair from the vault.\n")
             } else {
                 context.console.err("Removed the token pair of '\(account)' from the vault.\n")

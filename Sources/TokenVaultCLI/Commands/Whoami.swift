@@ -23,7 +23,7 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let (token, integration, vault) = try await freshAccessTokenAndVault(
-                account: account, global: global, minValid: minValid.seconds, trigger: "whoami", context: context)
+                account: account, global: global, minValid: minValid.seconds, trigger: .whoami, context: context)
             let transport = context.makeTransport(global.verbose ? Trace.tracer(context.console) : nil)
             let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
             let identity: Identity
@@ -80,7 +80,7 @@ extension TokenVault.Whoami {
             throw CLIError.needsReauthorization(account: account, reason: "the provider refused its access token (HTTP 401) and it holds no refresh token")
         }
         try AccountLock.checkDirectory(vaultPath: vault.database.path)
-        let refresher = Refresher(vault: vault, services: context.services, trigger: "whoami", verbose: global.verbose)
+        let refresher = Refresher(vault: vault, services: context.services, trigger: .whoami, verbose: global.verbose)
         let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
         switch outcome.status {
         case .refreshed, .alreadyFresh:
@@ -91,12 +91,12 @@ extension TokenVault.Whoami {
             }
             return text
         case .needsReauth, .noRefresh:
-            throw CLIError.needsReauthorization(account: account, reason: outcome.error ?? "the provider refused its refresh token")
+            throw CLIError.needsReauthorization(account: account, reason: outcome.reason ?? "the provider refused its refresh token")
         case .failed:
             if outcome.failureCode == .integrity {
-                throw CLIError.integrity(outcome.error ?? "integrity failure", hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
+                throw CLIError.integrity(outcome.reason ?? "integrity failure", hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
             }
-            throw CLIError.provider("the provider refused the access token of '\(account)' (HTTP 401) and refreshing it failed: \(outcome.error ?? "unknown error")",
+            throw CLIError.provider("the provider refused the access token of '\(account)' (HTTP 401) and refreshing it failed: \(outcome.reason ?? "unknown error")",
                                     hint: "try again later; if it persists, run 'tokenvault authorize \(account)'")
         }
     }
@@ -110,8 +110,8 @@ extension TokenVault.Whoami {
         try vault.database.write { w in
             try w.update(record)
             try vault.appendAudit(AuditDraft(
-                at: context.now(), account: account, integration: integration, event: .accessTokenRejected, trigger: "whoami",
-                outcome: "needs re-authorization (the provider refused the access token)",
+                at: context.now(), account: account, integration: integration, event: .accessTokenRejected, trigger: .whoami,
+                outcome: .needsReauthorizationAccessTokenRefused,
                 accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
                 refreshExpiresBefore: before.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
                 detail: error.localizedDescription), in: w)

@@ -9,7 +9,7 @@ extension RefreshOutcome {
         o["refresh_expires_before"] = refreshExpiresBefore.map(Format.timestamp)
         o["refresh_expires_at"] = refreshExpiresAfter.map(Format.timestamp)
         o["refresh_token_changed"] = refreshTokenChanged
-        o["error"] = error
+        o["error"] = reason
         o["tracking_id"] = trackingId
         return o
     }

@@ -17,7 +17,7 @@ enum NameCompletion {
 
     static func names(_ kind: Kind, words: [String], prefix: String) -> [String] {
         let path = VaultLocation.path(option: vaultOption(in: words), environment: ProcessInfo.processInfo.environment)
-        guard let database = try? VaultDatabase.open(at: path) else { return [] }
+        guard let database = try? VaultStores.open(path) else { return [] }
         defer { try? database.close() }
         let names: [String]?
         switch kind {

@@ -173,7 +173,7 @@ public struct DevTTY: PassphraseTerminal {
 extension UnlockedVault {
     /// Opens the vault with the passphrase from `source`: a person at a terminal gets three tries, as with sudo and
     /// ssh; a file, a descriptor or the environment says the same thing again, so it fails at once.
-    static func unlock(_ database: VaultDatabase, source: PassphraseSource, context: Context) throws -> UnlockedVault {
+    static func unlock(_ database: any VaultStorage, source: PassphraseSource, context: Context) throws -> UnlockedVault {
         try unlock(database, kdfParameters: context.kdfParameters, attempts: source.isTerminal ? 3 : 1,
                    console: context.console) { try source.read(context: context) }
     }

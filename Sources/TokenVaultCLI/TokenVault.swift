@@ -46,8 +46,10 @@ public struct TokenVault: AsyncParsableCommand {
             return ExitStatus.usage.rawValue
         }
         let global = (command as? any VaultCommand)?.global
-        if let global, let warning = VaultLocation.sharedDirectoryWarning(vaultPath: VaultLocation.path(option: global.vault, context: context)) {
-            context.console.err(warning)
+        if let global {
+            for warning in VaultStores.warnings(forLocation: VaultLocation.path(option: global.vault, context: context)) {
+                context.console.err(warning)
+            }
         }
         // Said last, after everything the command had to say (exec reports it itself before replacing the process).
         defer { MemoryLockReport.print(context: context, verbose: global?.verbose ?? false) }
@@ -111,8 +113,8 @@ extension VaultCommand {
     func vaultPath(_ context: Context) -> String { VaultLocation.path(option: global.vault, context: context) }
 
     /// The vault for commands that need no passphrase.
-    func openDatabase(_ context: Context) throws -> VaultDatabase {
-        try VaultDatabase.open(at: vaultPath(context))
+    func openDatabase(_ context: Context) throws -> any VaultStorage {
+        try VaultStores.open(vaultPath(context))
     }
 
     /// Opens the vault and asks for the passphrase once; the KDF runs once per command.

@@ -25,16 +25,6 @@ enum VaultLocation {
     private static func absolute(_ path: String) -> String {
         path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
-
-    /// A warning when the directory that really holds the vault is writable by group or others: they could add,
-    /// replace or hold its `-wal`, `-shm` and lock files (tokenvault refuses a lock directory that is not yours).
-    static func sharedDirectoryWarning(vaultPath: String) -> String? {
-        let real = AccountLock.realPath(vaultPath) ?? vaultPath
-        let directory = URL(fileURLWithPath: real).deletingLastPathComponent().path
-        var info = stat()
-        guard stat(directory, &info) == 0, info.st_mode & 0o022 != 0 else { return nil }
-        return "tokenvault: warning: the vault's directory \(directory) is writable by group or others (mode \(String(info.st_mode & 0o7777, radix: 8))): other users can add or replace files beside the vault; keep the vault in a directory only you can write (chmod 700)\n"
-    }
 }
 
 /// `--verbose`: one line when secret memory could not be locked into RAM (for example under `ulimit -l 0`).

@@ -8,7 +8,7 @@ import VaultStore
 extension UnlockedVault {
     /// Appends an entry chained to the previous one, inside the caller's transaction.
     @discardableResult
-    public func appendAudit(_ draft: AuditDraft, in writer: VaultWriter) throws -> AuditEntry {
+    public func appendAudit(_ draft: AuditDraft, in writer: any VaultTransaction) throws -> AuditEntry {
         let keys = keys
         return try writer.appendAudit(draft, mac: { seq, entry, previous in
             try Self.entryMAC(keys: keys, seq: seq, draft: entry, previousMAC: previous)

@@ -6,19 +6,19 @@ import VaultStore
 /// (synchronous=FULL), so "the new pair is durably stored before anything else happens" still holds per account,
 /// but `refresh-all` pays one fsync per batch instead of one per account.
 public final class GroupCommitter: @unchecked Sendable {
-    public typealias Work = @Sendable (VaultWriter) throws -> Void
+    public typealias Work = @Sendable (any VaultTransaction) throws -> Void
 
     private struct Item {
         let work: Work
         let done: CheckedContinuation<Void, any Error>
     }
 
-    private let database: VaultDatabase
+    private let database: any VaultStorage
     private let lock = NSLock()
     private var pending: [Item] = []
     private var flushing = false
 
-    public init(database: VaultDatabase) {
+    public init(database: any VaultStorage) {
         self.database = database
     }
 

@@ -149,7 +149,7 @@ public final class Refresher: @unchecked Sendable {
         do {
             let (integration, client) = try client(for: planned.integrationId)
             outcome.integration = integration.name
-            let lock = try await AccountLock.acquire(vaultPath: vault.database.path, account: planned, timeout: lockTimeout,
+            let lock = try await vault.database.lockForRefresh(planned, timeout: lockTimeout,
                                                      sleep: services.sleep)
             defer { lock.release() }
             // Read again under the lock: the pair may have changed while we waited.

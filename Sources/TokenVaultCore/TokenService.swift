@@ -39,7 +39,7 @@ public struct TokenService: Sendable {
         }
         if lapsesSoon(account) {
             if account.refreshTokenSealed != nil && account.state == .ok {
-                try AccountLock.checkDirectory(vaultPath: database.path)
+                try database.checkRefreshLocks()
                 // The token in hand is still good: a provider that is down or throttles is tried twice, and one that
                 // stalls gets about two seconds in all; then the stored token is handed out with a warning. Only an
                 // expired (or untrustworthy) one is worth the full retry policy.

@@ -38,11 +38,11 @@ public enum SealLabel {
 
 /// A vault whose passphrase has been checked: the database plus the master key. The KDF ran once to get here.
 public final class UnlockedVault: @unchecked Sendable {
-    public let database: VaultDatabase
+    public let database: any VaultStorage
     /// Seals, opens and MACs under labels; the only holder of the master key (KeyHolder.swift).
     public let keys: any KeyHolder
 
-    public init(database: VaultDatabase, keys: any KeyHolder) {
+    public init(database: any VaultStorage, keys: any KeyHolder) {
         self.database = database
         self.keys = keys
     }
@@ -58,7 +58,7 @@ public final class UnlockedVault: @unchecked Sendable {
     ///
     /// `attempts` tries are given to `readPassphrase` (three for a person at a terminal, as with sudo and ssh); each
     /// wrong or empty one but the last is reported on `console`.
-    public static func unlock(_ database: VaultDatabase, kdfParameters: (KDFParameters.Level) -> KDFParameters,
+    public static func unlock(_ database: any VaultStorage, kdfParameters: (KDFParameters.Level) -> KDFParameters,
                               attempts: Int, console: any Console,
                               readPassphrase: () throws -> SecretBytes) throws -> UnlockedVault {
         let header = try database.header()

@@ -14,7 +14,6 @@ public enum VaultError: Error, LocalizedError, Equatable {
     case provider(String, hint: String? = nil)
     case busy(String, hint: String? = nil)
     /// The per-account lock directory or file is not safely ours (another user's, a symlink, writable by others).
-    case unsafeLockPath(path: String, reason: String)
     /// Something stored or given cannot be used as it is (an unknown provider, an invalid API base, a lock file
     /// that cannot be opened).
     case invalid(String, hint: String? = nil)
@@ -30,7 +29,6 @@ public enum VaultError: Error, LocalizedError, Equatable {
         case .needsReauthorization(let account, let reason): "account '\(account)' needs re-authorization: \(reason)"
         case .noTokens(let account): "account '\(account)' holds no token pair"
         case .provider(let message, _), .busy(let message, _), .invalid(let message, _): message
-        case .unsafeLockPath(let path, let reason): "refusing the lock \(path): \(reason)"
         }
     }
 
@@ -44,8 +42,6 @@ public enum VaultError: Error, LocalizedError, Equatable {
             "run 'tokenvault refresh \(account)', or import a new token pair with 'tokenvault import \(account) --replace'"
         case .needsReauthorization(let account, _): "run 'tokenvault authorize \(account)'"
         case .noTokens(let account): "run 'tokenvault authorize \(account)' or 'tokenvault import \(account) --integration NAME'"
-        case .unsafeLockPath(let path, _):
-            "another user may be able to block or redirect tokenvault's locks; check who made \(path), remove it (rm -r) and run again: tokenvault recreates it private to you"
         case .unsupportedKDF: nil
         }
     }

@@ -16,6 +16,11 @@ public enum StoreError: Error, Equatable, LocalizedError {
     case database(String)
     /// A row whose plain fields are not what tokenvault writes (an id that is not a UUID): an edited file.
     case invalidRecord(String)
+    /// A refresh lock that another user could hold or redirect (not ours, a symlink, writable by others).
+    case unsafeLockPath(path: String, reason: String)
+    /// Another process held an account's refresh lock for longer than the wait allowed.
+    case lockBusy(String, hint: String?)
+    case lockFailed(String)
 
     public var errorDescription: String? {
         switch self {
@@ -33,6 +38,8 @@ public enum StoreError: Error, Equatable, LocalizedError {
         case .integrationInUse(let name, let n): "integration '\(name)' is used by \(n) account\(n == 1 ? "" : "s")"
         case .database(let message): "database error: \(message)"
         case .invalidRecord(let what): "the vault was tampered with: \(what)"
+        case .unsafeLockPath(let path, let reason): "refusing the lock \(path): \(reason)"
+        case .lockBusy(let message, _), .lockFailed(let message): message
         }
     }
 
@@ -50,6 +57,9 @@ public enum StoreError: Error, Equatable, LocalizedError {
         case .noSuchAccount: "'tokenvault list' shows the accounts"
         case .integrationInUse: "revoke those accounts first, or pass --force to remove them with the integration"
         case .invalidRecord: "the vault file was edited or damaged; restore it from a backup (nothing was used)"
+        case .unsafeLockPath(let path, _):
+            "another user may be able to block or redirect tokenvault's locks; check who made \(path), remove it (rm -r) and run again: tokenvault recreates it private to you"
+        case .lockBusy(_, let hint): hint
         default: nil
         }
     }

@@ -4,15 +4,45 @@ import GRDB
 import Glibc
 #endif
 
-/// The vault file: a real SQLite database that stores plain metadata and opaque sealed bytes.
-/// It knows nothing of cryptography; the layer above seals and opens.
-public final class VaultDatabase: Sendable {
+/// The vault file: a real SQLite database that stores plain metadata and opaque sealed bytes (the SQLite
+/// implementation of ``VaultStorage``). It knows nothing of cryptography; the layer above seals and opens.
+///
+/// Built on any GRDB `DatabaseWriter`, in the way of GRDB's AppDatabase: the file (``create(at:header:auditHeadMAC:)``,
+/// ``open(at:)``) for tokenvault, an in-memory database (``inMemory(header:auditHeadMAC:)``) for unit tests.
+public final class VaultDatabase: VaultStorage, Sendable {
+    /// The file's path (":memory:" for an in-memory vault).
     public let path: String
-    private let queue: DatabaseQueue
+    private let queue: any DatabaseWriter
+    /// Per-account refresh locks: lock files beside the vault (across processes), or in this process for an
+    /// in-memory vault.
+    private let memoryLocks: InProcessRefreshLocks?
 
-    private init(path: String, queue: DatabaseQueue) {
+    private init(path: String, queue: any DatabaseWriter, inMemory: Bool = false) {
         self.path = path
         self.queue = queue
+        self.memoryLocks = inMemory ? InProcessRefreshLocks() : nil
+    }
+
+    public var location: String { path }
+
+    /// A vault in memory, for unit tests of the layers above: the same schema and header as a file.
+    public static func inMemory(header: VaultHeader, auditHeadMAC: [UInt8]? = nil) throws -> VaultDatabase {
+        let queue = try DatabaseQueue()
+        try VaultMigrations.migrator().migrate(queue)
+        try insertHeader(header, auditHeadMAC: auditHeadMAC, into: queue)
+        return VaultDatabase(path: ":memory:", queue: queue, inMemory: true)
+    }
+
+    private static func insertHeader(_ header: VaultHeader, auditHeadMAC: [UInt8]?, into queue: any DatabaseWriter) throws {
+        try queue.write { db in
+            try db.insert(into: "vault_meta", [
+                "id": 1, "kdf_algorithm": header.kdfAlgorithm, "kdf_salt": Data(header.kdfSalt),
+                "kdf_opslimit": Int64(header.kdfOpsLimit), "kdf_memlimit": Int64(header.kdfMemLimit),
+                "master_key_sealed": Data(header.masterKeySealed), "created_at": header.createdAt.unix,
+                "passphrase_changed_at": header.passphraseChangedAt.unix,
+                "audit_head_seq": 0, "audit_head_mac": auditHeadMAC.map { Data($0) },
+            ])
+        }
     }
 
     // MARK: Opening and creating
@@ -56,15 +86,7 @@ public final class VaultDatabase: Sendable {
                 guard mode?.lowercased() == "wal" else { throw StoreError.database("cannot switch the vault to WAL mode (got \(mode ?? "nothing"))") }
             }
             try VaultMigrations.migrator().migrate(queue)
-            try queue.write { db in
-                try db.insert(into: "vault_meta", [
-                    "id": 1, "kdf_algorithm": header.kdfAlgorithm, "kdf_salt": Data(header.kdfSalt),
-                    "kdf_opslimit": Int64(header.kdfOpsLimit), "kdf_memlimit": Int64(header.kdfMemLimit),
-                    "master_key_sealed": Data(header.masterKeySealed), "created_at": header.createdAt.unix,
-                    "passphrase_changed_at": header.passphraseChangedAt.unix,
-                    "audit_head_seq": 0, "audit_head_mac": auditHeadMAC.map { Data($0) },
-                ])
-            }
+            try insertHeader(header, auditHeadMAC: auditHeadMAC, into: queue)
             return VaultDatabase(path: path, queue: queue)
         } catch {
             // Nothing half-made is left behind.
@@ -171,12 +193,12 @@ public final class VaultDatabase: Sendable {
     }
 
     /// One write transaction (BEGIN IMMEDIATE). Never hold it across a network call.
-    public func write<T>(_ body: (VaultWriter) throws -> T) throws -> T {
+    public func write<T>(_ body: (any VaultTransaction) throws -> T) throws -> T {
         do { return try queue.write { db in try body(VaultWriter(db: db)) } } catch { throw Self.mapped(error, path: path) }
     }
 
     /// The same, suspending instead of blocking a thread of the small async pool while SQLite waits or syncs.
-    public func writeAsync<T: Sendable>(_ body: @escaping @Sendable (VaultWriter) throws -> T) async throws -> T {
+    public func writeAsync<T: Sendable>(_ body: @escaping @Sendable (any VaultTransaction) throws -> T) async throws -> T {
         do { return try await queue.write { db in try body(VaultWriter(db: db)) } } catch { throw Self.mapped(error, path: path) }
     }
 
@@ -245,7 +267,7 @@ public final class VaultDatabase: Sendable {
     /// Accounts whose access token lapses before `date`, or (when given) whose pair was stored after
     /// `storedAfter` (a time in the future: its expiries cannot be trusted), found from plain metadata without
     /// decrypting anything.
-    public func accounts(accessExpiringBefore date: Date, orStoredAfter storedAfter: Date? = nil) throws -> [Account] {
+    public func accounts(accessExpiringBefore date: Date, orStoredAfter storedAfter: Date?) throws -> [Account] {
         try read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM account WHERE access_expires_at IS NULL OR access_expires_at < ? OR updated_at > ?
@@ -258,7 +280,7 @@ public final class VaultDatabase: Sendable {
         try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM account WHERE integration_id = ?", arguments: [integrationId]) ?? 0 }
     }
 
-    public func auditEntries(account: String? = nil) throws -> [AuditEntry] {
+    public func auditEntries(account: String?) throws -> [AuditEntry] {
         try read { db in
             let rows = if let account {
                 try Row.fetchAll(db, sql: "SELECT * FROM audit_entry WHERE account = ? ORDER BY seq", arguments: [account])
@@ -300,10 +322,64 @@ public final class VaultDatabase: Sendable {
     }
 
     public func close() throws { try queue.close() }
+
+    // MARK: Refresh locks
+
+    public func checkRefreshLocks() throws {
+        guard memoryLocks == nil else { return }
+        try FileAccountLock.checkDirectory(vaultPath: path)
+    }
+
+    public func lockForRefresh(_ account: Account, timeout: TimeInterval,
+                               sleep: @Sendable (Double) async throws -> Void) async throws -> any RefreshLock {
+        if let memoryLocks { return try await memoryLocks.acquire(account, timeout: timeout) }
+        return try await FileAccountLock.acquire(vaultPath: path, account: account, timeout: timeout, sleep: sleep)
+    }
+
+    // MARK: Where it lives
+
+    /// A warning when the directory that really holds the vault is writable by group or others: they could add,
+    /// replace or hold its `-wal`, `-shm` and lock files (tokenvault refuses a lock directory that is not yours).
+    public func locationWarnings() -> [String] {
+        guard memoryLocks == nil else { return [] }
+        return Self.sharedDirectoryWarning(vaultPath: path).map { [$0] } ?? []
+    }
+
+    public static func sharedDirectoryWarning(vaultPath: String) -> String? {
+        let real = FileAccountLock.realPath(vaultPath) ?? vaultPath
+        let directory = URL(fileURLWithPath: real).deletingLastPathComponent().path
+        var info = stat()
+        guard stat(directory, &info) == 0, info.st_mode & 0o022 != 0 else { return nil }
+        return "tokenvault: warning: the vault's directory \(directory) is writable by group or others (mode \(String(info.st_mode & 0o7777, radix: 8))): other users can add or replace files beside the vault; keep the vault in a directory only you can write (chmod 700)\n"
+    }
+}
+
+/// Refresh locks of an in-memory vault: one holder per account in this process.
+final class InProcessRefreshLocks: @unchecked Sendable {
+    private let lock = NSLock()
+    private var held: Set<String> = []
+
+    final class Held: RefreshLock, @unchecked Sendable {
+        let owner: InProcessRefreshLocks
+        let id: String
+        init(owner: InProcessRefreshLocks, id: String) { self.owner = owner; self.id = id }
+        func release() { owner.lock.withLock { _ = owner.held.remove(id) } }
+    }
+
+    func acquire(_ account: Account, timeout: TimeInterval) async throws -> any RefreshLock {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !lock.withLock({ held.insert(account.id).inserted }) {
+            guard Date() < deadline else {
+                throw StoreError.lockBusy("account '\(account.name)' stayed locked for \(Int(timeout)) s", hint: nil)
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return Held(owner: self, id: account.id)
+    }
 }
 
 /// The operations allowed inside one write transaction.
-public struct VaultWriter {
+public struct VaultWriter: VaultTransaction {
     let db: Database
 
     public func integration(named name: String) throws -> Integration {

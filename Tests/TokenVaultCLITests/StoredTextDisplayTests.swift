@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VaultStore
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import GRDB
@@ -26,7 +27,7 @@ import GRDB
         let queue = try DatabaseQueue(path: h.vaultPath)
         let id = try #require(try await queue.read { db in try String.fetchOne(db, sql: "SELECT id FROM account WHERE name = 'alice'") })
         try queue.close()
-        let dir = AccountLock.directory(forVault: h.vaultPath)
+        let dir = FileAccountLock.directory(forVault: h.vaultPath)
         mkdir(dir, 0o700)
         let fd = open(dir + "/\(id).lock", O_RDWR | O_CREAT, 0o600)
         #expect(fd >= 0)

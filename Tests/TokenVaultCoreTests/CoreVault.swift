@@ -45,7 +45,7 @@ struct CoreVault {
     let vault: UnlockedVault
     let now = Date(timeIntervalSince1970: 1_800_000_000)
 
-    var database: VaultDatabase { vault.database }
+    var database: any VaultStorage { vault.database }
     var path: String { directory.appendingPathComponent("vault.db").path }
 
     init() throws {

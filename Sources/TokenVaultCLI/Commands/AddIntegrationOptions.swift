@@ -161,7 +161,7 @@ struct AddIntegrationOptions: ParsableArguments {
         let variable = envVar ?? preset.defaultEnvironmentVariable
         try EnvExport.checkVariableName(variable)
 
-        let database = try VaultDatabase.open(at: VaultLocation.path(option: global.vault, context: context))
+        let database = try VaultStores.open(VaultLocation.path(option: global.vault, context: context))
         if try database.integrations().contains(where: { $0.name == name }) {
             throw StoreError.duplicateIntegration(name)
         }

@@ -118,7 +118,7 @@ extension TokenVault {
             }
         }
 
-        private func chooseIntegration(_ database: VaultDatabase, existing: Account?) throws -> Integration {
+        private func chooseIntegration(_ database: any VaultStorage, existing: Account?) throws -> Integration {
             try IntegrationChoice.resolve(integration, database: database, existing: existing)
         }
 

@@ -13,7 +13,7 @@ func freshAccessToken(account: String, global: GlobalOptions, minValid: TimeInte
 
 func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minValid: TimeInterval, trigger: AuditTrigger,
                               context: Context) async throws -> (String, Integration, UnlockedVault) {
-    let database = try VaultDatabase.open(at: VaultLocation.path(option: global.vault, context: context))
+    let database = try VaultStores.open(VaultLocation.path(option: global.vault, context: context))
     let account = try database.account(named: name)
     guard let integration = try database.integration(id: account.integrationId) else { throw StoreError.noSuchIntegration(account.integrationId) }
     let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)

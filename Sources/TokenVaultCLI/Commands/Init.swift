@@ -26,7 +26,7 @@ extension TokenVault {
             try PassphraseStrength.check(passphrase, allowWeak: allowWeakPassphrase, context: context)
             let parameters = context.kdfParameters(kdf)
             let (header, auditHead) = try UnlockedVault.newHeader(passphrase: passphrase, parameters: parameters, now: context.now())
-            let database = try VaultDatabase.create(at: path, header: header, auditHeadMAC: auditHead)
+            let database = try VaultStores.create(path, header: header, auditHeadMAC: auditHead)
             try database.close()
             context.console.err("Created vault \(path) (Argon2id, \(kdf.rawValue): \(parameters.memLimit >> 20) MiB, \(parameters.opsLimit) passes).\n")
         }

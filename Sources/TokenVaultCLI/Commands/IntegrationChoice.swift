@@ -4,7 +4,7 @@ import VaultStore
 
 /// Which integration a command means: the one named, else the account's, else the only one there is.
 enum IntegrationChoice {
-    static func resolve(_ name: String?, database: VaultDatabase, existing: Account? = nil) throws -> Integration {
+    static func resolve(_ name: String?, database: any VaultStorage, existing: Account? = nil) throws -> Integration {
         if let name { return try database.integration(named: name) }
         if let existing, let owner = try database.integration(id: existing.integrationId) { return owner }
         let all = try database.integrations()

@@ -16,7 +16,7 @@ extension TokenVault {
 
         func run(_ context: Context) async throws { try Self.list(try openDatabase(context), json: json, context: context) }
 
-        static func list(_ database: VaultDatabase, json: Bool, context: Context) throws {
+        static func list(_ database: any VaultStorage, json: Bool, context: Context) throws {
             let integrations = try database.integrations()
             if json {
                 let objects: [[String: Any]] = try integrations.map { i in

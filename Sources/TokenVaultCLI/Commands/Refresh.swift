@@ -22,7 +22,7 @@ extension TokenVault {
             }
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
-            try AccountLock.checkDirectory(vaultPath: database.path)
+            try database.checkRefreshLocks()
             let refresher = Refresher(vault: vault, services: context.services, trigger: .refresh, verbose: global.verbose)
             // Skip only if another process refreshed it after we read it (no refresh token sent twice at once).
             let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }

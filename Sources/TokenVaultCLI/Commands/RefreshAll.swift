@@ -76,7 +76,7 @@ extension TokenVault {
             }
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
-            try AccountLock.checkDirectory(vaultPath: database.path)
+            try database.checkRefreshLocks()
             let progress = RefreshProgress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
             let refresher = Refresher(vault: vault, services: context.services, trigger: .refreshAll, verbose: global.verbose,
                                       onWait: { progress.waiting($0) })

@@ -19,7 +19,7 @@ extension TokenVault {
         }
 
         static func remove(_ name: String, force: Bool, global: GlobalOptions, context: Context) async throws {
-            let database = try VaultDatabase.open(at: VaultLocation.path(option: global.vault, context: context))
+            let database = try VaultStores.open(VaultLocation.path(option: global.vault, context: context))
             let integration = try database.integration(named: name)
             let affected = try database.accounts().filter { $0.integrationId == integration.id }
             if !affected.isEmpty && !force { throw StoreError.integrationInUse(name, accounts: affected.count) }

@@ -79,7 +79,7 @@ extension TokenVault.Whoami {
             try await markNeedsReauthorization(vault: vault, integration: integrationName, because: rejected, context: context)
             throw CLIError.needsReauthorization(account: account, reason: "the provider refused its access token (HTTP 401) and it holds no refresh token")
         }
-        try AccountLock.checkDirectory(vaultPath: vault.database.path)
+        try vault.database.checkRefreshLocks()
         let refresher = Refresher(vault: vault, services: context.services, trigger: .whoami, verbose: global.verbose)
         let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
         switch outcome.status {

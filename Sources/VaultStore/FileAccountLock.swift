@@ -1,5 +1,4 @@
 import Foundation
-import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,7 +9,7 @@ import Glibc
 /// The lock directory sits beside the vault's real path (two symlinked paths to one vault share it) and must be
 /// ours: a directory or file another user made, a symlink, or anything writable by others could let them hold our
 /// locks (blocking every refresh) or point them elsewhere. Such a lock is refused with a clear error, not waited on.
-public final class AccountLock {
+public final class FileAccountLock: RefreshLock, @unchecked Sendable {
     private let fd: Int32
 
     private init(fd: Int32) { self.fd = fd }
@@ -25,7 +24,7 @@ public final class AccountLock {
     }
 
     public static func acquire(vaultPath: String, account: Account, timeout: TimeInterval = 300,
-                        sleep: @Sendable (Double) async throws -> Void) async throws -> AccountLock {
+                        sleep: @Sendable (Double) async throws -> Void) async throws -> FileAccountLock {
         let dir = directory(forVault: vaultPath)
         let dirFD = try openPrivateDirectory(dir)
         defer { Glibc.close(dirFD) }
@@ -33,8 +32,8 @@ public final class AccountLock {
         let path = "\(dir)/\(name)"
         let fd = openat(dirFD, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else {
-            if errno == ELOOP { throw VaultError.unsafeLockPath(path: path, reason: "it is a symbolic link") }
-            throw VaultError.invalid("cannot open the lock file \(path): \(String(cString: strerror(errno)))")
+            if errno == ELOOP { throw StoreError.unsafeLockPath(path: path, reason: "it is a symbolic link") }
+            throw StoreError.lockFailed("cannot open the lock file \(path): \(String(cString: strerror(errno)))")
         }
         do {
             try checkOwned(fd, path: path, kind: S_IFREG, kindName: "a regular file")
@@ -48,16 +47,16 @@ public final class AccountLock {
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR else {
                 Glibc.close(fd)
-                throw VaultError.invalid("cannot lock \(path): \(String(cString: strerror(errno)))")
+                throw StoreError.lockFailed("cannot lock \(path): \(String(cString: strerror(errno)))")
             }
             guard Date() < deadline else {
                 Glibc.close(fd)
-                throw VaultError.busy("account '\(account.name)' stayed locked by another tokenvault process for \(Int(timeout)) s",
-                                     hint: "is another refresh stuck? 'fuser \(path)' shows who holds it")
+                throw StoreError.lockBusy("account '\(account.name)' stayed locked by another tokenvault process for \(Int(timeout)) s",
+                                         hint: "is another refresh stuck? 'fuser \(path)' shows who holds it")
             }
             try? await Task.sleep(for: .milliseconds(15))
         }
-        return AccountLock(fd: fd)
+        return FileAccountLock(fd: fd)
     }
 
     /// Refuses an unsafe lock directory up front, before any passphrase or refresh: one clear error (exit 1)
@@ -75,9 +74,9 @@ public final class AccountLock {
             if errno == ELOOP || errno == ENOTDIR {
                 var info = stat()
                 let isLink = lstat(dir, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
-                throw VaultError.unsafeLockPath(path: dir, reason: isLink ? "it is a symbolic link" : "it is not a directory")
+                throw StoreError.unsafeLockPath(path: dir, reason: isLink ? "it is a symbolic link" : "it is not a directory")
             }
-            throw VaultError.invalid("cannot open the lock directory \(dir): \(String(cString: strerror(errno)))")
+            throw StoreError.lockFailed("cannot open the lock directory \(dir): \(String(cString: strerror(errno)))")
         }
         do {
             let mode = try checkOwned(fd, path: dir, kind: S_IFDIR, kindName: "a directory")
@@ -95,15 +94,15 @@ public final class AccountLock {
     private static func checkOwned(_ fd: Int32, path: String, kind: mode_t, kindName: String) throws -> mode_t {
         var info = stat()
         guard fstat(fd, &info) == 0 else {
-            throw VaultError.invalid("cannot inspect \(path): \(String(cString: strerror(errno)))")
+            throw StoreError.lockFailed("cannot inspect \(path): \(String(cString: strerror(errno)))")
         }
-        guard info.st_mode & S_IFMT == kind else { throw VaultError.unsafeLockPath(path: path, reason: "it is not \(kindName)") }
+        guard info.st_mode & S_IFMT == kind else { throw StoreError.unsafeLockPath(path: path, reason: "it is not \(kindName)") }
         guard info.st_uid == geteuid() else {
-            throw VaultError.unsafeLockPath(path: path, reason: "it belongs to uid \(info.st_uid), not to you (uid \(geteuid()))")
+            throw StoreError.unsafeLockPath(path: path, reason: "it belongs to uid \(info.st_uid), not to you (uid \(geteuid()))")
         }
         let mode = info.st_mode & 0o7777
         guard mode & 0o022 == 0 else {
-            throw VaultError.unsafeLockPath(path: path, reason: "it is writable by group or others (mode \(String(mode, radix: 8)))")
+            throw StoreError.unsafeLockPath(path: path, reason: "it is writable by group or others (mode \(String(mode, radix: 8)))")
         }
         return mode
     }

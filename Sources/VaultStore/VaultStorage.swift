@@ -1,0 +1,104 @@
+import Foundation
+
+/// What the vault's logic needs from a store, in the vault's own words: the header, integrations, accounts, the
+/// audit log and its head, write transactions, per-account refresh locks and erasure of deleted secrets.
+///
+/// The store keeps plain metadata and sealed bytes and knows no cryptography; the core seals and opens. The SQLite
+/// file (``VaultDatabase``) is one implementation, built on any GRDB `DatabaseWriter`, so unit tests use an
+/// in-memory database (``VaultDatabase/inMemory(header:auditHeadMAC:)``). Nothing above this interface names
+/// GRDB, a database file or `flock`.
+public protocol VaultStorage: AnyObject, Sendable {
+    /// Where the vault lives, as messages name it (a file path).
+    var location: String { get }
+
+    func header() throws -> VaultHeader
+    func integrations() throws -> [Integration]
+    func integration(named name: String) throws -> Integration
+    func integration(id: String) throws -> Integration?
+    func accounts() throws -> [Account]
+    func account(named name: String) throws -> Account
+    /// An account read without blocking a thread of the async pool.
+    func accountAsync(named name: String) async throws -> Account
+    /// Every account's plain metadata, without sealed bytes (for `list`).
+    func accountSummaries() throws -> [AccountSummary]
+    /// Accounts whose access token lapses before `date`, or whose pair was stored after `storedAfter`.
+    func accounts(accessExpiringBefore date: Date, orStoredAfter storedAfter: Date?) throws -> [Account]
+    func accountCount(integrationId: String) throws -> Int
+    /// The audit log in order, of one account or all.
+    func auditEntries(account: String?) throws -> [AuditEntry]
+    /// The newest audit entry's number and the keyed MAC over it, as the last append left them.
+    func auditHead() throws -> (seq: Int64, mac: [UInt8])
+    /// Whether the newest successful refresh through this integration came back with a new refresh token.
+    func refreshTokensRotate(integration name: String) throws -> Bool
+
+    /// One write transaction. Never held across a network call.
+    func write<T>(_ body: (any VaultTransaction) throws -> T) throws -> T
+    /// The same, suspending instead of blocking a thread of the async pool.
+    func writeAsync<T: Sendable>(_ body: @escaping @Sendable (any VaultTransaction) throws -> T) async throws -> T
+
+    /// Removes the traces deleted secrets leave behind (a journal, free pages).
+    func purgeDeletedData() throws
+
+    /// Refuses, up front, refresh locks another user could hold or redirect: one clear error before any work.
+    func checkRefreshLocks() throws
+    /// Holds the account's refresh lock (one refresh at a time per account, across processes), waiting up to
+    /// `timeout`. Released by ``RefreshLock/release()`` or when the process dies.
+    func lockForRefresh(_ account: Account, timeout: TimeInterval,
+                        sleep: @Sendable (Double) async throws -> Void) async throws -> any RefreshLock
+
+    /// Warnings about where the vault lives (a directory others can write), for a person to read.
+    func locationWarnings() -> [String]
+
+    func close() throws
+}
+
+extension VaultStorage {
+    public func accounts(accessExpiringBefore date: Date) throws -> [Account] {
+        try accounts(accessExpiringBefore: date, orStoredAfter: nil)
+    }
+
+    public func auditEntries() throws -> [AuditEntry] { try auditEntries(account: nil) }
+}
+
+/// The operations allowed inside one write transaction.
+public protocol VaultTransaction {
+    func integration(named name: String) throws -> Integration
+    func account(named name: String) throws -> Account
+    func accountExists(named name: String) throws -> Bool
+    func updateHeader(_ header: VaultHeader) throws
+    func insert(_ integration: Integration) throws
+    /// Updates an integration whose sealed secret is still `previousSecret` (else another process changed it).
+    func update(_ integration: Integration, previousSecret: [UInt8]) throws
+    func deleteIntegration(id: String) throws
+    func replaceClientSecret(integrationId: String, old: [UInt8], new: [UInt8]) throws
+    func insert(_ account: Account) throws
+    func update(_ account: Account) throws
+    func deleteAccount(id: String) throws
+    /// Appends an audit entry after checking the head (see ``VaultWriter/appendAudit(_:mac:headMAC:)``).
+    @discardableResult
+    func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ draft: AuditDraft, _ previousMAC: [UInt8]) throws -> [UInt8],
+                     headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) throws -> [UInt8]) throws -> AuditEntry
+}
+
+/// A held per-account refresh lock.
+public protocol RefreshLock: Sendable {
+    func release()
+}
+
+/// Where stores are opened and created: the one place that turns a vault location into an implementation.
+public enum VaultStores {
+    /// Opens the vault at `location`.
+    public static func open(_ location: String) throws -> any VaultStorage {
+        try VaultDatabase.open(at: location)
+    }
+
+    /// Creates a new vault at `location` with this header and the MAC of the empty audit log's head.
+    public static func create(_ location: String, header: VaultHeader, auditHeadMAC: [UInt8]?) throws -> any VaultStorage {
+        try VaultDatabase.create(at: location, header: header, auditHeadMAC: auditHeadMAC)
+    }
+
+    /// Warnings about a location, given before anything is opened (a directory others can write).
+    public static func warnings(forLocation location: String) -> [String] {
+        VaultDatabase.sharedDirectoryWarning(vaultPath: location).map { [$0] } ?? []
+    }
+}

@@ -1,8 +1,9 @@
 import Foundation
 import GRDB
 
-// Row mapping kept apart from the plain models (GRDB's own advice), and written by hand:
-// the models stay free of persistence concerns and dates are stored as Unix seconds (REAL).
+// Row mapping kept apart from the plain models (GRDB's own advice): integrations and accounts are Codable GRDB
+// records (snake_case columns) turned into the plain models after their fields are checked; the models stay free
+// of persistence concerns. Dates are stored as Unix seconds (REAL).
 
 extension Date {
     init(unix: Double) { self.init(timeIntervalSince1970: unix) }
@@ -34,60 +35,115 @@ extension VaultHeader {
 
 /// Ids are plain fields that name files (the per-account lock): anything but a canonical lowercase UUID, as
 /// tokenvault writes them, is an edited file and is refused before it is used.
-func checkedId(_ row: Row, _ column: String, of what: String) throws -> String {
-    let value: String? = row[column]
+func checkedId(_ value: String?, column: String, of what: String) throws -> String {
     guard let value, let uuid = UUID(uuidString: value), uuid.uuidString.lowercased() == value else {
         throw StoreError.invalidRecord("\(what) has an invalid \(column) \(String(reflecting: String((value ?? "NULL").prefix(80))))")
     }
     return value
 }
 
+/// The `integration` table's row, as GRDB reads and writes it (Codable, snake_case columns). The model
+/// (``Integration``) is built from it after the plain fields are checked.
+struct IntegrationRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "integration"
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    var id: String
+    var name: String
+    var provider: String
+    var clientId: String
+    var clientSecretSealed: Data
+    var redirectUri: String
+    var scopes: String
+    var apiBase: String
+    var envVar: String
+    var createdAt: Double
+    var providerOptions: String?
+
+    init(_ i: Integration) {
+        id = i.id
+        name = i.name
+        provider = i.provider
+        clientId = i.clientId
+        clientSecretSealed = Data(i.clientSecretSealed)
+        redirectUri = i.redirectURI
+        scopes = i.scopes.joined(separator: " ")
+        apiBase = i.apiBase
+        envVar = i.envVar
+        createdAt = i.createdAt.unix
+        providerOptions = i.providerOptions
+    }
+}
+
 extension Integration {
-    init(row: Row) throws {
-        let name: String = row["name"]
+    init(_ r: IntegrationRecord) throws {
         self.init(
-            id: try checkedId(row, "id", of: "integration '\(name)'"), name: row["name"], provider: row["provider"], clientId: row["client_id"],
-            clientSecretSealed: bytes(row, "client_secret_sealed") ?? [], redirectURI: row["redirect_uri"],
-            scopes: splitScopes(row["scopes"]) ?? [], apiBase: row["api_base"], envVar: row["env_var"],
-            createdAt: Date(unix: row["created_at"]), providerOptions: row["provider_options"])
+            id: try checkedId(r.id, column: "id", of: "integration '\(r.name)'"), name: r.name, provider: r.provider,
+            clientId: r.clientId, clientSecretSealed: [UInt8](r.clientSecretSealed), redirectURI: r.redirectUri,
+            scopes: splitScopes(r.scopes) ?? [], apiBase: r.apiBase, envVar: r.envVar, createdAt: Date(unix: r.createdAt),
+            providerOptions: r.providerOptions)
     }
 
-    var columns: [String: (any DatabaseValueConvertible)?] {
-        [
-            "provider_options": providerOptions,
-            "id": id, "name": name, "provider": provider, "client_id": clientId,
-            "client_secret_sealed": Data(clientSecretSealed), "redirect_uri": redirectURI,
-            "scopes": scopes.joined(separator: " "), "api_base": apiBase, "env_var": envVar,
-            "created_at": createdAt.unix,
-        ]
+    init(row: Row) throws { try self.init(IntegrationRecord(row: row)) }
+}
+
+/// The `account` table's row, as GRDB reads and writes it.
+struct AccountRecord: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "account"
+    static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+
+    var id: String
+    var name: String
+    var integrationId: String
+    var accessTokenSealed: Data?
+    var refreshTokenSealed: Data?
+    var accessExpiresAt: Double?
+    var refreshExpiresAt: Double?
+    var grantedScopes: String?
+    var email: String?
+    var displayName: String?
+    var orgId: String?
+    var personId: String?
+    var state: String
+    var createdAt: Double
+    var updatedAt: Double
+
+    init(_ a: Account) {
+        id = a.id
+        name = a.name
+        integrationId = a.integrationId
+        accessTokenSealed = a.accessTokenSealed.map { Data($0) }
+        refreshTokenSealed = a.refreshTokenSealed.map { Data($0) }
+        accessExpiresAt = a.accessExpiresAt?.unix
+        refreshExpiresAt = a.refreshExpiresAt?.unix
+        grantedScopes = a.grantedScopes?.joined(separator: " ")
+        email = a.email
+        displayName = a.displayName
+        orgId = a.orgId
+        personId = a.personId
+        state = a.state.rawValue
+        createdAt = a.createdAt.unix
+        updatedAt = a.updatedAt.unix
     }
 }
 
 extension Account {
-    init(row: Row) throws {
-        let name: String = row["name"]
+    init(_ r: AccountRecord) throws {
         self.init(
-            id: try checkedId(row, "id", of: "account '\(name)'"), name: name,
-            integrationId: try checkedId(row, "integration_id", of: "account '\(name)'"),
-            accessTokenSealed: bytes(row, "access_token_sealed"), refreshTokenSealed: bytes(row, "refresh_token_sealed"),
-            accessExpiresAt: date(row, "access_expires_at"), refreshExpiresAt: date(row, "refresh_expires_at"),
-            grantedScopes: splitScopes(row["granted_scopes"]), email: row["email"], displayName: row["display_name"],
-            orgId: row["org_id"], personId: row["person_id"],
-            state: AccountState(rawValue: row["state"]) ?? .needsReauth,
-            createdAt: Date(unix: row["created_at"]), updatedAt: Date(unix: row["updated_at"]))
+            id: try checkedId(r.id, column: "id", of: "account '\(r.name)'"), name: r.name,
+            integrationId: try checkedId(r.integrationId, column: "integration_id", of: "account '\(r.name)'"),
+            accessTokenSealed: r.accessTokenSealed.map { [UInt8]($0) }, refreshTokenSealed: r.refreshTokenSealed.map { [UInt8]($0) },
+            accessExpiresAt: r.accessExpiresAt.map(Date.init(unix:)), refreshExpiresAt: r.refreshExpiresAt.map(Date.init(unix:)),
+            grantedScopes: splitScopes(r.grantedScopes), email: r.email, displayName: r.displayName, orgId: r.orgId,
+            personId: r.personId,
+            // An unknown state (an edit) is the cautious one: the account is not used until authorized again.
+            state: AccountState(rawValue: r.state) ?? .needsReauth,
+            createdAt: Date(unix: r.createdAt), updatedAt: Date(unix: r.updatedAt))
     }
 
-    var columns: [String: (any DatabaseValueConvertible)?] {
-        [
-            "id": id, "name": name, "integration_id": integrationId,
-            "access_token_sealed": accessTokenSealed.map { Data($0) },
-            "refresh_token_sealed": refreshTokenSealed.map { Data($0) },
-            "access_expires_at": accessExpiresAt?.unix, "refresh_expires_at": refreshExpiresAt?.unix,
-            "granted_scopes": grantedScopes?.joined(separator: " "), "email": email, "display_name": displayName,
-            "org_id": orgId, "person_id": personId, "state": state.rawValue,
-            "created_at": createdAt.unix, "updated_at": updatedAt.unix,
-        ]
-    }
+    init(row: Row) throws { try self.init(AccountRecord(row: row)) }
 }
 
 extension AuditEntry {
@@ -112,11 +168,5 @@ extension Database {
         let names = columns.keys.sorted()
         let sql = "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"
         try execute(sql: sql, arguments: StatementArguments(names.map { columns[$0]! }))
-    }
-
-    func update(_ table: String, id: String, _ columns: [String: (any DatabaseValueConvertible)?]) throws {
-        let names = columns.keys.sorted().filter { $0 != "id" }
-        let sql = "UPDATE \(table) SET \(names.map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?"
-        try execute(sql: sql, arguments: StatementArguments(names.map { columns[$0]! } + [id]))
     }
 }

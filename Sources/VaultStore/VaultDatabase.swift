@@ -193,11 +193,13 @@ public final class VaultDatabase: VaultStorage, Sendable {
     }
 
     /// One write transaction (BEGIN IMMEDIATE). Never hold it across a network call.
+    @discardableResult
     public func write<T>(_ body: (any VaultTransaction) throws -> T) throws -> T {
         do { return try queue.write { db in try body(VaultWriter(db: db)) } } catch { throw Self.mapped(error, path: path) }
     }
 
     /// The same, suspending instead of blocking a thread of the small async pool while SQLite waits or syncs.
+    @discardableResult
     public func writeAsync<T: Sendable>(_ body: @escaping @Sendable (any VaultTransaction) throws -> T) async throws -> T {
         do { return try await queue.write { db in try body(VaultWriter(db: db)) } } catch { throw Self.mapped(error, path: path) }
     }
@@ -412,7 +414,7 @@ public struct VaultWriter: VaultTransaction {
         if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM integration WHERE name = ?)", arguments: [integration.name]) == true {
             throw StoreError.duplicateIntegration(integration.name)
         }
-        try db.insert(into: "integration", integration.columns)
+        try IntegrationRecord(integration).insert(db)
     }
 
     /// Stores an edited integration (its name and id stay); refused if another process changed its sealed
@@ -442,11 +444,11 @@ public struct VaultWriter: VaultTransaction {
 
     public func insert(_ account: Account) throws {
         if try accountExists(named: account.name) { throw StoreError.duplicateAccount(account.name) }
-        try db.insert(into: "account", account.columns)
+        try AccountRecord(account).insert(db)
     }
 
     public func update(_ account: Account) throws {
-        try db.update("account", id: account.id, account.columns)
+        try AccountRecord(account).update(db)
     }
 
     public func deleteAccount(id: String) throws {

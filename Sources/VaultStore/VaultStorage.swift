@@ -32,8 +32,10 @@ public protocol VaultStorage: AnyObject, Sendable {
     func refreshTokensRotate(integration name: String) throws -> Bool
 
     /// One write transaction. Never held across a network call.
+    @discardableResult
     func write<T>(_ body: (any VaultTransaction) throws -> T) throws -> T
     /// The same, suspending instead of blocking a thread of the async pool.
+    @discardableResult
     func writeAsync<T: Sendable>(_ body: @escaping @Sendable (any VaultTransaction) throws -> T) async throws -> T
 
     /// Removes the traces deleted secrets leave behind (a journal, free pages).

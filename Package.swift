@@ -67,6 +67,6 @@ let package = Package(
             dependencies: ["TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(name: "WebexSandboxTests", dependencies: ["WebexSandbox"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["WebexSandbox", "TokenVaultLab"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["WebexSandbox", "TokenVaultLab", .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

@@ -91,7 +91,7 @@ import TokenVaultLab
         let hostile = ws.dir + "/hostile"
         try FileManager.default.createDirectory(atPath: hostile, withIntermediateDirectories: true)
         for name in ["; touch pwned", "$(touch pwned)", "`touch pwned`", "x", "y", "-", "AZaz09-._~+"] {
-            FileManager.default.createFile(atPath: hostile + "/" + name, contents: Data())
+            _ = FileManager.default.createFile(atPath: hostile + "/" + name, contents: Data())
         }
         let script = try ws.write("check.sh", """
             cd '\(hostile)'

@@ -44,16 +44,23 @@ extension TokenVault {
                                      hint: "pass --client-secret-stdin, --scopes, --api-base, --redirect-uri or --env-var")
             }
             // Checked as 'add' checks them, before the passphrase: a typo costs no KDF run.
-            let scopeList = scopes.map { $0.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) }
-            if let scopeList, scopeList.isEmpty {
-                throw CLIError.usage("at least one scope is needed", hint: "pass --scopes \"spark:people_read …\"")
-            }
+            var scopeList = scopes.map { $0.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) }
             if let redirectURI { try URIRules.check(redirectURI, what: "redirect URI") }
             if let apiBase { try URIRules.check(apiBase, what: "API base") }
             if let envVar { try EnvExport.checkVariableName(envVar) }
 
             let database = try openDatabase(context)
             let old = try database.integration(named: name)
+            // The provider's rules for scopes, as 'add' applies them.
+            let provider = try Provider.of(old)
+            if let list = scopeList, list.isEmpty, provider.scopesRequired {
+                throw CLIError.usage("at least one scope is needed",
+                                     hint: provider.id == .webex ? "pass --scopes \"spark:people_read …\"" : "pass --scopes \"…\" with the scopes the app needs")
+            }
+            for required in provider.requiredScopes where scopeList != nil && !scopeList!.contains(required) {
+                scopeList!.insert(required, at: 0)
+                context.console.err("tokenvault: note: added the scope \(required): \(provider.displayName) gives no refresh token without it\n")
+            }
             var new = old
             if let scopeList { new.scopes = scopeList }
             if let apiBase { new.apiBase = apiBase.hasSuffix("/") ? String(apiBase.dropLast()) : apiBase }

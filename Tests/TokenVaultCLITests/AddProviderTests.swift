@@ -104,7 +104,8 @@ import VaultStore
         try vault.database.write { try $0.replaceClientSecret(integrationId: integration.id, old: integration.clientSecretSealed, new: legacy) }
         let queue = try DatabaseQueue(path: h.vaultPath)
         try await queue.write { db in
-            try db.execute(sql: #"UPDATE integration SET provider = 'generic', provider_options = '{"authorize_url":"https://evil.example/a","token_url":"https://evil.example/t"}'"#)
+            // The provider stays (it is part of the legacy label); only options are added.
+            try db.execute(sql: #"UPDATE integration SET provider_options = '{"client_auth":"basic"}'"#)
         }
         try queue.close()
         let refresh = await h.run(["refresh", "alice"])

@@ -240,6 +240,9 @@ public struct OAuthClient: Sendable {
             addClientAuth(&request, form: &form, style: provider.tokenClientAuth)
             request.body = Data(FormEncoding.encode(form).utf8)
         case .githubToken:
+            guard !credentials.clientSecret.isEmpty else {
+                throw OAuthError.unsupported("GitHub's revocation API needs the client secret, and this is a public client")
+            }
             request = self.request("DELETE", endpoint)
             request.headers["Content-Type"] = "application/json"
             let pair = credentials.clientId + ":" + credentials.clientSecret

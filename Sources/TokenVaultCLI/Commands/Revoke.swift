@@ -50,6 +50,9 @@ extension TokenVault {
                         let refresh = try? vault.refreshToken(of: record).copyToString()
                         try await client.revoke(accessToken: access, refreshToken: refresh ?? nil)
                         outcome = .revokedAt(provider.id.rawValue)
+                    } catch OAuthError.unsupported(let why) {
+                        // Nothing was sent: as a provider without a revocation endpoint.
+                        remoteNote = why
                     } catch {
                         remoteNote = ErrorReport.describe(error).message
                         outcome = .revokeFailedRemovedLocally

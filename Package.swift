@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(
             name: "TokenVaultCLITests",
             dependencies: [
-                "TokenVaultCLI", "TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "WebexSandbox",
+                "TokenVaultCLI", "TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "WebexSandbox", "TokenVaultLab",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

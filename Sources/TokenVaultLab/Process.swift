@@ -11,6 +11,7 @@ public struct ProcessResult: Sendable {
     public var code: Int32
     public var out: String
     public var err: String
+    public init(code: Int32, out: String, err: String) { self.code = code; self.out = out; self.err = err }
 }
 
 /// A child started by ``spawnChild``: its pid and our ends of its pipes (-1 where its output was discarded).

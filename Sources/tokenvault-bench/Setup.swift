@@ -8,8 +8,10 @@ import Glibc
 /// Where things are and how children are run: a clean environment (no proxies, no real home), the release binary.
 struct Bench {
     let root: String        // the repository (make's working directory)
-    let work: String        // a temporary directory for vaults, seed files and the C program
-    let tokenvault: String
+    /// A temporary directory (0700) for vaults, seed files and the C program; `HOME` of every child.
+    let workspace: Workspace
+    var work: String { workspace.dir }
+    var tokenvault: String { workspace.tokenvault }
     let passphraseFile: String
     let clientId = "bench-client-id"
     let clientSecret = "bench-client-secret"
@@ -18,21 +20,22 @@ struct Bench {
     init(root: String) throws {
         self.root = root
         let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
-        tokenvault = binDir + "/tokenvault"
+        let tokenvault = binDir + "/tokenvault"
         guard FileManager.default.isExecutableFile(atPath: tokenvault) else {
             throw TestFailure("\(tokenvault) is missing: run 'swift build -c release --product tokenvault' first (make bench does)")
         }
-        var template = Array((NSTemporaryDirectory() + "/tokenvault-bench.XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed") }
-        work = String(cString: made)
-        passphraseFile = work + "/passphrase"
+        // Each vault is named per run (`environment(vault:)`); the passphrase comes from a file.
+        workspace = Workspace(prefix: "tokenvault-bench", tokenvault: tokenvault, vault: .explicit("vault.db"),
+                              environment: [:], path: "/usr/bin:/bin", mode: 0o700)
+        guard FileManager.default.fileExists(atPath: workspace.dir) else { throw TestFailure("cannot make \(workspace.dir)") }
+        passphraseFile = workspace.dir + "/passphrase"
+        workspace.environment["TOKENVAULT_PASSPHRASE_FILE"] = passphraseFile
         // A generated passphrase; never a real one.
         try write("bench passphrase \(UInt64.random(in: 0...UInt64.max))\n", to: passphraseFile, mode: 0o600)
     }
 
     func environment(vault: String) -> [String: String] {
-        ["PATH": "/usr/bin:/bin", "HOME": work, "LANG": "C.UTF-8",
-         "TOKENVAULT_VAULT": vault, "TOKENVAULT_PASSPHRASE_FILE": passphraseFile]
+        workspace.environment(adding: ["TOKENVAULT_VAULT": vault])
     }
 
     func tokenvault(_ arguments: [String], vault: String, stdin: String = "", discardOutput: Bool = false) throws -> Measured {

@@ -67,7 +67,7 @@ enum Concurrency {
                 group.leave()
             }.start()
         }
-        let results = refreshers.map { $0.wait(timeout: 600) }
+        let results = refreshers.map { $0.closeStdinAndWait(timeout: 600) }
         group.wait()
 
         var refreshed = 0, fresh = 0

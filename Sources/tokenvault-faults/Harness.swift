@@ -39,14 +39,8 @@ final class Report: @unchecked Sendable {
     }
 }
 
-/// What a finished child left (TokenVaultLab's ProcessResult, with an initializer of our own for failures).
-struct RunResult: Sendable {
-    var code: Int32
-    var out: String
-    var err: String
-    init(code: Int32, out: String, err: String) { self.code = code; self.out = out; self.err = err }
-    init(_ result: ProcessResult) { self.init(code: result.code, out: result.out, err: result.err) }
-}
+/// What a finished child left.
+typealias RunResult = ProcessResult
 
 /// Test data only: random tokens in the sandbox's alphabet, never real ones.
 func generatedSecret(_ prefix: String = "", length: Int = 40) -> String {
@@ -67,131 +61,45 @@ enum Binaries {
         let path = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
         return URL(fileURLWithPath: path).deletingLastPathComponent().path
     }
-
-    /// A program on PATH (posix_spawn wants a path).
-    static func onPath(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for dir in path.split(separator: ":") {
-            let candidate = "\(dir)/\(name)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
-    }
 }
 
 /// A child we may kill at any moment, read /proc of while it runs, or feed standard input later.
-final class Child: @unchecked Sendable {
-    let pid: pid_t
-    private var stdinFD: Int32
-    private let outReader: FDReader
-    private let errReader: FDReader
-    private var status: Int32?
-    let started = Date()
+typealias Child = ChildProcess
 
+extension ChildProcess {
     /// - Parameter stdin: written then closed; nil keeps the pipe open until `send`/`closeStdin`.
-    init(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String? = "") throws {
-        let child = try spawnChild(executable, arguments, environment: environment)
-        self.pid = child.pid
-        stdinFD = child.stdinFD
-        outReader = FDReader(child.stdoutFD)
-        errReader = FDReader(child.stderrFD)
-        if let stdin {
-            send(stdin)
-            closeStdin()
-        }
-    }
-
-    func send(_ text: String) {
-        guard stdinFD >= 0 else { return }
-        writeAll(stdinFD, text)
-    }
-
-    func closeStdin() {
-        if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
-    }
-
-    /// Whether it still runs (reaps it if it has ended).
-    var isRunning: Bool {
-        if status != nil { return false }
-        var s: Int32 = 0
-        if waitpid(pid, &s, WNOHANG) == pid { status = s; return false }
-        return true
-    }
-
-    func kill(_ signal: Int32 = SIGKILL) { if isRunning { Glibc.kill(pid, signal) } }
-
-    /// Waits for the end (SIGKILL after `timeout`) and collects its output.
-    func wait(timeout: TimeInterval = 120) -> RunResult {
-        closeStdin()
-        let deadline = Date().addingTimeInterval(timeout)
-        while isRunning {
-            if Date() > deadline { Glibc.kill(pid, SIGKILL) }
-            usleep(2_000)
-        }
-        let s = status ?? 0
-        let code: Int32 = (s & 0x7f) == 0 ? (s >> 8) & 0xff : 128 + (s & 0x7f)
-        return RunResult(code: code, out: outReader.finish(), err: errReader.finish())
-    }
-
-    /// Whether one of its threads is blocked reading a pipe (its /proc wait channel, `pipe_read` or
-    /// `anon_pipe_read` by kernel version; readable even once tokenvault makes itself non-dumpable).
-    var isBlockedReadingPipe: Bool {
-        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
-        return tasks.contains { tid in
-            let channel = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(tid)/wchan").map { String(decoding: $0, as: UTF8.self) }
-            return channel?.hasSuffix("pipe_read") ?? false
-        }
-    }
-
-    /// Text of a file under /proc/PID (NULs shown as spaces), nil once the process is gone.
-    func proc(_ name: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/\(name)") else { return nil }
-        return String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+    convenience init(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String? = "") throws {
+        try self.init(executable, arguments, environment: environment, stdin: stdin, newSession: false)
     }
 }
 
-/// One vault in a temporary directory, and the environment to drive the real binary on it.
-final class Workspace: @unchecked Sendable {
+/// One vault in a temporary directory (TokenVaultLab's workspace, the vault named by `TOKENVAULT_VAULT`), and
+/// the suite's ways to drive the real binary on it.
+extension Workspace {
     static let passphrase = "faults passphrase " + generatedSecret(length: 8)
-    let dir: String
-    let vault: String
-    var environment: [String: String]
-    let tokenvault: String
 
-    init(_ name: String, tokenvault: String, nested: Bool = false) {
-        dir = NSTemporaryDirectory() + "tokenvault-faults-\(name)-" + UUID().uuidString.prefix(8)
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        vault = dir + (nested ? "/a/b/vault.db" : "/v/vault.db")
-        self.tokenvault = tokenvault
-        environment = [
-            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": dir, "LANG": "C.UTF-8",
-            "TOKENVAULT_VAULT": vault, "TOKENVAULT_PASSPHRASE": Workspace.passphrase,
-        ]
+    convenience init(_ name: String, tokenvault: String, nested: Bool = false) {
+        self.init(prefix: "tokenvault-faults-\(name)", tokenvault: tokenvault,
+                  vault: .explicit(nested ? "a/b/vault.db" : "v/vault.db"),
+                  environment: ["TOKENVAULT_PASSPHRASE": Workspace.passphrase])
     }
 
-    func remove() { try? FileManager.default.removeItem(atPath: dir) }
-
-    var vaultDirectory: String { URL(fileURLWithPath: vault).deletingLastPathComponent().path }
-    var locksDirectory: String { vault + ".locks" }
-
+    /// Runs the binary; a child that cannot be run or overstays `timeout` is a result with code -1.
     @discardableResult
     func run(_ arguments: [String], stdin: String = "", env extra: [String: String?] = [:], timeout: TimeInterval = 300) -> RunResult {
-        var env = environment
-        for (k, v) in extra { env[k] = v }
         do {
-            return RunResult(try runProcess(tokenvault, arguments, environment: env, stdin: stdin, timeout: timeout))
+            return try tokenvault(arguments, stdin: stdin, environment: extra, timeout: timeout)
         } catch {
             return RunResult(code: -1, out: "", err: "\(error)")
         }
     }
 
     func spawn(_ arguments: [String], stdin: String? = "", env extra: [String: String?] = [:], umask000: Bool = false) throws -> Child {
-        var env = environment
-        for (k, v) in extra { env[k] = v }
         if umask000 {
-            return try Child("/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", tokenvault] + arguments, environment: env, stdin: stdin)
+            return try Child("/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", tokenvault] + arguments,
+                             environment: environment(adding: extra), stdin: stdin)
         }
-        return try Child(tokenvault, arguments, environment: env, stdin: stdin)
+        return try start(arguments, stdin: stdin, environment: extra)
     }
 
     /// init + one integration pointing at `apiBase`. Returns the first failure's words, nil when all went well.
@@ -204,7 +112,7 @@ final class Workspace: @unchecked Sendable {
             let result: RunResult
             if umask000 {
                 guard let child = try? spawn(args, stdin: input, umask000: true) else { return "cannot spawn" }
-                result = child.wait()
+                result = child.closeStdinAndWait()
             } else {
                 result = run(args, stdin: input)
             }
@@ -260,12 +168,12 @@ final class Workspace: @unchecked Sendable {
 
 /// python3's sqlite3 module: the SQLite client every machine has, for what tokenvault itself must not offer.
 enum Python {
-    static let executable = Binaries.onPath("python3")
+    static let executable = MachineTools.find("python3")
 
     static func run(_ script: String, _ arguments: [String], timeout: TimeInterval = 120) -> RunResult {
         guard let python = executable else { return RunResult(code: -1, out: "", err: "python3 not found on PATH") }
         do {
-            return RunResult(try runProcess(python, ["-c", script] + arguments, environment: ProcessInfo.processInfo.environment, timeout: timeout))
+            return try runProcess(python, ["-c", script] + arguments, environment: ProcessInfo.processInfo.environment, timeout: timeout)
         } catch {
             return RunResult(code: -1, out: "", err: "\(error)")
         }

@@ -76,7 +76,7 @@ enum Kills {
         if let child = try? ws.spawn(["refresh-all", "--skip-recent", "0", "--concurrency", "8"]) {
             while child.isRunning && sandbox.tokenRequests == calibrationRequests { usleep(2_000) }
             firstRequest = Date().timeIntervalSince(calibrationStart)
-            let result = child.wait()
+            let result = child.closeStdinAndWait()
             calibration = RunReport(code: result.code, stderr: result.err)
         }
         _ = afterRun(killed: false)
@@ -113,8 +113,8 @@ enum Kills {
             } else {
                 usleep(useconds_t(Double.random(in: 0...duration) * 1_000_000))
             }
-            child.kill(SIGKILL)
-            let result = child.wait()
+            child.signal(SIGKILL)
+            let result = child.closeStdinAndWait()
             let killed = result.code == 128 + SIGKILL
             if let seen = afterRun(killed: killed) {
                 if !seen.lostNow.isEmpty || !seen.flagged.isEmpty {

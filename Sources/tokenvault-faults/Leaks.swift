@@ -60,7 +60,7 @@ enum Leaks {
                      "no canary in plaintext in \(files.map { URL(fileURLWithPath: $0.0).lastPathComponent }.joined(separator: ", ")) (\(files.map(\.1.count).reduce(0, +)) bytes)",
                      files.count == 3 ? fileLeaks.joined(separator: "; ") : "only \(files.count) files were on disk")
         holder?.closeStdin()
-        _ = holder?.wait()
+        _ = holder?.closeStdinAndWait()
         let afterClose = ws.vaultFiles()
         report.check(afterClose.allSatisfy { leaked($0.1).isEmpty }, "no canary in vault.db after the last connection closed (checkpointed)")
 
@@ -72,7 +72,7 @@ enum Leaks {
             let cmdline = slow.proc("cmdline") ?? ""
             let limits = slow.proc("limits") ?? ""
             sandbox.openGate()
-            let result = slow.wait()
+            let result = slow.closeStdinAndWait()
             report.check(!cmdline.isEmpty && leaked(cmdline).isEmpty, "/proc/PID/cmdline of a refreshing tokenvault holds no canary", shortDescription(cmdline, limit: 120))
             report.check(coreLimitIsZero(limits), "core dumps are off in a refreshing tokenvault (/proc/PID/limits)", coreLine(limits))
             report.check(result.code == 0, "the slow refresh completes", shortDescription(result.err, limit: 160))
@@ -87,7 +87,7 @@ enum Leaks {
             let limits = waiting.proc("limits") ?? ""
             let cmdline = waiting.proc("cmdline") ?? ""
             waiting.send(Workspace.passphrase + "\n")
-            let result = waiting.wait()
+            let result = waiting.closeStdinAndWait()
             report.check(coreLimitIsZero(limits), "core dumps are off while tokenvault waits at the passphrase (--passphrase-fd on an open pipe)", coreLine(limits))
             report.check(leaked(cmdline).isEmpty && !cmdline.contains(Workspace.passphrase), "its cmdline holds neither canary nor passphrase")
             report.check(result.code == 0 && !result.out.isEmpty, "the token comes once the passphrase arrives", shortDescription(result.err, limit: 160))
@@ -103,7 +103,7 @@ enum Leaks {
                 usleep(50_000)
             }
             let environ = child.proc("environ") ?? ""
-            let result = child.wait()
+            let result = child.closeStdinAndWait()
             report.check(cmdline.hasPrefix("sleep") && leaked(cmdline).isEmpty, "/proc/PID/cmdline of the exec'd child holds no canary", shortDescription(cmdline, limit: 80))
             report.check(environ.contains("WEBEX_ACCESS_TOKEN=") && !environ.contains("TOKENVAULT_PASSPHRASE"),
                          "the child got the token in its environment (readable by its user only) and not the vault passphrase")

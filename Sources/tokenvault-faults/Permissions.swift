@@ -19,8 +19,8 @@ enum Permissions {
         }
         guard let pairs = try? sandbox.issuePairs(count: 2, prefix: "p") else { report.check(false, "pairs issued"); return }
         let lines = pairs.map { #"{"account":"\#($0.account)","access_token":"\#($0.access)","expires_in":1209599,"refresh_token":"\#($0.refresh)","refresh_token_expires_in":7776000,"token_type":"Bearer"}"# }
-        let imported = (try? ws.spawn(["import", "--batch", "--integration", "w"], stdin: lines.joined(separator: "\n"), umask000: true))?.wait()
-        let refreshed = (try? ws.spawn(["refresh", pairs[1].account], umask000: true))?.wait()
+        let imported = (try? ws.spawn(["import", "--batch", "--integration", "w"], stdin: lines.joined(separator: "\n"), umask000: true))?.closeStdinAndWait()
+        let refreshed = (try? ws.spawn(["refresh", pairs[1].account], umask000: true))?.closeStdinAndWait()
         report.check(imported?.code == 0 && refreshed?.code == 0, "init, add, import and refresh succeed under umask 000",
                      shortDescription((imported?.err ?? "") + (refreshed?.err ?? ""), limit: 200))
 
@@ -45,7 +45,7 @@ enum Permissions {
         }
         let wasRunning = slow.isRunning
         sandbox.openGate()
-        let result = slow.wait()
+        let result = slow.closeStdinAndWait()
         report.check(wasRunning && result.code == 0, "the held refresh was still running when the modes were read, and succeeded",
                      shortDescription(result.err, limit: 160))
         for (title, _, wanted, mode) in observed {

@@ -39,7 +39,7 @@ final class SandboxWorkspace: @unchecked Sendable {
                      configure: (inout SandboxConfiguration) -> Void = { _ in }) async throws -> SandboxWorkspace {
         let clientId = "C" + String(generatedToken().prefix(24))
         let secret = "cs-" + generatedToken()
-        let redirect = "http://127.0.0.1:\(freeLoopbackPort())/callback"
+        let redirect = "http://127.0.0.1:\(freePort())/callback"
         var configuration = SandboxConfiguration(clients: [
             .init(clientId: clientId, clientSecret: secret, redirectURIs: [redirect], scopes: scopes),
         ])
@@ -78,10 +78,7 @@ final class SandboxWorkspace: @unchecked Sendable {
     /// The binary, run to completion off the cooperative pool.
     func run(_ arguments: [String], stdin: String = "", environment: [String: String?] = [:], timeout: TimeInterval = 120) async throws -> ProcessResult {
         let ws = ws
-        var env = ws.environment
-        for (k, v) in environment { env[k] = v }
-        let final = env
-        return try await offPool { try runProcess(tokenvaultBinary, arguments, environment: final, stdin: stdin, timeout: timeout) }
+        return try await offPool { try ws.tokenvault(arguments, stdin: stdin, environment: environment, timeout: timeout) }
     }
 
     func expectOK(_ arguments: [String], stdin: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws {
@@ -90,11 +87,9 @@ final class SandboxWorkspace: @unchecked Sendable {
         if result.code != 0 { throw TestFailure("setup step failed: \(arguments)") }
     }
 
-    /// The binary in the background (its own session: no terminal).
+    /// The binary in the background (its own session: no terminal), its stdin left open.
     func start(_ arguments: [String], environment: [String: String?] = [:]) throws -> BackgroundProcess {
-        var env = ws.environment
-        for (k, v) in environment { env[k] = v }
-        return try BackgroundProcess(tokenvaultBinary, arguments, environment: env)
+        try ws.start(arguments, environment: environment, newSession: true)
     }
 
     /// Two processes started together, both waited for: the shape of every "two refresh-all runs at once" test.

@@ -22,42 +22,20 @@ let productsDirectory: URL = {
 
 let tokenvaultBinary = productsDirectory.appendingPathComponent("tokenvault").path
 
-/// A temporary directory with a vault path and the environment for the real binary.
-final class Workspace: @unchecked Sendable {
-    let dir: String
-    var vault: String { dir + "/data/tokenvault/vault.db" }
-    var environment: [String: String]
+/// The end-to-end tests' workspace: TokenVaultLab's, with the vault at its XDG default and the passphrase in the
+/// environment.
+extension Workspace {
     static let passphrase = "e2e passphrase \(UUID().uuidString.prefix(8))"
 
-    init() {
-        dir = NSTemporaryDirectory() + "tokenvault-e2e-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        environment = [
-            "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": dir, "XDG_DATA_HOME": dir + "/data",
-            "TOKENVAULT_PASSPHRASE": Workspace.passphrase, "LANG": "C.UTF-8",
-        ]
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: dir) }
-
-    @discardableResult
-    func tokenvault(_ arguments: [String], stdin: String = "", environment extra: [String: String?] = [:]) throws -> ProcessResult {
-        var env = environment
-        for (k, v) in extra { env[k] = v }
-        return try runProcess(tokenvaultBinary, arguments, environment: env, stdin: stdin)
+    convenience init() {
+        self.init(prefix: "tokenvault-e2e", tokenvault: tokenvaultBinary, vault: .xdgDataHome,
+                  environment: ["TOKENVAULT_PASSPHRASE": Workspace.passphrase])
     }
 
     func expectOK(_ arguments: [String], stdin: String = "", sourceLocation: SourceLocation = #_sourceLocation) throws {
         let result = try tokenvault(arguments, stdin: stdin)
         #expect(result.code == 0, "\(arguments): \(result.err)", sourceLocation: sourceLocation)
         if result.code != 0 { throw TestFailure("setup step failed: \(arguments)") }
-    }
-
-    func write(_ name: String, _ content: String, mode: Int = 0o600) throws -> String {
-        let path = dir + "/" + name
-        try Data(content.utf8).write(to: URL(fileURLWithPath: path))
-        chmod(path, mode_t(mode))
-        return path
     }
 }
 
@@ -183,104 +161,26 @@ final class Tmux: @unchecked Sendable {
 
 // MARK: Background children, loopback HTTP, python3 helpers (the OAuth end-to-end suite)
 
-/// A child started in the background with pipes on stdin, stdout and stderr, in a session of its own (so it has
-/// no controlling terminal and `/dev/tty` cannot be opened: tokenvault then reads pasted lines from stdin).
-/// Killed with signals at chosen moments and reaped with waitpid.
-final class BackgroundProcess: @unchecked Sendable {
-    let pid: pid_t
-    private var stdinFD: Int32
-    private let stdout: FDReader
-    private let stderr: FDReader
-    private var status: Int32?
+/// A child started in the background in a session of its own (so it has no controlling terminal and `/dev/tty`
+/// cannot be opened: tokenvault then reads pasted lines from stdin), with its stdin left open: TokenVaultLab's
+/// ChildProcess under the name these tests know.
+typealias BackgroundProcess = ChildProcess
 
-    init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
-        // A session of its own: no controlling terminal, so /dev/tty cannot be opened.
-        let child = try spawnChild(executable, arguments, environment: environment, newSession: true)
-        self.pid = child.pid
-        stdinFD = child.stdinFD
-        stdout = FDReader(child.stdoutFD)
-        stderr = FDReader(child.stderrFD)
+extension ChildProcess {
+    typealias Result = ProcessResult
+
+    convenience init(_ executable: String, _ arguments: [String], environment: [String: String]) throws {
+        try self.init(executable, arguments, environment: environment, stdin: nil, newSession: true)
     }
 
-    var out: String { stdout.text }
-    var err: String { stderr.text }
-
-    func writeStdin(_ text: String) {
-        guard stdinFD >= 0 else { return }
-        writeAll(stdinFD, text)
-    }
-
-    func closeStdin() {
-        if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
-    }
-
-    /// Waits until stderr holds a line matching `predicate`; returns that line.
-    func waitForStderrLine(timeout: TimeInterval = 30, where predicate: (String) -> Bool) throws -> String {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let line = err.split(separator: "\n").map(String.init).first(where: predicate) { return line }
-            if isFinished { break }
-            usleep(10_000)
-        }
-        throw TestFailure("the expected line did not appear on stderr; stderr was:\n\(err)")
-    }
+    func writeStdin(_ text: String) { send(text) }
 
     /// True once the child has exited (reaps it).
-    var isFinished: Bool {
-        if status != nil { return true }
-        var raw: Int32 = 0
-        if waitpid(pid, &raw, WNOHANG) == pid { status = raw; return true }
-        return false
-    }
-
-    func signal(_ number: Int32) { if status == nil { kill(pid, number) } }
-
-    /// What the child left: exit status (128+N for a signal, as a shell reports it), stdout, stderr.
-    struct Result: Sendable {
-        var code: Int32
-        var out: String
-        var err: String
-    }
-
-    /// Waits for the child to exit (SIGKILL after `timeout`) and returns what it left, like runProcess.
-    @discardableResult
-    func wait(timeout: TimeInterval = 60) throws -> Result {
-        let deadline = Date().addingTimeInterval(timeout)
-        while !isFinished {
-            if Date() > deadline {
-                kill(pid, SIGKILL)
-                var raw: Int32 = 0
-                waitpid(pid, &raw, 0)
-                status = raw
-                closeStdin()
-                throw TestFailure("pid \(pid) did not finish within \(timeout) s; stderr:\n\(stderr.finish())")
-            }
-            usleep(2_000)
-        }
-        closeStdin()
-        let raw = status!
-        let code: Int32 = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-        return Result(code: code, out: stdout.finish(), err: stderr.finish())
-    }
-
-    deinit {
-        if status == nil { kill(pid, SIGKILL); var raw: Int32 = 0; waitpid(pid, &raw, 0) }
-        closeStdin()
-    }
+    var isFinished: Bool { !isRunning }
 }
 
-/// A free loopback port (bound, read, released), for redirect URIs.
-func freeLoopbackPort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return UInt16(bigEndian: address.sin_port)
-}
+/// A free loopback port, for redirect URIs (TokenVaultLab's `freePort`).
+func freeLoopbackPort() -> UInt16 { freePort() }
 
 /// One GET over a plain loopback socket that does not follow redirects: the status and the headers
 /// (names lowercased). Enough for "the browser" that reads the authorize redirect.

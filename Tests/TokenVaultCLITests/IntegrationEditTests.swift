@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
+import TokenVaultLab
 import WebexSandbox
 
 // Issue 8 item 13: `tokenvault integration edit`, and `integration add|list|remove` beside the old names.

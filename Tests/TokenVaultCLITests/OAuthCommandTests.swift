@@ -1,30 +1,11 @@
 import Foundation
 import GRDB
 import Testing
+import TokenVaultLab
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import VaultOAuth
 import WebexSandbox
-
-/// A free loopback port for a redirect URI (bound, read, released).
-func freePort() -> UInt16 {
-    let (fd, port) = boundLoopbackSocket()
-    close(fd)
-    return port
-}
-
-/// A TCP socket bound to 127.0.0.1 on a port the kernel picks, and that port.
-func boundLoopbackSocket() -> (fd: Int32, port: UInt16) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return (fd, UInt16(bigEndian: address.sin_port))
-}
 
 /// The browser: follows the authorize redirect once (optionally rewriting it), as a user's browser would.
 func fetchRedirect(_ url: URL) async throws -> String? {

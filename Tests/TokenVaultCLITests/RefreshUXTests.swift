@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
+import TokenVaultLab
 import VaultOAuth
 import WebexSandbox
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TokenVaultLab
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import VaultOAuth

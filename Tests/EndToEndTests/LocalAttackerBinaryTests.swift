@@ -161,6 +161,19 @@ extension OAuthBinaryTests {
             return "\(chromium!) --headless --no-sandbox --disable-gpu --no-first-run --user-data-dir=\(profile) --virtual-time-budget=15000 --dump-dom %s"
         }
 
+        /// tokenvault leaves the browser it started running (as a person's browser stays open); the headless one
+        /// is waited for here (and killed after 30 s), or it would still be writing its profile while the
+        /// workspace is removed and leave the directory behind.
+        func endChromium(_ s: SandboxWorkspace) async {
+            let profile = s.ws.dir + "/chromium-profile"
+            guard let pkill = MachineTools.find("pkill"), let pgrep = MachineTools.find("pgrep") else { return }
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline, (try? runProcess(pgrep, ["-f", "--", "--user-data-dir=" + profile], environment: [:]))?.code == 0 {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+            _ = try? runProcess(pkill, ["-KILL", "-f", "--", "--user-data-dir=" + profile], environment: [:])
+        }
+
         @Test func chromiumCompletesTheLoopbackFlow() async throws {
             guard requireTool(chromium, "Debian's chromium") != nil else { return }
             try await SandboxWorkspace.with { s in
@@ -168,6 +181,7 @@ extension OAuthBinaryTests {
                 #expect(result.code == 0, "\(result.err)")
                 #expect(result.err.contains("Authorized 'alice' as \(s.user.email)"), "\(result.err)")
                 #expect(await s.sandbox.counters.codesRedeemed == 1)
+                await endChromium(s)
             }
         }
 
@@ -180,6 +194,7 @@ extension OAuthBinaryTests {
                 // The private page is gone afterwards.
                 let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: s.ws.dir + "/data/tokenvault/tokenvault-browser")) ?? []
                 #expect(leftovers.isEmpty, "\(leftovers)")
+                await endChromium(s)
             }
         }
     }

@@ -7,29 +7,33 @@ public struct SandboxCommandLine: Sendable, Equatable {
     public var showHelp: Bool
 
     public static let usage = """
-        usage: webex-sandbox [--config FILE] [--port N] [options]
+        usage: webex-sandbox [--config FILE] [--port N] [--shape NAME] [options]
 
-        Serves a Webex-compatible OAuth provider on 127.0.0.1 and prints its base URL (http://127.0.0.1:PORT/v1)
-        as the first line of output. Runs until SIGINT or SIGTERM.
+        Serves a Webex-compatible OAuth provider (or, with --shape, another provider's look-alike) on 127.0.0.1 and
+        prints its base URL as the first line of output: http://127.0.0.1:PORT/v1 for webex, http://127.0.0.1:PORT
+        for the other shapes, which serve the real provider's paths. Runs until SIGINT or SIGTERM.
 
           --config FILE                 JSON form of SandboxConfiguration (clients, users, lifetimes, faults…)
           --port N                      port to bind on 127.0.0.1 (default 0: any free port)
+          --shape NAME                  webex (default), google, microsoft, github, slack or oidc; lifetimes and
+                                        rotation not set elsewhere take that provider's defaults
           --client-id ID                register one client quickly (with --client-secret, --redirect-uri, --scopes)
           --client-secret SECRET
           --redirect-uri URI            repeatable
           --scopes "A B"                the client's registered scopes, space- or comma-separated
           --latency-ms N                delay token endpoint answers by N milliseconds
           --latency-all                 apply the latency to every endpoint
-          --rotation off|on|grace:S     refresh token rotation (default off, as Webex)
-          --access-token-lifetime S     seconds (default 1209599)
-          --refresh-token-lifetime S    seconds (default 7776000)
+          --rotation off|on|lenient|grace:S
+                                        refresh token rotation (default: the shape's; off for webex)
+          --access-token-lifetime S     seconds (default: the shape's; 1209599 for webex)
+          --refresh-token-lifetime S    seconds (default: the shape's; 7776000 for webex)
           --429-every N                 every Nth token request answers 429 with Retry-After
           --retry-after S               the Retry-After value (default 1)
           --503-every N                 every Nth token request answers 503
           --html-garbage                token requests answer 200 with an HTML page
           --deny-consent                the user denies every authorization
           --report-scopes               include "scope" in token responses
-          --device-interval S           device grant poll interval (default 2)
+          --device-interval S           device grant poll interval (default: the shape's; 2 for webex)
           -h, --help
         """
 
@@ -42,7 +46,7 @@ public struct SandboxCommandLine: Sendable, Equatable {
         let valued: Set<String> = [
             "--config", "--port", "--client-id", "--client-secret", "--redirect-uri", "--scopes", "--latency-ms",
             "--rotation", "--access-token-lifetime", "--refresh-token-lifetime", "--429-every", "--retry-after",
-            "--503-every", "--device-interval",
+            "--503-every", "--device-interval", "--shape",
         ]
         let switches: Set<String> = [
             "--latency-all", "--html-garbage", "--deny-consent", "--report-scopes", "--help", "-h",
@@ -78,10 +82,27 @@ public struct SandboxCommandLine: Sendable, Equatable {
             return number
         }
 
-        var configuration = SandboxConfiguration()
+        var shape: ProviderShape?
+        if let name = values["--shape"]?.last {
+            guard let named = ProviderShape(rawValue: name) else {
+                throw SandboxError.invalidArgument(
+                    "--shape must be one of \(ProviderShape.allCases.map(\.rawValue).joined(separator: ", ")), not \(name)")
+            }
+            shape = named
+        }
+        var configuration = SandboxConfiguration(shape: shape ?? .webex)
         if let path = values["--config"]?.last {
             do {
-                configuration = try JSONDecoder().decode(SandboxConfiguration.self, from: readFile(path))
+                var data = try readFile(path)
+                if let shape {
+                    // The flag wins over the file's shape, and what the file leaves out takes this shape's defaults.
+                    guard var object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                        throw SandboxError.invalidConfiguration("\(path): not a JSON object")
+                    }
+                    object["shape"] = shape.rawValue
+                    data = try JSONSerialization.data(withJSONObject: object)
+                }
+                configuration = try JSONDecoder().decode(SandboxConfiguration.self, from: data)
             } catch {
                 throw SandboxError.invalidConfiguration("\(path): \(error)")
             }
@@ -107,7 +128,7 @@ public struct SandboxCommandLine: Sendable, Equatable {
         if flags.contains("--latency-all") { configuration.latencyOnAllEndpoints = true }
         if let text = values["--rotation"]?.last {
             guard let rotation = SandboxConfiguration.Rotation(argument: text) else {
-                throw SandboxError.invalidArgument("--rotation must be off, on or grace:SECONDS")
+                throw SandboxError.invalidArgument("--rotation must be off, on, lenient or grace:SECONDS")
             }
             configuration.rotation = rotation
         }

@@ -3,7 +3,7 @@ import Foundation
 /// Everything the sandbox provider is set up with: integrations, users, lifetimes, rotation and injected faults.
 ///
 /// Decodable from a JSON file in which every field except `clients` may be left out; missing fields take the
-/// Webex defaults below.
+/// defaults of the configured `shape` (Webex's when no shape is named).
 public struct SandboxConfiguration: Sendable, Codable, Equatable {
     /// A registered integration (Webex calls it an integration; OAuth calls it a client).
     public struct Client: Sendable, Codable, Equatable {
@@ -13,12 +13,28 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
         public var redirectURIs: [String]
         /// The scopes registered on the integration; authorize requests must ask for a subset.
         public var scopes: [String]
+        /// A public (native, CLI) client: it may authenticate with its `client_id` alone. A secret it does send must
+        /// still be the right one.
+        public var isPublic: Bool
 
-        public init(clientId: String, clientSecret: String, redirectURIs: [String], scopes: [String]) {
+        public init(
+            clientId: String, clientSecret: String, redirectURIs: [String], scopes: [String], isPublic: Bool = false
+        ) {
             self.clientId = clientId
             self.clientSecret = clientSecret
             self.redirectURIs = redirectURIs
             self.scopes = scopes
+            self.isPublic = isPublic
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(
+                clientId: try c.decode(String.self, forKey: .clientId),
+                clientSecret: try c.decode(String.self, forKey: .clientSecret),
+                redirectURIs: try c.decode([String].self, forKey: .redirectURIs),
+                scopes: try c.decode([String].self, forKey: .scopes),
+                isPublic: try c.decodeIfPresent(Bool.self, forKey: .isPublic) ?? false)
         }
     }
 
@@ -50,12 +66,16 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
         /// A new refresh token on every refresh; the old one still works for this many seconds
         /// and answers with the same new pair.
         case grace(seconds: Int)
+        /// Microsoft's behaviour: a new refresh token on every refresh, and the old one keeps working (each use mints
+        /// another new pair) until its own expiry.
+        case lenient
 
-        /// Parses `off`, `on` or `grace:SECONDS`.
+        /// Parses `off`, `on`, `lenient` or `grace:SECONDS`.
         public init?(argument: String) {
             switch argument {
             case "off": self = .off
             case "on": self = .on
+            case "lenient": self = .lenient
             default:
                 guard argument.hasPrefix("grace:"), let seconds = Int(argument.dropFirst(6)), seconds >= 0
                 else { return nil }
@@ -68,6 +88,7 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
             case .off: "off"
             case .on: "on"
             case .grace(let seconds): "grace:\(seconds)"
+            case .lenient: "lenient"
             }
         }
 
@@ -75,7 +96,7 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
             let text = try decoder.singleValueContainer().decode(String.self)
             guard let rotation = Rotation(argument: text) else {
                 throw DecodingError.dataCorrupted(.init(
-                    codingPath: decoder.codingPath, debugDescription: "rotation must be off, on or grace:SECONDS"))
+                    codingPath: decoder.codingPath, debugDescription: "rotation must be off, on, lenient or grace:SECONDS"))
             }
             self = rotation
         }
@@ -121,13 +142,18 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
         }
     }
 
+    /// Whose endpoints, answers and errors the sandbox imitates. Webex by default.
+    public var shape: ProviderShape
     public var clients: [Client]
     /// Users who can approve. The authorize endpoint approves as the user named by `login_hint` (id or email),
     /// else `currentUserId`, else the first user.
     public var users: [User]
     public var currentUserId: String?
-    /// Seconds. Webex: 1209599 (14 days).
+    /// Seconds. Webex: 1209599 (14 days). Other shapes: see `ProviderShape`.
     public var accessTokenLifetime: Int
+    /// Up to this many seconds added to each access token's lifetime, varying from token to token but deterministic
+    /// (Microsoft's lifetimes are random between 60 and 90 minutes). 0 (Webex): every token gets the same lifetime.
+    public var accessTokenLifetimeJitter: Int
     /// Seconds. Webex: 7776000 (90 days).
     public var refreshTokenLifetime: Int
     public var rotation: Rotation
@@ -150,36 +176,48 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
     public var deviceCodeLifetime: Int
     /// Minimum seconds between device token polls. Webex: 2.
     public var devicePollInterval: Int
+    /// GitHub shape only: behave as an OAuth app (`gho_` tokens that never expire, no refresh token, `scope`
+    /// comma-separated) instead of a GitHub App with expiring user tokens.
+    public var githubOAuthApp: Bool = false
+    /// Google and OIDC shapes: the `issuer` written in the discovery document. nil: the origin the sandbox serves,
+    /// as it must be; set it to test that a client refuses a document whose issuer differs.
+    public var discoveryIssuer: String?
 
+    /// Lifetimes, rotation and device timings left nil take the defaults of `shape`.
     public init(
+        shape: ProviderShape = .webex,
         clients: [Client] = [],
         users: [User] = [.sample],
         currentUserId: String? = nil,
-        accessTokenLifetime: Int = 1_209_599,
-        refreshTokenLifetime: Int = 7_776_000,
-        rotation: Rotation = .off,
+        accessTokenLifetime: Int? = nil,
+        refreshTokenLifetime: Int? = nil,
+        rotation: Rotation? = nil,
         latency: Double = 0,
         latencyOnAllEndpoints: Bool = false,
         faults: Faults = Faults(),
         reportScopes: Bool = false,
         cluster: String = "P0A1",
-        deviceCodeLifetime: Int = 300,
-        devicePollInterval: Int = 2,
-        keepsRefreshTokenExpiry: Bool = false
+        deviceCodeLifetime: Int? = nil,
+        devicePollInterval: Int? = nil,
+        keepsRefreshTokenExpiry: Bool = false,
+        accessTokenLifetimeJitter: Int? = nil
     ) {
+        let defaults = shape.defaults
+        self.shape = shape
         self.clients = clients
         self.users = users
         self.currentUserId = currentUserId
-        self.accessTokenLifetime = accessTokenLifetime
-        self.refreshTokenLifetime = refreshTokenLifetime
-        self.rotation = rotation
+        self.accessTokenLifetime = accessTokenLifetime ?? defaults.accessTokenLifetime
+        self.accessTokenLifetimeJitter = accessTokenLifetimeJitter ?? defaults.accessTokenLifetimeJitter
+        self.refreshTokenLifetime = refreshTokenLifetime ?? defaults.refreshTokenLifetime
+        self.rotation = rotation ?? defaults.rotation
         self.latency = latency
         self.latencyOnAllEndpoints = latencyOnAllEndpoints
         self.faults = faults
         self.reportScopes = reportScopes
         self.cluster = cluster
-        self.deviceCodeLifetime = deviceCodeLifetime
-        self.devicePollInterval = devicePollInterval
+        self.deviceCodeLifetime = deviceCodeLifetime ?? defaults.deviceCodeLifetime
+        self.devicePollInterval = devicePollInterval ?? defaults.devicePollInterval
         self.keepsRefreshTokenExpiry = keepsRefreshTokenExpiry
     }
 
@@ -187,24 +225,24 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let defaults = SandboxConfiguration()
         self.init(
+            shape: try c.decodeIfPresent(ProviderShape.self, forKey: .shape) ?? .webex,
             clients: try c.decodeIfPresent([Client].self, forKey: .clients) ?? [],
             users: try c.decodeIfPresent([User].self, forKey: .users) ?? defaults.users,
             currentUserId: try c.decodeIfPresent(String.self, forKey: .currentUserId),
-            accessTokenLifetime: try c.decodeIfPresent(Int.self, forKey: .accessTokenLifetime)
-                ?? defaults.accessTokenLifetime,
-            refreshTokenLifetime: try c.decodeIfPresent(Int.self, forKey: .refreshTokenLifetime)
-                ?? defaults.refreshTokenLifetime,
-            rotation: try c.decodeIfPresent(Rotation.self, forKey: .rotation) ?? defaults.rotation,
+            accessTokenLifetime: try c.decodeIfPresent(Int.self, forKey: .accessTokenLifetime),
+            refreshTokenLifetime: try c.decodeIfPresent(Int.self, forKey: .refreshTokenLifetime),
+            rotation: try c.decodeIfPresent(Rotation.self, forKey: .rotation),
             latency: try c.decodeIfPresent(Double.self, forKey: .latency) ?? 0,
             latencyOnAllEndpoints: try c.decodeIfPresent(Bool.self, forKey: .latencyOnAllEndpoints) ?? false,
             faults: try c.decodeIfPresent(Faults.self, forKey: .faults) ?? Faults(),
             reportScopes: try c.decodeIfPresent(Bool.self, forKey: .reportScopes) ?? false,
             cluster: try c.decodeIfPresent(String.self, forKey: .cluster) ?? defaults.cluster,
-            deviceCodeLifetime: try c.decodeIfPresent(Int.self, forKey: .deviceCodeLifetime)
-                ?? defaults.deviceCodeLifetime,
-            devicePollInterval: try c.decodeIfPresent(Int.self, forKey: .devicePollInterval)
-                ?? defaults.devicePollInterval,
-            keepsRefreshTokenExpiry: try c.decodeIfPresent(Bool.self, forKey: .keepsRefreshTokenExpiry) ?? false)
+            deviceCodeLifetime: try c.decodeIfPresent(Int.self, forKey: .deviceCodeLifetime),
+            devicePollInterval: try c.decodeIfPresent(Int.self, forKey: .devicePollInterval),
+            keepsRefreshTokenExpiry: try c.decodeIfPresent(Bool.self, forKey: .keepsRefreshTokenExpiry) ?? false,
+            accessTokenLifetimeJitter: try c.decodeIfPresent(Int.self, forKey: .accessTokenLifetimeJitter))
         withheldScopes = try c.decodeIfPresent([String].self, forKey: .withheldScopes) ?? []
+        githubOAuthApp = try c.decodeIfPresent(Bool.self, forKey: .githubOAuthApp) ?? false
+        discoveryIssuer = try c.decodeIfPresent(String.self, forKey: .discoveryIssuer)
     }
 }

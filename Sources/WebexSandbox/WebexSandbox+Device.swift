@@ -13,44 +13,42 @@ struct DeviceAuthorization: Sendable {
     var approvedUserId: String?
     var denied = false
     var redeemed = false
+    /// Whether the grant will include a refresh token (Microsoft: only with `offline_access`).
+    var issuesRefreshToken = true
 }
 
 extension WebexSandbox {
     static let deviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
 
-    // MARK: POST /v1/device/authorize
-
-    func deviceAuthorize(_ request: IncomingRequest, now: Date) -> OutgoingResponse {
-        let malformed = "The request could not be understood by the server due to malformed syntax."
-        guard let clientId = request.form["client_id"], let client = client(clientId) else {
-            return .restError(400, malformed, description: "Client Id is invalid")
-        }
-        let scopes = splitScopes(request.form["scope"])
-        guard !scopes.isEmpty, scopes.allSatisfy(client.scopes.contains) else {
-            return .restError(400, malformed, description: "Scope is invalid")
-        }
-        var userCode = randomDigits(6)
-        while deviceCodesByUserCode[userCode] != nil { userCode = randomDigits(6) }
-        let device = DeviceAuthorization(
-            deviceCode: UUID().uuidString.lowercased(), userCode: userCode, clientId: clientId, scopes: scopes,
+    /// Records a new device authorization for `client` (scopes already checked) under a fresh user code.
+    func startDeviceAuthorization(
+        client: SandboxConfiguration.Client, scopes: [String], now: Date, issuesRefreshToken: Bool = true,
+        userCode makeUserCode: () -> String
+    ) -> DeviceAuthorization {
+        var userCode = makeUserCode()
+        while deviceCodesByUserCode[userCode] != nil { userCode = makeUserCode() }
+        let deviceCode = configuration.shape == .webex ? UUID().uuidString.lowercased() : randomToken(length: 40)
+        var device = DeviceAuthorization(
+            deviceCode: deviceCode, userCode: userCode, clientId: client.clientId, scopes: grantedScopesIfShaped(scopes),
             expiresAt: now.addingTimeInterval(TimeInterval(configuration.deviceCodeLifetime)),
             interval: configuration.devicePollInterval)
+        device.issuesRefreshToken = rules.issuesRefreshTokens && issuesRefreshToken
         devices[device.deviceCode] = device
         deviceCodesByUserCode[userCode] = device.deviceCode
-        let verification = (baseURL?.absoluteString ?? "http://127.0.0.1/v1") + "/device/verify"
-        // Webex embeds a hash of the user code, not the code itself.
-        let hashed = hex(sha256(Array(userCode.utf8)))
-        return .json(200, [
-            "device_code": device.deviceCode,
-            "expires_in": configuration.deviceCodeLifetime,
-            "user_code": userCode,
-            "verification_uri": verification,
-            "verification_uri_complete": appendQuery([("userCode", hashed)], to: verification),
-            "interval": device.interval,
-        ])
+        return device
     }
 
-    // MARK: GET /v1/device/verify — the page the user opens; here it approves at once.
+    /// Webex's device grant keeps withheld scopes (its device answers report what was asked); the other shapes
+    /// withhold them as their code grants do.
+    private func grantedScopesIfShaped(_ scopes: [String]) -> [String] {
+        configuration.shape == .webex ? scopes : grantedScopes(scopes)
+    }
+
+    /// `http://127.0.0.1:PORT/sandbox/device/verify`: where a test (or a person) approves a device code of a
+    /// non-Webex shape by opening `?user_code=CODE`.
+    var sandboxVerificationURI: String { origin + "/sandbox/device/verify" }
+
+    // MARK: GET /v1/device/verify, /sandbox/device/verify — the page the user opens; here it approves at once.
 
     func deviceVerify(_ request: IncomingRequest, now: Date) -> OutgoingResponse {
         guard let given = request.query["userCode"] ?? request.query["user_code"],
@@ -69,36 +67,31 @@ extension WebexSandbox {
         return .html(200, "<html><body><h1>Device approved</h1><p>You can close this page.</p></body></html>")
     }
 
-    /// Accepts the six digits or the hex SHA-256 of them (the form in `verification_uri_complete`).
+    /// Accepts the user code or the hex SHA-256 of it (the form in Webex's `verification_uri_complete`).
     private func deviceCode(forUserCode given: String) -> String? {
         if let code = deviceCodesByUserCode[given] { return code }
         return deviceCodesByUserCode.first { hex(sha256(Array($0.key.utf8))) == given.lowercased() }?.value
     }
 
-    // MARK: POST /v1/device/token
+    // MARK: The device-code grant (RFC 8628 §3.4–3.5)
 
-    func deviceToken(_ request: IncomingRequest, now: Date) -> OutgoingResponse {
-        let client: SandboxConfiguration.Client
-        switch authenticateClient(request) {
-        case .success(let authenticated): client = authenticated
-        case .failure(let refusal): return refusal.response
-        }
-        guard request.form["grant_type"] == Self.deviceGrantType else {
-            return .oauthError("unsupported_grant_type", "grant_type must be \(Self.deviceGrantType)")
-        }
-        guard let deviceCode = request.form["device_code"], var device = devices[deviceCode],
+    /// Polls a device authorization for an authenticated client: pending, too fast, denied, expired, or tokens.
+    func pollDevice(
+        _ form: [String: String], client: SandboxConfiguration.Client, now: Date
+    ) -> Result<IssuedTokens, GrantRefusal> {
+        guard let deviceCode = form["device_code"], var device = devices[deviceCode],
               device.clientId == client.clientId
         else {
-            return .oauthError("invalid_grant", "The device code is invalid")
+            return .failure(GrantRefusal(.badDeviceCode, "invalid_grant", "The device code is invalid"))
         }
         guard !device.redeemed else {
-            return .oauthError("invalid_grant", "The device code has already been used")
+            return .failure(GrantRefusal(.badDeviceCode, "invalid_grant", "The device code has already been used"))
         }
         guard now < device.expiresAt else {
-            return .oauthError("expired_token", "The device code has expired")
+            return .failure(GrantRefusal(.deviceCodeExpired, "expired_token", "The device code has expired"))
         }
         if device.denied {
-            return .oauthError("access_denied", "The user denied the request")
+            return .failure(GrantRefusal(.accessDenied, "access_denied", "The user denied the request"))
         }
         defer { devices[deviceCode] = device }
         let realNow = ContinuousClock.now
@@ -114,17 +107,19 @@ extension WebexSandbox {
            clockIsStepped || realNow - lastReal < .seconds(device.interval) {
             // RFC 8628 §3.5: slow_down adds 5 seconds to the interval for all later polls.
             device.interval += 5
-            return .oauthError("slow_down", "Polling too fast; wait \(device.interval) seconds between requests")
+            return .failure(GrantRefusal(.slowDown(interval: device.interval), "slow_down",
+                                         "Polling too fast; wait \(device.interval) seconds between requests"))
         }
         guard let userId = device.approvedUserId else {
-            // Webex answers a pending device grant with 428.
-            return .oauthError("authorization_pending", "The user has not yet approved the request", status: 428)
+            return .failure(GrantRefusal(.authorizationPending, "authorization_pending",
+                                         "The user has not yet approved the request"))
         }
         device.redeemed = true
-        let authorization = newAuthorization(clientId: client.clientId, userId: userId, scopes: device.scopes, now: now)
-        let pair = mintPair(for: authorization, now: now)
-        // Webex's device token response carries `scope`.
-        return tokenResponse(access: pair.accessToken, refresh: pair.refreshToken, now: now, alwaysReportScopes: true)
+        var authorization = newAuthorization(clientId: client.clientId, userId: userId, scopes: device.scopes, now: now)
+        authorization.viaDevice = true
+        authorizations[authorization.id] = authorization
+        return .success(issueTokens(
+            for: authorization, withRefreshToken: device.issuesRefreshToken, grant: .deviceCode, now: now))
     }
 }
 

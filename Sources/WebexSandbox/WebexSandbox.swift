@@ -10,7 +10,8 @@ import Foundation
 /// never sleep; or, with `clockFollowsRealTime` (the executable's choice), real time plus the steps taken.
 public actor WebexSandbox {
     public private(set) var configuration: SandboxConfiguration
-    /// `http://127.0.0.1:PORT/v1` once started.
+    /// Once started: `http://127.0.0.1:PORT/v1` for the Webex shape, `http://127.0.0.1:PORT` for every other shape
+    /// (their paths are those of the real provider's hosts, kept as they are).
     public private(set) var baseURL: URL?
 
     private var server: HTTPServer?
@@ -30,6 +31,8 @@ public actor WebexSandbox {
     var refreshTokens: [String: RefreshTokenRecord] = [:]
     var devices: [String: DeviceAuthorization] = [:]
     var deviceCodesByUserCode: [String: String] = [:]
+    /// Google: the (client, user) pairs that have consented before, keyed `clientId + "\n" + userId`.
+    var consents: Set<String> = []
 
     // Counters.
     var stats = SandboxCounters()
@@ -49,7 +52,8 @@ public actor WebexSandbox {
 
     // MARK: Lifecycle
 
-    /// Binds 127.0.0.1 (never another interface) on `port`, 0 for any free port, and returns the API base URL.
+    /// Binds 127.0.0.1 (never another interface) on `port`, 0 for any free port, and returns the base URL:
+    /// `http://127.0.0.1:PORT/v1` for Webex, `http://127.0.0.1:PORT` for the other shapes.
     public func start(port: UInt16 = 0) async throws -> URL {
         guard server == nil else { throw SandboxError.alreadyStarted }
         let address = try sockaddr_in.inet(ip4: "127.0.0.1", port: port)
@@ -78,7 +82,7 @@ public actor WebexSandbox {
             try await Task.sleep(for: .milliseconds(2))
         }
         guard case .ip4(_, let boundPort)? = await server.listeningAddress,
-              let url = URL(string: "http://127.0.0.1:\(boundPort)/v1")
+              let url = URL(string: "http://127.0.0.1:\(boundPort)" + (configuration.shape == .webex ? "/v1" : ""))
         else {
             await server.stop()
             self.server = nil
@@ -180,7 +184,8 @@ public actor WebexSandbox {
         return links
     }
 
-    /// Requests received for an endpoint, named like `"POST /v1/access_token"`, including faulted ones.
+    /// Requests received for an endpoint, named like `"POST /v1/access_token"` (Webex), `"POST /token"` (Google,
+    /// OIDC) or `"POST /{tenant}/oauth2/v2.0/token"` (Microsoft), including faulted ones.
     public func requests(to endpoint: String) -> Int {
         stats.requestsByEndpoint[endpoint, default: 0]
     }
@@ -198,7 +203,8 @@ public actor WebexSandbox {
             path: request.path,
             query: parseForm(request.target.query(percentEncoded: true)),
             form: parseForm(String(decoding: body, as: UTF8.self)),
-            headers: headers)
+            headers: headers,
+            body: body)
 
         let latency = await beginRequest(incoming)
         await passGate()
@@ -220,8 +226,7 @@ public actor WebexSandbox {
     private func beginRequest(_ request: IncomingRequest) -> Double {
         inFlight += 1
         stats.peakConcurrentRequests = max(stats.peakConcurrentRequests, inFlight)
-        let isTokenEndpoint = request.method == "POST"
-            && (request.path == "/v1/access_token" || request.path == "/v1/device/token")
+        let isTokenEndpoint = rules.isTokenEndpoint(request.method, request.path)
         return isTokenEndpoint || configuration.latencyOnAllEndpoints ? configuration.latency : 0
     }
 
@@ -230,45 +235,20 @@ public actor WebexSandbox {
         return handle(request, at: now)
     }
 
-    /// Routes one request. Synchronous on the actor, so each request sees and leaves consistent state.
+    /// Routes one request to the configured shape. Synchronous on the actor, so each request sees and leaves
+    /// consistent state.
     func handle(_ request: IncomingRequest, at now: Date) -> OutgoingResponse {
-        let route = "\(request.method) \(request.path)"
-        switch (request.method, request.path) {
-        case ("GET", "/v1/authorize"):
-            count(route)
-            return authorize(request, now: now)
-        case ("POST", "/v1/access_token"):
-            count(route)
-            return accessToken(request, now: now)
-        case ("GET", "/v1/people/me"):
-            count(route)
-            return peopleMe(request, now: now)
-        case ("GET", "/v1/authorizations"), ("DELETE", "/v1/authorizations"):
-            count(route)
-            return request.method == "GET"
-                ? listAuthorizations(request, now: now) : deleteAuthorizations(request, now: now)
-        case ("GET", "/v1/authorizations/tokenExpiry"):
-            count(route)
-            return tokenExpiry(request, now: now)
-        case ("DELETE", let path) where path.hasPrefix("/v1/authorizations/"):
-            count("DELETE /v1/authorizations/{id}")
-            return deleteAuthorization(id: String(path.dropFirst("/v1/authorizations/".count)), request, now: now)
-        case ("POST", "/v1/device/authorize"):
-            count(route)
-            return deviceAuthorize(request, now: now)
-        case ("POST", "/v1/device/token"):
-            count(route)
-            return deviceToken(request, now: now)
-        case ("GET", "/v1/device/verify"):
-            count(route)
-            return deviceVerify(request, now: now)
-        default:
-            count("other")
-            return .restError(404, "The requested resource could not be found.")
+        switch configuration.shape {
+        case .webex: routeWebex(request, at: now)
+        case .google: routeGoogle(request, at: now)
+        case .microsoft: routeMicrosoft(request, at: now)
+        case .github: routeGitHub(request, at: now)
+        case .slack: routeSlack(request, at: now)
+        case .oidc: routeOIDC(request, at: now)
         }
     }
 
-    private func count(_ endpoint: String) {
+    func count(_ endpoint: String) {
         stats.requestsByEndpoint[endpoint, default: 0] += 1
     }
 }
@@ -308,6 +288,8 @@ public struct RefreshTokenLink: Sendable, Equatable {
 public struct SandboxCounters: Sendable, Equatable {
     /// Keyed like `"POST /v1/access_token"`; `"DELETE /v1/authorizations/{id}"`; unknown paths under `"other"`.
     public var requestsByEndpoint: [String: Int] = [:]
+    /// Microsoft shape: requests to `/{tenant}/oauth2/v2.0/…`, by the tenant segment they named.
+    public var requestsByTenant: [String: Int] = [:]
     /// Refresh grants that reached the grant logic (accepted or refused).
     public var refreshGrants = 0
     /// Refresh grants answered with a token pair.
@@ -334,6 +316,8 @@ struct IncomingRequest: Sendable {
     var form: [String: String]
     /// Names lowercased.
     var headers: [String: String]
+    /// The raw body (GitHub's token deletion sends JSON).
+    var body = Data()
 }
 
 struct OutgoingResponse: Sendable {
@@ -359,6 +343,18 @@ struct OutgoingResponse: Sendable {
             status,
             ["message": message, "errors": [["description": description ?? message]], "trackingId": trackingId],
             headers: [("trackingid", trackingId)])
+    }
+
+    /// An `application/x-www-form-urlencoded` body (GitHub's default token answers), fields in the order given.
+    static func form(_ status: Int, _ fields: [(String, String)], headers: [(String, String)] = []) -> Self {
+        let text = fields.map { "\(queryEncode($0.0))=\(queryEncode($0.1))" }.joined(separator: "&")
+        return OutgoingResponse(
+            status: status, headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")] + headers,
+            body: Data(text.utf8))
+    }
+
+    static func empty(_ status: Int) -> Self {
+        OutgoingResponse(status: status, headers: [], body: Data())
     }
 
     static func html(_ status: Int, _ text: String) -> Self {
@@ -387,6 +383,7 @@ private func reasonPhrase(_ status: Int) -> String {
     case 401: "Unauthorized"
     case 403: "Forbidden"
     case 404: "Not Found"
+    case 422: "Unprocessable Entity"
     case 428: "Precondition Required"
     case 429: "Too Many Requests"
     case 503: "Service Unavailable"

@@ -19,13 +19,23 @@ func testConfiguration() -> SandboxConfiguration {
         ])
 }
 
-/// Refuses every redirect so authorize tests see the 302 itself.
+/// Refuses every redirect so authorize tests see the 302 itself, and every authentication challenge.
 final class NoRedirects: NSObject, URLSessionTaskDelegate, Sendable {
     func urlSession(
         _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
         newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
     ) {
         completionHandler(nil)
+    }
+
+    /// A 401 with a `WWW-Authenticate: Basic` challenge fails the request at once. Without this, URLSession on Linux
+    /// waits forever for credentials (swiftlang/swift-corelibs-foundation#5456, still in Swift 6.3.1), and no
+    /// disposition lets the 401 through: tests read such answers with `Harness.raw`.
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, didReceive challenge: URLAuthenticationChallenge,
+        completionHandler: @escaping @Sendable (URLSession.AuthChallengeDisposition, URLCredential?) -> Void
+    ) {
+        completionHandler(.cancelAuthenticationChallenge, nil)
     }
 }
 
@@ -147,6 +157,11 @@ func withSandbox(
 ) async throws {
     var configuration = testConfiguration()
     configure(&configuration)
+    try await withSandbox(configuration: configuration, body)
+}
+
+/// Starts a sandbox with exactly this configuration on 127.0.0.1:0, runs `body`, and stops it whatever happens.
+func withSandbox(configuration: SandboxConfiguration, _ body: (Harness) async throws -> Void) async throws {
     let sandbox = WebexSandbox(configuration: configuration)
     let base = try await sandbox.start()
     let sessionConfiguration = URLSessionConfiguration.ephemeral

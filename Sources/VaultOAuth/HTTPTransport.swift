@@ -267,8 +267,21 @@ private final class BodyCollector: @unchecked Sendable {
         if over { finish(.failure(tooLarge)) }
     }
 
+    /// A 401 carrying an authentication challenge, answered by cancelling the challenge (see
+    /// ``BodyCollectors/urlSession(_:task:didReceive:completionHandler:)``): the task then fails as cancelled, and
+    /// this response, without its body, is what the client gets.
+    private var challenged: URLResponse?
+
+    func challenge(_ response: URLResponse?) {
+        lock.withLock { challenged = response }
+    }
+
     func completed(_ error: Error?) {
-        if let error { finish(.failure(error)); return }
+        if let error {
+            if let challenged = lock.withLock({ challenged }) { finish(.success((Data(), challenged))); return }
+            finish(.failure(error))
+            return
+        }
         let done: Result<(Data, URLResponse), Error> = lock.withLock {
             guard let response else { return .failure(URLError(.badServerResponse)) }
             return .success((body, response))
@@ -341,6 +354,19 @@ private final class BodyCollectors: NSObject, URLSessionDataDelegate, @unchecked
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
         collector(dataTask.taskIdentifier)?.received(data)
+    }
+
+    /// A 401 with `WWW-Authenticate` (RFC 6749 §5.2 requires one when a client sent wrong Basic credentials).
+    /// tokenvault never answers challenges; and swift-corelibs-foundation 6.3.1 hangs the task forever when the
+    /// default handling is asked for (swiftlang/swift-corelibs-foundation#5456). So the challenge is cancelled and
+    /// the 401 itself, headers without body, is handed to the client, which reports the refusal.
+    func urlSession(
+        _ session: URLSession, task: URLSessionTask, didReceive challenge: URLAuthenticationChallenge,
+        completionHandler: @escaping @Sendable (URLSession.AuthChallengeDisposition, URLCredential?) -> Void
+    ) {
+        collector(task.taskIdentifier)?.challenge(challenge.failureResponse)
+        // Not inline: this runs on the session's work queue (``InlineDelegateQueue``), and cancelling waits for it.
+        DispatchQueue.global().async { completionHandler(.cancelAuthenticationChallenge, nil) }
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {

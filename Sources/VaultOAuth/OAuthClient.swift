@@ -288,7 +288,9 @@ public struct OAuthClient: Sendable {
         guard ProviderText.displayable(userCode, limit: 100) == userCode else {
             throw OAuthError.invalidResponse("the device authorization answer's \"user_code\" has control characters or is too long")
         }
-        let verificationURI = try required("verification_uri")
+        // Google spells it `verification_url` (its device flow predates RFC 8628's name).
+        guard let verificationURI = [o["verification_uri"], o["verification_url"]].lazy.compactMap({ $0?.stringValue }).first(where: { !$0.isEmpty })
+        else { throw OAuthError.invalidResponse("the device authorization answer has no \"verification_uri\"") }
         try Self.checkVerificationURI(verificationURI, field: "verification_uri")
         let complete = o["verification_uri_complete"]?.stringValue
         if let complete { try Self.checkVerificationURI(complete, field: "verification_uri_complete") }

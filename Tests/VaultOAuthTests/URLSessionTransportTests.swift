@@ -89,6 +89,26 @@ final class OneShotServer: @unchecked Sendable {
         #expect(String(decoding: response.body, as: UTF8.self) == body)
     }
 
+    /// RFC 6749 §5.2: a client that sent wrong Basic credentials gets 401 with `WWW-Authenticate`. Foundation on
+    /// Linux 6.3.1 hangs such a task forever when the challenge gets default handling; the transport must hand
+    /// the 401 over (within the timeout, never waiting for it).
+    @Test func a401WithAnAuthenticationChallengeIsReturnedNotHungOn() async throws {
+        let body = #"{"error":"invalid_client"}"#
+        let server = try OneShotServer(reply: "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"idp\"\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        let transport = URLSessionTransport(version: "1", timeout: 20)
+        // Bounded here: the bug hangs the task past any timeout, so a hang must fail the test, not stall the run.
+        let response = try await withThrowingTaskGroup(of: HTTPResponse?.self) { group in
+            group.addTask { try await transport.send(HTTPRequest(method: "POST", url: server.url)) }
+            group.addTask { try await Task.sleep(for: .seconds(60)); return nil }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let response else { Issue.record("the 401 with a challenge hung the request"); return }
+        #expect(response.status == 401)
+        #expect(response.header("WWW-Authenticate") == #"Basic realm="idp""#)
+    }
+
     @Test func stalledProviderTimesOutNamingTheHost() async throws {
         let server = try OneShotServer(reply: nil, stall: 120)
         let transport = URLSessionTransport(version: "1", timeout: 0.4)  // rounded up to 1 s

@@ -34,12 +34,14 @@ let package = Package(
             ]
         ),
         .target(name: "VaultOAuth"),
+        // The agent that holds a vault's key for one user: its protocol, server and client (a KeyHolder).
+        .target(name: "VaultAgent", dependencies: ["VaultCrypto"]),
         // The vault's business logic (unlocked vault, refresher, token service, audit chain); no ArgumentParser.
         .target(name: "TokenVaultCore", dependencies: ["VaultCrypto", "VaultStore", "VaultOAuth"]),
         .target(
             name: "TokenVaultCLI",
             dependencies: [
-                "TokenVaultCore", "VaultCrypto", "VaultStore", "VaultOAuth",
+                "TokenVaultCore", "VaultCrypto", "VaultStore", "VaultOAuth", "VaultAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -53,6 +55,7 @@ let package = Package(
         .executableTarget(name: "tokenvault-faults", dependencies: ["TokenVaultLab", "WebexSandbox"]),
 
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"]),
+        .testTarget(name: "VaultAgentTests", dependencies: ["VaultAgent", "VaultCrypto"]),
         .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "WebexSandbox"]),
         .testTarget(

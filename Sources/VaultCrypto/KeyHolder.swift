@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the vault's logic may do with the master key: seal, open and MAC under a label, and wrap the key under a
 /// passphrase key. Nothing else: the key itself never leaves the holder, so the holder can live in another
@@ -54,5 +57,37 @@ public final class InProcessKeyHolder: KeyHolder, @unchecked Sendable {
 
     public func wrapMasterKey(under passphraseKey: SecretBytes) throws -> [UInt8] {
         try SecretBox.seal(master, key: passphraseKey)
+    }
+
+    /// Writes the master key to a pipe, once, to the agent this process is starting (`tokenvault unlock`): the one
+    /// way the key leaves a process, and only to a child of the same user that then holds it.
+    public func handOff(to fd: Int32) -> Bool {
+        master.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return false }
+                offset += n
+            }
+            return true
+        }
+    }
+
+    /// Reads a master key handed off by ``handOff(to:)``: exactly ``VaultKeys/keyBytes`` bytes, then end of file.
+    public static func receive(from fd: Int32) -> InProcessKeyHolder? {
+        let key = SecretBytes(count: VaultKeys.keyBytes)
+        let complete: Bool = key.withUnsafeMutableBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = read(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return false }
+                offset += n
+            }
+            var extra: UInt8 = 0
+            return read(fd, &extra, 1) == 0
+        }
+        return complete ? InProcessKeyHolder(masterKey: key) : nil
     }
 }

@@ -1,0 +1,222 @@
+import Foundation
+import VaultCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent: holds one vault's master key (in a ``KeyHolder``, in locked, guarded memory, in a process that cannot
+/// be traced or dumped) and answers seal, open and MAC requests from processes of its own user on a Unix socket.
+/// The key never leaves it.
+///
+/// It forgets the key (exits) at `until`, after `idle` without requests, on `lock`, on SIGTERM, SIGINT or
+/// SIGHUP, and when the vault file is replaced (another inode at its path).
+public final class AgentServer: @unchecked Sendable {
+    public struct Settings: Sendable {
+        public var vaultPath: String
+        public var identity: AgentSocket.VaultIdentity
+        public var socketPath: String
+        public var until: Date?
+        public var idle: TimeInterval?
+        /// Run this command (refresh-all) every `refreshEvery` seconds, ±10 %.
+        public var refreshEvery: TimeInterval?
+        public var refreshCommand: [String]
+
+        public init(vaultPath: String, identity: AgentSocket.VaultIdentity, socketPath: String, until: Date? = nil,
+                    idle: TimeInterval? = nil, refreshEvery: TimeInterval? = nil, refreshCommand: [String] = []) {
+            self.vaultPath = vaultPath
+            self.identity = identity
+            self.socketPath = socketPath
+            self.until = until
+            self.idle = idle
+            self.refreshEvery = refreshEvery
+            self.refreshCommand = refreshCommand
+        }
+    }
+
+    let keys: any KeyHolder
+    public let settings: Settings
+    let started = Date()
+    private let lock = NSLock()
+    private var lastRequest = Date()
+    private var stopReason: String?
+    private var listener: Int32 = -1
+    private var wake: (read: Int32, write: Int32) = (-1, -1)
+    /// Connections from other users refused (SO_PEERCRED).
+    public private(set) var refusedPeers = 0
+
+    public init(keys: any KeyHolder, settings: Settings) {
+        self.keys = keys
+        self.settings = settings
+    }
+
+    /// Binds the socket (0600, in the checked directory); a stale socket of a dead agent is replaced, a live
+    /// one is refused.
+    public func bind() throws {
+        let dir = URL(fileURLWithPath: settings.socketPath).deletingLastPathComponent().path
+        try AgentSocket.checkDirectory(dir, create: true)
+        if AgentClient.isAlive(settings.socketPath) {
+            throw AgentSocket.Failure.system("an agent already holds this vault (\(settings.socketPath))")
+        }
+        unlink(settings.socketPath)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw AgentSocket.Failure.system("socket: \(String(cString: strerror(errno)))") }
+        var address = try AgentSocket.address(settings.socketPath)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        // 0600 before it listens; no one else could reach it meanwhile (the directory is 0700). Not through the
+        // umask, which is the whole process's.
+        guard bound == 0, chmod(settings.socketPath, 0o600) == 0, listen(fd, 64) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw AgentSocket.Failure.system("cannot listen on \(settings.socketPath): \(reason)")
+        }
+        listener = fd
+        var pipeFDs: [Int32] = [-1, -1]
+        guard pipe(&pipeFDs) == 0 else { throw AgentSocket.Failure.system("pipe: \(String(cString: strerror(errno)))") }
+        pipeFDs.forEach(AgentSocket.closeOnExec)
+        wake = (pipeFDs[0], pipeFDs[1])
+        AgentSignals.install(socketPath: settings.socketPath)
+    }
+
+    /// Serves until a reason to stop; returns it. The socket is removed before returning.
+    public func run() -> String {
+        var nextRefresh = settings.refreshEvery.map { Date().addingTimeInterval(jittered($0)) }
+        while true {
+            if let reason = checkStop() {
+                close(listener)
+                unlink(settings.socketPath)
+                return reason
+            }
+            if let due = nextRefresh, Date() >= due, let every = settings.refreshEvery {
+                runRefresh()
+                nextRefresh = Date().addingTimeInterval(jittered(every))
+            }
+            var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 2, 500)
+            guard ready > 0, fds[0].revents & Int16(POLLIN) != 0 else { continue }
+            let client = accept(listener, nil, nil)
+            guard client >= 0 else { continue }
+            AgentSocket.closeOnExec(client)
+            guard AgentSocket.peerUID(client) == geteuid() else {
+                lock.withLock { refusedPeers += 1 }
+                close(client)
+                continue
+            }
+            AgentSocket.setTimeouts(client, seconds: 10)
+            let thread = Thread { [self] in serve(client) }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    func jittered(_ seconds: TimeInterval) -> TimeInterval { seconds * Double.random(in: 0.9...1.1) }
+
+    private func checkStop() -> String? {
+        let now = Date()
+        if let reason = lock.withLock({ stopReason }) { return reason }
+        if let until = settings.until, now >= until { return "its time ran out" }
+        if let idle = settings.idle, now.timeIntervalSince(lock.withLock { lastRequest }) >= idle { return "it was idle" }
+        if AgentSocket.VaultIdentity.of(path: settings.vaultPath) != settings.identity { return "the vault file was replaced or removed" }
+        return nil
+    }
+
+    private func stop(_ reason: String) {
+        lock.withLock { if stopReason == nil { stopReason = reason } }
+        var byte: UInt8 = 1
+        _ = write(wake.write, &byte, 1)
+    }
+
+    /// One client: frames until it closes, sends garbage, or stalls past the timeout.
+    private func serve(_ fd: Int32) {
+        defer { close(fd) }
+        while let frame = AgentSocket.readFrame(fd) {
+            guard let request = AgentProtocol.Request.decode(frame) else { return }
+            let answer = handle(request)
+            guard AgentSocket.writeFrame(fd, answer.encoded()) else { return }
+            if request.op == .lock { return }
+        }
+    }
+
+    func handle(_ request: AgentProtocol.Request) -> AgentProtocol.Answer {
+        lock.withLock { lastRequest = Date() }
+        // A vault replaced under its path is another vault: this key must not serve it.
+        guard AgentSocket.VaultIdentity.of(path: settings.vaultPath) == settings.identity else {
+            stop("the vault file was replaced or removed")
+            return .refusal("the vault file was replaced; this agent has forgotten its key")
+        }
+        do {
+            switch request.op {
+            case .seal:
+                let plaintext = SecretBytes(copying: request.data)
+                return AgentProtocol.Answer(ok: true, data: try keys.seal(plaintext, label: request.label))
+            case .open:
+                let opened = try keys.open(request.data, label: request.label)
+                return AgentProtocol.Answer(ok: true, data: opened.withUnsafeBytes { Array($0) })
+            case .mac:
+                return AgentProtocol.Answer(ok: true, data: try keys.mac(request.data, label: request.label))
+            case .status:
+                return AgentProtocol.Answer(ok: true, data: Array(statusJSON().utf8))
+            case .lock:
+                stop("it was locked")
+                return AgentProtocol.Answer(ok: true, data: [])
+            }
+        } catch VaultCryptoError.authenticationFailed {
+            return .refusal("authentication failed")
+        } catch {
+            return .refusal("\(error.localizedDescription)")
+        }
+    }
+
+    func statusJSON() -> String {
+        var o: [String: Any] = [
+            "vault": settings.vaultPath, "pid": Int(getpid()), "since": Int(started.timeIntervalSince1970),
+            "identity": settings.identity.description,
+        ]
+        o["until"] = settings.until.map { Int($0.timeIntervalSince1970) }
+        o["idle_seconds"] = settings.idle.map { Int($0) }
+        o["refresh_every_seconds"] = settings.refreshEvery.map { Int($0) }
+        let data = (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The scheduled refresh: the same `refresh-all` a cron job would run, as a child that uses this agent.
+    private func runRefresh() {
+        guard let program = settings.refreshCommand.first else { return }
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = settings.refreshCommand.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOKENVAULT_PASSPHRASE") }
+            .map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { environment.forEach { free($0) } }
+        guard posix_spawn(&pid, program, &actions, nil, argv, environment) == 0 else { return }
+        let child = pid
+        Thread.detachNewThread {
+            var status: Int32 = 0
+            waitpid(child, &status, 0)
+        }
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP end the agent: the socket is removed and the process exits; its memory (the key
+/// in guarded, locked pages) goes with it.
+enum AgentSignals {
+    nonisolated(unsafe) static var socketPath: UnsafeMutablePointer<CChar>?
+
+    static func install(socketPath path: String) {
+        socketPath = strdup(path)
+        signal(SIGPIPE, SIG_IGN)
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            signal(sig) { _ in
+                if let path = AgentSignals.socketPath { unlink(path) }
+                _exit(0)
+            }
+        }
+    }
+}

@@ -42,6 +42,11 @@ test: deps
 	  if [ $$try = 61 ]; then echo "tmux processes the tests left running:"; \
 	    for p in $$left; do tr '\0' ' ' < /proc/$$p/cmdline | cut -c1-300; echo; done; exit 1; fi; \
 	  sleep 1; done
+	@# No agent a test started may outlive the run either (each one's vault is gone with its workspace, and an
+	@# agent whose vault file disappears exits within a second; look for up to 30 s).
+	@for try in $$(seq 1 31); do left=$$(pgrep -f '[t]okenvault agent run --vault /tmp/' || true); \
+	  [ -z "$$left" ] && break; \
+	  if [ $$try = 31 ]; then echo "agents the tests left running: $$left"; exit 1; fi; sleep 1; done
 	.build/debug/tokenvault-faults --short --tokenvault .build/debug/tokenvault
 	bash Tests/Scripts/demo.sh .build/debug
 

@@ -20,7 +20,7 @@ public struct TokenVault: AsyncParsableCommand {
         subcommands: [
             Init.self, IntegrationGroup.self, Add.self, Integrations.self, RemoveIntegration.self, Import.self, List.self,
             Authorize.self, Refresh.self, RefreshAll.self, Env.self, Token.self, Exec.self, Whoami.self,
-            Revoke.self, Passwd.self, Audit.self,
+            Revoke.self, Passwd.self, Audit.self, Unlock.self, Lock.self, AgentGroup.self,
         ]
     )
 
@@ -118,10 +118,9 @@ extension VaultCommand {
     }
 
     /// Opens the vault and asks for the passphrase once; the KDF runs once per command.
-    func unlock(_ context: Context) throws -> UnlockedVault {
-        let database = try openDatabase(context)
-        let source = try PassphraseSource.resolve(fd: global.passphraseFd, context: context)
-        return try UnlockedVault.unlock(database, source: source, context: context)
+    /// Through the vault's agent when one holds it (`tokenvault unlock`).
+    func unlock(_ context: Context, allowAgent: Bool = true) throws -> UnlockedVault {
+        try VaultUnlocking.unlock(try openDatabase(context), global: global, context: context, allowAgent: allowAgent)
     }
 }
 

@@ -25,6 +25,17 @@ extension UnlockedVault {
         try keys.mac(Array("tokenvault-audit-head-v1:\(seq):".utf8) + entryMAC, label: SealLabel.audit)
     }
 
+    /// Whether `keys` is this vault's key, shown without opening a secret: it must reproduce the MAC of the audit
+    /// log's head. A vault whose head has no MAC (one written before heads were MAC'd) proves nothing this way:
+    /// nil.
+    public static func keyMatches(_ keys: any KeyHolder, database: any VaultStorage) throws -> Bool? {
+        let head = try database.auditHead()
+        guard !head.mac.isEmpty else { return nil }
+        let newest = try database.newestAuditEntry()
+        guard (newest?.seq ?? 0) == head.seq else { return nil }
+        return MAC.constantTimeEqual(try auditHeadMAC(keys: keys, seq: head.seq, entryMAC: newest?.mac ?? []), head.mac)
+    }
+
     /// What `audit --verify` found.
     public struct AuditVerification: Sendable {
         public var problems: [String]

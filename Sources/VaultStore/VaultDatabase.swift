@@ -305,6 +305,10 @@ public final class VaultDatabase: VaultStorage, Sendable {
         }
     }
 
+    public func newestAuditEntry() throws -> AuditEntry? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM audit_entry ORDER BY seq DESC LIMIT 1").map(AuditEntry.init(row:)) }
+    }
+
     /// The newest audit entry's number and the keyed MAC over it, as the last append left them.
     public func auditHead() throws -> (seq: Int64, mac: [UInt8]) {
         try read { db in

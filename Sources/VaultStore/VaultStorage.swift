@@ -28,6 +28,8 @@ public protocol VaultStorage: AnyObject, Sendable {
     func auditEntries(account: String?) throws -> [AuditEntry]
     /// The newest audit entry's number and the keyed MAC over it, as the last append left them.
     func auditHead() throws -> (seq: Int64, mac: [UInt8])
+    /// The newest audit entry, if any.
+    func newestAuditEntry() throws -> AuditEntry?
     /// Whether the newest successful refresh through this integration came back with a new refresh token.
     func refreshTokensRotate(integration name: String) throws -> Bool
 

@@ -165,7 +165,7 @@ struct AddIntegrationOptions: ParsableArguments {
         if try database.integrations().contains(where: { $0.name == name }) {
             throw StoreError.duplicateIntegration(name)
         }
-        let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
+        let vault = try VaultUnlocking.unlock(database, global: global, context: context)
         let secret = publicClient ? SecretBytes(count: 0) : try readClientSecret(context)
         var integration = Integration(
             name: name, provider: provider.rawValue, clientId: clientId, clientSecretSealed: [],

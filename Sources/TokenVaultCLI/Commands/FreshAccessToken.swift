@@ -16,7 +16,7 @@ func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minVa
     let database = try VaultStores.open(VaultLocation.path(option: global.vault, context: context))
     let account = try database.account(named: name)
     guard let integration = try database.integration(id: account.integrationId) else { throw StoreError.noSuchIntegration(account.integrationId) }
-    let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
+    let vault = try VaultUnlocking.unlock(database, global: global, context: context)
     let text = try await TokenService(vault: vault, services: context.services, verbose: global.verbose)
         .freshAccessToken(account: account, integration: integration, minValid: minValid, trigger: trigger)
     // exec replaces this process and never reaches the end of TokenVault.run: report a failed mlock here.

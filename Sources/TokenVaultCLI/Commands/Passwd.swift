@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
+import VaultAgent
 import VaultCrypto
 import VaultStore
 
@@ -18,7 +19,8 @@ extension TokenVault {
         var kdf: KDFParameters.Level?
 
         func run(_ context: Context) async throws {
-            let vault = try unlock(context)
+            // From the passphrase: the agent does not hand out the key, and a new passphrase ends it.
+            let vault = try unlock(context, allowAgent: false)
             let newSource: PassphraseSource
             if let fd = newPassphraseFd {
                 newSource = .fileDescriptor(fd)
@@ -34,6 +36,10 @@ extension TokenVault {
             parameters.salt = Random.bytes(parameters.salt.count)
             try vault.changePassphrase(to: passphrase, parameters: parameters, now: context.now())
             context.console.err("Passphrase changed.\n")
+            if let path = VaultUnlocking.socketPath(location: vault.database.location, context: context),
+               let agent = try? AgentClient.connect(socketPath: path), (try? agent.lockAgent()) != nil {
+                context.console.err("The agent that held this vault forgot its key; 'tokenvault unlock' starts a new one.\n")
+            }
         }
     }
 }

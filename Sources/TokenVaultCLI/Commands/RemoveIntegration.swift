@@ -25,7 +25,7 @@ extension TokenVault {
             if !affected.isEmpty && !force { throw StoreError.integrationInUse(name, accounts: affected.count) }
             // The audit entries for the removed accounts need the key, so unlock only when there are some.
             if !affected.isEmpty {
-                let vault = try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
+                let vault = try VaultUnlocking.unlock(database, global: global, context: context)
                 context.console.err("Removing \(affected.count) account\(affected.count == 1 ? "" : "s") with it: \(affected.map(\.name).joined(separator: ", ")).\n")
                 try vault.database.write { w in
                     for account in affected {

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultAgent
+import VaultCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension TokenVault {
+    struct AgentGroup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "agent",
+            abstract: "The agent that keeps a vault unlocked: run it in the foreground (systemd), or ask its status.",
+            subcommands: [AgentRun.self, AgentStatus.self],
+            defaultSubcommand: AgentRun.self)
+    }
+
+    struct AgentRun: VaultCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run",
+            abstract: "Hold the vault's key and serve it until told to stop (what 'unlock' starts; --foreground for systemd).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(help: "Stay attached to the terminal or service manager (the default when not started by 'unlock').")
+        var foreground = false
+
+        @Option(name: .customLong("for"), help: "How long to keep the key (default: until stopped).")
+        var lifetime: DurationArgument?
+
+        @Option(help: "Forget the key after this long without a request.")
+        var idle: DurationArgument?
+
+        @Option(help: "Run refresh-all on this period (±10 %).")
+        var refreshEvery: DurationArgument?
+
+        @Option(help: .hidden) var keyFd: Int32?
+        @Option(help: .hidden) var readyFd: Int32?
+
+        func run(_ context: Context) async throws {
+            ProcessHardening.disableCoreDumps()
+            let ready = readyFd
+            func say(_ text: String) {
+                guard let ready else { return }
+                let bytes = Array((text + "\n").utf8)
+                _ = bytes.withUnsafeBytes { write(ready, $0.baseAddress, $0.count) }
+            }
+            do {
+                let database = try openDatabase(context)
+                let location = database.location
+                guard let identity = AgentSocket.VaultIdentity.of(path: location) else {
+                    throw CLIError.usage("cannot find the vault file \(location)")
+                }
+                let keys: any KeyHolder
+                if let keyFd {
+                    // Started by 'unlock': the key arrives on the pipe, once. A session of its own, so the
+                    // terminal's hangup does not end it.
+                    setsid()
+                    guard let received = InProcessKeyHolder.receive(from: keyFd) else {
+                        throw CLIError.usage("no key arrived on descriptor \(keyFd)")
+                    }
+                    close(keyFd)
+                    keys = received
+                } else {
+                    keys = try unlock(context, allowAgent: false).keys
+                }
+                if try UnlockedVault.keyMatches(keys, database: database) == false {
+                    throw CLIError.integrity("the key does not open this vault", hint: "run 'tokenvault unlock' again")
+                }
+                let program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+                let server = AgentServer(keys: keys, settings: .init(
+                    vaultPath: location, identity: identity,
+                    socketPath: AgentSocket.path(for: identity, environment: context.environment),
+                    until: lifetime.map { Date().addingTimeInterval($0.seconds) }, idle: idle?.seconds,
+                    refreshEvery: refreshEvery?.seconds, refreshCommand: [program, "refresh-all", "--vault", location]))
+                try server.bind()
+                say("ready")
+                if let ready { close(ready) }
+                if readyFd == nil {
+                    context.console.err("tokenvault agent: holding \(location) on \(server.settings.socketPath)\n")
+                }
+                let reason = await Task.detached { server.run() }.value
+                context.console.err("tokenvault agent: forgot the key of \(location): \(reason)\n")
+            } catch {
+                say(ErrorReport.describe(error).message)
+                throw error
+            }
+        }
+    }
+
+    struct AgentStatus: VaultCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "status", abstract: "Say whether an agent holds the vault, since when and until when (exit 1 when none).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run(_ context: Context) async throws {
+            let location = vaultPath(context)
+            guard let path = VaultUnlocking.socketPath(location: location, context: context),
+                  let agent = try AgentClient.connect(socketPath: path) else {
+                if json { context.console.out("{\"running\":false}\n") } else { context.console.out("No agent holds \(location).\n") }
+                throw CommandExit(code: .other)
+            }
+            var status = try agent.status()
+            if json {
+                status["running"] = true
+                context.console.out(Format.json(status) + "\n")
+                return
+            }
+            func time(_ key: String) -> String {
+                (status[key] as? Int).map { Format.timestamp(Date(timeIntervalSince1970: TimeInterval($0))) } ?? "-"
+            }
+            var lines = ["vault: \(status["vault"] as? String ?? location)", "pid: \(status["pid"] as? Int ?? 0)",
+                         "since: \(time("since"))", "until: \(status["until"] == nil ? "stopped" : time("until"))"]
+            if let idle = status["idle_seconds"] as? Int { lines.append("idle limit: \(Format.span(idle))") }
+            if let every = status["refresh_every_seconds"] as? Int { lines.append("refresh-all every: \(Format.span(every))") }
+            context.console.out(lines.joined(separator: "\n") + "\n")
+        }
+    }
+}

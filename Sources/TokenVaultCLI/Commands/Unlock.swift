@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultAgent
+import VaultCrypto
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension TokenVault {
+    struct Unlock: VaultCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask for the passphrase once and start an agent that keeps this vault unlocked for you.",
+            discussion: """
+                While the agent holds the vault, every command on it runs without a prompt and without the key \
+                derivation. The key stays in the agent (locked, undumpable memory); commands ask it to seal, open \
+                and MAC. It forgets the key after --for, after --idle without use, on 'tokenvault lock', on \
+                'tokenvault passwd', on SIGTERM/SIGINT/SIGHUP, and when the vault file is replaced. Running \
+                unlock again replaces the agent. With --refresh-every it runs 'refresh-all' on that period.
+                """)
+
+        @OptionGroup var global: GlobalOptions
+
+        @Option(name: .customLong("for"), help: "How long the agent keeps the key.")
+        var lifetime = DurationArgument(seconds: 8 * 3600)
+
+        @Option(help: "Forget the key after this long without a request (default: never).")
+        var idle: DurationArgument?
+
+        @Option(help: "Run refresh-all on this period (±10 %), e.g. 12h (default: never).")
+        var refreshEvery: DurationArgument?
+
+        func run(_ context: Context) async throws {
+            let database = try openDatabase(context)
+            let location = database.location
+            guard let identity = AgentSocket.VaultIdentity.of(path: location) else {
+                throw CLIError.usage("cannot find the vault file \(location)")
+            }
+            guard lifetime.seconds >= 1 else { throw CLIError.usage("--for must be at least 1s") }
+            let socketPath = AgentSocket.path(for: identity, environment: context.environment)
+            // The passphrase, checked here (three tries at a terminal), never through an agent.
+            let vault = try unlock(context, allowAgent: false)
+            guard let keys = vault.keys as? InProcessKeyHolder else { throw CLIError.usage("the vault key is not in this process") }
+            if let old = try? AgentClient.connect(socketPath: socketPath) { try? old.lockAgent() }
+
+            var arguments = ["agent", "run", "--vault", location, "--key-fd", "3", "--ready-fd", "4",
+                             "--for", String(Int(lifetime.seconds))]
+            if let idle { arguments += ["--idle", String(Int(idle.seconds))] }
+            if let refreshEvery { arguments += ["--refresh-every", String(Int(refreshEvery.seconds))] }
+            let pid = try AgentLauncher.start(arguments: arguments, keys: keys, environment: ChildEnvironment.scrubbed(context.environment))
+            let until = context.now().addingTimeInterval(lifetime.seconds)
+            context.console.err("Unlocked \(location) until \(Format.timestamp(until)) (agent pid \(pid)); 'tokenvault lock' forgets the key.\n")
+        }
+    }
+
+    struct Lock: VaultCommand {
+        static let configuration = CommandConfiguration(abstract: "Make the vault's agent forget the key and exit.")
+
+        @OptionGroup var global: GlobalOptions
+
+        func run(_ context: Context) async throws {
+            let location = vaultPath(context)
+            guard let path = VaultUnlocking.socketPath(location: location, context: context),
+                  let agent = try AgentClient.connect(socketPath: path) else {
+                context.console.err("No agent holds \(location).\n")
+                return
+            }
+            try agent.lockAgent()
+            context.console.err("Locked: the agent forgot the key of \(location).\n")
+        }
+    }
+}
+
+/// Starting the agent for `unlock`: this program again, detached, handed the key on a pipe.
+enum AgentLauncher {
+    /// Spawns `tokenvault agent run …` with the key on descriptor 3 and a readiness pipe on 4, stdio on
+    /// /dev/null; waits until it listens (or says why it could not). Returns its pid.
+    static func start(arguments: [String], keys: InProcessKeyHolder, environment: [String: String]) throws -> pid_t {
+        var keyPipe: [Int32] = [-1, -1], readyPipe: [Int32] = [-1, -1]
+        guard pipe(&keyPipe) == 0, pipe(&readyPipe) == 0 else { throw CLIError.usage("cannot make a pipe for the agent") }
+        // The program itself: the agent is the same binary.
+        let program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, keyPipe[0], 3)
+        posix_spawn_file_actions_adddup2(&actions, readyPipe[1], 4)
+        let argv = ([program] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        ChildEnvironment.closeOnExecAll()
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, program, &actions, nil, argv, envp)
+        close(keyPipe[0])
+        close(readyPipe[1])
+        defer { close(readyPipe[0]) }
+        guard spawned == 0 else {
+            close(keyPipe[1])
+            throw CLIError.usage("cannot start the agent: \(String(cString: strerror(spawned)))")
+        }
+        let handed = keys.handOff(to: keyPipe[1])
+        close(keyPipe[1])
+        // "ready\n", or a reason in words, then end of file.
+        var said = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 512)
+        while said.count < 4096 {
+            let n = read(readyPipe[0], &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            said += buffer[0..<n]
+            if said.last == UInt8(ascii: "\n") { break }
+        }
+        let text = String(decoding: said, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard handed, text == "ready" else {
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw CLIError.usage("the agent did not start: \(text.isEmpty ? "it exited" : text)")
+        }
+        return pid
+    }
+}

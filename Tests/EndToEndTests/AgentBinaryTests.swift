@@ -1,0 +1,187 @@
+import Foundation
+import Testing
+import TokenVaultLab
+import WebexSandbox
+
+/// Issue 11 §1: `tokenvault unlock` starts an agent that holds the key; commands use it without a passphrase; it
+/// forgets the key when told, when its time runs out, on `passwd` and when the vault file is replaced; other users
+/// and its own user's debuggers get nothing from it. The built binary, as a user runs it.
+extension OAuthBinaryTests {
+    @Suite struct Agent {
+        /// The environment a command runs in without any passphrase: only an agent can open the vault.
+        static let noPassphrase: [String: String?] = ["TOKENVAULT_PASSPHRASE": nil]
+
+        /// A private runtime directory for this workspace's agents (as logind makes one per user).
+        func runtime(_ s: SandboxWorkspace) throws -> [String: String?] {
+            let dir = s.ws.dir + "/run"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            return ["XDG_RUNTIME_DIR": dir]
+        }
+
+        func merged(_ a: [String: String?], _ b: [String: String?]) -> [String: String?] { a.merging(b) { $1 } }
+
+        /// The agent's pid, from `agent status --json`, or nil when none runs.
+        func agentPID(_ s: SandboxWorkspace, _ env: [String: String?]) async throws -> Int32? {
+            let status = try await s.run(["agent", "status", "--json"], environment: merged(env, Self.noPassphrase))
+            guard status.code == 0 else { return nil }
+            return (jsonObject(status.out)["pid"] as? Int).map(Int32.init)
+        }
+
+        /// Waits (bounded) until no agent answers for the vault.
+        func waitUntilGone(_ s: SandboxWorkspace, _ env: [String: String?], seconds: Double = 30) async throws -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if try await agentPID(s, env) == nil { return true }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            return false
+        }
+
+        @Test func unlockOnceThenNoPassphraseUntilLock() async throws {
+            try await SandboxWorkspace.with { s in
+                let env = try runtime(s)
+                let pairs = try await s.importAccounts(["alice"])
+                let before = try await s.run(["token", "alice"], environment: merged(env, Self.noPassphrase))
+                #expect(before.code == 3, "\(before.err)")
+
+                let unlock = try await s.run(["unlock", "--for", "1h"], environment: env)
+                #expect(unlock.code == 0, "\(unlock.err)")
+                #expect(unlock.err.contains("Unlocked") && !unlock.err.contains(Workspace.passphrase))
+                let token = try await s.run(["token", "alice"], environment: merged(env, Self.noPassphrase))
+                #expect(token.code == 0, "\(token.err)")
+                #expect(token.out == pairs["alice"]!.access + "\n")
+                let exported = try await s.run(["env", "alice"], environment: merged(env, Self.noPassphrase))
+                #expect(exported.out == "export WEBEX_ACCESS_TOKEN='\(pairs["alice"]!.access)'\n", "\(exported.err)")
+                let status = try await s.run(["agent", "status", "--json"], environment: merged(env, Self.noPassphrase))
+                let o = jsonObject(status.out)
+                #expect(o["running"] as? Bool == true && o["vault"] as? String == s.ws.vault)
+                #expect((o["until"] as? Int).map { abs(Double($0) - Date().addingTimeInterval(3600).timeIntervalSince1970) < 120 } == true)
+                let pid = try #require(o["pid"] as? Int)
+                // The agent's command line holds no secret (every local user can read it), its environment no passphrase.
+                let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+                #expect(cmdline.contains("agent") && !cmdline.contains(Workspace.passphrase))
+                let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                #expect(!environ.contains("TOKENVAULT_PASSPHRASE") && !environ.isEmpty)
+
+                let lock = try await s.run(["lock"], environment: merged(env, Self.noPassphrase))
+                #expect(lock.code == 0 && lock.err.contains("Locked"), "\(lock.err)")
+                #expect(try await waitUntilGone(s, env))
+                let after = try await s.run(["token", "alice"], environment: merged(env, Self.noPassphrase))
+                #expect(after.code == 3, "\(after.err)")
+            }
+        }
+
+        @Test func itForgetsTheKeyAtItsTimeOnPasswdAndWhenTheVaultIsReplaced() async throws {
+            try await SandboxWorkspace.with { s in
+                let env = try runtime(s)
+                try await s.importAccounts(["alice"])
+                // --for
+                try await s.expectOK(["unlock", "--for", "2s"], environment: env)
+                #expect(try await agentPID(s, env) != nil)
+                #expect(try await waitUntilGone(s, env), "the agent outlived --for")
+
+                // passwd
+                try await s.expectOK(["unlock"], environment: env)
+                let newPassphrase = "new passphrase " + generatedToken().prefix(8)
+                let passwd = try await s.run(["passwd", "--new-passphrase-fd", "0"], stdin: newPassphrase, environment: env)
+                #expect(passwd.code == 0, "\(passwd.err)")
+                #expect(passwd.err.contains("forgot its key"), "\(passwd.err)")
+                #expect(try await waitUntilGone(s, env))
+
+                // The vault file replaced by another (a restored backup, an attacker's): the agent must not serve it.
+                let withNew = merged(env, ["TOKENVAULT_PASSPHRASE": newPassphrase])
+                try await s.expectOK(["unlock"], environment: withNew)
+                let copy = s.ws.dir + "/copy.db"
+                try FileManager.default.copyItem(atPath: s.ws.vault, toPath: copy)
+                #expect(rename(copy, s.ws.vault) == 0)
+                let token = try await s.run(["token", "alice"], environment: merged(env, Self.noPassphrase))
+                #expect(token.code == 3, "served a replaced vault: \(token.out)\(token.err)")
+                #expect(try await waitUntilGone(s, env))
+            }
+        }
+
+        @Test func twentyClientsAndRefreshAllThroughTheAgentLoseNothing() async throws {
+            try await SandboxWorkspace.with(configure: { $0.rotation = .on }) { s in
+                let env = try runtime(s)
+                let names = (1...20).map { "acct\($0)" }
+                var lines: [String] = []
+                var pairs: [String: (access: String, refresh: String)] = [:]
+                for name in names {
+                    let pair = try await s.sandbox.issueTokenPair(clientId: s.clientId, userId: s.user.id)
+                    pairs[name] = (pair.accessToken, pair.refreshToken)
+                    var object = jsonObject(tokenJSON(access: pair.accessToken, refresh: pair.refreshToken, expiresIn: 60))
+                    object["account"] = name
+                    lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
+                }
+                try await s.expectOK(["import", "--batch", "--integration", "webex"], stdin: lines.joined(separator: "\n") + "\n")
+                try await s.expectOK(["unlock"], environment: env)
+                let clean = merged(env, Self.noPassphrase)
+                var children = [try s.start(["refresh-all"], environment: clean)]
+                for name in names { children.append(try s.start(["token", name], environment: clean)) }
+                var results: [BackgroundProcess.Result] = []
+                for child in children { results.append(try await offPool { try child.wait(timeout: 120) }) }
+                #expect(results.allSatisfy { $0.code == 0 }, "\(results.filter { $0.code != 0 }.map(\.err))")
+                // Every token handed out is valid at the provider, and each refresh token was sent exactly once.
+                for (index, name) in names.enumerated() {
+                    let token = results[index + 1].out.trimmingCharacters(in: .newlines)
+                    #expect(await s.sandbox.isAccessTokenValid(token), "\(name)")
+                }
+                #expect(await s.refreshTokensNotUsedOnce(pairs).isEmpty)
+                let verify = try await s.run(["audit", "--verify"], environment: clean)
+                #expect(verify.code == 0, "\(verify.out)\(verify.err)")
+                try await s.expectOK(["lock"], environment: clean)
+            }
+        }
+
+        /// Another user can neither reach the agent (its directory is 0700) nor, if the socket were opened to
+        /// them, get an answer (SO_PEERCRED); and the agent's memory is closed to its own user's debuggers.
+        @Test func anotherUserAndItsOwnUsersDebuggerGetNothing() async throws {
+            guard let setpriv = requireTool(otherUserRunner, "setpriv as root (to act as another user)"),
+                  let python = requireTool(python3, "python3") else { return }
+            try await SandboxWorkspace.with { s in
+                let env = try runtime(s)
+                try await s.importAccounts(["alice"])
+                try await s.expectOK(["unlock"], environment: env)
+                let pid = try #require(try await agentPID(s, env))
+                let dir = s.ws.dir + "/run/tokenvault"
+                let socketPath = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".sock") })
+                // Opened up as a careless admin might: the workspace, the runtime directory and the socket.
+                for path in [s.ws.dir, s.ws.dir + "/run", dir] { chmod(path, 0o711) }
+                chmod(dir + "/" + socketPath, 0o666)
+                let probe = """
+                    import socket, struct, sys
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(sys.argv[1])
+                    req = bytes([1, 4, 0, 0, 0, 0, 0, 0])
+                    try:
+                        s.sendall(struct.pack(">I", len(req)) + req)
+                        data = s.recv(4096)
+                    except (ConnectionResetError, BrokenPipeError):
+                        data = b""
+                    print("answer" if data else "closed")
+                    """
+                let attack = try runProcess(setpriv, ["--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups",
+                                                      python, "-c", probe, dir + "/" + socketPath], environment: ["PATH": "/usr/bin:/bin"])
+                #expect(attack.out.trimmingCharacters(in: .whitespacesAndNewlines) == "closed", "out: \(attack.out) err: \(attack.err)")
+                // The agent is not dumpable: /proc/PID/mem belongs to root and ptrace is refused, even for its own
+                // uid. (The test runs as root, which may read anything; the file's owner shows the setting.)
+                var info = stat()
+                #expect(stat("/proc/\(pid)/mem", &info) == 0 && info.st_uid == 0)
+                let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+                #expect(status.contains("VmLck:") && !status.contains("VmLck:\t       0 kB"), "the key's pages are not locked: \(status)")
+                // Still serving its owner afterwards.
+                let token = try await s.run(["token", "alice"], environment: merged(env, Self.noPassphrase))
+                #expect(token.code == 0, "\(token.err)")
+                try await s.expectOK(["lock"], environment: merged(env, Self.noPassphrase))
+            }
+        }
+    }
+}
+
+extension SandboxWorkspace {
+    func expectOK(_ arguments: [String], environment: [String: String?], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let result = try await run(arguments, environment: environment)
+        #expect(result.code == 0, "\(arguments): \(result.err)", sourceLocation: sourceLocation)
+        if result.code != 0 { throw TestFailure("setup step failed: \(arguments)") }
+    }
+}

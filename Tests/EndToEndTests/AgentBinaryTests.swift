@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import TokenVaultLab
 import WebexSandbox
@@ -130,6 +131,46 @@ extension OAuthBinaryTests {
                 let verify = try await s.run(["audit", "--verify"], environment: clean)
                 #expect(verify.code == 0, "\(verify.out)\(verify.err)")
                 try await s.expectOK(["lock"], environment: clean)
+            }
+        }
+
+        /// `--refresh-every`: the agent runs refresh-all itself (no cron, no passphrase file); and `agent run
+        /// --foreground` (the systemd unit) serves until SIGTERM, then removes its socket.
+        @Test func scheduledRefreshAndTheForegroundAgent() async throws {
+            try await SandboxWorkspace.with { s in
+                let env = try runtime(s)
+                let pair = try await s.sandbox.issueTokenPair(clientId: s.clientId, userId: s.user.id)
+                try await s.expectOK(["import", "alice", "--integration", "webex"],
+                                     stdin: tokenJSON(access: pair.accessToken, refresh: pair.refreshToken, expiresIn: 60))
+                // Stored an hour ago, as a cron run would find it (refresh-all leaves pairs stored in the last
+                // --skip-recent alone).
+                let queue = try DatabaseQueue(path: s.ws.vault)
+                try await queue.write { try $0.execute(sql: "UPDATE account SET updated_at = updated_at - 3600") }
+                try queue.close()
+                try await s.expectOK(["unlock", "--refresh-every", "1s"], environment: env)
+                let deadline = Date().addingTimeInterval(30)
+                var refreshed = false
+                while Date() < deadline, !refreshed {
+                    refreshed = await s.sandbox.counters.successfulRefreshes == 1
+                    if !refreshed { try await Task.sleep(for: .milliseconds(200)) }
+                }
+                #expect(refreshed, "the agent's scheduled refresh-all did not run")
+                let events = try await s.auditEvents("alice")
+                #expect(events.contains { $0["event"] as? String == "refreshed" && $0["trigger"] as? String == "refresh-all" })
+                try await s.expectOK(["lock"], environment: merged(env, Self.noPassphrase))
+                #expect(try await waitUntilGone(s, env))
+
+                let foreground = try s.start(["agent", "run", "--foreground"], environment: env)
+                let up = Date().addingTimeInterval(30)
+                while Date() < up, try await agentPID(s, env) == nil { try await Task.sleep(for: .milliseconds(100)) }
+                let token = try await s.run(["token", "alice"], environment: merged(env, Self.noPassphrase))
+                #expect(token.code == 0, "\(token.err)")
+                foreground.signal(SIGTERM)
+                let ended = try await offPool { try foreground.wait(timeout: 30) }
+                #expect(ended.code == 0 || ended.code == 143, "\(ended.code) \(ended.err)")
+                #expect(try await agentPID(s, env) == nil)
+                let dir = s.ws.dir + "/run/tokenvault"
+                #expect(((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).isEmpty, "the socket was left behind")
             }
         }
 

@@ -31,6 +31,7 @@ let package = Package(
             resources: [
                 .embedInCode("Migrations/v001_initial.sql"),
                 .embedInCode("Migrations/v002_provider_options.sql"),
+                .embedInCode("Migrations/v003_notifications.sql"),
             ]
         ),
         .target(name: "VaultOAuth"),

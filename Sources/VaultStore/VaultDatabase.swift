@@ -305,6 +305,14 @@ public final class VaultDatabase: VaultStorage, Sendable {
         }
     }
 
+    public func notifiedEvents() throws -> [String: String] {
+        try read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT account, event FROM notification").map {
+                ($0["account"] as String, $0["event"] as String)
+            })
+        }
+    }
+
     public func newestAuditEntry() throws -> AuditEntry? {
         try read { db in try Row.fetchOne(db, sql: "SELECT * FROM audit_entry ORDER BY seq DESC LIMIT 1").map(AuditEntry.init(row:)) }
     }
@@ -453,6 +461,15 @@ public struct VaultWriter: VaultTransaction {
 
     public func update(_ account: Account) throws {
         try AccountRecord(account).update(db)
+    }
+
+    public func setNotified(account: String, event: String?, at: Date) throws {
+        if let event {
+            try db.execute(sql: "INSERT INTO notification (account, event, at) VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET event = excluded.event, at = excluded.at",
+                           arguments: [account, event, at.unix])
+        } else {
+            try db.execute(sql: "DELETE FROM notification WHERE account = ?", arguments: [account])
+        }
     }
 
     public func deleteAccount(id: String) throws {

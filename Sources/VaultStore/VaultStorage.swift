@@ -40,6 +40,9 @@ public protocol VaultStorage: AnyObject, Sendable {
     @discardableResult
     func writeAsync<T: Sendable>(_ body: @escaping @Sendable (any VaultTransaction) throws -> T) async throws -> T
 
+    /// The events `--notify` last told about, by account.
+    func notifiedEvents() throws -> [String: String]
+
     /// Removes the traces deleted secrets leave behind (a journal, free pages).
     func purgeDeletedData() throws
 
@@ -78,6 +81,8 @@ public protocol VaultTransaction {
     func insert(_ account: Account) throws
     func update(_ account: Account) throws
     func deleteAccount(id: String) throws
+    /// Records that `--notify` told about `event` for `account` (nil: the account needs no one any more).
+    func setNotified(account: String, event: String?, at: Date) throws
     /// Appends an audit entry after checking the head (see ``VaultWriter/appendAudit(_:mac:headMAC:)``).
     @discardableResult
     func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ draft: AuditDraft, _ previousMAC: [UInt8]) throws -> [UInt8],

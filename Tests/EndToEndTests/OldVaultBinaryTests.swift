@@ -35,7 +35,7 @@ import TokenVaultLab
         let verify = try ws.tokenvault(["audit", "--verify"], environment: env)
         #expect(verify.code == 0, "\(verify.out)\(verify.err)")
 
-        // Upgraded in place: schema v2 is recorded and the column exists.
+        // Upgraded in place: the newer schema versions are recorded and the column exists.
         let queue = try DatabaseQueue(path: vault)
         defer { try? queue.close() }
         let (columns, applied) = try queue.read { db in
@@ -43,6 +43,6 @@ import TokenVaultLab
              try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier"))
         }
         #expect(columns.contains("provider_options"))
-        #expect(applied == ["v001_initial", "v002_provider_options"])
+        #expect(applied == ["v001_initial", "v002_provider_options", "v003_notifications"])
     }
 }

@@ -35,6 +35,9 @@ extension TokenVault {
         @Option(help: "Run refresh-all on this period (±10 %).")
         var refreshEvery: DurationArgument?
 
+        @Option(help: ArgumentHelp("The scheduled runs' refresh-all --notify command.", valueName: "cmd"))
+        var notify: String?
+
         @Option(help: .hidden) var keyFd: Int32?
         @Option(help: .hidden) var readyFd: Int32?
 
@@ -73,7 +76,7 @@ extension TokenVault {
                     vaultPath: location, identity: identity,
                     socketPath: AgentSocket.path(for: identity, environment: context.environment),
                     until: lifetime.map { Date().addingTimeInterval($0.seconds) }, idle: idle?.seconds,
-                    refreshEvery: refreshEvery?.seconds, refreshCommand: [program, "refresh-all", "--vault", location]))
+                    refreshEvery: refreshEvery?.seconds, refreshCommand: [program, "refresh-all", "--vault", location] + (notify.map { ["--notify", $0] } ?? [])))
                 try server.bind()
                 say("ready")
                 if let ready { close(ready) }

@@ -16,6 +16,11 @@ extension TokenVault {
         @Flag(help: "Print JSON.")
         var json = false
 
+        enum Style: String, ExpressibleByArgument { case table, json, prometheus }
+
+        @Option(help: "table, json, or prometheus (gauges for the node exporter's textfile collector).")
+        var format: Style = .table
+
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
             let all = try database.integrations()
@@ -27,7 +32,11 @@ extension TokenVault {
                 context.console.err(ClockAhead.warning(account: a.name, updatedAt: a.updatedAt, now: now,
                                                        then: "it shows as 'stale' and the next refresh-all or use refreshes it"))
             }
-            if json {
+            if format == .prometheus {
+                context.console.out(Prometheus.render(accounts, integrations: integrations, providers: providers, now: now))
+                return
+            }
+            if json || format == .json {
                 let objects: [[String: Any]] = accounts.map { a in
                     var o: [String: Any] = [
                         "account": a.name, "integration": integrations[a.integrationId] ?? "?",
@@ -62,5 +71,36 @@ extension TokenVault {
             }
             context.console.out(Table.render(rows))
         }
+    }
+}
+
+/// `list --format prometheus`: the text exposition format, for the node exporter's textfile collector
+/// (`tokenvault list --format prometheus > /var/lib/node_exporter/textfile/tokenvault.prom.$$ && mv …`).
+enum Prometheus {
+    static func render(_ accounts: [AccountSummary], integrations: [String: String], providers: [String: String], now: Date) -> String {
+        func label(_ value: String) -> String {
+            value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+                .replacingOccurrences(of: "\n", with: "\\n")
+        }
+        func labels(_ a: AccountSummary) -> String {
+            "account=\"\(label(a.name))\",integration=\"\(label(integrations[a.integrationId] ?? "?"))\",provider=\"\(label(providers[a.integrationId] ?? "?"))\""
+        }
+        var out = ""
+        func gauge(_ name: String, _ help: String, _ value: (AccountSummary) -> Double?) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) gauge\n"
+            for a in accounts { if let v = value(a) { out += "\(name){\(labels(a))} \(Int(v.rounded()))\n" } }
+        }
+        gauge("tokenvault_access_token_expiry_seconds", "Seconds until the account's access token lapses (negative: lapsed).") {
+            $0.accessExpiresAt.map { $0.timeIntervalSince(now) }
+        }
+        gauge("tokenvault_refresh_token_expiry_seconds", "Seconds until the account's refresh token lapses (negative: lapsed).") {
+            $0.refreshExpiresAt.map { $0.timeIntervalSince(now) }
+        }
+        gauge("tokenvault_last_stored_seconds", "Seconds since the account's pair was last stored (a refresh or authorize).") {
+            now.timeIntervalSince($0.updatedAt)
+        }
+        out += "# HELP tokenvault_account_state The account's state (1 for the state it is in).\n# TYPE tokenvault_account_state gauge\n"
+        for a in accounts { out += "tokenvault_account_state{\(labels(a)),state=\"\(DisplayState(a, now: now).rawValue)\"} 1\n" }
+        return out
     }
 }

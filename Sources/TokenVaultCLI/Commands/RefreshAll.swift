@@ -34,6 +34,9 @@ extension TokenVault {
         @Flag(help: "Print a JSON report on stdout.")
         var json = false
 
+        @Option(help: ArgumentHelp("After the run, run this command (through /bin/sh) once per account that needs a person, with TOKENVAULT_ACCOUNT, TOKENVAULT_INTEGRATION, TOKENVAULT_EVENT and TOKENVAULT_DETAIL set; once per account and event until it changes.", valueName: "cmd"))
+        var notify: String?
+
         func validate() throws {
             guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 256") }
         }
@@ -122,6 +125,9 @@ extension TokenVault {
             context.console.err("refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed\(skippedNote), of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n")
             if json {
                 context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds, auditHead: try? database.auditHead())) + "\n")
+            }
+            if let notify {
+                try Notifier.notify(notify, attention: try Attention.find(in: database, now: context.now()), database: database, context: context)
             }
             if outcomes.contains(where: { $0.failureCode == .integrity }) { throw CommandExit(code: .integrity) }
             // A local problem (an account's lock refused or stuck) is the user's to fix, not the provider's.

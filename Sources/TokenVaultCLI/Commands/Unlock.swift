@@ -30,6 +30,9 @@ extension TokenVault {
         @Option(help: "Run refresh-all on this period (±10 %), e.g. 12h (default: never).")
         var refreshEvery: DurationArgument?
 
+        @Option(help: ArgumentHelp("With --refresh-every: the scheduled runs call this command for accounts that need a person (as refresh-all --notify).", valueName: "cmd"))
+        var notify: String?
+
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
             let location = database.location
@@ -47,6 +50,7 @@ extension TokenVault {
                              "--for", String(Int(lifetime.seconds))]
             if let idle { arguments += ["--idle", String(Int(idle.seconds))] }
             if let refreshEvery { arguments += ["--refresh-every", String(Int(refreshEvery.seconds))] }
+            if let notify { arguments += ["--notify", notify] }
             let pid = try AgentLauncher.start(arguments: arguments, keys: keys, environment: ChildEnvironment.scrubbed(context.environment))
             let until = context.now().addingTimeInterval(lifetime.seconds)
             context.console.err("Unlocked \(location) until \(Format.timestamp(until)) (agent pid \(pid)); 'tokenvault lock' forgets the key.\n")

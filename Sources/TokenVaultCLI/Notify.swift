@@ -1,0 +1,72 @@
+import Foundation
+import TokenVaultCore
+import VaultStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--notify CMD`: runs CMD (through /bin/sh) once per account that needs a person, with what happened in its
+/// environment and never a token; once per account and event until it changes (recorded in the vault).
+enum Notifier {
+    static let timeout: TimeInterval = 30
+
+    /// Notifies about `attention` and forgets accounts that need no one any more. Returns how many were told.
+    @discardableResult
+    static func notify(_ command: String, attention: [Attention], database: any VaultStorage, context: Context) throws -> Int {
+        let told = try database.notifiedEvents()
+        var count = 0
+        let now = context.now()
+        let current = Dictionary(attention.map { ($0.account, $0) }, uniquingKeysWith: { first, _ in first })
+        for item in current.values.sorted(by: { $0.account < $1.account }) where told[item.account] != item.event.rawValue {
+            var environment = ChildEnvironment.scrubbed(context.environment)
+            environment["TOKENVAULT_ACCOUNT"] = item.account
+            environment["TOKENVAULT_INTEGRATION"] = item.integration
+            environment["TOKENVAULT_EVENT"] = item.event.rawValue
+            environment["TOKENVAULT_DETAIL"] = item.detail
+            let status = run(command, environment: environment)
+            if status == 0 {
+                try database.write { try $0.setNotified(account: item.account, event: item.event.rawValue, at: now) }
+                count += 1
+            } else {
+                // Not recorded: the next run tries again.
+                context.console.err("tokenvault: warning: the notify command failed for '\(item.account)' (\(status < 0 ? "did not finish" : "exit \(status)")); it is tried again next time\n")
+            }
+        }
+        for account in told.keys where current[account] == nil {
+            try database.write { try $0.setNotified(account: account, event: nil, at: now) }
+        }
+        return count
+    }
+
+    /// `/bin/sh -c command`, stdin from /dev/null, its output to our stderr; the exit status, -1 when it could not
+    /// run or outlived the timeout (then it is killed).
+    static func run(_ command: String, environment: [String: String]) -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, 2, 1)
+        let words: [String] = ["/bin/sh", "-c", command]
+        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        ChildEnvironment.closeOnExecAll()
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, "/bin/sh", &actions, nil, argv, envp) == 0 else { return -1 }
+        let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        while true {
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid { break }
+            if done < 0 { return -1 }
+            if Date() >= deadline {
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                return -1
+            }
+            usleep(10_000)
+        }
+        // WIFEXITED / WEXITSTATUS by hand (macros are not imported).
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+    }
+}

@@ -240,8 +240,8 @@ enum MixedProviders {
     }
 
     /// `init`, one integration per provider (named after its preset, `--api-base` its sandbox), and each provider's
-    /// pairs imported in one batch. Accounts are named `uNNN-PRESET`, so refresh-all's order (oldest pair, then
-    /// name) interleaves the providers and every kill can land among refreshes of all five.
+    /// pairs imported in one batch. Accounts are named `uNNN-PRESET` and share one time, so refresh-all's order
+    /// (oldest pair, then name) interleaves the providers and a kill lands among refreshes of all five.
     static func setUp(_ ws: Workspace, _ members: [Member], perProvider: Int) -> String? {
         let initialised = ws.run(["init", "--kdf", "interactive"])
         if initialised.code != 0 { return "init exited \(initialised.code): \(shortDescription(initialised.err))" }
@@ -262,6 +262,11 @@ enum MixedProviders {
             let imported = ws.run(["import", "--batch", "--integration", m.preset], stdin: lines.joined(separator: "\n") + "\n")
             if imported.code != 0 { return "import into \(m.preset) exited \(imported.code): \(shortDescription(imported.err))" }
         }
+        // One import per integration gives each provider's pairs their own time, and refresh-all (oldest pair
+        // first) would then take the providers one after another. The same time for all, as if imported at once,
+        // leaves the order to the names.
+        let sameTime = Python.query(ws.vault, "UPDATE account SET updated_at = (SELECT MIN(updated_at) FROM account)")
+        if sameTime.code != 0 { return "pairs not given one time: \(shortDescription(sameTime.err))" }
         return nil
     }
 

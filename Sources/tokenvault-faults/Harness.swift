@@ -292,21 +292,39 @@ func blockingWait<T: Sendable>(_ operation: @escaping @Sendable () async throws 
 final class Sandbox: @unchecked Sendable {
     let provider: WebexSandbox
     let client: SandboxConfiguration.Client
+    /// The base URL for `--api-base`: `…/v1` for Webex, the origin for every other shape.
     let url: String
+    /// The token endpoint as the sandbox counts it (`requests(to:)`).
+    let tokenEndpoint: String
 
-    init(rotation: SandboxConfiguration.Rotation, latency: Double = 0, realTime: Bool = false) throws {
-        let client = sandboxClient()
-        let provider = WebexSandbox(configuration: SandboxConfiguration(clients: [client], rotation: rotation, latency: latency),
-                                    clockFollowsRealTime: realTime)
+    /// - Parameters:
+    ///   - rotation, accessTokenLifetime: nil takes the shape's default.
+    init(shape: ProviderShape = .webex, client: SandboxConfiguration.Client = sandboxClient(),
+         rotation: SandboxConfiguration.Rotation? = nil, latency: Double = 0, realTime: Bool = false,
+         accessTokenLifetime: Int? = nil) throws {
+        let provider = WebexSandbox(
+            configuration: SandboxConfiguration(shape: shape, clients: [client], accessTokenLifetime: accessTokenLifetime,
+                                                rotation: rotation, latency: latency),
+            clockFollowsRealTime: realTime)
         self.client = client
         self.provider = provider
+        tokenEndpoint = switch shape {
+        case .webex: "POST /v1/access_token"
+        case .google, .oidc: "POST /token"
+        case .microsoft: "POST /{tenant}/oauth2/v2.0/token"
+        case .github: "POST /login/oauth/access_token"
+        case .slack: "POST /api/oauth.v2.access"
+        }
         url = try blockingWait { try await provider.start().absoluteString }
     }
 
     func stop() { let p = provider; _ = try? blockingWait { await p.stop() } }
 
     /// Requests that reached the token endpoint (faulted ones included).
-    var tokenRequests: Int { let p = provider; return (try? blockingWait { await p.requests(to: "POST /v1/access_token") }) ?? -1 }
+    var tokenRequests: Int {
+        let p = provider, endpoint = tokenEndpoint
+        return (try? blockingWait { await p.requests(to: endpoint) }) ?? -1
+    }
     var counters: SandboxCounters { let p = provider; return (try? blockingWait { await p.counters }) ?? SandboxCounters() }
 
     func isAccessTokenValid(_ token: String) -> Bool {

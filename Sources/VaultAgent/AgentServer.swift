@@ -54,8 +54,13 @@ public final class AgentServer: @unchecked Sendable {
     public func bind() throws {
         let dir = URL(fileURLWithPath: settings.socketPath).deletingLastPathComponent().path
         try AgentSocket.checkDirectory(dir, create: true)
-        if AgentClient.isAlive(settings.socketPath) {
-            throw AgentSocket.Failure.system("an agent already holds this vault (\(settings.socketPath))")
+        // An agent just told to lock takes a moment to go: wait for it, briefly.
+        let deadline = Date().addingTimeInterval(3)
+        while AgentClient.isAlive(settings.socketPath) {
+            guard Date() < deadline else {
+                throw AgentSocket.Failure.system("an agent already holds this vault (\(settings.socketPath))")
+            }
+            usleep(50_000)
         }
         unlink(settings.socketPath)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)

@@ -1,3 +1,4 @@
+import CSodium
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -38,11 +39,26 @@ public final class InProcessKeyHolder: KeyHolder, @unchecked Sendable {
     public static func generate() -> InProcessKeyHolder { InProcessKeyHolder(masterKey: VaultKeys.randomKey()) }
 
     public func seal(_ plaintext: SecretBytes, label: String) throws -> [UInt8] {
-        try SecretBox.seal(plaintext, key: VaultKeys.subkey(of: master, label: label))
+        try withSubkey(label) { try SecretBox.seal(plaintext, key: $0) }
     }
 
     public func open(_ sealed: [UInt8], label: String) throws -> SecretBytes {
-        try SecretBox.open(sealed, key: VaultKeys.subkey(of: master, label: label))
+        try withSubkey(label) { try SecretBox.open(sealed, key: $0) }
+    }
+
+    /// Guarded buffers for subkeys, made once and reused (zeroed after each use): each guarded allocation costs
+    /// page-protection changes and an mlock, and a refresh-all of thousands of accounts derives several subkeys per
+    /// account.
+    private var scratch: [SecretBytes] = []
+
+    private func withSubkey<T>(_ label: String, _ body: (SecretBytes) throws -> T) rethrows -> T {
+        let key = lock.withLock { scratch.popLast() } ?? SecretBytes(count: VaultKeys.keyBytes)
+        defer {
+            key.withUnsafeMutableBytes { sodium_memzero($0.baseAddress, $0.count) }
+            lock.withLock { if scratch.count < 32 { scratch.append(key) } }
+        }
+        VaultKeys.subkey(of: master, label: label, into: key)
+        return try body(key)
     }
 
     public func mac(_ message: [UInt8], label: String) throws -> [UInt8] {

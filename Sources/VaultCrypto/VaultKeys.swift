@@ -55,8 +55,19 @@ public enum VaultKeys {
     /// Keyed BLAKE2b with a 32-byte output; separate from `subkey` so the primitive can be checked
     /// against libsodium's own vectors.
     static func keyedHash(key: SecretBytes, message: [UInt8]) -> SecretBytes {
-        precondition(key.count == keyBytes, "master key must be \(keyBytes) bytes")
         let output = SecretBytes(count: keyBytes)
+        keyedHash(key: key, message: message, into: output)
+        return output
+    }
+
+    /// ``subkey(of:label:)`` into a buffer the caller owns (and reuses): no guarded allocation per key.
+    public static func subkey(of master: SecretBytes, label: String, into output: SecretBytes) {
+        keyedHash(key: master, message: Array(("tokenvault/v1/" + label).utf8), into: output)
+    }
+
+    static func keyedHash(key: SecretBytes, message: [UInt8], into output: SecretBytes) {
+        precondition(key.count == keyBytes, "master key must be \(keyBytes) bytes")
+        precondition(output.count == keyBytes, "a subkey is \(keyBytes) bytes")
         let status = output.withUnsafeMutableBytes { out in
             key.withUnsafeBytes { k in
                 message.withUnsafeBufferPointer { m in
@@ -69,6 +80,5 @@ public enum VaultKeys {
         }
         // Only fails for out-of-range lengths, which the precondition and constants rule out.
         precondition(status == 0, "crypto_generichash failed")
-        return output
     }
 }

@@ -2,13 +2,14 @@
 SWIFT   ?= swift
 PREFIX  ?= /usr/local
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the build and the tests need: libsodium and SQLite headers; tmux drives the passphrase prompt
+# Debian packages the build and the tests need: libsodium and SQLite headers; libcurl's, for the release binary
+# linked with the Swift libraries static (--static-swift-stdlib: FoundationNetworking links libcurl); tmux drives the passphrase prompt
 # in the end-to-end tests (and the fish and zsh completions, typed at a terminal), and zsh is one of the shells
 # `env` output is checked in. python3 (any, not
 # necessarily Debian's) is the browser stand-in of the demo and the end-to-end tests; python3-dotenv (read through
 # /usr/bin/python3) checks that `env --format dotenv` reads back byte for byte; chromium (headless) is the real
 # browser of the authorize tests; curl plays another local user's program (through setpriv) in the attack tests.
-DEB_PACKAGES := libsodium-dev libsqlite3-dev pkg-config tmux zsh fish python3-dotenv chromium curl
+DEB_PACKAGES := libsodium-dev libsqlite3-dev libcurl4-openssl-dev pkg-config tmux zsh fish python3-dotenv chromium curl
 
 .PHONY: all deps build release test faults demo install uninstall clean
 
@@ -26,7 +27,7 @@ build: deps
 	$(SWIFT) build
 
 release: deps
-	$(SWIFT) build -c release --product tokenvault
+	$(SWIFT) build -c release --product tokenvault --static-swift-stdlib
 	$(SWIFT) build -c release --product webex-sandbox
 
 test: deps
@@ -75,6 +76,6 @@ clean:
 # (the authlib + httpx comparison is installed into .build/bench-venv) and cc for the crypto_pwhash floor.
 .PHONY: bench
 bench: deps
-	$(SWIFT) build -c release --product tokenvault
+	$(SWIFT) build -c release --product tokenvault --static-swift-stdlib
 	$(SWIFT) build -c release --product tokenvault-bench
 	.build/release/tokenvault-bench

@@ -138,8 +138,10 @@ public final class AgentServer: @unchecked Sendable {
         while let frame = AgentSocket.readFrame(fd) {
             guard let request = AgentProtocol.Request.decode(frame) else { return }
             let answer = handle(request)
-            guard AgentSocket.writeFrame(fd, answer.encoded()) else { return }
-            if request.op == .lock { return }
+            let written = AgentSocket.writeFrame(fd, answer.encoded())
+            // Stopped only once the answer is out: the process may end as soon as the main loop sees it.
+            if request.op == .lock { stop("it was locked"); return }
+            guard written else { return }
         }
     }
 
@@ -163,7 +165,6 @@ public final class AgentServer: @unchecked Sendable {
             case .status:
                 return AgentProtocol.Answer(ok: true, data: Array(statusJSON().utf8))
             case .lock:
-                stop("it was locked")
                 return AgentProtocol.Answer(ok: true, data: [])
             }
         } catch VaultCryptoError.authenticationFailed {

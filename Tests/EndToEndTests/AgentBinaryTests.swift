@@ -65,7 +65,7 @@ extension OAuthBinaryTests {
                 #expect(!environ.contains("TOKENVAULT_PASSPHRASE") && !environ.isEmpty)
 
                 let lock = try await s.run(["lock"], environment: merged(env, Self.noPassphrase))
-                #expect(lock.code == 0 && lock.err.contains("Locked"), "\(lock.err)")
+                #expect(lock.code == 0 && lock.err.contains("Locked"), "code \(lock.code): \(lock.err)")
                 #expect(try await waitUntilGone(s, env))
                 let after = try await s.run(["token", "alice"], environment: merged(env, Self.noPassphrase))
                 #expect(after.code == 3, "\(after.err)")

@@ -225,7 +225,7 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.withProvider(shape, configure: { $0.rotation = .on }) { s in
                 let names = (0..<20).map { "\(shape.integration)\($0)" }
                 let pairs = try await s.importAccounts(names)
-                try s.ageStoredPairs()
+                try await s.ageStoredPairs()
                 await s.sandbox.closeGate()
                 let first = try s.start(["refresh-all", "--json"])
                 try await waitUntil("the first run has 8 requests in flight") { await s.sandbox.requestsInFlight == 8 }
@@ -233,7 +233,7 @@ extension OAuthBinaryTests {
                 let held = try s.lockFileChanges()
                 #expect(held.count == 8)
                 var nameOfId: [String: String] = [:]
-                for row in try sqlite(s.ws.vault, "SELECT id, name FROM account").split(separator: "\n") {
+                for row in try await s.sql("SELECT id, name FROM account").split(separator: "\n") {
                     let fields = row.split(separator: "|").map(String.init)
                     if fields.count == 2 { nameOfId[fields[0]] = fields[1] }
                 }
@@ -285,7 +285,7 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.withProvider(.github) { s in
                 let names = (0..<20).map { "gh\($0)" }
                 let pairs = try await s.importAccounts(names)
-                try s.ageStoredPairs()
+                try await s.ageStoredPairs()
                 await s.sandbox.closeGate()
                 let first = try s.start(["refresh-all", "--json"])
                 try await waitUntil("the first run has 8 requests in flight") { await s.sandbox.requestsInFlight == 8 }

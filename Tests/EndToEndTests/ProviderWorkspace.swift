@@ -156,8 +156,15 @@ extension SandboxWorkspace {
 
     /// Makes every account's stored pair an hour old (plain metadata), so that `refresh-all`'s default
     /// `--skip-recent` treats a pair another run refreshed meanwhile as recent and any other as due.
-    func ageStoredPairs() throws {
-        try sqlite(ws.vault, "UPDATE account SET updated_at = updated_at - 3600; SELECT count(*) FROM account")
+    func ageStoredPairs() async throws {
+        try await sql("UPDATE account SET updated_at = updated_at - 3600; SELECT count(*) FROM account")
+    }
+
+    /// `sqlite(vault, sql)` (python3's sqlite3), waited for off the cooperative pool.
+    @discardableResult
+    func sql(_ statements: String) async throws -> String {
+        let vault = ws.vault
+        return try await offPool { try sqlite(vault, statements) }
     }
 }
 

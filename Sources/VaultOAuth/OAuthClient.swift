@@ -140,7 +140,13 @@ public struct OAuthClient: Sendable {
         addClientAuth(&request, form: &form, style: clientAuth ?? provider.tokenClientAuth)
         request.body = Data(FormEncoding.encode(form).utf8)
         let response = try await transport.send(request)
-        return try tokenResponse(try checked(response))
+        do {
+            return try tokenResponse(try checked(response))
+        } catch OAuthError.api(status: 401, _, let trackingId) {
+            // At the token endpoint a 401 is the client's credentials refused (RFC 6749 §5.2, invalid_client), not
+            // an access token. One with a challenge reaches us without its body (see the transport), so say it here.
+            throw OAuthError.oauth(code: "invalid_client", description: nil, status: 401, trackingId: trackingId)
+        }
     }
 
     /// The token answer, from the nested object where the provider keeps the user's token (Slack's

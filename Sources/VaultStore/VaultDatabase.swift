@@ -16,11 +16,19 @@ public final class VaultDatabase: VaultStorage, Sendable {
     /// Per-account refresh locks: lock files beside the vault (across processes), or in this process for an
     /// in-memory vault.
     private let memoryLocks: InProcessRefreshLocks?
+    /// The file this connection holds, counted in ``OpenVaultFiles`` while this value lives.
+    private let file: OpenVaultFiles.FileID?
 
     private init(path: String, queue: any DatabaseWriter, inMemory: Bool = false) {
         self.path = path
         self.queue = queue
         self.memoryLocks = inMemory ? InProcessRefreshLocks() : nil
+        self.file = inMemory ? nil : OpenVaultFiles.FileID(path: path)
+        if let file { OpenVaultFiles.opened(file) }
+    }
+
+    deinit {
+        if let file { OpenVaultFiles.released(file) }
     }
 
     public var location: String { path }
@@ -108,7 +116,11 @@ public final class VaultDatabase: VaultStorage, Sendable {
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             throw StoreError.notAVault(path: path, reason: "not a regular file")
         }
-        try checkSQLiteHeader(path)
+        // A vault this process already has open was checked then, and must not be read through a descriptor of
+        // our own: closing it would drop the locks SQLite holds on the file (see OpenVaultFiles).
+        if !OpenVaultFiles.isOpen(OpenVaultFiles.FileID(info)) {
+            try checkSQLiteHeader(path)
+        }
         // One ordinary connection looks before anything is written: reading changes nothing (WAL was set at
         // creation, not through GRDB's WAL setup, which writes), and only a vault with an older schema is migrated.
         // A read-only probe connection was tried first and, under heavy concurrency, once saw a transient
@@ -524,4 +536,42 @@ public struct VaultWriter: VaultTransaction {
             "mac": Data(mac),
         ])
     }
+}
+
+/// The vault files this process has open through SQLite, by device and inode, with how many ``VaultDatabase`` values
+/// hold each. POSIX advisory locks belong to a process and a file, not to a descriptor: closing any descriptor of the
+/// file drops every lock the process holds on it, SQLite's included (https://sqlite.org/howtocorrupt.html §2.2).
+/// Without its shared lock, another process closing its connection believes it is the last one, checkpoints and
+/// deletes the `-wal` file, and this process's later commits go to the deleted file: other processes never see them
+/// (a refresh elsewhere then sends a rotated refresh token again) and they are lost when this process exits.
+enum OpenVaultFiles {
+    struct FileID: Hashable {
+        var device: UInt64
+        var inode: UInt64
+
+        init(_ info: stat) {
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+        }
+
+        init?(path: String) {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            self.init(info)
+        }
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var counts: [FileID: Int] = [:]
+
+    static func opened(_ file: FileID) { lock.withLock { counts[file, default: 0] += 1 } }
+
+    static func released(_ file: FileID) {
+        lock.withLock {
+            let remaining = counts[file, default: 1] - 1
+            counts[file] = remaining > 0 ? remaining : nil
+        }
+    }
+
+    static func isOpen(_ file: FileID) -> Bool { lock.withLock { counts[file] != nil } }
 }

@@ -19,12 +19,16 @@ struct RequestLogProxy {
         var refreshToken: String
     }
 
-    static func start(in ws: Workspace, upstream: URL) async throws -> RequestLogProxy {
+    /// - Parameters:
+    ///   - basePath: appended to the proxy's origin in `base` (Webex's `/v1`; "" for the other shapes).
+    ///   - dropping: request headers not passed on (lowercase names), to make the upstream answer another way.
+    static func start(in ws: Workspace, upstream: URL, basePath: String = "/v1", dropping: [String] = []) async throws -> RequestLogProxy {
         guard let python3 else { throw TestFailure("python3 is needed for the proxy") }
         let log = ws.dir + "/proxy.log", portFile = ws.dir + "/proxy.port"
         let script = try ws.write("proxy.py", """
             import http.client, http.server, os, sys, threading, time, urllib.parse
             upstream_port, log_path, port_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+            dropped = ("host", "connection") + tuple(sys.argv[4:])
             lock = threading.Lock()
             log = open(log_path, "a", buffering=1)
             class Handler(http.server.BaseHTTPRequestHandler):
@@ -35,7 +39,7 @@ struct RequestLogProxy {
                     arrived = time.monotonic()
                     length = int(self.headers.get("Content-Length") or 0)
                     body = self.rfile.read(length) if length else b""
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in dropped}
                     upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=60)
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     response = upstream.getresponse()
@@ -62,12 +66,12 @@ struct RequestLogProxy {
             os.rename(port_path + ".tmp", port_path)
             server.serve_forever()
             """)
-        let process = try BackgroundProcess(python3, [script, String(upstream.port!), log, portFile],
+        let process = try BackgroundProcess(python3, [script, String(upstream.port!), log, portFile] + dropping,
                                             environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"])
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             if let port = try? String(contentsOfFile: portFile, encoding: .utf8), !port.isEmpty {
-                return RequestLogProxy(process: process, base: "http://127.0.0.1:\(port)/v1", log: log)
+                return RequestLogProxy(process: process, base: "http://127.0.0.1:\(port)" + basePath, log: log)
             }
             if process.isFinished { break }
             try await Task.sleep(for: .milliseconds(20))

@@ -15,7 +15,8 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
     }
 }
 
-/// A workspace with a vault, an in-process sandbox and (unless told otherwise) an integration `webex` pointing at it.
+/// A workspace with a vault, an in-process sandbox and (unless told otherwise) an integration `webex` pointing at it;
+/// or, made by `withProvider` (ProviderWorkspace.swift), a sandbox of another shape and that provider's integration.
 final class SandboxWorkspace: @unchecked Sendable {
     static let scopes = ["spark:people_read", "spark:kms", "identity:tokens_write"]
     let ws = Workspace()
@@ -25,13 +26,20 @@ final class SandboxWorkspace: @unchecked Sendable {
     let clientSecret: String
     let redirect: String
     let user = SandboxConfiguration.User.sample
+    /// Whose endpoints the sandbox serves; the integration's name is that of the preset talking to it.
+    let shape: ProviderShape
+    /// `--public-client`: the client has no secret tokenvault knows of.
+    let isPublicClient: Bool
 
-    private init(sandbox: WebexSandbox, base: URL, clientId: String, clientSecret: String, redirect: String) {
+    init(sandbox: WebexSandbox, base: URL, clientId: String, clientSecret: String, redirect: String,
+         shape: ProviderShape = .webex, isPublicClient: Bool = false) {
         self.sandbox = sandbox
         self.base = base
         self.clientId = clientId
         self.clientSecret = clientSecret
         self.redirect = redirect
+        self.shape = shape
+        self.isPublicClient = isPublicClient
     }
 
     /// Starts a sandbox whose one integration is registered with a free loopback redirect URI, and creates the vault.
@@ -108,19 +116,23 @@ final class SandboxWorkspace: @unchecked Sendable {
         return misused.sorted()
     }
 
-    /// Accounts holding pairs the sandbox issued (generated test data), imported with one `import --batch`.
+    /// Accounts holding pairs the sandbox issued (generated test data), imported with one `import --batch` into the
+    /// workspace's integration (`webex`, or the provider's), with the lifetimes the sandbox gave them.
     @discardableResult
     func importAccounts(_ names: [String]) async throws -> [String: (access: String, refresh: String)] {
         var pairs: [String: (access: String, refresh: String)] = [:]
         var lines: [String] = []
+        let now = await sandbox.now
         for name in names {
             let pair = try await sandbox.issueTokenPair(clientId: clientId, userId: user.id)
             pairs[name] = (pair.accessToken, pair.refreshToken)
-            var object = jsonObject(tokenJSON(access: pair.accessToken, refresh: pair.refreshToken))
+            // Webex's pairs keep the figures its tests were written with; another shape's, the sandbox's own.
+            let lifetime = shape == .webex ? nil : await sandbox.accessTokenExpiry(pair.accessToken).map { Int($0.timeIntervalSince(now)) }
+            var object = jsonObject(tokenJSON(access: pair.accessToken, refresh: pair.refreshToken, expiresIn: lifetime ?? 1_209_599))
             object["account"] = name
             lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
         }
-        try await expectOK(["import", "--batch", "--integration", "webex"], stdin: lines.joined(separator: "\n") + "\n")
+        try await expectOK(["import", "--batch", "--integration", shape.integration], stdin: lines.joined(separator: "\n") + "\n")
         return pairs
     }
 

@@ -54,11 +54,11 @@ import Testing
                 "state": "o", "code_challenge": rfc7636Challenge, "code_challenge_method": "S256",
             ], redirect: loopback)["code"])
             // A secret in the body is refused: this provider takes HTTP Basic only.
-            expectInvalidClient(try h.raw("/token", form: [
+            expectInvalidClient(try await h.raw("/token", form: [
                 "grant_type": "authorization_code", "code": code, "redirect_uri": loopback, "client_id": clientId,
                 "client_secret": clientSecret, "code_verifier": rfc7636Verifier,
             ]))
-            expectInvalidClient(try h.raw("/token", form: [
+            expectInvalidClient(try await h.raw("/token", form: [
                 "grant_type": "authorization_code", "code": code, "redirect_uri": loopback,
                 "code_verifier": rfc7636Verifier,
             ], basic: (clientId, "wrong")))
@@ -86,7 +86,7 @@ import Testing
             #expect(me.json as? [String: String] == ["sub": "person-1", "email": "pat@example.com", "name": "Pat One"])
 
             // RFC 7009: client authenticated as at the token endpoint; 200 also for unknown tokens.
-            expectInvalidClient(try h.raw("/revoke", form: ["token": second, "client_id": clientId,
+            expectInvalidClient(try await h.raw("/revoke", form: ["token": second, "client_id": clientId,
                                                            "client_secret": clientSecret]))
             let revoked = try await h.call("POST", "/revoke", form: ["token": second, "token_type_hint": "refresh_token"],
                                            basic: (clientId, clientSecret))

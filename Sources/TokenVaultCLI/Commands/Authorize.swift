@@ -51,7 +51,11 @@ extension TokenVault {
                                      hint: "revoke it first, or authorize under another name")
             }
             let requested = scopes.map { $0.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) } ?? integration.scopes
-            guard !requested.isEmpty else { throw CLIError.usage("no scopes to request") }
+            // A GitHub App takes no scopes (its permissions are set on the app): only a provider that needs scopes
+            // refuses an authorization without any.
+            guard try !requested.isEmpty || !Provider.of(integration).scopesRequired else {
+                throw CLIError.usage("no scopes to request")
+            }
             // The passphrase first: no prompt may interleave with the browser step.
             let vault = try unlock(context)
             let transport = context.makeTransport(global.verbose ? Trace.tracer(context.console) : nil)

@@ -186,7 +186,7 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case "invalid_grant":
             return "the provider no longer accepts this grant\(said): the refresh token or code is expired, revoked or already used; run `tokenvault authorize` for this account"
         case "invalid_client":
-            return "the provider does not recognise the integration's client id and secret\(said); check them with `tokenvault integrations` and re-register with `tokenvault add`"
+            return "the provider does not recognise the integration's client id and secret\(said); check them with `tokenvault integrations`, and set the right secret with `tokenvault integration edit NAME --client-secret-stdin`"
         case "invalid_scope":
             return "the provider refused the requested scopes\(said); request only scopes registered on the integration"
         case "unauthorized_client":

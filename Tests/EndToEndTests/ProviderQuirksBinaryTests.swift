@@ -147,7 +147,7 @@ extension OAuthBinaryTests {
                 let alice = try await s.authorize("alice")
                 let seconds = Date().timeIntervalSince(started)
                 #expect(alice.code == 6, "\(alice.err)")
-                let refusal = "the provider does not recognise the integration's client id and secret; check them with `tokenvault integrations` and re-register with `tokenvault add`"
+                let refusal = "the provider does not recognise the integration's client id and secret; check them with `tokenvault integrations`, and set the right secret with `tokenvault integration edit NAME --client-secret-stdin`"
                 #expect(alice.err.contains("tokenvault: error: " + refusal), "\(alice.err)")
                 #expect(seconds < 20, "the code exchange took \(seconds) s")
                 #expect(try await s.listed().isEmpty)

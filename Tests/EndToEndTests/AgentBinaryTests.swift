@@ -174,6 +174,46 @@ extension OAuthBinaryTests {
             }
         }
 
+        /// The agent's memory is closed to its own user: a process of the same uid can open `/proc/PID/mem` of
+        /// that uid's other processes (no Yama here), but not the agent's (PR_SET_DUMPABLE 0). Run as uid 4343,
+        /// since root may read anything.
+        @Test func itsOwnUserCannotReadTheAgentsMemory() async throws {
+            guard let setpriv = requireTool(otherUserRunner, "setpriv as root (to act as another user)"),
+                  let python = requireTool(python3, "python3") else { return }
+            try await SandboxWorkspace.with { s in
+                try await s.importAccounts(["alice"])
+                // A home of uid 4343's own, holding a copy of the vault.
+                let home = s.ws.dir + "/u4343"
+                try FileManager.default.createDirectory(atPath: home + "/run", withIntermediateDirectories: true)
+                try FileManager.default.copyItem(atPath: s.ws.vault, toPath: home + "/vault.db")
+                chmod(s.ws.dir, 0o711)
+                for path in [home, home + "/run", home + "/vault.db"] { chown(path, uid_t(attackerUID), gid_t(attackerUID)) }
+                chmod(home + "/run", 0o700)
+                let asUser = ["--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups", "env", "-i", "PATH=/usr/bin:/bin",
+                              "HOME=" + home, "XDG_RUNTIME_DIR=" + home + "/run", "TOKENVAULT_VAULT=" + home + "/vault.db"]
+                let unlock = try runProcess(setpriv, asUser + ["TOKENVAULT_PASSPHRASE=" + Workspace.passphrase, tokenvaultBinary, "unlock"],
+                                            environment: [:])
+                #expect(unlock.code == 0, "\(unlock.err)")
+                let status = try runProcess(setpriv, asUser + [tokenvaultBinary, "agent", "status", "--json"], environment: [:])
+                let pid = try #require(jsonObject(status.out)["pid"] as? Int)
+                let probe = """
+                    import subprocess, sys
+                    def readable(pid):
+                        try:
+                            with open(f"/proc/{pid}/mem", "rb") as f: return "open"
+                        except PermissionError: return "refused"
+                    control = subprocess.Popen(["sleep", "30"])
+                    print(readable(control.pid), readable(int(sys.argv[1])))
+                    control.kill()
+                    """
+                let seen = try runProcess(setpriv, asUser + [python, "-c", probe, String(pid)], environment: [:])
+                // The control shows the probe could read a same-uid process; the agent refuses it.
+                #expect(seen.out.trimmingCharacters(in: .whitespacesAndNewlines) == "open refused", "\(seen.out)\(seen.err)")
+                let lock = try runProcess(setpriv, asUser + [tokenvaultBinary, "lock"], environment: [:])
+                #expect(lock.code == 0, "\(lock.err)")
+            }
+        }
+
         /// Another user can neither reach the agent (its directory is 0700) nor, if the socket were opened to
         /// them, get an answer (SO_PEERCRED); and the agent's memory is closed to its own user's debuggers.
         @Test func anotherUserAndItsOwnUsersDebuggerGetNothing() async throws {

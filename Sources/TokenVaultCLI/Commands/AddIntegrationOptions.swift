@@ -27,19 +27,19 @@ enum URIRules {
     }
 }
 
-/// The "OAuth Authorization URL" the Webex developer portal shows for an integration.
+/// An "OAuth Authorization URL" as a provider's portal shows it for an integration (Webex's does).
 struct AuthorizationURL: Equatable {
     var apiBase: String
     var clientId: String
     var redirectURI: String
     var scopes: [String]
 
-    static func parse(_ text: String) throws -> AuthorizationURL {
+    static func parse(_ text: String, hint: String = "copy the whole authorization URL from the app's page at the provider") throws -> AuthorizationURL {
         guard let components = URLComponents(string: text.trimmingCharacters(in: .whitespacesAndNewlines)),
               let scheme = components.scheme, let host = components.host,
               components.path.hasSuffix("/authorize") else {
             throw CLIError.usage("\(Format.quoted(text)) is not an OAuth authorization URL",
-                                 hint: "copy the whole 'OAuth Authorization URL' from the integration's page on developer.webex.com")
+                                 hint: hint)
         }
         let items = components.queryItems ?? []
         func value(_ name: String) -> String? { items.first(where: { $0.name == name })?.value }
@@ -78,7 +78,7 @@ struct AddIntegrationOptions: ParsableArguments {
     @Option(help: "Space-separated scopes, e.g. \"spark:all spark:kms\" (default: the provider's).")
     var scopes: String?
 
-    @Option(help: ArgumentHelp("The OAuth Authorization URL the provider's portal shows (Webex).", valueName: "url"))
+    @Option(help: ArgumentHelp("The OAuth authorization URL the provider's portal shows for the integration (Webex: 'OAuth Authorization URL').", valueName: "url"))
     var fromURL: String?
 
     @Option(help: "API base URL (default: the provider's). For a provider on several hosts, every endpoint is served from this origin, keeping its path.")
@@ -118,11 +118,12 @@ struct AddIntegrationOptions: ParsableArguments {
         let preset = Provider.preset(provider)
         var clientId = clientId, redirectURI = redirectURI, scopes = scopes, apiBase = apiBase
         if let fromURL {
-            let parsed = try AuthorizationURL.parse(fromURL)
+            let parsed = try AuthorizationURL.parse(fromURL, hint: preset.hints.authorizationURL ?? "copy the whole authorization URL from the app's page at the provider")
             clientId = clientId ?? parsed.clientId
             redirectURI = redirectURI ?? parsed.redirectURI
             scopes = scopes ?? parsed.scopes.joined(separator: " ")
-            if provider == .webex { apiBase = apiBase ?? parsed.apiBase }
+            // The URL's base is the API base only where the authorize endpoint sits below it (Webex).
+            if case .relative = preset.endpoints.authorize { apiBase = apiBase ?? parsed.apiBase }
         }
         guard let clientId, !clientId.isEmpty else {
             throw CLIError.usage("a client id is needed", hint: "pass --client-id ID (\(preset.hints.registration))")
@@ -149,7 +150,7 @@ struct AddIntegrationOptions: ParsableArguments {
         }
         guard !scopeList.isEmpty || !preset.scopesRequired else {
             throw CLIError.usage("at least one scope is needed",
-                                 hint: provider == .webex ? "pass --scopes \"spark:people_read …\"" : "pass --scopes \"…\" with the scopes the app needs")
+                                 hint: preset.hints.scopesHint)
         }
         for required in preset.requiredScopes where !scopeList.contains(required) {
             scopeList.insert(required, at: 0)

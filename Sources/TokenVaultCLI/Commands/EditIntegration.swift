@@ -55,7 +55,7 @@ extension TokenVault {
             let provider = try Provider.of(old)
             if let list = scopeList, list.isEmpty, provider.scopesRequired {
                 throw CLIError.usage("at least one scope is needed",
-                                     hint: provider.id == .webex ? "pass --scopes \"spark:people_read …\"" : "pass --scopes \"…\" with the scopes the app needs")
+                                     hint: provider.hints.scopesHint)
             }
             for required in provider.requiredScopes where scopeList != nil && !scopeList!.contains(required) {
                 scopeList!.insert(required, at: 0)

@@ -8,7 +8,7 @@ import VaultStore
 extension TokenVault {
     struct Import: VaultCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Store token pairs obtained elsewhere (a Webex token response JSON on standard input).",
+            abstract: "Store token pairs obtained elsewhere (a token response JSON on standard input).",
             discussion: """
                 Reads {"access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "token_type"} from \
                 standard input; expiries are now + the lifetimes. With --batch, reads JSON Lines instead, one object \

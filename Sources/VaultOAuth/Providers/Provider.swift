@@ -117,14 +117,25 @@ public struct Provider: Sendable, Equatable {
         public var missingScopes: String?
         /// When set, ``missingScopes`` is shown only when a missing scope starts with this.
         public var missingScopesPrefix: String?
+        /// Scopes to show in an example (`--scopes "spark:people_read …"`), when the provider needs some.
+        public var scopesExample: String?
+        /// Where the portal shows a ready-made authorization URL (for `add --from-url`), if it does.
+        public var authorizationURL: String?
 
         public init(registration: String, redirectURI: String, revokeElsewhere: String, missingScopes: String? = nil,
-                    missingScopesPrefix: String? = nil) {
+                    missingScopesPrefix: String? = nil, scopesExample: String? = nil, authorizationURL: String? = nil) {
             self.registration = registration
             self.redirectURI = redirectURI
             self.revokeElsewhere = revokeElsewhere
             self.missingScopes = missingScopes
             self.missingScopesPrefix = missingScopesPrefix
+            self.scopesExample = scopesExample
+            self.authorizationURL = authorizationURL
+        }
+
+        /// What to pass when scopes are missing.
+        public var scopesHint: String {
+            scopesExample.map { "pass --scopes \"\($0)\"" } ?? "pass --scopes \"…\" with the scopes the app needs"
         }
 
         /// The note for these missing scopes, if any.

@@ -24,5 +24,6 @@ extension Provider {
             registration: "create an app at https://api.slack.com/apps and turn on token rotation under OAuth & Permissions",
             redirectURI: "the redirect URI must be listed under OAuth & Permissions → Redirect URLs",
             revokeElsewhere: "to revoke at Slack, remove the app's access in the workspace's Manage apps page",
-            missingScopes: "Add the user token scopes to the Slack app under OAuth & Permissions."))
+            missingScopes: "Add the user token scopes to the Slack app under OAuth & Permissions.",
+            scopesExample: "users:read …"))
 }

@@ -21,5 +21,6 @@ extension Provider {
             redirectURI: "the redirect URI must be registered on the integration at developer.webex.com exactly as given",
             revokeElsewhere: "to revoke at Webex, remove the integration's access on your Webex identity profile page, or have an admin revoke it (DELETE /v1/authorizations)",
             missingScopes: "Webex leaves meeting:admin_* scopes out of tokens of users who are not admins.",
-            missingScopesPrefix: "meeting:admin_"))
+            missingScopesPrefix: "meeting:admin_", scopesExample: "spark:people_read …",
+            authorizationURL: "copy the whole 'OAuth Authorization URL' from the integration's page on developer.webex.com"))
 }

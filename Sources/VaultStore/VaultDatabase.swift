@@ -423,7 +423,7 @@ public struct VaultWriter: VaultTransaction {
     }
 
     public func accountExists(named name: String) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM account WHERE name = ?)", arguments: [name]) ?? false
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM account WHERE name = ?)"), arguments: [name]) ?? false
     }
 
     public func updateHeader(_ header: VaultHeader) throws {
@@ -500,8 +500,10 @@ public struct VaultWriter: VaultTransaction {
     @discardableResult
     public func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ draft: AuditDraft, _ previousMAC: [UInt8]) throws -> [UInt8],
                             headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) throws -> [UInt8]) throws -> AuditEntry {
-        let last = try Row.fetchOne(db, sql: "SELECT seq, mac FROM audit_entry ORDER BY seq DESC LIMIT 1")
-        let headRow = try Row.fetchOne(db, sql: "SELECT audit_head_seq, audit_head_mac FROM vault_meta WHERE id = 1")
+        // Cached statements: an import or a refresh-all appends one entry per account, and parsing the same SQL
+        // each time showed in the profile.
+        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, mac FROM audit_entry ORDER BY seq DESC LIMIT 1"))
+        let headRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT audit_head_seq, audit_head_mac FROM vault_meta WHERE id = 1"))
         let headSeq: Int64 = headRow?["audit_head_seq"] ?? 0
         let storedHead = (headRow?["audit_head_mac"] as Data?).map { [UInt8]($0) } ?? []
         let lastSeq: Int64 = last?["seq"] ?? 0
@@ -521,19 +523,20 @@ public struct VaultWriter: VaultTransaction {
         }
         let entryMAC = try mac(seq, draft, previous)
         try insert(draft, seq: seq, mac: entryMAC)
-        try db.execute(sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1",
-                       arguments: [seq, Data(try headMAC(seq, entryMAC))])
+        try db.cachedStatement(sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1")
+            .execute(arguments: [seq, Data(try headMAC(seq, entryMAC))])
         return AuditEntry(seq: seq, draft: draft, mac: entryMAC)
     }
 
     private func insert(_ d: AuditDraft, seq: Int64, mac: [UInt8]) throws {
-        try db.insert(into: "audit_entry", [
-            "seq": seq, "at": d.at.unix, "account": d.account, "integration": d.integration, "event": d.event.rawValue,
-            "trigger": d.trigger.rawValue, "outcome": d.outcome.rawValue,
-            "access_expires_before": d.accessExpiresBefore?.unix, "access_expires_after": d.accessExpiresAfter?.unix,
-            "refresh_expires_before": d.refreshExpiresBefore?.unix, "refresh_expires_after": d.refreshExpiresAfter?.unix,
-            "refresh_token_changed": d.refreshTokenChanged.map { $0 ? 1 : 0 }, "detail": d.detail,
-            "mac": Data(mac),
+        try db.cachedStatement(sql: """
+            INSERT INTO audit_entry (seq, at, account, integration, event, trigger, outcome, access_expires_before,
+                access_expires_after, refresh_expires_before, refresh_expires_after, refresh_token_changed, detail, mac)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+            seq, d.at.unix, d.account, d.integration, d.event.rawValue, d.trigger.rawValue, d.outcome.rawValue,
+            d.accessExpiresBefore?.unix, d.accessExpiresAfter?.unix, d.refreshExpiresBefore?.unix,
+            d.refreshExpiresAfter?.unix, d.refreshTokenChanged.map { $0 ? 1 : 0 }, d.detail, Data(mac),
         ])
     }
 }

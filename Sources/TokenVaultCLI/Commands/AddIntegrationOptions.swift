@@ -34,7 +34,7 @@ struct AuthorizationURL: Equatable {
     var redirectURI: String
     var scopes: [String]
 
-    static func parse(_ text: String, hint: String = "copy the whole authorization URL from the app's page at the provider") throws -> AuthorizationURL {
+    static func parse(_ text: String, hint: String) throws -> AuthorizationURL {
         guard let components = URLComponents(string: text.trimmingCharacters(in: .whitespacesAndNewlines)),
               let scheme = components.scheme, let host = components.host,
               components.path.hasSuffix("/authorize") else {
@@ -59,6 +59,22 @@ struct AuthorizationURL: Equatable {
 
 extension Provider.ID: ExpressibleByArgument {}
 extension Provider.ClientAuthStyle: ExpressibleByArgument {}
+
+/// The provider's rules for an integration's scopes, as `add` and `integration edit` apply them: at least one where
+/// the provider needs some, and the ones it cannot do without (Microsoft's `offline_access`) added with a note.
+enum ScopeRules {
+    static func apply(_ provider: Provider, to scopes: [String], context: Context) throws -> [String] {
+        guard !scopes.isEmpty || !provider.scopesRequired else {
+            throw CLIError.usage("at least one scope is needed", hint: provider.hints.scopesHint)
+        }
+        var scopes = scopes
+        for required in provider.requiredScopes where !scopes.contains(required) {
+            scopes.insert(required, at: 0)
+            context.console.err("tokenvault: note: added the scope \(required): \(provider.displayName) gives no refresh token without it\n")
+        }
+        return scopes
+    }
+}
 
 /// What `integration add` (and its old name `add`) takes, and what it does. Everything that differs between
 /// providers comes from the provider value (VaultOAuth/Providers); nothing here knows one provider from another.
@@ -148,14 +164,7 @@ struct AddIntegrationOptions: ParsableArguments {
         if scopes == nil, scopeList.isEmpty {
             scopeList = provider == .generic && options?.issuer != nil ? ["openid"] : preset.defaultScopes
         }
-        guard !scopeList.isEmpty || !preset.scopesRequired else {
-            throw CLIError.usage("at least one scope is needed",
-                                 hint: preset.hints.scopesHint)
-        }
-        for required in preset.requiredScopes where !scopeList.contains(required) {
-            scopeList.insert(required, at: 0)
-            context.console.err("tokenvault: note: added the scope \(required): \(preset.displayName) gives no refresh token without it\n")
-        }
+        scopeList = try ScopeRules.apply(preset, to: scopeList, context: context)
         let configured = try Provider.configured(name: provider.rawValue, options: options)
         let base = apiBase ?? (provider == .generic ? Self.origin(options?.tokenURL) : nil) ?? configured.defaultAPIBase.absoluteString
         try URIRules.check(base, what: "API base")

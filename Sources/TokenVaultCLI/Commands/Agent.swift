@@ -66,7 +66,7 @@ extension TokenVault {
                     close(keyFd)
                     keys = received
                 } else {
-                    keys = try unlock(context, allowAgent: false).keys
+                    keys = try VaultUnlocking.unlock(database, global: global, context: context, allowAgent: false).keys
                 }
                 if try UnlockedVault.keyMatches(keys, database: database) == false {
                     throw CLIError.integrity("the key does not open this vault", hint: "run 'tokenvault unlock' again")

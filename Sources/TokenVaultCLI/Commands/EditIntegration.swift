@@ -53,14 +53,7 @@ extension TokenVault {
             let old = try database.integration(named: name)
             // The provider's rules for scopes, as 'add' applies them.
             let provider = try Provider.of(old)
-            if let list = scopeList, list.isEmpty, provider.scopesRequired {
-                throw CLIError.usage("at least one scope is needed",
-                                     hint: provider.hints.scopesHint)
-            }
-            for required in provider.requiredScopes where scopeList != nil && !scopeList!.contains(required) {
-                scopeList!.insert(required, at: 0)
-                context.console.err("tokenvault: note: added the scope \(required): \(provider.displayName) gives no refresh token without it\n")
-            }
+            if let list = scopeList { scopeList = try ScopeRules.apply(provider, to: list, context: context) }
             var new = old
             if let scopeList { new.scopes = scopeList }
             if let apiBase { new.apiBase = apiBase.hasSuffix("/") ? String(apiBase.dropLast()) : apiBase }

@@ -42,7 +42,7 @@ extension TokenVault {
             guard lifetime.seconds >= 1 else { throw CLIError.usage("--for must be at least 1s") }
             let socketPath = AgentSocket.path(for: identity, environment: context.environment)
             // The passphrase, checked here (three tries at a terminal), never through an agent.
-            let vault = try unlock(context, allowAgent: false)
+            let vault = try VaultUnlocking.unlock(database, global: global, context: context, allowAgent: false)
             guard let keys = vault.keys as? InProcessKeyHolder else { throw CLIError.usage("the vault key is not in this process") }
             if let old = try? AgentClient.connect(socketPath: socketPath) { try? old.lockAgent() }
 

@@ -32,6 +32,7 @@ let package = Package(
                 .embedInCode("Migrations/v001_initial.sql"),
                 .embedInCode("Migrations/v002_provider_options.sql"),
                 .embedInCode("Migrations/v003_notifications.sql"),
+                .embedInCode("Migrations/v004_key_slots.sql"),
             ]
         ),
         .target(name: "VaultOAuth"),

@@ -190,3 +190,21 @@ extension Database {
         try execute(sql: sql, arguments: StatementArguments(names.map { columns[$0]! }))
     }
 }
+
+extension KeySlot {
+    init(row: Row) throws {
+        self.init(
+            name: row["name"], kdfAlgorithm: row["kdf_algorithm"], kdfSalt: bytes(row, "kdf_salt") ?? [],
+            kdfOpsLimit: UInt64(max(0, row["kdf_opslimit"] as Int64)),
+            kdfMemLimit: UInt64(max(0, row["kdf_memlimit"] as Int64)),
+            publicKey: bytes(row, "public_key"), secretKeySealed: bytes(row, "secret_key_sealed"),
+            masterKeySealed: bytes(row, "master_key_sealed") ?? [],
+            createdAt: Date(unix: row["created_at"]), changedAt: Date(unix: row["changed_at"]))
+    }
+
+    /// In the column order of the INSERT: name first.
+    var databaseValues: [(any DatabaseValueConvertible)?] {
+        [name, kdfAlgorithm, Data(kdfSalt), Int64(kdfOpsLimit), Int64(kdfMemLimit), publicKey.map { Data($0) },
+         secretKeySealed.map { Data($0) }, Data(masterKeySealed), createdAt.unix, changedAt.unix]
+    }
+}

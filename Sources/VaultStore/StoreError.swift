@@ -10,6 +10,8 @@ public enum StoreError: Error, Equatable, LocalizedError {
     case fileSystem(path: String, reason: String)
     case duplicateIntegration(String)
     case duplicateAccount(String)
+    case duplicateKeySlot(String)
+    case noSuchKeySlot(String)
     case noSuchIntegration(String)
     case noSuchAccount(String)
     case integrationInUse(String, accounts: Int)
@@ -33,6 +35,8 @@ public enum StoreError: Error, Equatable, LocalizedError {
         case .fileSystem(let path, let reason): "\(path): \(reason)"
         case .duplicateIntegration(let name): "an integration named '\(name)' already exists"
         case .duplicateAccount(let name): "an account named '\(name)' already exists"
+        case .duplicateKeySlot(let name): "a key slot named '\(name)' already exists"
+        case .noSuchKeySlot(let name): "no key slot named '\(name)'"
         case .noSuchIntegration(let name): "no integration named '\(name)'"
         case .noSuchAccount(let name): "no account named '\(name)'"
         case .integrationInUse(let name, let n): "integration '\(name)' is used by \(n) account\(n == 1 ? "" : "s")"
@@ -55,6 +59,8 @@ public enum StoreError: Error, Equatable, LocalizedError {
         case .duplicateAccount: "pick another name, or pass --replace to overwrite the stored token pair"
         case .noSuchIntegration: "'tokenvault integrations' lists them; 'tokenvault add' registers one"
         case .noSuchAccount: "'tokenvault list' shows the accounts"
+        case .duplicateKeySlot: "pick another name; 'tokenvault keys list' shows them"
+        case .noSuchKeySlot: "'tokenvault keys list' shows the key slots"
         case .integrationInUse: "revoke those accounts first, or pass --force to remove them with the integration"
         case .invalidRecord: "the vault file was edited or damaged; restore it from a backup (nothing was used)"
         case .unsafeLockPath(let path, _):

@@ -337,6 +337,29 @@ public final class VaultDatabase: VaultStorage, Sendable {
         }
     }
 
+    public func keySlots() throws -> [KeySlot] {
+        try read { db in try VaultWriter(db: db).keySlots() }
+    }
+
+    /// Everything, in one read transaction (one snapshot of the WAL), for `tokenvault copy`.
+    public func snapshot() throws -> VaultSnapshot {
+        try read { db in
+            guard let meta = try Row.fetchOne(db, sql: "SELECT * FROM vault_meta WHERE id = 1") else {
+                throw StoreError.notAVault(path: path, reason: "its header row is missing")
+            }
+            return VaultSnapshot(
+                header: VaultHeader(row: meta), auditHeadSeq: meta["audit_head_seq"] ?? 0,
+                auditHeadMAC: (meta["audit_head_mac"] as Data?).map { [UInt8]($0) },
+                keySlots: try VaultWriter(db: db).keySlots(),
+                integrations: try Row.fetchAll(db, sql: "SELECT * FROM integration ORDER BY name").map(Integration.init(row:)),
+                accounts: try Row.fetchAll(db, sql: "SELECT * FROM account ORDER BY name").map(Account.init(row:)),
+                auditEntries: try Row.fetchAll(db, sql: "SELECT * FROM audit_entry ORDER BY seq").map(AuditEntry.init(row:)),
+                notifications: try Row.fetchAll(db, sql: "SELECT account, event, at FROM notification ORDER BY account").map {
+                    NotificationRecord(account: $0["account"], event: $0["event"], at: Date(unix: $0["at"]))
+                })
+        }
+    }
+
     /// Moves everything from the WAL into the main file and truncates the WAL, so that deleted secrets
     /// (already zeroed in place by secure_delete) linger in neither file.
     public func purgeDeletedData() throws {
@@ -486,6 +509,63 @@ public struct VaultWriter: VaultTransaction {
 
     public func deleteAccount(id: String) throws {
         try db.execute(sql: "DELETE FROM account WHERE id = ?", arguments: [id])
+    }
+
+    // MARK: Key slots
+
+    public func keySlots() throws -> [KeySlot] {
+        try Row.fetchAll(db, sql: "SELECT * FROM key_slot ORDER BY created_at, name").map(KeySlot.init(row:))
+    }
+
+    public func insert(_ slot: KeySlot) throws {
+        if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_slot WHERE name = ?)", arguments: [slot.name]) == true {
+            throw StoreError.duplicateKeySlot(slot.name)
+        }
+        try db.execute(sql: """
+            INSERT INTO key_slot (name, kdf_algorithm, kdf_salt, kdf_opslimit, kdf_memlimit, public_key, secret_key_sealed,
+                master_key_sealed, created_at, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: StatementArguments(slot.databaseValues))
+    }
+
+    public func update(_ slot: KeySlot) throws {
+        try db.execute(sql: """
+            UPDATE key_slot SET kdf_algorithm = ?, kdf_salt = ?, kdf_opslimit = ?, kdf_memlimit = ?, public_key = ?,
+                secret_key_sealed = ?, master_key_sealed = ?, created_at = ?, changed_at = ? WHERE name = ?
+            """, arguments: StatementArguments(Array(slot.databaseValues.dropFirst()) + [slot.name]))
+        guard db.changesCount == 1 else { throw StoreError.noSuchKeySlot(slot.name) }
+    }
+
+    public func deleteKeySlot(named name: String) throws {
+        try db.execute(sql: "DELETE FROM key_slot WHERE name = ?", arguments: [name])
+        guard db.changesCount == 1 else { throw StoreError.noSuchKeySlot(name) }
+    }
+
+    public func deleteAllKeySlots() throws {
+        try db.execute(sql: "DELETE FROM key_slot")
+    }
+
+    // MARK: Audit entries as they are (copy) and re-keyed (keys rotate)
+
+    public func insertAuditEntries(_ entries: [AuditEntry], headSeq: Int64, headMAC: [UInt8]?) throws {
+        for entry in entries { try insert(entry.draft, seq: entry.seq, mac: entry.mac) }
+        try db.execute(sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1",
+                       arguments: [headSeq, headMAC.map { Data($0) }])
+    }
+
+    /// The append-only triggers are dropped and made again inside this one transaction: nothing else can write
+    /// meanwhile, and a failure rolls the whole change back, the triggers included.
+    public func rewriteAuditMACs(_ macs: [Int64: [UInt8]], headMAC: [UInt8]) throws {
+        try db.execute(sql: "DROP TRIGGER audit_entry_no_update")
+        let statement = try db.makeStatement(sql: "UPDATE audit_entry SET mac = ? WHERE seq = ?")
+        for (seq, mac) in macs {
+            try statement.execute(arguments: [Data(mac), seq])
+            guard db.changesCount == 1 else { throw StoreError.database("audit entry \(seq) is missing") }
+        }
+        try db.execute(sql: """
+            CREATE TRIGGER audit_entry_no_update BEFORE UPDATE ON audit_entry
+            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+            """)
+        try db.execute(sql: "UPDATE vault_meta SET audit_head_mac = ? WHERE id = 1", arguments: [Data(headMAC)])
     }
 
     /// Appends an audit entry. `mac` receives the entry's sequence number, the entry and the previous entry's MAC

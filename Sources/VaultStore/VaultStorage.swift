@@ -56,6 +56,12 @@ public protocol VaultStorage: AnyObject, Sendable {
     /// Warnings about where the vault lives (a directory others can write), for a person to read.
     func locationWarnings() -> [String]
 
+    /// The key slots (schema v4), oldest first. Never empty for a vault tokenvault wrote.
+    func keySlots() throws -> [KeySlot]
+
+    /// Everything the vault holds, read in one transaction (`tokenvault copy`).
+    func snapshot() throws -> VaultSnapshot
+
     func close() throws
 }
 
@@ -83,10 +89,40 @@ public protocol VaultTransaction {
     func deleteAccount(id: String) throws
     /// Records that `--notify` told about `event` for `account` (nil: the account needs no one any more).
     func setNotified(account: String, event: String?, at: Date) throws
+    // Key slots (schema v4).
+    func keySlots() throws -> [KeySlot]
+    func insert(_ slot: KeySlot) throws
+    /// Replaces the slot of the same name (a new passphrase, a converted form, a new master key wrapped for it).
+    func update(_ slot: KeySlot) throws
+    func deleteKeySlot(named name: String) throws
+    /// Removes every slot (only `restore` into a store just created, whose migration may have made one).
+    func deleteAllKeySlots() throws
+
+    /// Writes audit entries as they are (sequence numbers and MACs kept) and sets the head: `copy` into a new
+    /// store only.
+    func insertAuditEntries(_ entries: [AuditEntry], headSeq: Int64, headMAC: [UInt8]?) throws
+    /// Replaces every audit entry's MAC and the head's MAC, nothing else (`keys rotate`: the chain re-keyed under
+    /// the new master key after it was verified under the old one). The append-only guard allows only this.
+    func rewriteAuditMACs(_ macs: [Int64: [UInt8]], headMAC: [UInt8]) throws
+
     /// Appends an audit entry after checking the head (see ``VaultWriter/appendAudit(_:mac:headMAC:)``).
     @discardableResult
     func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ draft: AuditDraft, _ previousMAC: [UInt8]) throws -> [UInt8],
                      headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) throws -> [UInt8]) throws -> AuditEntry
+}
+
+extension VaultTransaction {
+    /// Fills a store just created with `snapshot.header` (and nothing else) with the rest of `snapshot`: key slots,
+    /// integrations, accounts, audit entries with their own sequence numbers and MACs, the audit head, and the
+    /// notification records. Ids and bytes are kept as they are.
+    public func restore(_ snapshot: VaultSnapshot) throws {
+        try deleteAllKeySlots()
+        for slot in snapshot.keySlots { try insert(slot) }
+        for integration in snapshot.integrations { try insert(integration) }
+        for account in snapshot.accounts { try insert(account) }
+        try insertAuditEntries(snapshot.auditEntries, headSeq: snapshot.auditHeadSeq, headMAC: snapshot.auditHeadMAC)
+        for record in snapshot.notifications { try setNotified(account: record.account, event: record.event, at: record.at) }
+    }
 }
 
 /// A held per-account refresh lock.

@@ -34,6 +34,12 @@ public struct RefreshOutcome: Sendable {
         return failure.localizedDescription
     }
 
+    /// Whether the account's lock was held by another process and not waited for (a `lockTimeout` of 0).
+    public var lockWasBusy: Bool {
+        if case StoreError.lockBusy? = failure as? StoreError { return true }
+        return false
+    }
+
     public init(account: String, integration: String, status: Status, accessExpiresBefore: Date? = nil,
                 accessExpiresAfter: Date? = nil) {
         self.account = account
@@ -144,12 +150,16 @@ public final class Refresher: @unchecked Sendable {
 
     /// Refreshes `account` unless, once its lock is held and it is read again, `stillNeeded` says another
     /// process already did the work. The lock makes sure no refresh token is ever sent twice at once.
-    public func refresh(_ planned: Account, stillNeeded: @Sendable (Account) -> Bool) async -> RefreshOutcome {
+    ///
+    /// `lockTimeout` overrides the command's wait for the account's lock; 0 tries it once, and an account another
+    /// process holds then comes back at once with ``RefreshOutcome/lockWasBusy`` (refresh-all's first pass).
+    public func refresh(_ planned: Account, lockTimeout: TimeInterval? = nil,
+                        stillNeeded: @Sendable (Account) -> Bool) async -> RefreshOutcome {
         var outcome = RefreshOutcome(account: planned.name, integration: "?", status: .failed)
         do {
             let (integration, client) = try client(for: planned.integrationId)
             outcome.integration = integration.name
-            let lock = try await vault.database.lockForRefresh(planned, timeout: lockTimeout,
+            let lock = try await vault.database.lockForRefresh(planned, timeout: lockTimeout ?? self.lockTimeout,
                                                      sleep: services.sleep)
             defer { lock.release() }
             // Read again under the lock: the pair may have changed while we waited.

@@ -35,6 +35,48 @@ extension OAuthBinaryTests {
             }
         }
 
+        /// refresh-all does not queue behind an account another process holds: it refreshes the others first and
+        /// comes back to the held one at the end (so runs on several hosts split the work). With one refresh at a
+        /// time and the held account first in its order, a run that waited on it would refresh nothing meanwhile.
+        @Test(.enabled(if: python3 != nil || MachineTools.isCI, "python3 holds the lock"))
+        func refreshAllLeavesAnAccountAnotherProcessHoldsForLast() async throws {
+            try await SandboxWorkspace.with { s in
+                let pairs = try await s.importAccounts(["a-held", "b", "c"])
+                let id = try sqlite(s.ws.vault, "SELECT id FROM account WHERE name = 'a-held'")
+                let holder = try s.ws.write("hold.py", """
+                    import fcntl, os, sys
+                    d = sys.argv[1]
+                    os.makedirs(d, mode=0o700, exist_ok=True)
+                    fd = os.open(os.path.join(d, sys.argv[2] + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                    print("held", flush=True)
+                    sys.stdin.read()
+                    """, mode: 0o755)
+                let hold = try BackgroundProcess(python3!, [holder, s.ws.vault + ".locks", id], environment: ["PATH": "/usr/bin:/bin"])
+                var deadline = Date().addingTimeInterval(15)
+                while !hold.out.contains("held"), !hold.isFinished, Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+                try #require(hold.out.contains("held"), "the holder did not take the lock: \(hold.err)")
+                let run = try s.start(["refresh-all", "--json", "--concurrency", "1", "--skip-recent", "0"])
+                // b and c are refreshed while a-held's lock is still held.
+                deadline = Date().addingTimeInterval(30)
+                var others = 0
+                while Date() < deadline {
+                    others = await s.sandbox.uses(ofRefreshToken: pairs["b"]!.refresh) + s.sandbox.uses(ofRefreshToken: pairs["c"]!.refresh)
+                    if others == 2 || run.isFinished { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(others == 2, "refresh-all refreshed nothing while one account's lock was held")
+                #expect(await s.sandbox.uses(ofRefreshToken: pairs["a-held"]!.refresh) == 0)
+                hold.closeStdin()
+                hold.signal(SIGTERM)
+                _ = try await offPool { try hold.wait(timeout: 10) }
+                let result = try await offPool { try run.wait(timeout: 60) }
+                #expect(result.code == 0, "\(result.err)")
+                #expect(jsonObject(result.out)["refreshed"] as? Int == 3, "\(result.out)")
+                #expect(await s.refreshTokensNotUsedOnce(pairs).isEmpty)
+            }
+        }
+
         /// SIGKILL of refresh-all at random moments, 26 kills with a rotating provider (30 s grace) and 26 with
         /// Webex's default (no rotation); then one clean run must succeed and every account's token must work.
         @Test(.enabled(if: python3 != nil || MachineTools.isCI, "python3's sqlite3 runs the integrity check"),

@@ -11,7 +11,9 @@ extension TokenVault {
             abstract: "Refresh every account's token pair (for cron): lifetimes reset, every result audited.",
             discussion: """
                 One passphrase prompt for the whole run. Accounts refreshed by another run in the last --skip-recent \
-                (default 10m) are left alone, so overlapping runs never send a refresh token twice. Accounts that need \
+                (default 10m) are left alone, so overlapping runs never send a refresh token twice; an account another \
+                process is refreshing is left for the end of the run, so runs started at once (on several hosts of a \
+                shared vault) split the work. Accounts that need \
                 re-authorization are reported and not retried; accounts without a refresh token are skipped (one line \
                 each) while their access token is valid, and need re-authorization once it has lapsed. Exit 0 when all succeeded, 5 when some need \
                 re-authorization, 6 when some failed for provider or network reasons (5 wins when both), 7 when an account \
@@ -86,28 +88,43 @@ extension TokenVault {
             let recent = skipRecent.seconds
             var outcomes: [RefreshOutcome] = []
             outcomes.reserveCapacity(candidates.count)
-            await withTaskGroup(of: RefreshOutcome.self) { group in
-                var next = 0
-                func addNext() {
-                    guard next < candidates.count else { return }
-                    let planned = candidates[next]
-                    next += 1
-                    group.addTask {
-                        await refresher.refresh(planned) { current in
-                            // Changed since this run read it, or within --skip-recent: someone else refreshed it.
-                            // A pair stored in the future is not recent, whatever the clock says.
-                            current.updatedAt == planned.updatedAt
-                                && (ClockAhead.isAhead(current, now: start) || start.timeIntervalSince(current.updatedAt) >= recent)
+            // Two passes. The first tries each account's lock once: an account another process (another host on a
+            // shared vault, an `env` refreshing it) holds is left for the second pass, which waits for its lock and
+            // then finds it fresh. So runs started at once split the work instead of queueing behind each other,
+            // and none sends a refresh token another has already used.
+            func refreshEach(_ list: [Account], firstPass: Bool) async -> [Account] {
+                var busy: [Account] = []
+                await withTaskGroup(of: (Account, RefreshOutcome).self) { group in
+                    var next = 0
+                    func addNext() {
+                        guard next < list.count else { return }
+                        let planned = list[next]
+                        next += 1
+                        group.addTask {
+                            let outcome = await refresher.refresh(planned, lockTimeout: firstPass ? 0 : nil) { current in
+                                // Changed since this run read it, or within --skip-recent: someone else refreshed it.
+                                // A pair stored in the future is not recent, whatever the clock says.
+                                current.updatedAt == planned.updatedAt
+                                    && (ClockAhead.isAhead(current, now: start) || start.timeIntervalSince(current.updatedAt) >= recent)
+                            }
+                            return (planned, outcome)
                         }
                     }
+                    for _ in 0..<min(concurrency, list.count) { addNext() }
+                    while let (planned, outcome) = await group.next() {
+                        if firstPass && outcome.lockWasBusy {
+                            busy.append(planned)
+                        } else {
+                            outcomes.append(outcome)
+                            progress.step(outcome.status)
+                        }
+                        addNext()
+                    }
                 }
-                for _ in 0..<min(concurrency, candidates.count) { addNext() }
-                while let outcome = await group.next() {
-                    outcomes.append(outcome)
-                    progress.step(outcome.status)
-                    addNext()
-                }
+                return busy
             }
+            let busy = await refreshEach(candidates, firstPass: true)
+            _ = await refreshEach(busy, firstPass: false)
             progress.finish()
             let seconds = Date().timeIntervalSince(started)
             outcomes += skippedOutcomes

@@ -8,7 +8,7 @@ import VaultStore
 enum VaultUnlocking {
     /// The agent's socket for the vault at `location`, or nil when the vault file cannot be found.
     static func socketPath(location: String, context: Context) -> String? {
-        AgentSocket.VaultIdentity.of(path: location).map { AgentSocket.path(for: $0, environment: context.environment) }
+        AgentSocket.VaultIdentity.of(location: location).map { AgentSocket.path(for: $0, environment: context.environment) }
     }
 
     /// The agent holding this vault's key, checked to be this vault's (it must reproduce the audit head's MAC),

@@ -122,7 +122,7 @@ public final class AgentServer: @unchecked Sendable {
         if let reason = lock.withLock({ stopReason }) { return reason }
         if let until = settings.until, now >= until { return "its time ran out" }
         if let idle = settings.idle, now.timeIntervalSince(lock.withLock { lastRequest }) >= idle { return "it was idle" }
-        if AgentSocket.VaultIdentity.of(path: settings.vaultPath) != settings.identity { return "the vault file was replaced or removed" }
+        if AgentSocket.VaultIdentity.of(location: settings.vaultPath) != settings.identity { return "the vault file was replaced or removed" }
         return nil
     }
 
@@ -148,7 +148,7 @@ public final class AgentServer: @unchecked Sendable {
     func handle(_ request: AgentProtocol.Request) -> AgentProtocol.Answer {
         lock.withLock { lastRequest = Date() }
         // A vault replaced under its path is another vault: this key must not serve it.
-        guard AgentSocket.VaultIdentity.of(path: settings.vaultPath) == settings.identity else {
+        guard AgentSocket.VaultIdentity.of(location: settings.vaultPath) == settings.identity else {
             stop("the vault file was replaced or removed")
             return .refusal("the vault file was replaced; this agent has forgotten its key")
         }

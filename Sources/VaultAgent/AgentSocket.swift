@@ -5,25 +5,30 @@ import Glibc
 
 /// Where an agent listens, and the checks on both ends of its socket.
 public enum AgentSocket {
-    /// The vault file's identity: device and inode of the real file. An agent serves exactly one vault, named by
-    /// this rather than by a path string (two paths to one file share an agent; a file replaced under the same
-    /// path is another vault).
+    /// The vault's identity. For a file: device and inode of the real file, so an agent serves exactly one vault,
+    /// named by this rather than by a path string (two paths to one file share an agent; a file replaced under the
+    /// same path is another vault). For a database (a location that is not an absolute path: a `postgresql://`
+    /// URI, a libpq `service=` name), a digest of the location: one agent per location, and a client still checks
+    /// the agent's key against the vault's audit head before using it.
     public struct VaultIdentity: Equatable, Sendable, CustomStringConvertible {
-        public var device: UInt64
-        public var inode: UInt64
+        public var description: String
 
-        public init(device: UInt64, inode: UInt64) {
-            self.device = device
-            self.inode = inode
+        public init(device: UInt64, inode: UInt64) { description = "\(device)-\(inode)" }
+
+        init(databaseLocation location: String) {
+            // FNV-1a, 64 bits: a name for the socket, not a secret or a check (the socket's directory is ours alone).
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in location.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+            description = "db-" + String(hash, radix: 16)
         }
 
-        public static func of(path: String) -> VaultIdentity? {
+        /// Nil for a file that does not exist.
+        public static func of(location: String) -> VaultIdentity? {
+            guard location.hasPrefix("/") else { return VaultIdentity(databaseLocation: location) }
             var info = stat()
-            guard stat(path, &info) == 0 else { return nil }
+            guard stat(location, &info) == 0 else { return nil }
             return VaultIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
         }
-
-        public var description: String { "\(device)-\(inode)" }
     }
 
     public enum Failure: Error, Equatable, LocalizedError {

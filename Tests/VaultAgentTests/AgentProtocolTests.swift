@@ -36,7 +36,7 @@ import Glibc
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             vault = dir + "/vault.db"
             _ = FileManager.default.createFile(atPath: vault, contents: Data("v".utf8))
-            let identity = AgentSocket.VaultIdentity.of(path: vault)!
+            let identity = AgentSocket.VaultIdentity.of(location: vault)!
             server = AgentServer(keys: keys, settings: .init(vaultPath: vault, identity: identity,
                                                              socketPath: dir + "/sock/agent.sock", until: until, idle: idle))
             try server.bind()

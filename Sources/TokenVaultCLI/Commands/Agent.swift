@@ -52,7 +52,7 @@ extension TokenVault {
             do {
                 let database = try openDatabase(context)
                 let location = database.location
-                guard let identity = AgentSocket.VaultIdentity.of(path: location) else {
+                guard let identity = AgentSocket.VaultIdentity.of(location: location) else {
                     throw CLIError.usage("cannot find the vault file \(location)")
                 }
                 let keys: any KeyHolder

@@ -36,7 +36,7 @@ extension TokenVault {
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
             let location = database.location
-            guard let identity = AgentSocket.VaultIdentity.of(path: location) else {
+            guard let identity = AgentSocket.VaultIdentity.of(location: location) else {
                 throw CLIError.usage("cannot find the vault file \(location)")
             }
             guard lifetime.seconds >= 1 else { throw CLIError.usage("--for must be at least 1s") }

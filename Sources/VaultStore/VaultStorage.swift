@@ -8,7 +8,7 @@ import Foundation
 /// in-memory database (``VaultDatabase/inMemory(header:auditHeadMAC:)``). Nothing above this interface names
 /// GRDB, a database file or `flock`.
 public protocol VaultStorage: AnyObject, Sendable {
-    /// Where the vault lives, as messages name it (a file path).
+    /// Where the vault lives, as messages name it (a file path, or a PostgreSQL location without a password).
     var location: String { get }
 
     func header() throws -> VaultHeader
@@ -133,17 +133,27 @@ public protocol RefreshLock: Sendable {
 /// Where stores are opened and created: the one place that turns a vault location into an implementation.
 public enum VaultStores {
     /// Opens the vault at `location`.
+    /// A PostgreSQL URI or connection string (``PostgresLocation/isPostgreSQL(_:)``) names a ``PostgresVault``,
+    /// anything else a file (``VaultDatabase``).
     public static func open(_ location: String) throws -> any VaultStorage {
-        try VaultDatabase.open(at: location)
+        if PostgresLocation.isPostgreSQL(location) { return try PostgresVault.open(location) }
+        return try VaultDatabase.open(at: location)
     }
 
     /// Creates a new vault at `location` with this header and the MAC of the empty audit log's head.
     public static func create(_ location: String, header: VaultHeader, auditHeadMAC: [UInt8]?) throws -> any VaultStorage {
-        try VaultDatabase.create(at: location, header: header, auditHeadMAC: auditHeadMAC)
+        if PostgresLocation.isPostgreSQL(location) {
+            return try PostgresVault.create(location, header: header, auditHeadMAC: auditHeadMAC)
+        }
+        return try VaultDatabase.create(at: location, header: header, auditHeadMAC: auditHeadMAC)
     }
 
-    /// Warnings about a location, given before anything is opened (a directory others can write).
+    /// Warnings about a location, given before anything is opened (a directory others can write; a connection
+    /// to another host that may travel unencrypted).
     public static func warnings(forLocation location: String) -> [String] {
-        VaultDatabase.sharedDirectoryWarning(vaultPath: location).map { [$0] } ?? []
+        if PostgresLocation.isPostgreSQL(location) {
+            return PostgresVault.warnings(forLocation: location, environment: ProcessInfo.processInfo.environment)
+        }
+        return VaultDatabase.sharedDirectoryWarning(vaultPath: location).map { [$0] } ?? []
     }
 }

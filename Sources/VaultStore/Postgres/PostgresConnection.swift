@@ -260,6 +260,7 @@ final class PGSession {
         }
         switch type {
         case 16: return .bool(bytes.first == 1)
+        case 2278: return .null  // void (pg_advisory_xact_lock)
         case 17: return .bytes(Array(bytes))
         case 20: return .int(try integer(Int64.self))
         case 21: return .int(Int64(try integer(Int16.self)))

@@ -22,13 +22,13 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
-        // libpq's header, for its types and constants only: there is no `link` in the module map, and pkg-config's
-        // `-lpq` is dropped by the linker's --as-needed (no symbol of libpq is referenced). The functions are
-        // loaded with dlopen at the first use of a PostgreSQL vault, so that starting tokenvault (every SQLite
-        // command, --version) never loads libpq and the libraries it needs (issue 11's startup target).
+        // libpq's header, for its types and constants only: no `link` in the module map, and no `pkgConfig: "libpq"`
+        // either, because SwiftPM adds pkg-config's `--libs` (-lpq) to every product and the linker keeps it
+        // (readelf showed libpq.so.5 NEEDED by tokenvault). The header is Debian libpq-dev's (shim.h). The
+        // functions are loaded with dlopen at the first use of a PostgreSQL vault, so that starting tokenvault
+        // (every SQLite command, --version) never loads libpq and the libraries it needs (issue 11's startup target).
         .systemLibrary(
             name: "CLibPQ",
-            pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
         .target(name: "VaultCrypto", dependencies: ["CSodium"]),

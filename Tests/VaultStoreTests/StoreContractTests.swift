@@ -314,6 +314,18 @@ import TokenVaultLab
         try await a.lockForRefresh(alice, timeout: 0, sleep: noSleep).release()
     }
 
+    /// The in-memory vault's locks (unit tests of the layers above) answer `timeout: 0` the same way.
+    @Test func inMemoryRefreshLocksTryOnceForTimeoutZero() async throws {
+        let store = try VaultDatabase.inMemory(header: sampleHeader())
+        let alice = Account(name: "alice", integrationId: UUID().uuidString.lowercased(), createdAt: t0, updatedAt: t0)
+        let held = try await store.lockForRefresh(alice, timeout: 0, sleep: { _ in })
+        let started = Date()
+        await #expect(throws: StoreError.self) { _ = try await store.lockForRefresh(alice, timeout: 0, sleep: { _ in }) }
+        #expect(Date().timeIntervalSince(started) < 1)
+        held.release()
+        try await store.lockForRefresh(alice, timeout: 0, sleep: { _ in }).release()
+    }
+
     /// A holder that dies (SIGKILL) frees the lock: the kernel closes its flock, the server ends its session.
     @Test(arguments: StoreKind.allCases)
     func aRefreshLockIsFreedWhenItsHolderDies(_ kind: StoreKind) async throws {

@@ -132,10 +132,12 @@ public final class PostgresServer: @unchecked Sendable {
                            "--log=" + directory + "/server.log"], timeout: 90)
     }
 
-    /// A new, empty database; returns its name.
+    /// A new, empty database; returns its name. Its default collation is ICU's en-US, as a production database
+    /// made under en_US.UTF-8 sorts ("alice" before "Bob"), not byte order: tokenvault must not depend on it.
     public func createDatabase(prefix: String = "vault") throws -> String {
         let name = prefix + "_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
-        try run("createdb", ["--host=" + socketDirectory, "--port=\(port)", name], asServer: false)
+        try run("createdb", ["--host=" + socketDirectory, "--port=\(port)", "--template=template0", "--encoding=UTF8",
+                             "--locale-provider=icu", "--icu-locale=en-US", name], asServer: false)
         return name
     }
 

@@ -65,10 +65,11 @@ public final class PostgresServer: @unchecked Sendable {
         guard mkdir(directory, 0o700) == 0 else { throw TestFailure("cannot make \(directory): \(String(cString: strerror(errno)))") }
         if geteuid() == 0, let user = getpwnam("postgres") { chown(directory, user.pointee.pw_uid, user.pointee.pw_gid) }
         let server = PostgresServer(directory: directory, port: freePort(), binaries: binaries, runAs: runAs)
+        // The watchdog first: a process killed during initdb leaves no directory either.
+        server.startWatchdog()
         do {
             try server.initialize()
             try server.startServer()
-            server.startWatchdog()
         } catch {
             server.stop()
             throw error

@@ -33,6 +33,17 @@ import TokenVaultLab
         }
     }
 
+    /// Without libpq on the machine, a PostgreSQL vault is refused with what to install.
+    @Test func aMissingLibpqIsNamedWithWhatToInstall() throws {
+        guard case .failure(let error) = LibPQ.load("libpq-not-installed-\(UUID().uuidString).so.5") else {
+            Issue.record("a library that does not exist was loaded")
+            return
+        }
+        #expect(error.errorDescription?.contains("cannot load libpq") == true, "\(error)")
+        #expect(error.hint?.contains("install libpq5") == true, "\(error)")
+        #expect(throws: Never.self) { try LibPQ.load().get() }
+    }
+
     @Test func unencryptedConnectionsToAnotherHostAreWarnedAbout() {
         let remote = PostgresLocation.sslWarning(options: ["host": "db.example"], environment: [:])
         #expect(remote?.contains("sslmode=prefer") == true && remote?.contains("db.example") == true)
@@ -168,4 +179,56 @@ import TokenVaultLab
         #expect(runs == 1)
         #expect(try store.integrations().isEmpty)
     }
+
+    /// A connection cut while COMMIT runs: whether the server committed is unknown, and the error says so (and
+    /// the body is not run again). A deferred trigger makes this COMMIT slow enough to be cut.
+    @Test func aCommitWhoseOutcomeIsUnknownIsReportedSoAndNotRetried() async throws {
+        let place = try StorePlace(.postgresql)
+        let store = try place.create()
+        defer { try? store.close() }
+        let server = try PostgresServer.shared()
+        try server.psql(place.database!, """
+            CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(20); RETURN NULL; END $$;
+            CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON integration DEFERRABLE INITIALLY DEFERRED
+                FOR EACH ROW EXECUTE FUNCTION slow_commit();
+            """)
+        let database = place.database!
+        let cutter = Task.detached {
+            // Cut the connection once it is inside COMMIT.
+            for _ in 0..<200 {
+                let cut = try server.psql(database, """
+                    SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                    WHERE datname = current_database() AND query = 'COMMIT' AND pid <> pg_backend_pid()
+                    """)
+                if cut == "1" { return true }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            return false
+        }
+        let runs = Counter()
+        do {
+            try await offPool {
+                try store.write { w in
+                    runs.increment()
+                    try w.insert(sampleIntegration())
+                }
+            }
+            Issue.record("the write went through")
+        } catch let error as StoreError {
+            guard case .postgres(let message, let hint) = error else { Issue.record("\(error)"); return }
+            #expect(message.contains("while committing") && message.contains("may or may not have been stored"), "\(message)")
+            #expect(hint?.contains("look before") == true)
+        }
+        #expect(try await cutter.value)
+        #expect(runs.value == 1)
+        // The next read connects again.
+        #expect(try store.header() == sampleHeader())
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
 }

@@ -46,8 +46,9 @@ struct LibPQ: @unchecked Sendable {
 
     static func shared() throws -> LibPQ { try loaded.get() }
 
-    private static func load() -> Swift.Result<LibPQ, StoreError> {
-        guard let handle = dlopen("libpq.so.5", RTLD_NOW | RTLD_LOCAL) else {
+    /// `library` is a parameter so that a test can ask for one that is not installed.
+    static func load(_ library: String = "libpq.so.5") -> Swift.Result<LibPQ, StoreError> {
+        guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "not found"
             return .failure(.postgres("cannot load libpq, PostgreSQL's client library (\(reason))",
                                       hint: "install libpq5 (Debian: 'apt-get install libpq5') to use a PostgreSQL vault"))

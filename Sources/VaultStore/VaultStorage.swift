@@ -128,6 +128,15 @@ extension VaultTransaction {
 /// A held per-account refresh lock.
 public protocol RefreshLock: Sendable {
     func release()
+    /// Whether this process still holds the lock. A lock file's flock lasts as long as the process, but a
+    /// PostgreSQL advisory lock ends with its connection (a server restart): then another host may hold it now,
+    /// and a refresh must not store over what that host stores. Checked just before storing a refreshed pair.
+    func isStillHeld() async -> Bool
+}
+
+extension RefreshLock {
+    /// Locks that last as long as the process (flock, in-process) are held until released.
+    public func isStillHeld() async -> Bool { true }
 }
 
 /// Where stores are opened and created: the one place that turns a vault location into an implementation.

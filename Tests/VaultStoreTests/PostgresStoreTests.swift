@@ -152,6 +152,19 @@ import TokenVaultLab
         #expect(try chainProblems(store).isEmpty)
         try server.restart()
         try await store.lockForRefresh(alice, timeout: 0, sleep: { _ in }).release()
+
+        // A lock held across a restart is gone with its connection, and says so; another store can take it.
+        let held = try await store.lockForRefresh(alice, timeout: 0, sleep: { _ in })
+        #expect(await held.isStillHeld())
+        try server.restart()
+        #expect(await !held.isStillHeld())
+        let other = try VaultStores.open(location)
+        defer { try? other.close() }
+        let taken = try await other.lockForRefresh(alice, timeout: 0, sleep: { _ in })
+        #expect(await taken.isStillHeld())
+        held.release()
+        #expect(await taken.isStillHeld(), "releasing the lost lock released the other store's")
+        taken.release()
     }
 
     /// A connection cut in the middle of a write transaction (before COMMIT): the server rolled it back, so the

@@ -307,6 +307,7 @@ import TokenVaultLab
         let other = try await b.lockForRefresh(bob, timeout: 0, sleep: noSleep)
         other.release()
 
+        #expect(await held.isStillHeld())
         held.release()
         let taken = try await b.lockForRefresh(alice, timeout: 0, sleep: noSleep)
         await #expect(throws: StoreError.self) { _ = try await a.lockForRefresh(alice, timeout: 0, sleep: noSleep) }

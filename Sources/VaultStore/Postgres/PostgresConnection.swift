@@ -280,8 +280,8 @@ final class PGSession {
 }
 
 /// A session guarded by a lock, with the retry rules: a read that finds the connection lost (a server restart)
-/// connects again and runs once more; a write is retried only when its BEGIN found the connection dead (nothing
-/// was sent), never once its statements ran, and a COMMIT whose outcome is unknown is an error of its own.
+/// connects again and runs once more; so does a write whose connection was lost before its COMMIT was sent
+/// (rolled back for certain); a COMMIT whose outcome is unknown is an error of its own, never run again.
 /// Blocking work for async callers runs on this connection's own queue, never on Swift's cooperative pool.
 final class PostgresConnection: @unchecked Sendable {
     private let lock = NSLock()
@@ -334,42 +334,59 @@ final class PostgresConnection: @unchecked Sendable {
     }
 
     /// One write transaction (READ COMMITTED; appending to the audit chain locks the header row).
+    ///
+    /// When the connection is found lost before COMMIT was sent (at BEGIN, or midway: a server restart), the server
+    /// has rolled the transaction back, so it runs once more on a new connection: a refreshed pair is not lost to
+    /// a restart. The body must therefore do nothing but use the transaction (every caller seals, MACs and
+    /// writes). A COMMIT cut off is another matter: whether it landed is unknown, and it is never run again.
     func write<T>(_ body: (PGSession) throws -> T) throws -> T {
         try lock.withLock {
-            do {
+            var attempt = 0
+            while true {
+                attempt += 1
                 do {
-                    try session.execute("BEGIN")
-                } catch let failure as PGFailure where failure.connectionLost {
-                    // Nothing was sent on the dead connection: connect again and begin once more.
-                    try session.connect()
-                    try session.execute("BEGIN")
-                }
-                let value: T
-                do {
-                    value = try body(session)
-                } catch {
-                    if let failure = error as? PGFailure, failure.connectionLost {
-                        session.disconnect()
-                        throw StoreError.postgres(
-                            "the connection to the PostgreSQL server \(location) was lost during a write; the server rolled it back, nothing was stored (\(failure.message))",
-                            hint: "run the command again once the server is reachable")
-                    }
-                    if session.isConnected { try? session.execute("ROLLBACK") }
-                    throw error
-                }
-                do {
-                    try session.execute("COMMIT")
-                } catch let failure as PGFailure where failure.connectionLost {
+                    return try transaction(body)
+                } catch let lost as LostBeforeCommit {
                     session.disconnect()
+                    if attempt < 2 { continue }
                     throw StoreError.postgres(
-                        "the connection to the PostgreSQL server \(location) was lost while committing: the change may or may not have been stored (\(failure.message))",
-                        hint: "look before doing it again ('tokenvault list', 'tokenvault audit'); a refresh-all run again picks up where this one stopped")
+                        "the connection to the PostgreSQL server \(location) was lost before a write was committed, twice; the server rolled it back, nothing was stored (\(lost.failure.message))",
+                        hint: "run the command again once the server is reachable")
+                } catch let failure as PGFailure {
+                    throw words(failure)
                 }
-                return value
-            } catch let failure as PGFailure {
-                throw words(failure)
             }
         }
+    }
+
+    /// The connection went away before COMMIT was sent: the transaction is certainly rolled back.
+    private struct LostBeforeCommit: Error {
+        var failure: PGFailure
+    }
+
+    private func transaction<T>(_ body: (PGSession) throws -> T) throws -> T {
+        do {
+            try session.execute("BEGIN")
+        } catch let failure as PGFailure where failure.connectionLost {
+            throw LostBeforeCommit(failure: failure)
+        }
+        let value: T
+        do {
+            value = try body(session)
+        } catch {
+            if let failure = error as? PGFailure, failure.connectionLost { throw LostBeforeCommit(failure: failure) }
+            if session.isConnected { try? session.execute("ROLLBACK") }
+            throw error
+        }
+        do {
+            try session.execute("COMMIT")
+        } catch let failure as PGFailure where failure.connectionLost {
+            session.disconnect()
+            throw StoreError.postgres(
+                "the connection to the PostgreSQL server \(location) was lost while committing: the change may or may not have been stored (\(failure.message))",
+                hint: "look before doing it again ('tokenvault list', 'tokenvault audit'); a refresh-all run again picks up where this one stopped")
+        }
+        return value
     }
 
     /// Runs blocking work on this connection's queue and suspends the caller meanwhile.

@@ -28,6 +28,12 @@ final class PostgresRefreshLocks: @unchecked Sendable {
             self.accountId = accountId
         }
 
+        /// Asks the server whether this store's lock connection holds the lock: after a lost connection (the
+        /// read connects again) it is a new session, which does not.
+        func isStillHeld() async -> Bool {
+            (try? await owner.holds(accountId)) ?? false
+        }
+
         func release() {
             let first = releaseOnce.withLock { () -> Bool in
                 defer { released = true }
@@ -66,6 +72,19 @@ final class PostgresRefreshLocks: @unchecked Sendable {
         } catch {
             _ = mutex.withLock { held.remove(accountId) }
             throw error
+        }
+    }
+
+    func holds(_ accountId: String) async throws -> Bool {
+        try await connection.offPool { [connection] in
+            try connection.read { session in
+                // pg_locks shows the two keys as classid and objid (an oid: the hash's 32 bits, unsigned).
+                try session.query("""
+                    SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                        AND granted AND objsubid = 2 AND classid = \(Self.namespace)
+                        AND objid::bigint = (hashtext($1)::bigint + 4294967296) % 4294967296) AS held
+                    """, [.text(accountId)]).rows[0].bool("held")
+            }
         }
     }
 

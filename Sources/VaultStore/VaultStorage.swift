@@ -5,8 +5,9 @@ import Foundation
 ///
 /// The store keeps plain metadata and sealed bytes and knows no cryptography; the core seals and opens. The SQLite
 /// file (``VaultDatabase``) is one implementation, built on any GRDB `DatabaseWriter`, so unit tests use an
-/// in-memory database (``VaultDatabase/inMemory(header:auditHeadMAC:)``). Nothing above this interface names
-/// GRDB, a database file or `flock`.
+/// in-memory database (``VaultDatabase/inMemory(header:auditHeadMAC:)``); a PostgreSQL database shared by many
+/// hosts (``PostgresVault``) is the other. Nothing above this interface names GRDB, libpq, a database file or
+/// `flock`; ``VaultStores`` turns a location into one of them.
 public protocol VaultStorage: AnyObject, Sendable {
     /// Where the vault lives, as messages name it (a file path, or a PostgreSQL location without a password).
     var location: String { get }

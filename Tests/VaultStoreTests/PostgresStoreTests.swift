@@ -64,6 +64,23 @@ import TokenVaultLab
         #expect(throws: StoreError.vaultMissing(path: place.location)) { try place.open() }
     }
 
+    /// A database that was never made: the server's words, and what to do.
+    @Test func aMissingDatabaseIsNamedWithWhatToDo() throws {
+        let server = try PostgresServer.shared()
+        let location = server.location(database: "never_made")
+        do {
+            _ = try VaultStores.open(location)
+            Issue.record("opened a database that does not exist")
+        } catch let error as StoreError {
+            #expect(error.errorDescription?.contains("database \"never_made\" does not exist") == true, "\(error)")
+            #expect(error.hint?.contains("createdb") == true, "\(error)")
+        }
+        // A unix socket is this machine: no warning about TLS.
+        let store = try StorePlace(.postgresql).create()
+        #expect(store.locationWarnings().isEmpty)
+        try store.close()
+    }
+
     @Test func createRefusesADatabaseThatHoldsAVault() throws {
         let place = try StorePlace(.postgresql)
         let store = try place.create()

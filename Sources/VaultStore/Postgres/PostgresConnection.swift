@@ -399,6 +399,10 @@ final class PostgresConnection: @unchecked Sendable {
     /// The server's words in the store's error, with where it came from; never a connection secret (the
     /// location carries none, and libpq's messages name hosts and users, not passwords).
     func words(_ failure: PGFailure) -> StoreError {
+        if failure.connectionLost, failure.message.contains("database \""), failure.message.contains("does not exist") {
+            return .postgres("PostgreSQL server \(location): \(failure.message)",
+                             hint: "tokenvault keeps a vault in a database its administrator made ('createdb NAME', owned by your role); then run 'tokenvault init'")
+        }
         if failure.connectionLost {
             return .postgres("PostgreSQL server \(location): \(failure.message)",
                              hint: "check that the server runs and accepts this host and user (pg_hba.conf); its password comes from ~/.pgpass, PGPASSWORD or the service file")

@@ -22,6 +22,9 @@ struct LibPQ: @unchecked Sendable {
     let execParams: @convention(c) (Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?,
                                     UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?,
                                     UnsafePointer<Int32>?, Int32) -> Result?
+    let prepare: @convention(c) (Conn?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?) -> Result?
+    let execPrepared: @convention(c) (Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
+                                      UnsafePointer<Int32>?, UnsafePointer<Int32>?, Int32) -> Result?
     let resultStatus: @convention(c) (Result?) -> ExecStatusType
     let resultErrorMessage: @convention(c) (Result?) -> UnsafeMutablePointer<CChar>?
     let resultErrorField: @convention(c) (Result?, Int32) -> UnsafeMutablePointer<CChar>?
@@ -62,6 +65,7 @@ struct LibPQ: @unchecked Sendable {
             connectdbParams: symbol("PQconnectdbParams"), finish: symbol("PQfinish"), status: symbol("PQstatus"),
             transactionStatus: symbol("PQtransactionStatus"), errorMessage: symbol("PQerrorMessage"),
             backendPID: symbol("PQbackendPID"), exec: symbol("PQexec"), execParams: symbol("PQexecParams"),
+            prepare: symbol("PQprepare"), execPrepared: symbol("PQexecPrepared"),
             resultStatus: symbol("PQresultStatus"), resultErrorMessage: symbol("PQresultErrorMessage"),
             resultErrorField: symbol("PQresultErrorField"), clear: symbol("PQclear"), ntuples: symbol("PQntuples"),
             nfields: symbol("PQnfields"), fname: symbol("PQfname"), ftype: symbol("PQftype"),
@@ -86,6 +90,9 @@ struct LibPQ: @unchecked Sendable {
                   execParams: (@convention(c) (Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?,
                                                UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?,
                                                UnsafePointer<Int32>?, Int32) -> Result?)?,
+                  prepare: (@convention(c) (Conn?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?) -> Result?)?,
+                  execPrepared: (@convention(c) (Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
+                                                 UnsafePointer<Int32>?, UnsafePointer<Int32>?, Int32) -> Result?)?,
                   resultStatus: (@convention(c) (Result?) -> ExecStatusType)?,
                   resultErrorMessage: (@convention(c) (Result?) -> UnsafeMutablePointer<CChar>?)?,
                   resultErrorField: (@convention(c) (Result?, Int32) -> UnsafeMutablePointer<CChar>?)?,
@@ -104,12 +111,13 @@ struct LibPQ: @unchecked Sendable {
                   freemem: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?,
                   setNoticeProcessor: (@convention(c) (Conn?, PQnoticeProcessor?, UnsafeMutableRawPointer?) -> PQnoticeProcessor?)?) {
         guard let connectdbParams, let finish, let status, let transactionStatus, let errorMessage, let backendPID, let exec,
-              let execParams, let resultStatus, let resultErrorMessage, let resultErrorField, let clear, let ntuples,
+              let execParams, let prepare, let execPrepared, let resultStatus, let resultErrorMessage, let resultErrorField, let clear, let ntuples,
               let nfields, let fname, let ftype, let getisnull, let getvalue, let getlength, let cmdTuples,
               let conninfoParse, let conninfo, let conninfoFree, let freemem, let setNoticeProcessor else { return nil }
         self.connectdbParams = connectdbParams; self.finish = finish; self.status = status
         self.transactionStatus = transactionStatus; self.errorMessage = errorMessage; self.backendPID = backendPID
-        self.exec = exec; self.execParams = execParams; self.resultStatus = resultStatus
+        self.exec = exec; self.execParams = execParams; self.prepare = prepare; self.execPrepared = execPrepared
+        self.resultStatus = resultStatus
         self.resultErrorMessage = resultErrorMessage; self.resultErrorField = resultErrorField; self.clear = clear
         self.ntuples = ntuples; self.nfields = nfields; self.fname = fname; self.ftype = ftype
         self.getisnull = getisnull; self.getvalue = getvalue; self.getlength = getlength; self.cmdTuples = cmdTuples

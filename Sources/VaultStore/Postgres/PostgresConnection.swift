@@ -109,6 +109,9 @@ final class PGSession {
     /// The location as given (checked to carry no password).
     let conninfo: String
     private(set) var conn: LibPQ.Conn?
+    /// Statements prepared on this connection, by their SQL: an import or a refresh-all runs the same few
+    /// statements once per account, and the server then parses and plans each once.
+    private var prepared: [String: String] = [:]
 
     init(pq: LibPQ, conninfo: String) {
         self.pq = pq
@@ -120,6 +123,7 @@ final class PGSession {
     func disconnect() {
         if let conn { pq.finish(conn) }
         conn = nil
+        prepared = [:]
     }
 
     /// Connects (again). libpq takes the password, if one is needed, from ~/.pgpass, PGPASSWORD or the service
@@ -168,7 +172,8 @@ final class PGSession {
         try check(pq.exec(conn, sql), sql: sql).map { pq.clear($0) }
     }
 
-    /// Runs one statement with its parameters bound in binary format; results come in binary format too.
+    /// Runs one statement (prepared once per connection) with its parameters bound in binary format; results come
+    /// in binary format too.
     @discardableResult
     func query(_ sql: String, _ parameters: [PGValue] = []) throws -> PGResult {
         let conn = try connected()
@@ -196,12 +201,24 @@ final class PGSession {
             return pointer
         }
         defer { storage.forEach { $0?.deallocate() } }
+        let name = try statement(sql, types: types, conn: conn)
         let result = storage.map { UnsafePointer($0) }.withUnsafeBufferPointer { values in
-            pq.execParams(conn, sql, Int32(parameters.count), types, values.baseAddress, lengths, formats, 1)
+            pq.execPrepared(conn, name, Int32(parameters.count), values.baseAddress, lengths, formats, 1)
         }
         guard let result = try check(result, sql: sql) else { return PGResult(rows: [], changes: 0) }
         defer { pq.clear(result) }
         return try decode(result)
+    }
+
+    /// The prepared statement for `sql`, prepared now if this connection has not seen it, with the types of this
+    /// first call's parameters (a NULL's is left to the server: every call site binds one Swift type per
+    /// parameter, so later calls agree).
+    private func statement(_ sql: String, types: [Oid], conn: LibPQ.Conn) throws -> String {
+        if let name = prepared[sql] { return name }
+        let name = "tv\(prepared.count + 1)"
+        try check(pq.prepare(conn, name, sql, Int32(types.count), types), sql: sql).map { pq.clear($0) }
+        prepared[sql] = name
+        return name
     }
 
     private func connected() throws -> LibPQ.Conn {

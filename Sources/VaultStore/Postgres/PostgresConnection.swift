@@ -98,8 +98,6 @@ struct PGFailure: Error {
     var sqlState: String?
     /// The connection is gone (server restart, network): nothing more can be done on it.
     var connectionLost: Bool
-
-    var isUniqueViolation: Bool { sqlState == "23505" }
 }
 
 /// One libpq connection. Not thread-safe (libpq's connections are not): ``PostgresConnection`` guards it with a

@@ -41,15 +41,13 @@ struct PostgresTransaction: VaultTransaction {
                   .int(Int64(clamping: header.kdfMemLimit)), .bytes(header.masterKeySealed), .double(header.passphraseChangedAt.unix)])
     }
 
+    /// ON CONFLICT rather than a check first: one round trip, and a name another host inserted meanwhile is told
+    /// apart without an error that would abort the transaction.
     public func insert(_ integration: Integration) throws {
-        let exists = try session.query("SELECT EXISTS (SELECT 1 FROM integration WHERE name = $1) AS found", [.text(integration.name)])
-        if try exists.rows.first?.bool("found") == true { throw StoreError.duplicateIntegration(integration.name) }
-        do {
-            try session.query("INSERT INTO integration (\(Self.integrationColumns)) VALUES (\(Self.placeholders(11)))", integration.pgValues)
-        } catch let failure as PGFailure where failure.isUniqueViolation {
-            // Another host inserted the same name between the check and the insert.
-            throw StoreError.duplicateIntegration(integration.name)
-        }
+        let result = try session.query("""
+            INSERT INTO integration (\(Self.integrationColumns)) VALUES (\(Self.placeholders(11))) ON CONFLICT (name) DO NOTHING
+            """, integration.pgValues)
+        if result.changes == 0 { throw StoreError.duplicateIntegration(integration.name) }
     }
 
     /// Stores an edited integration (its name and id stay); refused if another process changed its sealed client
@@ -77,12 +75,10 @@ struct PostgresTransaction: VaultTransaction {
     }
 
     public func insert(_ account: Account) throws {
-        if try accountExists(named: account.name) { throw StoreError.duplicateAccount(account.name) }
-        do {
-            try session.query("INSERT INTO account (\(Self.accountColumns)) VALUES (\(Self.placeholders(15)))", account.pgValues)
-        } catch let failure as PGFailure where failure.isUniqueViolation {
-            throw StoreError.duplicateAccount(account.name)
-        }
+        let result = try session.query("""
+            INSERT INTO account (\(Self.accountColumns)) VALUES (\(Self.placeholders(15))) ON CONFLICT (name) DO NOTHING
+            """, account.pgValues)
+        if result.changes == 0 { throw StoreError.duplicateAccount(account.name) }
     }
 
     public func update(_ account: Account) throws {
@@ -117,13 +113,10 @@ struct PostgresTransaction: VaultTransaction {
     }
 
     public func insert(_ slot: KeySlot) throws {
-        let exists = try session.query("SELECT EXISTS (SELECT 1 FROM key_slot WHERE name = $1) AS found", [.text(slot.name)])
-        if try exists.rows.first?.bool("found") == true { throw StoreError.duplicateKeySlot(slot.name) }
-        do {
-            try session.query("INSERT INTO key_slot (\(Self.keySlotColumns)) VALUES (\(Self.placeholders(10)))", slot.pgValues)
-        } catch let failure as PGFailure where failure.isUniqueViolation {
-            throw StoreError.duplicateKeySlot(slot.name)
-        }
+        let result = try session.query("""
+            INSERT INTO key_slot (\(Self.keySlotColumns)) VALUES (\(Self.placeholders(10))) ON CONFLICT (name) DO NOTHING
+            """, slot.pgValues)
+        if result.changes == 0 { throw StoreError.duplicateKeySlot(slot.name) }
     }
 
     public func update(_ slot: KeySlot) throws {

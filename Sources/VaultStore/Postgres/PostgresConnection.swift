@@ -287,9 +287,11 @@ final class PGSession {
         }
     }
 
-    /// libpq's messages end with a newline and may span lines; one line reads better after "error:".
+    /// libpq's messages end with a newline, may span lines and pad "ERROR:  "; one line reads better after
+    /// "error:".
     static func clean(_ message: String) -> String {
-        message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        message.split(whereSeparator: \.isNewline)
+            .map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
             .filter { !$0.isEmpty }.joined(separator: "; ")
     }
 }

@@ -9,7 +9,10 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # necessarily Debian's) is the browser stand-in of the demo and the end-to-end tests; python3-dotenv (read through
 # /usr/bin/python3) checks that `env --format dotenv` reads back byte for byte; chromium (headless) is the real
 # browser of the authorize tests; curl plays another local user's program (through setpriv) in the attack tests.
-DEB_PACKAGES := libsodium-dev libsqlite3-dev libcurl4-openssl-dev pkg-config tmux zsh fish python3-dotenv chromium curl
+# libpq-dev gives the PostgreSQL vault's header (libpq itself is loaded at run time); postgresql's initdb and
+# pg_ctl make the tests' throwaway server (TokenVaultLab's PostgresServer).
+DEB_PACKAGES := libsodium-dev libsqlite3-dev libcurl4-openssl-dev pkg-config tmux zsh fish python3-dotenv chromium curl \
+	postgresql libpq-dev
 
 .PHONY: all deps build release test faults demo install uninstall clean
 
@@ -48,6 +51,12 @@ test: deps
 	@for try in $$(seq 1 31); do left=$$(pgrep -f '[t]okenvault agent run --vault /tmp/' || true); \
 	  [ -z "$$left" ] && break; \
 	  if [ $$try = 31 ]; then echo "agents the tests left running: $$left"; exit 1; fi; sleep 1; done
+	@# Nor a throwaway PostgreSQL server (its postmaster runs 'postgres -D $$TMPDIR/tokenvault-pg-XXXX/data'; each
+	@# is stopped by its test process, at its exit, or by its watchdog a second after the process is gone).
+	@for try in $$(seq 1 31); do left=$$(pgrep -f '[p]ostgres -D .*/tokenvault-pg-[0-9a-f]*/data' || true); \
+	  [ -z "$$left" ] && break; \
+	  if [ $$try = 31 ]; then echo "PostgreSQL servers the tests left running:"; \
+	    for p in $$left; do tr '\0' ' ' < /proc/$$p/cmdline | cut -c1-300; echo; done; exit 1; fi; sleep 1; done
 	.build/debug/tokenvault-faults --short --tokenvault .build/debug/tokenvault
 	bash Tests/Scripts/demo.sh .build/debug
 

@@ -22,12 +22,34 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        // libpq's header, for its types and constants only: no `link` in the module map, and no `pkgConfig: "libpq"`
+        // either, because SwiftPM adds pkg-config's `--libs` (-lpq) to every product and the linker keeps it
+        // (readelf showed libpq.so.5 NEEDED by tokenvault). The header is Debian libpq-dev's (shim.h). The
+        // functions are loaded with dlopen at the first use of a PostgreSQL vault, so that starting tokenvault
+        // (every SQLite command, --version) never loads libpq and the libraries it needs (issue 11's startup target).
+        .systemLibrary(
+            name: "CLibPQ",
+            providers: [.apt(["libpq-dev"])]
+        ),
         .target(name: "VaultCrypto", dependencies: ["CSodium"]),
+        // The PostgreSQL schema's .sql files, embedded like the SQLite ones. A target of their own because they
+        // share the SQLite files' names, and embedded resources of one target are named by file name alone.
+        // Sources/PostgresSchema/Migrations is a symlink to Migrations/postgresql/; a test checks none is forgotten.
+        .target(
+            name: "PostgresSchema",
+            resources: [
+                .embedInCode("Migrations/v001_initial.sql"),
+                .embedInCode("Migrations/v002_provider_options.sql"),
+                .embedInCode("Migrations/v003_notifications.sql"),
+                .embedInCode("Migrations/v004_key_slots.sql"),
+            ]
+        ),
         .target(
             name: "VaultStore",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["CLibPQ", "PostgresSchema", .product(name: "GRDB", package: "GRDB.swift")],
             // Sources/VaultStore/Migrations is a symlink to the top-level Migrations/. Every file in it is listed
-            // here; a test checks that none is forgotten.
+            // here; a test checks that none is forgotten. Its postgresql/ folder belongs to PostgresSchema.
+            exclude: ["Migrations/postgresql"],
             resources: [
                 .embedInCode("Migrations/v001_initial.sql"),
                 .embedInCode("Migrations/v002_provider_options.sql"),
@@ -58,7 +80,8 @@ let package = Package(
 
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"]),
         .testTarget(name: "VaultAgentTests", dependencies: ["VaultAgent", "VaultCrypto"]),
-        .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        // TokenVaultLab for its throwaway PostgreSQL server: the store contract runs on SQLite and PostgreSQL.
+        .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", "TokenVaultLab", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "WebexSandbox"]),
         .testTarget(
             name: "TokenVaultCLITests",

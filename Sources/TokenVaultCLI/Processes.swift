@@ -28,7 +28,8 @@ enum ChildEnvironment {
 /// authorization URL with its `state` and PKCE challenge, a device grant's complete verification URI with its
 /// user code): every local user can read `/proc/PID/cmdline`, so the browser is given the page's `file://` URL
 /// instead. The page is 0600 in a 0700 directory of the user's (`$XDG_RUNTIME_DIR/tokenvault`, else
-/// `tokenvault-browser` beside the vault), and removed once the flow ends.
+/// `tokenvault-browser` beside the vault file, or in the home directory for a PostgreSQL vault), and removed once
+/// the flow ends.
 struct BrowserPage {
     let path: String
     var url: URL { URL(fileURLWithPath: path) }
@@ -38,6 +39,10 @@ struct BrowserPage {
             (try? checkPrivate(runtime, mayBeShared: false)) != nil
         {
             return runtime + "/tokenvault"
+        }
+        if VaultLocation.isPostgreSQL(vaultPath) {
+            // Nothing of a PostgreSQL vault is on this machine to put the page beside.
+            return (context.environment["HOME"] ?? NSHomeDirectory()) + "/.tokenvault-browser"
         }
         return URL(fileURLWithPath: vaultPath).deletingLastPathComponent().path + "/tokenvault-browser"
     }

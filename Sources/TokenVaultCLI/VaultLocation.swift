@@ -3,8 +3,9 @@ import TokenVaultCore
 import VaultCrypto
 import VaultStore
 
-/// Where the vault file is: `--vault`, else `TOKENVAULT_VAULT`, else `$XDG_DATA_HOME/tokenvault/vault.db`
-/// (`~/.local/share/tokenvault/vault.db`).
+/// Where the vault is: `--vault`, else `TOKENVAULT_VAULT`, else `$XDG_DATA_HOME/tokenvault/vault.db`
+/// (`~/.local/share/tokenvault/vault.db`). A file path is made absolute; a PostgreSQL location (a
+/// `postgresql://` URI or a libpq connection string, see ``PostgresLocation``) is passed on unchanged.
 enum VaultLocation {
     static func path(option: String?, context: Context) -> String {
         path(option: option, environment: context.environment)
@@ -22,8 +23,12 @@ enum VaultLocation {
         return dataHome + "/tokenvault/vault.db"
     }
 
+    /// Whether the location names a PostgreSQL database rather than a file (nothing beside it on disk).
+    static func isPostgreSQL(_ location: String) -> Bool { PostgresLocation.isPostgreSQL(location) }
+
     private static func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        if isPostgreSQL(path) { return path }
+        return path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     }
 }
 

@@ -23,6 +23,9 @@ public enum StoreError: Error, Equatable, LocalizedError {
     /// Another process held an account's refresh lock for longer than the wait allowed.
     case lockBusy(String, hint: String?)
     case lockFailed(String)
+    /// A PostgreSQL vault's connection or server said no (libpq missing, a refused connection, a password in the
+    /// location, a lost connection): the server's words, never a connection secret, and what to do.
+    case postgres(String, hint: String?)
 
     public var errorDescription: String? {
         switch self {
@@ -44,6 +47,7 @@ public enum StoreError: Error, Equatable, LocalizedError {
         case .invalidRecord(let what): "the vault was tampered with: \(what)"
         case .unsafeLockPath(let path, let reason): "refusing the lock \(path): \(reason)"
         case .lockBusy(let message, _), .lockFailed(let message): message
+        case .postgres(let message, _): message
         }
     }
 
@@ -66,6 +70,7 @@ public enum StoreError: Error, Equatable, LocalizedError {
         case .unsafeLockPath(let path, _):
             "another user may be able to block or redirect tokenvault's locks; check who made \(path), remove it (rm -r) and run again: tokenvault recreates it private to you"
         case .lockBusy(_, let hint): hint
+        case .postgres(_, let hint): hint
         default: nil
         }
     }

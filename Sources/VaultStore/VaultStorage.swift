@@ -5,10 +5,11 @@ import Foundation
 ///
 /// The store keeps plain metadata and sealed bytes and knows no cryptography; the core seals and opens. The SQLite
 /// file (``VaultDatabase``) is one implementation, built on any GRDB `DatabaseWriter`, so unit tests use an
-/// in-memory database (``VaultDatabase/inMemory(header:auditHeadMAC:)``). Nothing above this interface names
-/// GRDB, a database file or `flock`.
+/// in-memory database (``VaultDatabase/inMemory(header:auditHeadMAC:)``); a PostgreSQL database shared by many
+/// hosts (``PostgresVault``) is the other. Nothing above this interface names GRDB, libpq, a database file or
+/// `flock`; ``VaultStores`` turns a location into one of them.
 public protocol VaultStorage: AnyObject, Sendable {
-    /// Where the vault lives, as messages name it (a file path).
+    /// Where the vault lives, as messages name it (a file path, or a PostgreSQL location without a password).
     var location: String { get }
 
     func header() throws -> VaultHeader
@@ -128,22 +129,41 @@ extension VaultTransaction {
 /// A held per-account refresh lock.
 public protocol RefreshLock: Sendable {
     func release()
+    /// Whether this process still holds the lock. A lock file's flock lasts as long as the process, but a
+    /// PostgreSQL advisory lock ends with its connection (a server restart): then another host may hold it now,
+    /// and a refresh must not store over what that host stores. Checked just before storing a refreshed pair.
+    func isStillHeld() async -> Bool
+}
+
+extension RefreshLock {
+    /// Locks that last as long as the process (flock, in-process) are held until released.
+    public func isStillHeld() async -> Bool { true }
 }
 
 /// Where stores are opened and created: the one place that turns a vault location into an implementation.
 public enum VaultStores {
     /// Opens the vault at `location`.
+    /// A PostgreSQL URI or connection string (``PostgresLocation/isPostgreSQL(_:)``) names a ``PostgresVault``,
+    /// anything else a file (``VaultDatabase``).
     public static func open(_ location: String) throws -> any VaultStorage {
-        try VaultDatabase.open(at: location)
+        if PostgresLocation.isPostgreSQL(location) { return try PostgresVault.open(location) }
+        return try VaultDatabase.open(at: location)
     }
 
     /// Creates a new vault at `location` with this header and the MAC of the empty audit log's head.
     public static func create(_ location: String, header: VaultHeader, auditHeadMAC: [UInt8]?) throws -> any VaultStorage {
-        try VaultDatabase.create(at: location, header: header, auditHeadMAC: auditHeadMAC)
+        if PostgresLocation.isPostgreSQL(location) {
+            return try PostgresVault.create(location, header: header, auditHeadMAC: auditHeadMAC)
+        }
+        return try VaultDatabase.create(at: location, header: header, auditHeadMAC: auditHeadMAC)
     }
 
-    /// Warnings about a location, given before anything is opened (a directory others can write).
+    /// Warnings about a location, given before anything is opened (a directory others can write; a connection
+    /// to another host that may travel unencrypted).
     public static func warnings(forLocation location: String) -> [String] {
-        VaultDatabase.sharedDirectoryWarning(vaultPath: location).map { [$0] } ?? []
+        if PostgresLocation.isPostgreSQL(location) {
+            return PostgresVault.warnings(forLocation: location, environment: ProcessInfo.processInfo.environment)
+        }
+        return VaultDatabase.sharedDirectoryWarning(vaultPath: location).map { [$0] } ?? []
     }
 }

@@ -35,13 +35,32 @@ func mode(_ path: String) -> Int {
     @Test func everyMigrationFileIsRegistered() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Migrations")
-        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted()
+        let entries = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        let files = entries.filter { $0.hasSuffix(".sql") }.sorted()
         #expect(!files.isEmpty)
+        // Nothing else lies there but the PostgreSQL folder (checked below).
+        #expect(Set(entries).subtracting(files) == ["postgresql"])
         #expect(files.map { String($0.dropLast(4)) } == VaultMigrations.all.map(\.identifier))
         for (file, migration) in zip(files, VaultMigrations.all) {
             let onDisk = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
             #expect(onDisk == migration.sql, "embedded copy of \(file) differs from the file")
         }
+    }
+
+    /// The same for PostgreSQL's folder (Migrations/postgresql/, embedded by the PostgresSchema target): every
+    /// file registered, in order, and one PostgreSQL migration for each SQLite one, under the same name.
+    @Test func everyPostgreSQLMigrationFileIsRegistered() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Migrations/postgresql")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+        #expect(!files.isEmpty)
+        #expect(files.allSatisfy { $0.hasSuffix(".sql") }, "\(files)")
+        #expect(files.map { String($0.dropLast(4)) } == PostgresMigrations.all.map(\.identifier))
+        for (file, migration) in zip(files, PostgresMigrations.all) {
+            let onDisk = try String(contentsOf: dir.appendingPathComponent(file), encoding: .utf8)
+            #expect(onDisk == migration.sql, "embedded copy of postgresql/\(file) differs from the file")
+        }
+        #expect(PostgresMigrations.all.map(\.identifier) == VaultMigrations.all.map(\.identifier))
     }
 
     @Test func upgradeAppliesNewMigrationAndKeepsData() throws {

@@ -186,6 +186,12 @@ public final class Refresher: @unchecked Sendable {
                 throw VaultError.integrity("the refresh token of '\(account.name)' is not text")
             }
             let before = account
+            // A lock that ended under us (a PostgreSQL advisory lock dies with its connection, say on a server
+            // restart) may already be another host's: sending now could spend the refresh token twice.
+            guard await lock.isStillHeld() else {
+                throw StoreError.lockBusy("account '\(account.name)': its refresh lock was lost (the connection to the vault's server dropped) before anything was sent",
+                                          hint: "run the refresh again; nothing was changed")
+            }
             let response: TokenResponse
             do {
                 response = try await retry.run(sleep: services.sleep, onWait: onWait) {

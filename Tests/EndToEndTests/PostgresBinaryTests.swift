@@ -8,15 +8,18 @@ extension VaultBinaryTests {
     /// the in-process sandbox: `TOKENVAULT_VAULT=postgresql:///DB?host=SOCKETDIR&port=PORT`.
     @Suite struct PostgreSQL {
         /// Runs `body` with a sandbox workspace whose vault is a new database; stops the sandbox whatever happens.
-        static func with(_ body: (SandboxWorkspace, PostgresServer, String) async throws -> Void) async throws {
+        static func with(configure: (inout SandboxConfiguration) -> Void = { _ in },
+                         _ body: (SandboxWorkspace, PostgresServer, String) async throws -> Void) async throws {
             let server = try PostgresServer.shared()
             let database = try server.createDatabase(prefix: "e2e")
             let clientId = "C" + String(generatedToken().prefix(24))
             let secret = "cs-" + generatedToken()
             let redirect = "http://127.0.0.1:\(freePort())/callback"
-            let sandbox = WebexSandbox(configuration: SandboxConfiguration(clients: [
+            var configuration = SandboxConfiguration(clients: [
                 .init(clientId: clientId, clientSecret: secret, redirectURIs: [redirect], scopes: SandboxWorkspace.scopes),
-            ]))
+            ])
+            configure(&configuration)
+            let sandbox = WebexSandbox(configuration: configuration)
             let base = try await sandbox.start()
             let s = SandboxWorkspace(sandbox: sandbox, base: base, clientId: clientId, clientSecret: secret, redirect: redirect)
             s.ws.environment["TOKENVAULT_VAULT"] = server.location(database: database)
@@ -62,6 +65,99 @@ extension VaultBinaryTests {
                 s.expectNoSecrets(env.err + refreshed.out + refreshed.err + verify.out + verify.err)
             }
         }
+
+        /// Issue 12 §2: three refresh-all processes ("hosts") at once on one PostgreSQL vault, under strict rotation
+        /// (a refresh token sent twice kills the pair): each account is refreshed exactly once, by one of them, the
+        /// work is split between them, and the audit chain they appended to together verifies.
+        @Test func threeHostsSplitRefreshAllAndRefreshEachAccountOnce() async throws {
+            try await Self.with(configure: { $0.rotation = .on; $0.latency = 0.005 }) { s, server, database in
+                try await s.expectOK(["init", "--kdf", "interactive"])
+                try await s.addIntegration()
+                let n = 240
+                let pairs = try await s.importAccounts((0..<n).map { "u\($0)" })
+                let arguments = ["refresh-all", "--json", "--skip-recent", "0", "--concurrency", "8"]
+                let hosts = try (0..<3).map { _ in try s.start(arguments) }
+                var reports: [[String: Any]] = []
+                for host in hosts {
+                    let result = try await offPool { try host.wait(timeout: 120) }
+                    #expect(result.code == 0, "\(result.err)")
+                    reports.append(jsonObject(result.out))
+                }
+                let refreshed = reports.map { $0["refreshed"] as? Int ?? -1 }
+                #expect(refreshed.reduce(0, +) == n, "refreshed per host: \(refreshed)")
+                #expect(refreshed.filter { $0 > 0 }.count >= 2, "the work was not split: \(refreshed)")
+                #expect(await s.refreshTokensNotUsedOnce(pairs).isEmpty)
+                #expect(await s.sandbox.counters.successfulRefreshes == n)
+                let states = try await s.listed().values.compactMap { $0["state"] as? String }
+                #expect(states.count == n && !states.contains("needs-reauth"))
+                #expect(try server.psql(database, "SELECT count(*) FROM audit_entry WHERE event = 'refreshed'") == String(n))
+                #expect(try server.psql(database, "SELECT count(*) FROM audit_entry WHERE event = 'tamper-detected'") == "0")
+                let verify = try await s.run(["audit", "--verify"])
+                #expect(verify.code == 0, "\(verify.out)\(verify.err)")
+                print("three hosts over \(n) accounts: \(refreshed) refreshed")
+            }
+        }
+
+        /// `unlock` on a PostgreSQL vault: an agent serves it (named by its location) until `lock`.
+        @Test func theAgentServesAPostgreSQLVault() async throws {
+            try await Self.with { s, _, _ in
+                try await s.expectOK(["init", "--kdf", "interactive"])
+                try await s.addIntegration()
+                let pairs = try await s.importAccounts(["alice"])
+                let runtime = s.ws.dir + "/run"
+                try FileManager.default.createDirectory(atPath: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                let noPassphrase: [String: String?] = ["TOKENVAULT_PASSPHRASE": nil, "XDG_RUNTIME_DIR": runtime]
+                #expect(try await s.run(["token", "alice"], environment: noPassphrase).code == 3)
+                let unlock = try await s.run(["unlock", "--for", "10m"], environment: ["XDG_RUNTIME_DIR": runtime])
+                #expect(unlock.code == 0, "\(unlock.err)")
+                let token = try await s.run(["token", "alice"], environment: noPassphrase)
+                #expect(token.code == 0 && token.out == pairs["alice"]!.access + "\n", "\(token.err)")
+                let status = try await s.run(["agent", "status", "--json"], environment: noPassphrase)
+                #expect(jsonObject(status.out)["vault"] as? String == s.ws.environment["TOKENVAULT_VAULT"], "\(status.out)")
+                #expect(try await s.run(["lock"], environment: noPassphrase).code == 0)
+                #expect(try await s.run(["token", "alice"], environment: noPassphrase).code == 3)
+            }
+        }
+
+        /// `copy --to` both ways: SQLite to PostgreSQL and back, without a passphrase; each copy verifies and works,
+        /// and the round trip gives back the same rows.
+        @Test func copyFromSQLiteToPostgreSQLAndBack() async throws {
+            try await Self.with { s, server, database in
+                let postgres = try #require(s.ws.environment["TOKENVAULT_VAULT"])
+                let file = s.ws.dir + "/vault.db"
+                let onFile: [String: String?] = ["TOKENVAULT_VAULT": file]
+                #expect(try await s.run(["init", "--kdf", "interactive"], environment: onFile).code == 0)
+                try await s.expectOK(["add", "webex", "--vault", file, "--client-id", s.clientId, "--redirect-uri", s.redirect,
+                                      "--scopes", SandboxWorkspace.scopes.joined(separator: " "), "--api-base", s.base.absoluteString,
+                                      "--client-secret-stdin"], stdin: s.clientSecret)
+                let pair = try await s.sandbox.issueTokenPair(clientId: s.clientId, userId: s.user.id)
+                #expect(try await s.run(["import", "alice", "--integration", "webex"], stdin: tokenJSON(access: pair.accessToken, refresh: pair.refreshToken), environment: onFile).code == 0)
+                #expect(try await s.run(["refresh", "alice"], environment: onFile).code == 0)
+
+                let there = try await s.run(["copy", "--to", postgres], environment: merged(onFile, ["TOKENVAULT_PASSPHRASE": nil]))
+                #expect(there.code == 0, "\(there.err)")
+                #expect(try server.psql(database, "SELECT count(*) FROM audit_entry") == "2")
+                let verify = try await s.run(["audit", "--verify"])
+                #expect(verify.code == 0, "\(verify.out)\(verify.err)")
+                let token = try await s.run(["token", "alice"])
+                #expect(token.code == 0, "\(token.err)")
+                #expect(try await s.run(["refresh", "alice"]).code == 0)
+
+                let back = s.ws.dir + "/back.db"
+                let home = try await s.run(["copy", "--to", back], environment: ["TOKENVAULT_PASSPHRASE": nil])
+                #expect(home.code == 0, "\(home.err)")
+                let verifyBack = try await s.run(["audit", "--verify"], environment: ["TOKENVAULT_VAULT": back])
+                #expect(verifyBack.code == 0, "\(verifyBack.out)\(verifyBack.err)")
+                #expect(try await s.run(["token", "alice"], environment: ["TOKENVAULT_VAULT": back]).out == s.run(["token", "alice"]).out)
+                for table in ["integration", "key_slot"] {
+                    let dump = "SELECT * FROM \(table) ORDER BY 1"
+                    #expect(try sqlite(file, dump) == sqlite(back, dump), "\(table) differs after the round trip")
+                }
+                #expect(try sqlite(back, "SELECT count(*) FROM audit_entry") == "3")
+            }
+        }
+
+        func merged(_ a: [String: String?], _ b: [String: String?]) -> [String: String?] { a.merging(b) { $1 } }
 
         /// Starting tokenvault loads libpq only for a PostgreSQL vault: not for --version, not for a SQLite vault
         /// (the dynamic loader's own log, LD_DEBUG=libs, lists every library loaded, dlopen's included).

@@ -253,6 +253,14 @@ figures.append(Figure(
     detail: "user+system \(fmt(large.cpu, 2)) s of the tokenvault process, KDF included"))
 log(figures.last!.line)
 
+// MARK: 6. A shared vault on PostgreSQL (issue 12 §4)
+
+for figure in try await postgresFigures(bench: bench, sandbox: sandbox, apiBase: apiBase, latency: latency,
+                                        concurrency: concurrency, n: nRefresh, runs: runs) {
+    figures.append(figure)
+    log(figure.line)
+}
+
 // MARK: 3. Scale: 100,000 accounts
 
 let scaleVault = try bench.makeVault("scale", level: "interactive", apiBase: apiBase)

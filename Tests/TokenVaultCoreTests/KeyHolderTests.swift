@@ -18,6 +18,7 @@ final class RecordingKeyHolder: KeyHolder, @unchecked Sendable {
     func open(_ sealed: [UInt8], label: String) throws -> SecretBytes { note("open " + label); return try inner.open(sealed, label: label) }
     func mac(_ message: [UInt8], label: String) throws -> [UInt8] { note("mac " + label); return try inner.mac(message, label: label) }
     func wrapMasterKey(under passphraseKey: SecretBytes) throws -> [UInt8] { note("wrap"); return try inner.wrapMasterKey(under: passphraseKey) }
+    func wrapMasterKey(toPublicKey publicKey: [UInt8]) throws -> [UInt8] { note("wrap to key"); return try inner.wrapMasterKey(toPublicKey: publicKey) }
 }
 
 @Suite struct KeyHolderTests {

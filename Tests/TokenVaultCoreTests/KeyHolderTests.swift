@@ -39,7 +39,11 @@ final class RecordingKeyHolder: KeyHolder, @unchecked Sendable {
         #expect(try v.vault.verifyAudit().problems.isEmpty)
         let log = holder.log
         #expect(log.prefix(3) == ["seal account/x", "open account/x", "open account/y"])
-        #expect(log.dropFirst(3).allSatisfy { $0 == "mac " + SealLabel.audit })
+        // Appending checks first, through the holder too, that its key is still the vault's (a key slot's public
+        // key bound under it), once per holder.
+        let binding = "mac " + SealLabel.keySlotPublicKey(KeySlots.firstName)
+        #expect(log.dropFirst(3).allSatisfy { $0 == "mac " + SealLabel.audit || $0 == binding })
+        #expect(log.filter { $0 == binding }.count == 1)
         #expect(log.count >= 5)
     }
 

@@ -27,6 +27,7 @@ public struct KeyRotation: @unchecked Sendable {
 /// passphrase runs before the transaction, never inside it.
 extension UnlockedVault {
     /// `keys add`: a new slot in the box form for `passphrase`, holding the same master key.
+    @discardableResult
     public func addKeySlot(named name: String, passphrase: SecretBytes, parameters: KDFParameters, opened: OpenedSlot,
                            now: Date) throws -> KeySlotChange {
         let passphraseKey = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
@@ -49,6 +50,7 @@ extension UnlockedVault {
 
     /// `keys remove`: the slot goes, unless it is the last one. Its passphrase opens this file no more; it still
     /// opens copies made before, and the master key it opened is unchanged until `keys rotate`.
+    @discardableResult
     public func removeKeySlot(named name: String, opened: OpenedSlot, now: Date) throws -> KeySlotChange {
         let conversion = name == opened.name ? nil : try converted(opened)
         let createdAt = try database.header().createdAt
@@ -73,6 +75,7 @@ extension UnlockedVault {
 
     /// `passwd`: the slot `name` (default: the one opened) gets `passphrase`, a new key pair and salt, and
     /// `parameters`' cost (default: its own). No other slot changes, and neither does the master key.
+    @discardableResult
     public func changePassphrase(ofSlot name: String?, to passphrase: SecretBytes, parameters: KDFParameters?,
                                  opened: OpenedSlot, now: Date) throws -> KeySlotChange {
         let target = name ?? opened.name

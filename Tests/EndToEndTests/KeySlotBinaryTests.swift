@@ -131,9 +131,12 @@ extension OAuthBinaryTests {
                 let table = try await s.run(["keys", "list"], environment: ["TOKENVAULT_PASSPHRASE": nil])
                 #expect(table.out.contains("NAME") && table.out.contains("bob") && table.out.contains("interactive"), "\(table.out)")
 
-                // Removed: bob's passphrase is refused as any wrong one is, and his slot's bytes are out of the files.
+                // Removed: bob's passphrase is refused as any wrong one is, and his slot's bytes are out of the files,
+                // even while another process has the vault open (so that closing does not checkpoint it by chance).
                 let bobSlot = try #require(try VaultRows(s.ws.vault).slots["bob"])
                 let bobBlobs: [Data] = [bobSlot["secret_key_sealed"], bobSlot["master_key_sealed"], bobSlot["public_key"]]
+                let otherProcess = try DatabaseQueue(path: s.ws.vault)
+                defer { try? otherProcess.close() }
                 let removed = try await s.run(["keys", "remove", "bob"])
                 outputs += removed.out + removed.err
                 #expect(removed.code == 0, "\(removed.err)")
@@ -167,6 +170,10 @@ extension OAuthBinaryTests {
                 let copy = s.ws.dir + "/bobs-copy.db"
                 try copyVault(s.ws.vault, to: copy)
 
+                // Another process has the vault open throughout (an agent, a long refresh-all): the files are not
+                // checkpointed when keys rotate closes them, so only its own purge moves the old bytes out.
+                let otherProcess = try DatabaseQueue(path: s.ws.vault)
+                defer { try? otherProcess.close() }
                 let removed = try await s.run(["keys", "remove", "bob"])
                 #expect(removed.code == 0, "\(removed.err)")
                 let before = try VaultRows(s.ws.vault)

@@ -24,6 +24,11 @@ extension TokenVault {
             let database = try openDatabase(context)
             let slots = try database.keySlots()
             guard slots.contains(where: { $0.name == name }) else { throw StoreError.noSuchKeySlot(name) }
+            // Said before asking for a passphrase (the transaction checks again).
+            guard slots.count > 1 else {
+                throw CLIError.vault(.invalid("key slot '\(name)' is the vault's only one: without it no passphrase would open the vault",
+                                              hint: "add another first ('tokenvault keys add NAME'), or change its passphrase with 'tokenvault passwd'"))
+            }
             let (vault, opened) = try KeySlotCommands.unlock(database, global: global, context: context)
             let change = try vault.removeKeySlot(named: name, opened: opened, now: context.now())
             // secure_delete zeroed the row in place; this moves the write-ahead log's copy out of the files too.

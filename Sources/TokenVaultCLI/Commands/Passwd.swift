@@ -22,10 +22,11 @@ extension TokenVault {
         var kdf: KDFParameters.Level?
 
         func run(_ context: Context) async throws {
+            let database = try openDatabase(context)
+            if let slot, try !database.keySlots().contains(where: { $0.name == slot }) { throw StoreError.noSuchKeySlot(slot) }
             // From the passphrase: the agent does not hand out the key, and a new passphrase ends it.
-            let (vault, opened) = try KeySlotCommands.unlock(try openDatabase(context), global: global, context: context)
+            let (vault, opened) = try KeySlotCommands.unlock(database, global: global, context: context)
             let target = slot ?? opened.name
-            guard try vault.database.keySlots().contains(where: { $0.name == target }) else { throw StoreError.noSuchKeySlot(target) }
             let passphrase = try KeySlotCommands.readNewPassphrase(
                 fd: newPassphraseFd, context: context,
                 prompt: target == opened.name ? "New vault passphrase: " : "New passphrase for key slot '\(target)': ")

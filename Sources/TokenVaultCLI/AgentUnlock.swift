@@ -39,6 +39,7 @@ enum VaultUnlocking {
                 context.console.err("tokenvault: warning: not using the agent: \(error.localizedDescription)\n")
             }
         }
-        return try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context), context: context)
+        return try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context),
+                                        keySlot: global.keySlot(context), context: context)
     }
 }

@@ -117,9 +117,9 @@ enum ErrorReport {
             return (e.localizedDescription, e.hint, code)
         case let e as StoreError:
             let code: ExitStatus = switch e {
-            case .vaultMissing, .noSuchAccount, .noSuchIntegration, .notAVault: .notFound
+            case .vaultMissing, .noSuchAccount, .noSuchIntegration, .noSuchKeySlot, .notAVault: .notFound
             case .damaged, .invalidRecord: .integrity
-            case .duplicateAccount, .duplicateIntegration, .integrationInUse, .vaultExists: .usage
+            case .duplicateAccount, .duplicateIntegration, .duplicateKeySlot, .integrationInUse, .vaultExists: .usage
             default: .other
             }
             return (e.localizedDescription, e.hint, code)

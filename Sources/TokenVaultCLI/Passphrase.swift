@@ -172,9 +172,17 @@ public struct DevTTY: PassphraseTerminal {
 
 extension UnlockedVault {
     /// Opens the vault with the passphrase from `source`: a person at a terminal gets three tries, as with sudo and
-    /// ssh; a file, a descriptor or the environment says the same thing again, so it fails at once.
-    static func unlock(_ database: any VaultStorage, source: PassphraseSource, context: Context) throws -> UnlockedVault {
-        try unlock(database, kdfParameters: context.kdfParameters, attempts: source.isTerminal ? 3 : 1,
-                   console: context.console) { try source.read(context: context) }
+    /// ssh; a file, a descriptor or the environment says the same thing again, so it fails at once. Through the key
+    /// slot `keySlot` only, when named, else through the first slot the passphrase opens.
+    static func unlock(_ database: any VaultStorage, source: PassphraseSource, keySlot: String? = nil,
+                       context: Context) throws -> UnlockedVault {
+        try unlockSlot(database, source: source, keySlot: keySlot, context: context).vault
+    }
+
+    /// The same, with the slot that opened it (for the commands that change key slots).
+    static func unlockSlot(_ database: any VaultStorage, source: PassphraseSource, keySlot: String?,
+                           context: Context) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
+        try unlockSlot(database, kdfParameters: context.kdfParameters, attempts: source.isTerminal ? 3 : 1,
+                       console: context.console, keySlot: keySlot) { try source.read(context: context) }
     }
 }

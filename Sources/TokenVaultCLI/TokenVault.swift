@@ -21,6 +21,7 @@ public struct TokenVault: AsyncParsableCommand {
             Init.self, IntegrationGroup.self, Add.self, Integrations.self, RemoveIntegration.self, Import.self, List.self,
             Authorize.self, Refresh.self, RefreshAll.self, Env.self, Token.self, Exec.self, Whoami.self,
             Revoke.self, Passwd.self, Audit.self, Unlock.self, Lock.self, AgentGroup.self, Check.self, Copy.self,
+            KeysGroup.self,
         ]
     )
 
@@ -96,6 +97,16 @@ struct GlobalOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Trace HTTP requests on stderr (tokens, secrets, codes and verifiers redacted).")
     var verbose = false
+
+    @Option(name: .long, help: ArgumentHelp("Open the vault with this key slot's passphrase only (default: $TOKENVAULT_KEY_SLOT, else each slot in turn).", valueName: "name"))
+    var keySlot: String?
+
+    /// The key slot to open with: `--key-slot`, else `TOKENVAULT_KEY_SLOT`; nil tries every slot.
+    func keySlot(_ context: Context) -> String? {
+        if let keySlot { return keySlot }
+        guard let named = context.environment["TOKENVAULT_KEY_SLOT"], !named.isEmpty else { return nil }
+        return named
+    }
 }
 
 /// A subcommand that runs with the injected context.

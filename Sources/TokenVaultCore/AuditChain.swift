@@ -6,9 +6,11 @@ import VaultStore
 /// head record (in the header row) names the newest entry with a MAC of its own, so an edited, reordered, removed or
 /// rolled-back entry is found by `verifyAudit`.
 extension UnlockedVault {
-    /// Appends an entry chained to the previous one, inside the caller's transaction.
+    /// Appends an entry chained to the previous one, inside the caller's transaction, after checking there that
+    /// this key is still the vault's (see `checkKeyIsCurrent(in:)`).
     @discardableResult
     public func appendAudit(_ draft: AuditDraft, in writer: any VaultTransaction) throws -> AuditEntry {
+        try checkKeyIsCurrent(in: writer)
         let keys = keys
         return try writer.appendAudit(draft, mac: { seq, entry, previous in
             try Self.entryMAC(keys: keys, seq: seq, draft: entry, previousMAC: previous)
@@ -51,10 +53,18 @@ extension UnlockedVault {
     /// log must also still contain that head (a head printed earlier and kept elsewhere): a vault rolled back to
     /// an older copy does not.
     public func verifyAudit(expectHead: String? = nil) throws -> AuditVerification {
+        let head = try database.auditHead()
+        return try Self.verifyAudit(try database.auditEntries(), headSeq: head.seq, headMAC: head.mac, keys: keys,
+                                    expectHead: expectHead)
+    }
+
+    /// `verifyAudit` over entries and a head already read (inside a transaction, for `keys rotate`).
+    static func verifyAudit(_ entries: [AuditEntry], headSeq: Int64, headMAC: [UInt8], keys: any KeyHolder,
+                            expectHead: String? = nil) throws -> AuditVerification {
+        let head = (seq: headSeq, mac: headMAC)
         var previous: [UInt8] = []
         var expectedSeq: Int64 = 1
         var problems: [String] = []
-        let entries = try database.auditEntries()
         var heads: Set<String> = [Self.hex(try Self.auditHeadMAC(keys: keys, seq: 0, entryMAC: []))]
         for entry in entries {
             if entry.seq != expectedSeq {
@@ -73,7 +83,6 @@ extension UnlockedVault {
         }
         // The head in the header row must name the newest entry (or entry 0) with a valid MAC: otherwise the
         // newest entries, or all of them, were removed.
-        let head = try database.auditHead()
         let newest = entries.last
         if head.mac.isEmpty {
             problems.append("the log's head record has no MAC: it was removed (an emptied or truncated log looks like this)")

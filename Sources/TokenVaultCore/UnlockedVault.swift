@@ -36,44 +36,75 @@ public enum SealLabel {
     }
 }
 
-/// A vault whose passphrase has been checked: the database plus the master key. The KDF ran once to get here.
+/// A vault whose passphrase has been checked: the database plus the master key. The KDF ran once to get here
+/// (once per key slot tried: see `unlock`).
 public final class UnlockedVault: @unchecked Sendable {
     public let database: any VaultStorage
     /// Seals, opens and MACs under labels; the only holder of the master key (KeyHolder.swift).
     public let keys: any KeyHolder
+    /// The key slot whose passphrase opened the vault; nil when it was opened otherwise (through the agent).
+    public let keySlot: String?
+    /// A key slot's stored public key (with its MAC) already found bound under `keys`: see `checkKeyIsCurrent(in:)`.
+    private let verifiedBinding = NSLock()
+    private var verifiedPublicKey: [UInt8]?
 
-    public init(database: any VaultStorage, keys: any KeyHolder) {
+    public init(database: any VaultStorage, keys: any KeyHolder, keySlot: String? = nil) {
         self.database = database
         self.keys = keys
+        self.keySlot = keySlot
     }
 
-    /// Checks the stored KDF parameters before running the KDF, then unwraps the master key.
-    /// A failed unwrap is the proof of a wrong passphrase; nothing is written.
+    /// Opens the vault with a passphrase through its key slots, as `unlockSlot` does, keeping only the vault.
+    public static func unlock(_ database: any VaultStorage, kdfParameters: (KDFParameters.Level) -> KDFParameters,
+                              attempts: Int, console: any Console, keySlot: String? = nil,
+                              readPassphrase: () throws -> SecretBytes) throws -> UnlockedVault {
+        try unlockSlot(database, kdfParameters: kdfParameters, attempts: attempts, console: console, keySlot: keySlot,
+                       readPassphrase: readPassphrase).vault
+    }
+
+    /// Checks the stored KDF parameters of the key slots to try before running any KDF, then unwraps the master key
+    /// through the first slot the passphrase opens: only `keySlot` when one is named, else every slot in order (so a
+    /// wrong passphrase costs one KDF run per slot). A failed unwrap is the proof of a wrong passphrase; nothing is
+    /// written.
     ///
     /// The parameters are plain fields and nothing secret can be checked before the KDF runs, so: tokenvault only
     /// ever writes the costs of its known levels (`kdfParameters`), and any other cost is an edited file,
-    /// refused without running the KDF. A swap between two known levels is caught after a failed unwrap by trying
-    /// the cheaper levels with the same salt: if one opens the master key, the file was edited. (A level lowered
-    /// by an edit cannot be told from a wrong passphrase without paying for every dearer level on each typo.)
+    /// refused without running the KDF. A swap between two known levels is caught after no slot opened by trying
+    /// the cheaper levels with each slot's salt: if one opens, the file was edited. (A level lowered by an edit
+    /// cannot be told from a wrong passphrase without paying for every dearer level on each typo.)
     ///
     /// `attempts` tries are given to `readPassphrase` (three for a person at a terminal, as with sudo and ssh); each
     /// wrong or empty one but the last is reported on `console`.
-    public static func unlock(_ database: any VaultStorage, kdfParameters: (KDFParameters.Level) -> KDFParameters,
-                              attempts: Int, console: any Console,
-                              readPassphrase: () throws -> SecretBytes) throws -> UnlockedVault {
-        let header = try database.header()
-        let parameters = try storedParameters(header)
+    public static func unlockSlot(_ database: any VaultStorage, kdfParameters: (KDFParameters.Level) -> KDFParameters,
+                                  attempts: Int, console: any Console, keySlot: String? = nil,
+                                  readPassphrase: () throws -> SecretBytes) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
+        let slots = try database.keySlots()
+        guard !slots.isEmpty else {
+            throw VaultError.integrity("the vault has no key slot, so no passphrase can open it",
+                                       hint: "the vault file was edited or damaged; restore it from a backup")
+        }
+        let tried: [KeySlot]
+        if let keySlot {
+            guard let slot = slots.first(where: { $0.name == keySlot }) else { throw StoreError.noSuchKeySlot(keySlot) }
+            tried = [slot]
+        } else {
+            tried = slots
+        }
         let known = knownLevels(kdfParameters)
-        guard let stored = known.first(where: { $0.parameters.sameCost(as: parameters) }) else {
-            throw VaultError.integrity(
-                "the vault's key-derivation parameters were changed: \(describe(parameters)) is not a cost tokenvault writes (\(known.map { "\($0.level.rawValue) \(describe($0.parameters))" }.joined(separator: ", ")))",
-                hint: "the vault file was edited or damaged; restore it from a backup (no key derivation was run)")
+        let candidates: [SlotCandidate] = try tried.map { slot in
+            let parameters = try storedParameters(slot)
+            guard let stored = known.first(where: { $0.parameters.sameCost(as: parameters) }) else {
+                throw VaultError.integrity(
+                    "the vault's key-derivation parameters were changed: key slot '\(slot.name)' has \(describe(parameters)), not a cost tokenvault writes (\(known.map { "\($0.level.rawValue) \(describe($0.parameters))" }.joined(separator: ", ")))",
+                    hint: "the vault file was edited or damaged; restore it from a backup (no key derivation was run)")
+            }
+            return SlotCandidate(slot: slot, parameters: parameters, level: stored.level, cost: stored.cost)
         }
         for attempt in 1... {
             do {
                 let passphrase = try readPassphrase()
-                let master = try openMasterKey(header, passphrase: passphrase, parameters: parameters, stored: stored, known: known)
-                return UnlockedVault(database: database, keys: InProcessKeyHolder(masterKey: master))
+                let (holder, opened) = try open(candidates, passphrase: passphrase, known: known)
+                return (UnlockedVault(database: database, keys: holder, keySlot: opened.name), opened)
             } catch let error as VaultError where (error == .wrongPassphrase || error == .emptyPassphrase) && attempt < attempts {
                 console.err("tokenvault: \(error.localizedDescription); try again (\(attempts - attempt) more attempt\(attempts - attempt == 1 ? "" : "s"))\n")
             }
@@ -81,44 +112,48 @@ public final class UnlockedVault: @unchecked Sendable {
         fatalError("unreachable: the loop returns or throws")
     }
 
-    /// Unwraps the master key; on a wrong passphrase, tells an edited KDF level apart (see `unlock`).
-    private static func openMasterKey(_ header: VaultHeader, passphrase: SecretBytes, parameters: KDFParameters,
-                                      stored: (level: KDFParameters.Level, parameters: KDFParameters, cost: Double),
-                                      known: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)]) throws -> SecretBytes {
-        do {
-            return try openMasterKey(header, passphrase: passphrase, parameters: parameters)
-        } catch VaultError.wrongPassphrase {
-            for cheaper in known where cheaper.cost < stored.cost {
-                var candidate = cheaper.parameters
-                candidate.salt = parameters.salt
-                if (try? openMasterKey(header, passphrase: passphrase, parameters: candidate)) != nil {
+    private struct SlotCandidate {
+        var slot: KeySlot
+        var parameters: KDFParameters
+        var level: KDFParameters.Level
+        var cost: Double
+    }
+
+    /// The first candidate the passphrase opens; when none does, tells an edited KDF level apart (see `unlockSlot`).
+    private static func open(_ candidates: [SlotCandidate], passphrase: SecretBytes,
+                             known: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)]) throws -> (InProcessKeyHolder, OpenedSlot) {
+        // A damaged slot does not keep the others from opening; it is reported when none opens (its passphrase
+        // may have been the one typed).
+        var damage: VaultError?
+        for candidate in candidates {
+            let passphraseKey = try VaultKeys.derivePassphraseKey(passphrase, parameters: candidate.parameters)
+            do {
+                if let holder = try KeySlots.open(candidate.slot, passphraseKey: passphraseKey) {
+                    return (holder, OpenedSlot(slot: candidate.slot, passphraseKey: passphraseKey))
+                }
+            } catch let error as VaultError {
+                damage = damage ?? error
+            }
+        }
+        if let damage { throw damage }
+        // Only now, so that a right passphrase for the second slot does not pay for the first one's cheaper levels.
+        for candidate in candidates {
+            for cheaper in known where cheaper.cost < candidate.cost {
+                var parameters = cheaper.parameters
+                parameters.salt = candidate.parameters.salt
+                let key = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
+                if KeySlots.passphraseKeyOpens(candidate.slot, passphraseKey: key) {
                     throw VaultError.integrity(
-                        "the vault's key-derivation parameters were changed (it opens with the \(cheaper.level.rawValue) level, the file says \(stored.level.rawValue))",
+                        "the vault's key-derivation parameters were changed: key slot '\(candidate.slot.name)' opens with the \(cheaper.level.rawValue) level, the file says \(candidate.level.rawValue)",
                         hint: "the vault file was edited; restore it from a backup (the passphrase was right; nothing was written)")
                 }
             }
-            throw VaultError.wrongPassphrase
         }
-    }
-
-    private static func openMasterKey(_ header: VaultHeader, passphrase: SecretBytes, parameters: KDFParameters) throws -> SecretBytes {
-        let passphraseKey = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
-        let master: SecretBytes
-        do {
-            master = try SecretBox.open(header.masterKeySealed, key: passphraseKey)
-        } catch VaultCryptoError.authenticationFailed {
-            throw VaultError.wrongPassphrase
-        } catch VaultCryptoError.malformed {
-            throw VaultError.integrity("the vault's sealed master key is malformed", hint: "restore the vault from a backup")
-        }
-        guard master.count == VaultKeys.keyBytes else {
-            throw VaultError.integrity("the vault's master key has the wrong length", hint: "restore the vault from a backup")
-        }
-        return master
+        throw VaultError.wrongPassphrase
     }
 
     /// The levels tokenvault writes, each cost once (in-process tests may give every level the same cost).
-    private static func knownLevels(_ kdfParameters: (KDFParameters.Level) -> KDFParameters) -> [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)] {
+    static func knownLevels(_ kdfParameters: (KDFParameters.Level) -> KDFParameters) -> [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)] {
         var levels: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)] = []
         for level in KDFParameters.Level.allCases {
             let p = kdfParameters(level)
@@ -128,40 +163,56 @@ public final class UnlockedVault: @unchecked Sendable {
         return levels
     }
 
-    private static func describe(_ p: KDFParameters) -> String {
+    /// The level whose cost a slot's parameters have, if any (`keys list`).
+    public static func level(of slot: KeySlot, kdfParameters: (KDFParameters.Level) -> KDFParameters) -> KDFParameters.Level? {
+        knownLevels(kdfParameters).first {
+            $0.parameters.opsLimit == slot.kdfOpsLimit && $0.parameters.memLimit == slot.kdfMemLimit
+        }?.level
+    }
+
+    static func describe(_ p: KDFParameters) -> String {
         p.memLimit >= 1 << 20 ? "\(p.opsLimit) passes and \(p.memLimit >> 20) MiB" : "\(p.opsLimit) passes and \(p.memLimit >> 10) KiB"
     }
 
-    public static func storedParameters(_ header: VaultHeader) throws -> KDFParameters {
-        guard header.kdfAlgorithm == KDFParameters.algorithmName else { throw VaultError.unsupportedKDF(header.kdfAlgorithm) }
-        let parameters = KDFParameters(opsLimit: header.kdfOpsLimit, memLimit: header.kdfMemLimit, salt: header.kdfSalt)
+    /// A slot's KDF parameters, refused when they are of another algorithm or beyond the caps (no KDF run).
+    public static func storedParameters(_ slot: KeySlot) throws -> KDFParameters {
+        guard slot.kdfAlgorithm == KDFParameters.algorithmName else { throw VaultError.unsupportedKDF(slot.kdfAlgorithm) }
+        let parameters = KDFParameters(opsLimit: slot.kdfOpsLimit, memLimit: slot.kdfMemLimit, salt: slot.kdfSalt)
         try parameters.validate()
         return parameters
     }
 
-    /// A new vault's header: a random master key sealed under the passphrase key, and the keyed MAC of the
-    /// empty audit log's head (entry 0), so that a log emptied later is not mistaken for a new one.
-    public static func newHeader(passphrase: SecretBytes, parameters: KDFParameters, now: Date) throws -> (header: VaultHeader, auditHeadMAC: [UInt8]) {
+    /// Creates a new vault at `location`: a random master key, the key slot `main` (in the box form) for
+    /// `passphrase`, and the keyed MAC of the empty audit log's head (entry 0), so that a log emptied later is not
+    /// mistaken for a new one. The header's own key columns get ``VaultHeader/keySlotsOnly(createdAt:now:)``.
+    public static func create(at location: String, passphrase: SecretBytes, parameters: KDFParameters, now: Date) throws -> UnlockedVault {
         let keys = InProcessKeyHolder.generate()
-        let header = try header(sealing: keys, passphrase: passphrase, parameters: parameters, createdAt: now, now: now)
-        return (header, try auditHeadMAC(keys: keys, seq: 0, entryMAC: []))
+        let passphraseKey = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
+        let slot = try KeySlots.make(named: KeySlots.firstName, keys: keys, passphraseKey: passphraseKey,
+                                     parameters: parameters, createdAt: now, changedAt: now)
+        let database = try VaultStores.create(location, header: .keySlotsOnly(createdAt: now, now: now),
+                                              auditHeadMAC: try auditHeadMAC(keys: keys, seq: 0, entryMAC: []))
+        try database.write { w in
+            // A store whose migration copied the (empty) header into a slot gets the real one instead.
+            try w.deleteAllKeySlots()
+            try w.insert(slot)
+        }
+        return UnlockedVault(database: database, keys: keys, keySlot: slot.name)
     }
 
-    public static func header(sealing keys: any KeyHolder, passphrase: SecretBytes, parameters: KDFParameters,
-                       createdAt: Date, now: Date) throws -> VaultHeader {
-        let key = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
-        return VaultHeader(
-            kdfAlgorithm: KDFParameters.algorithmName, kdfSalt: parameters.salt, kdfOpsLimit: parameters.opsLimit,
-            kdfMemLimit: parameters.memLimit, masterKeySealed: try keys.wrapMasterKey(under: key),
-            createdAt: createdAt, passphraseChangedAt: now)
-    }
-
-    /// Re-seals the master key under a new passphrase: one small write, every other sealed value stays as it is.
-    public func changePassphrase(to passphrase: SecretBytes, parameters: KDFParameters, now: Date) throws {
-        let old = try database.header()
-        let new = try Self.header(sealing: keys, passphrase: passphrase, parameters: parameters,
-                                  createdAt: old.createdAt, now: now)
-        try database.write { try $0.updateHeader(new) }
+    /// Throws unless `keys` is still this vault's master key, checked inside the transaction about to write with it:
+    /// a command that unlocked before a `keys rotate` in another process committed holds the old key, and what it
+    /// sealed or MAC'd now would open for no one (and an audit entry under the old key would break the chain). The
+    /// proof is a key slot's public key bound under this key (`keys rotate` binds every slot under the new one).
+    /// A vault with only v1-v3 slots has no such binding and cannot have been rotated: nothing to check.
+    public func checkKeyIsCurrent(in writer: any VaultTransaction) throws {
+        guard let slot = try writer.keySlots().first(where: { $0.form == .box }), let stored = slot.publicKey else { return }
+        if verifiedBinding.withLock({ verifiedPublicKey == stored }) { return }
+        guard try KeySlots.isBound(slot, keys: keys) else {
+            throw VaultError.busy("the vault's master key was replaced ('tokenvault keys rotate') while this command ran; nothing was stored",
+                                  hint: "run the command again; it opens the vault with the new key")
+        }
+        verifiedBinding.withLock { verifiedPublicKey = stored }
     }
 
     // MARK: Sealing

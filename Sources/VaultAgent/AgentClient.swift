@@ -106,6 +106,11 @@ public final class AgentClient: KeyHolder, @unchecked Sendable {
         throw Failure.refused("the agent does not hand out its key; change the passphrase with 'tokenvault passwd' (it ends the agent)")
     }
 
+    /// Nor to a key slot: `keys add` and `keys rotate` work from a passphrase, and end the agent.
+    public func wrapMasterKey(toPublicKey publicKey: [UInt8]) throws -> [UInt8] {
+        throw Failure.refused("the agent does not hand out its key; 'tokenvault keys' works from a passphrase (it ends the agent)")
+    }
+
     /// The agent's own account of itself.
     public func status() throws -> [String: Any] {
         let data = try call(.init(op: .status))

@@ -18,8 +18,11 @@ public protocol KeyHolder: Sendable {
     func open(_ sealed: [UInt8], label: String) throws -> SecretBytes
     /// HMAC-SHA-256 of `message` under the label's subkey.
     func mac(_ message: [UInt8], label: String) throws -> [UInt8]
-    /// The master key sealed under a key derived from a passphrase (for the vault's header).
+    /// The master key sealed under a key derived from a passphrase (a key slot of the v1-v3 form).
     func wrapMasterKey(under passphraseKey: SecretBytes) throws -> [UInt8]
+    /// The master key sealed to a key slot's public key (``SealedBox``): what `keys add`, `passwd` and `keys rotate`
+    /// store, so that a later `keys rotate` can wrap its new key for the slot without its passphrase.
+    func wrapMasterKey(toPublicKey publicKey: [UInt8]) throws -> [UInt8]
 }
 
 /// The master key held in this process, in guarded memory.
@@ -73,6 +76,10 @@ public final class InProcessKeyHolder: KeyHolder, @unchecked Sendable {
 
     public func wrapMasterKey(under passphraseKey: SecretBytes) throws -> [UInt8] {
         try SecretBox.seal(master, key: passphraseKey)
+    }
+
+    public func wrapMasterKey(toPublicKey publicKey: [UInt8]) throws -> [UInt8] {
+        try SealedBox.seal(master, to: publicKey)
     }
 
     /// Writes the master key to a pipe, once, to the agent this process is starting (`tokenvault unlock`): the one

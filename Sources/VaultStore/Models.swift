@@ -132,6 +132,14 @@ public enum AuditEvent: String, Sendable, Codable, CaseIterable {
     case accessTokenRejected = "access-token-rejected"
     /// An integration's settings or client secret changed (`integration edit`); `account` is empty.
     case integrationEdited = "integration-edited"
+    /// A key slot was added (`keys add`); `account` is empty, the outcome names the slot.
+    case keySlotAdded = "key-slot-added"
+    /// A key slot was removed (`keys remove`): its passphrase opens this vault no more.
+    case keySlotRemoved = "key-slot-removed"
+    /// A key slot's passphrase (or KDF cost) changed (`passwd`).
+    case passphraseChanged = "passphrase-changed"
+    /// A new master key: every secret re-sealed, every slot given the new key, the log re-keyed (`keys rotate`).
+    case masterKeyRotated = "master-key-rotated"
 }
 
 /// What started the change an audit entry records: a command (with the flag that changes its meaning) or a use.
@@ -140,13 +148,15 @@ public enum AuditEvent: String, Sendable, Codable, CaseIterable {
 public enum AuditTrigger: Sendable, Equatable, Hashable, CustomStringConvertible {
     case authorize, authorizeDevice, `import`, refresh, refreshAll, token, env, exec, whoami
     case revoke, revokeLocal, integrationEdit, removeIntegration
+    case keysAdd, keysRemove, keysRotate, passwd
     case other(String)
 
     static let known: [(AuditTrigger, String)] = [
         (.authorize, "authorize"), (.authorizeDevice, "authorize --device"), (.import, "import"), (.refresh, "refresh"),
         (.refreshAll, "refresh-all"), (.token, "token"), (.env, "env"), (.exec, "exec"), (.whoami, "whoami"),
         (.revoke, "revoke"), (.revokeLocal, "revoke --local"), (.integrationEdit, "integration edit"),
-        (.removeIntegration, "remove-integration"),
+        (.removeIntegration, "remove-integration"), (.keysAdd, "keys add"), (.keysRemove, "keys remove"),
+        (.keysRotate, "keys rotate"), (.passwd, "passwd"),
     ]
 
     public init(_ text: String) {
@@ -183,6 +193,11 @@ public enum AuditOutcome: Sendable, Equatable, Hashable, CustomStringConvertible
     case headMismatch
     /// `integration edit`: this integration's field changed (or its secret was replaced).
     case integrationChanged(integration: String, field: String, replaced: Bool)
+    /// `keys add`, `keys remove`, `passwd`: what happened to which key slot ("added", "removed",
+    /// "given a new passphrase").
+    case keySlotChanged(slot: String, change: String)
+    /// `keys rotate`: a new master key (what was re-sealed is in the entry's detail).
+    case masterKeyReplaced
     case other(String)
 
     public init(_ text: String) {
@@ -196,9 +211,15 @@ public enum AuditOutcome: Sendable, Equatable, Hashable, CustomStringConvertible
         case "removed locally": self = .removedLocally
         case "removed locally; revoking at the provider failed": self = .revokeFailedRemovedLocally
         case Self.headMismatchText: self = .headMismatch
+        case "master key replaced": self = .masterKeyReplaced
         default:
             if text.hasPrefix("revoked at "), text.hasSuffix(" and removed locally") {
                 self = .revokedAt(String(text.dropFirst("revoked at ".count).dropLast(" and removed locally".count)))
+            } else if text.hasPrefix("key slot '"), let end = text.dropFirst("key slot '".count).firstIndex(of: "'"),
+                      text[end...].hasPrefix("' "), !text[text.index(end, offsetBy: 2)...].isEmpty {
+                // Slot names hold no quote (letters, digits, '.', '_', '-', '@').
+                self = .keySlotChanged(slot: String(text[text.index(text.startIndex, offsetBy: "key slot '".count)..<end]),
+                                       change: String(text[text.index(end, offsetBy: 2)...]))
             } else {
                 self = .other(text)
             }
@@ -222,6 +243,8 @@ public enum AuditOutcome: Sendable, Equatable, Hashable, CustomStringConvertible
         case .headMismatch: Self.headMismatchText
         case .integrationChanged(let integration, let field, let replaced):
             "integration '\(integration)': \(field) \(replaced ? "replaced" : "changed")"
+        case .keySlotChanged(let slot, let change): "key slot '\(slot)' \(change)"
+        case .masterKeyReplaced: "master key replaced"
         case .other(let text): text
         }
     }
@@ -229,7 +252,8 @@ public enum AuditOutcome: Sendable, Equatable, Hashable, CustomStringConvertible
     /// Whether the change succeeded (a new pair stored, or a pair removed as asked).
     public var isSuccess: Bool {
         switch self {
-        case .ok, .replacedPair, .replacedPairAnotherPerson, .removedLocally, .revokedAt, .integrationChanged: true
+        case .ok, .replacedPair, .replacedPairAnotherPerson, .removedLocally, .revokedAt, .integrationChanged,
+             .keySlotChanged, .masterKeyReplaced: true
         default: false
         }
     }

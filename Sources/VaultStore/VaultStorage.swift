@@ -105,6 +105,9 @@ public protocol VaultTransaction {
     /// Replaces every audit entry's MAC and the head's MAC, nothing else (`keys rotate`: the chain re-keyed under
     /// the new master key after it was verified under the old one). The append-only guard allows only this.
     func rewriteAuditMACs(_ macs: [Int64: [UInt8]], headMAC: [UInt8]) throws
+    /// Everything the vault holds, read inside this write transaction (`keys rotate` re-seals exactly what it read,
+    /// with no other writer in between). Same content as ``VaultStorage/snapshot()``.
+    func snapshot() throws -> VaultSnapshot
 
     /// Appends an audit entry after checking the head (see ``VaultWriter/appendAudit(_:mac:headMAC:)``).
     @discardableResult

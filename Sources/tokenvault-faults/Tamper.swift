@@ -5,7 +5,7 @@ import WebexSandbox
 import Glibc
 #endif
 
-/// Single-bit flips of sealed values and of the master-key envelope, swapped ciphertexts, an edited audit log,
+/// Single-bit flips of sealed values and of the key slot's envelopes, swapped ciphertexts, an edited audit log,
 /// and a wrong passphrase that must leave the file byte-identical.
 enum Tamper {
     /// One stored value to flip bits of, and the command that must notice.
@@ -24,8 +24,8 @@ enum Tamper {
 
     static func run(_ report: Report, _ options: Options) {
         report.part("Tamper", options.full
-            ? "every single-bit flip of an account's sealed access token, sealed refresh token, the integration's sealed client secret and the sealed master key (flipped in vault.db in place, 2 workers); swapped ciphertexts; edited audit entries; wrong passphrases"
-            : "single-bit flips at sampled positions (version byte, nonce, tag, ciphertext) of an account's sealed access token, sealed refresh token, the integration's sealed client secret and the sealed master key; swapped ciphertexts; edited audit entries; wrong passphrases (--full flips every bit)")
+            ? "every single-bit flip of an account's sealed access token, sealed refresh token, the integration's sealed client secret and the key slot's three envelopes (flipped in vault.db in place, 2 workers); swapped ciphertexts; edited audit entries; wrong passphrases"
+            : "single-bit flips at sampled positions (version byte, nonce, tag, ciphertext) of an account's sealed access token, sealed refresh token, the integration's sealed client secret and the key slot's three envelopes; swapped ciphertexts; edited audit entries; wrong passphrases (--full flips every bit)")
         let ws = Workspace("tamper", tokenvault: options.tokenvault)
         defer { ws.remove() }
         let sandbox: Sandbox
@@ -50,11 +50,20 @@ enum Tamper {
                    command: ["refresh", a], accepted: [7], mustName: "'\(a)'", sendsRequests: true),
             Target(title: "sealed client secret of integration 'w'", sql: "SELECT hex(client_secret_sealed) FROM integration WHERE name = ?", parameter: ["w"],
                    command: ["refresh", a], accepted: [7], mustName: "'w'", sendsRequests: true),
-            // A wrong passphrase and a damaged envelope fail the same MAC check: secretbox cannot tell which
-            // input was wrong. So exit 3 ("wrong passphrase") or 7 (malformed envelope) both count as detected; what
-            // must never happen is a success, another exit code, or a write.
-            Target(title: "sealed master key (the passphrase envelope)", sql: "SELECT hex(master_key_sealed) FROM vault_meta", parameter: [],
+            // The key slot `main`. A wrong passphrase and a damaged envelope fail the same MAC check: secretbox
+            // cannot tell which input was wrong. So for the slot's sealed secret key exit 3 ("wrong passphrase") or 7
+            // (malformed envelope) both count as detected; what must never happen is a success, another exit code,
+            // or a write. Once that opens, the passphrase is known to be right: a flip in the master key's box or in
+            // the public key and its MAC is damage, exit 7, naming the slot.
+            Target(title: "key slot 'main': its secret key sealed under the passphrase (the passphrase envelope)",
+                   sql: "SELECT hex(secret_key_sealed) FROM key_slot WHERE name = ?", parameter: ["main"],
                    command: ["token", a], accepted: [3, 7], mustName: nil, sendsRequests: false),
+            Target(title: "key slot 'main': the master key sealed to its public key",
+                   sql: "SELECT hex(master_key_sealed) FROM key_slot WHERE name = ?", parameter: ["main"],
+                   command: ["token", a], accepted: [7], mustName: "key slot 'main'", sendsRequests: false),
+            Target(title: "key slot 'main': its public key and the MAC binding it",
+                   sql: "SELECT hex(public_key) FROM key_slot WHERE name = ?", parameter: ["main"],
+                   command: ["token", a], accepted: [7], mustName: "key slot 'main'", sendsRequests: false),
         ]
         let workers = (0..<2).map { _ in Workspace("tamper-worker", tokenvault: options.tokenvault) }
         defer { workers.forEach { $0.remove() } }

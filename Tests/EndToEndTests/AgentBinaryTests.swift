@@ -101,6 +101,35 @@ extension OAuthBinaryTests {
             }
         }
 
+        /// `keys add`, `keys remove` and `keys rotate` end the agent as `passwd` does; after a rotation an agent
+        /// started again holds the new key and serves the re-sealed values.
+        @Test func keySlotChangesEndTheAgent() async throws {
+            try await SandboxWorkspace.with { s in
+                let env = try runtime(s)
+                let pairs = try await s.importAccounts(["alice"])
+                let bobFile = try s.ws.write("bob", "bob's agent passphrase\n")
+                let ws = s.ws
+                for step in ["keys add", "keys remove", "keys rotate"] {
+                    try await s.expectOK(["unlock"], environment: env)
+                    #expect(try await agentPID(s, env) != nil)
+                    let result: ProcessResult = switch step {
+                    case "keys add":
+                        try await offPool { try runWithFD3(ws, ["keys", "add", "bob", "--kdf", "interactive", "--new-passphrase-fd", "3"],
+                                                           fd3: bobFile, environment: env) }
+                    case "keys remove": try await s.run(["keys", "remove", "bob"], environment: env)
+                    default: try await s.run(["keys", "rotate"], environment: env)
+                    }
+                    #expect(result.code == 0, "\(step): \(result.err)")
+                    #expect(result.err.contains("forgot its key"), "\(step): \(result.err)")
+                    #expect(try await waitUntilGone(s, env), "\(step) left the agent running")
+                }
+                try await s.expectOK(["unlock"], environment: env)
+                let token = try await s.run(["token", "alice"], environment: merged(env, Self.noPassphrase))
+                #expect(token.out == pairs["alice"]!.access + "\n", "\(token.err)")
+                try await s.expectOK(["lock"], environment: merged(env, Self.noPassphrase))
+            }
+        }
+
         @Test func twentyClientsAndRefreshAllThroughTheAgentLoseNothing() async throws {
             try await SandboxWorkspace.with(configure: { $0.rotation = .on }) { s in
                 let env = try runtime(s)

@@ -125,14 +125,14 @@ extension OAuthBinaryTests {
         @Test func passwdChangesTheKDFLevel() async throws {
             try await SandboxWorkspace.with { s in
                 let pairs = try await s.importAccounts(["alice"])
-                #expect(try sqlite(s.ws.vault, "SELECT kdf_opslimit, kdf_memlimit FROM vault_meta") == "2|67108864")
+                #expect(try sqlite(s.ws.vault, "SELECT kdf_opslimit, kdf_memlimit FROM key_slot WHERE name = 'main'") == "2|67108864")
                 let newPassphrase = "new passphrase \(UUID().uuidString.prefix(6))"
                 let newFile = try s.ws.write("new-pass", newPassphrase + "\n")
                 let sh = "exec \"$0\" passwd --kdf moderate --new-passphrase-fd 3 3< \"$1\""
                 let ws = s.ws
                 let changed = try await offPool { try runProcess("/bin/sh", ["-c", sh, tokenvaultBinary, newFile], environment: ws.environment) }
                 #expect(changed.code == 0, "\(changed.err)")
-                #expect(try sqlite(s.ws.vault, "SELECT kdf_opslimit, kdf_memlimit FROM vault_meta") == "3|268435456")
+                #expect(try sqlite(s.ws.vault, "SELECT kdf_opslimit, kdf_memlimit FROM key_slot WHERE name = 'main'") == "3|268435456")
                 #expect(try await s.run(["token", "alice"]).code == 3, "the old passphrase still opens it")
                 let token = try await s.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": newPassphrase])
                 #expect(token.code == 0, "\(token.err)")

@@ -203,7 +203,7 @@ import VaultStore
 }
 
 @Suite struct PasswdTests {
-    @Test func passwdChangesOnlyTheHeader() async throws {
+    @Test func passwdChangesOnlyItsKeySlot() async throws {
         let (h, access, _) = try await Harness.withAccount()
         let before = try sealedValues(h, account: "alice")
         var fds: [Int32] = [0, 0]

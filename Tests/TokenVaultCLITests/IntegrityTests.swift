@@ -72,32 +72,51 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
 
     @Test func absurdKDFParametersAreRefusedBeforeTheKDFRuns() async throws {
         let (h, _, _) = try await Harness.withAccount()
-        try tamper(h, "UPDATE vault_meta SET kdf_memlimit = ?", [Int64(64) << 30])
+        try tamper(h, "UPDATE key_slot SET kdf_memlimit = ?", [Int64(64) << 30])
         let started = Date()
         let result = await h.run(["token", "alice"])
         #expect(result.code == 7)
         #expect(result.err.contains("tokenvault: error:"))
         // A 64 GiB Argon2id run would take minutes and likely fail to allocate; refusing takes milliseconds.
         #expect(Date().timeIntervalSince(started) < 5)
-        try tamper(h, "UPDATE vault_meta SET kdf_memlimit = 8192, kdf_algorithm = 'scrypt'")
+        try tamper(h, "UPDATE key_slot SET kdf_memlimit = 8192, kdf_algorithm = 'scrypt'")
         let unknown = await h.run(["token", "alice"])
         #expect(unknown.code == 7)
         #expect(unknown.err.contains("scrypt"))
     }
 
-    @Test func masterKeyEnvelopeBitFlipIsDetected() async throws {
+    /// The key slot's three sealed columns. A flip in the secret key's envelope cannot be told from a wrong
+    /// passphrase (both are a failed unwrap); once that opens, the passphrase is known to be right, so a flip in the
+    /// master key's box or in the public key (or its MAC) is damage, exit 7, never "wrong passphrase".
+    @Test func keySlotBitFlipsAreDetected() async throws {
         let (h, _, _) = try await Harness.withAccount()
         let queue = try DatabaseQueue(path: h.vaultPath)
-        let envelope = try await queue.read { try [UInt8](Data.fetchOne($0, sql: "SELECT master_key_sealed FROM vault_meta")!) }
-        try queue.close()
-        for index in stride(from: 0, to: envelope.count, by: 7) {
-            var flipped = envelope
-            flipped[index] ^= 0x10
-            try tamper(h, "UPDATE vault_meta SET master_key_sealed = ?", [Data(flipped)])
-            let result = await h.run(["token", "alice"])
-            // A damaged envelope cannot be told from a wrong passphrase: both are a failed unwrap.
-            #expect(result.code == 3 || result.code == 7, "flip at \(index): \(result.code)")
+        let stored = try await queue.read { db in
+            try ["secret_key_sealed", "master_key_sealed", "public_key"].map { column in
+                (column, try [UInt8](Data.fetchOne(db, sql: "SELECT \(column) FROM key_slot WHERE name = 'main'")!))
+            }
         }
+        try queue.close()
+        for (column, bytes) in stored {
+            #expect(bytes.count == ["secret_key_sealed": 73, "master_key_sealed": 81, "public_key": 64][column], "\(column)")
+            for index in stride(from: 0, to: bytes.count, by: 5) {
+                var flipped = bytes
+                flipped[index] ^= 0x10
+                try tamper(h, "UPDATE key_slot SET \(column) = ? WHERE name = 'main'", [Data(flipped)])
+                let result = await h.run(["token", "alice"])
+                let accepted: [Int32] = column == "secret_key_sealed" ? [3, 7] : [7]
+                #expect(accepted.contains(result.code), "\(column) flipped at \(index): exit \(result.code) \(result.err)")
+            }
+            try tamper(h, "UPDATE key_slot SET \(column) = ? WHERE name = 'main'", [Data(bytes)])
+            #expect(await h.run(["token", "alice"]).code == 0)
+        }
+        // The header's v1-v3 envelope is not read any more: whatever it holds, the vault opens through its slot.
+        try tamper(h, "UPDATE vault_meta SET master_key_sealed = randomblob(73), kdf_memlimit = 1")
+        #expect(await h.run(["token", "alice"]).code == 0)
+        // No slot at all: nothing opens it, and it says why.
+        try tamper(h, "DELETE FROM key_slot")
+        let none = await h.run(["token", "alice"])
+        #expect(none.code == 7 && none.err.contains("no key slot"), "\(none.err)")
     }
 }
 

@@ -40,7 +40,7 @@ extension Harness {
         let (h, access, _) = try await Harness.withAccount()
         // cheapKDF writes (1 pass, 8 KiB); any other cost within the caps is an edit.
         for (ops, mem) in [(2, 8192), (1, 16384), (4, 1 << 30)] as [(Int64, Int64)] {
-            try tamper(h, "UPDATE vault_meta SET kdf_opslimit = ?, kdf_memlimit = ?", [ops, mem])
+            try tamper(h, "UPDATE key_slot SET kdf_opslimit = ?, kdf_memlimit = ? WHERE name = 'main'", [ops, mem])
             let started = Date()
             let result = await h.run(["token", "alice"])
             #expect(result.code == 7, "(\(ops), \(mem)): \(result.err)")
@@ -63,10 +63,10 @@ extension Harness {
         let h = Harness()
         #expect(await h.runLeveled(["init", "--kdf", "interactive"]).code == 0)
         let sensitive = leveledCheapKDF(.sensitive)
-        try tamper(h, "UPDATE vault_meta SET kdf_opslimit = ?, kdf_memlimit = ?", [Int64(sensitive.opsLimit), Int64(sensitive.memLimit)])
+        try tamper(h, "UPDATE key_slot SET kdf_opslimit = ?, kdf_memlimit = ? WHERE name = 'main'", [Int64(sensitive.opsLimit), Int64(sensitive.memLimit)])
         let result = await h.runLeveled(["audit", "--verify"])
         #expect(result.code == 7, "\(result.err)")
-        #expect(result.err.contains("the vault's key-derivation parameters were changed (it opens with the interactive level, the file says sensitive)"), "\(result.err)")
+        #expect(result.err.contains("the vault's key-derivation parameters were changed: key slot 'main' opens with the interactive level, the file says sensitive"), "\(result.err)")
         // A real wrong passphrase is still one.
         #expect(await h.runLeveled(["audit", "--verify"], passphrase: "not it").code == 3)
     }
@@ -75,7 +75,7 @@ extension Harness {
         let h = Harness()
         #expect(await h.runLeveled(["init", "--kdf", "sensitive"]).code == 0)
         let interactive = leveledCheapKDF(.interactive)
-        try tamper(h, "UPDATE vault_meta SET kdf_opslimit = ?, kdf_memlimit = ?", [Int64(interactive.opsLimit), Int64(interactive.memLimit)])
+        try tamper(h, "UPDATE key_slot SET kdf_opslimit = ?, kdf_memlimit = ? WHERE name = 'main'", [Int64(interactive.opsLimit), Int64(interactive.memLimit)])
         #expect(await h.runLeveled(["audit", "--verify"]).code == 3)
     }
 

@@ -54,9 +54,8 @@ struct CoreVault {
                                                 attributes: [.posixPermissions: 0o700])
         let passphrase = SecretBytes(copying: Array("core test passphrase".utf8))
         let path = directory.appendingPathComponent("vault.db").path
-        let (header, head) = try UnlockedVault.newHeader(passphrase: passphrase, parameters: Self.kdf(.interactive), now: now)
-        let database = try VaultDatabase.create(at: path, header: header, auditHeadMAC: head)
-        vault = try UnlockedVault.unlock(database, kdfParameters: Self.kdf, attempts: 1, console: KeptConsole()) { passphrase }
+        let created = try UnlockedVault.create(at: path, passphrase: passphrase, parameters: Self.kdf(.interactive), now: now)
+        vault = try UnlockedVault.unlock(created.database, kdfParameters: Self.kdf, attempts: 1, console: KeptConsole()) { passphrase }
     }
 
     /// An integration with its client secret sealed, and an account holding a pair that lapses at `accessExpiresAt`.

@@ -18,6 +18,7 @@ final class RecordingKeyHolder: KeyHolder, @unchecked Sendable {
     func open(_ sealed: [UInt8], label: String) throws -> SecretBytes { note("open " + label); return try inner.open(sealed, label: label) }
     func mac(_ message: [UInt8], label: String) throws -> [UInt8] { note("mac " + label); return try inner.mac(message, label: label) }
     func wrapMasterKey(under passphraseKey: SecretBytes) throws -> [UInt8] { note("wrap"); return try inner.wrapMasterKey(under: passphraseKey) }
+    func wrapMasterKey(toPublicKey publicKey: [UInt8]) throws -> [UInt8] { note("wrap to key"); return try inner.wrapMasterKey(toPublicKey: publicKey) }
 }
 
 @Suite struct KeyHolderTests {
@@ -38,7 +39,11 @@ final class RecordingKeyHolder: KeyHolder, @unchecked Sendable {
         #expect(try v.vault.verifyAudit().problems.isEmpty)
         let log = holder.log
         #expect(log.prefix(3) == ["seal account/x", "open account/x", "open account/y"])
-        #expect(log.dropFirst(3).allSatisfy { $0 == "mac " + SealLabel.audit })
+        // Appending checks first, through the holder too, that its key is still the vault's (a key slot's public
+        // key bound under it), once per holder.
+        let binding = "mac " + SealLabel.keySlotPublicKey(KeySlots.firstName)
+        #expect(log.dropFirst(3).allSatisfy { $0 == "mac " + SealLabel.audit || $0 == binding })
+        #expect(log.filter { $0 == binding }.count == 1)
         #expect(log.count >= 5)
     }
 

@@ -14,11 +14,9 @@ struct MemoryVault {
 
     init() throws {
         let keys = InProcessKeyHolder.generate()
-        let parameters = KDFParameters(opsLimit: 1, memLimit: 8192, salt: Random.bytes(KDFParameters.saltBytes))
-        let header = try UnlockedVault.header(sealing: keys, passphrase: SecretBytes(copying: Array("p".utf8)),
-                                              parameters: parameters, createdAt: now, now: now)
         let head = try UnlockedVault.auditHeadMAC(keys: keys, seq: 0, entryMAC: [])
-        vault = UnlockedVault(database: try VaultDatabase.inMemory(header: header, auditHeadMAC: head), keys: keys)
+        vault = UnlockedVault(database: try VaultDatabase.inMemory(header: .keySlotsOnly(createdAt: now, now: now), auditHeadMAC: head),
+                              keys: keys)
     }
 
     /// An integration of `provider` served at `base`, and one account whose access token lapses in a minute.

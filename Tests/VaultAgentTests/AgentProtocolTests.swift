@@ -65,6 +65,7 @@ import Glibc
         #expect(throws: VaultCryptoError.authenticationFailed) { try client.open(sealed, label: "account/b") }
         #expect(try client.mac([1, 2], label: "audit/chain") == agent.keys.mac([1, 2], label: "audit/chain"))
         #expect(throws: AgentClient.Failure.self) { try client.wrapMasterKey(under: SecretBytes(count: 32)) }
+        #expect(throws: AgentClient.Failure.self) { try client.wrapMasterKey(toPublicKey: try BoxKeyPair.generate().publicKey) }
         #expect(try client.status()["vault"] as? String == agent.vault)
         // The socket is private: 0600 in a 0700 directory.
         var info = stat()

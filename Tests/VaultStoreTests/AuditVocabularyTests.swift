@@ -8,7 +8,8 @@ import Testing
 @Suite struct AuditVocabularyTests {
     @Test func storedTriggerTextIsStableAndUnknownTextIsKept() {
         let written = ["authorize", "authorize --device", "import", "refresh", "refresh-all", "token", "env", "exec",
-                       "whoami", "revoke", "revoke --local", "integration edit", "remove-integration"]
+                       "whoami", "revoke", "revoke --local", "integration edit", "remove-integration",
+                       "keys add", "keys remove", "keys rotate", "passwd"]
         for text in written {
             let trigger = AuditTrigger(text)
             #expect(trigger.rawValue == text)
@@ -28,6 +29,10 @@ import Testing
             (.revokedAt("webex"), "revoked at webex and removed locally"),
             (.revokeFailedRemovedLocally, "removed locally; revoking at the provider failed"),
             (.headMismatch, "the log's head did not match its newest entry: entries were removed or the head was edited"),
+            (.keySlotChanged(slot: "bob", change: "added"), "key slot 'bob' added"),
+            (.keySlotChanged(slot: "ci-host.1", change: "removed"), "key slot 'ci-host.1' removed"),
+            (.keySlotChanged(slot: "main", change: "given a new passphrase"), "key slot 'main' given a new passphrase"),
+            (.masterKeyReplaced, "master key replaced"),
         ]
         for (outcome, text) in cases {
             #expect(outcome.rawValue == text)
@@ -36,6 +41,27 @@ import Testing
         #expect(AuditOutcome.integrationChanged(integration: "w", field: "client secret", replaced: true).rawValue
             == "integration 'w': client secret replaced")
         #expect(AuditOutcome("something new").rawValue == "something new")
+        // Text that only starts like a key slot's stays as it is.
+        for text in ["key slot 'x'", "key slot 'x' ", "key slot x added", "key slot 'unterminated"] {
+            #expect(AuditOutcome(text) == .other(text), "\(text)")
+        }
         #expect(AuditOutcome.ok.isSuccess && !AuditOutcome.failedPairUnchanged.isSuccess)
+    }
+
+    /// Events are stored by their text too; an event no case knows makes the entry unreadable, so the text of each
+    /// must never change.
+    @Test func storedEventTextIsStable() {
+        let written: [(AuditEvent, String)] = [
+            (.imported, "imported"), (.authorized, "authorized"), (.refreshed, "refreshed"), (.revoked, "revoked"),
+            (.refreshFailed, "refresh-failed"), (.tamperDetected, "tamper-detected"),
+            (.accessTokenRejected, "access-token-rejected"), (.integrationEdited, "integration-edited"),
+            (.keySlotAdded, "key-slot-added"), (.keySlotRemoved, "key-slot-removed"),
+            (.passphraseChanged, "passphrase-changed"), (.masterKeyRotated, "master-key-rotated"),
+        ]
+        #expect(written.count == AuditEvent.allCases.count)
+        for (event, text) in written {
+            #expect(event.rawValue == text)
+            #expect(AuditEvent(rawValue: text) == event)
+        }
     }
 }

@@ -182,7 +182,11 @@ struct AddIntegrationOptions: ParsableArguments {
             redirectURI: redirectURI, scopes: scopeList, apiBase: base.hasSuffix("/") ? String(base.dropLast()) : base,
             envVar: variable, createdAt: context.now(), providerOptions: options.map { $0.encoded() })
         integration.clientSecretSealed = try vault.seal(secret, label: SealLabel.clientSecret(integration))
-        try vault.database.write { try $0.insert(integration) }
+        // Not audited, so checked here: a secret sealed under a key `keys rotate` replaced meanwhile would open for no one.
+        try vault.database.write { w in
+            try vault.checkKeyIsCurrent(in: w)
+            try w.insert(integration)
+        }
         let scopeText = scopeList.isEmpty ? "none" : scopeList.joined(separator: " ")
         context.console.err("Added \(preset.displayName) integration '\(name)' (client \(clientId)\(publicClient ? ", public" : ""), redirect \(redirectURI), scopes \(scopeText)).\n")
     }

@@ -25,10 +25,9 @@ extension TokenVault {
             let passphrase = try source.readNew(context: context)
             try PassphraseStrength.check(passphrase, allowWeak: allowWeakPassphrase, context: context)
             let parameters = context.kdfParameters(kdf)
-            let (header, auditHead) = try UnlockedVault.newHeader(passphrase: passphrase, parameters: parameters, now: context.now())
-            let database = try VaultStores.create(path, header: header, auditHeadMAC: auditHead)
-            try database.close()
-            context.console.err("Created vault \(path) (Argon2id, \(kdf.rawValue): \(parameters.memLimit >> 20) MiB, \(parameters.opsLimit) passes).\n")
+            let vault = try UnlockedVault.create(at: path, passphrase: passphrase, parameters: parameters, now: context.now())
+            try vault.database.close()
+            context.console.err("Created vault \(path) (Argon2id, \(kdf.rawValue): \(parameters.memLimit >> 20) MiB, \(parameters.opsLimit) passes; key slot '\(KeySlots.firstName)').\n")
         }
     }
 }

@@ -40,13 +40,17 @@ extension TokenVault {
                     throw CLIError.needsReauthorization(account: account, reason: "the provider refused its access token even after a refresh (HTTP 401)")
                 }
             }
-            // Keep the plain identity metadata current; this is not a lifetime change, so no audit entry.
-            var record = try vault.database.account(named: account)
-            record.personId = identity.id
-            record.email = identity.email
-            record.displayName = identity.displayName
-            record.orgId = identity.orgId
-            try vault.database.write { try $0.update(record) }
+            // Keep the plain identity metadata current; this is not a lifetime change, so no audit entry. Read in
+            // the write transaction: the sealed pair written back is the one stored now, not one a refresh or
+            // `keys rotate` in another process has just replaced.
+            try vault.database.write { w in
+                var record = try w.account(named: account)
+                record.personId = identity.id
+                record.email = identity.email
+                record.displayName = identity.displayName
+                record.orgId = identity.orgId
+                try w.update(record)
+            }
             if json {
                 var o: [String: Any] = ["account": account, "id": identity.id]
                 o["email"] = identity.email

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import TokenVaultCore
+import VaultCrypto
+import VaultStore
+
+extension TokenVault {
+    struct KeysList: VaultCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List the key slots (no passphrase needed).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        func run(_ context: Context) async throws {
+            let slots = try openDatabase(context).keySlots()
+            func level(_ slot: KeySlot) -> String {
+                UnlockedVault.level(of: slot, kdfParameters: context.kdfParameters)?.rawValue
+                    ?? "unknown (\(slot.kdfOpsLimit) passes, \(slot.kdfMemLimit >> 20) MiB)"
+            }
+            if json {
+                context.console.out(Format.json(slots.map { slot -> [String: Any] in
+                    [
+                        "name": slot.name, "form": slot.form.rawValue, "kdf_level": level(slot),
+                        "kdf_opslimit": slot.kdfOpsLimit, "kdf_memlimit": slot.kdfMemLimit,
+                        "created_at": Format.timestamp(slot.createdAt), "changed_at": Format.timestamp(slot.changedAt),
+                    ]
+                }) + "\n")
+                return
+            }
+            var rows = [["NAME", "FORM", "KDF", "CREATED", "PASSPHRASE CHANGED"]]
+            for slot in slots {
+                rows.append([slot.name, slot.form.rawValue, level(slot), Format.timestamp(slot.createdAt),
+                             Format.timestamp(slot.changedAt)])
+            }
+            context.console.out(Table.render(rows))
+            if slots.contains(where: { $0.form == .legacy }) {
+                context.console.err("tokenvault: hint: a 'legacy' slot (from a v1-v3 vault) is converted by the next 'keys' command or 'passwd' opened with its passphrase; 'keys rotate' needs that first\n")
+            }
+        }
+    }
+}

@@ -15,6 +15,34 @@ struct PostgresTransaction: VaultTransaction {
         (first..<(first + count)).map { "$\($0)" }.joined(separator: ", ")
     }
 
+    /// Everything, inside this write transaction (`keys rotate` re-seals what it reads here). Unlike SQLite's
+    /// BEGIN IMMEDIATE, a PostgreSQL write transaction does not keep other writers out, so they are locked out
+    /// first: the header row (every audit append takes it) and the tables whose rows are re-sealed, while readers
+    /// go on. Held until this transaction ends.
+    public func snapshot() throws -> VaultSnapshot {
+        try session.execute("SELECT 1 FROM vault_meta WHERE id = 1 FOR UPDATE")
+        try session.execute("LOCK TABLE integration, account, key_slot, notification IN SHARE ROW EXCLUSIVE MODE")
+        return try readEverything(location: "the vault")
+    }
+
+    /// The rows of every table, in the order SQLite's snapshot gives them (byte order of names).
+    func readEverything(location: String) throws -> VaultSnapshot {
+        let s = session
+        guard let meta = try s.query("SELECT * FROM vault_meta WHERE id = 1").rows.first else {
+            throw StoreError.notAVault(path: location, reason: "its header row is missing")
+        }
+        return VaultSnapshot(
+            header: try VaultHeader(pg: meta), auditHeadSeq: try meta.int("audit_head_seq"),
+            auditHeadMAC: try meta.optionalBytes("audit_head_mac"),
+            keySlots: try keySlots(),
+            integrations: try s.query("SELECT * FROM integration ORDER BY name COLLATE \"C\"").rows.map(Integration.init(pg:)),
+            accounts: try s.query("SELECT * FROM account ORDER BY name COLLATE \"C\"").rows.map(Account.init(pg:)),
+            auditEntries: try s.query("SELECT * FROM audit_entry ORDER BY seq").rows.map(AuditEntry.init(pg:)),
+            notifications: try s.query("SELECT account, event, at FROM notification ORDER BY account COLLATE \"C\"").rows.map {
+                NotificationRecord(account: try $0.string("account"), event: try $0.string("event"), at: try $0.date("at"))
+            })
+    }
+
     public func integration(named name: String) throws -> Integration {
         guard let row = try session.query("SELECT * FROM integration WHERE name = $1", [.text(name)]).rows.first else {
             throw StoreError.noSuchIntegration(name)

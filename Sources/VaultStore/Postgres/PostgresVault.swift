@@ -212,22 +212,9 @@ public final class PostgresVault: VaultStorage, Sendable {
     /// Everything, in one REPEATABLE READ transaction (one snapshot of the database), for `tokenvault copy`.
     public func snapshot() throws -> VaultSnapshot {
         try read { t in
-            let s = t.session
-            try s.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            guard let meta = try s.query("SELECT * FROM vault_meta WHERE id = 1").rows.first else {
-                throw StoreError.notAVault(path: location, reason: "its header row is missing")
-            }
-            let snapshot = VaultSnapshot(
-                header: try VaultHeader(pg: meta), auditHeadSeq: try meta.int("audit_head_seq"),
-                auditHeadMAC: try meta.optionalBytes("audit_head_mac"),
-                keySlots: try t.keySlots(),
-                integrations: try s.query("SELECT * FROM integration ORDER BY name COLLATE \"C\"").rows.map(Integration.init(pg:)),
-                accounts: try s.query("SELECT * FROM account ORDER BY name COLLATE \"C\"").rows.map(Account.init(pg:)),
-                auditEntries: try s.query("SELECT * FROM audit_entry ORDER BY seq").rows.map(AuditEntry.init(pg:)),
-                notifications: try s.query("SELECT account, event, at FROM notification ORDER BY account COLLATE \"C\"").rows.map {
-                    NotificationRecord(account: try $0.string("account"), event: try $0.string("event"), at: try $0.date("at"))
-                })
-            try s.execute("COMMIT")
+            try t.session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            let snapshot = try t.readEverything(location: location)
+            try t.session.execute("COMMIT")
             return snapshot
         }
     }

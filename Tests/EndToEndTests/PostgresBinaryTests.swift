@@ -160,6 +160,40 @@ extension VaultBinaryTests {
             }
         }
 
+        /// Key slots on PostgreSQL: a member's slot added, used, removed (then refused), and the master key rotated:
+        /// every sealed value re-sealed in the database, the chain re-keyed and verifying, the tokens unchanged.
+        @Test func keySlotsAddUseRemoveAndRotate() async throws {
+            try await Self.with { s, server, database in
+                try await s.expectOK(["init", "--kdf", "interactive"])
+                try await s.addIntegration()
+                let pairs = try await s.importAccounts(["alice"])
+                let bob = OAuthBinaryTests.KeySlots.bob
+                let asBob: [String: String?] = ["TOKENVAULT_PASSPHRASE": bob]
+                let added = try await OAuthBinaryTests.KeySlots.addBob(s)
+                #expect(added.code == 0, "\(added.err)")
+                #expect(try server.psql(database, "SELECT string_agg(name, ',' ORDER BY name) FROM key_slot") == "bob,main")
+                let byBob = try await s.run(["token", "alice"], environment: asBob)
+                #expect(byBob.code == 0 && byBob.out == pairs["alice"]!.access + "\n", "\(byBob.err)")
+
+                let removed = try await s.run(["keys", "remove", "bob"])
+                #expect(removed.code == 0, "\(removed.err)")
+                #expect(try await s.run(["token", "alice"], environment: asBob).code == 3)
+                #expect(try server.psql(database, "SELECT count(*) FROM key_slot") == "1")
+
+                let sealed = "SELECT encode(access_token_sealed, 'hex') || encode(refresh_token_sealed, 'hex') FROM account UNION ALL SELECT encode(client_secret_sealed, 'hex') FROM integration UNION ALL SELECT encode(mac, 'hex') FROM audit_entry"
+                let before = Set(try server.psql(database, sealed).split(separator: "\n"))
+                let rotated = try await s.run(["keys", "rotate"])
+                #expect(rotated.code == 0, "\(rotated.err)")
+                let after = Set(try server.psql(database, sealed).split(separator: "\n"))
+                #expect(before.intersection(after).isEmpty, "sealed values or MACs left under the old key")
+                let verify = try await s.run(["audit", "--verify"])
+                #expect(verify.code == 0, "\(verify.out)\(verify.err)")
+                #expect(try await s.token("alice") == pairs["alice"]!.access)
+                #expect(try await s.run(["refresh", "alice"]).code == 0)
+                s.expectNoSecrets(added.err + removed.err + rotated.out + rotated.err, also: [bob])
+            }
+        }
+
         func merged(_ a: [String: String?], _ b: [String: String?]) -> [String: String?] { a.merging(b) { $1 } }
 
         /// Starting tokenvault loads libpq only for a PostgreSQL vault: not for --version, not for a SQLite vault

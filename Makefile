@@ -48,7 +48,7 @@ test: deps
 	  sleep 1; done
 	@# No agent a test started may outlive the run either (each one's vault is gone with its workspace, and an
 	@# agent whose vault file disappears exits within a second; look for up to 30 s).
-	@for try in $$(seq 1 31); do left=$$(pgrep -f '[t]okenvault agent run --vault /tmp/' || true); \
+	@for try in $$(seq 1 31); do left=$$(pgrep -f '[t]okenvault agent run --vault (/tmp/|postgresql:///[^ ]*host=/tmp/tokenvault-pg-)' || true); \
 	  [ -z "$$left" ] && break; \
 	  if [ $$try = 31 ]; then echo "agents the tests left running: $$left"; exit 1; fi; sleep 1; done
 	@# Nor a throwaway PostgreSQL server (its postmaster runs 'postgres -D $$TMPDIR/tokenvault-pg-XXXX/data'; each

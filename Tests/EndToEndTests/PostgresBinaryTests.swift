@@ -194,6 +194,53 @@ extension VaultBinaryTests {
             }
         }
 
+        /// The README's team set-up, as a database administrator would run it: an owner role that creates the vault
+        /// and a host role with row privileges only, which may append to the audit log but not rewrite it. A host
+        /// uses the vault fully (list, token, refresh, revoke, audit --verify); `keys rotate` (which re-keys the
+        /// log) works only as the owner.
+        @Test func aHostRoleWithTheREADMEsGrantsUsesTheVaultButCannotRewriteTheLog() async throws {
+            try await Self.with { s, server, _ in
+                let tag = String(UUID().uuidString.prefix(8)).lowercased()
+                let owner = "tv_owner_\(tag)", host = "tv_host_\(tag)", database = "team_\(tag)"
+                try server.psql("postgres", "CREATE ROLE \(owner) LOGIN; CREATE ROLE \(host) LOGIN")
+                try server.psql("postgres", "CREATE DATABASE \(database) OWNER \(owner)")
+                try server.psql(database, "REVOKE ALL ON SCHEMA public FROM PUBLIC; GRANT ALL ON SCHEMA public TO \(owner); GRANT USAGE ON SCHEMA public TO \(host)")
+                let base = server.location(database: database)
+                let asOwner: [String: String?] = ["TOKENVAULT_VAULT": base + "&user=\(owner)"]
+                let asHost: [String: String?] = ["TOKENVAULT_VAULT": base + "&user=\(host)"]
+                #expect(try await s.run(["init", "--kdf", "interactive"], environment: asOwner).code == 0)
+                let added = try await s.run(["add", "webex", "--client-id", s.clientId, "--redirect-uri", s.redirect,
+                                             "--scopes", SandboxWorkspace.scopes.joined(separator: " "), "--api-base", s.base.absoluteString,
+                                             "--client-secret-stdin"], stdin: s.clientSecret, environment: asOwner)
+                #expect(added.code == 0, "\(added.err)")
+                // Before the grants the host sees nothing.
+                let denied = try await s.run(["list"], environment: asHost)
+                #expect(denied.code != 0 && denied.err.contains("permission denied"), "\(denied.err)")
+                try server.psql(database, """
+                    GRANT SELECT, INSERT, UPDATE, DELETE ON vault_meta, integration, account, key_slot, notification TO \(host);
+                    GRANT SELECT, INSERT ON audit_entry TO \(host);
+                    GRANT SELECT ON tokenvault_migrations TO \(host)
+                    """)
+                for name in ["alice", "bob"] {
+                    let pair = try await s.sandbox.issueTokenPair(clientId: s.clientId, userId: s.user.id)
+                    let imported = try await s.run(["import", name, "--integration", "webex"], stdin: tokenJSON(access: pair.accessToken, refresh: pair.refreshToken), environment: asHost)
+                    #expect(imported.code == 0, "\(imported.err)")
+                }
+                for arguments in [["list"], ["token", "alice"], ["refresh", "alice"], ["refresh-all", "--skip-recent", "0"],
+                                  ["revoke", "bob", "--local"], ["audit", "--verify"]] {
+                    let result = try await s.run(arguments, environment: asHost)
+                    #expect(result.code == 0, "\(arguments) as the host role: \(result.err)")
+                }
+                let rotateAsHost = try await s.run(["keys", "rotate"], environment: asHost)
+                #expect(rotateAsHost.code == 1 && rotateAsHost.err.contains("permission denied for table audit_entry"), "\(rotateAsHost.err)")
+                #expect(try await s.run(["token", "alice"], environment: asHost).code == 0, "a refused rotate changes nothing")
+                let rotateAsOwner = try await s.run(["keys", "rotate"], environment: asOwner)
+                #expect(rotateAsOwner.code == 0, "\(rotateAsOwner.err)")
+                #expect(try await s.run(["audit", "--verify"], environment: asHost).code == 0)
+                #expect(try await s.run(["token", "alice"], environment: asHost).code == 0)
+            }
+        }
+
         func merged(_ a: [String: String?], _ b: [String: String?]) -> [String: String?] { a.merging(b) { $1 } }
 
         /// Starting tokenvault loads libpq only for a PostgreSQL vault: not for --version, not for a SQLite vault

@@ -30,13 +30,29 @@ extension TokenVault {
             }
             let snapshot = try source.snapshot()
             let copy = try VaultStores.create(destination, header: snapshot.header, auditHeadMAC: snapshot.auditHeadMAC)
-            try copy.write { try $0.restore(snapshot) }
-            // Read back and compared as a whole: what is in the copy is what was read, byte for byte.
-            guard try copy.snapshot() == snapshot else {
-                throw CopyMismatch(location: copy.location)
+            do {
+                try copy.write { try $0.restore(snapshot) }
+                // Read back and compared as a whole: what is in the copy is what was read, byte for byte.
+                guard try copy.snapshot() == snapshot else { throw CopyMismatch(location: copy.location) }
+                try copy.close()
+            } catch {
+                // A half-made copy is no vault (it has no key slot): a file is removed; a database is named.
+                try? copy.close()
+                if destination.hasPrefix("/") {
+                    for suffix in ["", "-wal", "-shm"] { unlink(destination + suffix) }
+                    throw error
+                }
+                throw CopyFailed(error: error, location: copy.location)
             }
-            try copy.close()
             context.console.err("copied to \(copy.location): \(snapshot.integrations.count) integration\(snapshot.integrations.count == 1 ? "" : "s"), \(snapshot.accounts.count) account\(snapshot.accounts.count == 1 ? "" : "s"), \(snapshot.keySlots.count) key slot\(snapshot.keySlots.count == 1 ? "" : "s"), \(snapshot.auditEntries.count) audit entries (head \(snapshot.auditHeadSeq)).\n")
+        }
+    }
+
+    struct CopyFailed: LocalizedError {
+        let error: any Error
+        let location: String
+        var errorDescription: String? {
+            "the copy to \(location) failed (\(error.localizedDescription)); the database now holds a half-made vault: drop its tables, or the database, before copying again"
         }
     }
 

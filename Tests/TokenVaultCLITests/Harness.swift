@@ -58,6 +58,27 @@ struct RunResult {
     var err: String
 }
 
+/// Directories removed at the test process's exit.
+enum TemporaryDirectories {
+    nonisolated(unsafe) private static var paths: [String] = []
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var registered = false
+
+    static func removeAtExit(_ path: String) {
+        lock.withLock {
+            paths.append(path)
+            if !registered {
+                registered = true
+                atexit {
+                    for path in TemporaryDirectories.drain() { try? FileManager.default.removeItem(atPath: path) }
+                }
+            }
+        }
+    }
+
+    static func drain() -> [String] { lock.withLock { defer { paths = [] }; return paths } }
+}
+
 /// One vault in a temporary directory and a way to run commands in-process against it.
 final class Harness: @unchecked Sendable {
     let dir: String
@@ -73,7 +94,11 @@ final class Harness: @unchecked Sendable {
         environment["TOKENVAULT_VAULT"] = vaultPath
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: dir) }
+    /// Removed when the test process exits, not here: a command run in-process may leave a database connection to
+    /// the vault alive a little longer (a task finishing), and a file deleted under an open SQLite connection frees
+    /// its inode for the next test's vault, which SQLite (it tracks files by device and inode within a process)
+    /// would then share locks and its WAL index with: the "disk I/O error" seen once in a while under full load.
+    deinit { TemporaryDirectories.removeAtExit(dir) }
 
     let sleeps = SleepRecorder()
     /// The browser stand-in for in-process runs: gets the URL tokenvault opens.

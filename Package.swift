@@ -35,7 +35,9 @@ let package = Package(
                 .embedInCode("Migrations/v004_key_slots.sql"),
             ]
         ),
-        .target(name: "VaultOAuth"),
+        // libcurl's header (types and constants); the library itself is opened with dlopen at the first request.
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "VaultOAuth", dependencies: ["CCurl"]),
         // The agent that holds a vault's key for one user: its protocol, server and client (a KeyHolder).
         .target(name: "VaultAgent", dependencies: ["VaultCrypto"]),
         // The vault's business logic (unlocked vault, refresher, token service, audit chain); no ArgumentParser.

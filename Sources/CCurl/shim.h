@@ -1,6 +1,14 @@
 #ifndef TOKENVAULT_CCURL_SHIM_H
 #define TOKENVAULT_CCURL_SHIM_H
 
+// curl.h includes <sys/socket.h>, <stdio.h> and more. Taken from Swift's glibc module first: included textually
+// here, their declarations (SOCK_STREAM…) could end up owned by this module, and a Swift file that uses them
+// without importing CCurl then fails with "cannot find 'SOCK_STREAM' in scope" whenever the compiler happened to
+// load this module first in the same job.
+#if defined(__linux__) && __has_feature(modules)
+#pragma clang module import SwiftGlibc
+#endif
+
 // The type-checking macros wrap curl_easy_setopt, which is never called by name here.
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>

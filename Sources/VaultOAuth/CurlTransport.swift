@@ -236,14 +236,20 @@ final class CurlTransfer: @unchecked Sendable {
     }
 
     /// One header line. A status line starts a new set: 1xx interim answers and a proxy's CONNECT answer come before
-    /// the real one. Repeated headers are joined with ", ", as HTTP allows.
+    /// the real one. Repeated headers are joined with ", ", as HTTP allows. Parsed on the bytes: this runs for every
+    /// header of every response.
     fileprivate func received(headerLine bytes: UnsafeRawBufferPointer) {
-        let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        if line.hasPrefix("HTTP/") { headers = [:]; return }
-        guard let colon = line.firstIndex(of: ":") else { return }
-        let name = String(line[..<colon])
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        headers[name] = headers[name].map { "\($0), \(value)" } ?? value
+        func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0A }
+        var line = bytes[...]
+        while let last = line.last, isSpace(last) { line = line.dropLast() }
+        if line.starts(with: "HTTP/".utf8) { headers = [:]; return }
+        // The end of the head, or an obsolete folded line: nothing to keep.
+        guard let first = line.first, !isSpace(first), let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }
+        var value = line[line.index(after: colon)...]
+        while let c = value.first, isSpace(c) { value = value.dropFirst() }
+        let name = String(decoding: line[..<colon], as: UTF8.self)
+        let text = String(decoding: value, as: UTF8.self)
+        headers[name] = headers[name].map { "\($0), \(text)" } ?? text
     }
 
     var isFinished: Bool { lock.withLock { outcome != nil } }

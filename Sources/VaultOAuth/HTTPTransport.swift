@@ -35,8 +35,16 @@ public struct HTTPResponse: Sendable, Equatable {
 
 func lookup(_ headers: [String: String], _ name: String) -> String? {
     if let exact = headers[name] { return exact }
-    let lower = name.lowercased()
-    return headers.first { $0.key.lowercased() == lower }?.value
+    return headers.first { sameHeaderName($0.key, name) }?.value
+}
+
+/// Header names compare without regard to ASCII case (RFC 9110 §5.1). Compared byte by byte, without lowercased
+/// copies: every response's headers are looked up several times.
+func sameHeaderName(_ a: String, _ b: String) -> Bool {
+    guard a.utf8.count == b.utf8.count else { return false }
+    return zip(a.utf8, b.utf8).allSatisfy { x, y in
+        x == y || (x | 0x20 == y | 0x20 && (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(x | 0x20))
+    }
 }
 
 /// Sends HTTP requests. The only way ``OAuthClient`` reaches the network, so tests substitute a fake

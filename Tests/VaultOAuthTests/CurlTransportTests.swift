@@ -111,6 +111,20 @@ final class OneShotServer: @unchecked Sendable {
         #expect(String(decoding: response.body, as: UTF8.self) == body)
     }
 
+    /// The headers of the final answer only (not of an interim 1xx), repeated ones joined, values trimmed, looked up
+    /// without regard to case.
+    @Test func headersOfTheFinalAnswer() async throws {
+        let server = try OneShotServer(reply: "HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\nHTTP/1.1 200 OK\r\nX-Twice: a\r\nx-twice: b\r\nX-Twice: c\r\nRetry-After:   7  \r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        let response = try await CurlTransport(version: "1").send(HTTPRequest(method: "GET", url: server.url))
+        #expect(response.status == 200)
+        #expect(response.header("x-interim") == nil)
+        #expect(response.headers["X-Twice"] == "a, c")
+        #expect(response.header("X-TWICE") == "a, c")
+        #expect(response.header("retry-after") == "7")
+        #expect(response.header("retry-afte") == nil)
+        #expect(String(decoding: response.body, as: UTF8.self) == "{}")
+    }
+
     @Test func stalledProviderTimesOutNamingTheHost() async throws {
         let server = try OneShotServer(reply: nil, stall: 120)
         let transport = CurlTransport(version: "1", timeout: 0.4)  // rounded up to 1 s

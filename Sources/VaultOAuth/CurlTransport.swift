@@ -236,8 +236,8 @@ final class CurlTransfer: @unchecked Sendable {
     }
 
     /// One header line. A status line starts a new set: 1xx interim answers and a proxy's CONNECT answer come before
-    /// the real one. Repeated headers are joined with ", ", as HTTP allows. Parsed on the bytes: this runs for every
-    /// header of every response.
+    /// the real one. Repeated headers (in any case) are joined with ", ", as HTTP allows. Parsed on the bytes: this
+    /// runs for every header of every response.
     fileprivate func received(headerLine bytes: UnsafeRawBufferPointer) {
         func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0A }
         var line = bytes[...]
@@ -247,8 +247,9 @@ final class CurlTransfer: @unchecked Sendable {
         guard let first = line.first, !isSpace(first), let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }
         var value = line[line.index(after: colon)...]
         while let c = value.first, isSpace(c) { value = value.dropFirst() }
-        let name = String(decoding: line[..<colon], as: UTF8.self)
+        var name = String(decoding: line[..<colon], as: UTF8.self)
         let text = String(decoding: value, as: UTF8.self)
+        if headers[name] == nil, let seen = headers.keys.first(where: { sameHeaderName($0, name) }) { name = seen }
         headers[name] = headers[name].map { "\($0), \(text)" } ?? text
     }
 

@@ -93,11 +93,12 @@ final class CurlMulti: @unchecked Sendable {
         }
     }
 
-    /// Takes a handle out of the multi and keeps it for the next request.
+    /// Takes a handle out of the multi and keeps it for the next request. Reset before the transfer goes: the handle
+    /// points at the transfer's error buffer and header list until then.
     private func release(_ easy: UnsafeMutableRawPointer) {
         _ = curl.multiRemoveHandle(multi, easy)
-        running.removeValue(forKey: easy)?.detach(curl)
         curl.easyReset(easy)
+        running.removeValue(forKey: easy)?.detach(curl)
         if spare.count < 64 { spare.append(easy) } else { curl.easyCleanup(easy) }
     }
 }

@@ -138,9 +138,6 @@ public struct CurlTransport: HTTPTransport {
     }
 }
 
-/// Receives one redacted line per request and per response (`--verbose`).
-public typealias HTTPTracer = @Sendable (String) -> Void
-
 /// One request in flight: made by ``CurlTransport/send(_:)``, run by ``CurlMulti``'s thread, which alone touches
 /// the fields marked so, and answered exactly once through ``finish(_:)`` (the answer, an error, or cancellation).
 final class CurlTransfer: @unchecked Sendable {

@@ -54,3 +54,6 @@ public protocol HTTPTransport: Sendable {
     /// when no HTTP answer arrived.
     func send(_ request: HTTPRequest) async throws -> HTTPResponse
 }
+
+/// Receives one redacted line per request and per response (`--verbose`).
+public typealias HTTPTracer = @Sendable (String) -> Void

@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"]),
         .testTarget(name: "VaultAgentTests", dependencies: ["VaultAgent", "VaultCrypto"]),
         .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "WebexSandbox"]),
+        .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "CCurl", "WebexSandbox"]),
         .testTarget(
             name: "TokenVaultCLITests",
             dependencies: [

@@ -2,8 +2,8 @@
 SWIFT   ?= swift
 PREFIX  ?= /usr/local
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages the build and the tests need: libsodium and SQLite headers; libcurl's, for the release binary
-# linked with the Swift libraries static (--static-swift-stdlib: FoundationNetworking links libcurl); tmux drives the passphrase prompt
+# Debian packages the build and the tests need: libsodium and SQLite headers; libcurl's header for the HTTP transport
+# (libcurl itself, libcurl4, is not linked: opened when a request is first made); tmux drives the passphrase prompt
 # in the end-to-end tests (and the fish and zsh completions, typed at a terminal), and zsh is one of the shells
 # `env` output is checked in. python3 (any, not
 # necessarily Debian's) is the browser stand-in of the demo and the end-to-end tests; python3-dotenv (read through

@@ -57,7 +57,9 @@ let package = Package(
                 .embedInCode("Migrations/v004_key_slots.sql"),
             ]
         ),
-        .target(name: "VaultOAuth"),
+        // libcurl's header (types and constants); the library itself is opened with dlopen at the first request.
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "VaultOAuth", dependencies: ["CCurl"]),
         // The agent that holds a vault's key for one user: its protocol, server and client (a KeyHolder).
         .target(name: "VaultAgent", dependencies: ["VaultCrypto"]),
         // The vault's business logic (unlocked vault, refresher, token service, audit chain); no ArgumentParser.
@@ -82,7 +84,7 @@ let package = Package(
         .testTarget(name: "VaultAgentTests", dependencies: ["VaultAgent", "VaultCrypto"]),
         // TokenVaultLab for its throwaway PostgreSQL server: the store contract runs on SQLite and PostgreSQL.
         .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", "TokenVaultLab", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "WebexSandbox"]),
+        .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "CCurl", "WebexSandbox"]),
         .testTarget(
             name: "TokenVaultCLITests",
             dependencies: [

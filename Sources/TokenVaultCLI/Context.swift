@@ -18,7 +18,7 @@ public struct Context: Sendable {
     /// in-process tests pass cheap parameters here. Opening a vault always uses the parameters stored in it.
     public var kdfParameters: @Sendable (KDFParameters.Level) -> KDFParameters
     /// The HTTP transport, given the `--verbose` tracer (nil when quiet).
-    public var makeTransport: @Sendable (_ tracer: URLSessionTransport.Tracer?) -> any HTTPTransport
+    public var makeTransport: @Sendable (_ tracer: HTTPTracer?) -> any HTTPTransport
     /// Waiting between retries and device-grant polls. Tests step it instead of sleeping.
     public var sleep: @Sendable (Double) async throws -> Void
     /// Randomness for `state` and PKCE verifiers.
@@ -40,8 +40,8 @@ public struct Context: Sendable {
                 now: @escaping @Sendable () -> Date = { Date() },
                 readStandardInput: @escaping @Sendable () throws -> Data,
                 kdfParameters: @escaping @Sendable (KDFParameters.Level) -> KDFParameters = { KDFParameters.fresh($0) },
-                makeTransport: @escaping @Sendable (URLSessionTransport.Tracer?) -> any HTTPTransport = {
-                    URLSessionTransport(version: TokenVault.version, timeout: 30, tracer: $0)
+                makeTransport: @escaping @Sendable (HTTPTracer?) -> any HTTPTransport = {
+                    CurlTransport(version: TokenVault.version, timeout: 30, tracer: $0)
                 },
                 sleep: @escaping @Sendable (Double) async throws -> Void = { try await Task.sleep(for: .seconds($0)) },
                 random: any RandomSource = SystemRandom(),

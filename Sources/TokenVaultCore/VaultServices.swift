@@ -17,7 +17,7 @@ public struct VaultServices: Sendable {
     /// Waiting between retries. Tests step it instead of sleeping.
     public var sleep: @Sendable (Double) async throws -> Void
     /// The HTTP transport, given the `--verbose` tracer (nil when quiet).
-    public var makeTransport: @Sendable (_ tracer: URLSessionTransport.Tracer?) -> any HTTPTransport
+    public var makeTransport: @Sendable (_ tracer: HTTPTracer?) -> any HTTPTransport
     /// Seconds refresh-on-use gives a provider while the stored access token is still valid.
     public var refreshOnUseBudget: TimeInterval
     /// Seconds a refresh waits for an account's lock held by another process before giving up (exit 1): 300 in
@@ -26,7 +26,7 @@ public struct VaultServices: Sendable {
 
     public init(console: any Console, now: @escaping @Sendable () -> Date,
                 sleep: @escaping @Sendable (Double) async throws -> Void,
-                makeTransport: @escaping @Sendable (URLSessionTransport.Tracer?) -> any HTTPTransport,
+                makeTransport: @escaping @Sendable (HTTPTracer?) -> any HTTPTransport,
                 refreshOnUseBudget: TimeInterval, lockTimeout: TimeInterval = 300) {
         self.console = console
         self.now = now
@@ -39,7 +39,7 @@ public struct VaultServices: Sendable {
 
 /// `--verbose` request traces (already redacted by the transport) on stderr.
 public enum Trace {
-    public static func tracer(_ console: any Console) -> URLSessionTransport.Tracer {
+    public static func tracer(_ console: any Console) -> HTTPTracer {
         { line in console.err("tokenvault: http: \(line)\n") }
     }
 }

@@ -88,6 +88,7 @@ public actor WebexSandbox {
             self.server = nil
             throw SandboxError.couldNotListen(port: port, reason: "no listening address")
         }
+        NoDelay.setOnListener(port: boundPort)
         baseURL = url
         return url
     }

@@ -38,6 +38,14 @@ let sandbox = WebexSandbox(configuration: SandboxConfiguration(
 let apiBase = try await sandbox.start()
 log("sandbox at \(apiBase), latency \(Int(latency * 1000)) ms on the token endpoint")
 
+if let baseline = ProcessInfo.processInfo.environment["BENCH_BASELINE"] {
+    try await compareWithBaseline(baseline, bench: bench, sandbox: sandbox, apiBase: apiBase, runs: runs, nRefresh: nRefresh,
+                                  latency: latency, concurrency: concurrency)
+    await sandbox.stop()
+    try? FileManager.default.removeItem(atPath: bench.work)
+    exit(0)
+}
+
 // MARK: 2. env against the KDF floor (first: it needs no sandbox traffic, and gives the KDF time for the ideal)
 
 let floor = try bench.compileKDFFloor()

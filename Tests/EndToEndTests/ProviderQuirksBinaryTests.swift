@@ -147,7 +147,8 @@ extension OAuthBinaryTests {
                 let alice = try await s.authorize("alice")
                 let seconds = Date().timeIntervalSince(started)
                 #expect(alice.code == 6, "\(alice.err)")
-                let refusal = "the provider does not recognise the integration's client id and secret; check them with `tokenvault integrations`, and set the right secret with `tokenvault integration edit NAME --client-secret-stdin`"
+                // The 401's body arrives too (URLSession on Linux withheld it), so the provider's description is quoted.
+                let refusal = "the provider does not recognise the integration's client id and secret (Client authentication failed); check them with `tokenvault integrations`, and set the right secret with `tokenvault integration edit NAME --client-secret-stdin`"
                 #expect(alice.err.contains("tokenvault: error: " + refusal), "\(alice.err)")
                 #expect(seconds < 20, "the code exchange took \(seconds) s")
                 #expect(try await s.listed().isEmpty)

@@ -63,7 +63,7 @@ import WebexSandbox
             $0.faults.retryAfterSeconds = 3
         }
         // One token request first, so that the exchange is the second (throttled) one and its retry the third.
-        _ = try await URLSessionTransport(version: "test").send(HTTPRequest(
+        _ = try await CurlTransport(version: "test").send(HTTPRequest(
             method: "POST", url: s.base.appendingPathComponent("access_token"), body: Data("grant_type=none".utf8)))
         s.h.browser = browserStandIn()
         let result = await s.h.run(["authorize", "alice"])

@@ -7,8 +7,8 @@ import VaultOAuth
 
 /// Real HTTP, but only to this machine: a test that would reach the internet fails loudly instead.
 struct LoopbackOnlyTransport: HTTPTransport {
-    let inner: URLSessionTransport
-    init(tracer: URLSessionTransport.Tracer?) { inner = URLSessionTransport(version: "test", timeout: 60, tracer: tracer) }
+    let inner: CurlTransport
+    init(tracer: HTTPTracer?) { inner = CurlTransport(version: "test", timeout: 60, tracer: tracer) }
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         guard let host = request.url.host, ["127.0.0.1", "localhost", "::1"].contains(host) else {
             Issue.record("a test tried to reach \(request.url.host ?? "?") over the network")

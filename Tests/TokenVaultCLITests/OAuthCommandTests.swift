@@ -9,7 +9,7 @@ import WebexSandbox
 
 /// The browser: follows the authorize redirect once (optionally rewriting it), as a user's browser would.
 func fetchRedirect(_ url: URL) async throws -> String? {
-    let response = try await URLSessionTransport(version: "browser").send(HTTPRequest(method: "GET", url: url))
+    let response = try await CurlTransport(version: "browser").send(HTTPRequest(method: "GET", url: url))
     return response.header("Location")
 }
 
@@ -21,7 +21,7 @@ func browserStandIn(rewrite: @escaping @Sendable (String) -> String = { $0 }) ->
             var next: URL? = url
             for hop in 0..<3 {
                 guard let target = next else { return }
-                let response = try? await URLSessionTransport(version: "browser").send(HTTPRequest(method: "GET", url: target))
+                let response = try? await CurlTransport(version: "browser").send(HTTPRequest(method: "GET", url: target))
                 guard let location = response?.header("Location") else { return }
                 next = URL(string: hop == 0 && response?.status == 303 ? location : rewrite(location))
             }
@@ -137,7 +137,7 @@ final class SandboxHarness: @unchecked Sendable {
         let forgedStatus = ResultBox()
         s.h.browser = { url in
             Task.detached {
-                let browser = URLSessionTransport(version: "browser")
+                let browser = CurlTransport(version: "browser")
                 guard let launch = try? await browser.send(HTTPRequest(method: "GET", url: url)),
                     let authorize = launch.header("Location").flatMap(URL.init(string:)),
                     let provider = try? await browser.send(HTTPRequest(method: "GET", url: authorize)),
@@ -199,7 +199,7 @@ final class SandboxHarness: @unchecked Sendable {
         s.h.browser = { url in
             seen.value = url.absoluteString
             guard let target = pageTarget(url) else { return false }
-            Task.detached { _ = try? await URLSessionTransport(version: "phone").send(HTTPRequest(method: "GET", url: target)) }
+            Task.detached { _ = try? await CurlTransport(version: "phone").send(HTTPRequest(method: "GET", url: target)) }
             return true
         }
         let result = await s.h.run(["authorize", "tv", "--device"])

@@ -1,3 +1,4 @@
+import CCurl
 import Foundation
 import Testing
 
@@ -107,7 +108,7 @@ func skipOrFail(_ reason: SkipReason, sourceLocation: SourceLocation = #_sourceL
         case .failure(let reason): skipOrFail(reason); return
         }
         let url = URL(string: "https://127.0.0.1:\(server.port)/v1/access_token")!
-        let e = try #require(await oauthError { _ = try await URLSessionTransport(version: "1", timeout: 10).send(HTTPRequest(method: "GET", url: url)) })
+        let e = try #require(await oauthError { _ = try await CurlTransport(version: "1", timeout: 10).send(HTTPRequest(method: "GET", url: url)) })
         #expect(e == .transport(.tls, host: "127.0.0.1:\(server.port)"))
         #expect(!e.retryable)
         let text = e.errorDescription ?? ""
@@ -116,19 +117,27 @@ func skipOrFail(_ reason: SkipReason, sourceLocation: SourceLocation = #_sourceL
         withExtendedLifetime(server) {}
     }
 
-    /// The words that mark libcurl's TLS messages, and the lost connections that must stay retryable.
-    @Test func libcurlMessagesAreClassified() {
-        func urlError(_ message: String) -> URLError {
-            URLError(.unknown, userInfo: [NSLocalizedDescriptionKey: message])
+    /// libcurl's certificate and handshake results are TLS failures (not retried); a handshake cut off by the peer,
+    /// and resets and short bodies after it, are lost connections (retried).
+    @Test func libcurlResultsAreClassified() {
+        let host = "x.example"
+        func mapped(_ code: CURLcode, _ message: String) -> OAuthError { CurlTransport.map(code, message: message, host: host, limit: 1) }
+        for (code, message) in [(CURLE_PEER_FAILED_VERIFICATION, "SSL certificate problem: certificate has expired"),
+                                (CURLE_PEER_FAILED_VERIFICATION, "SSL: no alternative certificate subject name matches target host name 'x.example'"),
+                                (CURLE_SSL_CONNECT_ERROR, "OpenSSL/3.0.19: error:0A00042E:SSL routines::tlsv1 alert protocol version"),
+                                (CURLE_SSL_CACERT_BADFILE, "error setting certificate file: /nonexistent"),
+                                (CURLE_SSL_CERTPROBLEM, "")] {
+            #expect(mapped(code, message) == .transport(.tls, host: host), "\(code) \(message)")
+            #expect(!mapped(code, message).retryable)
         }
-        for tls in ["SSL certificate problem: certificate has expired", "SSL certificate problem: unable to get local issuer certificate",
-                    "SSL: no alternative certificate subject name matches target host name 'x.example'",
-                    "OpenSSL/3.0.19: error:0A00042E:SSL routines::tlsv1 alert protocol version"] {
-            #expect(URLSessionTransport.map(urlError(tls), url: URL(string: "https://x.example/v1")!) == .transport(.tls, host: "x.example"), "\(tls)")
-        }
-        for lost in ["transfer closed with 120 bytes remaining to read", "OpenSSL SSL_read: Connection reset by peer, errno 104",
-                     "Recv failure: Connection reset by peer"] {
-            #expect(URLSessionTransport.map(urlError(lost), url: URL(string: "https://x.example/v1")!) == .transport(.connectionLost, host: "x.example"), "\(lost)")
+        for (code, message) in [(CURLE_SSL_CONNECT_ERROR, "OpenSSL SSL_connect: Connection reset by peer in connection to x.example:443"),
+                                (CURLE_SSL_CONNECT_ERROR, "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to x.example:443"),
+                                (CURLE_PARTIAL_FILE, "transfer closed with 120 bytes remaining to read"),
+                                (CURLE_RECV_ERROR, "OpenSSL SSL_read: Connection reset by peer, errno 104"),
+                                (CURLE_RECV_ERROR, "Recv failure: Connection reset by peer"),
+                                (CURLE_GOT_NOTHING, "Empty reply from server")] {
+            #expect(mapped(code, message) == .transport(.connectionLost, host: host), "\(code) \(message)")
+            #expect(mapped(code, message).retryable)
         }
     }
 }

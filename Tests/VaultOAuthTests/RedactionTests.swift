@@ -58,12 +58,12 @@ import Testing
         #expect(html == "(HTML, 26 bytes)")
     }
 
-    /// End to end through URLSessionTransport's tracer, against a port that is bound but not listening, so
+    /// End to end through CurlTransport's tracer, against a port that is bound but not listening, so
     /// the connection is refused and no other program can take the port meanwhile.
     @Test func transportTracerIsRedacted() async throws {
         let refusing = try RefusingPort()
         let lines = LineCollector()
-        let transport = URLSessionTransport(version: "1.2.3", timeout: 5, tracer: { lines.append($0) })
+        let transport = CurlTransport(version: "1.2.3", timeout: 5, tracer: { lines.append($0) })
         let request = HTTPRequest(method: "POST", url: URL(string: "http://127.0.0.1:\(refusing.port)/v1/access_token")!,
                                   headers: ["Content-Type": "application/x-www-form-urlencoded", "Authorization": "Basic SECRET_BEARER"],
                                   body: Data("client_secret=SECRET_CLIENT&refresh_token=SECRET_REFRESH".utf8))

@@ -9,6 +9,7 @@ extension TokenVault {
     /// The old name of `integration add`, kept for scripts.
     struct Add: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "add",
             abstract: "Same as 'tokenvault integration add'.", shouldDisplay: false)
 
         @OptionGroup var global: GlobalOptions

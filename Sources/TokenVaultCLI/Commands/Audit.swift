@@ -7,6 +7,7 @@ import VaultStore
 extension TokenVault {
     struct Audit: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "audit",
             abstract: "Show the audit log of token lifetime resets; --verify checks its MAC chain.",
             discussion: "Listing needs no passphrase; --verify does (exit 7 when an entry was edited, reordered or deleted).")
 

@@ -8,6 +8,7 @@ import VaultStore
 extension TokenVault {
     struct Authorize: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "authorize",
             abstract: "Get a token pair through the provider's authorization flow (browser, paste or device grant).",
             discussion: """
                 Uses a random state and PKCE (S256). When the integration's redirect URI is http on localhost, \

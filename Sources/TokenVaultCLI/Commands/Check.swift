@@ -5,6 +5,7 @@ import TokenVaultCore
 extension TokenVault {
     struct Check: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Exit 0 when no account needs a person, 5 when some do, one line each (no passphrase needed).",
             discussion: """
                 An account needs a person when it needs re-authorization, when its refresh token lapses within 14 days \

@@ -8,6 +8,7 @@ import VaultStore
 extension TokenVault {
     struct Env: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "env",
             abstract: "Print the account's access token as a shell export: eval \"$(tokenvault env alice)\".",
             aliases: ["export-env"])
 

@@ -8,6 +8,7 @@ import VaultStore
 extension TokenVault {
     struct Exec: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "exec",
             abstract: "Run a command with the account's access token in its environment.",
             discussion: """
                 tokenvault replaces itself with the command (like a shell's exec): stdin, stdout, stderr, signals and

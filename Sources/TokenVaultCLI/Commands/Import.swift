@@ -8,6 +8,7 @@ import VaultStore
 extension TokenVault {
     struct Import: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract: "Store token pairs obtained elsewhere (a token response JSON on standard input).",
             discussion: """
                 Reads {"access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "token_type"} from \

@@ -8,7 +8,7 @@ import VaultStore
 extension TokenVault {
     /// The old name of `integration list`.
     struct Integrations: VaultCommand {
-        static let configuration = CommandConfiguration(abstract: "Same as 'tokenvault integration list'.", shouldDisplay: false)
+        static let configuration = CommandConfiguration(commandName: "integrations", abstract: "Same as 'tokenvault integration list'.", shouldDisplay: false)
 
         @OptionGroup var global: GlobalOptions
 

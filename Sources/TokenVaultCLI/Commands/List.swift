@@ -8,6 +8,7 @@ import VaultStore
 extension TokenVault {
     struct List: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "Show every account and how long its tokens last (no passphrase needed).",
             aliases: ["status"])
 

@@ -7,6 +7,7 @@ import TokenVaultCore
 extension TokenVault {
     struct Refresh: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "refresh",
             abstract: "Refresh one account's token pair now (audited with old and new lifetimes).")
 
         @OptionGroup var global: GlobalOptions

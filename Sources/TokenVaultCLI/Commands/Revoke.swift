@@ -8,6 +8,7 @@ import VaultStore
 extension TokenVault {
     struct Revoke: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "revoke",
             abstract: "Revoke an account's tokens at the provider, then delete the pair from the vault (audited).",
             discussion: """
                 The provider's own way is used: Webex DELETE /authorizations?clientId=… (when the token has \

@@ -7,7 +7,7 @@ import VaultStore
 
 extension TokenVault {
     struct Token: VaultCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the account's bare access token.")
+        static let configuration = CommandConfiguration(commandName: "token", abstract: "Print the account's bare access token.")
 
         @OptionGroup var global: GlobalOptions
 

@@ -10,6 +10,7 @@ import Glibc
 extension TokenVault {
     struct Unlock: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "unlock",
             abstract: "Ask for the passphrase once and start an agent that keeps this vault unlocked for you.",
             discussion: """
                 While the agent holds the vault, every command on it runs without a prompt and without the key \
@@ -58,7 +59,7 @@ extension TokenVault {
     }
 
     struct Lock: VaultCommand {
-        static let configuration = CommandConfiguration(abstract: "Make the vault's agent forget the key and exit.")
+        static let configuration = CommandConfiguration(commandName: "lock", abstract: "Make the vault's agent forget the key and exit.")
 
         @OptionGroup var global: GlobalOptions
 

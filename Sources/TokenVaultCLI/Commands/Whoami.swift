@@ -8,6 +8,7 @@ import VaultStore
 extension TokenVault {
     struct Whoami: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "whoami",
             abstract: "Ask the provider who the account's token belongs to (refreshed first if needed).")
 
         @OptionGroup var global: GlobalOptions

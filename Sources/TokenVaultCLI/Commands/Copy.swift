@@ -5,6 +5,7 @@ import VaultStore
 extension TokenVault {
     struct Copy: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "copy",
             abstract: "Copy the vault to a new place, between SQLite and PostgreSQL (no passphrase needed).",
             discussion: """
                 Copies everything as it is: sealed bytes, ids, key slots, the audit log with its MACs and its head, \

@@ -7,6 +7,7 @@ import VaultStore
 extension TokenVault {
     struct Init: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "init",
             abstract: "Create a new, empty vault protected by a passphrase.",
             discussion: "The passphrase is asked twice on the terminal (or taken once from --passphrase-fd, TOKENVAULT_PASSPHRASE_FILE or TOKENVAULT_PASSPHRASE).")
 

@@ -7,6 +7,7 @@ import VaultStore
 extension TokenVault {
     struct Passwd: VaultCommand {
         static let configuration = CommandConfiguration(
+            commandName: "passwd",
             abstract: "Change one key slot's passphrase (re-wraps the master key for that slot only: one small write).",
             discussion: "Opens the vault with a current passphrase (any slot's, or --key-slot's), then asks for the new one. Audited.")
 

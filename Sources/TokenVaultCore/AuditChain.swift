@@ -7,10 +7,11 @@ import VaultStore
 /// rolled-back entry is found by `verifyAudit`.
 extension UnlockedVault {
     /// Appends an entry chained to the previous one, inside the caller's transaction, after checking there that
-    /// this key is still the vault's (see `checkKeyIsCurrent(in:)`).
+    /// this key is still the vault's (see `checkKeyIsCurrent(in:)`). `keyChecked`: the caller already checked it in
+    /// this same transaction (a batch of appends; no other writer can rotate the key before it ends).
     @discardableResult
-    public func appendAudit(_ draft: AuditDraft, in writer: any VaultTransaction) throws -> AuditEntry {
-        try checkKeyIsCurrent(in: writer)
+    public func appendAudit(_ draft: AuditDraft, in writer: any VaultTransaction, keyChecked: Bool = false) throws -> AuditEntry {
+        if !keyChecked { try checkKeyIsCurrent(in: writer) }
         let keys = keys
         return try writer.appendAudit(draft, mac: { seq, entry, previous in
             try Self.entryMAC(keys: keys, seq: seq, draft: entry, previousMAC: previous)

@@ -153,12 +153,27 @@ public final class Refresher: @unchecked Sendable {
     ///
     /// `lockTimeout` overrides the command's wait for the account's lock; 0 tries it once, and an account another
     /// process holds then comes back at once with ``RefreshOutcome/lockWasBusy`` (refresh-all's first pass).
-    public func refresh(_ planned: Account, lockTimeout: TimeInterval? = nil,
+    ///
+    /// `peek`: read the account once before taking its lock, and leave it (`alreadyFresh`) if another process has
+    /// plainly done the work already: one read instead of a lock, a read and an unlock, for runs that see others
+    /// at work. Reading without the lock can only find it still needed when it is not; the read under the lock decides.
+    public func refresh(_ planned: Account, lockTimeout: TimeInterval? = nil, peek: Bool = false,
                         stillNeeded: @Sendable (Account) -> Bool) async -> RefreshOutcome {
         var outcome = RefreshOutcome(account: planned.name, integration: "?", status: .failed)
         do {
             let (integration, client) = try client(for: planned.integrationId)
             outcome.integration = integration.name
+            if peek {
+                let current = try await vault.database.accountAsync(named: planned.name)
+                if current.id == planned.id, current.state == .ok, !stillNeeded(current) {
+                    outcome.status = .alreadyFresh
+                    outcome.accessExpiresBefore = current.accessExpiresAt
+                    outcome.refreshExpiresBefore = current.refreshExpiresAt
+                    outcome.accessExpiresAfter = current.accessExpiresAt
+                    outcome.refreshExpiresAfter = current.refreshExpiresAt
+                    return outcome
+                }
+            }
             let lock = try await vault.database.lockForRefresh(planned, timeout: lockTimeout ?? self.lockTimeout,
                                                      sleep: services.sleep)
             defer { lock.release() }

@@ -231,12 +231,24 @@ for _ in 0..<max(3, runs / 2) {
     guard done == nRefresh else { throw TestFailure("refresh-all through the agent refreshed \(done) of \(nRefresh): \(m.err.suffix(500))") }
     cpuPerAccount.append(m.cpu / Double(nRefresh))
 }
-await sandbox.updateConfiguration { $0.latency = latency }
 try check(runMeasured(bench.tokenvault, ["lock"], environment: agentEnv), "tokenvault lock")
+// The same runs the way cron runs them: the passphrase from a file, the key in the process (no agent round trips),
+// and the one key derivation's CPU (the floor program's crypto_pwhash time, measured above) taken off.
+var cpuPerAccountInProcess: [Double] = []
+for _ in 0..<max(3, runs / 2) {
+    let m = try await runRefreshAll(vault: refreshVault.vault, expect: nRefresh)
+    cpuPerAccountInProcess.append((m.cpu - kdfInteractive) / Double(nRefresh))
+}
+await sandbox.updateConfiguration { $0.latency = latency }
 figures.append(Figure(
     section: "refresh", name: "refresh-all CPU per account, latency 0, N=\(nRefresh) (KDF excluded: through the agent)",
     value: "\(fmt(median(cpuPerAccount) * 1000, 2)) ms", target: "≤ 0.5 ms", met: median(cpuPerAccount) <= 0.0005,
     detail: "user+system of the refresh-all process ÷ accounts, median of \(cpuPerAccount.count); the agent's own CPU is not in it"))
+log(figures.last!.line)
+figures.append(Figure(
+    section: "refresh", name: "refresh-all CPU per account, latency 0, N=\(nRefresh) (KDF excluded: passphrase file, its KDF's CPU subtracted)",
+    value: "\(fmt(median(cpuPerAccountInProcess) * 1000, 2)) ms", target: "≤ 0.5 ms", met: median(cpuPerAccountInProcess) <= 0.0005,
+    detail: "(user+system of the refresh-all process − the interactive KDF's \(fmt(kdfInteractive * 1000, 1)) ms) ÷ accounts, median of \(cpuPerAccountInProcess.count); the key held in the process, as under cron"))
 log(figures.last!.line)
 
 // MARK: 1b. N=10,000: memory and CPU per account

@@ -60,6 +60,8 @@ extension TokenVault {
             let vault = try unlock(context)
             let now = context.now()
             try vault.database.write { w in
+                // Once for the whole batch: one transaction, which no `keys rotate` can come into.
+                try vault.checkKeyIsCurrent(in: w)
                 for (name, response) in pairs {
                     let before = existing[name]
                     var record = before ?? Account(name: name, integrationId: integration.id, createdAt: now, updatedAt: now)
@@ -69,7 +71,7 @@ extension TokenVault {
                         at: now, account: name, integration: integration.name, event: .imported, trigger: .import,
                         outcome: .ok, accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
                         refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-                        refreshTokenChanged: before == nil ? nil : response.refreshToken != nil), in: w)
+                        refreshTokenChanged: before == nil ? nil : response.refreshToken != nil), in: w, keyChecked: true)
                 }
             }
             if batch {

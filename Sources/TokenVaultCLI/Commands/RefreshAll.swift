@@ -92,6 +92,10 @@ extension TokenVault {
             // shared vault, an `env` refreshing it) holds is left for the second pass, which waits for its lock and
             // then finds it fresh. So runs started at once split the work instead of queueing behind each other,
             // and none sends a refresh token another has already used.
+            // Once another process is seen at work (a lock it holds, a pair it stored), each account is read before
+            // its lock is taken, and one another process refreshed is left at that: three hosts at once do not each
+            // lock and read every account the others did.
+            let othersAtWork = SeenFlag()
             func refreshEach(_ list: [Account], firstPass: Bool) async -> [Account] {
                 var busy: [Account] = []
                 await withTaskGroup(of: (Account, RefreshOutcome).self) { group in
@@ -101,7 +105,8 @@ extension TokenVault {
                         let planned = list[next]
                         next += 1
                         group.addTask {
-                            let outcome = await refresher.refresh(planned, lockTimeout: firstPass ? 0 : nil) { current in
+                            let outcome = await refresher.refresh(planned, lockTimeout: firstPass ? 0 : nil,
+                                                                  peek: !firstPass || othersAtWork.isSet) { current in
                                 // Changed since this run read it, or within --skip-recent: someone else refreshed it.
                                 // A pair stored in the future is not recent, whatever the clock says.
                                 current.updatedAt == planned.updatedAt
@@ -112,6 +117,7 @@ extension TokenVault {
                     }
                     for _ in 0..<min(concurrency, list.count) { addNext() }
                     while let (planned, outcome) = await group.next() {
+                        if outcome.lockWasBusy || outcome.status == .alreadyFresh { othersAtWork.set() }
                         if firstPass && outcome.lockWasBusy {
                             busy.append(planned)
                         } else {
@@ -169,4 +175,12 @@ extension TokenVault {
             return report
         }
     }
+}
+
+/// Set once, read by many tasks.
+final class SeenFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var seen = false
+    var isSet: Bool { lock.withLock { seen } }
+    func set() { lock.withLock { seen = true } }
 }

@@ -18,20 +18,15 @@ final class OneShotServer: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     init(reply: String?, stall: Double = 0) throws {
-        let l = LoopbackListener(host: "127.0.0.1", port: 0)
-        // Reuse nothing from the listener but the free port number: bind our own plain socket to it.
-        try l.bind()
-        let chosen = l.port
-        l.close()
+        // Port 0: the kernel picks a free port for this very socket (a port found free and bound again later can be
+        // taken in between by a parallel test: a crash seen in a CI rehearsal).
         let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var one: Int32 = 1
-        _ = setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var a = sockaddr_in()
         a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = chosen.bigEndian
+        a.sin_port = 0
         a.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        precondition(rc == 0 && listen(s, 4) == 0)
+        guard rc == 0, listen(s, 16) == 0, let chosen = LoopbackListener.localPort(s) else { throw SkipReason("cannot listen on 127.0.0.1") }
         fd = s
         port = chosen
         start(reply: reply, stall: stall)

@@ -195,6 +195,9 @@ public final class VaultDatabase: VaultStorage, Sendable {
             return StoreError.notAVault(path: path ?? "", reason: dbError.message ?? "not a database")
         case .SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_PERM:
             return StoreError.fileSystem(path: path ?? "the vault", reason: dbError.message ?? "cannot open")
+        case .SQLITE_IOERR:
+            // The extended code says which system call failed (SQLITE_IOERR_SHMMAP, _FSYNC, _SHORT_READ, …).
+            return StoreError.database("\(dbError.message ?? "disk I/O error") (extended code \(dbError.extendedResultCode.rawValue))")
         default:
             return StoreError.database(dbError.message ?? "\(dbError.resultCode)")
         }

@@ -95,9 +95,9 @@ final class Harness: @unchecked Sendable {
     }
 
     /// Removed when the test process exits, not here: a command run in-process may leave a database connection to
-    /// the vault alive a little longer (a task finishing), and a file deleted under an open SQLite connection frees
-    /// its inode for the next test's vault, which SQLite (it tracks files by device and inode within a process)
-    /// would then share locks and its WAL index with: the "disk I/O error" seen once in a while under full load.
+    /// the vault alive a little longer (a task finishing), and SQLite tracks files by device and inode within a
+    /// process. This was a guess at the "disk I/O error" seen once in a while under full load; it was seen again
+    /// after it (StoreError now carries SQLite's extended code, for the next time).
     deinit { TemporaryDirectories.removeAtExit(dir) }
 
     let sleeps = SleepRecorder()

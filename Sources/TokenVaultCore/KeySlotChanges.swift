@@ -43,7 +43,7 @@ extension UnlockedVault {
             try appendAudit(AuditDraft(
                 at: now, account: "", integration: nil, event: .keySlotAdded, trigger: .keysAdd,
                 outcome: .keySlotChanged(slot: name, change: "added"),
-                detail: Self.slotDetail(parameters, converted: converted)), in: w)
+                detail: Self.slotDetail(parameters, converted: converted)), in: w, keyChecked: true)
             return KeySlotChange(converted: converted)
         }
     }
@@ -68,7 +68,7 @@ extension UnlockedVault {
             try appendAudit(AuditDraft(
                 at: now, account: "", integration: nil, event: .keySlotRemoved, trigger: .keysRemove,
                 outcome: .keySlotChanged(slot: name, change: "removed"),
-                detail: converted.map { "key slot '\($0)' converted to the box form" }), in: w)
+                detail: converted.map { "key slot '\($0)' converted to the box form" }), in: w, keyChecked: true)
             return KeySlotChange(converted: converted)
         }
     }
@@ -97,7 +97,7 @@ extension UnlockedVault {
             try appendAudit(AuditDraft(
                 at: now, account: "", integration: nil, event: .passphraseChanged, trigger: .passwd,
                 outcome: .keySlotChanged(slot: target, change: "given a new passphrase"),
-                detail: Self.slotDetail(cost, converted: converted)), in: w)
+                detail: Self.slotDetail(cost, converted: converted)), in: w, keyChecked: true)
             return KeySlotChange(converted: converted)
         }
     }

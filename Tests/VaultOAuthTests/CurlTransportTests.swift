@@ -18,17 +18,7 @@ final class OneShotServer: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     init(reply: String?, stall: Double = 0) throws {
-        // Port 0: the kernel picks a free port for this very socket (a port found free and bound again later can be
-        // taken in between by a parallel test: a crash seen in a CI rehearsal).
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = 0
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0, listen(s, 16) == 0, let chosen = LoopbackListener.localPort(s) else { throw SkipReason("cannot listen on 127.0.0.1") }
-        fd = s
-        port = chosen
+        (fd, port) = try loopbackSocket(listening: 16)
         start(reply: reply, stall: stall)
     }
 
@@ -222,13 +212,7 @@ final class KeepAliveServer: @unchecked Sendable {
     private var requestCount = 0
 
     init() throws {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = 0
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0, listen(s, 64) == 0, let chosen = LoopbackListener.localPort(s) else { throw SkipReason("cannot listen on 127.0.0.1") }
+        let (s, chosen) = try loopbackSocket(listening: 64)
         fd = s
         port = chosen
         Thread { [self] in
@@ -286,16 +270,25 @@ final class RefusingPort {
     private let fd: Int32
 
     init() throws {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = 0
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        precondition(rc == 0)
-        fd = s
-        port = LoopbackListener.localPort(s) ?? 0
+        (fd, port) = try loopbackSocket(listening: nil)
     }
 
     deinit { _ = close(fd) }
+}
+
+/// A TCP socket on 127.0.0.1 bound to port 0, so the kernel picks a free port for this very socket (a port found
+/// free and bound again later can be taken in between by a parallel test: a crash seen in a CI rehearsal); listening
+/// with `backlog`, or bound only (connections to it are refused) when nil.
+func loopbackSocket(listening backlog: Int32?) throws -> (fd: Int32, port: UInt16) {
+    let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var a = sockaddr_in()
+    a.sin_family = sa_family_t(AF_INET)
+    a.sin_port = 0
+    a.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0, backlog.map({ listen(s, $0) == 0 }) ?? true, let port = LoopbackListener.localPort(s) else {
+        close(s)
+        throw SkipReason("cannot listen on 127.0.0.1")
+    }
+    return (s, port)
 }

@@ -24,13 +24,7 @@ final class ScriptedSocketServer: @unchecked Sendable {
 
     /// `answer` gets the connected socket and returns the number of body bytes it sent.
     init(answer: @escaping @Sendable (Int32) -> Int) throws {
-        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_port = 0
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0, listen(s, 4) == 0, let chosen = LoopbackListener.localPort(s) else { throw SkipReason("cannot listen on 127.0.0.1") }
+        let (s, chosen) = try loopbackSocket(listening: 4)
         fd = s
         port = chosen
         Thread { [self] in

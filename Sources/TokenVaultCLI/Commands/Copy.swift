@@ -39,7 +39,7 @@ extension TokenVault {
             } catch {
                 // A half-made copy is no vault (it has no key slot): a file is removed; a database is named.
                 try? copy.close()
-                if destination.hasPrefix("/") {
+                if !PostgresLocation.isPostgreSQL(destination) {
                     for suffix in ["", "-wal", "-shm"] { unlink(destination + suffix) }
                     throw error
                 }

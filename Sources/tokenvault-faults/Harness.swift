@@ -384,3 +384,31 @@ final class Sandbox: @unchecked Sendable {
         return issued.enumerated().map { (String(format: "%@-%03d", prefix, $0.offset), $0.element[0], $0.element[1]) }
     }
 }
+
+/// Whether process `pid` holds an established TCP connection to loopback port `port` (its sockets in
+/// /proc/PID/fd matched against /proc/net/tcp and tcp6). A refresh-all process connects to the provider when its
+/// first refresh goes out and keeps the connection while it refreshes, so this tells "this process is refreshing"
+/// apart from "some process is", which the provider's request count cannot.
+func isConnected(pid: pid_t, toPort port: Int) -> Bool {
+    guard let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") else { return false }
+    var inodes: Set<Substring> = []
+    for fd in fds {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+              target.hasPrefix("socket:[") else { continue }
+        inodes.insert(target.dropFirst("socket:[".count).dropLast())
+    }
+    guard !inodes.isEmpty else { return false }
+    let remote = ":" + String(format: "%04X", port)
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        // Read to the end: procfs files report a size of 0, which String(contentsOfFile:) takes at its word.
+        guard let data = try? FileHandle(forReadingFrom: URL(fileURLWithPath: table)).readToEnd(),
+              let text = String(data: data, encoding: .utf8) else { continue }
+        for line in text.split(separator: "\n").dropFirst() {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode …
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 9, fields[3] == "01", fields[2].hasSuffix(remote), inodes.contains(fields[9]) else { continue }
+            return true
+        }
+    }
+    return false
+}

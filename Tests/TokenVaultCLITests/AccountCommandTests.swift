@@ -210,7 +210,9 @@ import VaultStore
         #expect(pipe(&fds) == 0)
         _ = "new passphrase\n".withCString { write(fds[1], $0, strlen($0)) }
         close(fds[1])
-        defer { close(fds[0]) }
+        // No `defer { close(fds[0]) }`: the command closes the descriptor it read the passphrase from, and closing
+        // the number again would close whatever a parallel test opened under it meanwhile (an SQLite vault's file:
+        // the occasional "disk I/O error" of these tests).
         let result = await h.run(["passwd", "--new-passphrase-fd", String(fds[0])])
         #expect(result.code == 0, "\(result.err)")
         #expect(try sealedValues(h, account: "alice") == before)

@@ -96,8 +96,9 @@ final class Harness: @unchecked Sendable {
 
     /// Removed when the test process exits, not here: a command run in-process may leave a database connection to
     /// the vault alive a little longer (a task finishing), and SQLite tracks files by device and inode within a
-    /// process. This was a guess at the "disk I/O error" seen once in a while under full load; it was seen again
-    /// after it (StoreError now carries SQLite's extended code, for the next time).
+    /// process. This was a first guess at the "disk I/O error" seen once in a while under full load; the cause
+    /// found later was two tests closing a passphrase descriptor the command had already closed (see
+    /// passphraseFromFileDescriptorWinsOverEnvironment).
     deinit { TemporaryDirectories.removeAtExit(dir) }
 
     let sleeps = SleepRecorder()

@@ -82,7 +82,9 @@ import VaultStore
         #expect(pipe(&fds) == 0)
         _ = Harness.passphrase.withCString { write(fds[1], $0, strlen($0)) }
         close(fds[1])
-        defer { close(fds[0]) }
+        // No `defer { close(fds[0]) }`: the command closes the descriptor it read the passphrase from, and closing
+        // the number again would close whatever a parallel test opened under it meanwhile (an SQLite vault's file:
+        // the occasional "disk I/O error" of these tests).
         let result = await h.run(["token", "alice", "--passphrase-fd", String(fds[0])],
                                  environment: ["TOKENVAULT_PASSPHRASE": "wrong"])
         #expect(result.code == 0, "\(result.err)")

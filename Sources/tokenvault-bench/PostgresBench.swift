@@ -34,12 +34,13 @@ func postgresFigures(bench: Bench, sandbox: WebexSandbox, apiBase: URL, latency:
         guard counts(m) == (n, 0, 0), done == n else {
             throw TestFailure("one refresh-all did not refresh all \(n) accounts once (sandbox: \(done)): \(m.err.suffix(500))")
         }
+        if ProcessInfo.processInfo.environment["BENCH_ONLY"] != nil { log("one on \(vault == location ? "PostgreSQL" : "SQLite"): \(fmt(m.wall, 2)) s, \(fmt(m.cpu, 2)) s CPU") }
         return m.wall
     }
     /// Three processes started together; the wall time runs from the first start to the last exit.
     /// As cron starts them on three hosts: with the default --skip-recent (10 minutes), so that a process that
     /// starts late leaves what the others refreshed. The pairs are made an hour old first (plain metadata).
-    func three(_ vault: String) async throws -> (wall: Double, split: [Int], cpu: Double, busy: Double) {
+    func three(_ vault: String) async throws -> (wall: Double, split: [Int], cpu: Double, busy: Double, each: String) {
         if vault == location {
             try server.psql(database, "UPDATE account SET updated_at = updated_at - 3600")
         } else {
@@ -74,7 +75,12 @@ func postgresFigures(bench: Bench, sandbox: WebexSandbox, apiBase: URL, latency:
               refreshed.reduce(0, +) == n, refreshes == n else {
             throw TestFailure("three refresh-all runs did not refresh each of \(n) accounts exactly once: refreshed \(refreshed), sandbox \(refreshes); \(results.compactMap { $0?.err.suffix(300) })")
         }
-        return (wall, refreshed, results.reduce(0) { $0 + ($1?.cpu ?? 0) }, busy)
+        // Each process: its wall, its CPU, and the accounts it found another had refreshed ("fresh").
+        let eachLine = results.compactMap { $0 }.map { m -> String in
+            let o = (try? JSONSerialization.jsonObject(with: Data(m.out.utf8))) as? [String: Any] ?? [:]
+            return "\(fmt(m.wall, 2)) s/\(fmt(m.cpu, 2)) s CPU/\(o["fresh"] as? Int ?? -1) fresh"
+        }.joined(separator: ", ")
+        return (wall, refreshed, results.reduce(0) { $0 + ($1?.cpu ?? 0) }, busy, eachLine)
     }
 
     // Warm-up: page cache, the server's buffers, the lock directory.
@@ -85,7 +91,8 @@ func postgresFigures(bench: Bench, sandbox: WebexSandbox, apiBase: URL, latency:
     for _ in 0..<runs {
         liteWalls.append(try await one(sqlite))
         pgWalls.append(try await one(location))
-        let (wall, split, cpu, busy) = try await three(location)
+        let (wall, split, cpu, busy, each) = try await three(location)
+        log("three on PostgreSQL: \(fmt(wall, 2)) s; each \(each)")
         threeWalls.append(wall)
         splits.append(split)
         threeCPU.append(cpu)

@@ -46,6 +46,18 @@ if let baseline = ProcessInfo.processInfo.environment["BENCH_BASELINE"] {
     exit(0)
 }
 
+// BENCH_ONLY=postgres: the PostgreSQL rows alone, printed and not written to BENCHMARKS.md (for working on them).
+if ProcessInfo.processInfo.environment["BENCH_ONLY"] == "postgres" {
+    for figure in try await postgresFigures(bench: bench, sandbox: sandbox, apiBase: apiBase, latency: latency,
+                                            concurrency: concurrency, n: nRefresh, runs: runs) {
+        log(figure.line)
+        print("  " + figure.detail)
+    }
+    await sandbox.stop()
+    try? FileManager.default.removeItem(atPath: bench.work)
+    exit(0)
+}
+
 // MARK: 2. env against the KDF floor (first: it needs no sandbox traffic, and gives the KDF time for the ideal)
 
 let floor = try bench.compileKDFFloor()

@@ -11,6 +11,8 @@ final class PGSession {
     /// Statements prepared on this connection, by their SQL: an import or a refresh-all runs the same few
     /// statements once per account, and the server then parses and plans each once.
     private var prepared: [String: String] = [:]
+    /// Counts the connections made: a session-level lock taken under one number is gone once it has changed.
+    private(set) var generation = 0
 
     init(pq: LibPQ, conninfo: String) {
         self.pq = pq
@@ -52,6 +54,7 @@ final class PGSession {
         // Notices (e.g. from the migrations) would otherwise go to stderr, into the user's output.
         _ = pq.setNoticeProcessor(made, { _, _ in }, nil)
         conn = made
+        generation += 1
     }
 
     var isConnected: Bool { conn.map { pq.status($0) == CONNECTION_OK } ?? false }

@@ -20,18 +20,22 @@ final class PostgresRefreshLocks: @unchecked Sendable {
     final class Held: RefreshLock, @unchecked Sendable {
         private let owner: PostgresRefreshLocks
         private let accountId: String
+        /// The lock connection's ``PGSession/generation`` when the lock was taken.
+        private let session: Int
         private let releaseOnce = NSLock()
         private var released = false
 
-        init(owner: PostgresRefreshLocks, accountId: String) {
+        init(owner: PostgresRefreshLocks, accountId: String, session: Int) {
             self.owner = owner
             self.accountId = accountId
+            self.session = session
         }
 
-        /// Asks the server whether this store's lock connection holds the lock: after a lost connection (the
-        /// read connects again) it is a new session, which does not.
+        /// Whether the session that took the lock is still there: one round trip on the lock connection, which
+        /// finds a lost connection (a restarted server) and connects again, a new session that holds nothing.
+        /// Only `unlock` ends a session-level advisory lock within its session.
         func isStillHeld() async -> Bool {
-            (try? await owner.holds(accountId)) ?? false
+            (try? await owner.sessionIsAlive(session)) ?? false
         }
 
         func release() {
@@ -48,7 +52,7 @@ final class PostgresRefreshLocks: @unchecked Sendable {
     func acquire(_ account: Account, timeout: TimeInterval, location: String) async throws -> any RefreshLock {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
-            if try await tryLock(account.id) { return Held(owner: self, accountId: account.id) }
+            if let session = try await tryLock(account.id) { return Held(owner: self, accountId: account.id, session: session) }
             guard Date() < deadline else {
                 throw StoreError.lockBusy(
                     "account '\(account.name)' stayed locked by another tokenvault process for \(Int(timeout)) s",
@@ -58,32 +62,32 @@ final class PostgresRefreshLocks: @unchecked Sendable {
         }
     }
 
-    private func tryLock(_ accountId: String) async throws -> Bool {
-        guard mutex.withLock({ held.insert(accountId).inserted }) else { return false }
+    /// The session (``PGSession/generation``) that took the lock, or nil when another holds it.
+    private func tryLock(_ accountId: String) async throws -> Int? {
+        guard mutex.withLock({ held.insert(accountId).inserted }) else { return nil }
         do {
-            let locked = try await connection.offPool { [connection] in
-                try connection.read { session in
+            let session = try await connection.offPool { [connection] in
+                try connection.read { session -> Int? in
                     try session.query("SELECT pg_try_advisory_lock(\(Self.namespace), hashtext($1)) AS locked", [.text(accountId)])
-                        .rows[0].bool("locked")
+                        .rows[0].bool("locked") ? session.generation : nil
                 }
             }
-            if !locked { _ = mutex.withLock { held.remove(accountId) } }
-            return locked
+            if session == nil { _ = mutex.withLock { held.remove(accountId) } }
+            return session
         } catch {
             _ = mutex.withLock { held.remove(accountId) }
             throw error
         }
     }
 
-    func holds(_ accountId: String) async throws -> Bool {
+    /// Whether the lock connection is still session `generation`, asked of the server (a statement on a lost
+    /// connection connects again: another session). Cheaper than looking the lock up in `pg_locks`, whose every
+    /// read takes all of the server's lock-table partitions, with three hosts each holding sixteen.
+    func sessionIsAlive(_ generation: Int) async throws -> Bool {
         try await connection.offPool { [connection] in
             try connection.read { session in
-                // pg_locks shows the two keys as classid and objid (an oid: the hash's 32 bits, unsigned).
-                try session.query("""
-                    SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
-                        AND granted AND objsubid = 2 AND classid = \(Self.namespace)
-                        AND objid::bigint = (hashtext($1)::bigint + 4294967296) % 4294967296) AS held
-                    """, [.text(accountId)]).rows[0].bool("held")
+                _ = try session.query("SELECT 1 AS alive")
+                return session.generation == generation
             }
         }
     }

@@ -103,24 +103,6 @@ public struct Account: Sendable, Equatable {
     }
 }
 
-/// When an account's pair was last stored, with what was stored (plain metadata): what refresh-all reads again,
-/// all accounts in one statement, to leave those another process refreshed since it planned.
-public struct AccountStamp: Sendable, Equatable {
-    public var id: String
-    public var state: AccountState
-    public var accessExpiresAt: Date?
-    public var refreshExpiresAt: Date?
-    public var updatedAt: Date
-
-    public init(id: String, state: AccountState, accessExpiresAt: Date?, refreshExpiresAt: Date?, updatedAt: Date) {
-        self.id = id
-        self.state = state
-        self.accessExpiresAt = accessExpiresAt
-        self.refreshExpiresAt = refreshExpiresAt
-        self.updatedAt = updatedAt
-    }
-}
-
 /// What `list` shows of an account: plain metadata only, no sealed bytes.
 public struct AccountSummary: Sendable, Equatable {
     public var name: String

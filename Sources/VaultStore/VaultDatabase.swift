@@ -226,24 +226,6 @@ public final class VaultDatabase: VaultStorage, Sendable {
         } catch { throw Self.mapped(error, path: path) }
     }
 
-    public func accountStamps() async throws -> [String: AccountStamp] {
-        do {
-            return try await queue.read { db in
-                var stamps: [String: AccountStamp] = [:]
-                let rows = try Row.fetchCursor(db, sql: "SELECT id, state, access_expires_at, refresh_expires_at, updated_at FROM account")
-                while let row = try rows.next() {
-                    let id: String = row["id"]
-                    stamps[id] = AccountStamp(
-                        id: id, state: AccountState(rawValue: row["state"]) ?? .needsReauth,
-                        accessExpiresAt: (row["access_expires_at"] as Double?).map(Date.init(unix:)),
-                        refreshExpiresAt: (row["refresh_expires_at"] as Double?).map(Date.init(unix:)),
-                        updatedAt: Date(unix: row["updated_at"]))
-                }
-                return stamps
-            }
-        } catch { throw Self.mapped(error, path: path) }
-    }
-
     // MARK: Reading
 
     public func header() throws -> VaultHeader {

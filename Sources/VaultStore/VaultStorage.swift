@@ -20,8 +20,6 @@ public protocol VaultStorage: AnyObject, Sendable {
     func account(named name: String) throws -> Account
     /// An account read without blocking a thread of the async pool.
     func accountAsync(named name: String) async throws -> Account
-    /// Every account's id, state, expiries and store time, keyed by id, without blocking a thread of the async pool.
-    func accountStamps() async throws -> [String: AccountStamp]
     /// Every account's plain metadata, without sealed bytes (for `list`).
     func accountSummaries() throws -> [AccountSummary]
     /// Accounts whose access token lapses before `date`, or whose pair was stored after `storedAfter`.

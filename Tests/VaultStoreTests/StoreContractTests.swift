@@ -88,14 +88,6 @@ import TokenVaultLab
             accessExpiresAt: alice.accessExpiresAt, refreshExpiresAt: alice.refreshExpiresAt, grantedScopes: nil,
             email: alice.email, displayName: alice.displayName, orgId: alice.orgId, state: .needsReauth, updatedAt: alice.updatedAt))
         #expect(summaries[1].hasAccessToken == false && summaries[1].accessExpiresAt == nil)
-        // Stamps: what refresh-all compares with what it planned, exactly as `account(named:)` reads it.
-        let stamps = try await store.accountStamps()
-        #expect(stamps == [
-            alice.id: AccountStamp(id: alice.id, state: .needsReauth, accessExpiresAt: alice.accessExpiresAt,
-                                   refreshExpiresAt: alice.refreshExpiresAt, updatedAt: alice.updatedAt),
-            bare.id: AccountStamp(id: bare.id, state: .ok, accessExpiresAt: nil, refreshExpiresAt: nil, updatedAt: bare.updatedAt),
-        ], "\(stamps)")
-        #expect(stamps[alice.id]?.updatedAt == (try store.account(named: "alice")).updatedAt)
 
         // Expiring: a lapsing access token, one without any expiry, or a pair stored "in the future".
         #expect(try store.accounts(accessExpiringBefore: t0).map(\.name) == ["bare"])

@@ -95,44 +95,16 @@ extension TokenVault {
             // Once another process is seen at work (a lock it holds, a pair it stored), each account is read before
             // its lock is taken, and one another process refreshed is left at that: three hosts at once do not each
             // lock and read every account the others did.
-            // And while others are at work, every account's store time is read again in one statement (at most
-            // every 50 ms, and before the second pass): an account another process stored since this run planned
-            // is left without a statement of its own (three hosts would otherwise each read or try the lock of
-            // every account the other two refreshed).
             let othersAtWork = SeenFlag()
-            var stamps: [String: AccountStamp] = [:]
-            var stampsRead: Date?
-            func readStamps(olderThan age: TimeInterval) async {
-                guard othersAtWork.isSet, stampsRead.map({ Date().timeIntervalSince($0) >= age }) ?? true else { return }
-                // A failed read costs nothing but the shortcut: each account is then read under its lock as before.
-                if let read = try? await database.accountStamps() { stamps = read; stampsRead = Date() }
-            }
-            /// Stored by another process since planned: the refresher's own test (`stillNeeded` below) would find
-            /// it so. An account in another state is left to the refresher, which reads it under its lock.
-            func storedByAnother(_ planned: Account) -> RefreshOutcome? {
-                guard let stamp = stamps[planned.id], stamp.state == .ok, stamp.updatedAt != planned.updatedAt else { return nil }
-                var outcome = RefreshOutcome(account: planned.name, integration: integrationNames[planned.integrationId] ?? "?",
-                                             status: .alreadyFresh, accessExpiresBefore: stamp.accessExpiresAt,
-                                             accessExpiresAfter: stamp.accessExpiresAt)
-                outcome.refreshExpiresBefore = stamp.refreshExpiresAt
-                outcome.refreshExpiresAfter = stamp.refreshExpiresAt
-                return outcome
-            }
             func refreshEach(_ list: [Account], firstPass: Bool) async -> [Account] {
                 var busy: [Account] = []
                 await withTaskGroup(of: (Account, RefreshOutcome).self) { group in
                     var next = 0
                     func addNext() {
-                        var planned: Account
-                        repeat {
-                            guard next < list.count else { return }
-                            planned = list[next]
-                            next += 1
-                            guard let fresh = storedByAnother(planned) else { break }
-                            outcomes.append(fresh)
-                            progress.step(fresh.status)
-                        } while true
-                        group.addTask { [planned] in
+                        guard next < list.count else { return }
+                        let planned = list[next]
+                        next += 1
+                        group.addTask {
                             let outcome = await refresher.refresh(planned, lockTimeout: firstPass ? 0 : nil,
                                                                   peek: !firstPass || othersAtWork.isSet) { current in
                                 // Changed since this run read it, or within --skip-recent: someone else refreshed it.
@@ -146,7 +118,6 @@ extension TokenVault {
                     for _ in 0..<min(concurrency, list.count) { addNext() }
                     while let (planned, outcome) = await group.next() {
                         if outcome.lockWasBusy || outcome.status == .alreadyFresh { othersAtWork.set() }
-                        await readStamps(olderThan: 0.05)
                         if firstPass && outcome.lockWasBusy {
                             busy.append(planned)
                         } else {
@@ -159,7 +130,6 @@ extension TokenVault {
                 return busy
             }
             let busy = await refreshEach(candidates, firstPass: true)
-            await readStamps(olderThan: 0)
             _ = await refreshEach(busy, firstPass: false)
             progress.finish()
             let seconds = Date().timeIntervalSince(started)

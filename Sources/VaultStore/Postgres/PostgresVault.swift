@@ -102,22 +102,6 @@ public final class PostgresVault: VaultStorage, Sendable {
         }
     }
 
-    public func accountStamps() async throws -> [String: AccountStamp] {
-        try await connection.offPool { [connection] in
-            try connection.read { session in
-                var stamps: [String: AccountStamp] = [:]
-                for row in try session.query("SELECT id, state, access_expires_at, refresh_expires_at, updated_at FROM account").rows {
-                    let id = try row.string("id")
-                    stamps[id] = AccountStamp(
-                        id: id, state: AccountState(rawValue: try row.string("state")) ?? .needsReauth,
-                        accessExpiresAt: try row.optionalDate("access_expires_at"),
-                        refreshExpiresAt: try row.optionalDate("refresh_expires_at"), updatedAt: try row.date("updated_at"))
-                }
-                return stamps
-            }
-        }
-    }
-
     // MARK: Reading
 
     private func read<T>(_ body: (PostgresTransaction) throws -> T) throws -> T {

@@ -10,7 +10,7 @@ extension VaultBinaryTests {
         /// Runs `body` with a sandbox workspace whose vault is a new database; stops the sandbox whatever happens.
         static func with(configure: (inout SandboxConfiguration) -> Void = { _ in },
                          _ body: (SandboxWorkspace, PostgresServer, String) async throws -> Void) async throws {
-            let server = try PostgresServer.shared()
+            let server = try await PostgresServer.sharedOffPool()
             let database = try server.createDatabase(prefix: "e2e")
             let clientId = "C" + String(generatedToken().prefix(24))
             let secret = "cs-" + generatedToken()

@@ -17,7 +17,7 @@ import TokenVaultLab
     }
 
     /// A password in the location is refused before any connection, and no message repeats it.
-    @Test func aLocationWithAPasswordIsRefused() throws {
+    @Test func aLocationWithAPasswordIsRefused() async throws {
         for location in ["postgresql://alice:s3cretpw@db.example/vault", "postgresql:///vault?host=/tmp&password=s3cretpw",
                          "host=/tmp dbname=vault password=s3cretpw", "postgres://db.example/vault?sslpassword=s3cretpw"] {
             do {
@@ -34,7 +34,7 @@ import TokenVaultLab
     }
 
     /// Without libpq on the machine, a PostgreSQL vault is refused with what to install.
-    @Test func aMissingLibpqIsNamedWithWhatToInstall() throws {
+    @Test func aMissingLibpqIsNamedWithWhatToInstall() async throws {
         guard case .failure(let error) = LibPQ.load("libpq-not-installed-\(UUID().uuidString).so.5") else {
             Issue.record("a library that does not exist was loaded")
             return
@@ -59,14 +59,14 @@ import TokenVaultLab
         #expect(VaultStores.warnings(forLocation: "postgresql://db.example/vault?sslmode=verify-full").isEmpty)
     }
 
-    @Test func anEmptyDatabaseHoldsNoVault() throws {
-        let place = try StorePlace(.postgresql)
+    @Test func anEmptyDatabaseHoldsNoVault() async throws {
+        let place = try await StorePlace(.postgresql)
         #expect(throws: StoreError.vaultMissing(path: place.location)) { try place.open() }
     }
 
     /// A database that was never made: the server's words, and what to do.
-    @Test func aMissingDatabaseIsNamedWithWhatToDo() throws {
-        let server = try PostgresServer.shared()
+    @Test func aMissingDatabaseIsNamedWithWhatToDo() async throws {
+        let server = try await PostgresServer.sharedOffPool()
         let location = server.location(database: "never_made")
         do {
             _ = try VaultStores.open(location)
@@ -76,13 +76,13 @@ import TokenVaultLab
             #expect(error.hint?.contains("createdb") == true, "\(error)")
         }
         // A unix socket is this machine: no warning about TLS.
-        let store = try StorePlace(.postgresql).create()
+        let store = try await StorePlace(.postgresql).create()
         #expect(store.locationWarnings().isEmpty)
         try store.close()
     }
 
-    @Test func createRefusesADatabaseThatHoldsAVault() throws {
-        let place = try StorePlace(.postgresql)
+    @Test func createRefusesADatabaseThatHoldsAVault() async throws {
+        let place = try await StorePlace(.postgresql)
         let store = try place.create()
         try store.write { try $0.insert(sampleIntegration()) }
         try store.close()
@@ -92,7 +92,7 @@ import TokenVaultLab
 
     /// Hosts running `init` on one new database at once: one vault, one winner, the others told it exists.
     @Test func ofConcurrentCreatesOneWins() async throws {
-        let place = try StorePlace(.postgresql)
+        let place = try await StorePlace(.postgresql)
         let results = try await withThrowingTaskGroup(of: String.self) { group in
             for i in 0..<4 {
                 group.addTask {
@@ -117,10 +117,10 @@ import TokenVaultLab
     }
 
     /// A database written by a newer tokenvault (a migration this one does not know) is refused, unmodified.
-    @Test func aNewerSchemaIsRefusedUnmodified() throws {
-        let place = try StorePlace(.postgresql)
+    @Test func aNewerSchemaIsRefusedUnmodified() async throws {
+        let place = try await StorePlace(.postgresql)
         try place.create().close()
-        let server = try PostgresServer.shared()
+        let server = try await PostgresServer.sharedOffPool()
         try server.psql(place.database!, "INSERT INTO tokenvault_migrations VALUES ('v999_future', 0); CREATE TABLE future_thing (x INT)")
         let dump = "SELECT string_agg(identifier, ',' ORDER BY identifier) FROM tokenvault_migrations UNION ALL SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'"
         let before = try server.psql(place.database!, dump)
@@ -131,8 +131,8 @@ import TokenVaultLab
 
     /// A vault made by an older tokenvault (schema v1-v3) is upgraded on open, its data kept; v4 copies the
     /// header's single slot as 'main'.
-    @Test func anOlderSchemaIsUpgradedAndKeepsItsData() throws {
-        let place = try StorePlace(.postgresql)
+    @Test func anOlderSchemaIsUpgradedAndKeepsItsData() async throws {
+        let place = try await StorePlace(.postgresql)
         let old = try PostgresVault.create(place.location, header: sampleHeader(), auditHeadMAC: nil,
                                            migrations: Array(PostgresMigrations.all.prefix(3)))
         try old.write { try $0.insert(sampleIntegration()) }
@@ -188,11 +188,11 @@ import TokenVaultLab
     /// transaction runs once more on a new connection and everything is stored once. Cut every time, it fails
     /// clearly after the second run, nothing stored.
     @Test(arguments: [1, 2])
-    func aWriteCutBeforeCommitRunsOnceMoreOnANewConnection(cuts: Int) throws {
-        let place = try StorePlace(.postgresql)
+    func aWriteCutBeforeCommitRunsOnceMoreOnANewConnection(cuts: Int) async throws {
+        let place = try await StorePlace(.postgresql)
         let store = try place.create(auditHeadMAC: headMAC(0, []))
         defer { try? store.close() }
-        let server = try PostgresServer.shared()
+        let server = try await PostgresServer.sharedOffPool()
         nonisolated(unsafe) var runs = 0
         do {
             try store.write { w in
@@ -221,10 +221,10 @@ import TokenVaultLab
     /// A connection cut while COMMIT runs: whether the server committed is unknown, and the error says so (and
     /// the body is not run again). A deferred trigger makes this COMMIT slow enough to be cut.
     @Test func aCommitWhoseOutcomeIsUnknownIsReportedSoAndNotRetried() async throws {
-        let place = try StorePlace(.postgresql)
+        let place = try await StorePlace(.postgresql)
         let store = try place.create()
         defer { try? store.close() }
-        let server = try PostgresServer.shared()
+        let server = try await PostgresServer.sharedOffPool()
         try server.psql(place.database!, """
             CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(20); RETURN NULL; END $$;
             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON integration DEFERRABLE INITIALLY DEFERRED

@@ -18,7 +18,7 @@ final class StorePlace: @unchecked Sendable {
     let database: String?
     private let dir: TempDir?
 
-    init(_ kind: StoreKind) throws {
+    init(_ kind: StoreKind) async throws {
         self.kind = kind
         switch kind {
         case .sqlite:
@@ -27,7 +27,7 @@ final class StorePlace: @unchecked Sendable {
             location = dir.file("vault.db")
             database = nil
         case .postgresql:
-            let server = try PostgresServer.shared()
+            let server = try await PostgresServer.sharedOffPool()
             let name = try server.createDatabase()
             dir = nil
             database = name

@@ -7,8 +7,8 @@ import TokenVaultLab
 /// SQLite file and on PostgreSQL (a fresh database on the test process's throwaway server).
 @Suite struct StoreContractTests {
     @Test(arguments: StoreKind.allCases)
-    func headerAndIntegrations(_ kind: StoreKind) throws {
-        let place = try StorePlace(kind)
+    func headerAndIntegrations(_ kind: StoreKind) async throws {
+        let place = try await StorePlace(kind)
         let store = try place.create()
         defer { try? store.close() }
         #expect(try store.header() == sampleHeader())
@@ -52,7 +52,7 @@ import TokenVaultLab
 
     @Test(arguments: StoreKind.allCases)
     func accountsKeepEveryField(_ kind: StoreKind) async throws {
-        let place = try StorePlace(kind)
+        let place = try await StorePlace(kind)
         let store = try place.create()
         defer { try? store.close() }
         let integration = sampleIntegration()
@@ -103,8 +103,8 @@ import TokenVaultLab
     }
 
     @Test(arguments: StoreKind.allCases)
-    func auditAppendsChainAndMoveTheHead(_ kind: StoreKind) throws {
-        let place = try StorePlace(kind)
+    func auditAppendsChainAndMoveTheHead(_ kind: StoreKind) async throws {
+        let place = try await StorePlace(kind)
         let store = try place.create(auditHeadMAC: headMAC(0, []))
         defer { try? store.close() }
         #expect(try store.newestAuditEntry() == nil)
@@ -132,8 +132,8 @@ import TokenVaultLab
     }
 
     @Test(arguments: StoreKind.allCases)
-    func aHeadMismatchIsRecordedAsTamperBeforeTheAppend(_ kind: StoreKind) throws {
-        let place = try StorePlace(kind)
+    func aHeadMismatchIsRecordedAsTamperBeforeTheAppend(_ kind: StoreKind) async throws {
+        let place = try await StorePlace(kind)
         let store = try place.create(auditHeadMAC: [9, 9])
         defer { try? store.close() }
         let entry = try append(store, draft())
@@ -148,8 +148,8 @@ import TokenVaultLab
     /// Another connection cannot UPDATE, DELETE (or, on PostgreSQL, TRUNCATE) an entry: the database answers with
     /// the triggers' message.
     @Test(arguments: StoreKind.allCases)
-    func theAuditLogIsAppendOnlyForOtherConnections(_ kind: StoreKind) throws {
-        let place = try StorePlace(kind)
+    func theAuditLogIsAppendOnlyForOtherConnections(_ kind: StoreKind) async throws {
+        let place = try await StorePlace(kind)
         let store = try place.create(auditHeadMAC: headMAC(0, []))
         defer { try? store.close() }
         try append(store, draft())
@@ -172,8 +172,8 @@ import TokenVaultLab
     }
 
     @Test(arguments: StoreKind.allCases)
-    func rewritingTheMACsChangesOnlyTheMACsAndTheHead(_ kind: StoreKind) throws {
-        let place = try StorePlace(kind)
+    func rewritingTheMACsChangesOnlyTheMACsAndTheHead(_ kind: StoreKind) async throws {
+        let place = try await StorePlace(kind)
         let store = try place.create(auditHeadMAC: headMAC(0, []))
         defer { try? store.close() }
         for i in 0..<3 { try append(store, draft(detail: "n\(i)")) }
@@ -196,8 +196,8 @@ import TokenVaultLab
     }
 
     @Test(arguments: StoreKind.allCases)
-    func keySlotsInsertUpdateDelete(_ kind: StoreKind) throws {
-        let place = try StorePlace(kind)
+    func keySlotsInsertUpdateDelete(_ kind: StoreKind) async throws {
+        let place = try await StorePlace(kind)
         let store = try place.create()
         defer { try? store.close() }
         let main = KeySlot(name: "main", kdfAlgorithm: "argon2id13", kdfSalt: [1], kdfOpsLimit: 2, kdfMemLimit: 1 << 26,
@@ -227,8 +227,8 @@ import TokenVaultLab
     }
 
     @Test(arguments: StoreKind.allCases)
-    func notificationsAreRecordedAndCleared(_ kind: StoreKind) throws {
-        let place = try StorePlace(kind)
+    func notificationsAreRecordedAndCleared(_ kind: StoreKind) async throws {
+        let place = try await StorePlace(kind)
         let store = try place.create()
         defer { try? store.close() }
         try store.write { w in
@@ -244,13 +244,13 @@ import TokenVaultLab
 
     /// snapshot → restore into a new store of either kind gives an equal snapshot.
     @Test(arguments: StoreKind.allCases, StoreKind.allCases)
-    func aSnapshotRestoresIntoEitherStore(_ from: StoreKind, _ to: StoreKind) throws {
-        let source = try StorePlace(from).create(auditHeadMAC: headMAC(0, []))
+    func aSnapshotRestoresIntoEitherStore(_ from: StoreKind, _ to: StoreKind) async throws {
+        let source = try await StorePlace(from).create(auditHeadMAC: headMAC(0, []))
         defer { try? source.close() }
         try fill(source)
         let snapshot = try source.snapshot()
         #expect(snapshot.accounts.count == 3 && snapshot.auditEntries.count == 5 && snapshot.keySlots.count == 2)
-        let copy = try StorePlace(to).create(header: snapshot.header, auditHeadMAC: nil)
+        let copy = try await StorePlace(to).create(header: snapshot.header, auditHeadMAC: nil)
         defer { try? copy.close() }
         try copy.write { try $0.restore(snapshot) }
         #expect(try copy.snapshot() == snapshot)
@@ -260,13 +260,13 @@ import TokenVaultLab
         #expect(try chainProblems(copy).isEmpty)
     }
 
-    @Test func sqliteToPostgreSQLToSQLiteKeepsEverything() throws {
-        let first = try StorePlace(.sqlite).create(auditHeadMAC: headMAC(0, []))
+    @Test func sqliteToPostgreSQLToSQLiteKeepsEverything() async throws {
+        let first = try await StorePlace(.sqlite).create(auditHeadMAC: headMAC(0, []))
         try fill(first)
         let original = try first.snapshot()
         var current = original
         for kind in [StoreKind.postgresql, .sqlite] {
-            let next = try StorePlace(kind).create(header: current.header)
+            let next = try await StorePlace(kind).create(header: current.header)
             try next.write { [current] in try $0.restore(current) }
             current = try next.snapshot()
             try next.close()
@@ -280,7 +280,7 @@ import TokenVaultLab
     /// never blocked.
     @Test(arguments: StoreKind.allCases)
     func refreshLocksAreExclusiveAcrossStores(_ kind: StoreKind) async throws {
-        let place = try StorePlace(kind)
+        let place = try await StorePlace(kind)
         let a = try place.create()
         let b = try place.open()
         defer { try? a.close(); try? b.close() }
@@ -334,7 +334,7 @@ import TokenVaultLab
     /// A holder that dies (SIGKILL) frees the lock: the kernel closes its flock, the server ends its session.
     @Test(arguments: StoreKind.allCases)
     func aRefreshLockIsFreedWhenItsHolderDies(_ kind: StoreKind) async throws {
-        let place = try StorePlace(kind)
+        let place = try await StorePlace(kind)
         let store = try place.create()
         defer { try? store.close() }
         let alice = Account(name: "alice", integrationId: UUID().uuidString.lowercased(), createdAt: t0, updatedAt: t0)
@@ -347,7 +347,7 @@ import TokenVaultLab
             let file = FileAccountLock.directory(forVault: place.location) + "/\(alice.id).lock"
             holder = try spawnChild("/usr/bin/flock", ["--exclusive", "--no-fork", file, "/bin/sleep", "60"], environment: ["PATH": "/usr/bin:/bin"])
         case .postgresql:
-            let server = try PostgresServer.shared()
+            let server = try await PostgresServer.sharedOffPool()
             // psql takes the lock and then waits, idle, for its next line, as a tokenvault process's lock
             // connection waits while its refresh talks to the provider.
             holder = try spawnChild(server.psqlPath, ["--no-psqlrc", "--quiet", "--host=" + server.socketDirectory, "--port=\(server.port)",
@@ -379,7 +379,7 @@ import TokenVaultLab
     /// entry once.
     @Test(arguments: StoreKind.allCases)
     func concurrentAppendsFromManyStoresKeepOneChain(_ kind: StoreKind) async throws {
-        let place = try StorePlace(kind)
+        let place = try await StorePlace(kind)
         try place.create(auditHeadMAC: headMAC(0, [])).close()
         let writers = 4, each = 20
         let stores = try (0..<writers).map { _ in try place.open() }

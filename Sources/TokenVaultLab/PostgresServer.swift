@@ -208,8 +208,6 @@ public final class PostgresServer: @unchecked Sendable {
     nonisolated(unsafe) private static var sharedServer: Result<PostgresServer, TestFailure>?
     private static let sharedLock = NSLock()
 
-    /// The server this test process shares between its suites, started at the first call and stopped when the
-    /// process exits.
     /// ``shared()`` waited for on a thread of its own. The first call starts the server (initdb and pg_ctl, some
     /// seconds), and async tests waiting in shared() meanwhile would hold the few threads of the cooperative pool
     /// (two on a 2-core machine): an in-process sandbox in another test once went unanswered for over 10 s.
@@ -219,6 +217,8 @@ public final class PostgresServer: @unchecked Sendable {
         }
     }
 
+    /// The server this test process shares between its suites, started at the first call and stopped when the
+    /// process exits.
     public static func shared() throws -> PostgresServer {
         try sharedLock.withLock {
             if let sharedServer { return try sharedServer.get() }

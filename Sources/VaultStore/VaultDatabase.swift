@@ -589,26 +589,12 @@ public struct VaultWriter: VaultTransaction {
         let headRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT audit_head_seq, audit_head_mac FROM vault_meta WHERE id = 1"))
         let headSeq: Int64 = headRow?["audit_head_seq"] ?? 0
         let storedHead = (headRow?["audit_head_mac"] as Data?).map { [UInt8]($0) } ?? []
-        let lastSeq: Int64 = last?["seq"] ?? 0
-        var previous = (last?["mac"] as Data?).map { [UInt8]($0) } ?? []
-        // Numbered after the recorded head as well as the newest row: if the newest entries were deleted, the gap
-        // stays visible after later appends.
-        var seq = max(lastSeq, headSeq) + 1
-        if try headSeq != lastSeq || storedHead != headMAC(lastSeq, previous) {
-            let warning = AuditDraft(
-                at: draft.at, account: draft.account, integration: draft.integration, event: .tamperDetected,
-                trigger: draft.trigger, outcome: .headMismatch,
-                detail: "head record at entry \(headSeq)\(storedHead.isEmpty ? " without a MAC" : ""), newest entry \(lastSeq)")
-            let warningMAC = try mac(seq, warning, previous)
-            try insert(warning, seq: seq, mac: warningMAC)
-            previous = warningMAC
-            seq += 1
-        }
-        let entryMAC = try mac(seq, draft, previous)
-        try insert(draft, seq: seq, mac: entryMAC)
+        let entry = try appendToAuditChain(draft, lastSeq: last?["seq"] ?? 0, lastMAC: (last?["mac"] as Data?).map { [UInt8]($0) } ?? [],
+                                           headSeq: headSeq, storedHead: storedHead, mac: mac, headMAC: headMAC,
+                                           insert: { try insert($0, seq: $1, mac: $2) })
         try db.cachedStatement(sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1")
-            .execute(arguments: [seq, Data(try headMAC(seq, entryMAC))])
-        return AuditEntry(seq: seq, draft: draft, mac: entryMAC)
+            .execute(arguments: [entry.seq, Data(try headMAC(entry.seq, entry.mac))])
+        return entry
     }
 
     private func insert(_ d: AuditDraft, seq: Int64, mac: [UInt8]) throws {

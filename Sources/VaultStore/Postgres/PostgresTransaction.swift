@@ -198,26 +198,12 @@ struct PostgresTransaction: VaultTransaction {
         let last = try session.query("SELECT seq, mac FROM audit_entry ORDER BY seq DESC LIMIT 1").rows.first
         let headSeq = try headRow.int("audit_head_seq")
         let storedHead = try headRow.optionalBytes("audit_head_mac") ?? []
-        let lastSeq = try last?.int("seq") ?? 0
-        var previous = try last?.bytes("mac") ?? []
-        // Numbered after the recorded head as well as the newest row: if the newest entries were deleted, the gap
-        // stays visible after later appends.
-        var seq = max(lastSeq, headSeq) + 1
-        if try headSeq != lastSeq || storedHead != headMAC(lastSeq, previous) {
-            let warning = AuditDraft(
-                at: draft.at, account: draft.account, integration: draft.integration, event: .tamperDetected,
-                trigger: draft.trigger, outcome: .headMismatch,
-                detail: "head record at entry \(headSeq)\(storedHead.isEmpty ? " without a MAC" : ""), newest entry \(lastSeq)")
-            let warningMAC = try mac(seq, warning, previous)
-            try insert(warning, seq: seq, mac: warningMAC)
-            previous = warningMAC
-            seq += 1
-        }
-        let entryMAC = try mac(seq, draft, previous)
-        try insert(draft, seq: seq, mac: entryMAC)
+        let entry = try appendToAuditChain(draft, lastSeq: try last?.int("seq") ?? 0, lastMAC: try last?.bytes("mac") ?? [],
+                                           headSeq: headSeq, storedHead: storedHead, mac: mac, headMAC: headMAC,
+                                           insert: { try insert($0, seq: $1, mac: $2) })
         try session.query("UPDATE vault_meta SET audit_head_seq = $1, audit_head_mac = $2 WHERE id = 1",
-                          [.int(seq), .bytes(try headMAC(seq, entryMAC))])
-        return AuditEntry(seq: seq, draft: draft, mac: entryMAC)
+                          [.int(entry.seq), .bytes(try headMAC(entry.seq, entry.mac))])
+        return entry
     }
 
     private func insert(_ draft: AuditDraft, seq: Int64, mac: [UInt8]) throws {

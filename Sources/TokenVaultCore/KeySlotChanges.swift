@@ -142,7 +142,7 @@ extension UnlockedVault {
                             "key slot '\(slot.name)': its public key is not bound to it under the vault's key, so the new master key will not be given to it; the master key was not replaced",
                             hint: "someone who could write the vault file may have put it there: remove it with 'tokenvault keys remove \(slot.name)' (add it again with its owner) and rotate again")
                     }
-                    try KeySlots.wrap(&slot, publicKey: publicKey, keys: newKeys)
+                    try KeySlots.rewrap(&slot, publicKey: publicKey, keys: keys, newKeys: newKeys)
                 }
                 slots.append(slot)
             }

@@ -103,13 +103,25 @@ public final class UnlockedVault: @unchecked Sendable {
         for attempt in 1... {
             do {
                 let passphrase = try readPassphrase()
-                let (holder, opened) = try open(candidates, passphrase: passphrase, known: known)
+                let (holder, opened, repinned) = try open(candidates, passphrase: passphrase, known: known)
+                if let repinned { repin(repinned, was: opened.slot, in: database) }
                 return (UnlockedVault(database: database, keys: holder, keySlot: opened.name), opened)
             } catch let error as VaultError where (error == .wrongPassphrase || error == .emptyPassphrase) && attempt < attempts {
                 console.err("tokenvault: \(error.localizedDescription); try again (\(attempts - attempt) more attempt\(attempts - attempt == 1 ? "" : "s"))\n")
             }
         }
         fatalError("unreachable: the loop returns or throws")
+    }
+
+    /// Stores a slot whose pin now follows the master key it opened (after a `keys rotate`, or a slot from before
+    /// slots pinned a key), unless the slot changed since it was read. Best effort: a store this command may not
+    /// write (a read-only file, a PostgreSQL role without UPDATE on key_slot) keeps the certificates, which are
+    /// checked again at the next opening.
+    private static func repin(_ slot: KeySlot, was read: KeySlot, in database: any VaultStorage) {
+        _ = try? database.write { w in
+            guard try w.keySlots().first(where: { $0.name == slot.name }) == read else { return }
+            try w.update(slot)
+        }
     }
 
     private struct SlotCandidate {
@@ -121,15 +133,15 @@ public final class UnlockedVault: @unchecked Sendable {
 
     /// The first candidate the passphrase opens; when none does, tells an edited KDF level apart (see `unlockSlot`).
     private static func open(_ candidates: [SlotCandidate], passphrase: SecretBytes,
-                             known: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)]) throws -> (InProcessKeyHolder, OpenedSlot) {
+                             known: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)]) throws -> (InProcessKeyHolder, OpenedSlot, KeySlot?) {
         // A damaged slot does not keep the others from opening; it is reported when none opens (its passphrase
         // may have been the one typed).
         var damage: VaultError?
         for candidate in candidates {
             let passphraseKey = try VaultKeys.derivePassphraseKey(passphrase, parameters: candidate.parameters)
             do {
-                if let holder = try KeySlots.open(candidate.slot, passphraseKey: passphraseKey) {
-                    return (holder, OpenedSlot(slot: candidate.slot, passphraseKey: passphraseKey))
+                if let opened = try KeySlots.open(candidate.slot, passphraseKey: passphraseKey) {
+                    return (opened.keys, OpenedSlot(slot: candidate.slot, passphraseKey: passphraseKey), opened.repinned)
                 }
             } catch let error as VaultError {
                 damage = damage ?? error

@@ -68,9 +68,14 @@ func masterKey(ofSlot slot: Row, passphrase: String) throws -> InProcessKeyHolde
         return (try? SecretBox.open([UInt8](slot["master_key_sealed"] as Data), key: passphraseKey)).map(InProcessKeyHolder.init(masterKey:))
     }
     let slotKey = VaultKeys.subkey(of: passphraseKey, label: SealLabel.keySlotSecretKey(slot["name"]))
-    guard let secretKey = try? SecretBox.open([UInt8](slot["secret_key_sealed"] as Data), key: slotKey) else { return nil }
-    let master = try SealedBox.open([UInt8](slot["master_key_sealed"] as Data), publicKey: Array([UInt8](stored).prefix(32)),
-                                    secretKey: secretKey)
+    guard let opened = try? SecretBox.open([UInt8](slot["secret_key_sealed"] as Data), key: slotKey) else { return nil }
+    // The secret key, then (in slots that pin one) the vault's signing public key.
+    let secretKey = SecretBytes(count: 32)
+    opened.withUnsafeBytes { raw in secretKey.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix(32))) } }
+    // The wrap: a bare sealed box, or 0x02 || length (2 bytes) || sealed box || certificates.
+    var wrap = [UInt8](slot["master_key_sealed"] as Data)
+    if wrap.first == 0x02 { wrap = Array(wrap[3..<3 + (Int(wrap[1]) << 8 | Int(wrap[2]))]) }
+    let master = try SealedBox.open(wrap, publicKey: Array([UInt8](stored).prefix(32)), secretKey: secretKey)
     return InProcessKeyHolder(masterKey: master)
 }
 
@@ -197,7 +202,9 @@ extension OAuthBinaryTests {
                 let mainBefore = try #require(before.slots["main"]), mainAfter = try #require(after.slots["main"])
                 #expect((mainBefore["master_key_sealed"] as Data) != (mainAfter["master_key_sealed"] as Data))
                 #expect((mainBefore["public_key"] as Data) != (mainAfter["public_key"] as Data))
-                #expect((mainBefore["secret_key_sealed"] as Data) == (mainAfter["secret_key_sealed"] as Data), "main keeps its passphrase")
+                // Main keeps its passphrase (its salt and cost); its sealed secret key was sealed again when `audit
+                // --verify` opened it, to pin the new key the rotation certified.
+                #expect((mainBefore["kdf_salt"] as Data) == (mainAfter["kdf_salt"] as Data), "main keeps its passphrase")
                 // ... and the old bytes are out of the file and its WAL (secure_delete, checkpoint).
                 #expect(sealedBytesGone(s.ws.vault, before.sealedValues.map(\.1)), "old sealed bytes linger in the vault files")
 

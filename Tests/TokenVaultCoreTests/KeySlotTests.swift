@@ -32,8 +32,10 @@ import VaultStore
         defer { v.remove() }
         let slots = try v.database.keySlots()
         #expect(slots.map(\.name) == ["main"])
-        #expect(slots[0].form == .box && slots[0].publicKey?.count == 64 && slots[0].secretKeySealed?.count == 73)
-        #expect(slots[0].masterKeySealed.count == 32 + SealedBox.overhead)
+        // The secret key sealed with the signing public key it pins (32 + 32 + secretbox's 41), and the master key's
+        // wrap: version, length, the sealed box, and a count of no certificates.
+        #expect(slots[0].form == .box && slots[0].publicKey?.count == 64 && slots[0].secretKeySealed?.count == 105)
+        #expect(slots[0].masterKeySealed.count == 3 + 32 + SealedBox.overhead + 2)
         let header = try v.database.header()
         #expect(header.kdfAlgorithm == "key_slot" && header.masterKeySealed.isEmpty && header.kdfSalt.isEmpty)
         #expect(v.vault.keySlot == "main")

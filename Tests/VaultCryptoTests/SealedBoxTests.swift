@@ -112,3 +112,37 @@ struct SealedBoxTests {
         #expect(try InProcessKeyHolder(masterKey: unwrapped).open(sealed, label: "account/x").copyToString() == "token")
     }
 }
+
+/// The vault's signing key: one pair per seed, and a signature that holds for its message and public key only.
+@Suite struct SigningKeyPairTests {
+    @Test func theSameSeedGivesTheSamePairAndASignatureBindsMessageAndKey() throws {
+        let seed = Random.bytes(32)
+        let one = try SigningKeyPair(seed: SecretBytes(copying: seed))
+        let again = try SigningKeyPair(seed: SecretBytes(copying: seed))
+        let other = try SigningKeyPair(seed: SecretBytes(copying: Random.bytes(32)))
+        #expect(one.publicKey == again.publicKey && one.publicKey != other.publicKey)
+        let message = Array("old key || new key".utf8)
+        let signature = one.sign(message)
+        #expect(SigningKeyPair.verify(signature, of: message, publicKey: one.publicKey))
+        #expect(!SigningKeyPair.verify(signature, of: message + [0], publicKey: one.publicKey))
+        #expect(!SigningKeyPair.verify(signature, of: message, publicKey: other.publicKey))
+        var altered = signature
+        altered[7] ^= 1
+        #expect(!SigningKeyPair.verify(altered, of: message, publicKey: one.publicKey))
+        #expect(!SigningKeyPair.verify(Array(signature.dropLast()), of: message, publicKey: one.publicKey))
+        #expect(throws: VaultCryptoError.self) { try SigningKeyPair(seed: SecretBytes(copying: Random.bytes(31))) }
+    }
+
+    /// RFC 8032 §7.1, TEST 2: the public key of a known secret seed and its signature of one byte.
+    @Test func rfc8032TestVector2() throws {
+        func hex(_ s: String) -> [UInt8] {
+            var out: [UInt8] = []
+            var i = s.startIndex
+            while i < s.endIndex { let j = s.index(i, offsetBy: 2); out.append(UInt8(s[i..<j], radix: 16)!); i = j }
+            return out
+        }
+        let pair = try SigningKeyPair(seed: SecretBytes(copying: hex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")))
+        #expect(pair.publicKey == hex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"))
+        #expect(pair.sign([0x72]) == hex("92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"))
+    }
+}

@@ -42,6 +42,7 @@ let package = Package(
                 .embedInCode("Migrations/v002_provider_options.sql"),
                 .embedInCode("Migrations/v003_notifications.sql"),
                 .embedInCode("Migrations/v004_key_slots.sql"),
+                .embedInCode("Migrations/v005_pair_binding.sql"),
             ]
         ),
         .target(
@@ -55,6 +56,7 @@ let package = Package(
                 .embedInCode("Migrations/v002_provider_options.sql"),
                 .embedInCode("Migrations/v003_notifications.sql"),
                 .embedInCode("Migrations/v004_key_slots.sql"),
+                .embedInCode("Migrations/v005_pair_binding.sql"),
             ]
         ),
         // libcurl's header (types and constants); the library itself is opened with dlopen at the first request.

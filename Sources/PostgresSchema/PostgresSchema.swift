@@ -8,6 +8,7 @@ public enum PostgresSchema {
         ("v002_provider_options", text(PackageResources.v002_provider_options_sql)),
         ("v003_notifications", text(PackageResources.v003_notifications_sql)),
         ("v004_key_slots", text(PackageResources.v004_key_slots_sql)),
+        ("v005_pair_binding", text(PackageResources.v005_pair_binding_sql)),
     ]
 
     static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }

@@ -55,8 +55,11 @@ extension UnlockedVault {
     /// an older copy does not.
     public func verifyAudit(expectHead: String? = nil) throws -> AuditVerification {
         let head = try database.auditHead()
-        return try Self.verifyAudit(try database.auditEntries(), headSeq: head.seq, headMAC: head.mac, keys: keys,
-                                    expectHead: expectHead)
+        let entries = try database.auditEntries()
+        var verification = try Self.verifyAudit(entries, headSeq: head.seq, headMAC: head.mac, keys: keys,
+                                                expectHead: expectHead)
+        verification.problems += Self.rowsDisagreeingWithTheLog(try database.accounts(), entries: entries)
+        return verification
     }
 
     /// `verifyAudit` over entries and a head already read (inside a transaction, for `keys rotate`).
@@ -101,6 +104,28 @@ extension UnlockedVault {
             }
         }
         return AuditVerification(problems: problems, count: entries.count, head: Self.hex(head.mac), headSeq: head.seq)
+    }
+
+    /// Accounts whose row does not hold the pair their newest pair-setting entry recorded (schema v5): a row rolled
+    /// back, replaced, or put back after its revocation.
+    static func rowsDisagreeingWithTheLog(_ accounts: [Account], entries: [AuditEntry]) -> [String] {
+        var newest: [String: AuditEntry] = [:]
+        for entry in entries where entry.draft.pair != nil { newest[entry.draft.account] = entry }
+        var problems: [String] = []
+        for account in accounts {
+            guard let entry = newest[account.name] else {
+                if account.pair != nil {
+                    problems.append("account '\(account.name)': its row holds a pair no audit entry recorded")
+                }
+                continue
+            }
+            if entry.draft.pair == "" {
+                problems.append("account '\(account.name)': its row was put back after entry \(entry.seq) removed it")
+            } else if entry.draft.pair != account.pair {
+                problems.append("account '\(account.name)': its row does not hold the pair entry \(entry.seq) stored (rolled back to an older copy, or replaced)")
+            }
+        }
+        return problems
     }
 
     public static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }

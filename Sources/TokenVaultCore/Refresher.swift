@@ -231,6 +231,7 @@ public final class Refresher: @unchecked Sendable {
             let changed = response.refreshToken.map { $0 != refreshText } ?? false
             var entry = draft(before, account, outcome: .ok, event: .refreshed)
             entry.refreshTokenChanged = changed
+            entry.pair = account.pair
             try await store(account, audited: entry)
             outcome.status = .refreshed
             outcome.accessExpiresAfter = account.accessExpiresAt

@@ -27,12 +27,14 @@ public enum SealLabel {
         "integration/" + encode([i.id, "client_secret", i.name, i.provider, i.clientId, i.apiBase, i.redirectURI])
     }
 
+    /// Binds the pair's id too (schema v5), when it has one: a token of an older pair of the same account, put
+    /// back in the row beside the current id, opens under another key and fails.
     public static func accessToken(_ a: Account) -> String {
-        "account/" + encode([a.id, "access_token", a.name, a.integrationId])
+        "account/" + encode([a.id, "access_token", a.name, a.integrationId] + (a.pair.map { ["pair", $0] } ?? []))
     }
 
     public static func refreshToken(_ a: Account) -> String {
-        "account/" + encode([a.id, "refresh_token", a.name, a.integrationId])
+        "account/" + encode([a.id, "refresh_token", a.name, a.integrationId] + (a.pair.map { ["pair", $0] } ?? []))
     }
 }
 
@@ -277,11 +279,43 @@ public final class UnlockedVault: @unchecked Sendable {
 
     public func accessToken(of account: Account) throws -> SecretBytes {
         guard let sealed = account.accessTokenSealed else { throw VaultError.noTokens(account: account.name) }
+        try checkPairIsNewest(account)
         return try open(sealed, label: SealLabel.accessToken(account), what: "the access token of account '\(account.name)'")
     }
 
     public func refreshToken(of account: Account) throws -> SecretBytes {
         guard let sealed = account.refreshTokenSealed else { throw VaultError.noTokens(account: account.name) }
+        try checkPairIsNewest(account)
         return try open(sealed, label: SealLabel.refreshToken(account), what: "the refresh token of account '\(account.name)'")
+    }
+
+    /// Throws (exit 7) unless the account's row holds the pair its newest pair-setting audit entry recorded (schema
+    /// v5), that entry's MAC checked: a row rolled back to an older pair of the account, or put back after its
+    /// revocation, disagrees with the log, which no one without the key can extend. (Entries deleted from the middle of
+    /// the log to hide that break the chain: `audit --verify`.) An account whose newest such entry is from before v5
+    /// has no id to compare, and neither has its row.
+    public func checkPairIsNewest(_ account: Account) throws {
+        guard let (entry, previousMAC) = try database.newestPairEntry(account: account.name) else {
+            guard account.pair == nil else {
+                throw VaultError.integrity("account '\(account.name)': its stored pair is not one the audit log recorded",
+                                           hint: Self.rolledBackHint(account.name))
+            }
+            return
+        }
+        guard MAC.constantTimeEqual(try Self.entryMAC(keys: keys, seq: entry.seq, draft: entry.draft, previousMAC: previousMAC), entry.mac) else {
+            throw VaultError.integrity("audit entry \(entry.seq) (account '\(account.name)') fails its MAC check, so the account's stored pair cannot be checked against it",
+                                       hint: "the vault was tampered with: 'tokenvault audit --verify' lists the problems; restore it from a backup")
+        }
+        guard entry.draft.pair == account.pair ?? "" else {
+            throw VaultError.integrity(
+                entry.draft.pair == ""
+                    ? "account '\(account.name)': its row was put back after audit entry \(entry.seq) removed it"
+                    : "account '\(account.name)': its row does not hold the pair audit entry \(entry.seq) stored (rolled back to an older copy, or replaced)",
+                hint: Self.rolledBackHint(account.name))
+        }
+    }
+
+    static func rolledBackHint(_ name: String) -> String {
+        "someone who can write the vault's store put an older row back; its tokens are not used. Restore the vault from a backup you trust, or run 'tokenvault authorize \(name)' to store a new pair"
     }
 }

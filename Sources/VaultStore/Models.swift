@@ -79,12 +79,16 @@ public struct Account: Sendable, Equatable {
     public var state: AccountState
     public var createdAt: Date
     public var updatedAt: Date
+    /// The stored pair's random id (schema v5): bound into its tokens' seal labels and recorded by the audit entry
+    /// that stored it. nil for a pair stored before v5.
+    public var pair: String?
 
     public init(id: String = UUID().uuidString.lowercased(), name: String, integrationId: String,
                 accessTokenSealed: [UInt8]? = nil, refreshTokenSealed: [UInt8]? = nil,
                 accessExpiresAt: Date? = nil, refreshExpiresAt: Date? = nil, grantedScopes: [String]? = nil,
                 email: String? = nil, displayName: String? = nil, orgId: String? = nil, personId: String? = nil,
-                state: AccountState = .ok, createdAt: Date, updatedAt: Date) {
+                state: AccountState = .ok, createdAt: Date, updatedAt: Date, pair: String? = nil) {
+        self.pair = pair
         self.id = id
         self.name = name
         self.integrationId = integrationId
@@ -275,11 +279,15 @@ public struct AuditDraft: Sendable, Equatable {
     public var refreshExpiresAfter: Date?
     public var refreshTokenChanged: Bool?
     public var detail: String?
+    /// The account's pair after this entry (schema v5): the stored pair's id, "" when the entry left none (a
+    /// revocation); nil when the entry did not change the pair.
+    public var pair: String?
 
     public init(at: Date, account: String, integration: String?, event: AuditEvent, trigger: AuditTrigger,
                 outcome: AuditOutcome, accessExpiresBefore: Date? = nil, accessExpiresAfter: Date? = nil,
                 refreshExpiresBefore: Date? = nil, refreshExpiresAfter: Date? = nil,
-                refreshTokenChanged: Bool? = nil, detail: String? = nil) {
+                refreshTokenChanged: Bool? = nil, detail: String? = nil, pair: String? = nil) {
+        self.pair = pair
         self.at = at
         self.account = account
         self.integration = integration
@@ -308,7 +316,7 @@ public struct AuditEntry: Sendable, Equatable {
             "tokenvault-audit-v1", String(seq), t(d.at), d.account, d.integration ?? "-", d.event.rawValue,
             d.trigger.rawValue, d.outcome.rawValue, t(d.accessExpiresBefore), t(d.accessExpiresAfter), t(d.refreshExpiresBefore),
             t(d.refreshExpiresAfter), d.refreshTokenChanged.map { $0 ? "1" : "0" } ?? "-", d.detail ?? "-",
-        ]
+        ] + (d.pair.map { ["pair", $0] } ?? [])  // only when set: entries from before v5 keep their MACs
         // Length-prefix every field so that no choice of values can make two entries encode alike.
         var bytes = previousMAC
         for field in fields {

@@ -109,6 +109,7 @@ struct AccountRecord: Codable, FetchableRecord, PersistableRecord {
     var state: String
     var createdAt: Double
     var updatedAt: Double
+    var pair: String?
 
     /// Written by hand (reading stays Codable): an import or a refresh-all writes one per account, and Codable
     /// encoding with the snake_case strategy was a fifth of an import's time in the profile.
@@ -128,6 +129,7 @@ struct AccountRecord: Codable, FetchableRecord, PersistableRecord {
         container["state"] = state
         container["created_at"] = createdAt
         container["updated_at"] = updatedAt
+        container["pair"] = pair
     }
 
     init(_ a: Account) {
@@ -146,6 +148,7 @@ struct AccountRecord: Codable, FetchableRecord, PersistableRecord {
         state = a.state.rawValue
         createdAt = a.createdAt.unix
         updatedAt = a.updatedAt.unix
+        pair = a.pair
     }
 }
 
@@ -160,7 +163,7 @@ extension Account {
             personId: r.personId,
             // An unknown state (an edit) is the cautious one: the account is not used until authorized again.
             state: AccountState(rawValue: r.state) ?? .needsReauth,
-            createdAt: Date(unix: r.createdAt), updatedAt: Date(unix: r.updatedAt))
+            createdAt: Date(unix: r.createdAt), updatedAt: Date(unix: r.updatedAt), pair: r.pair)
     }
 
     init(row: Row) throws { try self.init(AccountRecord(row: row)) }
@@ -177,7 +180,8 @@ extension AuditEntry {
             accessExpiresBefore: date(row, "access_expires_before"), accessExpiresAfter: date(row, "access_expires_after"),
             refreshExpiresBefore: date(row, "refresh_expires_before"),
             refreshExpiresAfter: date(row, "refresh_expires_after"),
-            refreshTokenChanged: (row["refresh_token_changed"] as Int64?).map { $0 != 0 }, detail: row["detail"])
+            refreshTokenChanged: (row["refresh_token_changed"] as Int64?).map { $0 != 0 }, detail: row["detail"],
+            pair: row["pair"])
         self.init(seq: row["seq"], draft: draft, mac: bytes(row, "mac") ?? [])
     }
 }

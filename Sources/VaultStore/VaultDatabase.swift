@@ -332,6 +332,17 @@ public final class VaultDatabase: VaultStorage, Sendable {
         try read { db in try Row.fetchOne(db, sql: "SELECT * FROM audit_entry ORDER BY seq DESC LIMIT 1").map(AuditEntry.init(row:)) }
     }
 
+    public func newestPairEntry(account: String) throws -> (entry: AuditEntry, previousMAC: [UInt8])? {
+        try read { db in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM audit_entry WHERE account = ? AND pair IS NOT NULL ORDER BY seq DESC LIMIT 1"),
+                                             arguments: [account]) else { return nil }
+            let entry = try AuditEntry(row: row)
+            let previous = try Data.fetchOne(db.cachedStatement(sql: "SELECT mac FROM audit_entry WHERE seq < ? ORDER BY seq DESC LIMIT 1"),
+                                             arguments: [entry.seq])
+            return (entry, previous.map { [UInt8]($0) } ?? [])
+        }
+    }
+
     /// The newest audit entry's number and the keyed MAC over it, as the last append left them.
     public func auditHead() throws -> (seq: Int64, mac: [UInt8]) {
         try read { db in
@@ -600,12 +611,12 @@ public struct VaultWriter: VaultTransaction {
     private func insert(_ d: AuditDraft, seq: Int64, mac: [UInt8]) throws {
         try db.cachedStatement(sql: """
             INSERT INTO audit_entry (seq, at, account, integration, event, trigger, outcome, access_expires_before,
-                access_expires_after, refresh_expires_before, refresh_expires_after, refresh_token_changed, detail, mac)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                access_expires_after, refresh_expires_before, refresh_expires_after, refresh_token_changed, detail, mac, pair)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
             seq, d.at.unix, d.account, d.integration, d.event.rawValue, d.trigger.rawValue, d.outcome.rawValue,
             d.accessExpiresBefore?.unix, d.accessExpiresAfter?.unix, d.refreshExpiresBefore?.unix,
-            d.refreshExpiresAfter?.unix, d.refreshTokenChanged.map { $0 ? 1 : 0 }, d.detail, Data(mac),
+            d.refreshExpiresAfter?.unix, d.refreshTokenChanged.map { $0 ? 1 : 0 }, d.detail, Data(mac), d.pair,
         ])
     }
 }

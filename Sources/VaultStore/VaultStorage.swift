@@ -31,6 +31,9 @@ public protocol VaultStorage: AnyObject, Sendable {
     func auditHead() throws -> (seq: Int64, mac: [UInt8])
     /// The newest audit entry, if any.
     func newestAuditEntry() throws -> AuditEntry?
+    /// The newest audit entry of `account` that set its pair (schema v5), and the MAC of the entry before it, with
+    /// which the entry's own MAC is checked; nil when there is none.
+    func newestPairEntry(account: String) throws -> (entry: AuditEntry, previousMAC: [UInt8])?
     /// Whether the newest successful refresh through this integration came back with a new refresh token.
     func refreshTokensRotate(integration name: String) throws -> Bool
 

@@ -43,6 +43,6 @@ import TokenVaultLab
              try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier"))
         }
         #expect(columns.contains("provider_options"))
-        #expect(applied == ["v001_initial", "v002_provider_options", "v003_notifications", "v004_key_slots"])
+        #expect(applied == ["v001_initial", "v002_provider_options", "v003_notifications", "v004_key_slots", "v005_pair_binding"])
     }
 }

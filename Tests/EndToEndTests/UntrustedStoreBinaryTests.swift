@@ -91,4 +91,51 @@ import WebexSandbox
             }
         }
     }
+
+    /// §2: one account's row written back from an older copy after a refresh, and another's put back after its
+    /// revocation. Before the fix `token` handed out the old access token with exit 0 and `audit --verify
+    /// --expect-head` said intact.
+    @Test(arguments: Store.allCases)
+    func aRolledBackOrRestoredAccountRowIsExit7AndNamedByVerify(_ store: Store) async throws {
+        try await Self.with(store) { s, location in
+            let pairs = try await s.importAccounts(["alice", "bob", "carol"])
+            func row(_ name: String) throws -> Account {
+                let db = try VaultStores.open(location)
+                defer { try? db.close() }
+                return try db.account(named: name)
+            }
+            func putBack(_ account: Account, insert: Bool = false) throws {
+                let db = try VaultStores.open(location)
+                defer { try? db.close() }
+                try db.write { w in if insert { try w.insert(account) } else { try w.update(account) } }
+            }
+            let aliceBefore = try row("alice"), bobBefore = try row("bob")
+            let refreshed = try await s.run(["refresh-all", "--skip-recent", "0", "--json"])
+            #expect(refreshed.code == 0, "\(refreshed.err)")
+            let head = try #require(jsonObject(refreshed.out)["audit_head"] as? String)
+            let revoked = try await s.run(["revoke", "bob", "--local"])
+            #expect(revoked.code == 0, "\(revoked.err)")
+            let verifiedHead = try await s.run(["audit", "--verify", "--json"])
+            let head2 = (jsonObject(verifiedHead.out)["head"] as? String) ?? head
+
+            try putBack(aliceBefore)
+            try putBack(bobBefore, insert: true)
+            for (name, why) in [("alice", "its row does not hold the pair audit entry"), ("bob", "its row was put back after audit entry")] {
+                for command in [["token", name], ["env", name], ["refresh", name]] {
+                    let result = try await s.run(command)
+                    #expect(result.code == 7, "\(store) \(command): \(result.code) \(result.err)")
+                    #expect(result.err.contains(why), "\(result.err)")
+                    #expect(!result.out.contains(pairs[name]!.access))
+                }
+            }
+            let verify = try await s.run(["audit", "--verify", "--expect-head", head2])
+            #expect(verify.code == 7, "\(verify.out)\(verify.err)")
+            let said = verify.out + verify.err
+            #expect(said.contains("account 'alice': its row does not hold the pair entry"), "\(said)")
+            #expect(said.contains("account 'bob': its row was put back after entry"), "\(said)")
+            #expect(!said.contains("account 'carol'"))
+            // Carol, untouched, still works.
+            #expect(try await s.run(["token", "carol"]).code == 0)
+        }
+    }
 }

@@ -85,7 +85,8 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
         #expect(unknown.err.contains("scrypt"))
     }
 
-    /// The key slot's three sealed columns. A flip in the secret key's envelope cannot be told from a wrong
+    /// The key slot's three sealed columns (the secret key with the pin it keeps; the wrap with its certificate
+    /// count). A flip in the secret key's envelope cannot be told from a wrong
     /// passphrase (both are a failed unwrap); once that opens, the passphrase is known to be right, so a flip in the
     /// master key's box or in the public key (or its MAC) is damage, exit 7, never "wrong passphrase".
     @Test func keySlotBitFlipsAreDetected() async throws {
@@ -98,7 +99,7 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
         }
         try queue.close()
         for (column, bytes) in stored {
-            #expect(bytes.count == ["secret_key_sealed": 73, "master_key_sealed": 81, "public_key": 64][column], "\(column)")
+            #expect(bytes.count == ["secret_key_sealed": 105, "master_key_sealed": 86, "public_key": 64][column], "\(column)")
             for index in stride(from: 0, to: bytes.count, by: 5) {
                 var flipped = bytes
                 flipped[index] ^= 0x10

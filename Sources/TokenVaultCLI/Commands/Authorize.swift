@@ -109,7 +109,7 @@ extension TokenVault {
                     trigger: device ? .authorizeDevice : .authorize, outcome: outcome,
                     accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
                     refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-                    refreshTokenChanged: before == nil ? nil : true, detail: detail), in: w)
+                    refreshTokenChanged: before == nil ? nil : true, detail: detail, pair: record.pair), in: w)
             }
             let who = identity.map { " as \($0.email ?? $0.id)\($0.displayName.map { " (\($0))" } ?? "")" } ?? ""
             context.console.err("Authorized '\(account)'\(who): access token valid \(Format.span(response.expiresIn))"

@@ -71,7 +71,8 @@ extension TokenVault {
                         at: now, account: name, integration: integration.name, event: .imported, trigger: .import,
                         outcome: .ok, accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
                         refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-                        refreshTokenChanged: before == nil ? nil : response.refreshToken != nil), in: w, keyChecked: true)
+                        refreshTokenChanged: before == nil ? nil : response.refreshToken != nil, pair: record.pair),
+                        in: w, keyChecked: true)
                 }
             }
             if batch {

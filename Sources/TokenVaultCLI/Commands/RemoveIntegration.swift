@@ -32,8 +32,8 @@ extension TokenVault {
                         try vault.appendAudit(AuditDraft(
                             at: context.now(), account: account.name, integration: name, event: .revoked,
                             trigger: .removeIntegration, outcome: .removedLocally,
-                            accessExpiresBefore: account.accessExpiresAt, refreshExpiresBefore: account.refreshExpiresAt),
-                            in: w)
+                            accessExpiresBefore: account.accessExpiresAt, refreshExpiresBefore: account.refreshExpiresAt,
+                            pair: ""), in: w)
                     }
                     try w.deleteIntegration(id: integration.id)
                 }

@@ -67,7 +67,7 @@ extension TokenVault {
                     at: context.now(), account: account, integration: integration?.name, event: .revoked,
                     trigger: local ? .revokeLocal : .revoke, outcome: outcome,
                     accessExpiresBefore: record.accessExpiresAt, refreshExpiresBefore: record.refreshExpiresAt,
-                    detail: remoteNote), in: w)
+                    detail: remoteNote, pair: ""), in: w)
             }
             try vault.database.purgeDeletedData()
             if case .revokedAt = outcome {

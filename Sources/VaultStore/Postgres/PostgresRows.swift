@@ -48,7 +48,8 @@ extension Account {
             personId: try row.optionalString("person_id"),
             // An unknown state (an edit) is the cautious one: the account is not used until authorized again.
             state: AccountState(rawValue: try row.string("state")) ?? .needsReauth,
-            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"),
+            pair: try row.optionalString("pair"))
     }
 
     /// In the column order of ``PostgresTransaction/accountColumns``: id first.
@@ -56,7 +57,7 @@ extension Account {
         [.text(id), .text(name), .text(integrationId), PGValue(accessTokenSealed), PGValue(refreshTokenSealed),
          PGValue(accessExpiresAt), PGValue(refreshExpiresAt), PGValue(grantedScopes?.joined(separator: " ")),
          PGValue(email), PGValue(displayName), PGValue(orgId), PGValue(personId), .text(state.rawValue),
-         .double(createdAt.unix), .double(updatedAt.unix)]
+         .double(createdAt.unix), .double(updatedAt.unix), PGValue(pair)]
     }
 }
 
@@ -85,7 +86,8 @@ extension AuditEntry {
             accessExpiresAfter: try row.optionalDate("access_expires_after"),
             refreshExpiresBefore: try row.optionalDate("refresh_expires_before"),
             refreshExpiresAfter: try row.optionalDate("refresh_expires_after"),
-            refreshTokenChanged: try row.optionalBool("refresh_token_changed"), detail: try row.optionalString("detail"))
+            refreshTokenChanged: try row.optionalBool("refresh_token_changed"), detail: try row.optionalString("detail"),
+            pair: try row.optionalString("pair"))
         self.init(seq: seq, draft: draft, mac: try row.bytes("mac"))
     }
 }

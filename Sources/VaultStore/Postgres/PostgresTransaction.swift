@@ -6,8 +6,8 @@ struct PostgresTransaction: VaultTransaction {
     let session: PGSession
 
     static let integrationColumns = "id, name, provider, client_id, client_secret_sealed, redirect_uri, scopes, api_base, env_var, created_at, provider_options"
-    static let accountColumns = "id, name, integration_id, access_token_sealed, refresh_token_sealed, access_expires_at, refresh_expires_at, granted_scopes, email, display_name, org_id, person_id, state, created_at, updated_at"
-    static let auditColumns = "seq, at, account, integration, event, trigger, outcome, access_expires_before, access_expires_after, refresh_expires_before, refresh_expires_after, refresh_token_changed, detail, mac"
+    static let accountColumns = "id, name, integration_id, access_token_sealed, refresh_token_sealed, access_expires_at, refresh_expires_at, granted_scopes, email, display_name, org_id, person_id, state, created_at, updated_at, pair"
+    static let auditColumns = "seq, at, account, integration, event, trigger, outcome, access_expires_before, access_expires_after, refresh_expires_before, refresh_expires_after, refresh_token_changed, detail, mac, pair"
     static let keySlotColumns = "name, kdf_algorithm, kdf_salt, kdf_opslimit, kdf_memlimit, public_key, secret_key_sealed, master_key_sealed, created_at, changed_at"
 
     /// `$1, $2, …, $n`.
@@ -104,7 +104,7 @@ struct PostgresTransaction: VaultTransaction {
 
     public func insert(_ account: Account) throws {
         let result = try session.query("""
-            INSERT INTO account (\(Self.accountColumns)) VALUES (\(Self.placeholders(15))) ON CONFLICT (name) DO NOTHING
+            INSERT INTO account (\(Self.accountColumns)) VALUES (\(Self.placeholders(16))) ON CONFLICT (name) DO NOTHING
             """, account.pgValues)
         if result.changes == 0 { throw StoreError.duplicateAccount(account.name) }
     }
@@ -113,7 +113,7 @@ struct PostgresTransaction: VaultTransaction {
         let result = try session.query("""
             UPDATE account SET name = $2, integration_id = $3, access_token_sealed = $4, refresh_token_sealed = $5,
                 access_expires_at = $6, refresh_expires_at = $7, granted_scopes = $8, email = $9, display_name = $10,
-                org_id = $11, person_id = $12, state = $13, created_at = $14, updated_at = $15
+                org_id = $11, person_id = $12, state = $13, created_at = $14, updated_at = $15, pair = $16
             WHERE id = $1
             """, account.pgValues)
         guard result.changes == 1 else { throw StoreError.noSuchAccount(account.name) }
@@ -207,7 +207,7 @@ struct PostgresTransaction: VaultTransaction {
     }
 
     private func insert(_ draft: AuditDraft, seq: Int64, mac: [UInt8]) throws {
-        try session.query("INSERT INTO audit_entry (\(Self.auditColumns)) VALUES (\(Self.placeholders(14)))",
-                          [.int(seq)] + draft.pgValues + [.bytes(mac)])
+        try session.query("INSERT INTO audit_entry (\(Self.auditColumns)) VALUES (\(Self.placeholders(15)))",
+                          [.int(seq)] + draft.pgValues + [.bytes(mac), PGValue(draft.pair)])
     }
 }

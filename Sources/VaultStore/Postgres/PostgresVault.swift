@@ -187,6 +187,19 @@ public final class PostgresVault: VaultStorage, Sendable {
         try read { t in try t.session.query("SELECT * FROM audit_entry ORDER BY seq DESC LIMIT 1").rows.first.map(AuditEntry.init(pg:)) }
     }
 
+    public func newestPairEntry(account: String) throws -> (entry: AuditEntry, previousMAC: [UInt8])? {
+        try read { t in
+            // One round trip: the entry and the MAC of the one before it.
+            let rows = try t.session.query("""
+                WITH newest AS (SELECT * FROM audit_entry WHERE account = $1 AND pair IS NOT NULL ORDER BY seq DESC LIMIT 1)
+                SELECT newest.*, (SELECT mac FROM audit_entry p WHERE p.seq < newest.seq ORDER BY p.seq DESC LIMIT 1) AS previous_mac
+                FROM newest
+                """, [.text(account)]).rows
+            guard let row = rows.first else { return nil }
+            return (try AuditEntry(pg: row), try row.optionalBytes("previous_mac") ?? [])
+        }
+    }
+
     public func refreshTokensRotate(integration name: String) throws -> Bool {
         try read { t in
             try t.session.query("""

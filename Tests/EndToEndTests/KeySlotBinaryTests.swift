@@ -53,7 +53,7 @@ struct VaultRows {
         Account(id: row["id"], name: row["name"], integrationId: row["integration_id"],
                 accessTokenSealed: (row["access_token_sealed"] as Data?).map { [UInt8]($0) },
                 refreshTokenSealed: (row["refresh_token_sealed"] as Data?).map { [UInt8]($0) },
-                createdAt: Date(), updatedAt: Date())
+                createdAt: Date(), updatedAt: Date(), pair: row["pair"])
     }
 }
 

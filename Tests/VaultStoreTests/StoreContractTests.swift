@@ -131,6 +131,44 @@ import TokenVaultLab
         #expect(try !store.refreshTokensRotate(integration: "other"))
     }
 
+    /// Schema v5: an account's pair id and an entry's `pair` are kept as written, and the newest entry of an
+    /// account that set its pair comes with the MAC of the entry before it.
+    @Test(arguments: StoreKind.allCases)
+    func pairIdsAndTheNewestPairEntry(_ kind: StoreKind) async throws {
+        let place = try await StorePlace(kind)
+        let store = try place.create(auditHeadMAC: headMAC(0, []))
+        defer { try? store.close() }
+        let integration = sampleIntegration()
+        var alice = fullAccount("alice", integration: integration)
+        alice.pair = "0123456789abcdef0123456789abcdef"
+        try store.write { w in
+            try w.insert(integration)
+            try w.insert(alice)
+        }
+        #expect(try store.account(named: "alice") == alice)
+        #expect(try store.newestPairEntry(account: "alice") == nil)
+        let drafts: [AuditDraft] = [
+            { var d = draft("alice"); d.pair = "p1"; return d }(),
+            draft("bob", event: .refreshed),
+            { var d = draft("alice", event: .refreshed); d.pair = "p2"; return d }(),
+            draft("alice", event: .refreshFailed),
+            { var d = draft("bob", event: .revoked); d.pair = ""; return d }(),
+        ]
+        for d in drafts {
+            try store.write { try $0.appendAudit(d, mac: chainMAC, headMAC: headMAC) }
+        }
+        let entries = try store.auditEntries()
+        #expect(entries.map(\.draft.pair) == ["p1", nil, "p2", nil, ""])
+        let alices = try #require(try store.newestPairEntry(account: "alice"))
+        #expect(alices.entry == entries[2] && alices.previousMAC == entries[1].mac)
+        let bobs = try #require(try store.newestPairEntry(account: "bob"))
+        #expect(bobs.entry == entries[4] && bobs.entry.draft.pair == "" && bobs.previousMAC == entries[3].mac)
+        #expect(try chainProblems(store).isEmpty)
+        alice.pair = "p2"
+        try store.write { try $0.update(alice) }
+        #expect(try store.account(named: "alice").pair == "p2")
+    }
+
     @Test(arguments: StoreKind.allCases)
     func aHeadMismatchIsRecordedAsTamperBeforeTheAppend(_ kind: StoreKind) async throws {
         let place = try await StorePlace(kind)

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 @testable import TokenVaultCore
 import TokenVaultLab
@@ -14,14 +15,33 @@ import WebexSandbox
     /// A sandbox workspace whose vault is a file, or a new database on the tests' PostgreSQL server; `body` gets the
     /// location the attacker writes to.
     static func with(_ store: Store, _ body: (SandboxWorkspace, String) async throws -> Void) async throws {
+        try await with(store) { s, location, _ in try await body(s, location) }
+    }
+
+    /// The same, with a way to run SQL as the attacker: on the file with its triggers dropped, on PostgreSQL as the
+    /// superuser with triggers off (`session_replication_role = replica`).
+    static func with(_ store: Store, _ body: (SandboxWorkspace, String, @escaping (String) throws -> Void) async throws -> Void) async throws {
         switch store {
         case .sqlite:
-            try await SandboxWorkspace.with { s in try await body(s, s.ws.vault) }
+            try await SandboxWorkspace.with { s in
+                try await body(s, s.ws.vault) { sql in
+                    let queue = try DatabaseQueue(path: s.ws.vault)
+                    defer { try? queue.close() }
+                    try queue.write { db in
+                        for trigger in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'trigger'") {
+                            try db.execute(sql: "DROP TRIGGER \(trigger)")
+                        }
+                        try db.execute(sql: sql)
+                    }
+                }
+            }
         case .postgresql:
             try await VaultBinaryTests.PostgreSQL.with { s, server, database in
                 try await s.expectOK(["init", "--kdf", "interactive"])
                 try await s.addIntegration()
-                try await body(s, server.location(database: database))
+                try await body(s, server.location(database: database)) { sql in
+                    _ = try server.psql(database, "SET session_replication_role = replica; " + sql)
+                }
             }
         }
     }
@@ -136,6 +156,81 @@ import WebexSandbox
             #expect(!said.contains("account 'carol'"))
             // Carol, untouched, still works.
             #expect(try await s.run(["token", "carol"]).code == 0)
+        }
+    }
+
+    /// The attacks that already held before, now on both stores: each one is exit 7, before anything is sent or
+    /// printed, or named by `audit --verify`.
+    @Test(arguments: Store.allCases)
+    func swappedRowsEditedEndpointsKDFCostsAndAuditDeletionsAreCaught(_ store: Store) async throws {
+        try await Self.with(store) { s, _, sql in
+            let pairs = try await s.importAccounts(["alice", "bob"])
+            // Each attack on the same vault, undone before the next one (as the attacker had it).
+            func attack(_ title: String, _ edit: String, undo: String, command: [String], expect code: Int32 = 7,
+                        saying words: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+                try sql(edit)
+                let result = try await s.run(command)
+                #expect(result.code == code, "\(store) \(title): \(result.code) \(result.err)\(result.out)", sourceLocation: sourceLocation)
+                #expect((result.err + result.out).contains(words), "\(store) \(title): \(result.err)\(result.out)", sourceLocation: sourceLocation)
+                s.expectNoSecrets(result.out + result.err, sourceLocation: sourceLocation)
+                try sql(undo)
+            }
+            let requestsBefore = await s.sandbox.counters.refreshGrants
+            try await attack("access tokens swapped between accounts",
+                             "UPDATE account SET access_token_sealed = (SELECT access_token_sealed FROM account WHERE name = 'bob') WHERE name = 'alice'",
+                             undo: "SELECT 1", command: ["token", "alice"], saying: "the access token of account 'alice' failed its integrity check")
+            try await attack("a whole row's tokens moved to another account",
+                             "UPDATE account SET refresh_token_sealed = (SELECT refresh_token_sealed FROM account WHERE name = 'alice'), pair = (SELECT pair FROM account WHERE name = 'alice') WHERE name = 'bob'",
+                             undo: "SELECT 1", command: ["refresh", "bob"], saying: "'bob'")
+            try await attack("the integration pointed at another API base",
+                             "UPDATE integration SET api_base = 'http://127.0.0.1:9/v1'", undo: "UPDATE integration SET api_base = '\(s.base.absoluteString)'",
+                             command: ["refresh", "alice"], saying: "the client secret of integration 'webex' failed its integrity check")
+            #expect(await s.sandbox.counters.refreshGrants == requestsBefore, "a tampered vault sent a request")
+            try await attack("a KDF cost tokenvault never writes", "UPDATE key_slot SET kdf_opslimit = 4, kdf_memlimit = 1024",
+                             undo: "SELECT 1", command: ["token", "alice"], saying: "key-derivation settings were refused before use")
+        }
+    }
+
+    @Test(arguments: Store.allCases)
+    func auditEntriesDeletedOrTruncatedAreNamedByVerify(_ store: Store) async throws {
+        for (title, edit, words) in [
+            ("an entry deleted from the middle", "DELETE FROM audit_entry WHERE seq = 2", "entry 2 is missing"),
+            ("the log truncated", "DELETE FROM audit_entry", "the newest entries were removed"),
+        ] {
+            try await Self.with(store) { s, _, sql in
+                _ = try await s.importAccounts(["alice", "bob", "carol"])
+                try sql(edit)
+                let verify = try await s.run(["audit", "--verify"])
+                #expect(verify.code == 7, "\(store) \(title): \(verify.out)\(verify.err)")
+                #expect((verify.out + verify.err).contains(words), "\(store) \(title): \(verify.out)\(verify.err)")
+            }
+        }
+    }
+
+    /// A removed member's slot row put back after `keys rotate`: it opens only the old master key, whose signing
+    /// key the rotated vault's rows no longer follow; nothing opens or is sealed under it.
+    @Test(arguments: Store.allCases)
+    func aRemovedMembersSlotPutBackAfterARotationOpensNothing(_ store: Store) async throws {
+        try await Self.with(store) { s, location, _ in
+            let pairs = try await s.importAccounts(["alice"])
+            #expect(try await OAuthBinaryTests.KeySlots.addBob(s).code == 0)
+            let db = try VaultStores.open(location)
+            defer { try? db.close() }
+            let bobsRow = try #require(try db.keySlots().first { $0.name == "bob" })
+            try await s.expectOK(["keys", "remove", "bob"])
+            try await s.expectOK(["keys", "rotate"])
+            try db.write { try $0.insert(bobsRow) }
+            let asBob: [String: String?] = ["TOKENVAULT_PASSPHRASE": OAuthBinaryTests.KeySlots.bob]
+            let token = try await s.run(["token", "alice"], environment: asBob)
+            #expect(token.code == 7, "\(store): \(token.code) \(token.err)")
+            #expect(!token.out.contains(pairs["alice"]!.access))
+            let secret = "cs-" + generatedToken()
+            let add = try await s.run(["add", "lured", "--client-id", "C2", "--redirect-uri", s.redirect, "--scopes", "spark:people_read",
+                                       "--api-base", s.base.absoluteString, "--client-secret-stdin"], stdin: secret, environment: asBob)
+            #expect(add.code != 0, "\(store): \(add.err)")
+            #expect(try db.integrations().map(\.name) == ["webex"], "nothing was added under the old key")
+            // The members' own passphrase still opens the rotated vault.
+            #expect(try await s.token("alice") == pairs["alice"]!.access)
         }
     }
 }

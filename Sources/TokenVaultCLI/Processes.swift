@@ -104,10 +104,23 @@ struct BrowserPage {
 }
 
 /// Starts the user's browser on a URL: `$BROWSER` (a command, or several separated by ':'; `%s` stands for
-/// the URL), else xdg-open. The browser is not waited for.
+/// the URL), else xdg-open when there is a display to show it on. Each command is given ``settle`` seconds to fail:
+/// one that exits non-zero by then (xdg-open's 3, "no method available", on a host without a desktop; `false`) did
+/// not open anything, and the next is tried. One that exits 0 or is still running has started a browser, which is
+/// not waited for beyond that.
 public enum Browser {
+    static let settle: TimeInterval = 2
+
     @Sendable public static func open(_ url: URL, environment: [String: String]) -> Bool {
         let environment = ChildEnvironment.scrubbed(environment)
+        for command in commands(for: url, environment: environment) {
+            if ProgramRunner.spawnAndSettle(command, environment: environment, settle: settle) { return true }
+        }
+        return false
+    }
+
+    /// The commands to try, in order.
+    static func commands(for url: URL, environment: [String: String]) -> [[String]] {
         var commands: [[String]] = []
         if let browser = environment["BROWSER"], !browser.isEmpty {
             for entry in browser.split(separator: ":") where !entry.isEmpty {
@@ -115,11 +128,14 @@ public enum Browser {
                 commands.append(words.contains("%s") ? words.map { $0 == "%s" ? url.absoluteString : $0 } : words + [url.absoluteString])
             }
         }
-        commands.append(["xdg-open", url.absoluteString])
-        for command in commands {
-            if ProgramRunner.spawnDetached(command, environment: environment) { return true }
-        }
-        return false
+        // Without a display (an ssh session, a server) xdg-open can only fail, or start a text browser that takes
+        // over the terminal the paste prompt needs.
+        if hasDisplay(environment) { commands.append(["xdg-open", url.absoluteString]) }
+        return commands
+    }
+
+    static func hasDisplay(_ environment: [String: String]) -> Bool {
+        !(environment["DISPLAY"] ?? "").isEmpty || !(environment["WAYLAND_DISPLAY"] ?? "").isEmpty
     }
 }
 
@@ -127,8 +143,8 @@ public enum Browser {
 public enum ProgramRunner {
     /// Starts a program found on PATH without waiting for it; its output goes to /dev/null so that a chatty
     /// browser does not write over prompts or into `$(…)`.
-    static func spawnDetached(_ command: [String], environment: [String: String]) -> Bool {
-        guard let path = resolve(command[0], environment: environment) else { return false }
+    private static func spawn(_ command: [String], environment: [String: String]) -> pid_t? {
+        guard let path = resolve(command[0], environment: environment) else { return nil }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -140,7 +156,25 @@ public enum ProgramRunner {
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
         var pid: pid_t = 0
         ChildEnvironment.closeOnExecAll()
-        return posix_spawn(&pid, path, &actions, nil, argv, envp) == 0
+        return posix_spawn(&pid, path, &actions, nil, argv, envp) == 0 ? pid : nil
+    }
+
+    /// Starts a program (see ``spawn``) and gives it `settle` seconds: false when it could not be
+    /// started or exited other than with 0 by then (it is reaped); true when it exited 0 or is still running.
+    static func spawnAndSettle(_ command: [String], environment: [String: String], settle: TimeInterval) -> Bool {
+        guard let pid = spawn(command, environment: environment) else { return false }
+        let deadline = Date().addingTimeInterval(settle)
+        while Date() < deadline {
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid {
+                // WIFEXITED and WEXITSTATUS, spelled out (the C macros are not imported).
+                return status & 0x7f == 0 && (status >> 8) & 0xff == 0
+            }
+            if reaped < 0 && errno != EINTR { return true }  // not ours to wait for any more: it started
+            usleep(20_000)
+        }
+        return true
     }
 
     /// The path of `name` on PATH (or `name` itself when it contains a slash).

@@ -13,8 +13,18 @@ public struct TokenVault: AsyncParsableCommand {
         commandName: "tokenvault",
         abstract: "Keep OAuth token pairs (access + refresh) encrypted on disk, alive, and ready for scripts.",
         discussion: """
-            Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong or missing passphrase, 4 no such vault/account/integration,
-            5 needs re-authorization, 6 provider or network error, 7 integrity failure.
+            Options every command takes, before the command or after it:
+              --vault <location>   a vault file or a PostgreSQL location (postgresql://…,
+                                   service=…); default $TOKENVAULT_VAULT, else
+                                   $XDG_DATA_HOME/tokenvault/vault.db
+              --passphrase-fd <n>  read the passphrase from this open file descriptor
+              --key-slot <name>    open the vault with this key slot's passphrase only
+              --verbose            trace HTTP requests on stderr (secrets redacted)
+            For example: tokenvault --vault service=tokenvault list
+
+            Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong or missing passphrase,
+            4 no such vault/account/integration, 5 needs re-authorization,
+            6 provider or network error, 7 integrity failure.
             """,
         version: version,
         subcommands: [
@@ -30,6 +40,7 @@ public struct TokenVault: AsyncParsableCommand {
     /// Parses and runs one command line; returns the exit code. Errors print as `tokenvault: error: …`
     /// plus a `tokenvault: hint: …` line, never a stack trace.
     public static func run(arguments: [String], context: Context) async -> Int32 {
+        let arguments = GlobalOptions.hoisted(arguments)
         let command: any ParsableCommand
         do {
             command = try parseAsRoot(arguments)
@@ -89,7 +100,7 @@ struct CommandExit: Error {
 
 /// Options every command takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The vault file (default: $TOKENVAULT_VAULT, else $XDG_DATA_HOME/tokenvault/vault.db).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The vault: a file, or a PostgreSQL location (default: $TOKENVAULT_VAULT, else $XDG_DATA_HOME/tokenvault/vault.db).", valueName: "location"))
     var vault: String?
 
     @Option(name: .long, help: ArgumentHelp("Read the passphrase from this open file descriptor (for cron and scripts).", valueName: "n"))
@@ -100,6 +111,46 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(name: .long, help: ArgumentHelp("Open the vault with this key slot's passphrase only (default: $TOKENVAULT_KEY_SLOT, else each slot in turn).", valueName: "name"))
     var keySlot: String?
+
+    /// The options above with a value, and the one without.
+    static let valued: Set<String> = ["--vault", "--passphrase-fd", "--key-slot"]
+    static let flags: Set<String> = ["--verbose"]
+
+    /// Options every command takes, written before the command (`tokenvault --vault X keys add bob`, as `git -C`
+    /// and `kubectl --context` are), moved to just after the command's name (`keys add --vault X bob`), where the
+    /// parser reads them. Nothing after the command's name moves, so `exec … -- CMD` keeps its arguments as given.
+    static func hoisted(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var rest = arguments[...]
+        while let first = rest.first {
+            let name = first.split(separator: "=", maxSplits: 1).first.map(String.init) ?? first
+            if flags.contains(first) {
+                leading.append(first)
+                rest = rest.dropFirst()
+            } else if valued.contains(name) {
+                leading.append(first)
+                rest = rest.dropFirst()
+                if name == first, let value = rest.first {  // `--vault X`, not `--vault=X`
+                    leading.append(value)
+                    rest = rest.dropFirst()
+                }
+            } else {
+                break
+            }
+        }
+        guard !leading.isEmpty else { return arguments }
+        // The command's path: `keys add`, `agent status`, `integration edit`, or one word.
+        var path: [String] = []
+        var commands: [ParsableCommand.Type] = TokenVault.configuration.subcommands
+        while let word = rest.first, let command = commands.first(where: {
+            $0._commandName == word || $0.configuration.aliases.contains(word)
+        }) {
+            path.append(word)
+            rest = rest.dropFirst()
+            commands = command.configuration.subcommands
+        }
+        return path + leading + Array(rest)
+    }
 
     /// The key slot to open with: `--key-slot`, else `TOKENVAULT_KEY_SLOT`; nil tries every slot.
     func keySlot(_ context: Context) -> String? {
@@ -156,6 +207,10 @@ enum UsageError {
             .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             .joined(separator: "; ")
         let command = subcommand(in: arguments)
+        if command == nil, let word = arguments.first, !word.hasPrefix("-") {
+            let hint = nearestCommand(to: word).map { "did you mean 'tokenvault \($0)'? 'tokenvault --help' lists the commands" }
+            return ("unknown command \(Format.quoted(word))", hint ?? "'tokenvault --help' lists the commands")
+        }
         let help = command.map { "tokenvault \($0._commandName) --help" } ?? "tokenvault --help"
         let hint = command == nil && !arguments.isEmpty && !arguments[0].hasPrefix("-")
             ? "'\(help)' lists the commands"
@@ -163,10 +218,44 @@ enum UsageError {
         return (lowercasedFirstWord(message), hint)
     }
 
-    /// The subcommand the arguments name, if any (the first word that is one).
+    /// The subcommand the arguments name, if any (the first word that is one, by its name or an alias).
     static func subcommand(in arguments: [String]) -> ParsableCommand.Type? {
         guard let first = arguments.first else { return nil }
-        return TokenVault.configuration.subcommands.first { $0._commandName == first }
+        return TokenVault.configuration.subcommands.first { $0._commandName == first || $0.configuration.aliases.contains(first) }
+    }
+
+    /// The command (or alias) nearest to a mistyped word: at most two edits away (one for words of up to four
+    /// letters), or a word it begins with; nil when none is that near.
+    static func nearestCommand(to word: String) -> String? {
+        let names = TokenVault.configuration.subcommands.flatMap { [$0._commandName] + $0.configuration.aliases }
+            .filter { !$0.hasPrefix("-") && $0 != "help" }
+        let typed = word.lowercased()
+        if let prefixed = names.filter({ $0.hasPrefix(typed) && typed.count >= 3 }).min(by: { $0.count < $1.count }) {
+            return prefixed
+        }
+        var best: (name: String, distance: Int)?
+        for name in names.sorted() {
+            let distance = editDistance(typed, name)
+            if best == nil || distance < best!.distance { best = (name, distance) }
+        }
+        guard let best, best.distance <= (typed.count <= 4 ? 1 : 2) else { return nil }
+        return best.name
+    }
+
+    /// Levenshtein distance, with an adjacent swap counted as one edit ("lsit").
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
+        var d = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { d[i][0] = i }
+        for j in 0...b.count { d[0][j] = j }
+        for i in 1...a.count {
+            for j in 1...b.count {
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
+            }
+        }
+        return d[a.count][b.count]
     }
 
     /// "Missing expected argument" → "missing expected argument", as the rest of tokenvault's errors read;

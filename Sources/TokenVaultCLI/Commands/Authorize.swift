@@ -35,8 +35,10 @@ extension TokenVault {
         @Flag(help: "Use the device authorization grant.")
         var device = false
 
-        @Option(help: "Seconds to wait for the browser callback.")
-        var timeout: Double = 300
+        @Option(name: .customLong("timeout"), help: ArgumentHelp("How long to wait for the browser callback (90s, 5m; a bare number is seconds).", valueName: "duration"))
+        var timeoutOption = DurationArgument(seconds: 300)
+
+        var timeout: Double { timeoutOption.seconds }
 
         func validate() throws {
             guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
@@ -154,7 +156,7 @@ extension TokenVault {
                 }
                 // Nothing will open the URL for us, so no callback is coming: waiting out the timeout helps no one.
                 listener.close()
-                context.console.err("tokenvault: no browser could be started ($BROWSER or xdg-open): open the URL above in a browser yourself and approve; the page it lands on may fail to load, that is fine: copy its address.\n")
+                context.console.err("tokenvault: no browser could be started (\(Self.browserAttempts(context.environment))): open the URL above in a browser yourself and approve; the page it lands on may fail to load, that is fine: copy its address.\n")
                 return try await pasteCode(client: client, pkce: pkce, state: state, context: context)
             }
             context.console.err("Open this URL in a browser and approve:\n\n  \(url.absoluteString)\n\n")
@@ -164,6 +166,12 @@ extension TokenVault {
                 page = openThroughPage(url, context: context)
             }
             return try await pasteCode(client: client, pkce: pkce, state: state, context: context)
+        }
+
+        /// What was tried to open a browser, for the message that says none opened.
+        static func browserAttempts(_ environment: [String: String]) -> String {
+            let browser = (environment["BROWSER"] ?? "").isEmpty ? "$BROWSER is not set" : "every entry of $BROWSER failed or exited non-zero"
+            return browser + (Browser.hasDisplay(environment) ? ", and so did xdg-open" : "; no display for xdg-open ($DISPLAY and $WAYLAND_DISPLAY are not set: an ssh session?)")
         }
 
         /// How many times a bad paste is answered by asking again: every typo must not cost a new passphrase
@@ -226,7 +234,7 @@ extension TokenVault {
             do {
                 let page = try BrowserPage.write(sendingTo: url, context: context, vaultPath: vaultPath(context))
                 if !context.openBrowser(page.url, context.environment) {
-                    context.console.err("tokenvault: hint: no browser could be started ($BROWSER or xdg-open); open the URL above yourself.\n")
+                    context.console.err("tokenvault: hint: no browser could be started (\(Self.browserAttempts(context.environment))); open the URL above yourself.\n")
                 }
                 return page
             } catch {

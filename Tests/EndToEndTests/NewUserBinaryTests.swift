@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+import TokenVaultLab
+import WebexSandbox
+
+extension OAuthBinaryTests {
+    /// What a new user ran into, following the README on a fresh machine: the built binary as they drive it.
+    @Suite struct NewUser {
+        /// `tokenvault --vault X init` (the README's administrator set-up) and `--verbose list` failed with
+        /// "unknown option '--vault'": the options every command takes work before the command too.
+        @Test func optionsEveryCommandTakesWorkBeforeTheCommand() async throws {
+            try await SandboxWorkspace.with { s in
+                let pairs = try await s.importAccounts(["alice"])
+                let vault = s.ws.vault
+                let unset: [String: String?] = ["TOKENVAULT_VAULT": nil, "XDG_DATA_HOME": s.ws.dir + "/elsewhere"]
+                let other = s.ws.dir + "/second.db"
+                for arguments in [["--vault", other, "init", "--kdf", "interactive"], ["--vault=" + other, "keys", "list"],
+                                  ["--vault", vault, "--verbose", "list"], ["--verbose", "--vault", vault, "status"],
+                                  ["--vault", vault, "keys", "list"], ["--vault", vault, "token", "alice"]] {
+                    let result = try await s.run(arguments, environment: unset)
+                    #expect(result.code == 0, "\(arguments): \(result.err)")
+                }
+                #expect(FileManager.default.fileExists(atPath: other))
+                #expect(try await s.run(["--vault", vault, "token", "alice"], environment: unset).out == pairs["alice"]!.access + "\n")
+                // Nothing after the command's name moves: exec's command gets its arguments as given.
+                let exec = try await s.run(["--vault", vault, "exec", "alice", "--", "/bin/sh", "-c", "echo \"$1 $2\"", "sh", "--vault", "x"],
+                                           environment: unset)
+                #expect(exec.code == 0 && exec.out == "--vault x\n", "\(exec.out)\(exec.err)")
+                // An option the command does not take is still refused, naming it.
+                let unknown = try await s.run(["--vault", vault, "--nope", "list"], environment: unset)
+                #expect(unknown.code == 2, "\(unknown.err)")
+                let help = try await s.run(["--help"])
+                #expect(help.out.contains("Options every command takes, before the command or after it:") && help.out.contains("--vault <location>"))
+            }
+        }
+
+        /// `tokenvault lst`, `tokenvault enc alice`: the nearest command is suggested.
+        @Test func aMistypedCommandGetsTheNearestOne() async throws {
+            let ws = Workspace()
+            for (typed, meant) in [(["lst"], "list"), (["enc", "alice"], "env"), (["refesh-all"], "refresh-all"),
+                                   (["autorize", "bob"], "authorize"), (["keyz", "list"], "keys")] {
+                let result = try ws.tokenvault(typed)
+                #expect(result.code == 2, "\(typed): \(result.err)")
+                #expect(result.err.contains("tokenvault: error: unknown command '\(typed[0])'"), "\(result.err)")
+                #expect(result.err.contains("did you mean 'tokenvault \(meant)'?"), "\(typed): \(result.err)")
+            }
+            let far = try ws.tokenvault(["xyzzy"])
+            #expect(far.code == 2 && !far.err.contains("did you mean"), "\(far.err)")
+        }
+
+        /// `authorize --timeout 5m` was refused: a duration, as everywhere else.
+        @Test func authorizeTakesItsTimeoutAsADuration() async throws {
+            try await SandboxWorkspace.with { s in
+                let browser = try s.ws.browserStandIn("follow")
+                let result = try await s.run(["authorize", "alice", "--timeout", "1m"], environment: ["BROWSER": browser])
+                #expect(result.code == 0, "\(result.err)")
+                #expect(result.err.contains("(up to 60 s)"), "\(result.err)")
+                let bad = try await s.run(["authorize", "bob", "--timeout", "5 minutes"])
+                #expect(bad.code == 2, "\(bad.err)")
+            }
+        }
+
+        /// A headless host: `BROWSER=false`, an xdg-open that exits 3 ("no method available"), or an ssh session
+        /// without a display. It printed "Opening the browser…" and waited the whole timeout; now it goes to paste
+        /// mode at once (end of input then stops it), saying why.
+        @Test func aBrowserThatFailsOrNoDisplayMeansPasteModeAtOnce() async throws {
+            try await SandboxWorkspace.with { s in
+                let bin = s.ws.dir + "/bin"
+                try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+                _ = try s.ws.write("bin/xdg-open", "#!/bin/sh\necho 'xdg-open: no method available for opening' >&2\nexit 3\n", mode: 0o755)
+                let path = bin + ":/usr/local/bin:/usr/bin:/bin"
+                for (title, environment, why) in [
+                    ("BROWSER=false", ["BROWSER": "false"] as [String: String?], "every entry of $BROWSER failed"),
+                    ("xdg-open exits 3", ["DISPLAY": ":99", "PATH": path], "and so did xdg-open"),
+                    ("ssh, no display", ["PATH": path], "no display for xdg-open"),
+                ] {
+                    let started = Date()
+                    let result = try await s.run(["authorize", "bob", "--timeout", "60"], environment: environment, timeout: 50)
+                    let took = Date().timeIntervalSince(started)
+                    #expect(took < 20, "\(title): took \(Int(took)) s")
+                    #expect(result.code == 2, "\(title): \(result.code) \(result.err)")
+                    #expect(result.err.contains("no browser could be started") && result.err.contains(why), "\(title): \(result.err)")
+                    #expect(!result.err.contains("Waiting for the callback"), "\(title): \(result.err)")
+                }
+                // With a ':' list, the next entry is tried: the stand-in after `false` completes the authorization.
+                let browser = try s.ws.browserStandIn("follow")
+                let listed = try await s.run(["authorize", "alice", "--timeout", "30"], environment: ["BROWSER": "false:" + browser])
+                #expect(listed.code == 0, "\(listed.err)")
+                #expect(await s.sandbox.counters.codesRedeemed == 1)
+            }
+        }
+    }
+}

@@ -28,7 +28,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
     case weakPassphrase(characters: Int, minimum: Int)
     case passphraseMismatch
     case passphraseFileUnsafe(path: String, reason: String)
-    case passphraseSource(String)
+    case passphraseSource(String, hint: String? = nil)
     /// `exec`: the command is not on PATH, or its path does not exist.
     case commandNotFound(String)
     /// `exec`: the command exists but cannot be run.
@@ -56,7 +56,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
             "the passphrase has only \(n) character\(n == 1 ? "" : "s"); a new vault needs at least \(minimum)"
         case .passphraseMismatch: "the two passphrases differ"
         case .passphraseFileUnsafe(let path, let reason): "refusing passphrase file \(path): \(reason)"
-        case .passphraseSource(let message): message
+        case .passphraseSource(let message, _): message
         case .commandNotFound(let program): "cannot find the command \(Format.quoted(program))"
         case .cannotExecute(let program, let reason): "cannot run \(Format.quoted(program)): \(reason)"
         case .authorizationCodeRefused(_, let said, _):
@@ -76,6 +76,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
             "choose a longer one (12 or more characters, a few random words work well), or pass --allow-weak-passphrase to keep it"
         case .passphraseMismatch: "type the same passphrase twice"
         case .passphraseFileUnsafe: "chmod 600 the file, owned by you"
+        case .passphraseSource(_, let hint): hint
         case .commandNotFound: "check the name and PATH, or give the command's full path"
         case .cannotExecute: "check that it is a program and that its mode lets you run it (chmod +x)"
         case .authorizationCodeRefused(let account, _, let pasted):
@@ -84,7 +85,6 @@ public enum CLIError: Error, LocalizedError, Equatable {
                 : "run 'tokenvault authorize \(account)' again"
         case .vault(let error): error.hint
         case .revokeFailed(_, _, let hint): hint
-        default: nil
         }
     }
 }

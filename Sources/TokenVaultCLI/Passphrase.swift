@@ -30,6 +30,27 @@ enum PassphraseSource {
         throw CLIError.noPassphraseSource
     }
 
+    /// Where the passphrase came from, as a user would name it.
+    var described: String {
+        switch self {
+        case .fileDescriptor(let fd): "the passphrase read from file descriptor \(fd) (--passphrase-fd)"
+        case .file(let path): "the passphrase in TOKENVAULT_PASSPHRASE_FILE (\(path))"
+        case .environment: "the passphrase in TOKENVAULT_PASSPHRASE"
+        case .terminal: "the passphrase typed"
+        }
+    }
+
+    /// What to do about a passphrase from here that opened nothing: a file or a variable says the same thing
+    /// again, so "try again" would not help.
+    var fixHint: String {
+        switch self {
+        case .fileDescriptor(let fd): "write the vault's passphrase to descriptor \(fd)"
+        case .file(let path): "put the vault's passphrase in \(path) (a file says the same thing every time, so it was not asked again)"
+        case .environment: "set TOKENVAULT_PASSPHRASE to the vault's passphrase, or unset it to be asked on the terminal"
+        case .terminal: "run the command again to try again; the vault was not changed"
+        }
+    }
+
     /// A person typing, who may mistype and try again.
     var isTerminal: Bool {
         if case .terminal = self { return true }
@@ -87,7 +108,13 @@ enum PassphraseSource {
     static func readFile(_ path: String) throws -> SecretBytes {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
-            throw CLIError.passphraseSource("cannot open TOKENVAULT_PASSPHRASE_FILE \(path): \(String(cString: strerror(errno)))")
+            let failure = errno
+            if failure == ELOOP {
+                throw CLIError.passphraseSource("TOKENVAULT_PASSPHRASE_FILE \(path) is a symbolic link: a passphrase file must be the file itself",
+                                                hint: "point TOKENVAULT_PASSPHRASE_FILE at the file the link leads to ('readlink -f \(path)'), a file of yours with mode 600")
+            }
+            throw CLIError.passphraseSource("cannot open TOKENVAULT_PASSPHRASE_FILE \(path): \(String(cString: strerror(failure)))",
+                                            hint: failure == ENOENT ? "check the path, or unset TOKENVAULT_PASSPHRASE_FILE to be asked" : nil)
         }
         var info = stat()
         guard fstat(fd, &info) == 0 else { Glibc.close(fd); throw CLIError.passphraseFileUnsafe(path: path, reason: "cannot stat it") }
@@ -182,7 +209,31 @@ extension UnlockedVault {
     /// The same, with the slot that opened it (for the commands that change key slots).
     static func unlockSlot(_ database: any VaultStorage, source: PassphraseSource, keySlot: String?,
                            context: Context) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
-        try unlockSlot(database, kdfParameters: context.kdfParameters, attempts: source.isTerminal ? 3 : 1,
-                       console: context.console, keySlot: keySlot) { try source.read(context: context) }
+        do {
+            return try unlockSlot(database, kdfParameters: context.kdfParameters, attempts: source.isTerminal ? 3 : 1,
+                                  console: context.console, keySlot: keySlot) { try source.read(context: context) }
+        } catch VaultError.wrongPassphrase {
+            throw refusal(database, source: source, keySlot: keySlot, context: context)
+        } catch VaultError.emptyPassphrase where !source.isTerminal {
+            throw CLIError.passphraseSource("\(source.described) is empty", hint: source.fixHint)
+        }
+    }
+
+    /// "Wrong passphrase", saying which slot was tried and where the passphrase came from, with the hint that fits:
+    /// a slot named by TOKENVAULT_KEY_SLOT left set with another member's passphrase is the usual cause on a host.
+    private static func refusal(_ database: any VaultStorage, source: PassphraseSource, keySlot: String?,
+                                context: Context) -> CLIError {
+        if let keySlot {
+            let fromEnvironment = context.environment["TOKENVAULT_KEY_SLOT"] == keySlot
+            let named = fromEnvironment ? "named by TOKENVAULT_KEY_SLOT" : "named by --key-slot"
+            return .passphraseSource(
+                "wrong passphrase: \(source.described) does not open key slot '\(keySlot)' (\(named))",
+                hint: fromEnvironment
+                    ? "if it is another slot's passphrase, unset TOKENVAULT_KEY_SLOT (every slot is then tried) or set it to that slot ('tokenvault keys list' names them); else \(source.fixHint)"
+                    : "if it is another slot's passphrase, leave out --key-slot or name that slot ('tokenvault keys list' names them); else \(source.fixHint)")
+        }
+        let count = (try? database.keySlots().count) ?? 0
+        let slots = count == 1 ? "the vault's key slot" : "any of the vault's \(count) key slots"
+        return .passphraseSource("wrong passphrase: \(source.described) does not open \(slots)", hint: source.fixHint)
     }
 }

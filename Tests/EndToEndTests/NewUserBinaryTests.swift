@@ -89,5 +89,39 @@ extension OAuthBinaryTests {
                 #expect(await s.sandbox.counters.codesRedeemed == 1)
             }
         }
+        /// "wrong passphrase / hint: try again" whatever happened: a slot left named by TOKENVAULT_KEY_SLOT, a file
+        /// (which cannot try again), a symlinked file, an empty one. Each now names the slot tried and the source,
+        /// with the hint that fits.
+        @Test func aRefusedPassphraseSaysWhichSlotAndSourceAndWhatToDo() async throws {
+            try await SandboxWorkspace.with { s in
+                _ = try await s.importAccounts(["alice"])
+                #expect(try await KeySlots.addBob(s).code == 0)
+                func refused(_ environment: [String: String?], _ message: String, _ hint: String,
+                             sourceLocation: SourceLocation = #_sourceLocation) async throws {
+                    let result = try await s.run(["token", "alice"], environment: environment)
+                    #expect(result.code == 3, "\(result.err)", sourceLocation: sourceLocation)
+                    #expect(result.err.contains("tokenvault: error: " + message), "\(result.err)", sourceLocation: sourceLocation)
+                    #expect(result.err.contains("tokenvault: hint: " + hint), "\(result.err)", sourceLocation: sourceLocation)
+                    #expect(!result.err.contains("try again; the vault was not changed"), sourceLocation: sourceLocation)
+                }
+                try await refused(["TOKENVAULT_KEY_SLOT": "bob"],
+                                  "wrong passphrase: the passphrase in TOKENVAULT_PASSPHRASE does not open key slot 'bob' (named by TOKENVAULT_KEY_SLOT)",
+                                  "if it is another slot's passphrase, unset TOKENVAULT_KEY_SLOT")
+                let wrong = try s.ws.write("wrong-passphrase", "not the passphrase\n", mode: 0o600)
+                try await refused(["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": wrong],
+                                  "wrong passphrase: the passphrase in TOKENVAULT_PASSPHRASE_FILE (\(wrong)) does not open any of the vault's 2 key slots",
+                                  "put the vault's passphrase in \(wrong)")
+                let right = try s.ws.write("passphrase", Workspace.passphrase + "\n", mode: 0o600)
+                let link = s.ws.dir + "/passphrase-link"
+                try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: right)
+                try await refused(["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": link],
+                                  "TOKENVAULT_PASSPHRASE_FILE \(link) is a symbolic link", "point TOKENVAULT_PASSPHRASE_FILE at the file the link leads to")
+                let empty = try s.ws.write("empty-passphrase", "", mode: 0o600)
+                try await refused(["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": empty],
+                                  "the passphrase in TOKENVAULT_PASSPHRASE_FILE (\(empty)) is empty", "put the vault's passphrase in \(empty)")
+                // The file itself works.
+                #expect(try await s.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": right]).code == 0)
+            }
+        }
     }
 }

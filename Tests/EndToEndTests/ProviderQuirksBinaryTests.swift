@@ -136,6 +136,21 @@ extension OAuthBinaryTests {
             }
         }
 
+        /// The README says the document's `issuer` must be identical to the URL given, trailing `/` included; a
+        /// document that adds a `/` was accepted. Now it is refused with the spelling to give, which then works.
+        @Test func genericDiscoveryIssuerMustMatchToTheTrailingSlash() async throws {
+            try await SandboxWorkspace.withProvider(.oidc, add: false) { s in
+                let given = s.base.absoluteString.hasSuffix("/") ? String(s.base.absoluteString.dropLast()) : s.base.absoluteString
+                await s.sandbox.updateConfiguration { $0.discoveryIssuer = given + "/" }
+                let refused = try await s.addProvider(["--issuer", given])
+                #expect(refused.code == 6, "\(refused.err)")
+                #expect(refused.err.contains("names the issuer \(given)/, not \(given); refusing it"), "\(refused.err)")
+                #expect(refused.err.contains("give it exactly so: --issuer \(given)/"), "\(refused.err)")
+                let added = try await s.addProvider(["--issuer", given + "/"])
+                #expect(added.code == 0, "\(added.err)")
+            }
+        }
+
         /// A wrong client secret: the provider answers 401 with `WWW-Authenticate: Basic` (RFC 6749 §5.2). The code
         /// exchange and a refresh fail at once with a clear error (exit 6), not after a hang; the refresh token is
         /// not taken for dead.

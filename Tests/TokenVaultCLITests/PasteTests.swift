@@ -92,7 +92,7 @@ final class PasteScript: @unchecked Sendable {
         #expect(failed.code == 3)
         #expect(hopeless.prompts.count == 3)
         #expect(failed.out.isEmpty)
-        #expect(failed.err.hasSuffix("tokenvault: error: wrong passphrase\ntokenvault: hint: try again; the vault was not changed\n"), "\(failed.err)")
+        #expect(failed.err.hasSuffix("tokenvault: error: wrong passphrase: the passphrase typed does not open the vault's key slot\ntokenvault: hint: run the command again to try again; the vault was not changed\n"), "\(failed.err)")
     }
 
     @Test func aWrongPassphraseFromANonInteractiveSourceFailsAtOnce() async throws {

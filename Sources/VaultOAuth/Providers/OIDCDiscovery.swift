@@ -26,9 +26,13 @@ public enum OIDCDiscovery {
         guard let stated = o["issuer"]?.stringValue else {
             throw OAuthError.invalidResponse("the discovery document has no \"issuer\"")
         }
-        guard Provider.normalized(URL(string: stated) ?? issuer) == asked, stated == asked || stated == asked + "/" else {
+        // Identical to the URL given, character for character, a trailing `/` included (§4.3): "https://idp/x/"
+        // and "https://idp/x" are two issuers, and tokens name the one the provider spells.
+        guard stated == issuer.absoluteString else {
+            let onlySlash = Provider.normalized(URL(string: stated) ?? issuer) == asked
             throw OAuthError.invalidResponse(
-                "the discovery document names the issuer \(ProviderText.displayable(stated, limit: 120)), not \(asked); refusing it (OpenID Connect Discovery §4.3)")
+                "the discovery document names the issuer \(ProviderText.displayable(stated, limit: 120)), not \(issuer.absoluteString); refusing it (OpenID Connect Discovery §4.3)"
+                + (onlySlash ? "; if that is your provider's issuer, give it exactly so: --issuer \(ProviderText.displayable(stated, limit: 120))" : ""))
         }
         let loopbackIssuer = isLoopbackHTTP(issuer)
         func endpoint(_ key: String, required: Bool) throws -> String? {

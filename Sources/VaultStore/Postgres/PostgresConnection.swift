@@ -328,6 +328,10 @@ final class PostgresConnection: @unchecked Sendable {
             return .postgres("PostgreSQL server \(location): \(failure.message)",
                              hint: "check that the server runs and accepts this host and user (pg_hba.conf); its password comes from ~/.pgpass, PGPASSWORD or the service file")
         }
+        if failure.sqlState == "42501" {  // insufficient_privilege
+            return .postgres("PostgreSQL: \(failure.message)",
+                             hint: "this location's role may not do that: hosts get no UPDATE or DELETE on audit_entry and no schema changes, so 'tokenvault keys rotate', 'init' and upgrades run as the vault's owner role (the one that ran 'tokenvault init'): give a location with that role in --vault")
+        }
         return .database("PostgreSQL: \(failure.message)")
     }
 }

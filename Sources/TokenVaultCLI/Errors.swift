@@ -53,7 +53,7 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .usage(let message, _): message
         case .noPassphraseSource: "a passphrase is needed and there is no terminal to ask on"
         case .weakPassphrase(let n, let minimum):
-            "the passphrase has only \(n) character\(n == 1 ? "" : "s"); a new vault needs at least \(minimum)"
+            "the passphrase has only \(n) character\(n == 1 ? "" : "s"); a new passphrase needs at least \(minimum)"
         case .passphraseMismatch: "the two passphrases differ"
         case .passphraseFileUnsafe(let path, let reason): "refusing passphrase file \(path): \(reason)"
         case .passphraseSource(let message, _): message

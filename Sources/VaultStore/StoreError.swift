@@ -55,7 +55,7 @@ public enum StoreError: Error, Equatable, LocalizedError {
     public var hint: String? {
         switch self {
         case .vaultMissing: "create one with 'tokenvault init', or point --vault / TOKENVAULT_VAULT at an existing vault"
-        case .vaultExists: "use it as it is, or choose another path with --vault"
+        case .vaultExists: "use it as it is, or give another location with --vault"
         case .notAVault: "check the --vault path or TOKENVAULT_VAULT; restore the vault from a backup if it was damaged"
         case .damaged: "restore the vault from a backup; 'sqlite3 VAULT \"PRAGMA integrity_check\"' shows the damage"
         case .newerSchema: "use the newer tokenvault that wrote this vault"

@@ -123,5 +123,22 @@ extension OAuthBinaryTests {
                 #expect(try await s.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": right]).code == 0)
             }
         }
+        /// Help and hints that said the wrong thing: `--vault` "the vault file" (a PostgreSQL location too), the
+        /// crontab example with a bare `tokenvault` (cron's PATH has no /usr/local/bin), `copy` onto an existing
+        /// vault hinting at `--vault` (copy takes `--to`).
+        @Test func helpAndHintsSayWhatTheCommandTakes() async throws {
+            try await SandboxWorkspace.with { s in
+                let listHelp = try await s.run(["list", "--help"])
+                #expect(listHelp.out.contains("--vault <location>") && listHelp.out.contains("a PostgreSQL location"), "\(listHelp.out)")
+                let refreshHelp = try await s.run(["refresh-all", "--help"])
+                #expect(refreshHelp.out.contains("/usr/local/bin/tokenvault refresh-all"), "\(refreshHelp.out)")
+                #expect(!refreshHelp.out.contains("passphrase tokenvault refresh-all"), "\(refreshHelp.out)")
+                let other = s.ws.dir + "/other.db"
+                try await s.expectOK(["copy", "--to", other])
+                let again = try await s.run(["copy", "--to", other])
+                #expect(again.code == 2, "\(again.err)")
+                #expect(again.err.contains("give another destination with --to") && !again.err.contains("--vault"), "\(again.err)")
+            }
+        }
     }
 }

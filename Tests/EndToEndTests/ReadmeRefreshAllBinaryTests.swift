@@ -163,6 +163,9 @@ extension OAuthBinaryTests {
         func progressLineOnATerminal() async throws {
             try await SandboxWorkspace.with { s in
                 try await s.importAccounts(["p1", "p2", "p3"])
+                // An access token alone: skipped, and counted the same way by the progress line and the summary
+                // (the line said 3/3 done while the summary said "of 4").
+                try await s.expectOK(["import", "p4", "--integration", "webex"], stdin: tokenJSON(access: generatedToken(), refresh: nil))
                 var env = s.ws.environment
                 env["TERM"] = "xterm"
                 let tmux = try Tmux(command: "/bin/sh", environment: env)
@@ -170,8 +173,9 @@ extension OAuthBinaryTests {
                 try tmux.type("\(tokenvaultBinary) refresh-all --skip-recent 0; echo EXIT=$?")
                 let (code, screen) = try await offPool { try tmux.waitForExit("EXIT") }
                 #expect(code == 0, "\(screen)")
-                #expect(screen.contains("refresh-all: 3/3 done: 3 refreshed, 0 fresh, 0 need re-authorization, 0 failed"), "\(screen)")
+                #expect(screen.contains("refresh-all: 4/4 done: 3 refreshed, 0 fresh, 0 need re-authorization, 0 failed, 1 skipped (no refresh token)"), "\(screen)")
                 #expect(screen.contains("refresh-all: 3 refreshed, 0 already fresh"), "\(screen)")
+                #expect(screen.contains("1 skipped (no refresh token), of 4 in"), "\(screen)")
             }
         }
     }

@@ -108,7 +108,7 @@ final class PasteScript: @unchecked Sendable {
         let h = Harness()
         let short = await h.run(["init"], terminal: ScriptedTerminal(["1234567", "1234567"]), environment: ["TOKENVAULT_PASSPHRASE": nil])
         #expect(short.code == 3)
-        #expect(short.err.contains("tokenvault: error: the passphrase has only 7 characters; a new vault needs at least 8"), "\(short.err)")
+        #expect(short.err.contains("tokenvault: error: the passphrase has only 7 characters; a new passphrase needs at least 8"), "\(short.err)")
         #expect(short.err.contains("--allow-weak-passphrase"))
         #expect(!FileManager.default.fileExists(atPath: h.vaultPath))
         // Characters, not bytes: seven two-byte characters are still seven.

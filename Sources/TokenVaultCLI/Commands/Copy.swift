@@ -30,7 +30,13 @@ extension TokenVault {
                 throw ValidationError("--to names the vault being copied")
             }
             let snapshot = try source.snapshot()
-            let copy = try VaultStores.create(destination, header: snapshot.header, auditHeadMAC: snapshot.auditHeadMAC)
+            let copy: any VaultStorage
+            do {
+                copy = try VaultStores.create(destination, header: snapshot.header, auditHeadMAC: snapshot.auditHeadMAC)
+            } catch StoreError.vaultExists(let path) {
+                throw CLIError.usage("a vault already exists at \(path)",
+                                     hint: "copy never writes over a vault: give another destination with --to, or remove that one first")
+            }
             do {
                 try copy.write { try $0.restore(snapshot) }
                 // Read back and compared as a whole: what is in the copy is what was read, byte for byte.

@@ -19,7 +19,8 @@ extension TokenVault {
                 re-authorization, 6 when some failed for provider or network reasons (5 wins when both), 7 when an account \
                 failed its integrity check (7 wins over all), 1 when an account's lock was refused or stayed held (before 5 and 6).
                 Example crontab line:
-                  17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase tokenvault refresh-all
+                  17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase /usr/local/bin/tokenvault refresh-all
+                (cron's PATH is /usr/bin:/bin: give the full path of tokenvault, as 'command -v tokenvault' shows it)
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -82,7 +83,9 @@ extension TokenVault {
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
             try database.checkRefreshLocks()
-            let progress = RefreshProgress(total: candidates.count, console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
+            // The total counts what the summary counts: the accounts skipped for want of a refresh token too.
+            let progress = RefreshProgress(total: candidates.count + skippedOutcomes.count, skipped: skippedOutcomes.count,
+                                           console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
             let refresher = Refresher(vault: vault, services: context.services, trigger: .refreshAll, verbose: global.verbose,
                                       onWait: { progress.waiting($0) })
             let recent = skipRecent.seconds

@@ -15,13 +15,17 @@ final class RefreshProgress: @unchecked Sendable {
 
     struct Counts: Equatable {
         var refreshed = 0, fresh = 0, needsReauth = 0, failed = 0
-        var done: Int { refreshed + fresh + needsReauth + failed }
+        /// Accounts without a refresh token, left alone: done from the start, and counted in the total as the
+        /// summary counts them.
+        var skipped = 0
+        var done: Int { refreshed + fresh + needsReauth + failed + skipped }
     }
 
-    init(total: Int, console: any Console, live: Bool) {
+    init(total: Int, skipped: Int = 0, console: any Console, live: Bool) {
         self.total = total
         self.console = console
         self.live = live
+        counts.skipped = skipped
     }
 
     func step(_ status: RefreshOutcome.Status) {
@@ -65,7 +69,8 @@ final class RefreshProgress: @unchecked Sendable {
     static func line(_ c: Counts, total: Int, rate: Double, waiting: RetryWait?) -> String {
         let tail = waiting.map { "waiting \(Int($0.seconds.rounded(.up)))s (\($0.retryAfter ? "Retry-After" : "backoff"))" }
             ?? "\(String(format: "%.1f", rate))/s"
-        return "refresh-all: \(c.done)/\(total) done: \(c.refreshed) refreshed, \(c.fresh) fresh, \(c.needsReauth) need re-authorization, \(c.failed) failed, \(tail)"
+        let skipped = c.skipped > 0 ? ", \(c.skipped) skipped (no refresh token)" : ""
+        return "refresh-all: \(c.done)/\(total) done: \(c.refreshed) refreshed, \(c.fresh) fresh, \(c.needsReauth) need re-authorization, \(c.failed) failed\(skipped), \(tail)"
     }
 
     func finish() { if live { console.err("\n") } }

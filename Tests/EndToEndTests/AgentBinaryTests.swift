@@ -56,7 +56,10 @@ extension OAuthBinaryTests {
                 let status = try await s.run(["agent", "status", "--json"], environment: merged(env, Self.noPassphrase))
                 let o = jsonObject(status.out)
                 #expect(o["running"] as? Bool == true && o["vault"] as? String == s.ws.vault)
-                #expect((o["until"] as? Int).map { abs(Double($0) - Date().addingTimeInterval(3600).timeIntervalSince1970) < 120 } == true)
+                // Times as ISO 8601 strings, as in every other JSON output (they were epoch numbers).
+                let until = (o["until"] as? String).flatMap { try? Date($0, strategy: .iso8601) }
+                #expect(until.map { abs($0.timeIntervalSince(Date().addingTimeInterval(3600))) < 120 } == true, "\(status.out)")
+                #expect((o["since"] as? String).flatMap { try? Date($0, strategy: .iso8601) } != nil, "\(status.out)")
                 let pid = try #require(o["pid"] as? Int)
                 // The agent's command line holds no secret (every local user can read it), its environment no passphrase.
                 let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""

@@ -140,5 +140,21 @@ extension OAuthBinaryTests {
                 #expect(again.err.contains("give another destination with --to") && !again.err.contains("--vault"), "\(again.err)")
             }
         }
+        /// Output polish: a generic provider's `whoami` printed `org: -` and `type: -`, its refresh "refresh token
+        /// valid -"; an access token imported alone was "a token pair"; `agent status --json` gave epoch numbers.
+        @Test func outputSaysOnlyWhatIsKnown() async throws {
+            try await SandboxWorkspace.withProvider(.oidc) { s in
+                _ = try await s.importAccounts(["alice"])
+                let whoami = try await s.run(["whoami", "alice"])
+                #expect(whoami.code == 0, "\(whoami.err)")
+                #expect(whoami.out.contains("  id: ") && !whoami.out.contains(": -"), "\(whoami.out)")
+                let refreshed = try await s.run(["refresh", "alice"])
+                #expect(refreshed.code == 0, "\(refreshed.err)")
+                #expect(!refreshed.err.contains("valid -") && refreshed.err.contains("refresh token without a stated lifetime"), "\(refreshed.err)")
+                let alone = try await s.run(["import", "bob", "--integration", s.shape.integration],
+                                            stdin: tokenJSON(access: generatedToken(), refresh: nil))
+                #expect(alone.code == 0 && alone.err.contains("Imported an access token (no refresh token) for 'bob'"), "\(alone.err)")
+            }
+        }
     }
 }

@@ -111,6 +111,10 @@ extension TokenVault {
             var status = try agent.status()
             if json {
                 status["running"] = true
+                // ISO 8601, as every other JSON output gives times (the agent's protocol carries epoch seconds).
+                for key in ["since", "until"] {
+                    if let seconds = status[key] as? Int { status[key] = Format.timestamp(Date(timeIntervalSince1970: TimeInterval(seconds))) }
+                }
                 context.console.out(Format.json(status) + "\n")
                 return
             }

@@ -78,7 +78,8 @@ extension TokenVault {
             if batch {
                 context.console.err("Imported \(pairs.count) token pair\(pairs.count == 1 ? "" : "s") into integration '\(integration.name)'.\n")
             } else if let response = pairs.first?.1 {
-                context.console.err("Imported a token pair for '\(pairs[0].0)': access token valid \(Format.span(response.expiresIn))"
+                let what = response.refreshToken == nil ? "an access token (no refresh token)" : "a token pair"
+                context.console.err("Imported \(what) for '\(pairs[0].0)': access token valid \(Format.span(response.expiresIn))"
                     + (response.refreshTokenExpiresIn.map { ", refresh token \(Format.span($0))" } ?? "") + ".\n")
             }
         }

@@ -31,7 +31,10 @@ extension TokenVault {
             switch outcome.status {
             case .refreshed, .alreadyFresh:
                 let how = outcome.status == .refreshed ? "Refreshed" : "Another tokenvault process just refreshed"
-                context.console.err("\(how) '\(account)': access token valid \(Format.remaining(outcome.accessExpiresAfter, now: now)) (was \(Format.remaining(outcome.accessExpiresBefore, now: now))), refresh token valid \(Format.remaining(outcome.refreshExpiresAfter, now: now))"
+                // A provider that gives no refresh-token lifetime (most generic ones) gets no "valid -".
+                let refreshLifetime = outcome.refreshExpiresAfter.map { "refresh token valid \(Format.remaining($0, now: now))" }
+                    ?? "refresh token without a stated lifetime"
+                context.console.err("\(how) '\(account)': access token valid \(Format.remaining(outcome.accessExpiresAfter, now: now)) (was \(Format.remaining(outcome.accessExpiresBefore, now: now))), \(refreshLifetime)"
                     + (outcome.refreshTokenChanged.map { $0 ? " (new refresh token)" : " (same refresh token)" } ?? "") + ".\n")
                 if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
             case .needsReauth, .noRefresh:

@@ -60,7 +60,12 @@ extension TokenVault {
                 o["type"] = identity.type
                 context.console.out(Format.json(o) + "\n")
             } else {
-                context.console.out("\(identity.displayName ?? "-") <\(identity.email ?? "-")>\n  id: \(identity.id)\n  org: \(identity.orgId ?? "-")\n  type: \(identity.type ?? "-")\n")
+                // What the provider did not say is left out, not shown as "-" (a generic provider has no org or type).
+                let who = [identity.displayName, identity.email.map { "<\($0)>" }].compactMap { $0 }.joined(separator: " ")
+                var lines = [who.isEmpty ? identity.id : who, "  id: \(identity.id)"]
+                if let org = identity.orgId { lines.append("  org: \(org)") }
+                if let type = identity.type { lines.append("  type: \(type)") }
+                context.console.out(lines.joined(separator: "\n") + "\n")
             }
         }
     }

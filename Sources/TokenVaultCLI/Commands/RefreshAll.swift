@@ -64,7 +64,7 @@ extension TokenVault {
             let candidates = due.filter { DisplayState($0, now: start) != .noRefresh }
             let integrationNames = Dictionary(uniqueKeysWithValues: try database.integrations().map { ($0.id, $0.name) })
             let skippedOutcomes = skipped.map { account in
-                context.console.err("refresh-all: skipping '\(account.name)': it has no refresh token; its access token stays valid \(Format.remaining(account.accessExpiresAt, now: start)), then run 'tokenvault authorize \(account.name)'.\n")
+                context.console.err("refresh-all: skipping '\(account.name)': it has no refresh token; its access token stays valid \(Format.remaining(account.accessExpiresAt, now: start)), then run \(Format.command("tokenvault authorize \(account.name)")).\n")
                 return RefreshOutcome(account: account.name, integration: integrationNames[account.integrationId] ?? "?",
                                       status: .noRefresh, accessExpiresBefore: account.accessExpiresAt,
                                       accessExpiresAfter: account.accessExpiresAt)

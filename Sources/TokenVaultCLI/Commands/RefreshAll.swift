@@ -1,8 +1,12 @@
 import ArgumentParser
 import Foundation
 import VaultOAuth
+import VaultAgent
 import VaultStore
 import TokenVaultCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension TokenVault {
     struct RefreshAll: VaultCommand {
@@ -39,11 +43,22 @@ extension TokenVault {
         @Option(help: ArgumentHelp("After the run, run this command (through /bin/sh) once per account that needs a person, with TOKENVAULT_ACCOUNT, TOKENVAULT_INTEGRATION, TOKENVAULT_EVENT and TOKENVAULT_DETAIL set; once per account and event until it changes.", valueName: "cmd"))
         var notify: String?
 
+        /// The agent's scheduled runs: the notify command arrives on this descriptor, not on the command line.
+        @Option(help: .hidden) var notifyFd: Int32?
+
         func validate() throws {
             guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 256") }
         }
 
         func run(_ context: Context) async throws {
+            var notify = self.notify
+            if let notifyFd {
+                guard let handed = HandOff.read(from: notifyFd) else {
+                    throw CLIError.usage("no notify command arrived on descriptor \(notifyFd)")
+                }
+                close(notifyFd)
+                notify = handed
+            }
             let database = try openDatabase(context)
             let start = context.now()
             let started = Date()

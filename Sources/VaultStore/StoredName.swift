@@ -46,6 +46,16 @@ func checkedName(_ name: String, of row: String) throws -> String {
     return name
 }
 
+/// The same for a row whose id was not checked (`list`'s summaries, read by the 100,000): the id is checked only
+/// when the name is refused, to name the row in the error.
+func checkedName(_ name: String, ofRowKind kind: String, id: @autoclosure () -> String?) throws -> String {
+    guard StoredName.isValid(name) else {
+        let row = (try? checkedId(id(), column: "id", of: kind)).map { "\(kind) \($0)" } ?? "\(kind) with an invalid id"
+        throw StoreError.invalidRecord("\(row) has a name tokenvault does not create (\(StoredName.rule))")
+    }
+    return name
+}
+
 /// A key slot's name, refused the same way; a slot has no id, so it is named by its name made printable.
 func checkedSlotName(_ name: String) throws -> String {
     guard StoredName.isValid(name) else {

@@ -269,9 +269,8 @@ public final class VaultDatabase: VaultStorage, Sendable {
                 """)
             var summaries: [AccountSummary] = []
             while let row = try cursor.next() {
-                let id = try checkedId(row[12], column: "id", of: "an account")
                 summaries.append(AccountSummary(
-                    name: try checkedName(row[0], of: "account \(id)"), integrationId: row[1], hasAccessToken: row[2], hasRefreshToken: row[3],
+                    name: try checkedName(row[0], ofRowKind: "account", id: row[12]), integrationId: row[1], hasAccessToken: row[2], hasRefreshToken: row[3],
                     accessExpiresAt: (row[4] as Double?).map(Date.init(unix:)),
                     refreshExpiresAt: (row[5] as Double?).map(Date.init(unix:)),
                     grantedScopes: (row[6] as String?).map { $0.split(separator: " ").map(String.init) },

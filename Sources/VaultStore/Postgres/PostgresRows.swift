@@ -62,9 +62,9 @@ extension Account {
 
 extension AccountSummary {
     init(pg row: PGRow) throws {
-        let id = try checkedId(try row.optionalString("id"), column: "id", of: "an account")
         self.init(
-            name: try checkedName(try row.string("name"), of: "account \(id)"), integrationId: try row.string("integration_id"),
+            name: try checkedName(try row.string("name"), ofRowKind: "account", id: try? row.optionalString("id")),
+            integrationId: try row.string("integration_id"),
             hasAccessToken: try row.bool("has_access_token"), hasRefreshToken: try row.bool("has_refresh_token"),
             accessExpiresAt: try row.optionalDate("access_expires_at"), refreshExpiresAt: try row.optionalDate("refresh_expires_at"),
             grantedScopes: splitWords(try row.optionalString("granted_scopes")), email: try row.optionalString("email"),

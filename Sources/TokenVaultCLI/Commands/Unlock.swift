@@ -42,6 +42,9 @@ extension TokenVault {
                 throw CLIError.usage("cannot find the vault file \(location)")
             }
             guard lifetime.seconds >= 1 else { throw CLIError.usage("--for must be at least 1s") }
+            if let notify, notify.utf8.count > HandOff.limit {
+                throw CLIError.usage("--notify is longer than \(HandOff.limit / 1024) KiB", hint: "put the command in a script and give its path")
+            }
             let socketPath = AgentSocket.path(for: identity, environment: context.environment)
             // The passphrase, checked here (three tries at a terminal), never through an agent.
             let vault = try VaultUnlocking.unlock(database, global: global, context: context, allowAgent: false)

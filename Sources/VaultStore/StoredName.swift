@@ -13,7 +13,7 @@ public enum StoredName {
         return utf8.allSatisfy(isAllowed)
     }
 
-    /// The name in double quotes with every byte outside the rule written `\u{…}`: safe to print whatever the
+    /// The name in double quotes with every character outside the rule written `\u{…}`: safe to print whatever the
     /// name holds, and unambiguous (for a row that has no id, such as a key slot).
     public static func visible(_ name: String) -> String {
         var out = "\""

@@ -81,8 +81,8 @@ public enum CLIError: Error, LocalizedError, Equatable {
         case .cannotExecute: "check that it is a program and that its mode lets you run it (chmod +x)"
         case .authorizationCodeRefused(let account, _, let pasted):
             pasted
-                ? "a code works once and only for a few minutes, and only with the authorization it came from; run 'tokenvault authorize \(account)' again and paste the URL the browser lands on right away"
-                : "run 'tokenvault authorize \(account)' again"
+                ? "a code works once and only for a few minutes, and only with the authorization it came from; run \(Format.command("tokenvault authorize \(account)")) again and paste the URL the browser lands on right away"
+                : "run \(Format.command("tokenvault authorize \(account)")) again"
         case .vault(let error): error.hint
         case .revokeFailed(_, _, let hint): hint
         }

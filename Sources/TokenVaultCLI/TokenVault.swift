@@ -186,15 +186,12 @@ extension VaultCommand {
     }
 }
 
-/// Names of integrations and accounts: letters, digits, `.`, `_`, `-`, `@`; 1 to 64 characters.
+/// Names of integrations, accounts and key slots, checked where they are created: the store's rule
+/// (``StoredName``), which every name read back must obey too.
 enum Names {
     static func check(_ name: String, what: String) throws {
-        let allowed = name.unicodeScalars.allSatisfy {
-            ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || ".-_@".unicodeScalars.contains($0)
-        }
-        guard !name.isEmpty, name.count <= 64, allowed else {
-            throw CLIError.usage("invalid \(what) name \(Format.quoted(name))",
-                                 hint: "use 1 to 64 letters, digits, '.', '_', '-' or '@'")
+        guard StoredName.isValid(name) else {
+            throw CLIError.usage("invalid \(what) name \(Format.quoted(name))", hint: "use \(StoredName.rule)")
         }
     }
 }

@@ -40,7 +40,7 @@ public struct Attention: Sendable, Equatable {
                 found.append(Attention(account: a.name, integration: integration, event: event, detail: detail))
             }
             if a.state == .needsReauth || !(a.hasAccessToken || a.hasRefreshToken) {
-                add(.needsReauth, "the provider refused its refresh token; run 'tokenvault authorize \(a.name)'")
+                add(.needsReauth, "the provider refused its refresh token; run \(Format.command("tokenvault authorize \(a.name)"))")
             } else if !a.hasRefreshToken {
                 if let access = a.accessExpiresAt, access.timeIntervalSince(now) < lapseWindow {
                     add(access <= now ? .needsReauth : .accessTokenLapsing,

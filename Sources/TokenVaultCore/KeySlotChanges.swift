@@ -140,7 +140,7 @@ extension UnlockedVault {
                     guard let publicKey = slot.boxPublicKey, try KeySlots.isBound(slot, keys: keys) else {
                         throw VaultError.integrity(
                             "key slot '\(slot.name)': its public key is not bound to it under the vault's key, so the new master key will not be given to it; the master key was not replaced",
-                            hint: "someone who could write the vault file may have put it there: remove it with 'tokenvault keys remove \(slot.name)' (add it again with its owner) and rotate again")
+                            hint: "someone who could write the vault file may have put it there: remove it with \(Format.command("tokenvault keys remove \(slot.name)")) (add it again with its owner) and rotate again")
                     }
                     try KeySlots.rewrap(&slot, publicKey: publicKey, keys: keys, newKeys: newKeys)
                 }
@@ -204,7 +204,7 @@ extension UnlockedVault {
             }
             throw VaultError.invalid(
                 "key slot '\(slot.name)' is of the v1-v3 form (the master key sealed under its passphrase alone): 'keys rotate' cannot give it a new master key without that passphrase",
-                hint: "open the vault with it once ('tokenvault keys rotate --key-slot \(slot.name)' converts it and rotates), give it a new passphrase ('tokenvault passwd --slot \(slot.name)'), or remove it ('tokenvault keys remove \(slot.name)')")
+                hint: "open the vault with it once (\(Format.command("tokenvault keys rotate --key-slot \(slot.name)")) converts it and rotates), give it a new passphrase (\(Format.command("tokenvault passwd --slot \(slot.name)"))), or remove it (\(Format.command("tokenvault keys remove \(slot.name)")))")
         }
     }
 
@@ -221,7 +221,7 @@ extension UnlockedVault {
         }
         throw VaultError.integrity(
             "the client secret of integration '\(integration.name)' failed its integrity check; the master key was not replaced",
-            hint: "the vault was damaged or tampered with: fix that integration first ('tokenvault integration edit \(integration.name) --client-secret-stdin', or remove it), or restore the vault from a backup")
+            hint: "the vault was damaged or tampered with: fix that integration first (\(Format.command("tokenvault integration edit \(integration.name) --client-secret-stdin")), or remove it), or restore the vault from a backup")
     }
 
     /// The opened slot in the box form when it is of the v1-v3 form (its passphrase's key is at hand); else nil.

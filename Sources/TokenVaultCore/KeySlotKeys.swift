@@ -238,7 +238,7 @@ public enum KeySlots {
 
     static func damaged(_ slot: KeySlot, _ what: String) -> VaultError {
         .integrity("key slot '\(slot.name)': \(what)",
-                   hint: "the vault file was edited or damaged; open it with another key slot's passphrase and run 'tokenvault passwd --slot \(slot.name)' to make this one again, or restore the vault from a backup")
+                   hint: "the vault file was edited or damaged; open it with another key slot's passphrase and run \(Format.command("tokenvault passwd --slot \(slot.name)")) to make this one again, or restore the vault from a backup")
     }
 }
 

@@ -67,7 +67,7 @@ extension RefreshOutcome {
               // Not moved later (kept, or shortened): refreshing did not extend the refresh token's life.
               expiry.timeIntervalSince(before) <= refreshExpiryTolerance,
               expiry.timeIntervalSince(now) < refreshLapseWarning else { return nil }
-        return "the refresh token of '\(account)' lapses in \(Format.span(Int(expiry.timeIntervalSince(now)))) even after refreshing (the provider did not reset its lifetime); run 'tokenvault authorize \(account)' before \(Format.timestamp(expiry))"
+        return "the refresh token of '\(account)' lapses in \(Format.span(Int(expiry.timeIntervalSince(now)))) even after refreshing (the provider did not reset its lifetime); run \(Format.command("tokenvault authorize \(account)")) before \(Format.timestamp(expiry))"
     }
 }
 

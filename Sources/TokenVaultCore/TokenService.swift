@@ -73,7 +73,7 @@ public struct TokenService: Sendable {
                     services.console.err("tokenvault: warning: could not refresh '\(name)' (\(reason)); using the current token, valid \(Format.remaining(expiry, now: now))\n")
                 }
             } else if let expiry = account.accessExpiresAt, expiry > now {
-                services.console.err("tokenvault: warning: the access token of '\(name)' lapses in \(Format.remaining(expiry, now: now)) and cannot be refreshed (\(account.state == .needsReauth ? "needs re-authorization" : "no refresh token")); run 'tokenvault authorize \(name)'\n")
+                services.console.err("tokenvault: warning: the access token of '\(name)' lapses in \(Format.remaining(expiry, now: now)) and cannot be refreshed (\(account.state == .needsReauth ? "needs re-authorization" : "no refresh token")); run \(Format.command("tokenvault authorize \(name)"))\n")
             } else if account.state == .needsReauth {
                 throw VaultError.needsReauthorization(account: name, reason: "the provider refused its refresh token")
             } else {

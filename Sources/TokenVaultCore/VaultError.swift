@@ -39,9 +39,9 @@ public enum VaultError: Error, LocalizedError, Equatable {
         case .emptyPassphrase: "choose a non-empty passphrase"
         case .integrity(_, let hint), .provider(_, let hint), .busy(_, let hint), .invalid(_, let hint): hint
         case .accessTokenExpired(let account, _):
-            "run 'tokenvault refresh \(account)', or import a new token pair with 'tokenvault import \(account) --replace'"
-        case .needsReauthorization(let account, _): "run 'tokenvault authorize \(account)'"
-        case .noTokens(let account): "run 'tokenvault authorize \(account)' or 'tokenvault import \(account) --integration NAME'"
+            "run \(Format.command("tokenvault refresh \(account)")), or import a new token pair with \(Format.command("tokenvault import \(account) --replace"))"
+        case .needsReauthorization(let account, _): "run \(Format.command("tokenvault authorize \(account)"))"
+        case .noTokens(let account): "run \(Format.command("tokenvault authorize \(account)")) or \(Format.command("tokenvault import \(account) --integration NAME"))"
         case .unsupportedKDF: nil
         }
     }

@@ -20,9 +20,12 @@ public final class AgentServer: @unchecked Sendable {
         /// Run this command (refresh-all) every `refreshEvery` seconds, ±10 %.
         public var refreshEvery: TimeInterval?
         public var refreshCommand: [String]
+        /// The scheduled runs' `--notify` command, handed to each on a pipe (``HandOff``), never on its command line.
+        public var refreshNotify: String?
 
         public init(vaultPath: String, identity: AgentSocket.VaultIdentity, socketPath: String, until: Date? = nil,
-                    idle: TimeInterval? = nil, refreshEvery: TimeInterval? = nil, refreshCommand: [String] = []) {
+                    idle: TimeInterval? = nil, refreshEvery: TimeInterval? = nil, refreshCommand: [String] = [],
+                    refreshNotify: String? = nil) {
             self.vaultPath = vaultPath
             self.identity = identity
             self.socketPath = socketPath
@@ -30,6 +33,7 @@ public final class AgentServer: @unchecked Sendable {
             self.idle = idle
             self.refreshEvery = refreshEvery
             self.refreshCommand = refreshCommand
+            self.refreshNotify = refreshNotify
         }
     }
 
@@ -196,14 +200,36 @@ public final class AgentServer: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = settings.refreshCommand.map { strdup($0) } + [nil]
+        var command = settings.refreshCommand
+        // The notify command on descriptor 3 (read end kept above the standard ones, so that moving it to 3 is a
+        // real dup2 that clears close-on-exec).
+        var notifyPipe: (read: Int32, write: Int32) = (-1, -1)
+        if settings.refreshNotify != nil {
+            var fds: [Int32] = [-1, -1]
+            guard pipe(&fds) == 0 else { return }
+            notifyPipe = (fcntl(fds[0], F_DUPFD_CLOEXEC, 10), fds[1])
+            close(fds[0])
+            AgentSocket.closeOnExec(notifyPipe.write)
+            posix_spawn_file_actions_adddup2(&actions, notifyPipe.read, 3)
+            command += ["--notify-fd", "3"]
+        }
+        defer { if notifyPipe.read >= 0 { close(notifyPipe.read) } }
+        let argv = command.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOKENVAULT_PASSPHRASE") }
             .map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { environment.forEach { free($0) } }
-        guard posix_spawn(&pid, program, &actions, nil, argv, environment) == 0 else { return }
+        guard posix_spawn(&pid, program, &actions, nil, argv, environment) == 0 else {
+            if notifyPipe.write >= 0 { close(notifyPipe.write) }
+            return
+        }
         let child = pid
+        let notify = settings.refreshNotify, notifyWrite = notifyPipe.write
         Thread.detachNewThread {
+            if let notify, notifyWrite >= 0 {
+                _ = HandOff.write(notify, to: notifyWrite)
+                close(notifyWrite)
+            }
             var status: Int32 = 0
             waitpid(child, &status, 0)
         }

@@ -44,10 +44,42 @@ public enum AgentSocket {
     }
 
     /// `$XDG_RUNTIME_DIR/tokenvault` (a per-user tmpfs that logind empties at logout), else a per-uid directory
-    /// under `/tmp`. Either is created 0700 and must be a real directory of ours that no one else can enter.
+    /// under `/tmp`, else, when another user holds that one (anyone can make `/tmp/tokenvault-agent-UID` first),
+    /// `~/.tokenvault-agent`, which no one else can make. Each is created 0700 and must be a real directory of ours
+    /// that no one else can enter. The agent and every client make the same choice.
     public static func directory(environment: [String: String]) -> String {
         if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return runtime + "/tokenvault" }
-        return "/tmp/tokenvault-agent-\(geteuid())"
+        let shared = sharedDirectory
+        if takenByAnother(shared) == nil { return shared }
+        return home(environment) + "/.tokenvault-agent"
+    }
+
+    /// The per-uid directory under `/tmp`.
+    public static var sharedDirectory: String { "/tmp/tokenvault-agent-\(geteuid())" }
+
+    /// Why `dir` cannot be ours (another user's, a symbolic link, not a directory), or nil when it is ours or
+    /// does not exist.
+    public static func takenByAnother(_ dir: String) -> String? {
+        var info = stat()
+        guard lstat(dir, &info) == 0 else { return nil }
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR: return info.st_uid == geteuid() ? nil : "it belongs to uid \(info.st_uid)"
+        case S_IFLNK: return "it is a symbolic link"
+        default: return "it is not a directory"
+        }
+    }
+
+    private static func home(_ environment: [String: String]) -> String {
+        if let home = environment["HOME"], home.hasPrefix("/") { return home }
+        if let entry = getpwuid(geteuid()), let dir = entry.pointee.pw_dir { return String(cString: dir) }
+        return NSHomeDirectory()
+    }
+
+    /// Why the agent's directory is not the per-uid one under `/tmp` although `XDG_RUNTIME_DIR` is unset (another
+    /// user made it first), for `agent status`; nil when it is that one or the runtime directory.
+    public static func fallbackReason(environment: [String: String]) -> String? {
+        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") { return nil }
+        return takenByAnother(sharedDirectory).map { "\(sharedDirectory) is not usable: \($0)" }
     }
 
     public static func path(for identity: VaultIdentity, environment: [String: String]) -> String {

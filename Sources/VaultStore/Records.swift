@@ -78,8 +78,9 @@ struct IntegrationRecord: Codable, FetchableRecord, PersistableRecord {
 
 extension Integration {
     init(_ r: IntegrationRecord) throws {
+        let id = try checkedId(r.id, column: "id", of: "an integration")
         self.init(
-            id: try checkedId(r.id, column: "id", of: "integration '\(r.name)'"), name: r.name, provider: r.provider,
+            id: id, name: try checkedName(r.name, of: "integration \(id)"), provider: r.provider,
             clientId: r.clientId, clientSecretSealed: [UInt8](r.clientSecretSealed), redirectURI: r.redirectUri,
             scopes: splitScopes(r.scopes) ?? [], apiBase: r.apiBase, envVar: r.envVar, createdAt: Date(unix: r.createdAt),
             providerOptions: r.providerOptions)
@@ -154,9 +155,10 @@ struct AccountRecord: Codable, FetchableRecord, PersistableRecord {
 
 extension Account {
     init(_ r: AccountRecord) throws {
+        let id = try checkedId(r.id, column: "id", of: "an account")
         self.init(
-            id: try checkedId(r.id, column: "id", of: "account '\(r.name)'"), name: r.name,
-            integrationId: try checkedId(r.integrationId, column: "integration_id", of: "account '\(r.name)'"),
+            id: id, name: try checkedName(r.name, of: "account \(id)"),
+            integrationId: try checkedId(r.integrationId, column: "integration_id", of: "account \(id)"),
             accessTokenSealed: r.accessTokenSealed.map { [UInt8]($0) }, refreshTokenSealed: r.refreshTokenSealed.map { [UInt8]($0) },
             accessExpiresAt: r.accessExpiresAt.map(Date.init(unix:)), refreshExpiresAt: r.refreshExpiresAt.map(Date.init(unix:)),
             grantedScopes: splitScopes(r.grantedScopes), email: r.email, displayName: r.displayName, orgId: r.orgId,
@@ -198,7 +200,7 @@ extension Database {
 extension KeySlot {
     init(row: Row) throws {
         self.init(
-            name: row["name"], kdfAlgorithm: row["kdf_algorithm"], kdfSalt: bytes(row, "kdf_salt") ?? [],
+            name: try checkedSlotName(row["name"]), kdfAlgorithm: row["kdf_algorithm"], kdfSalt: bytes(row, "kdf_salt") ?? [],
             kdfOpsLimit: UInt64(max(0, row["kdf_opslimit"] as Int64)),
             kdfMemLimit: UInt64(max(0, row["kdf_memlimit"] as Int64)),
             publicKey: bytes(row, "public_key"), secretKeySealed: bytes(row, "secret_key_sealed"),

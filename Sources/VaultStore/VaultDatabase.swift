@@ -264,13 +264,13 @@ public final class VaultDatabase: VaultStorage, Sendable {
             let cursor = try Row.fetchCursor(db, sql: """
                 SELECT name, integration_id, access_token_sealed IS NOT NULL, refresh_token_sealed IS NOT NULL,
                        access_expires_at, refresh_expires_at, granted_scopes, email, display_name, org_id, state,
-                       updated_at
+                       updated_at, id
                 FROM account ORDER BY name
                 """)
             var summaries: [AccountSummary] = []
             while let row = try cursor.next() {
                 summaries.append(AccountSummary(
-                    name: row[0], integrationId: row[1], hasAccessToken: row[2], hasRefreshToken: row[3],
+                    name: try checkedName(row[0], ofRowKind: "account", id: row[12]), integrationId: row[1], hasAccessToken: row[2], hasRefreshToken: row[3],
                     accessExpiresAt: (row[4] as Double?).map(Date.init(unix:)),
                     refreshExpiresAt: (row[5] as Double?).map(Date.init(unix:)),
                     grantedScopes: (row[6] as String?).map { $0.split(separator: " ").map(String.init) },

@@ -164,6 +164,12 @@ public enum VaultStores {
         return try VaultDatabase.create(at: location, header: header, auditHeadMAC: auditHeadMAC)
     }
 
+    /// The location as messages name it: a PostgreSQL one without its password (which tokenvault refuses, but a
+    /// command that names the location before opening it must not repeat), a file path as it is.
+    public static func named(_ location: String) -> String {
+        PostgresLocation.isPostgreSQL(location) ? PostgresLocation.withoutSecrets(location) : location
+    }
+
     /// Warnings about a location, given before anything is opened (a directory others can write; a connection
     /// to another host that may travel unencrypted).
     public static func warnings(forLocation location: String) -> [String] {

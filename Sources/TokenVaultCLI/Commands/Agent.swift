@@ -3,6 +3,7 @@ import Foundation
 import TokenVaultCore
 import VaultAgent
 import VaultCrypto
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,6 +41,8 @@ extension TokenVault {
 
         @Option(help: .hidden) var keyFd: Int32?
         @Option(help: .hidden) var readyFd: Int32?
+        /// `unlock --notify CMD`: CMD arrives on this descriptor, not on the agent's command line.
+        @Option(help: .hidden) var notifyFd: Int32?
 
         func run(_ context: Context) async throws {
             ProcessHardening.disableCoreDumps()
@@ -68,6 +71,14 @@ extension TokenVault {
                 } else {
                     keys = try VaultUnlocking.unlock(database, global: global, context: context, allowAgent: false).keys
                 }
+                var notifyCommand = notify
+                if let notifyFd {
+                    guard let handed = HandOff.read(from: notifyFd) else {
+                        throw CLIError.usage("no notify command arrived on descriptor \(notifyFd)")
+                    }
+                    close(notifyFd)
+                    notifyCommand = handed
+                }
                 if try UnlockedVault.keyMatches(keys, database: database) == false {
                     throw CLIError.integrity("the key does not open this vault", hint: "run 'tokenvault unlock' again")
                 }
@@ -76,7 +87,8 @@ extension TokenVault {
                     vaultPath: location, identity: identity,
                     socketPath: AgentSocket.path(for: identity, environment: context.environment),
                     until: lifetime.map { Date().addingTimeInterval($0.seconds) }, idle: idle?.seconds,
-                    refreshEvery: refreshEvery?.seconds, refreshCommand: [program, "refresh-all", "--vault", location] + (notify.map { ["--notify", $0] } ?? [])))
+                    refreshEvery: refreshEvery?.seconds, refreshCommand: [program, "refresh-all", "--vault", location],
+                    refreshNotify: notifyCommand))
                 try server.bind()
                 say("ready")
                 if let ready { close(ready) }
@@ -105,16 +117,19 @@ extension TokenVault {
             let location = vaultPath(context)
             guard let path = VaultUnlocking.socketPath(location: location, context: context),
                   let agent = try AgentClient.connect(socketPath: path) else {
-                if json { context.console.out("{\"running\":false}\n") } else { context.console.out("No agent holds \(location).\n") }
+                if json { context.console.out("{\"running\":false}\n") } else { context.console.out("No agent holds \(VaultStores.named(location)).\n") }
                 throw CommandExit(code: .other)
             }
             var status = try agent.status()
+            let fallback = AgentSocket.fallbackReason(environment: context.environment)
             if json {
                 status["running"] = true
                 // ISO 8601, as every other JSON output gives times (the agent's protocol carries epoch seconds).
                 for key in ["since", "until"] {
                     if let seconds = status[key] as? Int { status[key] = Format.timestamp(Date(timeIntervalSince1970: TimeInterval(seconds))) }
                 }
+                status["socket"] = path
+                status["socket_fallback_reason"] = fallback
                 context.console.out(Format.json(status) + "\n")
                 return
             }
@@ -125,6 +140,7 @@ extension TokenVault {
                          "since: \(time("since"))", "until: \(status["until"] == nil ? "stopped" : time("until"))"]
             if let idle = status["idle_seconds"] as? Int { lines.append("idle limit: \(Format.span(idle))") }
             if let every = status["refresh_every_seconds"] as? Int { lines.append("refresh-all every: \(Format.span(every))") }
+            lines.append("socket: \(path)" + (fallback.map { " (\($0))" } ?? ""))
             context.console.out(lines.joined(separator: "\n") + "\n")
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import TokenVaultCore
 import VaultCrypto
+import VaultOAuth
 import VaultStore
 
 extension TokenVault {
@@ -38,7 +39,8 @@ extension TokenVault {
             if verify {
                 let vault = try unlock(context)
                 let result = try vault.verifyAudit(expectHead: expectHead)
-                for problem in result.problems { context.console.err("tokenvault: audit: \(problem)\n") }
+                // A problem quotes the entry it is about, whose fields anyone who can write the store chose.
+                for problem in result.problems { context.console.err("tokenvault: audit: \(ProviderText.displayable(problem, limit: 1000))\n") }
                 if json {
                     context.console.out(Format.json([
                         "entries": result.count, "intact": result.problems.isEmpty, "problems": result.problems,

@@ -102,7 +102,7 @@ extension TokenVault {
                 outcome = .replacedPairAnotherPerson
                 detail = "was \(previous)\(before.email.map { " <\($0)>" } ?? ""), now \(identity.id)\(identity.email.map { " <\($0)>" } ?? "")"
                 context.console.err("tokenvault: warning: '\(account)' belonged to \(ProviderText.displayable(was)) and now belongs to \(ProviderText.displayable(now)), another person; scripts using '\(account)' will act as them\n")
-                context.console.err("tokenvault: hint: if that is not what you meant, run 'tokenvault revoke \(account)' and authorize again as the right person\n")
+                context.console.err("tokenvault: hint: if that is not what you meant, run \(Format.command("tokenvault revoke \(account)")) and authorize again as the right person\n")
             }
             try vault.database.write { w in
                 if before == nil { try w.insert(record) } else { try w.update(record) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
+import VaultOAuth
 
 extension TokenVault {
     struct Check: VaultCommand {
@@ -33,7 +34,9 @@ extension TokenVault {
                 context.console.err("No account needs anyone.\n")
             } else {
                 for item in found {
-                    context.console.out("\(item.account) (\(item.integration)): \(item.event.rawValue): \(item.detail)\n")
+                    // The detail may quote the audit log (a failed refresh's words): cleaned like any stored text.
+                    context.console.out(ProviderText.displayable(
+                        "\(item.account) (\(item.integration)): \(item.event.rawValue): \(item.detail)", limit: 1000) + "\n")
                 }
             }
             if let notify { try Notifier.notify(notify, attention: found, database: database, context: context) }

@@ -91,7 +91,7 @@ extension TokenVault {
                 throw CLIError.provider(e.localizedDescription, hint: "a bearer token has only letters, digits, - . _ ~ + / and trailing =; check what was pasted")
             } catch {
                 throw CLIError.usage(error.localizedDescription,
-                                     hint: "pipe in the JSON the token endpoint returned, e.g. tokenvault import \(account) --integration \(integration) < token.json")
+                                     hint: "pipe in the JSON the token endpoint returned, e.g. \(Format.command("tokenvault import \(account) --integration \(integration) < token.json"))")
             }
         }
 

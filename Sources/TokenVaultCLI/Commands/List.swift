@@ -80,7 +80,7 @@ extension TokenVault {
 enum Prometheus {
     static func render(_ accounts: [AccountSummary], integrations: [String: String], providers: [String: String], now: Date) -> String {
         func label(_ value: String) -> String {
-            value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            Table.cell(value).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
                 .replacingOccurrences(of: "\n", with: "\\n")
         }
         func labels(_ a: AccountSummary) -> String {

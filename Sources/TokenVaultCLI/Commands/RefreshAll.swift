@@ -1,8 +1,12 @@
 import ArgumentParser
 import Foundation
 import VaultOAuth
+import VaultAgent
 import VaultStore
 import TokenVaultCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension TokenVault {
     struct RefreshAll: VaultCommand {
@@ -40,11 +44,22 @@ extension TokenVault {
         @Option(help: ArgumentHelp("After the run, run this command (through /bin/sh) once per account that needs a person, with TOKENVAULT_ACCOUNT, TOKENVAULT_INTEGRATION, TOKENVAULT_EVENT and TOKENVAULT_DETAIL set; once per account and event until it changes.", valueName: "cmd"))
         var notify: String?
 
+        /// The agent's scheduled runs: the notify command arrives on this descriptor, not on the command line.
+        @Option(help: .hidden) var notifyFd: Int32?
+
         func validate() throws {
             guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 256") }
         }
 
         func run(_ context: Context) async throws {
+            var notify = self.notify
+            if let notifyFd {
+                guard let handed = HandOff.read(from: notifyFd) else {
+                    throw CLIError.usage("no notify command arrived on descriptor \(notifyFd)")
+                }
+                close(notifyFd)
+                notify = handed
+            }
             let database = try openDatabase(context)
             let start = context.now()
             let started = Date()
@@ -65,7 +80,7 @@ extension TokenVault {
             let candidates = due.filter { DisplayState($0, now: start) != .noRefresh }
             let integrationNames = Dictionary(uniqueKeysWithValues: try database.integrations().map { ($0.id, $0.name) })
             let skippedOutcomes = skipped.map { account in
-                context.console.err("refresh-all: skipping '\(account.name)': it has no refresh token; its access token stays valid \(Format.remaining(account.accessExpiresAt, now: start)), then run 'tokenvault authorize \(account.name)'.\n")
+                context.console.err("refresh-all: skipping '\(account.name)': it has no refresh token; its access token stays valid \(Format.remaining(account.accessExpiresAt, now: start)), then run \(Format.command("tokenvault authorize \(account.name)")).\n")
                 return RefreshOutcome(account: account.name, integration: integrationNames[account.integrationId] ?? "?",
                                       status: .noRefresh, accessExpiresBefore: account.accessExpiresAt,
                                       accessExpiresAfter: account.accessExpiresAt)

@@ -3,6 +3,7 @@ import Foundation
 import TokenVaultCore
 import VaultAgent
 import VaultCrypto
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,6 +42,9 @@ extension TokenVault {
                 throw CLIError.usage("cannot find the vault file \(location)")
             }
             guard lifetime.seconds >= 1 else { throw CLIError.usage("--for must be at least 1s") }
+            if let notify, notify.utf8.count > HandOff.limit {
+                throw CLIError.usage("--notify is longer than \(HandOff.limit / 1024) KiB", hint: "put the command in a script and give its path")
+            }
             let socketPath = AgentSocket.path(for: identity, environment: context.environment)
             // The passphrase, checked here (three tries at a terminal), never through an agent.
             let vault = try VaultUnlocking.unlock(database, global: global, context: context, allowAgent: false)
@@ -51,8 +55,10 @@ extension TokenVault {
                              "--for", String(Int(lifetime.seconds))]
             if let idle { arguments += ["--idle", String(Int(idle.seconds))] }
             if let refreshEvery { arguments += ["--refresh-every", String(Int(refreshEvery.seconds))] }
-            if let notify { arguments += ["--notify", notify] }
-            let pid = try AgentLauncher.start(arguments: arguments, keys: keys, environment: ChildEnvironment.scrubbed(context.environment))
+            // Not on the agent's command line, which every local user can read for hours: on descriptor 5.
+            if notify != nil { arguments += ["--notify-fd", "5"] }
+            let pid = try AgentLauncher.start(arguments: arguments, keys: keys, notify: notify,
+                                              environment: ChildEnvironment.scrubbed(context.environment))
             let until = context.now().addingTimeInterval(lifetime.seconds)
             context.console.err("Unlocked \(location) until \(Format.timestamp(until)) (agent pid \(pid)); 'tokenvault lock' forgets the key.\n")
         }
@@ -67,22 +73,24 @@ extension TokenVault {
             let location = vaultPath(context)
             guard let path = VaultUnlocking.socketPath(location: location, context: context),
                   let agent = try AgentClient.connect(socketPath: path) else {
-                context.console.err("No agent holds \(location).\n")
+                context.console.err("No agent holds \(VaultStores.named(location)).\n")
                 return
             }
             try agent.lockAgent()
-            context.console.err("Locked: the agent forgot the key of \(location).\n")
+            context.console.err("Locked: the agent forgot the key of \(VaultStores.named(location)).\n")
         }
     }
 }
 
 /// Starting the agent for `unlock`: this program again, detached, handed the key on a pipe.
 enum AgentLauncher {
-    /// Spawns `tokenvault agent run …` with the key on descriptor 3 and a readiness pipe on 4, stdio on
-    /// /dev/null; waits until it listens (or says why it could not). Returns its pid.
-    static func start(arguments: [String], keys: InProcessKeyHolder, environment: [String: String]) throws -> pid_t {
-        var keyPipe: [Int32] = [-1, -1], readyPipe: [Int32] = [-1, -1]
-        guard pipe(&keyPipe) == 0, pipe(&readyPipe) == 0 else { throw CLIError.usage("cannot make a pipe for the agent") }
+    /// Spawns `tokenvault agent run …` with the key on descriptor 3, a readiness pipe on 4 and the notify command
+    /// (when there is one) on 5, stdio on /dev/null; waits until it listens (or says why it could not). Returns its pid.
+    static func start(arguments: [String], keys: InProcessKeyHolder, notify: String? = nil, environment: [String: String]) throws -> pid_t {
+        var keyPipe: [Int32] = [-1, -1], readyPipe: [Int32] = [-1, -1], notifyPipe: [Int32] = [-1, -1]
+        guard pipe(&keyPipe) == 0, pipe(&readyPipe) == 0, notify == nil || pipe(&notifyPipe) == 0 else {
+            throw CLIError.usage("cannot make a pipe for the agent")
+        }
         // The program itself: the agent is the same binary.
         let program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var actions = posix_spawn_file_actions_t()
@@ -93,6 +101,7 @@ enum AgentLauncher {
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, keyPipe[0], 3)
         posix_spawn_file_actions_adddup2(&actions, readyPipe[1], 4)
+        if notify != nil { posix_spawn_file_actions_adddup2(&actions, notifyPipe[0], 5) }
         let argv = ([program] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
@@ -101,13 +110,19 @@ enum AgentLauncher {
         let spawned = posix_spawn(&pid, program, &actions, nil, argv, envp)
         close(keyPipe[0])
         close(readyPipe[1])
+        if notify != nil { close(notifyPipe[0]) }
         defer { close(readyPipe[0]) }
         guard spawned == 0 else {
             close(keyPipe[1])
+            if notify != nil { close(notifyPipe[1]) }
             throw CLIError.usage("cannot start the agent: \(String(cString: strerror(spawned)))")
         }
-        let handed = keys.handOff(to: keyPipe[1])
+        var handed = keys.handOff(to: keyPipe[1])
         close(keyPipe[1])
+        if let notify {
+            handed = HandOff.write(notify, to: notifyPipe[1]) && handed
+            close(notifyPipe[1])
+        }
         // "ready\n", or a reason in words, then end of file.
         var said = [UInt8]()
         var buffer = [UInt8](repeating: 0, count: 512)

@@ -107,7 +107,7 @@ extension TokenVault.Whoami {
                 throw CLIError.integrity(outcome.reason ?? "integrity failure", hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
             }
             throw CLIError.provider("the provider refused the access token of '\(account)' (HTTP 401) and refreshing it failed: \(outcome.reason ?? "unknown error")",
-                                    hint: "try again later; if it persists, run 'tokenvault authorize \(account)'")
+                                    hint: "try again later; if it persists, run \(Format.command("tokenvault authorize \(account)"))")
         }
     }
 

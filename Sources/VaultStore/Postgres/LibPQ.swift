@@ -130,7 +130,10 @@ struct LibPQ: @unchecked Sendable {
     func parse(_ conninfo: String) throws -> [(keyword: String, value: String, isSecret: Bool)] {
         var message: UnsafeMutablePointer<CChar>?
         guard let options = conninfoParse(conninfo, &message) else {
-            let reason = message.map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "out of memory"
+            // libpq quotes the whole URI in some of these (an unclosed '[' of an IPv6 host): never its password.
+            let reason = message.map {
+                PostgresLocation.scrubbed(String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines), location: conninfo)
+            } ?? "out of memory"
             if let message { freemem(message) }
             throw StoreError.postgres("not a PostgreSQL connection string: \(reason)",
                                       hint: "give a URI (postgresql://user@host/database) or libpq's service=NAME")

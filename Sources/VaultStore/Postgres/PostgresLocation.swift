@@ -13,6 +13,46 @@ public enum PostgresLocation {
             || ["service=", "host=", "dbname="].contains { location.hasPrefix($0) }
     }
 
+    /// The location with its secrets replaced by `***`: a URI's password (`user:***@host`) and the value of every
+    /// `password` or `sslpassword` option, in a URI's query or in `key=value` words. Done on the text itself, not
+    /// through libpq, so that a location libpq cannot parse is named without its password too.
+    public static func withoutSecrets(_ location: String) -> String {
+        var text = location
+        for (pattern, template) in redactions {
+            text = pattern.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: template)
+        }
+        return text
+    }
+
+    /// `text` (a message about `location`, such as libpq's) with the location and each of its secret values
+    /// replaced: by the location without secrets, and by `***`.
+    static func scrubbed(_ text: String, location: String) -> String {
+        var text = text.replacingOccurrences(of: location, with: withoutSecrets(location))
+        for value in secretValues(location) {
+            for form in Set([value, value.removingPercentEncoding ?? value]) where !form.isEmpty {
+                text = text.replacingOccurrences(of: form, with: "***")
+            }
+        }
+        return text
+    }
+
+    /// The values `withoutSecrets` removes.
+    static func secretValues(_ location: String) -> [String] {
+        redactions.flatMap { pattern, _ in
+            pattern.matches(in: location, range: NSRange(location.startIndex..., in: location)).compactMap { match in
+                Range(match.range(at: 2), in: location).map { String(location[$0]) }
+            }
+        }
+    }
+
+    /// Each pattern's group 1 is kept, group 2 is the secret.
+    nonisolated(unsafe) private static let redactions: [(NSRegularExpression, String)] = [
+        // postgresql://user:PASSWORD@host: libpq takes the user information up to the first '@' before any '/'.
+        (try! NSRegularExpression(pattern: #"^((?i:postgres(?:ql)?)://[^:@/]*):([^@/]*)@"#), "$1:***@"),
+        // password=VALUE and sslpassword=VALUE: a URI parameter (up to '&') or a key=value word, quoted or not.
+        (try! NSRegularExpression(pattern: #"((?i:\b(?:ssl)?password)\s*=\s*)('(?:[^'\\]|\\.)*'?|[^\s&]*)"#), "$1***"),
+    ]
+
     /// The location's options (libpq's own parser), refusing one that carries a secret. The error does not
     /// repeat the location: it holds the secret.
     static func checkedOptions(_ location: String, pq: LibPQ) throws -> [String: String] {

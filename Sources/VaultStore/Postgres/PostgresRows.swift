@@ -17,9 +17,9 @@ private func splitWords(_ text: String?) -> [String]? { text.map { $0.split(sepa
 
 extension Integration {
     init(pg row: PGRow) throws {
-        let name = try row.string("name")
+        let id = try checkedId(try row.optionalString("id"), column: "id", of: "an integration")
         self.init(
-            id: try checkedId(try row.optionalString("id"), column: "id", of: "integration '\(name)'"), name: name,
+            id: id, name: try checkedName(try row.string("name"), of: "integration \(id)"),
             provider: try row.string("provider"), clientId: try row.string("client_id"),
             clientSecretSealed: try row.bytes("client_secret_sealed"), redirectURI: try row.string("redirect_uri"),
             scopes: splitWords(try row.string("scopes")) ?? [], apiBase: try row.string("api_base"),
@@ -36,10 +36,10 @@ extension Integration {
 
 extension Account {
     init(pg row: PGRow) throws {
-        let name = try row.string("name")
+        let id = try checkedId(try row.optionalString("id"), column: "id", of: "an account")
         self.init(
-            id: try checkedId(try row.optionalString("id"), column: "id", of: "account '\(name)'"), name: name,
-            integrationId: try checkedId(try row.optionalString("integration_id"), column: "integration_id", of: "account '\(name)'"),
+            id: id, name: try checkedName(try row.string("name"), of: "account \(id)"),
+            integrationId: try checkedId(try row.optionalString("integration_id"), column: "integration_id", of: "account \(id)"),
             accessTokenSealed: try row.optionalBytes("access_token_sealed"),
             refreshTokenSealed: try row.optionalBytes("refresh_token_sealed"),
             accessExpiresAt: try row.optionalDate("access_expires_at"), refreshExpiresAt: try row.optionalDate("refresh_expires_at"),
@@ -64,7 +64,8 @@ extension Account {
 extension AccountSummary {
     init(pg row: PGRow) throws {
         self.init(
-            name: try row.string("name"), integrationId: try row.string("integration_id"),
+            name: try checkedName(try row.string("name"), ofRowKind: "account", id: try? row.optionalString("id")),
+            integrationId: try row.string("integration_id"),
             hasAccessToken: try row.bool("has_access_token"), hasRefreshToken: try row.bool("has_refresh_token"),
             accessExpiresAt: try row.optionalDate("access_expires_at"), refreshExpiresAt: try row.optionalDate("refresh_expires_at"),
             grantedScopes: splitWords(try row.optionalString("granted_scopes")), email: try row.optionalString("email"),
@@ -104,7 +105,7 @@ extension AuditDraft {
 extension KeySlot {
     init(pg row: PGRow) throws {
         self.init(
-            name: try row.string("name"), kdfAlgorithm: try row.string("kdf_algorithm"), kdfSalt: try row.bytes("kdf_salt"),
+            name: try checkedSlotName(try row.string("name")), kdfAlgorithm: try row.string("kdf_algorithm"), kdfSalt: try row.bytes("kdf_salt"),
             kdfOpsLimit: UInt64(max(0, try row.int("kdf_opslimit"))), kdfMemLimit: UInt64(max(0, try row.int("kdf_memlimit"))),
             publicKey: try row.optionalBytes("public_key"), secretKeySealed: try row.optionalBytes("secret_key_sealed"),
             masterKeySealed: try row.bytes("master_key_sealed"), createdAt: try row.date("created_at"),

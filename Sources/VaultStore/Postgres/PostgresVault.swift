@@ -140,7 +140,7 @@ public final class PostgresVault: VaultStorage, Sendable {
     public func accountSummaries() throws -> [AccountSummary] {
         try read { t in
             try t.session.query("""
-                SELECT name, integration_id, access_token_sealed IS NOT NULL AS has_access_token,
+                SELECT id, name, integration_id, access_token_sealed IS NOT NULL AS has_access_token,
                        refresh_token_sealed IS NOT NULL AS has_refresh_token, access_expires_at, refresh_expires_at,
                        granted_scopes, email, display_name, org_id, state, updated_at
                 FROM account ORDER BY name COLLATE "C"

@@ -26,7 +26,9 @@ public enum VaultError: Error, LocalizedError, Equatable {
         case .unsupportedKDF(let name): "the vault uses key derivation '\(name)', which this tokenvault does not know"
         case .accessTokenExpired(let account, let at):
             "the access token of '\(account)' expired at \(Format.timestamp(at))"
-        case .needsReauthorization(let account, let reason): "account '\(account)' needs re-authorization: \(reason)"
+        // The hint says what to run, naming the account: the reason's own general advice would say it twice.
+        case .needsReauthorization(let account, let reason):
+            "account '\(account)' needs re-authorization: \(reason.replacingOccurrences(of: "; run 'tokenvault authorize' for this account", with: ""))"
         case .noTokens(let account): "account '\(account)' holds no token pair"
         case .provider(let message, _), .busy(let message, _), .invalid(let message, _): message
         }

@@ -66,7 +66,7 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
     case unsupported(String)
 
     /// True when the account's grant is gone (expired, revoked or rotated refresh token): the user must run
-    /// `tokenvault authorize` again. Never retried.
+    /// 'tokenvault authorize' again. Never retried.
     public var isInvalidGrant: Bool {
         if case .oauth(let code, _, _, _) = self { return code == "invalid_grant" }
         return false
@@ -155,13 +155,13 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case .responseTooLarge(let limit, let host):
             text = "the provider's answer from \(host) was larger than \(Self.bytes(limit)), so it was refused without reading the rest; check the integration's API base URL, or a proxy in between"
         case .stateMismatch:
-            text = "the authorization callback carried the wrong state, so it was refused (it may come from another tab or a forged link); run `tokenvault authorize` again"
+            text = "the authorization callback carried the wrong state, so it was refused (it may come from another tab or a forged link); run 'tokenvault authorize' again"
         case .callbackError(let code, let description):
             text = Self.callbackText(code: code, description: description)
         case .callbackMissingCode:
-            text = "the authorization callback had no code; run `tokenvault authorize` again"
+            text = "the authorization callback had no code; run 'tokenvault authorize' again"
         case .callbackTimeout(let seconds):
-            text = "no authorization callback arrived within \(Self.seconds(seconds)); run `tokenvault authorize` again (use --timeout to wait longer, or --no-browser to paste the URL)"
+            text = "no authorization callback arrived within \(Self.seconds(seconds)); run 'tokenvault authorize' again (use --timeout to wait longer, or --no-browser to paste the URL)"
         case .portInUse(let host, let port):
             let shown = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
             text = "\(shown) is already in use by another program, so the browser callback cannot be received; stop that program (see `ss -ltnp 'sport = :\(port)'`) or use --no-browser to paste the URL instead"
@@ -184,7 +184,7 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         let said = description.map { " (\(clip($0)))" } ?? ""
         switch code {
         case "invalid_grant":
-            return "the provider no longer accepts this grant\(said): the refresh token or code is expired, revoked or already used; run `tokenvault authorize` for this account"
+            return "the provider no longer accepts this grant\(said): the refresh token or code is expired, revoked or already used; run 'tokenvault authorize' for this account"
         case "invalid_client":
             return "the provider does not recognise the integration's client id and secret\(said); check them with `tokenvault integrations`, and set the right secret with `tokenvault integration edit NAME --client-secret-stdin`"
         case "invalid_scope":
@@ -206,13 +206,13 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         let said = description.map { " (\(clip($0)))" } ?? ""
         switch code {
         case "access_denied":
-            return "authorization was declined in the browser\(said); run `tokenvault authorize` again and accept"
+            return "authorization was declined in the browser\(said); run 'tokenvault authorize' again and accept"
         case "invalid_scope":
             return "the provider refused the requested scopes\(said); request only scopes registered on the integration"
         case "server_error", "temporarily_unavailable":
             return "the provider failed during authorization\(said); try again later"
         default:
-            return "the provider returned an error to the browser: \(clip(code))\(said); run `tokenvault authorize` again"
+            return "the provider returned an error to the browser: \(clip(code))\(said); run 'tokenvault authorize' again"
         }
     }
 

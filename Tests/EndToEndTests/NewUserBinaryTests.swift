@@ -156,5 +156,18 @@ extension OAuthBinaryTests {
                 #expect(alone.code == 0 && alone.err.contains("Imported an access token (no refresh token) for 'bob'"), "\(alone.err)")
             }
         }
+        /// A needs-reauth error said "run `tokenvault authorize` for this account" and then the hint "run
+        /// 'tokenvault authorize alice'": one message, one quoting style now.
+        @Test func aNeedsReauthErrorSaysWhatToRunOnce() async throws {
+            try await SandboxWorkspace.with { s in
+                let pairs = try await s.importAccounts(["alice"])
+                try await s.sandbox.revokeRefreshToken(pairs["alice"]!.refresh)
+                let result = try await s.run(["refresh", "alice"])
+                #expect(result.code == 5, "\(result.err)")
+                #expect(result.err.contains("tokenvault: error: account 'alice' needs re-authorization: "), "\(result.err)")
+                #expect(result.err.components(separatedBy: "tokenvault authorize").count == 2, "said once: \(result.err)")
+                #expect(result.err.contains("tokenvault: hint: run 'tokenvault authorize alice'") && !result.err.contains("`"), "\(result.err)")
+            }
+        }
     }
 }

@@ -192,7 +192,7 @@ extension OAuthBinaryTests {
                 #expect(result.code == 5, "\(result.err)")
                 // The line names the account and what to do.
                 let line = result.err.split(separator: "\n").first { $0.hasPrefix("tokenvault: b: needs re-authorization: ") }
-                #expect(line?.contains("run `tokenvault authorize`") == true, "\(result.err)")
+                #expect(line?.contains("run 'tokenvault authorize'") == true, "\(result.err)")
                 #expect(!result.err.contains("tokenvault: a:") && !result.err.contains("tokenvault: c:"))
                 let report = jsonObject(result.out)
                 #expect(report["refreshed"] as? Int == 2)

@@ -166,7 +166,7 @@ extension OAuthBinaryTests {
         #expect(!format.err.contains("Error:") && !format.err.contains("Usage:"), "\(format.err)")
         let unknown = try ws.tokenvault(["frobnicate"])
         #expect(unknown.code == 2)
-        #expect(unknown.err == "tokenvault: error: unexpected argument 'frobnicate'\ntokenvault: hint: 'tokenvault --help' lists the commands\n", "\(unknown.err)")
+        #expect(unknown.err == "tokenvault: error: unknown command 'frobnicate'\ntokenvault: hint: 'tokenvault --help' lists the commands\n", "\(unknown.err)")
         let missing = try ws.tokenvault(["token"])
         #expect(missing.code == 2)
         #expect(missing.err.hasPrefix("tokenvault: error: missing expected argument '<account>'"), "\(missing.err)")

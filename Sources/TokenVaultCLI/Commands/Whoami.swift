@@ -113,11 +113,13 @@ extension TokenVault.Whoami {
 
     /// Records that the provider refuses the account's tokens: list shows needs-reauth and no run retries it.
     func markNeedsReauthorization(vault: UnlockedVault, integration: String?, because error: OAuthError, context: Context) async throws {
-        var record = try vault.database.account(named: account)
-        let before = record
-        record.state = .needsReauth
-        record.updatedAt = context.now()
+        // Read in the write transaction, as above: a row read before would write back a pair another process
+        // has replaced meanwhile.
         try vault.database.write { w in
+            var record = try w.account(named: account)
+            let before = record
+            record.state = .needsReauth
+            record.updatedAt = context.now()
             try w.update(record)
             try vault.appendAudit(AuditDraft(
                 at: context.now(), account: account, integration: integration, event: .accessTokenRejected, trigger: .whoami,

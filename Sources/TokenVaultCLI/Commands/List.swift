@@ -13,6 +13,7 @@ extension TokenVault {
             aliases: ["status"])
 
         @OptionGroup var global: GlobalOptions
+        @OptionGroup var selection: AccountSelection
 
         @Flag(help: "Print JSON.")
         var json = false
@@ -27,7 +28,8 @@ extension TokenVault {
             let all = try database.integrations()
             let integrations = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0.name) })
             let providers = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0.provider) })
-            let accounts = try database.accountSummaries()
+            let matches = try selection.matcher(database)
+            let accounts = try database.accountSummaries().filter { matches($0.name, $0.integrationId) }
             let now = context.now()
             for a in accounts where ClockAhead.isAhead(updatedAt: a.updatedAt, now: now) {
                 context.console.err(ClockAhead.warning(account: a.name, updatedAt: a.updatedAt, now: now,

@@ -36,7 +36,8 @@ extension TokenVault {
                                                        then: "it shows as 'stale' and the next refresh-all or use refreshes it"))
             }
             if format == .prometheus {
-                context.console.out(Prometheus.render(accounts, integrations: integrations, providers: providers, now: now))
+                context.console.out(Prometheus.render(accounts, integrations: integrations, providers: providers,
+                                                      pairStoredAt: try database.pairStoredTimes(), now: now))
                 return
             }
             if json || format == .json {
@@ -80,7 +81,10 @@ extension TokenVault {
 /// `list --format prometheus`: the text exposition format, for the node exporter's textfile collector
 /// (`tokenvault list --format prometheus > /var/lib/node_exporter/textfile/tokenvault.prom.$$ && mv …`).
 enum Prometheus {
-    static func render(_ accounts: [AccountSummary], integrations: [String: String], providers: [String: String], now: Date) -> String {
+    /// `pairStoredAt`: when each account's pair was stored (``VaultStorage/pairStoredTimes()``); an account with
+    /// none known gets no `tokenvault_last_stored_seconds` sample rather than a wrong one.
+    static func render(_ accounts: [AccountSummary], integrations: [String: String], providers: [String: String],
+                       pairStoredAt: [String: Date], now: Date) -> String {
         func label(_ value: String) -> String {
             value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
                 .replacingOccurrences(of: "\n", with: "\\n")
@@ -99,8 +103,9 @@ enum Prometheus {
         gauge("tokenvault_refresh_token_expiry_seconds", "Seconds until the account's refresh token lapses (negative: lapsed).") {
             $0.refreshExpiresAt.map { $0.timeIntervalSince(now) }
         }
-        gauge("tokenvault_last_stored_seconds", "Seconds since the account's pair was last stored (a refresh or authorize).") {
-            now.timeIntervalSince($0.updatedAt)
+        // Not the row's update time: that also moves when only the account's state changes (marked needs-reauth).
+        gauge("tokenvault_last_stored_seconds", "Seconds since the account's token pair was last stored (authorize, import or refresh).") {
+            pairStoredAt[$0.name].map { now.timeIntervalSince($0) }
         }
         out += "# HELP tokenvault_account_state The account's state (1 for the state it is in).\n# TYPE tokenvault_account_state gauge\n"
         for a in accounts { out += "tokenvault_account_state{\(labels(a)),state=\"\(DisplayState(a, now: now).rawValue)\"} 1\n" }

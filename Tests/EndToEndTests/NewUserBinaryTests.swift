@@ -214,6 +214,13 @@ extension OAuthBinaryTests {
                 let checkB = try await s.run(["check", "--integration", "other"])
                 #expect(checkB.code == 5 && checkB.out.hasPrefix("b1 (other): needs-reauth"), "\(checkB.out)")
                 #expect(try await s.run(["check", "ghost"]).code == 4)
+                // --notify tells b1 once; a check of other accounts does not make it forget that it told.
+                let log = s.ws.dir + "/notified.log"
+                let command = #"printf '%s %s\n' "$TOKENVAULT_ACCOUNT" "$TOKENVAULT_EVENT" >> "# + log
+                _ = try await s.run(["check", "--notify", command, "--integration", "other"])
+                _ = try await s.run(["check", "--notify", command, "--integration", "webex"])
+                _ = try await s.run(["check", "--notify", command])
+                #expect(((try? String(contentsOfFile: log, encoding: .utf8)) ?? "") == "b1 needs-reauth\n")
             }
         }
     }

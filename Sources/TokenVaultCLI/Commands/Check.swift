@@ -25,10 +25,16 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
-            let matches = try selection.matcher(database)
-            let ids = Dictionary(try database.integrations().map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
-            let found = try Attention.find(in: database, now: context.now()).filter { matches($0.account, ids[$0.integration] ?? "") }
-            let selected = Set(try database.accountSummaries().filter { matches($0.name, $0.integrationId) }.map(\.name))
+            var found = try Attention.find(in: database, now: context.now())
+            // The accounts looked at: --notify forgets what it told only about those.
+            var inScope: (String) -> Bool = { _ in true }
+            if !selection.selectsAll {
+                let matches = try selection.matcher(database)
+                let ids = Dictionary(try database.integrations().map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+                found = found.filter { matches($0.account, ids[$0.integration] ?? "") }
+                let selected = Set(try database.accountSummaries().filter { matches($0.name, $0.integrationId) }.map(\.name))
+                inScope = { selected.contains($0) }
+            }
             if json {
                 let objects: [[String: Any]] = found.map {
                     ["account": $0.account, "integration": $0.integration, "event": $0.event.rawValue, "detail": $0.detail]
@@ -42,7 +48,7 @@ extension TokenVault {
                 }
             }
             if let notify {
-                try Notifier.notify(notify, attention: found, database: database, context: context, inScope: { selected.contains($0) })
+                try Notifier.notify(notify, attention: found, database: database, context: context, inScope: inScope)
             }
             if !found.isEmpty { throw CommandExit(code: .needsReauthorization) }
         }

@@ -102,7 +102,7 @@ extension OAuthBinaryTests {
                 let revoked = try await s.run(["revoke", "r1"])
                 #expect(revoked.code == 0, "\(revoked.err)")
                 #expect(revoked.err.contains("Revoked the tokens of 'r1'"), "\(revoked.err)")
-                #expect(revoked.err.contains("also those of 'r2': marked needs-reauth"), "\(revoked.err)")
+                #expect(revoked.err.contains("those of 'r2' are revoked too, and marked needs-reauth"), "\(revoked.err)")
                 #expect(revoked.err.contains("warning: 'r3' of integration 'webex' may have lost their tokens too"), "\(revoked.err)")
                 s.expectNoSecrets(revoked.err, also: [pairs["r1"]!.access, pairs["r2"]!.access])
                 // Webex did revoke r2's tokens; tokenvault says so now rather than at the next refresh.

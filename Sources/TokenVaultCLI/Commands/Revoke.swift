@@ -97,9 +97,10 @@ extension TokenVault {
                 context.console.err("Revoked the tokens of '\(account)' at the provider and removed the pair from the vault.\n")
                 let integrationName = integration?.name ?? "?"
                 if !samePerson.isEmpty {
-                    let names = samePerson.map { "'\($0.name)'" }.joined(separator: ", ")
-                    context.console.err("\(provider?.displayName ?? "The provider") revoked every token the same person gave integration '\(integrationName)', so also those of \(names): marked needs-reauth.\n")
-                    context.console.err("tokenvault: hint: run 'tokenvault authorize NAME' for each of \(names) that should keep working\n")
+                    let quoted = samePerson.map { "'\($0.name)'" }
+                    let names = quoted.count == 1 ? quoted[0] : quoted.dropLast().joined(separator: ", ") + " and " + quoted.last!
+                    context.console.err("\(provider?.displayName ?? "The provider") revokes every token the same person gave integration '\(integrationName)': those of \(names) are revoked too, and marked needs-reauth.\n")
+                    context.console.err("tokenvault: hint: run 'tokenvault authorize NAME' for each of them that should keep working\n")
                 }
                 if !unknownPerson.isEmpty {
                     let names = unknownPerson.map { "'\($0.name)'" }.joined(separator: ", ")

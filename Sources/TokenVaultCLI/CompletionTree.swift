@@ -39,11 +39,19 @@ struct CompletionTree: ParsableCommand {
         @OptionGroup var command: TokenVault.Env
     }
 
-    /// The shell `--generate-completion-script SHELL` (or `=SHELL`) asks for, when that is the whole command line.
+    /// The shell `--generate-completion-script SHELL` (or `=SHELL`) asks for, wherever it stands, as the parser
+    /// reads it (before any `--`); without a value, the shell tokenvault runs under (`$SHELL`). Nil: not asked, or not a shell the
+    /// parser knows (it then reports the error).
     static func requestedShell(_ arguments: [String]) -> CompletionShell? {
         let flag = "--generate-completion-script"
-        if arguments.count == 2, arguments[0] == flag { return CompletionShell(rawValue: arguments[1]) }
-        if arguments.count == 1, arguments[0].hasPrefix(flag + "=") { return CompletionShell(rawValue: String(arguments[0].dropFirst(flag.count + 1))) }
+        for (i, argument) in arguments.enumerated() {
+            // After `--` the words are another program's (`exec ACCOUNT -- CMD …`).
+            if argument == "--" { return nil }
+            if argument.hasPrefix(flag + "=") { return CompletionShell(rawValue: String(argument.dropFirst(flag.count + 1))) }
+            guard argument == flag else { continue }
+            guard i + 1 < arguments.count, !arguments[i + 1].hasPrefix("-") else { return CompletionShell.autodetected() }
+            return CompletionShell(rawValue: arguments[i + 1])
+        }
         return nil
     }
 }

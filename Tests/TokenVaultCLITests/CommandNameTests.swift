@@ -37,5 +37,7 @@ private func namesLeftOut(_ command: any ParsableCommand.Type, path: [String]) -
     #expect(CompletionTree.requestedShell(["--generate-completion-script", "zsh"]) == .zsh)
     #expect(CompletionTree.requestedShell(["--generate-completion-script=fish"]) == .fish)
     #expect(CompletionTree.requestedShell(["--generate-completion-script", "tcsh"]) == nil)
-    #expect(CompletionTree.requestedShell(["list", "--generate-completion-script", "bash"]) == nil)
+    #expect(CompletionTree.requestedShell(["list", "--generate-completion-script", "bash"]) == .bash)
+    #expect(CompletionTree.requestedShell(["list", "--json"]) == nil)
+    #expect(CompletionTree.requestedShell(["exec", "alice", "--", "tool", "--generate-completion-script", "bash"]) == nil)
 }

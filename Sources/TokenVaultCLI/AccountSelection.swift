@@ -6,11 +6,11 @@ import VaultStore
 /// arguments and those of the integrations given with `--integration`; every account when neither is given.
 struct AccountSelection: ParsableArguments {
     @Option(name: .customLong("integration"),
-            help: ArgumentHelp("Only the accounts of this integration (repeatable).", valueName: "name"),
+            help: ArgumentHelp("Include the accounts of this integration (repeatable; default: every account).", valueName: "name"),
             completion: .integrationNames)
     var integrations: [String] = []
 
-    @Argument(help: "Only these accounts (default: every account).", completion: .accountNames)
+    @Argument(help: ArgumentHelp("Include these accounts (default: every account).", valueName: "account"), completion: .accountNames)
     var accounts: [String] = []
 
     var selectsAll: Bool { integrations.isEmpty && accounts.isEmpty }

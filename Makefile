@@ -10,9 +10,10 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # /usr/bin/python3) checks that `env --format dotenv` reads back byte for byte; chromium (headless) is the real
 # browser of the authorize tests; curl plays another local user's program (through setpriv) in the attack tests.
 # libpq-dev gives the PostgreSQL vault's header (libpq itself is loaded at run time); postgresql's initdb and
-# pg_ctl make the tests' throwaway server (TokenVaultLab's PostgresServer).
+# pg_ctl make the tests' throwaway server (TokenVaultLab's PostgresServer). prometheus gives promtool, which checks
+# `list --format prometheus` (`promtool check metrics`).
 DEB_PACKAGES := libsodium-dev libsqlite3-dev libcurl4-openssl-dev pkg-config tmux zsh fish python3-dotenv chromium curl \
-	postgresql libpq-dev
+	postgresql libpq-dev prometheus
 
 .PHONY: all deps build release test faults demo install uninstall clean
 

@@ -10,10 +10,11 @@ import VaultStore
 extension CompletionKind {
     static var accountNames: CompletionKind { .custom { words, _, prefix in NameCompletion.names(.accounts, words: words, prefix: prefix) } }
     static var integrationNames: CompletionKind { .custom { words, _, prefix in NameCompletion.names(.integrations, words: words, prefix: prefix) } }
+    static var keySlotNames: CompletionKind { .custom { words, _, prefix in NameCompletion.names(.keySlots, words: words, prefix: prefix) } }
 }
 
 enum NameCompletion {
-    enum Kind { case accounts, integrations }
+    enum Kind { case accounts, integrations, keySlots }
 
     static func names(_ kind: Kind, words: [String], prefix: String) -> [String] {
         let path = VaultLocation.path(option: vaultOption(in: words), environment: ProcessInfo.processInfo.environment)
@@ -23,6 +24,8 @@ enum NameCompletion {
         switch kind {
         case .accounts: names = try? database.accountSummaries().map(\.name)
         case .integrations: names = try? database.integrations().map(\.name)
+        // Slot names are plain metadata, like account names: no passphrase is asked for.
+        case .keySlots: names = try? database.keySlots().map(\.name)
         }
         return (names ?? []).filter { $0.hasPrefix(prefix) }
     }

@@ -12,7 +12,9 @@ enum Notifier {
 
     /// Notifies about `attention` and forgets accounts that need no one any more. Returns how many were told.
     @discardableResult
-    static func notify(_ command: String, attention: [Attention], database: any VaultStorage, context: Context) throws -> Int {
+    /// `inScope`: the accounts `attention` was looked for in (`check NAME…`); the others' records are left alone.
+    static func notify(_ command: String, attention: [Attention], database: any VaultStorage, context: Context,
+                       inScope: (String) -> Bool = { _ in true }) throws -> Int {
         let told = try database.notifiedEvents()
         var count = 0
         let now = context.now()
@@ -32,7 +34,7 @@ enum Notifier {
                 context.console.err("tokenvault: warning: the notify command failed for '\(item.account)' (\(status < 0 ? "did not finish" : "exit \(status)")); it is tried again next time\n")
             }
         }
-        for account in told.keys where current[account] == nil {
+        for account in told.keys where current[account] == nil && inScope(account) {
             try database.write { try $0.setNotified(account: account, event: nil, at: now) }
         }
         return count

@@ -40,6 +40,10 @@ public struct TokenVault: AsyncParsableCommand {
     /// Parses and runs one command line; returns the exit code. Errors print as `tokenvault: error: …`
     /// plus a `tokenvault: hint: …` line, never a stack trace.
     public static func run(arguments: [String], context: Context) async -> Int32 {
+        if let shell = CompletionTree.requestedShell(arguments) {
+            context.console.out(CompletionTree.completionScript(for: shell))
+            return 0
+        }
         let arguments = GlobalOptions.hoisted(arguments)
         let command: any ParsableCommand
         do {
@@ -109,7 +113,8 @@ struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Trace HTTP requests on stderr (tokens, secrets, codes and verifiers redacted).")
     var verbose = false
 
-    @Option(name: .long, help: ArgumentHelp("Open the vault with this key slot's passphrase only (default: $TOKENVAULT_KEY_SLOT, else each slot in turn).", valueName: "name"))
+    @Option(name: .long, help: ArgumentHelp("Open the vault with this key slot's passphrase only (default: $TOKENVAULT_KEY_SLOT, else each slot in turn).", valueName: "name"),
+            completion: .keySlotNames)
     var keySlot: String?
 
     /// The options above with a value, and the one without.

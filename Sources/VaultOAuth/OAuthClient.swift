@@ -67,7 +67,7 @@ public struct OAuthClient: Sendable {
     /// The URL of one of the provider's endpoints for this integration.
     func url(_ endpoint: Provider.Endpoint) -> URL {
         provider.url(endpoint, base: credentials.apiBase,
-                     values: ["tenant": credentials.tenant ?? Provider.defaultMicrosoftTenant, "client_id": credentials.clientId])
+                     values: Provider.endpointValues(tenant: credentials.tenant, clientId: credentials.clientId))
     }
 
     /// A request with the headers every provider gets: JSON answers asked for (GitHub answers with a form otherwise).

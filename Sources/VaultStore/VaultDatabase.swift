@@ -320,6 +320,15 @@ public final class VaultDatabase: VaultStorage, Sendable {
         }
     }
 
+    public func pairStoredTimes() throws -> [String: Date] {
+        try read { db in
+            Dictionary(try Row.fetchAll(db, sql: """
+                SELECT account, at FROM audit_entry WHERE seq IN
+                (SELECT MAX(seq) FROM audit_entry WHERE event IN ('imported', 'authorized', 'refreshed') GROUP BY account)
+                """).map { ($0["account"] as String, Date(unix: $0["at"])) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
     public func notifiedEvents() throws -> [String: String] {
         try read { db in
             Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT account, event FROM notification").map {

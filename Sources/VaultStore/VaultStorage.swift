@@ -34,6 +34,9 @@ public protocol VaultStorage: AnyObject, Sendable {
     /// The newest audit entry of `account` that set its pair (schema v5), and the MAC of the entry before it, with
     /// which the entry's own MAC is checked; nil when there is none.
     func newestPairEntry(account: String) throws -> (entry: AuditEntry, previousMAC: [UInt8])?
+    /// When each account's current token pair was stored: the time of its newest `imported`, `authorized` or
+    /// `refreshed` audit entry, by account name. (The row's `updatedAt` also moves when only its state changes.)
+    func pairStoredTimes() throws -> [String: Date]
     /// Whether the newest successful refresh through this integration came back with a new refresh token.
     func refreshTokensRotate(integration name: String) throws -> Bool
 

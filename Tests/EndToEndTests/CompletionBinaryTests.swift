@@ -71,4 +71,81 @@ import TokenVaultLab
         let screen = try shell.waitFor("albert  alice")
         #expect(!screen.contains("passphrase"), "\(screen)")
     }
+
+    /// The workspace of the name tests plus a second key slot, `host-a`, for `keys remove <TAB>`.
+    static func workspaceWithSlot() throws -> Workspace {
+        let (ws, _) = try PromptBinaryTests.workspace()
+        let file = try ws.write("host-a.passphrase", "host-a " + generatedToken().prefix(16) + "\n")
+        let added = try runWithFD3(ws, ["keys", "add", "host-a", "--kdf", "interactive", "--new-passphrase-fd", "3"], fd3: file)
+        #expect(added.code == 0, "\(added.err)")
+        return ws
+    }
+
+    /// bash completes the other names a command answers to (the old `add`, `integrations`, `remove-integration`;
+    /// the aliases `status`, `export-env`) like the command itself, and key slot names after `keys remove`.
+    @Test func bashCompletesAliasesOldNamesAndKeySlots() throws {
+        let ws = try Self.workspaceWithSlot()
+        var env = ws.environment
+        env["TOKENVAULT_PASSPHRASE"] = nil
+        let script = try ws.tokenvault(["--generate-completion-script", "bash"]).out
+        let path = try ws.write("tokenvault.bash", script, mode: 0o644)
+        func complete(_ words: [String]) throws -> [String] {
+            let quoted = ([tokenvaultBinary] + words).map { "'\($0)'" }.joined(separator: " ")
+            let result = try runProcess("/bin/bash", ["-c", """
+                source '\(path)'
+                COMP_WORDS=(\(quoted)); COMP_CWORD=\(words.count); COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
+                _tokenvault '\(tokenvaultBinary)' "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+                printf '%s\\n' "${COMPREPLY[@]}"
+                """], environment: env)
+            #expect(result.code == 0 && result.err.isEmpty, "\(result.err)")
+            return result.out.split(separator: "\n").map(String.init)
+        }
+        #expect(try complete(["status", "al"]) == ["albert", "alice"])
+        #expect(try complete(["export-env", "b"]) == ["bob"])
+        #expect(try complete(["remove-integration", "w"]) == ["webex1"])
+        #expect(try complete(["integrations", "--j"]) == ["--json"])
+        #expect(try complete(["add", "--client-s"]) == ["--client-secret-stdin"])
+        #expect(try complete(["keys", "remove", "ho"]) == ["host-a"])
+        #expect(try complete(["keys", "remove", ""]).contains("host-a"))
+        #expect(try complete(["list", "--key-slot", "host"]) == ["host-a"])
+        // The account selection of list, check and refresh-all.
+        #expect(try complete(["refresh-all", "al"]) == ["albert", "alice"])
+        #expect(try complete(["check", "--integration", "we"]) == ["webex1"])
+        // Every one of them is still a command the parser runs.
+        #expect(try ws.tokenvault(["status", "alice", "--json"], environment: ["TOKENVAULT_PASSPHRASE": nil]).code == 0)
+    }
+
+    /// zsh and fish: the same names at a terminal (Tab pressed, the screen read), each in a shell of its own: a
+    /// completion pager left open swallows the keys that would clear the line for the next one.
+    @Test(.enabled(if: Tmux.available && fish != nil && zsh != nil, "tmux, fish and zsh are needed (make test installs them)"),
+          arguments: ["fish", "zsh"])
+    func fishAndZshCompleteAliasesAndKeySlots(shell name: String) throws {
+        let ws = try Self.workspaceWithSlot()
+        var env = ws.environment
+        env["TOKENVAULT_PASSPHRASE"] = nil
+        let script = try ws.write("tokenvault.\(name)", try ws.tokenvault(["--generate-completion-script", name]).out, mode: 0o644)
+        let bin = productsDirectory.path
+        for (typed, shown) in [("tokenvault status al", "albert  alice"), ("tokenvault keys remove ho", "keys remove host-a"),
+                               ("tokenvault remove-integration w", "remove-integration webex1")] {
+            let shell: Tmux
+            if name == "fish" {
+                shell = try Tmux(command: "\(Self.fish!) --no-config", environment: env)
+                try shell.type("set -x PATH \(bin) $PATH; source \(script); echo READY-$status")
+            } else {
+                shell = try Tmux(command: "\(Self.zsh!) -f", environment: env)
+                try shell.type("PATH=\(bin):$PATH; autoload -U compinit && compinit -u -D && source \(script); echo READY-$?")
+            }
+            defer {
+                try? shell.send("C-c")
+                try? shell.type("exit")
+                shell.kill()
+            }
+            try shell.waitFor("READY-0")
+            try shell.type(typed, enter: false)
+            try shell.send("Tab")
+            let screen = try shell.waitFor(shown)
+            #expect(!screen.contains("passphrase"), "\(screen)")
+        }
+    }
 }
+

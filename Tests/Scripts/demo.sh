@@ -174,8 +174,8 @@ run tokenvault audit --verify
 say "revoke asks Webex to revoke (DELETE /v1/authorizations?clientId=…) when the token may, then deletes the pair."
 run tokenvault revoke alice
 say "Webex revokes every grant that person gave the integration. alice, bob and carol are all the sandbox's one" \
-    "user, Pat, so bob's and carol's refresh tokens are dead too: refresh-all marks them needs-reauth, goes on," \
-    "and exits 5."
+    "user, Pat, so bob's and carol's refresh tokens are dead too: revoke names them and marks them needs-reauth;" \
+    "refresh-all reports them, goes on, and exits 5."
 expect_exit 5 tokenvault refresh-all --skip-recent 0
 run tokenvault list
 say "Authorizing again replaces carol's pair; --local only deletes bob's pair from the vault."

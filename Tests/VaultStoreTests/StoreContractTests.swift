@@ -133,6 +133,29 @@ import TokenVaultLab
 
     /// Schema v5: an account's pair id and an entry's `pair` are kept as written, and the newest entry of an
     /// account that set its pair comes with the MAC of the entry before it.
+    /// When each account's pair was stored: its newest imported, authorized or refreshed entry, whatever came
+    /// after (a failed refresh, a revocation of another account) and whatever the row's update time says.
+    @Test(arguments: StoreKind.allCases)
+    func pairStoredTimesFollowThePairStoringEntries(_ kind: StoreKind) async throws {
+        let place = try await StorePlace(kind)
+        let store = try place.create(auditHeadMAC: headMAC(0, []))
+        defer { try? store.close() }
+        #expect(try store.pairStoredTimes().isEmpty)
+        func at(_ d: AuditDraft, _ seconds: Double) -> AuditDraft { var d = d; d.at = t0.addingTimeInterval(seconds); return d }
+        for d in [at(draft("alice"), 0), at(draft("bob", event: .authorized), 10), at(draft("alice", event: .refreshed), 20.5),
+                  at(draft("alice", event: .refreshFailed), 30), at(draft("carol", event: .refreshFailed), 35),
+                  at(draft("bob", event: .accessTokenRejected), 40), at(draft("dave", event: .imported), 50),
+                  at(draft("dave", event: .revoked), 60)] {
+            try append(store, d)
+        }
+        let times = try store.pairStoredTimes()
+        #expect(times["alice"] == t0.addingTimeInterval(20.5))
+        #expect(times["bob"] == t0.addingTimeInterval(10))
+        #expect(times["carol"] == nil)
+        // A revoked account's name has no pair; the caller asks only for accounts that exist.
+        #expect(times["dave"] == t0.addingTimeInterval(50))
+    }
+
     @Test(arguments: StoreKind.allCases)
     func pairIdsAndTheNewestPairEntry(_ kind: StoreKind) async throws {
         let place = try await StorePlace(kind)

@@ -189,6 +189,10 @@ struct AddIntegrationOptions: ParsableArguments {
         }
         let scopeText = scopeList.isEmpty ? "none" : scopeList.joined(separator: " ")
         context.console.err("Added \(preset.displayName) integration '\(name)' (client \(clientId)\(publicClient ? ", public" : ""), redirect \(redirectURI), scopes \(scopeText)).\n")
+        if let endpoints = IntegrationEndpoints.of(integration) {
+            let what = publicClient ? "Authorization codes and refresh tokens" : "Its client secret, authorization codes and refresh tokens"
+            context.console.err("\(what) will be sent to \(endpoints.token.absoluteString); the browser goes to \(endpoints.authorize.absoluteString)\(endpoints.revoke.map { "; revocations go to \($0.absoluteString)" } ?? "").\n")
+        }
     }
 
     /// The options stored with the integration: a tenant, or a generic provider's endpoints (from discovery or

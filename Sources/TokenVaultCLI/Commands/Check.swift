@@ -11,10 +11,12 @@ extension TokenVault {
             discussion: """
                 An account needs a person when it needs re-authorization, when its refresh token lapses within 14 days \
                 (refreshing has not extended it), when refreshing has failed for more than 24 hours, or when it has \
-                no refresh token and its access token lapses within 14 days. For monitoring: 'list --format prometheus'.
+                no refresh token and its access token lapses within 14 days. Account names, or --integration, limit the \
+                check to those accounts. For monitoring: 'list --format prometheus'.
                 """)
 
         @OptionGroup var global: GlobalOptions
+        @OptionGroup var selection: AccountSelection
 
         @Flag(help: "Print JSON.")
         var json = false
@@ -24,7 +26,16 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
-            let found = try Attention.find(in: database, now: context.now())
+            var found = try Attention.find(in: database, now: context.now())
+            // The accounts looked at: --notify forgets what it told only about those.
+            var inScope: (String) -> Bool = { _ in true }
+            if !selection.selectsAll {
+                let matches = try selection.matcher(database)
+                let ids = Dictionary(try database.integrations().map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+                found = found.filter { matches($0.account, ids[$0.integration] ?? "") }
+                let selected = Set(try database.accountSummaries().filter { matches($0.name, $0.integrationId) }.map(\.name))
+                inScope = { selected.contains($0) }
+            }
             if json {
                 let objects: [[String: Any]] = found.map {
                     ["account": $0.account, "integration": $0.integration, "event": $0.event.rawValue, "detail": $0.detail]
@@ -39,7 +50,9 @@ extension TokenVault {
                         "\(item.account) (\(item.integration)): \(item.event.rawValue): \(item.detail)", limit: 1000) + "\n")
                 }
             }
-            if let notify { try Notifier.notify(notify, attention: found, database: database, context: context) }
+            if let notify {
+                try Notifier.notify(notify, attention: found, database: database, context: context, inScope: inScope)
+            }
             if !found.isEmpty { throw CommandExit(code: .needsReauthorization) }
         }
     }

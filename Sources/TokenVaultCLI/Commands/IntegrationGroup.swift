@@ -10,7 +10,7 @@ extension TokenVault {
     struct IntegrationGroup: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "integration",
-            abstract: "Register, list, edit and remove OAuth integrations.",
-            subcommands: [AddIntegration.self, ListIntegrations.self, EditIntegration.self, RemoveIntegrationCommand.self])
+            abstract: "Register, list, show, edit and remove OAuth integrations.",
+            subcommands: [AddIntegration.self, ListIntegrations.self, ShowIntegration.self, EditIntegration.self, RemoveIntegrationCommand.self])
     }
 }

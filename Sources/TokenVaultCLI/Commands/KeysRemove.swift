@@ -17,7 +17,7 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Argument(help: "The slot to remove ('tokenvault keys list' shows them).")
+        @Argument(help: "The slot to remove ('tokenvault keys list' shows them).", completion: .keySlotNames)
         var name: String
 
         func run(_ context: Context) async throws {

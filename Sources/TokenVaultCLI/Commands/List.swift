@@ -13,6 +13,7 @@ extension TokenVault {
             aliases: ["status"])
 
         @OptionGroup var global: GlobalOptions
+        @OptionGroup var selection: AccountSelection
 
         @Flag(help: "Print JSON.")
         var json = false
@@ -27,14 +28,16 @@ extension TokenVault {
             let all = try database.integrations()
             let integrations = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0.name) })
             let providers = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0.provider) })
-            let accounts = try database.accountSummaries()
+            let matches = try selection.matcher(database)
+            let accounts = try database.accountSummaries().filter { matches($0.name, $0.integrationId) }
             let now = context.now()
             for a in accounts where ClockAhead.isAhead(updatedAt: a.updatedAt, now: now) {
                 context.console.err(ClockAhead.warning(account: a.name, updatedAt: a.updatedAt, now: now,
                                                        then: "it shows as 'stale' and the next refresh-all or use refreshes it"))
             }
             if format == .prometheus {
-                context.console.out(Prometheus.render(accounts, integrations: integrations, providers: providers, now: now))
+                context.console.out(Prometheus.render(accounts, integrations: integrations, providers: providers,
+                                                      pairStoredAt: try database.pairStoredTimes(), now: now))
                 return
             }
             if json || format == .json {
@@ -78,7 +81,10 @@ extension TokenVault {
 /// `list --format prometheus`: the text exposition format, for the node exporter's textfile collector
 /// (`tokenvault list --format prometheus > /var/lib/node_exporter/textfile/tokenvault.prom.$$ && mv …`).
 enum Prometheus {
-    static func render(_ accounts: [AccountSummary], integrations: [String: String], providers: [String: String], now: Date) -> String {
+    /// `pairStoredAt`: when each account's pair was stored (``VaultStorage/pairStoredTimes()``); an account with
+    /// none known gets no `tokenvault_last_stored_seconds` sample rather than a wrong one.
+    static func render(_ accounts: [AccountSummary], integrations: [String: String], providers: [String: String],
+                       pairStoredAt: [String: Date], now: Date) -> String {
         func label(_ value: String) -> String {
             Table.cell(value).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
                 .replacingOccurrences(of: "\n", with: "\\n")
@@ -97,8 +103,9 @@ enum Prometheus {
         gauge("tokenvault_refresh_token_expiry_seconds", "Seconds until the account's refresh token lapses (negative: lapsed).") {
             $0.refreshExpiresAt.map { $0.timeIntervalSince(now) }
         }
-        gauge("tokenvault_last_stored_seconds", "Seconds since the account's pair was last stored (a refresh or authorize).") {
-            now.timeIntervalSince($0.updatedAt)
+        // Not the row's update time: that also moves when only the account's state changes (marked needs-reauth).
+        gauge("tokenvault_last_stored_seconds", "Seconds since the account's token pair was last stored (authorize, import or refresh).") {
+            pairStoredAt[$0.name].map { now.timeIntervalSince($0) }
         }
         out += "# HELP tokenvault_account_state The account's state (1 for the state it is in).\n# TYPE tokenvault_account_state gauge\n"
         for a in accounts { out += "tokenvault_account_state{\(labels(a)),state=\"\(DisplayState(a, now: now).rawValue)\"} 1\n" }

@@ -24,6 +24,7 @@ extension TokenVault {
                         "name": i.name, "provider": i.provider, "client_id": i.clientId, "redirect_uri": i.redirectURI,
                         "scopes": i.scopes, "api_base": i.apiBase, "env_var": i.envVar,
                         "accounts": try database.accountCount(integrationId: i.id),
+                        "endpoints": IntegrationEndpoints.json(IntegrationEndpoints.of(i)),
                         "provider_options": (try? ProviderOptions.decode(i.providerOptions)).flatMap { $0 }.map { o -> [String: Any] in
                             var d: [String: Any] = [:]
                             d["tenant"] = o.tenant; d["issuer"] = o.issuer; d["authorize_url"] = o.authorizeURL
@@ -36,12 +37,57 @@ extension TokenVault {
                 context.console.out(Format.json(objects) + "\n")
                 return
             }
-            var rows = [["NAME", "PROVIDER", "CLIENT ID", "REDIRECT URI", "SCOPES", "API BASE", "VARIABLE", "ACCOUNTS"]]
+            // The token endpoint rather than the API base: it is where the client secret and the tokens are sent.
+            var rows = [["NAME", "PROVIDER", "CLIENT ID", "REDIRECT URI", "SCOPES", "TOKEN ENDPOINT", "VARIABLE", "ACCOUNTS"]]
             for i in integrations {
-                rows.append([i.name, i.provider, i.clientId, i.redirectURI, i.scopes.joined(separator: " "), i.apiBase, i.envVar,
+                rows.append([i.name, i.provider, i.clientId, i.redirectURI, i.scopes.joined(separator: " "),
+                             IntegrationEndpoints.of(i)?.token.absoluteString ?? "?", i.envVar,
                              String(try database.accountCount(integrationId: i.id))])
             }
             context.console.out(Table.render(rows))
+            if !integrations.isEmpty {
+                context.console.err("'tokenvault integration show NAME' shows every endpoint of an integration.\n")
+            }
+        }
+    }
+
+    /// `tokenvault integration show NAME`: one integration in full, every endpoint its requests go to.
+    struct ShowIntegration: VaultCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "show",
+            abstract: "Show one integration and the endpoints its requests go to (no passphrase needed).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "The integration's name.", completion: .integrationNames)
+        var name: String
+
+        @Flag(help: "Print JSON (as one element of 'integration list --json').")
+        var json = false
+
+        func run(_ context: Context) async throws {
+            let database = try openDatabase(context)
+            let i = try database.integration(named: name)
+            if json {
+                var object: [String: Any] = [
+                    "name": i.name, "provider": i.provider, "client_id": i.clientId, "redirect_uri": i.redirectURI,
+                    "scopes": i.scopes, "api_base": i.apiBase, "env_var": i.envVar,
+                    "accounts": try database.accountCount(integrationId: i.id),
+                ]
+                object["endpoints"] = IntegrationEndpoints.json(IntegrationEndpoints.of(i))
+                context.console.out(Format.json(object) + "\n")
+                return
+            }
+            var lines: [(String, String)] = [
+                ("name", i.name), ("provider", i.provider), ("client id", i.clientId), ("redirect uri", i.redirectURI),
+                ("scopes", i.scopes.isEmpty ? "-" : i.scopes.joined(separator: " ")), ("api base", i.apiBase),
+                ("variable", i.envVar), ("accounts", String(try database.accountCount(integrationId: i.id))),
+            ]
+            lines += IntegrationEndpoints.of(i).map(IntegrationEndpoints.lines) ?? [("endpoints", "? (the integration's provider or API base cannot be read)")]
+            let width = lines.map(\.0.count).max() ?? 0
+            for (label, value) in lines {
+                context.console.out(label + ":" + String(repeating: " ", count: width - label.count + 1) + value + "\n")
+            }
         }
     }
 }

@@ -22,12 +22,14 @@ extension TokenVault {
                 each) while their access token is valid, and need re-authorization once it has lapsed. Exit 0 when all succeeded, 5 when some need \
                 re-authorization, 6 when some failed for provider or network reasons (5 wins when both), 7 when an account \
                 failed its integrity check (7 wins over all), 1 when an account's lock was refused or stayed held (before 5 and 6).
+                Account names, or --integration, limit the run to those accounts (all must exist: exit 4 otherwise).
                 Example crontab line:
                   17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase /usr/local/bin/tokenvault refresh-all
                 (cron's PATH is /usr/bin:/bin: give the full path of tokenvault, as 'command -v tokenvault' shows it)
                 """)
 
         @OptionGroup var global: GlobalOptions
+        @OptionGroup var selection: AccountSelection
 
         @Option(help: "How many refreshes run at once.")
         var concurrency: Int = 8
@@ -70,6 +72,7 @@ extension TokenVault {
             let due = try (dueWithin.map {
                 try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds), orStoredAfter: ClockAhead.limit(now: start))
             } ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
+                .filter(try selection.includer(database))
             for account in due where ClockAhead.isAhead(account, now: start) {
                 context.console.err(ClockAhead.warning(account: account.name, updatedAt: account.updatedAt, now: start,
                                                        then: "refreshing it regardless of --skip-recent"))

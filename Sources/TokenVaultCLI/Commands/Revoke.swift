@@ -15,7 +15,9 @@ extension TokenVault {
                 identity:tokens_write or its scopes are unknown), RFC 7009 for Google and generic providers, the REST \
                 API for GitHub, auth.revoke for Slack. Microsoft has no revocation endpoint. Otherwise, or with \
                 --local, it only deletes the local pair and says how to revoke at the provider. The sealed bytes are \
-                removed from both the database file and its write-ahead log.
+                removed from both the database file and its write-ahead log. Webex's way revokes every token the \
+                person gave the integration's client: the other accounts of that person on the integration are named \
+                and marked needs-reauth (audited).
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -61,17 +63,49 @@ extension TokenVault {
                     }
                 }
             }
+            // Webex's DELETE /authorizations?clientId=… revokes every authorization the person gave this client, so
+            // the other accounts of the same person on this integration lost their tokens too: they are marked
+            // needs-reauth (audited) in the same transaction, and named below.
+            let personWide: Bool
+            if case .revokedAt = outcome, case .webexAuthorizations? = provider?.revocation { personWide = true } else { personWide = false }
+            let others = personWide ? try vault.database.accounts().filter { $0.integrationId == record.integrationId && $0.name != record.name } : []
+            let samePerson = others.filter { record.personId != nil && $0.personId == record.personId }
+            let unknownPerson = record.personId == nil ? others : others.filter { $0.personId == nil }
+            let now = context.now()
             try vault.database.write { w in
                 try w.deleteAccount(id: record.id)
                 try vault.appendAudit(AuditDraft(
-                    at: context.now(), account: account, integration: integration?.name, event: .revoked,
+                    at: now, account: account, integration: integration?.name, event: .revoked,
                     trigger: local ? .revokeLocal : .revoke, outcome: outcome,
                     accessExpiresBefore: record.accessExpiresAt, refreshExpiresBefore: record.refreshExpiresAt,
                     detail: remoteNote, pair: ""), in: w)
+                for planned in samePerson {
+                    var other = try w.account(named: planned.name)
+                    guard other.state != .needsReauth else { continue }
+                    other.state = .needsReauth
+                    other.updatedAt = now
+                    try w.update(other)
+                    // The pair stays (pair: nil, unchanged); only the state changes.
+                    try vault.appendAudit(AuditDraft(
+                        at: now, account: other.name, integration: integration?.name, event: .revoked, trigger: .revoke,
+                        outcome: .other("needs re-authorization: revoked at \(provider?.id.rawValue ?? "?") with '\(account)' (the same person)"),
+                        accessExpiresBefore: other.accessExpiresAt, refreshExpiresBefore: other.refreshExpiresAt), in: w)
+                }
             }
             try vault.database.purgeDeletedData()
             if case .revokedAt = outcome {
                 context.console.err("Revoked the tokens of '\(account)' at the provider and removed the pair from the vault.\n")
+                let integrationName = integration?.name ?? "?"
+                if !samePerson.isEmpty {
+                    let quoted = samePerson.map { "'\($0.name)'" }
+                    let names = quoted.count == 1 ? quoted[0] : quoted.dropLast().joined(separator: ", ") + " and " + quoted.last!
+                    context.console.err("\(provider?.displayName ?? "The provider") revokes every token the same person gave integration '\(integrationName)': those of \(names) are revoked too, and marked needs-reauth.\n")
+                    context.console.err("tokenvault: hint: run 'tokenvault authorize NAME' for each of them that should keep working\n")
+                }
+                if !unknownPerson.isEmpty {
+                    let names = unknownPerson.map { "'\($0.name)'" }.joined(separator: ", ")
+                    context.console.err("tokenvault: warning: \(names) of integration '\(integrationName)' may have lost their tokens too if they are the same person ('tokenvault whoami NAME' records who an account is)\n")
+                }
             } else {
                 context.console.err("Removed the token pair of '\(account)' from the vault.\n")
                 // The provider was asked and said no (or could not be reached): a script must see that the tokens

@@ -238,6 +238,31 @@ public struct Provider: Sendable, Equatable {
         }
     }
 
+    /// The substitutions an integration's endpoint templates take (`{tenant}`, `{client_id}`).
+    public static func endpointValues(tenant: String?, clientId: String) -> [String: String] {
+        ["tenant": tenant ?? defaultMicrosoftTenant, "client_id": clientId]
+    }
+
+    /// The URLs an integration's requests go to, as the client builds them: where the browser is sent, where the
+    /// client secret and the tokens are sent (token), where a revocation and the identity lookup go. Nil: the
+    /// provider has no such endpoint.
+    public struct ResolvedEndpoints: Sendable, Equatable {
+        public var authorize: URL
+        public var token: URL
+        public var deviceAuthorize: URL?
+        public var revoke: URL?
+        public var identity: URL?
+    }
+
+    public func resolvedEndpoints(base: URL, tenant: String?, clientId: String) -> ResolvedEndpoints {
+        let values = Self.endpointValues(tenant: tenant, clientId: clientId)
+        return ResolvedEndpoints(
+            authorize: url(endpoints.authorize, base: base, values: values), token: url(endpoints.token, base: base, values: values),
+            deviceAuthorize: endpoints.deviceAuthorize.map { url($0, base: base, values: values) },
+            revoke: supportsRevoke ? endpoints.revoke.map { url($0, base: base, values: values) } : nil,
+            identity: endpoints.identity.map { url($0, base: base, values: values) })
+    }
+
     static func normalized(_ url: URL) -> String {
         var s = url.absoluteString
         while s.hasSuffix("/") { s.removeLast() }

@@ -210,6 +210,15 @@ public final class PostgresVault: VaultStorage, Sendable {
         }
     }
 
+    public func pairStoredTimes() throws -> [String: Date] {
+        try read { t in
+            Dictionary(try t.session.query("""
+                SELECT account, at FROM audit_entry WHERE seq IN
+                (SELECT MAX(seq) FROM audit_entry WHERE event IN ('imported', 'authorized', 'refreshed') GROUP BY account)
+                """).rows.map { (try $0.string("account"), try $0.date("at")) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
     public func notifiedEvents() throws -> [String: String] {
         try read { t in
             Dictionary(try t.session.query("SELECT account, event FROM notification").rows.map {

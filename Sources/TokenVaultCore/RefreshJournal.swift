@@ -24,7 +24,7 @@ public final class RefreshJournal: Sendable {
     public let location: String
 
     /// Bytes an entry reserves up front: room for a pair of long tokens (sealed and base64'd) and the fields.
-    static let reservedSize = 32 * 1024
+    static let reservedSize = 16 * 1024
 
     /// - Parameters:
     ///   - base: the per-user directory of journals (`$XDG_STATE_HOME/tokenvault/journal`).

@@ -23,7 +23,8 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
-            let found = try Attention.find(in: database, now: context.now())
+            let waiting = RefreshJournal.of(database, services: context.services)?.waitingPairs().values.map { $0 } ?? []
+            let found = try Attention.find(in: database, now: context.now(), waiting: waiting)
             if json {
                 let objects: [[String: Any]] = found.map {
                     ["account": $0.account, "integration": $0.integration, "event": $0.event.rawValue, "detail": $0.detail]

@@ -29,6 +29,10 @@ extension TokenVault {
             let providers = Dictionary(uniqueKeysWithValues: all.map { ($0.id, $0.provider) })
             let accounts = try database.accountSummaries()
             let now = context.now()
+            // An account whose newest pair waits in the local journal (the store failed) is `pending`, never `ok`:
+            // the row holds the pair before it, whose refresh token the provider may have retired.
+            let waiting = Set((RefreshJournal.of(database, services: context.services)?.waitingPairs().values).map { $0.map(\.account) } ?? [])
+            func state(_ a: AccountSummary) -> String { waiting.contains(a.name) ? "pending" : DisplayState(a, now: now).rawValue }
             for a in accounts where ClockAhead.isAhead(updatedAt: a.updatedAt, now: now) {
                 context.console.err(ClockAhead.warning(account: a.name, updatedAt: a.updatedAt, now: now,
                                                        then: "it shows as 'stale' and the next refresh-all or use refreshes it"))
@@ -42,7 +46,7 @@ extension TokenVault {
                     var o: [String: Any] = [
                         "account": a.name, "integration": integrations[a.integrationId] ?? "?",
                         "provider": providers[a.integrationId] ?? "?",
-                        "state": DisplayState(a, now: now).rawValue,
+                        "state": state(a),
                     ]
                     o["email"] = a.email
                     o["display_name"] = a.displayName
@@ -67,7 +71,7 @@ extension TokenVault {
                     // Stored provider text (an older vault, or an edited file) is cleaned again where a person reads it.
                     a.name, integrations[a.integrationId] ?? "?", providers[a.integrationId] ?? "?", a.email.map { ProviderText.displayable($0, limit: 80) } ?? "-",
                     Format.remaining(a.accessExpiresAt, now: now), Format.remaining(a.refreshExpiresAt, now: now),
-                    DisplayState(a, now: now).rawValue,
+                    state(a),
                 ])
             }
             context.console.out(Table.render(rows))

@@ -179,14 +179,22 @@ public final class RefreshJournal: Sendable {
 
     // MARK: Files
 
-    /// The journal's directories, created 0700 if needed: each a real directory of ours that only we can write.
+    /// The journal's directories: the base (`…/tokenvault/journal`) and this vault's, each created 0700 if needed
+    /// and made private if it is ours; the base's parents are created as `mkdir -p` would (0700 where new) and only
+    /// checked, never changed: one that others could write (and is not sticky) is refused.
     func prepareDirectory() throws {
         let base = URL(fileURLWithPath: directory).deletingLastPathComponent().path
         let parent = URL(fileURLWithPath: base).deletingLastPathComponent().path
-        // The parents of `…/tokenvault/journal` are the user's own (~/.local/state); made as `mkdir -p` would.
-        try? FileManager.default.createDirectory(atPath: URL(fileURLWithPath: parent).deletingLastPathComponent().path,
-                                                 withIntermediateDirectories: true)
-        for dir in [parent, base, directory] { try Self.checkDirectory(dir) }
+        if access(parent, F_OK) != 0 {
+            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true,
+                                                     attributes: [.posixPermissions: 0o700])
+        }
+        var info = stat()
+        guard stat(parent, &info) == 0 else { throw Failure.system(path: parent, reason: String(cString: strerror(errno))) }
+        if info.st_mode & 0o002 != 0 && info.st_mode & S_ISVTX == 0 {
+            throw Failure.unsafeDirectory(path: parent, reason: "anyone can write it (mode \(String(info.st_mode & 0o7777, radix: 8)))")
+        }
+        for dir in [base, directory] { try Self.checkDirectory(dir) }
     }
 
     static func checkDirectory(_ dir: String) throws {

@@ -145,8 +145,6 @@ final class FailingStore: VaultStorage {
         defer { try? FileManager.default.removeItem(atPath: base) }
         let account = try m.add("erin", provider: .github)
         let journal = RefreshJournal(base: base + "/state/tokenvault/journal", location: m.database.location)
-        let old = umask(0)
-        defer { umask(old) }
         var reservation = try journal.reserve(account, integration: "github", trigger: .refreshAll, now: m.now)
         let access = Self.generated("ghu_"), refresh = Self.generated("ghr_")
         try journal.record(&reservation, stored: try Self.refreshed(account, in: m, access: access, refresh: refresh), refreshTokenChanged: true)
@@ -170,6 +168,13 @@ final class FailingStore: VaultStorage {
     }
 
     @Test func aDirectoryOthersCanWriteIsMadePrivateAndASymlinkRefused() throws {
+        // The base's parent is only checked, never changed: a journal under /tmp must leave /tmp as it is.
+        let tmp = try FileManager.default.attributesOfItem(atPath: "/tmp")[.posixPermissions] as? Int
+        let base0 = try Self.temporaryBase()
+        defer { try? FileManager.default.removeItem(atPath: base0) }
+        try RefreshJournal(base: base0, location: "/nowhere/vault.db").prepareDirectory()
+        #expect(try FileManager.default.attributesOfItem(atPath: "/tmp")[.posixPermissions] as? Int == tmp)
+
         let base = try Self.temporaryBase()
         defer { try? FileManager.default.removeItem(atPath: base) }
         let open = base + "/open"

@@ -24,7 +24,7 @@ enum StoreFailures {
             case .stop(let s): "PostgreSQL stopped for \(s) s"
             case .terminate: "PostgreSQL sessions terminated (pg_terminate_backend)"
             case .diskFull: "SQLite file system full (ENOSPC, tmpfs)"
-            case .readOnly: "SQLite file system remounted read-only"
+            case .readOnly: "SQLite file system turned read-only (ext4 errors=remount-ro, an error triggered)"
             }
         }
         var isPostgres: Bool {
@@ -36,9 +36,13 @@ enum StoreFailures {
     static let concurrency = 8
 
     static func run(_ report: Report, _ options: Options) {
-        let faults: [Fault] = options.full
+        var faults: [Fault] = options.full
             ? [.restart, .terminate, .stop(seconds: 30), .stop(seconds: 300), .diskFull, .readOnly]
             : [.restart, .diskFull]
+        // TOKENVAULT_FAULTS_STORE=WORDS: only the faults whose description contains WORDS (working on one).
+        if let only = ProcessInfo.processInfo.environment["TOKENVAULT_FAULTS_STORE"] {
+            faults = faults.filter { $0.description.localizedCaseInsensitiveContains(only) }
+        }
         let before = ProcessInfo.processInfo.environment["TOKENVAULT_FAULTS_JOURNAL"] == "off"
         report.part("store failures", "\(faults.map(\.description).joined(separator: "; ")), each about 2 s into `refresh-all --skip-recent 0 --concurrency \(concurrency)` of \(accounts) accounts, refresh tokens rotating strictly, 300 ms provider latency\(before ? " — with the journal switched off (TOKENVAULT_JOURNAL=off: tokenvault before it)" : "")")
         for fault in faults { scenario(fault, report, options, journalOff: before) }
@@ -62,15 +66,23 @@ enum StoreFailures {
         defer { ws.remove() }
         if journalOff { ws.environment["TOKENVAULT_JOURNAL"] = "off" }
         let mountPoint = ws.vaultDirectory
+        // A file system that turns read-only under open files: `mount -o remount,ro` refuses (EBUSY) while SQLite
+        // holds the vault open for writing, so an ext4 image mounted errors=remount-ro is made to report an error,
+        // as a failing disk does.
+        let image = ws.dir + "/disk.img"
+        let mountImage = "mount -o loop,errors=remount-ro '\(image)' '\(mountPoint)' && chmod 0700 '\(mountPoint)'"
         if let server {
             ws.environment["TOKENVAULT_VAULT"] = server.location(database: database)
         } else {
             try? FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-            guard shell("mount -t tmpfs -o size=16m,mode=0700 tmpfs '\(mountPoint)'") else {
-                report.check(false, "\(title): a tmpfs is mounted at \(mountPoint)"); return
+            let mounted = if case .readOnly = fault {
+                shell("truncate -s 32M '\(image)' && mkfs.ext4 -q -F '\(image)' && " + mountImage)
+            } else {
+                shell("mount -t tmpfs -o size=16m,mode=0700 tmpfs '\(mountPoint)'")
             }
+            guard mounted else { report.check(false, "\(title): a file system is mounted at \(mountPoint)"); return }
         }
-        defer { if server == nil { _ = shell("mount -o remount,rw '\(mountPoint)'; umount -l '\(mountPoint)'") } }
+        defer { if server == nil { _ = shell("umount '\(mountPoint)' || umount -l '\(mountPoint)'") } }
         let sandbox: Sandbox
         do { sandbox = try Sandbox(rotation: .on, latency: 0.3, accessTokenLifetime: 3600) } catch {
             report.check(false, "\(title): sandbox starts", "\(error)"); return
@@ -102,18 +114,24 @@ enum StoreFailures {
             injected = (try? server!.psql(database, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")) != nil
         case .stop: injected = (try? server!.pause()) != nil; requestsAtFault = sandbox.tokenRequests
         case .diskFull: injected = shell("dd if=/dev/zero of='\(mountPoint)/filler' bs=64k 2>/dev/null; true")
-        case .readOnly: injected = shell("mount -o remount,ro '\(mountPoint)'")
+        case .readOnly:
+            injected = shell("dev=$(findmnt -no SOURCE '\(mountPoint)') && echo tokenvault-faults > /sys/fs/ext4/${dev##*/}/trigger_fs_error && findmnt -no OPTIONS '\(mountPoint)' | grep -q '^ro\\|emergency_ro'")
+        }
+        var requestsWhileDown = 0
+        if case .stop(let seconds) = fault {
+            // The server comes back after `seconds`, whether the run is still waiting for it or has given up.
+            _ = waitUntil(timeout: TimeInterval(seconds)) { !run.isRunning }
+            let left = Double(seconds) - Date().timeIntervalSince(faultAt)
+            if left > 0 { usleep(useconds_t(left * 1_000_000)) }
+            requestsWhileDown = sandbox.tokenRequests - requestsAtFault
+            injected = injected && (try? server!.resume()) != nil
         }
         let result = run.closeStdinAndWait()
         let requestsAtEnd = sandbox.tokenRequests
-        // The fault ends: the server back, the disk freed or writable again.
+        // The fault ends: the disk freed or writable again.
         switch fault {
-        case .stop(let seconds):
-            let left = Double(seconds) - Date().timeIntervalSince(faultAt)
-            if left > 0 { usleep(useconds_t(left * 1_000_000)) }
-            injected = injected && (try? server!.resume()) != nil
         case .diskFull: _ = shell("rm -f '\(mountPoint)/filler'")
-        case .readOnly: injected = injected && shell("mount -o remount,rw '\(mountPoint)'")
+        case .readOnly: injected = injected && shell("umount '\(mountPoint)' && (e2fsck -fy '\(image)' >/dev/null 2>&1; true) && " + mountImage)
         default: break
         }
         report.check(injected, "\(title): the fault was injected and undone")
@@ -125,9 +143,9 @@ enum StoreFailures {
         report.check(lines.count <= 3, "\(title): the failure is said in a line or two, not one per account", "\(lines.count) lines")
         if case .stop = fault {
             // Once the store failed, only refreshes already in flight may spend a refresh token.
-            report.check(requestsAtEnd - requestsAtFault <= 2 * concurrency,
-                         "\(title): no more refresh tokens spent once the store failed (at most the \(concurrency) in flight)",
-                         "\(requestsAtEnd - requestsAtFault) sent after the server stopped")
+            report.check(requestsWhileDown <= 2 * concurrency,
+                         "\(title): no more refresh tokens spent while the server was down (at most the \(concurrency) in flight)",
+                         "\(requestsWhileDown) sent after the server stopped")
         }
         // Before any other command: an account whose newest pair is not in the store is not shown `ok`.
         let chains = sandbox.rotationChains(ledger)

@@ -157,6 +157,14 @@ enum StoreFailures {
         }
         report.check(shownOK.isEmpty, "\(title): no account whose newest pair is not in the store is listed ok",
                      "\(shownOK.count) listed ok: \(shownOK.prefix(3).joined(separator: ", "))")
+        // And `check` (what --notify tells) names each of them.
+        let missing = ledger.map(\.name).filter { name in chains[name].map { !holdsNewest($0, listed[name]?.accessExpiresAt) } ?? false }
+        let checked = ws.run(["check", "--json"])
+        let named = Set(((try? JSONSerialization.jsonObject(with: Data(checked.out.utf8))) as? [[String: Any]] ?? [])
+            .filter { $0["event"] as? String == "pair-not-stored" }.compactMap { $0["account"] as? String })
+        report.check(Set(missing).isSubset(of: named) && (missing.isEmpty || checked.code == 5),
+                     "\(title): check names every account whose newest pair is not in the store (pair-not-stored, exit 5)",
+                     "\(missing.count) missing, \(named.count) named, exit \(checked.code)")
         // One more command, then every pair the provider handed out is in the store.
         let next = ws.run(["token", ledger[0].name])
         let after = ws.listed() ?? [:]

@@ -137,6 +137,10 @@ public final class RefreshJournal: Sendable {
                           fromRefreshSealed: account.refreshTokenSealed.map { Data($0) },
                           accessExpiresBefore: account.accessExpiresAt, refreshExpiresBefore: account.refreshExpiresAt, pair: nil)
         let reservation = Reservation(path: path(forAccountId: account.id), entry: entry)
+        // A pair kept earlier (its row had moved on) stays kept, under a name of its own.
+        if let kept = Self.decode(reservation.path), kept.pair != nil {
+            rename(reservation.path, directory + "/\(account.id)-\(Int(kept.sentAt.timeIntervalSince1970)).pair")
+        }
         try write(entry, to: reservation.path, create: true, sync: false)
         return reservation
     }

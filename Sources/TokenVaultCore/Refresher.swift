@@ -237,7 +237,9 @@ public final class Refresher: @unchecked Sendable {
                     return outcome
                 }
                 do {
-                    reservation = try journal.reserve(account, integration: integration.name, trigger: trigger, now: services.now())
+                    let (now, trigger, integration) = (services.now(), trigger, integration.name)
+                    let planned = account
+                    reservation = try await Self.offPool { try journal.reserve(planned, integration: integration, trigger: trigger, now: now) }
                 } catch {
                     throw VaultError.storeFailed("account '\(account.name)' was not refreshed: \(error.localizedDescription)",
                                                  hint: "tokenvault keeps each new pair there until the vault has stored it; make the directory writable (free space, mode 0700, yours)")
@@ -272,10 +274,14 @@ public final class Refresher: @unchecked Sendable {
             // the old refresh token may already be dead. It is in the journal (synced) before the store is asked.
             let changed = response.refreshToken.map { $0 != refreshText } ?? false
             var journalFailure: (any Error)?
-            if var kept = reservation {
+            if let journal, let reserved = reservation {
+                let answered = account
                 do {
-                    try journal?.record(&kept, stored: account, refreshTokenChanged: changed)
-                    reservation = kept
+                    reservation = try await Self.offPool {
+                        var kept = reserved
+                        try journal.record(&kept, stored: answered, refreshTokenChanged: changed)
+                        return kept
+                    }
                 } catch { journalFailure = error }
             }
             var entry = draft(before, account, outcome: .ok, event: .refreshed)
@@ -322,6 +328,13 @@ public final class Refresher: @unchecked Sendable {
                 try? await committer.commit { w in try vault.appendAudit(entry, in: w) }
             }
             return outcome
+        }
+    }
+
+    /// Blocking file work (the journal's writes and fsyncs) on a thread of its own, not the cooperative pool's.
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
         }
     }
 

@@ -46,6 +46,31 @@ enum StoreFailures {
         let before = ProcessInfo.processInfo.environment["TOKENVAULT_FAULTS_JOURNAL"] == "off"
         report.part("store failures", "\(faults.map(\.description).joined(separator: "; ")), each about 2 s into `refresh-all --skip-recent 0 --concurrency \(concurrency)` of \(accounts) accounts, refresh tokens rotating strictly, 300 ms provider latency\(before ? " — with the journal switched off (TOKENVAULT_JOURNAL=off: tokenvault before it)" : "")")
         for fault in faults { scenario(fault, report, options, journalOff: before) }
+        if options.full && ProcessInfo.processInfo.environment["TOKENVAULT_FAULTS_STORE"] == nil { journalCost(report, options) }
+    }
+
+    /// What the journal costs a run that meets no failure: refresh-all of 200 accounts at latency 0 (so the
+    /// journal's writes and fsyncs are not hidden behind the provider), on a vault file on this machine's disk,
+    /// with the journal and without, alternating, median of 3 each. A note, not a check.
+    static func journalCost(_ report: Report, _ options: Options) {
+        let ws = Workspace("journalcost", tokenvault: options.tokenvault)
+        defer { ws.remove() }
+        guard let sandbox = try? Sandbox(rotation: .on, latency: 0, accessTokenLifetime: 3600),
+              ws.setUp(apiBase: sandbox.url, client: sandbox.client) == nil,
+              let pairs = try? sandbox.issuePairs(count: accounts, prefix: "c"), ws.importPairs(pairs).code == 0
+        else { report.note("journal cost: not measured (set-up failed)"); return }
+        defer { sandbox.stop() }
+        var with: [Double] = [], without: [Double] = []
+        for i in 0..<6 {
+            let off = i % 2 == 1
+            let started = Date()
+            let result = ws.run(["refresh-all", "--skip-recent", "0", "--concurrency", "\(concurrency)"], env: off ? ["TOKENVAULT_JOURNAL": "off"] : [:])
+            guard result.code == 0 else { report.note("journal cost: not measured (refresh-all exited \(result.code))"); return }
+            (off ? { without.append(Date().timeIntervalSince(started)) } : { with.append(Date().timeIntervalSince(started)) })()
+        }
+        let median = { (xs: [Double]) in xs.sorted()[xs.count / 2] }
+        report.note(String(format: "journal cost: refresh-all of %d accounts at latency 0 (SQLite on local disk, concurrency %d), median of 3: %.2f s with the journal, %.2f s without (%+.0f%%)",
+                           accounts, concurrency, median(with), median(without), (median(with) / median(without) - 1) * 100))
     }
 
     static func scenario(_ fault: Fault, _ report: Report, _ options: Options, journalOff: Bool) {

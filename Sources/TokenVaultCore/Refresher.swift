@@ -174,10 +174,16 @@ public final class Refresher: @unchecked Sendable {
         var outcome = RefreshOutcome(account: planned.name, integration: "?", status: .failed)
         var sent = false
         do {
-            let (integration, client) = try client(for: planned.integrationId)
+            let (integration, client) = try await storeHealth.noting(now: services.now, sleep: services.sleep) {
+                try self.client(for: planned.integrationId)
+            }
             outcome.integration = integration.name
             if peek {
-                let current = try await vault.database.accountAsync(named: planned.name)
+                // Through the store's health like every read before sending: a server restarting must not turn
+                // the rest of the run into instant failures (nothing sent, but nothing refreshed either).
+                let current = try await storeHealth.noting(now: services.now, sleep: services.sleep) {
+                    try await vault.database.accountAsync(named: planned.name)
+                }
                 if current.id == planned.id, current.state == .ok, !stillNeeded(current) {
                     outcome.status = .alreadyFresh
                     outcome.accessExpiresBefore = current.accessExpiresAt

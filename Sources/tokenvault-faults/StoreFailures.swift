@@ -162,7 +162,7 @@ enum StoreFailures {
         report.check(injected, "\(title): the fault was injected and undone")
         _ = sandbox.settle()
         let lines = result.err.split(separator: "\n").filter { $0.hasPrefix("tokenvault: ") }
-        report.note("\(title): refresh-all exited \(result.code) after \(requestsAtEnd - requestsBefore) refreshes, \(lines.count) tokenvault: lines: \(shortDescription(lines.prefix(2).joined(separator: " / "), limit: 300))")
+        report.note("\(title): refresh-all exited \(result.code) after \(requestsAtEnd - requestsBefore) refreshes, \(lines.count) tokenvault: lines: \(shortDescription(lines.prefix(2).joined(separator: " / "), limit: 900))")
         report.check([0, 1].contains(result.code) && !result.err.contains("Fatal error"),
                      "\(title): refresh-all exits 0 (rode it out) or 1 (the store failed), no crash", "exit \(result.code)")
         report.check(lines.count <= 3, "\(title): the failure is said in a line or two, not one per account", "\(lines.count) lines")

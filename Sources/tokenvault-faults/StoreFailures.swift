@@ -46,7 +46,10 @@ enum StoreFailures {
         let before = ProcessInfo.processInfo.environment["TOKENVAULT_FAULTS_JOURNAL"] == "off"
         report.part("store failures", "\(faults.map(\.description).joined(separator: "; ")), each about 2 s into `refresh-all --skip-recent 0 --concurrency \(concurrency)` of \(accounts) accounts, refresh tokens rotating strictly, 300 ms provider latency\(before ? " — with the journal switched off (TOKENVAULT_JOURNAL=off: tokenvault before it)" : "")")
         for fault in faults { scenario(fault, report, options, journalOff: before) }
-        if options.full && ProcessInfo.processInfo.environment["TOKENVAULT_FAULTS_STORE"] == nil { journalCost(report, options) }
+        // TOKENVAULT_FAULTS_STORE=cost: the journal's cost alone.
+        if options.full, let only = ProcessInfo.processInfo.environment["TOKENVAULT_FAULTS_STORE"] ?? Optional("cost"), only == "cost" {
+            journalCost(report, options)
+        }
     }
 
     /// What the journal costs a run that meets no failure: refresh-all of 200 accounts at latency 0 (so the

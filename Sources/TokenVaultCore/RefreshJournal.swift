@@ -282,7 +282,13 @@ extension RefreshJournal {
         do { found = try entries() } catch { result.storeFailure = error; return result }
         let database = vault.database
         for (path, entry) in found {
-            guard let entry else { unlink(path); result.dropped += 1; continue }
+            guard let entry else {
+                // Unreadable: a reservation another process is writing this instant, or one torn by a crash long
+                // ago. Only the latter is removed.
+                var info = stat()
+                if stat(path, &info) == 0, now.timeIntervalSince1970 - Double(info.st_mtim.tv_sec) > 600 { unlink(path); result.dropped += 1 }
+                continue
+            }
             do {
                 let row: Account
                 do { row = try await database.accountAsync(named: entry.account) } catch StoreError.noSuchAccount {
@@ -300,34 +306,12 @@ extension RefreshJournal {
                 }
                 defer { lock.release() }
                 guard entry.pair != nil else { unlink(path); result.dropped += 1; continue }
-                let candidate = entry.applied(to: row)
-                // Sealed under this master key with the store's labels, or it is not stored (a `keys rotate` since).
-                do {
-                    if candidate.accessTokenSealed != nil { _ = try vault.accessToken(of: candidate) }
-                    if candidate.refreshTokenSealed != nil { _ = try vault.refreshToken(of: candidate) }
-                } catch {
-                    result.kept.append((entry.account, path, "its sealed tokens do not open under the vault's current key"))
-                    continue
-                }
-                let outcome: String = try await database.writeAsync { w in
-                    let current = try w.account(named: entry.account)
-                    if entry.isStored(in: current) { return "stored" }
-                    guard entry.startedFrom(current) else { return "moved" }
-                    try w.update(candidate)
-                    var draft = AuditDraft(
-                        at: now, account: entry.account, integration: entry.integration, event: .refreshed,
-                        trigger: AuditTrigger(entry.trigger), outcome: .ok,
-                        accessExpiresBefore: entry.accessExpiresBefore, accessExpiresAfter: candidate.accessExpiresAt,
-                        refreshExpiresBefore: entry.refreshExpiresBefore, refreshExpiresAfter: candidate.refreshExpiresAt,
-                        refreshTokenChanged: entry.pair?.refreshTokenChanged)
-                    draft.detail = "stored from the local journal: the vault's store had failed after the provider answered at \(Format.timestamp(entry.sentAt))"
-                    try vault.appendAudit(draft, in: w)
-                    return "replayed"
-                }
+                let outcome = try await store(entry, over: row, vault: vault, now: now)
                 switch outcome {
-                case "replayed": unlink(path); result.stored.append(entry.account)
-                case "stored": unlink(path); result.alreadyStored.append(entry.account)
-                default: result.kept.append((entry.account, path, "the account's pair changed since (another refresh or an authorize)"))
+                case .stored: unlink(path); result.stored.append(entry.account)
+                case .alreadyStored: unlink(path); result.alreadyStored.append(entry.account)
+                case .movedOn: result.kept.append((entry.account, path, "the account's pair changed since (another refresh or an authorize)"))
+                case .unopenable: result.kept.append((entry.account, path, "its sealed tokens do not open under the vault's current key"))
                 }
             } catch {
                 result.storeFailure = error
@@ -339,6 +323,34 @@ extension RefreshJournal {
 }
 
 extension RefreshJournal {
+    public enum StoreOutcome: Sendable { case stored, alreadyStored, movedOn, unopenable }
+
+    /// Stores one entry's pair over `row` if the row is still the one its refresh started from, with its
+    /// `refreshed` audit entry (the caller holds the account's refresh lock and removes the file).
+    public func store(_ entry: Entry, over row: Account, vault: UnlockedVault, now: Date) async throws -> StoreOutcome {
+        let candidate = entry.applied(to: row)
+        // Sealed under this master key with the store's labels, or it is not stored (a `keys rotate` since).
+        do {
+            if candidate.accessTokenSealed != nil { _ = try vault.accessToken(of: candidate) }
+            if candidate.refreshTokenSealed != nil { _ = try vault.refreshToken(of: candidate) }
+        } catch { return .unopenable }
+        return try await vault.database.writeAsync { w in
+            let current = try w.account(named: entry.account)
+            if entry.isStored(in: current) { return .alreadyStored }
+            guard entry.startedFrom(current) else { return .movedOn }
+            try w.update(candidate)
+            var draft = AuditDraft(
+                at: now, account: entry.account, integration: entry.integration, event: .refreshed,
+                trigger: AuditTrigger(entry.trigger), outcome: .ok,
+                accessExpiresBefore: entry.accessExpiresBefore, accessExpiresAfter: candidate.accessExpiresAt,
+                refreshExpiresBefore: entry.refreshExpiresBefore, refreshExpiresAfter: candidate.refreshExpiresAt,
+                refreshTokenChanged: entry.pair?.refreshTokenChanged)
+            draft.detail = "stored from the local journal: the vault's store had failed after the provider answered at \(Format.timestamp(entry.sentAt))"
+            try vault.appendAudit(draft, in: w)
+            return .stored
+        }
+    }
+
     /// The journal of `vault` under `services`' journal base, nil when the command keeps none.
     public static func of(_ database: any VaultStorage, services: VaultServices) -> RefreshJournal? {
         services.journalBase.map { RefreshJournal(base: $0, location: database.location) }

@@ -236,6 +236,15 @@ public final class Refresher: @unchecked Sendable {
             if let journal {
                 if case .some(.some(let waiting)) = journal.entry(forAccountId: account.id), waiting.pair != nil,
                    waiting.startedFrom(account) {
+                    // Left by a refresh whose process is gone (this one holds the lock): stored now, nothing sent.
+                    if (try? await journal.store(waiting, over: account, vault: vault, now: services.now())) == .stored {
+                        unlink(journal.path(forAccountId: account.id))
+                        let stored = waiting.applied(to: account)
+                        outcome.status = .alreadyFresh
+                        outcome.accessExpiresAfter = stored.accessExpiresAt
+                        outcome.refreshExpiresAfter = stored.refreshExpiresAt
+                        return outcome
+                    }
                     outcome.status = .pending
                     outcome.failure = VaultError.storeFailed(
                         "a newer pair of '\(account.name)' from \(Format.timestamp(waiting.sentAt)) waits in the local journal (\(journal.directory)); nothing was sent",

@@ -264,6 +264,8 @@ public struct JournalReplay: Sendable {
     public var kept: [(account: String, path: String, reason: String)] = []
     /// Entries without a pair (a refresh cut off before the provider answered, or a torn write): removed.
     public var dropped = 0
+    /// Refreshes cut off after sending with no answer kept, over a row that has not moved: kept as a mark.
+    public var interrupted: [String] = []
     /// Entries another process is working on (its lock is held): left alone.
     public var busy = 0
     /// The store failed: nothing more was tried (entries stay).
@@ -305,7 +307,13 @@ extension RefreshJournal {
                     continue
                 }
                 defer { lock.release() }
-                guard entry.pair != nil else { unlink(path); result.dropped += 1; continue }
+                guard entry.pair != nil else {
+                    // A refresh cut off after its refresh token was sent, with no answer kept: if the row is still
+                    // the one it started from, the provider may have retired that token. Kept (list and check
+                    // name the account) until the account's next refresh finds out.
+                    if entry.startedFrom(row) { result.interrupted.append(entry.account) } else { unlink(path); result.dropped += 1 }
+                    continue
+                }
                 let outcome = try await store(entry, over: row, vault: vault, now: now)
                 switch outcome {
                 case .stored: unlink(path); result.stored.append(entry.account)
@@ -384,6 +392,20 @@ extension RefreshJournal {
         var found: [String: Entry] = [:]
         for (_, entry) in (try? entries()) ?? [] {
             if let entry, entry.pair != nil { found[entry.accountId] = entry }
+        }
+        return found
+    }
+
+    /// Entries of refreshes cut off after sending with no answer kept (``JournalReplay/interrupted``), whose
+    /// process is gone (the account's lock is free) and whose row has not moved: `list` and `check` name them.
+    public func interruptedRefreshes(in database: any VaultStorage) async -> [Entry] {
+        var found: [Entry] = []
+        for (_, entry) in (try? entries()) ?? [] {
+            guard let entry, entry.pair == nil, let row = try? database.account(named: entry.account),
+                  entry.startedFrom(row),
+                  let lock = try? await database.lockForRefresh(row, timeout: 0, sleep: { _ in }) else { continue }
+            lock.release()
+            found.append(entry)
         }
         return found
     }

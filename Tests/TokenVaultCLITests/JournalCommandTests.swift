@@ -44,4 +44,26 @@ import VaultStore
         let off = await h.run(["list", "--json"], environment: ["TOKENVAULT_JOURNAL": "off"])
         #expect(off.out.contains("\"ok\""), "\(off.out)")
     }
+
+    /// A refresh cut off after its refresh token was sent, with no answer kept (the store and the journal both
+    /// failed, or the process died): `interrupted` in list, `refresh-interrupted` in check, until a refresh finds out.
+    @Test func aRefreshCutOffAfterSendingIsInterruptedUntilTheRowMovesOn() async throws {
+        let (h, _, _) = try await Harness.withAccount()
+        let base = try #require(RefreshJournal.base(environment: h.environment))
+        let database = try VaultStores.open(h.vaultPath)
+        let alice = try database.account(named: "alice")
+        _ = try RefreshJournal(base: base, location: database.location).reserve(alice, integration: "webex1", trigger: .refreshAll, now: h.now)
+        try database.close()
+
+        let listed = await h.run(["list", "--json"])
+        #expect(listed.out.contains("\"interrupted\""), "\(listed.out)")
+        let checked = await h.run(["check", "--json"])
+        #expect(checked.code == 5)
+        #expect(checked.out.contains("refresh-interrupted") && checked.out.contains("tokenvault authorize alice"), "\(checked.out)")
+
+        // A new pair stored since (here an import) settles it.
+        try await h.expectOK(["import", "alice", "--integration", "webex1", "--replace"],
+                             stdin: tokenJSON(access: "AT_" + randomToken(), refresh: "RT_" + randomToken()))
+        #expect(await h.run(["check"]).code == 0)
+    }
 }

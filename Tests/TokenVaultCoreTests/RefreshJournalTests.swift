@@ -117,7 +117,9 @@ final class FailingStore: VaultStorage {
         #expect(FileManager.default.fileExists(atPath: replay.kept[0].path))
     }
 
-    @Test func aPairTheStoreAlreadyHoldsIsDroppedAndAReservationWithoutAPairToo() async throws {
+    /// A pair whose commit landed after all is dropped; a reservation without a pair (cut off after sending) over
+    /// an unchanged row is kept as the account's `interrupted` mark, and dropped once the row moves on.
+    @Test func aPairTheStoreAlreadyHoldsIsDroppedAndAReservationWithoutAPairIsAMark() async throws {
         let m = try MemoryVault()
         let base = try Self.temporaryBase()
         defer { try? FileManager.default.removeItem(atPath: base) }
@@ -133,10 +135,18 @@ final class FailingStore: VaultStorage {
         let auditBefore = try m.database.auditEntries().count
         let replay = await journal.replay(vault: m.vault, now: m.now, sleep: { _ in })
         #expect(replay.alreadyStored == ["carol"])
-        #expect(replay.dropped == 1)
+        #expect(replay.interrupted == ["dave"] && replay.dropped == 0)
         #expect(try m.database.auditEntries().count == auditBefore)
-        #expect(try journal.entries().isEmpty)
+        #expect(try journal.entries().count == 1)
+        #expect(await journal.interruptedRefreshes(in: m.database).map(\.account) == ["dave"])
         #expect(try m.refreshToken("dave") == "RT_old")
+
+        // A pair stored since (another refresh, an authorize) settles it.
+        try m.database.write { try $0.update(try Self.refreshed(cut, in: m, access: Self.generated("ghu_"), refresh: Self.generated("ghr_"))) }
+        #expect(await journal.interruptedRefreshes(in: m.database).isEmpty)
+        let again = await journal.replay(vault: m.vault, now: m.now, sleep: { _ in })
+        #expect(again.dropped == 1)
+        #expect(try journal.entries().isEmpty)
     }
 
     @Test func theJournalIsPrivateAndHoldsNoTokenInTheClear() throws {

@@ -23,8 +23,9 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
-            let waiting = RefreshJournal.of(database, services: context.services)?.waitingPairs().values.map { $0 } ?? []
-            let found = try Attention.find(in: database, now: context.now(), waiting: waiting)
+            let journal = RefreshJournal.of(database, services: context.services)
+            let found = try Attention.find(in: database, now: context.now(), waiting: journal?.waitingPairs().values.map { $0 } ?? [],
+                                           interrupted: await journal?.interruptedRefreshes(in: database) ?? [])
             if json {
                 let objects: [[String: Any]] = found.map {
                     ["account": $0.account, "integration": $0.integration, "event": $0.event.rawValue, "detail": $0.detail]

@@ -31,8 +31,15 @@ extension TokenVault {
             let now = context.now()
             // An account whose newest pair waits in the local journal (the store failed) is `pending`, never `ok`:
             // the row holds the pair before it, whose refresh token the provider may have retired.
-            let waiting = Set((RefreshJournal.of(database, services: context.services)?.waitingPairs().values).map { $0.map(\.account) } ?? [])
-            func state(_ a: AccountSummary) -> String { waiting.contains(a.name) ? "pending" : DisplayState(a, now: now).rawValue }
+            // One whose refresh was cut off after sending, with no answer kept, is `interrupted` until refreshed.
+            let journal = RefreshJournal.of(database, services: context.services)
+            let waiting = Set((journal?.waitingPairs().values).map { $0.map(\.account) } ?? [])
+            let interrupted = Set(await journal?.interruptedRefreshes(in: database).map(\.account) ?? [])
+            func state(_ a: AccountSummary) -> String {
+                if waiting.contains(a.name) { return "pending" }
+                if interrupted.contains(a.name), a.state == .ok { return "interrupted" }
+                return DisplayState(a, now: now).rawValue
+            }
             for a in accounts where ClockAhead.isAhead(updatedAt: a.updatedAt, now: now) {
                 context.console.err(ClockAhead.warning(account: a.name, updatedAt: a.updatedAt, now: now,
                                                        then: "it shows as 'stale' and the next refresh-all or use refreshes it"))

@@ -173,8 +173,10 @@ extension TokenVault {
                 context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds, auditHead: try? database.auditHead())) + "\n")
             }
             if let notify {
+                let journal = RefreshJournal.of(database, services: services)
                 try Notifier.notify(notify, attention: try Attention.find(in: database, now: context.now(),
-                                                                          waiting: RefreshJournal.of(database, services: services)?.waitingPairs().values.map { $0 } ?? []), database: database, context: context)
+                                                                          waiting: journal?.waitingPairs().values.map { $0 } ?? [],
+                                                                          interrupted: await journal?.interruptedRefreshes(in: database) ?? []), database: database, context: context)
             }
             if outcomes.contains(where: { $0.failureCode == .integrity }) { throw CommandExit(code: .integrity) }
             // A local problem (an account's lock refused or stuck) is the user's to fix, not the provider's.

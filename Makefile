@@ -62,7 +62,9 @@ test: deps
 	bash Tests/Scripts/demo.sh .build/debug
 
 # The fault-injection suite in full: 200 kills per mode, every bit of every sealed value, a stall past the
-# 30 s HTTP timeout (about 25 minutes on a 2-core machine). `make test` runs its short form (about 2 minutes).
+# 30 s HTTP timeout, the vault's store failing under strict rotation (about 35 minutes on a 2-core machine, 5 of
+# them a PostgreSQL server stopped on purpose). `make test` runs its short form (about 3 minutes, 45 s of them the
+# store part).
 faults: deps
 	$(SWIFT) build
 	.build/debug/tokenvault-faults --full --tokenvault .build/debug/tokenvault

@@ -80,7 +80,8 @@ public struct Context: Sendable {
     /// What the core needs of this context.
     var services: VaultServices {
         VaultServices(console: console, now: now, sleep: sleep, makeTransport: makeTransport,
-                      refreshOnUseBudget: refreshOnUseBudget, lockTimeout: lockTimeout)
+                      refreshOnUseBudget: refreshOnUseBudget, lockTimeout: lockTimeout,
+                      journalBase: RefreshJournal.base(environment: environment))
     }
 }
 

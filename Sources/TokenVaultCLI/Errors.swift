@@ -111,7 +111,7 @@ enum ErrorReport {
             case .integrity, .unsupportedKDF: .integrity
             case .accessTokenExpired, .needsReauthorization, .noTokens: .needsReauthorization
             case .provider: .provider
-            case .busy: .other
+            case .busy, .storeFailed: .other
             case .invalid: .usage
             }
             return (e.localizedDescription, e.hint, code)

@@ -12,6 +12,11 @@ public struct Attention: Sendable, Equatable {
         case refreshFailing = "refresh-failing"
         /// No refresh token, and the access token lapses within 14 days.
         case accessTokenLapsing = "access-token-lapsing"
+        /// The provider handed out a new pair the vault's store did not take: it waits in the local journal.
+        case pairNotStored = "pair-not-stored"
+        /// A refresh was cut off after its refresh token was sent and no answer was kept (the store and the journal
+        /// failed, or the process died): a rotating provider may have retired the stored refresh token.
+        case refreshInterrupted = "refresh-interrupted"
     }
 
     public var account: String
@@ -31,7 +36,13 @@ public struct Attention: Sendable, Equatable {
     public static let failingFor: TimeInterval = 86_400
 
     /// Every account that needs a person now, from plain metadata and the audit log (no passphrase).
-    public static func find(in database: any VaultStorage, now: Date) throws -> [Attention] {
+    ///
+    /// `waiting`: the local journal's entries with a pair (``RefreshJournal/waitingPairs()``), named first.
+    /// `interrupted`: ``RefreshJournal/interruptedRefreshes(in:)``.
+    public static func find(in database: any VaultStorage, now: Date,
+                            waiting: [RefreshJournal.Entry] = [], interrupted: [RefreshJournal.Entry] = []) throws -> [Attention] {
+        let waitingByName = Dictionary(waiting.map { ($0.account, $0) }, uniquingKeysWith: { a, _ in a })
+        let interruptedByName = Dictionary(interrupted.map { ($0.account, $0) }, uniquingKeysWith: { a, _ in a })
         let names = Dictionary(uniqueKeysWithValues: try database.integrations().map { ($0.id, $0.name) })
         var found: [Attention] = []
         for a in try database.accountSummaries() {
@@ -39,7 +50,11 @@ public struct Attention: Sendable, Equatable {
             func add(_ event: Event, _ detail: String) {
                 found.append(Attention(account: a.name, integration: integration, event: event, detail: detail))
             }
-            if a.state == .needsReauth || !(a.hasAccessToken || a.hasRefreshToken) {
+            if let entry = waitingByName[a.name] {
+                add(.pairNotStored, "its newest pair (from \(Format.timestamp(entry.sentAt))) waits in the local journal, not in the vault (the store failed); run \(Format.command("tokenvault refresh \(a.name)")) once the store works: it stores that pair first")
+            } else if let entry = interruptedByName[a.name], a.state == .ok {
+                add(.refreshInterrupted, "a refresh of it was cut off at \(Format.timestamp(entry.sentAt)) after its refresh token was sent, and no answer was kept; a provider that rotates refresh tokens may have retired it: run \(Format.command("tokenvault refresh \(a.name)")) to find out, and \(Format.command("tokenvault authorize \(a.name)")) if the provider refuses it")
+            } else if a.state == .needsReauth || !(a.hasAccessToken || a.hasRefreshToken) {
                 add(.needsReauth, "the provider refused its refresh token; run \(Format.command("tokenvault authorize \(a.name)"))")
             } else if !a.hasRefreshToken {
                 if let access = a.accessExpiresAt, access.timeIntervalSince(now) < lapseWindow {

@@ -13,6 +13,9 @@ public struct RefreshOutcome: Sendable {
         case failed
         /// No refresh token and a valid access token (`DisplayState.noRefresh`): left alone, nothing was sent.
         case noRefresh = "no-refresh"
+        /// The provider answered but the vault's store failed: the new pair waits in the local journal, and the
+        /// next command that unlocks the vault stores it.
+        case pending
     }
 
     public var account: String
@@ -39,6 +42,9 @@ public struct RefreshOutcome: Sendable {
         if case StoreError.lockBusy? = failure as? StoreError { return true }
         return false
     }
+
+    /// Nothing was sent because the vault's store was failing (refresh-all says so once for all of them).
+    public var notSentStoreFailing = false
 
     public init(account: String, integration: String, status: Status, accessExpiresBefore: Date? = nil,
                 accessExpiresAfter: Date? = nil) {
@@ -104,6 +110,10 @@ public final class Refresher: @unchecked Sendable {
     let transport: any HTTPTransport
     let retry: RetryPolicy
     private let committer: GroupCommitter
+    /// Where each new pair waits until the store has it; nil: none (a failed store write is then tried once).
+    let journal: RefreshJournal?
+    /// Shared by this command's refreshes: once the store fails, no refresh token is sent until it works again.
+    public let storeHealth: StoreHealth
     private let lock = NSLock()
     private var clients: [String: OAuthClient] = [:]
     private var integrations: [String: Integration] = [:]
@@ -130,6 +140,8 @@ public final class Refresher: @unchecked Sendable {
         self.lockTimeout = lockTimeout ?? services.lockTimeout
         self.onWait = onWait
         committer = GroupCommitter(database: vault.database)
+        journal = services.journalBase.map { RefreshJournal(base: $0, location: vault.database.location) }
+        storeHealth = StoreHealth(wait: services.storeWait, enabled: journal != nil)
         let transport = services.makeTransport(verbose ? Trace.tracer(services.console) : nil)
         self.transport = budget.map { DeadlineTransport(inner: transport, budget: $0) } ?? transport
     }
@@ -160,11 +172,18 @@ public final class Refresher: @unchecked Sendable {
     public func refresh(_ planned: Account, lockTimeout: TimeInterval? = nil, peek: Bool = false,
                         stillNeeded: @Sendable (Account) -> Bool) async -> RefreshOutcome {
         var outcome = RefreshOutcome(account: planned.name, integration: "?", status: .failed)
+        var sent = false
         do {
-            let (integration, client) = try client(for: planned.integrationId)
+            let (integration, client) = try await storeHealth.noting(now: services.now, sleep: services.sleep) {
+                try self.client(for: planned.integrationId)
+            }
             outcome.integration = integration.name
             if peek {
-                let current = try await vault.database.accountAsync(named: planned.name)
+                // Through the store's health like every read before sending: a server restarting must not turn
+                // the rest of the run into instant failures (nothing sent, but nothing refreshed either).
+                let current = try await storeHealth.noting(now: services.now, sleep: services.sleep) {
+                    try await vault.database.accountAsync(named: planned.name)
+                }
                 if current.id == planned.id, current.state == .ok, !stillNeeded(current) {
                     outcome.status = .alreadyFresh
                     outcome.accessExpiresBefore = current.accessExpiresAt
@@ -174,11 +193,14 @@ public final class Refresher: @unchecked Sendable {
                     return outcome
                 }
             }
-            let lock = try await vault.database.lockForRefresh(planned, timeout: lockTimeout ?? self.lockTimeout,
-                                                     sleep: services.sleep)
+            // Nothing is sent while the store is failing: wait for it to work again, or give up with it.
+            try await storeHealth.waitUntilWritable(now: services.now, sleep: services.sleep)
+            let lock = try await storeHealth.noting(now: services.now, sleep: services.sleep) {
+                try await vault.database.lockForRefresh(planned, timeout: lockTimeout ?? self.lockTimeout, sleep: services.sleep)
+            }
             defer { lock.release() }
             // Read again under the lock: the pair may have changed while we waited.
-            var account = try await vault.database.accountAsync(named: planned.name)
+            var account = try await storeHealth.noting(now: services.now, sleep: services.sleep) { try await vault.database.accountAsync(named: planned.name) }
             guard account.id == planned.id else { throw StoreError.noSuchAccount(planned.name) }
             outcome.accessExpiresBefore = account.accessExpiresAt
             outcome.refreshExpiresBefore = account.refreshExpiresAt
@@ -207,12 +229,45 @@ public final class Refresher: @unchecked Sendable {
                 throw StoreError.lockBusy("account '\(account.name)': its refresh lock was lost (the connection to the vault's server dropped) before anything was sent",
                                           hint: "run the refresh again; nothing was changed")
             }
+            // The journal's entry for this refresh exists, at full size, before the refresh token leaves: a pair the
+            // provider hands out always has a place on local disk. An earlier run's pair still waiting there is
+            // newer than the row: the row's refresh token is spent, so it is not sent.
+            var reservation: RefreshJournal.Reservation?
+            if let journal {
+                if case .some(.some(let waiting)) = journal.entry(forAccountId: account.id), waiting.pair != nil,
+                   waiting.startedFrom(account) {
+                    // Left by a refresh whose process is gone (this one holds the lock): stored now, nothing sent.
+                    if (try? await journal.store(waiting, over: account, vault: vault, now: services.now())) == .stored {
+                        unlink(journal.path(forAccountId: account.id))
+                        let stored = waiting.applied(to: account)
+                        outcome.status = .alreadyFresh
+                        outcome.accessExpiresAfter = stored.accessExpiresAt
+                        outcome.refreshExpiresAfter = stored.refreshExpiresAt
+                        return outcome
+                    }
+                    outcome.status = .pending
+                    outcome.failure = VaultError.storeFailed(
+                        "a newer pair of '\(account.name)' from \(Format.timestamp(waiting.sentAt)) waits in the local journal (\(journal.directory)); nothing was sent",
+                        hint: "run the command again once the vault's store works: it stores the pair first")
+                    return outcome
+                }
+                do {
+                    let (now, trigger, integration) = (services.now(), trigger, integration.name)
+                    let planned = account
+                    reservation = try await Self.offPool { try journal.reserve(planned, integration: integration, trigger: trigger, now: now) }
+                } catch {
+                    throw VaultError.storeFailed("account '\(account.name)' was not refreshed: \(error.localizedDescription)",
+                                                 hint: "tokenvault keeps each new pair there until the vault has stored it; make the directory writable (free space, mode 0700, yours)")
+                }
+            }
             let response: TokenResponse
+            sent = true
             do {
                 response = try await retry.run(sleep: services.sleep, onWait: onWait) {
                     try await client.refresh(refreshToken: refreshText)
                 }
             } catch let error as OAuthError where error.isInvalidGrant {
+                if let reservation { journal?.remove(reservation) }
                 // Final: the account needs a browser. Recorded so that list shows it and no run retries it.
                 account.state = .needsReauth
                 account.updatedAt = services.now()
@@ -224,15 +279,50 @@ public final class Refresher: @unchecked Sendable {
                 outcome.trackingId = error.trackingId
                 return outcome
             }
+            catch {
+                if let reservation { journal?.remove(reservation) }
+                throw error
+            }
             let now = services.now()
             try TokenStore.apply(response, to: &account, vault: vault, now: now)
             // The new pair is committed (synchronous=FULL) before anything else happens: with a rotating provider
-            // the old refresh token may already be dead.
+            // the old refresh token may already be dead. It is in the journal (synced) before the store is asked.
             let changed = response.refreshToken.map { $0 != refreshText } ?? false
+            var journalFailure: (any Error)?
+            if let journal, let reserved = reservation {
+                let answered = account
+                do {
+                    reservation = try await Self.offPool {
+                        var kept = reserved
+                        try journal.record(&kept, stored: answered, refreshTokenChanged: changed)
+                        return kept
+                    }
+                } catch { journalFailure = error }
+            }
             var entry = draft(before, account, outcome: .ok, event: .refreshed)
             entry.refreshTokenChanged = changed
             entry.pair = account.pair
-            try await store(account, audited: entry)
+            do {
+                try await storeDurably(account, audited: entry)
+            } catch {
+                outcome.accessExpiresAfter = account.accessExpiresAt
+                outcome.refreshExpiresAfter = account.refreshExpiresAt
+                outcome.refreshTokenChanged = changed
+                if let journal, journalFailure == nil {
+                    outcome.status = .pending
+                    outcome.failure = VaultError.storeFailed(
+                        "the new pair of '\(account.name)' was not stored (\(error.localizedDescription)); it waits in the local journal \(journal.directory)",
+                        hint: "run any command that unlocks the vault (e.g. 'tokenvault refresh-all') once its store works again: it stores the pair first")
+                } else {
+                    outcome.status = .failed
+                    let why = journalFailure.map { "; the local journal failed too (\($0.localizedDescription))" } ?? ""
+                    outcome.failure = VaultError.storeFailed(
+                        "the new pair of '\(account.name)' could not be kept: the vault's store failed (\(error.localizedDescription))\(why)",
+                        hint: "the provider may have retired the old refresh token: run 'tokenvault refresh \(account.name)' once the store works, and 'tokenvault authorize \(account.name)' if the provider refuses it")
+                }
+                return outcome
+            }
+            if let reservation { journal?.remove(reservation) }
             outcome.status = .refreshed
             outcome.accessExpiresAfter = account.accessExpiresAt
             outcome.refreshExpiresAfter = account.refreshExpiresAt
@@ -241,6 +331,7 @@ public final class Refresher: @unchecked Sendable {
         } catch {
             outcome.status = VaultError.meansReauthorization(error) ? .needsReauth : .failed
             outcome.failure = error
+            outcome.notSentStoreFailing = !sent && journal != nil && StoreHealth.isStoreFailure(error)
             outcome.trackingId = (error as? OAuthError)?.trackingId
             if error is OAuthError {
                 // A failed attempt is part of the account's history too.
@@ -256,12 +347,55 @@ public final class Refresher: @unchecked Sendable {
         }
     }
 
+    /// Blocking file work (the journal's writes and fsyncs) on a thread of its own, not the cooperative pool's.
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
     /// The account's new state and its audit entry, in one durable commit (shared with concurrent refreshes).
     private func store(_ account: Account, audited entry: AuditDraft) async throws {
         let vault = vault
         try await committer.commit { w in
             try w.update(account)
             try vault.appendAudit(entry, in: w)
+        }
+    }
+
+    /// `store`, retried with backoff while the store fails and its wait (``StoreHealth``) allows. A retry first
+    /// reads the row back: a commit whose outcome was unknown (a connection cut at COMMIT) may have landed.
+    /// Without a journal, one attempt, as before.
+    private func storeDurably(_ account: Account, audited entry: AuditDraft) async throws {
+        guard journal != nil else { return try await store(account, audited: entry) }
+        do {
+            try await store(account, audited: entry)
+            storeHealth.succeeded()
+            return
+        } catch where StoreHealth.isStoreFailure(error) {
+            storeHealth.failed(error, now: services.now())
+        }
+        let vault = vault
+        var delay = 0.25
+        while true {
+            guard let remaining = storeHealth.remaining(now: services.now()), remaining > 0 else {
+                throw storeHealth.downError ?? VaultError.storeFailed("the vault's store failed")
+            }
+            try? await services.sleep(min(delay, remaining))
+            delay = min(delay * 2, 4)
+            do {
+                try await vault.database.writeAsync { w in
+                    let current = try w.account(named: account.name)
+                    if current.id == account.id, current.accessTokenSealed == account.accessTokenSealed,
+                       current.refreshTokenSealed == account.refreshTokenSealed { return }
+                    try w.update(account)
+                    try vault.appendAudit(entry, in: w)
+                }
+                storeHealth.succeeded()
+                return
+            } catch where StoreHealth.isStoreFailure(error) {
+                storeHealth.failed(error, now: services.now())
+            }
         }
     }
 

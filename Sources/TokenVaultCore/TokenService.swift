@@ -28,6 +28,10 @@ public struct TokenService: Sendable {
         let database = vault.database
         let name = initial.name
         var account = initial
+        // A newer pair an earlier command could not store is stored first: the row's refresh token may be spent.
+        if await !RefreshJournal.storePending(vault: vault, services: services).stored.isEmpty {
+            account = try database.account(named: name)
+        }
         // The stored name must be the one sealed with the integration, and not one that changes how programs run.
         _ = try vault.environmentVariable(of: integration)
         let now = services.now()
@@ -60,7 +64,7 @@ public struct TokenService: Sendable {
                 switch outcome.status {
                 case .refreshed, .alreadyFresh:
                     if let warning = outcome.lapseWarning(now: now) { services.console.err("tokenvault: warning: \(warning)\n") }
-                case .needsReauth, .failed, .noRefresh:
+                case .needsReauth, .failed, .noRefresh, .pending:
                     let reason = outcome.reason ?? "unknown error"
                     if outcome.failure.map(Self.isIntegrityFailure) == true {
                         throw VaultError.integrity(reason, hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")

@@ -17,6 +17,9 @@ public enum VaultError: Error, LocalizedError, Equatable {
     /// Something stored or given cannot be used as it is (an unknown provider, an invalid API base, a lock file
     /// that cannot be opened).
     case invalid(String, hint: String? = nil)
+    /// The vault's store could not be written (a server down, a full or read-only disk): a refresh was not tried,
+    /// or its new pair waits in the local journal, or (both failing) could not be kept.
+    case storeFailed(String, hint: String? = nil)
 
     public var errorDescription: String? {
         switch self {
@@ -30,7 +33,7 @@ public enum VaultError: Error, LocalizedError, Equatable {
         case .needsReauthorization(let account, let reason):
             "account '\(account)' needs re-authorization: \(reason.replacingOccurrences(of: "; run 'tokenvault authorize' for this account", with: ""))"
         case .noTokens(let account): "account '\(account)' holds no token pair"
-        case .provider(let message, _), .busy(let message, _), .invalid(let message, _): message
+        case .provider(let message, _), .busy(let message, _), .invalid(let message, _), .storeFailed(let message, _): message
         }
     }
 
@@ -39,7 +42,7 @@ public enum VaultError: Error, LocalizedError, Equatable {
         switch self {
         case .wrongPassphrase: "try again; the vault was not changed"
         case .emptyPassphrase: "choose a non-empty passphrase"
-        case .integrity(_, let hint), .provider(_, let hint), .busy(_, let hint), .invalid(_, let hint): hint
+        case .integrity(_, let hint), .provider(_, let hint), .busy(_, let hint), .invalid(_, let hint), .storeFailed(_, let hint): hint
         case .accessTokenExpired(let account, _):
             "run \(Format.command("tokenvault refresh \(account)")), or import a new token pair with \(Format.command("tokenvault import \(account) --replace"))"
         case .needsReauthorization(let account, _): "run \(Format.command("tokenvault authorize \(account)"))"

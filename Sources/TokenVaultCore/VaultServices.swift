@@ -23,11 +23,20 @@ public struct VaultServices: Sendable {
     /// Seconds a refresh waits for an account's lock held by another process before giving up (exit 1): 300 in
     /// production; tests of that give-up pass less.
     public var lockTimeout: TimeInterval
+    /// The per-user directory of refresh journals (``RefreshJournal/base(environment:)``); nil keeps no journal
+    /// and tries a failed store write once, as tokenvault did before the journal (tests without a home, and the
+    /// fault suite's "before" runs).
+    public var journalBase: String?
+    /// Seconds a failing store is retried (with backoff) once it has failed, before a refresh gives up on it.
+    public var storeWait: TimeInterval
 
     public init(console: any Console, now: @escaping @Sendable () -> Date,
                 sleep: @escaping @Sendable (Double) async throws -> Void,
                 makeTransport: @escaping @Sendable (HTTPTracer?) -> any HTTPTransport,
-                refreshOnUseBudget: TimeInterval, lockTimeout: TimeInterval = 300) {
+                refreshOnUseBudget: TimeInterval, lockTimeout: TimeInterval = 300,
+                journalBase: String? = nil, storeWait: TimeInterval = 10) {
+        self.journalBase = journalBase
+        self.storeWait = storeWait
         self.console = console
         self.now = now
         self.sleep = sleep

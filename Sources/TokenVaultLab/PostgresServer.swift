@@ -133,6 +133,15 @@ public final class PostgresServer: @unchecked Sendable {
                            "--log=" + directory + "/server.log"], timeout: 90)
     }
 
+    /// Stops the server (`pg_ctl stop -m fast`) and keeps its data, for ``resume()``: clients see their sessions
+    /// end, then refused connections.
+    public func pause() throws {
+        try run("pg_ctl", ["stop", "--pgdata=" + dataDirectory, "--mode=fast", "--wait", "--timeout=60", "--silent"], timeout: 90)
+    }
+
+    /// Starts the server ``pause()`` stopped.
+    public func resume() throws { try startServer() }
+
     /// A new, empty database; returns its name. Its default collation is ICU's en-US, as a production database
     /// made under en_US.UTF-8 sorts ("alice" before "Bob"), not byte order: tokenvault must not depend on it.
     public func createDatabase(prefix: String = "vault") throws -> String {

@@ -27,6 +27,8 @@ struct StrictLedger {
     private(set) var lost: [String: Int] = [:]
     private var chainLengths: [String: Int] = [:]
     private(set) var runs = 0
+    /// Accounts a kill had cost their pair until the next run stored it from the local journal.
+    private(set) var recovered: Set<String> = []
     private(set) var problems: [String] = []
     /// Tokens already reported as sent too often (each is reported once, not after every later run).
     private var overused: Set<String> = []
@@ -73,6 +75,12 @@ struct StrictLedger {
                   distance(chain[held], stored) < Double(Self.step) / 2
             else { problems.append("\(label): \(name)'s stored pair matches no answer the sandbox sent"); continue }
             let newest = chain.count - 1
+            // A pair a kill left in tokenvault's local journal is stored by the next run: no longer lost.
+            if lost[name] != nil && held == newest && chain[newest].uses == 0 {
+                lost[name] = nil
+                lostState[name] = nil
+                recovered.insert(name)
+            }
             if held == newest - 1 && chain[newest].uses == 0 && chain[held].uses >= 1 {
                 // Answered, never stored.
                 if lost[name] == nil {

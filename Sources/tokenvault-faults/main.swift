@@ -15,11 +15,14 @@ struct Options {
 }
 
 let usage = """
-    usage: tokenvault-faults [--short|--full] [--tokenvault PATH] [--only kills,concurrency,tamper,leaks,permissions,providers,mixed,postgres]
+    usage: tokenvault-faults [--short|--full] [--tokenvault PATH] [--only kills,concurrency,tamper,leaks,permissions,providers,mixed,postgres,store]
       --short  (default) the quick form run by `make test` (about 2 minutes)
       --full   200 kills per mode, every bit of every sealed value, a stall past the 30 s HTTP timeout,
                a mixed vault of 5 × 60 accounts (webex, google, microsoft, github, slack) killed 50 times,
-               a PostgreSQL vault refreshed by three processes at once, 50 of them killed, the server restarted once
+               a PostgreSQL vault refreshed by three processes at once, 50 of them killed, the server restarted once,
+               and the store failing under strict rotation (PostgreSQL restarted, stopped 30 s and 5 min, sessions
+               terminated; SQLite's disk full and read-only); --short: a restart and a full disk
+      TOKENVAULT_FAULTS_JOURNAL=off runs the store part with tokenvault's journal switched off (its behaviour before)
     """
 
 var options = Options()
@@ -56,7 +59,7 @@ print("tokenvault-faults \(options.full ? "--full" : "--short") against \(option
 let parts: [(String, (Report, Options) -> Void)] = [
     ("kills", Kills.run), ("concurrency", Concurrency.run), ("tamper", Tamper.run),
     ("leaks", Leaks.run), ("permissions", Permissions.run), ("providers", BadProviders.run), ("mixed", MixedProviders.run),
-    ("postgres", PostgresFaults.run),
+    ("postgres", PostgresFaults.run), ("store", StoreFailures.run),
 ]
 for (name, run) in parts where options.parts.isEmpty || options.parts.contains(name) {
     let partStart = Date()

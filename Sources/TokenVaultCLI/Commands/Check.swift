@@ -26,7 +26,9 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
-            var found = try Attention.find(in: database, now: context.now())
+            let journal = RefreshJournal.of(database, services: context.services)
+            var found = try Attention.find(in: database, now: context.now(), waiting: journal?.waitingPairs().values.map { $0 } ?? [],
+                                           interrupted: await journal?.interruptedRefreshes(in: database) ?? [])
             // The accounts looked at: --notify forgets what it told only about those.
             var inScope: (String) -> Bool = { _ in true }
             if !selection.selectsAll {

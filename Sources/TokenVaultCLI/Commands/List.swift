@@ -31,6 +31,17 @@ extension TokenVault {
             let matches = try selection.matcher(database)
             let accounts = try database.accountSummaries().filter { matches($0.name, $0.integrationId) }
             let now = context.now()
+            // An account whose newest pair waits in the local journal (the store failed) is `pending`, never `ok`:
+            // the row holds the pair before it, whose refresh token the provider may have retired.
+            // One whose refresh was cut off after sending, with no answer kept, is `interrupted` until refreshed.
+            let journal = RefreshJournal.of(database, services: context.services)
+            let waiting = Set((journal?.waitingPairs().values).map { $0.map(\.account) } ?? [])
+            let interrupted = Set(await journal?.interruptedRefreshes(in: database).map(\.account) ?? [])
+            func state(_ a: AccountSummary) -> String {
+                if waiting.contains(a.name) { return "pending" }
+                if interrupted.contains(a.name), a.state == .ok { return "interrupted" }
+                return DisplayState(a, now: now).rawValue
+            }
             for a in accounts where ClockAhead.isAhead(updatedAt: a.updatedAt, now: now) {
                 context.console.err(ClockAhead.warning(account: a.name, updatedAt: a.updatedAt, now: now,
                                                        then: "it shows as 'stale' and the next refresh-all or use refreshes it"))
@@ -45,7 +56,7 @@ extension TokenVault {
                     var o: [String: Any] = [
                         "account": a.name, "integration": integrations[a.integrationId] ?? "?",
                         "provider": providers[a.integrationId] ?? "?",
-                        "state": DisplayState(a, now: now).rawValue,
+                        "state": state(a),
                     ]
                     o["email"] = a.email
                     o["display_name"] = a.displayName
@@ -70,7 +81,7 @@ extension TokenVault {
                     // Stored provider text (an older vault, or an edited file) is cleaned again where a person reads it.
                     a.name, integrations[a.integrationId] ?? "?", providers[a.integrationId] ?? "?", a.email.map { ProviderText.displayable($0, limit: 80) } ?? "-",
                     Format.remaining(a.accessExpiresAt, now: now), Format.remaining(a.refreshExpiresAt, now: now),
-                    DisplayState(a, now: now).rawValue,
+                    state(a),
                 ])
             }
             context.console.out(Table.render(rows))

@@ -24,6 +24,8 @@ extension TokenVault {
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
             try database.checkRefreshLocks()
+            // A newer pair an earlier command could not store goes in first: the row's refresh token may be spent.
+            await RefreshJournal.storePending(vault: vault, services: context.services)
             let refresher = Refresher(vault: vault, services: context.services, trigger: .refresh, verbose: global.verbose)
             // Skip only if another process refreshed it after we read it (no refresh token sent twice at once).
             let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
@@ -39,6 +41,8 @@ extension TokenVault {
                 if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
             case .needsReauth, .noRefresh:
                 throw CLIError.needsReauthorization(account: account, reason: outcome.reason ?? "the provider refused its refresh token")
+            case .pending:
+                throw CLIError.vault(.storeFailed(outcome.reason ?? "the vault's store failed", hint: outcome.hint))
             case .failed:
                 let message = "refreshing '\(account)' failed: \(outcome.reason ?? "unknown error")"
                 if outcome.failureCode == .integrity {

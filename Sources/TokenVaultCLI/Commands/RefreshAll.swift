@@ -21,7 +21,10 @@ extension TokenVault {
                 re-authorization are reported and not retried; accounts without a refresh token are skipped (one line \
                 each) while their access token is valid, and need re-authorization once it has lapsed. Exit 0 when all succeeded, 5 when some need \
                 re-authorization, 6 when some failed for provider or network reasons (5 wins when both), 7 when an account \
-                failed its integrity check (7 wins over all), 1 when an account's lock was refused or stayed held (before 5 and 6).
+                failed its integrity check (7 wins over all), 1 when an account's lock was refused or stayed held, or the \
+                vault's store failed (before 5 and 6). A new pair the store could not take waits in a local journal and \
+                is stored by the next command that unlocks the vault; once the store has failed for --store-wait, no \
+                more refresh tokens are sent.
                 Account names, or --integration, limit the run to those accounts (all must exist: exit 4 otherwise).
                 Example crontab line:
                   17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase /usr/local/bin/tokenvault refresh-all
@@ -39,6 +42,9 @@ extension TokenVault {
 
         @Option(help: ArgumentHelp("Leave accounts whose pair changed within this (0 refreshes everything).", valueName: "duration"))
         var skipRecent: DurationArgument = DurationArgument(seconds: 600)
+
+        @Option(help: ArgumentHelp("Once a write to the vault's store fails, how long it is retried (with backoff, no refresh token sent meanwhile) before the run stops.", valueName: "duration"))
+        var storeWait: DurationArgument = DurationArgument(seconds: 60)
 
         @Flag(help: "Print a JSON report on stdout.")
         var json = false
@@ -101,10 +107,14 @@ extension TokenVault {
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
             try database.checkRefreshLocks()
+            var services = context.services
+            services.storeWait = storeWait.seconds
+            // Pairs an earlier run could not store go in first (their accounts are then fresh, nothing is sent).
+            await RefreshJournal.storePending(vault: vault, services: services)
             // The total counts what the summary counts: the accounts skipped for want of a refresh token too.
             let progress = RefreshProgress(total: candidates.count + skippedOutcomes.count, skipped: skippedOutcomes.count,
                                            console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
-            let refresher = Refresher(vault: vault, services: context.services, trigger: .refreshAll, verbose: global.verbose,
+            let refresher = Refresher(vault: vault, services: services, trigger: .refreshAll, verbose: global.verbose,
                                       onWait: { progress.waiting($0) })
             let recent = skipRecent.seconds
             var outcomes: [RefreshOutcome] = []
@@ -160,18 +170,34 @@ extension TokenVault {
             for outcome in outcomes {
                 switch outcome.status {
                 case .needsReauth: context.console.err("tokenvault: \(outcome.account): needs re-authorization: \(outcome.reason ?? "")\n")
+                // Said once for all below: nothing was sent, or the pair waits in the journal.
+                case .failed where outcome.notSentStoreFailing: break
+                case .pending: break
                 case .failed: context.console.err("tokenvault: \(outcome.account): refresh failed: \(outcome.reason ?? "")\n")
                 default: if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
                 }
             }
+            let notSent = outcomes.filter(\.notSentStoreFailing).count
+            let pending = outcomes.filter { $0.status == .pending }.count
+            if notSent + pending > 0 {
+                let journal = RefreshJournal.of(database, services: services)?.directory ?? "the local journal"
+                let why = refresher.storeHealth.downError?.localizedDescription
+                    ?? outcomes.first(where: { $0.notSentStoreFailing || $0.status == .pending })?.reason ?? "unknown error"
+                context.console.err("tokenvault: error: the vault's store failed, refresh-all stopped sending refresh tokens: \(notSent) account\(notSent == 1 ? "" : "s") not refreshed (nothing sent), \(pending) new pair\(pending == 1 ? "" : "s") waiting in \(journal) (\(why))\n")
+                context.console.err("tokenvault: hint: once the store works again, run 'tokenvault refresh-all' (or any command that unlocks the vault): it stores the waiting pairs first, then refreshes the rest\n")
+            }
             let count = { (s: RefreshOutcome.Status) in outcomes.filter { $0.status == s }.count }
             let skippedNote = skippedOutcomes.isEmpty ? "" : ", \(skippedOutcomes.count) skipped (no refresh token)"
-            context.console.err("refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed\(skippedNote), of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n")
+            let pendingNote = pending == 0 ? "" : ", \(pending) waiting in the local journal"
+            context.console.err("refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed\(pendingNote)\(skippedNote), of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n")
             if json {
                 context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds, auditHead: try? database.auditHead())) + "\n")
             }
             if let notify {
-                try Notifier.notify(notify, attention: try Attention.find(in: database, now: context.now()), database: database, context: context)
+                let journal = RefreshJournal.of(database, services: services)
+                try Notifier.notify(notify, attention: try Attention.find(in: database, now: context.now(),
+                                                                          waiting: journal?.waitingPairs().values.map { $0 } ?? [],
+                                                                          interrupted: await journal?.interruptedRefreshes(in: database) ?? []), database: database, context: context)
             }
             if outcomes.contains(where: { $0.failureCode == .integrity }) { throw CommandExit(code: .integrity) }
             // A local problem (an account's lock refused or stuck) is the user's to fix, not the provider's.
@@ -188,7 +214,7 @@ extension TokenVault {
             var report: [String: Any] = [
                 "started_at": Format.timestamp(start), "duration_seconds": (seconds * 1000).rounded() / 1000,
                 "total": outcomes.count, "refreshed": count(.refreshed), "fresh": count(.alreadyFresh),
-                "needs_reauth": count(.needsReauth), "failed": count(.failed), "skipped": count(.noRefresh),
+                "needs_reauth": count(.needsReauth), "failed": count(.failed), "skipped": count(.noRefresh), "pending": count(.pending),
                 "accounts": outcomes.map(\.jsonObject),
             ]
             report["audit_head"] = auditHead.map { UnlockedVault.hex($0.mac) }

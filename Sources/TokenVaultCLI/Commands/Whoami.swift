@@ -102,6 +102,8 @@ extension TokenVault.Whoami {
             return text
         case .needsReauth, .noRefresh:
             throw CLIError.needsReauthorization(account: account, reason: outcome.reason ?? "the provider refused its refresh token")
+        case .pending:
+            throw CLIError.vault(.storeFailed(outcome.reason ?? "the vault's store failed", hint: outcome.hint))
         case .failed:
             if outcome.failureCode == .integrity {
                 throw CLIError.integrity(outcome.reason ?? "integrity failure", hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")

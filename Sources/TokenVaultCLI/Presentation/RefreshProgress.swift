@@ -34,7 +34,7 @@ final class RefreshProgress: @unchecked Sendable {
             case .refreshed: counts.refreshed += 1
             case .alreadyFresh: counts.fresh += 1
             case .needsReauth: counts.needsReauth += 1
-            case .failed: counts.failed += 1
+            case .failed, .pending: counts.failed += 1
             case .noRefresh: return nil
             }
             guard live, counts.done == total || Date().timeIntervalSince(lastDraw) > 0.1 else { return nil }

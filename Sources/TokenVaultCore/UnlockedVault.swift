@@ -295,24 +295,38 @@ public final class UnlockedVault: @unchecked Sendable {
     /// the log to hide that break the chain: `audit --verify`.) An account whose newest such entry is from before v5
     /// has no id to compare, and neither has its row.
     public func checkPairIsNewest(_ account: Account) throws {
-        guard let (entry, previousMAC) = try database.newestPairEntry(account: account.name) else {
-            guard account.pair == nil else {
-                throw VaultError.integrity("account '\(account.name)': its stored pair is not one the audit log recorded",
-                                           hint: Self.rolledBackHint(account.name))
+        // The row was read earlier, outside any transaction shared with this read: a refresh in another process may
+        // have committed a newer pair and its entry in between. That is a stale read, not tampering, and is told
+        // apart by the store's current row, which must then agree with the log. A commit between the two reads here
+        // is met by reading both again (a few times: refreshes of one account are serialised by its lock).
+        var mismatch: (entry: AuditEntry, current: Account?)?
+        for _ in 0..<3 {
+            guard let (entry, previousMAC) = try database.newestPairEntry(account: account.name) else {
+                guard account.pair == nil else {
+                    throw VaultError.integrity("account '\(account.name)': its stored pair is not one the audit log recorded",
+                                               hint: Self.rolledBackHint(account.name))
+                }
+                return
             }
-            return
+            guard MAC.constantTimeEqual(try Self.entryMAC(keys: keys, seq: entry.seq, draft: entry.draft, previousMAC: previousMAC), entry.mac) else {
+                throw VaultError.integrity("audit entry \(entry.seq) (account '\(account.name)') fails its MAC check, so the account's stored pair cannot be checked against it",
+                                           hint: "the vault was tampered with: 'tokenvault audit --verify' lists the problems; restore it from a backup")
+            }
+            if entry.draft.pair == account.pair ?? "" { return }
+            let current = try? database.account(named: account.name)
+            guard let current else { return }  // revoked since our read: nothing put back, nothing to refuse
+            if current.id == account.id, current.pair != account.pair, entry.draft.pair == current.pair ?? "" {
+                return  // our row was read before a newer pair was stored; the store itself is consistent
+            }
+            mismatch = (entry, current)
+            if current.pair == account.pair { break }  // the store still holds this row: no race to wait out
         }
-        guard MAC.constantTimeEqual(try Self.entryMAC(keys: keys, seq: entry.seq, draft: entry.draft, previousMAC: previousMAC), entry.mac) else {
-            throw VaultError.integrity("audit entry \(entry.seq) (account '\(account.name)') fails its MAC check, so the account's stored pair cannot be checked against it",
-                                       hint: "the vault was tampered with: 'tokenvault audit --verify' lists the problems; restore it from a backup")
-        }
-        guard entry.draft.pair == account.pair ?? "" else {
-            throw VaultError.integrity(
-                entry.draft.pair == ""
-                    ? "account '\(account.name)': its row was put back after audit entry \(entry.seq) removed it"
-                    : "account '\(account.name)': its row does not hold the pair audit entry \(entry.seq) stored (rolled back to an older copy, or replaced)",
-                hint: Self.rolledBackHint(account.name))
-        }
+        guard let (entry, _) = mismatch else { return }
+        throw VaultError.integrity(
+            entry.draft.pair == ""
+                ? "account '\(account.name)': its row was put back after audit entry \(entry.seq) removed it"
+                : "account '\(account.name)': its row does not hold the pair audit entry \(entry.seq) stored (rolled back to an older copy, or replaced)",
+            hint: Self.rolledBackHint(account.name))
     }
 
     static func rolledBackHint(_ name: String) -> String {

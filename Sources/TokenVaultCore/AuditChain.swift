@@ -23,6 +23,17 @@ extension UnlockedVault {
         try keys.mac(AuditEntry.canonicalBytes(seq: seq, draft: draft, previousMAC: previousMAC), label: SealLabel.audit)
     }
 
+    /// Every entry's MAC and the head's, made anew under `keys` from the entries' content (`keys rotate`).
+    static func chainMACs(_ entries: [AuditEntry], headSeq: Int64, keys: any KeyHolder) throws -> (macs: [Int64: [UInt8]], head: [UInt8]) {
+        var macs: [Int64: [UInt8]] = [:]
+        var previous: [UInt8] = []
+        for entry in entries {
+            previous = try entryMAC(keys: keys, seq: entry.seq, draft: entry.draft, previousMAC: previous)
+            macs[entry.seq] = previous
+        }
+        return (macs, try auditHeadMAC(keys: keys, seq: headSeq, entryMAC: previous))
+    }
+
     /// The head record's MAC: which entry is the newest (entry 0 for an empty log) and that entry's MAC.
     static func auditHeadMAC(keys: any KeyHolder, seq: Int64, entryMAC: [UInt8]) throws -> [UInt8] {
         try keys.mac(Array("tokenvault-audit-head-v1:\(seq):".utf8) + entryMAC, label: SealLabel.audit)

@@ -169,13 +169,8 @@ extension UnlockedVault {
                 try w.update(account)
             }
 
-            var macs: [Int64: [UInt8]] = [:]
-            var previous: [UInt8] = []
-            for entry in vault.auditEntries {
-                previous = try Self.entryMAC(keys: newKeys, seq: entry.seq, draft: entry.draft, previousMAC: previous)
-                macs[entry.seq] = previous
-            }
-            try w.rewriteAuditMACs(macs, headMAC: try Self.auditHeadMAC(keys: newKeys, seq: vault.auditHeadSeq, entryMAC: previous))
+            let (macs, headMAC) = try Self.chainMACs(vault.auditEntries, headSeq: vault.auditHeadSeq, keys: newKeys)
+            try w.rewriteAuditMACs(macs, headMAC: headMAC)
 
             for slot in slots { try w.update(slot) }
             try w.updateHeader(.keySlotsOnly(createdAt: createdAt, now: now))

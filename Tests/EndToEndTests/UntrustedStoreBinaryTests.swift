@@ -62,13 +62,9 @@ import WebexSandbox
                 try w.update(slot)
             }
             let snapshot = try w.snapshot()
-            var macs: [Int64: [UInt8]] = [:]
-            var previous: [UInt8] = []
-            for entry in snapshot.auditEntries {
-                previous = try UnlockedVault.entryMAC(keys: theirs, seq: entry.seq, draft: entry.draft, previousMAC: previous)
-                macs[entry.seq] = previous
-            }
-            try w.rewriteAuditMACs(macs, headMAC: try UnlockedVault.auditHeadMAC(keys: theirs, seq: snapshot.auditHeadSeq, entryMAC: previous))
+            // The chain made again under their key, as `keys rotate` makes it under a new one.
+            let (macs, head) = try UnlockedVault.chainMACs(snapshot.auditEntries, headSeq: snapshot.auditHeadSeq, keys: theirs)
+            try w.rewriteAuditMACs(macs, headMAC: head)
         }
         return theirs
     }

@@ -16,6 +16,15 @@ import TokenVaultLab
         }
     }
 
+    /// libpq's messages come with newlines, double spaces and tabs: one line, single spaces (a refresh-all line
+    /// carried the tab).
+    @Test func libpqMessagesAreOneLineWithoutTabs() {
+        let raw = "connection to server on socket \"/run/postgresql/.s.PGSQL.5432\" failed: No such file or directory\n\tIs the server running locally and accepting connections on that socket?\n"
+        let clean = PGSession.clean(raw)
+        #expect(!clean.contains("\t") && !clean.contains("\n") && !clean.contains("  "), "\(clean.debugDescription)")
+        #expect(clean.hasSuffix("failed: No such file or directory; Is the server running locally and accepting connections on that socket?"), "\(clean)")
+    }
+
     /// A password in the location is refused before any connection, and no message repeats it.
     @Test func aLocationWithAPasswordIsRefused() async throws {
         for location in ["postgresql://alice:s3cretpw@db.example/vault", "postgresql:///vault?host=/tmp&password=s3cretpw",

@@ -195,7 +195,8 @@ final class PGSession {
     /// "error:".
     static func clean(_ message: String) -> String {
         message.split(whereSeparator: \.isNewline)
-            .map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+            // libpq indents with tabs and double spaces ("…failed: \tIs the server running…"): one space each.
+            .map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ") }
             .filter { !$0.isEmpty }.joined(separator: "; ")
     }
 }

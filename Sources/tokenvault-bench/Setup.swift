@@ -30,6 +30,8 @@ struct Bench {
         guard FileManager.default.fileExists(atPath: workspace.dir) else { throw TestFailure("cannot make \(workspace.dir)") }
         passphraseFile = workspace.dir + "/passphrase"
         workspace.environment["TOKENVAULT_PASSPHRASE_FILE"] = passphraseFile
+        // BENCH_JOURNAL=off: the runs without the refresh journal (an A/B of its cost; never how tokenvault runs).
+        if ProcessInfo.processInfo.environment["BENCH_JOURNAL"] == "off" { workspace.environment["TOKENVAULT_JOURNAL"] = "off" }
         // A generated passphrase; never a real one.
         try write("bench passphrase \(UInt64.random(in: 0...UInt64.max))\n", to: passphraseFile, mode: 0o600)
     }

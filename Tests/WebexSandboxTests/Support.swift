@@ -166,7 +166,9 @@ func withSandbox(configuration: SandboxConfiguration, _ body: (Harness) async th
     let base = try await sandbox.start()
     let sessionConfiguration = URLSessionConfiguration.ephemeral
     sessionConfiguration.httpMaximumConnectionsPerHost = 128
-    sessionConfiguration.timeoutIntervalForRequest = 30
+    // Long enough to ride out the sandbox's pool threads held by blocking tests of other suites (2 cores: 2 pool
+    // threads); a request that never gets an answer still fails, it does not hang.
+    sessionConfiguration.timeoutIntervalForRequest = 120
     let session = URLSession(configuration: sessionConfiguration, delegate: NoRedirects(), delegateQueue: nil)
     do {
         try await body(Harness(sandbox: sandbox, base: base, session: session))

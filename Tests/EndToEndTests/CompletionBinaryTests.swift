@@ -50,14 +50,7 @@ import TokenVaultLab
         env["TOKENVAULT_PASSPHRASE"] = nil
         let script = try ws.write("tokenvault.\(name)", try ws.tokenvault(["--generate-completion-script", name]).out, mode: 0o644)
         let bin = productsDirectory.path
-        let shell: Tmux
-        if name == "fish" {
-            shell = try Tmux(command: "\(Self.fish!) --no-config", environment: env)
-            try shell.type("set -x PATH \(bin) $PATH; source \(script); echo READY-$status")
-        } else {
-            shell = try Tmux(command: "\(Self.zsh!) -f", environment: env)
-            try shell.type("PATH=\(bin):$PATH; autoload -U compinit && compinit -u -D && source \(script); echo READY-$?")
-        }
+        let shell = try Self.completingShell(name, environment: env, script: script, bin: bin)
         // fish and zsh outlived tmux's kill-server (the Tmux deinit) here: leave the shell first, which ends the
         // session and the server, whether the test passed or failed.
         defer {
@@ -70,6 +63,19 @@ import TokenVaultLab
         try shell.send("Tab")
         let screen = try shell.waitFor("albert  alice")
         #expect(!screen.contains("passphrase"), "\(screen)")
+    }
+
+    /// fish (no config) or zsh (compinit) at a terminal, with the binary on PATH and the completion script sourced;
+    /// it prints READY-0 once the script loaded.
+    static func completingShell(_ name: String, environment: [String: String], script: String, bin: String) throws -> Tmux {
+        if name == "fish" {
+            let shell = try Tmux(command: "\(fish!) --no-config", environment: environment)
+            try shell.type("set -x PATH \(bin) $PATH; source \(script); echo READY-$status")
+            return shell
+        }
+        let shell = try Tmux(command: "\(zsh!) -f", environment: environment)
+        try shell.type("PATH=\(bin):$PATH; autoload -U compinit && compinit -u -D && source \(script); echo READY-$?")
+        return shell
     }
 
     /// The workspace of the name tests plus a second key slot, `host-a`, for `keys remove <TAB>`.
@@ -144,14 +150,7 @@ import TokenVaultLab
         for (typed, shown) in [("tokenvault status al", "albert  alice"), ("tokenvault keys remove ho", "keys remove host-a"),
                                ("tokenvault remove-integration w", "remove-integration webex1")] {
             let screen = try await offPool { () throws -> String in
-                let shell: Tmux
-                if name == "fish" {
-                    shell = try Tmux(command: "\(Self.fish!) --no-config", environment: environment)
-                    try shell.type("set -x PATH \(bin) $PATH; source \(script); echo READY-$status")
-                } else {
-                    shell = try Tmux(command: "\(Self.zsh!) -f", environment: environment)
-                    try shell.type("PATH=\(bin):$PATH; autoload -U compinit && compinit -u -D && source \(script); echo READY-$?")
-                }
+                let shell = try Self.completingShell(name, environment: environment, script: script, bin: bin)
                 defer {
                     try? shell.send("C-c")
                     try? shell.type("exit")

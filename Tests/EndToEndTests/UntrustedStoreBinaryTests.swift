@@ -46,7 +46,7 @@ import WebexSandbox
         }
     }
 
-    /// §1 of the attack: a master key K of the attacker's sealed to every box-form slot's public key (the key is in
+    /// The master-key substitution: a master key K of the attacker's sealed to every box-form slot's public key (the key is in
     /// the row, and a sealed box needs nothing else), each slot's public-key MAC and the whole audit chain with its
     /// head re-MAC'd under K. Before the fix every member's passphrase opened K, `audit --verify` passed, and all
     /// that was sealed afterwards was the attacker's to read.
@@ -108,7 +108,7 @@ import WebexSandbox
         }
     }
 
-    /// §2: one account's row written back from an older copy after a refresh, and another's put back after its
+    /// One account's row written back from an older copy after a refresh, and another's put back after its
     /// revocation. Before the fix `token` handed out the old access token with exit 0 and `audit --verify
     /// --expect-head` said intact.
     @Test(arguments: Store.allCases)

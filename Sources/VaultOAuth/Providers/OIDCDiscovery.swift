@@ -26,8 +26,9 @@ public enum OIDCDiscovery {
         guard let stated = o["issuer"]?.stringValue else {
             throw OAuthError.invalidResponse("the discovery document has no \"issuer\"")
         }
-        // Identical to the URL given, character for character, a trailing `/` included (§4.3): "https://idp/x/"
-        // and "https://idp/x" are two issuers, and tokens name the one the provider spells.
+        // OpenID Connect Discovery requires the document's issuer to be identical to the URL it was fetched for,
+        // character for character, a trailing `/` included: "https://idp/x/" and "https://idp/x" are two issuers,
+        // and tokens name the one the provider spells.
         guard stated == issuer.absoluteString else {
             let onlySlash = Provider.normalized(URL(string: stated) ?? issuer) == asked
             throw OAuthError.invalidResponse(

@@ -177,16 +177,10 @@ struct AddIntegrationOptions: ParsableArguments {
         }
         let vault = try VaultUnlocking.unlock(database, global: global, context: context)
         let secret = publicClient ? SecretBytes(count: 0) : try readClientSecret(context)
-        var integration = Integration(
+        let integration = try vault.addIntegration(Integration(
             name: name, provider: provider.rawValue, clientId: clientId, clientSecretSealed: [],
             redirectURI: redirectURI, scopes: scopeList, apiBase: base.hasSuffix("/") ? String(base.dropLast()) : base,
-            envVar: variable, createdAt: context.now(), providerOptions: options.map { $0.encoded() })
-        integration.clientSecretSealed = try vault.seal(secret, label: SealLabel.clientSecret(integration))
-        // Not audited, so checked here: a secret sealed under a key `keys rotate` replaced meanwhile would open for no one.
-        try vault.database.write { w in
-            try vault.checkKeyIsCurrent(in: w)
-            try w.insert(integration)
-        }
+            envVar: variable, createdAt: context.now(), providerOptions: options.map { $0.encoded() }), clientSecret: secret)
         let scopeText = scopeList.isEmpty ? "none" : scopeList.joined(separator: " ")
         context.console.err("Added \(preset.displayName) integration '\(name)' (client \(clientId)\(publicClient ? ", public" : ""), redirect \(redirectURI), scopes \(scopeText)).\n")
         if let endpoints = IntegrationEndpoints.of(integration) {

@@ -1,9 +1,7 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultCrypto
 import VaultOAuth
-import VaultStore
 
 extension TokenVault {
     struct Authorize: VaultCommand {
@@ -48,7 +46,7 @@ extension TokenVault {
             try Names.check(account, what: "account")
             let database = try openDatabase(context)
             let existing = try? database.account(named: account)
-            let integration = try chooseIntegration(database, existing: existing)
+            let integration = try IntegrationChoice.resolve(self.integration, database: database, existing: existing)
             if let existing, existing.integrationId != integration.id {
                 throw CLIError.usage("account '\(account)' belongs to another integration",
                                      hint: "revoke it first, or authorize under another name")
@@ -77,41 +75,13 @@ extension TokenVault {
                     context.console.err("tokenvault: warning: could not read the account's identity: \(ErrorReport.describe(error).message)\n")
                 }
             }
-            let now = context.now()
-            let before = try? vault.database.account(named: account)
-            var record = before ?? Account(name: account, integrationId: integration.id, createdAt: now, updatedAt: now)
-            if before != nil {
-                // A new pair replaces the old one entirely, refresh token included.
-                record.refreshTokenSealed = nil
-                record.refreshExpiresAt = nil
-                record.grantedScopes = nil
-            }
-            try TokenStore.apply(response, to: &record, vault: vault, now: now)
-            if let identity {
-                record.personId = identity.id
-                record.email = identity.email
-                record.displayName = identity.displayName
-                record.orgId = identity.orgId
-            }
+            let stored = try vault.storeAuthorizedPair(response, account: account, integration: integration, identity: identity,
+                                                       trigger: device ? .authorizeDevice : .authorize, now: context.now())
             // The same account name now acting as another person is worth a loud word: scripts that use the name
             // would send data into someone else's account (a login CSRF looks exactly like this).
-            var outcome: AuditOutcome = before == nil ? .ok : .replacedPair
-            var detail: String?
-            if let before, let previous = before.personId, let identity, identity.id != previous {
-                let was = before.email ?? previous, now = identity.email ?? identity.id
-                outcome = .replacedPairAnotherPerson
-                detail = "was \(previous)\(before.email.map { " <\($0)>" } ?? ""), now \(identity.id)\(identity.email.map { " <\($0)>" } ?? "")"
-                context.console.err("tokenvault: warning: '\(account)' belonged to \(ProviderText.displayable(was)) and now belongs to \(ProviderText.displayable(now)), another person; scripts using '\(account)' will act as them\n")
+            if let change = stored.personChange {
+                context.console.err("tokenvault: warning: '\(account)' belonged to \(ProviderText.displayable(change.previous)) and now belongs to \(ProviderText.displayable(change.current)), another person; scripts using '\(account)' will act as them\n")
                 context.console.err("tokenvault: hint: if that is not what you meant, run \(Format.command("tokenvault revoke \(account)")) and authorize again as the right person\n")
-            }
-            try vault.database.write { w in
-                if before == nil { try w.insert(record) } else { try w.update(record) }
-                try vault.appendAudit(AuditDraft(
-                    at: now, account: account, integration: integration.name, event: .authorized,
-                    trigger: device ? .authorizeDevice : .authorize, outcome: outcome,
-                    accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
-                    refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-                    refreshTokenChanged: before == nil ? nil : true, detail: detail, pair: record.pair), in: w)
             }
             let who = identity.map { " as \($0.email ?? $0.id)\($0.displayName.map { " (\($0))" } ?? "")" } ?? ""
             context.console.err("Authorized '\(account)'\(who): access token valid \(Format.span(response.expiresIn))"
@@ -123,10 +93,6 @@ extension TokenVault {
                     context.console.err("tokenvault: warning: the provider did not grant \(missing.joined(separator: " ")).\(adminNote)\n")
                 }
             }
-        }
-
-        private func chooseIntegration(_ database: any VaultStorage, existing: Account?) throws -> Integration {
-            try IntegrationChoice.resolve(integration, database: database, existing: existing)
         }
 
         private func browserFlow(_ client: OAuthClient, scopes: [String], context: Context) async throws -> TokenResponse {

@@ -3,7 +3,6 @@ import Foundation
 import TokenVaultCore
 import VaultCrypto
 import VaultOAuth
-import VaultStore
 
 extension TokenVault {
     struct EditIntegration: VaultCommand {
@@ -59,39 +58,14 @@ extension TokenVault {
             if let apiBase { new.apiBase = apiBase.hasSuffix("/") ? String(apiBase.dropLast()) : apiBase }
             if let redirectURI { new.redirectURI = redirectURI }
             if let envVar { new.envVar = envVar }
-            var changes: [(field: String, detail: String?)] = []
-            if new.scopes != old.scopes { changes.append(("scopes", "\(old.scopes.joined(separator: " ")) -> \(new.scopes.joined(separator: " "))")) }
-            if new.apiBase != old.apiBase { changes.append(("API base", "\(old.apiBase) -> \(new.apiBase)")) }
-            if new.redirectURI != old.redirectURI { changes.append(("redirect URI", "\(old.redirectURI) -> \(new.redirectURI)")) }
-            if new.envVar != old.envVar { changes.append(("variable", "\(old.envVar) -> \(new.envVar)")) }
-            if clientSecretStdin { changes.append(("client secret", nil)) }
-            guard !changes.isEmpty else {
+            let planned = UnlockedVault.IntegrationChange.between(old, new, secretReplaced: clientSecretStdin)
+            guard !planned.isEmpty else {
                 context.console.err("Integration '\(name)' already has those settings; nothing changed.\n")
                 return
             }
             let replacement = clientSecretStdin ? try readClientSecret(context) : nil
             let vault = try unlock(context)
-            // Opening the current secret checks the stored settings it is bound to before anything is re-bound.
-            let current = try vault.clientSecret(of: old)
-            // Read again: a legacy re-seal may just have replaced the sealed bytes; any other difference is an edit
-            // made meanwhile, and this one would undo it.
-            let stored = try vault.database.integration(named: name)
-            var unsealed = stored
-            unsealed.clientSecretSealed = old.clientSecretSealed
-            guard unsealed == old else {
-                throw CLIError.busy("integration '\(name)' changed while it was being edited", hint: "run the edit again")
-            }
-            new.clientSecretSealed = try vault.seal(replacement ?? current, label: SealLabel.clientSecret(new))
-            let now = context.now()
-            try vault.database.write { w in
-                try w.update(new, previousSecret: stored.clientSecretSealed)
-                for change in changes {
-                    try vault.appendAudit(AuditDraft(
-                        at: now, account: "", integration: name, event: .integrationEdited, trigger: .integrationEdit,
-                        outcome: .integrationChanged(integration: name, field: change.field, replaced: change.field == "client secret"),
-                        detail: change.detail), in: w)
-                }
-            }
+            let changes = try vault.editIntegration(old, to: new, clientSecret: replacement, now: context.now())
             let accounts = try database.accountCount(integrationId: old.id)
             context.console.err("Edited integration '\(name)': \(changes.map(\.field).joined(separator: ", ")) changed; its \(accounts) account\(accounts == 1 ? "" : "s") kept.\n")
             if new.scopes != old.scopes && accounts > 0 {

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultCrypto
 import VaultOAuth
 import VaultStore
 
@@ -58,23 +57,8 @@ extension TokenVault {
                 }
             }
             let vault = try unlock(context)
-            let now = context.now()
-            try vault.database.write { w in
-                // Once for the whole batch: one transaction, which no `keys rotate` can come into.
-                try vault.checkKeyIsCurrent(in: w)
-                for (name, response) in pairs {
-                    let before = existing[name]
-                    var record = before ?? Account(name: name, integrationId: integration.id, createdAt: now, updatedAt: now)
-                    try TokenStore.apply(response, to: &record, vault: vault, now: now)
-                    if before == nil { try w.insert(record) } else { try w.update(record) }
-                    try vault.appendAudit(AuditDraft(
-                        at: now, account: name, integration: integration.name, event: .imported, trigger: .import,
-                        outcome: .ok, accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
-                        refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-                        refreshTokenChanged: before == nil ? nil : response.refreshToken != nil, pair: record.pair),
-                        in: w, keyChecked: true)
-                }
-            }
+            try vault.importPairs(pairs.map { UnlockedVault.NewPair(account: $0.0, response: $0.1, replacing: existing[$0.0]) },
+                                  integration: integration, now: context.now())
             if batch {
                 context.console.err("Imported \(pairs.count) token pair\(pairs.count == 1 ? "" : "s") into integration '\(integration.name)'.\n")
             } else if let response = pairs.first?.1 {

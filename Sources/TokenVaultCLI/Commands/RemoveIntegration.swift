@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultCrypto
 import VaultOAuth
 import VaultStore
 
@@ -27,20 +26,10 @@ extension TokenVault {
             if !affected.isEmpty {
                 let vault = try VaultUnlocking.unlock(database, global: global, context: context)
                 context.console.err("Removing \(affected.count) account\(affected.count == 1 ? "" : "s") with it: \(affected.map(\.name).joined(separator: ", ")).\n")
-                try vault.database.write { w in
-                    for account in affected {
-                        try vault.appendAudit(AuditDraft(
-                            at: context.now(), account: account.name, integration: name, event: .revoked,
-                            trigger: .removeIntegration, outcome: .removedLocally,
-                            accessExpiresBefore: account.accessExpiresAt, refreshExpiresBefore: account.refreshExpiresAt,
-                            pair: ""), in: w)
-                    }
-                    try w.deleteIntegration(id: integration.id)
-                }
+                try vault.removeIntegration(integration, accounts: affected, now: context.now())
             } else {
-                try database.write { try $0.deleteIntegration(id: integration.id) }
+                try UnlockedVault.removeUnusedIntegration(integration, from: database)
             }
-            try database.purgeDeletedData()
             context.console.err("Removed integration '\(name)'.\n")
         }
     }

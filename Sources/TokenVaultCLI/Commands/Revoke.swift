@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultCrypto
 import VaultOAuth
 import VaultStore
 
@@ -68,31 +67,10 @@ extension TokenVault {
             // needs-reauth (audited) in the same transaction, and named below.
             let personWide: Bool
             if case .revokedAt = outcome, case .webexAuthorizations? = provider?.revocation { personWide = true } else { personWide = false }
-            let others = personWide ? try vault.database.accounts().filter { $0.integrationId == record.integrationId && $0.name != record.name } : []
-            let samePerson = others.filter { record.personId != nil && $0.personId == record.personId }
-            let unknownPerson = record.personId == nil ? others : others.filter { $0.personId == nil }
-            let now = context.now()
-            try vault.database.write { w in
-                try w.deleteAccount(id: record.id)
-                try vault.appendAudit(AuditDraft(
-                    at: now, account: account, integration: integration?.name, event: .revoked,
-                    trigger: local ? .revokeLocal : .revoke, outcome: outcome,
-                    accessExpiresBefore: record.accessExpiresAt, refreshExpiresBefore: record.refreshExpiresAt,
-                    detail: remoteNote, pair: ""), in: w)
-                for planned in samePerson {
-                    var other = try w.account(named: planned.name)
-                    guard other.state != .needsReauth else { continue }
-                    other.state = .needsReauth
-                    other.updatedAt = now
-                    try w.update(other)
-                    // The pair stays (pair: nil, unchanged); only the state changes.
-                    try vault.appendAudit(AuditDraft(
-                        at: now, account: other.name, integration: integration?.name, event: .revoked, trigger: .revoke,
-                        outcome: .other("needs re-authorization: revoked at \(provider?.id.rawValue ?? "?") with '\(account)' (the same person)"),
-                        accessExpiresBefore: other.accessExpiresAt, refreshExpiresBefore: other.refreshExpiresAt), in: w)
-                }
-            }
-            try vault.database.purgeDeletedData()
+            let revokedWith = try vault.revoke(record, integration: integration, revocation: UnlockedVault.Revocation(
+                trigger: local ? .revokeLocal : .revoke, outcome: outcome, detail: remoteNote,
+                personWideAt: personWide ? provider?.id.rawValue ?? "?" : nil), now: context.now())
+            let samePerson = revokedWith.samePerson, unknownPerson = revokedWith.unknownPerson
             if case .revokedAt = outcome {
                 context.console.err("Revoked the tokens of '\(account)' at the provider and removed the pair from the vault.\n")
                 let integrationName = integration?.name ?? "?"

@@ -1,9 +1,7 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultCrypto
 import VaultOAuth
-import VaultStore
 
 extension TokenVault {
     struct Whoami: VaultCommand {
@@ -41,17 +39,8 @@ extension TokenVault {
                     throw CLIError.needsReauthorization(account: account, reason: "the provider refused its access token even after a refresh (HTTP 401)")
                 }
             }
-            // Keep the plain identity metadata current; this is not a lifetime change, so no audit entry. Read in
-            // the write transaction: the sealed pair written back is the one stored now, not one a refresh or
-            // `keys rotate` in another process has just replaced.
-            try vault.database.write { w in
-                var record = try w.account(named: account)
-                record.personId = identity.id
-                record.email = identity.email
-                record.displayName = identity.displayName
-                record.orgId = identity.orgId
-                try w.update(record)
-            }
+            // Keep the plain identity metadata current; this is not a lifetime change, so no audit entry.
+            try vault.recordIdentity(identity, account: account)
             if json {
                 var o: [String: Any] = ["account": account, "id": identity.id]
                 o["email"] = identity.email
@@ -115,20 +104,7 @@ extension TokenVault.Whoami {
 
     /// Records that the provider refuses the account's tokens: list shows needs-reauth and no run retries it.
     func markNeedsReauthorization(vault: UnlockedVault, integration: String?, because error: OAuthError, context: Context) async throws {
-        // Read in the write transaction, as above: a row read before would write back a pair another process
-        // has replaced meanwhile.
-        try vault.database.write { w in
-            var record = try w.account(named: account)
-            let before = record
-            record.state = .needsReauth
-            record.updatedAt = context.now()
-            try w.update(record)
-            try vault.appendAudit(AuditDraft(
-                at: context.now(), account: account, integration: integration, event: .accessTokenRejected, trigger: .whoami,
-                outcome: .needsReauthorizationAccessTokenRefused,
-                accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
-                refreshExpiresBefore: before.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-                detail: error.localizedDescription), in: w)
-        }
+        try vault.markAccessTokenRejected(account: account, integration: integration, trigger: .whoami,
+                                          detail: error.localizedDescription, now: context.now())
     }
 }

@@ -1,7 +1,6 @@
 import Foundation
 import TokenVaultCore
 import VaultAgent
-import VaultCrypto
 import VaultStore
 
 /// Opening a vault's key: through the agent that holds it, when one does, else from the passphrase.

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultCrypto
 import VaultStore
 
 /// The root command. Subcommands are nested types in Commands/; `run(arguments:context:)` is the entry point

@@ -1,9 +1,7 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultCrypto
 import VaultOAuth
-import VaultStore
 
 extension TokenVault {
     struct AddIntegration: VaultCommand {

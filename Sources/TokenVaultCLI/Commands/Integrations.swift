@@ -1,9 +1,7 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultCrypto
 import VaultOAuth
-import VaultStore
 
 extension TokenVault {
     /// The old name of `integration list`.

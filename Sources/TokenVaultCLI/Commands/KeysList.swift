@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultCrypto
 import VaultStore
 
 extension TokenVault {

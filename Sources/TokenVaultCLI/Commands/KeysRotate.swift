@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import TokenVaultCore
-import VaultCrypto
-import VaultStore
 
 extension TokenVault {
     struct KeysRotate: VaultCommand {

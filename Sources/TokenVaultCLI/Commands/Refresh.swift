@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import VaultOAuth
-import VaultStore
 import TokenVaultCore
 
 extension TokenVault {

@@ -349,9 +349,7 @@ public final class Refresher: @unchecked Sendable {
 
     /// Blocking file work (the journal's writes and fsyncs) on a thread of its own, not the cooperative pool's.
     static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-        }
+        try await BlockingWork.run(work)
     }
 
     /// The account's new state and its audit entry, in one durable commit (shared with concurrent refreshes).

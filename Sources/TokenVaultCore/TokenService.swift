@@ -4,7 +4,8 @@ import VaultOAuth
 import VaultStore
 
 /// How a fresh access token is obtained for an account (`env`, `exec`, `token`, `whoami`): the stored one when it
-/// stays valid long enough, else one refreshed first; never an expired one.
+/// stays valid long enough, else one refreshed first; never an expired one. Its store calls run off the cooperative
+/// pool (`BlockingWork`, the store's async reads): on PostgreSQL each is a round trip to the server.
 public struct TokenService: Sendable {
     public let vault: UnlockedVault
     let services: VaultServices
@@ -30,10 +31,11 @@ public struct TokenService: Sendable {
         var account = initial
         // A newer pair an earlier command could not store is stored first: the row's refresh token may be spent.
         if await !RefreshJournal.storePending(vault: vault, services: services).stored.isEmpty {
-            account = try database.account(named: name)
+            account = try await database.accountAsync(named: name)
         }
         // The stored name must be the one sealed with the integration, and not one that changes how programs run.
-        _ = try vault.environmentVariable(of: integration)
+        let vault = vault
+        _ = try await BlockingWork.run { try vault.environmentVariable(of: integration) }
         let now = services.now()
         let threshold = now.addingTimeInterval(minValid)
         // A pair stored in the future has expiries that cannot be trusted (ClockAhead): refresh it now.
@@ -43,7 +45,12 @@ public struct TokenService: Sendable {
         }
         if lapsesSoon(account) {
             if account.refreshTokenSealed != nil && account.state == .ok {
-                try database.checkRefreshLocks()
+                // A provider known to rotate (GitHub, Slack, Microsoft) counts as seen rotating from its first refresh.
+                let declared = (try? Provider.of(integration))?.rotation ?? .strict
+                let rotates = try await BlockingWork.run { () throws -> Bool in
+                    try database.checkRefreshLocks()
+                    return declared != .none || ((try? database.refreshTokensRotate(integration: integration.name)) ?? true)
+                }
                 // The token in hand is still good: a provider that is down or throttles is tried twice, and one that
                 // stalls gets about two seconds in all; then the stored token is handed out with a warning. Only an
                 // expired (or untrustworthy) one is worth the full retry policy.
@@ -51,16 +58,13 @@ public struct TokenService: Sendable {
                 // provider processed it would lose the new pair and, under strict rotation, the old one with it; such a
                 // request is given the transport's normal timeout instead.
                 let stillValid = (account.accessExpiresAt ?? .distantPast) > now && !ClockAhead.isAhead(account, now: now)
-                // A provider known to rotate (GitHub, Slack, Microsoft) counts as seen rotating from its first refresh.
-                let declared = (try? Provider.of(integration))?.rotation ?? .strict
-                let rotates = declared != .none || ((try? database.refreshTokensRotate(integration: integration.name)) ?? true)
                 let refresher = stillValid
                     ? Refresher(vault: vault, services: services, trigger: trigger, verbose: verbose,
                                 retry: Refresher.quickRetryPolicy, budget: rotates ? nil : services.refreshOnUseBudget,
                                 lockTimeout: Self.refreshOnUseLockTimeout)
                     : Refresher(vault: vault, services: services, trigger: trigger, verbose: verbose)
                 let outcome = await refresher.refresh(account) { lapsesSoon($0) }
-                account = try database.account(named: name)
+                account = try await database.accountAsync(named: name)
                 switch outcome.status {
                 case .refreshed, .alreadyFresh:
                     if let warning = outcome.lapseWarning(now: now) { services.console.err("tokenvault: warning: \(warning)\n") }
@@ -84,7 +88,8 @@ public struct TokenService: Sendable {
                 throw VaultError.accessTokenExpired(account: name, at: account.accessExpiresAt ?? now)
             }
         }
-        let token = try vault.accessToken(of: account)
+        let handedOut = account
+        let token = try await BlockingWork.run { try vault.accessToken(of: handedOut) }
         guard let text = token.copyToString() else { throw VaultError.integrity("the access token of '\(name)' is not text") }
         return text
     }

@@ -33,13 +33,17 @@ public struct TokenService: Sendable {
         if await !RefreshJournal.storePending(vault: vault, services: services).stored.isEmpty {
             account = try await database.accountAsync(named: name)
         }
-        // The stored name must be the one sealed with the integration, and not one that changes how programs run.
-        let vault = vault
-        _ = try await BlockingWork.run { try vault.environmentVariable(of: integration) }
         let now = services.now()
         let threshold = now.addingTimeInterval(minValid)
         // A pair stored in the future has expiries that cannot be trusted (ClockAhead): refresh it now.
         @Sendable func lapsesSoon(_ a: Account) -> Bool { (a.accessExpiresAt ?? .distantPast) < threshold || ClockAhead.isAhead(a, now: now) }
+        // The stored name must be the one sealed with the integration, and not one that changes how programs run.
+        // A token that stays valid is opened in the same trip off the pool (the common case: one trip in all).
+        let vault = vault, inHand = account, handOut = !lapsesSoon(account)
+        let valid = try await BlockingWork.run { () throws -> SecretBytes? in
+            _ = try vault.environmentVariable(of: integration)
+            return handOut ? try vault.accessToken(of: inHand) : nil
+        }
         if ClockAhead.isAhead(account, now: now) {
             services.console.err(ClockAhead.warning(account: name, updatedAt: account.updatedAt, now: now, then: "refreshing it before use"))
         }
@@ -88,8 +92,13 @@ public struct TokenService: Sendable {
                 throw VaultError.accessTokenExpired(account: name, at: account.accessExpiresAt ?? now)
             }
         }
-        let handedOut = account
-        let token = try await BlockingWork.run { try vault.accessToken(of: handedOut) }
+        let token: SecretBytes
+        if let valid {
+            token = valid
+        } else {
+            let refreshed = account
+            token = try await BlockingWork.run { try vault.accessToken(of: refreshed) }
+        }
         guard let text = token.copyToString() else { throw VaultError.integrity("the access token of '\(name)' is not text") }
         return text
     }

@@ -407,7 +407,7 @@ extension RefreshJournal {
     public func interruptedRefreshes(in database: any VaultStorage) async -> [Entry] {
         var found: [Entry] = []
         for (_, entry) in (try? entries()) ?? [] {
-            guard let entry, entry.pair == nil, let row = try? database.account(named: entry.account),
+            guard let entry, entry.pair == nil, let row = try? await database.accountAsync(named: entry.account),
                   entry.startedFrom(row),
                   let lock = try? await database.lockForRefresh(row, timeout: 0, sleep: { _ in }) else { continue }
             lock.release()

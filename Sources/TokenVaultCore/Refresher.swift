@@ -146,6 +146,14 @@ public final class Refresher: @unchecked Sendable {
         self.transport = budget.map { DeadlineTransport(inner: transport, budget: $0) } ?? transport
     }
 
+    /// The integration and its client when `client(for:)` has opened them already.
+    private func cachedClient(for integrationId: String) -> (Integration, OAuthClient)? {
+        lock.withLock {
+            guard let client = clients[integrationId], let integration = integrations[integrationId] else { return nil }
+            return (integration, client)
+        }
+    }
+
     /// The integration and its client, opened once per integration and command.
     func client(for integrationId: String) throws -> (Integration, OAuthClient) {
         lock.lock()
@@ -175,7 +183,9 @@ public final class Refresher: @unchecked Sendable {
         var sent = false
         do {
             let (integration, client) = try await storeHealth.noting(now: services.now, sleep: services.sleep) {
-                try self.client(for: planned.integrationId)
+                // Read from the store once per integration and command, off the pool; then from memory.
+                if let cached = self.cachedClient(for: planned.integrationId) { return cached }
+                return try await BlockingWork.run { try self.client(for: planned.integrationId) }
             }
             outcome.integration = integration.name
             if peek {

@@ -38,6 +38,23 @@ import Testing
         #expect(together)
     }
 
+    final class Captured: Sendable {}
+
+    /// What the work captured is let go of before the caller resumes: a command's vault (and its SQLite store) must
+    /// close when the command lets go of it, not when a queue's thread gets round to it after the process exited.
+    @Test func theWorkIsReleasedBeforeTheCallerResumes() async throws {
+        for _ in 0..<200 {
+            weak var released: Captured?
+            do {
+                let captured = Captured()
+                released = captured
+                try await BlockingWork.run { _ = captured }
+            }
+            #expect(released == nil)
+            if released != nil { break }
+        }
+    }
+
     @Test func anErrorComesBackToTheCaller() async {
         struct Failure: Error {}
         await #expect(throws: Failure.self) { try await BlockingWork.run { () throws -> Int in throw Failure() } }

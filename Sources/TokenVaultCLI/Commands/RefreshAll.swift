@@ -28,6 +28,9 @@ extension TokenVault {
                 Account names, or --integration, limit the run to those accounts (all must exist: exit 4 otherwise). \
                 Before any refresh: 2 a bad argument, 3 a wrong or missing passphrase, 4 no such vault, account or \
                 integration, 7 a vault that fails its checks at unlock.
+                Examples:
+                  tokenvault refresh-all --due-within 3d --json > report.json
+                  tokenvault refresh-all alice bob --integration gmail
                 Example crontab line:
                   17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase /usr/local/bin/tokenvault refresh-all
                 (cron's PATH is /usr/bin:/bin: give the full path of tokenvault, as 'command -v tokenvault' shows it)

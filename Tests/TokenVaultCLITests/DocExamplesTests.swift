@@ -66,6 +66,25 @@ import Testing
         #expect(refused <= 5, "\(refused) examples marked as refused: keep them rare")
     }
 
+    /// The examples in the commands' own help (their indented discussion lines, which the man pages show too).
+    @Test func everyExampleInTheHelpParses() {
+        func tree(_ command: any ParsableCommand.Type) -> [any ParsableCommand.Type] {
+            [command] + command.configuration.subcommands.flatMap(tree)
+        }
+        var checked = 0
+        for command in tree(TokenVault.self) {
+            for line in command.configuration.discussion.split(separator: "\n") where line.hasPrefix("  ") {
+                for words in DocExamples.simpleCommands(String(line)) {
+                    guard let arguments = DocExamples.tokenvaultArguments(words) else { continue }
+                    let error = Self.parseErrorWithExpansions(arguments)
+                    #expect(error == nil, "\(command._commandName) --help: \(line.trimmingCharacters(in: .whitespaces)): \(error ?? "")")
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked >= 40, "only \(checked) examples in the help")
+    }
+
     @Test func everyRelativeLinkLeadsToAFileAndAnchor() throws {
         for document in try Self.documents() {
             let directory = (document as NSString).deletingLastPathComponent

@@ -33,6 +33,7 @@ public struct TokenVault: AsyncParsableCommand {
               --passphrase-fd <n>  read the passphrase from this open file descriptor
               --key-slot <name>    open the vault with this key slot's passphrase only
               --verbose            trace HTTP requests on stderr (secrets redacted)
+
             For example: tokenvault --vault service=tokenvault list
 
             Durations are written 90s, 10m, 12h, 1d, 2w, combinations like 1d12h, or a bare number of seconds. \
@@ -50,6 +51,7 @@ public struct TokenVault: AsyncParsableCommand {
               6  provider or network error: HTTP, TLS, timeouts, consent denied, a failed revoke
               7  integrity failure: a sealed value, the audit log, a key slot or an account's
                  row failed its check
+
             exec exits with its command's status instead (127: not found, 126: cannot run).
 
             Environment:
@@ -68,6 +70,7 @@ public struct TokenVault: AsyncParsableCommand {
               PGPASSWORD, PGSERVICEFILE, PGSSLMODE, PGCONNECT_TIMEOUT, ...
                                           read by libpq for a PostgreSQL vault (tokenvault's
                                           connect timeout is 15 s unless PGCONNECT_TIMEOUT is set)
+
             A --notify command gets TOKENVAULT_ACCOUNT, TOKENVAULT_INTEGRATION, TOKENVAULT_EVENT and \
             TOKENVAULT_DETAIL, never a token.
 

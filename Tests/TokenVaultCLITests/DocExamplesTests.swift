@@ -85,6 +85,33 @@ import Testing
         #expect(checked >= 40, "only \(checked) examples in the help")
     }
 
+    /// generate-manual turns the help into man pages: it drops every character that is not ASCII, and roff fills a
+    /// text line into the indented (example) line before it unless a blank line separates them.
+    @Test func theHelpReadsWellAsAManPage() {
+        var commands: [(name: String, type: any ParsableCommand.Type)] = [("tokenvault", TokenVault.self)]
+        var index = 0
+        while index < commands.count {
+            let (name, type) = commands[index]
+            for sub in type.configuration.subcommands { commands.append((name + " " + sub._commandName, sub)) }
+            index += 1
+        }
+        for (name, type) in commands {
+            let help = TokenVault.helpMessage(for: type, columns: 200)
+            var notASCII: [String] = []
+            for line in help.split(separator: "\n") where line.unicodeScalars.contains(where: { !$0.isASCII }) {
+                notASCII.append(String(line))
+            }
+            #expect(notASCII.isEmpty, "\(name) --help: \(notASCII)")
+            let lines = type.configuration.discussion.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            var filled: [String] = []
+            for at in lines.indices.dropLast() where lines[at].hasPrefix(" ") {
+                let next = lines[at + 1]
+                if !next.isEmpty && !next.hasPrefix(" ") { filled.append(next) }
+            }
+            #expect(filled.isEmpty, "\(name): these follow an indented line without a blank line: \(filled)")
+        }
+    }
+
     @Test func everyRelativeLinkLeadsToAFileAndAnchor() throws {
         for document in try Self.documents() {
             let directory = (document as NSString).deletingLastPathComponent

@@ -22,6 +22,7 @@ extension TokenVault {
                   stale         stored more than 5 minutes in the future: refreshed at the next use
                   pending       a new pair waits in the local journal (the vault's store failed)
                   interrupted   a refresh was cut off after its refresh token was sent
+
                 What needs a person is what 'tokenvault check' reports. 'status' is the same command.
 
                 Examples:

@@ -12,18 +12,82 @@ public struct TokenVault: AsyncParsableCommand {
         commandName: "tokenvault",
         abstract: "Keep OAuth token pairs (access + refresh) encrypted on disk, alive, and ready for scripts.",
         discussion: """
+            tokenvault keeps OAuth token pairs for many accounts (Webex, Google, Microsoft, GitHub, Slack, any \
+            OAuth 2.0 or OpenID Connect provider) in one encrypted vault, gets them through the providers' own \
+            authorization flows, refreshes them before they lapse, and hands them to shells and scripts. A Webex \
+            access token lasts 14 days and its refresh token 90: a refresh token not used in time is gone, and only a \
+            person in a browser gets a new one.
+
+            Getting started:
+              tokenvault init
+              tokenvault add work --from-url 'https://webexapis.com/v1/authorize?client_id=...'
+              tokenvault authorize alice
+              eval "$(tokenvault env alice)"
+              tokenvault refresh-all            (daily, from cron or a systemd timer)
+
             Options every command takes, before the command or after it:
-              --vault <location>   a vault file or a PostgreSQL location (postgresql://…,
-                                   service=…); default $TOKENVAULT_VAULT, else
+              --vault <location>   a vault file or a PostgreSQL location (postgresql://...,
+                                   service=...); default $TOKENVAULT_VAULT, else
                                    $XDG_DATA_HOME/tokenvault/vault.db
               --passphrase-fd <n>  read the passphrase from this open file descriptor
               --key-slot <name>    open the vault with this key slot's passphrase only
               --verbose            trace HTTP requests on stderr (secrets redacted)
+
             For example: tokenvault --vault service=tokenvault list
 
-            Exit codes: 0 ok, 1 other error, 2 usage, 3 wrong or missing passphrase,
-            4 no such vault/account/integration, 5 needs re-authorization,
-            6 provider or network error, 7 integrity failure.
+            Durations are written 90s, 10m, 12h, 1d, 2w, combinations like 1d12h, or a bare number of seconds. \
+            Tokens, exports and JSON go to stdout; messages go to stderr as "tokenvault: error: ..." and \
+            "tokenvault: hint: ...".
+
+            Exit codes (the same for every command):
+              0  success
+              1  other error: file system or database, the vault's store failed (new pairs wait
+                 in the local journal), a lock held by another process, a newer vault schema
+              2  usage: bad arguments, options or names, a name in use, a vault that exists
+              3  wrong or missing passphrase
+              4  not found: no vault, account, integration or key slot
+              5  needs re-authorization: the provider refused the refresh token, no usable token
+              6  provider or network error: HTTP, TLS, timeouts, consent denied, a failed revoke
+              7  integrity failure: a sealed value, the audit log, a key slot or an account's
+                 row failed its check
+
+            exec exits with its command's status instead (127: not found, 126: cannot run).
+
+            Environment:
+              TOKENVAULT_VAULT            the vault's location when --vault is not given
+              TOKENVAULT_PASSPHRASE_FILE  a file holding the passphrase: yours, mode 0600 or
+                                          0400, not a symbolic link
+              TOKENVAULT_PASSPHRASE       the passphrase itself (least safe: every child inherits
+                                          it unless removed, and /proc shows it to you and root)
+              TOKENVAULT_KEY_SLOT         the key slot to try, as --key-slot
+              TOKENVAULT_JOURNAL          "off": keep no refresh journal
+              BROWSER                     browser commands for authorize, separated by ':'
+                                          (%s stands for the URL); else xdg-open when
+                                          DISPLAY or WAYLAND_DISPLAY is set
+              XDG_DATA_HOME, XDG_STATE_HOME, XDG_RUNTIME_DIR
+                                          where the vault, the journal and the agent live
+              PGPASSWORD, PGSERVICEFILE, PGSSLMODE, PGCONNECT_TIMEOUT, ...
+                                          read by libpq for a PostgreSQL vault (tokenvault's
+                                          connect timeout is 15 s unless PGCONNECT_TIMEOUT is set)
+
+            A --notify command gets TOKENVAULT_ACCOUNT, TOKENVAULT_INTEGRATION, TOKENVAULT_EVENT and \
+            TOKENVAULT_DETAIL, never a token.
+
+            Files:
+              $XDG_DATA_HOME/tokenvault/vault.db, else ~/.local/share/tokenvault/vault.db
+                  the default vault (0600, in a 0700 directory)
+              VAULT.locks/
+                  per-account refresh locks beside a vault file (0700, files 0600)
+              $XDG_RUNTIME_DIR/tokenvault/agent-DEV-INODE.sock
+                  the agent's socket, else under /tmp/tokenvault-agent-UID/ or ~/.tokenvault-agent/
+              $XDG_RUNTIME_DIR/tokenvault/, else tokenvault-browser/ beside the vault
+                  the private page that sends the browser on during authorize
+              $XDG_STATE_HOME/tokenvault/journal/, else ~/.local/state/tokenvault/journal/
+                  new pairs the vault's store could not take yet (sealed)
+
+            Run 'tokenvault help <command>' for one command's options. The guides (providers, key slots, a \
+            shared vault on PostgreSQL, the agent, monitoring, cron and systemd, the security model) are the \
+            README.md and docs/ of tokenvault's source.
             """,
         version: version,
         subcommands: [

@@ -13,6 +13,12 @@ extension TokenVault {
         static let configuration = CommandConfiguration(
             commandName: "agent",
             abstract: "The agent that keeps a vault unlocked: run it in the foreground (systemd), or ask its status.",
+            discussion: """
+                'tokenvault unlock' starts an agent in the background; 'agent run --foreground' runs one under a \
+                service manager, with the passphrase from TOKENVAULT_PASSPHRASE_FILE or a systemd credential.
+                Example unit line:
+                  ExecStart=/usr/bin/tokenvault agent run --foreground --refresh-every 12h
+                """,
             subcommands: [AgentRun.self, AgentStatus.self],
             defaultSubcommand: AgentRun.self)
     }
@@ -20,7 +26,12 @@ extension TokenVault {
     struct AgentRun: VaultCommand {
         static let configuration = CommandConfiguration(
             commandName: "run",
-            abstract: "Hold the vault's key and serve it until told to stop (what 'unlock' starts; --foreground for systemd).")
+            abstract: "Hold the vault's key and serve it until told to stop (what 'unlock' starts; --foreground for systemd).",
+            discussion: """
+                Without --for it keeps the key until stopped (SIGTERM, 'tokenvault lock', 'tokenvault passwd', or \
+                the vault replaced). Example:
+                  tokenvault agent run --foreground --refresh-every 12h
+                """)
 
         @OptionGroup var global: GlobalOptions
 
@@ -33,7 +44,7 @@ extension TokenVault {
         @Option(help: "Forget the key after this long without a request.")
         var idle: DurationArgument?
 
-        @Option(help: "Run refresh-all on this period (±10 %).")
+        @Option(help: "Run refresh-all on this period (+/-10 %).")
         var refreshEvery: DurationArgument?
 
         @Option(help: ArgumentHelp("The scheduled runs' refresh-all --notify command.", valueName: "cmd"))
@@ -106,7 +117,8 @@ extension TokenVault {
 
     struct AgentStatus: VaultCommand {
         static let configuration = CommandConfiguration(
-            commandName: "status", abstract: "Say whether an agent holds the vault, since when and until when (exit 1 when none).")
+            commandName: "status", abstract: "Say whether an agent holds the vault, since when and until when (exit 1 when none).",
+            discussion: "Also the socket it listens on, and why it is not the usual one when it is not.")
 
         @OptionGroup var global: GlobalOptions
 

@@ -9,7 +9,21 @@ extension TokenVault {
         static let configuration = CommandConfiguration(
             commandName: "audit",
             abstract: "Show the audit log of token lifetime resets; --verify checks its MAC chain.",
-            discussion: "Listing needs no passphrase; --verify does (exit 7 when an entry was edited, reordered or deleted).")
+            discussion: """
+                Every event that changes a token's lifetime or existence: imported, authorized, refreshed, \
+                refresh-failed, revoked, access-token-rejected, integration-edited, key-slot-added, key-slot-removed, \
+                passphrase-changed, master-key-rotated, tamper-detected; with the command that caused it, the \
+                outcome, and the expiries before and after. No secrets. Listing needs no passphrase; --verify does \
+                (exit 7 when an entry was edited, reordered or deleted, or an account's row is not the pair the log \
+                recorded). A vault rolled back whole to an older copy is found only by a head kept elsewhere: \
+                --expect-head.
+
+                Examples:
+                  tokenvault audit
+                  tokenvault audit alice --json
+                  tokenvault audit --verify
+                  tokenvault audit --verify --expect-head "$(cat /elsewhere/head)"
+                """)
 
         @OptionGroup var global: GlobalOptions
 

@@ -13,7 +13,20 @@ extension TokenVault {
                 127.0.0.1 or [::1], tokenvault listens on exactly that host and port for one callback. Otherwise (an \
                 https redirect URI, or --no-browser) paste the URL the browser landed on, or just the code. \
                 --device uses the device grant: approve on any device with the code shown. \
-                Re-authorizing an account replaces its pair (audited).
+                Re-authorizing an account replaces its pair (audited; a pair of another person is warned about).
+
+                The browser is $BROWSER (commands separated by ':', %s for the URL), else xdg-open when there is a \
+                display; the URL is always printed too. The browser's command line never carries the authorization \
+                URL: it gets a single-use loopback address or a private file:// page. Only a callback with the right \
+                state, from a program of your own user, ends the wait; others are refused and the wait goes on. \
+                When no browser can be started it switches to paste mode at once. A wrong paste is asked for \
+                again, three tries in all (then exit 2). With several integrations, --integration is needed.
+
+                Examples:
+                  tokenvault authorize alice
+                  tokenvault authorize alice --no-browser
+                  tokenvault authorize bob --integration m365 --device
+                  tokenvault authorize carol --integration gmail --scopes "openid email" --timeout 2m
                 """)
 
         @OptionGroup var global: GlobalOptions

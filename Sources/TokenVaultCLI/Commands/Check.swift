@@ -13,6 +13,16 @@ extension TokenVault {
                 (refreshing has not extended it), when refreshing has failed for more than 24 hours, or when it has \
                 no refresh token and its access token lapses within 14 days. Account names, or --integration, limit the \
                 check to those accounts. For monitoring: 'list --format prometheus'.
+
+                --notify CMD runs CMD through /bin/sh once per account and event (needs-reauth, \
+                refresh-token-lapsing, refresh-failing, access-token-lapsing, pair-not-stored, refresh-interrupted) \
+                until it changes, with TOKENVAULT_ACCOUNT, TOKENVAULT_INTEGRATION, TOKENVAULT_EVENT and \
+                TOKENVAULT_DETAIL in its environment; never a token or the passphrase.
+
+                Examples:
+                  tokenvault check
+                  tokenvault check --json --integration work
+                  tokenvault check --notify 'notify-send "tokenvault: $TOKENVAULT_ACCOUNT" "$TOKENVAULT_DETAIL"'
                 """)
 
         @OptionGroup var global: GlobalOptions

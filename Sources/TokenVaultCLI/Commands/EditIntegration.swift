@@ -12,7 +12,9 @@ extension TokenVault {
             discussion: """
                 Each change is checked as 'integration add' checks it and written to the audit log (one entry per \
                 field; the secret itself never). The client secret is re-sealed, bound to the new settings. Accounts \
-                keep their token pairs; new scopes are requested at the next 'tokenvault authorize'. Examples:
+                keep their token pairs; new scopes are requested at the next 'tokenvault authorize', and a new \
+                redirect URI must be registered at the provider. No option: exit 2; an unknown integration: exit 4.
+                Examples:
                   tokenvault integration edit reporting --client-secret-stdin < new-secret.txt
                   tokenvault integration edit reporting --scopes "spark:people_read spark:rooms_read" --env-var REPORTING_TOKEN
                 """)

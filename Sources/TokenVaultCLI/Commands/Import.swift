@@ -13,7 +13,9 @@ extension TokenVault {
                 Reads {"access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "token_type"} from \
                 standard input; expiries are now + the lifetimes. With --batch, reads JSON Lines instead, one object \
                 per account with an extra "account" field; every line is checked before anything is stored, and all \
-                are stored in one transaction with one passphrase prompt. Examples:
+                are stored in one transaction with one passphrase prompt. Input is checked before the passphrase is \
+                asked for. An existing account needs --replace. Tokens must be RFC 6750 b64token text (exit 6 \
+                otherwise). Examples:
                   tokenvault import alice --integration reporting < token.json
                   tokenvault import --batch --integration reporting < pairs.jsonl
                 """)

@@ -9,7 +9,19 @@ extension TokenVault {
         static let configuration = CommandConfiguration(
             commandName: "init",
             abstract: "Create a new, empty vault protected by a passphrase.",
-            discussion: "The passphrase is asked twice on the terminal (or taken once from --passphrase-fd, TOKENVAULT_PASSPHRASE_FILE or TOKENVAULT_PASSPHRASE).")
+            discussion: """
+                The passphrase is asked twice on the terminal (or taken once from --passphrase-fd, \
+                TOKENVAULT_PASSPHRASE_FILE or TOKENVAULT_PASSPHRASE). One shorter than 8 characters is refused \
+                (exit 3) unless --allow-weak-passphrase, and one shorter than 12 is warned about. An existing vault \
+                is refused (exit 2). Missing directories are made 0700 and the file 0600, whatever the umask. The \
+                vault gets one key slot, 'main'; 'tokenvault keys add' gives it more. The Argon2id cost is paid once \
+                per command, never per account.
+
+                Examples:
+                  tokenvault init
+                  tokenvault init --kdf sensitive
+                  tokenvault --vault 'postgresql://tv_owner@db.example.com/tokenvault?sslmode=verify-full' init
+                """)
 
         @OptionGroup var global: GlobalOptions
 

@@ -12,7 +12,10 @@ extension TokenVault {
             discussion: """
                 Opens the vault with a current passphrase (--passphrase-fd, TOKENVAULT_PASSPHRASE_FILE, \
                 TOKENVAULT_PASSPHRASE or the terminal), then asks for the new slot's passphrase twice on the terminal, \
-                or reads it once from --new-passphrase-fd. Audited.
+                or reads it once from --new-passphrase-fd (never from the command line). A name in use is exit 2. \
+                Audited; ends the vault's agent.
+                Example:
+                  tokenvault keys add web-1 --new-passphrase-fd 3 3< web-1.passphrase
                 """)
 
         @OptionGroup var global: GlobalOptions

@@ -14,7 +14,14 @@ extension TokenVault {
             discussion: """
                 Each key slot wraps the vault's master key under its own passphrase (its own Argon2id salt and cost). \
                 'keys rotate' replaces the master key after a member leaves. 'passwd --slot NAME' changes one slot's \
-                passphrase.
+                passphrase. By default a passphrase is tried on every slot in turn (one key derivation each); \
+                --key-slot or TOKENVAULT_KEY_SLOT names the one to try. Changes are audited and end the vault's agent.
+                Examples:
+                  tokenvault keys add bob
+                  tokenvault keys add ci-runner --kdf moderate --new-passphrase-fd 3 3< /run/credentials/tokenvault-ci
+                  tokenvault keys list
+                  tokenvault keys remove bob
+                  tokenvault keys rotate
                 """,
             subcommands: [KeysAdd.self, KeysList.self, KeysRemove.self, KeysRotate.self])
     }

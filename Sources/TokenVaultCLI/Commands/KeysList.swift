@@ -6,7 +6,11 @@ import VaultStore
 extension TokenVault {
     struct KeysList: VaultCommand {
         static let configuration = CommandConfiguration(
-            commandName: "list", abstract: "List the key slots (no passphrase needed).")
+            commandName: "list", abstract: "List the key slots (no passphrase needed).",
+            discussion: """
+                Name, form (box; legacy for the slot a v1-v3 vault came with, until it is converted), KDF level, when \
+                it was made and when its passphrase last changed.
+                """)
 
         @OptionGroup var global: GlobalOptions
 

@@ -11,7 +11,10 @@ extension TokenVault {
             discussion: """
                 Needs a current passphrase (any slot's, the removed one's included while another slot remains). The \
                 master key does not change: run 'tokenvault keys rotate' next if the slot's owner may have kept a copy \
-                of the vault file or its key. Audited.
+                of the vault file or its key. The slot's bytes are erased from the file and its write-ahead log. \
+                Audited; ends the vault's agent.
+                Example:
+                  tokenvault keys remove bob
                 """)
 
         @OptionGroup var global: GlobalOptions

@@ -10,8 +10,12 @@ extension TokenVault {
             discussion: """
                 One write transaction: it verifies the audit log under the current key first, and changes nothing if \
                 anything fails. Every slot keeps its passphrase. Run it after 'keys remove' when the removed member \
-                may have kept a copy of the vault or its key; it does not change the tokens themselves (see the \
-                README). Audited.
+                may have kept a copy of the vault or its key. It does not change the tokens themselves: tokens a \
+                removed member saw stay valid at the provider until they expire or are revoked, and copies made \
+                before still open with the old key. Refused (exit 2) while a legacy slot other than the one it was \
+                opened with remains, and (exit 7) for a slot whose public key the current key does not vouch for. \
+                Run it when no other command works on the vault: one that opened it before cannot write after. \
+                On PostgreSQL, run it as the owner role. Audited; ends the vault's agent.
                 """)
 
         @OptionGroup var global: GlobalOptions

@@ -9,6 +9,27 @@ extension TokenVault {
         static let configuration = CommandConfiguration(
             commandName: "list",
             abstract: "Show every account and how long its tokens last (no passphrase needed).",
+            discussion: """
+                Per account: integration, identity, time left on the access and refresh tokens, and a state:
+                  ok            nothing to do
+                  expiring      the access token lapses within a day, or the refresh token within 14 days
+                                (normal between refreshes for providers whose access tokens live hours)
+                  expired       the access token has lapsed, the refresh token has not
+                  needs-reauth  the provider refused the refresh token, or no usable token is left:
+                                run 'tokenvault authorize'
+                  no-refresh    a valid access token without a refresh token; refresh-all skips it
+                  stale         stored more than 5 minutes in the future: refreshed at the next use
+                  pending       a new pair waits in the local journal (the vault's store failed)
+                  interrupted   a refresh was cut off after its refresh token was sent
+
+                What needs a person is what 'tokenvault check' reports. 'status' is the same command.
+
+                Examples:
+                  tokenvault list
+                  tokenvault list alice bob --json
+                  tokenvault list --integration work
+                  tokenvault list --format prometheus > /var/lib/node_exporter/textfile/tokenvault.prom
+                """,
             aliases: ["status"])
 
         @OptionGroup var global: GlobalOptions

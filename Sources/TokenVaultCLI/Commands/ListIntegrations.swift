@@ -6,7 +6,9 @@ import VaultStore
 
 extension TokenVault {
     struct ListIntegrations: VaultCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List registered integrations (no passphrase needed).")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List registered integrations and their token endpoints (no passphrase needed).",
+            discussion: "With --json, every endpoint of each. 'tokenvault integrations' is the same command.")
 
         @OptionGroup var global: GlobalOptions
 
@@ -54,7 +56,12 @@ extension TokenVault {
     struct ShowIntegration: VaultCommand {
         static let configuration = CommandConfiguration(
             commandName: "show",
-            abstract: "Show one integration and the endpoints its requests go to (no passphrase needed).")
+            abstract: "Show one integration and the endpoints its requests go to (no passphrase needed).",
+            discussion: """
+                Where the browser is sent, where the client secret, the tokens, revocations and identity lookups go.
+                Example:
+                  tokenvault integration show work --json
+                """)
 
         @OptionGroup var global: GlobalOptions
 

@@ -9,7 +9,14 @@ extension TokenVault {
         static let configuration = CommandConfiguration(
             commandName: "passwd",
             abstract: "Change one key slot's passphrase (re-wraps the master key for that slot only: one small write).",
-            discussion: "Opens the vault with a current passphrase (any slot's, or --key-slot's), then asks for the new one. Audited.")
+            discussion: """
+                Opens the vault with a current passphrase (any slot's, or --key-slot's), then asks for the new one \
+                twice on the terminal, or reads it once from --new-passphrase-fd. Every stored secret and every other \
+                slot stays as it is; --kdf changes this slot's cost. Audited; ends the vault's agent.
+                Examples:
+                  tokenvault passwd
+                  tokenvault passwd --slot ci-runner --new-passphrase-fd 3 3< new-passphrase
+                """)
 
         @OptionGroup var global: GlobalOptions
 

@@ -7,7 +7,15 @@ extension TokenVault {
     struct Refresh: VaultCommand {
         static let configuration = CommandConfiguration(
             commandName: "refresh",
-            abstract: "Refresh one account's token pair now (audited with old and new lifetimes).")
+            abstract: "Refresh one account's token pair now (audited with old and new lifetimes).",
+            discussion: """
+                The new pair and both new expiries are stored durably before anything else; the audit entry says \
+                whether the refresh token changed. It warns when the refresh token lapses within 14 days even after \
+                refreshing (the provider did not extend it). A refused refresh token makes the account \
+                needs-reauth (exit 5). For every account at once (cron): 'tokenvault refresh-all'.
+                Example:
+                  tokenvault refresh alice
+                """)
 
         @OptionGroup var global: GlobalOptions
 

@@ -25,12 +25,16 @@ extension TokenVault {
                 vault's store failed (before 5 and 6). A new pair the store could not take waits in a local journal and \
                 is stored by the next command that unlocks the vault; once the store has failed for --store-wait, no \
                 more refresh tokens are sent.
+
                 Account names, or --integration, limit the run to those accounts (all must exist: exit 4 otherwise). \
                 Before any refresh: 2 a bad argument, 3 a wrong or missing passphrase, 4 no such vault, account or \
                 integration, 7 a vault that fails its checks at unlock.
-                Example crontab line:
+
+                Examples (the last one a crontab line: cron's PATH is /usr/bin:/bin, so give the full path of \
+                tokenvault, as 'command -v tokenvault' shows it):
+                  tokenvault refresh-all --due-within 3d --json > report.json
+                  tokenvault refresh-all alice bob --integration gmail
                   17 3 * * *  TOKENVAULT_PASSPHRASE_FILE=$HOME/.config/tokenvault/passphrase /usr/local/bin/tokenvault refresh-all
-                (cron's PATH is /usr/bin:/bin: give the full path of tokenvault, as 'command -v tokenvault' shows it)
                 """)
 
         @OptionGroup var global: GlobalOptions

@@ -10,13 +10,17 @@ extension TokenVault {
             commandName: "revoke",
             abstract: "Revoke an account's tokens at the provider, then delete the pair from the vault (audited).",
             discussion: """
-                The provider's own way is used: Webex DELETE /authorizations?clientId=… (when the token has \
+                The provider's own way is used: Webex DELETE /authorizations?clientId=... (when the token has \
                 identity:tokens_write or its scopes are unknown), RFC 7009 for Google and generic providers, the REST \
                 API for GitHub, auth.revoke for Slack. Microsoft has no revocation endpoint. Otherwise, or with \
                 --local, it only deletes the local pair and says how to revoke at the provider. The sealed bytes are \
                 removed from both the database file and its write-ahead log. Webex's way revokes every token the \
                 person gave the integration's client: the other accounts of that person on the integration are named \
-                and marked needs-reauth (audited).
+                and marked needs-reauth (audited). When the provider refuses or cannot be reached, the local pair \
+                is deleted all the same and the exit is 6: the tokens stay valid at the provider until they expire.
+                Examples:
+                  tokenvault revoke bob
+                  tokenvault revoke bob --local
                 """)
 
         @OptionGroup var global: GlobalOptions

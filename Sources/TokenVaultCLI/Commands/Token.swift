@@ -5,7 +5,13 @@ import VaultOAuth
 
 extension TokenVault {
     struct Token: VaultCommand {
-        static let configuration = CommandConfiguration(commandName: "token", abstract: "Print the account's bare access token.")
+        static let configuration = CommandConfiguration(
+            commandName: "token", abstract: "Print the account's bare access token.",
+            discussion: """
+                Refreshed first as 'tokenvault env' does (--min-valid); never an expired token (exit 5 or 6).
+                Example:
+                  token=$(tokenvault token alice)
+                """)
 
         @OptionGroup var global: GlobalOptions
 

@@ -18,7 +18,11 @@ extension TokenVault {
                 derivation. The key stays in the agent (locked, undumpable memory); commands ask it to seal, open \
                 and MAC. It forgets the key after --for, after --idle without use, on 'tokenvault lock', on \
                 'tokenvault passwd', on SIGTERM/SIGINT/SIGHUP, and when the vault file is replaced. Running \
-                unlock again replaces the agent. With --refresh-every it runs 'refresh-all' on that period.
+                unlock again replaces the agent. With --refresh-every it runs 'refresh-all' on that period. \
+                The agent listens on a socket only your user can use ('tokenvault agent status' shows it).
+                Examples:
+                  tokenvault unlock
+                  tokenvault unlock --for 10h --idle 1h --refresh-every 12h
                 """)
 
         @OptionGroup var global: GlobalOptions
@@ -29,7 +33,7 @@ extension TokenVault {
         @Option(help: "Forget the key after this long without a request (default: never).")
         var idle: DurationArgument?
 
-        @Option(help: "Run refresh-all on this period (±10 %), e.g. 12h (default: never).")
+        @Option(help: "Run refresh-all on this period (+/-10 %), e.g. 12h (default: never).")
         var refreshEvery: DurationArgument?
 
         @Option(help: ArgumentHelp("With --refresh-every: the scheduled runs call this command for accounts that need a person (as refresh-all --notify).", valueName: "cmd"))
@@ -65,7 +69,9 @@ extension TokenVault {
     }
 
     struct Lock: VaultCommand {
-        static let configuration = CommandConfiguration(commandName: "lock", abstract: "Make the vault's agent forget the key and exit.")
+        static let configuration = CommandConfiguration(
+            commandName: "lock", abstract: "Make the vault's agent forget the key and exit.",
+            discussion: "Commands then ask for the passphrase again. No passphrase needed.")
 
         @OptionGroup var global: GlobalOptions
 

@@ -7,7 +7,14 @@ extension TokenVault {
     struct Whoami: VaultCommand {
         static let configuration = CommandConfiguration(
             commandName: "whoami",
-            abstract: "Ask the provider who the account's token belongs to (refreshed first if needed).")
+            abstract: "Ask the provider who the account's token belongs to (refreshed first if needed).",
+            discussion: """
+                Updates the stored identity (not audited). A token the provider rejects (401) is refreshed once and \
+                asked again; a second 401 marks the account needs-reauth (exit 5).
+                Examples:
+                  tokenvault whoami alice
+                  tokenvault whoami alice --json
+                """)
 
         @OptionGroup var global: GlobalOptions
 

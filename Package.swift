@@ -63,7 +63,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "VaultOAuth", dependencies: ["CCurl"]),
         // The agent that holds a vault's key for one user: its protocol, server and client (a KeyHolder).
-        .target(name: "VaultAgent", dependencies: ["VaultCrypto"]),
+        // VaultStore for VaultLocation, which names the socket of a vault's agent.
+        .target(name: "VaultAgent", dependencies: ["VaultCrypto", "VaultStore"]),
         // The vault's business logic (unlocked vault, refresher, token service, audit chain); no ArgumentParser.
         .target(name: "TokenVaultCore", dependencies: ["VaultCrypto", "VaultStore", "VaultOAuth"]),
         .target(

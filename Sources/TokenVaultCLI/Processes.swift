@@ -2,6 +2,7 @@ import Foundation
 import TokenVaultCore
 import VaultCrypto
 import VaultOAuth
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,11 +41,11 @@ struct BrowserPage {
         {
             return runtime + "/tokenvault"
         }
-        if VaultLocation.isPostgreSQL(vaultPath) {
+        guard let beside = VaultLocation(vaultPath).fileDirectory else {
             // Nothing of a PostgreSQL vault is on this machine to put the page beside.
             return (context.environment["HOME"] ?? NSHomeDirectory()) + "/.tokenvault-browser"
         }
-        return URL(fileURLWithPath: vaultPath).deletingLastPathComponent().path + "/tokenvault-browser"
+        return beside + "/tokenvault-browser"
     }
 
     /// Writes the page for `target`; the caller removes it with ``remove()``.

@@ -14,14 +14,8 @@ public final class FileAccountLock: RefreshLock, @unchecked Sendable {
 
     private init(fd: Int32) { self.fd = fd }
 
-    public static func directory(forVault path: String) -> String { (realPath(path) ?? path) + ".locks" }
-
-    /// The path with every symlink resolved, or nil when it does not exist.
-    public static func realPath(_ path: String) -> String? {
-        guard let resolved = Glibc.realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
+    /// Where a vault file's lock files go (``VaultLocation/lockDirectory``).
+    public static func directory(forVault path: String) -> String { VaultLocation.file(path).lockDirectory! }
 
     public static func acquire(vaultPath: String, account: Account, timeout: TimeInterval = 300,
                         sleep: @Sendable (Double) async throws -> Void) async throws -> FileAccountLock {

@@ -418,7 +418,7 @@ public final class VaultDatabase: VaultStorage, Sendable {
     }
 
     public static func sharedDirectoryWarning(vaultPath: String) -> String? {
-        let real = FileAccountLock.realPath(vaultPath) ?? vaultPath
+        let real = VaultLocation.file(vaultPath).canonical.text
         let directory = URL(fileURLWithPath: real).deletingLastPathComponent().path
         var info = stat()
         guard stat(directory, &info) == 0, info.st_mode & 0o022 != 0 else { return nil }

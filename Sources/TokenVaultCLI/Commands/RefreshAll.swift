@@ -197,7 +197,7 @@ extension TokenVault {
             }
             if let notify {
                 let journal = RefreshJournal.of(database, services: services)
-                try Notifier.notify(notify, attention: try Attention.find(in: database, now: context.now(),
+                try await Notifier.notify(notify, attention: try Attention.find(in: database, now: context.now(),
                                                                           waiting: journal?.waitingPairs().values.map { $0 } ?? [],
                                                                           interrupted: await journal?.interruptedRefreshes(in: database) ?? []), database: database, context: context)
             }

@@ -11,6 +11,8 @@ import Glibc
 ///
 /// It forgets the key (exits) at `until`, after `idle` without requests, on `lock`, on SIGTERM, SIGINT or
 /// SIGHUP, and when the vault file is replaced (another inode at its path).
+// @unchecked: the listening and wake-up descriptors are set by bind() before run() reads them; the rest is
+// under `lock`.
 public final class AgentServer: @unchecked Sendable {
     public struct Settings: Sendable {
         public var vaultPath: String

@@ -9,7 +9,7 @@ import Glibc
 /// The lock directory sits beside the vault's real path (two symlinked paths to one vault share it) and must be
 /// ours: a directory or file another user made, a symlink, or anything writable by others could let them hold our
 /// locks (blocking every refresh) or point them elsewhere. Such a lock is refused with a clear error, not waited on.
-public final class FileAccountLock: RefreshLock, @unchecked Sendable {
+public final class FileAccountLock: RefreshLock {
     private let fd: Int32
 
     private init(fd: Int32) { self.fd = fd }

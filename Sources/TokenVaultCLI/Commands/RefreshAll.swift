@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import VaultOAuth
 import VaultAgent
 import VaultStore
@@ -227,9 +228,8 @@ extension TokenVault {
 }
 
 /// Set once, read by many tasks.
-final class SeenFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var seen = false
-    var isSet: Bool { lock.withLock { seen } }
-    func set() { lock.withLock { seen = true } }
+final class SeenFlag: Sendable {
+    private let seen = Mutex(false)
+    var isSet: Bool { seen.withLock { $0 } }
+    func set() { seen.withLock { $0 = true } }
 }

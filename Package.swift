@@ -62,14 +62,17 @@ let package = Package(
         // libcurl's header (types and constants); the library itself is opened with dlopen at the first request.
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .target(name: "VaultOAuth", dependencies: ["CCurl"]),
+        // Starting a child process and awaiting its exit off the cooperative pool (no dependencies).
+        .target(name: "Spawning"),
         // The agent that holds a vault's key for one user: its protocol, server and client (a KeyHolder).
-        .target(name: "VaultAgent", dependencies: ["VaultCrypto"]),
+        // VaultStore for VaultLocation, which names the socket of a vault's agent.
+        .target(name: "VaultAgent", dependencies: ["VaultCrypto", "VaultStore", "Spawning"]),
         // The vault's business logic (unlocked vault, refresher, token service, audit chain); no ArgumentParser.
         .target(name: "TokenVaultCore", dependencies: ["VaultCrypto", "VaultStore", "VaultOAuth"]),
         .target(
             name: "TokenVaultCLI",
             dependencies: [
-                "TokenVaultCore", "VaultCrypto", "VaultStore", "VaultOAuth", "VaultAgent",
+                "TokenVaultCore", "VaultCrypto", "VaultStore", "VaultOAuth", "VaultAgent", "Spawning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -83,7 +86,7 @@ let package = Package(
         .executableTarget(name: "tokenvault-faults", dependencies: ["TokenVaultLab", "WebexSandbox"]),
 
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"]),
-        .testTarget(name: "VaultAgentTests", dependencies: ["VaultAgent", "VaultCrypto"]),
+        .testTarget(name: "VaultAgentTests", dependencies: ["VaultAgent", "VaultCrypto", "Spawning"]),
         // TokenVaultLab for its throwaway PostgreSQL server: the store contract runs on SQLite and PostgreSQL.
         .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", "TokenVaultLab", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "CCurl", "WebexSandbox"]),

@@ -1,4 +1,5 @@
 import Foundation
+import Spawning
 import TokenVaultCore
 import VaultStore
 #if canImport(Glibc)
@@ -14,7 +15,7 @@ enum Notifier {
     @discardableResult
     /// `inScope`: the accounts `attention` was looked for in (`check NAME…`); the others' records are left alone.
     static func notify(_ command: String, attention: [Attention], database: any VaultStorage, context: Context,
-                       inScope: (String) -> Bool = { _ in true }) throws -> Int {
+                       inScope: (String) -> Bool = { _ in true }) async throws -> Int {
         let told = try database.notifiedEvents()
         var count = 0
         let now = context.now()
@@ -25,7 +26,7 @@ enum Notifier {
             environment["TOKENVAULT_INTEGRATION"] = item.integration
             environment["TOKENVAULT_EVENT"] = item.event.rawValue
             environment["TOKENVAULT_DETAIL"] = item.detail
-            let status = run(command, environment: environment)
+            let status = await run(command, environment: environment)
             if status == 0 {
                 try database.write { try $0.setNotified(account: item.account, event: item.event.rawValue, at: now) }
                 count += 1
@@ -41,34 +42,16 @@ enum Notifier {
     }
 
     /// `/bin/sh -c command`, stdin from /dev/null, its output to our stderr; the exit status, -1 when it could not
-    /// run or outlived the timeout (then it is killed).
-    static func run(_ command: String, environment: [String: String]) -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, 2, 1)
-        let words: [String] = ["/bin/sh", "-c", command]
-        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+    /// run, was killed by a signal, or outlived the timeout (then it is killed).
+    static func run(_ command: String, environment: [String: String]) async -> Int32 {
         ChildEnvironment.closeOnExecAll()
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, "/bin/sh", &actions, nil, argv, envp) == 0 else { return -1 }
-        let deadline = Date().addingTimeInterval(timeout)
-        var status: Int32 = 0
-        while true {
-            let done = waitpid(pid, &status, WNOHANG)
-            if done == pid { break }
-            if done < 0 { return -1 }
-            if Date() >= deadline {
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                return -1
-            }
-            usleep(10_000)
+        guard let child = try? SpawnedProcess.spawn("/bin/sh", arguments: ["/bin/sh", "-c", command], environment: environment,
+                                                    output: .toStandardError) else { return -1 }
+        guard let exit = await child.exit(timeout: timeout) else {
+            kill(child.pid, SIGKILL)
+            _ = await child.exit()
+            return -1
         }
-        // WIFEXITED / WEXITSTATUS by hand (macros are not imported).
-        return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+        return exit.code ?? -1
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
+import Spawning
 import TokenVaultCore
 import VaultCrypto
 import VaultOAuth
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,11 +42,11 @@ struct BrowserPage {
         {
             return runtime + "/tokenvault"
         }
-        if VaultLocation.isPostgreSQL(vaultPath) {
+        guard let beside = VaultLocation(vaultPath).fileDirectory else {
             // Nothing of a PostgreSQL vault is on this machine to put the page beside.
             return (context.environment["HOME"] ?? NSHomeDirectory()) + "/.tokenvault-browser"
         }
-        return URL(fileURLWithPath: vaultPath).deletingLastPathComponent().path + "/tokenvault-browser"
+        return beside + "/tokenvault-browser"
     }
 
     /// Writes the page for `target`; the caller removes it with ``remove()``.
@@ -143,38 +145,22 @@ public enum Browser {
 public enum ProgramRunner {
     /// Starts a program found on PATH without waiting for it; its output goes to /dev/null so that a chatty
     /// browser does not write over prompts or into `$(…)`.
-    private static func spawn(_ command: [String], environment: [String: String]) -> pid_t? {
+    private static func spawn(_ command: [String], environment: [String: String]) -> SpawnedProcess? {
         guard let path = resolve(command[0], environment: environment) else { return nil }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = command.map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
-        var pid: pid_t = 0
         ChildEnvironment.closeOnExecAll()
-        return posix_spawn(&pid, path, &actions, nil, argv, envp) == 0 ? pid : nil
+        return try? SpawnedProcess.spawn(path, arguments: command, environment: environment)
     }
 
     /// Starts a program (see ``spawn``) and gives it `settle` seconds: false when it could not be
-    /// started or exited other than with 0 by then (it is reaped); true when it exited 0 or is still running.
+    /// started or exited other than with 0 by then; true when it exited 0 or is still running.
     static func spawnAndSettle(_ command: [String], environment: [String: String], settle: TimeInterval) -> Bool {
-        guard let pid = spawn(command, environment: environment) else { return false }
-        let deadline = Date().addingTimeInterval(settle)
-        while Date() < deadline {
-            var status: Int32 = 0
-            let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid {
-                // WIFEXITED and WEXITSTATUS, spelled out (the C macros are not imported).
-                return status & 0x7f == 0 && (status >> 8) & 0xff == 0
-            }
-            if reaped < 0 && errno != EINTR { return true }  // not ours to wait for any more: it started
-            usleep(20_000)
+        guard let child = spawn(command, environment: environment) else { return false }
+        switch child.waitForExit(timeout: settle) {
+        case nil: return true  // still running: it started
+        case .unknown: return true  // not ours to wait for any more: it started
+        case .exited(let code): return code == 0
+        case .signalled: return false
         }
-        return true
     }
 
     /// The path of `name` on PATH (or `name` itself when it contains a slash).

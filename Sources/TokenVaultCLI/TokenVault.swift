@@ -126,7 +126,7 @@ public struct TokenVault: AsyncParsableCommand {
         }
         let global = (command as? any VaultCommand)?.global
         if let global {
-            for warning in VaultStores.warnings(forLocation: VaultLocation.path(option: global.vault, context: context)) {
+            for warning in VaultStores.warnings(forLocation: VaultLocation.resolve(option: global.vault, context: context)) {
                 context.console.err(warning)
             }
         }
@@ -240,11 +240,13 @@ extension VaultCommand {
         try await run(context)
     }
 
-    func vaultPath(_ context: Context) -> String { VaultLocation.path(option: global.vault, context: context) }
+    func vaultLocation(_ context: Context) -> VaultLocation { VaultLocation.resolve(option: global.vault, context: context) }
+
+    func vaultPath(_ context: Context) -> String { vaultLocation(context).text }
 
     /// The vault for commands that need no passphrase.
     func openDatabase(_ context: Context) throws -> any VaultStorage {
-        try VaultStores.open(vaultPath(context))
+        try VaultStores.open(vaultLocation(context))
     }
 
     /// Opens the vault and asks for the passphrase once; the KDF runs once per command.

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VaultOAuth
 
 /// Gives every request sent through it a share of one time budget that starts with the first request: once it is
@@ -36,11 +37,10 @@ public struct DeadlineTransport: HTTPTransport {
         }
     }
 
-    private final class StartOnce: @unchecked Sendable {
-        private let lock = NSLock()
-        private var started: ContinuousClock.Instant?
+    private final class StartOnce: Sendable {
+        private let started = Mutex<ContinuousClock.Instant?>(nil)
         func instant() -> ContinuousClock.Instant {
-            lock.withLock {
+            started.withLock { started in
                 if let started { return started }
                 let now = ContinuousClock.now
                 started = now
@@ -49,15 +49,14 @@ public struct DeadlineTransport: HTTPTransport {
         }
     }
 
-    private final class ResumeOnce: @unchecked Sendable {
-        private let lock = NSLock()
-        private var continuation: CheckedContinuation<HTTPResponse, any Error>?
+    private final class ResumeOnce: Sendable {
+        private let continuation = Mutex<CheckedContinuation<HTTPResponse, any Error>?>(nil)
 
-        func set(_ c: CheckedContinuation<HTTPResponse, any Error>) { lock.withLock { continuation = c } }
+        func set(_ c: CheckedContinuation<HTTPResponse, any Error>) { continuation.withLock { $0 = c } }
 
         /// The first result wins; later ones are dropped.
         func resume(_ result: Result<HTTPResponse, any Error>) {
-            let target = lock.withLock {
+            let target = continuation.withLock { continuation in
                 defer { continuation = nil }
                 return continuation
             }

@@ -1,22 +1,25 @@
 import Foundation
+import Synchronization
 import VaultStore
 
 /// Commits the results of many concurrent refreshes together: whatever finished while the previous commit was
 /// syncing goes into the next transaction. Each caller returns only once its own writes are on disk
 /// (synchronous=FULL), so "the new pair is durably stored before anything else happens" still holds per account,
 /// but `refresh-all` pays one fsync per batch instead of one per account.
-public final class GroupCommitter: @unchecked Sendable {
+public final class GroupCommitter: Sendable {
     public typealias Work = @Sendable (any VaultTransaction) throws -> Void
 
-    private struct Item {
+    private struct Item: Sendable {
         let work: Work
         let done: CheckedContinuation<Void, any Error>
     }
 
     private let database: any VaultStorage
-    private let lock = NSLock()
-    private var pending: [Item] = []
-    private var flushing = false
+    private struct Queue {
+        var pending: [Item] = []
+        var flushing = false
+    }
+    private let queue = Mutex(Queue())
 
     public init(database: any VaultStorage) {
         self.database = database
@@ -24,10 +27,10 @@ public final class GroupCommitter: @unchecked Sendable {
 
     public func commit(_ work: @escaping Work) async throws {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-            let startFlushing: Bool = lock.withLock {
-                pending.append(Item(work: work, done: done))
-                if flushing { return false }
-                flushing = true
+            let startFlushing: Bool = queue.withLock { queue in
+                queue.pending.append(Item(work: work, done: done))
+                if queue.flushing { return false }
+                queue.flushing = true
                 return true
             }
             if startFlushing { Task { await self.flush() } }
@@ -36,10 +39,10 @@ public final class GroupCommitter: @unchecked Sendable {
 
     private func flush() async {
         while true {
-            let batch: [Item] = lock.withLock {
-                let taken = pending
-                pending = []
-                if taken.isEmpty { flushing = false }
+            let batch: [Item] = queue.withLock { queue in
+                let taken = queue.pending
+                queue.pending = []
+                if taken.isEmpty { queue.flushing = false }
                 return taken
             }
             if batch.isEmpty { return }

@@ -9,7 +9,7 @@ public struct KeySlotChange: Sendable {
 }
 
 /// What `keys rotate` re-sealed and re-wrapped.
-public struct KeyRotation: @unchecked Sendable {
+public struct KeyRotation: Sendable {
     /// The vault under its new master key.
     public var vault: UnlockedVault
     /// Every key slot, each now holding the new master key.

@@ -29,9 +29,9 @@ public final class RefreshJournal: Sendable {
     /// - Parameters:
     ///   - base: the per-user directory of journals (`$XDG_STATE_HOME/tokenvault/journal`).
     ///   - location: the vault's location as the store names it (a file path, or a PostgreSQL location without a
-    ///     password); a file path is resolved to its real path first, so two spellings share one journal.
+    ///     password); named by ``VaultLocation/journalKey``, so two paths to one file share one journal.
     public init(base: String, location: String) {
-        let canonical = location.hasPrefix("/") ? (Self.realPath(location) ?? location) : location
+        let canonical = VaultLocation(location).journalKey
         // A name for the directory, not a secret: a keyed hash under a fixed public key is a plain hash.
         let digest = MAC.hmacSHA256(key: SecretBytes(copying: Array("tokenvault journal".utf8)), message: Array(canonical.utf8))
         directory = base + "/" + digest.prefix(16).map { String(format: "%02x", $0) }.joined()
@@ -247,12 +247,6 @@ public final class RefreshJournal: Sendable {
             let dirFd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if dirFd >= 0 { fsync(dirFd); close(dirFd) }
         }
-    }
-
-    private static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 }
 

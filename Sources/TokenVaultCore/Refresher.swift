@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VaultCrypto
 import VaultOAuth
 import VaultStore
@@ -103,7 +104,7 @@ extension RetryPolicy {
 }
 
 /// Refreshes token pairs: the provider's answer is durably stored (and audited) before anything else happens.
-public final class Refresher: @unchecked Sendable {
+public final class Refresher: Sendable {
     public let vault: UnlockedVault
     let services: VaultServices
     let trigger: AuditTrigger
@@ -114,9 +115,8 @@ public final class Refresher: @unchecked Sendable {
     let journal: RefreshJournal?
     /// Shared by this command's refreshes: once the store fails, no refresh token is sent until it works again.
     public let storeHealth: StoreHealth
-    private let lock = NSLock()
-    private var clients: [String: OAuthClient] = [:]
-    private var integrations: [String: Integration] = [:]
+    /// Each integration and its client, opened once per integration and command, by integration id.
+    private let opened = Mutex<[String: (integration: Integration, client: OAuthClient)]>([:])
 
     /// Eight attempts: a nightly run rides out a provider's bad minutes (about two minutes of capped, jittered
     /// backoff at worst) rather than leaving accounts for tomorrow; invalid_grant is never retried.
@@ -156,16 +156,15 @@ public final class Refresher: @unchecked Sendable {
 
     /// The integration and its client, opened once per integration and command.
     func client(for integrationId: String) throws -> (Integration, OAuthClient) {
-        lock.lock()
-        defer { lock.unlock() }
-        if let client = clients[integrationId], let integration = integrations[integrationId] { return (integration, client) }
-        guard let integration = try vault.database.integration(id: integrationId) else {
-            throw StoreError.noSuchIntegration(integrationId)
+        try opened.withLock { opened in
+            if let known = opened[integrationId] { return (known.integration, known.client) }
+            guard let integration = try vault.database.integration(id: integrationId) else {
+                throw StoreError.noSuchIntegration(integrationId)
+            }
+            let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
+            opened[integrationId] = (integration, client)
+            return (integration, client)
         }
-        let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
-        clients[integrationId] = client
-        integrations[integrationId] = integration
-        return (integration, client)
     }
 
     /// Refreshes `account` unless, once its lock is held and it is read again, `stillNeeded` says another
@@ -408,7 +407,7 @@ public final class Refresher: @unchecked Sendable {
     }
 
     private func draft(_ before: Account, _ after: Account, outcome: AuditOutcome, event: AuditEvent) -> AuditDraft {
-        AuditDraft(at: services.now(), account: after.name, integration: lock.withLock { integrations[after.integrationId]?.name },
+        AuditDraft(at: services.now(), account: after.name, integration: opened.withLock { $0[after.integrationId]?.integration.name },
                    event: event, trigger: trigger, outcome: outcome,
                    accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: after.accessExpiresAt,
                    refreshExpiresBefore: before.refreshExpiresAt, refreshExpiresAfter: after.refreshExpiresAt)

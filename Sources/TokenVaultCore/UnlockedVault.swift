@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VaultCrypto
 import VaultStore
 
@@ -40,15 +41,14 @@ public enum SealLabel {
 
 /// A vault whose passphrase has been checked: the database plus the master key. The KDF ran once to get here
 /// (once per key slot tried: see `unlock`).
-public final class UnlockedVault: @unchecked Sendable {
+public final class UnlockedVault: Sendable {
     public let database: any VaultStorage
     /// Seals, opens and MACs under labels; the only holder of the master key (KeyHolder.swift).
     public let keys: any KeyHolder
     /// The key slot whose passphrase opened the vault; nil when it was opened otherwise (through the agent).
     public let keySlot: String?
     /// A key slot's stored public key (with its MAC) already found bound under `keys`: see `checkKeyIsCurrent(in:)`.
-    private let verifiedBinding = NSLock()
-    private var verifiedPublicKey: [UInt8]?
+    private let verifiedPublicKey = Mutex<[UInt8]?>(nil)
 
     public init(database: any VaultStorage, keys: any KeyHolder, keySlot: String? = nil) {
         self.database = database
@@ -221,12 +221,12 @@ public final class UnlockedVault: @unchecked Sendable {
     /// A vault with only v1-v3 slots has no such binding and cannot have been rotated: nothing to check.
     public func checkKeyIsCurrent(in writer: any VaultTransaction) throws {
         guard let slot = try writer.keySlots().first(where: { $0.form == .box }), let stored = slot.publicKey else { return }
-        if verifiedBinding.withLock({ verifiedPublicKey == stored }) { return }
+        if verifiedPublicKey.withLock({ $0 == stored }) { return }
         guard try KeySlots.isBound(slot, keys: keys) else {
             throw VaultError.busy("the vault's master key was replaced ('tokenvault keys rotate') while this command ran; nothing was stored",
                                   hint: "run the command again; it opens the vault with the new key")
         }
-        verifiedBinding.withLock { verifiedPublicKey = stored }
+        verifiedPublicKey.withLock { $0 = stored }
     }
 
     // MARK: Sealing

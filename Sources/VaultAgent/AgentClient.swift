@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import VaultCrypto
 #if canImport(Glibc)
 import Glibc
@@ -6,7 +7,7 @@ import Glibc
 
 /// A ``KeyHolder`` whose key is in an agent: every seal, open and MAC is one request on the agent's socket.
 /// The connection is checked to lead to a process of our own uid before anything is sent.
-public final class AgentClient: KeyHolder, @unchecked Sendable {
+public final class AgentClient: KeyHolder {
     public enum Failure: Error, LocalizedError, Equatable {
         case gone(String)
         case refused(String)
@@ -20,15 +21,15 @@ public final class AgentClient: KeyHolder, @unchecked Sendable {
     }
 
     public let socketPath: String
-    private let lock = NSLock()
-    private var fd: Int32
+    /// The connection's descriptor, -1 after it broke (the next call connects again); one request at a time.
+    private let connection: Mutex<Int32>
 
     private init(socketPath: String, fd: Int32) {
         self.socketPath = socketPath
-        self.fd = fd
+        connection = Mutex(fd)
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    deinit { connection.withLock { if $0 >= 0 { close($0) } } }
 
     /// A client of the agent at `socketPath`, or nil when none answers there (no socket, a stale one).
     /// - Throws: when the socket's directory is unsafe or the listener is not of our uid.
@@ -66,7 +67,7 @@ public final class AgentClient: KeyHolder, @unchecked Sendable {
     }
 
     func call(_ request: AgentProtocol.Request) throws -> [UInt8] {
-        try lock.withLock {
+        try connection.withLock { fd in
             if fd < 0 {
                 guard let reopened = try Self.open(socketPath) else { throw Failure.gone("no agent at \(socketPath)") }
                 fd = reopened

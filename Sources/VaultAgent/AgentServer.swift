@@ -1,4 +1,5 @@
 import Foundation
+import Spawning
 import VaultCrypto
 #if canImport(Glibc)
 import Glibc
@@ -10,6 +11,8 @@ import Glibc
 ///
 /// It forgets the key (exits) at `until`, after `idle` without requests, on `lock`, on SIGTERM, SIGINT or
 /// SIGHUP, and when the vault file is replaced (another inode at its path).
+// @unchecked: the listening and wake-up descriptors are set by bind() before run() reads them; the rest is
+// under `lock`.
 public final class AgentServer: @unchecked Sendable {
     public struct Settings: Sendable {
         public var vaultPath: String
@@ -193,14 +196,8 @@ public final class AgentServer: @unchecked Sendable {
     /// The scheduled refresh: the same `refresh-all` a cron job would run, as a child that uses this agent.
     private func runRefresh() {
         guard let program = settings.refreshCommand.first else { return }
-        var pid: pid_t = 0
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         var command = settings.refreshCommand
+        var descriptors: [(from: Int32, to: Int32)] = []
         // The notify command on descriptor 3 (read end kept above the standard ones, so that moving it to 3 is a
         // real dup2 that clears close-on-exec).
         var notifyPipe: (read: Int32, write: Int32) = (-1, -1)
@@ -210,28 +207,22 @@ public final class AgentServer: @unchecked Sendable {
             notifyPipe = (fcntl(fds[0], F_DUPFD_CLOEXEC, 10), fds[1])
             close(fds[0])
             AgentSocket.closeOnExec(notifyPipe.write)
-            posix_spawn_file_actions_adddup2(&actions, notifyPipe.read, 3)
+            descriptors.append((from: notifyPipe.read, to: 3))
             command += ["--notify-fd", "3"]
         }
         defer { if notifyPipe.read >= 0 { close(notifyPipe.read) } }
-        let argv = command.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
         let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOKENVAULT_PASSPHRASE") }
-            .map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { environment.forEach { free($0) } }
-        guard posix_spawn(&pid, program, &actions, nil, argv, environment) == 0 else {
+        guard let child = try? SpawnedProcess.spawn(program, arguments: command, environment: environment, descriptors: descriptors) else {
             if notifyPipe.write >= 0 { close(notifyPipe.write) }
             return
         }
-        let child = pid
         let notify = settings.refreshNotify, notifyWrite = notifyPipe.write
         Thread.detachNewThread {
             if let notify, notifyWrite >= 0 {
                 _ = HandOff.write(notify, to: notifyWrite)
                 close(notifyWrite)
             }
-            var status: Int32 = 0
-            waitpid(child, &status, 0)
+            _ = child.waitForExit()
         }
     }
 }

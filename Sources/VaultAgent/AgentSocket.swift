@@ -1,34 +1,28 @@
 import Foundation
+import VaultStore
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Where an agent listens, and the checks on both ends of its socket.
 public enum AgentSocket {
-    /// The vault's identity. For a file: device and inode of the real file, so an agent serves exactly one vault,
-    /// named by this rather than by a path string (two paths to one file share an agent; a file replaced under the
-    /// same path is another vault). For a database (a location that is not an absolute path: a `postgresql://`
-    /// URI, a libpq `service=` name), a digest of the location: one agent per location, and a client still checks
-    /// the agent's key against the vault's audit head before using it.
+    /// The vault's identity, which names its agent's socket (``VaultLocation/agentIdentity()``): for a file, the
+    /// device and inode of the real file, so two paths to one file share an agent and a file replaced under the
+    /// same path is another vault; for a database, a digest of the location.
     public struct VaultIdentity: Equatable, Sendable, CustomStringConvertible {
         public var description: String
 
         public init(device: UInt64, inode: UInt64) { description = "\(device)-\(inode)" }
 
-        init(databaseLocation location: String) {
-            // FNV-1a, 64 bits: a name for the socket, not a secret or a check (the socket's directory is ours alone).
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-            for byte in location.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-            description = "db-" + String(hash, radix: 16)
-        }
+        init(_ description: String) { self.description = description }
 
         /// Nil for a file that does not exist.
-        public static func of(location: String) -> VaultIdentity? {
-            guard location.hasPrefix("/") else { return VaultIdentity(databaseLocation: location) }
-            var info = stat()
-            guard stat(location, &info) == 0 else { return nil }
-            return VaultIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        public static func of(_ location: VaultLocation) -> VaultIdentity? {
+            location.agentIdentity().map(VaultIdentity.init)
         }
+
+        /// The same, for a location as a store names it (``VaultLocation/init(_:)``).
+        public static func of(location: String) -> VaultIdentity? { of(VaultLocation(location)) }
     }
 
     public enum Failure: Error, Equatable, LocalizedError {

@@ -1,5 +1,6 @@
 import CSodium
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,12 +27,19 @@ public protocol KeyHolder: Sendable {
 }
 
 /// The master key held in this process, in guarded memory.
-public final class InProcessKeyHolder: KeyHolder, @unchecked Sendable {
+public final class InProcessKeyHolder: KeyHolder {
     private let master: SecretBytes
-    private let lock = NSLock()
-    /// MAC subkeys by label: an audit chain is verified with thousands of MACs under one label, and each subkey
-    /// is a guarded allocation (page protection changes) better made once.
-    private var macKeys: [String: SecretBytes] = [:]
+
+    private struct Subkeys {
+        /// MAC subkeys by label: an audit chain is verified with thousands of MACs under one label, and each
+        /// subkey is a guarded allocation (page protection changes) better made once.
+        var macKeys: [String: SecretBytes] = [:]
+        /// Guarded buffers for subkeys, made once and reused (zeroed after each use): each guarded allocation
+        /// costs page-protection changes and an mlock, and a refresh-all of thousands of accounts derives several
+        /// subkeys per account.
+        var scratch: [SecretBytes] = []
+    }
+    private let subkeys = Mutex(Subkeys())
 
     public init(masterKey: SecretBytes) {
         precondition(masterKey.count == VaultKeys.keyBytes, "a master key is \(VaultKeys.keyBytes) bytes")
@@ -49,26 +57,21 @@ public final class InProcessKeyHolder: KeyHolder, @unchecked Sendable {
         try withSubkey(label) { try SecretBox.open(sealed, key: $0) }
     }
 
-    /// Guarded buffers for subkeys, made once and reused (zeroed after each use): each guarded allocation costs
-    /// page-protection changes and an mlock, and a refresh-all of thousands of accounts derives several subkeys per
-    /// account.
-    private var scratch: [SecretBytes] = []
-
     private func withSubkey<T>(_ label: String, _ body: (SecretBytes) throws -> T) rethrows -> T {
-        let key = lock.withLock { scratch.popLast() } ?? SecretBytes(count: VaultKeys.keyBytes)
+        let key = subkeys.withLock { $0.scratch.popLast() } ?? SecretBytes(count: VaultKeys.keyBytes)
         defer {
             key.withUnsafeMutableBytes { sodium_memzero($0.baseAddress, $0.count) }
-            lock.withLock { if scratch.count < 32 { scratch.append(key) } }
+            subkeys.withLock { if $0.scratch.count < 32 { $0.scratch.append(key) } }
         }
         VaultKeys.subkey(of: master, label: label, into: key)
         return try body(key)
     }
 
     public func mac(_ message: [UInt8], label: String) throws -> [UInt8] {
-        let key = lock.withLock {
-            if let key = macKeys[label] { return key }
+        let key = subkeys.withLock { subkeys in
+            if let key = subkeys.macKeys[label] { return key }
             let key = VaultKeys.subkey(of: master, label: label)
-            macKeys[label] = key
+            subkeys.macKeys[label] = key
             return key
         }
         return MAC.hmacSHA256(key: key, message: message)

@@ -10,6 +10,7 @@ import Glibc
 /// relocated at every start, which was most of `tokenvault --version` and of `env` through the agent, commands
 /// that never touch the network. Only the header is used at build time (the `CCurl` module); the functions are
 /// looked up here, with types taken from their declarations in `curl.h`.
+// @unchecked: C function pointers and symbol addresses from dlsym, set once and never changed.
 struct CurlLibrary: @unchecked Sendable {
     let easyInit: tv_curl_easy_init
     let easyReset: tv_curl_easy_reset

@@ -11,6 +11,7 @@ import Glibc
 /// way, where URLSession took several queue hops per request and per piece of body. The multi handle keeps
 /// connections alive per host between requests (`refresh-all` reuses them), and finished easy handles are reset
 /// and reused.
+// @unchecked: owns libcurl's multi handle and easy handles (C pointers) that only its own thread touches.
 final class CurlMulti: @unchecked Sendable {
     /// Loaded at the first request: libcurl and the thread exist only in processes that use the network.
     static let shared: Result<CurlMulti, CurlLibrary.LoadError> = Result { () throws(CurlLibrary.LoadError) in

@@ -140,6 +140,7 @@ public struct CurlTransport: HTTPTransport {
 
 /// One request in flight: made by ``CurlTransport/send(_:)``, run by ``CurlMulti``'s thread, which alone touches
 /// the fields marked so, and answered exactly once through ``finish(_:)`` (the answer, an error, or cancellation).
+// @unchecked: its easy handle, header list and error buffer are C pointers that only CurlMulti's thread touches.
 final class CurlTransfer: @unchecked Sendable {
     let request: HTTPRequest
     let headerLines: [String]

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -13,14 +14,16 @@ import Darwin
 /// closed afterwards. Browsers open speculative connections that send nothing and fetch `/favicon.ico`, so
 /// several connections are read side by side and other paths get a 404 without ending the wait.
 ///
-/// Sendable because its mutable state (the socket descriptors) is guarded by a lock.
-public final class LoopbackListener: @unchecked Sendable {
+/// Its mutable state (the listening descriptor and its port) is behind a mutex.
+public final class LoopbackListener: Sendable {
     /// The host as given (`localhost`, `127.0.0.1`, `::1`).
     public let host: String
     private let requestedPort: UInt16
-    private let lock = NSLock()
-    private var fd: Int32 = -1
-    private var boundPort: UInt16 = 0
+    private struct Listening {
+        var fd: Int32 = -1
+        var boundPort: UInt16 = 0
+    }
+    private let listening = Mutex(Listening())
 
     /// Longest request head accepted; a callback URL is far shorter.
     static let maxRequestBytes = 16 * 1024
@@ -49,14 +52,14 @@ public final class LoopbackListener: @unchecked Sendable {
     }
 
     /// The port actually bound (differs from the requested one only when 0 was requested); 0 before ``bind()``.
-    public var port: UInt16 { lock.withLock { boundPort } }
+    public var port: UInt16 { listening.withLock { $0.boundPort } }
 
     /// Binds and listens on the loopback address. Call before opening the browser.
     /// - Throws: ``OAuthError/portInUse(host:port:)`` when another program holds the port,
     ///   ``OAuthError/listenerFailed(_:)`` for other socket errors.
     public func bind() throws {
-        try lock.withLock {
-            guard fd < 0 else { return }
+        try listening.withLock { listening in
+            guard listening.fd < 0 else { return }
             let shown = host.contains(":") ? "[\(host)]:\(requestedPort)" : "\(host):\(requestedPort)"
             guard Self.isLoopbackName(host) else {
                 throw OAuthError.listenerFailed("\(host) is not a loopback address; only localhost, 127.0.0.1 and [::1] are served")
@@ -109,8 +112,8 @@ public final class LoopbackListener: @unchecked Sendable {
             }
             let flags = fcntl(s, F_GETFL, 0)
             _ = fcntl(s, F_SETFL, flags | O_NONBLOCK)
-            boundPort = Self.localPort(s) ?? requestedPort
-            fd = s
+            listening.boundPort = Self.localPort(s) ?? requestedPort
+            listening.fd = s
             ok = true
         }
     }
@@ -180,9 +183,9 @@ public final class LoopbackListener: @unchecked Sendable {
     public func close() { closeSocket() }
 
     private func closeSocket() {
-        lock.withLock {
-            if fd >= 0 { _ = sysClose(fd) }
-            fd = -1
+        listening.withLock { listening in
+            if listening.fd >= 0 { _ = sysClose(listening.fd) }
+            listening.fd = -1
         }
     }
 
@@ -195,7 +198,7 @@ public final class LoopbackListener: @unchecked Sendable {
     }
 
     private func serve(_ session: inout Session, timeout: Double, cancelled: CancelFlag) throws -> String {
-        let listenFD = lock.withLock { fd }
+        let listenFD = listening.withLock { $0.fd }
         guard listenFD >= 0 else { throw OAuthError.listenerFailed("the listener was closed") }
         let deadline = Date().addingTimeInterval(timeout)
         var clients: [(fd: Int32, buffer: [UInt8], owner: PeerOwner)] = []
@@ -436,9 +439,8 @@ func sysClose(_ fd: Int32) -> Int32 {
 }
 
 /// Set from the cancellation handler, read by the serving thread.
-private final class CancelFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
+private final class CancelFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { value.withLock { $0 = true } }
+    var isSet: Bool { value.withLock { $0 } }
 }

@@ -9,19 +9,13 @@ import Glibc
 /// The lock directory sits beside the vault's real path (two symlinked paths to one vault share it) and must be
 /// ours: a directory or file another user made, a symlink, or anything writable by others could let them hold our
 /// locks (blocking every refresh) or point them elsewhere. Such a lock is refused with a clear error, not waited on.
-public final class FileAccountLock: RefreshLock, @unchecked Sendable {
+public final class FileAccountLock: RefreshLock {
     private let fd: Int32
 
     private init(fd: Int32) { self.fd = fd }
 
-    public static func directory(forVault path: String) -> String { (realPath(path) ?? path) + ".locks" }
-
-    /// The path with every symlink resolved, or nil when it does not exist.
-    public static func realPath(_ path: String) -> String? {
-        guard let resolved = Glibc.realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
+    /// Where a vault file's lock files go (``VaultLocation/lockDirectory``).
+    public static func directory(forVault path: String) -> String { VaultLocation.file(path).lockDirectory! }
 
     public static func acquire(vaultPath: String, account: Account, timeout: TimeInterval = 300,
                         sleep: @Sendable (Double) async throws -> Void) async throws -> FileAccountLock {

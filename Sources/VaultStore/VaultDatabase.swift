@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import GRDB
 #if canImport(Glibc)
 import Glibc
@@ -418,7 +419,7 @@ public final class VaultDatabase: VaultStorage, Sendable {
     }
 
     public static func sharedDirectoryWarning(vaultPath: String) -> String? {
-        let real = FileAccountLock.realPath(vaultPath) ?? vaultPath
+        let real = VaultLocation.file(vaultPath).canonical.text
         let directory = URL(fileURLWithPath: real).deletingLastPathComponent().path
         var info = stat()
         guard stat(directory, &info) == 0, info.st_mode & 0o022 != 0 else { return nil }
@@ -427,20 +428,19 @@ public final class VaultDatabase: VaultStorage, Sendable {
 }
 
 /// Refresh locks of an in-memory vault: one holder per account in this process.
-final class InProcessRefreshLocks: @unchecked Sendable {
-    private let lock = NSLock()
-    private var held: Set<String> = []
+final class InProcessRefreshLocks: Sendable {
+    private let held = Mutex<Set<String>>([])
 
-    final class Held: RefreshLock, @unchecked Sendable {
+    final class Held: RefreshLock {
         let owner: InProcessRefreshLocks
         let id: String
         init(owner: InProcessRefreshLocks, id: String) { self.owner = owner; self.id = id }
-        func release() { owner.lock.withLock { _ = owner.held.remove(id) } }
+        func release() { _ = owner.held.withLock { $0.remove(id) } }
     }
 
     func acquire(_ account: Account, timeout: TimeInterval) async throws -> any RefreshLock {
         let deadline = Date().addingTimeInterval(timeout)
-        while !lock.withLock({ held.insert(account.id).inserted }) {
+        while !held.withLock({ $0.insert(account.id).inserted }) {
             guard Date() < deadline else {
                 throw StoreError.lockBusy("account '\(account.name)' stayed locked for \(Int(timeout)) s", hint: nil)
             }

@@ -149,36 +149,43 @@ extension RefreshLock {
     public func isStillHeld() async -> Bool { true }
 }
 
-/// Where stores are opened and created: the one place that turns a vault location into an implementation.
+/// Where stores are opened and created: the registry that turns a ``VaultLocation`` into the store behind it,
+/// one line per kind of location.
 public enum VaultStores {
     /// Opens the vault at `location`.
-    /// A PostgreSQL URI or connection string (``PostgresLocation/isPostgreSQL(_:)``) names a ``PostgresVault``,
-    /// anything else a file (``VaultDatabase``).
-    public static func open(_ location: String) throws -> any VaultStorage {
-        if PostgresLocation.isPostgreSQL(location) { return try PostgresVault.open(location) }
-        return try VaultDatabase.open(at: location)
+    public static func open(_ location: VaultLocation) throws -> any VaultStorage {
+        switch location {
+        case .file(let path): try VaultDatabase.open(at: path)
+        case .postgres(let conninfo): try PostgresVault.open(conninfo)
+        }
     }
 
     /// Creates a new vault at `location` with this header and the MAC of the empty audit log's head.
-    public static func create(_ location: String, header: VaultHeader, auditHeadMAC: [UInt8]?) throws -> any VaultStorage {
-        if PostgresLocation.isPostgreSQL(location) {
-            return try PostgresVault.create(location, header: header, auditHeadMAC: auditHeadMAC)
+    public static func create(_ location: VaultLocation, header: VaultHeader, auditHeadMAC: [UInt8]?) throws -> any VaultStorage {
+        switch location {
+        case .file(let path): try VaultDatabase.create(at: path, header: header, auditHeadMAC: auditHeadMAC)
+        case .postgres(let conninfo): try PostgresVault.create(conninfo, header: header, auditHeadMAC: auditHeadMAC)
         }
-        return try VaultDatabase.create(at: location, header: header, auditHeadMAC: auditHeadMAC)
-    }
-
-    /// The location as messages name it: a PostgreSQL one without its password (which tokenvault refuses, but a
-    /// command that names the location before opening it must not repeat), a file path as it is.
-    public static func named(_ location: String) -> String {
-        PostgresLocation.isPostgreSQL(location) ? PostgresLocation.withoutSecrets(location) : location
     }
 
     /// Warnings about a location, given before anything is opened (a directory others can write; a connection
     /// to another host that may travel unencrypted).
-    public static func warnings(forLocation location: String) -> [String] {
-        if PostgresLocation.isPostgreSQL(location) {
-            return PostgresVault.warnings(forLocation: location, environment: ProcessInfo.processInfo.environment)
+    public static func warnings(forLocation location: VaultLocation) -> [String] {
+        switch location {
+        case .file(let path): VaultDatabase.sharedDirectoryWarning(vaultPath: path).map { [$0] } ?? []
+        case .postgres(let conninfo): PostgresVault.warnings(forLocation: conninfo, environment: ProcessInfo.processInfo.environment)
         }
-        return VaultDatabase.sharedDirectoryWarning(vaultPath: location).map { [$0] } ?? []
     }
+
+    /// Opens the vault at `location` as given (``VaultLocation/init(_:)`` says which store it names).
+    public static func open(_ location: String) throws -> any VaultStorage { try open(VaultLocation(location)) }
+
+    public static func create(_ location: String, header: VaultHeader, auditHeadMAC: [UInt8]?) throws -> any VaultStorage {
+        try create(VaultLocation(location), header: header, auditHeadMAC: auditHeadMAC)
+    }
+
+    /// The location as messages name it (``VaultLocation/name``).
+    public static func named(_ location: String) -> String { VaultLocation(location).name }
+
+    public static func warnings(forLocation location: String) -> [String] { warnings(forLocation: VaultLocation(location)) }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import TokenVaultCLI
+import VaultStore
 
 /// `--vault` and `TOKENVAULT_VAULT`: a file path is made absolute, a PostgreSQL location passes through unchanged
 /// (made "absolute" it would become a file named `postgresql:` in the current directory).

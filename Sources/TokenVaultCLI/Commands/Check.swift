@@ -63,7 +63,7 @@ extension TokenVault {
                 }
             }
             if let notify {
-                try Notifier.notify(notify, attention: found, database: database, context: context, inScope: inScope)
+                try await Notifier.notify(notify, attention: found, database: database, context: context, inScope: inScope)
             }
             if !found.isEmpty { throw CommandExit(code: .needsReauthorization) }
         }

@@ -25,8 +25,8 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let source = try openDatabase(context)
-            let destination = VaultLocation.path(option: to, context: context)
-            guard destination != source.location else {
+            let destination = VaultLocation.resolve(option: to, context: context)
+            guard destination != VaultLocation(source.location) else {
                 throw ValidationError("--to names the vault being copied")
             }
             let snapshot = try source.snapshot()
@@ -45,8 +45,8 @@ extension TokenVault {
             } catch {
                 // A half-made copy is no vault (it has no key slot): a file is removed; a database is named.
                 try? copy.close()
-                if !PostgresLocation.isPostgreSQL(destination) {
-                    for suffix in ["", "-wal", "-shm"] { unlink(destination + suffix) }
+                if case .file(let path) = destination {
+                    for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
                     throw error
                 }
                 throw CopyFailed(error: error, location: copy.location)

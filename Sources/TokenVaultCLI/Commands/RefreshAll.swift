@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import VaultOAuth
 import VaultAgent
 import VaultStore
@@ -201,7 +202,7 @@ extension TokenVault {
             }
             if let notify {
                 let journal = RefreshJournal.of(database, services: services)
-                try Notifier.notify(notify, attention: try Attention.find(in: database, now: context.now(),
+                try await Notifier.notify(notify, attention: try Attention.find(in: database, now: context.now(),
                                                                           waiting: journal?.waitingPairs().values.map { $0 } ?? [],
                                                                           interrupted: await journal?.interruptedRefreshes(in: database) ?? []), database: database, context: context)
             }
@@ -231,9 +232,8 @@ extension TokenVault {
 }
 
 /// Set once, read by many tasks.
-final class SeenFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var seen = false
-    var isSet: Bool { lock.withLock { seen } }
-    func set() { lock.withLock { seen = true } }
+final class SeenFlag: Sendable {
+    private let seen = Mutex(false)
+    var isSet: Bool { seen.withLock { $0 } }
+    func set() { seen.withLock { $0 = true } }
 }

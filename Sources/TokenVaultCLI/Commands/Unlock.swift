@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Spawning
 import TokenVaultCore
 import VaultAgent
 import VaultCrypto
@@ -99,29 +100,24 @@ enum AgentLauncher {
         }
         // The program itself: the agent is the same binary.
         let program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, keyPipe[0], 3)
-        posix_spawn_file_actions_adddup2(&actions, readyPipe[1], 4)
-        if notify != nil { posix_spawn_file_actions_adddup2(&actions, notifyPipe[0], 5) }
-        let argv = ([program] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var descriptors = [(from: keyPipe[0], to: Int32(3)), (from: readyPipe[1], to: Int32(4))]
+        if notify != nil { descriptors.append((from: notifyPipe[0], to: 5)) }
         ChildEnvironment.closeOnExecAll()
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, program, &actions, nil, argv, envp)
+        let spawned = Result { () throws(SpawnedProcess.Failure) in
+            try SpawnedProcess.spawn(program, arguments: [program] + arguments, environment: environment, descriptors: descriptors)
+        }
         close(keyPipe[0])
         close(readyPipe[1])
         if notify != nil { close(notifyPipe[0]) }
         defer { close(readyPipe[0]) }
-        guard spawned == 0 else {
+        let agent: SpawnedProcess
+        switch spawned {
+        case .success(let child):
+            agent = child
+        case .failure(let failure):
             close(keyPipe[1])
             if notify != nil { close(notifyPipe[1]) }
-            throw CLIError.usage("cannot start the agent: \(String(cString: strerror(spawned)))")
+            throw CLIError.usage("cannot start the agent: \(failure)")
         }
         var handed = keys.handOff(to: keyPipe[1])
         close(keyPipe[1])
@@ -141,10 +137,10 @@ enum AgentLauncher {
         }
         let text = String(decoding: said, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         guard handed, text == "ready" else {
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
+            // It closed its end of the readiness pipe: it has exited or is about to.
+            _ = agent.waitForExit()
             throw CLIError.usage("the agent did not start: \(text.isEmpty ? "it exited" : text)")
         }
-        return pid
+        return agent.pid
     }
 }

@@ -1,17 +1,21 @@
 import Foundation
+import Synchronization
 import TokenVaultCore
 
 /// The live progress line on a terminal: done/total, counted as the summary counts, and the rate, or the wait
 /// in progress while a retry waits (a rate would only go stale then).
-final class RefreshProgress: @unchecked Sendable {
+final class RefreshProgress: Sendable {
     private let total: Int
     private let console: any Console
     private let live: Bool
     private let started = Date()
-    private let lock = NSLock()
-    private var counts = Counts()
-    private var waits: [RetryWait] = []
-    private var lastDraw = Date.distantPast
+    /// What changes as the refreshes go.
+    private struct Drawn {
+        var counts = Counts()
+        var waits: [RetryWait] = []
+        var lastDraw = Date.distantPast
+    }
+    private let state: Mutex<Drawn>
 
     struct Counts: Equatable {
         var refreshed = 0, fresh = 0, needsReauth = 0, failed = 0
@@ -25,43 +29,45 @@ final class RefreshProgress: @unchecked Sendable {
         self.total = total
         self.console = console
         self.live = live
-        counts.skipped = skipped
+        var drawn = Drawn()
+        drawn.counts.skipped = skipped
+        state = Mutex(drawn)
     }
 
     func step(_ status: RefreshOutcome.Status) {
-        let line: String? = lock.withLock {
+        let line: String? = state.withLock { state in
             switch status {
-            case .refreshed: counts.refreshed += 1
-            case .alreadyFresh: counts.fresh += 1
-            case .needsReauth: counts.needsReauth += 1
-            case .failed, .pending: counts.failed += 1
+            case .refreshed: state.counts.refreshed += 1
+            case .alreadyFresh: state.counts.fresh += 1
+            case .needsReauth: state.counts.needsReauth += 1
+            case .failed, .pending: state.counts.failed += 1
             case .noRefresh: return nil
             }
-            guard live, counts.done == total || Date().timeIntervalSince(lastDraw) > 0.1 else { return nil }
-            return render()
+            guard live, state.counts.done == total || Date().timeIntervalSince(state.lastDraw) > 0.1 else { return nil }
+            return render(&state)
         }
         if let line { console.err(line) }
     }
 
     /// A retry wait started (a wait) or ended (nil); drawn at once, whatever the last draw.
     func waiting(_ wait: RetryWait?) {
-        let line: String? = lock.withLock {
+        let line: String? = state.withLock { state in
             if let wait {
-                waits.append(wait)
-            } else if !waits.isEmpty {
-                waits.removeFirst()
+                state.waits.append(wait)
+            } else if !state.waits.isEmpty {
+                state.waits.removeFirst()
             }
-            return live ? render() : nil
+            return live ? render(&state) : nil
         }
         if let line { console.err(line) }
     }
 
-    private func render() -> String {
-        lastDraw = Date()
-        let rate = Double(counts.done) / max(Date().timeIntervalSince(started), 0.001)
+    private func render(_ state: inout Drawn) -> String {
+        state.lastDraw = Date()
+        let rate = Double(state.counts.done) / max(Date().timeIntervalSince(started), 0.001)
         // The longest wait in progress speaks for the line; a Retry-After is the provider's, so it is named.
-        let wait = waits.max { ($0.retryAfter ? 1 : 0, $0.seconds) < ($1.retryAfter ? 1 : 0, $1.seconds) }
-        return "\r\u{1B}[K" + Self.line(counts, total: total, rate: rate, waiting: wait)
+        let wait = state.waits.max { ($0.retryAfter ? 1 : 0, $0.seconds) < ($1.retryAfter ? 1 : 0, $1.seconds) }
+        return "\r\u{1B}[K" + Self.line(state.counts, total: total, rate: rate, waiting: wait)
     }
 
     /// "refresh-all: 6/10 done: 3 refreshed, 0 fresh, 3 need re-authorization, 0 failed, 140.0/s", or with

@@ -8,6 +8,7 @@ import Glibc
 /// linked against libpq (CLibPQ's module map has no `link`): starting it for `--version` or any SQLite command
 /// never loads libpq and the libraries it pulls in (issue 11's startup target). The header gives the types and
 /// constants; the functions come from here.
+// @unchecked: C function pointers from dlsym, set once and never changed.
 struct LibPQ: @unchecked Sendable {
     typealias Conn = OpaquePointer
     typealias Result = OpaquePointer

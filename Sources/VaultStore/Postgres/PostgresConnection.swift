@@ -205,6 +205,7 @@ final class PGSession {
 /// connects again and runs once more; so does a write whose connection was lost before its COMMIT was sent
 /// (rolled back for certain); a COMMIT whose outcome is unknown is an error of its own, never run again.
 /// Blocking work for async callers runs on this connection's own queue, never on Swift's cooperative pool.
+// @unchecked: its session wraps a libpq connection (a C pointer, not thread-safe), used only under `lock`.
 final class PostgresConnection: @unchecked Sendable {
     private let lock = NSLock()
     private let session: PGSession

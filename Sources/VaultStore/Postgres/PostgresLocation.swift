@@ -7,11 +7,8 @@ import Foundation
 /// from libpq's own sources (~/.pgpass, PGPASSWORD, the service file), never from argv or TOKENVAULT_VAULT, so
 /// a location can be printed in every message as it is.
 public enum PostgresLocation {
-    public static func isPostgreSQL(_ location: String) -> Bool {
-        let lowered = location.lowercased()
-        return lowered.hasPrefix("postgresql://") || lowered.hasPrefix("postgres://")
-            || ["service=", "host=", "dbname="].contains { location.hasPrefix($0) }
-    }
+    /// The rule is ``VaultLocation``'s: `VaultLocation(location)` is `.postgres`.
+    public static func isPostgreSQL(_ location: String) -> Bool { VaultLocation(location).isPostgreSQL }
 
     /// The location with its secrets replaced by `***`: a URI's password (`user:***@host`) and the value of every
     /// `password` or `sslpassword` option, in a URI's query or in `key=value` words. Done on the text itself, not

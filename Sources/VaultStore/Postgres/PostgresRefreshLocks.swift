@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Per-account refresh locks of a PostgreSQL vault, across hosts: session-level advisory locks
 /// (`pg_try_advisory_lock`) taken on a connection of their own, which holds no transaction while a refresh goes
@@ -6,10 +7,9 @@ import Foundation
 ///
 /// Advisory locks are re-entrant within one session, so the accounts this store holds are also kept here: a
 /// second refresh of the same account in this process waits like one on another host.
-final class PostgresRefreshLocks: @unchecked Sendable {
+final class PostgresRefreshLocks: Sendable {
     private let connection: PostgresConnection
-    private let mutex = NSLock()
-    private var held: Set<String> = []
+    private let held = Mutex<Set<String>>([])
 
     /// The two-key advisory lock space ("tkvr"), apart from the migrations' one-key lock; the second key is the
     /// account id's hash (two accounts sharing one only take turns).
@@ -17,13 +17,12 @@ final class PostgresRefreshLocks: @unchecked Sendable {
 
     init(connection: PostgresConnection) { self.connection = connection }
 
-    final class Held: RefreshLock, @unchecked Sendable {
+    final class Held: RefreshLock {
         private let owner: PostgresRefreshLocks
         private let accountId: String
         /// The lock connection's ``PGSession/generation`` when the lock was taken.
         private let session: Int
-        private let releaseOnce = NSLock()
-        private var released = false
+        private let released = Mutex(false)
 
         init(owner: PostgresRefreshLocks, accountId: String, session: Int) {
             self.owner = owner
@@ -39,7 +38,7 @@ final class PostgresRefreshLocks: @unchecked Sendable {
         }
 
         func release() {
-            let first = releaseOnce.withLock { () -> Bool in
+            let first = released.withLock { released in
                 defer { released = true }
                 return !released
             }
@@ -64,7 +63,7 @@ final class PostgresRefreshLocks: @unchecked Sendable {
 
     /// The session (``PGSession/generation``) that took the lock, or nil when another holds it.
     private func tryLock(_ accountId: String) async throws -> Int? {
-        guard mutex.withLock({ held.insert(accountId).inserted }) else { return nil }
+        guard held.withLock({ $0.insert(accountId).inserted }) else { return nil }
         do {
             let session = try await connection.offPool { [connection] in
                 try connection.read { session -> Int? in
@@ -72,10 +71,10 @@ final class PostgresRefreshLocks: @unchecked Sendable {
                         .rows[0].bool("locked") ? session.generation : nil
                 }
             }
-            if session == nil { _ = mutex.withLock { held.remove(accountId) } }
+            if session == nil { _ = held.withLock { $0.remove(accountId) } }
             return session
         } catch {
-            _ = mutex.withLock { held.remove(accountId) }
+            _ = held.withLock { $0.remove(accountId) }
             throw error
         }
     }
@@ -97,7 +96,7 @@ final class PostgresRefreshLocks: @unchecked Sendable {
         _ = try? connection.read { session in
             try session.query("SELECT pg_advisory_unlock(\(Self.namespace), hashtext($1))", [.text(accountId)])
         }
-        _ = mutex.withLock { held.remove(accountId) }
+        _ = held.withLock { $0.remove(accountId) }
     }
 
     func close() { connection.close() }

@@ -6,7 +6,7 @@ import PackageDescription
 // TokenVaultCLI parses and presents; `tokenvault` is a thin main.
 let package = Package(
     name: "tokenvault",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tokenvault", targets: ["tokenvault"]),
         .executable(name: "webex-sandbox", targets: ["webex-sandbox"]),

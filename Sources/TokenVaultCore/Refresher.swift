@@ -148,9 +148,8 @@ public final class Refresher: Sendable {
 
     /// The integration and its client when `client(for:)` has opened them already.
     private func cachedClient(for integrationId: String) -> (Integration, OAuthClient)? {
-        lock.withLock {
-            guard let client = clients[integrationId], let integration = integrations[integrationId] else { return nil }
-            return (integration, client)
+        opened.withLock { opened in
+            opened[integrationId].map { ($0.integration, $0.client) }
         }
     }
 

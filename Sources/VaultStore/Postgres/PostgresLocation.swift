@@ -43,7 +43,7 @@ public enum PostgresLocation {
     }
 
     /// Each pattern's group 1 is kept, group 2 is the secret.
-    nonisolated(unsafe) private static let redactions: [(NSRegularExpression, String)] = [
+    private static let redactions: [(NSRegularExpression, String)] = [
         // postgresql://user:PASSWORD@host: libpq takes the user information up to the first '@' before any '/'.
         (try! NSRegularExpression(pattern: #"^((?i:postgres(?:ql)?)://[^:@/]*):([^@/]*)@"#), "$1:***@"),
         // password=VALUE and sslpassword=VALUE: a URI parameter (up to '&') or a key=value word, quoted or not.

@@ -53,12 +53,7 @@ extension TokenVault {
                 try w.update(record)
             }
             if json {
-                var o: [String: Any] = ["account": account, "id": identity.id]
-                o["email"] = identity.email
-                o["display_name"] = identity.displayName
-                o["org_id"] = identity.orgId
-                o["type"] = identity.type
-                context.console.out(Format.json(o) + "\n")
+                context.console.out(Format.json(IdentityReport(account: account, identity)) + "\n")
             } else {
                 // What the provider did not say is left out, not shown as "-" (a generic provider has no org or type).
                 let who = [identity.displayName, identity.email.map { "<\($0)>" }].compactMap { $0 }.joined(separator: " ")

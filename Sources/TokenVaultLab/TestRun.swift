@@ -19,4 +19,12 @@ public enum TestRun {
     public static func name(_ prefix: String) -> String {
         prefix + "-" + (mark.map { $0 + "-" } ?? "")
     }
+
+    /// `prefix-random`, or `prefix-MARK-` and the end of `random` in the same length: a workspace's path is part of
+    /// agent socket paths (`DIR/run/tokenvault/agent-DEV-INODE.sock`), which may not exceed 107 bytes, so the mark
+    /// takes the place of some random characters rather than lengthening it.
+    public static func name(_ prefix: String, random: String) -> String {
+        guard let mark, random.count >= mark.count + 1 + 16 else { return name(prefix) + random }
+        return name(prefix) + random.dropFirst(mark.count + 1)
+    }
 }

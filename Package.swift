@@ -79,7 +79,8 @@ let package = Package(
         // Test machinery shared by the end-to-end tests, the fault suite and the benchmarks (never in tokenvault).
         .target(name: "TokenVaultLab", dependencies: ["WebexSandbox"]),
         // `make bench` and `make faults`: drive the built tokenvault against an in-process sandbox.
-        .executableTarget(name: "tokenvault-bench", dependencies: ["TokenVaultLab", "WebexSandbox"]),
+        // TokenVaultCLI and TokenVaultCore for the in-process A/B of the --json writer (`@_spi(Bench)`).
+        .executableTarget(name: "tokenvault-bench", dependencies: ["TokenVaultLab", "WebexSandbox", "TokenVaultCLI", "TokenVaultCore"]),
         .executableTarget(name: "tokenvault-faults", dependencies: ["TokenVaultLab", "WebexSandbox"]),
 
         // The tests' shared helpers (a capturing console, HTTP transports that answer without a network or only on

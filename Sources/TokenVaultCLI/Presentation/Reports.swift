@@ -28,6 +28,9 @@ struct AccountReport: Encodable, Sendable {
         case accessExpiresAt = "access_expires_at", refreshExpiresAt = "refresh_expires_at"
         case accessExpiresInSeconds = "access_expires_in_seconds", refreshExpiresInSeconds = "refresh_expires_in_seconds"
     }
+}
+
+extension AccountReport {
 
     /// `integrations` and `providers` by integration id ("?" for one not found); `state` is the account's state
     /// as `list` shows it.
@@ -69,7 +72,9 @@ struct AuditEntryReport: Encodable, Sendable {
         case refreshExpiresBefore = "refresh_expires_before", refreshExpiresAfter = "refresh_expires_after"
         case refreshTokenChanged = "refresh_token_changed"
     }
+}
 
+extension AuditEntryReport {
     init(_ entry: AuditEntry) {
         let d = entry.draft
         seq = entry.seq

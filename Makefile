@@ -15,7 +15,7 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEB_PACKAGES := libsodium-dev libsqlite3-dev libcurl4-openssl-dev pkg-config tmux zsh fish python3-dotenv chromium curl \
 	postgresql libpq-dev prometheus
 
-.PHONY: all deps build release test faults demo install uninstall clean
+.PHONY: all deps build release test leftovers faults demo install uninstall clean
 
 all: build
 
@@ -34,9 +34,24 @@ release: deps
 	$(SWIFT) build -c release --product tokenvault --static-swift-stdlib
 	$(SWIFT) build -c release --product webex-sandbox
 
+# The mark of this run (TokenVaultLab's TestRun): the tests put it in the names of the directories they make, so
+# that the checks below for processes left behind look at this run's alone, not at an agent or a PostgreSQL server
+# another user or other work on the machine started. Made once per make invocation; `make leftovers TEST_RUN=...`
+# runs the checks for a given run.
+ifndef TEST_RUN
+TEST_RUN := tvr$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+endif
+
 test: deps
 	$(SWIFT) build
-	$(SWIFT) test
+	TOKENVAULT_TEST_RUN=$(TEST_RUN) $(SWIFT) test
+	@$(MAKE) --no-print-directory leftovers TEST_RUN=$(TEST_RUN)
+	.build/debug/tokenvault-faults --short --tokenvault .build/debug/tokenvault
+	bash Tests/Scripts/demo.sh .build/debug
+
+# The checks `make test` ends with: no tmux server, agent or PostgreSQL server its tests started is left running.
+# (The tmux servers are the tests' own by their socket name and their working directory, this checkout.)
+leftovers:
 	@# Every test ends the tmux server it starts, also when it fails: none may outlive the run.
 	@# (A server or client ended at the very end of the run may take a while to go on a loaded machine: look for
 	@# up to 60 s, and name what is left. The pattern is written [t]mux so that it does not match this shell itself.)
@@ -48,18 +63,18 @@ test: deps
 	    for p in $$left; do tr '\0' ' ' < /proc/$$p/cmdline | cut -c1-300; echo; done; exit 1; fi; \
 	  sleep 1; done
 	@# No agent a test started may outlive the run either (each one's vault is gone with its workspace, and an
-	@# agent whose vault file disappears exits within a second; look for up to 30 s).
-	@for try in $$(seq 1 31); do left=$$(pgrep -f '[t]okenvault agent run --vault (/tmp/|postgresql:///[^ ]*host=/tmp/tokenvault-pg-)' || true); \
+	@# agent whose vault file disappears exits within a second; look for up to 30 s). This run's agents are those whose
+	@# vault path (a file, or a PostgreSQL location's host= directory) has the run's mark in it: also an agent a test
+	@# started as another user, whose command line is all that can be read of it.
+	@for try in $$(seq 1 31); do left=$$(pgrep -f '[t]okenvault agent run --vault [^ ]*-$(TEST_RUN)-' || true); \
 	  [ -z "$$left" ] && break; \
 	  if [ $$try = 31 ]; then echo "agents the tests left running: $$left"; exit 1; fi; sleep 1; done
-	@# Nor a throwaway PostgreSQL server (its postmaster runs 'postgres -D $$TMPDIR/tokenvault-pg-XXXX/data'; each
-	@# is stopped by its test process, at its exit, or by its watchdog a second after the process is gone).
-	@for try in $$(seq 1 31); do left=$$(pgrep -f '[p]ostgres -D .*/tokenvault-pg-[0-9a-f]*/data' || true); \
+	@# Nor a throwaway PostgreSQL server (its postmaster runs 'postgres -D $$TMPDIR/tokenvault-pg-RUN-XXXX/data';
+	@# each is stopped by its test process, at its exit, or by its watchdog a second after the process is gone).
+	@for try in $$(seq 1 31); do left=$$(pgrep -f '[p]ostgres -D [^ ]*/tokenvault-pg-$(TEST_RUN)-[0-9a-f]*/data' || true); \
 	  [ -z "$$left" ] && break; \
 	  if [ $$try = 31 ]; then echo "PostgreSQL servers the tests left running:"; \
 	    for p in $$left; do tr '\0' ' ' < /proc/$$p/cmdline | cut -c1-300; echo; done; exit 1; fi; sleep 1; done
-	.build/debug/tokenvault-faults --short --tokenvault .build/debug/tokenvault
-	bash Tests/Scripts/demo.sh .build/debug
 
 # The fault-injection suite in full: 200 kills per mode, every bit of every sealed value, a stall past the
 # 30 s HTTP timeout, the vault's store failing under strict rotation (about 35 minutes on a 2-core machine, 5 of

@@ -82,28 +82,35 @@ let package = Package(
         // Test machinery shared by the end-to-end tests, the fault suite and the benchmarks (never in tokenvault).
         .target(name: "TokenVaultLab", dependencies: ["WebexSandbox"]),
         // `make bench` and `make faults`: drive the built tokenvault against an in-process sandbox.
-        .executableTarget(name: "tokenvault-bench", dependencies: ["TokenVaultLab", "WebexSandbox"]),
+        // TokenVaultCLI and TokenVaultCore for the in-process A/B of the --json writer (`@_spi(Bench)`).
+        .executableTarget(name: "tokenvault-bench", dependencies: ["TokenVaultLab", "WebexSandbox", "TokenVaultCLI", "TokenVaultCore"]),
         .executableTarget(name: "tokenvault-faults", dependencies: ["TokenVaultLab", "WebexSandbox"]),
+
+        // The tests' shared helpers (a capturing console, HTTP transports that answer without a network or only on
+        // loopback, a token endpoint's JSON): a target of its own, as they use Swift Testing and the vault's types.
+        .target(name: "TokenVaultTestSupport", dependencies: ["TokenVaultCore", "VaultOAuth"], path: "Tests/TestSupport"),
 
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"]),
         .testTarget(name: "VaultAgentTests", dependencies: ["VaultAgent", "VaultCrypto", "Spawning"]),
         // TokenVaultLab for its throwaway PostgreSQL server: the store contract runs on SQLite and PostgreSQL.
         .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", "TokenVaultLab", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "CCurl", "WebexSandbox"]),
+        .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "CCurl", "WebexSandbox", "TokenVaultTestSupport"]),
         .testTarget(
             name: "TokenVaultCLITests",
             dependencies: [
                 "TokenVaultCLI", "TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "WebexSandbox", "TokenVaultLab",
+                "TokenVaultTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(
             name: "TokenVaultCoreTests",
-            dependencies: ["TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "TokenVaultTestSupport",
+                           .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(name: "WebexSandboxTests", dependencies: ["WebexSandbox"]),
         // VaultCrypto and TokenVaultCore: the key-slot attacker test opens an old copy's values as a removed member would.
-        .testTarget(name: "EndToEndTests", dependencies: ["WebexSandbox", "TokenVaultLab", "VaultCrypto", "TokenVaultCore",
+        .testTarget(name: "EndToEndTests", dependencies: ["WebexSandbox", "TokenVaultLab", "VaultCrypto", "TokenVaultCore", "TokenVaultTestSupport",
                                                           .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

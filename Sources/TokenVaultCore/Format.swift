@@ -14,18 +14,16 @@ public enum Format {
     }
 
     /// "2026-11-30T15:04:05Z", what ISO8601DateFormatter's `.withInternetDateTime` writes (whole seconds, UTC).
-    /// Written by hand: a formatter made per call cost refresh-all --json a third of its CPU (ICU builds one for
-    /// every date of every account's report), and a shared one would need a lock.
+    /// A static ISO8601FormatStyle: a formatter made per call cost refresh-all --json a third of its CPU, and
+    /// `make bench` measured the style at 0.59 × the hand-written code that replaced that formatter (BENCHMARKS.md,
+    /// issue 19 reports).
     public static func timestamp(_ date: Date) -> String {
-        // To the millisecond first, as ICU does, so that x.9999 s is the next second for both.
-        var seconds = time_t(((date.timeIntervalSince1970 * 1000).rounded() / 1000).rounded(.down))
-        var parts = tm()
-        guard gmtime_r(&seconds, &parts) != nil else { return "\(date)" }
-        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let year = Int(parts.tm_year) + 1900
-        let yearText = year >= 0 && year < 1000 ? String(repeating: "0", count: 4 - String(year).count) + String(year) : String(year)
-        return "\(yearText)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+        // To the millisecond first, as ICU does, so that x.9996 s is the next second for both (the style alone
+        // drops the fraction).
+        Date(timeIntervalSince1970: (date.timeIntervalSince1970 * 1000).rounded() / 1000).formatted(iso8601)
     }
+
+    private static let iso8601 = Date.ISO8601FormatStyle()
 
     /// "13d 23h", "4h 10m", "52s", "expired 2d ago".
     public static func remaining(_ date: Date?, now: Date) -> String {

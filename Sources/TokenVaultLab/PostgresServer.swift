@@ -61,7 +61,7 @@ public final class PostgresServer: @unchecked Sendable {
             }
             runAs = [setpriv, "--reuid=\(user.pointee.pw_uid)", "--regid=\(user.pointee.pw_gid)", "--clear-groups", "--"]
         }
-        let directory = NSTemporaryDirectory() + "tokenvault-pg-" + UUID().uuidString.prefix(8).lowercased()
+        let directory = NSTemporaryDirectory() + TestRun.name("tokenvault-pg") + UUID().uuidString.prefix(8).lowercased()
         guard mkdir(directory, 0o700) == 0 else { throw TestFailure("cannot make \(directory): \(String(cString: strerror(errno)))") }
         if geteuid() == 0, let user = getpwnam("postgres") { chown(directory, user.pointee.pw_uid, user.pointee.pw_gid) }
         let server = PostgresServer(directory: directory, port: freePort(), binaries: binaries, runAs: runAs)

@@ -22,10 +22,11 @@ public final class Workspace: @unchecked Sendable {
     /// The binary `run` and `start` drive.
     public let tokenvault: String
 
-    /// Makes `TMPDIR/<prefix>-<random>` (with `mode`, when given).
+    /// Makes `TMPDIR/<prefix>-<random>`, or under `make test` `TMPDIR/<prefix>-<run>-<random>` of the same length
+    /// (``TestRun``), with `mode` when given.
     public init(prefix: String, tokenvault: String, vault: VaultLocation, environment extra: [String: String],
                 path: String = "/usr/local/bin:/usr/bin:/bin", mode: mode_t? = nil) {
-        dir = NSTemporaryDirectory() + prefix + "-" + UUID().uuidString
+        dir = NSTemporaryDirectory() + TestRun.name(prefix, random: UUID().uuidString)
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         if let mode { chmod(dir, mode) }
         self.tokenvault = tokenvault

@@ -25,6 +25,14 @@ let root = FileManager.default.currentDirectoryPath
 guard FileManager.default.fileExists(atPath: root + "/Package.swift") else {
     fatalError("run from the repository root (make bench does)")
 }
+// BENCH_ONLY=reports: the --json writer's A/B alone (in process: no tokenvault binary, no sandbox), printed and not
+// written to BENCHMARKS.md.
+let reportRuns = quick ? 5 : 15
+if ProcessInfo.processInfo.environment["BENCH_ONLY"] == "reports" {
+    for figure in try reportFigures(runs: reportRuns) { print("  " + figure.detail) }
+    exit(0)
+}
+
 let bench = try Bench(root: root)
 defer { try? FileManager.default.removeItem(atPath: bench.work) }
 log("work directory \(bench.work)")
@@ -340,6 +348,10 @@ figures.append(Figure(
     value: "\(fmt(Double(dbBytes) / Double(nScale), 0)) bytes", target: "(reported)", met: nil,
     detail: "vault.db \(mib(dbBytes)) for \(nScale) accounts (one audit entry each; -wal \(mib(walBytes)) after the import); import --batch took \(fmt(imported.wall, 1)) s, peak RSS \(mib(imported.peakRSS))"))
 log(figures.last!.line)
+
+// MARK: 6. --json reports: JSONEncoder against the hand-written writer it replaced (in process)
+
+figures += try reportFigures(runs: reportRuns)
 
 await sandbox.stop()
 

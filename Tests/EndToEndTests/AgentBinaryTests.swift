@@ -3,6 +3,7 @@ import GRDB
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 /// Issue 11 §1: `tokenvault unlock` starts an agent that holds the key; commands use it without a passphrase; it
 /// forgets the key when told, when its time runs out, on `passwd` and when the vault file is replaced; other users

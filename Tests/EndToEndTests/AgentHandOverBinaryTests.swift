@@ -17,7 +17,7 @@ extension OAuthBinaryTests.Agent {
         try await SandboxWorkspace.with { s in
             try await s.importAccounts(["alice"])
             // A short home (a socket path has at most 107 bytes), the victim's own, holding a copy of the vault.
-            let home = "/tmp/tv-home-" + String(UUID().uuidString.prefix(8)).lowercased()
+            let home = "/tmp/" + TestRun.name("tv-home") + String(UUID().uuidString.prefix(8)).lowercased()
             let taken = "/tmp/tokenvault-agent-\(victim)"
             try? FileManager.default.removeItem(atPath: taken)
             defer {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 /// Issue 11 §2: `check`, `refresh-all --notify CMD` and `list --format prometheus`, as monitoring would use them.
 extension OAuthBinaryTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 extension MachineSupport {
     /// python-dotenv, read through the system python3 (Debian package python3-dotenv, in the Makefile's deps).

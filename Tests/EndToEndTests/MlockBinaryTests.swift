@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 extension MachineSupport {
     /// The command prefix that runs a program with no lockable memory: `prlimit --memlock=0`, and as root also

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 extension OAuthBinaryTests {
     /// What a new user ran into, following the README on a fresh machine: the built binary as they drive it.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 /// What a new user met following the README (monitoring figures, `revoke` of one person's second account,
 /// where an integration's secret goes, `refresh-all` for some accounts only), through the built binary.

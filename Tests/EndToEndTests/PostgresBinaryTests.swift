@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 extension VaultBinaryTests {
     /// The built binary on a PostgreSQL vault (a fresh database on the test process's throwaway server), against

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 extension OAuthBinaryTests {
     /// Issue 8 §1 and §11 with the built binary: the landing URL is pasted on stdin (no terminal), as a user would.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 /// Pairs for `import --batch` whose access tokens last `expiresIn` seconds (the sandbox issued them).
 func importLines(_ s: SandboxWorkspace, _ accounts: [(name: String, expiresIn: Int)]) async throws -> (lines: String, pairs: [String: (access: String, refresh: String)]) {

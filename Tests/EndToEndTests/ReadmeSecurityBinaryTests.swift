@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 /// `sh -c` running the binary with `args`, descriptor 3 opened on `fd3` (for `--passphrase-fd 3`).
 func runWithFD3(_ ws: Workspace, _ arguments: [String], fd3: String, environment extra: [String: String?] = [:]) throws -> ProcessResult {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TokenVaultLab
 import WebexSandbox
+import TokenVaultTestSupport
 
 /// The OAuth flows of the built binary against an in-process webex-sandbox over loopback. One suite, run serially
 /// (the children and the sandbox share two cores); its sub-suites live in the files named after them.

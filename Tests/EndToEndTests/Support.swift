@@ -39,12 +39,6 @@ extension Workspace {
     }
 }
 
-func tokenJSON(access: String, refresh: String?, expiresIn: Int = 1_209_599) -> String {
-    var object: [String: Any] = ["access_token": access, "expires_in": expiresIn, "token_type": "Bearer"]
-    if let refresh { object["refresh_token"] = refresh; object["refresh_token_expires_in"] = 7_776_000 }
-    return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
-}
-
 func generatedToken() -> String {
     let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
     return String((0..<48).map { _ in alphabet.randomElement()! })

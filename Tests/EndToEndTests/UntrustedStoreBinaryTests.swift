@@ -6,6 +6,7 @@ import TokenVaultLab
 import VaultCrypto
 import VaultStore
 import WebexSandbox
+import TokenVaultTestSupport
 
 /// The store's writer without a passphrase (whoever can write the vault file, or administers its PostgreSQL
 /// database), against the built binary, on both stores.

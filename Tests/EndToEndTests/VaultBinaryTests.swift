@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
+import TokenVaultTestSupport
 
 /// The real binary, driven as a user drives it.
 @Suite(.tags(.process), .serialized) struct VaultBinaryTests {

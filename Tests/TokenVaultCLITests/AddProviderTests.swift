@@ -5,6 +5,7 @@ import Testing
 @testable import TokenVaultCore
 import VaultCrypto
 import VaultStore
+import TokenVaultTestSupport
 
 /// `add --provider`: each preset's defaults, the options only some take, and provider settings bound to the
 /// client secret so that an edited endpoint is refused before anything is sent.

@@ -3,6 +3,7 @@ import GRDB
 import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
+import TokenVaultTestSupport
 
 /// Issue 7 §3: the audit log's head is MAC'd from `init` on (entry 0 included) and checked on every append, so
 /// that wiping the log cannot make `audit --verify` say "intact", and a kept head detects a rolled-back copy.

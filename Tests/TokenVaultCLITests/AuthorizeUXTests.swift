@@ -4,6 +4,7 @@ import Testing
 @testable import TokenVaultCore
 import VaultOAuth
 import WebexSandbox
+import TokenVaultTestSupport
 
 // Issue 8 items 6, 10 and 14.
 

@@ -4,19 +4,7 @@ import Testing
 @testable import TokenVaultCore
 import VaultCrypto
 import VaultOAuth
-
-/// Real HTTP, but only to this machine: a test that would reach the internet fails loudly instead.
-struct LoopbackOnlyTransport: HTTPTransport {
-    let inner: CurlTransport
-    init(tracer: HTTPTracer?) { inner = CurlTransport(version: "test", timeout: 60, tracer: tracer) }
-    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        guard let host = request.url.host, ["127.0.0.1", "localhost", "::1"].contains(host) else {
-            Issue.record("a test tried to reach \(request.url.host ?? "?") over the network")
-            throw OAuthError.transport(.cannotConnect, host: request.url.host ?? "?")
-        }
-        return try await inner.send(request)
-    }
-}
+import TokenVaultTestSupport
 
 /// Records the waits a command asks for and returns at once: time is stepped, never slept.
 final class SleepRecorder: @unchecked Sendable {
@@ -170,12 +158,6 @@ final class Harness: @unchecked Sendable {
 func randomToken(_ length: Int = 40) -> String {
     let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
     return String((0..<length).map { _ in alphabet.randomElement()! })
-}
-
-func tokenJSON(access: String, refresh: String?, expiresIn: Int = 1_209_599, refreshExpiresIn: Int = 7_776_000) -> String {
-    var object: [String: Any] = ["access_token": access, "expires_in": expiresIn, "token_type": "Bearer"]
-    if let refresh { object["refresh_token"] = refresh; object["refresh_token_expires_in"] = refreshExpiresIn }
-    return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
 }
 
 extension Data {

@@ -4,6 +4,7 @@ import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import VaultStore
+import TokenVaultTestSupport
 
 /// Edits the vault file with plain SQL, as an attacker or a damaged disk would.
 func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) throws {

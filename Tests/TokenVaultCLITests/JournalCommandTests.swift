@@ -3,6 +3,7 @@ import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import VaultStore
+import TokenVaultTestSupport
 
 /// An account whose newest pair waits in the local journal (the store failed after the provider answered) is
 /// never shown `ok`: `list` says `pending`, `check` names it `pair-not-stored` (exit 5), as `--notify` tells it.

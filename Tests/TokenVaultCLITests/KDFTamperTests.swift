@@ -4,6 +4,7 @@ import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import VaultCrypto
+import TokenVaultTestSupport
 
 // Issue 7 item 6: the vault's Argon2id parameters edited with SQL. Only the costs tokenvault writes are accepted;
 // a swap between two of them is told apart from a wrong passphrase.

@@ -5,6 +5,7 @@ import Testing
 @testable import TokenVaultCore
 import VaultCrypto
 import VaultStore
+import TokenVaultTestSupport
 
 /// Vaults written before env_var was bound into the client secret's label keep working: the secret is re-sealed
 /// under the new label the first time it is opened, and from then on an edited env_var fails.

@@ -6,6 +6,7 @@ import TokenVaultLab
 @testable import TokenVaultCore
 import VaultOAuth
 import WebexSandbox
+import TokenVaultTestSupport
 
 /// The browser: follows the authorize redirect once (optionally rewriting it), as a user's browser would.
 func fetchRedirect(_ url: URL) async throws -> String? {

@@ -5,6 +5,7 @@ import Testing
 import TokenVaultLab
 import VaultOAuth
 import WebexSandbox
+import TokenVaultTestSupport
 
 // Issue 8 items 3, 4, 7 and 9: what refreshing looks like to a user.
 
@@ -114,9 +115,9 @@ import WebexSandbox
         _ = try await s.importAccounts(["alice", "bob", "carol"])
         // An account the provider refuses: needs re-authorization, which is not a failure.
         try await s.h.expectOK(["import", "dave", "--integration", "webex"], stdin: tokenJSON(access: "AT_" + randomToken(), refresh: "RT_" + randomToken()))
-        let console = TerminalConsole()
+        let console = CapturingConsole(stderrIsTerminal: true)
         let code = await s.h.run(["refresh-all", "--skip-recent", "0", "--concurrency", "1"], console: console)
-        let err = console.inner.errors
+        let err = console.errors
         #expect(code == 5, "\(err)")
         #expect(err.contains("waiting 2s (Retry-After)"), "\(err)")
         let frames = err.components(separatedBy: "\r\u{1B}[K").dropFirst()

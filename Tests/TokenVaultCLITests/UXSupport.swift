@@ -5,24 +5,7 @@ import TokenVaultLab
 @testable import TokenVaultCore
 import VaultOAuth
 import WebexSandbox
-
-/// A console that says stderr is a terminal, so refresh-all draws its live progress line into the capture.
-final class TerminalConsole: Console, @unchecked Sendable {
-    let inner = CapturingConsole()
-    func out(_ text: String) { inner.out(text) }
-    func err(_ text: String) { inner.err(text) }
-    var stderrIsTerminal: Bool { true }
-}
-
-/// Sees every request before the loopback transport sends it (to change the provider's state in between).
-struct HookedTransport: HTTPTransport {
-    let inner: LoopbackOnlyTransport
-    let before: @Sendable (HTTPRequest) async -> Void
-    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        await before(request)
-        return try await inner.send(request)
-    }
-}
+import TokenVaultTestSupport
 
 extension Harness {
     /// `run`, with a chosen console and an optional hook on every request.
@@ -34,11 +17,7 @@ extension Harness {
         let context = Context(
             environment: environment, console: console, terminal: nil, now: { clock },
             readStandardInput: { input }, kdfParameters: cheapKDF,
-            makeTransport: { tracer in
-                let loopback = LoopbackOnlyTransport(tracer: tracer)
-                guard let beforeRequest else { return loopback }
-                return HookedTransport(inner: loopback, before: beforeRequest)
-            },
+            makeTransport: { LoopbackOnlyTransport(tracer: $0, before: beforeRequest) },
             sleep: { await sleeps.sleep($0) },
             openBrowser: { _, _ in false },
             execute: { _, _, _ in

@@ -4,6 +4,7 @@ import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import VaultStore
+import TokenVaultTestSupport
 
 @Suite struct InitTests {
     @Test func initCreatesVaultAndRefusesSecondInit() async throws {

@@ -4,36 +4,7 @@ import Testing
 import VaultCrypto
 import VaultOAuth
 import VaultStore
-
-/// A console that fails the test on anything written to it that the test did not expect, and keeps the rest.
-final class KeptConsole: Console, @unchecked Sendable {
-    private let lock = NSLock()
-    private var written: [String] = []
-    func out(_ text: String) { lock.withLock { written.append(text) } }
-    func err(_ text: String) { lock.withLock { written.append(text) } }
-    var stderrIsTerminal: Bool { false }
-    var text: String { lock.withLock { written.joined() } }
-}
-
-/// Answers every request with `answer`, and keeps the requests; any request a test did not expect fails it.
-final class AnsweringTransport: HTTPTransport, @unchecked Sendable {
-    private let lock = NSLock()
-    private var sent: [HTTPRequest] = []
-    private let answer: @Sendable (HTTPRequest) -> HTTPResponse?
-
-    init(_ answer: @escaping @Sendable (HTTPRequest) -> HTTPResponse?) { self.answer = answer }
-
-    var requests: [HTTPRequest] { lock.withLock { sent } }
-
-    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        lock.withLock { sent.append(request) }
-        guard let response = answer(request) else {
-            Issue.record("unexpected request \(request.method) \(request.url)")
-            throw OAuthError.transport(.other("not expected"), host: "test")
-        }
-        return response
-    }
-}
+import TokenVaultTestSupport
 
 /// A new vault in a temporary directory, unlocked with real libsodium at the lowest KDF cost.
 struct CoreVault {
@@ -55,7 +26,7 @@ struct CoreVault {
         let passphrase = SecretBytes(copying: Array("core test passphrase".utf8))
         let path = directory.appendingPathComponent("vault.db").path
         let created = try UnlockedVault.create(at: path, passphrase: passphrase, parameters: Self.kdf(.interactive), now: now)
-        vault = try UnlockedVault.unlock(created.database, kdfParameters: Self.kdf, attempts: 1, console: KeptConsole()) { passphrase }
+        vault = try UnlockedVault.unlock(created.database, kdfParameters: Self.kdf, attempts: 1, console: CapturingConsole()) { passphrase }
     }
 
     /// An integration with its client secret sealed, and an account holding a pair that lapses at `accessExpiresAt`.
@@ -76,7 +47,7 @@ struct CoreVault {
         return (account, integration)
     }
 
-    func services(_ transport: any HTTPTransport, console: KeptConsole = KeptConsole()) -> VaultServices {
+    func services(_ transport: any HTTPTransport, console: CapturingConsole = CapturingConsole()) -> VaultServices {
         let now = now
         return VaultServices(console: console, now: { now }, sleep: { _ in }, makeTransport: { _ in transport },
                              refreshOnUseBudget: 30)

@@ -4,6 +4,7 @@ import Testing
 @testable import TokenVaultCore
 import VaultCrypto
 import VaultStore
+import TokenVaultTestSupport
 
 /// Key slots over a real vault file and real libsodium (issue 12 §3): unlocking through slots, adding and removing
 /// them, and replacing the master key in one transaction.
@@ -13,7 +14,7 @@ import VaultStore
 
     func unlock(_ v: CoreVault, _ passphrase: SecretBytes, slot: String? = nil,
                 kdf: @escaping (KDFParameters.Level) -> KDFParameters = CoreVault.kdf) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
-        try UnlockedVault.unlockSlot(v.database, kdfParameters: kdf, attempts: 1, console: KeptConsole(), keySlot: slot) { passphrase }
+        try UnlockedVault.unlockSlot(v.database, kdfParameters: kdf, attempts: 1, console: CapturingConsole(), keySlot: slot) { passphrase }
     }
 
     func withBob(_ v: CoreVault) throws {

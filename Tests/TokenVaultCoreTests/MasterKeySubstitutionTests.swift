@@ -3,6 +3,7 @@ import Testing
 @testable import TokenVaultCore
 import VaultCrypto
 import VaultStore
+import TokenVaultTestSupport
 
 /// Whoever can write the store but knows no passphrase (the file's writer, the database's administrator) tries to
 /// make the members' passphrases open a master key of theirs. A key slot's wrap is an anonymous sealed box, which
@@ -13,7 +14,7 @@ import VaultStore
     static let bob = KeySlotTests.bob
 
     func unlock(_ v: CoreVault, _ passphrase: SecretBytes, slot: String? = nil) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
-        try UnlockedVault.unlockSlot(v.database, kdfParameters: CoreVault.kdf, attempts: 1, console: KeptConsole(),
+        try UnlockedVault.unlockSlot(v.database, kdfParameters: CoreVault.kdf, attempts: 1, console: CapturingConsole(),
                                      keySlot: slot) { passphrase }
     }
 

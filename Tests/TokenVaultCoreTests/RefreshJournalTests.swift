@@ -5,6 +5,7 @@ import Testing
 import VaultCrypto
 import VaultOAuth
 import VaultStore
+import TokenVaultTestSupport
 
 /// A store whose writes fail while `failing` is set (a server down, a full disk); everything else is the inner store's.
 final class FailingStore: VaultStorage {
@@ -207,7 +208,7 @@ final class FailingStore: VaultStorage {
         let store = FailingStore(m.database)
         let vault = UnlockedVault(database: store, keys: m.vault.keys)
         let counter = Mutex(0)
-        let transport = AnsweringTransport { _ in
+        let transport = FakeTransport { _ in
             let n = counter.withLock { $0 += 1; return $0 }
             return answer(200, "access_token=ghu_new\(n)&expires_in=28800&refresh_token=ghr_new\(n)&refresh_token_expires_in=15811200&token_type=bearer", form: true)
         }

@@ -4,6 +4,7 @@ import Testing
 import VaultCrypto
 import VaultOAuth
 import VaultStore
+import TokenVaultTestSupport
 
 /// An unlocked vault in memory (the SQLite store's in-memory form) with a key holder of its own: the refresher's
 /// unit tests need no file, no KDF and no network.
@@ -43,7 +44,7 @@ struct MemoryVault {
 
     func services(_ transport: any HTTPTransport) -> VaultServices {
         let now = now
-        return VaultServices(console: KeptConsole(), now: { now }, sleep: { _ in }, makeTransport: { _ in transport },
+        return VaultServices(console: CapturingConsole(), now: { now }, sleep: { _ in }, makeTransport: { _ in transport },
                              refreshOnUseBudget: 30)
     }
 
@@ -68,7 +69,7 @@ func answer(_ status: Int, _ body: String, form: Bool = false) -> HTTPResponse {
         try m.add("h", provider: .github)
         try m.add("ms", provider: .microsoft)
         let slackPair = slackPair
-        let transport = AnsweringTransport { r in
+        let transport = FakeTransport { r in
             switch r.url.absoluteString {
             case "https://webex.test/v1/access_token":
                 answer(200, #"{"access_token":"AT_w","expires_in":1209599,"refresh_token":"RT_old","refresh_token_expires_in":7776000}"#)
@@ -101,7 +102,7 @@ func answer(_ status: Int, _ body: String, form: Bool = false) -> HTTPResponse {
     @Test func aProvidersOwnWordForADeadRefreshTokenMarksTheAccountWithoutRetrying() async throws {
         let m = try MemoryVault()
         try m.add("h", provider: .github)
-        let transport = AnsweringTransport { _ in answer(200, #"{"error":"bad_refresh_token","error_description":"expired"}"#) }
+        let transport = FakeTransport { _ in answer(200, #"{"error":"bad_refresh_token","error_description":"expired"}"#) }
         let outcome = await Refresher(vault: m.vault, services: m.services(transport), trigger: .refreshAll, verbose: false)
             .refresh(try m.database.account(named: "h")) { _ in true }
         #expect(outcome.status == .needsReauth)
@@ -118,13 +119,13 @@ func answer(_ status: Int, _ body: String, form: Bool = false) -> HTTPResponse {
         try m.add("s", provider: .slack)
         let count = Counter()
         let slackPair = slackPair
-        let flaky = AnsweringTransport { _ in count.next() == 1 ? answer(503, "") : answer(200, slackPair) }
+        let flaky = FakeTransport { _ in count.next() == 1 ? answer(503, "") : answer(200, slackPair) }
         let ok = await Refresher(vault: m.vault, services: m.services(flaky), trigger: .refreshAll, verbose: false)
             .refresh(try m.database.account(named: "s")) { _ in true }
         #expect(ok.status == .refreshed && flaky.requests.count == 2)
 
         try m.add("s2", provider: .slack)
-        let down = AnsweringTransport { _ in answer(503, "") }
+        let down = FakeTransport { _ in answer(503, "") }
         let failed = await Refresher(vault: m.vault, services: m.services(down), trigger: .refreshAll, verbose: false,
                                      retry: RetryPolicy(maxAttempts: 3))
             .refresh(try m.database.account(named: "s2")) { _ in true }
@@ -137,7 +138,7 @@ func answer(_ status: Int, _ body: String, form: Bool = false) -> HTTPResponse {
     @Test func anAccountAlreadyRefusedIsNotSentAgain() async throws {
         let m = try MemoryVault()
         try m.add("g", provider: .google, state: .needsReauth)
-        let transport = AnsweringTransport { _ in nil }
+        let transport = FakeTransport { _ in nil }
         let outcome = await Refresher(vault: m.vault, services: m.services(transport), trigger: .refreshAll, verbose: false)
             .refresh(try m.database.account(named: "g")) { _ in true }
         #expect(outcome.status == .needsReauth && outcome.reason == "the provider refused its refresh token earlier")
@@ -149,7 +150,7 @@ func answer(_ status: Int, _ body: String, form: Bool = false) -> HTTPResponse {
         try m.add("s", provider: .slack)
         let slackPair = slackPair
         let gate = Gate()
-        let transport = AnsweringTransport { _ in gate.pass(); return answer(200, slackPair) }
+        let transport = FakeTransport { _ in gate.pass(); return answer(200, slackPair) }
         let refresher = Refresher(vault: m.vault, services: m.services(transport), trigger: .refreshAll, verbose: false)
         let planned = try m.database.account(named: "s")
         // The second refresh finds the pair fresh once it gets the lock (the first stored a new one).

@@ -3,13 +3,14 @@ import Testing
 @testable import TokenVaultCore
 import VaultOAuth
 import VaultStore
+import TokenVaultTestSupport
 
 /// The token service (TokenService.swift) and the refresher under it, with a transport that answers in-process.
 @Suite struct TokenServiceTests {
     static let newPair = #"{"access_token":"AT_new","expires_in":1209599,"refresh_token":"RT_new","refresh_token_expires_in":7776000,"token_type":"Bearer"}"#
 
-    static func tokenEndpoint(_ status: Int, _ body: String) -> AnsweringTransport {
-        AnsweringTransport { request in
+    static func tokenEndpoint(_ status: Int, _ body: String) -> FakeTransport {
+        FakeTransport { request in
             guard request.url.path.hasSuffix("/access_token") else { return nil }
             return HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: Data(body.utf8))
         }
@@ -19,7 +20,7 @@ import VaultStore
         let v = try CoreVault()
         defer { v.remove() }
         let (account, integration) = try v.addAccount("alice", accessExpiresAt: v.now.addingTimeInterval(86_400))
-        let transport = AnsweringTransport { _ in nil }
+        let transport = FakeTransport { _ in nil }
         let token = try await TokenService(vault: v.vault, services: v.services(transport), verbose: false)
             .freshAccessToken(account: account, integration: integration, minValid: 600, trigger: "token")
         #expect(token == "AT_old")
@@ -64,7 +65,7 @@ import VaultStore
         defer { v.remove() }
         let (account, integration) = try v.addAccount("alice", accessExpiresAt: v.now.addingTimeInterval(120))
         let transport = Self.tokenEndpoint(503, #"{"message":"down"}"#)
-        let console = KeptConsole()
+        let console = CapturingConsole()
         let token = try await TokenService(vault: v.vault, services: v.services(transport, console: console), verbose: false)
             .freshAccessToken(account: account, integration: integration, minValid: 600, trigger: "token")
         #expect(token == "AT_old")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import VaultOAuth
+import TokenVaultTestSupport
 
 /// Issue 7 item 10: device grant polling that never ends, and verification URIs that are not https.
 @Suite struct DeviceGrantLimitTests {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import VaultOAuth
+import TokenVaultTestSupport
 
 let testBase = URL(string: "http://127.0.0.1:9/v1")!
 

@@ -2,37 +2,13 @@ import Foundation
 import Testing
 
 @testable import VaultOAuth
-
-/// Records requests and answers from a script; an unscripted request fails the test loudly.
-final class FakeTransport: HTTPTransport, @unchecked Sendable {
-    private let lock = NSLock()
-    private var script: [Result<HTTPResponse, OAuthError>]
-    private var recorded: [HTTPRequest] = []
-
-    init(_ script: [Result<HTTPResponse, OAuthError>] = []) { self.script = script }
-
-    var requests: [HTTPRequest] { lock.withLock { recorded } }
-
-    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let next: Result<HTTPResponse, OAuthError>? = lock.withLock {
-            recorded.append(request)
-            return script.isEmpty ? nil : script.removeFirst()
-        }
-        guard let next else {
-            Issue.record("unexpected request \(request.method) \(request.url)")
-            throw OAuthError.transport(.other("no scripted response"), host: "fake")
-        }
-        return try next.get()
-    }
-}
+import TokenVaultTestSupport
 
 func json(_ status: Int, _ body: String, headers: [String: String] = [:]) -> Result<HTTPResponse, OAuthError> {
     var h = headers
     h["Content-Type"] = h["Content-Type"] ?? "application/json"
     return .success(HTTPResponse(status: status, headers: h, body: Data(body.utf8)))
 }
-
-let tokenJSON = #"{"access_token":"AT_new","expires_in":1209599,"refresh_token":"RT_new","refresh_token_expires_in":7776000,"token_type":"Bearer"}"#
 
 /// The error thrown by `body`, which must be an OAuthError.
 func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
@@ -53,7 +29,7 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
     }
 
     @Test func codeExchangeBodyIsExact() async throws {
-        let (c, t) = client([json(200, tokenJSON)])
+        let (c, t) = client([json(200, tokenJSON(access: "AT_new", refresh: "RT_new"))])
         let pkce = PKCE(verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
         let tokens = try await c.exchangeCode("co+de&=", pkce: pkce)
         #expect(tokens.accessToken == "AT_new")
@@ -84,7 +60,7 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
     @Test func basicClientAuthWhenTheProviderSaysSo() async throws {
         var p = Provider.webex
         p.tokenClientAuth = .basic
-        let (c, t) = client([json(200, tokenJSON)], provider: p)
+        let (c, t) = client([json(200, tokenJSON(access: "AT_new", refresh: "RT_new"))], provider: p)
         _ = try await c.refresh(refreshToken: "RT")
         let r = try #require(t.requests.first)
         #expect(r.formFields["client_secret"] == nil)
@@ -216,7 +192,7 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
             json(428, #"{"error":"authorization_pending"}"#),
             json(400, #"{"error":"slow_down"}"#),
             json(428, #"{"error":"authorization_pending"}"#),
-            json(200, tokenJSON),
+            json(200, tokenJSON(access: "AT_new", refresh: "RT_new")),
         ])
         let device = try await c.startDeviceAuthorization()
         #expect(device == DeviceAuthorization(deviceCode: "DC", userCode: "ABCD-EFGH", verificationURI: "https://login.webex.com/device",

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import VaultOAuth
+import TokenVaultTestSupport
 
 /// Each preset's differences, as the client sends and reads them (fake transport; the end-to-end tests drive the
 /// same presets against the sandbox over HTTP).

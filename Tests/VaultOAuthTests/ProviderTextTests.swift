@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import VaultOAuth
+import TokenVaultTestSupport
 
 /// Issue 7 item 9: terminal escapes and bidi controls from the provider.
 @Suite struct ProviderTextTests {

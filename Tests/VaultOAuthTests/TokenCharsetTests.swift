@@ -2,23 +2,24 @@ import Foundation
 import Testing
 
 @testable import VaultOAuth
+import TokenVaultTestSupport
 
 /// Issue 7 item 9: token characters, and no part of a secret in any error text.
 @Suite struct TokenCharsetTests {
     static let b64tokenAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 
-    func tokenJSON(access: String, refresh: String = "RT") throws -> Data {
-        try JSONSerialization.data(withJSONObject: ["access_token": access, "refresh_token": refresh, "expires_in": 60])
+    func response(access: String, refresh: String = "RT") -> Data {
+        Data(tokenJSON(access: access, refresh: refresh, expiresIn: 60).utf8)
     }
 
     @Test func everyB64TokenCharacterIsAccepted() throws {
         for c in Self.b64tokenAlphabet {
             let token = "T\(c)\(c)x"
-            #expect(try TokenResponse.parse(tokenJSON(access: token, refresh: token)).accessToken == token, "\(c)")
-            #expect(try TokenResponse.parse(tokenJSON(access: String(c))).accessToken == String(c), "\(c)")
+            #expect(try TokenResponse.parse(response(access: token, refresh: token)).accessToken == token, "\(c)")
+            #expect(try TokenResponse.parse(response(access: String(c))).accessToken == String(c), "\(c)")
         }
         let whole = Self.b64tokenAlphabet + "=="
-        let t = try TokenResponse.parse(tokenJSON(access: whole, refresh: "ZGVm="))
+        let t = try TokenResponse.parse(response(access: whole, refresh: "ZGVm="))
         #expect(t.accessToken == whole)
         #expect(t.refreshToken == "ZGVm=")
     }
@@ -34,7 +35,7 @@ import Testing
             let secret = "SECRETabc\(bad)defSECRET"
             for (access, refresh) in [(secret, "RT"), ("AT", secret)] {
                 var thrown: (any Error)?
-                do { _ = try TokenResponse.parse(tokenJSON(access: access, refresh: refresh)) } catch { thrown = error }
+                do { _ = try TokenResponse.parse(response(access: access, refresh: refresh)) } catch { thrown = error }
                 let e = try #require(thrown as? OAuthError, "\(bad.unicodeScalars.map { $0.value }) was accepted")
                 guard case .invalidTokenResponse = e else { Issue.record("\(e)"); continue }
                 let text = e.errorDescription ?? ""

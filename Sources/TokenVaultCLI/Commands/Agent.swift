@@ -132,17 +132,11 @@ extension TokenVault {
                 if json { context.console.out("{\"running\":false}\n") } else { context.console.out("No agent holds \(VaultStores.named(location)).\n") }
                 throw CommandExit(code: .other)
             }
-            var status = try agent.status()
+            let status = try agent.status()
             let fallback = AgentSocket.fallbackReason(environment: context.environment)
             if json {
-                status["running"] = true
-                // ISO 8601, as every other JSON output gives times (the agent's protocol carries epoch seconds).
-                for key in ["since", "until"] {
-                    if let seconds = status[key] as? Int { status[key] = Format.timestamp(Date(timeIntervalSince1970: TimeInterval(seconds))) }
-                }
-                status["socket"] = path
-                status["socket_fallback_reason"] = fallback
-                context.console.out(Format.json(status) + "\n")
+                // Times in ISO 8601, as every other JSON output gives them (the agent's protocol carries epoch seconds).
+                context.console.out(Format.json(AgentStatusReport(status: status, socket: path, fallbackReason: fallback)) + "\n")
                 return
             }
             func time(_ key: String) -> String {

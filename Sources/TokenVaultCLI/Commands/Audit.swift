@@ -55,10 +55,9 @@ extension TokenVault {
                 // A problem quotes the entry it is about, whose fields anyone who can write the store chose.
                 for problem in result.problems { context.console.err("tokenvault: audit: \(ProviderText.displayable(problem, limit: 1000))\n") }
                 if json {
-                    context.console.out(Format.json([
-                        "entries": result.count, "intact": result.problems.isEmpty, "problems": result.problems,
-                        "head": result.head, "head_seq": result.headSeq,
-                    ]) + "\n")
+                    context.console.out(Format.json(AuditVerificationReport(
+                        entries: result.count, intact: result.problems.isEmpty, problems: result.problems,
+                        head: result.head, headSeq: result.headSeq)) + "\n")
                 } else if result.problems.isEmpty {
                     context.console.out("audit log intact: \(result.count) entries, head \(result.head) (entry \(result.headSeq))\n")
                 }
@@ -73,7 +72,7 @@ extension TokenVault {
             // A revoked account keeps its entries; a name that never was an account is a typo, as elsewhere.
             if let account, entries.isEmpty { _ = try database.account(named: account) }
             if json {
-                context.console.out(Format.json(entries.map(Self.jsonObject)) + "\n")
+                context.console.out(Format.json(entries.map(AuditEntryReport.init)) + "\n")
                 return
             }
             var rows = [["SEQ", "TIME", "ACCOUNT", "EVENT", "TRIGGER", "OUTCOME", "ACCESS EXPIRY", "REFRESH EXPIRY", "RT CHANGED"]]
@@ -91,22 +90,6 @@ extension TokenVault {
 
         static func change(_ before: Date?, _ after: Date?) -> String {
             "\(before.map(Format.timestamp) ?? "-") -> \(after.map(Format.timestamp) ?? "-")"
-        }
-
-        static func jsonObject(_ entry: AuditEntry) -> [String: Any] {
-            let d = entry.draft
-            var object: [String: Any] = [
-                "seq": entry.seq, "at": Format.timestamp(d.at), "account": d.account, "event": d.event.rawValue,
-                "trigger": d.trigger.rawValue, "outcome": d.outcome.rawValue,
-            ]
-            object["integration"] = d.integration
-            object["access_expires_before"] = d.accessExpiresBefore.map(Format.timestamp)
-            object["access_expires_after"] = d.accessExpiresAfter.map(Format.timestamp)
-            object["refresh_expires_before"] = d.refreshExpiresBefore.map(Format.timestamp)
-            object["refresh_expires_after"] = d.refreshExpiresAfter.map(Format.timestamp)
-            object["refresh_token_changed"] = d.refreshTokenChanged
-            object["detail"] = d.detail
-            return object
         }
     }
 }

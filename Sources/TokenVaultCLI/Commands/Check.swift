@@ -49,10 +49,7 @@ extension TokenVault {
                 inScope = { selected.contains($0) }
             }
             if json {
-                let objects: [[String: Any]] = found.map {
-                    ["account": $0.account, "integration": $0.integration, "event": $0.event.rawValue, "detail": $0.detail]
-                }
-                context.console.out(Format.json(objects) + "\n")
+                context.console.out(Format.json(found.map(AttentionReport.init)) + "\n")
             } else if found.isEmpty {
                 context.console.err("No account needs anyone.\n")
             } else {

@@ -24,12 +24,10 @@ extension TokenVault {
                     ?? "unknown (\(slot.kdfOpsLimit) passes, \(slot.kdfMemLimit >> 20) MiB)"
             }
             if json {
-                context.console.out(Format.json(slots.map { slot -> [String: Any] in
-                    [
-                        "name": slot.name, "form": slot.form.rawValue, "kdf_level": level(slot),
-                        "kdf_opslimit": slot.kdfOpsLimit, "kdf_memlimit": slot.kdfMemLimit,
-                        "created_at": Format.timestamp(slot.createdAt), "changed_at": Format.timestamp(slot.changedAt),
-                    ]
+                context.console.out(Format.json(slots.map { slot in
+                    KeySlotReport(name: slot.name, form: slot.form.rawValue, kdfLevel: level(slot),
+                                  kdfOpslimit: slot.kdfOpsLimit, kdfMemlimit: slot.kdfMemLimit,
+                                  createdAt: slot.createdAt, changedAt: slot.changedAt)
                 }) + "\n")
                 return
             }

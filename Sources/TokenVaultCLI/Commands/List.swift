@@ -72,23 +72,10 @@ extension TokenVault {
                 return
             }
             if json || format == .json {
-                let objects: [[String: Any]] = accounts.map { a in
-                    var o: [String: Any] = [
-                        "account": a.name, "integration": integrations[a.integrationId] ?? "?",
-                        "provider": providers[a.integrationId] ?? "?",
-                        "state": state(a),
-                    ]
-                    o["email"] = a.email
-                    o["display_name"] = a.displayName
-                    o["org_id"] = a.orgId
-                    o["access_expires_at"] = a.accessExpiresAt.map(Format.timestamp)
-                    o["refresh_expires_at"] = a.refreshExpiresAt.map(Format.timestamp)
-                    o["access_expires_in_seconds"] = a.accessExpiresAt.map { Int($0.timeIntervalSince(now)) }
-                    o["refresh_expires_in_seconds"] = a.refreshExpiresAt.map { Int($0.timeIntervalSince(now)) }
-                    o["scopes"] = a.grantedScopes
-                    return o
+                let reports = accounts.map {
+                    AccountReport($0, integrations: integrations, providers: providers, state: state($0), now: now)
                 }
-                context.console.out(Format.json(objects) + "\n")
+                context.console.out(Format.json(reports) + "\n")
                 return
             }
             if accounts.isEmpty {

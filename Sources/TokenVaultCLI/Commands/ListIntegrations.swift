@@ -20,22 +20,10 @@ extension TokenVault {
         static func list(_ database: any VaultStorage, json: Bool, context: Context) throws {
             let integrations = try database.integrations()
             if json {
-                let objects: [[String: Any]] = try integrations.map { i in
-                    [
-                        "name": i.name, "provider": i.provider, "client_id": i.clientId, "redirect_uri": i.redirectURI,
-                        "scopes": i.scopes, "api_base": i.apiBase, "env_var": i.envVar,
-                        "accounts": try database.accountCount(integrationId: i.id),
-                        "endpoints": IntegrationEndpoints.json(IntegrationEndpoints.of(i)),
-                        "provider_options": (try? ProviderOptions.decode(i.providerOptions)).flatMap { $0 }.map { o -> [String: Any] in
-                            var d: [String: Any] = [:]
-                            d["tenant"] = o.tenant; d["issuer"] = o.issuer; d["authorize_url"] = o.authorizeURL
-                            d["token_url"] = o.tokenURL; d["device_url"] = o.deviceURL; d["revoke_url"] = o.revokeURL
-                            d["userinfo_url"] = o.userinfoURL; d["client_auth"] = o.clientAuth?.rawValue
-                            return d
-                        } ?? NSNull(),
-                    ]
+                let reports = try integrations.map {
+                    IntegrationReport($0, accounts: try database.accountCount(integrationId: $0.id), withOptions: true)
                 }
-                context.console.out(Format.json(objects) + "\n")
+                context.console.out(Format.json(reports) + "\n")
                 return
             }
             // The token endpoint rather than the API base: it is where the client secret and the tokens are sent.
@@ -75,13 +63,8 @@ extension TokenVault {
             let database = try openDatabase(context)
             let i = try database.integration(named: name)
             if json {
-                var object: [String: Any] = [
-                    "name": i.name, "provider": i.provider, "client_id": i.clientId, "redirect_uri": i.redirectURI,
-                    "scopes": i.scopes, "api_base": i.apiBase, "env_var": i.envVar,
-                    "accounts": try database.accountCount(integrationId: i.id),
-                ]
-                object["endpoints"] = IntegrationEndpoints.json(IntegrationEndpoints.of(i))
-                context.console.out(Format.json(object) + "\n")
+                let report = IntegrationReport(i, accounts: try database.accountCount(integrationId: i.id), withOptions: false)
+                context.console.out(Format.json(report) + "\n")
                 return
             }
             var lines: [(String, String)] = [

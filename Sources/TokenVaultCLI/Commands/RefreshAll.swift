@@ -216,17 +216,14 @@ extension TokenVault {
         /// `auditHead`: the log's head after the run, for keeping elsewhere and checking later with
         /// `audit --verify --expect-head` (a vault rolled back to an older copy no longer contains it).
         static func report(_ outcomes: [RefreshOutcome], start: Date, seconds: Double,
-                           auditHead: (seq: Int64, mac: [UInt8])?) -> [String: Any] {
+                           auditHead: (seq: Int64, mac: [UInt8])?) -> RefreshAllReport {
             let count = { (s: RefreshOutcome.Status) in outcomes.filter { $0.status == s }.count }
-            var report: [String: Any] = [
-                "started_at": Format.timestamp(start), "duration_seconds": (seconds * 1000).rounded() / 1000,
-                "total": outcomes.count, "refreshed": count(.refreshed), "fresh": count(.alreadyFresh),
-                "needs_reauth": count(.needsReauth), "failed": count(.failed), "skipped": count(.noRefresh), "pending": count(.pending),
-                "accounts": outcomes.map(\.jsonObject),
-            ]
-            report["audit_head"] = auditHead.map { UnlockedVault.hex($0.mac) }
-            report["audit_head_seq"] = auditHead?.seq
-            return report
+            return RefreshAllReport(
+                startedAt: start, durationSeconds: (seconds * 1000).rounded() / 1000,
+                total: outcomes.count, refreshed: count(.refreshed), fresh: count(.alreadyFresh),
+                needsReauth: count(.needsReauth), failed: count(.failed), skipped: count(.noRefresh), pending: count(.pending),
+                accounts: outcomes.map(RefreshOutcomeReport.init),
+                auditHead: auditHead.map { UnlockedVault.hex($0.mac) }, auditHeadSeq: auditHead?.seq)
         }
     }
 }

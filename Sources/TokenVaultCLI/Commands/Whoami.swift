@@ -49,12 +49,7 @@ extension TokenVault {
             // Keep the plain identity metadata current; this is not a lifetime change, so no audit entry.
             try vault.recordIdentity(identity, account: account)
             if json {
-                var o: [String: Any] = ["account": account, "id": identity.id]
-                o["email"] = identity.email
-                o["display_name"] = identity.displayName
-                o["org_id"] = identity.orgId
-                o["type"] = identity.type
-                context.console.out(Format.json(o) + "\n")
+                context.console.out(Format.json(IdentityReport(account: account, identity)) + "\n")
             } else {
                 // What the provider did not say is left out, not shown as "-" (a generic provider has no org or type).
                 let who = [identity.displayName, identity.email.map { "<\($0)>" }].compactMap { $0 }.joined(separator: " ")

@@ -13,16 +13,6 @@ enum IntegrationEndpoints {
         return provider.resolvedEndpoints(base: base, tenant: options?.tenant, clientId: integration.clientId)
     }
 
-    /// `integration list --json`'s `endpoints` object (null for an endpoint the provider does not have).
-    static func json(_ endpoints: Provider.ResolvedEndpoints?) -> Any {
-        guard let e = endpoints else { return NSNull() }
-        func text(_ url: URL?) -> Any { url.map { $0.absoluteString } ?? NSNull() }
-        return [
-            "authorize": e.authorize.absoluteString, "token": e.token.absoluteString,
-            "device_authorization": text(e.deviceAuthorize), "revocation": text(e.revoke), "userinfo": text(e.identity),
-        ] as [String: Any]
-    }
-
     /// Labelled lines, for `integration show` and `add`'s confirmation.
     static func lines(_ e: Provider.ResolvedEndpoints) -> [(String, String)] {
         [

@@ -7,7 +7,9 @@ import VaultStore
 /// The root command. Subcommands are nested types in Commands/; `run(arguments:context:)` is the entry point
 /// used by the executable and by in-process tests.
 public struct TokenVault: AsyncParsableCommand {
-    public static let version = "0.1.0"
+    /// The version number, from the top-level VERSION file (the one place it is written; the package and the
+    /// tarball take theirs from there too).
+    public static let version = BuildInfo.version
 
     public static let configuration = CommandConfiguration(
         commandName: "tokenvault",
@@ -26,7 +28,7 @@ public struct TokenVault: AsyncParsableCommand {
             4 no such vault/account/integration, 5 needs re-authorization,
             6 provider or network error, 7 integrity failure.
             """,
-        version: version,
+        version: VersionText.text,
         subcommands: [
             Init.self, IntegrationGroup.self, Add.self, Integrations.self, RemoveIntegration.self, Import.self, List.self,
             Authorize.self, Refresh.self, RefreshAll.self, Env.self, Token.self, Exec.self, Whoami.self,

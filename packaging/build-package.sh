@@ -66,8 +66,9 @@ deb)
     commit=$("$root/usr/bin/tokenvault" --version | sed -n 's/.*(commit \(.*\))$/\1/p')
     {
         printf 'tokenvault (%s-%s) unstable; urgency=medium\n\n' "$version" "$revision"
-        printf '  * Binary package of tokenvault %s (commit %s), assembled with dpkg-deb\n' "$version" "$commit"
-        printf '    from the release binary; changelog.gz has the upstream changes.\n\n'
+        printf '  * Binary package of tokenvault %s (commit %s),\n' "$version" "$commit"
+        printf '    assembled with dpkg-deb from the release binary;\n'
+        printf '    changelog.gz has the upstream changes.\n\n'
         printf ' -- tokenvault maintainers <dev@tokenvault.invalid>  %s\n' "$(date -u -R -d "@$SOURCE_DATE_EPOCH")"
     } | gzip -9n > "$doc/changelog.Debian.gz"
     # Depends: what the binary links, as dpkg-shlibdeps finds it from the installed libraries' shlibs/symbols

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Writes OUTDIR/BuildInfo.swift: tokenvault's version (the top-level VERSION file) and the commit it is built from.
-# Run by the BuildInfo plugin before every build; no network. The commit comes from git when ROOT is a git checkout
-# (with "-dirty" when tracked files differ from it), else from packaging/COMMIT, which `git archive` fills in
-# (export-subst, .gitattributes), else it is "unknown" (a copy of the sources without either).
+# Run by the BuildInfo plugin when one of its inputs changed; no network. The commit comes from git when ROOT is a git
+# checkout (with "-dirty" when what is compiled, Sources/, Migrations/, Package.swift or VERSION, differs from it),
+# else from packaging/COMMIT, which `git archive` fills in (export-subst, .gitattributes), else it is "unknown" (a
+# copy of the sources without either).
 # usage: build-info.sh ROOT OUTDIR
 set -eu
 root=$1 out=$2
@@ -14,7 +15,7 @@ if [ -n "$top" ] && [ "$(cd "$top" && pwd -P)" = "$(cd "$root" && pwd -P)" ]; th
     commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null) || commit=''
 fi
 if [ -n "$commit" ]; then
-    git -C "$root" diff --quiet HEAD -- 2>/dev/null || commit="$commit-dirty"
+    git -C "$root" diff --quiet HEAD -- Sources Migrations Package.swift VERSION 2>/dev/null || commit="$commit-dirty"
 else
     commit=$(tr -d ' \n' < "$root/packaging/COMMIT" 2>/dev/null) || commit=''
     case $commit in ''|*Format*) commit=unknown ;; esac

@@ -11,11 +11,27 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # browser of the authorize tests; curl plays another local user's program (through setpriv) in the attack tests.
 # libpq-dev gives the PostgreSQL vault's header (libpq itself is loaded at run time); postgresql's initdb and
 # pg_ctl make the tests' throwaway server (TokenVaultLab's PostgresServer). prometheus gives promtool, which checks
-# `list --format prometheus` (`promtool check metrics`).
+# `list --format prometheus` (`promtool check metrics`) and the alerting rules in contrib/prometheus (`promtool
+# check rules`, `promtool test rules`). The package checks (`make package-check`, the end of `make test`): dpkg-dev
+# (dpkg-shlibdeps computes Depends), lintian, man-db (man renders the generated pages), systemd (systemd-analyze
+# verifies the user units).
 DEB_PACKAGES := libsodium-dev libsqlite3-dev libcurl4-openssl-dev pkg-config tmux zsh fish python3-dotenv chromium curl \
-	postgresql libpq-dev prometheus
+	postgresql libpq-dev prometheus dpkg-dev lintian man-db systemd
+# `make package-test` only: makes a clean Debian 12 root to install the package into.
+PACKAGE_TEST_PACKAGES := mmdebstrap
 
-.PHONY: all deps build release test leftovers faults demo install uninstall clean
+# The version is written once, in VERSION; the package's Debian revision is the packaging's own.
+VERSION      := $(shell tr -d ' \n' < VERSION)
+DEB_REVISION ?= 1
+DIST         ?= dist
+DEB          := $(DIST)/tokenvault_$(VERSION)-$(DEB_REVISION)_amd64.deb
+TARBALL      := $(DIST)/tokenvault-$(VERSION)-linux-x86_64.tar.gz
+MAN_DIR      := .build/man
+# The man pages' date: the version's entry in CHANGELOG.md (not today), so that the same sources give the same pages.
+RELEASE_DATE := $(shell sed -n 's/^\#\# \[$(VERSION)\] - \([0-9-]*\)$$/\1/p' CHANGELOG.md)
+
+.PHONY: all deps build release test leftovers faults demo install uninstall clean release-tokenvault man deb \
+	tarball package-check package-test
 
 all: build
 
@@ -48,6 +64,7 @@ test: deps
 	@$(MAKE) --no-print-directory leftovers TEST_RUN=$(TEST_RUN)
 	.build/debug/tokenvault-faults --short --tokenvault .build/debug/tokenvault
 	bash Tests/Scripts/demo.sh .build/debug
+	$(MAKE) package-check
 
 # The checks `make test` ends with: no tmux server, agent or PostgreSQL server its tests started is left running.
 # (The tmux servers are the tests' own by their socket name and their working directory, this checkout.)
@@ -88,6 +105,41 @@ demo: deps
 	$(SWIFT) build
 	bash Tests/Scripts/demo.sh .build/debug
 
+# The shipped binary alone (`release` also builds webex-sandbox).
+release-tokenvault: deps
+	$(SWIFT) build -c release --product tokenvault --static-swift-stdlib
+
+# Man pages from the argument parser: tokenvault(1) and one page per subcommand (tokenvault-refresh-all(1), ...),
+# written by swift-argument-parser's generate-manual from the release binary's own parser, into $(MAN_DIR).
+# `swift package generate-manual --help` builds the plugin's tool (about 3 min the first time) without the plugin's
+# own build of every product (the plugin would build them all again, and in release it would relink
+# .build/release/tokenvault without --static-swift-stdlib); packaging/man-pages.sh runs it and names the pages.
+man: release-tokenvault
+	$(SWIFT) package generate-manual --help >/dev/null
+	bash packaging/man-pages.sh "$$($(SWIFT) build --show-bin-path)/generate-manual-tool" .build/release/tokenvault \
+	  $(RELEASE_DATE) $(MAN_DIR)
+
+# The Debian package and the tarball (packaging/README.md): the release binary, stripped, with the man pages,
+# completions, systemd user units, copyright, changelogs and the Prometheus rules.
+deb: release-tokenvault man
+	bash packaging/build-package.sh deb .build/release/tokenvault $(MAN_DIR) $(DIST)
+
+tarball: release-tokenvault man
+	bash packaging/build-package.sh tarball .build/release/tokenvault $(MAN_DIR) $(DIST)
+
+# The cheap checks (`make test` ends with them): lintian, the package unpacked with dpkg -x and run, man pages and
+# completions, systemd-analyze verify, promtool check/test rules.
+package-check: deb tarball
+	bash packaging/package-check.sh $(DEB) $(TARBALL)
+
+# The full proof (not part of make test; its time is in packaging/README.md): a clean Debian 12 root from the
+# mirror apt uses here, the package installed there with apt, and tokenvault used in it without Swift.
+package-test: deb
+	@missing=""; for p in $(PACKAGE_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; fi
+	$(SUDO) bash packaging/package-test.sh $(DEB)
+
 install: release
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 .build/release/tokenvault $(DESTDIR)$(PREFIX)/bin/tokenvault
@@ -96,7 +148,7 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/tokenvault
 
 clean:
-	rm -rf .build
+	rm -rf .build $(DIST)
 
 # Benchmarks (issue 4 §1): release build, then the driver runs the built tokenvault against an in-process
 # webex-sandbox, prints a table and rewrites the measured part of BENCHMARKS.md. Needs python3 with venv and pip

@@ -47,7 +47,9 @@ let package = Package(
         ),
         .target(
             name: "VaultStore",
-            dependencies: ["CLibPQ", "PostgresSchema", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["CLibPQ", "PostgresSchema", .product(name: "GRDB", package: "GRDB.swift"),
+                           // sqlite3_libversion() for `tokenvault --version` (the SQLite GRDB links, no other).
+                           .product(name: "GRDBSQLite", package: "GRDB.swift")],
             // Sources/VaultStore/Migrations is a symlink to the top-level Migrations/. Every file in it is listed
             // here; a test checks that none is forgotten. Its postgresql/ folder belongs to PostgresSchema.
             exclude: ["Migrations/postgresql"],
@@ -69,13 +71,17 @@ let package = Package(
         .target(name: "VaultAgent", dependencies: ["VaultCrypto", "VaultStore", "Spawning"]),
         // The vault's business logic (unlocked vault, refresher, token service, audit chain); no ArgumentParser.
         .target(name: "TokenVaultCore", dependencies: ["VaultCrypto", "VaultStore", "VaultOAuth"]),
+        // BuildInfo (a plugin below) generates the version (VERSION) and the commit that `--version` prints.
         .target(
             name: "TokenVaultCLI",
             dependencies: [
                 "TokenVaultCore", "VaultCrypto", "VaultStore", "VaultOAuth", "VaultAgent", "Spawning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            plugins: ["BuildInfo"]
         ),
+        // Runs packaging/build-info.sh before every build: no network, git only when the sources are a checkout.
+        .plugin(name: "BuildInfo", capability: .buildTool()),
         .executableTarget(name: "tokenvault", dependencies: ["TokenVaultCLI"]),
         .target(name: "WebexSandbox", dependencies: ["CSodium", .product(name: "FlyingFox", package: "FlyingFox")]),
         .executableTarget(name: "webex-sandbox", dependencies: ["WebexSandbox"]),

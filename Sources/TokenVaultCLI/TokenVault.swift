@@ -6,7 +6,9 @@ import VaultStore
 /// The root command. Subcommands are nested types in Commands/; `run(arguments:context:)` is the entry point
 /// used by the executable and by in-process tests.
 public struct TokenVault: AsyncParsableCommand {
-    public static let version = "0.1.0"
+    /// The version number, from the top-level VERSION file (the one place it is written; the package and the
+    /// tarball take theirs from there too).
+    public static let version = BuildInfo.version
 
     public static let configuration = CommandConfiguration(
         commandName: "tokenvault",
@@ -89,7 +91,7 @@ public struct TokenVault: AsyncParsableCommand {
             shared vault on PostgreSQL, the agent, monitoring, cron and systemd, the security model) are the \
             README.md and docs/ of tokenvault's source.
             """,
-        version: version,
+        version: VersionText.text,
         subcommands: [
             Init.self, IntegrationGroup.self, Add.self, Integrations.self, RemoveIntegration.self, Import.self, List.self,
             Authorize.self, Refresh.self, RefreshAll.self, Env.self, Token.self, Exec.self, Whoami.self,

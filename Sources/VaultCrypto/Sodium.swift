@@ -7,6 +7,10 @@ public enum Sodium {
     // 0 = initialised now, 1 = already initialised, -1 = failure.
     private static let initResult: Int32 = sodium_init()
 
+    /// The version of the libsodium this process runs with (the shared library loaded, not the header built
+    /// against), e.g. "1.0.18". Needs no `sodium_init`.
+    public static var libraryVersion: String { String(cString: sodium_version_string()) }
+
     /// Runs `sodium_init` once. Throws `.sodiumUnavailable` if it failed.
     public static func ensureInitialized() throws {
         if initResult < 0 { throw VaultCryptoError.sodiumUnavailable }

@@ -205,7 +205,13 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
             #expect(!abstract.isEmpty, "\(command) has no abstract")
             #expect(result.out.contains("OVERVIEW: " + (abstract.split(separator: " ").first.map(String.init) ?? "")), "\(command)")
         }
-        #expect(await h.run(["--version"]).out == TokenVault.version + "\n")
+        // The version, the commit it was built from, and the libsodium and SQLite it runs with.
+        let version = await h.run(["--version"]).out.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(version.count == 3 && version[2].isEmpty, "\(version)")
+        #expect(version.first?.wholeMatch(of: /tokenvault (\d+\.\d+\.\d+) \(commit ([0-9a-f]{7,40}(-dirty)?|unknown)\)/)?.output.1 == Substring(TokenVault.version))
+        #expect(version.dropFirst().first?.wholeMatch(of: /libsodium \d+\.\d+\.\d+, SQLite 3\.\d+\.\d+/) != nil, "\(version)")
+        let versionFile = try String(contentsOf: URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../VERSION"), encoding: .utf8)
+        #expect(TokenVault.version + "\n" == versionFile)
         let bad = await h.run(["frobnicate"])
         #expect(bad.code == 2)
     }

@@ -48,7 +48,7 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release --product tokenvault --static-swift-stdlib
-	$(SWIFT) build -c release --product webex-sandbox
+	$(SWIFT) build -c release --product provider-sandbox
 
 # The mark of this run (TokenVaultLab's TestRun): the tests put it in the names of the directories they make, so
 # that the checks below for processes left behind look at this run's alone, not at an agent or a PostgreSQL server
@@ -105,7 +105,7 @@ demo: deps
 	$(SWIFT) build
 	bash Tests/Scripts/demo.sh .build/debug
 
-# The shipped binary alone (`release` also builds webex-sandbox).
+# The shipped binary alone (`release` also builds provider-sandbox).
 release-tokenvault: deps
 	$(SWIFT) build -c release --product tokenvault --static-swift-stdlib
 
@@ -151,7 +151,7 @@ clean:
 	rm -rf .build $(DIST)
 
 # Benchmarks (issue 4 §1): release build, then the driver runs the built tokenvault against an in-process
-# webex-sandbox, prints a table and rewrites the measured part of BENCHMARKS.md. Needs python3 with venv and pip
+# provider-sandbox, prints a table and rewrites the measured part of BENCHMARKS.md. Needs python3 with venv and pip
 # (the authlib + httpx comparison is installed into .build/bench-venv) and cc for the crypto_pwhash floor.
 .PHONY: bench
 bench: deps

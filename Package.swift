@@ -9,6 +9,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tokenvault", targets: ["tokenvault"]),
+        .executable(name: "provider-sandbox", targets: ["provider-sandbox"]),
+        // The sandbox's name before it served six providers' shapes, kept for scripts that call it.
         .executable(name: "webex-sandbox", targets: ["webex-sandbox"]),
     ],
     dependencies: [
@@ -83,14 +85,15 @@ let package = Package(
         // Runs packaging/build-info.sh before every build: no network, git only when the sources are a checkout.
         .plugin(name: "BuildInfo", capability: .buildTool()),
         .executableTarget(name: "tokenvault", dependencies: ["TokenVaultCLI"]),
-        .target(name: "WebexSandbox", dependencies: ["CSodium", .product(name: "FlyingFox", package: "FlyingFox")]),
-        .executableTarget(name: "webex-sandbox", dependencies: ["WebexSandbox"]),
+        .target(name: "ProviderSandbox", dependencies: ["CSodium", .product(name: "FlyingFox", package: "FlyingFox")]),
+        .executableTarget(name: "provider-sandbox", dependencies: ["ProviderSandbox"]),
+        .executableTarget(name: "webex-sandbox", dependencies: ["ProviderSandbox"]),
         // Test machinery shared by the end-to-end tests, the fault suite and the benchmarks (never in tokenvault).
-        .target(name: "TokenVaultLab", dependencies: ["WebexSandbox"]),
+        .target(name: "TokenVaultLab", dependencies: ["ProviderSandbox"]),
         // `make bench` and `make faults`: drive the built tokenvault against an in-process sandbox.
         // TokenVaultCLI and TokenVaultCore for the in-process A/B of the --json writer (`@_spi(Bench)`).
-        .executableTarget(name: "tokenvault-bench", dependencies: ["TokenVaultLab", "WebexSandbox", "TokenVaultCLI", "TokenVaultCore"]),
-        .executableTarget(name: "tokenvault-faults", dependencies: ["TokenVaultLab", "WebexSandbox"]),
+        .executableTarget(name: "tokenvault-bench", dependencies: ["TokenVaultLab", "ProviderSandbox", "TokenVaultCLI", "TokenVaultCore"]),
+        .executableTarget(name: "tokenvault-faults", dependencies: ["TokenVaultLab", "ProviderSandbox"]),
 
         // The tests' shared helpers (a capturing console, HTTP transports that answer without a network or only on
         // loopback, a token endpoint's JSON): a target of its own, as they use Swift Testing and the vault's types.
@@ -100,11 +103,11 @@ let package = Package(
         .testTarget(name: "VaultAgentTests", dependencies: ["VaultAgent", "VaultCrypto", "Spawning"]),
         // TokenVaultLab for its throwaway PostgreSQL server: the store contract runs on SQLite and PostgreSQL.
         .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", "TokenVaultLab", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "CCurl", "WebexSandbox", "TokenVaultTestSupport"]),
+        .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "CCurl", "ProviderSandbox", "TokenVaultTestSupport"]),
         .testTarget(
             name: "TokenVaultCLITests",
             dependencies: [
-                "TokenVaultCLI", "TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "WebexSandbox", "TokenVaultLab",
+                "TokenVaultCLI", "TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "ProviderSandbox", "TokenVaultLab",
                 "TokenVaultTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
@@ -114,9 +117,9 @@ let package = Package(
             dependencies: ["TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "TokenVaultTestSupport",
                            .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        .testTarget(name: "WebexSandboxTests", dependencies: ["WebexSandbox"]),
+        .testTarget(name: "ProviderSandboxTests", dependencies: ["ProviderSandbox"]),
         // VaultCrypto and TokenVaultCore: the key-slot attacker test opens an old copy's values as a removed member would.
-        .testTarget(name: "EndToEndTests", dependencies: ["WebexSandbox", "TokenVaultLab", "VaultCrypto", "TokenVaultCore", "TokenVaultTestSupport",
+        .testTarget(name: "EndToEndTests", dependencies: ["ProviderSandbox", "TokenVaultLab", "VaultCrypto", "TokenVaultCore", "TokenVaultTestSupport",
                                                           .product(name: "GRDB", package: "GRDB.swift")]),
     ]
 )

@@ -25,8 +25,8 @@ struct CompletionTree: ParsableCommand {
     }
 
     struct RemoveIntegrationName: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "remove-integration", abstract: TokenVault.RemoveIntegration.configuration.abstract)
-        @OptionGroup var command: TokenVault.RemoveIntegration
+        static let configuration = CommandConfiguration(commandName: "remove-integration", abstract: TokenVault.RemoveIntegrationOldName.configuration.abstract)
+        @OptionGroup var command: TokenVault.RemoveIntegrationOldName
     }
 
     struct StatusName: ParsableCommand {

@@ -3,7 +3,7 @@ import GRDB
 
 extension VaultWriter {
     /// Everything, read on this transaction's connection: what `keys rotate` re-seals, so that no write from another
-    /// process can come between reading a value and replacing it. The same queries as `VaultDatabase.snapshot()`,
+    /// process can come between reading a value and replacing it. The same queries as `SQLiteVault.snapshot()`,
     /// which reads in a read transaction of its own.
     public func snapshot() throws -> VaultSnapshot {
         guard let meta = try Row.fetchOne(db, sql: "SELECT * FROM vault_meta WHERE id = 1") else {

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 #endif
 
-/// Where a vault is: a file (the SQLite store, ``VaultDatabase``) or a PostgreSQL database (``PostgresVault``).
+/// Where a vault is: a file (the SQLite store, ``SQLiteVault``) or a PostgreSQL database (``PostgresVault``).
 ///
 /// The one place that decides which a location names, how messages name it, which spellings are one vault, and
 /// where the state kept on this machine for it goes (refresh locks, the agent's socket, the refresh journal).

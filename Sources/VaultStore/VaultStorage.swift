@@ -4,8 +4,8 @@ import Foundation
 /// audit log and its head, write transactions, per-account refresh locks and erasure of deleted secrets.
 ///
 /// The store keeps plain metadata and sealed bytes and knows no cryptography; the core seals and opens. The SQLite
-/// file (``VaultDatabase``) is one implementation, built on any GRDB `DatabaseWriter`, so unit tests use an
-/// in-memory database (``VaultDatabase/inMemory(header:auditHeadMAC:)``); a PostgreSQL database shared by many
+/// file (``SQLiteVault``) is one implementation, built on any GRDB `DatabaseWriter`, so unit tests use an
+/// in-memory database (``SQLiteVault/inMemory(header:auditHeadMAC:)``); a PostgreSQL database shared by many
 /// hosts (``PostgresVault``) is the other. Nothing above this interface names GRDB, libpq, a database file or
 /// `flock`; ``VaultStores`` turns a location into one of them.
 public protocol VaultStorage: AnyObject, Sendable {
@@ -155,7 +155,7 @@ public enum VaultStores {
     /// Opens the vault at `location`.
     public static func open(_ location: VaultLocation) throws -> any VaultStorage {
         switch location {
-        case .file(let path): try VaultDatabase.open(at: path)
+        case .file(let path): try SQLiteVault.open(at: path)
         case .postgres(let conninfo): try PostgresVault.open(conninfo)
         }
     }
@@ -163,7 +163,7 @@ public enum VaultStores {
     /// Creates a new vault at `location` with this header and the MAC of the empty audit log's head.
     public static func create(_ location: VaultLocation, header: VaultHeader, auditHeadMAC: [UInt8]?) throws -> any VaultStorage {
         switch location {
-        case .file(let path): try VaultDatabase.create(at: path, header: header, auditHeadMAC: auditHeadMAC)
+        case .file(let path): try SQLiteVault.create(at: path, header: header, auditHeadMAC: auditHeadMAC)
         case .postgres(let conninfo): try PostgresVault.create(conninfo, header: header, auditHeadMAC: auditHeadMAC)
         }
     }
@@ -172,7 +172,7 @@ public enum VaultStores {
     /// to another host that may travel unencrypted).
     public static func warnings(forLocation location: VaultLocation) -> [String] {
         switch location {
-        case .file(let path): VaultDatabase.sharedDirectoryWarning(vaultPath: path).map { [$0] } ?? []
+        case .file(let path): SQLiteVault.sharedDirectoryWarning(vaultPath: path).map { [$0] } ?? []
         case .postgres(let conninfo): PostgresVault.warnings(forLocation: conninfo, environment: ProcessInfo.processInfo.environment)
         }
     }

@@ -1,13 +1,13 @@
 import Foundation
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 /// `BENCH_BASELINE=/path/to/other/tokenvault make bench`: the issue-11 figures (start-up, `env` through the agent,
 /// refresh-all's CPU per account at latency 0 and its wall ÷ ideal at 50 ms) of the release binary and of another
 /// build, side by side in one run against one sandbox: interleaved, alternating which goes first, the same vaults and
 /// the same agent. Prints a table and leaves BENCHMARKS.md alone: the A/B is for comparing builds on a noisy
 /// machine, where figures from separate runs do not compare.
-func compareWithBaseline(_ baseline: String, bench: Bench, sandbox: WebexSandbox, apiBase: URL, runs: Int, nRefresh: Int,
+func compareWithBaseline(_ baseline: String, bench: Bench, sandbox: ProviderSandbox, apiBase: URL, runs: Int, nRefresh: Int,
                          latency: Double, concurrency: Int) async throws {
     let binaries = [("this build", bench.tokenvault), ("baseline", baseline)]
     log("A/B: \(bench.tokenvault) against \(baseline)")

@@ -1,12 +1,12 @@
 import Foundation
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 /// Issue 12 §4: refresh-all on a PostgreSQL vault of `n` accounts under strict rotation (a refresh token sent twice
 /// is refused, and its account flagged): one process on SQLite and one on PostgreSQL side by side, then three
 /// processes at once on PostgreSQL (three hosts), which must refresh every account exactly once between them.
 @MainActor
-func postgresFigures(bench: Bench, sandbox: WebexSandbox, apiBase: URL, latency: Double, concurrency: Int, n: Int,
+func postgresFigures(bench: Bench, sandbox: ProviderSandbox, apiBase: URL, latency: Double, concurrency: Int, n: Int,
                      runs: Int) async throws -> [Figure] {
     let server = try PostgresServer.start()
     defer { server.stop() }

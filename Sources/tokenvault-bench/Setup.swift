@@ -1,6 +1,6 @@
 import Foundation
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -72,7 +72,7 @@ struct Bench {
     }
 
     /// `count` pairs minted by the sandbox (so they refresh), imported with one `import --batch`.
-    func seedFromSandbox(_ sandbox: WebexSandbox, vault: String, count: Int, prefix: String) async throws -> [(account: String, access: String, refresh: String)] {
+    func seedFromSandbox(_ sandbox: ProviderSandbox, vault: String, count: Int, prefix: String) async throws -> [(account: String, access: String, refresh: String)] {
         var pairs: [(account: String, access: String, refresh: String)] = []
         pairs.reserveCapacity(count)
         for i in 0..<count {

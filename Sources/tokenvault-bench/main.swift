@@ -1,11 +1,11 @@
 import Foundation
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 #if canImport(Glibc)
 import Glibc
 #endif
 
-// `make bench`: drives the release `tokenvault` binary against an in-process webex-sandbox, prints a table and
+// `make bench`: drives the release `tokenvault` binary against an in-process provider-sandbox, prints a table and
 // rewrites the measured part of BENCHMARKS.md. BENCH_QUICK=1 shrinks every N (for working on the bench itself).
 
 let quick = ProcessInfo.processInfo.environment["BENCH_QUICK"] == "1"
@@ -40,7 +40,7 @@ log("work directory \(bench.work)")
 var figures: [Figure] = []
 var notes: [String] = []
 
-let sandbox = WebexSandbox(configuration: SandboxConfiguration(
+let sandbox = ProviderSandbox(configuration: SandboxConfiguration(
     clients: [.init(clientId: bench.clientId, clientSecret: bench.clientSecret, redirectURIs: [bench.redirectURI], scopes: ["spark:all"])],
     latency: latency))
 let apiBase = try await sandbox.start()

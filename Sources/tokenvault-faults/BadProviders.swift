@@ -1,6 +1,6 @@
 import Foundation
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,6 @@
 import Foundation
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -290,7 +290,7 @@ func blockingWait<T: Sendable>(_ operation: @escaping @Sendable () async throws 
 
 /// The in-process sandbox, driven synchronously from the suite's thread.
 final class Sandbox: @unchecked Sendable {
-    let provider: WebexSandbox
+    let provider: ProviderSandbox
     let client: SandboxConfiguration.Client
     /// The base URL for `--api-base`: `…/v1` for Webex, the origin for every other shape.
     let url: String
@@ -302,7 +302,7 @@ final class Sandbox: @unchecked Sendable {
     init(shape: ProviderShape = .webex, client: SandboxConfiguration.Client = sandboxClient(),
          rotation: SandboxConfiguration.Rotation? = nil, latency: Double = 0, realTime: Bool = false,
          accessTokenLifetime: Int? = nil) throws {
-        let provider = WebexSandbox(
+        let provider = ProviderSandbox(
             configuration: SandboxConfiguration(shape: shape, clients: [client], accessTokenLifetime: accessTokenLifetime,
                                                 rotation: rotation, latency: latency),
             clockFollowsRealTime: realTime)
@@ -360,7 +360,7 @@ final class Sandbox: @unchecked Sendable {
         return true
     }
 
-    /// Holds every request until `openGate()` (see WebexSandbox.closeGate).
+    /// Holds every request until `openGate()` (see ProviderSandbox.closeGate).
     func closeGate() { let p = provider; _ = try? blockingWait { await p.closeGate() } }
     func openGate() { let p = provider; _ = try? blockingWait { await p.openGate() } }
     var requestsInFlight: Int { let p = provider; return (try? blockingWait { await p.requestsInFlight }) ?? -1 }

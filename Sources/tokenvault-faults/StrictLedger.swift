@@ -1,5 +1,5 @@
 import Foundation
-import WebexSandbox
+import ProviderSandbox
 
 /// What a kill may cost under strict rotation, and the check that it cost exactly that.
 ///

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 // `make faults` (--full) and, in every `make test`, --short: drives the built tokenvault against an in-process
-// webex-sandbox (and a raw-socket fake provider) and checks that faults lose nothing and leak nothing.
+// provider-sandbox (and a raw-socket fake provider) and checks that faults lose nothing and leak nothing.
 // Everything here runs on the main thread; the sandbox lives on the cooperative pool and is reached through
 // `blockingWait`, so waiting for a child never starves the server the child talks to.
 

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 /// Issue 11 §1: `tokenvault unlock` starts an agent that holds the key; commands use it without a passphrase; it

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 /// What another local user can do to the agent from outside it: take its directory under `/tmp` first, and read
 /// its command line for as long as it runs. The built binary, as a user runs it.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// `tokenvault authorize` from the built binary: the loopback listener with a browser stand-in as `$BROWSER`,

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 /// Issue 11 §2: `check`, `refresh-all --notify CMD` and `list --format prometheus`, as monitoring would use them.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// Several tokenvault processes at once, and processes killed at random moments.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// `tokenvault copy --to`: everything moves as it is, without a passphrase, and the copy is a working vault.

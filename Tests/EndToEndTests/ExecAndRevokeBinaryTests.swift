@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// `exec` replaces tokenvault with the command; `revoke` at the provider and locally.

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// Issue 7 item 6: edited KDF parameters, with the built binary (real interactive and moderate costs).

@@ -5,7 +5,7 @@ import TokenVaultCore
 import TokenVaultLab
 import VaultCrypto
 import VaultStore
-import WebexSandbox
+import ProviderSandbox
 
 /// The rows and columns of a vault file, read with GRDB (read-only: the binary is not running).
 struct VaultRows {

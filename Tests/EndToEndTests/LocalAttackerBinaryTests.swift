@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 /// A second local user to play the attacker: `setpriv` to an unused uid. The machine runs the tests as root;
 /// elsewhere the tests that need it are skipped with the reason, except under CI=true, where a skip is a failure.

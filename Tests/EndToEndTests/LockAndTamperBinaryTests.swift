@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 /// Runs SQL on a vault file with python3's sqlite3 (as an attacker with write access to the file would);
 /// returns the rows of the last statement, one per line, columns separated by '|'.

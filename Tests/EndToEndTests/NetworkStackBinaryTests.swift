@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// Issue 11 §3: the network stack stays out of the commands that do not use it. The binary links neither

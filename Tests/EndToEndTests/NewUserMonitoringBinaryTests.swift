@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 /// What a new user met following the README (monitoring figures, `revoke` of one person's second account,

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 extension VaultBinaryTests {
@@ -20,7 +20,7 @@ extension VaultBinaryTests {
                 .init(clientId: clientId, clientSecret: secret, redirectURIs: [redirect], scopes: SandboxWorkspace.scopes),
             ])
             configure(&configuration)
-            let sandbox = WebexSandbox(configuration: configuration)
+            let sandbox = ProviderSandbox(configuration: configuration)
             let base = try await sandbox.start()
             let s = SandboxWorkspace(sandbox: sandbox, base: base, clientId: clientId, clientSecret: secret, redirect: redirect)
             s.ws.environment["TOKENVAULT_VAULT"] = server.location(database: database)

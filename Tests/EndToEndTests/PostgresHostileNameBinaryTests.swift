@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 extension VaultBinaryTests.PostgreSQL {
     /// The database's administrator (no passphrase) renames an account to a terminal escape and a command

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 /// The non-Webex shapes, each reached by its preset (the OIDC shape by the generic preset through discovery).
 let providerShapes: [ProviderShape] = [.google, .microsoft, .github, .slack, .oidc]

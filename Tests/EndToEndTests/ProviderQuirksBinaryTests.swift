@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// What sets one provider apart, from the built binary against its sandbox shape (issue 10 §3, item 7).

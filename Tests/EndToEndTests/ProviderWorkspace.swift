@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 /// What the provider tests know about each sandbox shape: the preset that talks to it and what to expect of it.
 extension ProviderShape {
@@ -74,7 +74,7 @@ extension SandboxWorkspace {
                             isPublic: publicClient)],
             users: [.sample, .second])
         configure(&configuration)
-        let sandbox = WebexSandbox(configuration: configuration, clockFollowsRealTime: clockFollowsRealTime)
+        let sandbox = ProviderSandbox(configuration: configuration, clockFollowsRealTime: clockFollowsRealTime)
         let base = try await sandbox.start()
         let s = SandboxWorkspace(sandbox: sandbox, base: base, clientId: clientId, clientSecret: secret, redirect: redirect,
                                  shape: shape, isPublicClient: publicClient)

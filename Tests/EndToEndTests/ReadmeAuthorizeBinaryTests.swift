@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// README, "Authorize accounts" and "whoami" (issue 9 §4). The paste error cases (wrong state, bad URL)

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 /// Pairs for `import --batch` whose access tokens last `expiresIn` seconds (the sandbox issued them).

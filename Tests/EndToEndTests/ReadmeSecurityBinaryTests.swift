@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 /// `sh -c` running the binary with `args`, descriptor 3 opened on `fd3` (for `--passphrase-fd 3`).

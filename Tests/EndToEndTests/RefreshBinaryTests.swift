@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 /// A timestamping HTTP proxy (python3) between tokenvault and the sandbox: it logs, for every request, when it
 /// arrived, when its answer started to leave, the status, the route and the refresh token sent. The sandbox keeps counts but

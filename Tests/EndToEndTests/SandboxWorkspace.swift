@@ -1,10 +1,10 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
-/// The OAuth flows of the built binary against an in-process webex-sandbox over loopback. One suite, run serially
+/// The OAuth flows of the built binary against an in-process provider-sandbox over loopback. One suite, run serially
 /// (the children and the sandbox share two cores); its sub-suites live in the files named after them.
 @Suite(.tags(.process), .serialized) struct OAuthBinaryTests {}
 
@@ -21,7 +21,7 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
 final class SandboxWorkspace: @unchecked Sendable {
     static let scopes = ["spark:people_read", "spark:kms", "identity:tokens_write"]
     let ws = Workspace()
-    let sandbox: WebexSandbox
+    let sandbox: ProviderSandbox
     let base: URL
     let clientId: String
     let clientSecret: String
@@ -32,7 +32,7 @@ final class SandboxWorkspace: @unchecked Sendable {
     /// `--public-client`: the client has no secret tokenvault knows of.
     let isPublicClient: Bool
 
-    init(sandbox: WebexSandbox, base: URL, clientId: String, clientSecret: String, redirect: String,
+    init(sandbox: ProviderSandbox, base: URL, clientId: String, clientSecret: String, redirect: String,
          shape: ProviderShape = .webex, isPublicClient: Bool = false) {
         self.sandbox = sandbox
         self.base = base
@@ -53,7 +53,7 @@ final class SandboxWorkspace: @unchecked Sendable {
             .init(clientId: clientId, clientSecret: secret, redirectURIs: [redirect], scopes: scopes),
         ])
         configure(&configuration)
-        let sandbox = WebexSandbox(configuration: configuration, clockFollowsRealTime: clockFollowsRealTime)
+        let sandbox = ProviderSandbox(configuration: configuration, clockFollowsRealTime: clockFollowsRealTime)
         let base = try await sandbox.start()
         let s = SandboxWorkspace(sandbox: sandbox, base: base, clientId: clientId, clientSecret: secret, redirect: redirect)
         do {

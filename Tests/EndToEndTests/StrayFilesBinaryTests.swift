@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// Issue 8 §8: commands that use the network created `~/.cache/org.swift.foundation.URLCache/tokenvault/` and

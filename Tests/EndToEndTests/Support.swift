@@ -7,7 +7,7 @@ extension Tag {
     @Tag static var process: Self
 }
 
-/// The built products directory (tokenvault, webex-sandbox), next to the test bundle.
+/// The built products directory (tokenvault, provider-sandbox), next to the test bundle.
 let productsDirectory: URL = {
     let fm = FileManager.default
     var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]

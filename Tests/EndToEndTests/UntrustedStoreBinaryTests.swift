@@ -5,7 +5,7 @@ import Testing
 import TokenVaultLab
 import VaultCrypto
 import VaultStore
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 /// The store's writer without a passphrase (whoever can write the vault file, or administers its PostgreSQL

@@ -5,7 +5,7 @@ tokenvault starts $BROWSER with the URL as the last argument and its output sent
 reports to the file named by DEMO_BROWSER_LOG, if set.
 
 - tokenvault's single-use launch address: GET it; it redirects to the authorize URL. GET that without following
-  the redirect (webex-sandbox approves at once, as a signed-in user who clicks "Accept" would), then GET the
+  the redirect (provider-sandbox approves at once, as a signed-in user who clicks "Accept" would), then GET the
   Location, which is tokenvault's loopback listener.
 - A file:// page (device grant): read its meta refresh and GET the URL it names.
 - A device-grant verification URL: GET it; the sandbox approves the device at once.

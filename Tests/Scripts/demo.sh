@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# `make demo`: a scripted tour of tokenvault on a temporary vault, against webex-sandbox (a Webex-compatible
+# `make demo`: a scripted tour of tokenvault on a temporary vault, against provider-sandbox (a Webex-compatible
 # OAuth provider on 127.0.0.1) started as a separate process. Prints every command before running it; stops at
 # the first step that fails, with a non-zero exit. Nothing outside a temporary directory is touched.
 #
-# usage: bash Tests/Scripts/demo.sh DIR     (DIR holds the built tokenvault and webex-sandbox, e.g. .build/debug)
+# usage: bash Tests/Scripts/demo.sh DIR     (DIR holds the built tokenvault and provider-sandbox, e.g. .build/debug)
 set -euo pipefail
 
-if [ $# -ne 1 ] || [ ! -x "$1/tokenvault" ] || [ ! -x "$1/webex-sandbox" ]; then
-    echo "usage: $0 DIR   (DIR holds the built tokenvault and webex-sandbox; 'make demo' builds them)" >&2
+if [ $# -ne 1 ] || [ ! -x "$1/tokenvault" ] || [ ! -x "$1/provider-sandbox" ]; then
+    echo "usage: $0 DIR   (DIR holds the built tokenvault and provider-sandbox; 'make demo' builds them)" >&2
     exit 2
 fi
 bin=$(cd "$1" && pwd)
 scripts=$(cd "$(dirname "$0")" && pwd)
 command -v python3 >/dev/null || { echo "demo: python3 is needed for the browser stand-in" >&2; exit 1; }
+# The sandbox's old name still starts it, for scripts written before it served six providers' shapes.
+if [ -x "$bin/webex-sandbox" ]; then
+    "$bin/webex-sandbox" --help | grep -q '^usage: provider-sandbox' || { echo "demo: webex-sandbox --help failed" >&2; exit 1; }
+fi
 
 # ---- presentation -------------------------------------------------------------------------------------------
 if [ -t 1 ]; then bold=$'\e[1m' dim=$'\e[2m' red=$'\e[31m' off=$'\e[0m'; else bold='' dim='' red='' off=''; fi
@@ -75,8 +79,8 @@ export PATH="$bin:$PATH"
 cd "$work"
 printf '%stokenvault demo: a temporary vault in %s, tokenvault from %s%s\n' "$bold" "$work" "$bin" "$off"
 
-# ---- the provider: webex-sandbox on a random port ------------------------------------------------------------
-say "Start webex-sandbox, a Webex-compatible OAuth provider on 127.0.0.1 (a test stand-in: the secret below" \
+# ---- the provider: provider-sandbox on a random port ------------------------------------------------------------
+say "Start provider-sandbox, a Webex-compatible OAuth provider on 127.0.0.1 (a test stand-in: the secret below" \
     "protects nothing). Register one integration with the redirect URI tokenvault will listen on."
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 callback_port=$(free_port)
@@ -84,8 +88,8 @@ redirect_uri="http://127.0.0.1:$callback_port/callback"
 client_id="C$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
 ( umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' > "$work/client-secret" )
 scopes="spark:people_read spark:kms identity:tokens_write"
-prompt "$(shown webex-sandbox --client-id "$client_id" --client-secret '…' --redirect-uri "$redirect_uri" --scopes "$scopes" --device-interval 1) &"
-webex-sandbox --client-id "$client_id" --client-secret "$(cat "$work/client-secret")" \
+prompt "$(shown provider-sandbox --client-id "$client_id" --client-secret '…' --redirect-uri "$redirect_uri" --scopes "$scopes" --device-interval 1) &"
+provider-sandbox --client-id "$client_id" --client-secret "$(cat "$work/client-secret")" \
     --redirect-uri "$redirect_uri" --scopes "$scopes" --device-interval 1 \
     > "$work/sandbox.out" 2> "$work/sandbox.err" &
 sandbox_pid=$!
@@ -93,10 +97,10 @@ api=''
 for _ in $(seq 100); do
     api=$(head -n 1 "$work/sandbox.out" 2>/dev/null || true)
     [ -n "$api" ] && break
-    kill -0 "$sandbox_pid" 2>/dev/null || fail "webex-sandbox exited: $(cat "$work/sandbox.err")"
+    kill -0 "$sandbox_pid" 2>/dev/null || fail "provider-sandbox exited: $(cat "$work/sandbox.err")"
     sleep 0.1
 done
-[ -n "$api" ] || fail "webex-sandbox printed no base URL within 10 s"
+[ -n "$api" ] || fail "provider-sandbox printed no base URL within 10 s"
 echo "$api"
 
 # ---- init ------------------------------------------------------------------------------------------------------

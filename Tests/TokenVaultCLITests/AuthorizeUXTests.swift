@@ -3,7 +3,7 @@ import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import VaultOAuth
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 // Issue 8 items 6, 10 and 14.

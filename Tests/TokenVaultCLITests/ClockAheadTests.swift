@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import WebexSandbox
+import ProviderSandbox
 
 // Issue 7 item 4: an account whose pair was stored in the future (a clock that ran ahead, an edited file).
 

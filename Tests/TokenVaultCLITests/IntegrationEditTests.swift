@@ -3,7 +3,7 @@ import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import TokenVaultLab
-import WebexSandbox
+import ProviderSandbox
 
 // Issue 8 item 13: `tokenvault integration edit`, and `integration add|list|remove` beside the old names.
 

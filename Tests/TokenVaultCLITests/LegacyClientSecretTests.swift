@@ -13,7 +13,7 @@ import TokenVaultTestSupport
     func unlocked(_ h: Harness) throws -> UnlockedVault {
         let context = Context(environment: h.environment, console: CapturingConsole(), terminal: nil,
                               readStandardInput: { Data() }, kdfParameters: cheapKDF)
-        return try UnlockedVault.unlock(try VaultDatabase.open(at: h.vaultPath), source: .environment, context: context)
+        return try UnlockedVault.unlock(try SQLiteVault.open(at: h.vaultPath), source: .environment, context: context)
     }
 
     /// Re-seals the integration's client secret under the label tokenvault 0.1.0 used.

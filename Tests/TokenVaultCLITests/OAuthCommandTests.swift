@@ -5,7 +5,7 @@ import TokenVaultLab
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import VaultOAuth
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 /// The browser: follows the authorize redirect once (optionally rewriting it), as a user's browser would.
@@ -31,10 +31,10 @@ func browserStandIn(rewrite: @escaping @Sendable (String) -> String = { $0 }) ->
     }
 }
 
-/// A vault wired to an in-process webex-sandbox over real loopback HTTP.
+/// A vault wired to an in-process provider-sandbox over real loopback HTTP.
 final class SandboxHarness: @unchecked Sendable {
     let h = Harness()
-    let sandbox: WebexSandbox
+    let sandbox: ProviderSandbox
     let base: URL
     let clientId = "C" + randomToken(20)
     let clientSecret = "secret-" + randomToken()
@@ -47,7 +47,7 @@ final class SandboxHarness: @unchecked Sendable {
             .init(clientId: clientId, clientSecret: clientSecret, redirectURIs: [redirect], scopes: SandboxHarness.scopes),
         ])
         configure(&configuration)
-        sandbox = WebexSandbox(configuration: configuration)
+        sandbox = ProviderSandbox(configuration: configuration)
         base = try await sandbox.start()
         try await h.expectOK(["init"])
         try await h.expectOK(["add", "webex", "--client-id", clientId, "--redirect-uri", redirect, "--scopes", scopes.joined(separator: " "),

@@ -3,7 +3,7 @@ import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import VaultOAuth
-import WebexSandbox
+import ProviderSandbox
 
 /// What "the user" pastes at each prompt, computed from what tokenvault printed so far.
 final class PasteScript: @unchecked Sendable {

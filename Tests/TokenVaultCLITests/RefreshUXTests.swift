@@ -4,7 +4,7 @@ import Testing
 @testable import TokenVaultCore
 import TokenVaultLab
 import VaultOAuth
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 // Issue 8 items 3, 4, 7 and 9: what refreshing looks like to a user.

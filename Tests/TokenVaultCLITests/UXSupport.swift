@@ -4,7 +4,7 @@ import TokenVaultLab
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 import VaultOAuth
-import WebexSandbox
+import ProviderSandbox
 import TokenVaultTestSupport
 
 extension Harness {

@@ -16,7 +16,7 @@ struct MemoryVault {
     init() throws {
         let keys = InProcessKeyHolder.generate()
         let head = try UnlockedVault.auditHeadMAC(keys: keys, seq: 0, entryMAC: [])
-        vault = UnlockedVault(database: try VaultDatabase.inMemory(header: .keySlotsOnly(createdAt: now, now: now), auditHeadMAC: head),
+        vault = UnlockedVault(database: try SQLiteVault.inMemory(header: .keySlotsOnly(createdAt: now, now: now), auditHeadMAC: head),
                               keys: keys)
     }
 

@@ -382,7 +382,7 @@ import TokenVaultLab
 
     /// The in-memory vault's locks (unit tests of the layers above) answer `timeout: 0` the same way.
     @Test func inMemoryRefreshLocksTryOnceForTimeoutZero() async throws {
-        let store = try VaultDatabase.inMemory(header: sampleHeader())
+        let store = try SQLiteVault.inMemory(header: sampleHeader())
         let alice = Account(name: "alice", integrationId: UUID().uuidString.lowercased(), createdAt: t0, updatedAt: t0)
         let held = try await store.lockForRefresh(alice, timeout: 0, sleep: { _ in })
         let started = Date()

@@ -66,12 +66,12 @@ func mode(_ path: String) -> Int {
     @Test func upgradeAppliesNewMigrationAndKeepsData() throws {
         let dir = TempDir()
         let path = dir.file("vault.db")
-        let db = try VaultDatabase.create(at: path, header: sampleHeader())
+        let db = try SQLiteVault.create(at: path, header: sampleHeader())
         try db.write { try $0.insert(sampleIntegration()) }
         try db.close()
 
         let next = VaultMigrations.all + [("v999_test_note", "ALTER TABLE integration ADD COLUMN note TEXT;")]
-        let upgraded = try VaultDatabase.open(at: path, migrations: next)
+        let upgraded = try SQLiteVault.open(at: path, migrations: next)
         #expect(try upgraded.integrations().map(\.name) == ["reporting"])
         #expect(try upgraded.header() == sampleHeader())
         try upgraded.close()
@@ -82,7 +82,7 @@ func mode(_ path: String) -> Int {
         // And now this binary, which does not know v999, must refuse the file without touching it.
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(throws: StoreError.newerSchema(path: path, unknown: ["v999_test_note"])) {
-            try VaultDatabase.open(at: path)
+            try SQLiteVault.open(at: path)
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
     }
@@ -95,7 +95,7 @@ func mode(_ path: String) -> Int {
     @Test func createMakesPrivateDirectoryAndFile() throws {
         let dir = TempDir()
         let path = dir.file("a/b/vault.db")
-        let db = try VaultDatabase.create(at: path, header: sampleHeader())
+        let db = try SQLiteVault.create(at: path, header: sampleHeader())
         try db.write { try $0.insert(sampleIntegration()) }
         #expect(mode(dir.file("a")) == 0o700)
         #expect(mode(dir.file("a/b")) == 0o700)
@@ -108,15 +108,15 @@ func mode(_ path: String) -> Int {
     @Test func secondCreateIsRefused() throws {
         let dir = TempDir()
         let path = dir.file("vault.db")
-        try VaultDatabase.create(at: path, header: sampleHeader()).close()
+        try SQLiteVault.create(at: path, header: sampleHeader()).close()
         let before = try Data(contentsOf: URL(fileURLWithPath: path))
-        #expect(throws: StoreError.vaultExists(path: path)) { try VaultDatabase.create(at: path, header: sampleHeader()) }
+        #expect(throws: StoreError.vaultExists(path: path)) { try SQLiteVault.create(at: path, header: sampleHeader()) }
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
     }
 
     @Test func missingVault() {
         let dir = TempDir()
-        #expect(throws: StoreError.vaultMissing(path: dir.file("nope.db"))) { try VaultDatabase.open(at: dir.file("nope.db")) }
+        #expect(throws: StoreError.vaultMissing(path: dir.file("nope.db"))) { try SQLiteVault.open(at: dir.file("nope.db")) }
     }
 
     @Test func nonVaultFilesAreRefusedUnchanged() throws {
@@ -129,7 +129,7 @@ func mode(_ path: String) -> Int {
         for (name, content) in cases {
             let path = dir.file(name)
             try content.write(to: URL(fileURLWithPath: path))
-            #expect(throws: StoreError.self) { try VaultDatabase.open(at: path) }
+            #expect(throws: StoreError.self) { try SQLiteVault.open(at: path) }
             #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == content, "\(name) was modified")
         }
         // A real SQLite database of some other program is not a vault, and stays in its journal mode.
@@ -139,7 +139,7 @@ func mode(_ path: String) -> Int {
         try queue.close()
         let before = try Data(contentsOf: URL(fileURLWithPath: other))
         #expect(throws: StoreError.notAVault(path: other, reason: "an SQLite database without tokenvault's tables")) {
-            try VaultDatabase.open(at: other)
+            try SQLiteVault.open(at: other)
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: other)) == before)
     }
@@ -147,7 +147,7 @@ func mode(_ path: String) -> Int {
     @Test func truncatedVaultIsAnErrorNotACrash() throws {
         let dir = TempDir()
         let path = dir.file("vault.db")
-        let db = try VaultDatabase.create(at: path, header: sampleHeader())
+        let db = try SQLiteVault.create(at: path, header: sampleHeader())
         for i in 0..<50 { try db.write { try $0.insert(sampleIntegration("i\(i)")) } }
         try db.purgeDeletedData()
         try db.close()
@@ -157,7 +157,7 @@ func mode(_ path: String) -> Int {
             for suffix in ["-wal", "-shm"] { unlink(path + suffix) }
             var failed = false
             do {
-                let opened = try VaultDatabase.open(at: path)
+                let opened = try SQLiteVault.open(at: path)
                 _ = try opened.integrations()
                 _ = try opened.header()
             } catch is StoreError {
@@ -171,7 +171,7 @@ func mode(_ path: String) -> Int {
 @Suite struct RecordTests {
     @Test func integrationsAndAccountsRoundTrip() throws {
         let dir = TempDir()
-        let db = try VaultDatabase.create(at: dir.file("vault.db"), header: sampleHeader())
+        let db = try SQLiteVault.create(at: dir.file("vault.db"), header: sampleHeader())
         let integration = sampleIntegration()
         try db.write { try $0.insert(integration) }
         #expect(try db.integration(named: "reporting") == integration)
@@ -198,7 +198,7 @@ func mode(_ path: String) -> Int {
     @Test func auditLogIsAppendOnlyAndChainsPreviousMAC() throws {
         let dir = TempDir()
         // The head of the empty log, as the test's head MAC below computes it for entry 0.
-        let db = try VaultDatabase.create(at: dir.file("vault.db"), header: sampleHeader(), auditHeadMAC: [0])
+        let db = try SQLiteVault.create(at: dir.file("vault.db"), header: sampleHeader(), auditHeadMAC: [0])
         let draft = AuditDraft(at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
                                event: .imported, trigger: "import", outcome: "ok")
         var seen: [(Int64, [UInt8])] = []
@@ -224,7 +224,7 @@ func mode(_ path: String) -> Int {
     @Test func theTriggersRefuseEditsFromAnotherConnection() throws {
         let dir = TempDir()
         let path = dir.file("vault.db")
-        let db = try VaultDatabase.create(at: path, header: sampleHeader(), auditHeadMAC: [0])
+        let db = try SQLiteVault.create(at: path, header: sampleHeader(), auditHeadMAC: [0])
         let draft = AuditDraft(at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
                                event: .imported, trigger: "import", outcome: "ok")
         _ = try db.write { try $0.appendAudit(draft, mac: { _, _, _ in [1] }, headMAC: { _, mac in mac }) }
@@ -268,7 +268,7 @@ func mode(_ path: String) -> Int {
     /// MAC'd through the same closure, and still appends the real one.
     @Test func aWrongHeadIsRecordedBeforeTheNextAppend() throws {
         let dir = TempDir()
-        let db = try VaultDatabase.create(at: dir.file("vault.db"), header: sampleHeader(), auditHeadMAC: [9, 9])
+        let db = try SQLiteVault.create(at: dir.file("vault.db"), header: sampleHeader(), auditHeadMAC: [9, 9])
         let draft = AuditDraft(at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
                                event: .imported, trigger: "import", outcome: "ok")
         var macced: [(Int64, AuditEvent)] = []

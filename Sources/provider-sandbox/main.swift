@@ -1,0 +1,4 @@
+// The provider sandbox: a local OAuth provider in six providers' shapes (see SandboxProgram).
+import ProviderSandbox
+
+await SandboxProgram.main(name: "provider-sandbox")

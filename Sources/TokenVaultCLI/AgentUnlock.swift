@@ -17,7 +17,7 @@ enum VaultUnlocking {
               let client = try AgentClient.connect(socketPath: path) else { return nil }
         switch try UnlockedVault.keyMatches(client, database: database) {
         case false?:
-            context.console.err("tokenvault: warning: the agent at \(path) holds another key than this vault's; ignoring it\n")
+            context.console.warn("the agent at \(path) holds another key than this vault's; ignoring it")
             return nil
         default:
             return client
@@ -33,9 +33,9 @@ enum VaultUnlocking {
                     return UnlockedVault(database: database, keys: agent)
                 }
             } catch let error as AgentSocket.Failure {
-                context.console.err("tokenvault: warning: not using the agent: \(error.localizedDescription)\n")
+                context.console.warn("not using the agent: \(error.localizedDescription)")
             } catch let error as AgentClient.Failure {
-                context.console.err("tokenvault: warning: not using the agent: \(error.localizedDescription)\n")
+                context.console.warn("not using the agent: \(error.localizedDescription)")
             }
         }
         return try UnlockedVault.unlock(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context),

@@ -4,6 +4,6 @@ import VaultCrypto
 enum MemoryLockReport {
     static func print(context: Context, verbose: Bool) {
         guard verbose, let reason = MemoryLocking.takeUnreportedFailure() else { return }
-        context.console.err("tokenvault: warning: could not lock secret memory into RAM (mlock: \(reason)); keys and tokens may be written to swap. Raise the limit ('ulimit -l') to keep them out\n")
+        context.console.warn("could not lock secret memory into RAM (mlock: \(reason)); keys and tokens may be written to swap. Raise the limit ('ulimit -l') to keep them out")
     }
 }

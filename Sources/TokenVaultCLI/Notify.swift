@@ -32,7 +32,7 @@ enum Notifier {
                 count += 1
             } else {
                 // Not recorded: the next run tries again.
-                context.console.err("tokenvault: warning: the notify command failed for '\(item.account)' (\(status < 0 ? "did not finish" : "exit \(status)")); it is tried again next time\n")
+                context.console.warn("the notify command failed for '\(item.account)' (\(status < 0 ? "did not finish" : "exit \(status)")); it is tried again next time")
             }
         }
         for account in told.keys where current[account] == nil && inScope(account) {

@@ -129,7 +129,7 @@ public struct TokenVault: AsyncParsableCommand {
         let global = (command as? any VaultCommand)?.global
         if let global {
             for warning in VaultStores.warnings(forLocation: VaultLocation.resolve(option: global.vault, context: context)) {
-                context.console.err(warning)
+                context.console.warn(warning)
             }
         }
         // Said last, after everything the command had to say (exec reports it itself before replacing the process).

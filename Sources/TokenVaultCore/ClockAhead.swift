@@ -19,6 +19,6 @@ public enum ClockAhead {
 
     /// The warning each command prints once per such account; `then` says what the command does about it.
     public static func warning(account: String, updatedAt: Date, now: Date, then: String) -> String {
-        "tokenvault: warning: account '\(account)' was last stored at \(Format.timestamp(updatedAt)), later than now (\(Format.timestamp(now))): the clock ran ahead or the vault file was edited, so its expiry times cannot be trusted; \(then)\n"
+        "account '\(account)' was last stored at \(Format.timestamp(updatedAt)), later than now (\(Format.timestamp(now))): the clock ran ahead or the vault file was edited, so its expiry times cannot be trusted; \(then)"
     }
 }

@@ -378,11 +378,11 @@ extension RefreshJournal {
             console.err("tokenvault: stored \(result.stored.count) new pair\(result.stored.count == 1 ? "" : "s") the local journal kept when the vault's store failed (\(names))\n")
         }
         for kept in result.kept {
-            console.err("tokenvault: warning: the local journal keeps a new pair of '\(kept.account)' that was not stored: \(kept.reason); it stays in \(kept.path)\n")
+            console.warn("the local journal keeps a new pair of '\(kept.account)' that was not stored: \(kept.reason); it stays in \(kept.path)")
             console.err("tokenvault: hint: if the account works ('tokenvault token \(kept.account)'), remove that file; if the provider refuses it, run 'tokenvault authorize \(kept.account)'\n")
         }
         if let failure = result.storeFailure {
-            console.err("tokenvault: warning: the pairs the local journal keeps could not be stored yet (\(failure.localizedDescription)); they stay in \(journal.directory) for the next command\n")
+            console.warn("the pairs the local journal keeps could not be stored yet (\(failure.localizedDescription)); they stay in \(journal.directory) for the next command")
         }
         return result
     }

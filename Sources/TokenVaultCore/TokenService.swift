@@ -45,7 +45,7 @@ public struct TokenService: Sendable {
             return handOut ? try vault.accessToken(of: inHand) : nil
         }
         if ClockAhead.isAhead(account, now: now) {
-            services.console.err(ClockAhead.warning(account: name, updatedAt: account.updatedAt, now: now, then: "refreshing it before use"))
+            services.console.warn(ClockAhead.warning(account: name, updatedAt: account.updatedAt, now: now, then: "refreshing it before use"))
         }
         if lapsesSoon(account) {
             if account.refreshTokenSealed != nil && account.state == .ok {
@@ -71,7 +71,7 @@ public struct TokenService: Sendable {
                 account = try await database.accountAsync(named: name)
                 switch outcome.status {
                 case .refreshed, .alreadyFresh:
-                    if let warning = outcome.lapseWarning(now: now) { services.console.err("tokenvault: warning: \(warning)\n") }
+                    if let warning = outcome.lapseWarning(now: now) { services.console.warn("\(warning)") }
                 case .needsReauth, .failed, .noRefresh, .pending:
                     let reason = outcome.reason ?? "unknown error"
                     if outcome.failure.map(Self.isIntegrityFailure) == true {
@@ -82,10 +82,10 @@ public struct TokenService: Sendable {
                         throw VaultError.provider("the access token of '\(name)' expired and refreshing it failed: \(reason)",
                                                 hint: "try again later; add --verbose to see the requests")
                     }
-                    services.console.err("tokenvault: warning: could not refresh '\(name)' (\(reason)); using the current token, valid \(Format.remaining(expiry, now: now))\n")
+                    services.console.warn("could not refresh '\(name)' (\(reason)); using the current token, valid \(Format.remaining(expiry, now: now))")
                 }
             } else if let expiry = account.accessExpiresAt, expiry > now {
-                services.console.err("tokenvault: warning: the access token of '\(name)' lapses in \(Format.remaining(expiry, now: now)) and cannot be refreshed (\(account.state == .needsReauth ? "needs re-authorization" : "no refresh token")); run \(Format.command("tokenvault authorize \(name)"))\n")
+                services.console.warn("the access token of '\(name)' lapses in \(Format.remaining(expiry, now: now)) and cannot be refreshed (\(account.state == .needsReauth ? "needs re-authorization" : "no refresh token")); run \(Format.command("tokenvault authorize \(name)"))")
             } else if account.state == .needsReauth {
                 throw VaultError.needsReauthorization(account: name, reason: "the provider refused its refresh token")
             } else {

@@ -9,6 +9,14 @@ public protocol Console: Sendable {
     var stderrIsTerminal: Bool { get }
 }
 
+extension Console {
+    /// The one warning channel: `tokenvault: warning: MESSAGE` on stderr. Code below the CLI returns the message
+    /// (or takes a console) and never writes the prefix itself.
+    public func warn(_ message: String) {
+        err("tokenvault: warning: \(message)\n")
+    }
+}
+
 /// The side effects the core needs, handed in by the CLI (its `Context` holds them): the clock, waiting, the HTTP
 /// transport and where warnings go.
 public struct VaultServices: Sendable {

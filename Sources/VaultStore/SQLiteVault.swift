@@ -423,7 +423,7 @@ public final class SQLiteVault: VaultStorage, Sendable {
         let directory = URL(fileURLWithPath: real).deletingLastPathComponent().path
         var info = stat()
         guard stat(directory, &info) == 0, info.st_mode & 0o022 != 0 else { return nil }
-        return "tokenvault: warning: the vault's directory \(directory) is writable by group or others (mode \(String(info.st_mode & 0o7777, radix: 8))): other users can add or replace files beside the vault; keep the vault in a directory only you can write (chmod 700)\n"
+        return "the vault's directory \(directory) is writable by group or others (mode \(String(info.st_mode & 0o7777, radix: 8))): other users can add or replace files beside the vault; keep the vault in a directory only you can write (chmod 700)"
     }
 }
 

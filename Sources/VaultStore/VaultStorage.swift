@@ -61,6 +61,8 @@ public protocol VaultStorage: AnyObject, Sendable {
                         sleep: @Sendable (Double) async throws -> Void) async throws -> any RefreshLock
 
     /// Warnings about where the vault lives (a directory others can write), for a person to read.
+    /// Warnings about where the vault is, each one sentence without the `tokenvault: warning:` prefix (the
+    /// CLI's warning channel adds it).
     func locationWarnings() -> [String]
 
     /// The key slots (schema v4), oldest first. Never empty for a vault tokenvault wrote.

@@ -85,7 +85,7 @@ extension TokenVault {
                 do {
                     identity = try await client.identity(accessToken: response.accessToken)
                 } catch {
-                    context.console.err("tokenvault: warning: could not read the account's identity: \(ErrorReport.describe(error).message)\n")
+                    context.console.warn("could not read the account's identity: \(ErrorReport.describe(error).message)")
                 }
             }
             let stored = try vault.storeAuthorizedPair(response, account: account, integration: integration, identity: identity,
@@ -93,7 +93,7 @@ extension TokenVault {
             // The same account name now acting as another person is worth a loud word: scripts that use the name
             // would send data into someone else's account (a login CSRF looks exactly like this).
             if let change = stored.personChange {
-                context.console.err("tokenvault: warning: '\(account)' belonged to \(ProviderText.displayable(change.previous)) and now belongs to \(ProviderText.displayable(change.current)), another person; scripts using '\(account)' will act as them\n")
+                context.console.warn("'\(account)' belonged to \(ProviderText.displayable(change.previous)) and now belongs to \(ProviderText.displayable(change.current)), another person; scripts using '\(account)' will act as them")
                 context.console.err("tokenvault: hint: if that is not what you meant, run \(Format.command("tokenvault revoke \(account)")) and authorize again as the right person\n")
             }
             let who = identity.map { " as \($0.email ?? $0.id)\($0.displayName.map { " (\($0))" } ?? "")" } ?? ""
@@ -103,7 +103,7 @@ extension TokenVault {
                 let missing = requested.filter { !granted.contains($0) }
                 if !missing.isEmpty {
                     let adminNote = client.provider.hints.note(missing: missing).map { " " + $0 } ?? ""
-                    context.console.err("tokenvault: warning: the provider did not grant \(missing.joined(separator: " ")).\(adminNote)\n")
+                    context.console.warn("the provider did not grant \(missing.joined(separator: " ")).\(adminNote)")
                 }
             }
         }
@@ -130,7 +130,7 @@ extension TokenVault {
                     let code = try await listener.waitForCallback(
                         expectedState: state, path: path, timeout: timeout,
                         launch: LoopbackListener.Launch(path: launchPath, target: url),
-                        onEvent: { event in console.err("tokenvault: warning: \(Self.describe(event))\n") })
+                        onEvent: { event in console.warn("\(Self.describe(event))") })
                     return try await exchange(code, client: client, pkce: pkce, pasted: false, context: context)
                 }
                 // Nothing will open the URL for us, so no callback is coming: waiting out the timeout helps no one.
@@ -217,7 +217,7 @@ extension TokenVault {
                 }
                 return page
             } catch {
-                context.console.err("tokenvault: warning: not starting a browser: \(ErrorReport.describe(error).message); open the URL above yourself.\n")
+                context.console.warn("not starting a browser: \(ErrorReport.describe(error).message); open the URL above yourself.")
                 return nil
             }
         }

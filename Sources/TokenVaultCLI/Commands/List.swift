@@ -63,7 +63,7 @@ extension TokenVault {
                 return DisplayState(a, now: now).rawValue
             }
             for a in accounts where ClockAhead.isAhead(updatedAt: a.updatedAt, now: now) {
-                context.console.err(ClockAhead.warning(account: a.name, updatedAt: a.updatedAt, now: now,
+                context.console.warn(ClockAhead.warning(account: a.name, updatedAt: a.updatedAt, now: now,
                                                        then: "it shows as 'stale' and the next refresh-all or use refreshes it"))
             }
             if format == .prometheus {

@@ -26,7 +26,7 @@ extension TokenVault {
             let database = try openDatabase(context)
             let planned = try database.account(named: account)
             if ClockAhead.isAhead(planned, now: context.now()) {
-                context.console.err(ClockAhead.warning(account: planned.name, updatedAt: planned.updatedAt, now: context.now(), then: "refreshing it"))
+                context.console.warn(ClockAhead.warning(account: planned.name, updatedAt: planned.updatedAt, now: context.now(), then: "refreshing it"))
             }
             let vault = try unlock(context)
             // After the passphrase: a wrong one leaves everything as it was, the lock directory included.
@@ -45,7 +45,7 @@ extension TokenVault {
                     ?? "refresh token without a stated lifetime"
                 context.console.err("\(how) '\(account)': access token valid \(Format.remaining(outcome.accessExpiresAfter, now: now)) (was \(Format.remaining(outcome.accessExpiresBefore, now: now))), \(refreshLifetime)"
                     + (outcome.refreshTokenChanged.map { $0 ? " (new refresh token)" : " (same refresh token)" } ?? "") + ".\n")
-                if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
+                if let warning = outcome.lapseWarning(now: now) { context.console.warn("\(warning)") }
             case .needsReauth, .noRefresh:
                 throw CLIError.needsReauthorization(account: account, reason: outcome.reason ?? "the provider refused its refresh token")
             case .pending:

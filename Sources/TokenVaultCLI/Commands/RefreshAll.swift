@@ -87,7 +87,7 @@ extension TokenVault {
             } ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
                 .filter(try selection.includer(database))
             for account in due where ClockAhead.isAhead(account, now: start) {
-                context.console.err(ClockAhead.warning(account: account.name, updatedAt: account.updatedAt, now: start,
+                context.console.warn(ClockAhead.warning(account: account.name, updatedAt: account.updatedAt, now: start,
                                                        then: "refreshing it regardless of --skip-recent"))
             }
             // Accounts without a refresh token are left alone while their access token is valid (one line each);
@@ -181,7 +181,7 @@ extension TokenVault {
                 case .failed where outcome.notSentStoreFailing: break
                 case .pending: break
                 case .failed: context.console.err("tokenvault: \(outcome.account): refresh failed: \(outcome.reason ?? "")\n")
-                default: if let warning = outcome.lapseWarning(now: now) { context.console.err("tokenvault: warning: \(warning)\n") }
+                default: if let warning = outcome.lapseWarning(now: now) { context.console.warn("\(warning)") }
                 }
             }
             let notSent = outcomes.filter(\.notSentStoreFailing).count

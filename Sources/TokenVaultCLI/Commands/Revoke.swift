@@ -86,7 +86,7 @@ extension TokenVault {
                 }
                 if !unknownPerson.isEmpty {
                     let names = unknownPerson.map { "'\($0.name)'" }.joined(separator: ", ")
-                    context.console.err("tokenvault: warning: \(names) of integration '\(integrationName)' may have lost their tokens too if they are the same person ('tokenvault whoami NAME' records who an account is)\n")
+                    context.console.warn("\(names) of integration '\(integrationName)' may have lost their tokens too if they are the same person ('tokenvault whoami NAME' records who an account is)")
                 }
             } else {
                 context.console.err("Removed the token pair of '\(account)' from the vault.\n")
@@ -97,7 +97,7 @@ extension TokenVault {
                                                 hint: (provider ?? .webex).hints.revokeElsewhere)
                 }
                 if !local {
-                    context.console.err("tokenvault: warning: not revoked at the provider (\(remoteNote ?? "unknown reason")): the tokens stay valid until they expire.\n")
+                    context.console.warn("not revoked at the provider (\(remoteNote ?? "unknown reason")): the tokens stay valid until they expire.")
                 }
                 context.console.err("tokenvault: hint: \((provider ?? .webex).hints.revokeElsewhere).\n")
             }

@@ -85,7 +85,7 @@ extension TokenVault.Whoami {
         let outcome = await refresher.refresh(planned) { $0.updatedAt == planned.updatedAt }
         switch outcome.status {
         case .refreshed, .alreadyFresh:
-            if let warning = outcome.lapseWarning(now: context.now()) { context.console.err("tokenvault: warning: \(warning)\n") }
+            if let warning = outcome.lapseWarning(now: context.now()) { context.console.warn("\(warning)") }
             let fresh = try vault.database.account(named: account)
             guard let text = try vault.accessToken(of: fresh).copyToString() else {
                 throw CLIError.integrity("the access token of '\(account)' is not text")

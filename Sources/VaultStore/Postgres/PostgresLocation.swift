@@ -76,7 +76,7 @@ public enum PostgresLocation {
         let hosts = [given("host", "PGHOST"), given("hostaddr", "PGHOSTADDR")].compactMap { $0 }
             .flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         guard let remote = hosts.first(where: { !isLocal($0) }) else { return nil }
-        return "tokenvault: warning: the connection to the PostgreSQL server \(remote) may travel unencrypted (sslmode=\(sslmode)): the server only ever sees sealed bytes, but the vault's metadata and the database password could be read or changed on the way; use sslmode=verify-full (or require) in the location or PGSSLMODE\n"
+        return "the connection to the PostgreSQL server \(remote) may travel unencrypted (sslmode=\(sslmode)): the server only ever sees sealed bytes, but the vault's metadata and the database password could be read or changed on the way; use sslmode=verify-full (or require) in the location or PGSSLMODE"
     }
 
     /// A unix socket directory, or a loopback name or address.

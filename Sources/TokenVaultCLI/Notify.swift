@@ -28,7 +28,7 @@ enum Notifier {
             environment["TOKENVAULT_DETAIL"] = item.detail
             let status = await run(command, environment: environment)
             if status == 0 {
-                try database.write { try $0.setNotified(account: item.account, event: item.event.rawValue, at: now) }
+                try NotificationRecord.told(item.account, event: item.event.rawValue, at: now, in: database)
                 count += 1
             } else {
                 // Not recorded: the next run tries again.
@@ -36,7 +36,7 @@ enum Notifier {
             }
         }
         for account in told.keys where current[account] == nil && inScope(account) {
-            try database.write { try $0.setNotified(account: account, event: nil, at: now) }
+            try NotificationRecord.cleared(account, at: now, in: database)
         }
         return count
     }

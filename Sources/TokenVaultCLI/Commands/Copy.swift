@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TokenVaultCore
 import VaultStore
 
 extension TokenVault {
@@ -29,42 +30,15 @@ extension TokenVault {
             guard destination != VaultLocation(source.location) else {
                 throw ValidationError("--to names the vault being copied")
             }
-            let snapshot = try source.snapshot()
-            let copy: any VaultStorage
+            let copied: (snapshot: VaultSnapshot, location: String)
             do {
-                copy = try VaultStores.create(destination, header: snapshot.header, auditHeadMAC: snapshot.auditHeadMAC)
+                copied = try VaultCopy.copy(from: source, to: destination)
             } catch StoreError.vaultExists(let path) {
                 throw CLIError.usage("a vault already exists at \(path)",
                                      hint: "copy never writes over a vault: give another destination with --to, or remove that one first")
             }
-            do {
-                try copy.write { try $0.restore(snapshot) }
-                // Read back and compared as a whole: what is in the copy is what was read, byte for byte.
-                guard try copy.snapshot() == snapshot else { throw CopyMismatch(location: copy.location) }
-                try copy.close()
-            } catch {
-                // A half-made copy is no vault (it has no key slot): a file is removed; a database is named.
-                try? copy.close()
-                if case .file(let path) = destination {
-                    for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) }
-                    throw error
-                }
-                throw CopyFailed(error: error, location: copy.location)
-            }
-            context.console.err("copied to \(copy.location): \(snapshot.integrations.count) integration\(snapshot.integrations.count == 1 ? "" : "s"), \(snapshot.accounts.count) account\(snapshot.accounts.count == 1 ? "" : "s"), \(snapshot.keySlots.count) key slot\(snapshot.keySlots.count == 1 ? "" : "s"), \(snapshot.auditEntries.count) audit entries (head \(snapshot.auditHeadSeq)).\n")
+            let snapshot = copied.snapshot
+            context.console.err("copied to \(copied.location): \(snapshot.integrations.count) integration\(snapshot.integrations.count == 1 ? "" : "s"), \(snapshot.accounts.count) account\(snapshot.accounts.count == 1 ? "" : "s"), \(snapshot.keySlots.count) key slot\(snapshot.keySlots.count == 1 ? "" : "s"), \(snapshot.auditEntries.count) audit entries (head \(snapshot.auditHeadSeq)).\n")
         }
-    }
-
-    struct CopyFailed: LocalizedError {
-        let error: any Error
-        let location: String
-        var errorDescription: String? {
-            "the copy to \(location) failed (\(error.localizedDescription)); the database now holds a half-made vault: drop its tables, or the database, before copying again"
-        }
-    }
-
-    struct CopyMismatch: LocalizedError {
-        let location: String
-        var errorDescription: String? { "the copy at \(location) does not read back as the vault that was copied" }
     }
 }

@@ -30,7 +30,7 @@ MAN_DIR      := .build/man
 # The man pages' date: the version's entry in CHANGELOG.md (not today), so that the same sources give the same pages.
 RELEASE_DATE := $(shell sed -n 's/^\#\# \[$(VERSION)\] - \([0-9-]*\)$$/\1/p' CHANGELOG.md)
 
-.PHONY: all deps build release test leftovers faults demo install uninstall clean release-tokenvault man deb \
+.PHONY: all deps build release test lint format leftovers faults demo install uninstall clean release-tokenvault man deb \
 	tarball package-check package-test
 
 all: build
@@ -92,6 +92,19 @@ leftovers:
 	  [ -z "$$left" ] && break; \
 	  if [ $$try = 31 ]; then echo "PostgreSQL servers the tests left running:"; \
 	    for p in $$left; do tr '\0' ' ' < /proc/$$p/cmdline | cut -c1-300; echo; done; exit 1; fi; sleep 1; done
+
+# The toolchain's `swift format` with .swift-format (4 spaces, 120 columns): the sources must read as it writes
+# them. `make lint` formats a copy and compares (nothing here changes; `make test` runs it first); `make format`
+# rewrites the sources in place.
+FORMATTED := Package.swift Sources Tests Plugins
+lint:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r $(FORMATTED) .swift-format "$$tmp"/ && \
+	  cd "$$tmp" && $(SWIFT) format format --in-place --recursive --parallel --configuration .swift-format $(FORMATTED) && \
+	  cd "$(CURDIR)" && for f in $(FORMATTED); do diff -ru "$$f" "$$tmp/$$f" || \
+	    { echo "make lint: not as swift format writes it; run 'make format'"; exit 1; }; done
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel --configuration .swift-format $(FORMATTED)
 
 # The fault-injection suite in full: 200 kills per mode, every bit of every sealed value, a stall past the
 # 30 s HTTP timeout, the vault's store failing under strict rotation (about 35 minutes on a 2-core machine, 5 of

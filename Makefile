@@ -163,9 +163,10 @@ uninstall:
 clean:
 	rm -rf .build $(DIST)
 
-# Benchmarks (issue 4 §1): release build, then the driver runs the built tokenvault against an in-process
-# provider-sandbox, prints a table and rewrites the measured part of BENCHMARKS.md. Needs python3 with venv and pip
-# (the authlib + httpx comparison is installed into .build/bench-venv) and cc for the crypto_pwhash floor.
+# Benchmarks (targets and figures in BENCHMARKS.md): release build, then the driver runs the built tokenvault
+# against an in-process provider-sandbox, prints a table and rewrites the measured part of BENCHMARKS.md. Needs
+# python3 with venv and pip (the authlib + httpx comparison is installed into .build/bench-venv) and cc for the
+# crypto_pwhash floor.
 .PHONY: bench
 bench: deps
 	$(SWIFT) build -c release --product tokenvault --static-swift-stdlib

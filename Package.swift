@@ -28,7 +28,8 @@ let package = Package(
         // either, because SwiftPM adds pkg-config's `--libs` (-lpq) to every product and the linker keeps it
         // (readelf showed libpq.so.5 NEEDED by tokenvault). The header is Debian libpq-dev's (shim.h). The
         // functions are loaded with dlopen at the first use of a PostgreSQL vault, so that starting tokenvault
-        // (every SQLite command, --version) never loads libpq and the libraries it needs (issue 11's startup target).
+        // (every SQLite command, --version) never loads libpq and the libraries it needs (`--version` ≤ 8 ms, see
+        // BENCHMARKS.md).
         .systemLibrary(
             name: "CLibPQ",
             providers: [.apt(["libpq-dev"])]

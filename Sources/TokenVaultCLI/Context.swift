@@ -30,8 +30,8 @@ public struct Context: Sendable {
     /// Replaces this process with a program (execve); returns only in tests, with the program's exit status.
     public var execute: @Sendable (_ program: String, _ arguments: [String], _ environment: [String: String]) throws -> Int32
     /// Seconds refresh-on-use gives a provider, all attempts together, while the stored access token is still valid
-    /// (issue 8 §9: about 2 s, then the stored token is handed out). In-process tests, whose sandbox shares a
-    /// loaded machine, pass more except where they test this limit.
+    /// (about 2 s, then the stored token is handed out, so that `token` and `env` do not stall for half a minute
+    /// offline). In-process tests, whose sandbox shares a loaded machine, pass more except where they test this limit.
     public var refreshOnUseBudget: TimeInterval
     /// Seconds a refresh waits for an account locked by another process before it gives up (exit 1).
     public var lockTimeout: TimeInterval

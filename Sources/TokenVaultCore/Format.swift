@@ -16,7 +16,7 @@ public enum Format {
     /// "2026-11-30T15:04:05Z", what ISO8601DateFormatter's `.withInternetDateTime` writes (whole seconds, UTC).
     /// A static ISO8601FormatStyle: a formatter made per call cost refresh-all --json a third of its CPU, and
     /// `make bench` measured the style at 0.59 × the hand-written code that replaced that formatter (BENCHMARKS.md,
-    /// issue 19 reports).
+    /// "JSONEncoder and a static ISO8601FormatStyle against the hand-written code").
     public static func timestamp(_ date: Date) -> String {
         // To the millisecond first, as ICU does, so that x.9996 s is the next second for both (the style alone
         // drops the fraction).

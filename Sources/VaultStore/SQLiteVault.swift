@@ -56,7 +56,8 @@ public final class SQLiteVault: VaultStorage, Sendable {
 
     // MARK: Opening and creating
 
-    /// SQLite settings for durability and for several tokenvault processes at once (REFERENCE §4).
+    /// SQLite settings for durability and for several tokenvault processes at once: WAL with synchronous=FULL, and
+    /// writers that take the write lock at BEGIN (IMMEDIATE) with a busy timeout instead of failing with SQLITE_BUSY.
     private static func configuration() -> Configuration {
         var config = Configuration()
         // A rotated refresh token must survive a power cut: FULL syncs every commit, even in WAL mode.

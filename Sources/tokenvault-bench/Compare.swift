@@ -2,7 +2,7 @@ import Foundation
 import TokenVaultLab
 import ProviderSandbox
 
-/// `BENCH_BASELINE=/path/to/other/tokenvault make bench`: the issue-11 figures (start-up, `env` through the agent,
+/// `BENCH_BASELINE=/path/to/other/tokenvault make bench`: the start-up figures (`--version`, `env` through the agent,
 /// refresh-all's CPU per account at latency 0 and its wall ÷ ideal at 50 ms) of the release binary and of another
 /// build, side by side in one run against one sandbox: interleaved, alternating which goes first, the same vaults and
 /// the same agent. Prints a table and leaves BENCHMARKS.md alone: the A/B is for comparing builds on a noisy

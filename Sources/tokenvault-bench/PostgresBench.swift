@@ -2,7 +2,7 @@ import Foundation
 import TokenVaultLab
 import ProviderSandbox
 
-/// Issue 12 §4: refresh-all on a PostgreSQL vault of `n` accounts under strict rotation (a refresh token sent twice
+/// Refresh-all on a PostgreSQL vault of `n` accounts under strict rotation (a refresh token sent twice
 /// is refused, and its account flagged): one process on SQLite and one on PostgreSQL side by side, then three
 /// processes at once on PostgreSQL (three hosts), which must refresh every account exactly once between them.
 @MainActor

@@ -11,8 +11,9 @@ import Glibc
 // a static Date.ISO8601FormatStyle, in process, on list --json of 1,000 accounts and audit --json of 10,000
 // entries. `BENCH_ONLY=reports .build/release/tokenvault-bench` runs this section alone.
 
-/// The hand-written timestamp `Format.timestamp` was before issue 19 (git history: Sources/TokenVaultCore/Format.swift),
-/// kept here as the A side of the benchmark; `Format.timestamp` is now a static Date.ISO8601FormatStyle.
+/// The hand-written timestamp `Format.timestamp` was before the reports became Codable (git history:
+/// Sources/TokenVaultCore/Format.swift), kept here as the A side of the benchmark; `Format.timestamp` is now a
+/// static Date.ISO8601FormatStyle.
 @Sendable func handWrittenTimestamp(_ date: Date) -> String {
     // To the millisecond first, as ICU does, so that x.9999 s is the next second for both.
     var seconds = time_t(((date.timeIntervalSince1970 * 1000).rounded() / 1000).rounded(.down))
@@ -127,8 +128,8 @@ func reportFigures(runs: Int) throws -> [Figure] {
     return figures
 }
 
-/// The hand-written JSON writer `--json` used before issue 19 (git history: Sources/TokenVaultCLI/Presentation/Format.swift),
-/// kept here as the A side of the benchmark.
+/// The hand-written JSON writer `--json` used before the reports became Codable (git history:
+/// Sources/TokenVaultCLI/Presentation/Format.swift), kept here as the A side of the benchmark.
 enum HandWrittenJSON {
     static func text(_ value: Any) -> String? {
         var out = ""

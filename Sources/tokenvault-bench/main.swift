@@ -202,7 +202,7 @@ figures.append(Figure(
     detail: "at latency 0: refresh-all \(fmt(median(tv0.map(\.wall)), 2)) s (\(fmt(Double(nRefresh) / median(tv0.map(\.wall)), 0)) refreshes/s), script \(fmt(median(py0.map(\.wall)), 2)) s (\(fmt(Double(nRefresh) / median(py0.map(\.wall)), 0))/s); during the \(Int(latency * 1000)) ms refresh-all runs above the sandbox was busy \(fmt(sandboxShare * 100, 1)) % of one core (median of \(runs), its own CPU ÷ the run's wall)"))
 log(figures.last!.line)
 
-// MARK: 5. Start fast, refresh cheaply (issue 11 §3): --version, env through the agent, CPU per refresh
+// MARK: 5. Start fast, refresh cheaply: --version, env through the agent, CPU per refresh
 
 // The agent of the refresh vault, in a private runtime directory; its commands get no passphrase at all.
 let runtimeDir = bench.work + "/run"
@@ -293,7 +293,7 @@ figures.append(Figure(
     detail: "user+system \(fmt(large.cpu, 2)) s of the tokenvault process, KDF included"))
 log(figures.last!.line)
 
-// MARK: 6. A shared vault on PostgreSQL (issue 12 §4)
+// MARK: 6. A shared vault on PostgreSQL: one refresh-all on SQLite and on PostgreSQL, three hosts at once
 
 for figure in try await postgresFigures(bench: bench, sandbox: sandbox, apiBase: apiBase, latency: latency,
                                         concurrency: concurrency, n: nRefresh, runs: runs) {

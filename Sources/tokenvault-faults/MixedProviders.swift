@@ -5,7 +5,7 @@ import ProviderSandbox
 import Glibc
 #endif
 
-/// Issue 10 §3: one vault with accounts of five providers (Webex, Google, Microsoft, GitHub, Slack), each against a
+/// One vault with accounts of five providers (Webex, Google, Microsoft, GitHub, Slack), each against a
 /// sandbox of its own shape and rotation, refreshed by one `refresh-all`; then SIGKILLed at random moments. Nothing
 /// may be lost except what strict rotation makes unavoidable, and that must be proved (StrictLedger) and flagged.
 enum MixedProviders {

@@ -5,7 +5,7 @@ import ProviderSandbox
 import Glibc
 #endif
 
-/// Issue 12 §4: one PostgreSQL vault refreshed by three refresh-all processes at once (three "hosts"), SIGKILLs of
+/// One PostgreSQL vault refreshed by three refresh-all processes at once (three "hosts"), SIGKILLs of
 /// one of them at random moments, and one restart of the PostgreSQL server in the middle of a round: nothing lost,
 /// every run that was not killed ends with a documented exit status and says what went wrong in words, the next run
 /// refreshes everything, and the audit chain the hosts wrote together verifies.

@@ -5,7 +5,7 @@ import TokenVaultLab
 import ProviderSandbox
 import TokenVaultTestSupport
 
-/// Issue 11 §1: `tokenvault unlock` starts an agent that holds the key; commands use it without a passphrase; it
+/// `tokenvault unlock` starts an agent that holds the key; commands use it without a passphrase; it
 /// forgets the key when told, when its time runs out, on `passwd` and when the vault file is replaced; other users
 /// and its own user's debuggers get nothing from it. The built binary, as a user runs it.
 extension OAuthBinaryTests {

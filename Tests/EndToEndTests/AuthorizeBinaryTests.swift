@@ -84,7 +84,7 @@ extension OAuthBinaryTests {
         }
 
         /// A callback with another state (a stray tab, a forged link) is answered 400 and does not end the wait:
-        /// the real callback that follows completes the flow (issue 7 §1; the old listener aborted on the first).
+        /// the real callback that follows completes the flow (an older listener aborted on the first).
         @Test func aCallbackWithAnotherStateIsRefusedAndTheRealOneStillCompletes() async throws {
             try await SandboxWorkspace.with { s in
                 let browser = try s.ws.browserStandIn("forge-state")
@@ -128,7 +128,7 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 let browser = try s.ws.browserStandIn("fake-code")
                 let result = try await s.run(["authorize", "alice", "--timeout", "10"], environment: ["BROWSER": browser])
-                // The provider answers invalid_grant: a refused code, not a refresh token's problem (issue 8 §1); it
+                // The provider answers invalid_grant: a refused code, not a refresh token's problem; it
                 // came from the browser, not from a paste, so it is the provider's answer (exit 6).
                 #expect(result.code == 6, "\(result.err)\nbrowser: \(s.ws.browserLog)")
                 #expect(result.err.contains("tokenvault: error: the authorization code was refused by the provider (The authorization code is invalid)"), "\(result.err)")

@@ -4,7 +4,7 @@ import TokenVaultLab
 import ProviderSandbox
 import TokenVaultTestSupport
 
-/// Issue 11 §2: `check`, `refresh-all --notify CMD` and `list --format prometheus`, as monitoring would use them.
+/// `check`, `refresh-all --notify CMD` and `list --format prometheus`, as monitoring would use them.
 extension OAuthBinaryTests {
     @Suite struct CheckAndNotify {
         /// Imports `name` with a pair the sandbox issued, its refresh token lapsing in `refreshDays` days.

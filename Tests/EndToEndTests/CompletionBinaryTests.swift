@@ -2,9 +2,9 @@ import Foundation
 import Testing
 import TokenVaultLab
 
-/// Issue 8 §16: shell completions complete account and integration names, read from the vault's plain metadata.
+/// Shell completions (bash, zsh, fish) complete account and integration names, read from the vault's plain metadata.
 @Suite(.tags(.process), .serialized) struct CompletionBinaryTests {
-    /// §16: account and integration names complete from plain metadata: no passphrase anywhere in reach.
+    /// Account and integration names complete from plain metadata: no passphrase anywhere in reach.
     @Test func bashCompletesAccountAndIntegrationNames() throws {
         let (ws, _) = try PromptBinaryTests.workspace()
         var env = ws.environment

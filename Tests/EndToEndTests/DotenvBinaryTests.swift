@@ -13,9 +13,9 @@ extension MachineSupport {
 }
 
 extension OAuthBinaryTests {
-    /// Issue 7 item 9: `env --format dotenv` read back by python-dotenv and as docker/systemd read it.
+    /// `env --format dotenv` read back by python-dotenv and as docker/systemd read it, byte for byte.
     @Suite struct Dotenv {
-        // MARK: Item 9, dotenv
+        // MARK: dotenv
 
         @Test(.enabled(if: MachineSupport.pythonDotenv || MachineSupport.isCI, "needs python3-dotenv (make deps installs it)"))
         func dotenvReadsBackByteForByteInPythonDotenvAndDockerEnvFile() async throws {

@@ -4,9 +4,10 @@ import TokenVaultLab
 import ProviderSandbox
 
 extension OAuthBinaryTests {
-    /// Issue 7 item 6: edited KDF parameters, with the built binary (real interactive and moderate costs).
+    /// Edited KDF parameters, with the built binary (real interactive and moderate costs): only the costs tokenvault
+    /// writes are accepted, refused before the KDF runs.
     @Suite struct KDFTamper {
-        // MARK: Item 6, KDF parameters
+        // MARK: KDF parameters
 
         @Test func kdfParametersTokenvaultNeverWritesAreTamperingWithoutRunningTheKDF() async throws {
             try await SandboxWorkspace.with { s in

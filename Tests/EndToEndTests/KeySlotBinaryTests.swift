@@ -87,7 +87,7 @@ func copyVault(_ vault: String, to copy: String) throws {
 }
 
 extension OAuthBinaryTests {
-    /// Issue 12 §3: a passphrase per member or host (`keys add|list|remove|rotate`, `passwd --slot`).
+    /// A passphrase per member or host (`keys add|list|remove|rotate`, `passwd --slot`).
     @Suite struct KeySlots {
         static let bob = "bob's passphrase \(UUID().uuidString.prefix(6))"
 

@@ -19,10 +19,10 @@ let chromium: String? = MachineTools.find("chromium") ?? MachineTools.find("chro
 
 
 extension OAuthBinaryTests {
-    /// Issue 7 §1-2: another local user reads every process's command line and can connect to 127.0.0.1. They
+    /// Another local user reads every process's command line and can connect to 127.0.0.1. They
     /// must learn nothing from the browser's argv and be unable to deliver a callback.
     @Suite struct LocalAttacker {
-        /// The login CSRF of issue 7: another user approves the request as themselves and delivers the callback
+        /// Login CSRF (docs/security.md): another user approves the request as themselves and delivers the callback
         /// first. The listener must answer 403 to their connection and keep waiting for the user's own browser.
         @Test func aCallbackFromAnotherLocalUserIsRefused() async throws {
             guard let setpriv = requireTool(otherUserRunner, "setpriv and curl as root (to act as another user)") else { return }
@@ -93,7 +93,7 @@ extension OAuthBinaryTests {
             }
         }
 
-        /// Issue 7 §2: no program tokenvault starts gets the passphrase: not the browser (environment), not the
+        /// No program tokenvault starts gets the passphrase: not the browser (environment), not the
         /// command `exec` becomes (environment, or the `--passphrase-fd` descriptor left open).
         @Test func noChildGetsThePassphrase() async throws {
             try await SandboxWorkspace.with { s in

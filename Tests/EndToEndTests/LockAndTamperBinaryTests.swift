@@ -41,9 +41,9 @@ enum MachineSupport {
 }
 
 extension OAuthBinaryTests {
-    /// Issue 7 item 8: the lock directory, with the built binary (a second uid where the machine allows).
+    /// The lock directory is not trusted blindly, with the built binary (a second uid where the machine allows).
     @Suite struct LockDirectory {
-        // MARK: Item 8, the lock directory
+        // MARK: The lock directory
 
         @Test func twoSymlinkedPathsToOneVaultShareItsLocks() async throws {
             try await SandboxWorkspace.with(configure: { $0.latency = 0.2 }) { s in

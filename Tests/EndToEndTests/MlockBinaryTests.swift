@@ -17,9 +17,9 @@ extension MachineSupport {
 }
 
 extension OAuthBinaryTests {
-    /// Issue 7 item 10: a failed mlock is said once under --verbose.
+    /// A failed mlock (for example under `ulimit -l 0`) is said once under --verbose, instead of nothing.
     @Suite struct MlockWarning {
-        // MARK: Item 10, mlock
+        // MARK: mlock
 
         @Test(.enabled(if: MachineSupport.noLockableMemory != nil || MachineSupport.isCI, "needs prlimit (and setpriv as root)"))
         func aFailedMlockIsReportedOnceWithVerbose() async throws {

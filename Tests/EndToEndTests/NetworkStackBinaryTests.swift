@@ -4,7 +4,7 @@ import TokenVaultLab
 import ProviderSandbox
 
 extension OAuthBinaryTests {
-    /// Issue 11 §3: the network stack stays out of the commands that do not use it. The binary links neither
+    /// The network stack stays out of the commands that do not use it. The binary links neither
     /// libcurl nor Foundation's URLSession; libcurl is opened when the first request is made, and only then.
     @Suite struct NetworkStack {
         @Test func theBinaryLinksNeitherLibcurlNorFoundationNetworking() throws {

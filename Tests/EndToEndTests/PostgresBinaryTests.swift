@@ -67,7 +67,7 @@ extension VaultBinaryTests {
             }
         }
 
-        /// Issue 12 §2: three refresh-all processes ("hosts") at once on one PostgreSQL vault, under strict rotation
+        /// Three refresh-all processes ("hosts") at once on one PostgreSQL vault, under strict rotation
         /// (a refresh token sent twice kills the pair): each account is refreshed exactly once, by one of them, the
         /// work is split between them, and the audit chain they appended to together verifies.
         @Test func threeHostsSplitRefreshAllAndRefreshEachAccountOnce() async throws {

@@ -5,7 +5,8 @@ import ProviderSandbox
 import TokenVaultTestSupport
 
 extension OAuthBinaryTests {
-    /// Issue 8 §1 and §11 with the built binary: the landing URL is pasted on stdin (no terminal), as a user would.
+    /// Paste mode with the built binary: a bad paste is named and asked for again, and without a browser paste mode
+    /// starts at once. The landing URL is pasted on stdin (no terminal), as a user would.
     @Suite struct Paste {
         /// Starts `authorize … --no-browser` (or what `arguments` say) and answers each paste prompt in turn.
         func authorize(_ s: SandboxWorkspace, _ arguments: [String], environment: [String: String?] = [:],
@@ -75,7 +76,7 @@ extension OAuthBinaryTests {
             }
         }
 
-        /// §11: no browser could be started (no $BROWSER program, no xdg-open on PATH): paste mode at once, not a
+        /// No browser could be started (no $BROWSER program, no xdg-open on PATH): paste mode at once, not a
         /// wait of --timeout seconds for a callback that cannot come.
         @Test func noBrowserFallsBackToPasteAtOnce() async throws {
             try await SandboxWorkspace.with { s in
@@ -89,7 +90,7 @@ extension OAuthBinaryTests {
             }
         }
 
-        /// §5: the provider refuses the revocation (a token without identity:tokens_write, scopes unknown to the
+        /// The provider refuses the revocation (a token without identity:tokens_write, scopes unknown to the
         /// vault): the pair is still removed and the run says so, but exits 6.
         @Test func aRefusedRevocationExits6AfterRemovingThePair() async throws {
             try await SandboxWorkspace.with { s in
@@ -109,7 +110,8 @@ extension OAuthBinaryTests {
     }
 }
 
-/// Issue 8 §2, §5, §12, §15 with the built binary.
+/// With the built binary: argument errors (`tokenvault: error:`, exit 2), exit 4 for an unknown account, 126/127
+/// from `exec` as the shells do, a wrong passphrase at a terminal asked again, and `env` idioms that fail loudly.
 @Suite(.tags(.process), .serialized) struct PromptBinaryTests {
     /// A vault holding `alice`, `albert` and `bob` under integration `webex1` (no provider needed).
     static func workspace() throws -> (Workspace, token: String) {
@@ -201,7 +203,7 @@ extension OAuthBinaryTests {
         #expect(directory.code == 126, "\(directory.err)")
     }
 
-    /// §15: `eval "$(tokenvault env …)"` loses the status. The documented idioms keep it: at a prompt
+    /// `eval "$(tokenvault env …)"` loses the status. The documented idioms keep it: at a prompt
     /// `out=$(tokenvault env alice) && eval "$out"` (status 3, nothing evaluated); in a `set -e` script the
     /// assignment on a line of its own (a failure inside an `&&` list does not stop a `set -e` script).
     @Test func theDocumentedEnvIdiomsFailLoudly() throws {

@@ -59,7 +59,7 @@ extension ProviderShape {
 }
 
 extension OAuthBinaryTests {
-    /// Every preset from the built binary against the sandbox shape of its provider (issue 10 §3): `add` with the
+    /// Every preset from the built binary against the sandbox shape of its provider, offline: `add` with the
     /// preset's defaults, `authorize` in the browser and by device grant, identity, `token`/`env`/`exec`, refreshing
     /// under the provider's rotation, a refused refresh token, `revoke`; and concurrent `refresh-all` runs under
     /// strict rotation.

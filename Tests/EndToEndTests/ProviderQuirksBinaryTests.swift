@@ -4,7 +4,7 @@ import TokenVaultLab
 import ProviderSandbox
 
 extension OAuthBinaryTests {
-    /// What sets one provider apart, from the built binary against its sandbox shape (issue 10 §3, item 7).
+    /// What sets one provider apart (docs/providers.md), from the built binary against its sandbox shape.
     @Suite(.enabled(if: python3 != nil || MachineTools.isCI, "python3 plays the browser (under CI=true its absence fails each test)"))
     struct ProviderQuirks {
         /// Google gives a refresh token only with access_type=offline, and to a person who consented before only

@@ -4,8 +4,8 @@ import TokenVaultLab
 import ProviderSandbox
 
 extension OAuthBinaryTests {
-    /// README, "Authorize accounts" and "whoami" (issue 9 §4). The paste error cases (wrong state, bad URL)
-    /// are left to the change that makes paste ask again.
+    /// README, "Authorize accounts" and "whoami": promises no other test checked. The paste error cases (wrong
+    /// state, bad URL) are left to the change that makes paste ask again.
     @Suite(.enabled(if: python3 != nil || MachineSupport.isCI, "python3 plays the browser")) struct ReadmeAuthorize {
         /// `$BROWSER` is a `:`-separated list tried in order; `%s` stands for the URL (nothing appended then).
         @Test func browserListAndPercentS() async throws {

@@ -35,7 +35,7 @@ func timestamp(_ value: Any?) -> Date? {
 }
 
 extension OAuthBinaryTests {
-    /// README, "refresh-all": the promises no other test checked (issue 9 §4).
+    /// README, "refresh-all": the promises no other test checked.
     @Suite struct ReadmeRefreshAll {
         /// Exit 5 for re-authorization, 6 for provider failures, 7 for integrity; 5 wins over 6 and 7 over both.
         /// A Retry-After over 300 s fails the account at once (one request, no wait) with Webex's tracking id.

@@ -39,7 +39,7 @@ func waitForCmdline(_ pid: pid_t, prefix: String, timeout: TimeInterval = 20) as
 let withCoreDumpsAllowed = ["/bin/sh", "-c", "ulimit -c unlimited && exec \"$@\"", "sh"]
 
 extension OAuthBinaryTests {
-    /// README, "The passphrase" and "Security model" (issue 9 §4).
+    /// README, "The passphrase" and "Security model": promises no other test checked.
     @Suite struct ReadmeSecurity {
         /// `--passphrase-fd` > `TOKENVAULT_PASSPHRASE_FILE` > `TOKENVAULT_PASSPHRASE`; a trailing `\r` is dropped.
         @Test func passphraseSourcePrecedence() async throws {

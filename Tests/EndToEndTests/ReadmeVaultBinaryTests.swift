@@ -28,7 +28,7 @@ func sealedBytesGone(_ vault: String, _ blobs: [Data]) -> Bool {
 }
 
 extension OAuthBinaryTests {
-    /// README promises about the vault file, import, audit, passwd and remove-integration (issue 9 §4).
+    /// README promises about the vault file, import, audit, passwd and remove-integration that no other test checked.
     @Suite struct ReadmeVault {
         /// Exit 1: a vault written by a newer schema (refused, not modified), a file-system error.
         /// Exit 7: a damaged database.

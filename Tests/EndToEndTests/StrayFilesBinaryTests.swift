@@ -4,7 +4,7 @@ import TokenVaultLab
 import ProviderSandbox
 
 extension OAuthBinaryTests {
-    /// Issue 8 §8: commands that use the network created `~/.cache/org.swift.foundation.URLCache/tokenvault/` and
+    /// Commands that use the network once created `~/.cache/org.swift.foundation.URLCache/tokenvault/` and
     /// `$XDG_DATA_HOME/debug/` (Foundation's URL cache and cookie store). A secrets tool leaves no files but its own.
     @Suite struct StrayFiles {
         @Test func networkCommandsLeaveNoFilesButTheVaults() async throws {

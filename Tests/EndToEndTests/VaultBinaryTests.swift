@@ -72,7 +72,7 @@ import TokenVaultTestSupport
         #expect(!FileManager.default.fileExists(atPath: ws.vault), "an interrupted init left a vault behind")
     }
 
-    /// Issue 7 §9: a token `x * y` once globbed in the unquoted `eval $(tokenvault env …)` that users type, and a
+    /// A token `x * y` once globbed in the unquoted `eval $(tokenvault env …)` that users type, and a
     /// crafted file name in the current directory ran a command. Tokens are now RFC 6750 b64token text, refused
     /// otherwise at import; every storable value survives the quoted and the unquoted form in every shell, in a
     /// directory full of hostile file names.

@@ -181,7 +181,7 @@ import TokenVaultTestSupport
         let sealed = try sealedValues(h, account: "alice")
         #expect(sealed.count == 2)
         let result = await h.run(["revoke", "alice"])
-        // The provider cannot be reached: removed locally, said, and exit 6 (issue 8 §5: the tokens stay valid at
+        // The provider cannot be reached: removed locally, said, and exit 6 (the tokens stay valid at
         // the provider, which a script must learn from the status).
         #expect(result.code == 6, "\(result.err)")
         #expect(result.err.contains("Removed the token pair of 'alice' from the vault."))

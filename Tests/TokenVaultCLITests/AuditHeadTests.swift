@@ -5,7 +5,7 @@ import Testing
 @testable import TokenVaultCore
 import TokenVaultTestSupport
 
-/// Issue 7 §3: the audit log's head is MAC'd from `init` on (entry 0 included) and checked on every append, so
+/// The audit log's head is MAC'd from `init` on (entry 0 included) and checked on every append, so
 /// that wiping the log cannot make `audit --verify` say "intact", and a kept head detects a rolled-back copy.
 @Suite struct AuditHeadTests {
     func history() async throws -> Harness {
@@ -22,7 +22,8 @@ import TokenVaultTestSupport
         return (result.code, try #require(report, "\(result.out) \(result.err)"), result.err)
     }
 
-    /// The attack of the issue, verbatim: drop the trigger, delete every entry, set the head to 0 and its MAC to NULL.
+    /// The wipe an attacker with write access to the file can do: drop the trigger, delete every entry, set the
+    /// head to 0 and its MAC to NULL.
     @Test func wipingTheLogAndResettingTheHeadIsDetected() async throws {
         let h = try await history()
         try tamper(h, """

@@ -6,7 +6,8 @@ import VaultOAuth
 import ProviderSandbox
 import TokenVaultTestSupport
 
-// Issue 8 items 6, 10 and 14.
+// `whoami` on a token the provider rejects, a 429 during the code exchange retried within the code's lifetime, and
+// the default integration when there is only one.
 
 @Suite struct WhoamiRejectionTests {
     @Test func a401RefreshesOnceAndAsksAgain() async throws {

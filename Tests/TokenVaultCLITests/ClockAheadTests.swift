@@ -4,7 +4,7 @@ import Testing
 @testable import TokenVaultCore
 import ProviderSandbox
 
-// Issue 7 item 4: an account whose pair was stored in the future (a clock that ran ahead, an edited file).
+// An account whose pair was stored in the future (a clock that ran ahead, an edited file).
 
 @Suite struct ClockAheadTests {
     /// Sets an account's pair as if it had been stored `ahead` seconds in the future (the expiries follow).

@@ -2,7 +2,7 @@ import ArgumentParser
 import Testing
 @testable import TokenVaultCLI
 
-/// Issue 11 §3: for a command type without a `commandName`, the argument parser derives the name with
+/// For a command type without a `commandName`, the argument parser derives the name with
 /// `String(describing:)` at every start, and each such type costs the Swift runtime a scan of every protocol
 /// conformance in the binary (callgrind: 63 % of the instructions of `tokenvault --version` before the names
 /// were written out). A new command names itself.

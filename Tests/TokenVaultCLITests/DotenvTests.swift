@@ -3,7 +3,7 @@ import Testing
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 
-// Issue 7 item 9: dotenv output that every dotenv reader reads back byte for byte, or a refusal.
+// Dotenv output that every dotenv reader reads back byte for byte, or a refusal.
 
 @Suite struct DotenvRenderTests {
     @Test func dotenvIsUnquotedAndRefusesAnythingButTokenCharacters() throws {

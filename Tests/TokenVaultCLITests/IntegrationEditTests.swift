@@ -5,7 +5,8 @@ import Testing
 import TokenVaultLab
 import ProviderSandbox
 
-// Issue 8 item 13: `tokenvault integration edit`, and `integration add|list|remove` beside the old names.
+// `tokenvault integration edit` (secret, scopes, API base, redirect URI, variable name, keeping the accounts), and
+// `integration add|list|remove` beside the old names.
 
 @Suite struct IntegrationEditTests {
     @Test func editingEveryFieldKeepsTheAccountsUsable() async throws {

@@ -6,7 +6,7 @@ import Testing
 import VaultCrypto
 import TokenVaultTestSupport
 
-// Issue 7 item 6: the vault's Argon2id parameters edited with SQL. Only the costs tokenvault writes are accepted;
+// The vault's Argon2id parameters edited with SQL. Only the costs tokenvault writes are accepted;
 // a swap between two of them is told apart from a wrong passphrase.
 
 /// Three distinct cheap KDF levels, so that a swap between two known levels can be staged in-process

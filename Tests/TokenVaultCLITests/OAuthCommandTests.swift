@@ -407,7 +407,8 @@ func pageTarget(_ url: URL) -> URL? {
         let pairs = try await s.importAccounts(["alice"], scopes: ["spark:people_read"])
         let result = await s.h.run(["revoke", "alice"])
         // The vault does not know the granted scopes, so the provider is asked and refuses (403): the pair is still
-        // removed, but the run exits 6 (issue 8 §5).
+        // removed, but the run exits 6 (the tokens stay valid at the provider, which a script must learn from the
+        // status).
         #expect(result.code == 6, "\(result.err)")
         #expect(result.err.contains("not revoked at the provider"))
         #expect(result.err.contains("tokenvault: hint: to revoke at Webex"))

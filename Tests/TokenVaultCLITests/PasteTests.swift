@@ -32,7 +32,7 @@ final class PasteScript: @unchecked Sendable {
     }
 }
 
-/// Issue 8 §1: a bad paste is explained and asked for again, up to three times. The pastes that need the
+/// A bad paste is explained and asked for again, up to three times. The pastes that need the
 /// browser's real landing URL run against the binary (PromptBinaryTests): fetching it from inside the paste
 /// callback would block a thread of the two-thread cooperative pool that the in-process sandbox also needs.
 @Suite struct PasteTests {
@@ -75,7 +75,8 @@ final class PasteScript: @unchecked Sendable {
     }
 }
 
-/// Issue 8 §12 and §17: passphrases typed at a terminal.
+/// Passphrases typed at a terminal: a wrong one is asked again up to three times (as sudo and ssh do), and `init`
+/// warns below 12 characters and refuses below 8 unless --allow-weak-passphrase.
 @Suite struct PassphrasePromptTests {
     @Test func aWrongPassphraseAtTheTerminalIsAskedAgainUpToThreeTimes() async throws {
         let (h, access, _) = try await Harness.withAccount()

@@ -7,7 +7,8 @@ import VaultOAuth
 import ProviderSandbox
 import TokenVaultTestSupport
 
-// Issue 8 items 3, 4, 7 and 9: what refreshing looks like to a user.
+// What refreshing looks like to a user: lapse warnings, an account without a refresh token, refresh-all's progress
+// line, and an offline `token`/`env` with a still valid access token.
 
 @Suite struct LapseWarningTests {
     /// Ten `token` calls at once on a provider with short lifetimes; the sandbox's clock follows the harness's.

@@ -5,7 +5,7 @@ import VaultStore
 @testable import TokenVaultCore
 import GRDB
 
-/// Issue 7 §9: provider text reaches a person's terminal through `list` long after it was stored (an older
+/// Provider text reaches a person's terminal through `list` long after it was stored (an older
 /// vault, or an edited file): it is cleaned again where it is shown.
 @Suite struct StoredTextDisplayTests {
     @Test func listStripsTerminalEscapesFromStoredIdentities() async throws {

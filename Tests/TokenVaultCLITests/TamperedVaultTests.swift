@@ -5,7 +5,7 @@ import Testing
 @testable import TokenVaultCore
 import VaultCrypto
 
-// Issue 7 item 7: plain fields of the vault file (ids, env_var) edited with SQL, as an attacker would leave them.
+// Plain fields of the vault file (ids, env_var) edited with SQL, as an attacker would leave them.
 // Everything here goes through the commands, in-process.
 
 @Suite struct PlainFieldTamperTests {

@@ -22,7 +22,7 @@ import TokenVaultTestSupport
 
     @Test func newPassphraseIsAskedTwiceOnTheTerminal() async throws {
         let h = Harness()
-        // Long enough for init (issue 8 §17: below 8 characters is refused).
+        // Long enough for init (below 8 characters is refused without --allow-weak-passphrase).
         let terminal = ScriptedTerminal(["s3cret passphrase", "s3cret passphrase"])
         let result = await h.run(["init"], terminal: terminal, environment: ["TOKENVAULT_PASSPHRASE": nil])
         #expect(result.code == 0, "\(result.err)")

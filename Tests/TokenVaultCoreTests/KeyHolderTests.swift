@@ -6,7 +6,7 @@ import VaultStore
 
 /// A key holder that forwards to another and records the labels it was asked for: the core must do everything
 /// through the interface (seal, open, MAC under a label), never with the master key itself, so that an agent in
-/// another process can hold the key (issue 11).
+/// another process can hold the key (the unlock agent, docs/agent.md).
 final class RecordingKeyHolder: KeyHolder, @unchecked Sendable {
     let inner: any KeyHolder
     private let lock = NSLock()

@@ -6,8 +6,8 @@ import VaultCrypto
 import VaultStore
 import TokenVaultTestSupport
 
-/// Key slots over a real vault file and real libsodium (issue 12 §3): unlocking through slots, adding and removing
-/// them, and replacing the master key in one transaction.
+/// Key slots over a real vault file and real libsodium (docs/key-slots.md): unlocking through slots, adding and
+/// removing them, and replacing the master key in one transaction.
 @Suite struct KeySlotTests {
     static let alice = SecretBytes(copying: Array("core test passphrase".utf8))  // CoreVault's, slot `main`
     static let bob = SecretBytes(copying: Array("bob's own passphrase".utf8))

@@ -4,7 +4,8 @@ import Testing
 @testable import VaultOAuth
 import TokenVaultTestSupport
 
-/// Issue 7 item 10: device grant polling that never ends, and verification URIs that are not https.
+/// Device grant polling stops at the provider's `expires_in` (else 15 minutes), and a verification URI must be https
+/// (or loopback http).
 @Suite struct DeviceGrantLimitTests {
     func client(_ script: [Result<HTTPResponse, OAuthError>]) -> (OAuthClient, FakeTransport) {
         let t = FakeTransport(script)

@@ -135,7 +135,7 @@ func credentials(redirect: String = "http://localhost:8080/callback") -> ClientC
         #expect(try parsePastedCallback("  'https://localhost/cb?state=S1&code=X#frag'\n", expectedState: "S1") == "X")
         #expect(try parsePastedCallback("code=X&state=S1", expectedState: "S1") == "X")
         #expect(try parsePastedCallback("  YjM0ZmE1_PF84_1eb65fdf  ", expectedState: "S1") == "YjM0ZmE1_PF84_1eb65fdf")
-        // Each problem named exactly, so the user can fix the paste (issue 8 §1): a URL without code or state is not
+        // Each problem named exactly, so the user can fix the paste: a URL without code or state is not
         // "the wrong state".
         func problem(_ text: String) -> String? {
             do { _ = try parsePastedCallback(text, expectedState: "S1"); return nil } catch OAuthError.invalidPaste(let detail) {

@@ -100,7 +100,8 @@ func skipOrFail(_ reason: SkipReason, sourceLocation: SourceLocation = #_sourceL
 }
 
 @Suite struct HostileTLSTests {
-    /// Issue 7 item 10: a self-signed certificate was reported as "connection lost" and retried.
+    /// A self-signed certificate was once reported as "connection lost" and retried: a TLS failure is said as such
+    /// and not retried.
     @Test func selfSignedCertificateIsATLSFailureAndNotRetried() async throws {
         let server: SelfSignedHTTPSServer
         switch try SelfSignedHTTPSServer.start() {

@@ -92,8 +92,8 @@ enum RawClient {
         #expect(throws: RawClient.ConnectFailed.self) { _ = try RawClient.connect(port: port) }
     }
 
-    /// A stray request must not end the wait (issue 7 §1): a wrong state, an error without our state, another
-    /// path all get 400, and the real callback still gets through afterwards.
+    /// A stray request must not end the wait (one stray tab must not abort a login): a wrong state, an error
+    /// without our state, another path all get 400, and the real callback still gets through afterwards.
     @Test func strayRequestsAreRefusedAndTheWaitGoesOn() async throws {
         let l = try bound()
         let events = EventLog()

@@ -4,7 +4,8 @@ import Testing
 @testable import VaultOAuth
 import TokenVaultTestSupport
 
-/// Issue 7 item 9: terminal escapes and bidi controls from the provider.
+/// Terminal escapes and bidi controls from the provider (a `trackingId`, a display name, an email) never reach a
+/// terminal: every provider string shown to a person is cleaned first.
 @Suite struct ProviderTextTests {
     static let hostile = "A\u{1b}[31mred\u{1b}]0;title\u{07}\rB\u{9b}2J\u{7f}\u{202e}evil\u{2066}x\u{2069}\u{200f}\u{0}\nC"
 

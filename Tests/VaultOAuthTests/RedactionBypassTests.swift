@@ -3,7 +3,8 @@ import Testing
 
 @testable import VaultOAuth
 
-/// Issue 7 item 9: `--verbose` redaction bypassed with escaped key names.
+/// `--verbose` redaction was once bypassed with JSON-escaped key names (`"access\u005ftoken"`): it redacts the
+/// decoded JSON, not the raw text.
 @Suite struct RedactionBypassTests {
     func assertClean(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(!text.contains("SECRET"), "a secret survived in: \(text)", sourceLocation: sourceLocation)

@@ -68,11 +68,11 @@ final class ScriptedSocketServer: @unchecked Sendable {
     }
 }
 
-/// Issue 7 items 5 and 10: a provider (or a proxy) that answers without end, or with a lie about its length.
+/// A provider (or a proxy) that answers without end, or with a lie about its length: bodies are capped at 1 MiB.
 @Suite struct ResponseSizeTests {
     static let mib = 1 << 20
 
-    /// Item 5: `Content-Length: 2 GB` and then nothing. Refused when the headers arrive, without waiting for
+    /// `Content-Length: 2 GB` and then nothing. Refused when the headers arrive, without waiting for
     /// (or allocating) the body, and not retried.
     @Test func announcedLengthOverTheCapIsRefusedAtOnce() async throws {
         let server = try ScriptedSocketServer { c in
@@ -93,7 +93,7 @@ final class ScriptedSocketServer: @unchecked Sendable {
         #expect(waited < .seconds(15), "\(waited)")
     }
 
-    /// Item 5: a chunked body that never ends. The caller gets the error once the body passes 1 MiB, and the
+    /// A chunked body that never ends. The caller gets the error once the body passes 1 MiB, and the
     /// connection is closed then: the server gets to write the cap plus what the sockets' buffers hold (a few MB on
     /// loopback), not the 512 MiB on offer. (URLSession's cancel had to wait for the queue libcurl's read loop held,
     /// so hundreds of MB could be read and dropped first.) Also measured by the growth of this process's peak

@@ -4,7 +4,7 @@ import Testing
 @testable import VaultOAuth
 import TokenVaultTestSupport
 
-/// Issue 7 item 9: token characters, and no part of a secret in any error text.
+/// Token characters (RFC 6750 b64token), and no part of a secret in any error text.
 @Suite struct TokenCharsetTests {
     static let b64tokenAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
 
@@ -51,7 +51,7 @@ import TokenVaultTestSupport
         }
     }
 
-    /// Item 9: "error messages echoed the first 40 characters of a malformed secret value". A token pasted where a
+    /// Error messages once echoed the first 40 characters of a malformed secret value. A token pasted where a
     /// JSON object or a lifetime belongs, and a provider that puts a token into `expires_in` or `token_type`.
     @Test func noErrorQuotesALongValue() throws {
         let secret = "SECRETeyJhbGciOiJSUzI1NiJ9.payload.sig"

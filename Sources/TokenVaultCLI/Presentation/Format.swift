@@ -6,7 +6,7 @@ extension Format {
     /// The one place a report becomes `--json` output: keys sorted by their bytes, two spaces of indentation and
     /// `"key" : value` (what JSONSerialization's pretty printing wrote before), slashes not escaped, times as
     /// `Format.timestamp` writes them. `make bench` measured this against the hand-written writer it replaces
-    /// (BENCHMARKS.md, "issue 19 reports").
+    /// (BENCHMARKS.md, "JSONEncoder and a static ISO8601FormatStyle against the hand-written code").
     static func json<Report: Encodable>(_ report: Report) -> String {
         json(report, timestamp: Format.timestamp)
     }

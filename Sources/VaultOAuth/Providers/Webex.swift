@@ -1,7 +1,8 @@
 import Foundation
 
 extension Provider {
-    /// Webex, as documented at developer.webex.com (REFERENCE §1). The default.
+    /// Webex, as documented at https://developer.webex.com/admin/docs/integrations (sources: docs/providers.md).
+    /// The default.
     public static let webex = Provider(
         id: .webex, displayName: "Webex",
         endpoints: Endpoints(

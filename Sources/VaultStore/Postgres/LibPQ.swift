@@ -6,8 +6,8 @@ import Glibc
 
 /// libpq's functions, loaded with `dlopen("libpq.so.5")` when a PostgreSQL vault is first used. tokenvault is not
 /// linked against libpq (CLibPQ's module map has no `link`): starting it for `--version` or any SQLite command
-/// never loads libpq and the libraries it pulls in (issue 11's startup target). The header gives the types and
-/// constants; the functions come from here.
+/// never loads libpq and the libraries it pulls in (`--version` has a budget of 8 ms, see BENCHMARKS.md). The
+/// header gives the types and constants; the functions come from here.
 // @unchecked: C function pointers from dlsym, set once and never changed.
 struct LibPQ: @unchecked Sendable {
     typealias Conn = OpaquePointer

@@ -59,6 +59,7 @@ TEST_RUN := tvr$(shell od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 endif
 
 test: deps
+	@$(MAKE) --no-print-directory lint
 	$(SWIFT) build
 	TOKENVAULT_TEST_RUN=$(TEST_RUN) $(SWIFT) test
 	@$(MAKE) --no-print-directory leftovers TEST_RUN=$(TEST_RUN)
@@ -100,7 +101,7 @@ FORMATTED := Package.swift Sources Tests Plugins
 lint:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r $(FORMATTED) .swift-format "$$tmp"/ && \
 	  cd "$$tmp" && $(SWIFT) format format --in-place --recursive --parallel --configuration .swift-format $(FORMATTED) && \
-	  cd "$(CURDIR)" && for f in $(FORMATTED); do diff -ru "$$f" "$$tmp/$$f" || \
+	  cd "$(CURDIR)" && for f in $(FORMATTED); do diff -ru --no-dereference "$$f" "$$tmp/$$f" || \
 	    { echo "make lint: not as swift format writes it; run 'make format'"; exit 1; }; done
 
 format:

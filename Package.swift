@@ -50,9 +50,11 @@ let package = Package(
         ),
         .target(
             name: "VaultStore",
-            dependencies: ["CLibPQ", "PostgresSchema", .product(name: "GRDB", package: "GRDB.swift"),
-                           // sqlite3_libversion() for `tokenvault --version` (the SQLite GRDB links, no other).
-                           .product(name: "GRDBSQLite", package: "GRDB.swift")],
+            dependencies: [
+                "CLibPQ", "PostgresSchema", .product(name: "GRDB", package: "GRDB.swift"),
+                // sqlite3_libversion() for `tokenvault --version` (the SQLite GRDB links, no other).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             // Sources/VaultStore/Migrations is a symlink to the top-level Migrations/. Every file in it is listed
             // here; a test checks that none is forgotten. Its postgresql/ folder belongs to PostgresSchema.
             exclude: ["Migrations/postgresql"],
@@ -93,34 +95,47 @@ let package = Package(
         .target(name: "TokenVaultLab", dependencies: ["ProviderSandbox"]),
         // `make bench` and `make faults`: drive the built tokenvault against an in-process sandbox.
         // TokenVaultCLI and TokenVaultCore for the in-process A/B of the --json writer (`@_spi(Bench)`).
-        .executableTarget(name: "tokenvault-bench", dependencies: ["TokenVaultLab", "ProviderSandbox", "TokenVaultCLI", "TokenVaultCore"]),
+        .executableTarget(
+            name: "tokenvault-bench",
+            dependencies: ["TokenVaultLab", "ProviderSandbox", "TokenVaultCLI", "TokenVaultCore"]),
         .executableTarget(name: "tokenvault-faults", dependencies: ["TokenVaultLab", "ProviderSandbox"]),
 
         // The tests' shared helpers (a capturing console, HTTP transports that answer without a network or only on
         // loopback, a token endpoint's JSON): a target of its own, as they use Swift Testing and the vault's types.
-        .target(name: "TokenVaultTestSupport", dependencies: ["TokenVaultCore", "VaultOAuth"], path: "Tests/TestSupport"),
+        .target(
+            name: "TokenVaultTestSupport", dependencies: ["TokenVaultCore", "VaultOAuth"], path: "Tests/TestSupport"),
 
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto"]),
         .testTarget(name: "VaultAgentTests", dependencies: ["VaultAgent", "VaultCrypto", "Spawning"]),
         // TokenVaultLab for its throwaway PostgreSQL server: the store contract runs on SQLite and PostgreSQL.
-        .testTarget(name: "VaultStoreTests", dependencies: ["VaultStore", "TokenVaultLab", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "VaultOAuthTests", dependencies: ["VaultOAuth", "CCurl", "ProviderSandbox", "TokenVaultTestSupport"]),
+        .testTarget(
+            name: "VaultStoreTests",
+            dependencies: ["VaultStore", "TokenVaultLab", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "VaultOAuthTests", dependencies: ["VaultOAuth", "CCurl", "ProviderSandbox", "TokenVaultTestSupport"]),
         .testTarget(
             name: "TokenVaultCLITests",
             dependencies: [
-                "TokenVaultCLI", "TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "ProviderSandbox", "TokenVaultLab",
+                "TokenVaultCLI", "TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "ProviderSandbox",
+                "TokenVaultLab",
                 "TokenVaultTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(
             name: "TokenVaultCoreTests",
-            dependencies: ["TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "TokenVaultTestSupport",
-                           .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "TokenVaultCore", "VaultStore", "VaultCrypto", "VaultOAuth", "TokenVaultTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(name: "ProviderSandboxTests", dependencies: ["ProviderSandbox"]),
         // VaultCrypto and TokenVaultCore: the key-slot attacker test opens an old copy's values as a removed member would.
-        .testTarget(name: "EndToEndTests", dependencies: ["ProviderSandbox", "TokenVaultLab", "VaultCrypto", "TokenVaultCore", "TokenVaultTestSupport",
-                                                          .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "ProviderSandbox", "TokenVaultLab", "VaultCrypto", "TokenVaultCore", "TokenVaultTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
     ]
 )

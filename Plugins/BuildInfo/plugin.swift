@@ -15,7 +15,9 @@ struct BuildInfoPlugin: BuildToolPlugin {
         let root = context.package.directoryURL
         let outputDirectory = context.pluginWorkDirectoryURL.appending(path: "generated")
         let output = outputDirectory.appending(path: "BuildInfo.swift")
-        var inputs = ["VERSION", "Package.swift", "packaging/build-info.sh", "packaging/COMMIT"].map { root.appending(path: $0) }
+        var inputs = ["VERSION", "Package.swift", "packaging/build-info.sh", "packaging/COMMIT"].map {
+            root.appending(path: $0)
+        }
         inputs += Self.gitFiles(root)
         for case let module as SourceModuleTarget in context.package.targets {
             inputs += module.sourceFiles.map(\.url)
@@ -28,7 +30,7 @@ struct BuildInfoPlugin: BuildToolPlugin {
                 arguments: [root.appending(path: "packaging/build-info.sh").path, root.path, outputDirectory.path],
                 inputFiles: existing,
                 outputFiles: [output]
-            ),
+            )
         ]
     }
 
@@ -41,7 +43,9 @@ struct BuildInfoPlugin: BuildToolPlugin {
         guard FileManager.default.fileExists(atPath: dotGit.path, isDirectory: &isDirectory) else { return [] }
         var gitDirectory = dotGit
         if !isDirectory.boolValue {
-            guard let text = try? String(contentsOf: dotGit, encoding: .utf8), text.hasPrefix("gitdir:") else { return [] }
+            guard let text = try? String(contentsOf: dotGit, encoding: .utf8), text.hasPrefix("gitdir:") else {
+                return []
+            }
             let path = text.dropFirst("gitdir:".count).trimmingCharacters(in: .whitespacesAndNewlines)
             gitDirectory = path.hasPrefix("/") ? URL(filePath: path) : root.appending(path: path)
         }

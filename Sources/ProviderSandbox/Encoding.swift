@@ -69,7 +69,8 @@ func parseBasicAuthorization(_ header: String?) -> (id: String, secret: String)?
     guard let header, header.lowercased().hasPrefix("basic ") else { return nil }
     let encoded = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
     guard let data = Data(base64Encoded: encoded), let text = String(data: data, encoding: .utf8),
-          let colon = text.firstIndex(of: ":") else { return nil }
+        let colon = text.firstIndex(of: ":")
+    else { return nil }
     let id = String(text[..<colon]).removingPercentEncoding ?? String(text[..<colon])
     let secret = String(text[text.index(after: colon)...])
     return (id, secret.removingPercentEncoding ?? secret)

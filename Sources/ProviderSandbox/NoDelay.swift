@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Sets `TCP_NODELAY` on the sandbox's listening socket, so every connection it accepts inherits it (Linux copies
@@ -14,7 +15,8 @@ import Glibc
 /// found among this process's descriptors by its address.
 enum NoDelay {
     static func setOnListener(port: UInt16) {
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
+        let open =
+            (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
         for fd in open where isListener(fd, port: port) {
             var on: Int32 = 1
             _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))

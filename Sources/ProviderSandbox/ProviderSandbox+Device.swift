@@ -29,7 +29,8 @@ extension ProviderSandbox {
         while deviceCodesByUserCode[userCode] != nil { userCode = makeUserCode() }
         let deviceCode = configuration.shape == .webex ? UUID().uuidString.lowercased() : randomToken(length: 40)
         var device = DeviceAuthorization(
-            deviceCode: deviceCode, userCode: userCode, clientId: client.clientId, scopes: grantedScopesIfShaped(scopes),
+            deviceCode: deviceCode, userCode: userCode, clientId: client.clientId,
+            scopes: grantedScopesIfShaped(scopes),
             expiresAt: now.addingTimeInterval(TimeInterval(configuration.deviceCodeLifetime)),
             interval: configuration.devicePollInterval)
         device.issuesRefreshToken = rules.issuesRefreshTokens && issuesRefreshToken
@@ -52,7 +53,7 @@ extension ProviderSandbox {
 
     func deviceVerify(_ request: IncomingRequest, now: Date) -> OutgoingResponse {
         guard let given = request.query["userCode"] ?? request.query["user_code"],
-              let deviceCode = deviceCode(forUserCode: given)
+            let deviceCode = deviceCode(forUserCode: given)
         else {
             return .html(404, "<html><body><h1>Unknown code</h1></body></html>")
         }
@@ -80,7 +81,7 @@ extension ProviderSandbox {
         _ form: [String: String], client: SandboxConfiguration.Client, now: Date
     ) -> Result<IssuedTokens, GrantRefusal> {
         guard let deviceCode = form["device_code"], var device = devices[deviceCode],
-              device.clientId == client.clientId
+            device.clientId == client.clientId
         else {
             return .failure(GrantRefusal(.badDeviceCode, "invalid_grant", "The device code is invalid"))
         }
@@ -103,23 +104,29 @@ extension ProviderSandbox {
         // With a stepped clock only the sandbox clock counts: a loaded machine that takes seconds between two
         // immediate polls must not make them look patient.
         if let last = device.lastPolledAt, let lastReal = device.lastPolledRealTime,
-           now.timeIntervalSince(last) < TimeInterval(device.interval),
-           clockIsStepped || realNow - lastReal < .seconds(device.interval) {
+            now.timeIntervalSince(last) < TimeInterval(device.interval),
+            clockIsStepped || realNow - lastReal < .seconds(device.interval)
+        {
             // RFC 8628 §3.5: slow_down adds 5 seconds to the interval for all later polls.
             device.interval += 5
-            return .failure(GrantRefusal(.slowDown(interval: device.interval), "slow_down",
-                                         "Polling too fast; wait \(device.interval) seconds between requests"))
+            return .failure(
+                GrantRefusal(
+                    .slowDown(interval: device.interval), "slow_down",
+                    "Polling too fast; wait \(device.interval) seconds between requests"))
         }
         guard let userId = device.approvedUserId else {
-            return .failure(GrantRefusal(.authorizationPending, "authorization_pending",
-                                         "The user has not yet approved the request"))
+            return .failure(
+                GrantRefusal(
+                    .authorizationPending, "authorization_pending",
+                    "The user has not yet approved the request"))
         }
         device.redeemed = true
         var authorization = newAuthorization(clientId: client.clientId, userId: userId, scopes: device.scopes, now: now)
         authorization.viaDevice = true
         authorizations[authorization.id] = authorization
-        return .success(issueTokens(
-            for: authorization, withRefreshToken: device.issuesRefreshToken, grant: .deviceCode, now: now))
+        return .success(
+            issueTokens(
+                for: authorization, withRefreshToken: device.issuesRefreshToken, grant: .deviceCode, now: now))
     }
 }
 
@@ -143,7 +150,7 @@ extension ProviderSandbox {
     @discardableResult
     public func approveDevice(userCode: String, userId: String? = nil) -> Bool {
         guard let deviceCode = deviceCodesByUserCode[userCode],
-              let user = userId.flatMap(user) ?? approvingUser(loginHint: nil)
+            let user = userId.flatMap(user) ?? approvingUser(loginHint: nil)
         else { return false }
         devices[deviceCode]?.approvedUserId = user.id
         return true

@@ -26,7 +26,8 @@ extension ShapeRules {
 }
 
 extension ProviderSandbox {
-    private static let gitHubDocs = "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"
+    private static let gitHubDocs =
+        "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors"
 
     func routeGitHub(_ request: IncomingRequest, at now: Date) -> OutgoingResponse {
         let route = "\(request.method) \(request.path)"
@@ -79,12 +80,20 @@ extension ProviderSandbox {
                 return .html(404, "<html><body><h1>404 Not Found</h1></body></html>")
             case .unregisteredRedirectURI(let client):
                 guard let callback = client.redirectURIs.first else {
-                    return .html(400, "<html><body><h1>The redirect_uri is not associated with this application.</h1></body></html>")
+                    return .html(
+                        400,
+                        "<html><body><h1>The redirect_uri is not associated with this application.</h1></body></html>")
                 }
                 var items = [
                     ("error", "redirect_uri_mismatch"),
-                    ("error_description", "The redirect_uri MUST match the registered callback URL for this application."),
-                    ("error_uri", "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-authorization-request-errors/#redirect-uri-mismatch"),
+                    (
+                        "error_description",
+                        "The redirect_uri MUST match the registered callback URL for this application."
+                    ),
+                    (
+                        "error_uri",
+                        "https://docs.github.com/apps/managing-oauth-apps/troubleshooting-authorization-request-errors/#redirect-uri-mismatch"
+                    ),
                 ]
                 if let state = q["state"] { items.append(("state", state)) }
                 return .redirect(appendQuery(items, to: callback))
@@ -104,8 +113,11 @@ extension ProviderSandbox {
         // The code exchange has no grant_type at GitHub.
         let grantType = form["grant_type"] ?? (form["code"] != nil ? "authorization_code" : nil)
         // Device polling sends no secret, and refreshing a device-flow grant needs none.
-        let allowsIdOnly = grantType == Self.deviceGrantType || (grantType == "refresh_token"
-            && form["refresh_token"].flatMap { refreshTokens[$0] }.flatMap { authorizations[$0.authorizationId] }?.viaDevice == true)
+        let allowsIdOnly =
+            grantType == Self.deviceGrantType
+            || (grantType == "refresh_token"
+                && form["refresh_token"].flatMap { refreshTokens[$0] }.flatMap { authorizations[$0.authorizationId] }?
+                    .viaDevice == true)
         switch tokenGrant(request, grantType: grantType, now: now, allowsIdOnly: allowsIdOnly) {
         case .success(let issued):
             var fields: [String: any Sendable] = [
@@ -126,21 +138,24 @@ extension ProviderSandbox {
 
     /// Token endpoint errors: HTTP 200 with `error`, `error_description`, `error_uri` (and `interval` on slow_down).
     private func gitHubError(_ refusal: GrantRefusal) -> [String: any Sendable] {
-        let (error, description): (String, String) = switch refusal.reason {
-        case .badCode: ("bad_verification_code", "The code passed is incorrect or expired.")
-        case .badRefreshToken: ("bad_refresh_token", "The refresh token passed is incorrect or expired.")
-        case .clientCredentialsMissing, .unknownClient, .wrongClientSecret, .clientMismatch,
-             .clientAuthenticationMethodRefused:
-            ("incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect.")
-        case .authorizationPending: ("authorization_pending", "The authorization request is still pending.")
-        case .slowDown: ("slow_down", "Too many requests have been made in the same timeframe.")
-        case .deviceCodeExpired: ("expired_token", "The device_code has expired.")
-        case .accessDenied: ("access_denied", "The authorization request was denied.")
-        case .badDeviceCode: ("incorrect_device_code", "The device_code provided is not valid.")
-        case .unsupportedGrantType: ("unsupported_grant_type", "The grant type is not supported.")
-        case .invalidRequest: (refusal.error, refusal.description)
-        }
-        var fields: [String: any Sendable] = ["error": error, "error_description": description, "error_uri": Self.gitHubDocs]
+        let (error, description): (String, String) =
+            switch refusal.reason {
+            case .badCode: ("bad_verification_code", "The code passed is incorrect or expired.")
+            case .badRefreshToken: ("bad_refresh_token", "The refresh token passed is incorrect or expired.")
+            case .clientCredentialsMissing, .unknownClient, .wrongClientSecret, .clientMismatch,
+                .clientAuthenticationMethodRefused:
+                ("incorrect_client_credentials", "The client_id and/or client_secret passed are incorrect.")
+            case .authorizationPending: ("authorization_pending", "The authorization request is still pending.")
+            case .slowDown: ("slow_down", "Too many requests have been made in the same timeframe.")
+            case .deviceCodeExpired: ("expired_token", "The device_code has expired.")
+            case .accessDenied: ("access_denied", "The authorization request was denied.")
+            case .badDeviceCode: ("incorrect_device_code", "The device_code provided is not valid.")
+            case .unsupportedGrantType: ("unsupported_grant_type", "The grant type is not supported.")
+            case .invalidRequest: (refusal.error, refusal.description)
+            }
+        var fields: [String: any Sendable] = [
+            "error": error, "error_description": description, "error_uri": Self.gitHubDocs,
+        ]
         if case .slowDown(let interval) = refusal.reason { fields["interval"] = interval }
         return fields
     }
@@ -153,16 +168,19 @@ extension ProviderSandbox {
         }
         let scopes = splitScopes(request.form["scope"])
         if let unknown = scopes.first(where: { !client.scopes.contains($0) }) {
-            return gitHubAnswer(request, ["error": "invalid_scope", "error_description": "The scope \(unknown) is not valid."])
+            return gitHubAnswer(
+                request, ["error": "invalid_scope", "error_description": "The scope \(unknown) is not valid."])
         }
         let device = startDeviceAuthorization(client: client, scopes: scopes, now: now, userCode: randomUserCode)
-        return gitHubAnswer(request, [
-            "device_code": device.deviceCode,
-            "user_code": device.userCode,
-            "verification_uri": sandboxVerificationURI,
-            "expires_in": configuration.deviceCodeLifetime,
-            "interval": device.interval,
-        ])
+        return gitHubAnswer(
+            request,
+            [
+                "device_code": device.deviceCode,
+                "user_code": device.userCode,
+                "verification_uri": sandboxVerificationURI,
+                "expires_in": configuration.deviceCodeLifetime,
+                "interval": device.interval,
+            ])
     }
 
     // MARK: GET /user
@@ -173,14 +191,18 @@ extension ProviderSandbox {
             status = accessTokenStatus(String(header.dropFirst(6)).trimmingCharacters(in: .whitespaces), now: now)
         }
         guard case .usable(let authorization)? = status, let user = user(authorization.userId) else {
-            return .json(401, ["message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"])
+            return .json(
+                401,
+                ["message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"])
         }
-        return .json(200, [
-            "id": gitHubId(of: user),
-            "login": user.login,
-            "name": user.displayName,
-            "email": user.email,
-        ])
+        return .json(
+            200,
+            [
+                "id": gitHubId(of: user),
+                "login": user.login,
+                "name": user.displayName,
+                "email": user.email,
+            ])
     }
 
     /// The digits of the user's id (`person-2` → 2), else its position among the users, from 1.
@@ -194,17 +216,23 @@ extension ProviderSandbox {
     /// HTTP Basic `client_id:client_secret` and `{"access_token": …}`: revokes the token's whole authorization.
     private func gitHubDeleteToken(clientId: String, _ request: IncomingRequest, now: Date) -> OutgoingResponse {
         guard let basic = parseBasicAuthorization(request.headers["authorization"]), basic.id == clientId,
-              let client = client(clientId), client.clientSecret == basic.secret
+            let client = client(clientId), client.clientSecret == basic.secret
         else {
-            return .json(401, ["message": "Requires authentication", "documentation_url": "https://docs.github.com/rest"])
+            return .json(
+                401, ["message": "Requires authentication", "documentation_url": "https://docs.github.com/rest"])
         }
         guard let object = try? JSONSerialization.jsonObject(with: request.body) as? [String: Any],
-              let token = object["access_token"] as? String, !token.isEmpty
+            let token = object["access_token"] as? String, !token.isEmpty
         else {
-            return .json(422, ["message": "Invalid request.\n\n\"access_token\" wasn't supplied.",
-                               "documentation_url": "https://docs.github.com/rest"])
+            return .json(
+                422,
+                [
+                    "message": "Invalid request.\n\n\"access_token\" wasn't supplied.",
+                    "documentation_url": "https://docs.github.com/rest",
+                ])
         }
-        guard let record = accessTokens[token], authorizations[record.authorizationId]?.clientId == client.clientId else {
+        guard let record = accessTokens[token], authorizations[record.authorizationId]?.clientId == client.clientId
+        else {
             return .json(404, ["message": "Not Found", "documentation_url": "https://docs.github.com/rest"])
         }
         revokeAuthorization(ofToken: token)

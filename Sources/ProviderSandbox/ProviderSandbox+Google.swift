@@ -59,18 +59,24 @@ extension ProviderSandbox {
     /// with `prompt=consent` too.
     private func googleAuthorize(_ request: IncomingRequest, now: Date) -> OutgoingResponse {
         let q = request.query
-        return authorizeCode(q, scopes: splitScopes(q["scope"]), now: now, refuse: { refusal in
-            switch refusal {
-            case .unknownClient:
-                .html(401, "<html><body><h1>Error 401: invalid_client</h1><p>The OAuth client was not found.</p></body></html>")
-            case .unregisteredRedirectURI:
-                .html(400, "<html><body><h1>Error 400: redirect_uri_mismatch</h1></body></html>")
-            }
-        }, issuesRefreshToken: { client, user, _ in
-            let key = client.clientId + "\n" + user.id
-            let firstConsent = consents.insert(key).inserted
-            return q["access_type"] == "offline" && (firstConsent || splitScopes(q["prompt"]).contains("consent"))
-        })
+        return authorizeCode(
+            q, scopes: splitScopes(q["scope"]), now: now,
+            refuse: { refusal in
+                switch refusal {
+                case .unknownClient:
+                    .html(
+                        401,
+                        "<html><body><h1>Error 401: invalid_client</h1><p>The OAuth client was not found.</p></body></html>"
+                    )
+                case .unregisteredRedirectURI:
+                    .html(400, "<html><body><h1>Error 400: redirect_uri_mismatch</h1></body></html>")
+                }
+            },
+            issuesRefreshToken: { client, user, _ in
+                let key = client.clientId + "\n" + user.id
+                let firstConsent = consents.insert(key).inserted
+                return q["access_type"] == "offline" && (firstConsent || splitScopes(q["prompt"]).contains("consent"))
+            })
     }
 
     // MARK: POST /token
@@ -135,13 +141,15 @@ extension ProviderSandbox {
         }
         let device = startDeviceAuthorization(client: client, scopes: scopes, now: now, userCode: randomUserCode)
         // Google names the field verification_url, not RFC 8628's verification_uri.
-        return .json(200, [
-            "device_code": device.deviceCode,
-            "user_code": device.userCode,
-            "verification_url": sandboxVerificationURI,
-            "expires_in": configuration.deviceCodeLifetime,
-            "interval": device.interval,
-        ])
+        return .json(
+            200,
+            [
+                "device_code": device.deviceCode,
+                "user_code": device.userCode,
+                "verification_url": sandboxVerificationURI,
+                "expires_in": configuration.deviceCodeLifetime,
+                "interval": device.interval,
+            ])
     }
 
     // MARK: POST /revoke (RFC 7009)
@@ -163,15 +171,18 @@ extension ProviderSandbox {
     private func googleUserinfo(_ request: IncomingRequest, now: Date) -> OutgoingResponse {
         guard case .usable(let authorization)? = bearerStatus(request, now: now), let user = user(authorization.userId)
         else {
-            return .json(401, ["error": "invalid_request", "error_description": "Invalid Credentials"],
-                         headers: [("WWW-Authenticate", #"Bearer realm="https://accounts.google.com/", error="invalid_token""#)])
+            return .json(
+                401, ["error": "invalid_request", "error_description": "Invalid Credentials"],
+                headers: [("WWW-Authenticate", #"Bearer realm="https://accounts.google.com/", error="invalid_token""#)])
         }
-        return .json(200, [
-            "sub": user.id,
-            "email": user.email,
-            "email_verified": true,
-            "name": user.displayName,
-            "hd": user.orgId,
-        ])
+        return .json(
+            200,
+            [
+                "sub": user.id,
+                "email": user.email,
+                "email_verified": true,
+                "name": user.displayName,
+                "hd": user.orgId,
+            ])
     }
 }

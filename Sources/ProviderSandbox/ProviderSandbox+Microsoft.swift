@@ -28,14 +28,17 @@ extension ProviderSandbox {
         if ["common", "organizations", "consumers"].contains(tenant) { return true }
         if UUID(uuidString: tenant) != nil { return true }
         let labels = tenant.split(separator: ".", omittingEmptySubsequences: false)
-        return labels.count >= 2 && labels.allSatisfy { label in
-            !label.isEmpty && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
-        }
+        return labels.count >= 2
+            && labels.allSatisfy { label in
+                !label.isEmpty && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+            }
     }
 
     func routeMicrosoft(_ request: IncomingRequest, at now: Date) -> OutgoingResponse {
         let route = "\(request.method) \(request.path)"
-        if let found = Self.microsoftEndpoint(request.path), ["authorize", "token", "devicecode"].contains(found.endpoint) {
+        if let found = Self.microsoftEndpoint(request.path),
+            ["authorize", "token", "devicecode"].contains(found.endpoint)
+        {
             let (tenant, endpoint) = found
             let method = endpoint == "authorize" ? "GET" : "POST"
             guard request.method == method else {
@@ -76,14 +79,16 @@ extension ProviderSandbox {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss'Z'"
-        return .json(status, [
-            "error": error,
-            "error_description": "AADSTS\(code): \(text) Trace ID: sandbox",
-            "error_codes": [code],
-            "timestamp": formatter.string(from: now),
-            "trace_id": UUID().uuidString.lowercased(),
-            "correlation_id": UUID().uuidString.lowercased(),
-        ])
+        return .json(
+            status,
+            [
+                "error": error,
+                "error_description": "AADSTS\(code): \(text) Trace ID: sandbox",
+                "error_codes": [code],
+                "timestamp": formatter.string(from: now),
+                "trace_id": UUID().uuidString.lowercased(),
+                "correlation_id": UUID().uuidString.lowercased(),
+            ])
     }
 
     // MARK: GET /{tenant}/oauth2/v2.0/authorize
@@ -91,16 +96,21 @@ extension ProviderSandbox {
     /// A refresh token only when `offline_access` was granted.
     private func microsoftAuthorize(_ request: IncomingRequest, now: Date) -> OutgoingResponse {
         let q = request.query
-        return authorizeCode(q, scopes: splitScopes(q["scope"]), now: now, refuse: { refusal in
-            switch refusal {
-            case .unknownClient:
-                microsoftError("unauthorized_client", 700_016,
-                               "Application with identifier '\(q["client_id"] ?? "")' was not found in the directory.")
-            case .unregisteredRedirectURI:
-                microsoftError("invalid_request", 50011,
-                               "The redirect URI specified in the request does not match the redirect URIs configured for the application.")
-            }
-        }, issuesRefreshToken: { _, _, granted in granted.contains("offline_access") })
+        return authorizeCode(
+            q, scopes: splitScopes(q["scope"]), now: now,
+            refuse: { refusal in
+                switch refusal {
+                case .unknownClient:
+                    microsoftError(
+                        "unauthorized_client", 700_016,
+                        "Application with identifier '\(q["client_id"] ?? "")' was not found in the directory.")
+                case .unregisteredRedirectURI:
+                    microsoftError(
+                        "invalid_request", 50011,
+                        "The redirect URI specified in the request does not match the redirect URIs configured for the application."
+                    )
+                }
+            }, issuesRefreshToken: { _, _, granted in granted.contains("offline_access") })
     }
 
     // MARK: POST /{tenant}/oauth2/v2.0/token
@@ -132,33 +142,40 @@ extension ProviderSandbox {
     private func microsoftError(_ refusal: GrantRefusal) -> OutgoingResponse {
         switch refusal.reason {
         case .badRefreshToken:
-            microsoftError("invalid_grant", 70000,
-                           "The provided value for the input parameter 'refresh_token' or 'assertion' is not valid.")
+            microsoftError(
+                "invalid_grant", 70000,
+                "The provided value for the input parameter 'refresh_token' or 'assertion' is not valid.")
         case .badCode:
-            microsoftError("invalid_grant", 70000,
-                           "The provided authorization code or refresh token has expired, been used or is invalid.")
+            microsoftError(
+                "invalid_grant", 70000,
+                "The provided authorization code or refresh token has expired, been used or is invalid.")
         case .unknownClient:
-            microsoftError("unauthorized_client", 700_016,
-                           "Application was not found in the directory.")
+            microsoftError(
+                "unauthorized_client", 700_016,
+                "Application was not found in the directory.")
         case .wrongClientSecret, .clientMismatch, .clientAuthenticationMethodRefused:
             microsoftError("invalid_client", 7_000_215, "Invalid client secret provided.", status: 401)
         case .clientCredentialsMissing:
-            microsoftError("invalid_client", 7_000_218,
-                           "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-                           status: 401)
+            microsoftError(
+                "invalid_client", 7_000_218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                status: 401)
         case .authorizationPending:
-            microsoftError("authorization_pending", 70016,
-                           "OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
+            microsoftError(
+                "authorization_pending", 70016,
+                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.")
         case .slowDown:
             microsoftError("slow_down", 70016, "OAuth 2.0 device flow error. Polling too fast.")
         case .accessDenied:
             microsoftError("authorization_declined", 70000, "The end user declined the authorization request.")
         case .deviceCodeExpired:
-            microsoftError("expired_token", 70020,
-                           "The provided value for the input parameter 'device_code' is not valid. This device code has expired.")
+            microsoftError(
+                "expired_token", 70020,
+                "The provided value for the input parameter 'device_code' is not valid. This device code has expired.")
         case .badDeviceCode:
-            microsoftError("bad_verification_code", 70000,
-                           "The provided value for the input parameter 'device_code' is not valid.")
+            microsoftError(
+                "bad_verification_code", 70000,
+                "The provided value for the input parameter 'device_code' is not valid.")
         case .unsupportedGrantType:
             microsoftError("unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
         case .invalidRequest:
@@ -174,30 +191,42 @@ extension ProviderSandbox {
         }
         let scopes = splitScopes(request.form["scope"])
         guard !scopes.isEmpty, scopes.allSatisfy(client.scopes.contains) else {
-            return microsoftError("invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid.")
+            return microsoftError(
+                "invalid_scope", 70011, "The provided value for the input parameter 'scope' is not valid.")
         }
         let device = startDeviceAuthorization(
             client: client, scopes: scopes, now: now,
-            issuesRefreshToken: grantedScopes(scopes).contains("offline_access")) { randomToken(length: 9).uppercased() }
+            issuesRefreshToken: grantedScopes(scopes).contains("offline_access")
+        ) { randomToken(length: 9).uppercased() }
         // No verification_uri_complete; a message to show instead.
-        return .json(200, [
-            "user_code": device.userCode,
-            "device_code": device.deviceCode,
-            "verification_uri": sandboxVerificationURI,
-            "expires_in": configuration.deviceCodeLifetime,
-            "interval": device.interval,
-            "message": "To sign in, use a web browser to open the page \(sandboxVerificationURI) and enter the code "
-                + "\(device.userCode) to authenticate.",
-        ])
+        return .json(
+            200,
+            [
+                "user_code": device.userCode,
+                "device_code": device.deviceCode,
+                "verification_uri": sandboxVerificationURI,
+                "expires_in": configuration.deviceCodeLifetime,
+                "interval": device.interval,
+                "message":
+                    "To sign in, use a web browser to open the page \(sandboxVerificationURI) and enter the code "
+                    + "\(device.userCode) to authenticate.",
+            ])
     }
 
     // MARK: Graph: GET /oidc/userinfo, POST /v1.0/me/revokeSignInSessions
 
     private func microsoftCaller(_ request: IncomingRequest, now: Date) -> Result<Authorization, RESTRefusal> {
         guard case .usable(let authorization)? = bearerStatus(request, now: now) else {
-            return .failure(RESTRefusal(response: .json(
-                401, ["error": ["code": "InvalidAuthenticationToken", "message": "Access token validation failure."]],
-                headers: [("WWW-Authenticate", #"Bearer error="invalid_token""#)])))
+            return .failure(
+                RESTRefusal(
+                    response: .json(
+                        401,
+                        [
+                            "error": [
+                                "code": "InvalidAuthenticationToken", "message": "Access token validation failure.",
+                            ]
+                        ],
+                        headers: [("WWW-Authenticate", #"Bearer error="invalid_token""#)])))
         }
         return .success(authorization)
     }
@@ -208,13 +237,15 @@ extension ProviderSandbox {
             return refusal.response
         case .success(let authorization):
             guard let user = user(authorization.userId) else { return .json(404, [:]) }
-            return .json(200, [
-                "sub": user.id,
-                "name": user.displayName,
-                "email": user.email,
-                "given_name": user.givenName,
-                "family_name": user.familyName,
-            ])
+            return .json(
+                200,
+                [
+                    "sub": user.id,
+                    "name": user.displayName,
+                    "email": user.email,
+                    "given_name": user.givenName,
+                    "family_name": user.familyName,
+                ])
         }
     }
 
@@ -225,7 +256,8 @@ extension ProviderSandbox {
             return refusal.response
         case .success(let caller):
             revokeAuthorizations { $0.userId == caller.userId }
-            return .json(200, ["@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true])
+            return .json(
+                200, ["@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Edm.Boolean", "value": true])
         }
     }
 }

@@ -92,7 +92,8 @@ struct GrantRefusal: Error, Sendable {
     var isClientRefusal: Bool {
         switch reason {
         case .clientCredentialsMissing, .unknownClient, .wrongClientSecret, .clientAuthenticationMethodRefused,
-             .clientMismatch: true
+            .clientMismatch:
+            true
         default: false
         }
     }
@@ -146,7 +147,9 @@ extension ProviderSandbox {
     func authorizeCode(
         _ q: [String: String], scopes: [String], now: Date,
         refuse: (AuthorizeRefusal) -> OutgoingResponse,
-        issuesRefreshToken: (SandboxConfiguration.Client, SandboxConfiguration.User, [String]) -> Bool = { _, _, _ in true }
+        issuesRefreshToken: (SandboxConfiguration.Client, SandboxConfiguration.User, [String]) -> Bool = { _, _, _ in
+            true
+        }
     ) -> OutgoingResponse {
         let rules = self.rules
         guard let clientId = q["client_id"], let client = client(clientId) else {
@@ -154,7 +157,7 @@ extension ProviderSandbox {
         }
         // Without a registered redirect_uri there is nowhere safe to send errors: answer here.
         guard let redirectURI = q["redirect_uri"],
-              redirectURIIsRegistered(redirectURI, for: client, matching: rules.redirectMatching)
+            redirectURIIsRegistered(redirectURI, for: client, matching: rules.redirectMatching)
         else {
             return refuse(.unregisteredRedirectURI(client))
         }
@@ -181,7 +184,8 @@ extension ProviderSandbox {
             // RFC 7636 §4.3: a missing method means plain.
             let method = q["code_challenge_method"] ?? "plain"
             guard rules.pkceMethods.contains(method) else {
-                return fail("invalid_request", "code_challenge_method must be \(rules.pkceMethods.joined(separator: " or "))")
+                return fail(
+                    "invalid_request", "code_challenge_method must be \(rules.pkceMethods.joined(separator: " or "))")
             }
             guard (43...128).contains(codeChallenge.count) else {
                 return fail("invalid_request", "code_challenge is malformed")
@@ -260,8 +264,10 @@ extension ProviderSandbox {
         case .serviceUnavailable:
             return json(503, "Service is temporarily unavailable. Please retry later.")
         case .htmlGarbage:
-            return .html(200, "<!DOCTYPE html><html><head><title>Sign in</title></head>"
-                + "<body><h1>Network login required</h1><p>Please sign in to continue.</p></body></html>")
+            return .html(
+                200,
+                "<!DOCTYPE html><html><head><title>Sign in</title></head>"
+                    + "<body><h1>Network login required</h1><p>Please sign in to continue.</p></body></html>")
         }
     }
 
@@ -277,8 +283,10 @@ extension ProviderSandbox {
             credentials = basic
         } else if let id = request.form["client_id"] {
             if methods == .basicOnly, request.form["client_secret"] != nil {
-                return .failure(GrantRefusal(.clientAuthenticationMethodRefused, "invalid_client",
-                                             "Client authentication must use HTTP Basic"))
+                return .failure(
+                    GrantRefusal(
+                        .clientAuthenticationMethodRefused, "invalid_client",
+                        "Client authentication must use HTTP Basic"))
             }
             credentials = (id, request.form["client_secret"])
         } else {
@@ -286,7 +294,8 @@ extension ProviderSandbox {
         }
         guard let secret = credentials.secret else {
             guard let client = client(credentials.id), client.isPublic || allowsIdOnly else {
-                return .failure(GrantRefusal(.clientCredentialsMissing, "invalid_client", "Client credentials are missing"))
+                return .failure(
+                    GrantRefusal(.clientCredentialsMissing, "invalid_client", "Client credentials are missing"))
             }
             return .success(client)
         }
@@ -345,9 +354,11 @@ extension ProviderSandbox {
             }
         }
         stats.codesRedeemed += 1
-        let authorization = newAuthorization(clientId: client.clientId, userId: record.userId, scopes: record.scopes, now: now)
-        return .success(issueTokens(
-            for: authorization, withRefreshToken: record.issuesRefreshToken, grant: .authorizationCode, now: now))
+        let authorization = newAuthorization(
+            clientId: client.clientId, userId: record.userId, scopes: record.scopes, now: now)
+        return .success(
+            issueTokens(
+                for: authorization, withRefreshToken: record.issuesRefreshToken, grant: .authorizationCode, now: now))
     }
 
     /// The refresh grant, with the configured rotation. Every presentation of a known refresh token is counted.
@@ -364,7 +375,7 @@ extension ProviderSandbox {
         }
         refreshTokenUses[token, default: 0] += 1
         guard let authorization = authorizations[record.authorizationId], authorization.clientId == client.clientId,
-              !authorization.revoked, !record.revoked, now < record.expiresAt
+            !authorization.revoked, !record.revoked, now < record.expiresAt
         else {
             if record.rotatedAt != nil { stats.rotatedRefreshTokenReuses += 1 }
             return .failure(refused)
@@ -372,15 +383,16 @@ extension ProviderSandbox {
         if let rotatedAt = record.rotatedAt, let successor = record.successor {
             stats.rotatedRefreshTokenReuses += 1
             guard case .grace(let seconds) = configuration.rotation,
-                  now < rotatedAt.addingTimeInterval(TimeInterval(seconds)),
-                  isUsable(refreshToken: successor.refreshToken, now: now)
+                now < rotatedAt.addingTimeInterval(TimeInterval(seconds)),
+                isUsable(refreshToken: successor.refreshToken, now: now)
             else {
                 return .failure(refused)
             }
             stats.successfulRefreshes += 1
-            return .success(IssuedTokens(
-                grant: .refreshToken, accessToken: successor.accessToken, refreshToken: successor.refreshToken,
-                refreshTokenIsNew: true, authorizationId: authorization.id))
+            return .success(
+                IssuedTokens(
+                    grant: .refreshToken, accessToken: successor.accessToken, refreshToken: successor.refreshToken,
+                    refreshTokenIsNew: true, authorizationId: authorization.id))
         }
         // Lenient rotation: a replaced token still works; presenting it again is still a reuse worth counting.
         if record.successor != nil { stats.rotatedRefreshTokenReuses += 1 }
@@ -410,9 +422,11 @@ extension ProviderSandbox {
         }
         stats.successfulRefreshes += 1
         stats.tokenPairsIssued += 1
-        return .success(IssuedTokens(
-            grant: .refreshToken, accessToken: access, refreshToken: newRefresh, refreshTokenIsNew: newRefresh != token,
-            authorizationId: authorization.id))
+        return .success(
+            IssuedTokens(
+                grant: .refreshToken, accessToken: access, refreshToken: newRefresh,
+                refreshTokenIsNew: newRefresh != token,
+                authorizationId: authorization.id))
     }
 
     // MARK: Issuing
@@ -517,7 +531,7 @@ extension ProviderSandbox {
 
     func isUsable(refreshToken token: String, now: Date) -> Bool {
         guard let record = refreshTokens[token], !record.revoked, record.rotatedAt == nil, now < record.expiresAt,
-              let authorization = authorizations[record.authorizationId], !authorization.revoked
+            let authorization = authorizations[record.authorizationId], !authorization.revoked
         else { return false }
         return true
     }
@@ -554,7 +568,7 @@ extension ProviderSandbox {
 /// Scheme, host, path and query of a loopback `http` URI (port left out), or nil for any other URI.
 func loopbackParts(_ uri: String) -> [String]? {
     guard let components = URLComponents(string: uri), components.scheme == "http",
-          let host = components.host, host == "127.0.0.1" || host == "localhost"
+        let host = components.host, host == "127.0.0.1" || host == "localhost"
     else { return nil }
     return [host, components.percentEncodedPath, components.percentEncodedQuery ?? ""]
 }

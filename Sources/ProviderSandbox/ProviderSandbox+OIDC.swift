@@ -104,14 +104,16 @@ extension ProviderSandbox {
             return .oauthError("invalid_scope", "The scope \(unknown) is not registered for the client")
         }
         let device = startDeviceAuthorization(client: client, scopes: scopes, now: now, userCode: randomUserCode)
-        return .json(200, [
-            "device_code": device.deviceCode,
-            "user_code": device.userCode,
-            "verification_uri": sandboxVerificationURI,
-            "verification_uri_complete": appendQuery([("user_code", device.userCode)], to: sandboxVerificationURI),
-            "expires_in": configuration.deviceCodeLifetime,
-            "interval": device.interval,
-        ])
+        return .json(
+            200,
+            [
+                "device_code": device.deviceCode,
+                "user_code": device.userCode,
+                "verification_uri": sandboxVerificationURI,
+                "verification_uri_complete": appendQuery([("user_code", device.userCode)], to: sandboxVerificationURI),
+                "expires_in": configuration.deviceCodeLifetime,
+                "interval": device.interval,
+            ])
     }
 
     // MARK: POST /revoke (RFC 7009)
@@ -141,8 +143,9 @@ extension ProviderSandbox {
     private func oidcUserinfo(_ request: IncomingRequest, now: Date) -> OutgoingResponse {
         guard case .usable(let authorization)? = bearerStatus(request, now: now), let user = user(authorization.userId)
         else {
-            return .json(401, ["error": "invalid_token", "error_description": "The access token is invalid"],
-                         headers: [("WWW-Authenticate", #"Bearer error="invalid_token""#)])
+            return .json(
+                401, ["error": "invalid_token", "error_description": "The access token is invalid"],
+                headers: [("WWW-Authenticate", #"Bearer error="invalid_token""#)])
         }
         return .json(200, ["sub": user.id, "email": user.email, "name": user.displayName])
     }

@@ -7,7 +7,7 @@ extension ProviderSandbox {
     /// The authorization behind the request's Bearer token, or the 401 Webex answers without one.
     private func caller(_ request: IncomingRequest, now: Date) -> Result<Authorization, RESTRefusal> {
         guard let token = bearerToken(request.headers["authorization"]),
-              let authorization = authorization(forAccessToken: token, now: now)
+            let authorization = authorization(forAccessToken: token, now: now)
         else {
             return .failure(RESTRefusal(response: .restError(401, Self.missingToken)))
         }
@@ -16,8 +16,10 @@ extension ProviderSandbox {
 
     private func requireScope(_ authorization: Authorization, anyOf scopes: [String]) -> OutgoingResponse? {
         guard authorization.scopes.contains(where: scopes.contains) else {
-            return .restError(403, "The server understood the request, but refused to fulfill it because the "
-                + "access token is missing required scopes.",
+            return .restError(
+                403,
+                "The server understood the request, but refused to fulfill it because the "
+                    + "access token is missing required scopes.",
                 description: "Requires one of: \(scopes.joined(separator: ", "))")
         }
         return nil
@@ -35,14 +37,16 @@ extension ProviderSandbox {
         guard let user = user(authorization.userId) else {
             return .restError(404, "The requested resource could not be found.")
         }
-        return .json(200, [
-            "id": user.id,
-            "emails": [user.email],
-            "displayName": user.displayName,
-            "orgId": user.orgId,
-            "type": "person",
-            "created": iso8601(authorization.created),
-        ])
+        return .json(
+            200,
+            [
+                "id": user.id,
+                "emails": [user.email],
+                "displayName": user.displayName,
+                "orgId": user.orgId,
+                "type": "person",
+                "created": iso8601(authorization.created),
+            ])
     }
 
     // MARK: /v1/authorizations
@@ -62,8 +66,9 @@ extension ProviderSandbox {
         } else if let personId = request.query["personId"] {
             person = user(personId)
         } else {
-            return .restError(400, "The request could not be understood by the server due to malformed syntax.",
-                              description: "personEmail or personId is required")
+            return .restError(
+                400, "The request could not be understood by the server due to malformed syntax.",
+                description: "personEmail or personId is required")
         }
         guard let person else { return .json(200, ["items": [[String: any Sendable]]()]) }
         let items: [[String: any Sendable]] = authorizations.values
@@ -92,8 +97,9 @@ extension ProviderSandbox {
         }
         if let refusal = requireScope(caller, anyOf: ["identity:tokens_write"]) { return refusal }
         guard let clientId = request.query["clientId"], client(clientId) != nil else {
-            return .restError(404, "The requested resource could not be found.",
-                              description: "clientId is missing or unknown")
+            return .restError(
+                404, "The requested resource could not be found.",
+                description: "clientId is missing or unknown")
         }
         let orgId = request.query["orgId"]
         if let orgId, user(caller.userId)?.orgId != orgId {
@@ -120,7 +126,7 @@ extension ProviderSandbox {
     /// `GET /v1/authorizations/tokenExpiry`: when the caller's access token expires, in epoch milliseconds.
     func tokenExpiry(_ request: IncomingRequest, now: Date) -> OutgoingResponse {
         guard let token = bearerToken(request.headers["authorization"]),
-              authorization(forAccessToken: token, now: now) != nil, let record = accessTokens[token]
+            authorization(forAccessToken: token, now: now) != nil, let record = accessTokens[token]
         else {
             return .restError(401, Self.missingToken)
         }

@@ -14,8 +14,10 @@ extension ProviderSandbox {
             return .failure(GrantRefusal(.invalidRequest, "invalid_request", "grant_type is required"))
         }
         guard ["authorization_code", "refresh_token", Self.deviceGrantType].contains(grantType) else {
-            return .failure(GrantRefusal(.unsupportedGrantType, "unsupported_grant_type",
-                                         "grant_type \(grantType) is not supported"))
+            return .failure(
+                GrantRefusal(
+                    .unsupportedGrantType, "unsupported_grant_type",
+                    "grant_type \(grantType) is not supported"))
         }
         return authenticateClient(request, accepting: methods, allowsIdOnly: allowsIdOnly).flatMap { client in
             switch grantType {

@@ -68,7 +68,8 @@ extension ProviderSandbox {
         }
         switch tokenGrant(request, grantType: grantType, now: now) {
         case .success(let issued):
-            guard let authorization = authorizations[issued.authorizationId], let user = user(authorization.userId) else {
+            guard let authorization = authorizations[issued.authorizationId], let user = user(authorization.userId)
+            else {
                 return slackError("fatal_error")
             }
             let team: [String: any Sendable] = ["id": user.orgId, "name": user.orgId]
@@ -121,14 +122,16 @@ extension ProviderSandbox {
             return refusal.response
         case .success(let authorization):
             guard let user = user(authorization.userId) else { return slackError("user_not_found") }
-            return .json(200, [
-                "ok": true,
-                "url": "https://\(user.orgId).slack.com/",
-                "team": user.orgId,
-                "user": user.login,
-                "team_id": user.orgId,
-                "user_id": user.id,
-            ])
+            return .json(
+                200,
+                [
+                    "ok": true,
+                    "url": "https://\(user.orgId).slack.com/",
+                    "team": user.orgId,
+                    "user": user.login,
+                    "team_id": user.orgId,
+                    "user_id": user.id,
+                ])
         }
     }
 

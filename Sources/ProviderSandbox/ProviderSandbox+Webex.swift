@@ -58,8 +58,9 @@ extension ProviderSandbox {
             case .unknownClient:
                 .restError(400, Self.malformed, description: "client_id is missing or not a registered integration")
             case .unregisteredRedirectURI:
-                .restError(400, Self.malformed,
-                           description: "redirect_uri does not match a redirect URI registered on the integration")
+                .restError(
+                    400, Self.malformed,
+                    description: "redirect_uri does not match a redirect URI registered on the integration")
             }
         }
     }
@@ -91,14 +92,15 @@ extension ProviderSandbox {
             return tokenResponse(issued, now: now, alwaysReportScopes: issued.grant == .deviceCode)
         case .failure(let refusal):
             // Webex answers a pending device grant with 428.
-            return .oauthError(refusal.error, refusal.description,
-                               status: refusal.reason == .authorizationPending ? 428 : 400)
+            return .oauthError(
+                refusal.error, refusal.description,
+                status: refusal.reason == .authorizationPending ? 428 : 400)
         }
     }
 
     private func tokenResponse(_ issued: IssuedTokens, now: Date, alwaysReportScopes: Bool) -> OutgoingResponse {
         guard let refresh = issued.refreshToken, let expiresIn = accessTokenExpiresIn(issued.accessToken, now: now),
-              let refreshExpiresIn = refreshTokenExpiresIn(refresh, now: now)
+            let refreshExpiresIn = refreshTokenExpiresIn(refresh, now: now)
         else {
             return .oauthError("server_error", "token bookkeeping failed", status: 500)
         }
@@ -129,14 +131,16 @@ extension ProviderSandbox {
         let verification = (baseURL?.absoluteString ?? "http://127.0.0.1/v1") + "/device/verify"
         // Webex embeds a hash of the user code, not the code itself.
         let hashed = hex(sha256(Array(device.userCode.utf8)))
-        return .json(200, [
-            "device_code": device.deviceCode,
-            "expires_in": configuration.deviceCodeLifetime,
-            "user_code": device.userCode,
-            "verification_uri": verification,
-            "verification_uri_complete": appendQuery([("userCode", hashed)], to: verification),
-            "interval": device.interval,
-        ])
+        return .json(
+            200,
+            [
+                "device_code": device.deviceCode,
+                "expires_in": configuration.deviceCodeLifetime,
+                "user_code": device.userCode,
+                "verification_uri": verification,
+                "verification_uri_complete": appendQuery([("userCode", hashed)], to: verification),
+                "interval": device.interval,
+            ])
     }
 
     // MARK: POST /v1/device/token

@@ -82,7 +82,7 @@ public actor ProviderSandbox {
             try await Task.sleep(for: .milliseconds(2))
         }
         guard case .ip4(_, let boundPort)? = await server.listeningAddress,
-              let url = URL(string: "http://127.0.0.1:\(boundPort)" + (configuration.shape == .webex ? "/v1" : ""))
+            let url = URL(string: "http://127.0.0.1:\(boundPort)" + (configuration.shape == .webex ? "/v1" : ""))
         else {
             await server.stop()
             self.server = nil
@@ -178,8 +178,10 @@ public actor ProviderSandbox {
         var links: [RefreshTokenLink] = []
         var current: String? = token
         while let t = current, let record = refreshTokens[t], links.count <= refreshTokens.count {
-            links.append(RefreshTokenLink(uses: refreshTokenUses[t, default: 0],
-                                          accessExpiresAt: record.accessToken.flatMap { accessTokens[$0]?.expiresAt }))
+            links.append(
+                RefreshTokenLink(
+                    uses: refreshTokenUses[t, default: 0],
+                    accessExpiresAt: record.accessToken.flatMap { accessTokens[$0]?.expiresAt }))
             current = record.successor?.refreshToken
         }
         return links

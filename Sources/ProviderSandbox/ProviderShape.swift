@@ -32,26 +32,32 @@ public enum ProviderShape: String, Sendable, Codable, CaseIterable, CustomString
     public var defaults: Defaults {
         switch self {
         case .webex:
-            Defaults(accessTokenLifetime: 1_209_599, accessTokenLifetimeJitter: 0, refreshTokenLifetime: 7_776_000,
-                     rotation: .off, deviceCodeLifetime: 300, devicePollInterval: 2)
+            Defaults(
+                accessTokenLifetime: 1_209_599, accessTokenLifetimeJitter: 0, refreshTokenLifetime: 7_776_000,
+                rotation: .off, deviceCodeLifetime: 300, devicePollInterval: 2)
         case .google:
             // No documented refresh token expiry; 180 days stands for "until unused for six months".
-            Defaults(accessTokenLifetime: 3599, accessTokenLifetimeJitter: 0, refreshTokenLifetime: 15_552_000,
-                     rotation: .off, deviceCodeLifetime: 1800, devicePollInterval: 5)
+            Defaults(
+                accessTokenLifetime: 3599, accessTokenLifetimeJitter: 0, refreshTokenLifetime: 15_552_000,
+                rotation: .off, deviceCodeLifetime: 1800, devicePollInterval: 5)
         case .microsoft:
             // 60 to 90 minutes, different for each token; 90-day refresh tokens, rotated leniently.
-            Defaults(accessTokenLifetime: 3600, accessTokenLifetimeJitter: 1800, refreshTokenLifetime: 7_776_000,
-                     rotation: .lenient, deviceCodeLifetime: 900, devicePollInterval: 5)
+            Defaults(
+                accessTokenLifetime: 3600, accessTokenLifetimeJitter: 1800, refreshTokenLifetime: 7_776_000,
+                rotation: .lenient, deviceCodeLifetime: 900, devicePollInterval: 5)
         case .github:
-            Defaults(accessTokenLifetime: 28_800, accessTokenLifetimeJitter: 0, refreshTokenLifetime: 15_811_200,
-                     rotation: .on, deviceCodeLifetime: 900, devicePollInterval: 5)
+            Defaults(
+                accessTokenLifetime: 28_800, accessTokenLifetimeJitter: 0, refreshTokenLifetime: 15_811_200,
+                rotation: .on, deviceCodeLifetime: 900, devicePollInterval: 5)
         case .slack:
             // Refresh tokens of rotating Slack apps do not expire; ten years stands for that.
-            Defaults(accessTokenLifetime: 43_200, accessTokenLifetimeJitter: 0, refreshTokenLifetime: 315_360_000,
-                     rotation: .on, deviceCodeLifetime: 300, devicePollInterval: 5)
+            Defaults(
+                accessTokenLifetime: 43_200, accessTokenLifetimeJitter: 0, refreshTokenLifetime: 315_360_000,
+                rotation: .on, deviceCodeLifetime: 300, devicePollInterval: 5)
         case .oidc:
-            Defaults(accessTokenLifetime: 3600, accessTokenLifetimeJitter: 0, refreshTokenLifetime: 2_592_000,
-                     rotation: .off, deviceCodeLifetime: 600, devicePollInterval: 5)
+            Defaults(
+                accessTokenLifetime: 3600, accessTokenLifetimeJitter: 0, refreshTokenLifetime: 2_592_000,
+                rotation: .off, deviceCodeLifetime: 600, devicePollInterval: 5)
         }
     }
 }

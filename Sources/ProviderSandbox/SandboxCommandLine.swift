@@ -86,7 +86,8 @@ public struct SandboxCommandLine: Sendable, Equatable {
         if let name = values["--shape"]?.last {
             guard let named = ProviderShape(rawValue: name) else {
                 throw SandboxError.invalidArgument(
-                    "--shape must be one of \(ProviderShape.allCases.map(\.rawValue).joined(separator: ", ")), not \(name)")
+                    "--shape must be one of \(ProviderShape.allCases.map(\.rawValue).joined(separator: ", ")), not \(name)"
+                )
             }
             shape = named
         }

@@ -95,8 +95,10 @@ public struct SandboxConfiguration: Sendable, Codable, Equatable {
         public init(from decoder: any Decoder) throws {
             let text = try decoder.singleValueContainer().decode(String.self)
             guard let rotation = Rotation(argument: text) else {
-                throw DecodingError.dataCorrupted(.init(
-                    codingPath: decoder.codingPath, debugDescription: "rotation must be off, on, lenient or grace:SECONDS"))
+                throw DecodingError.dataCorrupted(
+                    .init(
+                        codingPath: decoder.codingPath,
+                        debugDescription: "rotation must be off, on, lenient or grace:SECONDS"))
             }
             self = rotation
         }

@@ -1,7 +1,8 @@
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A child process started with `posix_spawn`: its standard input from /dev/null, its output discarded (or sent
@@ -59,9 +60,11 @@ public final class SpawnedProcess: Sendable {
 
     /// Starts `path` with `arguments` (its argv, `argv[0]` included) and exactly `environment`.
     /// - Parameter descriptors: our descriptor `from` becomes the child's `to` (dup2, after stdio is set up).
-    public static func spawn(_ path: String, arguments: [String], environment: [String: String],
-                             output: Output = .discarded,
-                             descriptors: [(from: Int32, to: Int32)] = []) throws(Failure) -> SpawnedProcess {
+    public static func spawn(
+        _ path: String, arguments: [String], environment: [String: String],
+        output: Output = .discarded,
+        descriptors: [(from: Int32, to: Int32)] = []
+    ) throws(Failure) -> SpawnedProcess {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -76,7 +79,10 @@ public final class SpawnedProcess: Sendable {
         for (from, to) in descriptors { posix_spawn_file_actions_adddup2(&actions, from, to) }
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
         var pid: pid_t = 0
         let result = posix_spawn(&pid, path, &actions, nil, argv, envp)
         guard result == 0 else { throw Failure(code: result) }

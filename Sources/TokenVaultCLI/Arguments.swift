@@ -16,10 +16,17 @@ struct DurationArgument: ExpressibleByArgument, Sendable, Equatable {
     init(seconds: TimeInterval) { self.seconds = seconds }
 
     init?(argument: String) {
-        if let plain = Double(argument), plain >= 0 { seconds = plain; return }
-        var total = 0.0, number = ""
+        if let plain = Double(argument), plain >= 0 {
+            seconds = plain
+            return
+        }
+        var total = 0.0
+        var number = ""
         for ch in argument.lowercased() {
-            if ch.isNumber { number.append(ch); continue }
+            if ch.isNumber {
+                number.append(ch)
+                continue
+            }
             let unit: Double
             switch ch {
             case "s": unit = 1

@@ -15,17 +15,20 @@ struct CompletionTree: ParsableCommand {
         ])
 
     struct AddName: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "add", abstract: TokenVault.Add.configuration.abstract)
+        static let configuration = CommandConfiguration(
+            commandName: "add", abstract: TokenVault.Add.configuration.abstract)
         @OptionGroup var command: TokenVault.Add
     }
 
     struct IntegrationsName: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "integrations", abstract: TokenVault.Integrations.configuration.abstract)
+        static let configuration = CommandConfiguration(
+            commandName: "integrations", abstract: TokenVault.Integrations.configuration.abstract)
         @OptionGroup var command: TokenVault.Integrations
     }
 
     struct RemoveIntegrationName: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "remove-integration", abstract: TokenVault.RemoveIntegrationOldName.configuration.abstract)
+        static let configuration = CommandConfiguration(
+            commandName: "remove-integration", abstract: TokenVault.RemoveIntegrationOldName.configuration.abstract)
         @OptionGroup var command: TokenVault.RemoveIntegrationOldName
     }
 
@@ -35,7 +38,8 @@ struct CompletionTree: ParsableCommand {
     }
 
     struct ExportEnvName: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "export-env", abstract: "Same as 'tokenvault env'.")
+        static let configuration = CommandConfiguration(
+            commandName: "export-env", abstract: "Same as 'tokenvault env'.")
         @OptionGroup var command: TokenVault.Env
     }
 
@@ -47,9 +51,13 @@ struct CompletionTree: ParsableCommand {
         for (i, argument) in arguments.enumerated() {
             // After `--` the words are another program's (`exec ACCOUNT -- CMD …`).
             if argument == "--" { return nil }
-            if argument.hasPrefix(flag + "=") { return CompletionShell(rawValue: String(argument.dropFirst(flag.count + 1))) }
+            if argument.hasPrefix(flag + "=") {
+                return CompletionShell(rawValue: String(argument.dropFirst(flag.count + 1)))
+            }
             guard argument == flag else { continue }
-            guard i + 1 < arguments.count, !arguments[i + 1].hasPrefix("-") else { return CompletionShell.autodetected() }
+            guard i + 1 < arguments.count, !arguments[i + 1].hasPrefix("-") else {
+                return CompletionShell.autodetected()
+            }
             return CompletionShell(rawValue: arguments[i + 1])
         }
         return nil

@@ -28,7 +28,8 @@ public struct Context: Sendable {
     /// Reads one line the user types or pastes (the terminal, else standard input); nil at end of input.
     public var readLine: @Sendable (_ prompt: String) -> String?
     /// Replaces this process with a program (execve); returns only in tests, with the program's exit status.
-    public var execute: @Sendable (_ program: String, _ arguments: [String], _ environment: [String: String]) throws -> Int32
+    public var execute:
+        @Sendable (_ program: String, _ arguments: [String], _ environment: [String: String]) throws -> Int32
     /// Seconds refresh-on-use gives a provider, all attempts together, while the stored access token is still valid
     /// (about 2 s, then the stored token is handed out, so that `token` and `env` do not stall for half a minute
     /// offline). In-process tests, whose sandbox shares a loaded machine, pass more except where they test this limit.
@@ -36,19 +37,22 @@ public struct Context: Sendable {
     /// Seconds a refresh waits for an account locked by another process before it gives up (exit 1).
     public var lockTimeout: TimeInterval
 
-    public init(environment: [String: String], console: any Console, terminal: (any PassphraseTerminal)?,
-                now: @escaping @Sendable () -> Date = { Date() },
-                readStandardInput: @escaping @Sendable () throws -> Data,
-                kdfParameters: @escaping @Sendable (KDFParameters.Level) -> KDFParameters = { KDFParameters.fresh($0) },
-                makeTransport: @escaping @Sendable (HTTPTracer?) -> any HTTPTransport = {
-                    CurlTransport(version: TokenVault.version, timeout: 30, tracer: $0)
-                },
-                sleep: @escaping @Sendable (Double) async throws -> Void = { try await Task.sleep(for: .seconds($0)) },
-                random: any RandomSource = SystemRandom(),
-                openBrowser: @escaping @Sendable (URL, [String: String]) -> Bool = Browser.open,
-                readLine: @escaping @Sendable (String) -> String? = { _ in nil },
-                execute: @escaping @Sendable (String, [String], [String: String]) throws -> Int32 = ProgramRunner.replaceProcess,
-                refreshOnUseBudget: TimeInterval = 2, lockTimeout: TimeInterval = 300) {
+    public init(
+        environment: [String: String], console: any Console, terminal: (any PassphraseTerminal)?,
+        now: @escaping @Sendable () -> Date = { Date() },
+        readStandardInput: @escaping @Sendable () throws -> Data,
+        kdfParameters: @escaping @Sendable (KDFParameters.Level) -> KDFParameters = { KDFParameters.fresh($0) },
+        makeTransport: @escaping @Sendable (HTTPTracer?) -> any HTTPTransport = {
+            CurlTransport(version: TokenVault.version, timeout: 30, tracer: $0)
+        },
+        sleep: @escaping @Sendable (Double) async throws -> Void = { try await Task.sleep(for: .seconds($0)) },
+        random: any RandomSource = SystemRandom(),
+        openBrowser: @escaping @Sendable (URL, [String: String]) -> Bool = Browser.open,
+        readLine: @escaping @Sendable (String) -> String? = { _ in nil },
+        execute: @escaping @Sendable (String, [String], [String: String]) throws -> Int32 = ProgramRunner
+            .replaceProcess,
+        refreshOnUseBudget: TimeInterval = 2, lockTimeout: TimeInterval = 300
+    ) {
         self.environment = environment
         self.console = console
         self.terminal = terminal
@@ -79,9 +83,10 @@ public struct Context: Sendable {
 
     /// What the core needs of this context.
     var services: VaultServices {
-        VaultServices(console: console, now: now, sleep: sleep, makeTransport: makeTransport,
-                      refreshOnUseBudget: refreshOnUseBudget, lockTimeout: lockTimeout,
-                      journalBase: RefreshJournal.base(environment: environment))
+        VaultServices(
+            console: console, now: now, sleep: sleep, makeTransport: makeTransport,
+            refreshOnUseBudget: refreshOnUseBudget, lockTimeout: lockTimeout,
+            journalBase: RefreshJournal.base(environment: environment))
     }
 }
 

@@ -12,16 +12,19 @@ enum EnvExport {
     }
 
     static func checkVariableName(_ name: String) throws {
-        let valid = !name.isEmpty && name.count <= 128
+        let valid =
+            !name.isEmpty && name.count <= 128
             && name.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_") }
             && !(name.first!.isNumber)
         guard valid else {
-            throw CLIError.usage("invalid environment variable name \(Format.quoted(name))",
-                                 hint: "use letters, digits and '_', not starting with a digit")
+            throw CLIError.usage(
+                "invalid environment variable name \(Format.quoted(name))",
+                hint: "use letters, digits and '_', not starting with a digit")
         }
         if let reason = VariableNames.reservedReason(name) {
-            throw CLIError.usage("refusing environment variable name \(Format.quoted(name)): \(reason)",
-                                 hint: "choose a name of your own, e.g. WEBEX_ACCESS_TOKEN")
+            throw CLIError.usage(
+                "refusing environment variable name \(Format.quoted(name)): \(reason)",
+                hint: "choose a name of your own, e.g. WEBEX_ACCESS_TOKEN")
         }
     }
 
@@ -32,9 +35,11 @@ enum EnvExport {
         let bytes = Array(value.utf8)
         let body = bytes.prefix { $0 != UInt8(ascii: "=") }
         let padding = bytes.dropFirst(body.count)
-        return !body.isEmpty && padding.allSatisfy { $0 == UInt8(ascii: "=") } && body.allSatisfy { b in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || "-._~+/".utf8.contains(b)
-        }
+        return !body.isEmpty && padding.allSatisfy { $0 == UInt8(ascii: "=") }
+            && body.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                    || "-._~+/".utf8.contains(b)
+            }
     }
 
     /// POSIX single quotes: nothing inside is special; a quote itself is written '\''.
@@ -60,8 +65,9 @@ enum EnvExport {
         case .fish: return variables.map { "set -gx \($0.name) \(fishQuoted($0.value));\n" }.joined()
         case .dotenv:
             for (name, value) in variables where !isB64Token(value) {
-                throw CLIError.integrity("the value of \(name) has characters outside the token alphabet (letters, digits, -._~+/ and trailing =); refusing to write it as dotenv",
-                                         hint: "use --format sh or json, which quote any value")
+                throw CLIError.integrity(
+                    "the value of \(name) has characters outside the token alphabet (letters, digits, -._~+/ and trailing =); refusing to write it as dotenv",
+                    hint: "use --format sh or json, which quote any value")
             }
             return variables.map { "\($0.name)=\($0.value)\n" }.joined()
         case .json:

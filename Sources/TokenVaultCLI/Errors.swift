@@ -1,8 +1,8 @@
 import Foundation
+import TokenVaultCore
 import VaultCrypto
 import VaultOAuth
 import VaultStore
-import TokenVaultCore
 
 /// tokenvault's exit codes, the same for every command (README "Exit codes").
 public enum ExitStatus: Int32, Sendable {
@@ -41,7 +41,9 @@ public enum CLIError: Error, LocalizedError, Equatable {
     /// One of the core's errors, raised by a command itself (same words, same exit code).
     case vault(VaultError)
 
-    static func integrity(_ message: String, hint: String? = nil) -> CLIError { .vault(.integrity(message, hint: hint)) }
+    static func integrity(_ message: String, hint: String? = nil) -> CLIError {
+        .vault(.integrity(message, hint: hint))
+    }
     static func needsReauthorization(account: String, reason: String) -> CLIError {
         .vault(.needsReauthorization(account: account, reason: reason))
     }
@@ -94,34 +96,39 @@ enum ErrorReport {
     static func describe(_ error: any Error) -> (message: String, hint: String?, code: ExitStatus) {
         switch error {
         case let e as CLIError:
-            let code: ExitStatus = switch e {
-            case .usage: .usage
-            case .noPassphraseSource, .weakPassphrase, .passphraseMismatch, .passphraseFileUnsafe, .passphraseSource:
-                .passphrase
-            case .commandNotFound: .commandNotFound
-            case .cannotExecute: .cannotExecute
-            case .authorizationCodeRefused(_, _, let pasted): pasted ? .usage : .provider
-            case .revokeFailed: .provider
-            case .vault(let error): describe(error).code
-            }
+            let code: ExitStatus =
+                switch e {
+                case .usage: .usage
+                case .noPassphraseSource, .weakPassphrase, .passphraseMismatch, .passphraseFileUnsafe,
+                    .passphraseSource:
+                    .passphrase
+                case .commandNotFound: .commandNotFound
+                case .cannotExecute: .cannotExecute
+                case .authorizationCodeRefused(_, _, let pasted): pasted ? .usage : .provider
+                case .revokeFailed: .provider
+                case .vault(let error): describe(error).code
+                }
             return (e.localizedDescription, e.hint, code)
         case let e as VaultError:
-            let code: ExitStatus = switch e {
-            case .wrongPassphrase, .emptyPassphrase: .passphrase
-            case .integrity, .unsupportedKDF: .integrity
-            case .accessTokenExpired, .needsReauthorization, .noTokens: .needsReauthorization
-            case .provider: .provider
-            case .busy, .storeFailed: .other
-            case .invalid: .usage
-            }
+            let code: ExitStatus =
+                switch e {
+                case .wrongPassphrase, .emptyPassphrase: .passphrase
+                case .integrity, .unsupportedKDF: .integrity
+                case .accessTokenExpired, .needsReauthorization, .noTokens: .needsReauthorization
+                case .provider: .provider
+                case .busy, .storeFailed: .other
+                case .invalid: .usage
+                }
             return (e.localizedDescription, e.hint, code)
         case let e as StoreError:
-            let code: ExitStatus = switch e {
-            case .vaultMissing, .noSuchAccount, .noSuchIntegration, .noSuchKeySlot, .notAVault: .notFound
-            case .damaged, .invalidRecord: .integrity
-            case .duplicateAccount, .duplicateIntegration, .duplicateKeySlot, .integrationInUse, .vaultExists: .usage
-            default: .other
-            }
+            let code: ExitStatus =
+                switch e {
+                case .vaultMissing, .noSuchAccount, .noSuchIntegration, .noSuchKeySlot, .notAVault: .notFound
+                case .damaged, .invalidRecord: .integrity
+                case .duplicateAccount, .duplicateIntegration, .duplicateKeySlot, .integrationInUse, .vaultExists:
+                    .usage
+                default: .other
+                }
             return (e.localizedDescription, e.hint, code)
         case let e as OAuthError:
             let code: ExitStatus
@@ -135,7 +142,10 @@ enum ErrorReport {
         case let e as VaultCryptoError:
             switch e {
             case .unsafeKDFParameters:
-                return (e.localizedDescription, "the vault file looks damaged or tampered with; restore it from a backup", .integrity)
+                return (
+                    e.localizedDescription, "the vault file looks damaged or tampered with; restore it from a backup",
+                    .integrity
+                )
             default:
                 return (e.localizedDescription, nil, .integrity)
             }

@@ -5,17 +5,28 @@ import VaultStore
 
 /// Options every command takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The vault: a file, or a PostgreSQL location (default: $TOKENVAULT_VAULT, else $XDG_DATA_HOME/tokenvault/vault.db).", valueName: "location"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The vault: a file, or a PostgreSQL location (default: $TOKENVAULT_VAULT, else $XDG_DATA_HOME/tokenvault/vault.db).",
+            valueName: "location"))
     var vault: String?
 
-    @Option(name: .long, help: ArgumentHelp("Read the passphrase from this open file descriptor (for cron and scripts).", valueName: "n"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Read the passphrase from this open file descriptor (for cron and scripts).", valueName: "n")
+    )
     var passphraseFd: Int32?
 
     @Flag(name: .long, help: "Trace HTTP requests on stderr (tokens, secrets, codes and verifiers redacted).")
     var verbose = false
 
-    @Option(name: .long, help: ArgumentHelp("Open the vault with this key slot's passphrase only (default: $TOKENVAULT_KEY_SLOT, else each slot in turn).", valueName: "name"),
-            completion: .keySlotNames)
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Open the vault with this key slot's passphrase only (default: $TOKENVAULT_KEY_SLOT, else each slot in turn).",
+            valueName: "name"),
+        completion: .keySlotNames)
     var keySlot: String?
 
     /// The options above with a value, and the one without.
@@ -48,9 +59,11 @@ struct GlobalOptions: ParsableArguments {
         // The command's path: `keys add`, `agent status`, `integration edit`, or one word.
         var path: [String] = []
         var commands: [ParsableCommand.Type] = TokenVault.configuration.subcommands
-        while let word = rest.first, let command = commands.first(where: {
-            $0._commandName == word || $0.configuration.aliases.contains(word)
-        }) {
+        while let word = rest.first,
+            let command = commands.first(where: {
+                $0._commandName == word || $0.configuration.aliases.contains(word)
+            })
+        {
             path.append(word)
             rest = rest.dropFirst()
             commands = command.configuration.subcommands

@@ -4,6 +4,8 @@ import VaultCrypto
 enum MemoryLockReport {
     static func print(context: Context, verbose: Bool) {
         guard verbose, let reason = MemoryLocking.takeUnreportedFailure() else { return }
-        context.console.warn("could not lock secret memory into RAM (mlock: \(reason)); keys and tokens may be written to swap. Raise the limit ('ulimit -l') to keep them out")
+        context.console.warn(
+            "could not lock secret memory into RAM (mlock: \(reason)); keys and tokens may be written to swap. Raise the limit ('ulimit -l') to keep them out"
+        )
     }
 }

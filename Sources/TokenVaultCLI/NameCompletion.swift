@@ -8,9 +8,15 @@ import VaultStore
 /// no passphrase prompt and no key derivation, and any problem (no vault, not a vault, a locked file) completes
 /// nothing rather than printing an error into the user's command line.
 extension CompletionKind {
-    static var accountNames: CompletionKind { .custom { words, _, prefix in NameCompletion.names(.accounts, words: words, prefix: prefix) } }
-    static var integrationNames: CompletionKind { .custom { words, _, prefix in NameCompletion.names(.integrations, words: words, prefix: prefix) } }
-    static var keySlotNames: CompletionKind { .custom { words, _, prefix in NameCompletion.names(.keySlots, words: words, prefix: prefix) } }
+    static var accountNames: CompletionKind {
+        .custom { words, _, prefix in NameCompletion.names(.accounts, words: words, prefix: prefix) }
+    }
+    static var integrationNames: CompletionKind {
+        .custom { words, _, prefix in NameCompletion.names(.integrations, words: words, prefix: prefix) }
+    }
+    static var keySlotNames: CompletionKind {
+        .custom { words, _, prefix in NameCompletion.names(.keySlots, words: words, prefix: prefix) }
+    }
 }
 
 enum NameCompletion {

@@ -2,8 +2,9 @@ import Foundation
 import TokenVaultCore
 import VaultCrypto
 import VaultStore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A terminal that can ask for a passphrase without echo.
@@ -45,8 +46,10 @@ enum PassphraseSource {
     var fixHint: String {
         switch self {
         case .fileDescriptor(let fd): "write the vault's passphrase to descriptor \(fd)"
-        case .file(let path): "put the vault's passphrase in \(path) (a file says the same thing every time, so it was not asked again)"
-        case .environment: "set TOKENVAULT_PASSPHRASE to the vault's passphrase, or unset it to be asked on the terminal"
+        case .file(let path):
+            "put the vault's passphrase in \(path) (a file says the same thing every time, so it was not asked again)"
+        case .environment:
+            "set TOKENVAULT_PASSPHRASE to the vault's passphrase, or unset it to be asked on the terminal"
         case .terminal: "run the command again to try again; the vault was not changed"
         }
     }
@@ -64,7 +67,8 @@ enum PassphraseSource {
         // Closed once read: a program started later (`exec`, the browser) must not find it open.
         case .fileDescriptor(let fd): secret = try Self.readAll(fd: fd, closing: true, what: "file descriptor \(fd)")
         case .file(let path): secret = try Self.readFile(path)
-        case .environment: secret = SecretBytes(copying: Array((context.environment["TOKENVAULT_PASSPHRASE"] ?? "").utf8))
+        case .environment:
+            secret = SecretBytes(copying: Array((context.environment["TOKENVAULT_PASSPHRASE"] ?? "").utf8))
         case .terminal(let terminal): secret = try terminal.readSecret(prompt: prompt)
         }
         guard secret.count > 0 else { throw VaultError.emptyPassphrase }
@@ -89,14 +93,20 @@ enum PassphraseSource {
         let ok: Bool = buffer.withUnsafeMutableBytes { raw in
             while length < raw.count {
                 let n = Glibc.read(fd, raw.baseAddress! + length, raw.count - length)
-                if n < 0 { if errno == EINTR { continue }; return false }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
                 if n == 0 { break }
                 length += n
                 if raw[0..<length].contains(UInt8(ascii: "\n")) { break }
             }
             return true
         }
-        guard ok else { throw CLIError.passphraseSource("cannot read the passphrase from \(what): \(String(cString: strerror(errno)))") }
+        guard ok else {
+            throw CLIError.passphraseSource(
+                "cannot read the passphrase from \(what): \(String(cString: strerror(errno)))")
+        }
         return buffer.withUnsafeBytes { raw in
             var end = raw[0..<length].firstIndex(of: UInt8(ascii: "\n")) ?? length
             if end > 0, raw[end - 1] == UInt8(ascii: "\r") { end -= 1 }
@@ -110,14 +120,21 @@ enum PassphraseSource {
         guard fd >= 0 else {
             let failure = errno
             if failure == ELOOP {
-                throw CLIError.passphraseSource("TOKENVAULT_PASSPHRASE_FILE \(path) is a symbolic link: a passphrase file must be the file itself",
-                                                hint: "point TOKENVAULT_PASSPHRASE_FILE at the file the link leads to ('readlink -f \(path)'), a file of yours with mode 600")
+                throw CLIError.passphraseSource(
+                    "TOKENVAULT_PASSPHRASE_FILE \(path) is a symbolic link: a passphrase file must be the file itself",
+                    hint:
+                        "point TOKENVAULT_PASSPHRASE_FILE at the file the link leads to ('readlink -f \(path)'), a file of yours with mode 600"
+                )
             }
-            throw CLIError.passphraseSource("cannot open TOKENVAULT_PASSPHRASE_FILE \(path): \(String(cString: strerror(failure)))",
-                                            hint: failure == ENOENT ? "check the path, or unset TOKENVAULT_PASSPHRASE_FILE to be asked" : nil)
+            throw CLIError.passphraseSource(
+                "cannot open TOKENVAULT_PASSPHRASE_FILE \(path): \(String(cString: strerror(failure)))",
+                hint: failure == ENOENT ? "check the path, or unset TOKENVAULT_PASSPHRASE_FILE to be asked" : nil)
         }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { Glibc.close(fd); throw CLIError.passphraseFileUnsafe(path: path, reason: "cannot stat it") }
+        guard fstat(fd, &info) == 0 else {
+            Glibc.close(fd)
+            throw CLIError.passphraseFileUnsafe(path: path, reason: "cannot stat it")
+        }
         let mode = info.st_mode & 0o7777
         if info.st_uid != getuid() {
             Glibc.close(fd)
@@ -125,7 +142,8 @@ enum PassphraseSource {
         }
         if mode != 0o600 && mode != 0o400 {
             Glibc.close(fd)
-            throw CLIError.passphraseFileUnsafe(path: path, reason: "its mode is \(String(mode, radix: 8)), not 600 or 400")
+            throw CLIError.passphraseFileUnsafe(
+                path: path, reason: "its mode is \(String(mode, radix: 8)), not 600 or 400")
         }
         return try readAll(fd: fd, closing: true, what: path)
     }
@@ -142,7 +160,10 @@ public struct DevTTY: PassphraseTerminal {
 
     public var isAvailable: Bool {
         let fd = Glibc.open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY)
-        if fd >= 0 { Glibc.close(fd); return true }
+        if fd >= 0 {
+            Glibc.close(fd)
+            return true
+        }
         return false
     }
 
@@ -201,17 +222,23 @@ extension UnlockedVault {
     /// Opens the vault with the passphrase from `source`: a person at a terminal gets three tries, as with sudo and
     /// ssh; a file, a descriptor or the environment says the same thing again, so it fails at once. Through the key
     /// slot `keySlot` only, when named, else through the first slot the passphrase opens.
-    static func unlock(_ database: any VaultStorage, source: PassphraseSource, keySlot: String? = nil,
-                       context: Context) throws -> UnlockedVault {
+    static func unlock(
+        _ database: any VaultStorage, source: PassphraseSource, keySlot: String? = nil,
+        context: Context
+    ) throws -> UnlockedVault {
         try unlockSlot(database, source: source, keySlot: keySlot, context: context).vault
     }
 
     /// The same, with the slot that opened it (for the commands that change key slots).
-    static func unlockSlot(_ database: any VaultStorage, source: PassphraseSource, keySlot: String?,
-                           context: Context) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
+    static func unlockSlot(
+        _ database: any VaultStorage, source: PassphraseSource, keySlot: String?,
+        context: Context
+    ) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
         do {
-            return try unlockSlot(database, kdfParameters: context.kdfParameters, attempts: source.isTerminal ? 3 : 1,
-                                  console: context.console, keySlot: keySlot) { try source.read(context: context) }
+            return try unlockSlot(
+                database, kdfParameters: context.kdfParameters, attempts: source.isTerminal ? 3 : 1,
+                console: context.console, keySlot: keySlot
+            ) { try source.read(context: context) }
         } catch VaultError.wrongPassphrase {
             throw refusal(database, source: source, keySlot: keySlot, context: context)
         } catch VaultError.emptyPassphrase where !source.isTerminal {
@@ -221,8 +248,10 @@ extension UnlockedVault {
 
     /// "Wrong passphrase", saying which slot was tried and where the passphrase came from, with the hint that fits:
     /// a slot named by TOKENVAULT_KEY_SLOT left set with another member's passphrase is the usual cause on a host.
-    private static func refusal(_ database: any VaultStorage, source: PassphraseSource, keySlot: String?,
-                                context: Context) -> CLIError {
+    private static func refusal(
+        _ database: any VaultStorage, source: PassphraseSource, keySlot: String?,
+        context: Context
+    ) -> CLIError {
         if let keySlot {
             let fromEnvironment = context.environment["TOKENVAULT_KEY_SLOT"] == keySlot
             let named = fromEnvironment ? "named by TOKENVAULT_KEY_SLOT" : "named by --key-slot"
@@ -230,7 +259,8 @@ extension UnlockedVault {
                 "wrong passphrase: \(source.described) does not open key slot '\(keySlot)' (\(named))",
                 hint: fromEnvironment
                     ? "if it is another slot's passphrase, unset TOKENVAULT_KEY_SLOT (every slot is then tried) or set it to that slot ('tokenvault keys list' names them); else \(source.fixHint)"
-                    : "if it is another slot's passphrase, leave out --key-slot or name that slot ('tokenvault keys list' names them); else \(source.fixHint)")
+                    : "if it is another slot's passphrase, leave out --key-slot or name that slot ('tokenvault keys list' names them); else \(source.fixHint)"
+            )
         }
         let count = (try? database.keySlots().count) ?? 0
         let slots = count == 1 ? "the vault's key slot" : "any of the vault's \(count) key slots"

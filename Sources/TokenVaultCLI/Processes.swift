@@ -4,8 +4,9 @@ import TokenVaultCore
 import VaultCrypto
 import VaultOAuth
 import VaultStore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What no program tokenvault starts may inherit: the vault's passphrase in any of its forms.
@@ -77,8 +78,11 @@ struct BrowserPage {
     static func html(_ target: URL) -> String {
         let attribute = LoopbackListener.escape(target.absoluteString)
         // A JSON string is a JavaScript string; `<` escaped so no `</script>` can end the element.
-        let data = (try? JSONSerialization.data(withJSONObject: [target.absoluteString], options: [.withoutEscapingSlashes])) ?? Data("[\"\"]".utf8)
-        let script = String(decoding: data, as: UTF8.self).dropFirst().dropLast().replacingOccurrences(of: "<", with: "\\u003c")
+        let data =
+            (try? JSONSerialization.data(withJSONObject: [target.absoluteString], options: [.withoutEscapingSlashes]))
+            ?? Data("[\"\"]".utf8)
+        let script = String(decoding: data, as: UTF8.self).dropFirst().dropLast().replacingOccurrences(
+            of: "<", with: "\\u003c")
         return """
             <!doctype html>
             <html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
@@ -97,9 +101,11 @@ struct BrowserPage {
         guard lstat(dir, &info) == 0 else {
             throw CLIError.usage("cannot use \(dir) for the browser page: \(String(cString: strerror(errno)))")
         }
-        guard (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid(), mayBeShared || info.st_mode & 0o077 == 0 else {
-            throw CLIError.usage("refusing to put the browser page in \(dir): it must be a directory of yours that no one else can open (mode 700)",
-                                 hint: "chmod 700 \(dir), or remove it and try again")
+        guard (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid(), mayBeShared || info.st_mode & 0o077 == 0
+        else {
+            throw CLIError.usage(
+                "refusing to put the browser page in \(dir): it must be a directory of yours that no one else can open (mode 700)",
+                hint: "chmod 700 \(dir), or remove it and try again")
         }
         return dir
     }
@@ -127,7 +133,9 @@ public enum Browser {
         if let browser = environment["BROWSER"], !browser.isEmpty {
             for entry in browser.split(separator: ":") where !entry.isEmpty {
                 let words = entry.split(separator: " ").map(String.init)
-                commands.append(words.contains("%s") ? words.map { $0 == "%s" ? url.absoluteString : $0 } : words + [url.absoluteString])
+                commands.append(
+                    words.contains("%s")
+                        ? words.map { $0 == "%s" ? url.absoluteString : $0 } : words + [url.absoluteString])
             }
         }
         // Without a display (an ssh session, a server) xdg-open can only fail, or start a text browser that takes
@@ -177,7 +185,9 @@ public enum ProgramRunner {
     /// Replaces tokenvault with the program (execve), as `exec` in a shell does: stdin, stdout, stderr, signals
     /// and the exit status are the program's own, with nothing in between to forward or lose them. The token
     /// travels only in the environment, never on any argv.
-    @Sendable public static func replaceProcess(_ program: String, _ arguments: [String], _ environment: [String: String]) throws -> Int32 {
+    @Sendable public static func replaceProcess(
+        _ program: String, _ arguments: [String], _ environment: [String: String]
+    ) throws -> Int32 {
         let path = try resolveToRun(program, environment: environment)
         // Signal dispositions and the mask survive execve. The calling thread is a worker of the async runtime,
         // which blocks signals in its threads; the program must start with none blocked and none ignored by us.
@@ -212,7 +222,9 @@ public enum ProgramRunner {
             candidates = [program]
         } else {
             let path = environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-            candidates = path.split(separator: ":", omittingEmptySubsequences: false).map { "\($0.isEmpty ? "." : $0)/\(program)" }
+            candidates = path.split(separator: ":", omittingEmptySubsequences: false).map {
+                "\($0.isEmpty ? "." : $0)/\(program)"
+            }
         }
         var unrunnable: String?
         for candidate in candidates {

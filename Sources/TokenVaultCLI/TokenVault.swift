@@ -93,7 +93,8 @@ public struct TokenVault: AsyncParsableCommand {
             """,
         version: VersionText.text,
         subcommands: [
-            Init.self, IntegrationGroup.self, Add.self, Integrations.self, RemoveIntegrationOldName.self, Import.self, List.self,
+            Init.self, IntegrationGroup.self, Add.self, Integrations.self, RemoveIntegrationOldName.self, Import.self,
+            List.self,
             Authorize.self, Refresh.self, RefreshAll.self, Env.self, Token.self, Exec.self, Whoami.self,
             Revoke.self, Passwd.self, Audit.self, Unlock.self, Lock.self, AgentGroup.self, Check.self, Copy.self,
             KeysGroup.self,
@@ -128,7 +129,9 @@ public struct TokenVault: AsyncParsableCommand {
         }
         let global = (command as? any VaultCommand)?.global
         if let global {
-            for warning in VaultStores.warnings(forLocation: VaultLocation.resolve(option: global.vault, context: context)) {
+            for warning in VaultStores.warnings(
+                forLocation: VaultLocation.resolve(option: global.vault, context: context))
+            {
                 context.console.warn(warning)
             }
         }
@@ -151,7 +154,10 @@ public struct TokenVault: AsyncParsableCommand {
             context.console.err("tokenvault: hint: \(UsageError.describe(error, arguments: arguments).hint)\n")
             return ExitStatus.usage.rawValue
         } catch {
-            if exitCode(for: error) == .success { context.console.out(fullMessage(for: error) + "\n"); return 0 }
+            if exitCode(for: error) == .success {
+                context.console.out(fullMessage(for: error) + "\n")
+                return 0
+            }
             let report = ErrorReport.describe(error)
             context.console.err("tokenvault: error: \(report.message)\n")
             if let hint = report.hint { context.console.err("tokenvault: hint: \(hint)\n") }

@@ -12,11 +12,14 @@ enum UsageError {
             .joined(separator: "; ")
         let command = subcommand(in: arguments)
         if command == nil, let word = arguments.first, !word.hasPrefix("-") {
-            let hint = nearestCommand(to: word).map { "did you mean 'tokenvault \($0)'? 'tokenvault --help' lists the commands" }
+            let hint = nearestCommand(to: word).map {
+                "did you mean 'tokenvault \($0)'? 'tokenvault --help' lists the commands"
+            }
             return ("unknown command \(Format.quoted(word))", hint ?? "'tokenvault --help' lists the commands")
         }
         let help = command.map { "tokenvault \($0._commandName) --help" } ?? "tokenvault --help"
-        let hint = command == nil && !arguments.isEmpty && !arguments[0].hasPrefix("-")
+        let hint =
+            command == nil && !arguments.isEmpty && !arguments[0].hasPrefix("-")
             ? "'\(help)' lists the commands"
             : "'\(help)' shows the usage"
         return (lowercasedFirstWord(message), hint)
@@ -25,7 +28,9 @@ enum UsageError {
     /// The subcommand the arguments name, if any (the first word that is one, by its name or an alias).
     static func subcommand(in arguments: [String]) -> ParsableCommand.Type? {
         guard let first = arguments.first else { return nil }
-        return TokenVault.configuration.subcommands.first { $0._commandName == first || $0.configuration.aliases.contains(first) }
+        return TokenVault.configuration.subcommands.first {
+            $0._commandName == first || $0.configuration.aliases.contains(first)
+        }
     }
 
     /// The command (or alias) nearest to a mistyped word: at most two edits away (one for words of up to four
@@ -48,7 +53,8 @@ enum UsageError {
 
     /// Levenshtein distance, with an adjacent swap counted as one edit ("lsit").
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
+        let a = Array(a)
+        let b = Array(b)
         if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
         var d = [[Int]](repeating: [Int](repeating: 0, count: b.count + 1), count: a.count + 1)
         for i in 0...a.count { d[i][0] = i }
@@ -56,7 +62,9 @@ enum UsageError {
         for i in 1...a.count {
             for j in 1...b.count {
                 d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+                }
             }
         }
         return d[a.count][b.count]
@@ -65,7 +73,9 @@ enum UsageError {
     /// "Missing expected argument" → "missing expected argument", as the rest of tokenvault's errors read;
     /// a word in capitals (an acronym, a name) is left alone.
     static func lowercasedFirstWord(_ text: String) -> String {
-        guard let first = text.first, first.isUppercase, text.dropFirst().first?.isLowercase == true else { return text }
+        guard let first = text.first, first.isUppercase, text.dropFirst().first?.isLowercase == true else {
+            return text
+        }
         return first.lowercased() + text.dropFirst()
     }
 }

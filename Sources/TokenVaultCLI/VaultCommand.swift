@@ -11,11 +11,15 @@ protocol VaultCommand: AsyncParsableCommand {
 
 extension VaultCommand {
     mutating func run() async throws {
-        guard let context = Context.current else { fatalError("commands run through TokenVault.run(arguments:context:)") }
+        guard let context = Context.current else {
+            fatalError("commands run through TokenVault.run(arguments:context:)")
+        }
         try await run(context)
     }
 
-    func vaultLocation(_ context: Context) -> VaultLocation { VaultLocation.resolve(option: global.vault, context: context) }
+    func vaultLocation(_ context: Context) -> VaultLocation {
+        VaultLocation.resolve(option: global.vault, context: context)
+    }
 
     func vaultPath(_ context: Context) -> String { vaultLocation(context).text }
 

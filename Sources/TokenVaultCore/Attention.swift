@@ -39,8 +39,10 @@ public struct Attention: Sendable, Equatable {
     ///
     /// `waiting`: the local journal's entries with a pair (``RefreshJournal/waitingPairs()``), named first.
     /// `interrupted`: ``RefreshJournal/interruptedRefreshes(in:)``.
-    public static func find(in database: any VaultStorage, now: Date,
-                            waiting: [RefreshJournal.Entry] = [], interrupted: [RefreshJournal.Entry] = []) throws -> [Attention] {
+    public static func find(
+        in database: any VaultStorage, now: Date,
+        waiting: [RefreshJournal.Entry] = [], interrupted: [RefreshJournal.Entry] = []
+    ) throws -> [Attention] {
         let waitingByName = Dictionary(waiting.map { ($0.account, $0) }, uniquingKeysWith: { a, _ in a })
         let interruptedByName = Dictionary(interrupted.map { ($0.account, $0) }, uniquingKeysWith: { a, _ in a })
         let names = Dictionary(uniqueKeysWithValues: try database.integrations().map { ($0.id, $0.name) })
@@ -51,25 +53,43 @@ public struct Attention: Sendable, Equatable {
                 found.append(Attention(account: a.name, integration: integration, event: event, detail: detail))
             }
             if let entry = waitingByName[a.name] {
-                add(.pairNotStored, "its newest pair (from \(Format.timestamp(entry.sentAt))) waits in the local journal, not in the vault (the store failed); run \(Format.command("tokenvault refresh \(a.name)")) once the store works: it stores that pair first")
+                add(
+                    .pairNotStored,
+                    "its newest pair (from \(Format.timestamp(entry.sentAt))) waits in the local journal, not in the vault (the store failed); run \(Format.command("tokenvault refresh \(a.name)")) once the store works: it stores that pair first"
+                )
             } else if let entry = interruptedByName[a.name], a.state == .ok {
-                add(.refreshInterrupted, "a refresh of it was cut off at \(Format.timestamp(entry.sentAt)) after its refresh token was sent, and no answer was kept; a provider that rotates refresh tokens may have retired it: run \(Format.command("tokenvault refresh \(a.name)")) to find out, and \(Format.command("tokenvault authorize \(a.name)")) if the provider refuses it")
+                add(
+                    .refreshInterrupted,
+                    "a refresh of it was cut off at \(Format.timestamp(entry.sentAt)) after its refresh token was sent, and no answer was kept; a provider that rotates refresh tokens may have retired it: run \(Format.command("tokenvault refresh \(a.name)")) to find out, and \(Format.command("tokenvault authorize \(a.name)")) if the provider refuses it"
+                )
             } else if a.state == .needsReauth || !(a.hasAccessToken || a.hasRefreshToken) {
-                add(.needsReauth, "the provider refused its refresh token; run \(Format.command("tokenvault authorize \(a.name)"))")
+                add(
+                    .needsReauth,
+                    "the provider refused its refresh token; run \(Format.command("tokenvault authorize \(a.name)"))")
             } else if !a.hasRefreshToken {
                 if let access = a.accessExpiresAt, access.timeIntervalSince(now) < lapseWindow {
-                    add(access <= now ? .needsReauth : .accessTokenLapsing,
-                        access <= now ? "its access token lapsed at \(Format.timestamp(access)) and it has no refresh token"
-                                      : "its access token lapses at \(Format.timestamp(access)) and it has no refresh token")
+                    add(
+                        access <= now ? .needsReauth : .accessTokenLapsing,
+                        access <= now
+                            ? "its access token lapsed at \(Format.timestamp(access)) and it has no refresh token"
+                            : "its access token lapses at \(Format.timestamp(access)) and it has no refresh token")
                 }
             } else if let refresh = a.refreshExpiresAt, refresh.timeIntervalSince(now) < lapseWindow {
-                add(refresh <= now ? .needsReauth : .refreshTokenLapsing,
-                    refresh <= now ? "its refresh token lapsed at \(Format.timestamp(refresh))"
-                                   : "its refresh token lapses at \(Format.timestamp(refresh)); refreshing has not extended it")
+                add(
+                    refresh <= now ? .needsReauth : .refreshTokenLapsing,
+                    refresh <= now
+                        ? "its refresh token lapsed at \(Format.timestamp(refresh))"
+                        : "its refresh token lapses at \(Format.timestamp(refresh)); refreshing has not extended it")
             } else if now.timeIntervalSince(a.updatedAt) > failingFor,
-                      let newest = try database.auditEntries(account: a.name).last(where: { $0.draft.event == .refreshed || $0.draft.event == .refreshFailed }),
-                      newest.draft.event == .refreshFailed {
-                add(.refreshFailing, "refreshing has failed since \(Format.timestamp(a.updatedAt)): \(newest.draft.detail ?? newest.draft.outcome.rawValue)")
+                let newest = try database.auditEntries(account: a.name).last(where: {
+                    $0.draft.event == .refreshed || $0.draft.event == .refreshFailed
+                }),
+                newest.draft.event == .refreshFailed
+            {
+                add(
+                    .refreshFailing,
+                    "refreshing has failed since \(Format.timestamp(a.updatedAt)): \(newest.draft.detail ?? newest.draft.outcome.rawValue)"
+                )
             }
         }
         return found

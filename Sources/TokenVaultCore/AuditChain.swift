@@ -10,21 +10,28 @@ extension UnlockedVault {
     /// this key is still the vault's (see `checkKeyIsCurrent(in:)`). `keyChecked`: the caller already checked it in
     /// this same transaction (a batch of appends; no other writer can rotate the key before it ends).
     @discardableResult
-    public func appendAudit(_ draft: AuditDraft, in writer: any VaultTransaction, keyChecked: Bool = false) throws -> AuditEntry {
+    public func appendAudit(_ draft: AuditDraft, in writer: any VaultTransaction, keyChecked: Bool = false) throws
+        -> AuditEntry
+    {
         if !keyChecked { try checkKeyIsCurrent(in: writer) }
         let keys = keys
-        return try writer.appendAudit(draft, mac: { seq, entry, previous in
-            try Self.entryMAC(keys: keys, seq: seq, draft: entry, previousMAC: previous)
-        }, headMAC: { seq, entryMAC in try Self.auditHeadMAC(keys: keys, seq: seq, entryMAC: entryMAC) })
+        return try writer.appendAudit(
+            draft,
+            mac: { seq, entry, previous in
+                try Self.entryMAC(keys: keys, seq: seq, draft: entry, previousMAC: previous)
+            }, headMAC: { seq, entryMAC in try Self.auditHeadMAC(keys: keys, seq: seq, entryMAC: entryMAC) })
     }
 
     /// An entry's MAC: its content, its place and the previous entry's MAC, under the audit label.
     static func entryMAC(keys: any KeyHolder, seq: Int64, draft: AuditDraft, previousMAC: [UInt8]) throws -> [UInt8] {
-        try keys.mac(AuditEntry.canonicalBytes(seq: seq, draft: draft, previousMAC: previousMAC), label: SealLabel.audit)
+        try keys.mac(
+            AuditEntry.canonicalBytes(seq: seq, draft: draft, previousMAC: previousMAC), label: SealLabel.audit)
     }
 
     /// Every entry's MAC and the head's, made anew under `keys` from the entries' content (`keys rotate`).
-    static func chainMACs(_ entries: [AuditEntry], headSeq: Int64, keys: any KeyHolder) throws -> (macs: [Int64: [UInt8]], head: [UInt8]) {
+    static func chainMACs(_ entries: [AuditEntry], headSeq: Int64, keys: any KeyHolder) throws -> (
+        macs: [Int64: [UInt8]], head: [UInt8]
+    ) {
         var macs: [Int64: [UInt8]] = [:]
         var previous: [UInt8] = []
         for entry in entries {
@@ -67,15 +74,18 @@ extension UnlockedVault {
     public func verifyAudit(expectHead: String? = nil) throws -> AuditVerification {
         let head = try database.auditHead()
         let entries = try database.auditEntries()
-        var verification = try Self.verifyAudit(entries, headSeq: head.seq, headMAC: head.mac, keys: keys,
-                                                expectHead: expectHead)
+        var verification = try Self.verifyAudit(
+            entries, headSeq: head.seq, headMAC: head.mac, keys: keys,
+            expectHead: expectHead)
         verification.problems += Self.rowsDisagreeingWithTheLog(try database.accounts(), entries: entries)
         return verification
     }
 
     /// `verifyAudit` over entries and a head already read (inside a transaction, for `keys rotate`).
-    static func verifyAudit(_ entries: [AuditEntry], headSeq: Int64, headMAC: [UInt8], keys: any KeyHolder,
-                            expectHead: String? = nil) throws -> AuditVerification {
+    static func verifyAudit(
+        _ entries: [AuditEntry], headSeq: Int64, headMAC: [UInt8], keys: any KeyHolder,
+        expectHead: String? = nil
+    ) throws -> AuditVerification {
         let head = (seq: headSeq, mac: headMAC)
         var previous: [UInt8] = []
         var expectedSeq: Int64 = 1
@@ -83,13 +93,18 @@ extension UnlockedVault {
         var heads: Set<String> = [Self.hex(try Self.auditHeadMAC(keys: keys, seq: 0, entryMAC: []))]
         for entry in entries {
             if entry.seq != expectedSeq {
-                problems.append("entry \(expectedSeq)\(entry.seq > expectedSeq + 1 ? "-\(entry.seq - 1)" : "") is missing")
+                problems.append(
+                    "entry \(expectedSeq)\(entry.seq > expectedSeq + 1 ? "-\(entry.seq - 1)" : "") is missing")
             }
             let mac = try Self.entryMAC(keys: keys, seq: entry.seq, draft: entry.draft, previousMAC: previous)
             if !MAC.constantTimeEqual(mac, entry.mac) {
-                problems.append("entry \(entry.seq) (\(entry.draft.event.rawValue), account '\(entry.draft.account)') does not match its MAC: edited, reordered, or an earlier entry was removed")
+                problems.append(
+                    "entry \(entry.seq) (\(entry.draft.event.rawValue), account '\(entry.draft.account)') does not match its MAC: edited, reordered, or an earlier entry was removed"
+                )
             } else if entry.draft.event == .tamperDetected {
-                problems.append("entry \(entry.seq): tokenvault found the log tampered with before it appended this entry (\(entry.draft.detail ?? entry.draft.outcome.rawValue))")
+                problems.append(
+                    "entry \(entry.seq): tokenvault found the log tampered with before it appended this entry (\(entry.draft.detail ?? entry.draft.outcome.rawValue))"
+                )
             }
             heads.insert(Self.hex(try Self.auditHeadMAC(keys: keys, seq: entry.seq, entryMAC: entry.mac)))
             // Continue from the stored MAC so one bad entry is reported once, not as a cascade.
@@ -100,18 +115,26 @@ extension UnlockedVault {
         // newest entries, or all of them, were removed.
         let newest = entries.last
         if head.mac.isEmpty {
-            problems.append("the log's head record has no MAC: it was removed (an emptied or truncated log looks like this)")
+            problems.append(
+                "the log's head record has no MAC: it was removed (an emptied or truncated log looks like this)")
         } else if head.seq != (newest?.seq ?? 0) {
-            problems.append("the log ends at entry \(newest?.seq ?? 0) but entry \(head.seq) was written: the newest entries were removed")
-        } else if !MAC.constantTimeEqual(try Self.auditHeadMAC(keys: keys, seq: newest?.seq ?? 0, entryMAC: newest?.mac ?? []), head.mac) {
-            problems.append(newest == nil
-                ? "the log is empty but its head record does not match an empty log: its entries were removed"
-                : "the log's head record does not match entry \(newest!.seq)")
+            problems.append(
+                "the log ends at entry \(newest?.seq ?? 0) but entry \(head.seq) was written: the newest entries were removed"
+            )
+        } else if !MAC.constantTimeEqual(
+            try Self.auditHeadMAC(keys: keys, seq: newest?.seq ?? 0, entryMAC: newest?.mac ?? []), head.mac)
+        {
+            problems.append(
+                newest == nil
+                    ? "the log is empty but its head record does not match an empty log: its entries were removed"
+                    : "the log's head record does not match entry \(newest!.seq)")
         }
         if let expectHead {
             let wanted = expectHead.lowercased().trimmingCharacters(in: .whitespaces)
             if !heads.contains(wanted) {
-                problems.append("the head you kept (\(wanted.prefix(16))…) is not in this log: the vault was rolled back to an older copy, replaced, or the head belongs to another vault")
+                problems.append(
+                    "the head you kept (\(wanted.prefix(16))…) is not in this log: the vault was rolled back to an older copy, replaced, or the head belongs to another vault"
+                )
             }
         }
         return AuditVerification(problems: problems, count: entries.count, head: Self.hex(head.mac), headSeq: head.seq)
@@ -133,7 +156,9 @@ extension UnlockedVault {
             if entry.draft.pair == "" {
                 problems.append("account '\(account.name)': its row was put back after entry \(entry.seq) removed it")
             } else if entry.draft.pair != account.pair {
-                problems.append("account '\(account.name)': its row does not hold the pair entry \(entry.seq) stored (rolled back to an older copy, or replaced)")
+                problems.append(
+                    "account '\(account.name)': its row does not hold the pair entry \(entry.seq) stored (rolled back to an older copy, or replaced)"
+                )
             }
         }
         return problems

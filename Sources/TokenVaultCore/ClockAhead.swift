@@ -15,7 +15,9 @@ public enum ClockAhead {
 
     public static func isAhead(updatedAt: Date, now: Date) -> Bool { updatedAt > limit(now: now) }
 
-    public static func isAhead(_ account: Account, now: Date) -> Bool { isAhead(updatedAt: account.updatedAt, now: now) }
+    public static func isAhead(_ account: Account, now: Date) -> Bool {
+        isAhead(updatedAt: account.updatedAt, now: now)
+    }
 
     /// The warning each command prints once per such account; `then` says what the command does about it.
     public static func warning(account: String, updatedAt: Date, now: Date, then: String) -> String {

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How names, times and lifetimes read in messages (the CLI's tables and the core's errors alike).
@@ -34,7 +35,9 @@ public enum Format {
     }
 
     public static func span(_ seconds: Int) -> String {
-        let d = seconds / 86400, h = (seconds % 86400) / 3600, m = (seconds % 3600) / 60
+        let d = seconds / 86400
+        let h = (seconds % 86400) / 3600
+        let m = (seconds % 3600) / 60
         if d > 0 { return "\(d)d \(h)h" }
         if h > 0 { return "\(h)h \(m)m" }
         if m > 0 { return "\(m)m" }

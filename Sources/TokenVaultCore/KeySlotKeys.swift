@@ -45,8 +45,9 @@ extension VaultHeader {
     /// command that writes a key slot replaces it with this, so that the old passphrase's envelope does not outlive
     /// a `passwd`, `keys remove` or `keys rotate`.
     public static func keySlotsOnly(createdAt: Date, now: Date) -> VaultHeader {
-        VaultHeader(kdfAlgorithm: "key_slot", kdfSalt: [], kdfOpsLimit: 0, kdfMemLimit: 0, masterKeySealed: [],
-                    createdAt: createdAt, passphraseChangedAt: now)
+        VaultHeader(
+            kdfAlgorithm: "key_slot", kdfSalt: [], kdfOpsLimit: 0, kdfMemLimit: 0, masterKeySealed: [],
+            createdAt: createdAt, passphraseChangedAt: now)
     }
 }
 
@@ -70,14 +71,17 @@ public enum KeySlots {
     /// A new slot in the box form for the master key `keys` holds: a fresh key pair, its secret key sealed under
     /// the passphrase's key (through the slot's own subkey) together with the vault's signing public key (the pin),
     /// the master key sealed to its public key, and the public key bound to the slot by a MAC under the master key.
-    public static func make(named name: String, keys: any KeyHolder, passphraseKey: SecretBytes,
-                            parameters: KDFParameters, createdAt: Date, changedAt: Date) throws -> KeySlot {
+    public static func make(
+        named name: String, keys: any KeyHolder, passphraseKey: SecretBytes,
+        parameters: KDFParameters, createdAt: Date, changedAt: Date
+    ) throws -> KeySlot {
         let pair = try BoxKeyPair.generate()
         var slot = KeySlot(
             name: name, kdfAlgorithm: KDFParameters.algorithmName, kdfSalt: parameters.salt,
             kdfOpsLimit: parameters.opsLimit, kdfMemLimit: parameters.memLimit,
-            secretKeySealed: try sealSecretKey(pair.secretKey, pin: try VaultSigning.pair(keys).publicKey,
-                                               slot: name, passphraseKey: passphraseKey),
+            secretKeySealed: try sealSecretKey(
+                pair.secretKey, pin: try VaultSigning.pair(keys).publicKey,
+                slot: name, passphraseKey: passphraseKey),
             masterKeySealed: [], createdAt: createdAt, changedAt: changedAt)
         try wrap(&slot, publicKey: pair.publicKey, keys: keys, certificates: [])
         return slot
@@ -85,22 +89,32 @@ public enum KeySlots {
 
     /// The slot's secret key and the signing public key it pins, sealed under the passphrase's key: only someone
     /// who knows the passphrase can change which master key the slot accepts.
-    static func sealSecretKey(_ secretKey: SecretBytes, pin: [UInt8], slot name: String,
-                              passphraseKey: SecretBytes) throws -> [UInt8] {
+    static func sealSecretKey(
+        _ secretKey: SecretBytes, pin: [UInt8], slot name: String,
+        passphraseKey: SecretBytes
+    ) throws -> [UInt8] {
         let plaintext = SecretBytes(count: secretKey.count + pin.count)
         plaintext.withUnsafeMutableBytes { out in
             secretKey.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            pin.withUnsafeBytes { (out.baseAddress! + secretKey.count).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            pin.withUnsafeBytes {
+                (out.baseAddress! + secretKey.count).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+            }
         }
-        return try SecretBox.seal(plaintext, key: VaultKeys.subkey(of: passphraseKey, label: SealLabel.keySlotSecretKey(name)))
+        return try SecretBox.seal(
+            plaintext, key: VaultKeys.subkey(of: passphraseKey, label: SealLabel.keySlotSecretKey(name)))
     }
 
     /// Wraps the master key `keys` holds for a box-form slot's public key with the certificates that lead from the
     /// slot's pin to that key, and binds the public key to the slot under it.
-    static func wrap(_ slot: inout KeySlot, publicKey: [UInt8], keys: any KeyHolder,
-                     certificates: [MasterKeyWrap.Certificate]) throws {
-        slot.masterKeySealed = MasterKeyWrap(sealed: try keys.wrapMasterKey(toPublicKey: publicKey),
-                                             certificates: certificates).bytes
+    static func wrap(
+        _ slot: inout KeySlot, publicKey: [UInt8], keys: any KeyHolder,
+        certificates: [MasterKeyWrap.Certificate]
+    ) throws {
+        slot.masterKeySealed =
+            MasterKeyWrap(
+                sealed: try keys.wrapMasterKey(toPublicKey: publicKey),
+                certificates: certificates
+            ).bytes
         slot.publicKey = publicKey + (try keys.mac(publicKey, label: SealLabel.keySlotPublicKey(slot.name)))
     }
 
@@ -114,8 +128,10 @@ public enum KeySlots {
         if let last = certificates.last, last.publicKey != current.publicKey {
             throw damaged(slot, "its master key's certificates do not lead to the vault's current key")
         }
-        certificates.append(.init(publicKey: next,
-                                  signature: current.sign(VaultSigning.certificateMessage(from: current.publicKey, to: next))))
+        certificates.append(
+            .init(
+                publicKey: next,
+                signature: current.sign(VaultSigning.certificateMessage(from: current.publicKey, to: next))))
         try wrap(&slot, publicKey: publicKey, keys: newKeys, certificates: certificates)
     }
 
@@ -151,7 +167,9 @@ public enum KeySlots {
             let secretKey = SecretBytes(count: BoxKeyPair.secretKeyBytes)
             var pin: [UInt8] = []
             inner.withUnsafeBytes { raw in
-                secretKey.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix(BoxKeyPair.secretKeyBytes))) }
+                secretKey.withUnsafeMutableBytes {
+                    $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix(BoxKeyPair.secretKeyBytes)))
+                }
                 pin = Array(raw.suffix(from: BoxKeyPair.secretKeyBytes))
             }
             guard let publicKey = slot.boxPublicKey, try BoxKeyPair.publicKey(of: secretKey) == publicKey else {
@@ -176,9 +194,12 @@ public enum KeySlots {
                 // Follow the certificates from the pin: each must be signed by the key before it.
                 var current = pin
                 for certificate in wrap.certificates {
-                    guard SigningKeyPair.verify(certificate.signature,
-                                                of: VaultSigning.certificateMessage(from: current, to: certificate.publicKey),
-                                                publicKey: current) else {
+                    guard
+                        SigningKeyPair.verify(
+                            certificate.signature,
+                            of: VaultSigning.certificateMessage(from: current, to: certificate.publicKey),
+                            publicKey: current)
+                    else {
                         throw substituted(slot, "a certificate of its master key is not signed by the key before it")
                     }
                     current = certificate.publicKey
@@ -189,11 +210,14 @@ public enum KeySlots {
             } else if !wrap.certificates.isEmpty {
                 throw substituted(slot, "its wrapped master key has certificates but the slot pins no key")
             }
-            guard try isBound(slot, keys: keys) else { throw damaged(slot, "its public key is not bound to it under the vault's key") }
+            guard try isBound(slot, keys: keys) else {
+                throw damaged(slot, "its public key is not bound to it under the vault's key")
+            }
             var repinned: KeySlot?
             if !pinned || !wrap.certificates.isEmpty {
                 var updated = slot
-                updated.secretKeySealed = try sealSecretKey(secretKey, pin: signing, slot: slot.name, passphraseKey: passphraseKey)
+                updated.secretKeySealed = try sealSecretKey(
+                    secretKey, pin: signing, slot: slot.name, passphraseKey: passphraseKey)
                 updated.masterKeySealed = MasterKeyWrap(sealed: wrap.sealed, certificates: []).bytes
                 repinned = updated
             }
@@ -209,7 +233,8 @@ public enum KeySlots {
 
     /// What the passphrase's key opens directly; nil for a wrong passphrase.
     private static func passphraseLayer(_ slot: KeySlot, passphraseKey: SecretBytes) throws -> SecretBytes? {
-        let sealed: [UInt8], key: SecretBytes
+        let sealed: [UInt8]
+        let key: SecretBytes
         switch slot.form {
         case .legacy:
             (sealed, key) = (slot.masterKeySealed, passphraseKey)
@@ -217,7 +242,9 @@ public enum KeySlots {
             guard let secretKeySealed = slot.secretKeySealed, slot.boxPublicKey != nil else {
                 throw damaged(slot, "it has a public key but its other half is missing or malformed")
             }
-            (sealed, key) = (secretKeySealed, VaultKeys.subkey(of: passphraseKey, label: SealLabel.keySlotSecretKey(slot.name)))
+            (sealed, key) = (
+                secretKeySealed, VaultKeys.subkey(of: passphraseKey, label: SealLabel.keySlotSecretKey(slot.name))
+            )
         }
         do {
             return try SecretBox.open(sealed, key: key)
@@ -232,13 +259,19 @@ public enum KeySlots {
     /// knows no passphrase (the wrap is an anonymous sealed box), or an older wrap put back. Refused before the key
     /// seals, opens or sends anything.
     private static func substituted(_ slot: KeySlot, _ what: String) -> VaultError {
-        .integrity("key slot '\(slot.name)': \(what); the vault was not opened",
-                   hint: "someone who can write the vault's store replaced or rolled back its master key: enter no secret into this vault; restore it from a backup you trust, or create a new vault, and tell whoever administers the store")
+        .integrity(
+            "key slot '\(slot.name)': \(what); the vault was not opened",
+            hint:
+                "someone who can write the vault's store replaced or rolled back its master key: enter no secret into this vault; restore it from a backup you trust, or create a new vault, and tell whoever administers the store"
+        )
     }
 
     static func damaged(_ slot: KeySlot, _ what: String) -> VaultError {
-        .integrity("key slot '\(slot.name)': \(what)",
-                   hint: "the vault file was edited or damaged; open it with another key slot's passphrase and run \(Format.command("tokenvault passwd --slot \(slot.name)")) to make this one again, or restore the vault from a backup")
+        .integrity(
+            "key slot '\(slot.name)': \(what)",
+            hint:
+                "the vault file was edited or damaged; open it with another key slot's passphrase and run \(Format.command("tokenvault passwd --slot \(slot.name)")) to make this one again, or restore the vault from a backup"
+        )
     }
 }
 
@@ -290,17 +323,23 @@ struct MasterKeyWrap: Equatable {
             defer { at += n }
             return bytes[at..<at + n]
         }
-        func length() throws -> Int { let b = try take(2); return Int(b.first!) << 8 | Int(b.last!) }
+        func length() throws -> Int {
+            let b = try take(2)
+            return Int(b.first!) << 8 | Int(b.last!)
+        }
         let sealed = Array(try take(try length()))
         let count = try length()
         let size = SigningKeyPair.publicKeyBytes + SigningKeyPair.signatureBytes
         guard bytes.count - at == count * size else {
-            throw VaultCryptoError.malformed("it holds \(bytes.count - at) bytes of certificates for \(count) certificate\(count == 1 ? "" : "s")")
+            throw VaultCryptoError.malformed(
+                "it holds \(bytes.count - at) bytes of certificates for \(count) certificate\(count == 1 ? "" : "s")")
         }
         var certificates: [Certificate] = []
         for _ in 0..<count {
-            certificates.append(Certificate(publicKey: Array(try take(SigningKeyPair.publicKeyBytes)),
-                                            signature: Array(try take(SigningKeyPair.signatureBytes))))
+            certificates.append(
+                Certificate(
+                    publicKey: Array(try take(SigningKeyPair.publicKeyBytes)),
+                    signature: Array(try take(SigningKeyPair.signatureBytes))))
         }
         return MasterKeyWrap(sealed: sealed, certificates: certificates)
     }

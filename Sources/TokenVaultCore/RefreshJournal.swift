@@ -1,8 +1,9 @@
 import Foundation
 import VaultCrypto
 import VaultStore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A local journal of refreshed pairs not yet known to be in the vault's store.
@@ -33,7 +34,8 @@ public final class RefreshJournal: Sendable {
     public init(base: String, location: String) {
         let canonical = VaultLocation(location).journalKey
         // A name for the directory, not a secret: a keyed hash under a fixed public key is a plain hash.
-        let digest = MAC.hmacSHA256(key: SecretBytes(copying: Array("tokenvault journal".utf8)), message: Array(canonical.utf8))
+        let digest = MAC.hmacSHA256(
+            key: SecretBytes(copying: Array("tokenvault journal".utf8)), message: Array(canonical.utf8))
         directory = base + "/" + digest.prefix(16).map { String(format: "%02x", $0) }.joined()
         self.location = location
     }
@@ -133,12 +135,15 @@ public final class RefreshJournal: Sendable {
 
     /// Creates the entry for `account` at its full size (not synced: a refresh that dies before the provider
     /// answers loses nothing). Throws when the journal cannot be written: then nothing may be sent.
-    public func reserve(_ account: Account, integration: String?, trigger: AuditTrigger, now: Date) throws -> Reservation {
+    public func reserve(_ account: Account, integration: String?, trigger: AuditTrigger, now: Date) throws
+        -> Reservation
+    {
         try prepareDirectory()
-        let entry = Entry(accountId: account.id, account: account.name, integration: integration, trigger: trigger.rawValue,
-                          sentAt: now, fromAccessSealed: account.accessTokenSealed.map { Data($0) },
-                          fromRefreshSealed: account.refreshTokenSealed.map { Data($0) },
-                          accessExpiresBefore: account.accessExpiresAt, refreshExpiresBefore: account.refreshExpiresAt, pair: nil)
+        let entry = Entry(
+            accountId: account.id, account: account.name, integration: integration, trigger: trigger.rawValue,
+            sentAt: now, fromAccessSealed: account.accessTokenSealed.map { Data($0) },
+            fromRefreshSealed: account.refreshTokenSealed.map { Data($0) },
+            accessExpiresBefore: account.accessExpiresAt, refreshExpiresBefore: account.refreshExpiresAt, pair: nil)
         let reservation = Reservation(path: path(forAccountId: account.id), entry: entry)
         // A pair kept earlier (its row had moved on) stays kept, under a name of its own.
         if let kept = Self.decode(reservation.path), kept.pair != nil {
@@ -151,9 +156,11 @@ public final class RefreshJournal: Sendable {
     /// Writes the provider's answer (`account` as it will be stored) into the reserved entry and syncs it.
     public func record(_ reservation: inout Reservation, stored account: Account, refreshTokenChanged: Bool) throws {
         reservation.entry.pair = Entry.Pair(
-            accessSealed: account.accessTokenSealed.map { Data($0) }, refreshSealed: account.refreshTokenSealed.map { Data($0) },
+            accessSealed: account.accessTokenSealed.map { Data($0) },
+            refreshSealed: account.refreshTokenSealed.map { Data($0) },
             accessExpiresAt: account.accessExpiresAt, refreshExpiresAt: account.refreshExpiresAt,
-            grantedScopes: account.grantedScopes, updatedAt: account.updatedAt, refreshTokenChanged: refreshTokenChanged,
+            grantedScopes: account.grantedScopes, updatedAt: account.updatedAt,
+            refreshTokenChanged: refreshTokenChanged,
             pairId: account.pair)
         try write(reservation.entry, to: reservation.path, create: false, sync: true)
     }
@@ -194,13 +201,17 @@ public final class RefreshJournal: Sendable {
         let base = URL(fileURLWithPath: directory).deletingLastPathComponent().path
         let parent = URL(fileURLWithPath: base).deletingLastPathComponent().path
         if access(parent, F_OK) != 0 {
-            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true,
-                                                     attributes: [.posixPermissions: 0o700])
+            try? FileManager.default.createDirectory(
+                atPath: parent, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
         }
         var info = stat()
-        guard stat(parent, &info) == 0 else { throw Failure.system(path: parent, reason: String(cString: strerror(errno))) }
+        guard stat(parent, &info) == 0 else {
+            throw Failure.system(path: parent, reason: String(cString: strerror(errno)))
+        }
         if info.st_mode & 0o002 != 0 && info.st_mode & S_ISVTX == 0 {
-            throw Failure.unsafeDirectory(path: parent, reason: "anyone can write it (mode \(String(info.st_mode & 0o7777, radix: 8)))")
+            throw Failure.unsafeDirectory(
+                path: parent, reason: "anyone can write it (mode \(String(info.st_mode & 0o7777, radix: 8)))")
         }
         for dir in [base, directory] { try Self.checkDirectory(dir) }
     }
@@ -210,14 +221,17 @@ public final class RefreshJournal: Sendable {
         var info = stat()
         guard lstat(dir, &info) == 0 else { throw Failure.system(path: dir, reason: String(cString: strerror(errno))) }
         guard info.st_mode & S_IFMT == S_IFDIR else {
-            throw Failure.unsafeDirectory(path: dir, reason: info.st_mode & S_IFMT == S_IFLNK ? "it is a symbolic link" : "it is not a directory")
+            throw Failure.unsafeDirectory(
+                path: dir, reason: info.st_mode & S_IFMT == S_IFLNK ? "it is a symbolic link" : "it is not a directory")
         }
         guard info.st_uid == geteuid() else {
-            throw Failure.unsafeDirectory(path: dir, reason: "it belongs to uid \(info.st_uid), not to you (uid \(geteuid()))")
+            throw Failure.unsafeDirectory(
+                path: dir, reason: "it belongs to uid \(info.st_uid), not to you (uid \(geteuid()))")
         }
         if info.st_mode & 0o022 != 0 || info.st_mode & 0o700 != 0o700 {
             guard chmod(dir, 0o700) == 0 else {
-                throw Failure.unsafeDirectory(path: dir, reason: "others can write it (mode \(String(info.st_mode & 0o777, radix: 8)))")
+                throw Failure.unsafeDirectory(
+                    path: dir, reason: "others can write it (mode \(String(info.st_mode & 0o777, radix: 8)))")
             }
         }
     }
@@ -227,7 +241,8 @@ public final class RefreshJournal: Sendable {
     private func write(_ entry: Entry, to path: String, create: Bool, sync: Bool) throws {
         var bytes = [UInt8](try JSONEncoder().encode(entry))
         if bytes.count < Self.reservedSize { bytes += [UInt8](repeating: 0x20, count: Self.reservedSize - bytes.count) }
-        let flags = create ? (O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC) : (O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+        let flags =
+            create ? (O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC) : (O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
         let fd = open(path, flags, 0o600)
         guard fd >= 0 else { throw Failure.system(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
@@ -242,10 +257,15 @@ public final class RefreshJournal: Sendable {
             written += n
         }
         if sync {
-            guard fsync(fd) == 0 else { throw Failure.system(path: path, reason: "fsync: \(String(cString: strerror(errno)))") }
+            guard fsync(fd) == 0 else {
+                throw Failure.system(path: path, reason: "fsync: \(String(cString: strerror(errno)))")
+            }
             // The entry's name too: a directory entry is durable once its directory is synced.
             let dirFd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if dirFd >= 0 { fsync(dirFd); close(dirFd) }
+            if dirFd >= 0 {
+                fsync(dirFd)
+                close(dirFd)
+            }
         }
     }
 }
@@ -276,17 +296,25 @@ extension RefreshJournal {
     /// Stores the pairs earlier commands left, each only over the row its refresh started from, under the account's
     /// refresh lock (an entry whose lock another process holds is that process's refresh in flight). Each stored
     /// pair gets its `refreshed` audit entry, noting that it came from the journal.
-    public func replay(vault: UnlockedVault, now: Date, sleep: @Sendable (Double) async throws -> Void) async -> JournalReplay {
+    public func replay(vault: UnlockedVault, now: Date, sleep: @Sendable (Double) async throws -> Void) async
+        -> JournalReplay
+    {
         var result = JournalReplay()
         let found: [(path: String, entry: Entry?)]
-        do { found = try entries() } catch { result.storeFailure = error; return result }
+        do { found = try entries() } catch {
+            result.storeFailure = error
+            return result
+        }
         let database = vault.database
         for (path, entry) in found {
             guard let entry else {
                 // Unreadable: a reservation another process is writing this instant, or one torn by a crash long
                 // ago. Only the latter is removed.
                 var info = stat()
-                if stat(path, &info) == 0, now.timeIntervalSince1970 - Double(info.st_mtim.tv_sec) > 600 { unlink(path); result.dropped += 1 }
+                if stat(path, &info) == 0, now.timeIntervalSince1970 - Double(info.st_mtim.tv_sec) > 600 {
+                    unlink(path)
+                    result.dropped += 1
+                }
                 continue
             }
             do {
@@ -300,7 +328,8 @@ extension RefreshJournal {
                     continue
                 }
                 let lock: any RefreshLock
-                do { lock = try await database.lockForRefresh(row, timeout: 0, sleep: sleep) } catch StoreError.lockBusy {
+                do { lock = try await database.lockForRefresh(row, timeout: 0, sleep: sleep) } catch StoreError.lockBusy
+                {
                     result.busy += 1
                     continue
                 }
@@ -309,15 +338,28 @@ extension RefreshJournal {
                     // A refresh cut off after its refresh token was sent, with no answer kept: if the row is still
                     // the one it started from, the provider may have retired that token. Kept (list and check
                     // name the account) until the account's next refresh finds out.
-                    if entry.startedFrom(row) { result.interrupted.append(entry.account) } else { unlink(path); result.dropped += 1 }
+                    if entry.startedFrom(row) {
+                        result.interrupted.append(entry.account)
+                    } else {
+                        unlink(path)
+                        result.dropped += 1
+                    }
                     continue
                 }
                 let outcome = try await store(entry, over: row, vault: vault, now: now)
                 switch outcome {
-                case .stored: unlink(path); result.stored.append(entry.account)
-                case .alreadyStored: unlink(path); result.alreadyStored.append(entry.account)
-                case .movedOn: result.kept.append((entry.account, path, "the account's pair changed since (another refresh or an authorize)"))
-                case .unopenable: result.kept.append((entry.account, path, "its sealed tokens do not open under the vault's current key"))
+                case .stored:
+                    unlink(path)
+                    result.stored.append(entry.account)
+                case .alreadyStored:
+                    unlink(path)
+                    result.alreadyStored.append(entry.account)
+                case .movedOn:
+                    result.kept.append(
+                        (entry.account, path, "the account's pair changed since (another refresh or an authorize)"))
+                case .unopenable:
+                    result.kept.append(
+                        (entry.account, path, "its sealed tokens do not open under the vault's current key"))
                 }
             } catch {
                 result.storeFailure = error
@@ -339,8 +381,13 @@ extension RefreshJournal {
         // Opened directly, not through accessToken(of:), which also wants the row to match the newest audit
         // entry: this pair's entry is the one about to be written.
         do {
-            if let sealed = candidate.accessTokenSealed { _ = try vault.open(sealed, label: SealLabel.accessToken(candidate), what: "the journaled access token") }
-            if let sealed = candidate.refreshTokenSealed { _ = try vault.open(sealed, label: SealLabel.refreshToken(candidate), what: "the journaled refresh token") }
+            if let sealed = candidate.accessTokenSealed {
+                _ = try vault.open(sealed, label: SealLabel.accessToken(candidate), what: "the journaled access token")
+            }
+            if let sealed = candidate.refreshTokenSealed {
+                _ = try vault.open(
+                    sealed, label: SealLabel.refreshToken(candidate), what: "the journaled refresh token")
+            }
         } catch { return .unopenable }
         return try await vault.database.writeAsync { w in
             let current = try w.account(named: entry.account)
@@ -353,7 +400,8 @@ extension RefreshJournal {
                 accessExpiresBefore: entry.accessExpiresBefore, accessExpiresAfter: candidate.accessExpiresAt,
                 refreshExpiresBefore: entry.refreshExpiresBefore, refreshExpiresAfter: candidate.refreshExpiresAt,
                 refreshTokenChanged: entry.pair?.refreshTokenChanged, pair: candidate.pair)
-            draft.detail = "stored from the local journal: the vault's store had failed after the provider answered at \(Format.timestamp(entry.sentAt))"
+            draft.detail =
+                "stored from the local journal: the vault's store had failed after the provider answered at \(Format.timestamp(entry.sentAt))"
             try vault.appendAudit(draft, in: w)
             return .stored
         }
@@ -369,20 +417,31 @@ extension RefreshJournal {
     @discardableResult
     public static func storePending(vault: UnlockedVault, services: VaultServices) async -> JournalReplay {
         guard let journal = of(vault.database, services: services),
-              let names = try? FileManager.default.contentsOfDirectory(atPath: journal.directory),
-              names.contains(where: { $0.hasSuffix(".pair") }) else { return JournalReplay() }
+            let names = try? FileManager.default.contentsOfDirectory(atPath: journal.directory),
+            names.contains(where: { $0.hasSuffix(".pair") })
+        else { return JournalReplay() }
         let result = await journal.replay(vault: vault, now: services.now(), sleep: services.sleep)
         let console = services.console
         if !result.stored.isEmpty {
-            let names = result.stored.prefix(5).map { "'\($0)'" }.joined(separator: ", ") + (result.stored.count > 5 ? ", …" : "")
-            console.err("tokenvault: stored \(result.stored.count) new pair\(result.stored.count == 1 ? "" : "s") the local journal kept when the vault's store failed (\(names))\n")
+            let names =
+                result.stored.prefix(5).map { "'\($0)'" }.joined(separator: ", ")
+                + (result.stored.count > 5 ? ", …" : "")
+            console.err(
+                "tokenvault: stored \(result.stored.count) new pair\(result.stored.count == 1 ? "" : "s") the local journal kept when the vault's store failed (\(names))\n"
+            )
         }
         for kept in result.kept {
-            console.warn("the local journal keeps a new pair of '\(kept.account)' that was not stored: \(kept.reason); it stays in \(kept.path)")
-            console.err("tokenvault: hint: if the account works ('tokenvault token \(kept.account)'), remove that file; if the provider refuses it, run 'tokenvault authorize \(kept.account)'\n")
+            console.warn(
+                "the local journal keeps a new pair of '\(kept.account)' that was not stored: \(kept.reason); it stays in \(kept.path)"
+            )
+            console.err(
+                "tokenvault: hint: if the account works ('tokenvault token \(kept.account)'), remove that file; if the provider refuses it, run 'tokenvault authorize \(kept.account)'\n"
+            )
         }
         if let failure = result.storeFailure {
-            console.warn("the pairs the local journal keeps could not be stored yet (\(failure.localizedDescription)); they stay in \(journal.directory) for the next command")
+            console.warn(
+                "the pairs the local journal keeps could not be stored yet (\(failure.localizedDescription)); they stay in \(journal.directory) for the next command"
+            )
         }
         return result
     }
@@ -402,8 +461,9 @@ extension RefreshJournal {
         var found: [Entry] = []
         for (_, entry) in (try? entries()) ?? [] {
             guard let entry, entry.pair == nil, let row = try? await database.accountAsync(named: entry.account),
-                  entry.startedFrom(row),
-                  let lock = try? await database.lockForRefresh(row, timeout: 0, sleep: { _ in }) else { continue }
+                entry.startedFrom(row),
+                let lock = try? await database.lockForRefresh(row, timeout: 0, sleep: { _ in })
+            else { continue }
             lock.release()
             found.append(entry)
         }

@@ -47,8 +47,10 @@ public struct RefreshOutcome: Sendable {
     /// Nothing was sent because the vault's store was failing (refresh-all says so once for all of them).
     public var notSentStoreFailing = false
 
-    public init(account: String, integration: String, status: Status, accessExpiresBefore: Date? = nil,
-                accessExpiresAfter: Date? = nil) {
+    public init(
+        account: String, integration: String, status: Status, accessExpiresBefore: Date? = nil,
+        accessExpiresAfter: Date? = nil
+    ) {
         self.account = account
         self.integration = integration
         self.status = status
@@ -71,10 +73,12 @@ extension RefreshOutcome {
     /// with short lifetimes) is not warned about, nor is a pair another process refreshed (that process warns).
     public func lapseWarning(now: Date) -> String? {
         guard status == .refreshed, let expiry = refreshExpiresAfter, let before = refreshExpiresBefore,
-              // Not moved later (kept, or shortened): refreshing did not extend the refresh token's life.
-              expiry.timeIntervalSince(before) <= refreshExpiryTolerance,
-              expiry.timeIntervalSince(now) < refreshLapseWarning else { return nil }
-        return "the refresh token of '\(account)' lapses in \(Format.span(Int(expiry.timeIntervalSince(now)))) even after refreshing (the provider did not reset its lifetime); run \(Format.command("tokenvault authorize \(account)")) before \(Format.timestamp(expiry))"
+            // Not moved later (kept, or shortened): refreshing did not extend the refresh token's life.
+            expiry.timeIntervalSince(before) <= refreshExpiryTolerance,
+            expiry.timeIntervalSince(now) < refreshLapseWarning
+        else { return nil }
+        return
+            "the refresh token of '\(account)' lapses in \(Format.span(Int(expiry.timeIntervalSince(now)))) even after refreshing (the provider did not reset its lifetime); run \(Format.command("tokenvault authorize \(account)")) before \(Format.timestamp(expiry))"
     }
 }
 
@@ -92,14 +96,18 @@ public struct RetryWait: Sendable, Equatable {
 
 extension RetryPolicy {
     /// `run(sleep:_:)`, telling `onWait` when each wait starts (the wait) and ends (nil).
-    public func run<T>(sleep: @Sendable (Double) async throws -> Void, onWait: (@Sendable (RetryWait?) -> Void)?,
-                _ op: () async throws -> T) async throws -> T {
-        try await run(sleep: { seconds in
-            defer { onWait?(nil) }
-            try await sleep(seconds)
-        }, willWait: { seconds, error in
-            onWait?(RetryWait(seconds: seconds, retryAfter: (error as? OAuthError)?.retryAfter != nil))
-        }, op)
+    public func run<T>(
+        sleep: @Sendable (Double) async throws -> Void, onWait: (@Sendable (RetryWait?) -> Void)?,
+        _ op: () async throws -> T
+    ) async throws -> T {
+        try await run(
+            sleep: { seconds in
+                defer { onWait?(nil) }
+                try await sleep(seconds)
+            },
+            willWait: { seconds, error in
+                onWait?(RetryWait(seconds: seconds, retryAfter: (error as? OAuthError)?.retryAfter != nil))
+            }, op)
     }
 }
 
@@ -131,8 +139,11 @@ public final class Refresher: Sendable {
     /// Told about each wait between attempts (refresh-all's progress line shows it).
     let onWait: (@Sendable (RetryWait?) -> Void)?
 
-    public init(vault: UnlockedVault, services: VaultServices, trigger: AuditTrigger, verbose: Bool, retry: RetryPolicy = Refresher.retryPolicy,
-         budget: TimeInterval? = nil, lockTimeout: TimeInterval? = nil, onWait: (@Sendable (RetryWait?) -> Void)? = nil) {
+    public init(
+        vault: UnlockedVault, services: VaultServices, trigger: AuditTrigger, verbose: Bool,
+        retry: RetryPolicy = Refresher.retryPolicy,
+        budget: TimeInterval? = nil, lockTimeout: TimeInterval? = nil, onWait: (@Sendable (RetryWait?) -> Void)? = nil
+    ) {
         self.vault = vault
         self.services = services
         self.trigger = trigger
@@ -175,8 +186,10 @@ public final class Refresher: Sendable {
     /// `peek`: read the account once before taking its lock, and leave it (`alreadyFresh`) if another process has
     /// plainly done the work already: one read instead of a lock, a read and an unlock, for runs that see others
     /// at work. Reading without the lock can only find it still needed when it is not; the read under the lock decides.
-    public func refresh(_ planned: Account, lockTimeout: TimeInterval? = nil, peek: Bool = false,
-                        stillNeeded: @Sendable (Account) -> Bool) async -> RefreshOutcome {
+    public func refresh(
+        _ planned: Account, lockTimeout: TimeInterval? = nil, peek: Bool = false,
+        stillNeeded: @Sendable (Account) -> Bool
+    ) async -> RefreshOutcome {
         var outcome = RefreshOutcome(account: planned.name, integration: "?", status: .failed)
         var sent = false
         do {
@@ -204,17 +217,21 @@ public final class Refresher: Sendable {
             // Nothing is sent while the store is failing: wait for it to work again, or give up with it.
             try await storeHealth.waitUntilWritable(now: services.now, sleep: services.sleep)
             let lock = try await storeHealth.noting(now: services.now, sleep: services.sleep) {
-                try await vault.database.lockForRefresh(planned, timeout: lockTimeout ?? self.lockTimeout, sleep: services.sleep)
+                try await vault.database.lockForRefresh(
+                    planned, timeout: lockTimeout ?? self.lockTimeout, sleep: services.sleep)
             }
             defer { lock.release() }
             // Read again under the lock: the pair may have changed while we waited.
-            var account = try await storeHealth.noting(now: services.now, sleep: services.sleep) { try await vault.database.accountAsync(named: planned.name) }
+            var account = try await storeHealth.noting(now: services.now, sleep: services.sleep) {
+                try await vault.database.accountAsync(named: planned.name)
+            }
             guard account.id == planned.id else { throw StoreError.noSuchAccount(planned.name) }
             outcome.accessExpiresBefore = account.accessExpiresAt
             outcome.refreshExpiresBefore = account.refreshExpiresAt
             if account.state == .needsReauth {
                 outcome.status = .needsReauth
-                outcome.failure = VaultError.needsReauthorization(account: account.name, reason: "the provider refused its refresh token earlier")
+                outcome.failure = VaultError.needsReauthorization(
+                    account: account.name, reason: "the provider refused its refresh token earlier")
                 return outcome
             }
             guard stillNeeded(account) else {
@@ -234,8 +251,9 @@ public final class Refresher: Sendable {
             // A lock that ended under us (a PostgreSQL advisory lock dies with its connection, say on a server
             // restart) may already be another host's: sending now could spend the refresh token twice.
             guard await lock.isStillHeld() else {
-                throw StoreError.lockBusy("account '\(account.name)': its refresh lock was lost (the connection to the vault's server dropped) before anything was sent",
-                                          hint: "run the refresh again; nothing was changed")
+                throw StoreError.lockBusy(
+                    "account '\(account.name)': its refresh lock was lost (the connection to the vault's server dropped) before anything was sent",
+                    hint: "run the refresh again; nothing was changed")
             }
             // The journal's entry for this refresh exists, at full size, before the refresh token leaves: a pair the
             // provider hands out always has a place on local disk. An earlier run's pair still waiting there is
@@ -243,9 +261,11 @@ public final class Refresher: Sendable {
             var reservation: RefreshJournal.Reservation?
             if let journal {
                 if case .some(.some(let waiting)) = journal.entry(forAccountId: account.id), waiting.pair != nil,
-                   waiting.startedFrom(account) {
+                    waiting.startedFrom(account)
+                {
                     // Left by a refresh whose process is gone (this one holds the lock): stored now, nothing sent.
-                    if (try? await journal.store(waiting, over: account, vault: vault, now: services.now())) == .stored {
+                    if (try? await journal.store(waiting, over: account, vault: vault, now: services.now())) == .stored
+                    {
                         unlink(journal.path(forAccountId: account.id))
                         let stored = waiting.applied(to: account)
                         outcome.status = .alreadyFresh
@@ -262,10 +282,15 @@ public final class Refresher: Sendable {
                 do {
                     let (now, trigger, integration) = (services.now(), trigger, integration.name)
                     let planned = account
-                    reservation = try await Self.offPool { try journal.reserve(planned, integration: integration, trigger: trigger, now: now) }
+                    reservation = try await Self.offPool {
+                        try journal.reserve(planned, integration: integration, trigger: trigger, now: now)
+                    }
                 } catch {
-                    throw VaultError.storeFailed("account '\(account.name)' was not refreshed: \(error.localizedDescription)",
-                                                 hint: "tokenvault keeps each new pair there until the vault has stored it; make the directory writable (free space, mode 0700, yours)")
+                    throw VaultError.storeFailed(
+                        "account '\(account.name)' was not refreshed: \(error.localizedDescription)",
+                        hint:
+                            "tokenvault keeps each new pair there until the vault has stored it; make the directory writable (free space, mode 0700, yours)"
+                    )
                 }
             }
             let response: TokenResponse
@@ -286,8 +311,7 @@ public final class Refresher: Sendable {
                 outcome.failure = error
                 outcome.trackingId = error.trackingId
                 return outcome
-            }
-            catch {
+            } catch {
                 if let reservation { journal?.remove(reservation) }
                 throw error
             }
@@ -320,13 +344,17 @@ public final class Refresher: Sendable {
                     outcome.status = .pending
                     outcome.failure = VaultError.storeFailed(
                         "the new pair of '\(account.name)' was not stored (\(error.localizedDescription)); it waits in the local journal \(journal.directory)",
-                        hint: "run any command that unlocks the vault (e.g. 'tokenvault refresh-all') once its store works again: it stores the pair first")
+                        hint:
+                            "run any command that unlocks the vault (e.g. 'tokenvault refresh-all') once its store works again: it stores the pair first"
+                    )
                 } else {
                     outcome.status = .failed
                     let why = journalFailure.map { "; the local journal failed too (\($0.localizedDescription))" } ?? ""
                     outcome.failure = VaultError.storeFailed(
                         "the new pair of '\(account.name)' could not be kept: the vault's store failed (\(error.localizedDescription))\(why)",
-                        hint: "the provider may have retired the old refresh token: run 'tokenvault refresh \(account.name)' once the store works, and 'tokenvault authorize \(account.name)' if the provider refuses it")
+                        hint:
+                            "the provider may have retired the old refresh token: run 'tokenvault refresh \(account.name)' once the store works, and 'tokenvault authorize \(account.name)' if the provider refuses it"
+                    )
                 }
                 return outcome
             }
@@ -378,7 +406,7 @@ public final class Refresher: Sendable {
             try await store(account, audited: entry)
             storeHealth.succeeded()
             return
-        } catch where StoreHealth.isStoreFailure(error) {
+        } catch  where StoreHealth.isStoreFailure(error) {
             storeHealth.failed(error, now: services.now())
         }
         let vault = vault
@@ -393,23 +421,28 @@ public final class Refresher: Sendable {
                 try await vault.database.writeAsync { w in
                     let current = try w.account(named: account.name)
                     if current.id == account.id, current.accessTokenSealed == account.accessTokenSealed,
-                       current.refreshTokenSealed == account.refreshTokenSealed { return }
+                        current.refreshTokenSealed == account.refreshTokenSealed
+                    {
+                        return
+                    }
                     try w.update(account)
                     try vault.appendAudit(entry, in: w)
                 }
                 storeHealth.succeeded()
                 return
-            } catch where StoreHealth.isStoreFailure(error) {
+            } catch  where StoreHealth.isStoreFailure(error) {
                 storeHealth.failed(error, now: services.now())
             }
         }
     }
 
     private func draft(_ before: Account, _ after: Account, outcome: AuditOutcome, event: AuditEvent) -> AuditDraft {
-        AuditDraft(at: services.now(), account: after.name, integration: opened.withLock { $0[after.integrationId]?.integration.name },
-                   event: event, trigger: trigger, outcome: outcome,
-                   accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: after.accessExpiresAt,
-                   refreshExpiresBefore: before.refreshExpiresAt, refreshExpiresAfter: after.refreshExpiresAt)
+        AuditDraft(
+            at: services.now(), account: after.name,
+            integration: opened.withLock { $0[after.integrationId]?.integration.name },
+            event: event, trigger: trigger, outcome: outcome,
+            accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: after.accessExpiresAt,
+            refreshExpiresBefore: before.refreshExpiresAt, refreshExpiresAfter: after.refreshExpiresAt)
     }
 }
 
@@ -418,7 +451,8 @@ extension Provider {
     /// endpoints) applied.
     public static func of(_ integration: Integration) throws -> Provider {
         do {
-            return try configured(name: integration.provider, options: try ProviderOptions.decode(integration.providerOptions))
+            return try configured(
+                name: integration.provider, options: try ProviderOptions.decode(integration.providerOptions))
         } catch let error as OAuthError {
             throw VaultError.invalid("integration '\(integration.name)': \(error.localizedDescription)")
         }
@@ -427,9 +461,12 @@ extension Provider {
 
 extension OAuthClient {
     /// A client for a stored integration, with its client secret opened from the vault.
-    public static func make(for integration: Integration, vault: UnlockedVault, transport: any HTTPTransport) throws -> OAuthClient {
+    public static func make(for integration: Integration, vault: UnlockedVault, transport: any HTTPTransport) throws
+        -> OAuthClient
+    {
         guard let base = URL(string: integration.apiBase) else {
-            throw VaultError.invalid("integration '\(integration.name)' has an invalid API base \(Format.quoted(integration.apiBase))")
+            throw VaultError.invalid(
+                "integration '\(integration.name)' has an invalid API base \(Format.quoted(integration.apiBase))")
         }
         let secret = try vault.clientSecret(of: integration)
         guard let secretText = secret.copyToString() else {
@@ -438,9 +475,10 @@ extension OAuthClient {
         let options = try? ProviderOptions.decode(integration.providerOptions)
         return OAuthClient(
             provider: try Provider.of(integration),
-            credentials: ClientCredentials(clientId: integration.clientId, clientSecret: secretText,
-                                           redirectURI: integration.redirectURI, scopes: integration.scopes, apiBase: base,
-                                           tenant: (options ?? nil)?.tenant),
+            credentials: ClientCredentials(
+                clientId: integration.clientId, clientSecret: secretText,
+                redirectURI: integration.redirectURI, scopes: integration.scopes, apiBase: base,
+                tenant: (options ?? nil)?.tenant),
             transport: transport)
     }
 }

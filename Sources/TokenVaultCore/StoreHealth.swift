@@ -53,7 +53,9 @@ public final class StoreHealth: Sendable {
             guard s.down else { return nil }
             return VaultError.storeFailed(
                 "the vault's store failed for \(Int(wait)) s (\(s.lastFailure?.localizedDescription ?? "unknown error")); no refresh token was sent after that",
-                hint: "run the command again once the store works: pairs the provider already handed out wait in the local journal and are stored first")
+                hint:
+                    "run the command again once the store works: pairs the provider already handed out wait in the local journal and are stored first"
+            )
         }
     }
 
@@ -88,7 +90,10 @@ public final class StoreHealth: Sendable {
             if s.down { return nil }
             guard let since = s.failingSince else { return wait }
             let left = wait - now.timeIntervalSince(since)
-            if left <= 0 { s.down = true; return nil }
+            if left <= 0 {
+                s.down = true
+                return nil
+            }
             return left
         }
     }
@@ -107,8 +112,10 @@ public final class StoreHealth: Sendable {
 
     /// Runs a store operation made before anything is sent (a lock, a read); a store failure is retried with
     /// backoff while the wait allows, then thrown.
-    func noting<T>(now: @Sendable () -> Date, sleep: @Sendable (Double) async throws -> Void,
-                   _ operation: () async throws -> T) async throws -> T {
+    func noting<T>(
+        now: @Sendable () -> Date, sleep: @Sendable (Double) async throws -> Void,
+        _ operation: () async throws -> T
+    ) async throws -> T {
         guard enabled else { return try await operation() }
         var delay = 0.25
         var failedOnce = false
@@ -117,7 +124,7 @@ public final class StoreHealth: Sendable {
                 let value = try await operation()
                 if failedOnce { readSucceeded() }
                 return value
-            } catch where Self.isStoreFailure(error) {
+            } catch  where Self.isStoreFailure(error) {
                 failedOnce = true
                 failed(error, now: now(), write: false)
                 guard let left = remaining(now: now()), left > 0 else { throw downError ?? error }

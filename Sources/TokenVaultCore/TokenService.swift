@@ -24,8 +24,10 @@ public struct TokenService: Sendable {
     /// The access token to hand out for `account` (read before the vault was unlocked), refreshed first when it
     /// lapses within `minValid`. Warnings (a clock ahead, a failed refresh while the token in hand is still good)
     /// go to the console.
-    public func freshAccessToken(account initial: Account, integration: Integration, minValid: TimeInterval,
-                                 trigger: AuditTrigger) async throws -> String {
+    public func freshAccessToken(
+        account initial: Account, integration: Integration, minValid: TimeInterval,
+        trigger: AuditTrigger
+    ) async throws -> String {
         let database = vault.database
         let name = initial.name
         var account = initial
@@ -36,16 +38,22 @@ public struct TokenService: Sendable {
         let now = services.now()
         let threshold = now.addingTimeInterval(minValid)
         // A pair stored in the future has expiries that cannot be trusted (ClockAhead): refresh it now.
-        @Sendable func lapsesSoon(_ a: Account) -> Bool { (a.accessExpiresAt ?? .distantPast) < threshold || ClockAhead.isAhead(a, now: now) }
+        @Sendable func lapsesSoon(_ a: Account) -> Bool {
+            (a.accessExpiresAt ?? .distantPast) < threshold || ClockAhead.isAhead(a, now: now)
+        }
         // The stored name must be the one sealed with the integration, and not one that changes how programs run.
         // A token that stays valid is opened in the same trip off the pool (the common case: one trip in all).
-        let vault = vault, inHand = account, handOut = !lapsesSoon(account)
+        let vault = vault
+        let inHand = account
+        let handOut = !lapsesSoon(account)
         let valid = try await BlockingWork.run { () throws -> SecretBytes? in
             _ = try vault.environmentVariable(of: integration)
             return handOut ? try vault.accessToken(of: inHand) : nil
         }
         if ClockAhead.isAhead(account, now: now) {
-            services.console.warn(ClockAhead.warning(account: name, updatedAt: account.updatedAt, now: now, then: "refreshing it before use"))
+            services.console.warn(
+                ClockAhead.warning(
+                    account: name, updatedAt: account.updatedAt, now: now, then: "refreshing it before use"))
         }
         if lapsesSoon(account) {
             if account.refreshTokenSealed != nil && account.state == .ok {
@@ -53,7 +61,8 @@ public struct TokenService: Sendable {
                 let declared = (try? Provider.of(integration))?.rotation ?? .strict
                 let rotates = try await BlockingWork.run { () throws -> Bool in
                     try database.checkRefreshLocks()
-                    return declared != .none || ((try? database.refreshTokensRotate(integration: integration.name)) ?? true)
+                    return declared != .none
+                        || ((try? database.refreshTokensRotate(integration: integration.name)) ?? true)
                 }
                 // The token in hand is still good: a provider that is down or throttles is tried twice, and one that
                 // stalls gets about two seconds in all; then the stored token is handed out with a warning. Only an
@@ -61,11 +70,14 @@ public struct TokenService: Sendable {
                 // Except the time limit for an integration seen rotating its refresh tokens: a request cut off after the
                 // provider processed it would lose the new pair and, under strict rotation, the old one with it; such a
                 // request is given the transport's normal timeout instead.
-                let stillValid = (account.accessExpiresAt ?? .distantPast) > now && !ClockAhead.isAhead(account, now: now)
-                let refresher = stillValid
-                    ? Refresher(vault: vault, services: services, trigger: trigger, verbose: verbose,
-                                retry: Refresher.quickRetryPolicy, budget: rotates ? nil : services.refreshOnUseBudget,
-                                lockTimeout: Self.refreshOnUseLockTimeout)
+                let stillValid =
+                    (account.accessExpiresAt ?? .distantPast) > now && !ClockAhead.isAhead(account, now: now)
+                let refresher =
+                    stillValid
+                    ? Refresher(
+                        vault: vault, services: services, trigger: trigger, verbose: verbose,
+                        retry: Refresher.quickRetryPolicy, budget: rotates ? nil : services.refreshOnUseBudget,
+                        lockTimeout: Self.refreshOnUseLockTimeout)
                     : Refresher(vault: vault, services: services, trigger: trigger, verbose: verbose)
                 let outcome = await refresher.refresh(account) { lapsesSoon($0) }
                 account = try await database.accountAsync(named: name)
@@ -75,17 +87,26 @@ public struct TokenService: Sendable {
                 case .needsReauth, .failed, .noRefresh, .pending:
                     let reason = outcome.reason ?? "unknown error"
                     if outcome.failure.map(Self.isIntegrityFailure) == true {
-                        throw VaultError.integrity(reason, hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
+                        throw VaultError.integrity(
+                            reason,
+                            hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
                     }
                     guard let expiry = account.accessExpiresAt, expiry > now else {
-                        if outcome.status == .needsReauth { throw VaultError.needsReauthorization(account: name, reason: reason) }
-                        throw VaultError.provider("the access token of '\(name)' expired and refreshing it failed: \(reason)",
-                                                hint: "try again later; add --verbose to see the requests")
+                        if outcome.status == .needsReauth {
+                            throw VaultError.needsReauthorization(account: name, reason: reason)
+                        }
+                        throw VaultError.provider(
+                            "the access token of '\(name)' expired and refreshing it failed: \(reason)",
+                            hint: "try again later; add --verbose to see the requests")
                     }
-                    services.console.warn("could not refresh '\(name)' (\(reason)); using the current token, valid \(Format.remaining(expiry, now: now))")
+                    services.console.warn(
+                        "could not refresh '\(name)' (\(reason)); using the current token, valid \(Format.remaining(expiry, now: now))"
+                    )
                 }
             } else if let expiry = account.accessExpiresAt, expiry > now {
-                services.console.warn("the access token of '\(name)' lapses in \(Format.remaining(expiry, now: now)) and cannot be refreshed (\(account.state == .needsReauth ? "needs re-authorization" : "no refresh token")); run \(Format.command("tokenvault authorize \(name)"))")
+                services.console.warn(
+                    "the access token of '\(name)' lapses in \(Format.remaining(expiry, now: now)) and cannot be refreshed (\(account.state == .needsReauth ? "needs re-authorization" : "no refresh token")); run \(Format.command("tokenvault authorize \(name)"))"
+                )
             } else if account.state == .needsReauth {
                 throw VaultError.needsReauthorization(account: name, reason: "the provider refused its refresh token")
             } else {
@@ -99,7 +120,9 @@ public struct TokenService: Sendable {
             let refreshed = account
             token = try await BlockingWork.run { try vault.accessToken(of: refreshed) }
         }
-        guard let text = token.copyToString() else { throw VaultError.integrity("the access token of '\(name)' is not text") }
+        guard let text = token.copyToString() else {
+            throw VaultError.integrity("the access token of '\(name)' is not text")
+        }
         return text
     }
 

@@ -1,6 +1,6 @@
 import Foundation
-import VaultOAuth
 import VaultCrypto
+import VaultOAuth
 import VaultStore
 
 /// Turns a provider's token response into the account's stored pair: the one rule for import, authorize and
@@ -9,8 +9,11 @@ import VaultStore
 public enum TokenStore {
     /// The pair gets a new random id (bound into both tokens' labels: record it as the audit entry's `pair`); a
     /// refresh token that is kept is sealed again under the new id's label.
-    public static func apply(_ response: TokenResponse, to account: inout Account, vault: UnlockedVault, now: Date) throws {
-        let kept: SecretBytes? = response.refreshToken == nil && account.refreshTokenSealed != nil
+    public static func apply(_ response: TokenResponse, to account: inout Account, vault: UnlockedVault, now: Date)
+        throws
+    {
+        let kept: SecretBytes? =
+            response.refreshToken == nil && account.refreshTokenSealed != nil
             ? try vault.refreshToken(of: account) : nil
         account.pair = newPairId()
         if let kept { account.refreshTokenSealed = try vault.seal(kept, label: SealLabel.refreshToken(account)) }

@@ -18,8 +18,10 @@ public enum SealLabel {
     /// Binds the provider options too (schema v2), when there are any: an endpoint URL edited in the file fails
     /// the check before the secret or a token is sent there. Without options the label is the one of v1 vaults.
     public static func clientSecret(_ i: Integration) -> String {
-        "integration/" + encode([i.id, "client_secret", i.name, i.provider, i.clientId, i.apiBase, i.redirectURI, i.envVar]
-                                + (i.providerOptions.map { ["provider_options", $0] } ?? []))
+        "integration/"
+            + encode(
+                [i.id, "client_secret", i.name, i.provider, i.clientId, i.apiBase, i.redirectURI, i.envVar]
+                    + (i.providerOptions.map { ["provider_options", $0] } ?? []))
     }
 
     /// The label of vaults written before `env_var` was bound. A secret that opens only under it is re-sealed
@@ -57,11 +59,15 @@ public final class UnlockedVault: Sendable {
     }
 
     /// Opens the vault with a passphrase through its key slots, as `unlockSlot` does, keeping only the vault.
-    public static func unlock(_ database: any VaultStorage, kdfParameters: (KDFParameters.Level) -> KDFParameters,
-                              attempts: Int, console: any Console, keySlot: String? = nil,
-                              readPassphrase: () throws -> SecretBytes) throws -> UnlockedVault {
-        try unlockSlot(database, kdfParameters: kdfParameters, attempts: attempts, console: console, keySlot: keySlot,
-                       readPassphrase: readPassphrase).vault
+    public static func unlock(
+        _ database: any VaultStorage, kdfParameters: (KDFParameters.Level) -> KDFParameters,
+        attempts: Int, console: any Console, keySlot: String? = nil,
+        readPassphrase: () throws -> SecretBytes
+    ) throws -> UnlockedVault {
+        try unlockSlot(
+            database, kdfParameters: kdfParameters, attempts: attempts, console: console, keySlot: keySlot,
+            readPassphrase: readPassphrase
+        ).vault
     }
 
     /// Checks the stored KDF parameters of the key slots to try before running any KDF, then unwraps the master key
@@ -77,13 +83,16 @@ public final class UnlockedVault: Sendable {
     ///
     /// `attempts` tries are given to `readPassphrase` (three for a person at a terminal, as with sudo and ssh); each
     /// wrong or empty one but the last is reported on `console`.
-    public static func unlockSlot(_ database: any VaultStorage, kdfParameters: (KDFParameters.Level) -> KDFParameters,
-                                  attempts: Int, console: any Console, keySlot: String? = nil,
-                                  readPassphrase: () throws -> SecretBytes) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
+    public static func unlockSlot(
+        _ database: any VaultStorage, kdfParameters: (KDFParameters.Level) -> KDFParameters,
+        attempts: Int, console: any Console, keySlot: String? = nil,
+        readPassphrase: () throws -> SecretBytes
+    ) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
         let slots = try database.keySlots()
         guard !slots.isEmpty else {
-            throw VaultError.integrity("the vault has no key slot, so no passphrase can open it",
-                                       hint: "the vault file was edited or damaged; restore it from a backup")
+            throw VaultError.integrity(
+                "the vault has no key slot, so no passphrase can open it",
+                hint: "the vault file was edited or damaged; restore it from a backup")
         }
         let tried: [KeySlot]
         if let keySlot {
@@ -108,8 +117,12 @@ public final class UnlockedVault: Sendable {
                 let (holder, opened, repinned) = try open(candidates, passphrase: passphrase, known: known)
                 if let repinned { repin(repinned, was: opened.slot, in: database) }
                 return (UnlockedVault(database: database, keys: holder, keySlot: opened.name), opened)
-            } catch let error as VaultError where (error == .wrongPassphrase || error == .emptyPassphrase) && attempt < attempts {
-                console.err("tokenvault: \(error.localizedDescription); try again (\(attempts - attempt) more attempt\(attempts - attempt == 1 ? "" : "s"))\n")
+            } catch let error as VaultError
+                where (error == .wrongPassphrase || error == .emptyPassphrase) && attempt < attempts
+            {
+                console.err(
+                    "tokenvault: \(error.localizedDescription); try again (\(attempts - attempt) more attempt\(attempts - attempt == 1 ? "" : "s"))\n"
+                )
             }
         }
         fatalError("unreachable: the loop returns or throws")
@@ -134,8 +147,10 @@ public final class UnlockedVault: Sendable {
     }
 
     /// The first candidate the passphrase opens; when none does, tells an edited KDF level apart (see `unlockSlot`).
-    private static func open(_ candidates: [SlotCandidate], passphrase: SecretBytes,
-                             known: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)]) throws -> (InProcessKeyHolder, OpenedSlot, KeySlot?) {
+    private static func open(
+        _ candidates: [SlotCandidate], passphrase: SecretBytes,
+        known: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)]
+    ) throws -> (InProcessKeyHolder, OpenedSlot, KeySlot?) {
         // A damaged slot does not keep the others from opening; it is reported when none opens (its passphrase
         // may have been the one typed).
         var damage: VaultError?
@@ -143,7 +158,9 @@ public final class UnlockedVault: Sendable {
             let passphraseKey = try VaultKeys.derivePassphraseKey(passphrase, parameters: candidate.parameters)
             do {
                 if let opened = try KeySlots.open(candidate.slot, passphraseKey: passphraseKey) {
-                    return (opened.keys, OpenedSlot(slot: candidate.slot, passphraseKey: passphraseKey), opened.repinned)
+                    return (
+                        opened.keys, OpenedSlot(slot: candidate.slot, passphraseKey: passphraseKey), opened.repinned
+                    )
                 }
             } catch let error as VaultError {
                 damage = damage ?? error
@@ -159,7 +176,9 @@ public final class UnlockedVault: Sendable {
                 if KeySlots.passphraseKeyOpens(candidate.slot, passphraseKey: key) {
                     throw VaultError.integrity(
                         "the vault's key-derivation parameters were changed: key slot '\(candidate.slot.name)' opens with the \(cheaper.level.rawValue) level, the file says \(candidate.level.rawValue)",
-                        hint: "the vault file was edited; restore it from a backup (the passphrase was right; nothing was written)")
+                        hint:
+                            "the vault file was edited; restore it from a backup (the passphrase was right; nothing was written)"
+                    )
                 }
             }
         }
@@ -167,7 +186,9 @@ public final class UnlockedVault: Sendable {
     }
 
     /// The levels tokenvault writes, each cost once (in-process tests may give every level the same cost).
-    static func knownLevels(_ kdfParameters: (KDFParameters.Level) -> KDFParameters) -> [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)] {
+    static func knownLevels(_ kdfParameters: (KDFParameters.Level) -> KDFParameters) -> [(
+        level: KDFParameters.Level, parameters: KDFParameters, cost: Double
+    )] {
         var levels: [(level: KDFParameters.Level, parameters: KDFParameters, cost: Double)] = []
         for level in KDFParameters.Level.allCases {
             let p = kdfParameters(level)
@@ -178,19 +199,24 @@ public final class UnlockedVault: Sendable {
     }
 
     /// The level whose cost a slot's parameters have, if any (`keys list`).
-    public static func level(of slot: KeySlot, kdfParameters: (KDFParameters.Level) -> KDFParameters) -> KDFParameters.Level? {
+    public static func level(of slot: KeySlot, kdfParameters: (KDFParameters.Level) -> KDFParameters) -> KDFParameters
+        .Level?
+    {
         knownLevels(kdfParameters).first {
             $0.parameters.opsLimit == slot.kdfOpsLimit && $0.parameters.memLimit == slot.kdfMemLimit
         }?.level
     }
 
     static func describe(_ p: KDFParameters) -> String {
-        p.memLimit >= 1 << 20 ? "\(p.opsLimit) passes and \(p.memLimit >> 20) MiB" : "\(p.opsLimit) passes and \(p.memLimit >> 10) KiB"
+        p.memLimit >= 1 << 20
+            ? "\(p.opsLimit) passes and \(p.memLimit >> 20) MiB" : "\(p.opsLimit) passes and \(p.memLimit >> 10) KiB"
     }
 
     /// A slot's KDF parameters, refused when they are of another algorithm or beyond the caps (no KDF run).
     public static func storedParameters(_ slot: KeySlot) throws -> KDFParameters {
-        guard slot.kdfAlgorithm == KDFParameters.algorithmName else { throw VaultError.unsupportedKDF(slot.kdfAlgorithm) }
+        guard slot.kdfAlgorithm == KDFParameters.algorithmName else {
+            throw VaultError.unsupportedKDF(slot.kdfAlgorithm)
+        }
         let parameters = KDFParameters(opsLimit: slot.kdfOpsLimit, memLimit: slot.kdfMemLimit, salt: slot.kdfSalt)
         try parameters.validate()
         return parameters
@@ -199,13 +225,17 @@ public final class UnlockedVault: Sendable {
     /// Creates a new vault at `location`: a random master key, the key slot `main` (in the box form) for
     /// `passphrase`, and the keyed MAC of the empty audit log's head (entry 0), so that a log emptied later is not
     /// mistaken for a new one. The header's own key columns get ``VaultHeader/keySlotsOnly(createdAt:now:)``.
-    public static func create(at location: String, passphrase: SecretBytes, parameters: KDFParameters, now: Date) throws -> UnlockedVault {
+    public static func create(at location: String, passphrase: SecretBytes, parameters: KDFParameters, now: Date) throws
+        -> UnlockedVault
+    {
         let keys = InProcessKeyHolder.generate()
         let passphraseKey = try VaultKeys.derivePassphraseKey(passphrase, parameters: parameters)
-        let slot = try KeySlots.make(named: KeySlots.firstName, keys: keys, passphraseKey: passphraseKey,
-                                     parameters: parameters, createdAt: now, changedAt: now)
-        let database = try VaultStores.create(location, header: .keySlotsOnly(createdAt: now, now: now),
-                                              auditHeadMAC: try auditHeadMAC(keys: keys, seq: 0, entryMAC: []))
+        let slot = try KeySlots.make(
+            named: KeySlots.firstName, keys: keys, passphraseKey: passphraseKey,
+            parameters: parameters, createdAt: now, changedAt: now)
+        let database = try VaultStores.create(
+            location, header: .keySlotsOnly(createdAt: now, now: now),
+            auditHeadMAC: try auditHeadMAC(keys: keys, seq: 0, entryMAC: []))
         try database.write { w in
             // A store whose migration copied the (empty) header into a slot gets the real one instead.
             try w.deleteAllKeySlots()
@@ -220,11 +250,14 @@ public final class UnlockedVault: Sendable {
     /// proof is a key slot's public key bound under this key (`keys rotate` binds every slot under the new one).
     /// A vault with only v1-v3 slots has no such binding and cannot have been rotated: nothing to check.
     public func checkKeyIsCurrent(in writer: any VaultTransaction) throws {
-        guard let slot = try writer.keySlots().first(where: { $0.form == .box }), let stored = slot.publicKey else { return }
+        guard let slot = try writer.keySlots().first(where: { $0.form == .box }), let stored = slot.publicKey else {
+            return
+        }
         if verifiedPublicKey.withLock({ $0 == stored }) { return }
         guard try KeySlots.isBound(slot, keys: keys) else {
-            throw VaultError.busy("the vault's master key was replaced ('tokenvault keys rotate') while this command ran; nothing was stored",
-                                  hint: "run the command again; it opens the vault with the new key")
+            throw VaultError.busy(
+                "the vault's master key was replaced ('tokenvault keys rotate') while this command ran; nothing was stored",
+                hint: "run the command again; it opens the vault with the new key")
         }
         verifiedPublicKey.withLock { $0 = stored }
     }
@@ -244,8 +277,9 @@ public final class UnlockedVault: Sendable {
         do {
             return try keys.open(sealed, label: label)
         } catch let error as VaultCryptoError {
-            throw VaultError.integrity("\(what) failed its integrity check (\(error.localizedDescription))",
-                                     hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
+            throw VaultError.integrity(
+                "\(what) failed its integrity check (\(error.localizedDescription))",
+                hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
         }
     }
 
@@ -259,12 +293,17 @@ public final class UnlockedVault: Sendable {
             // Vaults from before env_var was bound had no provider options either: options next to a legacy seal
             // were put there by an edit, and re-sealing would bless them.
             guard integration.providerOptions == nil else { throw error }
-            guard let secret = try? keys.open(integration.clientSecretSealed, label: SealLabel.legacyClientSecret(integration))
+            guard
+                let secret = try? keys.open(
+                    integration.clientSecretSealed, label: SealLabel.legacyClientSecret(integration))
             else { throw error }
             // Bless no name an old vault (or an edit) put there that would change how programs run.
             try VariableNames.checkAllowedAtUse(integration.envVar, integration: integration.name)
             let resealed = try seal(secret, label: SealLabel.clientSecret(integration))
-            try database.write { try $0.replaceClientSecret(integrationId: integration.id, old: integration.clientSecretSealed, new: resealed) }
+            try database.write {
+                try $0.replaceClientSecret(
+                    integrationId: integration.id, old: integration.clientSecretSealed, new: resealed)
+            }
             return secret
         }
     }
@@ -280,13 +319,15 @@ public final class UnlockedVault: Sendable {
     public func accessToken(of account: Account) throws -> SecretBytes {
         guard let sealed = account.accessTokenSealed else { throw VaultError.noTokens(account: account.name) }
         try checkPairIsNewest(account)
-        return try open(sealed, label: SealLabel.accessToken(account), what: "the access token of account '\(account.name)'")
+        return try open(
+            sealed, label: SealLabel.accessToken(account), what: "the access token of account '\(account.name)'")
     }
 
     public func refreshToken(of account: Account) throws -> SecretBytes {
         guard let sealed = account.refreshTokenSealed else { throw VaultError.noTokens(account: account.name) }
         try checkPairIsNewest(account)
-        return try open(sealed, label: SealLabel.refreshToken(account), what: "the refresh token of account '\(account.name)'")
+        return try open(
+            sealed, label: SealLabel.refreshToken(account), what: "the refresh token of account '\(account.name)'")
     }
 
     /// Throws (exit 7) unless the account's row holds the pair its newest pair-setting audit entry recorded (schema
@@ -303,14 +344,22 @@ public final class UnlockedVault: Sendable {
         for _ in 0..<3 {
             guard let (entry, previousMAC) = try database.newestPairEntry(account: account.name) else {
                 guard account.pair == nil else {
-                    throw VaultError.integrity("account '\(account.name)': its stored pair is not one the audit log recorded",
-                                               hint: Self.rolledBackHint(account.name))
+                    throw VaultError.integrity(
+                        "account '\(account.name)': its stored pair is not one the audit log recorded",
+                        hint: Self.rolledBackHint(account.name))
                 }
                 return
             }
-            guard MAC.constantTimeEqual(try Self.entryMAC(keys: keys, seq: entry.seq, draft: entry.draft, previousMAC: previousMAC), entry.mac) else {
-                throw VaultError.integrity("audit entry \(entry.seq) (account '\(account.name)') fails its MAC check, so the account's stored pair cannot be checked against it",
-                                           hint: "the vault was tampered with: 'tokenvault audit --verify' lists the problems; restore it from a backup")
+            guard
+                MAC.constantTimeEqual(
+                    try Self.entryMAC(keys: keys, seq: entry.seq, draft: entry.draft, previousMAC: previousMAC),
+                    entry.mac)
+            else {
+                throw VaultError.integrity(
+                    "audit entry \(entry.seq) (account '\(account.name)') fails its MAC check, so the account's stored pair cannot be checked against it",
+                    hint:
+                        "the vault was tampered with: 'tokenvault audit --verify' lists the problems; restore it from a backup"
+                )
             }
             if entry.draft.pair == account.pair ?? "" { return }
             let current = try? database.account(named: account.name)

@@ -20,14 +20,17 @@ public enum VariableNames {
         "GLOBIGNORE", "PROMPT_COMMAND", "PS1", "PS2", "PS3", "PS4", "TMPDIR", "TZ", "LANG", "NO_PROXY",
         "NODE_OPTIONS", "JAVA_TOOL_OPTIONS", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE",
     ]
-    public static let reservedPrefixes = ["LC_", "LD_", "DYLD_", "PYTHON", "PERL5", "RUBY", "GIT_", "SSL_CERT_", "XDG_", "TOKENVAULT_"]
+    public static let reservedPrefixes = [
+        "LC_", "LD_", "DYLD_", "PYTHON", "PERL5", "RUBY", "GIT_", "SSL_CERT_", "XDG_", "TOKENVAULT_",
+    ]
     public static let reservedSuffixes = ["_PROXY"]
 
     /// Why `name` may not carry a token, or nil when it may.
     public static func reservedReason(_ name: String) -> String? {
         let upper = name.uppercased()
         if reservedNames.contains(upper) || reservedPrefixes.contains(where: upper.hasPrefix)
-            || reservedSuffixes.contains(where: upper.hasSuffix) {
+            || reservedSuffixes.contains(where: upper.hasSuffix)
+        {
             return "it changes how shells and programs run"
         }
         return nil

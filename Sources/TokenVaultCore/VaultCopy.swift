@@ -42,6 +42,8 @@ public enum VaultCopy {
     /// The copy read back differs from what was copied.
     public struct Mismatch: LocalizedError {
         public let location: String
-        public var errorDescription: String? { "the copy at \(location) does not read back as the vault that was copied" }
+        public var errorDescription: String? {
+            "the copy at \(location) does not read back as the vault that was copied"
+        }
     }
 }

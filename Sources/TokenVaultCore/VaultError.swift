@@ -33,7 +33,8 @@ public enum VaultError: Error, LocalizedError, Equatable {
         case .needsReauthorization(let account, let reason):
             "account '\(account)' needs re-authorization: \(reason.replacingOccurrences(of: "; run 'tokenvault authorize' for this account", with: ""))"
         case .noTokens(let account): "account '\(account)' holds no token pair"
-        case .provider(let message, _), .busy(let message, _), .invalid(let message, _), .storeFailed(let message, _): message
+        case .provider(let message, _), .busy(let message, _), .invalid(let message, _), .storeFailed(let message, _):
+            message
         }
     }
 
@@ -42,11 +43,14 @@ public enum VaultError: Error, LocalizedError, Equatable {
         switch self {
         case .wrongPassphrase: "try again; the vault was not changed"
         case .emptyPassphrase: "choose a non-empty passphrase"
-        case .integrity(_, let hint), .provider(_, let hint), .busy(_, let hint), .invalid(_, let hint), .storeFailed(_, let hint): hint
+        case .integrity(_, let hint), .provider(_, let hint), .busy(_, let hint), .invalid(_, let hint),
+            .storeFailed(_, let hint):
+            hint
         case .accessTokenExpired(let account, _):
             "run \(Format.command("tokenvault refresh \(account)")), or import a new token pair with \(Format.command("tokenvault import \(account) --replace"))"
         case .needsReauthorization(let account, _): "run \(Format.command("tokenvault authorize \(account)"))"
-        case .noTokens(let account): "run \(Format.command("tokenvault authorize \(account)")) or \(Format.command("tokenvault import \(account) --integration NAME"))"
+        case .noTokens(let account):
+            "run \(Format.command("tokenvault authorize \(account)")) or \(Format.command("tokenvault import \(account) --integration NAME"))"
         case .unsupportedKDF: nil
         }
     }

@@ -38,11 +38,13 @@ public struct VaultServices: Sendable {
     /// Seconds a failing store is retried (with backoff) once it has failed, before a refresh gives up on it.
     public var storeWait: TimeInterval
 
-    public init(console: any Console, now: @escaping @Sendable () -> Date,
-                sleep: @escaping @Sendable (Double) async throws -> Void,
-                makeTransport: @escaping @Sendable (HTTPTracer?) -> any HTTPTransport,
-                refreshOnUseBudget: TimeInterval, lockTimeout: TimeInterval = 300,
-                journalBase: String? = nil, storeWait: TimeInterval = 10) {
+    public init(
+        console: any Console, now: @escaping @Sendable () -> Date,
+        sleep: @escaping @Sendable (Double) async throws -> Void,
+        makeTransport: @escaping @Sendable (HTTPTracer?) -> any HTTPTransport,
+        refreshOnUseBudget: TimeInterval, lockTimeout: TimeInterval = 300,
+        journalBase: String? = nil, storeWait: TimeInterval = 10
+    ) {
         self.journalBase = journalBase
         self.storeWait = storeWait
         self.console = console

@@ -33,13 +33,20 @@ extension UnlockedVault {
         var prepared: [PreparedPair] = []
         for pair in pairs {
             let before = pair.replacing
-            var record = before ?? Account(name: pair.account, integrationId: integration.id, createdAt: now, updatedAt: now)
+            var record =
+                before ?? Account(name: pair.account, integrationId: integration.id, createdAt: now, updatedAt: now)
             try TokenStore.apply(pair.response, to: &record, vault: self, now: now)
-            prepared.append(PreparedPair(record: record, isNew: before == nil, entry: AuditDraft(
-                at: now, account: pair.account, integration: integration.name, event: .imported, trigger: .import,
-                outcome: .ok, accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
-                refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-                refreshTokenChanged: before == nil ? nil : pair.response.refreshToken != nil, pair: record.pair)))
+            prepared.append(
+                PreparedPair(
+                    record: record, isNew: before == nil,
+                    entry: AuditDraft(
+                        at: now, account: pair.account, integration: integration.name, event: .imported,
+                        trigger: .import,
+                        outcome: .ok, accessExpiresBefore: before?.accessExpiresAt,
+                        accessExpiresAfter: record.accessExpiresAt,
+                        refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
+                        refreshTokenChanged: before == nil ? nil : pair.response.refreshToken != nil, pair: record.pair)
+                ))
         }
         try store(prepared)
     }
@@ -62,8 +69,10 @@ extension UnlockedVault {
     /// replaces an existing account's old one entirely, refresh token and granted scopes included; `identity`
     /// (plain metadata) is recorded with it. An account that belonged to another person is audited as such and
     /// reported in the result.
-    public func storeAuthorizedPair(_ response: TokenResponse, account name: String, integration: Integration,
-                                    identity: Identity?, trigger: AuditTrigger, now: Date) throws -> AuthorizedPair {
+    public func storeAuthorizedPair(
+        _ response: TokenResponse, account name: String, integration: Integration,
+        identity: Identity?, trigger: AuditTrigger, now: Date
+    ) throws -> AuthorizedPair {
         let before = try? database.account(named: name)
         var record = before ?? Account(name: name, integrationId: integration.id, createdAt: now, updatedAt: now)
         if before != nil {
@@ -78,14 +87,20 @@ extension UnlockedVault {
         var change: PersonChange?
         if let before, let previous = before.personId, let identity, identity.id != previous {
             outcome = .replacedPairAnotherPerson
-            detail = "was \(previous)\(before.email.map { " <\($0)>" } ?? ""), now \(identity.id)\(identity.email.map { " <\($0)>" } ?? "")"
+            detail =
+                "was \(previous)\(before.email.map { " <\($0)>" } ?? ""), now \(identity.id)\(identity.email.map { " <\($0)>" } ?? "")"
             change = PersonChange(previous: before.email ?? previous, current: identity.email ?? identity.id)
         }
-        try store([PreparedPair(record: record, isNew: before == nil, entry: AuditDraft(
-            at: now, account: name, integration: integration.name, event: .authorized, trigger: trigger, outcome: outcome,
-            accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
-            refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-            refreshTokenChanged: before == nil ? nil : true, detail: detail, pair: record.pair))])
+        try store([
+            PreparedPair(
+                record: record, isNew: before == nil,
+                entry: AuditDraft(
+                    at: now, account: name, integration: integration.name, event: .authorized, trigger: trigger,
+                    outcome: outcome,
+                    accessExpiresBefore: before?.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
+                    refreshExpiresBefore: before?.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
+                    refreshTokenChanged: before == nil ? nil : true, detail: detail, pair: record.pair))
+        ])
         return AuthorizedPair(account: record, personChange: change)
     }
 
@@ -122,20 +137,23 @@ extension UnlockedVault {
 
     /// Marks an account whose access token the provider refused as needing re-authorization (list shows it, no run
     /// retries it), with its audit entry; the row is read in the write transaction, as in `recordIdentity`.
-    public func markAccessTokenRejected(account name: String, integration: String?, trigger: AuditTrigger,
-                                        detail: String, now: Date) throws {
+    public func markAccessTokenRejected(
+        account name: String, integration: String?, trigger: AuditTrigger,
+        detail: String, now: Date
+    ) throws {
         try database.write { w in
             var record = try w.account(named: name)
             let before = record
             record.state = .needsReauth
             record.updatedAt = now
             try w.update(record)
-            try appendAudit(AuditDraft(
-                at: now, account: name, integration: integration, event: .accessTokenRejected, trigger: trigger,
-                outcome: .needsReauthorizationAccessTokenRefused,
-                accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
-                refreshExpiresBefore: before.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
-                detail: detail), in: w)
+            try appendAudit(
+                AuditDraft(
+                    at: now, account: name, integration: integration, event: .accessTokenRejected, trigger: trigger,
+                    outcome: .needsReauthorizationAccessTokenRefused,
+                    accessExpiresBefore: before.accessExpiresAt, accessExpiresAfter: record.accessExpiresAt,
+                    refreshExpiresBefore: before.refreshExpiresAt, refreshExpiresAfter: record.refreshExpiresAt,
+                    detail: detail), in: w)
         }
     }
 
@@ -179,20 +197,25 @@ extension UnlockedVault {
     /// the same person's other accounts of the integration needs-reauth (audited; their pairs stay), in one
     /// transaction; then erases the deleted secrets from the store's files.
     @discardableResult
-    public func revoke(_ record: Account, integration: Integration?, revocation: Revocation, now: Date) throws -> RevokedWith {
+    public func revoke(_ record: Account, integration: Integration?, revocation: Revocation, now: Date) throws
+        -> RevokedWith
+    {
         var with = RevokedWith()
         if revocation.personWideAt != nil {
-            let others = try database.accounts().filter { $0.integrationId == record.integrationId && $0.name != record.name }
+            let others = try database.accounts().filter {
+                $0.integrationId == record.integrationId && $0.name != record.name
+            }
             with.samePerson = others.filter { record.personId != nil && $0.personId == record.personId }
             with.unknownPerson = record.personId == nil ? others : others.filter { $0.personId == nil }
         }
         try database.write { w in
             try w.deleteAccount(id: record.id)
-            try appendAudit(AuditDraft(
-                at: now, account: record.name, integration: integration?.name, event: .revoked,
-                trigger: revocation.trigger, outcome: revocation.outcome,
-                accessExpiresBefore: record.accessExpiresAt, refreshExpiresBefore: record.refreshExpiresAt,
-                detail: revocation.detail, pair: ""), in: w)
+            try appendAudit(
+                AuditDraft(
+                    at: now, account: record.name, integration: integration?.name, event: .revoked,
+                    trigger: revocation.trigger, outcome: revocation.outcome,
+                    accessExpiresBefore: record.accessExpiresAt, refreshExpiresBefore: record.refreshExpiresAt,
+                    detail: revocation.detail, pair: ""), in: w)
             for planned in with.samePerson {
                 var other = try w.account(named: planned.name)
                 guard other.state != .needsReauth else { continue }
@@ -200,10 +223,15 @@ extension UnlockedVault {
                 other.updatedAt = now
                 try w.update(other)
                 // The pair stays (pair: nil, unchanged); only the state changes.
-                try appendAudit(AuditDraft(
-                    at: now, account: other.name, integration: integration?.name, event: .revoked, trigger: revocation.trigger,
-                    outcome: .other("needs re-authorization: revoked at \(revocation.personWideAt ?? "?") with '\(record.name)' (the same person)"),
-                    accessExpiresBefore: other.accessExpiresAt, refreshExpiresBefore: other.refreshExpiresAt), in: w)
+                try appendAudit(
+                    AuditDraft(
+                        at: now, account: other.name, integration: integration?.name, event: .revoked,
+                        trigger: revocation.trigger,
+                        outcome: .other(
+                            "needs re-authorization: revoked at \(revocation.personWideAt ?? "?") with '\(record.name)' (the same person)"
+                        ),
+                        accessExpiresBefore: other.accessExpiresAt, refreshExpiresBefore: other.refreshExpiresAt), in: w
+                )
             }
         }
         try database.purgeDeletedData()
@@ -232,14 +260,24 @@ extension UnlockedVault {
         public var detail: String?
 
         /// What differs between two settings of an integration, in the order the audit log lists them.
-        public static func between(_ old: Integration, _ new: Integration, secretReplaced: Bool) -> [IntegrationChange] {
+        public static func between(_ old: Integration, _ new: Integration, secretReplaced: Bool) -> [IntegrationChange]
+        {
             var changes: [IntegrationChange] = []
             if new.scopes != old.scopes {
-                changes.append(.init(field: "scopes", detail: "\(old.scopes.joined(separator: " ")) -> \(new.scopes.joined(separator: " "))"))
+                changes.append(
+                    .init(
+                        field: "scopes",
+                        detail: "\(old.scopes.joined(separator: " ")) -> \(new.scopes.joined(separator: " "))"))
             }
-            if new.apiBase != old.apiBase { changes.append(.init(field: "API base", detail: "\(old.apiBase) -> \(new.apiBase)")) }
-            if new.redirectURI != old.redirectURI { changes.append(.init(field: "redirect URI", detail: "\(old.redirectURI) -> \(new.redirectURI)")) }
-            if new.envVar != old.envVar { changes.append(.init(field: "variable", detail: "\(old.envVar) -> \(new.envVar)")) }
+            if new.apiBase != old.apiBase {
+                changes.append(.init(field: "API base", detail: "\(old.apiBase) -> \(new.apiBase)"))
+            }
+            if new.redirectURI != old.redirectURI {
+                changes.append(.init(field: "redirect URI", detail: "\(old.redirectURI) -> \(new.redirectURI)"))
+            }
+            if new.envVar != old.envVar {
+                changes.append(.init(field: "variable", detail: "\(old.envVar) -> \(new.envVar)"))
+            }
             if secretReplaced { changes.append(.init(field: "client secret", detail: nil)) }
             return changes
         }
@@ -251,8 +289,10 @@ extension UnlockedVault {
     /// changed by someone else since `old` was read is refused (busy), as the edit would undo that change.
     /// Returns the changes written (none: nothing was written).
     @discardableResult
-    public func editIntegration(_ old: Integration, to new: Integration, clientSecret replacement: SecretBytes?,
-                                now: Date) throws -> [IntegrationChange] {
+    public func editIntegration(
+        _ old: Integration, to new: Integration, clientSecret replacement: SecretBytes?,
+        now: Date
+    ) throws -> [IntegrationChange] {
         let changes = IntegrationChange.between(old, new, secretReplaced: replacement != nil)
         guard !changes.isEmpty else { return [] }
         let current = try clientSecret(of: old)
@@ -262,17 +302,21 @@ extension UnlockedVault {
         var unsealed = stored
         unsealed.clientSecretSealed = old.clientSecretSealed
         guard unsealed == old else {
-            throw VaultError.busy("integration '\(old.name)' changed while it was being edited", hint: "run the edit again")
+            throw VaultError.busy(
+                "integration '\(old.name)' changed while it was being edited", hint: "run the edit again")
         }
         var new = new
         new.clientSecretSealed = try seal(replacement ?? current, label: SealLabel.clientSecret(new))
         try database.write { [new] w in
             try w.update(new, previousSecret: stored.clientSecretSealed)
             for change in changes {
-                try appendAudit(AuditDraft(
-                    at: now, account: "", integration: old.name, event: .integrationEdited, trigger: .integrationEdit,
-                    outcome: .integrationChanged(integration: old.name, field: change.field, replaced: change.field == "client secret"),
-                    detail: change.detail), in: w)
+                try appendAudit(
+                    AuditDraft(
+                        at: now, account: "", integration: old.name, event: .integrationEdited,
+                        trigger: .integrationEdit,
+                        outcome: .integrationChanged(
+                            integration: old.name, field: change.field, replaced: change.field == "client secret"),
+                        detail: change.detail), in: w)
             }
         }
         return changes
@@ -284,11 +328,12 @@ extension UnlockedVault {
     public func removeIntegration(_ integration: Integration, accounts: [Account], now: Date) throws {
         try database.write { w in
             for account in accounts {
-                try appendAudit(AuditDraft(
-                    at: now, account: account.name, integration: integration.name, event: .revoked,
-                    trigger: .removeIntegration, outcome: .removedLocally,
-                    accessExpiresBefore: account.accessExpiresAt, refreshExpiresBefore: account.refreshExpiresAt,
-                    pair: ""), in: w)
+                try appendAudit(
+                    AuditDraft(
+                        at: now, account: account.name, integration: integration.name, event: .revoked,
+                        trigger: .removeIntegration, outcome: .removedLocally,
+                        accessExpiresBefore: account.accessExpiresAt, refreshExpiresBefore: account.refreshExpiresAt,
+                        pair: ""), in: w)
             }
             try w.deleteIntegration(id: integration.id)
         }

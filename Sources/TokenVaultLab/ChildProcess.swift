@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A child running in the background (started by ``spawnChild``): fed standard input while it runs, read in /proc,
@@ -18,8 +19,10 @@ public final class ChildProcess: @unchecked Sendable {
     /// - Parameters:
     ///   - stdin: written then closed; nil keeps the pipe open for `send` and `closeStdin`.
     ///   - newSession: a session of its own, with no controlling terminal (`/dev/tty` cannot be opened).
-    public init(_ executable: String, _ arguments: [String], environment: [String: String],
-                stdin: String?, newSession: Bool) throws {
+    public init(
+        _ executable: String, _ arguments: [String], environment: [String: String],
+        stdin: String?, newSession: Bool
+    ) throws {
         let child = try spawnChild(executable, arguments, environment: environment, newSession: newSession)
         pid = child.pid
         stdinFD = child.stdinFD
@@ -43,14 +46,20 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Closes its standard input: it reads EOF.
     public func closeStdin() {
-        if stdinFD >= 0 { close(stdinFD); stdinFD = -1 }
+        if stdinFD >= 0 {
+            close(stdinFD)
+            stdinFD = -1
+        }
     }
 
     /// Whether it still runs (reaps it once it has ended).
     public var isRunning: Bool {
         if status != nil { return false }
         var raw: Int32 = 0
-        if waitpid(pid, &raw, WNOHANG) == pid { status = raw; return false }
+        if waitpid(pid, &raw, WNOHANG) == pid {
+            status = raw
+            return false
+        }
         return true
     }
 
@@ -116,7 +125,9 @@ public final class ChildProcess: @unchecked Sendable {
     public var isBlockedReadingPipe: Bool {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         return tasks.contains { tid in
-            let channel = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(tid)/wchan").map { String(decoding: $0, as: UTF8.self) }
+            let channel = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(tid)/wchan").map {
+                String(decoding: $0, as: UTF8.self)
+            }
             return channel?.hasSuffix("pipe_read") ?? false
         }
     }
@@ -128,7 +139,11 @@ public final class ChildProcess: @unchecked Sendable {
     }
 
     deinit {
-        if status == nil { kill(pid, SIGKILL); var raw: Int32 = 0; waitpid(pid, &raw, 0) }
+        if status == nil {
+            kill(pid, SIGKILL)
+            var raw: Int32 = 0
+            waitpid(pid, &raw, 0)
+        }
         closeStdin()
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A minimal HTTP/1.1 server on a raw loopback socket (127.0.0.1, a port the kernel picks), for the answers a
@@ -43,7 +44,10 @@ public final class FakeHTTPServer: @unchecked Sendable {
     public init(receiveTimeout: Int = 10, answer: @escaping @Sendable (Connection, Request) -> Void) throws {
         let (listener, port) = boundLoopbackSocket(reuseAddress: true)
         guard listener >= 0 else { throw TestFailure("socket/bind failed") }
-        guard listen(listener, 64) == 0 else { close(listener); throw TestFailure("bind/listen failed") }
+        guard listen(listener, 64) == 0 else {
+            close(listener)
+            throw TestFailure("bind/listen failed")
+        }
         self.listener = listener
         self.port = port
         Thread { [self] in
@@ -92,12 +96,14 @@ public final class FakeHTTPServer: @unchecked Sendable {
             guard let end = text.range(of: "\r\n\r\n") else { continue }
             let headLength = text.utf8.distance(from: text.utf8.startIndex, to: end.upperBound)
             var contentLength = 0
-            for line in text[..<end.lowerBound].split(separator: "\r\n") where line.lowercased().hasPrefix("content-length:") {
+            for line in text[..<end.lowerBound].split(separator: "\r\n")
+            where line.lowercased().hasPrefix("content-length:") {
                 contentLength = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
             }
             if data.count >= headLength + contentLength {
-                return Request(head: String(text[..<end.lowerBound]),
-                               body: Array(data[headLength..<min(data.count, headLength + contentLength)]))
+                return Request(
+                    head: String(text[..<end.lowerBound]),
+                    body: Array(data[headLength..<min(data.count, headLength + contentLength)]))
             }
         }
     }

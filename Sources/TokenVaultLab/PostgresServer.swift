@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A throwaway PostgreSQL server for tests: `initdb` into a temporary directory, `pg_ctl start` with its unix
@@ -33,8 +34,10 @@ public final class PostgresServer: @unchecked Sendable {
     /// The directory holding initdb, pg_ctl, createdb and psql (the newest installed version), if any.
     public static func findBinaries() -> String? {
         let root = "/usr/lib/postgresql"
-        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted()
-        for version in versions.reversed() where FileManager.default.isExecutableFile(atPath: "\(root)/\(version)/bin/initdb") {
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init)
+            .sorted()
+        for version in versions.reversed()
+        where FileManager.default.isExecutableFile(atPath: "\(root)/\(version)/bin/initdb") {
             return "\(root)/\(version)/bin"
         }
         return MachineTools.directory(of: "initdb")
@@ -52,18 +55,29 @@ public final class PostgresServer: @unchecked Sendable {
     /// Makes a cluster and starts it; on any failure everything made so far is stopped and removed.
     public static func start() throws -> PostgresServer {
         guard let binaries = findBinaries() else {
-            throw TestFailure("PostgreSQL's server programs (initdb, pg_ctl) are not installed: apt-get install postgresql ('make deps' does)")
+            throw TestFailure(
+                "PostgreSQL's server programs (initdb, pg_ctl) are not installed: apt-get install postgresql ('make deps' does)"
+            )
         }
         var runAs: [String] = []
         if geteuid() == 0 {
             guard let setpriv = MachineTools.find("setpriv"), let user = getpwnam("postgres") else {
-                throw TestFailure("running as root, the test server needs setpriv and a 'postgres' user (Debian's postgresql package makes it)")
+                throw TestFailure(
+                    "running as root, the test server needs setpriv and a 'postgres' user (Debian's postgresql package makes it)"
+                )
             }
-            runAs = [setpriv, "--reuid=\(user.pointee.pw_uid)", "--regid=\(user.pointee.pw_gid)", "--clear-groups", "--"]
+            runAs = [
+                setpriv, "--reuid=\(user.pointee.pw_uid)", "--regid=\(user.pointee.pw_gid)", "--clear-groups", "--",
+            ]
         }
-        let directory = NSTemporaryDirectory() + TestRun.name("tokenvault-pg") + UUID().uuidString.prefix(8).lowercased()
-        guard mkdir(directory, 0o700) == 0 else { throw TestFailure("cannot make \(directory): \(String(cString: strerror(errno)))") }
-        if geteuid() == 0, let user = getpwnam("postgres") { chown(directory, user.pointee.pw_uid, user.pointee.pw_gid) }
+        let directory =
+            NSTemporaryDirectory() + TestRun.name("tokenvault-pg") + UUID().uuidString.prefix(8).lowercased()
+        guard mkdir(directory, 0o700) == 0 else {
+            throw TestFailure("cannot make \(directory): \(String(cString: strerror(errno)))")
+        }
+        if geteuid() == 0, let user = getpwnam("postgres") {
+            chown(directory, user.pointee.pw_uid, user.pointee.pw_gid)
+        }
         let server = PostgresServer(directory: directory, port: freePort(), binaries: binaries, runAs: runAs)
         // The watchdog first: a process killed during initdb leaves no directory either.
         server.startWatchdog()
@@ -83,7 +97,9 @@ public final class PostgresServer: @unchecked Sendable {
     @discardableResult
     /// Runs one of the server's programs: as the server's user (`asServer`), or as this process's user, whose
     /// role is the cluster's superuser (the clients createdb and psql).
-    private func run(_ program: String, _ arguments: [String], asServer: Bool = true, timeout: TimeInterval = 60) throws -> ProcessResult {
+    private func run(_ program: String, _ arguments: [String], asServer: Bool = true, timeout: TimeInterval = 60) throws
+        -> ProcessResult
+    {
         let command = (asServer ? runAs : []) + [binaries + "/" + program] + arguments
         let result = try runProcess(command[0], Array(command.dropFirst()), environment: environment, timeout: timeout)
         guard result.code == 0 else {
@@ -93,14 +109,20 @@ public final class PostgresServer: @unchecked Sendable {
     }
 
     private func serverLog() -> String {
-        guard let log = try? String(contentsOfFile: directory + "/server.log", encoding: .utf8), !log.isEmpty else { return "" }
+        guard let log = try? String(contentsOfFile: directory + "/server.log", encoding: .utf8), !log.isEmpty else {
+            return ""
+        }
         return "\nserver.log:\n" + log.suffix(2000)
     }
 
     private func initialize() throws {
         let user = String(cString: getpwuid(geteuid()).pointee.pw_name)
-        try run("initdb", ["--pgdata=" + dataDirectory, "--username=" + user, "--auth-local=trust", "--auth-host=reject",
-                           "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"])
+        try run(
+            "initdb",
+            [
+                "--pgdata=" + dataDirectory, "--username=" + user, "--auth-local=trust", "--auth-host=reject",
+                "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
+            ])
         // Unix socket only, in our directory; a test server need not survive a power cut.
         let settings = """
 
@@ -122,21 +144,31 @@ public final class PostgresServer: @unchecked Sendable {
     }
 
     private func startServer() throws {
-        try run("pg_ctl", ["start", "--pgdata=" + dataDirectory, "--wait", "--timeout=60", "--silent",
-                           "--log=" + directory + "/server.log"], timeout: 90)
+        try run(
+            "pg_ctl",
+            [
+                "start", "--pgdata=" + dataDirectory, "--wait", "--timeout=60", "--silent",
+                "--log=" + directory + "/server.log",
+            ], timeout: 90)
     }
 
     /// Stops and starts the server (`pg_ctl restart -m fast`): every client's connection is cut, as in a real
     /// server restart.
     public func restart() throws {
-        try run("pg_ctl", ["restart", "--pgdata=" + dataDirectory, "--mode=fast", "--wait", "--timeout=60", "--silent",
-                           "--log=" + directory + "/server.log"], timeout: 90)
+        try run(
+            "pg_ctl",
+            [
+                "restart", "--pgdata=" + dataDirectory, "--mode=fast", "--wait", "--timeout=60", "--silent",
+                "--log=" + directory + "/server.log",
+            ], timeout: 90)
     }
 
     /// Stops the server (`pg_ctl stop -m fast`) and keeps its data, for ``resume()``: clients see their sessions
     /// end, then refused connections.
     public func pause() throws {
-        try run("pg_ctl", ["stop", "--pgdata=" + dataDirectory, "--mode=fast", "--wait", "--timeout=60", "--silent"], timeout: 90)
+        try run(
+            "pg_ctl", ["stop", "--pgdata=" + dataDirectory, "--mode=fast", "--wait", "--timeout=60", "--silent"],
+            timeout: 90)
     }
 
     /// Starts the server ``pause()`` stopped.
@@ -146,8 +178,12 @@ public final class PostgresServer: @unchecked Sendable {
     /// made under en_US.UTF-8 sorts ("alice" before "Bob"), not byte order: tokenvault must not depend on it.
     public func createDatabase(prefix: String = "vault") throws -> String {
         let name = prefix + "_" + UUID().uuidString.prefix(12).lowercased().replacingOccurrences(of: "-", with: "")
-        try run("createdb", ["--host=" + socketDirectory, "--port=\(port)", "--template=template0", "--encoding=UTF8",
-                             "--locale-provider=icu", "--icu-locale=en-US", name], asServer: false)
+        try run(
+            "createdb",
+            [
+                "--host=" + socketDirectory, "--port=\(port)", "--template=template0", "--encoding=UTF8",
+                "--locale-provider=icu", "--icu-locale=en-US", name,
+            ], asServer: false)
         return name
     }
 
@@ -159,10 +195,16 @@ public final class PostgresServer: @unchecked Sendable {
     @discardableResult
     public func psql(_ database: String, _ sql: String) throws -> String {
         let psql = binaries + "/psql"
-        let result = try runProcess(psql, ["--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1",
-                                           "--host=" + socketDirectory, "--port=\(port)", "--dbname=" + database, "--command=" + sql],
-                                    environment: environment, timeout: 60)
-        guard result.code == 0 else { throw PostgresError(message: result.err.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let result = try runProcess(
+            psql,
+            [
+                "--no-psqlrc", "--quiet", "--tuples-only", "--no-align", "--set=ON_ERROR_STOP=1",
+                "--host=" + socketDirectory, "--port=\(port)", "--dbname=" + database, "--command=" + sql,
+            ],
+            environment: environment, timeout: 60)
+        guard result.code == 0 else {
+            throw PostgresError(message: result.err.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
         return result.out.trimmingCharacters(in: .newlines)
     }
 
@@ -181,8 +223,10 @@ public final class PostgresServer: @unchecked Sendable {
             \(runAs.map(shellQuoted).joined(separator: " ")) \(shellQuoted(binaries + "/pg_ctl")) stop --pgdata=\(shellQuoted(dataDirectory)) --mode=immediate --wait --silent >/dev/null 2>&1
             rm -rf \(shellQuoted(directory))
             """
-        if let child = try? spawnChild("/bin/sh", ["-c", script], environment: environment,
-                                       discardStdout: true, discardStderr: true, newSession: true) {
+        if let child = try? spawnChild(
+            "/bin/sh", ["-c", script], environment: environment,
+            discardStdout: true, discardStderr: true, newSession: true)
+        {
             close(child.stdinFD)
             watchdog = child.pid
         }
@@ -198,9 +242,13 @@ public final class PostgresServer: @unchecked Sendable {
         guard first else { return }
         let pidFile = dataDirectory + "/postmaster.pid"
         if FileManager.default.fileExists(atPath: pidFile) {
-            let postmaster = (try? String(contentsOfFile: pidFile, encoding: .utf8))?.split(separator: "\n").first.flatMap { pid_t($0) }
-            if (try? run("pg_ctl", ["stop", "--pgdata=" + dataDirectory, "--mode=fast", "--wait", "--timeout=30", "--silent"], timeout: 45)) == nil,
-               let postmaster, postmaster > 0 {
+            let postmaster = (try? String(contentsOfFile: pidFile, encoding: .utf8))?.split(separator: "\n").first
+                .flatMap { pid_t($0) }
+            if (try? run(
+                "pg_ctl", ["stop", "--pgdata=" + dataDirectory, "--mode=fast", "--wait", "--timeout=30", "--silent"],
+                timeout: 45)) == nil,
+                let postmaster, postmaster > 0
+            {
                 kill(postmaster, SIGKILL)
             }
         }

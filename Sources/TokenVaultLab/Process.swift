@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // Shared by the end-to-end tests, the fault-injection suite and the benchmarks: they drive the built
@@ -11,7 +12,11 @@ public struct ProcessResult: Sendable {
     public var code: Int32
     public var out: String
     public var err: String
-    public init(code: Int32, out: String, err: String) { self.code = code; self.out = out; self.err = err }
+    public init(code: Int32, out: String, err: String) {
+        self.code = code
+        self.out = out
+        self.err = err
+    }
 }
 
 /// A child started by ``spawnChild``: its pid and our ends of its pipes (-1 where its output was discarded).
@@ -27,10 +32,14 @@ public struct SpawnedChild: Sendable {
 /// descriptor of ours; never through a shell. posix_spawn rather than Foundation's Process: a daemon the child
 /// starts (the tmux server) cannot hold another test's pipes open, and reaping is a plain waitpid.
 /// `newSession` puts it in a session of its own, without a controlling terminal.
-public func spawnChild(_ executable: String, _ arguments: [String], environment: [String: String],
-                       discardStdout: Bool = false, discardStderr: Bool = false,
-                       newSession: Bool = false) throws -> SpawnedChild {
-    var input: [Int32] = [0, 0], output: [Int32] = [0, 0], errors: [Int32] = [0, 0]
+public func spawnChild(
+    _ executable: String, _ arguments: [String], environment: [String: String],
+    discardStdout: Bool = false, discardStderr: Bool = false,
+    newSession: Bool = false
+) throws -> SpawnedChild {
+    var input: [Int32] = [0, 0]
+    var output: [Int32] = [0, 0]
+    var errors: [Int32] = [0, 0]
     guard pipe(&input) == 0, pipe(&output) == 0, pipe(&errors) == 0 else { throw TestFailure("pipe failed") }
     for fd in input + output + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
     var actions = posix_spawn_file_actions_t()
@@ -49,7 +58,8 @@ public func spawnChild(_ executable: String, _ arguments: [String], environment:
     }
     // Close every other descriptor this process has open (closefrom is not visible from Swift here), high ones
     // included: a test process holds descriptors above 1024, and a child must start with only its three.
-    let open = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) })
+    let open =
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) })
         ?? Array(3..<Int32(1024))
     for fd in open where fd > 2 && fcntl(fd, F_GETFD) != -1 && !(input + output + errors).contains(fd) {
         posix_spawn_file_actions_addclose(&actions, fd)
@@ -61,10 +71,15 @@ public func spawnChild(_ executable: String, _ arguments: [String], environment:
     if newSession { posix_spawnattr_setflags(&attributes, Int16(0x80)) }
     let argv = ([executable] + arguments).map { strdup($0) } + [nil]
     let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+    defer {
+        argv.forEach { free($0) }
+        envp.forEach { free($0) }
+    }
     var pid: pid_t = 0
     let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-    close(input[0]); close(output[1]); close(errors[1])
+    close(input[0])
+    close(output[1])
+    close(errors[1])
     if discardStdout { close(output[0]) }
     if discardStderr { close(errors[0]) }
     guard spawned == 0 else {
@@ -73,8 +88,9 @@ public func spawnChild(_ executable: String, _ arguments: [String], environment:
         if !discardStderr { close(errors[0]) }
         throw TestFailure("cannot run \(executable): \(String(cString: strerror(spawned)))")
     }
-    return SpawnedChild(pid: pid, stdinFD: input[1], stdoutFD: discardStdout ? -1 : output[0],
-                        stderrFD: discardStderr ? -1 : errors[0])
+    return SpawnedChild(
+        pid: pid, stdinFD: input[1], stdoutFD: discardStdout ? -1 : output[0],
+        stderrFD: discardStderr ? -1 : errors[0])
 }
 
 /// A shell-style exit code from a waitpid status: the exit status, or 128 + the signal that ended the child.
@@ -95,10 +111,13 @@ public func writeAll(_ fd: Int32, _ text: String) {
 
 /// Runs a program to completion with the given environment and standard input; never through a shell.
 @discardableResult
-public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String = "",
-                timeout: TimeInterval = 60, discardOutput: Bool = false) throws -> ProcessResult {
-    let child = try spawnChild(executable, arguments, environment: environment,
-                               discardStdout: discardOutput, discardStderr: discardOutput)
+public func runProcess(
+    _ executable: String, _ arguments: [String], environment: [String: String], stdin: String = "",
+    timeout: TimeInterval = 60, discardOutput: Bool = false
+) throws -> ProcessResult {
+    let child = try spawnChild(
+        executable, arguments, environment: environment,
+        discardStdout: discardOutput, discardStderr: discardOutput)
     let pid = child.pid
     if discardOutput {
         close(child.stdinFD)
@@ -110,7 +129,8 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
         writeAll(fd, stdin)
         close(fd)
     }.start()
-    let outData = FDReader(child.stdoutFD), errData = FDReader(child.stderrFD)
+    let outData = FDReader(child.stdoutFD)
+    let errData = FDReader(child.stderrFD)
     let deadline = Date().addingTimeInterval(timeout)
     var status: Int32 = 0
     while waitpid(pid, &status, WNOHANG) == 0 {
@@ -160,4 +180,3 @@ public struct TestFailure: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
-

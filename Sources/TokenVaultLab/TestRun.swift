@@ -9,7 +9,10 @@ public enum TestRun {
     /// Nil when unset, or when it is not 1-12 lowercase letters and digits (it goes into paths and patterns).
     public static let mark: String? = {
         guard let mark = ProcessInfo.processInfo.environment["TOKENVAULT_TEST_RUN"], (1...12).contains(mark.count),
-              mark.utf8.allSatisfy({ ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) })
+            mark.utf8.allSatisfy({
+                ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z"))
+                    || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9"))
+            })
         else { return nil }
         return mark
     }()

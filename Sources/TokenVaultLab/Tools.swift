@@ -14,7 +14,8 @@ public enum MachineTools {
             let candidate = dir + "/" + name
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue,
-               FileManager.default.isExecutableFile(atPath: candidate) {
+                FileManager.default.isExecutableFile(atPath: candidate)
+            {
                 return candidate
             }
         }
@@ -29,8 +30,10 @@ public enum MachineTools {
     public static let python3: String? = {
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") { return "/usr/bin/python3" }
         guard let found = find("python3") else { return nil }
-        guard let result = try? runProcess(found, ["-c", "import sys; print(sys.executable)"],
-                                           environment: ProcessInfo.processInfo.environment, timeout: 30),
+        guard
+            let result = try? runProcess(
+                found, ["-c", "import sys; print(sys.executable)"],
+                environment: ProcessInfo.processInfo.environment, timeout: 30),
             result.code == 0
         else { return found }
         let real = result.out.trimmingCharacters(in: .whitespacesAndNewlines)

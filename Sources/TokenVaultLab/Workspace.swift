@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A temporary directory for one vault, the environment to drive the built `tokenvault` on it as a user would
@@ -24,8 +25,10 @@ public final class Workspace: @unchecked Sendable {
 
     /// Makes `TMPDIR/<prefix>-<random>`, or under `make test` `TMPDIR/<prefix>-<run>-<random>` of the same length
     /// (``TestRun``), with `mode` when given.
-    public init(prefix: String, tokenvault: String, vault: VaultLocation, environment extra: [String: String],
-                path: String = "/usr/local/bin:/usr/bin:/bin", mode: mode_t? = nil) {
+    public init(
+        prefix: String, tokenvault: String, vault: VaultLocation, environment extra: [String: String],
+        path: String = "/usr/local/bin:/usr/bin:/bin", mode: mode_t? = nil
+    ) {
         dir = NSTemporaryDirectory() + TestRun.name(prefix, random: UUID().uuidString)
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         if let mode { chmod(dir, mode) }
@@ -61,15 +64,20 @@ public final class Workspace: @unchecked Sendable {
 
     /// Runs the binary to completion (see ``runProcess``).
     @discardableResult
-    public func tokenvault(_ arguments: [String], stdin: String = "", environment extra: [String: String?] = [:],
-                           timeout: TimeInterval = 60) throws -> ProcessResult {
+    public func tokenvault(
+        _ arguments: [String], stdin: String = "", environment extra: [String: String?] = [:],
+        timeout: TimeInterval = 60
+    ) throws -> ProcessResult {
         try runProcess(tokenvault, arguments, environment: environment(adding: extra), stdin: stdin, timeout: timeout)
     }
 
     /// Starts the binary in the background (see ``ChildProcess``).
-    public func start(_ arguments: [String], stdin: String? = nil, environment extra: [String: String?] = [:],
-                      newSession: Bool = false) throws -> ChildProcess {
-        try ChildProcess(tokenvault, arguments, environment: environment(adding: extra), stdin: stdin, newSession: newSession)
+    public func start(
+        _ arguments: [String], stdin: String? = nil, environment extra: [String: String?] = [:],
+        newSession: Bool = false
+    ) throws -> ChildProcess {
+        try ChildProcess(
+            tokenvault, arguments, environment: environment(adding: extra), stdin: stdin, newSession: newSession)
     }
 
     /// Writes `content` to `DIR/name` with `mode`; returns the path.

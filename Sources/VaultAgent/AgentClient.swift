@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 import VaultCrypto
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A ``KeyHolder`` whose key is in an agent: every seal, open and MAC is one request on the agent's socket.
@@ -54,9 +55,14 @@ public final class AgentClient: KeyHolder {
         guard fd >= 0 else { return nil }
         var address = try AgentSocket.address(path)
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
-        guard connected == 0 else { close(fd); return nil }
+        guard connected == 0 else {
+            close(fd)
+            return nil
+        }
         // The other end must be us: a socket another user managed to put there gets nothing.
         guard AgentSocket.peerUID(fd) == geteuid() else {
             close(fd)
@@ -73,7 +79,7 @@ public final class AgentClient: KeyHolder {
                 fd = reopened
             }
             guard AgentSocket.writeFrame(fd, request.encoded()), let frame = AgentSocket.readFrame(fd),
-                  let answer = AgentProtocol.Answer.decode(frame)
+                let answer = AgentProtocol.Answer.decode(frame)
             else {
                 close(fd)
                 fd = -1
@@ -104,12 +110,14 @@ public final class AgentClient: KeyHolder {
 
     /// The master key is not for export: `passwd` works from the passphrase, and ends the agent.
     public func wrapMasterKey(under passphraseKey: SecretBytes) throws -> [UInt8] {
-        throw Failure.refused("the agent does not hand out its key; change the passphrase with 'tokenvault passwd' (it ends the agent)")
+        throw Failure.refused(
+            "the agent does not hand out its key; change the passphrase with 'tokenvault passwd' (it ends the agent)")
     }
 
     /// Nor to a key slot: `keys add` and `keys rotate` work from a passphrase, and end the agent.
     public func wrapMasterKey(toPublicKey publicKey: [UInt8]) throws -> [UInt8] {
-        throw Failure.refused("the agent does not hand out its key; 'tokenvault keys' works from a passphrase (it ends the agent)")
+        throw Failure.refused(
+            "the agent does not hand out its key; 'tokenvault keys' works from a passphrase (it ends the agent)")
     }
 
     /// The agent's own account of itself.

@@ -40,13 +40,16 @@ public enum AgentProtocol {
 
         /// Nil for anything but a well-formed version-1 request within the limits.
         public static func decode(_ bytes: [UInt8]) -> Request? {
-            guard bytes.count >= 8, bytes[0] == AgentProtocol.version, let op = Op(rawValue: bytes[1]) else { return nil }
+            guard bytes.count >= 8, bytes[0] == AgentProtocol.version, let op = Op(rawValue: bytes[1]) else {
+                return nil
+            }
             let labelLength = Int(bytes[2]) << 8 | Int(bytes[3])
             guard labelLength <= AgentProtocol.maxLabel, bytes.count >= 4 + labelLength + 4 else { return nil }
             let labelBytes = bytes[4..<(4 + labelLength)]
             guard let label = String(validating: labelBytes, as: UTF8.self) else { return nil }
             let at = 4 + labelLength
-            let dataLength = Int(bytes[at]) << 24 | Int(bytes[at + 1]) << 16 | Int(bytes[at + 2]) << 8 | Int(bytes[at + 3])
+            let dataLength =
+                Int(bytes[at]) << 24 | Int(bytes[at + 1]) << 16 | Int(bytes[at + 2]) << 8 | Int(bytes[at + 3])
             guard bytes.count == at + 4 + dataLength else { return nil }
             return Request(op: op, label: label, data: Array(bytes[(at + 4)...]))
         }
@@ -74,5 +77,7 @@ public enum AgentProtocol {
     }
 
     static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xff)] }
-    static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)] }
+    static func be32(_ v: UInt32) -> [UInt8] {
+        [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)]
+    }
 }

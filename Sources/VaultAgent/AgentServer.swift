@@ -1,8 +1,9 @@
 import Foundation
 import Spawning
 import VaultCrypto
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The agent: holds one vault's master key (in a ``KeyHolder``, in locked, guarded memory, in a process that cannot
@@ -26,9 +27,11 @@ public final class AgentServer: @unchecked Sendable {
         /// The scheduled runs' `--notify` command, handed to each on a pipe (``HandOff``), never on its command line.
         public var refreshNotify: String?
 
-        public init(vaultPath: String, identity: AgentSocket.VaultIdentity, socketPath: String, until: Date? = nil,
-                    idle: TimeInterval? = nil, refreshEvery: TimeInterval? = nil, refreshCommand: [String] = [],
-                    refreshNotify: String? = nil) {
+        public init(
+            vaultPath: String, identity: AgentSocket.VaultIdentity, socketPath: String, until: Date? = nil,
+            idle: TimeInterval? = nil, refreshEvery: TimeInterval? = nil, refreshCommand: [String] = [],
+            refreshNotify: String? = nil
+        ) {
             self.vaultPath = vaultPath
             self.identity = identity
             self.socketPath = socketPath
@@ -74,7 +77,9 @@ public final class AgentServer: @unchecked Sendable {
         guard fd >= 0 else { throw AgentSocket.Failure.system("socket: \(String(cString: strerror(errno)))") }
         var address = try AgentSocket.address(settings.socketPath)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         // 0600 before it listens; no one else could reach it meanwhile (the directory is 0700). Not through the
         // umask, which is the whole process's.
@@ -104,7 +109,10 @@ public final class AgentServer: @unchecked Sendable {
                 runRefresh()
                 nextRefresh = Date().addingTimeInterval(jittered(every))
             }
-            var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0), pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: listener, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0),
+            ]
             let ready = poll(&fds, 2, 500)
             guard ready > 0, fds[0].revents & Int16(POLLIN) != 0 else { continue }
             let client = accept(listener, nil, nil)
@@ -128,8 +136,12 @@ public final class AgentServer: @unchecked Sendable {
         let now = Date()
         if let reason = lock.withLock({ stopReason }) { return reason }
         if let until = settings.until, now >= until { return "its time ran out" }
-        if let idle = settings.idle, now.timeIntervalSince(lock.withLock { lastRequest }) >= idle { return "it was idle" }
-        if AgentSocket.VaultIdentity.of(location: settings.vaultPath) != settings.identity { return "the vault file was replaced or removed" }
+        if let idle = settings.idle, now.timeIntervalSince(lock.withLock { lastRequest }) >= idle {
+            return "it was idle"
+        }
+        if AgentSocket.VaultIdentity.of(location: settings.vaultPath) != settings.identity {
+            return "the vault file was replaced or removed"
+        }
         return nil
     }
 
@@ -147,7 +159,10 @@ public final class AgentServer: @unchecked Sendable {
             let answer = handle(request)
             let written = AgentSocket.writeFrame(fd, answer.encoded())
             // Stopped only once the answer is out: the process may end as soon as the main loop sees it.
-            if request.op == .lock { stop("it was locked"); return }
+            if request.op == .lock {
+                stop("it was locked")
+                return
+            }
             guard written else { return }
         }
     }
@@ -212,11 +227,15 @@ public final class AgentServer: @unchecked Sendable {
         }
         defer { if notifyPipe.read >= 0 { close(notifyPipe.read) } }
         let environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TOKENVAULT_PASSPHRASE") }
-        guard let child = try? SpawnedProcess.spawn(program, arguments: command, environment: environment, descriptors: descriptors) else {
+        guard
+            let child = try? SpawnedProcess.spawn(
+                program, arguments: command, environment: environment, descriptors: descriptors)
+        else {
             if notifyPipe.write >= 0 { close(notifyPipe.write) }
             return
         }
-        let notify = settings.refreshNotify, notifyWrite = notifyPipe.write
+        let notify = settings.refreshNotify
+        let notifyWrite = notifyPipe.write
         Thread.detachNewThread {
             if let notify, notifyWrite >= 0 {
                 _ = HandOff.write(notify, to: notifyWrite)

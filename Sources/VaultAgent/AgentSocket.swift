@@ -1,7 +1,8 @@
 import Foundation
 import VaultStore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where an agent listens, and the checks on both ends of its socket.
@@ -89,15 +90,18 @@ public enum AgentSocket {
             throw Failure.system("cannot use the agent directory \(dir): \(String(cString: strerror(errno)))")
         }
         guard info.st_mode & S_IFMT == S_IFDIR else {
-            throw Failure.unsafeDirectory(path: dir, reason: info.st_mode & S_IFMT == S_IFLNK ? "it is a symbolic link" : "it is not a directory")
+            throw Failure.unsafeDirectory(
+                path: dir, reason: info.st_mode & S_IFMT == S_IFLNK ? "it is a symbolic link" : "it is not a directory")
         }
         guard info.st_uid == geteuid() else {
-            throw Failure.unsafeDirectory(path: dir, reason: "it belongs to uid \(info.st_uid), not to you (uid \(geteuid()))")
+            throw Failure.unsafeDirectory(
+                path: dir, reason: "it belongs to uid \(info.st_uid), not to you (uid \(geteuid()))")
         }
         if info.st_mode & 0o777 != 0o700 {
             // Ours but open to others, or closed to us (a umask): make it exactly private, as the lock directory does.
             guard chmod(dir, 0o700) == 0 else {
-                throw Failure.unsafeDirectory(path: dir, reason: "it is open to others (mode \(String(info.st_mode & 0o777, radix: 8)))")
+                throw Failure.unsafeDirectory(
+                    path: dir, reason: "it is open to others (mode \(String(info.st_mode & 0o777, radix: 8)))")
             }
         }
     }
@@ -107,7 +111,8 @@ public enum AgentSocket {
         var credentials = PeerCredentials()
         var length = socklen_t(MemoryLayout<PeerCredentials>.size)
         guard getsockopt(fd, SOL_SOCKET, soPeerCred, &credentials, &length) == 0,
-              length == socklen_t(MemoryLayout<PeerCredentials>.size) else { return nil }
+            length == socklen_t(MemoryLayout<PeerCredentials>.size)
+        else { return nil }
         return credentials.uid
     }
 

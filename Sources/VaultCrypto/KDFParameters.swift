@@ -39,7 +39,8 @@ public struct KDFParameters: Sendable, Equatable {
 
     /// New parameters at a libsodium preset with a fresh random salt.
     public static func fresh(_ level: Level) -> KDFParameters {
-        let ops: Int, mem: Int
+        let ops: Int
+        let mem: Int
         switch level {
         case .interactive:
             (ops, mem) = (crypto_pwhash_argon2id_opslimit_interactive(), crypto_pwhash_argon2id_memlimit_interactive())

@@ -1,8 +1,9 @@
 import CSodium
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What the vault's logic may do with the master key: seal, open and MAC under a label, and wrap the key under a

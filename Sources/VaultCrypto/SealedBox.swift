@@ -51,14 +51,16 @@ public enum SealedBox {
     public static func seal(_ plaintext: SecretBytes, to publicKey: [UInt8]) throws -> [UInt8] {
         try Sodium.ensureInitialized()
         guard publicKey.count == BoxKeyPair.publicKeyBytes else {
-            throw VaultCryptoError.malformed("a public key is \(BoxKeyPair.publicKeyBytes) bytes, this one \(publicKey.count)")
+            throw VaultCryptoError.malformed(
+                "a public key is \(BoxKeyPair.publicKeyBytes) bytes, this one \(publicKey.count)")
         }
         var sealed = [UInt8](repeating: 0, count: overhead + plaintext.count)
         sealed[0] = version
         let status = sealed.withUnsafeMutableBufferPointer { out in
             plaintext.withUnsafeBytes { message in
-                crypto_box_seal(out.baseAddress! + 1, message.baseAddress?.assumingMemoryBound(to: UInt8.self),
-                                UInt64(message.count), publicKey)
+                crypto_box_seal(
+                    out.baseAddress! + 1, message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                    UInt64(message.count), publicKey)
             }
         }
         // Fails only for a public key of small order (all zeros, say): not one crypto_box_keypair makes.
@@ -70,22 +72,27 @@ public enum SealedBox {
     /// too short or of an unknown version, `.authenticationFailed` for another key pair or any altered byte.
     public static func open(_ sealed: [UInt8], publicKey: [UInt8], secretKey: SecretBytes) throws -> SecretBytes {
         try Sodium.ensureInitialized()
-        precondition(secretKey.count == BoxKeyPair.secretKeyBytes, "an X25519 secret key is \(BoxKeyPair.secretKeyBytes) bytes")
+        precondition(
+            secretKey.count == BoxKeyPair.secretKeyBytes, "an X25519 secret key is \(BoxKeyPair.secretKeyBytes) bytes")
         guard publicKey.count == BoxKeyPair.publicKeyBytes else {
-            throw VaultCryptoError.malformed("a public key is \(BoxKeyPair.publicKeyBytes) bytes, this one \(publicKey.count)")
+            throw VaultCryptoError.malformed(
+                "a public key is \(BoxKeyPair.publicKeyBytes) bytes, this one \(publicKey.count)")
         }
         guard sealed.count >= overhead else {
-            throw VaultCryptoError.malformed("sealed value is \(sealed.count) bytes, shorter than the minimum \(overhead)")
+            throw VaultCryptoError.malformed(
+                "sealed value is \(sealed.count) bytes, shorter than the minimum \(overhead)")
         }
         guard sealed[0] == version else {
-            throw VaultCryptoError.malformed("unknown format version \(sealed[0]) (this build reads version \(version))")
+            throw VaultCryptoError.malformed(
+                "unknown format version \(sealed[0]) (this build reads version \(version))")
         }
         let plaintext = SecretBytes(count: sealed.count - overhead)
         let status = plaintext.withUnsafeMutableBytes { out in
             sealed.withUnsafeBufferPointer { input in
                 secretKey.withUnsafeBytes { sk in
-                    crypto_box_seal_open(out.baseAddress!.assumingMemoryBound(to: UInt8.self), input.baseAddress! + 1,
-                                         UInt64(input.count - 1), publicKey, sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                    crypto_box_seal_open(
+                        out.baseAddress!.assumingMemoryBound(to: UInt8.self), input.baseAddress! + 1,
+                        UInt64(input.count - 1), publicKey, sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
                 }
             }
         }

@@ -62,10 +62,12 @@ public enum SecretBox {
         try Sodium.ensureInitialized()
         precondition(key.count == keyBytes, "secretbox key must be \(keyBytes) bytes")
         guard sealed.count >= overhead else {
-            throw VaultCryptoError.malformed("sealed value is \(sealed.count) bytes, shorter than the minimum \(overhead)")
+            throw VaultCryptoError.malformed(
+                "sealed value is \(sealed.count) bytes, shorter than the minimum \(overhead)")
         }
         guard sealed[0] == version else {
-            throw VaultCryptoError.malformed("unknown format version \(sealed[0]) (this build reads version \(version))")
+            throw VaultCryptoError.malformed(
+                "unknown format version \(sealed[0]) (this build reads version \(version))")
         }
         let plaintext = SecretBytes(count: sealed.count - overhead)
         // crypto_secretbox_open_easy checks the tag before decrypting, so nothing is written on failure.

@@ -22,8 +22,9 @@ public struct SigningKeyPair: Sendable {
         let secretKey = SecretBytes(count: Int(crypto_sign_secretkeybytes()))
         let status = secretKey.withUnsafeMutableBytes { sk in
             seed.withUnsafeBytes { s in
-                crypto_sign_seed_keypair(&publicKey, sk.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                                         s.baseAddress!.assumingMemoryBound(to: UInt8.self))
+                crypto_sign_seed_keypair(
+                    &publicKey, sk.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                    s.baseAddress!.assumingMemoryBound(to: UInt8.self))
             }
         }
         precondition(status == 0, "crypto_sign_seed_keypair failed")  // it cannot, short of a broken libsodium
@@ -35,8 +36,9 @@ public struct SigningKeyPair: Sendable {
     public func sign(_ message: [UInt8]) -> [UInt8] {
         var signature = [UInt8](repeating: 0, count: Self.signatureBytes)
         let status = secretKey.withUnsafeBytes { sk in
-            crypto_sign_detached(&signature, nil, message, UInt64(message.count),
-                                 sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            crypto_sign_detached(
+                &signature, nil, message, UInt64(message.count),
+                sk.baseAddress!.assumingMemoryBound(to: UInt8.self))
         }
         precondition(status == 0, "crypto_sign_detached failed")
         return signature
@@ -45,7 +47,8 @@ public struct SigningKeyPair: Sendable {
     /// Whether `signature` is `publicKey`'s signature of `message` (`crypto_sign_verify_detached`).
     public static func verify(_ signature: [UInt8], of message: [UInt8], publicKey: [UInt8]) -> Bool {
         guard (try? Sodium.ensureInitialized()) != nil, signature.count == signatureBytes,
-              publicKey.count == publicKeyBytes else { return false }
+            publicKey.count == publicKeyBytes
+        else { return false }
         return crypto_sign_verify_detached(signature, message, UInt64(message.count), publicKey) == 0
     }
 }

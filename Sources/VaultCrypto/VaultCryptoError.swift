@@ -22,9 +22,11 @@ public enum VaultCryptoError: Error, Equatable, LocalizedError {
         case .sodiumUnavailable:
             return "The cryptography library (libsodium) could not be initialised; check the libsodium installation."
         case .unsafeKDFParameters(let why):
-            return "The vault's key-derivation settings were refused before use: \(why). The vault file may be damaged or tampered with."
+            return
+                "The vault's key-derivation settings were refused before use: \(why). The vault file may be damaged or tampered with."
         case .kdfFailed:
-            return "Deriving the key from the passphrase failed, most likely for lack of memory. Close other programs and try again."
+            return
+                "Deriving the key from the passphrase failed, most likely for lack of memory. Close other programs and try again."
         case .authenticationFailed:
             return "A stored value could not be decrypted: the passphrase or key is wrong, or the vault was altered."
         case .malformed(let why):

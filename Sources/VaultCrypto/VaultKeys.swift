@@ -15,7 +15,8 @@ public enum VaultKeys {
 
     /// Argon2id with a chosen output length. Internal so known-answer tests can use libsodium's
     /// vectors (which have long outputs); production always asks for `keyBytes`.
-    static func argon2id(_ passphrase: SecretBytes, parameters: KDFParameters, outputLength: Int) throws -> SecretBytes {
+    static func argon2id(_ passphrase: SecretBytes, parameters: KDFParameters, outputLength: Int) throws -> SecretBytes
+    {
         try Sodium.ensureInitialized()
         try parameters.validate()  // must stay before crypto_pwhash: the caps are the point
         let output = SecretBytes(count: outputLength)

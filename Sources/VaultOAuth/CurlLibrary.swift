@@ -1,7 +1,8 @@
 import CCurl
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// libcurl, opened with `dlopen` at the first request instead of linked.
@@ -41,7 +42,9 @@ struct CurlLibrary: @unchecked Sendable {
 
     static func load() throws(LoadError) -> CurlLibrary {
         guard let handle = names.lazy.compactMap({ dlopen($0, RTLD_NOW | RTLD_LOCAL) }).first else {
-            throw LoadError(description: "libcurl is not installed (\(names[0]) could not be loaded; on Debian: apt-get install libcurl4)")
+            throw LoadError(
+                description:
+                    "libcurl is not installed (\(names[0]) could not be loaded; on Debian: apt-get install libcurl4)")
         }
         func symbol<F>(_ name: String, as type: F.Type = F.self) throws(LoadError) -> F {
             guard let p = dlsym(handle, name) else { throw LoadError(description: "libcurl has no \(name)") }
@@ -53,7 +56,9 @@ struct CurlLibrary: @unchecked Sendable {
             throw LoadError(description: "libcurl is older than 7.85 (upgrade libcurl4)")
         }
         // Once per process, before any other call (CurlMulti.shared is initialised exactly once).
-        guard globalInit(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK else { throw LoadError(description: "libcurl failed to initialise") }
+        guard globalInit(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK else {
+            throw LoadError(description: "libcurl failed to initialise")
+        }
         guard let setopt = dlsym(handle, "curl_easy_setopt"), let getinfo = dlsym(handle, "curl_easy_getinfo") else {
             throw LoadError(description: "libcurl has no curl_easy_setopt")
         }

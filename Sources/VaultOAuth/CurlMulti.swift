@@ -1,7 +1,8 @@
 import CCurl
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One libcurl multi handle and the one thread that drives it, for every request of the process.
@@ -30,7 +31,9 @@ final class CurlMulti: @unchecked Sendable {
     private var spare: [UnsafeMutableRawPointer] = []
 
     private init(_ curl: CurlLibrary) throws(CurlLibrary.LoadError) {
-        guard let multi = curl.multiInit() else { throw CurlLibrary.LoadError(description: "libcurl could not create a multi handle") }
+        guard let multi = curl.multiInit() else {
+            throw CurlLibrary.LoadError(description: "libcurl could not create a multi handle")
+        }
         self.curl = curl
         self.multi = multi
         let thread = Thread { [self] in run() }
@@ -65,7 +68,10 @@ final class CurlMulti: @unchecked Sendable {
         var left: Int32 = 0
         while true {
             let (new, gone) = lock.withLock {
-                defer { incoming.removeAll(keepingCapacity: true); cancelled.removeAll(keepingCapacity: true) }
+                defer {
+                    incoming.removeAll(keepingCapacity: true)
+                    cancelled.removeAll(keepingCapacity: true)
+                }
                 return (incoming, cancelled)
             }
             for transfer in gone {
@@ -73,7 +79,9 @@ final class CurlMulti: @unchecked Sendable {
             }
             for transfer in new where !transfer.isFinished {
                 guard let easy = spare.popLast() ?? curl.easyInit() else {
-                    transfer.finish(.failure(OAuthError.transport(.other("libcurl could not start a request"), host: transfer.host)))
+                    transfer.finish(
+                        .failure(OAuthError.transport(.other("libcurl could not start a request"), host: transfer.host))
+                    )
                     continue
                 }
                 transfer.configure(easy, curl)
@@ -83,8 +91,10 @@ final class CurlMulti: @unchecked Sendable {
             _ = curl.multiPerform(multi, &active)
             while let message = curl.multiInfoRead(multi, &left) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
-                      let transfer = running[easy] else { continue }
-                let outcome = transfer.completed(message.pointee.data.result, status: curl.info(easy, CURLINFO_RESPONSE_CODE))
+                    let transfer = running[easy]
+                else { continue }
+                let outcome = transfer.completed(
+                    message.pointee.data.result, status: curl.info(easy, CURLINFO_RESPONSE_CODE))
                 release(easy)
                 transfer.finish(outcome)
             }

@@ -45,11 +45,14 @@ public struct CurlTransport: HTTPTransport {
     ///   - maxResponseBytes: the largest response body accepted; a larger one fails with
     ///     ``OAuthError/responseTooLarge(limit:host:)``.
     ///   - tracer: receives one redacted line per request and per response (`--verbose`).
-    public init(version: String, timeout: TimeInterval = 30, maxResponseBytes: Int = CurlTransport.defaultMaxResponseBytes,
-                tracer: Tracer? = nil) {
+    public init(
+        version: String, timeout: TimeInterval = 30, maxResponseBytes: Int = CurlTransport.defaultMaxResponseBytes,
+        tracer: Tracer? = nil
+    ) {
         let seconds = max(1, Int(timeout.rounded(.up)))
-        limits = Limits(idleSeconds: seconds, totalMilliseconds: max(2 * seconds, seconds + 30) * 1000,
-                        maxResponseBytes: max(maxResponseBytes, 0))
+        limits = Limits(
+            idleSeconds: seconds, totalMilliseconds: max(2 * seconds, seconds + 30) * 1000,
+            maxResponseBytes: max(maxResponseBytes, 0))
         userAgent = "tokenvault/\(version)"
         self.tracer = tracer
     }
@@ -59,12 +62,15 @@ public struct CurlTransport: HTTPTransport {
         let start = ContinuousClock.now
         do {
             let multi = try CurlMulti.shared.get()
-            let response = try await multi.perform(CurlTransfer(request: request, headerLines: headerLines(request), limits: limits))
+            let response = try await multi.perform(
+                CurlTransfer(request: request, headerLines: headerLines(request), limits: limits))
             tracer?(Redaction.describe(response, for: request, duration: Self.ms(since: start)))
             return response
         } catch {
             let mapped = Self.map(error, url: request.url)
-            tracer?("\(request.method) \(Redaction.url(request.url)) failed after \(Self.ms(since: start)): \(mapped.localizedDescription)")
+            tracer?(
+                "\(request.method) \(Redaction.url(request.url)) failed after \(Self.ms(since: start)): \(mapped.localizedDescription)"
+            )
             throw mapped
         }
     }
@@ -240,9 +246,14 @@ final class CurlTransfer: @unchecked Sendable {
         func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0D || c == 0x0A }
         var line = bytes[...]
         while let last = line.last, isSpace(last) { line = line.dropLast() }
-        if line.starts(with: "HTTP/".utf8) { headers = [:]; return }
+        if line.starts(with: "HTTP/".utf8) {
+            headers = [:]
+            return
+        }
         // The end of the head, or an obsolete folded line: nothing to keep.
-        guard let first = line.first, !isSpace(first), let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return }
+        guard let first = line.first, !isSpace(first), let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+            return
+        }
         var value = line[line.index(after: colon)...]
         while let c = value.first, isSpace(c) { value = value.dropFirst() }
         var name = String(decoding: line[..<colon], as: UTF8.self)

@@ -9,7 +9,9 @@ import Foundation
 public enum FormEncoding {
     static let unreserved: Set<UInt8> = Set(
         Array(UInt8(ascii: "A")...UInt8(ascii: "Z")) + Array(UInt8(ascii: "a")...UInt8(ascii: "z"))
-            + Array(UInt8(ascii: "0")...UInt8(ascii: "9")) + [UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~")])
+            + Array(UInt8(ascii: "0")...UInt8(ascii: "9")) + [
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"),
+            ])
 
     /// Percent-encodes every byte of the UTF-8 form except unreserved characters.
     public static func percentEncode(_ s: String) -> String {

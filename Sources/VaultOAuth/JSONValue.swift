@@ -14,15 +14,33 @@ enum JSONValue: Sendable, Equatable, Decodable {
 
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null; return }
+        if c.decodeNil() {
+            self = .null
+            return
+        }
         // Strings first: most values are, and every failed attempt is a thrown error (an import of 100,000 pairs
         // spent a sixth of its time here). A string never decodes from a number or a boolean, nor the reverse.
         // Then order matters: Bool before numbers so `true` never becomes 1, Int before Double so 3600 stays exact.
-        if let s = try? c.decode(String.self) { self = .string(s); return }
-        if let b = try? c.decode(Bool.self) { self = .bool(b); return }
-        if let i = try? c.decode(Int64.self) { self = .int(i); return }
-        if let d = try? c.decode(Double.self) { self = .double(d); return }
-        if let a = try? c.decode([JSONValue].self) { self = .array(a); return }
+        if let s = try? c.decode(String.self) {
+            self = .string(s)
+            return
+        }
+        if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+            return
+        }
+        if let i = try? c.decode(Int64.self) {
+            self = .int(i)
+            return
+        }
+        if let d = try? c.decode(Double.self) {
+            self = .double(d)
+            return
+        }
+        if let a = try? c.decode([JSONValue].self) {
+            self = .array(a)
+            return
+        }
         self = .object(try c.decode([String: JSONValue].self))
     }
 

@@ -1,9 +1,10 @@
 import Foundation
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Receives the browser's redirect on a loopback address (RFC 8252 §7.3) with plain POSIX sockets.
@@ -62,7 +63,8 @@ public final class LoopbackListener: Sendable {
             guard listening.fd < 0 else { return }
             let shown = host.contains(":") ? "[\(host)]:\(requestedPort)" : "\(host):\(requestedPort)"
             guard Self.isLoopbackName(host) else {
-                throw OAuthError.listenerFailed("\(host) is not a loopback address; only localhost, 127.0.0.1 and [::1] are served")
+                throw OAuthError.listenerFailed(
+                    "\(host) is not a loopback address; only localhost, 127.0.0.1 and [::1] are served")
             }
             let v6 = host == "::1"
             let s = socket(v6 ? AF_INET6 : AF_INET, Self.streamType, 0)
@@ -82,7 +84,9 @@ public final class LoopbackListener: Sendable {
                 a.sin6_port = requestedPort.bigEndian
                 a.sin6_addr = in6addr_loopback
                 rc = withUnsafePointer(to: &a) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sysBind(s, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sysBind(s, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                    }
                 }
             } else {
                 var a = sockaddr_in()
@@ -91,17 +95,22 @@ public final class LoopbackListener: Sendable {
                 // localhost is bound as 127.0.0.1: resolving it could yield a non-loopback address on a bad hosts file.
                 _ = inet_pton(AF_INET, host == "localhost" ? "127.0.0.1" : host, &a.sin_addr)
                 rc = withUnsafePointer(to: &a) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sysBind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sysBind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
                 }
             }
             if rc != 0 {
                 let e = errno
                 if e == EADDRINUSE { throw OAuthError.portInUse(host: host, port: requestedPort) }
                 if e == EACCES {
-                    throw OAuthError.listenerFailed("permission denied binding \(shown); ports below 1024 need root, so register a redirect URI with a port above 1024 such as http://localhost:8080/callback")
+                    throw OAuthError.listenerFailed(
+                        "permission denied binding \(shown); ports below 1024 need root, so register a redirect URI with a port above 1024 such as http://localhost:8080/callback"
+                    )
                 }
                 if e == EADDRNOTAVAIL {
-                    throw OAuthError.listenerFailed("\(shown) is not available on this machine (is IPv6 loopback disabled?)")
+                    throw OAuthError.listenerFailed(
+                        "\(shown) is not available on this machine (is IPv6 loopback disabled?)")
                 }
                 throw OAuthError.listenerFailed("bind \(shown) failed: \(Self.errnoText(e))")
             }
@@ -150,8 +159,10 @@ public final class LoopbackListener: Sendable {
     /// Runs on its own thread so the blocking `poll` never ties up a Swift concurrency thread; cancelling the
     /// task ends the wait within a fraction of a second.
     /// - Throws: ``OAuthError/callbackTimeout(seconds:)`` when nothing valid arrives within `timeout` seconds.
-    public func waitForCallback(expectedState: String, path: String, timeout: Double, launch: Launch? = nil,
-                                onEvent: (@Sendable (Event) -> Void)? = nil) async throws -> String {
+    public func waitForCallback(
+        expectedState: String, path: String, timeout: Double, launch: Launch? = nil,
+        onEvent: (@Sendable (Event) -> Void)? = nil
+    ) async throws -> String {
         try bind()
         let cancelled = CancelFlag()
         return try await withTaskCancellationHandler {
@@ -233,7 +244,9 @@ public final class LoopbackListener: Sendable {
                 let buffer = clients[index].buffer
                 guard let head = Self.requestHead(buffer) else {
                     if buffer.count > Self.maxRequestBytes {
-                        Self.respond(p.fd, status: 431, title: "Request too large", message: "This is tokenvault's authorization listener.")
+                        Self.respond(
+                            p.fd, status: 431, title: "Request too large",
+                            message: "This is tokenvault's authorization listener.")
                         finished.insert(p.fd)
                     }
                     continue
@@ -256,7 +269,7 @@ public final class LoopbackListener: Sendable {
                     _ = fcntl(c, F_SETFD, FD_CLOEXEC)
                     var one: Int32 = 1
                     #if canImport(Darwin)
-                    _ = setsockopt(c, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+                        _ = setsockopt(c, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
                     #endif
                     _ = one
                     // Who owns the other end, looked up at once while the peer's socket is certainly open.
@@ -282,15 +295,17 @@ public final class LoopbackListener: Sendable {
     private func handle(head: String, fd client: Int32, owner: PeerOwner, session: inout Session) -> Outcome {
         let page = "This is tokenvault's authorization listener."
         if owner != .sameUser {
-            let uid: UInt32? = switch owner {
-            case .otherUser(let uid): uid
-            case .unknown(let uid): uid
-            case .sameUser: nil
-            }
+            let uid: UInt32? =
+                switch owner {
+                case .otherUser(let uid): uid
+                case .unknown(let uid): uid
+                case .sameUser: nil
+                }
             // Another local user's program (or one we cannot place) must not deliver a code, nor learn where the
             // browser is sent: refuse before looking at the request at all.
-            Self.respond(client, status: 403, title: "Refused",
-                         message: "This request came from a program of another user on this machine, so tokenvault refused it.")
+            Self.respond(
+                client, status: 403, title: "Refused",
+                message: "This request came from a program of another user on this machine, so tokenvault refused it.")
             session.onEvent?(.otherUser(uid: uid))
             return .keepWaiting
         }
@@ -306,18 +321,23 @@ public final class LoopbackListener: Sendable {
             target = String(target[slash...])
         }
         let requestPath = String(target.prefix { $0 != "?" && $0 != "#" })
-        let query = target.firstIndex(of: "?").map { String(target[target.index(after: $0)...].prefix { $0 != "#" }) } ?? ""
+        let query =
+            target.firstIndex(of: "?").map { String(target[target.index(after: $0)...].prefix { $0 != "#" }) } ?? ""
 
         if let launch = session.launch, requestPath == launch.path, parts[0] == "GET" {
             guard !session.launched else {
-                Self.respond(client, status: 410, title: "Already used",
-                             message: "This link works once and was already opened. If that was not you, run tokenvault authorize again.")
+                Self.respond(
+                    client, status: 410, title: "Already used",
+                    message:
+                        "This link works once and was already opened. If that was not you, run tokenvault authorize again."
+                )
                 session.onEvent?(.launchReused)
                 return .keepWaiting
             }
             session.launched = true
-            Self.respond(client, status: 303, title: "Continue", message: "Continue to the provider's sign-in page.",
-                         location: launch.target.absoluteString)
+            Self.respond(
+                client, status: 303, title: "Continue", message: "Continue to the provider's sign-in page.",
+                location: launch.target.absoluteString)
             return .keepWaiting
         }
         guard requestPath == session.path else {
@@ -330,23 +350,31 @@ public final class LoopbackListener: Sendable {
         }
         let params = CallbackParameters(query: query)
         guard params.isCallback else {
-            Self.respond(client, status: 400, title: "Waiting for authorization", message: "This address receives the provider's redirect; there is nothing to see here yet.")
+            Self.respond(
+                client, status: 400, title: "Waiting for authorization",
+                message: "This address receives the provider's redirect; there is nothing to see here yet.")
             return .keepWaiting
         }
         // RFC 6749 §10.12: only a callback with our exact state counts, an error included; anything else is a
         // stray tab, a forged link or a web page poking at the port, and the wait goes on.
         guard let state = params.state, CallbackParameters.constantTimeEqual(state, session.expectedState) else {
-            Self.respond(client, status: 400, title: "Refused",
-                         message: "This authorization response does not belong to the request tokenvault is waiting for, so it was refused.")
+            Self.respond(
+                client, status: 400, title: "Refused",
+                message:
+                    "This authorization response does not belong to the request tokenvault is waiting for, so it was refused."
+            )
             session.onEvent?(.wrongState)
             return .keepWaiting
         }
         do {
             let code = try params.code(expectedState: session.expectedState)
-            Self.respond(client, status: 200, title: "Authorized", message: "Authorized. You can close this tab and return to the terminal.")
+            Self.respond(
+                client, status: 200, title: "Authorized",
+                message: "Authorized. You can close this tab and return to the terminal.")
             return .code(code)
         } catch let error as OAuthError {
-            let message = "Authorization failed: " + (error.errorDescription ?? "unknown error") + ". You can close this tab."
+            let message =
+                "Authorization failed: " + (error.errorDescription ?? "unknown error") + ". You can close this tab."
             Self.respond(client, status: 400, title: "Authorization failed", message: message)
             return .failure(error)
         } catch {
@@ -355,15 +383,20 @@ public final class LoopbackListener: Sendable {
     }
 
     static func respond(_ client: Int32, status: Int, title: String, message: String, location: String? = nil) {
-        let reason = [200: "OK", 303: "See Other", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-                      410: "Gone", 431: "Request Header Fields Too Large"][status] ?? "Error"
+        let reason =
+            [
+                200: "OK", 303: "See Other", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+                405: "Method Not Allowed",
+                410: "Gone", 431: "Request Header Fields Too Large",
+            ][status] ?? "Error"
         let html = """
             <!doctype html><html><head><meta charset="utf-8"><title>tokenvault: \(escape(title))</title></head>\
             <body style="font-family: sans-serif; margin: 3em"><h1>\(escape(title))</h1><p>\(escape(message))</p></body></html>
             """
         let body = Array(html.utf8)
         // Referrer-Policy: the page's URL holds the code; no-store: do not keep it in the browser cache.
-        let head = "HTTP/1.1 \(status) \(reason)\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: \(body.count)\r\n"
+        let head =
+            "HTTP/1.1 \(status) \(reason)\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: \(body.count)\r\n"
             + (location.map { "Location: \($0)\r\n" } ?? "")
             + "Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n"
         let bytes = Array(head.utf8) + body
@@ -410,31 +443,31 @@ public final class LoopbackListener: Sendable {
     static func errnoText(_ e: Int32 = errno) -> String { String(cString: strerror(e)) }
 
     #if os(Linux)
-    static let streamType = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        static let streamType = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
     #else
-    static let streamType = SOCK_STREAM
+        static let streamType = SOCK_STREAM
     #endif
 }
 
 #if os(Linux)
-private let sendFlags = Int32(MSG_NOSIGNAL)
+    private let sendFlags = Int32(MSG_NOSIGNAL)
 #else
-private let sendFlags: Int32 = 0
+    private let sendFlags: Int32 = 0
 #endif
 
 private func sysBind(_ fd: Int32, _ addr: UnsafePointer<sockaddr>, _ len: socklen_t) -> Int32 {
     #if canImport(Glibc)
-    return Glibc.bind(fd, addr, len)
+        return Glibc.bind(fd, addr, len)
     #else
-    return Darwin.bind(fd, addr, len)
+        return Darwin.bind(fd, addr, len)
     #endif
 }
 
 func sysClose(_ fd: Int32) -> Int32 {
     #if canImport(Glibc)
-    return Glibc.close(fd)
+        return Glibc.close(fd)
     #else
-    return Darwin.close(fd)
+        return Darwin.close(fd)
     #endif
 }
 

@@ -10,7 +10,8 @@ public struct Identity: Sendable, Equatable {
     /// Webex: `person`, `bot` or `appuser`.
     public var type: String?
 
-    public init(id: String, email: String? = nil, displayName: String? = nil, orgId: String? = nil, type: String? = nil) {
+    public init(id: String, email: String? = nil, displayName: String? = nil, orgId: String? = nil, type: String? = nil)
+    {
         self.id = id
         self.email = email
         self.displayName = displayName
@@ -66,8 +67,9 @@ public struct OAuthClient: Sendable {
 
     /// The URL of one of the provider's endpoints for this integration.
     func url(_ endpoint: Provider.Endpoint) -> URL {
-        provider.url(endpoint, base: credentials.apiBase,
-                     values: Provider.endpointValues(tenant: credentials.tenant, clientId: credentials.clientId))
+        provider.url(
+            endpoint, base: credentials.apiBase,
+            values: Provider.endpointValues(tenant: credentials.tenant, clientId: credentials.clientId))
     }
 
     /// A request with the headers every provider gets: JSON answers asked for (GitHub answers with a form otherwise).
@@ -126,14 +128,18 @@ public struct OAuthClient: Sendable {
         do {
             return try await tokenRequest([("grant_type", "refresh_token"), ("refresh_token", refreshToken)])
         } catch OAuthError.oauth(let code, let description, let status, let trackingId)
-                    where code != "invalid_grant" && provider.refreshRefusalCodes.contains(code) {
-            throw OAuthError.oauth(code: "invalid_grant", description: "\(code)" + (description.map { ": \($0)" } ?? ""),
-                                   status: status, trackingId: trackingId)
+            where code != "invalid_grant" && provider.refreshRefusalCodes.contains(code)
+        {
+            throw OAuthError.oauth(
+                code: "invalid_grant", description: "\(code)" + (description.map { ": \($0)" } ?? ""),
+                status: status, trackingId: trackingId)
         }
     }
 
-    func tokenRequest(_ fields: [(String, String)], endpoint: Provider.Endpoint? = nil,
-                      clientAuth: Provider.ClientAuthStyle? = nil) async throws -> TokenResponse {
+    func tokenRequest(
+        _ fields: [(String, String)], endpoint: Provider.Endpoint? = nil,
+        clientAuth: Provider.ClientAuthStyle? = nil
+    ) async throws -> TokenResponse {
         var request = request("POST", endpoint ?? provider.endpoints.token)
         request.headers["Content-Type"] = Self.formContentType
         var form = fields
@@ -168,13 +174,16 @@ public struct OAuthClient: Sendable {
     /// either way, since RFC 8628 and Webex's device sample both include it.
     /// A public client (empty secret) sends only its id.
     func addClientAuth(_ request: inout HTTPRequest, form: inout [(String, String)], style: Provider.ClientAuthStyle) {
-        form.insert(("client_id", credentials.clientId), at: form.firstIndex { $0.0 == "grant_type" }.map { $0 + 1 } ?? 0)
+        form.insert(
+            ("client_id", credentials.clientId), at: form.firstIndex { $0.0 == "grant_type" }.map { $0 + 1 } ?? 0)
         guard !credentials.clientSecret.isEmpty else { return }
         switch style {
         case .body:
             form.insert(("client_secret", credentials.clientSecret), at: form.firstIndex { $0.0 == "client_id" }! + 1)
         case .basic:
-            let pair = FormEncoding.percentEncode(credentials.clientId) + ":" + FormEncoding.percentEncode(credentials.clientSecret)
+            let pair =
+                FormEncoding.percentEncode(credentials.clientId) + ":"
+                + FormEncoding.percentEncode(credentials.clientSecret)
             request.headers["Authorization"] = "Basic " + Data(pair.utf8).base64EncodedString()
         }
     }
@@ -208,7 +217,8 @@ public struct OAuthClient: Sendable {
             return nil
         }
         guard let id = first(fields.id) else {
-            throw OAuthError.invalidResponse("the identity answer has no \(fields.id.map { "\"\($0)\"" }.joined(separator: " or "))")
+            throw OAuthError.invalidResponse(
+                "the identity answer has no \(fields.id.map { "\"\($0)\"" }.joined(separator: " or "))")
         }
         // Every field ends up on a terminal (`whoami`, `list`, `authorize`): no control characters, clipped.
         let shown = { (s: String?) in ProviderText.displayable(s) }
@@ -228,26 +238,33 @@ public struct OAuthClient: Sendable {
         var request: HTTPRequest
         guard let endpoint = provider.endpoints.revoke else {
             if case .none(let hint) = provider.revocation { throw OAuthError.unsupported(hint) }
-            throw OAuthError.unsupported("\(provider.displayName) has no revocation endpoint; revoke the grant in the provider's account settings")
+            throw OAuthError.unsupported(
+                "\(provider.displayName) has no revocation endpoint; revoke the grant in the provider's account settings"
+            )
         }
         switch provider.revocation {
         case .none(let hint):
             throw OAuthError.unsupported(hint)
         case .webexAuthorizations:
             let base = url(endpoint)
-            request = HTTPRequest(method: "DELETE", url: URL(string: base.absoluteString + "?" + FormEncoding.encode([("clientId", credentials.clientId)]))!)
+            request = HTTPRequest(
+                method: "DELETE",
+                url: URL(string: base.absoluteString + "?" + FormEncoding.encode([("clientId", credentials.clientId)]))!
+            )
             request.headers["Accept"] = "application/json"
             request.headers["Authorization"] = "Bearer \(accessToken)"
         case .rfc7009:
             request = self.request("POST", endpoint)
             request.headers["Content-Type"] = Self.formContentType
-            var form: [(String, String)] = refreshToken.map { [("token", $0), ("token_type_hint", "refresh_token")] }
+            var form: [(String, String)] =
+                refreshToken.map { [("token", $0), ("token_type_hint", "refresh_token")] }
                 ?? [("token", accessToken), ("token_type_hint", "access_token")]
             addClientAuth(&request, form: &form, style: provider.tokenClientAuth)
             request.body = Data(FormEncoding.encode(form).utf8)
         case .githubToken:
             guard !credentials.clientSecret.isEmpty else {
-                throw OAuthError.unsupported("GitHub's revocation API needs the client secret, and this is a public client")
+                throw OAuthError.unsupported(
+                    "GitHub's revocation API needs the client secret, and this is a public client")
             }
             request = self.request("DELETE", endpoint)
             request.headers["Content-Type"] = "application/json"
@@ -270,7 +287,8 @@ public struct OAuthClient: Sendable {
     /// Starts Webex's device grant: returns the code to show the user.
     public func startDeviceAuthorization(scopes: [String]? = nil) async throws -> DeviceAuthorization {
         guard let endpoint = provider.endpoints.deviceAuthorize else {
-            throw OAuthError.unsupported("\(provider.displayName) does not support the device grant; authorize in a browser instead")
+            throw OAuthError.unsupported(
+                "\(provider.displayName) does not support the device grant; authorize in a browser instead")
         }
         var request = request("POST", endpoint)
         request.headers["Content-Type"] = Self.formContentType
@@ -292,10 +310,13 @@ public struct OAuthClient: Sendable {
         let userCode = try required("user_code")
         // The user code is shown to a person and typed back: refuse control characters rather than change it.
         guard ProviderText.displayable(userCode, limit: 100) == userCode else {
-            throw OAuthError.invalidResponse("the device authorization answer's \"user_code\" has control characters or is too long")
+            throw OAuthError.invalidResponse(
+                "the device authorization answer's \"user_code\" has control characters or is too long")
         }
         // Google spells it `verification_url` (its device flow predates RFC 8628's name).
-        guard let verificationURI = [o["verification_uri"], o["verification_url"]].lazy.compactMap({ $0?.stringValue }).first(where: { !$0.isEmpty })
+        guard
+            let verificationURI = [o["verification_uri"], o["verification_url"]].lazy.compactMap({ $0?.stringValue })
+                .first(where: { !$0.isEmpty })
         else { throw OAuthError.invalidResponse("the device authorization answer has no \"verification_uri\"") }
         try Self.checkVerificationURI(verificationURI, field: "verification_uri")
         let complete = o["verification_uri_complete"]?.stringValue
@@ -311,9 +332,10 @@ public struct OAuthClient: Sendable {
     /// quoted in the error: `verification_uri_complete` carries the user code.
     static func checkVerificationURI(_ text: String, field: String) throws {
         let refused = OAuthError.invalidResponse(
-            "the device authorization answer's \"\(field)\" is not an https URL; the provider or its API base URL is wrong")
+            "the device authorization answer's \"\(field)\" is not an https URL; the provider or its API base URL is wrong"
+        )
         guard ProviderText.displayable(text, limit: 2048) == text, let url = URL(string: text),
-              let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased(), !host.isEmpty
+            let scheme = url.scheme?.lowercased(), let host = url.host?.lowercased(), !host.isEmpty
         else { throw refused }
         switch scheme {
         case "https": return
@@ -344,7 +366,8 @@ public struct OAuthClient: Sendable {
         sleep: @Sendable (Double) async throws -> Void = { try await Task.sleep(for: .seconds($0)) }
     ) async throws -> TokenResponse {
         guard provider.supportsDeviceGrant else {
-            throw OAuthError.unsupported("\(provider.displayName) does not support the device grant; authorize in a browser instead")
+            throw OAuthError.unsupported(
+                "\(provider.displayName) does not support the device grant; authorize in a browser instead")
         }
         let endpoint = provider.endpoints.deviceToken ?? provider.endpoints.token
         let lifetime = min(device.expiresIn ?? Self.defaultDeviceCodeLifetime, Self.maxDeviceCodeLifetime)
@@ -358,8 +381,9 @@ public struct OAuthClient: Sendable {
             try await sleep(min(interval, remaining))
             if now() >= deadline { throw OAuthError.deviceCodeExpired }
             do {
-                return try await tokenRequest([("grant_type", Self.deviceGrantType), ("device_code", device.deviceCode)],
-                                              endpoint: endpoint, clientAuth: provider.deviceTokenClientAuth)
+                return try await tokenRequest(
+                    [("grant_type", Self.deviceGrantType), ("device_code", device.deviceCode)],
+                    endpoint: endpoint, clientAuth: provider.deviceTokenClientAuth)
             } catch let error as OAuthError {
                 switch error {
                 case .oauth(code: "authorization_pending", _, _, _):
@@ -417,21 +441,25 @@ public struct OAuthClient: Sendable {
         }
         if status >= 500 { throw OAuthError.server(status: status, trackingId: trackingId) }
         if (300..<400).contains(status) {
-            throw OAuthError.unexpectedRedirect(status: status, location: ProviderText.displayable(response.header("Location"), limit: 500))
+            throw OAuthError.unexpectedRedirect(
+                status: status, location: ProviderText.displayable(response.header("Location"), limit: 500))
         }
         if (200..<300).contains(status) {
             if let object { return object }
-            throw OAuthError.unexpectedBody(bodyProblem(response, parsed: parsed), status: status, trackingId: trackingId)
+            throw OAuthError.unexpectedBody(
+                bodyProblem(response, parsed: parsed), status: status, trackingId: trackingId)
         }
         // 4xx (and anything odd below 200).
         if let object {
             if let code = object["error"]?.stringValue {
                 throw OAuthError.oauth(
-                    code: ProviderText.displayable(code), description: ProviderText.displayable(object["error_description"]?.stringValue),
+                    code: ProviderText.displayable(code),
+                    description: ProviderText.displayable(object["error_description"]?.stringValue),
                     status: status, trackingId: trackingId)
             }
             var message = object["message"]?.stringValue
-            if case .array(let errors)? = object["errors"], let first = errors.first?.objectValue?["description"]?.stringValue,
+            if case .array(let errors)? = object["errors"],
+                let first = errors.first?.objectValue?["description"]?.stringValue,
                 first != message
             {
                 message = message.map { "\($0); \(first)" } ?? first
@@ -466,7 +494,8 @@ public struct OAuthClient: Sendable {
 
     /// Retry-After in seconds; HTTP-date forms and garbage fall back to 1 s (never 0, which would hammer).
     static func retryAfter(_ header: String?) -> Double {
-        guard let header, let seconds = Double(header.trimmingCharacters(in: .whitespaces)), seconds.isFinite, seconds >= 0
+        guard let header, let seconds = Double(header.trimmingCharacters(in: .whitespaces)), seconds.isFinite,
+            seconds >= 0
         else { return 1 }
         return max(seconds, 0)
     }

@@ -89,7 +89,8 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
     /// as the provider's fault (exit 6), like a refresh would, and other malformed input as a usage error.
     public var isTokenCharacterRefusal: Bool {
         guard case .invalidTokenResponse(let reason) = self else { return false }
-        return reason == TokenResponse.notB64Token("access_token") || reason == TokenResponse.notB64Token("refresh_token")
+        return reason == TokenResponse.notB64Token("access_token")
+            || reason == TokenResponse.notB64Token("refresh_token")
     }
 
     /// The wait the provider asked for, if any.
@@ -116,8 +117,12 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case .api(let status, let message, _):
             let what = message.map { ": \(Self.clip($0))" } ?? ""
             switch status {
-            case 401: text = "the provider refused the access token (HTTP 401\(what)); refresh it with `tokenvault refresh`, or authorize again"
-            case 403: text = "the provider refused the request (HTTP 403\(what)); the token lacks a scope or the user lacks the role for it"
+            case 401:
+                text =
+                    "the provider refused the access token (HTTP 401\(what)); refresh it with `tokenvault refresh`, or authorize again"
+            case 403:
+                text =
+                    "the provider refused the request (HTTP 403\(what)); the token lacks a scope or the user lacks the role for it"
             case 404: text = "the provider has no such endpoint (HTTP 404\(what)); check the integration's API base URL"
             default: text = "the provider refused the request (HTTP \(status)\(what))"
             }
@@ -145,34 +150,44 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
             text = "the provider's answer is not usable: \(reason)"
         case .transport(let problem, let host):
             switch problem {
-            case .cannotFindHost: text = "cannot resolve \(host); check the network, DNS, and the integration's API base URL"
-            case .cannotConnect: text = "cannot connect to \(host); check the network and the integration's API base URL"
+            case .cannotFindHost:
+                text = "cannot resolve \(host); check the network, DNS, and the integration's API base URL"
+            case .cannotConnect:
+                text = "cannot connect to \(host); check the network and the integration's API base URL"
             case .timedOut: text = "\(host) did not answer in time; check the network and try again"
             case .connectionLost: text = "the connection to \(host) was lost; try again"
-            case .tls: text = "the TLS connection to \(host) failed: its certificate was not accepted or the TLS handshake failed (a self-signed or expired certificate, a wrong host name, or a proxy that intercepts TLS); check the system's CA certificates and clock"
+            case .tls:
+                text =
+                    "the TLS connection to \(host) failed: its certificate was not accepted or the TLS handshake failed (a self-signed or expired certificate, a wrong host name, or a proxy that intercepts TLS); check the system's CA certificates and clock"
             case .other(let detail): text = "network error talking to \(host): \(detail)"
             }
         case .responseTooLarge(let limit, let host):
-            text = "the provider's answer from \(host) was larger than \(Self.bytes(limit)), so it was refused without reading the rest; check the integration's API base URL, or a proxy in between"
+            text =
+                "the provider's answer from \(host) was larger than \(Self.bytes(limit)), so it was refused without reading the rest; check the integration's API base URL, or a proxy in between"
         case .stateMismatch:
-            text = "the authorization callback carried the wrong state, so it was refused (it may come from another tab or a forged link); run 'tokenvault authorize' again"
+            text =
+                "the authorization callback carried the wrong state, so it was refused (it may come from another tab or a forged link); run 'tokenvault authorize' again"
         case .callbackError(let code, let description):
             text = Self.callbackText(code: code, description: description)
         case .callbackMissingCode:
             text = "the authorization callback had no code; run 'tokenvault authorize' again"
         case .callbackTimeout(let seconds):
-            text = "no authorization callback arrived within \(Self.seconds(seconds)); run 'tokenvault authorize' again (use --timeout to wait longer, or --no-browser to paste the URL)"
+            text =
+                "no authorization callback arrived within \(Self.seconds(seconds)); run 'tokenvault authorize' again (use --timeout to wait longer, or --no-browser to paste the URL)"
         case .portInUse(let host, let port):
             let shown = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-            text = "\(shown) is already in use by another program, so the browser callback cannot be received; stop that program (see `ss -ltnp 'sport = :\(port)'`) or use --no-browser to paste the URL instead"
+            text =
+                "\(shown) is already in use by another program, so the browser callback cannot be received; stop that program (see `ss -ltnp 'sport = :\(port)'`) or use --no-browser to paste the URL instead"
         case .listenerFailed(let detail):
             text = "cannot listen for the browser callback: \(detail); use --no-browser to paste the URL instead"
         case .invalidRedirectURI(let detail):
             text = "the integration's redirect URI is not usable: \(detail)"
         case .invalidPaste(let detail):
-            text = "\(detail); paste the whole URL the browser landed on (it contains code= and state=), or just the code"
+            text =
+                "\(detail); paste the whole URL the browser landed on (it contains code= and state=), or just the code"
         case .deviceCodeExpired:
-            text = "the device code expired before it was approved; run `tokenvault authorize --device` again and approve sooner"
+            text =
+                "the device code expired before it was approved; run `tokenvault authorize --device` again and approve sooner"
         case .unsupported(let detail):
             text = detail
         }
@@ -184,9 +199,11 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         let said = description.map { " (\(clip($0)))" } ?? ""
         switch code {
         case "invalid_grant":
-            return "the provider no longer accepts this grant\(said): the refresh token or code is expired, revoked or already used; run 'tokenvault authorize' for this account"
+            return
+                "the provider no longer accepts this grant\(said): the refresh token or code is expired, revoked or already used; run 'tokenvault authorize' for this account"
         case "invalid_client":
-            return "the provider does not recognise the integration's client id and secret\(said); check them with `tokenvault integrations`, and set the right secret with `tokenvault integration edit NAME --client-secret-stdin`"
+            return
+                "the provider does not recognise the integration's client id and secret\(said); check them with `tokenvault integrations`, and set the right secret with `tokenvault integration edit NAME --client-secret-stdin`"
         case "invalid_scope":
             return "the provider refused the requested scopes\(said); request only scopes registered on the integration"
         case "unauthorized_client":
@@ -212,7 +229,8 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case "server_error", "temporarily_unavailable":
             return "the provider failed during authorization\(said); try again later"
         default:
-            return "the provider returned an error to the browser: \(clip(code))\(said); run 'tokenvault authorize' again"
+            return
+                "the provider returned an error to the browser: \(clip(code))\(said); run 'tokenvault authorize' again"
         }
     }
 

@@ -1,8 +1,9 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Which local user owns the other end of a loopback connection.
@@ -22,16 +23,18 @@ extension LoopbackListener {
     /// The owner of the peer of the accepted connection `client`, compared with this process's real uid.
     static func peerOwner(_ client: Int32) -> PeerOwner {
         #if os(Linux)
-        guard let local = socketAddress(client, peer: false), let remote = socketAddress(client, peer: true) else {
-            return .unknown(uid: nil)
-        }
-        let table = local.isIPv6 ? "/proc/net/tcp6" : "/proc/net/tcp"
-        guard let uid = peerUID(table: readProcFile(table),
-                                peerLocal: remote.procForm, peerRemote: local.procForm)
-        else { return .unknown(uid: nil) }
-        return uid == getuid() ? .sameUser : .otherUser(uid: uid)
+            guard let local = socketAddress(client, peer: false), let remote = socketAddress(client, peer: true) else {
+                return .unknown(uid: nil)
+            }
+            let table = local.isIPv6 ? "/proc/net/tcp6" : "/proc/net/tcp"
+            guard
+                let uid = peerUID(
+                    table: readProcFile(table),
+                    peerLocal: remote.procForm, peerRemote: local.procForm)
+            else { return .unknown(uid: nil) }
+            return uid == getuid() ? .sameUser : .otherUser(uid: uid)
         #else
-        return .sameUser  // no /proc/net: nothing to check against (tokenvault's supported platform is Linux)
+            return .sameUser  // no /proc/net: nothing to check against (tokenvault's supported platform is Linux)
         #endif
     }
 
@@ -51,9 +54,9 @@ extension LoopbackListener {
     /// /proc files report a size of 0, so they are read until end of file rather than by their size.
     static func readProcFile(_ path: String) -> String {
         #if canImport(Glibc)
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         #else
-        let fd = Darwin.open(path, O_RDONLY | O_CLOEXEC)
+            let fd = Darwin.open(path, O_RDONLY | O_CLOEXEC)
         #endif
         guard fd >= 0 else { return "" }
         defer { _ = sysClose(fd) }
@@ -91,12 +94,14 @@ extension LoopbackListener {
             case AF_INET:
                 let a = raw.load(as: sockaddr_in.self)
                 let address = String(format: "%08X", a.sin_addr.s_addr)
-                return ProcAddress(isIPv6: false, procForm: "\(address):\(String(format: "%04X", UInt16(bigEndian: a.sin_port)))")
+                return ProcAddress(
+                    isIPv6: false, procForm: "\(address):\(String(format: "%04X", UInt16(bigEndian: a.sin_port)))")
             case AF_INET6:
                 let a = raw.load(as: sockaddr_in6.self)
                 let base = MemoryLayout<sockaddr_in6>.offset(of: \sockaddr_in6.sin6_addr)!
                 let address = (0..<4).map { word(base + 4 * $0) }.joined()
-                return ProcAddress(isIPv6: true, procForm: "\(address):\(String(format: "%04X", UInt16(bigEndian: a.sin6_port)))")
+                return ProcAddress(
+                    isIPv6: true, procForm: "\(address):\(String(format: "%04X", UInt16(bigEndian: a.sin6_port)))")
             default:
                 return nil
             }

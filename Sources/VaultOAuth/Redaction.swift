@@ -41,9 +41,11 @@ public enum Redaction {
         var i = 0
         while i < u.count {
             if u[i] == UInt8(ascii: "%"), i + 2 < u.count, let hi = hexValue(u[i + 1]), let lo = hexValue(u[i + 2]) {
-                bytes.append(hi << 4 | lo); i += 3
+                bytes.append(hi << 4 | lo)
+                i += 3
             } else {
-                bytes.append(u[i] == UInt8(ascii: "+") ? UInt8(ascii: " ") : u[i]); i += 1
+                bytes.append(u[i] == UInt8(ascii: "+") ? UInt8(ascii: " ") : u[i])
+                i += 1
             }
         }
         return String(decoding: bytes, as: UTF8.self)
@@ -177,10 +179,15 @@ public enum Redaction {
     }
 
     /// The raw content of the string token starting at `start` (a quote), the index after it, and whether it closed.
-    static func scanString(_ chars: [Unicode.Scalar], from start: Int) -> (content: ArraySlice<Unicode.Scalar>, end: Int, closed: Bool) {
+    static func scanString(_ chars: [Unicode.Scalar], from start: Int) -> (
+        content: ArraySlice<Unicode.Scalar>, end: Int, closed: Bool
+    ) {
         var j = start + 1
         while j < chars.count {
-            if chars[j] == "\\" { j += 2; continue }
+            if chars[j] == "\\" {
+                j += 2
+                continue
+            }
             if chars[j] == "\"" { return (chars[(start + 1)..<j], j + 1, true) }
             j += 1
         }
@@ -193,7 +200,9 @@ public enum Redaction {
         var i = start
         while i < chars.count {
             switch chars[i] {
-            case "\"": i = scanString(chars, from: i).end; continue
+            case "\"":
+                i = scanString(chars, from: i).end
+                continue
             case "{", "[": depth += 1
             case "}", "]":
                 depth -= 1
@@ -221,13 +230,24 @@ public enum Redaction {
             return v
         }
         while i < c.count {
-            guard c[i] == "\\", i + 1 < c.count else { out.append(c[i]); i += 1; continue }
+            guard c[i] == "\\", i + 1 < c.count else {
+                out.append(c[i])
+                i += 1
+                continue
+            }
             let e = c[i + 1]
             switch e {
             case "u":
-                guard let v = hex4(i + 2) else { out.append(c[i]); i += 1; continue }
+                guard let v = hex4(i + 2) else {
+                    out.append(c[i])
+                    i += 1
+                    continue
+                }
                 i += 6
-                if (0xD800...0xDBFF).contains(v) { pendingHigh = v; continue }
+                if (0xD800...0xDBFF).contains(v) {
+                    pendingHigh = v
+                    continue
+                }
                 if (0xDC00...0xDFFF).contains(v), let high = pendingHigh {
                     pendingHigh = nil
                     if let s = Unicode.Scalar(0x10000 + ((high - 0xD800) << 10) + (v - 0xDC00)) { out.append(s) }

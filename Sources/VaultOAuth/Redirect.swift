@@ -16,7 +16,8 @@ public enum RedirectMode: Sendable, Equatable {
         guard let c = URLComponents(string: redirectURI), let scheme = c.scheme?.lowercased(),
             var host = c.host, !host.isEmpty
         else {
-            throw OAuthError.invalidRedirectURI("\"\(redirectURI)\" is not an absolute URL such as http://localhost:8080/callback")
+            throw OAuthError.invalidRedirectURI(
+                "\"\(redirectURI)\" is not an absolute URL such as http://localhost:8080/callback")
         }
         host = host.lowercased()
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
@@ -56,9 +57,11 @@ public func parsePastedCallback(_ text: String, expectedState: String) throws ->
     } else if t.contains("=") && !t.contains("://") {
         query = t  // "code=…&state=…" copied from the address bar's tail
     } else if t.contains("://") || t.contains("/") {
-        throw OAuthError.invalidPaste("that URL has no code= in it (it is not the address the browser landed on after you approved)")
+        throw OAuthError.invalidPaste(
+            "that URL has no code= in it (it is not the address the browser landed on after you approved)")
     } else {
-        guard t.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && !"&=?#".unicodeScalars.contains($0) }) else {
+        guard t.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && !"&=?#".unicodeScalars.contains($0) })
+        else {
             throw OAuthError.invalidPaste("that is neither a URL nor an authorization code")
         }
         return t
@@ -69,13 +72,17 @@ public func parsePastedCallback(_ text: String, expectedState: String) throws ->
         throw OAuthError.callbackError(code: error, description: callback.errorDescription)
     }
     guard callback.code != nil || callback.state != nil else {
-        throw OAuthError.invalidPaste("that URL has no code= in it (it is not the address the browser landed on after you approved)")
+        throw OAuthError.invalidPaste(
+            "that URL has no code= in it (it is not the address the browser landed on after you approved)")
     }
     guard let state = callback.state else {
-        throw OAuthError.invalidPaste("that URL has no state= in it, so it cannot be checked against this authorization")
+        throw OAuthError.invalidPaste(
+            "that URL has no state= in it, so it cannot be checked against this authorization")
     }
     guard CallbackParameters.constantTimeEqual(state, expectedState) else {
-        throw OAuthError.invalidPaste("that URL carries another state than this authorization (it comes from an earlier attempt, another tab or someone else's link)")
+        throw OAuthError.invalidPaste(
+            "that URL carries another state than this authorization (it comes from an earlier attempt, another tab or someone else's link)"
+        )
     }
     guard let code = callback.code, !code.isEmpty else { throw OAuthError.invalidPaste("that URL has no code= in it") }
     return code
@@ -114,7 +121,8 @@ struct CallbackParameters {
     }
 
     static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
         guard x.count == y.count else { return false }
         return zip(x, y).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
     }

@@ -91,7 +91,8 @@ public struct TokenResponse: Sendable, Equatable {
         case nil, .null?: break
         case .string(let s)? where !s.isEmpty: tokenType = s
         case let other?:
-            throw OAuthError.invalidTokenResponse("token_type must be a word such as \"Bearer\", got \(other.shortDescription)")
+            throw OAuthError.invalidTokenResponse(
+                "token_type must be a word such as \"Bearer\", got \(other.shortDescription)")
         }
 
         var scope: [String]?
@@ -102,11 +103,13 @@ public struct TokenResponse: Sendable, Equatable {
             // Some providers send a list; accept it when every item is a string.
             let strings = items.compactMap(\.stringValue)
             guard strings.count == items.count else {
-                throw OAuthError.invalidTokenResponse("scope must be a space-separated string, got a list with non-strings")
+                throw OAuthError.invalidTokenResponse(
+                    "scope must be a space-separated string, got a list with non-strings")
             }
             scope = strings
         case let other?:
-            throw OAuthError.invalidTokenResponse("scope must be a space-separated string, got \(other.shortDescription)")
+            throw OAuthError.invalidTokenResponse(
+                "scope must be a space-separated string, got \(other.shortDescription)")
         }
 
         return TokenResponse(
@@ -120,24 +123,28 @@ public struct TokenResponse: Sendable, Equatable {
         case .int(let i): seconds = i
         case .double(let d):
             guard d == d.rounded(), abs(d) < 1e15 else {
-                throw OAuthError.invalidTokenResponse("\(field) must be a whole number of seconds, got \(value.shortDescription)")
+                throw OAuthError.invalidTokenResponse(
+                    "\(field) must be a whole number of seconds, got \(value.shortDescription)")
             }
             seconds = Int64(d)
         case .string(let s):
             let trimmed = s.trimmingCharacters(in: .whitespaces)
             guard let i = Int64(trimmed) else {
-                throw OAuthError.invalidTokenResponse("\(field) must be a positive number of seconds, got \(value.shortDescription)")
+                throw OAuthError.invalidTokenResponse(
+                    "\(field) must be a positive number of seconds, got \(value.shortDescription)")
             }
             seconds = i
         default:
-            throw OAuthError.invalidTokenResponse("\(field) must be a positive number of seconds, got \(value.shortDescription)")
+            throw OAuthError.invalidTokenResponse(
+                "\(field) must be a positive number of seconds, got \(value.shortDescription)")
         }
         guard seconds >= 1 else {
             throw OAuthError.invalidTokenResponse("\(field) must be a positive number of seconds, got \(seconds)")
         }
         guard seconds <= Int64(maxLifetime) else {
             throw OAuthError.invalidTokenResponse(
-                "\(field) must be at most 10 years (\(maxLifetime) seconds), got \(seconds); is it in milliseconds or a timestamp?")
+                "\(field) must be at most 10 years (\(maxLifetime) seconds), got \(seconds); is it in milliseconds or a timestamp?"
+            )
         }
         return Int(seconds)
     }
@@ -164,8 +171,10 @@ public struct TokenResponse: Sendable, Equatable {
             switch byte {
             case UInt8(ascii: "="):
                 padding = true
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "+"), UInt8(ascii: "/"):
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "+"),
+                UInt8(ascii: "/"):
                 if padding { return false }  // `=` only at the end
                 body += 1
             default:

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One refresh at a time per account, across processes: an advisory lock (flock) on a file per account, which
@@ -17,8 +18,10 @@ public final class FileAccountLock: RefreshLock {
     /// Where a vault file's lock files go (``VaultLocation/lockDirectory``).
     public static func directory(forVault path: String) -> String { VaultLocation.file(path).lockDirectory! }
 
-    public static func acquire(vaultPath: String, account: Account, timeout: TimeInterval = 300,
-                        sleep: @Sendable (Double) async throws -> Void) async throws -> FileAccountLock {
+    public static func acquire(
+        vaultPath: String, account: Account, timeout: TimeInterval = 300,
+        sleep: @Sendable (Double) async throws -> Void
+    ) async throws -> FileAccountLock {
         let dir = directory(forVault: vaultPath)
         let dirFD = try openPrivateDirectory(dir)
         defer { Glibc.close(dirFD) }
@@ -45,8 +48,9 @@ public final class FileAccountLock: RefreshLock {
             }
             guard Date() < deadline else {
                 Glibc.close(fd)
-                throw StoreError.lockBusy("account '\(account.name)' stayed locked by another tokenvault process for \(Int(timeout)) s",
-                                         hint: "is another refresh stuck? 'fuser \(path)' shows who holds it")
+                throw StoreError.lockBusy(
+                    "account '\(account.name)' stayed locked by another tokenvault process for \(Int(timeout)) s",
+                    hint: "is another refresh stuck? 'fuser \(path)' shows who holds it")
             }
             try? await Task.sleep(for: .milliseconds(15))
         }
@@ -68,7 +72,8 @@ public final class FileAccountLock: RefreshLock {
             if errno == ELOOP || errno == ENOTDIR {
                 var info = stat()
                 let isLink = lstat(dir, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
-                throw StoreError.unsafeLockPath(path: dir, reason: isLink ? "it is a symbolic link" : "it is not a directory")
+                throw StoreError.unsafeLockPath(
+                    path: dir, reason: isLink ? "it is a symbolic link" : "it is not a directory")
             }
             throw StoreError.lockFailed("cannot open the lock directory \(dir): \(String(cString: strerror(errno)))")
         }
@@ -90,13 +95,17 @@ public final class FileAccountLock: RefreshLock {
         guard fstat(fd, &info) == 0 else {
             throw StoreError.lockFailed("cannot inspect \(path): \(String(cString: strerror(errno)))")
         }
-        guard info.st_mode & S_IFMT == kind else { throw StoreError.unsafeLockPath(path: path, reason: "it is not \(kindName)") }
+        guard info.st_mode & S_IFMT == kind else {
+            throw StoreError.unsafeLockPath(path: path, reason: "it is not \(kindName)")
+        }
         guard info.st_uid == geteuid() else {
-            throw StoreError.unsafeLockPath(path: path, reason: "it belongs to uid \(info.st_uid), not to you (uid \(geteuid()))")
+            throw StoreError.unsafeLockPath(
+                path: path, reason: "it belongs to uid \(info.st_uid), not to you (uid \(geteuid()))")
         }
         let mode = info.st_mode & 0o7777
         guard mode & 0o022 == 0 else {
-            throw StoreError.unsafeLockPath(path: path, reason: "it is writable by group or others (mode \(String(mode, radix: 8)))")
+            throw StoreError.unsafeLockPath(
+                path: path, reason: "it is writable by group or others (mode \(String(mode, radix: 8)))")
         }
         return mode
     }

@@ -19,9 +19,11 @@ public struct KeySlot: Sendable, Equatable {
     public var createdAt: Date
     public var changedAt: Date
 
-    public init(name: String, kdfAlgorithm: String, kdfSalt: [UInt8], kdfOpsLimit: UInt64, kdfMemLimit: UInt64,
-                publicKey: [UInt8]? = nil, secretKeySealed: [UInt8]? = nil, masterKeySealed: [UInt8],
-                createdAt: Date, changedAt: Date) {
+    public init(
+        name: String, kdfAlgorithm: String, kdfSalt: [UInt8], kdfOpsLimit: UInt64, kdfMemLimit: UInt64,
+        publicKey: [UInt8]? = nil, secretKeySealed: [UInt8]? = nil, masterKeySealed: [UInt8],
+        createdAt: Date, changedAt: Date
+    ) {
         self.name = name
         self.kdfAlgorithm = kdfAlgorithm
         self.kdfSalt = kdfSalt
@@ -61,9 +63,11 @@ public struct VaultSnapshot: Sendable, Equatable {
     public var auditEntries: [AuditEntry]
     public var notifications: [NotificationRecord]
 
-    public init(header: VaultHeader, auditHeadSeq: Int64, auditHeadMAC: [UInt8]?, keySlots: [KeySlot],
-                integrations: [Integration], accounts: [Account], auditEntries: [AuditEntry],
-                notifications: [NotificationRecord]) {
+    public init(
+        header: VaultHeader, auditHeadSeq: Int64, auditHeadMAC: [UInt8]?, keySlots: [KeySlot],
+        integrations: [Integration], accounts: [Account], auditEntries: [AuditEntry],
+        notifications: [NotificationRecord]
+    ) {
         self.header = header
         self.auditHeadSeq = auditHeadSeq
         self.auditHeadMAC = auditHeadMAC

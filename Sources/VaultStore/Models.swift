@@ -10,8 +10,10 @@ public struct VaultHeader: Sendable, Equatable {
     public var createdAt: Date
     public var passphraseChangedAt: Date
 
-    public init(kdfAlgorithm: String, kdfSalt: [UInt8], kdfOpsLimit: UInt64, kdfMemLimit: UInt64,
-                masterKeySealed: [UInt8], createdAt: Date, passphraseChangedAt: Date) {
+    public init(
+        kdfAlgorithm: String, kdfSalt: [UInt8], kdfOpsLimit: UInt64, kdfMemLimit: UInt64,
+        masterKeySealed: [UInt8], createdAt: Date, passphraseChangedAt: Date
+    ) {
         self.kdfAlgorithm = kdfAlgorithm
         self.kdfSalt = kdfSalt
         self.kdfOpsLimit = kdfOpsLimit
@@ -38,9 +40,11 @@ public struct Integration: Sendable, Equatable {
     /// used as it is. Plain text, but bound into the client secret's seal label.
     public var providerOptions: String?
 
-    public init(id: String = UUID().uuidString.lowercased(), name: String, provider: String, clientId: String,
-                clientSecretSealed: [UInt8], redirectURI: String, scopes: [String], apiBase: String,
-                envVar: String, createdAt: Date, providerOptions: String? = nil) {
+    public init(
+        id: String = UUID().uuidString.lowercased(), name: String, provider: String, clientId: String,
+        clientSecretSealed: [UInt8], redirectURI: String, scopes: [String], apiBase: String,
+        envVar: String, createdAt: Date, providerOptions: String? = nil
+    ) {
         self.id = id
         self.name = name
         self.provider = provider
@@ -83,11 +87,13 @@ public struct Account: Sendable, Equatable {
     /// that stored it. nil for a pair stored before v5.
     public var pair: String?
 
-    public init(id: String = UUID().uuidString.lowercased(), name: String, integrationId: String,
-                accessTokenSealed: [UInt8]? = nil, refreshTokenSealed: [UInt8]? = nil,
-                accessExpiresAt: Date? = nil, refreshExpiresAt: Date? = nil, grantedScopes: [String]? = nil,
-                email: String? = nil, displayName: String? = nil, orgId: String? = nil, personId: String? = nil,
-                state: AccountState = .ok, createdAt: Date, updatedAt: Date, pair: String? = nil) {
+    public init(
+        id: String = UUID().uuidString.lowercased(), name: String, integrationId: String,
+        accessTokenSealed: [UInt8]? = nil, refreshTokenSealed: [UInt8]? = nil,
+        accessExpiresAt: Date? = nil, refreshExpiresAt: Date? = nil, grantedScopes: [String]? = nil,
+        email: String? = nil, displayName: String? = nil, orgId: String? = nil, personId: String? = nil,
+        state: AccountState = .ok, createdAt: Date, updatedAt: Date, pair: String? = nil
+    ) {
         self.pair = pair
         self.id = id
         self.name = name
@@ -210,7 +216,8 @@ public enum AuditOutcome: Sendable, Equatable, Hashable, CustomStringConvertible
         case "ok, replaced the previous pair": self = .replacedPair
         case "ok, replaced the previous pair: another person": self = .replacedPairAnotherPerson
         case "needs re-authorization (invalid_grant)": self = .needsReauthorizationInvalidGrant
-        case "needs re-authorization (the provider refused the access token)": self = .needsReauthorizationAccessTokenRefused
+        case "needs re-authorization (the provider refused the access token)":
+            self = .needsReauthorizationAccessTokenRefused
         case "failed, pair unchanged": self = .failedPairUnchanged
         case "removed locally": self = .removedLocally
         case "removed locally; revoking at the provider failed": self = .revokeFailedRemovedLocally
@@ -220,17 +227,20 @@ public enum AuditOutcome: Sendable, Equatable, Hashable, CustomStringConvertible
             if text.hasPrefix("revoked at "), text.hasSuffix(" and removed locally") {
                 self = .revokedAt(String(text.dropFirst("revoked at ".count).dropLast(" and removed locally".count)))
             } else if text.hasPrefix("key slot '"), let end = text.dropFirst("key slot '".count).firstIndex(of: "'"),
-                      text[end...].hasPrefix("' "), !text[text.index(end, offsetBy: 2)...].isEmpty {
+                text[end...].hasPrefix("' "), !text[text.index(end, offsetBy: 2)...].isEmpty
+            {
                 // Slot names hold no quote (letters, digits, '.', '_', '-', '@').
-                self = .keySlotChanged(slot: String(text[text.index(text.startIndex, offsetBy: "key slot '".count)..<end]),
-                                       change: String(text[text.index(end, offsetBy: 2)...]))
+                self = .keySlotChanged(
+                    slot: String(text[text.index(text.startIndex, offsetBy: "key slot '".count)..<end]),
+                    change: String(text[text.index(end, offsetBy: 2)...]))
             } else {
                 self = .other(text)
             }
         }
     }
 
-    static let headMismatchText = "the log's head did not match its newest entry: entries were removed or the head was edited"
+    static let headMismatchText =
+        "the log's head did not match its newest entry: entries were removed or the head was edited"
 
     /// The stored text.
     public var rawValue: String {
@@ -257,7 +267,8 @@ public enum AuditOutcome: Sendable, Equatable, Hashable, CustomStringConvertible
     public var isSuccess: Bool {
         switch self {
         case .ok, .replacedPair, .replacedPairAnotherPerson, .removedLocally, .revokedAt, .integrationChanged,
-             .keySlotChanged, .masterKeyReplaced: true
+            .keySlotChanged, .masterKeyReplaced:
+            true
         default: false
         }
     }
@@ -283,10 +294,12 @@ public struct AuditDraft: Sendable, Equatable {
     /// revocation); nil when the entry did not change the pair.
     public var pair: String?
 
-    public init(at: Date, account: String, integration: String?, event: AuditEvent, trigger: AuditTrigger,
-                outcome: AuditOutcome, accessExpiresBefore: Date? = nil, accessExpiresAfter: Date? = nil,
-                refreshExpiresBefore: Date? = nil, refreshExpiresAfter: Date? = nil,
-                refreshTokenChanged: Bool? = nil, detail: String? = nil, pair: String? = nil) {
+    public init(
+        at: Date, account: String, integration: String?, event: AuditEvent, trigger: AuditTrigger,
+        outcome: AuditOutcome, accessExpiresBefore: Date? = nil, accessExpiresAfter: Date? = nil,
+        refreshExpiresBefore: Date? = nil, refreshExpiresAfter: Date? = nil,
+        refreshTokenChanged: Bool? = nil, detail: String? = nil, pair: String? = nil
+    ) {
         self.pair = pair
         self.at = at
         self.account = account
@@ -312,11 +325,13 @@ public struct AuditEntry: Sendable, Equatable {
     /// The exact bytes the chained MAC covers: every field, in a fixed order, unambiguously separated.
     public static func canonicalBytes(seq: Int64, draft d: AuditDraft, previousMAC: [UInt8]) -> [UInt8] {
         func t(_ date: Date?) -> String { date.map { String(format: "%.3f", $0.timeIntervalSince1970) } ?? "-" }
-        let fields: [String] = [
-            "tokenvault-audit-v1", String(seq), t(d.at), d.account, d.integration ?? "-", d.event.rawValue,
-            d.trigger.rawValue, d.outcome.rawValue, t(d.accessExpiresBefore), t(d.accessExpiresAfter), t(d.refreshExpiresBefore),
-            t(d.refreshExpiresAfter), d.refreshTokenChanged.map { $0 ? "1" : "0" } ?? "-", d.detail ?? "-",
-        ] + (d.pair.map { ["pair", $0] } ?? [])  // only when set: entries from before v5 keep their MACs
+        let fields: [String] =
+            [
+                "tokenvault-audit-v1", String(seq), t(d.at), d.account, d.integration ?? "-", d.event.rawValue,
+                d.trigger.rawValue, d.outcome.rawValue, t(d.accessExpiresBefore), t(d.accessExpiresAfter),
+                t(d.refreshExpiresBefore),
+                t(d.refreshExpiresAfter), d.refreshTokenChanged.map { $0 ? "1" : "0" } ?? "-", d.detail ?? "-",
+            ] + (d.pair.map { ["pair", $0] } ?? [])  // only when set: entries from before v5 keep their MACs
         // Length-prefix every field so that no choice of values can make two entries encode alike.
         var bytes = previousMAC
         for field in fields {

@@ -37,7 +37,8 @@ extension VaultHeader {
 /// tokenvault writes them, is an edited file and is refused before it is used.
 func checkedId(_ value: String?, column: String, of what: String) throws -> String {
     guard let value, let uuid = UUID(uuidString: value), uuid.uuidString.lowercased() == value else {
-        throw StoreError.invalidRecord("\(what) has an invalid \(column) \(String(reflecting: String((value ?? "NULL").prefix(80))))")
+        throw StoreError.invalidRecord(
+            "\(what) has an invalid \(column) \(String(reflecting: String((value ?? "NULL").prefix(80))))")
     }
     return value
 }
@@ -82,7 +83,8 @@ extension Integration {
         self.init(
             id: id, name: try checkedName(r.name, of: "integration \(id)"), provider: r.provider,
             clientId: r.clientId, clientSecretSealed: [UInt8](r.clientSecretSealed), redirectURI: r.redirectUri,
-            scopes: splitScopes(r.scopes) ?? [], apiBase: r.apiBase, envVar: r.envVar, createdAt: Date(unix: r.createdAt),
+            scopes: splitScopes(r.scopes) ?? [], apiBase: r.apiBase, envVar: r.envVar,
+            createdAt: Date(unix: r.createdAt),
             providerOptions: r.providerOptions)
     }
 
@@ -159,8 +161,10 @@ extension Account {
         self.init(
             id: id, name: try checkedName(r.name, of: "account \(id)"),
             integrationId: try checkedId(r.integrationId, column: "integration_id", of: "account \(id)"),
-            accessTokenSealed: r.accessTokenSealed.map { [UInt8]($0) }, refreshTokenSealed: r.refreshTokenSealed.map { [UInt8]($0) },
-            accessExpiresAt: r.accessExpiresAt.map(Date.init(unix:)), refreshExpiresAt: r.refreshExpiresAt.map(Date.init(unix:)),
+            accessTokenSealed: r.accessTokenSealed.map { [UInt8]($0) },
+            refreshTokenSealed: r.refreshTokenSealed.map { [UInt8]($0) },
+            accessExpiresAt: r.accessExpiresAt.map(Date.init(unix:)),
+            refreshExpiresAt: r.refreshExpiresAt.map(Date.init(unix:)),
             grantedScopes: splitScopes(r.grantedScopes), email: r.email, displayName: r.displayName, orgId: r.orgId,
             personId: r.personId,
             // An unknown state (an edit) is the cautious one: the account is not used until authorized again.
@@ -174,12 +178,14 @@ extension Account {
 extension AuditEntry {
     init(row: Row) throws {
         guard let event = AuditEvent(rawValue: row["event"]) else {
-            throw StoreError.database("audit entry \(row["seq"] as Int64) has an unknown event '\(row["event"] as String)'")
+            throw StoreError.database(
+                "audit entry \(row["seq"] as Int64) has an unknown event '\(row["event"] as String)'")
         }
         let draft = AuditDraft(
             at: Date(unix: row["at"]), account: row["account"], integration: row["integration"], event: event,
             trigger: AuditTrigger(row["trigger"]), outcome: AuditOutcome(row["outcome"]),
-            accessExpiresBefore: date(row, "access_expires_before"), accessExpiresAfter: date(row, "access_expires_after"),
+            accessExpiresBefore: date(row, "access_expires_before"),
+            accessExpiresAfter: date(row, "access_expires_after"),
             refreshExpiresBefore: date(row, "refresh_expires_before"),
             refreshExpiresAfter: date(row, "refresh_expires_after"),
             refreshTokenChanged: (row["refresh_token_changed"] as Int64?).map { $0 != 0 }, detail: row["detail"],
@@ -192,7 +198,8 @@ extension Database {
     /// INSERT built from a column dictionary; column names are ours, never user input.
     func insert(into table: String, _ columns: [String: (any DatabaseValueConvertible)?]) throws {
         let names = columns.keys.sorted()
-        let sql = "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"
+        let sql =
+            "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"
         try execute(sql: sql, arguments: StatementArguments(names.map { columns[$0]! }))
     }
 }
@@ -200,7 +207,8 @@ extension Database {
 extension KeySlot {
     init(row: Row) throws {
         self.init(
-            name: try checkedSlotName(row["name"]), kdfAlgorithm: row["kdf_algorithm"], kdfSalt: bytes(row, "kdf_salt") ?? [],
+            name: try checkedSlotName(row["name"]), kdfAlgorithm: row["kdf_algorithm"],
+            kdfSalt: bytes(row, "kdf_salt") ?? [],
             kdfOpsLimit: UInt64(max(0, row["kdf_opslimit"] as Int64)),
             kdfMemLimit: UInt64(max(0, row["kdf_memlimit"] as Int64)),
             publicKey: bytes(row, "public_key"), secretKeySealed: bytes(row, "secret_key_sealed"),
@@ -210,7 +218,9 @@ extension KeySlot {
 
     /// In the column order of the INSERT: name first.
     var databaseValues: [(any DatabaseValueConvertible)?] {
-        [name, kdfAlgorithm, Data(kdfSalt), Int64(kdfOpsLimit), Int64(kdfMemLimit), publicKey.map { Data($0) },
-         secretKeySealed.map { Data($0) }, Data(masterKeySealed), createdAt.unix, changedAt.unix]
+        [
+            name, kdfAlgorithm, Data(kdfSalt), Int64(kdfOpsLimit), Int64(kdfMemLimit), publicKey.map { Data($0) },
+            secretKeySealed.map { Data($0) }, Data(masterKeySealed), createdAt.unix, changedAt.unix,
+        ]
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
-import Synchronization
 import GRDB
+import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The vault file: a real SQLite database that stores plain metadata and opaque sealed bytes (the SQLite
@@ -42,15 +43,19 @@ public final class SQLiteVault: VaultStorage, Sendable {
         return SQLiteVault(path: ":memory:", queue: queue, inMemory: true)
     }
 
-    private static func insertHeader(_ header: VaultHeader, auditHeadMAC: [UInt8]?, into queue: any DatabaseWriter) throws {
+    private static func insertHeader(_ header: VaultHeader, auditHeadMAC: [UInt8]?, into queue: any DatabaseWriter)
+        throws
+    {
         try queue.write { db in
-            try db.insert(into: "vault_meta", [
-                "id": 1, "kdf_algorithm": header.kdfAlgorithm, "kdf_salt": Data(header.kdfSalt),
-                "kdf_opslimit": Int64(header.kdfOpsLimit), "kdf_memlimit": Int64(header.kdfMemLimit),
-                "master_key_sealed": Data(header.masterKeySealed), "created_at": header.createdAt.unix,
-                "passphrase_changed_at": header.passphraseChangedAt.unix,
-                "audit_head_seq": 0, "audit_head_mac": auditHeadMAC.map { Data($0) },
-            ])
+            try db.insert(
+                into: "vault_meta",
+                [
+                    "id": 1, "kdf_algorithm": header.kdfAlgorithm, "kdf_salt": Data(header.kdfSalt),
+                    "kdf_opslimit": Int64(header.kdfOpsLimit), "kdf_memlimit": Int64(header.kdfMemLimit),
+                    "master_key_sealed": Data(header.masterKeySealed), "created_at": header.createdAt.unix,
+                    "passphrase_changed_at": header.passphraseChangedAt.unix,
+                    "audit_head_seq": 0, "audit_head_mac": auditHeadMAC.map { Data($0) },
+                ])
         }
     }
 
@@ -78,7 +83,8 @@ public final class SQLiteVault: VaultStorage, Sendable {
     /// whatever the umask, so that `-wal` and `-shm` inherit 0600.
     /// `auditHeadMAC` is the keyed MAC of the empty log's head (entry 0), so that an emptied log is told from a
     /// new one.
-    public static func create(at path: String, header: VaultHeader, auditHeadMAC: [UInt8]? = nil) throws -> SQLiteVault {
+    public static func create(at path: String, header: VaultHeader, auditHeadMAC: [UInt8]? = nil) throws -> SQLiteVault
+    {
         let url = URL(fileURLWithPath: path)
         try makePrivateDirectory(url.deletingLastPathComponent().path)
         let fd = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
@@ -93,7 +99,9 @@ public final class SQLiteVault: VaultStorage, Sendable {
             let queue = try DatabaseQueue(path: path, configuration: configuration())
             try queue.writeWithoutTransaction { db in
                 let mode = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL")
-                guard mode?.lowercased() == "wal" else { throw StoreError.database("cannot switch the vault to WAL mode (got \(mode ?? "nothing"))") }
+                guard mode?.lowercased() == "wal" else {
+                    throw StoreError.database("cannot switch the vault to WAL mode (got \(mode ?? "nothing"))")
+                }
             }
             try VaultMigrations.migrator().migrate(queue)
             try insertHeader(header, auditHeadMAC: auditHeadMAC, into: queue)
@@ -199,7 +207,8 @@ public final class SQLiteVault: VaultStorage, Sendable {
             return StoreError.fileSystem(path: path ?? "the vault", reason: dbError.message ?? "cannot open")
         case .SQLITE_IOERR:
             // The extended code says which system call failed (SQLITE_IOERR_SHMMAP, _FSYNC, _SHORT_READ, …).
-            return StoreError.database("\(dbError.message ?? "disk I/O error") (extended code \(dbError.extendedResultCode.rawValue))")
+            return StoreError.database(
+                "\(dbError.message ?? "disk I/O error") (extended code \(dbError.extendedResultCode.rawValue))")
         default:
             return StoreError.database(dbError.message ?? "\(dbError.resultCode)")
         }
@@ -212,13 +221,19 @@ public final class SQLiteVault: VaultStorage, Sendable {
     /// One write transaction (BEGIN IMMEDIATE). Never hold it across a network call.
     @discardableResult
     public func write<T>(_ body: (any VaultTransaction) throws -> T) throws -> T {
-        do { return try queue.write { db in try body(VaultWriter(db: db)) } } catch { throw Self.mapped(error, path: path) }
+        do { return try queue.write { db in try body(VaultWriter(db: db)) } } catch {
+            throw Self.mapped(error, path: path)
+        }
     }
 
     /// The same, suspending instead of blocking a thread of the small async pool while SQLite waits or syncs.
     @discardableResult
-    public func writeAsync<T: Sendable>(_ body: @escaping @Sendable (any VaultTransaction) throws -> T) async throws -> T {
-        do { return try await queue.write { db in try body(VaultWriter(db: db)) } } catch { throw Self.mapped(error, path: path) }
+    public func writeAsync<T: Sendable>(_ body: @escaping @Sendable (any VaultTransaction) throws -> T) async throws
+        -> T
+    {
+        do { return try await queue.write { db in try body(VaultWriter(db: db)) } } catch {
+            throw Self.mapped(error, path: path)
+        }
     }
 
     /// An account read without blocking a thread of the async pool.
@@ -240,7 +255,9 @@ public final class SQLiteVault: VaultStorage, Sendable {
     }
 
     public func integrations() throws -> [Integration] {
-        try read { db in try Row.fetchAll(db, sql: "SELECT * FROM integration ORDER BY name").map(Integration.init(row:)) }
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM integration ORDER BY name").map(Integration.init(row:))
+        }
     }
 
     public func integration(named name: String) throws -> Integration {
@@ -248,7 +265,10 @@ public final class SQLiteVault: VaultStorage, Sendable {
     }
 
     public func integration(id: String) throws -> Integration? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM integration WHERE id = ?", arguments: [id]).map(Integration.init(row:)) }
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM integration WHERE id = ?", arguments: [id]).map(
+                Integration.init(row:))
+        }
     }
 
     public func accounts() throws -> [Account] {
@@ -263,21 +283,25 @@ public final class SQLiteVault: VaultStorage, Sendable {
     /// 100,000 accounts list quickly.
     public func accountSummaries() throws -> [AccountSummary] {
         try read { db in
-            let cursor = try Row.fetchCursor(db, sql: """
-                SELECT name, integration_id, access_token_sealed IS NOT NULL, refresh_token_sealed IS NOT NULL,
-                       access_expires_at, refresh_expires_at, granted_scopes, email, display_name, org_id, state,
-                       updated_at, id
-                FROM account ORDER BY name
-                """)
+            let cursor = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT name, integration_id, access_token_sealed IS NOT NULL, refresh_token_sealed IS NOT NULL,
+                           access_expires_at, refresh_expires_at, granted_scopes, email, display_name, org_id, state,
+                           updated_at, id
+                    FROM account ORDER BY name
+                    """)
             var summaries: [AccountSummary] = []
             while let row = try cursor.next() {
-                summaries.append(AccountSummary(
-                    name: try checkedName(row[0], ofRowKind: "account", id: row[12]), integrationId: row[1], hasAccessToken: row[2], hasRefreshToken: row[3],
-                    accessExpiresAt: (row[4] as Double?).map(Date.init(unix:)),
-                    refreshExpiresAt: (row[5] as Double?).map(Date.init(unix:)),
-                    grantedScopes: (row[6] as String?).map { $0.split(separator: " ").map(String.init) },
-                    email: row[7], displayName: row[8], orgId: row[9],
-                    state: AccountState(rawValue: row[10]) ?? .needsReauth, updatedAt: Date(unix: row[11])))
+                summaries.append(
+                    AccountSummary(
+                        name: try checkedName(row[0], ofRowKind: "account", id: row[12]), integrationId: row[1],
+                        hasAccessToken: row[2], hasRefreshToken: row[3],
+                        accessExpiresAt: (row[4] as Double?).map(Date.init(unix:)),
+                        refreshExpiresAt: (row[5] as Double?).map(Date.init(unix:)),
+                        grantedScopes: (row[6] as String?).map { $0.split(separator: " ").map(String.init) },
+                        email: row[7], displayName: row[8], orgId: row[9],
+                        state: AccountState(rawValue: row[10]) ?? .needsReauth, updatedAt: Date(unix: row[11])))
             }
             return summaries
         }
@@ -288,24 +312,32 @@ public final class SQLiteVault: VaultStorage, Sendable {
     /// decrypting anything.
     public func accounts(accessExpiringBefore date: Date, orStoredAfter storedAfter: Date?) throws -> [Account] {
         try read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT * FROM account WHERE access_expires_at IS NULL OR access_expires_at < ? OR updated_at > ?
-                ORDER BY name
-                """, arguments: [date.unix, (storedAfter ?? .distantFuture).unix]).map(Account.init(row:))
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM account WHERE access_expires_at IS NULL OR access_expires_at < ? OR updated_at > ?
+                    ORDER BY name
+                    """, arguments: [date.unix, (storedAfter ?? .distantFuture).unix]
+            ).map(Account.init(row:))
         }
     }
 
     public func accountCount(integrationId: String) throws -> Int {
-        try read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM account WHERE integration_id = ?", arguments: [integrationId]) ?? 0 }
+        try read { db in
+            try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM account WHERE integration_id = ?", arguments: [integrationId]) ?? 0
+        }
     }
 
     public func auditEntries(account: String?) throws -> [AuditEntry] {
         try read { db in
-            let rows = if let account {
-                try Row.fetchAll(db, sql: "SELECT * FROM audit_entry WHERE account = ? ORDER BY seq", arguments: [account])
-            } else {
-                try Row.fetchAll(db, sql: "SELECT * FROM audit_entry ORDER BY seq")
-            }
+            let rows =
+                if let account {
+                    try Row.fetchAll(
+                        db, sql: "SELECT * FROM audit_entry WHERE account = ? ORDER BY seq", arguments: [account])
+                } else {
+                    try Row.fetchAll(db, sql: "SELECT * FROM audit_entry ORDER BY seq")
+                }
             return try rows.map(AuditEntry.init(row:))
         }
     }
@@ -314,42 +346,58 @@ public final class SQLiteVault: VaultStorage, Sendable {
     /// provider that rotates them); false when none is recorded.
     public func refreshTokensRotate(integration name: String) throws -> Bool {
         try read { db in
-            try Bool.fetchOne(db, sql: """
-                SELECT refresh_token_changed FROM audit_entry
-                WHERE integration = ? AND event = 'refreshed' AND refresh_token_changed IS NOT NULL
-                ORDER BY seq DESC LIMIT 1
-                """, arguments: [name]) ?? false
+            try Bool.fetchOne(
+                db,
+                sql: """
+                    SELECT refresh_token_changed FROM audit_entry
+                    WHERE integration = ? AND event = 'refreshed' AND refresh_token_changed IS NOT NULL
+                    ORDER BY seq DESC LIMIT 1
+                    """, arguments: [name]) ?? false
         }
     }
 
     public func pairStoredTimes() throws -> [String: Date] {
         try read { db in
-            Dictionary(try Row.fetchAll(db, sql: """
-                SELECT account, at FROM audit_entry WHERE seq IN
-                (SELECT MAX(seq) FROM audit_entry WHERE event IN ('imported', 'authorized', 'refreshed') GROUP BY account)
-                """).map { ($0["account"] as String, Date(unix: $0["at"])) }, uniquingKeysWith: { a, _ in a })
+            Dictionary(
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT account, at FROM audit_entry WHERE seq IN
+                        (SELECT MAX(seq) FROM audit_entry WHERE event IN ('imported', 'authorized', 'refreshed') GROUP BY account)
+                        """
+                ).map { ($0["account"] as String, Date(unix: $0["at"])) }, uniquingKeysWith: { a, _ in a })
         }
     }
 
     public func notifiedEvents() throws -> [String: String] {
         try read { db in
-            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT account, event FROM notification").map {
-                ($0["account"] as String, $0["event"] as String)
-            })
+            Dictionary(
+                uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT account, event FROM notification").map {
+                    ($0["account"] as String, $0["event"] as String)
+                })
         }
     }
 
     public func newestAuditEntry() throws -> AuditEntry? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM audit_entry ORDER BY seq DESC LIMIT 1").map(AuditEntry.init(row:)) }
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM audit_entry ORDER BY seq DESC LIMIT 1").map(AuditEntry.init(row:))
+        }
     }
 
     public func newestPairEntry(account: String) throws -> (entry: AuditEntry, previousMAC: [UInt8])? {
         try read { db in
-            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM audit_entry WHERE account = ? AND pair IS NOT NULL ORDER BY seq DESC LIMIT 1"),
-                                             arguments: [account]) else { return nil }
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(
+                        sql:
+                            "SELECT * FROM audit_entry WHERE account = ? AND pair IS NOT NULL ORDER BY seq DESC LIMIT 1"
+                    ),
+                    arguments: [account])
+            else { return nil }
             let entry = try AuditEntry(row: row)
-            let previous = try Data.fetchOne(db.cachedStatement(sql: "SELECT mac FROM audit_entry WHERE seq < ? ORDER BY seq DESC LIMIT 1"),
-                                             arguments: [entry.seq])
+            let previous = try Data.fetchOne(
+                db.cachedStatement(sql: "SELECT mac FROM audit_entry WHERE seq < ? ORDER BY seq DESC LIMIT 1"),
+                arguments: [entry.seq])
             return (entry, previous.map { [UInt8]($0) } ?? [])
         }
     }
@@ -376,12 +424,15 @@ public final class SQLiteVault: VaultStorage, Sendable {
                 header: VaultHeader(row: meta), auditHeadSeq: meta["audit_head_seq"] ?? 0,
                 auditHeadMAC: (meta["audit_head_mac"] as Data?).map { [UInt8]($0) },
                 keySlots: try VaultWriter(db: db).keySlots(),
-                integrations: try Row.fetchAll(db, sql: "SELECT * FROM integration ORDER BY name").map(Integration.init(row:)),
+                integrations: try Row.fetchAll(db, sql: "SELECT * FROM integration ORDER BY name").map(
+                    Integration.init(row:)),
                 accounts: try Row.fetchAll(db, sql: "SELECT * FROM account ORDER BY name").map(Account.init(row:)),
-                auditEntries: try Row.fetchAll(db, sql: "SELECT * FROM audit_entry ORDER BY seq").map(AuditEntry.init(row:)),
-                notifications: try Row.fetchAll(db, sql: "SELECT account, event, at FROM notification ORDER BY account").map {
-                    NotificationRecord(account: $0["account"], event: $0["event"], at: Date(unix: $0["at"]))
-                })
+                auditEntries: try Row.fetchAll(db, sql: "SELECT * FROM audit_entry ORDER BY seq").map(
+                    AuditEntry.init(row:)),
+                notifications: try Row.fetchAll(db, sql: "SELECT account, event, at FROM notification ORDER BY account")
+                    .map {
+                        NotificationRecord(account: $0["account"], event: $0["event"], at: Date(unix: $0["at"]))
+                    })
         }
     }
 
@@ -404,8 +455,10 @@ public final class SQLiteVault: VaultStorage, Sendable {
         try FileAccountLock.checkDirectory(vaultPath: path)
     }
 
-    public func lockForRefresh(_ account: Account, timeout: TimeInterval,
-                               sleep: @Sendable (Double) async throws -> Void) async throws -> any RefreshLock {
+    public func lockForRefresh(
+        _ account: Account, timeout: TimeInterval,
+        sleep: @Sendable (Double) async throws -> Void
+    ) async throws -> any RefreshLock {
         if let memoryLocks { return try await memoryLocks.acquire(account, timeout: timeout) }
         return try await FileAccountLock.acquire(vaultPath: path, account: account, timeout: timeout, sleep: sleep)
     }
@@ -424,7 +477,8 @@ public final class SQLiteVault: VaultStorage, Sendable {
         let directory = URL(fileURLWithPath: real).deletingLastPathComponent().path
         var info = stat()
         guard stat(directory, &info) == 0, info.st_mode & 0o022 != 0 else { return nil }
-        return "the vault's directory \(directory) is writable by group or others (mode \(String(info.st_mode & 0o7777, radix: 8))): other users can add or replace files beside the vault; keep the vault in a directory only you can write (chmod 700)"
+        return
+            "the vault's directory \(directory) is writable by group or others (mode \(String(info.st_mode & 0o7777, radix: 8))): other users can add or replace files beside the vault; keep the vault in a directory only you can write (chmod 700)"
     }
 }
 
@@ -435,7 +489,10 @@ final class InProcessRefreshLocks: Sendable {
     final class Held: RefreshLock {
         let owner: InProcessRefreshLocks
         let id: String
-        init(owner: InProcessRefreshLocks, id: String) { self.owner = owner; self.id = id }
+        init(owner: InProcessRefreshLocks, id: String) {
+            self.owner = owner
+            self.id = id
+        }
         func release() { _ = owner.held.withLock { $0.remove(id) } }
     }
 
@@ -470,19 +527,26 @@ public struct VaultWriter: VaultTransaction {
     }
 
     public func accountExists(named name: String) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM account WHERE name = ?)"), arguments: [name]) ?? false
+        try Bool.fetchOne(
+            db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM account WHERE name = ?)"), arguments: [name]) ?? false
     }
 
     public func updateHeader(_ header: VaultHeader) throws {
-        try db.execute(sql: """
-            UPDATE vault_meta SET kdf_algorithm = ?, kdf_salt = ?, kdf_opslimit = ?, kdf_memlimit = ?,
-                master_key_sealed = ?, passphrase_changed_at = ? WHERE id = 1
-            """, arguments: [header.kdfAlgorithm, Data(header.kdfSalt), Int64(header.kdfOpsLimit),
-                             Int64(header.kdfMemLimit), Data(header.masterKeySealed), header.passphraseChangedAt.unix])
+        try db.execute(
+            sql: """
+                UPDATE vault_meta SET kdf_algorithm = ?, kdf_salt = ?, kdf_opslimit = ?, kdf_memlimit = ?,
+                    master_key_sealed = ?, passphrase_changed_at = ? WHERE id = 1
+                """,
+            arguments: [
+                header.kdfAlgorithm, Data(header.kdfSalt), Int64(header.kdfOpsLimit),
+                Int64(header.kdfMemLimit), Data(header.masterKeySealed), header.passphraseChangedAt.unix,
+            ])
     }
 
     public func insert(_ integration: Integration) throws {
-        if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM integration WHERE name = ?)", arguments: [integration.name]) == true {
+        if try Bool.fetchOne(
+            db, sql: "SELECT EXISTS (SELECT 1 FROM integration WHERE name = ?)", arguments: [integration.name]) == true
+        {
             throw StoreError.duplicateIntegration(integration.name)
         }
         try IntegrationRecord(integration).insert(db)
@@ -491,14 +555,19 @@ public struct VaultWriter: VaultTransaction {
     /// Stores an edited integration (its name and id stay); refused if another process changed its sealed
     /// client secret since `previousSecret` was read.
     public func update(_ integration: Integration, previousSecret: [UInt8]) throws {
-        try db.execute(sql: """
-            UPDATE integration SET client_id = ?, client_secret_sealed = ?, redirect_uri = ?, scopes = ?, api_base = ?,
-                env_var = ? WHERE id = ? AND client_secret_sealed = ?
-            """, arguments: [integration.clientId, Data(integration.clientSecretSealed), integration.redirectURI,
-                             integration.scopes.joined(separator: " "), integration.apiBase, integration.envVar,
-                             integration.id, Data(previousSecret)])
+        try db.execute(
+            sql: """
+                UPDATE integration SET client_id = ?, client_secret_sealed = ?, redirect_uri = ?, scopes = ?, api_base = ?,
+                    env_var = ? WHERE id = ? AND client_secret_sealed = ?
+                """,
+            arguments: [
+                integration.clientId, Data(integration.clientSecretSealed), integration.redirectURI,
+                integration.scopes.joined(separator: " "), integration.apiBase, integration.envVar,
+                integration.id, Data(previousSecret),
+            ])
         guard db.changesCount == 1 else {
-            throw StoreError.database("integration '\(integration.name)' changed while it was being edited; run the edit again")
+            throw StoreError.database(
+                "integration '\(integration.name)' changed while it was being edited; run the edit again")
         }
     }
 
@@ -509,8 +578,9 @@ public struct VaultWriter: VaultTransaction {
 
     /// Replaces an integration's sealed client secret (a re-seal under a new label), unless another process did first.
     public func replaceClientSecret(integrationId: String, old: [UInt8], new: [UInt8]) throws {
-        try db.execute(sql: "UPDATE integration SET client_secret_sealed = ? WHERE id = ? AND client_secret_sealed = ?",
-                       arguments: [Data(new), integrationId, Data(old)])
+        try db.execute(
+            sql: "UPDATE integration SET client_secret_sealed = ? WHERE id = ? AND client_secret_sealed = ?",
+            arguments: [Data(new), integrationId, Data(old)])
     }
 
     public func insert(_ account: Account) throws {
@@ -524,8 +594,10 @@ public struct VaultWriter: VaultTransaction {
 
     public func setNotified(account: String, event: String?, at: Date) throws {
         if let event {
-            try db.execute(sql: "INSERT INTO notification (account, event, at) VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET event = excluded.event, at = excluded.at",
-                           arguments: [account, event, at.unix])
+            try db.execute(
+                sql:
+                    "INSERT INTO notification (account, event, at) VALUES (?, ?, ?) ON CONFLICT(account) DO UPDATE SET event = excluded.event, at = excluded.at",
+                arguments: [account, event, at.unix])
         } else {
             try db.execute(sql: "DELETE FROM notification WHERE account = ?", arguments: [account])
         }
@@ -542,20 +614,24 @@ public struct VaultWriter: VaultTransaction {
     }
 
     public func insert(_ slot: KeySlot) throws {
-        if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_slot WHERE name = ?)", arguments: [slot.name]) == true {
+        if try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM key_slot WHERE name = ?)", arguments: [slot.name])
+            == true
+        {
             throw StoreError.duplicateKeySlot(slot.name)
         }
-        try db.execute(sql: """
-            INSERT INTO key_slot (name, kdf_algorithm, kdf_salt, kdf_opslimit, kdf_memlimit, public_key, secret_key_sealed,
-                master_key_sealed, created_at, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: StatementArguments(slot.databaseValues))
+        try db.execute(
+            sql: """
+                INSERT INTO key_slot (name, kdf_algorithm, kdf_salt, kdf_opslimit, kdf_memlimit, public_key, secret_key_sealed,
+                    master_key_sealed, created_at, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: StatementArguments(slot.databaseValues))
     }
 
     public func update(_ slot: KeySlot) throws {
-        try db.execute(sql: """
-            UPDATE key_slot SET kdf_algorithm = ?, kdf_salt = ?, kdf_opslimit = ?, kdf_memlimit = ?, public_key = ?,
-                secret_key_sealed = ?, master_key_sealed = ?, created_at = ?, changed_at = ? WHERE name = ?
-            """, arguments: StatementArguments(Array(slot.databaseValues.dropFirst()) + [slot.name]))
+        try db.execute(
+            sql: """
+                UPDATE key_slot SET kdf_algorithm = ?, kdf_salt = ?, kdf_opslimit = ?, kdf_memlimit = ?, public_key = ?,
+                    secret_key_sealed = ?, master_key_sealed = ?, created_at = ?, changed_at = ? WHERE name = ?
+                """, arguments: StatementArguments(Array(slot.databaseValues.dropFirst()) + [slot.name]))
         guard db.changesCount == 1 else { throw StoreError.noSuchKeySlot(slot.name) }
     }
 
@@ -572,8 +648,9 @@ public struct VaultWriter: VaultTransaction {
 
     public func insertAuditEntries(_ entries: [AuditEntry], headSeq: Int64, headMAC: [UInt8]?) throws {
         for entry in entries { try insert(entry.draft, seq: entry.seq, mac: entry.mac) }
-        try db.execute(sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1",
-                       arguments: [headSeq, headMAC.map { Data($0) }])
+        try db.execute(
+            sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1",
+            arguments: [headSeq, headMAC.map { Data($0) }])
     }
 
     /// The append-only triggers are dropped and made again inside this one transaction: nothing else can write
@@ -585,10 +662,11 @@ public struct VaultWriter: VaultTransaction {
             try statement.execute(arguments: [Data(mac), seq])
             guard db.changesCount == 1 else { throw StoreError.database("audit entry \(seq) is missing") }
         }
-        try db.execute(sql: """
-            CREATE TRIGGER audit_entry_no_update BEFORE UPDATE ON audit_entry
-            BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
-            """)
+        try db.execute(
+            sql: """
+                CREATE TRIGGER audit_entry_no_update BEFORE UPDATE ON audit_entry
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END
+                """)
         try db.execute(sql: "UPDATE vault_meta SET audit_head_mac = ? WHERE id = 1", arguments: [Data(headMAC)])
     }
 
@@ -602,28 +680,35 @@ public struct VaultWriter: VaultTransaction {
     /// still goes in (a refreshed pair must never be lost over the log), but the chain can no longer be made to
     /// look intact by restarting it, and `audit --verify` reports it.
     @discardableResult
-    public func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ draft: AuditDraft, _ previousMAC: [UInt8]) throws -> [UInt8],
-                            headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) throws -> [UInt8]) throws -> AuditEntry {
+    public func appendAudit(
+        _ draft: AuditDraft, mac: (_ seq: Int64, _ draft: AuditDraft, _ previousMAC: [UInt8]) throws -> [UInt8],
+        headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) throws -> [UInt8]
+    ) throws -> AuditEntry {
         // Cached statements: an import or a refresh-all appends one entry per account, and parsing the same SQL
         // each time showed in the profile.
-        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, mac FROM audit_entry ORDER BY seq DESC LIMIT 1"))
-        let headRow = try Row.fetchOne(db.cachedStatement(sql: "SELECT audit_head_seq, audit_head_mac FROM vault_meta WHERE id = 1"))
+        let last = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT seq, mac FROM audit_entry ORDER BY seq DESC LIMIT 1"))
+        let headRow = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT audit_head_seq, audit_head_mac FROM vault_meta WHERE id = 1"))
         let headSeq: Int64 = headRow?["audit_head_seq"] ?? 0
         let storedHead = (headRow?["audit_head_mac"] as Data?).map { [UInt8]($0) } ?? []
-        let entry = try appendToAuditChain(draft, lastSeq: last?["seq"] ?? 0, lastMAC: (last?["mac"] as Data?).map { [UInt8]($0) } ?? [],
-                                           headSeq: headSeq, storedHead: storedHead, mac: mac, headMAC: headMAC,
-                                           insert: { try insert($0, seq: $1, mac: $2) })
+        let entry = try appendToAuditChain(
+            draft, lastSeq: last?["seq"] ?? 0, lastMAC: (last?["mac"] as Data?).map { [UInt8]($0) } ?? [],
+            headSeq: headSeq, storedHead: storedHead, mac: mac, headMAC: headMAC,
+            insert: { try insert($0, seq: $1, mac: $2) })
         try db.cachedStatement(sql: "UPDATE vault_meta SET audit_head_seq = ?, audit_head_mac = ? WHERE id = 1")
             .execute(arguments: [entry.seq, Data(try headMAC(entry.seq, entry.mac))])
         return entry
     }
 
     private func insert(_ d: AuditDraft, seq: Int64, mac: [UInt8]) throws {
-        try db.cachedStatement(sql: """
-            INSERT INTO audit_entry (seq, at, account, integration, event, trigger, outcome, access_expires_before,
-                access_expires_after, refresh_expires_before, refresh_expires_after, refresh_token_changed, detail, mac, pair)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO audit_entry (seq, at, account, integration, event, trigger, outcome, access_expires_before,
+                    access_expires_after, refresh_expires_before, refresh_expires_after, refresh_token_changed, detail, mac, pair)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """
+        ).execute(arguments: [
             seq, d.at.unix, d.account, d.integration, d.event.rawValue, d.trigger.rawValue, d.outcome.rawValue,
             d.accessExpiresBefore?.unix, d.accessExpiresAfter?.unix, d.refreshExpiresBefore?.unix,
             d.refreshExpiresAfter?.unix, d.refreshTokenChanged.map { $0 ? 1 : 0 }, d.detail, Data(mac), d.pair,

@@ -54,7 +54,8 @@ public enum StoreError: Error, Equatable, LocalizedError {
     /// What the user can do next, printed as a `hint:` line.
     public var hint: String? {
         switch self {
-        case .vaultMissing: "create one with 'tokenvault init', or point --vault / TOKENVAULT_VAULT at an existing vault"
+        case .vaultMissing:
+            "create one with 'tokenvault init', or point --vault / TOKENVAULT_VAULT at an existing vault"
         case .vaultExists: "use it as it is, or give another location with --vault"
         case .notAVault: "check the --vault path or TOKENVAULT_VAULT; restore the vault from a backup if it was damaged"
         case .damaged: "restore the vault from a backup; 'sqlite3 VAULT \"PRAGMA integrity_check\"' shows the damage"

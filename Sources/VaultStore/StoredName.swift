@@ -29,8 +29,9 @@ public enum StoredName {
 
     private static func isAllowed(_ byte: UInt8) -> Bool {
         switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-             UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "@"):
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: "@"):
             true
         default: false
         }
@@ -59,7 +60,8 @@ func checkedName(_ name: String, ofRowKind kind: String, id: @autoclosure () -> 
 /// A key slot's name, refused the same way; a slot has no id, so it is named by its name made printable.
 func checkedSlotName(_ name: String) throws -> String {
     guard StoredName.isValid(name) else {
-        throw StoreError.invalidRecord("key slot \(StoredName.visible(name)) has a name tokenvault does not create (\(StoredName.rule))")
+        throw StoreError.invalidRecord(
+            "key slot \(StoredName.visible(name)) has a name tokenvault does not create (\(StoredName.rule))")
     }
     return name
 }

@@ -13,10 +13,13 @@ extension VaultWriter {
             header: VaultHeader(row: meta), auditHeadSeq: meta["audit_head_seq"] ?? 0,
             auditHeadMAC: (meta["audit_head_mac"] as Data?).map { [UInt8]($0) },
             keySlots: try keySlots(),
-            integrations: try Row.fetchAll(db, sql: "SELECT * FROM integration ORDER BY name").map(Integration.init(row:)),
+            integrations: try Row.fetchAll(db, sql: "SELECT * FROM integration ORDER BY name").map(
+                Integration.init(row:)),
             accounts: try Row.fetchAll(db, sql: "SELECT * FROM account ORDER BY name").map(Account.init(row:)),
-            auditEntries: try Row.fetchAll(db, sql: "SELECT * FROM audit_entry ORDER BY seq").map(AuditEntry.init(row:)),
-            notifications: try Row.fetchAll(db, sql: "SELECT account, event, at FROM notification ORDER BY account").map {
+            auditEntries: try Row.fetchAll(db, sql: "SELECT * FROM audit_entry ORDER BY seq").map(
+                AuditEntry.init(row:)),
+            notifications: try Row.fetchAll(db, sql: "SELECT account, event, at FROM notification ORDER BY account").map
+            {
                 NotificationRecord(account: $0["account"], event: $0["event"], at: Date(unix: $0["at"]))
             })
     }

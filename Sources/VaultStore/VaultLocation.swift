@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Where a vault is: a file (the SQLite store, ``SQLiteVault``) or a PostgreSQL database (``PostgresVault``).
@@ -39,10 +40,14 @@ public enum VaultLocation: Hashable, Sendable, CustomStringConvertible {
     /// `$XDG_DATA_HOME/tokenvault/vault.db` (`~/.local/share/tokenvault/vault.db`). A file path is made absolute
     /// against `currentDirectory`; a PostgreSQL location is taken unchanged (made "absolute" it would become a
     /// file named `postgresql:` in the current directory).
-    public static func resolve(option: String?, environment: [String: String],
-                               currentDirectory: String = FileManager.default.currentDirectoryPath) -> VaultLocation {
+    public static func resolve(
+        option: String?, environment: [String: String],
+        currentDirectory: String = FileManager.default.currentDirectoryPath
+    ) -> VaultLocation {
         if let option, !option.isEmpty { return VaultLocation(option).absolute(in: currentDirectory) }
-        if let env = environment["TOKENVAULT_VAULT"], !env.isEmpty { return VaultLocation(env).absolute(in: currentDirectory) }
+        if let env = environment["TOKENVAULT_VAULT"], !env.isEmpty {
+            return VaultLocation(env).absolute(in: currentDirectory)
+        }
         let dataHome: String
         if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") {
             dataHome = xdg

@@ -57,8 +57,10 @@ public protocol VaultStorage: AnyObject, Sendable {
     func checkRefreshLocks() throws
     /// Holds the account's refresh lock (one refresh at a time per account, across processes), waiting up to
     /// `timeout`. Released by ``RefreshLock/release()`` or when the process dies.
-    func lockForRefresh(_ account: Account, timeout: TimeInterval,
-                        sleep: @Sendable (Double) async throws -> Void) async throws -> any RefreshLock
+    func lockForRefresh(
+        _ account: Account, timeout: TimeInterval,
+        sleep: @Sendable (Double) async throws -> Void
+    ) async throws -> any RefreshLock
 
     /// Warnings about where the vault lives (a directory others can write), for a person to read.
     /// Warnings about where the vault is, each one sentence without the `tokenvault: warning:` prefix (the
@@ -119,8 +121,10 @@ public protocol VaultTransaction {
 
     /// Appends an audit entry after checking the head (see ``VaultWriter/appendAudit(_:mac:headMAC:)``).
     @discardableResult
-    func appendAudit(_ draft: AuditDraft, mac: (_ seq: Int64, _ draft: AuditDraft, _ previousMAC: [UInt8]) throws -> [UInt8],
-                     headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) throws -> [UInt8]) throws -> AuditEntry
+    func appendAudit(
+        _ draft: AuditDraft, mac: (_ seq: Int64, _ draft: AuditDraft, _ previousMAC: [UInt8]) throws -> [UInt8],
+        headMAC: (_ seq: Int64, _ entryMAC: [UInt8]) throws -> [UInt8]
+    ) throws -> AuditEntry
 }
 
 extension VaultTransaction {
@@ -133,7 +137,9 @@ extension VaultTransaction {
         for integration in snapshot.integrations { try insert(integration) }
         for account in snapshot.accounts { try insert(account) }
         try insertAuditEntries(snapshot.auditEntries, headSeq: snapshot.auditHeadSeq, headMAC: snapshot.auditHeadMAC)
-        for record in snapshot.notifications { try setNotified(account: record.account, event: record.event, at: record.at) }
+        for record in snapshot.notifications {
+            try setNotified(account: record.account, event: record.event, at: record.at)
+        }
     }
 }
 
@@ -163,7 +169,9 @@ public enum VaultStores {
     }
 
     /// Creates a new vault at `location` with this header and the MAC of the empty audit log's head.
-    public static func create(_ location: VaultLocation, header: VaultHeader, auditHeadMAC: [UInt8]?) throws -> any VaultStorage {
+    public static func create(_ location: VaultLocation, header: VaultHeader, auditHeadMAC: [UInt8]?) throws
+        -> any VaultStorage
+    {
         switch location {
         case .file(let path): try SQLiteVault.create(at: path, header: header, auditHeadMAC: auditHeadMAC)
         case .postgres(let conninfo): try PostgresVault.create(conninfo, header: header, auditHeadMAC: auditHeadMAC)
@@ -175,19 +183,24 @@ public enum VaultStores {
     public static func warnings(forLocation location: VaultLocation) -> [String] {
         switch location {
         case .file(let path): SQLiteVault.sharedDirectoryWarning(vaultPath: path).map { [$0] } ?? []
-        case .postgres(let conninfo): PostgresVault.warnings(forLocation: conninfo, environment: ProcessInfo.processInfo.environment)
+        case .postgres(let conninfo):
+            PostgresVault.warnings(forLocation: conninfo, environment: ProcessInfo.processInfo.environment)
         }
     }
 
     /// Opens the vault at `location` as given (``VaultLocation/init(_:)`` says which store it names).
     public static func open(_ location: String) throws -> any VaultStorage { try open(VaultLocation(location)) }
 
-    public static func create(_ location: String, header: VaultHeader, auditHeadMAC: [UInt8]?) throws -> any VaultStorage {
+    public static func create(_ location: String, header: VaultHeader, auditHeadMAC: [UInt8]?) throws
+        -> any VaultStorage
+    {
         try create(VaultLocation(location), header: header, auditHeadMAC: auditHeadMAC)
     }
 
     /// The location as messages name it (``VaultLocation/name``).
     public static func named(_ location: String) -> String { VaultLocation(location).name }
 
-    public static func warnings(forLocation location: String) -> [String] { warnings(forLocation: VaultLocation(location)) }
+    public static func warnings(forLocation location: String) -> [String] {
+        warnings(forLocation: VaultLocation(location))
+    }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import TokenVaultLab
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One finished child process with what the kernel counted for it (wait4's rusage).
@@ -38,8 +39,10 @@ private func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_us
 /// microsecond) and returns the child's rusage. Called from the main thread: the in-process sandbox runs on
 /// the cooperative pool, which a blocked main thread does not hold.
 /// stdout goes to a pipe, or to /dev/null when `discardOutput` (a 100,000-line `list` a user would page).
-func runMeasured(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String = "",
-                 timeout: TimeInterval = 900, discardOutput: Bool = false) throws -> Measured {
+func runMeasured(
+    _ executable: String, _ arguments: [String], environment: [String: String], stdin: String = "",
+    timeout: TimeInterval = 900, discardOutput: Bool = false
+) throws -> Measured {
     let cpuBefore = selfCPU()
     let started = monotonic()
     let child = try spawnChild(executable, arguments, environment: environment, discardStdout: discardOutput)
@@ -48,7 +51,8 @@ func runMeasured(_ executable: String, _ arguments: [String], environment: [Stri
         writeAll(fd, stdin)
         close(fd)
     }.start()
-    let outData = discardOutput ? nil : FDReader(child.stdoutFD), errData = FDReader(child.stderrFD)
+    let outData = discardOutput ? nil : FDReader(child.stdoutFD)
+    let errData = FDReader(child.stderrFD)
     // A watchdog instead of polling: kill the child if it overstays.
     let finished = ManagedAtomicFlag()
     let childPid = pid
@@ -62,10 +66,13 @@ func runMeasured(_ executable: String, _ arguments: [String], environment: [Stri
     finished.set()
     let sandboxCPU = selfCPU() - cpuBefore
     let code = exitCode(fromWaitStatus: status)
-    if code == 128 + SIGKILL { throw TestFailure("\(executable) \(arguments.prefix(2)) did not finish within \(Int(timeout)) s") }
-    return Measured(code: code, out: outData?.finish() ?? "", err: errData.finish(), wall: wall,
-                    cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
-                    peakRSS: Int(usage.ru_maxrss) * 1024, sandboxCPU: sandboxCPU)
+    if code == 128 + SIGKILL {
+        throw TestFailure("\(executable) \(arguments.prefix(2)) did not finish within \(Int(timeout)) s")
+    }
+    return Measured(
+        code: code, out: outData?.finish() ?? "", err: errData.finish(), wall: wall,
+        cpu: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        peakRSS: Int(usage.ru_maxrss) * 1024, sandboxCPU: sandboxCPU)
 }
 
 /// A set-once flag shared with the watchdog.

@@ -24,15 +24,18 @@ struct Machine {
 
     static func read() -> Machine {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
-            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "?" } ?? "?"
+        let model =
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "?" }
+            ?? "?"
         var uts = utsname()
         uname(&uts)
         let kernel = withUnsafeBytes(of: &uts.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
-        return Machine(cores: ProcessInfo.processInfo.activeProcessorCount, cpu: model, kernel: kernel,
-                       date: formatter.string(from: Date()))
+        return Machine(
+            cores: ProcessInfo.processInfo.activeProcessorCount, cpu: model, kernel: kernel,
+            date: formatter.string(from: Date()))
     }
 }
 
@@ -42,9 +45,11 @@ enum Report {
         var widths = [Int](repeating: 0, count: 4)
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
         return rows.enumerated().map { index, row in
-            let line = row.enumerated().map { i, cell in cell.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ")
-            return index == 0 ? line + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") : line
+            let line = row.enumerated().map { i, cell in cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }
+            .joined(separator: "  ")
+            return index == 0
+                ? line + "\n" + widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") : line
         }.joined(separator: "\n")
     }
 
@@ -52,7 +57,9 @@ enum Report {
     static let end = "<!-- bench:end -->"
 
     /// Rewrites the part of BENCHMARKS.md between the markers; the analysis written by hand around it stays.
-    static func update(path: String, figures: [Figure], machine: Machine, command: String, runs: Int, elapsed: Double) throws {
+    static func update(path: String, figures: [Figure], machine: Machine, command: String, runs: Int, elapsed: Double)
+        throws
+    {
         var measured = """
             \(begin)
             Measured \(machine.date) on \(machine.cores) cores (\(machine.cpu)), Linux \(machine.kernel), by `\(command)`

@@ -2,8 +2,9 @@ import Foundation
 @_spi(Bench) import TokenVaultCLI
 import TokenVaultCore
 import TokenVaultLab
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // `make bench`, section "reports": `Format.json` (Codable report types through JSONEncoder with .sortedKeys)
@@ -21,8 +22,10 @@ import Glibc
     guard gmtime_r(&seconds, &parts) != nil else { return "\(date)" }
     func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
     let year = Int(parts.tm_year) + 1900
-    let yearText = year >= 0 && year < 1000 ? String(repeating: "0", count: 4 - String(year).count) + String(year) : String(year)
-    return "\(yearText)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
+    let yearText =
+        year >= 0 && year < 1000 ? String(repeating: "0", count: 4 - String(year).count) + String(year) : String(year)
+    return
+        "\(yearText)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
 }
 
 /// The reports as the old code built them: dictionaries of the same values as `ReportSamples`.
@@ -82,48 +85,77 @@ func reportFigures(runs: Int) throws -> [Figure] {
     func ms(_ s: Double) -> String { fmt(s * 1000, 2) + " ms" }
 
     for (what, n, encoderHand, shipped) in [
-        ("list --json", 1_000,
-         ReportSamples.listJSON(accounts: 1_000, now: now, timestamp: handWrittenTimestamp),
-         ReportSamples.listJSON(accounts: 1_000, now: now, timestamp: Format.timestamp)),
-        ("audit --json", 10_000,
-         ReportSamples.auditJSON(entries: 10_000, start: now, timestamp: handWrittenTimestamp),
-         ReportSamples.auditJSON(entries: 10_000, start: now, timestamp: Format.timestamp)),
+        (
+            "list --json", 1_000,
+            ReportSamples.listJSON(accounts: 1_000, now: now, timestamp: handWrittenTimestamp),
+            ReportSamples.listJSON(accounts: 1_000, now: now, timestamp: Format.timestamp)
+        ),
+        (
+            "audit --json", 10_000,
+            ReportSamples.auditJSON(entries: 10_000, start: now, timestamp: handWrittenTimestamp),
+            ReportSamples.auditJSON(entries: 10_000, start: now, timestamp: Format.timestamp)
+        ),
     ] {
         // Both sides build their report from the sample values in the timed part, as a command does: the old side its
         // dictionaries (times written into them), the new side its structs (times written by the formatter).
         let old: () -> String = {
-            let objects = what == "list --json" ? oldListObjects(accounts: n, now: now) : oldAuditObjects(entries: n, start: now)
+            let objects =
+                what == "list --json" ? oldListObjects(accounts: n, now: now) : oldAuditObjects(entries: n, start: now)
             return HandWrittenJSON.text(objects)!
         }
         let serialization: () -> String = {
-            let objects = what == "list --json" ? oldListObjects(accounts: n, now: now) : oldAuditObjects(entries: n, start: now)
-            return String(decoding: try! JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+            let objects =
+                what == "list --json" ? oldListObjects(accounts: n, now: now) : oldAuditObjects(entries: n, start: now)
+            return String(
+                decoding: try! JSONSerialization.data(
+                    withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]),
+                as: UTF8.self)
         }
         let expected = old()
         guard encoderHand() == expected, shipped() == expected, serialization() == expected else {
             throw TestFailure("\(what): the writers disagree on the sample's bytes")
         }
         let t = interleavedMedians([old, encoderHand, shipped, serialization], runs: runs)
-        figures.append(Figure(
-            section: "reports", name: "\(what), \(n) \(what.hasPrefix("list") ? "accounts" : "entries"), in process: Format.json (JSONEncoder, static ISO8601FormatStyle) ÷ the hand-written writer and timestamp before it",
-            value: "\(fmt(t[2] / t[0])) (\(ms(t[2])) ÷ \(ms(t[0])))", target: "(reported: ≤ 1 keeps JSONEncoder)", met: nil,
-            detail: "median of \(runs) interleaved runs, \(expected.utf8.count / 1024) KiB of JSON, the same bytes from every writer, report built in the timed part; "
-                + "JSONEncoder with the hand-written timestamp \(ms(t[1])) (\(fmt(t[1] / t[0])) ×); "
-                + "JSONSerialization of the old dictionaries \(ms(t[3])) (\(fmt(t[3] / t[0])) ×)"))
+        figures.append(
+            Figure(
+                section: "reports",
+                name:
+                    "\(what), \(n) \(what.hasPrefix("list") ? "accounts" : "entries"), in process: Format.json (JSONEncoder, static ISO8601FormatStyle) ÷ the hand-written writer and timestamp before it",
+                value: "\(fmt(t[2] / t[0])) (\(ms(t[2])) ÷ \(ms(t[0])))", target: "(reported: ≤ 1 keeps JSONEncoder)",
+                met: nil,
+                detail:
+                    "median of \(runs) interleaved runs, \(expected.utf8.count / 1024) KiB of JSON, the same bytes from every writer, report built in the timed part; "
+                    + "JSONEncoder with the hand-written timestamp \(ms(t[1])) (\(fmt(t[1] / t[0])) ×); "
+                    + "JSONSerialization of the old dictionaries \(ms(t[3])) (\(fmt(t[3] / t[0])) ×)"))
         log(figures.last!.line)
     }
 
     // The timestamp alone: 100,000 dates.
     let dates = (0..<100_000).map { now.addingTimeInterval(Double($0) * 97.531) }
-    guard dates.allSatisfy({ handWrittenTimestamp($0) == Format.timestamp($0) }) else { throw TestFailure("the timestamps disagree") }
-    let t = interleavedMedians([
-        { var n = 0; for d in dates { n &+= handWrittenTimestamp(d).utf8.count }; return String(n) },
-        { var n = 0; for d in dates { n &+= Format.timestamp(d).utf8.count }; return String(n) },
-    ], runs: runs)
-    figures.append(Figure(
-        section: "reports", name: "timestamps, 100000 dates: Format.timestamp (static ISO8601FormatStyle) ÷ the hand-written code before it",
-        value: "\(fmt(t[1] / t[0])) (\(ms(t[1])) ÷ \(ms(t[0])))", target: "(reported: ≤ 1 keeps the style)", met: nil,
-        detail: "median of \(runs) interleaved runs; the same text for every date"))
+    guard dates.allSatisfy({ handWrittenTimestamp($0) == Format.timestamp($0) }) else {
+        throw TestFailure("the timestamps disagree")
+    }
+    let t = interleavedMedians(
+        [
+            {
+                var n = 0
+                for d in dates { n &+= handWrittenTimestamp(d).utf8.count }
+                return String(n)
+            },
+            {
+                var n = 0
+                for d in dates { n &+= Format.timestamp(d).utf8.count }
+                return String(n)
+            },
+        ], runs: runs)
+    figures.append(
+        Figure(
+            section: "reports",
+            name:
+                "timestamps, 100000 dates: Format.timestamp (static ISO8601FormatStyle) ÷ the hand-written code before it",
+            value: "\(fmt(t[1] / t[0])) (\(ms(t[1])) ÷ \(ms(t[0])))", target: "(reported: ≤ 1 keeps the style)",
+            met: nil,
+            detail: "median of \(runs) interleaved runs; the same text for every date"))
     log(figures.last!.line)
     return figures
 }
@@ -145,7 +177,9 @@ enum HandWrittenJSON {
         case is NSNull: out += "null"
         case let d as Double:
             // Foundation's own digits (the few doubles of a report, such as duration_seconds).
-            guard let data = try? JSONSerialization.data(withJSONObject: d, options: .fragmentsAllowed) else { return false }
+            guard let data = try? JSONSerialization.data(withJSONObject: d, options: .fragmentsAllowed) else {
+                return false
+            }
             out += String(decoding: data, as: UTF8.self)
         case let d as [String: Any]:
             guard d.keys.allSatisfy(isPlainKey) else { return false }
@@ -174,7 +208,8 @@ enum HandWrittenJSON {
     }
 
     private static func isPlainKey(_ key: String) -> Bool {
-        !key.isEmpty && key.utf8.allSatisfy { ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || $0 == UInt8(ascii: "_") }
+        !key.isEmpty
+            && key.utf8.allSatisfy { ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || $0 == UInt8(ascii: "_") }
     }
 
     private static func string(_ s: String, to out: inout String) {

@@ -38,8 +38,12 @@ final class FakeProvider: @unchecked Sendable {
     private func answer(_ connection: FakeHTTPServer.Connection) {
         switch mode {
         case .serverError:
-            let body = #"{"message":"An unexpected error occurred.","errors":[{"description":"boom"}],"trackingId":"\#(trackingId)"}"#
-            connection.send(FakeHTTPServer.head(500, "Internal Server Error", length: body.utf8.count, extra: "trackingid: \(trackingId)\r\n") + body)
+            let body =
+                #"{"message":"An unexpected error occurred.","errors":[{"description":"boom"}],"trackingId":"\#(trackingId)"}"#
+            connection.send(
+                FakeHTTPServer.head(
+                    500, "Internal Server Error", length: body.utf8.count, extra: "trackingid: \(trackingId)\r\n")
+                    + body)
         case .cutOffBody:
             let body = #"{"access_token":"fake-access-"#
             connection.send(FakeHTTPServer.head(200, "OK", length: 400) + body)

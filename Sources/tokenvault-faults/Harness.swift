@@ -1,8 +1,9 @@
 import Foundation
-import TokenVaultLab
 import ProviderSandbox
+import TokenVaultLab
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // The machinery of the fault suite: a report of checks, a workspace per vault, children we can kill, and python3
@@ -25,7 +26,12 @@ final class Report: @unchecked Sendable {
     @discardableResult
     func check(_ ok: Bool, _ what: String, _ detail: @autoclosure () -> String = "") -> Bool {
         lock.withLock {
-            if ok { passed += 1 } else { failed += 1; failures.append(what) }
+            if ok {
+                passed += 1
+            } else {
+                failed += 1
+                failures.append(what)
+            }
         }
         let extra = detail()
         print("   \(ok ? "ok  " : "FAIL") \(what)\(extra.isEmpty ? "" : " — \(extra)")")
@@ -58,7 +64,9 @@ enum Binaries {
     static var selfDirectory: String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let path = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        let path =
+            n > 0
+            ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
         return URL(fileURLWithPath: path).deletingLastPathComponent().path
     }
 }
@@ -68,7 +76,9 @@ typealias Child = ChildProcess
 
 extension ChildProcess {
     /// - Parameter stdin: written then closed; nil keeps the pipe open until `send`/`closeStdin`.
-    convenience init(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String? = "") throws {
+    convenience init(_ executable: String, _ arguments: [String], environment: [String: String], stdin: String? = "")
+        throws
+    {
         try self.init(executable, arguments, environment: environment, stdin: stdin, newSession: false)
     }
 }
@@ -79,14 +89,17 @@ extension Workspace {
     static let passphrase = "faults passphrase " + generatedSecret(length: 8)
 
     convenience init(_ name: String, tokenvault: String, nested: Bool = false) {
-        self.init(prefix: "tokenvault-faults-\(name)", tokenvault: tokenvault,
-                  vault: .explicit(nested ? "a/b/vault.db" : "v/vault.db"),
-                  environment: ["TOKENVAULT_PASSPHRASE": Workspace.passphrase])
+        self.init(
+            prefix: "tokenvault-faults-\(name)", tokenvault: tokenvault,
+            vault: .explicit(nested ? "a/b/vault.db" : "v/vault.db"),
+            environment: ["TOKENVAULT_PASSPHRASE": Workspace.passphrase])
     }
 
     /// Runs the binary; a child that cannot be run or overstays `timeout` is a result with code -1.
     @discardableResult
-    func run(_ arguments: [String], stdin: String = "", env extra: [String: String?] = [:], timeout: TimeInterval = 300) -> RunResult {
+    func run(_ arguments: [String], stdin: String = "", env extra: [String: String?] = [:], timeout: TimeInterval = 300)
+        -> RunResult
+    {
         do {
             return try tokenvault(arguments, stdin: stdin, environment: extra, timeout: timeout)
         } catch {
@@ -94,20 +107,29 @@ extension Workspace {
         }
     }
 
-    func spawn(_ arguments: [String], stdin: String? = "", env extra: [String: String?] = [:], umask000: Bool = false) throws -> Child {
+    func spawn(_ arguments: [String], stdin: String? = "", env extra: [String: String?] = [:], umask000: Bool = false)
+        throws -> Child
+    {
         if umask000 {
-            return try Child("/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", tokenvault] + arguments,
-                             environment: environment(adding: extra), stdin: stdin)
+            return try Child(
+                "/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", tokenvault] + arguments,
+                environment: environment(adding: extra), stdin: stdin)
         }
         return try start(arguments, stdin: stdin, environment: extra)
     }
 
     /// init + one integration pointing at `apiBase`. Returns the first failure's words, nil when all went well.
-    func setUp(apiBase: String, client: SandboxConfiguration.Client, integration: String = "w", umask000: Bool = false) -> String? {
+    func setUp(apiBase: String, client: SandboxConfiguration.Client, integration: String = "w", umask000: Bool = false)
+        -> String?
+    {
         for (args, input) in [
             (["init", "--kdf", "interactive"], ""),
-            (["add", integration, "--client-id", client.clientId, "--redirect-uri", client.redirectURIs[0],
-              "--scopes", client.scopes.joined(separator: " "), "--api-base", apiBase, "--client-secret-stdin"], client.clientSecret),
+            (
+                [
+                    "add", integration, "--client-id", client.clientId, "--redirect-uri", client.redirectURIs[0],
+                    "--scopes", client.scopes.joined(separator: " "), "--api-base", apiBase, "--client-secret-stdin",
+                ], client.clientSecret
+            ),
         ] {
             let result: RunResult
             if umask000 {
@@ -122,12 +144,17 @@ extension Workspace {
     }
 
     func addIntegration(_ name: String, apiBase: String, client: SandboxConfiguration.Client) -> RunResult {
-        run(["add", name, "--client-id", client.clientId, "--redirect-uri", client.redirectURIs[0],
-             "--scopes", client.scopes.joined(separator: " "), "--api-base", apiBase, "--client-secret-stdin"], stdin: client.clientSecret)
+        run(
+            [
+                "add", name, "--client-id", client.clientId, "--redirect-uri", client.redirectURIs[0],
+                "--scopes", client.scopes.joined(separator: " "), "--api-base", apiBase, "--client-secret-stdin",
+            ], stdin: client.clientSecret)
     }
 
     /// Imports sandbox-issued pairs in one batch.
-    func importPairs(_ pairs: [(account: String, access: String, refresh: String)], integration: String = "w") -> RunResult {
+    func importPairs(_ pairs: [(account: String, access: String, refresh: String)], integration: String = "w")
+        -> RunResult
+    {
         let lines = pairs.map { p in
             #"{"account":"\#(p.account)","access_token":"\#(p.access)","expires_in":1209599,"refresh_token":"\#(p.refresh)","refresh_token_expires_in":7776000,"token_type":"Bearer"}"#
         }
@@ -138,9 +165,12 @@ extension Workspace {
     func states() -> [String: String]? {
         let result = run(["list", "--json"])
         guard result.code == 0, let data = result.out.data(using: .utf8),
-              let array = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return nil }
+            let array = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]
+        else { return nil }
         var states: [String: String] = [:]
-        for object in array { if let name = object["account"] as? String { states[name] = object["state"] as? String ?? "?" } }
+        for object in array {
+            if let name = object["account"] as? String { states[name] = object["state"] as? String ?? "?" }
+        }
         return states
     }
 
@@ -148,12 +178,16 @@ extension Workspace {
     func listed() -> [String: (state: String, accessExpiresAt: Date?)]? {
         let result = run(["list", "--json"])
         guard result.code == 0, let data = result.out.data(using: .utf8),
-              let array = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return nil }
+            let array = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]
+        else { return nil }
         let iso = ISO8601DateFormatter()
         var listed: [String: (state: String, accessExpiresAt: Date?)] = [:]
         for object in array {
             guard let name = object["account"] as? String else { continue }
-            listed[name] = (object["state"] as? String ?? "?", (object["access_expires_at"] as? String).flatMap { iso.date(from: $0) })
+            listed[name] = (
+                object["state"] as? String ?? "?",
+                (object["access_expires_at"] as? String).flatMap { iso.date(from: $0) }
+            )
         }
         return listed
     }
@@ -173,7 +207,8 @@ enum Python {
     static func run(_ script: String, _ arguments: [String], timeout: TimeInterval = 120) -> RunResult {
         guard let python = executable else { return RunResult(code: -1, out: "", err: "python3 not found on PATH") }
         do {
-            return try runProcess(python, ["-c", script] + arguments, environment: ProcessInfo.processInfo.environment, timeout: timeout)
+            return try runProcess(
+                python, ["-c", script] + arguments, environment: ProcessInfo.processInfo.environment, timeout: timeout)
         } catch {
             return RunResult(code: -1, out: "", err: "\(error)")
         }
@@ -181,17 +216,21 @@ enum Python {
 
     /// `PRAGMA integrity_check` of the vault as tokenvault left it (WAL recovery included, as any opener does).
     static func integrityCheck(_ path: String) -> String {
-        let result = run("""
+        let result = run(
+            """
             import sqlite3, sys
             c = sqlite3.connect(sys.argv[1], timeout=30)
             print('; '.join(r[0] for r in c.execute('PRAGMA integrity_check')))
             """, [path])
-        return result.code == 0 ? result.out.trimmingCharacters(in: .whitespacesAndNewlines) : "python failed: \(shortDescription(result.err))"
+        return result.code == 0
+            ? result.out.trimmingCharacters(in: .whitespacesAndNewlines)
+            : "python failed: \(shortDescription(result.err))"
     }
 
     /// Runs SQL statements (with `?` bound to the following arguments) and prints the first column of each row.
     static func query(_ path: String, _ sql: String, _ parameters: [String] = []) -> RunResult {
-        run("""
+        run(
+            """
             import sqlite3, sys
             c = sqlite3.connect(sys.argv[1], timeout=30)
             for row in c.execute(sys.argv[2], sys.argv[3:]):
@@ -202,24 +241,31 @@ enum Python {
 
     /// Moves everything into the main file and removes the WAL, so sealed bytes sit at one offset of vault.db.
     static func checkpoint(_ path: String) -> Bool {
-        run("""
+        run(
+            """
             import sqlite3, sys
             c = sqlite3.connect(sys.argv[1], timeout=30)
             c.execute('PRAGMA wal_checkpoint(TRUNCATE)')
             c.close()
-            """, [path]).code == 0
+            """, [path]
+        ).code == 0
     }
 
     /// A process that keeps the vault open (so -wal and -shm stay on disk with what tokenvault wrote), until killed.
     static func holdOpen(_ path: String) throws -> Child {
         guard let python = executable else { throw TestFailure("python3 not found") }
-        let child = try Child(python, ["-c", """
-            import sqlite3, sys, time
-            c = sqlite3.connect(sys.argv[1], timeout=30)
-            c.execute('SELECT COUNT(*) FROM account').fetchall()
-            print('open', flush=True)
-            sys.stdin.read()
-            """, path], environment: ProcessInfo.processInfo.environment, stdin: nil)
+        let child = try Child(
+            python,
+            [
+                "-c",
+                """
+                import sqlite3, sys, time
+                c = sqlite3.connect(sys.argv[1], timeout=30)
+                c.execute('SELECT COUNT(*) FROM account').fetchall()
+                print('open', flush=True)
+                sys.stdin.read()
+                """, path,
+            ], environment: ProcessInfo.processInfo.environment, stdin: nil)
         usleep(300_000)
         return child
     }
@@ -269,8 +315,9 @@ func waitUntil(timeout: TimeInterval = 60, _ condition: () -> Bool) -> Bool {
 func since(_ start: Date) -> String { String(format: "%.1f s", Date().timeIntervalSince(start)) }
 
 func sandboxClient() -> SandboxConfiguration.Client {
-    SandboxConfiguration.Client(clientId: "faults-client-" + generatedSecret(length: 8), clientSecret: generatedSecret("cs-", length: 32),
-                                redirectURIs: ["http://127.0.0.1:8765/callback"], scopes: ["spark:all", "spark:kms"])
+    SandboxConfiguration.Client(
+        clientId: "faults-client-" + generatedSecret(length: 8), clientSecret: generatedSecret("cs-", length: 32),
+        redirectURIs: ["http://127.0.0.1:8765/callback"], scopes: ["spark:all", "spark:kms"])
 }
 
 final class ResultBox<T>: @unchecked Sendable { var result: Result<T, any Error>? }
@@ -299,33 +346,44 @@ final class Sandbox: @unchecked Sendable {
 
     /// - Parameters:
     ///   - rotation, accessTokenLifetime: nil takes the shape's default.
-    init(shape: ProviderShape = .webex, client: SandboxConfiguration.Client = sandboxClient(),
-         rotation: SandboxConfiguration.Rotation? = nil, latency: Double = 0, realTime: Bool = false,
-         accessTokenLifetime: Int? = nil) throws {
+    init(
+        shape: ProviderShape = .webex, client: SandboxConfiguration.Client = sandboxClient(),
+        rotation: SandboxConfiguration.Rotation? = nil, latency: Double = 0, realTime: Bool = false,
+        accessTokenLifetime: Int? = nil
+    ) throws {
         let provider = ProviderSandbox(
-            configuration: SandboxConfiguration(shape: shape, clients: [client], accessTokenLifetime: accessTokenLifetime,
-                                                rotation: rotation, latency: latency),
+            configuration: SandboxConfiguration(
+                shape: shape, clients: [client], accessTokenLifetime: accessTokenLifetime,
+                rotation: rotation, latency: latency),
             clockFollowsRealTime: realTime)
         self.client = client
         self.provider = provider
-        tokenEndpoint = switch shape {
-        case .webex: "POST /v1/access_token"
-        case .google, .oidc: "POST /token"
-        case .microsoft: "POST /{tenant}/oauth2/v2.0/token"
-        case .github: "POST /login/oauth/access_token"
-        case .slack: "POST /api/oauth.v2.access"
-        }
+        tokenEndpoint =
+            switch shape {
+            case .webex: "POST /v1/access_token"
+            case .google, .oidc: "POST /token"
+            case .microsoft: "POST /{tenant}/oauth2/v2.0/token"
+            case .github: "POST /login/oauth/access_token"
+            case .slack: "POST /api/oauth.v2.access"
+            }
         url = try blockingWait { try await provider.start().absoluteString }
     }
 
-    func stop() { let p = provider; _ = try? blockingWait { await p.stop() } }
+    func stop() {
+        let p = provider
+        _ = try? blockingWait { await p.stop() }
+    }
 
     /// Requests that reached the token endpoint (faulted ones included).
     var tokenRequests: Int {
-        let p = provider, endpoint = tokenEndpoint
+        let p = provider
+        let endpoint = tokenEndpoint
         return (try? blockingWait { await p.requests(to: endpoint) }) ?? -1
     }
-    var counters: SandboxCounters { let p = provider; return (try? blockingWait { await p.counters }) ?? SandboxCounters() }
+    var counters: SandboxCounters {
+        let p = provider
+        return (try? blockingWait { await p.counters }) ?? SandboxCounters()
+    }
 
     func isAccessTokenValid(_ token: String) -> Bool {
         let p = provider
@@ -341,11 +399,12 @@ final class Sandbox: @unchecked Sendable {
     func rotationChains(_ accounts: [(name: String, refresh: String)]) -> [String: [RefreshTokenLink]] {
         let p = provider
         let firsts = accounts.map { [$0.name, $0.refresh] }
-        return (try? blockingWait {
-            var chains: [String: [RefreshTokenLink]] = [:]
-            for a in firsts { chains[a[0]] = await p.rotationChain(from: a[1]) }
-            return chains
-        }) ?? [:]
+        return
+            (try? blockingWait {
+                var chains: [String: [RefreshTokenLink]] = [:]
+                for a in firsts { chains[a[0]] = await p.rotationChain(from: a[1]) }
+                return chains
+            }) ?? [:]
     }
 
     /// Waits until the sandbox has answered every request it received (a killed client's included), so what it
@@ -361,9 +420,18 @@ final class Sandbox: @unchecked Sendable {
     }
 
     /// Holds every request until `openGate()` (see ProviderSandbox.closeGate).
-    func closeGate() { let p = provider; _ = try? blockingWait { await p.closeGate() } }
-    func openGate() { let p = provider; _ = try? blockingWait { await p.openGate() } }
-    var requestsInFlight: Int { let p = provider; return (try? blockingWait { await p.requestsInFlight }) ?? -1 }
+    func closeGate() {
+        let p = provider
+        _ = try? blockingWait { await p.closeGate() }
+    }
+    func openGate() {
+        let p = provider
+        _ = try? blockingWait { await p.openGate() }
+    }
+    var requestsInFlight: Int {
+        let p = provider
+        return (try? blockingWait { await p.requestsInFlight }) ?? -1
+    }
 
     func update(_ change: @escaping @Sendable (inout SandboxConfiguration) -> Void) {
         let p = provider
@@ -372,7 +440,8 @@ final class Sandbox: @unchecked Sendable {
 
     /// Pairs issued by the sandbox for `count` accounts named `prefix-NNN`.
     func issuePairs(count: Int, prefix: String) throws -> [(account: String, access: String, refresh: String)] {
-        let p = provider, clientId = client.clientId
+        let p = provider
+        let clientId = client.clientId
         let issued = try blockingWait {
             var pairs: [[String]] = []
             for _ in 0..<count {
@@ -394,7 +463,8 @@ func isConnected(pid: pid_t, toPort port: Int) -> Bool {
     var inodes: Set<Substring> = []
     for fd in fds {
         guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
-              target.hasPrefix("socket:[") else { continue }
+            target.hasPrefix("socket:[")
+        else { continue }
         inodes.insert(target.dropFirst("socket:[".count).dropLast())
     }
     guard !inodes.isEmpty else { return false }
@@ -402,11 +472,14 @@ func isConnected(pid: pid_t, toPort port: Int) -> Bool {
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         // Read to the end: procfs files report a size of 0, which String(contentsOfFile:) takes at its word.
         guard let data = try? FileHandle(forReadingFrom: URL(fileURLWithPath: table)).readToEnd(),
-              let text = String(data: data, encoding: .utf8) else { continue }
+            let text = String(data: data, encoding: .utf8)
+        else { continue }
         for line in text.split(separator: "\n").dropFirst() {
             // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode …
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count > 9, fields[3] == "01", fields[2].hasSuffix(remote), inodes.contains(fields[9]) else { continue }
+            guard fields.count > 9, fields[3] == "01", fields[2].hasSuffix(remote), inodes.contains(fields[9]) else {
+                continue
+            }
             return true
         }
     }

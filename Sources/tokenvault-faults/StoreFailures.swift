@@ -1,8 +1,9 @@
 import Foundation
-import TokenVaultLab
 import ProviderSandbox
+import TokenVaultLab
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The vault's store failing after the provider answered, under strict rotation (the old refresh token dies with
@@ -28,7 +29,10 @@ enum StoreFailures {
             }
         }
         var isPostgres: Bool {
-            switch self { case .restart, .stop, .terminate: true; default: false }
+            switch self {
+            case .restart, .stop, .terminate: true
+            default: false
+            }
         }
     }
 
@@ -36,7 +40,8 @@ enum StoreFailures {
     static let concurrency = 8
 
     static func run(_ report: Report, _ options: Options) {
-        var faults: [Fault] = options.full
+        var faults: [Fault] =
+            options.full
             ? [.restart, .terminate, .stop(seconds: 30), .stop(seconds: 300), .diskFull, .readOnly]
             : [.restart, .diskFull]
         // TOKENVAULT_FAULTS_STORE=WORDS: only the faults whose description contains WORDS (working on one).
@@ -44,10 +49,15 @@ enum StoreFailures {
             faults = faults.filter { $0.description.localizedCaseInsensitiveContains(only) }
         }
         let before = ProcessInfo.processInfo.environment["TOKENVAULT_FAULTS_JOURNAL"] == "off"
-        report.part("store failures", "\(faults.map(\.description).joined(separator: "; ")), each about 2 s into `refresh-all --skip-recent 0 --concurrency \(concurrency)` of \(accounts) accounts, refresh tokens rotating strictly, 300 ms provider latency\(before ? " — with the journal switched off (TOKENVAULT_JOURNAL=off: tokenvault before it)" : "")")
+        report.part(
+            "store failures",
+            "\(faults.map(\.description).joined(separator: "; ")), each about 2 s into `refresh-all --skip-recent 0 --concurrency \(concurrency)` of \(accounts) accounts, refresh tokens rotating strictly, 300 ms provider latency\(before ? " — with the journal switched off (TOKENVAULT_JOURNAL=off: tokenvault before it)" : "")"
+        )
         for fault in faults { scenario(fault, report, options, journalOff: before) }
         // TOKENVAULT_FAULTS_STORE=cost: the journal's cost alone.
-        if options.full, let only = ProcessInfo.processInfo.environment["TOKENVAULT_FAULTS_STORE"] ?? Optional("cost"), only == "cost" {
+        if options.full, let only = ProcessInfo.processInfo.environment["TOKENVAULT_FAULTS_STORE"] ?? Optional("cost"),
+            only == "cost"
+        {
             journalCost(report, options)
         }
     }
@@ -59,21 +69,35 @@ enum StoreFailures {
         let ws = Workspace("journalcost", tokenvault: options.tokenvault)
         defer { ws.remove() }
         guard let sandbox = try? Sandbox(rotation: .on, latency: 0, accessTokenLifetime: 3600),
-              ws.setUp(apiBase: sandbox.url, client: sandbox.client) == nil,
-              let pairs = try? sandbox.issuePairs(count: accounts, prefix: "c"), ws.importPairs(pairs).code == 0
-        else { report.note("journal cost: not measured (set-up failed)"); return }
+            ws.setUp(apiBase: sandbox.url, client: sandbox.client) == nil,
+            let pairs = try? sandbox.issuePairs(count: accounts, prefix: "c"), ws.importPairs(pairs).code == 0
+        else {
+            report.note("journal cost: not measured (set-up failed)")
+            return
+        }
         defer { sandbox.stop() }
-        var with: [Double] = [], without: [Double] = []
+        var with: [Double] = []
+        var without: [Double] = []
         for i in 0..<6 {
             let off = i % 2 == 1
             let started = Date()
-            let result = ws.run(["refresh-all", "--skip-recent", "0", "--concurrency", "\(concurrency)"], env: off ? ["TOKENVAULT_JOURNAL": "off"] : [:])
-            guard result.code == 0 else { report.note("journal cost: not measured (refresh-all exited \(result.code))"); return }
-            (off ? { without.append(Date().timeIntervalSince(started)) } : { with.append(Date().timeIntervalSince(started)) })()
+            let result = ws.run(
+                ["refresh-all", "--skip-recent", "0", "--concurrency", "\(concurrency)"],
+                env: off ? ["TOKENVAULT_JOURNAL": "off"] : [:])
+            guard result.code == 0 else {
+                report.note("journal cost: not measured (refresh-all exited \(result.code))")
+                return
+            }
+            (off
+                ? { without.append(Date().timeIntervalSince(started)) }
+                : { with.append(Date().timeIntervalSince(started)) })()
         }
         let median = { (xs: [Double]) in xs.sorted()[xs.count / 2] }
-        report.note(String(format: "journal cost: refresh-all of %d accounts at latency 0 (SQLite on local disk, concurrency %d), median of 3: %.2f s with the journal, %.2f s without (%+.0f%%)",
-                           accounts, concurrency, median(with), median(without), (median(with) / median(without) - 1) * 100))
+        report.note(
+            String(
+                format:
+                    "journal cost: refresh-all of %d accounts at latency 0 (SQLite on local disk, concurrency %d), median of 3: %.2f s with the journal, %.2f s without (%+.0f%%)",
+                accounts, concurrency, median(with), median(without), (median(with) / median(without) - 1) * 100))
     }
 
     static func scenario(_ fault: Fault, _ report: Report, _ options: Options, journalOff: Bool) {
@@ -81,9 +105,17 @@ enum StoreFailures {
         var server: PostgresServer?
         var database = ""
         if fault.isPostgres {
-            guard PostgresServer.findBinaries() != nil else { report.check(false, "\(title): PostgreSQL's binaries are installed"); return }
-            do { server = try PostgresServer.start(); database = try server!.createDatabase(prefix: "storefail") } catch {
-                report.check(false, "\(title): a throwaway server starts", "\(error)"); server?.stop(); return
+            guard PostgresServer.findBinaries() != nil else {
+                report.check(false, "\(title): PostgreSQL's binaries are installed")
+                return
+            }
+            do {
+                server = try PostgresServer.start()
+                database = try server!.createDatabase(prefix: "storefail")
+            } catch {
+                report.check(false, "\(title): a throwaway server starts", "\(error)")
+                server?.stop()
+                return
             }
         } else if geteuid() != 0 {
             report.note("\(title): skipped, mounting a tmpfs needs root")
@@ -103,24 +135,31 @@ enum StoreFailures {
             ws.environment["TOKENVAULT_VAULT"] = server.location(database: database)
         } else {
             try? FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-            let mounted = if case .readOnly = fault {
-                shell("truncate -s 32M '\(image)' && mkfs.ext4 -q -F '\(image)' && " + mountImage)
-            } else {
-                shell("mount -t tmpfs -o size=16m,mode=0700 tmpfs '\(mountPoint)'")
+            let mounted =
+                if case .readOnly = fault {
+                    shell("truncate -s 32M '\(image)' && mkfs.ext4 -q -F '\(image)' && " + mountImage)
+                } else {
+                    shell("mount -t tmpfs -o size=16m,mode=0700 tmpfs '\(mountPoint)'")
+                }
+            guard mounted else {
+                report.check(false, "\(title): a file system is mounted at \(mountPoint)")
+                return
             }
-            guard mounted else { report.check(false, "\(title): a file system is mounted at \(mountPoint)"); return }
         }
         defer { if server == nil { _ = shell("umount '\(mountPoint)' || umount -l '\(mountPoint)'") } }
         let sandbox: Sandbox
         do { sandbox = try Sandbox(rotation: .on, latency: 0.3, accessTokenLifetime: 3600) } catch {
-            report.check(false, "\(title): sandbox starts", "\(error)"); return
+            report.check(false, "\(title): sandbox starts", "\(error)")
+            return
         }
         defer { sandbox.stop() }
         if let problem = ws.setUp(apiBase: sandbox.url, client: sandbox.client) {
-            report.check(false, "\(title): vault set up", problem); return
+            report.check(false, "\(title): vault set up", problem)
+            return
         }
         guard let pairs = try? sandbox.issuePairs(count: accounts, prefix: "s"), ws.importPairs(pairs).code == 0 else {
-            report.check(false, "\(title): \(accounts) sandbox pairs imported"); return
+            report.check(false, "\(title): \(accounts) sandbox pairs imported")
+            return
         }
         let ledger = pairs.map { (name: $0.account, refresh: $0.refresh) }
         let requestsBefore = sandbox.tokenRequests
@@ -130,7 +169,10 @@ enum StoreFailures {
         case .diskFull, .readOnly: arguments += ["--store-wait", "10s"]
         default: break
         }
-        guard let run = try? ws.spawn(arguments) else { report.check(false, "\(title): refresh-all starts"); return }
+        guard let run = try? ws.spawn(arguments) else {
+            report.check(false, "\(title): refresh-all starts")
+            return
+        }
         // About 2 s in: some 50 refreshes answered (8 at a time, 300 ms each).
         _ = waitUntil(timeout: 60) { sandbox.tokenRequests >= requestsBefore + 50 || !run.isRunning }
         let faultAt = Date()
@@ -139,11 +181,19 @@ enum StoreFailures {
         switch fault {
         case .restart: injected = (try? server!.restart()) != nil
         case .terminate:
-            injected = (try? server!.psql(database, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")) != nil
-        case .stop: injected = (try? server!.pause()) != nil; requestsAtFault = sandbox.tokenRequests
+            injected =
+                (try? server!.psql(
+                    database,
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )) != nil
+        case .stop:
+            injected = (try? server!.pause()) != nil
+            requestsAtFault = sandbox.tokenRequests
         case .diskFull: injected = shell("dd if=/dev/zero of='\(mountPoint)/filler' bs=64k 2>/dev/null; true")
         case .readOnly:
-            injected = shell("dev=$(findmnt -no SOURCE '\(mountPoint)') && echo tokenvault-faults > /sys/fs/ext4/${dev##*/}/trigger_fs_error && findmnt -no OPTIONS '\(mountPoint)' | grep -q '^ro\\|emergency_ro'")
+            injected = shell(
+                "dev=$(findmnt -no SOURCE '\(mountPoint)') && echo tokenvault-faults > /sys/fs/ext4/${dev##*/}/trigger_fs_error && findmnt -no OPTIONS '\(mountPoint)' | grep -q '^ro\\|emergency_ro'"
+            )
         }
         var requestsWhileDown = 0
         if case .stop(let seconds) = fault {
@@ -159,59 +209,86 @@ enum StoreFailures {
         // The fault ends: the disk freed or writable again.
         switch fault {
         case .diskFull: _ = shell("rm -f '\(mountPoint)/filler'")
-        case .readOnly: injected = injected && shell("umount '\(mountPoint)' && (e2fsck -fy '\(image)' >/dev/null 2>&1; true) && " + mountImage)
+        case .readOnly:
+            injected =
+                injected
+                && shell("umount '\(mountPoint)' && (e2fsck -fy '\(image)' >/dev/null 2>&1; true) && " + mountImage)
         default: break
         }
         report.check(injected, "\(title): the fault was injected and undone")
         _ = sandbox.settle()
         let lines = result.err.split(separator: "\n").filter { $0.hasPrefix("tokenvault: ") }
-        report.note("\(title): refresh-all exited \(result.code) after \(requestsAtEnd - requestsBefore) refreshes, \(lines.count) tokenvault: lines: \(shortDescription(lines.prefix(2).joined(separator: " / "), limit: 900))")
-        report.check([0, 1].contains(result.code) && !result.err.contains("Fatal error"),
-                     "\(title): refresh-all exits 0 (rode it out) or 1 (the store failed), no crash", "exit \(result.code)")
-        report.check(lines.count <= 3, "\(title): the failure is said in a line or two, not one per account", "\(lines.count) lines")
+        report.note(
+            "\(title): refresh-all exited \(result.code) after \(requestsAtEnd - requestsBefore) refreshes, \(lines.count) tokenvault: lines: \(shortDescription(lines.prefix(2).joined(separator: " / "), limit: 900))"
+        )
+        report.check(
+            [0, 1].contains(result.code) && !result.err.contains("Fatal error"),
+            "\(title): refresh-all exits 0 (rode it out) or 1 (the store failed), no crash", "exit \(result.code)")
+        report.check(
+            lines.count <= 3, "\(title): the failure is said in a line or two, not one per account",
+            "\(lines.count) lines")
         if case .stop = fault {
             // Once the store failed, only refreshes already in flight may spend a refresh token.
-            report.check(requestsWhileDown <= 2 * concurrency,
-                         "\(title): no more refresh tokens spent while the server was down (at most the \(concurrency) in flight)",
-                         "\(requestsWhileDown) sent after the server stopped")
+            report.check(
+                requestsWhileDown <= 2 * concurrency,
+                "\(title): no more refresh tokens spent while the server was down (at most the \(concurrency) in flight)",
+                "\(requestsWhileDown) sent after the server stopped")
         }
         // Before any other command: an account whose newest pair is not in the store is not shown `ok`.
         let chains = sandbox.rotationChains(ledger)
-        guard let listed = ws.listed() else { report.check(false, "\(title): list --json works once the store is back"); return }
+        guard let listed = ws.listed() else {
+            report.check(false, "\(title): list --json works once the store is back")
+            return
+        }
         var shownOK: [String] = []
         for (name, _) in ledger {
             guard let chain = chains[name], let entry = listed[name] else { continue }
             if !holdsNewest(chain, entry.accessExpiresAt) && entry.state == "ok" { shownOK.append(name) }
         }
-        report.check(shownOK.isEmpty, "\(title): no account whose newest pair is not in the store is listed ok",
-                     "\(shownOK.count) listed ok: \(shownOK.prefix(3).joined(separator: ", "))")
+        report.check(
+            shownOK.isEmpty, "\(title): no account whose newest pair is not in the store is listed ok",
+            "\(shownOK.count) listed ok: \(shownOK.prefix(3).joined(separator: ", "))")
         // And `check` (what --notify tells) names each of them.
-        let missing = ledger.map(\.name).filter { name in chains[name].map { !holdsNewest($0, listed[name]?.accessExpiresAt) } ?? false }
+        let missing = ledger.map(\.name).filter { name in
+            chains[name].map { !holdsNewest($0, listed[name]?.accessExpiresAt) } ?? false
+        }
         let checked = ws.run(["check", "--json"])
-        let named = Set(((try? JSONSerialization.jsonObject(with: Data(checked.out.utf8))) as? [[String: Any]] ?? [])
-            .filter { $0["event"] as? String == "pair-not-stored" }.compactMap { $0["account"] as? String })
-        report.check(Set(missing).isSubset(of: named) && (missing.isEmpty || checked.code == 5),
-                     "\(title): check names every account whose newest pair is not in the store (pair-not-stored, exit 5)",
-                     "\(missing.count) missing, \(named.count) named, exit \(checked.code)")
+        let named = Set(
+            ((try? JSONSerialization.jsonObject(with: Data(checked.out.utf8))) as? [[String: Any]] ?? [])
+                .filter { $0["event"] as? String == "pair-not-stored" }.compactMap { $0["account"] as? String })
+        report.check(
+            Set(missing).isSubset(of: named) && (missing.isEmpty || checked.code == 5),
+            "\(title): check names every account whose newest pair is not in the store (pair-not-stored, exit 5)",
+            "\(missing.count) missing, \(named.count) named, exit \(checked.code)")
         // One more command, then every pair the provider handed out is in the store.
         let next = ws.run(["token", ledger[0].name])
         let after = ws.listed() ?? [:]
-        var spent = 0, lost: [String] = [], twice: [String] = []
+        var spent = 0
+        var lost: [String] = []
+        var twice: [String] = []
         // (A pair's refresh token presented and refused counts as spent: its answer never came, nothing to store.)
         for (name, _) in ledger {
-            guard let chain = chains[name] else { lost.append(name); continue }
+            guard let chain = chains[name] else {
+                lost.append(name)
+                continue
+            }
             spent += chain.count - 1
             if !holdsNewest(chain, after[name]?.accessExpiresAt) { lost.append(name) }
             if chain.contains(where: { $0.uses > 1 }) { twice.append(name) }
         }
-        report.check(next.code == 0 && lost.isEmpty,
-                     "\(title): after one more command every pair the provider handed out is in the store (\(spent) spent at the provider, \(spent - lost.count) stored)",
-                     lost.isEmpty ? "" : "\(lost.count) lost: \(lost.prefix(3).joined(separator: ", ")); token exited \(next.code): \(shortDescription(next.err, limit: 200))")
+        report.check(
+            next.code == 0 && lost.isEmpty,
+            "\(title): after one more command every pair the provider handed out is in the store (\(spent) spent at the provider, \(spent - lost.count) stored)",
+            lost.isEmpty
+                ? ""
+                : "\(lost.count) lost: \(lost.prefix(3).joined(separator: ", ")); token exited \(next.code): \(shortDescription(next.err, limit: 200))"
+        )
         report.check(twice.isEmpty, "\(title): no refresh token sent twice", twice.prefix(3).joined(separator: ", "))
         let final = Kills.refreshAll(ws)
-        report.check(final.code == 0 && final.count("refreshed") == accounts,
-                     "\(title): the next refresh-all refreshes every account, none refused (\(final.count("refreshed"))/\(accounts))",
-                     final.code == 0 ? "" : "exit \(final.code): \(shortDescription(final.stderr))")
+        report.check(
+            final.code == 0 && final.count("refreshed") == accounts,
+            "\(title): the next refresh-all refreshes every account, none refused (\(final.count("refreshed"))/\(accounts))",
+            final.code == 0 ? "" : "exit \(final.code): \(shortDescription(final.stderr))")
         let audit = ws.run(["audit", "--verify"])
         report.check(audit.code == 0, "\(title): audit --verify ok", audit.code == 0 ? "" : shortDescription(audit.err))
     }
@@ -228,6 +305,7 @@ enum StoreFailures {
 
     @discardableResult
     static func shell(_ command: String) -> Bool {
-        ((try? runProcess("/bin/sh", ["-c", command], environment: ProcessInfo.processInfo.environment, timeout: 60))?.code ?? -1) == 0
+        ((try? runProcess("/bin/sh", ["-c", command], environment: ProcessInfo.processInfo.environment, timeout: 60))?
+            .code ?? -1) == 0
     }
 }

@@ -55,13 +55,16 @@ struct StrictLedger {
     }
 
     /// Reads both sides after run `runs` ended (killed or not) and the sandbox answered everything it received.
-    mutating func observe(killed: Bool, chains: [String: [RefreshTokenLink]],
-                          listed: [String: (state: String, accessExpiresAt: Date?)]) -> Observation {
+    mutating func observe(
+        killed: Bool, chains: [String: [RefreshTokenLink]],
+        listed: [String: (state: String, accessExpiresAt: Date?)]
+    ) -> Observation {
         var seen = Observation()
         let label = "run \(runs)\(killed ? " (killed)" : "")"
         for (name, _) in accounts {
             guard let chain = chains[name], !chain.isEmpty, let entry = listed[name] else {
-                problems.append("\(label): \(name) missing from the sandbox or from list --json"); continue
+                problems.append("\(label): \(name) missing from the sandbox or from list --json")
+                continue
             }
             if entry.state == "needs-reauth" { seen.flagged.insert(name) }
             let before = chainLengths[name] ?? 1
@@ -71,9 +74,12 @@ struct StrictLedger {
             if newLinks > 1 { problems.append("\(label): \(name) was refreshed \(newLinks) times in one run") }
             // Which answer the vault holds: the link whose access-token expiry is nearest the stored one.
             guard let stored = entry.accessExpiresAt,
-                  let held = chain.indices.min(by: { distance(chain[$0], stored) < distance(chain[$1], stored) }),
-                  distance(chain[held], stored) < Double(Self.step) / 2
-            else { problems.append("\(label): \(name)'s stored pair matches no answer the sandbox sent"); continue }
+                let held = chain.indices.min(by: { distance(chain[$0], stored) < distance(chain[$1], stored) }),
+                distance(chain[held], stored) < Double(Self.step) / 2
+            else {
+                problems.append("\(label): \(name)'s stored pair matches no answer the sandbox sent")
+                continue
+            }
             let newest = chain.count - 1
             // A pair a kill left in tokenvault's local journal is stored by the next run: no longer lost.
             if lost[name] != nil && held == newest && chain[newest].uses == 0 {
@@ -84,19 +90,32 @@ struct StrictLedger {
             if held == newest - 1 && chain[newest].uses == 0 && chain[held].uses >= 1 {
                 // Answered, never stored.
                 if lost[name] == nil {
-                    if newLinks == 1 { lost[name] = runs; seen.lostNow.append(name) }
-                    else { problems.append("\(label): \(name) holds an answer older than the newest, from an earlier run that did not record it") }
+                    if newLinks == 1 {
+                        lost[name] = runs
+                        seen.lostNow.append(name)
+                    } else {
+                        problems.append(
+                            "\(label): \(name) holds an answer older than the newest, from an earlier run that did not record it"
+                        )
+                    }
                 }
             } else if held != newest {
-                problems.append("\(label): \(name) holds pair \(held) of \(newest) (not the newest, not the one before)")
+                problems.append(
+                    "\(label): \(name) holds pair \(held) of \(newest) (not the newest, not the one before)")
             }
             let flaggedNow = entry.state == "needs-reauth"
             if lost[name] != nil, newest >= 1 {
                 let uses = chain[newest - 1].uses
                 let last = lostState[name] ?? (uses: 1, flagged: false)
                 if uses > last.uses {
-                    if last.flagged { problems.append("\(label): \(name) was flagged needs-reauth, yet its refresh token was sent again") }
-                    else if !flaggedNow && !killed { problems.append("\(label): \(name)'s spent refresh token was refused in a run that finished, and the account is not flagged") }
+                    if last.flagged {
+                        problems.append(
+                            "\(label): \(name) was flagged needs-reauth, yet its refresh token was sent again")
+                    } else if !flaggedNow && !killed {
+                        problems.append(
+                            "\(label): \(name)'s spent refresh token was refused in a run that finished, and the account is not flagged"
+                        )
+                    }
                 }
                 lostState[name] = (uses, flaggedNow)
             }
@@ -104,8 +123,10 @@ struct StrictLedger {
                 // A lost account's stored token is presented again until its refusal is stored (checked above).
                 if lost[name] != nil && i == newest - 1 { continue }
                 if link.uses > 1, overused.insert("\(name)#\(i)").inserted {
-                    problems.append("\(label): \(name)'s refresh token \(i) was sent \(link.uses) times" +
-                                    (lost[name] == nil ? " though its answer was stored (a refresh token sent twice, not a loss)" : ""))
+                    problems.append(
+                        "\(label): \(name)'s refresh token \(i) was sent \(link.uses) times"
+                            + (lost[name] == nil
+                                ? " though its answer was stored (a refresh token sent twice, not a loss)" : ""))
                 }
             }
             if entry.state == "needs-reauth" && lost[name] == nil {
@@ -113,10 +134,14 @@ struct StrictLedger {
             }
         }
         if !killed && !seen.lostNow.isEmpty {
-            problems.append("\(label): a run that was not killed lost \(seen.lostNow.count) pairs: \(seen.lostNow.prefix(3).joined(separator: ", "))")
+            problems.append(
+                "\(label): a run that was not killed lost \(seen.lostNow.count) pairs: \(seen.lostNow.prefix(3).joined(separator: ", "))"
+            )
         }
         if seen.lostNow.count > Self.concurrency {
-            problems.append("\(label): one kill cost \(seen.lostNow.count) pairs, more than the \(Self.concurrency) refreshes that can be in flight")
+            problems.append(
+                "\(label): one kill cost \(seen.lostNow.count) pairs, more than the \(Self.concurrency) refreshes that can be in flight"
+            )
         }
         return seen
     }

@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // `make faults` (--full) and, in every `make test`, --short: drives the built tokenvault against an in-process
@@ -32,16 +33,25 @@ while let argument = arguments.popFirst() {
     case "--short": options.full = false
     case "--full": options.full = true
     case "--tokenvault":
-        guard let path = arguments.popFirst() else { print(usage); exit(2) }
+        guard let path = arguments.popFirst() else {
+            print(usage)
+            exit(2)
+        }
         options.tokenvault = path
     case "--only":
-        guard let list = arguments.popFirst() else { print(usage); exit(2) }
+        guard let list = arguments.popFirst() else {
+            print(usage)
+            exit(2)
+        }
         options.parts = Set(list.split(separator: ",").map(String.init))
-    case "-h", "--help": print(usage); exit(0)
-    default: print("tokenvault-faults: unknown argument \(argument)\n\(usage)"); exit(2)
+    case "-h", "--help":
+        print(usage)
+        exit(0)
+    default:
+        print("tokenvault-faults: unknown argument \(argument)\n\(usage)")
+        exit(2)
     }
 }
-
 
 signal(SIGPIPE, SIG_IGN)
 guard FileManager.default.isExecutableFile(atPath: options.tokenvault) else {
@@ -58,7 +68,8 @@ let started = Date()
 print("tokenvault-faults \(options.full ? "--full" : "--short") against \(options.tokenvault)")
 let parts: [(String, (Report, Options) -> Void)] = [
     ("kills", Kills.run), ("concurrency", Concurrency.run), ("tamper", Tamper.run),
-    ("leaks", Leaks.run), ("permissions", Permissions.run), ("providers", BadProviders.run), ("mixed", MixedProviders.run),
+    ("leaks", Leaks.run), ("permissions", Permissions.run), ("providers", BadProviders.run),
+    ("mixed", MixedProviders.run),
     ("postgres", PostgresFaults.run), ("store", StoreFailures.run),
 ]
 for (name, run) in parts where options.parts.isEmpty || options.parts.contains(name) {

@@ -1,8 +1,8 @@
 import Foundation
 import GRDB
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 import TokenVaultTestSupport
 
 /// `tokenvault unlock` starts an agent that holds the key; commands use it without a passphrase; it
@@ -16,7 +16,8 @@ extension OAuthBinaryTests {
         /// A private runtime directory for this workspace's agents (as logind makes one per user).
         func runtime(_ s: SandboxWorkspace) throws -> [String: String?] {
             let dir = s.ws.dir + "/run"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             return ["XDG_RUNTIME_DIR": dir]
         }
 
@@ -54,18 +55,24 @@ extension OAuthBinaryTests {
                 #expect(token.out == pairs["alice"]!.access + "\n")
                 let exported = try await s.run(["env", "alice"], environment: merged(env, Self.noPassphrase))
                 #expect(exported.out == "export WEBEX_ACCESS_TOKEN='\(pairs["alice"]!.access)'\n", "\(exported.err)")
-                let status = try await s.run(["agent", "status", "--json"], environment: merged(env, Self.noPassphrase))
+                let status = try await s.run(
+                    ["agent", "status", "--json"], environment: merged(env, Self.noPassphrase))
                 let o = jsonObject(status.out)
                 #expect(o["running"] as? Bool == true && o["vault"] as? String == s.ws.vault)
                 // Times as ISO 8601 strings, as in every other JSON output (they were epoch numbers).
                 let until = (o["until"] as? String).flatMap { try? Date($0, strategy: .iso8601) }
-                #expect(until.map { abs($0.timeIntervalSince(Date().addingTimeInterval(3600))) < 120 } == true, "\(status.out)")
+                #expect(
+                    until.map { abs($0.timeIntervalSince(Date().addingTimeInterval(3600))) < 120 } == true,
+                    "\(status.out)")
                 #expect((o["since"] as? String).flatMap { try? Date($0, strategy: .iso8601) } != nil, "\(status.out)")
                 let pid = try #require(o["pid"] as? Int)
                 // The agent's command line holds no secret (every local user can read it), its environment no passphrase.
                 let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
                 #expect(cmdline.contains("agent") && !cmdline.contains(Workspace.passphrase))
-                let environ = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                let environ =
+                    (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ"))).map {
+                        String(decoding: $0, as: UTF8.self)
+                    } ?? ""
                 #expect(!environ.contains("TOKENVAULT_PASSPHRASE") && !environ.isEmpty)
 
                 let lock = try await s.run(["lock"], environment: merged(env, Self.noPassphrase))
@@ -88,7 +95,8 @@ extension OAuthBinaryTests {
                 // passwd
                 try await s.expectOK(["unlock"], environment: env)
                 let newPassphrase = "new passphrase " + generatedToken().prefix(8)
-                let passwd = try await s.run(["passwd", "--new-passphrase-fd", "0"], stdin: newPassphrase, environment: env)
+                let passwd = try await s.run(
+                    ["passwd", "--new-passphrase-fd", "0"], stdin: newPassphrase, environment: env)
                 #expect(passwd.code == 0, "\(passwd.err)")
                 #expect(passwd.err.contains("forgot its key"), "\(passwd.err)")
                 #expect(try await waitUntilGone(s, env))
@@ -116,13 +124,17 @@ extension OAuthBinaryTests {
                 for step in ["keys add", "keys remove", "keys rotate"] {
                     try await s.expectOK(["unlock"], environment: env)
                     #expect(try await agentPID(s, env) != nil)
-                    let result: ProcessResult = switch step {
-                    case "keys add":
-                        try await offPool { try runWithFD3(ws, ["keys", "add", "bob", "--kdf", "interactive", "--new-passphrase-fd", "3"],
-                                                           fd3: bobFile, environment: env) }
-                    case "keys remove": try await s.run(["keys", "remove", "bob"], environment: env)
-                    default: try await s.run(["keys", "rotate"], environment: env)
-                    }
+                    let result: ProcessResult =
+                        switch step {
+                        case "keys add":
+                            try await offPool {
+                                try runWithFD3(
+                                    ws, ["keys", "add", "bob", "--kdf", "interactive", "--new-passphrase-fd", "3"],
+                                    fd3: bobFile, environment: env)
+                            }
+                        case "keys remove": try await s.run(["keys", "remove", "bob"], environment: env)
+                        default: try await s.run(["keys", "rotate"], environment: env)
+                        }
                     #expect(result.code == 0, "\(step): \(result.err)")
                     #expect(result.err.contains("forgot its key"), "\(step): \(result.err)")
                     #expect(try await waitUntilGone(s, env), "\(step) left the agent running")
@@ -143,11 +155,13 @@ extension OAuthBinaryTests {
                 for name in names {
                     let pair = try await s.sandbox.issueTokenPair(clientId: s.clientId, userId: s.user.id)
                     pairs[name] = (pair.accessToken, pair.refreshToken)
-                    var object = jsonObject(tokenJSON(access: pair.accessToken, refresh: pair.refreshToken, expiresIn: 60))
+                    var object = jsonObject(
+                        tokenJSON(access: pair.accessToken, refresh: pair.refreshToken, expiresIn: 60))
                     object["account"] = name
                     lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
                 }
-                try await s.expectOK(["import", "--batch", "--integration", "webex"], stdin: lines.joined(separator: "\n") + "\n")
+                try await s.expectOK(
+                    ["import", "--batch", "--integration", "webex"], stdin: lines.joined(separator: "\n") + "\n")
                 try await s.expectOK(["unlock"], environment: env)
                 let clean = merged(env, Self.noPassphrase)
                 var children = [try s.start(["refresh-all"], environment: clean)]
@@ -173,8 +187,9 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 let env = try runtime(s)
                 let pair = try await s.sandbox.issueTokenPair(clientId: s.clientId, userId: s.user.id)
-                try await s.expectOK(["import", "alice", "--integration", "webex"],
-                                     stdin: tokenJSON(access: pair.accessToken, refresh: pair.refreshToken, expiresIn: 60))
+                try await s.expectOK(
+                    ["import", "alice", "--integration", "webex"],
+                    stdin: tokenJSON(access: pair.accessToken, refresh: pair.refreshToken, expiresIn: 60))
                 // Stored an hour ago, as a cron run would find it (refresh-all leaves pairs stored in the last
                 // --skip-recent alone).
                 let queue = try DatabaseQueue(path: s.ws.vault)
@@ -189,7 +204,10 @@ extension OAuthBinaryTests {
                 }
                 #expect(refreshed, "the agent's scheduled refresh-all did not run")
                 let events = try await s.auditEvents("alice")
-                #expect(events.contains { $0["event"] as? String == "refreshed" && $0["trigger"] as? String == "refresh-all" })
+                #expect(
+                    events.contains {
+                        $0["event"] as? String == "refreshed" && $0["trigger"] as? String == "refresh-all"
+                    })
                 try await s.expectOK(["lock"], environment: merged(env, Self.noPassphrase))
                 #expect(try await waitUntilGone(s, env))
 
@@ -203,7 +221,9 @@ extension OAuthBinaryTests {
                 #expect(ended.code == 0 || ended.code == 143, "\(ended.code) \(ended.err)")
                 #expect(try await agentPID(s, env) == nil)
                 let dir = s.ws.dir + "/run/tokenvault"
-                #expect(((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).isEmpty, "the socket was left behind")
+                #expect(
+                    ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).isEmpty,
+                    "the socket was left behind")
             }
         }
 
@@ -212,7 +232,8 @@ extension OAuthBinaryTests {
         /// since root may read anything.
         @Test func itsOwnUserCannotReadTheAgentsMemory() async throws {
             guard let setpriv = requireTool(otherUserRunner, "setpriv as root (to act as another user)"),
-                  let python = requireTool(python3, "python3") else { return }
+                let python = requireTool(python3, "python3")
+            else { return }
             try await SandboxWorkspace.with { s in
                 try await s.importAccounts(["alice"])
                 // A home of uid 4343's own, holding a copy of the vault.
@@ -220,14 +241,21 @@ extension OAuthBinaryTests {
                 try FileManager.default.createDirectory(atPath: home + "/run", withIntermediateDirectories: true)
                 try FileManager.default.copyItem(atPath: s.ws.vault, toPath: home + "/vault.db")
                 chmod(s.ws.dir, 0o711)
-                for path in [home, home + "/run", home + "/vault.db"] { chown(path, uid_t(attackerUID), gid_t(attackerUID)) }
+                for path in [home, home + "/run", home + "/vault.db"] {
+                    chown(path, uid_t(attackerUID), gid_t(attackerUID))
+                }
                 chmod(home + "/run", 0o700)
-                let asUser = ["--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups", "env", "-i", "PATH=/usr/bin:/bin",
-                              "HOME=" + home, "XDG_RUNTIME_DIR=" + home + "/run", "TOKENVAULT_VAULT=" + home + "/vault.db"]
-                let unlock = try runProcess(setpriv, asUser + ["TOKENVAULT_PASSPHRASE=" + Workspace.passphrase, tokenvaultBinary, "unlock"],
-                                            environment: [:])
+                let asUser = [
+                    "--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups", "env", "-i",
+                    "PATH=/usr/bin:/bin",
+                    "HOME=" + home, "XDG_RUNTIME_DIR=" + home + "/run", "TOKENVAULT_VAULT=" + home + "/vault.db",
+                ]
+                let unlock = try runProcess(
+                    setpriv, asUser + ["TOKENVAULT_PASSPHRASE=" + Workspace.passphrase, tokenvaultBinary, "unlock"],
+                    environment: [:])
                 #expect(unlock.code == 0, "\(unlock.err)")
-                let status = try runProcess(setpriv, asUser + [tokenvaultBinary, "agent", "status", "--json"], environment: [:])
+                let status = try runProcess(
+                    setpriv, asUser + [tokenvaultBinary, "agent", "status", "--json"], environment: [:])
                 let pid = try #require(jsonObject(status.out)["pid"] as? Int)
                 let probe = """
                     import subprocess, sys
@@ -241,7 +269,9 @@ extension OAuthBinaryTests {
                     """
                 let seen = try runProcess(setpriv, asUser + [python, "-c", probe, String(pid)], environment: [:])
                 // The control shows the probe could read a same-uid process; the agent refuses it.
-                #expect(seen.out.trimmingCharacters(in: .whitespacesAndNewlines) == "open refused", "\(seen.out)\(seen.err)")
+                #expect(
+                    seen.out.trimmingCharacters(in: .whitespacesAndNewlines) == "open refused", "\(seen.out)\(seen.err)"
+                )
                 let lock = try runProcess(setpriv, asUser + [tokenvaultBinary, "lock"], environment: [:])
                 #expect(lock.code == 0, "\(lock.err)")
             }
@@ -251,14 +281,16 @@ extension OAuthBinaryTests {
         /// them, get an answer (SO_PEERCRED); and the agent's memory is closed to its own user's debuggers.
         @Test func anotherUserAndItsOwnUsersDebuggerGetNothing() async throws {
             guard let setpriv = requireTool(otherUserRunner, "setpriv as root (to act as another user)"),
-                  let python = requireTool(python3, "python3") else { return }
+                let python = requireTool(python3, "python3")
+            else { return }
             try await SandboxWorkspace.with { s in
                 let env = try runtime(s)
                 try await s.importAccounts(["alice"])
                 try await s.expectOK(["unlock"], environment: env)
                 let pid = try #require(try await agentPID(s, env))
                 let dir = s.ws.dir + "/run/tokenvault"
-                let socketPath = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".sock") })
+                let socketPath = try #require(
+                    try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".sock") })
                 // Opened up as a careless admin might: the workspace, the runtime directory and the socket.
                 for path in [s.ws.dir, s.ws.dir + "/run", dir] { chmod(path, 0o711) }
                 chmod(dir + "/" + socketPath, 0o666)
@@ -274,15 +306,23 @@ extension OAuthBinaryTests {
                         data = b""
                     print("answer" if data else "closed")
                     """
-                let attack = try runProcess(setpriv, ["--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups",
-                                                      python, "-c", probe, dir + "/" + socketPath], environment: ["PATH": "/usr/bin:/bin"])
-                #expect(attack.out.trimmingCharacters(in: .whitespacesAndNewlines) == "closed", "out: \(attack.out) err: \(attack.err)")
+                let attack = try runProcess(
+                    setpriv,
+                    [
+                        "--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups",
+                        python, "-c", probe, dir + "/" + socketPath,
+                    ], environment: ["PATH": "/usr/bin:/bin"])
+                #expect(
+                    attack.out.trimmingCharacters(in: .whitespacesAndNewlines) == "closed",
+                    "out: \(attack.out) err: \(attack.err)")
                 // The agent is not dumpable: /proc/PID/mem belongs to root and ptrace is refused, even for its own
                 // uid. (The test runs as root, which may read anything; the file's owner shows the setting.)
                 var info = stat()
                 #expect(stat("/proc/\(pid)/mem", &info) == 0 && info.st_uid == 0)
                 let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-                #expect(status.contains("VmLck:") && !status.contains("VmLck:\t       0 kB"), "the key's pages are not locked: \(status)")
+                #expect(
+                    status.contains("VmLck:") && !status.contains("VmLck:\t       0 kB"),
+                    "the key's pages are not locked: \(status)")
                 // Still serving its owner afterwards.
                 let token = try await s.run(["token", "alice"], environment: merged(env, Self.noPassphrase))
                 #expect(token.code == 0, "\(token.err)")
@@ -293,7 +333,9 @@ extension OAuthBinaryTests {
 }
 
 extension SandboxWorkspace {
-    func expectOK(_ arguments: [String], environment: [String: String?], sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    func expectOK(
+        _ arguments: [String], environment: [String: String?], sourceLocation: SourceLocation = #_sourceLocation
+    ) async throws {
         let result = try await run(arguments, environment: environment)
         #expect(result.code == 0, "\(arguments): \(result.err)", sourceLocation: sourceLocation)
         if result.code != 0 { throw TestFailure("setup step failed: \(arguments)") }

@@ -1,8 +1,8 @@
 import Foundation
 import GRDB
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 /// What another local user can do to the agent from outside it: take its directory under `/tmp` first, and read
 /// its command line for as long as it runs. The built binary, as a user runs it.
@@ -28,13 +28,20 @@ extension OAuthBinaryTests.Agent {
             try FileManager.default.copyItem(atPath: s.ws.vault, toPath: home + "/vault.db")
             for path in [home, home + "/vault.db"] { chown(path, uid_t(victim), gid_t(victim)) }
             chmod(home, 0o700)
-            let attack = try runProcess(setpriv, ["--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups",
-                                                  "mkdir", "-m", "0755", taken], environment: ["PATH": "/usr/bin:/bin"])
+            let attack = try runProcess(
+                setpriv,
+                [
+                    "--reuid=\(attackerUID)", "--regid=\(attackerUID)", "--clear-groups",
+                    "mkdir", "-m", "0755", taken,
+                ], environment: ["PATH": "/usr/bin:/bin"])
             #expect(attack.code == 0, "\(attack.err)")
-            let asVictim = ["--reuid=\(victim)", "--regid=\(victim)", "--clear-groups", "env", "-i", "PATH=/usr/bin:/bin",
-                            "HOME=" + home, "TOKENVAULT_VAULT=" + home + "/vault.db"]
-            let unlock = try runProcess(setpriv, asVictim + ["TOKENVAULT_PASSPHRASE=" + Workspace.passphrase, tokenvaultBinary, "unlock"],
-                                        environment: [:])
+            let asVictim = [
+                "--reuid=\(victim)", "--regid=\(victim)", "--clear-groups", "env", "-i", "PATH=/usr/bin:/bin",
+                "HOME=" + home, "TOKENVAULT_VAULT=" + home + "/vault.db",
+            ]
+            let unlock = try runProcess(
+                setpriv, asVictim + ["TOKENVAULT_PASSPHRASE=" + Workspace.passphrase, tokenvaultBinary, "unlock"],
+                environment: [:])
             #expect(unlock.code == 0, "\(unlock.err)")
             defer { _ = try? runProcess(setpriv, asVictim + [tokenvaultBinary, "lock"], environment: [:]) }
             let status = try runProcess(setpriv, asVictim + [tokenvaultBinary, "agent", "status"], environment: [:])
@@ -61,9 +68,12 @@ extension OAuthBinaryTests.Agent {
             try await queue.write { try $0.execute(sql: "UPDATE account SET state = 'needs-reauth'") }
             try queue.close()
             let secret = "https://hooks.example/T0/" + generatedToken()
-            let told = s.ws.dir + "/told", parent = s.ws.dir + "/parent"
-            let notify = "tr '\\0' ' ' < /proc/$PPID/cmdline > '\(parent)'; echo \"$TOKENVAULT_ACCOUNT\" >> '\(told)'; : '\(secret)'"
-            try await s.expectOK(["unlock", "--for", "1h", "--refresh-every", "1s", "--notify", notify], environment: env)
+            let told = s.ws.dir + "/told"
+            let parent = s.ws.dir + "/parent"
+            let notify =
+                "tr '\\0' ' ' < /proc/$PPID/cmdline > '\(parent)'; echo \"$TOKENVAULT_ACCOUNT\" >> '\(told)'; : '\(secret)'"
+            try await s.expectOK(
+                ["unlock", "--for", "1h", "--refresh-every", "1s", "--notify", notify], environment: env)
             let pid = try #require(try await agentPID(s, env))
             let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
             #expect(cmdline.contains("agent") && !cmdline.contains(secret), "the agent's command line: \(cmdline)")
@@ -71,10 +81,13 @@ extension OAuthBinaryTests.Agent {
             while Date() < deadline, (try? String(contentsOfFile: told, encoding: .utf8)) == nil {
                 try await Task.sleep(for: .milliseconds(200))
             }
-            #expect((try? String(contentsOfFile: told, encoding: .utf8))?.hasPrefix("alice\n") == true,
-                    "the scheduled refresh-all did not run the notify command")
+            #expect(
+                (try? String(contentsOfFile: told, encoding: .utf8))?.hasPrefix("alice\n") == true,
+                "the scheduled refresh-all did not run the notify command")
             let refreshAll = (try? String(contentsOfFile: parent, encoding: .utf8)) ?? ""
-            #expect(refreshAll.contains("refresh-all") && !refreshAll.contains(secret), "refresh-all's command line: \(refreshAll)")
+            #expect(
+                refreshAll.contains("refresh-all") && !refreshAll.contains(secret),
+                "refresh-all's command line: \(refreshAll)")
             try await s.expectOK(["lock"], environment: merged(env, Self.noPassphrase))
         }
     }

@@ -1,16 +1,21 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// `tokenvault authorize` from the built binary: the loopback listener with a browser stand-in as `$BROWSER`,
     /// pasting the landing URL on stdin, the device grant, and the ways an authorization goes wrong.
-    @Suite(.enabled(if: python3 != nil || MachineTools.isCI, "python3 plays the browser (under CI=true its absence fails each test)")) struct Authorize {
+    @Suite(
+        .enabled(
+            if: python3 != nil || MachineTools.isCI,
+            "python3 plays the browser (under CI=true its absence fails each test)")) struct Authorize
+    {
         @Test func throughTheLoopbackListenerWithABrowserStandIn() async throws {
             try await SandboxWorkspace.with { s in
                 let browser = try s.ws.browserStandIn("follow")
-                let result = try await s.run(["authorize", "alice", "--timeout", "30"], environment: ["BROWSER": browser])
+                let result = try await s.run(
+                    ["authorize", "alice", "--timeout", "30"], environment: ["BROWSER": browser])
                 #expect(result.code == 0, "\(result.err)\nbrowser: \(s.ws.browserLog)")
                 #expect(result.err.contains("Authorized 'alice' as \(s.user.email)"), "\(result.err)")
                 #expect(result.err.contains("Waiting for the callback on \(s.redirect)"))
@@ -38,7 +43,8 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 // A BROWSER is set but --no-browser must not start it (it would redeem nothing but issue a code).
                 let browser = try s.ws.browserStandIn("follow")
-                let child = try s.start(["authorize", "bob", "--no-browser", "--timeout", "30"], environment: ["BROWSER": browser])
+                let child = try s.start(
+                    ["authorize", "bob", "--no-browser", "--timeout", "30"], environment: ["BROWSER": browser])
                 let line = try await offPool { try child.waitForStderrLine { $0.contains("/authorize?") } }
                 let url = try #require(URL(string: line.trimmingCharacters(in: .whitespaces)))
                 #expect(url.absoluteString.hasPrefix(s.base.absoluteString + "/authorize?"))
@@ -67,7 +73,8 @@ extension OAuthBinaryTests {
             // Real-time clock: tokenvault really waits between polls, and the sandbox must see the time pass.
             try await SandboxWorkspace.with(clockFollowsRealTime: true, configure: { $0.devicePollInterval = 1 }) { s in
                 let browser = try s.ws.browserStandIn("open")
-                let result = try await s.run(["authorize", "tv", "--device", "--timeout", "30"], environment: ["BROWSER": browser])
+                let result = try await s.run(
+                    ["authorize", "tv", "--device", "--timeout", "30"], environment: ["BROWSER": browser])
                 #expect(result.code == 0, "\(result.err)\nbrowser: \(s.ws.browserLog)")
                 #expect(result.err.contains("enter the code"))
                 #expect(result.err.contains("Authorized 'tv' as \(s.user.email)"), "\(result.err)")
@@ -88,11 +95,15 @@ extension OAuthBinaryTests {
         @Test func aCallbackWithAnotherStateIsRefusedAndTheRealOneStillCompletes() async throws {
             try await SandboxWorkspace.with { s in
                 let browser = try s.ws.browserStandIn("forge-state")
-                let result = try await s.run(["authorize", "alice", "--timeout", "30"], environment: ["BROWSER": browser])
+                let result = try await s.run(
+                    ["authorize", "alice", "--timeout", "30"], environment: ["BROWSER": browser])
                 #expect(result.code == 0, "\(result.err)\nbrowser: \(s.ws.browserLog)")
                 #expect(s.ws.browserLog.contains("forge-state callback 400"), "\(s.ws.browserLog)")
                 #expect(s.ws.browserLog.contains("forge-state real-callback 200"), "\(s.ws.browserLog)")
-                #expect(result.err.contains("tokenvault: warning: refused a callback that does not belong to this authorization"), "\(result.err)")
+                #expect(
+                    result.err.contains(
+                        "tokenvault: warning: refused a callback that does not belong to this authorization"),
+                    "\(result.err)")
                 #expect(await s.sandbox.counters.codesRedeemed == 1)
                 s.expectNoSecrets(result.err)
             }
@@ -101,10 +112,14 @@ extension OAuthBinaryTests {
         @Test func consentDeniedIsAClearError() async throws {
             try await SandboxWorkspace.with(configure: { $0.faults.denyConsent = true }) { s in
                 let browser = try s.ws.browserStandIn("follow")
-                let result = try await s.run(["authorize", "alice", "--timeout", "10"], environment: ["BROWSER": browser])
+                let result = try await s.run(
+                    ["authorize", "alice", "--timeout", "10"], environment: ["BROWSER": browser])
                 #expect(result.code == 6, "\(result.err)")
                 #expect(result.err.contains("declined"), "\(result.err)")
-                #expect(result.err.contains("tokenvault: error: authorization was declined in the browser (The user denied the request)"), "\(result.err)")
+                #expect(
+                    result.err.contains(
+                        "tokenvault: error: authorization was declined in the browser (The user denied the request)"),
+                    "\(result.err)")
                 #expect(await s.sandbox.counters.codesIssued == 0)
                 #expect(try await s.listed().isEmpty)
                 s.expectNoSecrets(result.err)
@@ -114,10 +129,15 @@ extension OAuthBinaryTests {
         @Test func anUnregisteredScopeIsInvalidScope() async throws {
             try await SandboxWorkspace.with { s in
                 let browser = try s.ws.browserStandIn("follow")
-                let result = try await s.run(["authorize", "alice", "--scopes", "spark:people_read meeting:admin_schedule_write",
-                                              "--timeout", "10"], environment: ["BROWSER": browser])
+                let result = try await s.run(
+                    [
+                        "authorize", "alice", "--scopes", "spark:people_read meeting:admin_schedule_write",
+                        "--timeout", "10",
+                    ], environment: ["BROWSER": browser])
                 #expect(result.code == 6, "\(result.err)")
-                #expect(result.err.contains("tokenvault: error: the provider refused the requested scopes"), "\(result.err)")
+                #expect(
+                    result.err.contains("tokenvault: error: the provider refused the requested scopes"), "\(result.err)"
+                )
                 #expect(result.err.contains("meeting:admin_schedule_write is not registered"), "\(result.err)")
                 #expect(await s.sandbox.counters.codesIssued == 0)
                 s.expectNoSecrets(result.err)
@@ -127,13 +147,18 @@ extension OAuthBinaryTests {
         @Test func aMadeUpCodeFailsAtTheExchangeAndStoresNothing() async throws {
             try await SandboxWorkspace.with { s in
                 let browser = try s.ws.browserStandIn("fake-code")
-                let result = try await s.run(["authorize", "alice", "--timeout", "10"], environment: ["BROWSER": browser])
+                let result = try await s.run(
+                    ["authorize", "alice", "--timeout", "10"], environment: ["BROWSER": browser])
                 // The provider answers invalid_grant: a refused code, not a refresh token's problem; it
                 // came from the browser, not from a paste, so it is the provider's answer (exit 6).
                 #expect(result.code == 6, "\(result.err)\nbrowser: \(s.ws.browserLog)")
-                #expect(result.err.contains("tokenvault: error: the authorization code was refused by the provider (The authorization code is invalid)"), "\(result.err)")
+                #expect(
+                    result.err.contains(
+                        "tokenvault: error: the authorization code was refused by the provider (The authorization code is invalid)"
+                    ), "\(result.err)")
                 #expect(!result.err.contains("refresh token"), "\(result.err)")
-                #expect(result.err.contains("tokenvault: hint: run 'tokenvault authorize alice' again"), "\(result.err)")
+                #expect(
+                    result.err.contains("tokenvault: hint: run 'tokenvault authorize alice' again"), "\(result.err)")
                 #expect(await s.sandbox.counters.codesRedeemed == 0)
                 #expect(await s.sandbox.requests(to: "POST /v1/access_token") == 1)
                 #expect(try await s.listed()["alice"] == nil)

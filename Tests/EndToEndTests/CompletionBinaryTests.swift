@@ -13,12 +13,17 @@ import TokenVaultLab
         let path = try ws.write("tokenvault.bash", script, mode: 0o644)
         func complete(_ words: [String]) throws -> [String] {
             let quoted = ([tokenvaultBinary] + words).map { "'\($0)'" }.joined(separator: " ")
-            let result = try runProcess("/bin/bash", ["-c", """
-                source '\(path)'
-                COMP_WORDS=(\(quoted)); COMP_CWORD=\(words.count); COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
-                _tokenvault '\(tokenvaultBinary)' "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
-                printf '%s\\n' "${COMPREPLY[@]}"
-                """], environment: env)
+            let result = try runProcess(
+                "/bin/bash",
+                [
+                    "-c",
+                    """
+                    source '\(path)'
+                    COMP_WORDS=(\(quoted)); COMP_CWORD=\(words.count); COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
+                    _tokenvault '\(tokenvaultBinary)' "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+                    printf '%s\\n' "${COMPREPLY[@]}"
+                    """,
+                ], environment: env)
             #expect(result.code == 0 && result.err.isEmpty, "\(result.err)")
             return result.out.split(separator: "\n").map(String.init)
         }
@@ -29,26 +34,34 @@ import TokenVaultLab
         #expect(try complete(["integration", "remove", ""]) == ["webex1"])
         #expect(try complete(["integration", "edit", "w"]) == ["webex1"])
         // zsh's script calls back into tokenvault the same way (driven at a terminal in the test below).
-        #expect(try ws.tokenvault(["--generate-completion-script", "zsh"]).out.contains("---completion env -- positional@0"))
+        #expect(
+            try ws.tokenvault(["--generate-completion-script", "zsh"]).out.contains("---completion env -- positional@0")
+        )
 
         // No vault: nothing printed, exit 0, nothing created.
-        let none = try ws.tokenvault(["---completion", "env", "--", "positional@0", "2", "0", "tokenvault", "env", ""],
-                                     environment: ["TOKENVAULT_VAULT": ws.dir + "/absent/vault.db", "TOKENVAULT_PASSPHRASE": nil])
+        let none = try ws.tokenvault(
+            ["---completion", "env", "--", "positional@0", "2", "0", "tokenvault", "env", ""],
+            environment: ["TOKENVAULT_VAULT": ws.dir + "/absent/vault.db", "TOKENVAULT_PASSPHRASE": nil])
         #expect(none.code == 0 && none.out.isEmpty && none.err.isEmpty, "\(none.out)\(none.err)")
         #expect(!FileManager.default.fileExists(atPath: ws.dir + "/absent"))
     }
 
-    static let fish = ["/usr/bin/fish", "/usr/local/bin/fish"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let fish = ["/usr/bin/fish", "/usr/local/bin/fish"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
     static let zsh = ["/usr/bin/zsh", "/bin/zsh"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// fish and zsh complete only in an interactive shell: type, press Tab, read the screen.
-    @Test(.enabled(if: Tmux.available && fish != nil && zsh != nil, "tmux, fish and zsh are needed (make test installs them)"),
-          arguments: ["fish", "zsh"])
+    @Test(
+        .enabled(
+            if: Tmux.available && fish != nil && zsh != nil, "tmux, fish and zsh are needed (make test installs them)"),
+        arguments: ["fish", "zsh"])
     func fishAndZshCompleteAccountNamesAtTheTerminal(shell name: String) throws {
         let (ws, _) = try PromptBinaryTests.workspace()
         var env = ws.environment
         env["TOKENVAULT_PASSPHRASE"] = nil
-        let script = try ws.write("tokenvault.\(name)", try ws.tokenvault(["--generate-completion-script", name]).out, mode: 0o644)
+        let script = try ws.write(
+            "tokenvault.\(name)", try ws.tokenvault(["--generate-completion-script", name]).out, mode: 0o644)
         let bin = productsDirectory.path
         let shell = try Self.completingShell(name, environment: env, script: script, bin: bin)
         // fish and zsh outlived tmux's kill-server (the Tmux deinit) here: leave the shell first, which ends the
@@ -67,7 +80,9 @@ import TokenVaultLab
 
     /// fish (no config) or zsh (compinit) at a terminal, with the binary on PATH and the completion script sourced;
     /// it prints READY-0 once the script loaded.
-    static func completingShell(_ name: String, environment: [String: String], script: String, bin: String) throws -> Tmux {
+    static func completingShell(_ name: String, environment: [String: String], script: String, bin: String) throws
+        -> Tmux
+    {
         if name == "fish" {
             let shell = try Tmux(command: "\(fish!) --no-config", environment: environment)
             try shell.type("set -x PATH \(bin) $PATH; source \(script); echo READY-$status")
@@ -82,7 +97,8 @@ import TokenVaultLab
     static func workspaceWithSlot() throws -> Workspace {
         let (ws, _) = try PromptBinaryTests.workspace()
         let file = try ws.write("host-a.passphrase", "host-a " + generatedToken().prefix(16) + "\n")
-        let added = try runWithFD3(ws, ["keys", "add", "host-a", "--kdf", "interactive", "--new-passphrase-fd", "3"], fd3: file)
+        let added = try runWithFD3(
+            ws, ["keys", "add", "host-a", "--kdf", "interactive", "--new-passphrase-fd", "3"], fd3: file)
         // Thrown, not expected: this runs off the test's task (see the callers), where an expectation has no test.
         if added.code != 0 { throw TestFailure("keys add host-a: \(added.err)") }
         return ws
@@ -99,7 +115,8 @@ import TokenVaultLab
         let script = try await offPool { try ws.tokenvault(["--generate-completion-script", "bash"]).out }
         let path = try ws.write("tokenvault.bash", script, mode: 0o644)
         let lines: [[String]] = [
-            ["status", "al"], ["export-env", "b"], ["remove-integration", "w"], ["integrations", "--j"], ["add", "--client-s"],
+            ["status", "al"], ["export-env", "b"], ["remove-integration", "w"], ["integrations", "--j"],
+            ["add", "--client-s"],
             ["keys", "remove", "ho"], ["keys", "remove", ""], ["list", "--key-slot", "host"], ["refresh-all", "al"],
             ["check", "--integration", "we"],
         ]
@@ -107,12 +124,17 @@ import TokenVaultLab
         let results = try await offPool {
             try lines.map { words -> ProcessResult in
                 let quoted = ([tokenvaultBinary] + words).map { "'\($0)'" }.joined(separator: " ")
-                return try runProcess("/bin/bash", ["-c", """
-                    source '\(path)'
-                    COMP_WORDS=(\(quoted)); COMP_CWORD=\(words.count); COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
-                    _tokenvault '\(tokenvaultBinary)' "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
-                    printf '%s\\n' "${COMPREPLY[@]}"
-                    """], environment: environment)
+                return try runProcess(
+                    "/bin/bash",
+                    [
+                        "-c",
+                        """
+                        source '\(path)'
+                        COMP_WORDS=(\(quoted)); COMP_CWORD=\(words.count); COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}
+                        _tokenvault '\(tokenvaultBinary)' "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+                        printf '%s\\n' "${COMPREPLY[@]}"
+                        """,
+                    ], environment: environment)
             }
         }
         var completed: [String: [String]] = [:]
@@ -132,23 +154,32 @@ import TokenVaultLab
         #expect(completed["refresh-all al"] == ["albert", "alice"])
         #expect(completed["check --integration we"] == ["webex1"])
         // Every one of them is still a command the parser runs.
-        #expect(try await offPool { try ws.tokenvault(["status", "alice", "--json"], environment: ["TOKENVAULT_PASSPHRASE": nil]).code } == 0)
+        #expect(
+            try await offPool {
+                try ws.tokenvault(["status", "alice", "--json"], environment: ["TOKENVAULT_PASSPHRASE": nil]).code
+            } == 0)
     }
 
     /// zsh and fish: the same names at a terminal (Tab pressed, the screen read), each in a shell of its own: a
     /// completion pager left open swallows the keys that would clear the line for the next one.
-    @Test(.enabled(if: Tmux.available && fish != nil && zsh != nil, "tmux, fish and zsh are needed (make test installs them)"),
-          arguments: ["fish", "zsh"])
+    @Test(
+        .enabled(
+            if: Tmux.available && fish != nil && zsh != nil, "tmux, fish and zsh are needed (make test installs them)"),
+        arguments: ["fish", "zsh"])
     func fishAndZshCompleteAliasesAndKeySlots(shell name: String) async throws {
         // Each shell is driven off the cooperative pool (see the bash test above).
         let ws = try await offPool { try Self.workspaceWithSlot() }
         var env = ws.environment
         env["TOKENVAULT_PASSPHRASE"] = nil
-        let script = try ws.write("tokenvault.\(name)", try await offPool { try ws.tokenvault(["--generate-completion-script", name]).out }, mode: 0o644)
+        let script = try ws.write(
+            "tokenvault.\(name)", try await offPool { try ws.tokenvault(["--generate-completion-script", name]).out },
+            mode: 0o644)
         let bin = productsDirectory.path
         let environment = env
-        for (typed, shown) in [("tokenvault status al", "albert  alice"), ("tokenvault keys remove ho", "keys remove host-a"),
-                               ("tokenvault remove-integration w", "remove-integration webex1")] {
+        for (typed, shown) in [
+            ("tokenvault status al", "albert  alice"), ("tokenvault keys remove ho", "keys remove host-a"),
+            ("tokenvault remove-integration w", "remove-integration webex1"),
+        ] {
             let screen = try await offPool { () throws -> String in
                 let shell = try Self.completingShell(name, environment: environment, script: script, bin: bin)
                 defer {
@@ -165,4 +196,3 @@ import TokenVaultLab
         }
     }
 }
-

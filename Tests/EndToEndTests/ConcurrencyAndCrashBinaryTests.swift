@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// Several tokenvault processes at once, and processes killed at random moments.
@@ -13,7 +13,8 @@ extension OAuthBinaryTests {
                 // editing updated_at (plain metadata, README: at worst an early refresh), so no sleep is needed and
                 // the rule cannot misfire: a pair the other run refreshed is either changed since this run read it
                 // (re-read under its lock) or refreshed well within 10 minutes, however late this run starts.
-                try sqlite(s.ws.vault, "UPDATE account SET updated_at = updated_at - 3600; SELECT count(*) FROM account")
+                try sqlite(
+                    s.ws.vault, "UPDATE account SET updated_at = updated_at - 3600; SELECT count(*) FROM account")
                 let arguments = ["refresh-all", "--json", "--concurrency", "8"]
                 let (a, b) = try await s.runTogether(arguments, arguments)
                 #expect(a.code == 0, "\(a.err)")
@@ -21,7 +22,8 @@ extension OAuthBinaryTests {
                 let twice = await s.refreshTokensNotUsedOnce(pairs)
                 #expect(twice.isEmpty, "refresh tokens not sent exactly once: \(twice.prefix(10))")
                 #expect(await s.sandbox.counters.successfulRefreshes == 200)
-                let ra = jsonObject(a.out), rb = jsonObject(b.out)
+                let ra = jsonObject(a.out)
+                let rb = jsonObject(b.out)
                 #expect((ra["refreshed"] as? Int ?? -1) + (rb["refreshed"] as? Int ?? -1) == 200)
                 #expect((ra["fresh"] as? Int ?? -1) + (rb["fresh"] as? Int ?? -1) == 200)
                 for text in [a.err, b.err] {
@@ -31,7 +33,9 @@ extension OAuthBinaryTests {
                 }
                 let verify = try await s.run(["audit", "--verify"])
                 #expect(verify.code == 0, "\(verify.err)")
-                print("two refresh-all runs over 200 accounts: \(ra["refreshed"] ?? "?") + \(rb["refreshed"] ?? "?") refreshed, peak \(await s.sandbox.counters.peakConcurrentRequests) requests at once")
+                print(
+                    "two refresh-all runs over 200 accounts: \(ra["refreshed"] ?? "?") + \(rb["refreshed"] ?? "?") refreshed, peak \(await s.sandbox.counters.peakConcurrentRequests) requests at once"
+                )
             }
         }
 
@@ -43,7 +47,9 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 let pairs = try await s.importAccounts(["a-held", "b", "c"])
                 let id = try sqlite(s.ws.vault, "SELECT id FROM account WHERE name = 'a-held'")
-                let holder = try s.ws.write("hold.py", """
+                let holder = try s.ws.write(
+                    "hold.py",
+                    """
                     import fcntl, os, sys
                     d = sys.argv[1]
                     os.makedirs(d, mode=0o700, exist_ok=True)
@@ -52,16 +58,21 @@ extension OAuthBinaryTests {
                     print("held", flush=True)
                     sys.stdin.read()
                     """, mode: 0o755)
-                let hold = try BackgroundProcess(python3!, [holder, s.ws.vault + ".locks", id], environment: ["PATH": "/usr/bin:/bin"])
+                let hold = try BackgroundProcess(
+                    python3!, [holder, s.ws.vault + ".locks", id], environment: ["PATH": "/usr/bin:/bin"])
                 var deadline = Date().addingTimeInterval(15)
-                while !hold.out.contains("held"), !hold.isFinished, Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+                while !hold.out.contains("held"), !hold.isFinished, Date() < deadline {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
                 try #require(hold.out.contains("held"), "the holder did not take the lock: \(hold.err)")
                 let run = try s.start(["refresh-all", "--json", "--concurrency", "1", "--skip-recent", "0"])
                 // b and c are refreshed while a-held's lock is still held.
                 deadline = Date().addingTimeInterval(30)
                 var others = 0
                 while Date() < deadline {
-                    others = await s.sandbox.uses(ofRefreshToken: pairs["b"]!.refresh) + s.sandbox.uses(ofRefreshToken: pairs["c"]!.refresh)
+                    others =
+                        await s.sandbox.uses(ofRefreshToken: pairs["b"]!.refresh)
+                        + s.sandbox.uses(ofRefreshToken: pairs["c"]!.refresh)
                     if others == 2 || run.isFinished { break }
                     try await Task.sleep(for: .milliseconds(20))
                 }
@@ -79,13 +90,20 @@ extension OAuthBinaryTests {
 
         /// SIGKILL of refresh-all at random moments, 26 kills with a rotating provider (30 s grace) and 26 with
         /// Webex's default (no rotation); then one clean run must succeed and every account's token must work.
-        @Test(.enabled(if: python3 != nil || MachineTools.isCI, "python3's sqlite3 runs the integrity check"),
-              arguments: [SandboxConfiguration.Rotation.grace(seconds: 30), .off])
+        @Test(
+            .enabled(if: python3 != nil || MachineTools.isCI, "python3's sqlite3 runs the integrity check"),
+            arguments: [SandboxConfiguration.Rotation.grace(seconds: 30), .off])
         func refreshAllKilledAtRandomMomentsLosesNoPair(rotation: SandboxConfiguration.Rotation) async throws {
-            try await SandboxWorkspace.with(configure: { $0.rotation = rotation; $0.latency = 0.005 }) { s in
+            try await SandboxWorkspace.with(configure: {
+                $0.rotation = rotation
+                $0.latency = 0.005
+            }) { s in
                 let names = (0..<50).map { "k\($0)" }
                 let pairs = try await s.importAccounts(names)
-                var kills = 0, midFlight = 0, completed = 0, attempts = 0
+                var kills = 0
+                var midFlight = 0
+                var completed = 0
+                var attempts = 0
                 while kills < 26 && attempts < 150 {
                     attempts += 1
                     let before = await s.sandbox.counters.successfulRefreshes
@@ -96,7 +114,9 @@ extension OAuthBinaryTests {
                     if attempts % 2 == 0 {
                         let requests = await s.sandbox.requests(to: "POST /v1/access_token")
                         let deadline = Date().addingTimeInterval(10)
-                        while await s.sandbox.requests(to: "POST /v1/access_token") == requests, !child.isFinished, Date() < deadline {
+                        while await s.sandbox.requests(to: "POST /v1/access_token") == requests, !child.isFinished,
+                            Date() < deadline
+                        {
                             try await Task.sleep(for: .milliseconds(2))
                         }
                         // The 50 refreshes take a few tens of milliseconds once the first is sent (the sandbox answers
@@ -132,11 +152,14 @@ extension OAuthBinaryTests {
                 // A pair a killed run had journaled but not stored is stored first (from the local journal): its
                 // account counts as fresh. Every other account is refreshed.
                 let report = jsonObject(final.out)
-                #expect((report["refreshed"] as? Int ?? 0) + (report["fresh"] as? Int ?? 0) == names.count, "\(final.err)")
-                #expect((report["fresh"] as? Int ?? 0) == 0 || final.err.contains("the local journal kept"), "\(final.err)")
+                #expect(
+                    (report["refreshed"] as? Int ?? 0) + (report["fresh"] as? Int ?? 0) == names.count, "\(final.err)")
+                #expect(
+                    (report["fresh"] as? Int ?? 0) == 0 || final.err.contains("the local journal kept"), "\(final.err)")
                 // Every account's token works at the provider (checked four processes at a time).
                 var invalid: [String] = []
-                for chunk in stride(from: 0, to: names.count, by: 4).map({ Array(names[$0..<min($0 + 4, names.count)]) }) {
+                for chunk in stride(from: 0, to: names.count, by: 4).map({ Array(names[$0..<min($0 + 4, names.count)]) }
+                ) {
                     let tokens = try await withThrowingTaskGroup(of: (String, String?).self) { group in
                         for name in chunk { group.addTask { (name, try await s.token(name)) } }
                         return try await group.reduce(into: [(String, String?)]()) { $0.append($1) }
@@ -161,7 +184,9 @@ extension OAuthBinaryTests {
                 #expect(strict.code == 0, "\(strict.err)")
                 #expect(jsonObject(strict.out)["refreshed"] as? Int == names.count)
                 let reuses = await s.sandbox.counters.rotatedRefreshTokenReuses
-                print("rotation \(rotation): \(kills) kills (\(midFlight) after the provider had answered), \(completed) runs finished first, \(reuses) reuses of rotated refresh tokens inside the grace window")
+                print(
+                    "rotation \(rotation): \(kills) kills (\(midFlight) after the provider had answered), \(completed) runs finished first, \(reuses) reuses of rotated refresh tokens inside the grace window"
+                )
             }
         }
     }

@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// `tokenvault copy --to`: everything moves as it is, without a passphrase, and the copy is a working vault.

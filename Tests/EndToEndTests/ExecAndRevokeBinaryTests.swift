@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// `exec` replaces tokenvault with the command; `revoke` at the provider and locally.
@@ -10,8 +10,10 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 let pairs = try await s.importAccounts(["alice"])
                 let file = s.ws.dir + "/seen"
-                let result = try await s.run(["exec", "alice", "--", "/bin/sh", "-c",
-                                              "printf %s \"$WEBEX_ACCESS_TOKEN\" > '\(file)'; printf %s \"${TOKENVAULT_PASSPHRASE-unset}\" > '\(file).pass'; exit 7"])
+                let result = try await s.run([
+                    "exec", "alice", "--", "/bin/sh", "-c",
+                    "printf %s \"$WEBEX_ACCESS_TOKEN\" > '\(file)'; printf %s \"${TOKENVAULT_PASSPHRASE-unset}\" > '\(file).pass'; exit 7",
+                ])
                 #expect(result.code == 7, "\(result.err)")
                 #expect(try String(contentsOfFile: file, encoding: .utf8) == pairs["alice"]!.access)
                 #expect(try String(contentsOfFile: file + ".pass", encoding: .utf8) == "unset")
@@ -30,13 +32,19 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 try await s.importAccounts(["alice"])
                 // The shell reads its own mask with builtins only (an exec'd grep would get a mask dash reset).
-                let mask = try await s.run(["exec", "alice", "--", "/bin/sh", "-c",
-                                            "while read -r k v; do [ \"$k\" = SigBlk: ] && echo \"$v\"; done < /proc/$$/status; true"])
+                let mask = try await s.run([
+                    "exec", "alice", "--", "/bin/sh", "-c",
+                    "while read -r k v; do [ \"$k\" = SigBlk: ] && echo \"$v\"; done < /proc/$$/status; true",
+                ])
                 #expect(mask.code == 0, "\(mask.err)")
                 #expect(mask.out == "0000000000000000\n", "signals blocked in the command: \(mask.out)")
-                let signalled = try await s.run(["exec", "alice", "--", "/bin/sh", "-c", "kill -TERM $$; echo still running"])
+                let signalled = try await s.run([
+                    "exec", "alice", "--", "/bin/sh", "-c", "kill -TERM $$; echo still running",
+                ])
                 #expect(signalled.code == 128 + SIGTERM, "\(signalled.out)\(signalled.err)")
-                let interrupted = try await s.run(["exec", "alice", "--", "/bin/sh", "-c", "kill -INT $$; echo still running"])
+                let interrupted = try await s.run([
+                    "exec", "alice", "--", "/bin/sh", "-c", "kill -INT $$; echo still running",
+                ])
                 #expect(interrupted.code == 128 + SIGINT, "\(interrupted.out)\(interrupted.err)")
             }
         }
@@ -52,14 +60,21 @@ extension OAuthBinaryTests {
                 var cmdline = ""
                 let deadline = Date().addingTimeInterval(20)
                 while Date() < deadline {
-                    cmdline = (try? Data(contentsOf: URL(fileURLWithPath: proc + "/cmdline"))).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                    cmdline =
+                        (try? Data(contentsOf: URL(fileURLWithPath: proc + "/cmdline"))).map {
+                            String(decoding: $0, as: UTF8.self)
+                        } ?? ""
                     if cmdline.hasPrefix("sleep\0") { break }
                     try await Task.sleep(for: .milliseconds(20))
                 }
-                #expect(cmdline == "sleep\u{0}5\u{0}", "pid \(child.pid) runs \(cmdline.debugDescription); stderr: \(child.err)")
+                #expect(
+                    cmdline == "sleep\u{0}5\u{0}",
+                    "pid \(child.pid) runs \(cmdline.debugDescription); stderr: \(child.err)")
                 #expect(!cmdline.contains(token))
-                let environ = String(decoding: try Data(contentsOf: URL(fileURLWithPath: proc + "/environ")), as: UTF8.self)
-                    .split(separator: "\0").map(String.init)
+                let environ = String(
+                    decoding: try Data(contentsOf: URL(fileURLWithPath: proc + "/environ")), as: UTF8.self
+                )
+                .split(separator: "\0").map(String.init)
                 #expect(environ.contains("WEBEX_ACCESS_TOKEN=\(token)"))
                 #expect(!environ.contains { $0.hasPrefix("TOKENVAULT_PASSPHRASE=") })
                 child.signal(SIGKILL)
@@ -79,7 +94,9 @@ extension OAuthBinaryTests {
                 #expect(await s.sandbox.isRefreshTokenValid(pairs["alice"]!.refresh) == false)
                 #expect(await s.sandbox.isAccessTokenValid(pairs["alice"]!.access) == false)
                 #expect(try await s.run(["token", "alice"]).code == 4)
-                #expect(try await s.auditEvents("alice").last?["outcome"] as? String == "revoked at webex and removed locally")
+                #expect(
+                    try await s.auditEvents("alice").last?["outcome"] as? String
+                        == "revoked at webex and removed locally")
                 s.expectNoSecrets(result.err, also: [pairs["alice"]!.access, pairs["alice"]!.refresh])
             }
         }

@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// Edited KDF parameters, with the built binary (real interactive and moderate costs): only the costs tokenvault
@@ -17,7 +17,9 @@ extension OAuthBinaryTests {
                 let result = try await s.run(["audit", "--verify"])
                 let seconds = Date().timeIntervalSince(started)
                 #expect(result.code == 7, "\(result.err)")
-                #expect(result.err.contains("tokenvault: error: the vault's key-derivation parameters were changed"), "\(result.err)")
+                #expect(
+                    result.err.contains("tokenvault: error: the vault's key-derivation parameters were changed"),
+                    "\(result.err)")
                 #expect(result.err.contains("tokenvault: hint:"))
                 #expect(!result.err.contains("wrong passphrase"))
                 #expect(seconds < 1.5, "took \(seconds) s: the KDF ran")
@@ -32,8 +34,12 @@ extension OAuthBinaryTests {
                 try sqlite(s.ws.vault, "UPDATE key_slot SET kdf_opslimit = 3, kdf_memlimit = 268435456")
                 let result = try await s.run(["audit", "--verify"])
                 #expect(result.code == 7, "\(result.err)")
-                #expect(result.err.contains("the vault's key-derivation parameters were changed: key slot 'main' opens with the interactive level, the file says moderate"), "\(result.err)")
-                let wrong = try await s.run(["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE": "not the passphrase"])
+                #expect(
+                    result.err.contains(
+                        "the vault's key-derivation parameters were changed: key slot 'main' opens with the interactive level, the file says moderate"
+                    ), "\(result.err)")
+                let wrong = try await s.run(
+                    ["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE": "not the passphrase"])
                 #expect(wrong.code == 3, "a wrong passphrase opens no level: \(wrong.err)")
                 // Put back: it opens again.
                 try sqlite(s.ws.vault, "UPDATE key_slot SET kdf_opslimit = 2, kdf_memlimit = 67108864")

@@ -1,11 +1,11 @@
 import Foundation
 import GRDB
+import ProviderSandbox
 import Testing
 import TokenVaultCore
 import TokenVaultLab
 import VaultCrypto
 import VaultStore
-import ProviderSandbox
 
 /// The rows and columns of a vault file, read with GRDB (read-only: the binary is not running).
 struct VaultRows {
@@ -25,7 +25,9 @@ struct VaultRows {
             for row in try Row.fetchAll(db, sql: "SELECT * FROM key_slot") { slots[row["name"]] = row }
             for row in try Row.fetchAll(db, sql: "SELECT * FROM integration") { integrations[row["name"]] = row }
             for row in try Row.fetchAll(db, sql: "SELECT * FROM account") { accounts[row["name"]] = row }
-            for row in try Row.fetchAll(db, sql: "SELECT seq, mac FROM audit_entry") { auditMACs[row["seq"]] = row["mac"] }
+            for row in try Row.fetchAll(db, sql: "SELECT seq, mac FROM audit_entry") {
+                auditMACs[row["seq"]] = row["mac"]
+            }
             header = try Row.fetchOne(db, sql: "SELECT * FROM vault_meta")
             headMAC = header?["audit_head_mac"]
         }
@@ -43,35 +45,42 @@ struct VaultRows {
     }
 
     static func integration(_ row: Row) -> Integration {
-        Integration(id: row["id"], name: row["name"], provider: row["provider"], clientId: row["client_id"],
-                    clientSecretSealed: [UInt8](row["client_secret_sealed"] as Data), redirectURI: row["redirect_uri"],
-                    scopes: (row["scopes"] as String).split(separator: " ").map(String.init), apiBase: row["api_base"],
-                    envVar: row["env_var"], createdAt: Date(), providerOptions: row["provider_options"])
+        Integration(
+            id: row["id"], name: row["name"], provider: row["provider"], clientId: row["client_id"],
+            clientSecretSealed: [UInt8](row["client_secret_sealed"] as Data), redirectURI: row["redirect_uri"],
+            scopes: (row["scopes"] as String).split(separator: " ").map(String.init), apiBase: row["api_base"],
+            envVar: row["env_var"], createdAt: Date(), providerOptions: row["provider_options"])
     }
 
     static func account(_ row: Row) -> Account {
-        Account(id: row["id"], name: row["name"], integrationId: row["integration_id"],
-                accessTokenSealed: (row["access_token_sealed"] as Data?).map { [UInt8]($0) },
-                refreshTokenSealed: (row["refresh_token_sealed"] as Data?).map { [UInt8]($0) },
-                createdAt: Date(), updatedAt: Date(), pair: row["pair"])
+        Account(
+            id: row["id"], name: row["name"], integrationId: row["integration_id"],
+            accessTokenSealed: (row["access_token_sealed"] as Data?).map { [UInt8]($0) },
+            refreshTokenSealed: (row["refresh_token_sealed"] as Data?).map { [UInt8]($0) },
+            createdAt: Date(), updatedAt: Date(), pair: row["pair"])
     }
 }
 
 /// What a member who kept a copy of the vault and knows their own passphrase can do with VaultCrypto alone: derive
 /// their slot's key, open their slot's secret key, and unwrap the master key it was given.
 func masterKey(ofSlot slot: Row, passphrase: String) throws -> InProcessKeyHolder? {
-    let parameters = KDFParameters(opsLimit: UInt64(slot["kdf_opslimit"] as Int64), memLimit: UInt64(slot["kdf_memlimit"] as Int64),
-                                   salt: [UInt8](slot["kdf_salt"] as Data))
-    let passphraseKey = try VaultKeys.derivePassphraseKey(SecretBytes(copying: Array(passphrase.utf8)), parameters: parameters)
+    let parameters = KDFParameters(
+        opsLimit: UInt64(slot["kdf_opslimit"] as Int64), memLimit: UInt64(slot["kdf_memlimit"] as Int64),
+        salt: [UInt8](slot["kdf_salt"] as Data))
+    let passphraseKey = try VaultKeys.derivePassphraseKey(
+        SecretBytes(copying: Array(passphrase.utf8)), parameters: parameters)
     guard let stored = slot["public_key"] as Data? else {
         // The v1-v3 form: the master key sealed under the passphrase's key itself.
-        return (try? SecretBox.open([UInt8](slot["master_key_sealed"] as Data), key: passphraseKey)).map(InProcessKeyHolder.init(masterKey:))
+        return (try? SecretBox.open([UInt8](slot["master_key_sealed"] as Data), key: passphraseKey)).map(
+            InProcessKeyHolder.init(masterKey:))
     }
     let slotKey = VaultKeys.subkey(of: passphraseKey, label: SealLabel.keySlotSecretKey(slot["name"]))
     guard let opened = try? SecretBox.open([UInt8](slot["secret_key_sealed"] as Data), key: slotKey) else { return nil }
     // The secret key, then (in slots that pin one) the vault's signing public key.
     let secretKey = SecretBytes(count: 32)
-    opened.withUnsafeBytes { raw in secretKey.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix(32))) } }
+    opened.withUnsafeBytes { raw in
+        secretKey.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix(32))) }
+    }
     // The wrap: a bare sealed box, or 0x02 || length (2 bytes) || sealed box || certificates.
     var wrap = [UInt8](slot["master_key_sealed"] as Data)
     if wrap.first == 0x02 { wrap = Array(wrap[3..<3 + (Int(wrap[1]) << 8 | Int(wrap[2]))]) }
@@ -92,12 +101,15 @@ extension OAuthBinaryTests {
         static let bob = "bob's passphrase \(UUID().uuidString.prefix(6))"
 
         /// `keys add bob`: opened with the current passphrase (environment), the new one from descriptor 3.
-        static func addBob(_ s: SandboxWorkspace, arguments: [String] = [], environment: [String: String?] = [:]) async throws -> ProcessResult {
+        static func addBob(_ s: SandboxWorkspace, arguments: [String] = [], environment: [String: String?] = [:])
+            async throws -> ProcessResult
+        {
             let ws = s.ws
             let file = try ws.write("bob-passphrase", bob + "\n")
             return try await offPool {
-                try runWithFD3(ws, ["keys", "add", "bob", "--kdf", "interactive", "--new-passphrase-fd", "3"] + arguments,
-                               fd3: file, environment: environment)
+                try runWithFD3(
+                    ws, ["keys", "add", "bob", "--kdf", "interactive", "--new-passphrase-fd", "3"] + arguments,
+                    fd3: file, environment: environment)
             }
         }
 
@@ -123,7 +135,11 @@ extension OAuthBinaryTests {
 
                 // A slot chosen by name opens only with its own passphrase.
                 #expect(try await s.run(["token", "alice", "--key-slot", "bob"]).code == 3)
-                #expect(try await s.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": Self.bob, "TOKENVAULT_KEY_SLOT": "main"]).code == 3)
+                #expect(
+                    try await s.run(
+                        ["token", "alice"],
+                        environment: ["TOKENVAULT_PASSPHRASE": Self.bob, "TOKENVAULT_KEY_SLOT": "main"]
+                    ).code == 3)
                 #expect(try await s.run(["token", "alice", "--key-slot", "bob"], environment: asBob).code == 0)
                 let unknown = try await s.run(["token", "alice", "--key-slot", "carol"])
                 #expect(unknown.code == 4 && unknown.err.contains("no key slot named 'carol'"), "\(unknown.err)")
@@ -132,14 +148,20 @@ extension OAuthBinaryTests {
                 #expect(listed.code == 0, "\(listed.err)")
                 let slots = jsonObjects(listed.out)
                 #expect(Set(slots.compactMap { $0["name"] as? String }) == ["main", "bob"])
-                #expect(slots.allSatisfy { $0["form"] as? String == "box" && $0["kdf_level"] as? String == "interactive" }, "\(slots)")
+                #expect(
+                    slots.allSatisfy { $0["form"] as? String == "box" && $0["kdf_level"] as? String == "interactive" },
+                    "\(slots)")
                 let table = try await s.run(["keys", "list"], environment: ["TOKENVAULT_PASSPHRASE": nil])
-                #expect(table.out.contains("NAME") && table.out.contains("bob") && table.out.contains("interactive"), "\(table.out)")
+                #expect(
+                    table.out.contains("NAME") && table.out.contains("bob") && table.out.contains("interactive"),
+                    "\(table.out)")
 
                 // Removed: bob's passphrase is refused as any wrong one is, and his slot's bytes are out of the files,
                 // even while another process has the vault open (so that closing does not checkpoint it by chance).
                 let bobSlot = try #require(try VaultRows(s.ws.vault).slots["bob"])
-                let bobBlobs: [Data] = [bobSlot["secret_key_sealed"], bobSlot["master_key_sealed"], bobSlot["public_key"]]
+                let bobBlobs: [Data] = [
+                    bobSlot["secret_key_sealed"], bobSlot["master_key_sealed"], bobSlot["public_key"],
+                ]
                 let otherProcess = try DatabaseQueue(path: s.ws.vault)
                 defer { try? otherProcess.close() }
                 let removed = try await s.run(["keys", "remove", "bob"])
@@ -191,22 +213,30 @@ extension OAuthBinaryTests {
                 let after = try VaultRows(s.ws.vault)
 
                 // Every sealed column, every MAC and the slot's wrapped key changed.
-                for ((place, old), (_, new)) in zip(before.sealedValues.sorted { $0.0 < $1.0 }, after.sealedValues.sorted { $0.0 < $1.0 }) {
+                for ((place, old), (_, new)) in zip(
+                    before.sealedValues.sorted { $0.0 < $1.0 }, after.sealedValues.sorted { $0.0 < $1.0 })
+                {
                     #expect(old != new, "\(place) was not re-sealed")
                 }
-                #expect(after.auditMACs.count == before.auditMACs.count + 1 && !before.auditMACs.isEmpty, "one entry more: the rotation")
+                #expect(
+                    after.auditMACs.count == before.auditMACs.count + 1 && !before.auditMACs.isEmpty,
+                    "one entry more: the rotation")
                 for (seq, mac) in before.auditMACs {
                     #expect(after.auditMACs[seq] != mac, "audit entry \(seq) keeps its old MAC")
                 }
                 #expect(before.headMAC != after.headMAC)
-                let mainBefore = try #require(before.slots["main"]), mainAfter = try #require(after.slots["main"])
+                let mainBefore = try #require(before.slots["main"])
+                let mainAfter = try #require(after.slots["main"])
                 #expect((mainBefore["master_key_sealed"] as Data) != (mainAfter["master_key_sealed"] as Data))
                 #expect((mainBefore["public_key"] as Data) != (mainAfter["public_key"] as Data))
                 // Main keeps its passphrase (its salt and cost); its sealed secret key was sealed again when `audit
                 // --verify` opened it, to pin the new key the rotation certified.
-                #expect((mainBefore["kdf_salt"] as Data) == (mainAfter["kdf_salt"] as Data), "main keeps its passphrase")
+                #expect(
+                    (mainBefore["kdf_salt"] as Data) == (mainAfter["kdf_salt"] as Data), "main keeps its passphrase")
                 // ... and the old bytes are out of the file and its WAL (secure_delete, checkpoint).
-                #expect(sealedBytesGone(s.ws.vault, before.sealedValues.map(\.1)), "old sealed bytes linger in the vault files")
+                #expect(
+                    sealedBytesGone(s.ws.vault, before.sealedValues.map(\.1)),
+                    "old sealed bytes linger in the vault files")
 
                 // Bob, with his copy and his passphrase.
                 let copied = try VaultRows(copy)
@@ -216,12 +246,15 @@ extension OAuthBinaryTests {
                     var opened: [String: String] = [:]
                     for (name, row) in rows.integrations {
                         let i = VaultRows.integration(row)
-                        opened["client secret of \(name)"] = (try? keys.open(i.clientSecretSealed, label: SealLabel.clientSecret(i)))?.copyToString()
+                        opened["client secret of \(name)"] =
+                            (try? keys.open(i.clientSecretSealed, label: SealLabel.clientSecret(i)))?.copyToString()
                     }
                     for (name, row) in rows.accounts {
                         let a = VaultRows.account(row)
-                        opened["access token of \(name)"] = (try? keys.open(a.accessTokenSealed!, label: SealLabel.accessToken(a)))?.copyToString()
-                        opened["refresh token of \(name)"] = (try? keys.open(a.refreshTokenSealed!, label: SealLabel.refreshToken(a)))?.copyToString()
+                        opened["access token of \(name)"] =
+                            (try? keys.open(a.accessTokenSealed!, label: SealLabel.accessToken(a)))?.copyToString()
+                        opened["refresh token of \(name)"] =
+                            (try? keys.open(a.refreshTokenSealed!, label: SealLabel.refreshToken(a)))?.copyToString()
                     }
                     return opened
                 }
@@ -234,7 +267,8 @@ extension OAuthBinaryTests {
                 #expect(fromRotated.isEmpty, "the old master key opens rotated values: \(fromRotated.keys.sorted())")
                 // His passphrase opens no slot of the rotated vault, whatever slot's salt it is tried with.
                 for (name, slot) in after.slots {
-                    #expect(try masterKey(ofSlot: slot, passphrase: Self.bob) == nil, "bob's passphrase opens slot \(name)")
+                    #expect(
+                        try masterKey(ofSlot: slot, passphrase: Self.bob) == nil, "bob's passphrase opens slot \(name)")
                 }
                 let bobRefused = try await s.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": Self.bob])
                 #expect(bobRefused.code == 3, "\(bobRefused.err)")
@@ -246,7 +280,10 @@ extension OAuthBinaryTests {
                 #expect(try await s.token("alice") == pairs["alice"]!.access)
                 #expect(try await s.run(["refresh", "carol"]).code == 0)
                 let entries = jsonObjects(try await s.run(["audit", "--json"]).out)
-                #expect(entries.contains { $0["event"] as? String == "master-key-rotated" && $0["trigger"] as? String == "keys rotate" }, "\(entries)")
+                #expect(
+                    entries.contains {
+                        $0["event"] as? String == "master-key-rotated" && $0["trigger"] as? String == "keys rotate"
+                    }, "\(entries)")
                 #expect(try await s.run(["audit", "--verify"]).code == 0)
             }
         }
@@ -273,21 +310,27 @@ extension OAuthBinaryTests {
             let token = try ws.tokenvault(["token", "alice"], environment: env)
             #expect(token.code == 0 && token.out == Self.fixtureToken + "\n", "\(token.err)")
             let listed = jsonObjects(try ws.tokenvault(["keys", "list", "--json"], environment: env).out)
-            #expect(listed.map { "\($0["name"] ?? "") \($0["form"] ?? "") \($0["kdf_level"] ?? "")" } == ["main legacy interactive"])
+            #expect(
+                listed.map { "\($0["name"] ?? "") \($0["form"] ?? "") \($0["kdf_level"] ?? "")" } == [
+                    "main legacy interactive"
+                ])
             let header = try #require(try VaultRows(vault).header)
             #expect((header["master_key_sealed"] as Data).count == 73, "the v1 envelope is still in the header")
 
             let file = try ws.write("ci-passphrase", "ci host passphrase\n")
             let added = try await offPool {
-                try runWithFD3(ws, ["keys", "add", "ci", "--kdf", "interactive", "--new-passphrase-fd", "3"], fd3: file,
-                               environment: env)
+                try runWithFD3(
+                    ws, ["keys", "add", "ci", "--kdf", "interactive", "--new-passphrase-fd", "3"], fd3: file,
+                    environment: env)
             }
             #expect(added.code == 0, "\(added.err)")
             #expect(added.err.contains("Key slot 'main' was converted from the v1-v3 form"), "\(added.err)")
             let rows = try VaultRows(vault)
             #expect(rows.slots.count == 2 && rows.slots.values.allSatisfy { ($0["public_key"] as Data?)?.count == 64 })
-            #expect(rows.header?["kdf_algorithm"] as String? == "key_slot" && (rows.header?["master_key_sealed"] as Data?)?.isEmpty == true,
-                    "the header's v1 envelope was retired")
+            #expect(
+                rows.header?["kdf_algorithm"] as String? == "key_slot"
+                    && (rows.header?["master_key_sealed"] as Data?)?.isEmpty == true,
+                "the header's v1 envelope was retired")
             for passphrase in [Self.fixturePassphrase, "ci host passphrase"] {
                 var withIt = env
                 withIt["TOKENVAULT_PASSPHRASE"] = passphrase
@@ -311,14 +354,18 @@ extension OAuthBinaryTests {
             let vault = env["TOKENVAULT_VAULT"]!!
             #expect(try ws.tokenvault(["keys", "list"], environment: env).code == 0)  // upgraded in place: main
             // A second slot of the v1-v3 form, as a copy from an old store could bring (same passphrase, later).
-            _ = try sqlite(vault, """
+            _ = try sqlite(
+                vault,
+                """
                 INSERT INTO key_slot (name, kdf_algorithm, kdf_salt, kdf_opslimit, kdf_memlimit, master_key_sealed, created_at, changed_at)
                 SELECT 'spare', kdf_algorithm, kdf_salt, kdf_opslimit, kdf_memlimit, master_key_sealed, created_at + 1, changed_at
                 FROM key_slot WHERE name = 'main'; SELECT 1
                 """)
             let file = try ws.write("bob-passphrase", Self.bob + "\n")
             let added = try await offPool {
-                try runWithFD3(ws, ["keys", "add", "bob", "--kdf", "interactive", "--new-passphrase-fd", "3"], fd3: file, environment: env)
+                try runWithFD3(
+                    ws, ["keys", "add", "bob", "--kdf", "interactive", "--new-passphrase-fd", "3"], fd3: file,
+                    environment: env)
             }
             #expect(added.code == 0 && added.err.contains("'main' was converted"), "\(added.err)")
             let before = try VaultRows(vault)
@@ -329,14 +376,20 @@ extension OAuthBinaryTests {
             #expect(refused.err.contains("key slot 'spare' is of the v1-v3 form"), "\(refused.err)")
             #expect(refused.err.contains("tokenvault keys rotate --key-slot spare"), "\(refused.err)")
             let unchanged = try VaultRows(vault)
-            #expect(unchanged.sealedValues.map(\.1) == before.sealedValues.map(\.1) && unchanged.auditMACs == before.auditMACs)
-            #expect(unchanged.slots.mapValues { $0["master_key_sealed"] as Data } == before.slots.mapValues { $0["master_key_sealed"] as Data })
+            #expect(
+                unchanged.sealedValues.map(\.1) == before.sealedValues.map(\.1)
+                    && unchanged.auditMACs == before.auditMACs)
+            #expect(
+                unchanged.slots.mapValues { $0["master_key_sealed"] as Data }
+                    == before.slots.mapValues { $0["master_key_sealed"] as Data })
 
             let converted = try ws.tokenvault(["keys", "rotate", "--key-slot", "spare"], environment: env)
             #expect(converted.code == 0, "\(converted.err)")
             #expect(converted.err.contains("Key slot 'spare' was converted"), "\(converted.err)")
             #expect(try VaultRows(vault).slots.values.allSatisfy { ($0["public_key"] as Data?) != nil })
-            for (passphrase, slot) in [(Self.fixturePassphrase, "main"), (Self.fixturePassphrase, "spare"), (Self.bob, "bob")] {
+            for (passphrase, slot) in [
+                (Self.fixturePassphrase, "main"), (Self.fixturePassphrase, "spare"), (Self.bob, "bob"),
+            ] {
                 var withIt = env
                 withIt["TOKENVAULT_PASSPHRASE"] = passphrase
                 let result = try ws.tokenvault(["token", "alice", "--key-slot", slot], environment: withIt)
@@ -349,14 +402,21 @@ extension OAuthBinaryTests {
         @Test func aKilledRotateLeavesTheVaultWholeUnderOneKey() async throws {
             let ws = Workspace()
             try ws.expectOK(["init", "--kdf", "interactive"])
-            try ws.expectOK(["add", "w", "--client-id", "C1", "--redirect-uri", "http://127.0.0.1:8765/cb", "--scopes", "spark:all",
-                             "--api-base", "http://127.0.0.1:9/v1", "--client-secret-stdin"], stdin: "s3cret\n")
+            try ws.expectOK(
+                [
+                    "add", "w", "--client-id", "C1", "--redirect-uri", "http://127.0.0.1:8765/cb", "--scopes",
+                    "spark:all",
+                    "--api-base", "http://127.0.0.1:9/v1", "--client-secret-stdin",
+                ], stdin: "s3cret\n")
             let lines = (0..<300).map { i in
                 #"{"account":"a\#(i)","access_token":"AT\#(i)x\#(generatedToken())","expires_in":3600,"token_type":"Bearer","refresh_token":"RT\#(i)","refresh_token_expires_in":7776000}"#
             }
             try ws.expectOK(["import", "--batch", "--integration", "w"], stdin: lines.joined(separator: "\n") + "\n")
             let file = try ws.write("bob-passphrase", Self.bob + "\n")
-            #expect(try runWithFD3(ws, ["keys", "add", "bob", "--kdf", "interactive", "--new-passphrase-fd", "3"], fd3: file).code == 0)
+            #expect(
+                try runWithFD3(
+                    ws, ["keys", "add", "bob", "--kdf", "interactive", "--new-passphrase-fd", "3"], fd3: file
+                ).code == 0)
             let expected = try ws.tokenvault(["token", "a7"]).out
             var outcomes: [String] = []
             for round in 0..<6 {
@@ -371,11 +431,16 @@ extension OAuthBinaryTests {
                 let after = try VaultRows(ws.vault)
                 let changed = zip(before.sealedValues.sorted { $0.0 < $1.0 }, after.sealedValues.sorted { $0.0 < $1.0 })
                     .filter { $0.0.1 != $0.1.1 }.count
-                #expect(changed == 0 || changed == before.sealedValues.count,
-                        "round \(round): \(changed) of \(before.sealedValues.count) values re-sealed")
-                outcomes.append("\(exit == 128 + SIGKILL ? "killed" : "finished (\(exit))"), \(changed == 0 ? "old key" : "new key")")
+                #expect(
+                    changed == 0 || changed == before.sealedValues.count,
+                    "round \(round): \(changed) of \(before.sealedValues.count) values re-sealed")
+                outcomes.append(
+                    "\(exit == 128 + SIGKILL ? "killed" : "finished (\(exit))"), \(changed == 0 ? "old key" : "new key")"
+                )
                 #expect(try ws.tokenvault(["token", "a7"]).out == expected, "round \(round)")
-                #expect(try ws.tokenvault(["token", "a299"], environment: ["TOKENVAULT_PASSPHRASE": Self.bob]).code == 0, "round \(round)")
+                #expect(
+                    try ws.tokenvault(["token", "a299"], environment: ["TOKENVAULT_PASSPHRASE": Self.bob]).code == 0,
+                    "round \(round)")
             }
             // The outcomes differ from run to run; they are in the log for whoever reads it.
             print("aKilledRotateLeavesTheVaultWholeUnderOneKey: \(outcomes.joined(separator: "; "))")

@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 /// Runs SQL on a vault file with python3's sqlite3 (as an attacker with write access to the file would);
 /// returns the rows of the last statement, one per line, columns separated by '|'.
@@ -18,7 +18,8 @@ func sqlite(_ path: String, _ sql: String) throws -> String {
             print('|'.join(str(v) for v in row))
         c.commit()
         """
-    let result = try runProcess(python3, ["-c", script, path, sql], environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"])
+    let result = try runProcess(
+        python3, ["-c", script, path, sql], environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"])
     guard result.code == 0 else { throw TestFailure("sqlite3 failed: \(result.err)") }
     return result.out.trimmingCharacters(in: .newlines)
 }
@@ -34,8 +35,9 @@ enum MachineSupport {
     /// A second local user: root can become uid 4343 with setpriv.
     static let secondUser: Bool = {
         guard let setpriv, geteuid() == 0 else { return false }
-        let result = try? runProcess(setpriv, ["--reuid=\(otherUID)", "--regid=\(otherUID)", "--clear-groups", "true"],
-                                     environment: ["PATH": "/usr/bin:/bin"])
+        let result = try? runProcess(
+            setpriv, ["--reuid=\(otherUID)", "--regid=\(otherUID)", "--clear-groups", "true"],
+            environment: ["PATH": "/usr/bin:/bin"])
         return result?.code == 0
     }()
 }
@@ -53,13 +55,16 @@ extension OAuthBinaryTests {
                 let alias = s.ws.dir + "/alias.db"
                 try FileManager.default.createSymbolicLink(atPath: alias, withDestinationPath: s.ws.vault)
                 let arguments = ["refresh-all", "--json", "--skip-recent", "0", "--concurrency", "12"]
-                let (a, b) = try await s.runTogether(arguments + ["--vault", s.ws.vault], arguments + ["--vault", alias])
+                let (a, b) = try await s.runTogether(
+                    arguments + ["--vault", s.ws.vault], arguments + ["--vault", alias])
                 #expect(a.code == 0, "\(a.err)")
                 #expect(b.code == 0, "\(b.err)")
                 let twice = await s.refreshTokensNotUsedOnce(pairs)
                 #expect(twice.isEmpty, "refresh tokens not sent exactly once: \(twice)")
                 #expect(await s.sandbox.counters.successfulRefreshes == names.count)
-                #expect((jsonObject(a.out)["refreshed"] as? Int ?? -1) + (jsonObject(b.out)["refreshed"] as? Int ?? -1) == names.count)
+                #expect(
+                    (jsonObject(a.out)["refreshed"] as? Int ?? -1) + (jsonObject(b.out)["refreshed"] as? Int ?? -1)
+                        == names.count)
                 #expect(!FileManager.default.fileExists(atPath: alias + ".locks"))
                 #expect(FileManager.default.fileExists(atPath: s.ws.vault + ".locks"))
             }
@@ -74,7 +79,10 @@ extension OAuthBinaryTests {
                 let started = Date()
                 let open = try await s.run(["refresh-all", "--skip-recent", "0"], timeout: 30)
                 #expect(open.code == 1, "\(open.err)")
-                #expect(open.err.contains("tokenvault: error: refusing the lock \(locks): it is writable by group or others (mode 777)"), "\(open.err)")
+                #expect(
+                    open.err.contains(
+                        "tokenvault: error: refusing the lock \(locks): it is writable by group or others (mode 777)"),
+                    "\(open.err)")
                 #expect(open.err.contains("tokenvault: hint:"))
                 #expect(Date().timeIntervalSince(started) < 10)
                 // A symlink in its place (to a directory that would otherwise pass).
@@ -92,7 +100,8 @@ extension OAuthBinaryTests {
                 let id = try sqlite(s.ws.vault, "SELECT id FROM account WHERE name = 'alice'")
                 let lockFile = "\(locks)/\(id).lock"
                 unlink(lockFile)
-                try FileManager.default.createSymbolicLink(atPath: lockFile, withDestinationPath: elsewhere + "/planted")
+                try FileManager.default.createSymbolicLink(
+                    atPath: lockFile, withDestinationPath: elsewhere + "/planted")
                 let file = try await s.run(["refresh", "alice"], timeout: 30)
                 #expect(file.code == 1, "\(file.err)")
                 #expect(file.err.contains("refusing the lock \(lockFile): it is a symbolic link"), "\(file.err)")
@@ -100,9 +109,13 @@ extension OAuthBinaryTests {
             }
         }
 
-        @Test(.enabled(if: MachineSupport.secondUser || MachineSupport.isCI, "needs root and setpriv to run a second uid"))
+        @Test(
+            .enabled(if: MachineSupport.secondUser || MachineSupport.isCI, "needs root and setpriv to run a second uid")
+        )
         func anotherUsersLockInASharedDirectoryIsRefusedNotWaitedOn() async throws {
-            try #require(MachineSupport.secondUser, "CI=true: a second uid (setpriv --reuid=\(MachineSupport.otherUID)) must be available")
+            try #require(
+                MachineSupport.secondUser,
+                "CI=true: a second uid (setpriv --reuid=\(MachineSupport.otherUID)) must be available")
             try await SandboxWorkspace.with { s in
                 // The vault in a shared directory (sticky, writable by all, as /tmp).
                 let shared = s.ws.dir + "/shared"
@@ -117,7 +130,9 @@ extension OAuthBinaryTests {
                 try await s.importAccounts(["alice"])
                 let id = try sqlite(vault, "SELECT id FROM account WHERE name = 'alice'")
                 // The other user pre-creates the lock directory 0777 and holds the account's lock file.
-                let holder = try s.ws.write("hold.py", """
+                let holder = try s.ws.write(
+                    "hold.py",
+                    """
                     import fcntl, os, sys
                     d = sys.argv[1]
                     os.mkdir(d)
@@ -127,20 +142,31 @@ extension OAuthBinaryTests {
                     print("held", flush=True)
                     sys.stdin.read()
                     """, mode: 0o755)
-                let other = try BackgroundProcess(MachineSupport.setpriv!, [
-                    "--reuid=\(MachineSupport.otherUID)", "--regid=\(MachineSupport.otherUID)", "--clear-groups",
-                    python3!, holder, vault + ".locks", id,
-                ], environment: ["PATH": "/usr/bin:/bin"])
+                let other = try BackgroundProcess(
+                    MachineSupport.setpriv!,
+                    [
+                        "--reuid=\(MachineSupport.otherUID)", "--regid=\(MachineSupport.otherUID)", "--clear-groups",
+                        python3!, holder, vault + ".locks", id,
+                    ], environment: ["PATH": "/usr/bin:/bin"])
                 let deadline = Date().addingTimeInterval(15)
-                while !other.out.contains("held"), !other.isFinished, Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+                while !other.out.contains("held"), !other.isFinished, Date() < deadline {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
                 try #require(other.out.contains("held"), "the other user's process did not take the lock: \(other.err)")
                 let started = Date()
                 let result = try await s.run(["refresh-all", "--skip-recent", "0"], timeout: 30)
                 #expect(result.code == 1, "\(result.err)")
                 #expect(Date().timeIntervalSince(started) < 10)
-                #expect(result.err.contains("refusing the lock \(vault).locks: it belongs to uid \(MachineSupport.otherUID), not to you"), "\(result.err)")
+                #expect(
+                    result.err.contains(
+                        "refusing the lock \(vault).locks: it belongs to uid \(MachineSupport.otherUID), not to you"),
+                    "\(result.err)")
                 // The shared directory itself is worth a warning, once per command.
-                let warnings = result.err.components(separatedBy: "tokenvault: warning: the vault's directory \(shared) is writable by group or others").count - 1
+                let warnings =
+                    result.err.components(
+                        separatedBy:
+                            "tokenvault: warning: the vault's directory \(shared) is writable by group or others"
+                    ).count - 1
                 #expect(warnings == 1, "\(result.err)")
                 let refresh = try await s.run(["refresh", "alice"], timeout: 30)
                 #expect(refresh.code == 1, "\(refresh.err)")

@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 import TokenVaultTestSupport
 
 extension MachineSupport {
@@ -11,7 +11,9 @@ extension MachineSupport {
         guard let prlimit else { return nil }
         if geteuid() != 0 { return [prlimit, "--memlock=0:0"] }
         guard let setpriv else { return nil }
-        let probe = try? runProcess(setpriv, ["--bounding-set=-ipc_lock", prlimit, "--memlock=0:0", "true"], environment: ["PATH": "/usr/bin:/bin"])
+        let probe = try? runProcess(
+            setpriv, ["--bounding-set=-ipc_lock", prlimit, "--memlock=0:0", "true"],
+            environment: ["PATH": "/usr/bin:/bin"])
         return probe?.code == 0 ? [setpriv, "--bounding-set=-ipc_lock", prlimit, "--memlock=0:0"] : nil
     }()
 }
@@ -21,17 +23,26 @@ extension OAuthBinaryTests {
     @Suite struct MlockWarning {
         // MARK: mlock
 
-        @Test(.enabled(if: MachineSupport.noLockableMemory != nil || MachineSupport.isCI, "needs prlimit (and setpriv as root)"))
+        @Test(
+            .enabled(
+                if: MachineSupport.noLockableMemory != nil || MachineSupport.isCI, "needs prlimit (and setpriv as root)"
+            ))
         func aFailedMlockIsReportedOnceWithVerbose() async throws {
-            let prefix = try #require(MachineSupport.noLockableMemory, "CI=true: prlimit (and setpriv as root) must be available")
+            let prefix = try #require(
+                MachineSupport.noLockableMemory, "CI=true: prlimit (and setpriv as root) must be available")
             let ws = Workspace()
             try ws.expectOK(["init", "--kdf", "interactive"])
-            try ws.expectOK(["add", "w", "--client-id", "C1", "--redirect-uri", "http://localhost:8765/callback",
-                             "--scopes", "spark:people_read", "--api-base", "http://127.0.0.1:9/v1", "--client-secret-stdin"], stdin: "cs-\(generatedToken())")
+            try ws.expectOK(
+                [
+                    "add", "w", "--client-id", "C1", "--redirect-uri", "http://localhost:8765/callback",
+                    "--scopes", "spark:people_read", "--api-base", "http://127.0.0.1:9/v1", "--client-secret-stdin",
+                ], stdin: "cs-\(generatedToken())")
             let access = generatedToken()
-            try ws.expectOK(["import", "alice", "--integration", "w"], stdin: tokenJSON(access: access, refresh: generatedToken()))
+            try ws.expectOK(
+                ["import", "alice", "--integration", "w"], stdin: tokenJSON(access: access, refresh: generatedToken()))
             func run(_ arguments: [String]) throws -> ProcessResult {
-                try runProcess(prefix[0], Array(prefix.dropFirst()) + [tokenvaultBinary] + arguments, environment: ws.environment)
+                try runProcess(
+                    prefix[0], Array(prefix.dropFirst()) + [tokenvaultBinary] + arguments, environment: ws.environment)
             }
             let marker = "tokenvault: warning: could not lock secret memory into RAM (mlock:"
             let verbose = try run(["token", "alice", "--verbose"])

@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// The network stack stays out of the commands that do not use it. The binary links neither
@@ -45,11 +45,16 @@ extension OAuthBinaryTests {
                     connection.send(FakeHTTPServer.head(404, "Not Found", length: 2) + "{}")
                 }
                 defer { proxy.stop() }
-                let cleared: [String: String?] = ["no_proxy": nil, "NO_PROXY": nil, "https_proxy": nil, "all_proxy": nil, "ALL_PROXY": nil]
-                let proxied = try await s.run(["whoami", "alice"], environment: cleared.merging(["http_proxy": proxy.baseURL]) { $1 })
+                let cleared: [String: String?] = [
+                    "no_proxy": nil, "NO_PROXY": nil, "https_proxy": nil, "all_proxy": nil, "ALL_PROXY": nil,
+                ]
+                let proxied = try await s.run(
+                    ["whoami", "alice"], environment: cleared.merging(["http_proxy": proxy.baseURL]) { $1 })
                 #expect(proxied.code != 0, "\(proxied.err)")
                 #expect(seen.all == ["GET \(s.base.absoluteString)/people/me HTTP/1.1"], "\(seen.all)")
-                let direct = try await s.run(["whoami", "alice"], environment: cleared.merging(["http_proxy": proxy.baseURL, "no_proxy": "127.0.0.1"]) { $1 })
+                let direct = try await s.run(
+                    ["whoami", "alice"],
+                    environment: cleared.merging(["http_proxy": proxy.baseURL, "no_proxy": "127.0.0.1"]) { $1 })
                 #expect(direct.code == 0, "\(direct.err)")
                 #expect(seen.all.count == 1)
                 s.expectNoSecrets(proxied.err + direct.err)

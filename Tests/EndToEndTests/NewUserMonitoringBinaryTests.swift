@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 import TokenVaultTestSupport
 
 /// What a new user met following the README (monitoring figures, `revoke` of one person's second account,
@@ -37,37 +37,56 @@ extension OAuthBinaryTests {
                 if line.hasPrefix("#") { continue }
                 let name = String(line.prefix { $0 != "{" })
                 let labels = line.drop { $0 != "{" }.prefix { $0 != "}" }
-                guard let account = labels.range(of: #"account=""#).map({ String(labels[$0.upperBound...].prefix { $0 != "\"" }) }),
-                      let value = Int(line.split(separator: " ").last ?? "") else {
+                guard
+                    let account = labels.range(of: #"account=""#).map({
+                        String(labels[$0.upperBound...].prefix { $0 != "\"" })
+                    }),
+                    let value = Int(line.split(separator: " ").last ?? "")
+                else {
                     Issue.record("a line that is not a sample: \(line)")
                     continue
                 }
                 if name == "tokenvault_account_state" {
-                    if let r = labels.range(of: #"state=""#) { states[account, default: []].append(String(labels[r.upperBound...].prefix { $0 != "\"" })) }
+                    if let r = labels.range(of: #"state=""#) {
+                        states[account, default: []].append(String(labels[r.upperBound...].prefix { $0 != "\"" }))
+                    }
                     #expect(value == 1, "\(line)")
                 } else {
                     samples[name, default: [:]][account] = value
                 }
             }
-            #expect(Set(help.keys) == ["tokenvault_access_token_expiry_seconds", "tokenvault_refresh_token_expiry_seconds",
-                                       "tokenvault_last_stored_seconds", "tokenvault_account_state"], "\(prom.out)")
+            #expect(
+                Set(help.keys) == [
+                    "tokenvault_access_token_expiry_seconds", "tokenvault_refresh_token_expiry_seconds",
+                    "tokenvault_last_stored_seconds", "tokenvault_account_state",
+                ], "\(prom.out)")
             for account in ["frank", "gina"] {
                 let row = listed[account] ?? [:]
                 // "Seconds until the account's access token lapses": list --json's figure, a second or two apart.
                 let access = row["access_expires_in_seconds"] as? Int
-                #expect(access != nil && abs((samples["tokenvault_access_token_expiry_seconds"]?[account] ?? .min / 2) - access!) <= 2,
-                        "\(account): \(prom.out)")
+                #expect(
+                    access != nil
+                        && abs((samples["tokenvault_access_token_expiry_seconds"]?[account] ?? .min / 2) - access!)
+                            <= 2,
+                    "\(account): \(prom.out)")
                 let refresh = row["refresh_expires_in_seconds"] as? Int
-                #expect(refresh != nil && abs((samples["tokenvault_refresh_token_expiry_seconds"]?[account] ?? .min / 2) - refresh!) <= 2,
-                        "\(account): \(prom.out)")
+                #expect(
+                    refresh != nil
+                        && abs((samples["tokenvault_refresh_token_expiry_seconds"]?[account] ?? .min / 2) - refresh!)
+                            <= 2,
+                    "\(account): \(prom.out)")
                 // "The account's state (1 for the state it is in)": exactly one, list's.
                 #expect(states[account] == [row["state"] as? String ?? "?"], "\(account): \(prom.out)")
                 // "Seconds since the account's token pair was last stored": its newest entry that stored a pair.
-                let stored = try await s.auditEvents(account).filter { ["imported", "authorized", "refreshed"].contains($0["event"] as? String ?? "") }
+                let stored = try await s.auditEvents(account).filter {
+                    ["imported", "authorized", "refreshed"].contains($0["event"] as? String ?? "")
+                }
                 let at = (stored.last?["at"] as? String).flatMap { ISO8601DateFormatter().date(from: $0) }
                 let age = at.map { Int(Date().timeIntervalSince($0).rounded()) }
                 let shown = samples["tokenvault_last_stored_seconds"]?[account]
-                #expect(age != nil && shown != nil && abs(shown! - age!) <= 2, "\(account): shown \(String(describing: shown)), stored \(String(describing: age)) s ago")
+                #expect(
+                    age != nil && shown != nil && abs(shown! - age!) <= 2,
+                    "\(account): shown \(String(describing: shown)), stored \(String(describing: age)) s ago")
             }
             // frank's pair is the imported one, 3 s old, though refresh-all just marked his row.
             #expect((samples["tokenvault_last_stored_seconds"]?["frank"] ?? 0) >= 2, "\(prom.out)")
@@ -75,8 +94,12 @@ extension OAuthBinaryTests {
             s.expectNoSecrets(prom.out, also: [pairs["frank"]!.access, pairs["gina"]!.refresh])
 
             // The exposition format itself, checked by Prometheus's own tool.
-            guard let promtool = requireTool(MachineTools.find("promtool"), "promtool (Debian package prometheus; make deps installs it)") else { return }
-            let checked = try runProcess(promtool, ["check", "metrics"], environment: ["PATH": "/usr/bin:/bin"], stdin: prom.out)
+            guard
+                let promtool = requireTool(
+                    MachineTools.find("promtool"), "promtool (Debian package prometheus; make deps installs it)")
+            else { return }
+            let checked = try runProcess(
+                promtool, ["check", "metrics"], environment: ["PATH": "/usr/bin:/bin"], stdin: prom.out)
             #expect(checked.code == 0, "promtool: \(checked.out)\(checked.err)")
         }
 
@@ -103,8 +126,11 @@ extension OAuthBinaryTests {
                 let revoked = try await s.run(["revoke", "r1"])
                 #expect(revoked.code == 0, "\(revoked.err)")
                 #expect(revoked.err.contains("Revoked the tokens of 'r1'"), "\(revoked.err)")
-                #expect(revoked.err.contains("those of 'r2' are revoked too, and marked needs-reauth"), "\(revoked.err)")
-                #expect(revoked.err.contains("warning: 'r3' of integration 'webex' may have lost their tokens too"), "\(revoked.err)")
+                #expect(
+                    revoked.err.contains("those of 'r2' are revoked too, and marked needs-reauth"), "\(revoked.err)")
+                #expect(
+                    revoked.err.contains("warning: 'r3' of integration 'webex' may have lost their tokens too"),
+                    "\(revoked.err)")
                 s.expectNoSecrets(revoked.err, also: [pairs["r1"]!.access, pairs["r2"]!.access])
                 // Webex did revoke r2's tokens; tokenvault says so now rather than at the next refresh.
                 #expect(await s.sandbox.uses(ofRefreshToken: pairs["r2"]!.refresh) == 0)
@@ -129,25 +155,56 @@ extension OAuthBinaryTests {
             try ws.expectOK(["init", "--kdf", "interactive"])
             let secret = "cs-" + generatedToken()
             let expected: [(provider: String, extra: [String], endpoints: [String: String])] = [
-                ("google", [], ["authorize": "https://accounts.google.com/o/oauth2/v2/auth", "token": "https://oauth2.googleapis.com/token",
-                                "revocation": "https://oauth2.googleapis.com/revoke", "userinfo": "https://openidconnect.googleapis.com/v1/userinfo"]),
-                ("github", [], ["authorize": "https://github.com/login/oauth/authorize", "token": "https://github.com/login/oauth/access_token",
-                                "userinfo": "https://api.github.com/user"]),
-                ("slack", ["--scopes", "channels:read"], ["token": "https://slack.com/api/oauth.v2.access", "revocation": "https://slack.com/api/auth.revoke"]),
-                ("microsoft", ["--tenant", "contoso.example"],
-                 ["token": "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token", "userinfo": "https://graph.microsoft.com/oidc/userinfo"]),
+                (
+                    "google", [],
+                    [
+                        "authorize": "https://accounts.google.com/o/oauth2/v2/auth",
+                        "token": "https://oauth2.googleapis.com/token",
+                        "revocation": "https://oauth2.googleapis.com/revoke",
+                        "userinfo": "https://openidconnect.googleapis.com/v1/userinfo",
+                    ]
+                ),
+                (
+                    "github", [],
+                    [
+                        "authorize": "https://github.com/login/oauth/authorize",
+                        "token": "https://github.com/login/oauth/access_token",
+                        "userinfo": "https://api.github.com/user",
+                    ]
+                ),
+                (
+                    "slack", ["--scopes", "channels:read"],
+                    [
+                        "token": "https://slack.com/api/oauth.v2.access",
+                        "revocation": "https://slack.com/api/auth.revoke",
+                    ]
+                ),
+                (
+                    "microsoft", ["--tenant", "contoso.example"],
+                    [
+                        "token": "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token",
+                        "userinfo": "https://graph.microsoft.com/oidc/userinfo",
+                    ]
+                ),
             ]
             for (provider, extra, endpoints) in expected {
-                let added = try ws.tokenvault(["add", "my-\(provider)", "--provider", provider, "--client-id", "client-\(provider)",
-                                               "--redirect-uri", "http://127.0.0.1:8765/callback", "--client-secret-stdin"] + extra, stdin: secret)
+                let added = try ws.tokenvault(
+                    [
+                        "add", "my-\(provider)", "--provider", provider, "--client-id", "client-\(provider)",
+                        "--redirect-uri", "http://127.0.0.1:8765/callback", "--client-secret-stdin",
+                    ] + extra, stdin: secret)
                 #expect(added.code == 0, "\(added.err)")
                 // add says where the secret and the tokens will go.
-                #expect(added.err.contains("client secret, authorization codes and refresh tokens will be sent to \(endpoints["token"]!)"), "\(added.err)")
+                #expect(
+                    added.err.contains(
+                        "client secret, authorization codes and refresh tokens will be sent to \(endpoints["token"]!)"),
+                    "\(added.err)")
                 #expect(!added.err.contains(secret) && !added.out.contains(secret))
             }
             let listed = try ws.tokenvault(["integrations", "--json"], environment: ["TOKENVAULT_PASSPHRASE": nil])
             #expect(listed.code == 0, "\(listed.err)")
-            let objects = Dictionary(uniqueKeysWithValues: jsonObjects(listed.out).map { ($0["name"] as? String ?? "?", $0) })
+            let objects = Dictionary(
+                uniqueKeysWithValues: jsonObjects(listed.out).map { ($0["name"] as? String ?? "?", $0) })
             for (provider, _, endpoints) in expected {
                 let shown = objects["my-\(provider)"]?["endpoints"] as? [String: Any] ?? [:]
                 for (key, url) in endpoints { #expect(shown[key] as? String == url, "\(provider) \(key): \(shown)") }
@@ -157,13 +214,17 @@ extension OAuthBinaryTests {
             #expect((objects["my-microsoft"]?["endpoints"] as? [String: Any])?["revocation"] is NSNull)
             // The table names the token endpoint; the detail view every one.
             let table = try ws.tokenvault(["integration", "list"], environment: ["TOKENVAULT_PASSPHRASE": nil])
-            #expect(table.out.contains("TOKEN ENDPOINT") && table.out.contains("https://oauth2.googleapis.com/token"), "\(table.out)")
-            let detail = try ws.tokenvault(["integration", "show", "my-google"], environment: ["TOKENVAULT_PASSPHRASE": nil])
+            #expect(
+                table.out.contains("TOKEN ENDPOINT") && table.out.contains("https://oauth2.googleapis.com/token"),
+                "\(table.out)")
+            let detail = try ws.tokenvault(
+                ["integration", "show", "my-google"], environment: ["TOKENVAULT_PASSPHRASE": nil])
             #expect(detail.code == 0, "\(detail.err)")
             for line in ["authorize:", "token:", "revocation:", "userinfo:"] {
                 #expect(detail.out.split(separator: "\n").contains { $0.hasPrefix(line) }, "\(detail.out)")
             }
-            #expect(detail.out.contains("https://oauth2.googleapis.com/token (receives the client secret"), "\(detail.out)")
+            #expect(
+                detail.out.contains("https://oauth2.googleapis.com/token (receives the client secret"), "\(detail.out)")
             #expect(!(listed.out + table.out + detail.out).contains(secret))
         }
 
@@ -171,30 +232,41 @@ extension OAuthBinaryTests {
 
         @Test func refreshAllCheckAndListTakeIntegrationsAndAccountNames() async throws {
             // A second integration, `other`, with a client of its own on the same sandbox.
-            let otherClient = "C" + String(generatedToken().prefix(24)), otherSecret = "cs-" + generatedToken()
+            let otherClient = "C" + String(generatedToken().prefix(24))
+            let otherSecret = "cs-" + generatedToken()
             let otherRedirect = "http://127.0.0.1:\(freePort())/callback"
             try await SandboxWorkspace.with(configure: {
-                $0.clients.append(.init(clientId: otherClient, clientSecret: otherSecret, redirectURIs: [otherRedirect],
-                                        scopes: SandboxWorkspace.scopes))
+                $0.clients.append(
+                    .init(
+                        clientId: otherClient, clientSecret: otherSecret, redirectURIs: [otherRedirect],
+                        scopes: SandboxWorkspace.scopes))
             }) { s in
-                try await s.expectOK(["add", "other", "--client-id", otherClient, "--redirect-uri", otherRedirect,
-                                      "--scopes", SandboxWorkspace.scopes.joined(separator: " "), "--api-base", s.base.absoluteString,
-                                      "--client-secret-stdin"], stdin: otherSecret)
+                try await s.expectOK(
+                    [
+                        "add", "other", "--client-id", otherClient, "--redirect-uri", otherRedirect,
+                        "--scopes", SandboxWorkspace.scopes.joined(separator: " "), "--api-base", s.base.absoluteString,
+                        "--client-secret-stdin",
+                    ], stdin: otherSecret)
                 let pairs = try await s.importAccounts(["a1", "a2"])
                 let other = try await s.sandbox.issueTokenPair(clientId: otherClient, userId: s.user.id)
-                try await s.expectOK(["import", "b1", "--integration", "other"], stdin: tokenJSON(access: other.accessToken, refresh: other.refreshToken))
+                try await s.expectOK(
+                    ["import", "b1", "--integration", "other"],
+                    stdin: tokenJSON(access: other.accessToken, refresh: other.refreshToken))
 
                 func refreshed(_ arguments: [String]) async throws -> [String] {
                     let result = try await s.run(["refresh-all", "--json", "--skip-recent", "0"] + arguments)
                     #expect(result.code == 0, "\(arguments): \(result.err)")
-                    return (jsonObject(result.out)["accounts"] as? [[String: Any]] ?? []).compactMap { $0["account"] as? String }.sorted()
+                    return (jsonObject(result.out)["accounts"] as? [[String: Any]] ?? []).compactMap {
+                        $0["account"] as? String
+                    }.sorted()
                 }
                 #expect(try await refreshed(["--integration", "other"]) == ["b1"])
                 #expect(await s.sandbox.uses(ofRefreshToken: pairs["a1"]!.refresh) == 0)
                 #expect(try await refreshed(["a2"]) == ["a2"])
                 #expect(await s.sandbox.uses(ofRefreshToken: pairs["a1"]!.refresh) == 0)
                 #expect(try await refreshed(["a1", "--integration", "other"]) == ["a1", "b1"])
-                #expect(try await refreshed(["--integration", "webex", "--integration", "other"]) == ["a1", "a2", "b1"])
+                #expect(
+                    try await refreshed(["--integration", "webex", "--integration", "other"]) == ["a1", "a2", "b1"])
 
                 // A name the vault does not have is an error (exit 4), never an empty run that succeeds.
                 let ghost = try await s.run(["refresh-all", "ghost"])

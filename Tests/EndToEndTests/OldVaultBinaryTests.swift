@@ -39,10 +39,15 @@ import TokenVaultLab
         let queue = try DatabaseQueue(path: vault)
         defer { try? queue.close() }
         let (columns, applied) = try queue.read { db in
-            (try db.columns(in: "integration").map(\.name),
-             try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier"))
+            (
+                try db.columns(in: "integration").map(\.name),
+                try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
+            )
         }
         #expect(columns.contains("provider_options"))
-        #expect(applied == ["v001_initial", "v002_provider_options", "v003_notifications", "v004_key_slots", "v005_pair_binding"])
+        #expect(
+            applied == [
+                "v001_initial", "v002_provider_options", "v003_notifications", "v004_key_slots", "v005_pair_binding",
+            ])
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 extension VaultBinaryTests.PostgreSQL {
     /// The database's administrator (no passphrase) renames an account to a terminal escape and a command
@@ -12,7 +12,9 @@ extension VaultBinaryTests.PostgreSQL {
             try await s.addIntegration()
             try await s.importAccounts(["alice"])
             let id = try server.psql(database, "SELECT id FROM account WHERE name = 'alice'")
-            _ = try server.psql(database, """
+            _ = try server.psql(
+                database,
+                """
                 UPDATE account SET state = 'needs-reauth',
                     name = 'x' || chr(27) || ']52;c;aGk=' || chr(7) || '$(touch /tmp/tokenvault-pwned)' || chr(10) || 'y'
                 WHERE id = '\(id)'
@@ -20,9 +22,13 @@ extension VaultBinaryTests.PostgreSQL {
             for command in [["list"], ["check"], ["refresh-all"]] {
                 let result = try await s.run(command)
                 #expect(result.code == 7, "\(command): \(result.code) \(result.out)\(result.err)")
-                #expect(result.err.contains("account \(id) has a name tokenvault does not create"), "\(command): \(result.err)")
+                #expect(
+                    result.err.contains("account \(id) has a name tokenvault does not create"),
+                    "\(command): \(result.err)")
                 let printed = result.out + result.err
-                #expect(!printed.contains("\u{1b}") && !printed.contains("\u{07}") && !printed.contains("$(touch"), "\(command): \(printed)")
+                #expect(
+                    !printed.contains("\u{1b}") && !printed.contains("\u{07}") && !printed.contains("$(touch"),
+                    "\(command): \(printed)")
             }
         }
     }

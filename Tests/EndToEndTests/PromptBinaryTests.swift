@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 import TokenVaultTestSupport
 
 extension OAuthBinaryTests {
@@ -9,13 +9,18 @@ extension OAuthBinaryTests {
     /// starts at once. The landing URL is pasted on stdin (no terminal), as a user would.
     @Suite struct Paste {
         /// Starts `authorize … --no-browser` (or what `arguments` say) and answers each paste prompt in turn.
-        func authorize(_ s: SandboxWorkspace, _ arguments: [String], environment: [String: String?] = [:],
-                       answers: [@Sendable (URL) throws -> String]) async throws -> BackgroundProcess.Result {
+        func authorize(
+            _ s: SandboxWorkspace, _ arguments: [String], environment: [String: String?] = [:],
+            answers: [@Sendable (URL) throws -> String]
+        ) async throws -> BackgroundProcess.Result {
             let child = try s.start(arguments, environment: environment)
             defer { child.signal(SIGKILL) }
             let line = try await offPool { try child.waitForStderrLine { $0.contains("/authorize?") } }
             let url = try #require(URL(string: line.trimmingCharacters(in: .whitespaces)))
-            let prompts = ["Paste the URL the browser landed on", "Paste it again (2 more attempts)", "Paste it again (1 more attempt)"]
+            let prompts = [
+                "Paste the URL the browser landed on", "Paste it again (2 more attempts)",
+                "Paste it again (1 more attempt)",
+            ]
             for (prompt, answer) in zip(prompts, answers) {
                 _ = try await offPool { try child.waitForStderrLine { $0.contains(prompt) } }
                 // Off the cooperative pool: an answer may fetch from the in-process sandbox, which serves on it.
@@ -28,24 +33,31 @@ extension OAuthBinaryTests {
         /// The browser's landing URL after approving: the provider's redirect with a fresh code.
         static func landing(_ url: URL) throws -> String {
             let (status, headers) = try loopbackGET(url)
-            guard status == 302, let location = headers["location"] else { throw TestFailure("no redirect from \(url)") }
+            guard status == 302, let location = headers["location"] else {
+                throw TestFailure("no redirect from \(url)")
+            }
             return location
         }
 
         static func state(_ url: URL) -> String {
-            URLComponents(url: url, resolvingAgainstBaseURL: false)?.queryItems?.first { $0.name == "state" }?.value ?? ""
+            URLComponents(url: url, resolvingAgainstBaseURL: false)?.queryItems?.first { $0.name == "state" }?.value
+                ?? ""
         }
 
         @Test func eachBadPasteIsNamedAndAskedAgain() async throws {
             try await SandboxWorkspace.with { s in
-                let result = try await authorize(s, ["authorize", "alice", "--no-browser"], answers: [
-                    { _ in s.redirect + "?foo=bar" },
-                    { url in try Self.landing(url).replacingOccurrences(of: "state=", with: "state=other") },
-                    { url in try Self.landing(url) },
-                ])
+                let result = try await authorize(
+                    s, ["authorize", "alice", "--no-browser"],
+                    answers: [
+                        { _ in s.redirect + "?foo=bar" },
+                        { url in try Self.landing(url).replacingOccurrences(of: "state=", with: "state=other") },
+                        { url in try Self.landing(url) },
+                    ])
                 #expect(result.code == 0, "\(result.err)")
                 #expect(result.err.contains("tokenvault: that URL has no code= in it"), "\(result.err)")
-                #expect(result.err.contains("tokenvault: that URL carries another state than this authorization"), "\(result.err)")
+                #expect(
+                    result.err.contains("tokenvault: that URL carries another state than this authorization"),
+                    "\(result.err)")
                 #expect(result.err.contains("Authorized 'alice' as \(s.user.email)"), "\(result.err)")
                 #expect(await s.sandbox.counters.codesRedeemed == 1)
                 s.expectNoSecrets(result.err + result.out)
@@ -54,12 +66,17 @@ extension OAuthBinaryTests {
 
         @Test func aRefusedCodeIsNamedAndAskedAgain() async throws {
             try await SandboxWorkspace.with { s in
-                let result = try await authorize(s, ["authorize", "alice", "--no-browser"], answers: [
-                    { _ in "MadeUpCode0123456789" },
-                    { url in try Self.landing(url) },
-                ])
+                let result = try await authorize(
+                    s, ["authorize", "alice", "--no-browser"],
+                    answers: [
+                        { _ in "MadeUpCode0123456789" },
+                        { url in try Self.landing(url) },
+                    ])
                 #expect(result.code == 0, "\(result.err)")
-                #expect(result.err.contains("tokenvault: the authorization code was refused by the provider (The authorization code is invalid)"), "\(result.err)")
+                #expect(
+                    result.err.contains(
+                        "tokenvault: the authorization code was refused by the provider (The authorization code is invalid)"
+                    ), "\(result.err)")
                 #expect(!result.err.contains("refresh token or code"), "\(result.err)")
                 #expect(await s.sandbox.counters.codesRedeemed == 1)
             }
@@ -67,12 +84,20 @@ extension OAuthBinaryTests {
 
         @Test func anErrorFromTheProviderInThePasteIsNamedAndAskedAgain() async throws {
             try await SandboxWorkspace.with { s in
-                let result = try await authorize(s, ["authorize", "alice", "--no-browser"], answers: [
-                    { url in s.redirect + "?error=access_denied&error_description=The+user+declined&state=" + Self.state(url) },
-                    { url in try Self.landing(url) },
-                ])
+                let result = try await authorize(
+                    s, ["authorize", "alice", "--no-browser"],
+                    answers: [
+                        { url in
+                            s.redirect + "?error=access_denied&error_description=The+user+declined&state="
+                                + Self.state(url)
+                        },
+                        { url in try Self.landing(url) },
+                    ])
                 #expect(result.code == 0, "\(result.err)")
-                #expect(result.err.contains("tokenvault: the URL carries an error from the provider instead of a code: access_denied (The user declined)"), "\(result.err)")
+                #expect(
+                    result.err.contains(
+                        "tokenvault: the URL carries an error from the provider instead of a code: access_denied (The user declined)"
+                    ), "\(result.err)")
             }
         }
 
@@ -80,9 +105,10 @@ extension OAuthBinaryTests {
         /// wait of --timeout seconds for a callback that cannot come.
         @Test func noBrowserFallsBackToPasteAtOnce() async throws {
             try await SandboxWorkspace.with { s in
-                let result = try await authorize(s, ["authorize", "alice", "--timeout", "300"],
-                                                 environment: ["BROWSER": s.ws.dir + "/no-such-browser", "PATH": s.ws.dir + "/empty-path"],
-                                                 answers: [{ url in try Self.landing(url) }])
+                let result = try await authorize(
+                    s, ["authorize", "alice", "--timeout", "300"],
+                    environment: ["BROWSER": s.ws.dir + "/no-such-browser", "PATH": s.ws.dir + "/empty-path"],
+                    answers: [{ url in try Self.landing(url) }])
                 #expect(result.code == 0, "\(result.err)")
                 #expect(result.err.contains("tokenvault: no browser could be started"), "\(result.err)")
                 #expect(!result.err.contains("Waiting for the callback"), "\(result.err)")
@@ -94,16 +120,24 @@ extension OAuthBinaryTests {
         /// vault): the pair is still removed and the run says so, but exits 6.
         @Test func aRefusedRevocationExits6AfterRemovingThePair() async throws {
             try await SandboxWorkspace.with { s in
-                let pair = try await s.sandbox.issueTokenPair(clientId: s.clientId, userId: s.user.id, scopes: ["spark:people_read"])
-                try await s.expectOK(["import", "alice", "--integration", "webex"], stdin: tokenJSON(access: pair.accessToken, refresh: pair.refreshToken))
+                let pair = try await s.sandbox.issueTokenPair(
+                    clientId: s.clientId, userId: s.user.id, scopes: ["spark:people_read"])
+                try await s.expectOK(
+                    ["import", "alice", "--integration", "webex"],
+                    stdin: tokenJSON(access: pair.accessToken, refresh: pair.refreshToken))
                 let result = try await s.run(["revoke", "alice"])
                 #expect(result.code == 6, "\(result.err)")
                 #expect(result.err.contains("Removed the token pair of 'alice' from the vault."), "\(result.err)")
-                #expect(result.err.contains("tokenvault: error: the tokens of 'alice' were removed from the vault but not revoked at the provider (the provider refused the request (HTTP 403"), "\(result.err)")
+                #expect(
+                    result.err.contains(
+                        "tokenvault: error: the tokens of 'alice' were removed from the vault but not revoked at the provider (the provider refused the request (HTTP 403"
+                    ), "\(result.err)")
                 #expect(result.err.contains("tokenvault: hint: to revoke at Webex"), "\(result.err)")
                 #expect(await s.sandbox.requests(to: "DELETE /v1/authorizations") == 1)
                 #expect(try await s.run(["token", "alice"]).code == 4)
-                #expect(try await s.auditEvents("alice").last?["outcome"] as? String == "removed locally; revoking at the provider failed")
+                #expect(
+                    try await s.auditEvents("alice").last?["outcome"] as? String
+                        == "removed locally; revoking at the provider failed")
                 s.expectNoSecrets(result.err, also: [pair.accessToken, pair.refreshToken])
             }
         }
@@ -117,11 +151,16 @@ extension OAuthBinaryTests {
     static func workspace() throws -> (Workspace, token: String) {
         let ws = Workspace()
         try ws.expectOK(["init", "--kdf", "interactive"])
-        try ws.expectOK(["add", "webex1", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes", "spark:all",
-                         "--api-base", "http://127.0.0.1:9/v1", "--client-secret-stdin"], stdin: "cs")
+        try ws.expectOK(
+            [
+                "add", "webex1", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes",
+                "spark:all",
+                "--api-base", "http://127.0.0.1:9/v1", "--client-secret-stdin",
+            ], stdin: "cs")
         let token = generatedToken()
         for name in ["alice", "albert", "bob"] {
-            try ws.expectOK(["import", name, "--integration", "webex1"], stdin: tokenJSON(access: token, refresh: generatedToken()))
+            try ws.expectOK(
+                ["import", name, "--integration", "webex1"], stdin: tokenJSON(access: token, refresh: generatedToken()))
         }
         return (ws, token)
     }
@@ -164,12 +203,17 @@ extension OAuthBinaryTests {
         let ws = Workspace()
         let format = try ws.tokenvault(["env", "alice", "--format", "yaml"])
         #expect(format.code == 2)
-        #expect(format.err.hasPrefix("tokenvault: error: the value 'yaml' is invalid for '--format <format>'"), "\(format.err)")
+        #expect(
+            format.err.hasPrefix("tokenvault: error: the value 'yaml' is invalid for '--format <format>'"),
+            "\(format.err)")
         #expect(format.err.contains("\ntokenvault: hint: 'tokenvault env --help' shows the usage\n"), "\(format.err)")
         #expect(!format.err.contains("Error:") && !format.err.contains("Usage:"), "\(format.err)")
         let unknown = try ws.tokenvault(["frobnicate"])
         #expect(unknown.code == 2)
-        #expect(unknown.err == "tokenvault: error: unknown command 'frobnicate'\ntokenvault: hint: 'tokenvault --help' lists the commands\n", "\(unknown.err)")
+        #expect(
+            unknown.err
+                == "tokenvault: error: unknown command 'frobnicate'\ntokenvault: hint: 'tokenvault --help' lists the commands\n",
+            "\(unknown.err)")
         let missing = try ws.tokenvault(["token"])
         #expect(missing.code == 2)
         #expect(missing.err.hasPrefix("tokenvault: error: missing expected argument '<account>'"), "\(missing.err)")
@@ -209,20 +253,33 @@ extension OAuthBinaryTests {
     @Test func theDocumentedEnvIdiomsFailLoudly() throws {
         let (ws, token) = try Self.workspace()
         let wrong = ws.environment.merging(["TOKENVAULT_PASSPHRASE": "wrong"]) { $1 }
-        let prompt = try runProcess("/bin/bash", ["-c", """
-            eval "$(\(tokenvaultBinary) env alice)"; echo "eval: status $?, variable ${WEBEX_ACCESS_TOKEN:-empty}"
-            out=$(\(tokenvaultBinary) env alice) && eval "$out"; echo "idiom: status $?"
-            """], environment: wrong)
+        let prompt = try runProcess(
+            "/bin/bash",
+            [
+                "-c",
+                """
+                eval "$(\(tokenvaultBinary) env alice)"; echo "eval: status $?, variable ${WEBEX_ACCESS_TOKEN:-empty}"
+                out=$(\(tokenvaultBinary) env alice) && eval "$out"; echo "idiom: status $?"
+                """,
+            ], environment: wrong)
         #expect(prompt.out == "eval: status 0, variable empty\nidiom: status 3\n", "\(prompt.out)")
-        let script = try runProcess("/bin/bash", ["-c", """
-            set -e
-            out=$(\(tokenvaultBinary) env alice)
-            eval "$out"
-            echo "not reached"
-            """], environment: wrong)
+        let script = try runProcess(
+            "/bin/bash",
+            [
+                "-c",
+                """
+                set -e
+                out=$(\(tokenvaultBinary) env alice)
+                eval "$out"
+                echo "not reached"
+                """,
+            ], environment: wrong)
         #expect(script.code == 3, "\(script.err)")
         #expect(script.out.isEmpty)
-        let good = try runProcess("/bin/bash", ["-c", "set -e; out=$(\(tokenvaultBinary) env alice); eval \"$out\"; printf %s \"$WEBEX_ACCESS_TOKEN\""], environment: ws.environment)
+        let good = try runProcess(
+            "/bin/bash",
+            ["-c", "set -e; out=$(\(tokenvaultBinary) env alice); eval \"$out\"; printf %s \"$WEBEX_ACCESS_TOKEN\""],
+            environment: ws.environment)
         #expect(good.code == 0 && good.out == token, "\(good.err)")
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 /// The non-Webex shapes, each reached by its preset (the OIDC shape by the generic preset through discovery).
 let providerShapes: [ProviderShape] = [.google, .microsoft, .github, .slack, .oidc]
@@ -40,12 +40,16 @@ extension ProviderShape {
         var shown = ["account": account]
         switch self {
         case .webex, .google:
-            shown.merge(["id": person.id, "email": person.email, "display_name": person.displayName, "org_id": person.orgId]) { $1 }
+            shown.merge([
+                "id": person.id, "email": person.email, "display_name": person.displayName, "org_id": person.orgId,
+            ]) { $1 }
         case .microsoft, .oidc:
             shown.merge(["id": person.id, "email": person.email, "display_name": person.displayName]) { $1 }
         case .github:
             // GitHub's numeric id (the sandbox takes the digits of the person's id).
-            shown.merge(["id": String(person.id.filter(\.isNumber)), "email": person.email, "display_name": person.displayName]) { $1 }
+            shown.merge([
+                "id": String(person.id.filter(\.isNumber)), "email": person.email, "display_name": person.displayName,
+            ]) { $1 }
         case .slack:
             shown.merge(["id": person.id, "display_name": login, "org_id": person.orgId]) { $1 }
         }
@@ -54,7 +58,8 @@ extension ProviderShape {
 
     /// How `authorize` names the person: the email (Slack gives none: the id) and the display name.
     func authorizedAs(_ person: SandboxConfiguration.User) -> String {
-        self == .slack ? "\(person.id) (\(person.email.prefix { $0 != "@" }))" : "\(person.email) (\(person.displayName))"
+        self == .slack
+            ? "\(person.id) (\(person.email.prefix { $0 != "@" }))" : "\(person.email) (\(person.displayName))"
     }
 }
 
@@ -63,12 +68,17 @@ extension OAuthBinaryTests {
     /// preset's defaults, `authorize` in the browser and by device grant, identity, `token`/`env`/`exec`, refreshing
     /// under the provider's rotation, a refused refresh token, `revoke`; and concurrent `refresh-all` runs under
     /// strict rotation.
-    @Suite(.enabled(if: python3 != nil || MachineTools.isCI, "python3 plays the browser and edits the vault (under CI=true its absence fails each test)"))
+    @Suite(
+        .enabled(
+            if: python3 != nil || MachineTools.isCI,
+            "python3 plays the browser and edits the vault (under CI=true its absence fails each test)"))
     struct Providers {
         @Test(arguments: providerShapes)
         func theWholeLifeOfAnAccount(shape: ProviderShape) async throws {
             // Real time in the sandbox: the device grant's polls really wait (one second apart).
-            try await SandboxWorkspace.withProvider(shape, clockFollowsRealTime: true, configure: { $0.devicePollInterval = 1 }) { s in
+            try await SandboxWorkspace.withProvider(
+                shape, clockFollowsRealTime: true, configure: { $0.devicePollInterval = 1 }
+            ) { s in
                 let origin = s.base.absoluteString
                 var outputs = ""
 
@@ -81,11 +91,12 @@ extension OAuthBinaryTests {
                 #expect(integration["client_id"] as? String == s.clientId)
                 #expect(integration["redirect_uri"] as? String == s.redirect)
                 if shape == .oidc {
-                    #expect(integration["provider_options"] as? [String: String] == [
-                        "issuer": origin, "authorize_url": origin + "/authorize", "token_url": origin + "/token",
-                        "device_url": origin + "/device_authorization", "revoke_url": origin + "/revoke",
-                        "userinfo_url": origin + "/userinfo", "client_auth": "basic",
-                    ])
+                    #expect(
+                        integration["provider_options"] as? [String: String] == [
+                            "issuer": origin, "authorize_url": origin + "/authorize", "token_url": origin + "/token",
+                            "device_url": origin + "/device_authorization", "revoke_url": origin + "/revoke",
+                            "userinfo_url": origin + "/userinfo", "client_auth": "basic",
+                        ])
                 } else {
                     #expect(integration["api_base"] as? String == origin)
                 }
@@ -107,7 +118,10 @@ extension OAuthBinaryTests {
                 } else {
                     let refused = try await s.run(["authorize", "bob", "--device", "--timeout", "10"])
                     #expect(refused.code == 6, "\(refused.err)")
-                    #expect(refused.err.contains("tokenvault: error: Slack does not support the device grant; authorize in a browser instead"), "\(refused.err)")
+                    #expect(
+                        refused.err.contains(
+                            "tokenvault: error: Slack does not support the device grant; authorize in a browser instead"
+                        ), "\(refused.err)")
                     await s.sandbox.updateConfiguration { $0.currentUserId = SandboxConfiguration.User.second.id }
                     let bob = try await s.authorize("bob")
                     await s.sandbox.updateConfiguration { $0.currentUserId = nil }
@@ -127,7 +141,10 @@ extension OAuthBinaryTests {
                 let header = table.out.split(separator: "\n").first.map(String.init) ?? ""
                 #expect(header.split(separator: " ").contains("PROVIDER"), "\(table.out)")
                 let aliceLine = table.out.split(separator: "\n").first { $0.hasPrefix("alice ") }.map(String.init) ?? ""
-                #expect(aliceLine.split(separator: " ").prefix(3) == ["alice", Substring(shape.integration), Substring(shape.integration)], "\(table.out)")
+                #expect(
+                    aliceLine.split(separator: " ").prefix(3) == [
+                        "alice", Substring(shape.integration), Substring(shape.integration),
+                    ], "\(table.out)")
 
                 // 3. token, env, exec; refresh under the provider's rotation.
                 let first = try #require(try await s.token("alice"))
@@ -135,14 +152,18 @@ extension OAuthBinaryTests {
                 let env = try await s.run(["env", "alice"])
                 #expect(env.code == 0, "\(env.err)")
                 #expect(env.out == "export \(shape.environmentVariable)='\(first)'\n")
-                let exec = try await s.run(["exec", "alice", "--", "/bin/sh", "-c", "printf %s \"$\(shape.environmentVariable)\""])
+                let exec = try await s.run([
+                    "exec", "alice", "--", "/bin/sh", "-c", "printf %s \"$\(shape.environmentVariable)\"",
+                ])
                 #expect(exec.code == 0, "\(exec.err)")
                 #expect(exec.out == first)
 
                 let refreshed = try await s.run(["refresh", "alice"])
                 outputs += refreshed.err
                 #expect(refreshed.code == 0, "\(refreshed.err)")
-                #expect(refreshed.err.contains(shape.rotatesByDefault ? "(new refresh token)" : "(same refresh token)"), "\(refreshed.err)")
+                #expect(
+                    refreshed.err.contains(shape.rotatesByDefault ? "(new refresh token)" : "(same refresh token)"),
+                    "\(refreshed.err)")
                 let second = try #require(try await s.token("alice"))
                 #expect(second != first)
                 #expect(await s.sandbox.isAccessTokenValid(second))
@@ -156,7 +177,9 @@ extension OAuthBinaryTests {
                 #expect(counters.refreshGrants == 2)
                 #expect(counters.successfulRefreshes == 2)
                 #expect(counters.rotatedRefreshTokenReuses == 0)
-                let changed = try await s.auditEvents("alice").filter { $0["event"] as? String == "refreshed" }.map { $0["refresh_token_changed"] as? Bool }
+                let changed = try await s.auditEvents("alice").filter { $0["event"] as? String == "refreshed" }.map {
+                    $0["refresh_token_changed"] as? Bool
+                }
                 #expect(changed == [shape.rotatesByDefault, shape.rotatesByDefault])
 
                 // 5. The provider refuses alice's refresh token (the person revoked the app): exit 5, needs-reauth;
@@ -195,14 +218,25 @@ extension OAuthBinaryTests {
                 outputs += revoked.err + revoked.out
                 #expect(revoked.code == 0, "\(revoked.err)")
                 if let route = shape.revokeRoute {
-                    #expect(revoked.err.contains("Revoked the tokens of 'alice' at the provider and removed the pair from the vault."), "\(revoked.err)")
+                    #expect(
+                        revoked.err.contains(
+                            "Revoked the tokens of 'alice' at the provider and removed the pair from the vault."),
+                        "\(revoked.err)")
                     #expect(await s.sandbox.requests(to: route) == 1)
                     #expect(await s.sandbox.isAccessTokenValid(aliceToken) == false)
-                    #expect(try await s.auditEvents("alice").last?["outcome"] as? String == "revoked at \(shape.integration) and removed locally")
+                    #expect(
+                        try await s.auditEvents("alice").last?["outcome"] as? String
+                            == "revoked at \(shape.integration) and removed locally")
                 } else {
                     #expect(revoked.err.contains("Removed the token pair of 'alice' from the vault."), "\(revoked.err)")
-                    #expect(revoked.err.contains("tokenvault: warning: not revoked at the provider (Microsoft has no revocation endpoint: sign the account out of its sessions at https://myaccount.microsoft.com"), "\(revoked.err)")
-                    #expect(revoked.err.contains("tokenvault: hint: to revoke at Microsoft, remove the app's consent at https://myapplications.microsoft.com"), "\(revoked.err)")
+                    #expect(
+                        revoked.err.contains(
+                            "tokenvault: warning: not revoked at the provider (Microsoft has no revocation endpoint: sign the account out of its sessions at https://myaccount.microsoft.com"
+                        ), "\(revoked.err)")
+                    #expect(
+                        revoked.err.contains(
+                            "tokenvault: hint: to revoke at Microsoft, remove the app's consent at https://myapplications.microsoft.com"
+                        ), "\(revoked.err)")
                     #expect(await s.sandbox.isAccessTokenValid(aliceToken))
                     #expect(await s.sandbox.requests(to: "POST /v1.0/me/revokeSignInSessions") == 0)
                 }
@@ -246,7 +280,9 @@ extension OAuthBinaryTests {
                 let second = try s.start(["refresh-all", "--json"])
                 // The second run touches (opens and fchmods) a lock file the first holds when it tries it.
                 try await waitUntil("the second run tried a lock the first holds and sent 8 requests of its own") {
-                    let touched = try s.lockFileChanges().contains { id, changed in held[id].map { $0 != changed } ?? false }
+                    let touched = try s.lockFileChanges().contains { id, changed in
+                        held[id].map { $0 != changed } ?? false
+                    }
                     let inFlight = await s.sandbox.requestsInFlight
                     return touched && inFlight == 17
                 }
@@ -256,7 +292,9 @@ extension OAuthBinaryTests {
                 for result in results { #expect(result.code == 0, "\(result.err)") }
                 #expect(results[2].err.contains("Refreshed '\(loner)'"), "\(results[2].err)")
                 let reports = results.prefix(2).map { jsonObject($0.out) }
-                for report in reports { #expect((report["refreshed"] as? Int ?? -100) + (report["fresh"] as? Int ?? -100) == 20) }
+                for report in reports {
+                    #expect((report["refreshed"] as? Int ?? -100) + (report["fresh"] as? Int ?? -100) == 20)
+                }
                 #expect(reports.map { $0["refreshed"] as? Int ?? -100 }.reduce(0, +) == 19)
                 #expect(await s.refreshTokensNotUsedOnce(pairs) == [])
                 var counters = await s.sandbox.counters
@@ -269,13 +307,17 @@ extension OAuthBinaryTests {
                 #expect(next.code == 0, "\(next.err)")
                 #expect(jsonObject(next.out)["refreshed"] as? Int == 20)
                 var chains: [String: [Int]] = [:]
-                for (name, pair) in pairs { chains[name] = await s.sandbox.rotationChain(from: pair.refresh).map(\.uses) }
+                for (name, pair) in pairs {
+                    chains[name] = await s.sandbox.rotationChain(from: pair.refresh).map(\.uses)
+                }
                 #expect(chains.filter { $0.value != [1, 1, 0] } == [:])
                 counters = await s.sandbox.counters
                 #expect(counters.successfulRefreshes == 40)
                 #expect(counters.rotatedRefreshTokenReuses == 0)
                 s.expectNoSecrets(results.map { $0.err + $0.out }.joined() + next.err + next.out)
-                print("\(shape): refreshed \(reports.map { $0["refreshed"] ?? "?" }) by the two runs and 1 by refresh, peak \(counters.peakConcurrentRequests) requests at once")
+                print(
+                    "\(shape): refreshed \(reports.map { $0["refreshed"] ?? "?" }) by the two runs and 1 by refresh, peak \(counters.peakConcurrentRequests) requests at once"
+                )
             }
         }
         /// A command that ends while `refresh-all` is working (here `list`) must not take the run's commits with it.
@@ -298,7 +340,9 @@ extension OAuthBinaryTests {
                 // It tries the locks the first run holds (leaving those accounts for later) and sends 8 requests for
                 // accounts no one holds.
                 try await waitUntil("the second run tried a lock the first holds and sent 8 requests of its own") {
-                    let touched = try s.lockFileChanges().contains { id, changed in held[id].map { $0 != changed } ?? false }
+                    let touched = try s.lockFileChanges().contains { id, changed in
+                        held[id].map { $0 != changed } ?? false
+                    }
                     let inFlight = await s.sandbox.requestsInFlight
                     return touched && inFlight == 16
                 }
@@ -307,7 +351,8 @@ extension OAuthBinaryTests {
                 let b = try await offPool { try second.wait(timeout: 120) }
                 #expect(a.code == 0, "\(a.err)")
                 #expect(b.code == 0, "\(b.err)")
-                let ra = jsonObject(a.out), rb = jsonObject(b.out)
+                let ra = jsonObject(a.out)
+                let rb = jsonObject(b.out)
                 // Each account refreshed by one run and found fresh by the other.
                 #expect((ra["refreshed"] as? Int ?? -100) + (rb["refreshed"] as? Int ?? -100) == 20, "\(ra) \(rb)")
                 #expect((ra["refreshed"] as? Int ?? -100) + (ra["fresh"] as? Int ?? -100) == 20)

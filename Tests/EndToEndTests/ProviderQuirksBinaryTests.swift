@@ -1,11 +1,14 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// What sets one provider apart (docs/providers.md), from the built binary against its sandbox shape.
-    @Suite(.enabled(if: python3 != nil || MachineTools.isCI, "python3 plays the browser (under CI=true its absence fails each test)"))
+    @Suite(
+        .enabled(
+            if: python3 != nil || MachineTools.isCI,
+            "python3 plays the browser (under CI=true its absence fails each test)"))
     struct ProviderQuirks {
         /// Google gives a refresh token only with access_type=offline, and to a person who consented before only
         /// with prompt=consent too: authorizing the same person again must still store one.
@@ -13,9 +16,13 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.withProvider(.google) { s in
                 let first = try await s.authorize("alice")
                 #expect(first.code == 0, "\(first.err)")
-                let url = try #require(first.err.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-                    .first { $0.hasPrefix(s.base.absoluteString + "/o/oauth2/v2/auth?") })
-                let query = Dictionary(uniqueKeysWithValues: (URLComponents(string: url)?.queryItems ?? []).map { ($0.name, $0.value ?? "") })
+                let url = try #require(
+                    first.err.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                        .first { $0.hasPrefix(s.base.absoluteString + "/o/oauth2/v2/auth?") })
+                let query = Dictionary(
+                    uniqueKeysWithValues: (URLComponents(string: url)?.queryItems ?? []).map {
+                        ($0.name, $0.value ?? "")
+                    })
                 #expect(query["access_type"] == "offline")
                 #expect(query["prompt"] == "consent")
                 let again = try await s.authorize("alice")
@@ -33,9 +40,11 @@ extension OAuthBinaryTests {
         /// `--tenant organizations` is the tenant of every request, and `--public-client` sends no secret (the
         /// sandbox client's secret is one tokenvault never saw: any secret sent, even an empty one, is refused).
         @Test func microsoftTenantAndPublicClient() async throws {
-            try await SandboxWorkspace.withProvider(.microsoft, publicClient: true, clockFollowsRealTime: true,
-                                                    addArguments: ["--tenant", "organizations"],
-                                                    configure: { $0.devicePollInterval = 1 }) { s in
+            try await SandboxWorkspace.withProvider(
+                .microsoft, publicClient: true, clockFollowsRealTime: true,
+                addArguments: ["--tenant", "organizations"],
+                configure: { $0.devicePollInterval = 1 }
+            ) { s in
                 let integration = try await s.integrationShown()
                 #expect(integration["provider_options"] as? [String: String] == ["tenant": "organizations"])
                 let alice = try await s.authorize("alice")
@@ -48,7 +57,10 @@ extension OAuthBinaryTests {
                 #expect(!refreshed.err.contains("client_secret"), "\(refreshed.err)")
                 #expect(!refreshed.err.localizedCaseInsensitiveContains("authorization: basic"), "\(refreshed.err)")
                 let counters = await s.sandbox.counters
-                let endpoints = ["GET /{tenant}/oauth2/v2.0/authorize", "POST /{tenant}/oauth2/v2.0/token", "POST /{tenant}/oauth2/v2.0/devicecode"]
+                let endpoints = [
+                    "GET /{tenant}/oauth2/v2.0/authorize", "POST /{tenant}/oauth2/v2.0/token",
+                    "POST /{tenant}/oauth2/v2.0/devicecode",
+                ]
                 let total = endpoints.map { counters.requestsByEndpoint[$0, default: 0] }.reduce(0, +)
                 #expect(counters.requestsByEndpoint["GET /{tenant}/oauth2/v2.0/authorize"] == 1)
                 #expect(counters.requestsByEndpoint["POST /{tenant}/oauth2/v2.0/devicecode"] == 1)
@@ -61,8 +73,10 @@ extension OAuthBinaryTests {
         /// A GitHub OAuth app: tokens that never expire and no refresh token. The account is `no-refresh` and
         /// `refresh-all` skips it without asking GitHub anything.
         @Test func githubOAuthAppAccountIsNoRefreshAndSkipped() async throws {
-            try await SandboxWorkspace.withProvider(.github, addArguments: ["--scopes", "repo read:user"],
-                                                    configure: { $0.githubOAuthApp = true }) { s in
+            try await SandboxWorkspace.withProvider(
+                .github, addArguments: ["--scopes", "repo read:user"],
+                configure: { $0.githubOAuthApp = true }
+            ) { s in
                 #expect(try await s.integrationShown()["scopes"] as? [String] == ["repo", "read:user"])
                 let alice = try await s.authorize("alice")
                 #expect(alice.code == 0, "\(alice.err)")
@@ -85,11 +99,15 @@ extension OAuthBinaryTests {
         /// for JSON, so a proxy that drops `Accept` stands for a GitHub that ignores it: the form is read as well.
         @Test func githubFormEncodedTokenAnswersAreRead() async throws {
             try await SandboxWorkspace.withProvider(.github, add: false) { s in
-                let proxy = try await RequestLogProxy.start(in: s.ws, upstream: s.base, basePath: "", dropping: ["accept"])
+                let proxy = try await RequestLogProxy.start(
+                    in: s.ws, upstream: s.base, basePath: "", dropping: ["accept"])
                 defer { proxy.stop() }
-                let added = try await s.run(["add", "github", "--provider", "github", "--client-id", s.clientId,
-                                             "--redirect-uri", s.redirect, "--api-base", proxy.base, "--client-secret-stdin"],
-                                            stdin: s.clientSecret)
+                let added = try await s.run(
+                    [
+                        "add", "github", "--provider", "github", "--client-id", s.clientId,
+                        "--redirect-uri", s.redirect, "--api-base", proxy.base, "--client-secret-stdin",
+                    ],
+                    stdin: s.clientSecret)
                 #expect(added.code == 0, "\(added.err)")
                 let alice = try await s.authorize("alice")
                 #expect(alice.code == 0, "\(alice.err)")
@@ -125,10 +143,15 @@ extension OAuthBinaryTests {
         /// A discovery document naming another issuer is refused at `add` (OpenID Connect Discovery §4.3): exit 6,
         /// nothing stored.
         @Test func genericDiscoveryWithAnotherIssuerIsRefused() async throws {
-            try await SandboxWorkspace.withProvider(.oidc, add: false, configure: { $0.discoveryIssuer = "https://sso.example.com" }) { s in
+            try await SandboxWorkspace.withProvider(
+                .oidc, add: false, configure: { $0.discoveryIssuer = "https://sso.example.com" }
+            ) { s in
                 let added = try await s.addProvider()
                 #expect(added.code == 6, "\(added.err)")
-                #expect(added.err.contains("the discovery document names the issuer https://sso.example.com, not \(s.base.absoluteString); refusing it (OpenID Connect Discovery §4.3)"), "\(added.err)")
+                #expect(
+                    added.err.contains(
+                        "the discovery document names the issuer https://sso.example.com, not \(s.base.absoluteString); refusing it (OpenID Connect Discovery §4.3)"
+                    ), "\(added.err)")
                 #expect(await s.sandbox.requests(to: "GET /.well-known/openid-configuration") == 1)
                 let integrations = try await s.run(["integrations", "--json"])
                 #expect(jsonObjects(integrations.out).isEmpty)
@@ -140,7 +163,9 @@ extension OAuthBinaryTests {
         /// document that adds a `/` was accepted. Now it is refused with the spelling to give, which then works.
         @Test func genericDiscoveryIssuerMustMatchToTheTrailingSlash() async throws {
             try await SandboxWorkspace.withProvider(.oidc, add: false) { s in
-                let given = s.base.absoluteString.hasSuffix("/") ? String(s.base.absoluteString.dropLast()) : s.base.absoluteString
+                let given =
+                    s.base.absoluteString.hasSuffix("/")
+                    ? String(s.base.absoluteString.dropLast()) : s.base.absoluteString
                 await s.sandbox.updateConfiguration { $0.discoveryIssuer = given + "/" }
                 let refused = try await s.addProvider(["--issuer", given])
                 #expect(refused.code == 6, "\(refused.err)")
@@ -163,7 +188,8 @@ extension OAuthBinaryTests {
                 let seconds = Date().timeIntervalSince(started)
                 #expect(alice.code == 6, "\(alice.err)")
                 // The 401's body arrives too (URLSession on Linux withheld it), so the provider's description is quoted.
-                let refusal = "the provider does not recognise the integration's client id and secret (Client authentication failed); check them with `tokenvault integrations`, and set the right secret with `tokenvault integration edit NAME --client-secret-stdin`"
+                let refusal =
+                    "the provider does not recognise the integration's client id and secret (Client authentication failed); check them with `tokenvault integrations`, and set the right secret with `tokenvault integration edit NAME --client-secret-stdin`"
                 #expect(alice.err.contains("tokenvault: error: " + refusal), "\(alice.err)")
                 #expect(seconds < 20, "the code exchange took \(seconds) s")
                 #expect(try await s.listed().isEmpty)
@@ -173,7 +199,8 @@ extension OAuthBinaryTests {
                 let refresh = try await s.run(["refresh", "bob"])
                 #expect(Date().timeIntervalSince(refreshStarted) < 20)
                 #expect(refresh.code == 6, "\(refresh.err)")
-                #expect(refresh.err.contains("tokenvault: error: refreshing 'bob' failed: " + refusal), "\(refresh.err)")
+                #expect(
+                    refresh.err.contains("tokenvault: error: refreshing 'bob' failed: " + refusal), "\(refresh.err)")
                 #expect(try await s.listed()["bob"]?["state"] as? String == "expiring")
                 #expect(await s.sandbox.isRefreshTokenValid(pairs["bob"]!.refresh))
                 s.expectNoSecrets(alice.err + refresh.err, also: ["cs-not-the-right-one"])

@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 /// What the provider tests know about each sandbox shape: the preset that talks to it and what to expect of it.
 extension ProviderShape {
@@ -70,14 +70,18 @@ extension SandboxWorkspace {
         let redirect = "http://127.0.0.1:\(freePort())/callback"
         var configuration = SandboxConfiguration(
             shape: shape,
-            clients: [.init(clientId: clientId, clientSecret: secret, redirectURIs: [redirect], scopes: shape.registeredScopes,
-                            isPublic: publicClient)],
+            clients: [
+                .init(
+                    clientId: clientId, clientSecret: secret, redirectURIs: [redirect], scopes: shape.registeredScopes,
+                    isPublic: publicClient)
+            ],
             users: [.sample, .second])
         configure(&configuration)
         let sandbox = ProviderSandbox(configuration: configuration, clockFollowsRealTime: clockFollowsRealTime)
         let base = try await sandbox.start()
-        let s = SandboxWorkspace(sandbox: sandbox, base: base, clientId: clientId, clientSecret: secret, redirect: redirect,
-                                 shape: shape, isPublicClient: publicClient)
+        let s = SandboxWorkspace(
+            sandbox: sandbox, base: base, clientId: clientId, clientSecret: secret, redirect: redirect,
+            shape: shape, isPublicClient: publicClient)
         do {
             try await s.expectOK(["init", "--kdf", "interactive"])
             if add {
@@ -97,7 +101,10 @@ extension SandboxWorkspace {
     /// with the client's secret on stdin (or `--public-client`) and no other choice than the preset's defaults
     /// (Slack has no default scopes: it gets the registered ones), then `extra`.
     func addProvider(_ extra: [String] = [], secret: String? = nil) async throws -> ProcessResult {
-        var arguments = ["add", shape.integration, "--provider", shape.integration, "--client-id", clientId, "--redirect-uri", redirect]
+        var arguments = [
+            "add", shape.integration, "--provider", shape.integration, "--client-id", clientId, "--redirect-uri",
+            redirect,
+        ]
         arguments += shape == .oidc ? ["--issuer", base.absoluteString] : ["--api-base", base.absoluteString]
         if shape == .slack { arguments += ["--scopes", shape.registeredScopes.joined(separator: " ")] }
         arguments += isPublicClient ? ["--public-client"] : ["--client-secret-stdin"]
@@ -123,12 +130,14 @@ extension SandboxWorkspace {
     /// the browser stand-in opens it (through a private page); otherwise the test opens the verification URI
     /// tokenvault showed with the user code it showed. `person` approves. Returns the run and the URI shown.
     func authorizeByDevice(_ account: String, as person: SandboxConfiguration.User = .sample) async throws
-        -> (result: ProcessResult, shown: String) {
+        -> (result: ProcessResult, shown: String)
+    {
         let personId = person.id
         await sandbox.updateConfiguration { $0.currentUserId = personId }
         let browser = try ws.browserStandIn("open")
-        let child = try start(["authorize", account, "--device", "--timeout", "30"],
-                              environment: ["BROWSER": browser])
+        let child = try start(
+            ["authorize", account, "--device", "--timeout", "30"],
+            environment: ["BROWSER": browser])
         defer { if !child.isFinished { child.signal(SIGKILL) } }
         let line = try await offPool { try child.waitForStderrLine { $0.contains("and enter the code ") } }
         _ = try await offPool { try child.waitForStderrLine { $0.hasPrefix("Waiting for approval") } }

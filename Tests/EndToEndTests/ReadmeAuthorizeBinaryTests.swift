@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 extension OAuthBinaryTests {
     /// README, "Authorize accounts" and "whoami": promises no other test checked. The paste error cases (wrong
@@ -13,16 +13,20 @@ extension OAuthBinaryTests {
                 let standIn = try s.ws.browserStandIn("follow")
                 let argvLog = s.ws.dir + "/argv.log"
                 // Records its arguments, then hands the URL (its first argument) to the stand-in.
-                let wrapper = try s.ws.write("wrapper.sh", """
+                let wrapper = try s.ws.write(
+                    "wrapper.sh",
+                    """
                     #!/bin/sh
                     printf '%s\\n' "$@" > '\(argvLog)'
                     exec \(standIn) "$1"
                     """, mode: 0o755)
                 let browser = "\(s.ws.dir)/no-such-browser --new-window:\(wrapper) %s --new-tab"
                 // PATH without xdg-open: it reads $BROWSER itself and would hide a list tokenvault failed to split.
-                let result = try await s.run(["authorize", "alice", "--timeout", "15"], environment: ["BROWSER": browser, "PATH": s.ws.dir])
+                let result = try await s.run(
+                    ["authorize", "alice", "--timeout", "15"], environment: ["BROWSER": browser, "PATH": s.ws.dir])
                 #expect(result.code == 0, "\(result.err)\nbrowser: \(s.ws.browserLog)")
-                let argv = ((try? String(contentsOfFile: argvLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+                let argv = ((try? String(contentsOfFile: argvLog, encoding: .utf8)) ?? "").split(separator: "\n").map(
+                    String.init)
                 #expect(argv.count == 2, "\(argv)")
                 #expect(argv.first?.hasPrefix("http://127.0.0.1:") == true, "%s was not replaced by the URL: \(argv)")
                 #expect(argv.last == "--new-tab", "\(argv)")
@@ -39,15 +43,24 @@ extension OAuthBinaryTests {
                 c.reportScopes = true
             }) { s in
                 let browser = try s.ws.browserStandIn("follow")
-                let result = try await s.run(["authorize", "alice", "--timeout", "30",
-                                              "--scopes", "spark:people_read meeting:admin_schedule_read"],
-                                             environment: ["BROWSER": browser])
+                let result = try await s.run(
+                    [
+                        "authorize", "alice", "--timeout", "30",
+                        "--scopes", "spark:people_read meeting:admin_schedule_read",
+                    ],
+                    environment: ["BROWSER": browser])
                 #expect(result.code == 0, "\(result.err)")
-                #expect(result.err.contains("tokenvault: warning: the provider did not grant meeting:admin_schedule_read."), "\(result.err)")
-                #expect(result.err.contains("Webex leaves meeting:admin_* scopes out of tokens of users who are not admins"), "\(result.err)")
+                #expect(
+                    result.err.contains("tokenvault: warning: the provider did not grant meeting:admin_schedule_read."),
+                    "\(result.err)")
+                #expect(
+                    result.err.contains(
+                        "Webex leaves meeting:admin_* scopes out of tokens of users who are not admins"),
+                    "\(result.err)")
                 // Everything granted: no warning.
-                let full = try await s.run(["authorize", "bob", "--timeout", "30", "--scopes", "spark:people_read"],
-                                           environment: ["BROWSER": browser])
+                let full = try await s.run(
+                    ["authorize", "bob", "--timeout", "30", "--scopes", "spark:people_read"],
+                    environment: ["BROWSER": browser])
                 #expect(full.code == 0, "\(full.err)")
                 #expect(!full.err.contains("did not grant"), "\(full.err)")
             }
@@ -56,15 +69,22 @@ extension OAuthBinaryTests {
         /// With several integrations `--integration` is needed and chooses; paste mode takes the bare code.
         @Test func integrationChoiceAndABareCodePasted() async throws {
             try await SandboxWorkspace.with { s in
-                try await s.expectOK(["add", "other", "--client-id", s.clientId, "--redirect-uri", s.redirect,
-                                      "--scopes", SandboxWorkspace.scopes.joined(separator: " "), "--api-base", s.base.absoluteString,
-                                      "--client-secret-stdin"], stdin: s.clientSecret)
+                try await s.expectOK(
+                    [
+                        "add", "other", "--client-id", s.clientId, "--redirect-uri", s.redirect,
+                        "--scopes", SandboxWorkspace.scopes.joined(separator: " "), "--api-base", s.base.absoluteString,
+                        "--client-secret-stdin",
+                    ], stdin: s.clientSecret)
                 let ambiguous = try await s.run(["authorize", "alice", "--no-browser", "--timeout", "5"])
                 #expect(ambiguous.code == 2, "\(ambiguous.err)")
-                #expect(ambiguous.err.contains("--integration other|webex") || ambiguous.err.contains("--integration webex|other"), "\(ambiguous.err)")
+                #expect(
+                    ambiguous.err.contains("--integration other|webex")
+                        || ambiguous.err.contains("--integration webex|other"), "\(ambiguous.err)")
                 #expect(await sandboxRequests(s) == 0)
 
-                let child = try s.start(["authorize", "alice", "--integration", "other", "--no-browser", "--timeout", "30"])
+                let child = try s.start([
+                    "authorize", "alice", "--integration", "other", "--no-browser", "--timeout", "30",
+                ])
                 let line = try await offPool { try child.waitForStderrLine { $0.contains("/authorize?") } }
                 let url = try #require(URL(string: line.trimmingCharacters(in: .whitespaces)))
                 let (status, headers) = try await offPool { try loopbackGET(url) }
@@ -90,7 +110,10 @@ extension OAuthBinaryTests {
                 let first = try await s.run(["whoami", "alice"])
                 #expect(first.code == 0, "\(first.err)")
                 #expect(try await s.listed()["alice"]?["email"] as? String == s.user.email)
-                await s.sandbox.updateConfiguration { $0.users[0].email = "pat.renamed@example.com"; $0.users[0].displayName = "Pat Renamed" }
+                await s.sandbox.updateConfiguration {
+                    $0.users[0].email = "pat.renamed@example.com"
+                    $0.users[0].displayName = "Pat Renamed"
+                }
                 let second = try await s.run(["whoami", "alice", "--json"])
                 #expect(second.code == 0, "\(second.err)")
                 let row = try #require(try await s.listed()["alice"])

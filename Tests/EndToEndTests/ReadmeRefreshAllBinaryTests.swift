@@ -1,11 +1,13 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 import TokenVaultTestSupport
 
 /// Pairs for `import --batch` whose access tokens last `expiresIn` seconds (the sandbox issued them).
-func importLines(_ s: SandboxWorkspace, _ accounts: [(name: String, expiresIn: Int)]) async throws -> (lines: String, pairs: [String: (access: String, refresh: String)]) {
+func importLines(_ s: SandboxWorkspace, _ accounts: [(name: String, expiresIn: Int)]) async throws -> (
+    lines: String, pairs: [String: (access: String, refresh: String)]
+) {
     var lines: [String] = []
     var pairs: [String: (access: String, refresh: String)] = [:]
     for (name, expiresIn) in accounts {
@@ -20,8 +22,9 @@ func importLines(_ s: SandboxWorkspace, _ accounts: [(name: String, expiresIn: I
 
 /// A JSON object from the binary's stdout, or a test failure (never an empty object that negative checks pass on).
 func requireJSON(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
-    let object = try #require((try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
-                              "not a JSON object: \(text)", sourceLocation: sourceLocation)
+    let object = try #require(
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any],
+        "not a JSON object: \(text)", sourceLocation: sourceLocation)
     return object
 }
 
@@ -54,14 +57,19 @@ extension OAuthBinaryTests {
                 #expect(Date().timeIntervalSince(started) < 30, "waited for a Retry-After over 300 s")
                 #expect(mixed.code == 5, "needs-reauth and failed: 5 wins\n\(mixed.err)")
                 let report = try requireJSON(mixed.out)
-                let rows = Dictionary(uniqueKeysWithValues: (report["accounts"] as? [[String: Any]] ?? []).map { ($0["account"] as? String ?? "", $0) })
+                let rows = Dictionary(
+                    uniqueKeysWithValues: (report["accounts"] as? [[String: Any]] ?? []).map {
+                        ($0["account"] as? String ?? "", $0)
+                    })
                 #expect(rows["a"]?["status"] as? String == "needs-reauth")
                 #expect(rows["b"]?["status"] as? String == "failed")
                 #expect(rows["c"]?["status"] as? String == "refreshed")
                 #expect((rows["b"]?["tracking_id"] as? String)?.hasPrefix("SANDBOX_") == true, "\(rows["b"] ?? [:])")
                 #expect(rows["b"]?["error"] is String)
                 #expect(mixed.err.contains("tokenvault: b: refresh failed: "), "\(mixed.err)")
-                #expect(await s.sandbox.requests(to: "POST /v1/access_token") == 3, "a Retry-After over 300 s is not retried")
+                #expect(
+                    await s.sandbox.requests(to: "POST /v1/access_token") == 3,
+                    "a Retry-After over 300 s is not retried")
                 #expect(await s.sandbox.counters.tooManyRequestsAnswered == 1)
 
                 // c's name edited in the file: its sealed values no longer open. 7 wins over 5 and 6.
@@ -69,8 +77,11 @@ extension OAuthBinaryTests {
                 let tampered = try await s.run(arguments)
                 #expect(tampered.code == 7, "\(tampered.err)")
                 let rows2 = (try requireJSON(tampered.out)["accounts"] as? [[String: Any]] ?? [])
-                #expect(rows2.map { $0["status"] as? String ?? "" }.sorted() == ["failed", "failed", "needs-reauth"], "\(rows2)")
-                #expect(await s.sandbox.uses(ofRefreshToken: pairs["a"]!.refresh) == 1, "needs-reauth is not sent again")
+                #expect(
+                    rows2.map { $0["status"] as? String ?? "" }.sorted() == ["failed", "failed", "needs-reauth"],
+                    "\(rows2)")
+                #expect(
+                    await s.sandbox.uses(ofRefreshToken: pairs["a"]!.refresh) == 1, "needs-reauth is not sent again")
 
                 // Only provider failures: 6.
                 try sqlite(s.ws.vault, "UPDATE account SET name = 'c' WHERE name = 'c2'")
@@ -80,7 +91,8 @@ extension OAuthBinaryTests {
                 #expect(failed.code == 6, "\(failed.err)")
                 let summary = try requireJSON(failed.out)
                 #expect(summary["failed"] as? Int == 2 && summary["refreshed"] as? Int == 0, "\(summary)")
-                s.expectNoSecrets(mixed.out + mixed.err + tampered.err + failed.err, also: [pairs["b"]!.refresh, pairs["c"]!.refresh])
+                s.expectNoSecrets(
+                    mixed.out + mixed.err + tampered.err + failed.err, also: [pairs["b"]!.refresh, pairs["c"]!.refresh])
             }
         }
 
@@ -138,7 +150,8 @@ extension OAuthBinaryTests {
                 #expect(result.code == 0, "\(result.err)")
                 let warning = result.err.split(separator: "\n").first { $0.hasPrefix("tokenvault: warning: ") }
                 #expect(warning?.contains("short") == true, "\(result.err)")
-                #expect(!result.err.contains("done:"), "a progress line without a terminal: \(result.err.debugDescription)")
+                #expect(
+                    !result.err.contains("done:"), "a progress line without a terminal: \(result.err.debugDescription)")
                 #expect(!result.err.contains("\r"))
                 let row = try #require((try requireJSON(result.out)["accounts"] as? [[String: Any]])?.first)
                 #expect(row["status"] as? String == "refreshed")
@@ -166,7 +179,9 @@ extension OAuthBinaryTests {
                 try await s.importAccounts(["p1", "p2", "p3"])
                 // An access token alone: skipped, and counted the same way by the progress line and the summary
                 // (the line said 3/3 done while the summary said "of 4").
-                try await s.expectOK(["import", "p4", "--integration", "webex"], stdin: tokenJSON(access: generatedToken(), refresh: nil))
+                try await s.expectOK(
+                    ["import", "p4", "--integration", "webex"], stdin: tokenJSON(access: generatedToken(), refresh: nil)
+                )
                 var env = s.ws.environment
                 env["TERM"] = "xterm"
                 let tmux = try Tmux(command: "/bin/sh", environment: env)
@@ -174,7 +189,10 @@ extension OAuthBinaryTests {
                 try tmux.type("\(tokenvaultBinary) refresh-all --skip-recent 0; echo EXIT=$?")
                 let (code, screen) = try await offPool { try tmux.waitForExit("EXIT") }
                 #expect(code == 0, "\(screen)")
-                #expect(screen.contains("refresh-all: 4/4 done: 3 refreshed, 0 fresh, 0 need re-authorization, 0 failed, 1 skipped (no refresh token)"), "\(screen)")
+                #expect(
+                    screen.contains(
+                        "refresh-all: 4/4 done: 3 refreshed, 0 fresh, 0 need re-authorization, 0 failed, 1 skipped (no refresh token)"
+                    ), "\(screen)")
                 #expect(screen.contains("refresh-all: 3 refreshed, 0 already fresh"), "\(screen)")
                 #expect(screen.contains("1 skipped (no refresh token), of 4 in"), "\(screen)")
             }

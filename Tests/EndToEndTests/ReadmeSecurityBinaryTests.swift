@@ -1,14 +1,18 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 import TokenVaultTestSupport
 
 /// `sh -c` running the binary with `args`, descriptor 3 opened on `fd3` (for `--passphrase-fd 3`).
-func runWithFD3(_ ws: Workspace, _ arguments: [String], fd3: String, environment extra: [String: String?] = [:]) throws -> ProcessResult {
+func runWithFD3(_ ws: Workspace, _ arguments: [String], fd3: String, environment extra: [String: String?] = [:]) throws
+    -> ProcessResult
+{
     var env = ws.environment
     for (k, v) in extra { env[k] = v }
-    return try runProcess("/bin/sh", ["-c", "f=$1; shift; exec \"$0\" \"$@\" 3< \"$f\"", tokenvaultBinary, fd3] + arguments, environment: env)
+    return try runProcess(
+        "/bin/sh", ["-c", "f=$1; shift; exec \"$0\" \"$@\" 3< \"$f\"", tokenvaultBinary, fd3] + arguments,
+        environment: env)
 }
 
 /// Every request the sandbox has answered.
@@ -19,7 +23,9 @@ func sandboxRequests(_ s: SandboxWorkspace) async -> Int {
 /// `Max core file size` from /proc/PID/limits: soft and hard, as printed.
 func coreLimit(_ pid: pid_t) -> String? {
     guard let limits = try? String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8) else { return nil }
-    guard let line = limits.split(separator: "\n").first(where: { $0.hasPrefix("Max core file size") }) else { return nil }
+    guard let line = limits.split(separator: "\n").first(where: { $0.hasPrefix("Max core file size") }) else {
+        return nil
+    }
     return line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).prefix(2).joined(separator: " ")
 }
 
@@ -50,18 +56,27 @@ extension OAuthBinaryTests {
                 let crlf = try ws.write("crlf", Workspace.passphrase + "\r\n")
                 let verify = ["audit", "--verify", "--passphrase-fd", "3"]
                 let cases: [(fd: String, file: String?, env: String?, code: Int32)] = [
-                    (right, wrong, "nope", 0),                      // the descriptor wins over both
-                    (wrong, right, Workspace.passphrase, 3),        // ... even when it is wrong
+                    (right, wrong, "nope", 0),  // the descriptor wins over both
+                    (wrong, right, Workspace.passphrase, 3),  // ... even when it is wrong
                 ]
                 for c in cases {
-                    let result = try await offPool { try runWithFD3(ws, verify, fd3: c.fd, environment: ["TOKENVAULT_PASSPHRASE_FILE": c.file, "TOKENVAULT_PASSPHRASE": c.env]) }
+                    let result = try await offPool {
+                        try runWithFD3(
+                            ws, verify, fd3: c.fd,
+                            environment: ["TOKENVAULT_PASSPHRASE_FILE": c.file, "TOKENVAULT_PASSPHRASE": c.env])
+                    }
                     #expect(result.code == c.code, "fd \(c.fd == right ? "right" : "wrong"): \(result.err)")
                 }
-                let fileWins = try await s.run(["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE_FILE": right, "TOKENVAULT_PASSPHRASE": "nope"])
+                let fileWins = try await s.run(
+                    ["audit", "--verify"],
+                    environment: ["TOKENVAULT_PASSPHRASE_FILE": right, "TOKENVAULT_PASSPHRASE": "nope"])
                 #expect(fileWins.code == 0, "\(fileWins.err)")
-                let fileWrong = try await s.run(["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE_FILE": wrong])
+                let fileWrong = try await s.run(
+                    ["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE_FILE": wrong])
                 #expect(fileWrong.code == 3, "the file comes before the environment: \(fileWrong.err)")
-                let carriageReturn = try await s.run(["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE_FILE": crlf, "TOKENVAULT_PASSPHRASE": nil])
+                let carriageReturn = try await s.run(
+                    ["audit", "--verify"],
+                    environment: ["TOKENVAULT_PASSPHRASE_FILE": crlf, "TOKENVAULT_PASSPHRASE": nil])
                 #expect(carriageReturn.code == 0, "a trailing \\r is dropped: \(carriageReturn.err)")
             }
         }
@@ -89,13 +104,18 @@ extension OAuthBinaryTests {
             let link = ws.dir + "/link"
             try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: real)
             let noEnv: [String: String?] = ["TOKENVAULT_PASSPHRASE": nil]
-            #expect(try ws.tokenvault(["audit", "--verify"], environment: noEnv.merging(["TOKENVAULT_PASSPHRASE_FILE": real]) { $1 }).code == 0)
-            let linked = try ws.tokenvault(["audit", "--verify"], environment: noEnv.merging(["TOKENVAULT_PASSPHRASE_FILE": link]) { $1 })
+            #expect(
+                try ws.tokenvault(
+                    ["audit", "--verify"], environment: noEnv.merging(["TOKENVAULT_PASSPHRASE_FILE": real]) { $1 }
+                ).code == 0)
+            let linked = try ws.tokenvault(
+                ["audit", "--verify"], environment: noEnv.merging(["TOKENVAULT_PASSPHRASE_FILE": link]) { $1 })
             #expect(linked.code == 3, "\(linked.err)")
             #expect(linked.err.contains("symbolic link"), "\(linked.err)")
             guard geteuid() == 0 else { return }  // chown to another uid needs root
             chown(real, uid_t(MachineSupport.otherUID), gid_t(MachineSupport.otherUID))
-            let foreign = try ws.tokenvault(["audit", "--verify"], environment: noEnv.merging(["TOKENVAULT_PASSPHRASE_FILE": real]) { $1 })
+            let foreign = try ws.tokenvault(
+                ["audit", "--verify"], environment: noEnv.merging(["TOKENVAULT_PASSPHRASE_FILE": real]) { $1 })
             #expect(foreign.code == 3, "\(foreign.err)")
             #expect(!foreign.err.contains(Workspace.passphrase))
         }
@@ -105,7 +125,10 @@ extension OAuthBinaryTests {
         @Test func routingFieldsAreBoundToTheSealedSecret() async throws {
             try await SandboxWorkspace.with { s in
                 try await s.importAccounts(["alice"])
-                for (column, value) in [("client_id", "Cattacker"), ("redirect_uri", "http://127.0.0.1:1/elsewhere"), ("provider", "webex2")] {
+                for (column, value) in [
+                    ("client_id", "Cattacker"), ("redirect_uri", "http://127.0.0.1:1/elsewhere"),
+                    ("provider", "webex2"),
+                ] {
                     let original = try sqlite(s.ws.vault, "SELECT \(column) FROM integration WHERE name = 'webex'")
                     try sqlite(s.ws.vault, "UPDATE integration SET \(column) = '\(value)' WHERE name = 'webex'")
                     let sent = await sandboxRequests(s)
@@ -126,22 +149,42 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 try await s.importAccounts(["alice"])
                 // A control: the wrapper does raise the limit.
-                let control = try BackgroundProcess(withCoreDumpsAllowed[0], Array(withCoreDumpsAllowed.dropFirst()) + ["sleep", "30"], environment: s.ws.environment)
-                defer { control.signal(SIGKILL); _ = try? control.wait(timeout: 5) }
+                let control = try BackgroundProcess(
+                    withCoreDumpsAllowed[0], Array(withCoreDumpsAllowed.dropFirst()) + ["sleep", "30"],
+                    environment: s.ws.environment)
+                defer {
+                    control.signal(SIGKILL)
+                    _ = try? control.wait(timeout: 5)
+                }
                 #expect(try await waitForCmdline(control.pid, prefix: "sleep\0"))
-                try #require(coreLimit(control.pid) == "unlimited unlimited", "the wrapper did not raise the core limit: \(coreLimit(control.pid) ?? "?")")
+                try #require(
+                    coreLimit(control.pid) == "unlimited unlimited",
+                    "the wrapper did not raise the core limit: \(coreLimit(control.pid) ?? "?")")
 
                 // The exec'd program inherits 0.
-                let child = try BackgroundProcess(withCoreDumpsAllowed[0], Array(withCoreDumpsAllowed.dropFirst()) + [tokenvaultBinary, "exec", "alice", "--", "sleep", "30"],
-                                                  environment: s.ws.environment)
-                defer { child.signal(SIGKILL); _ = try? child.wait(timeout: 5) }
-                #expect(try await waitForCmdline(child.pid, prefix: "sleep\0"), "exec did not start sleep: \(child.err)")
+                let child = try BackgroundProcess(
+                    withCoreDumpsAllowed[0],
+                    Array(withCoreDumpsAllowed.dropFirst()) + [tokenvaultBinary, "exec", "alice", "--", "sleep", "30"],
+                    environment: s.ws.environment)
+                defer {
+                    child.signal(SIGKILL)
+                    _ = try? child.wait(timeout: 5)
+                }
+                #expect(
+                    try await waitForCmdline(child.pid, prefix: "sleep\0"), "exec did not start sleep: \(child.err)")
                 #expect(coreLimit(child.pid) == "0 0", "the exec'd program: \(coreLimit(child.pid) ?? "?")")
 
                 // tokenvault itself, waiting for a paste.
-                let waiting = try BackgroundProcess(withCoreDumpsAllowed[0], Array(withCoreDumpsAllowed.dropFirst()) + [tokenvaultBinary, "authorize", "bob", "--no-browser", "--timeout", "60"],
-                                                    environment: s.ws.environment)
-                defer { waiting.signal(SIGKILL); _ = try? waiting.wait(timeout: 5) }
+                let waiting = try BackgroundProcess(
+                    withCoreDumpsAllowed[0],
+                    Array(withCoreDumpsAllowed.dropFirst()) + [
+                        tokenvaultBinary, "authorize", "bob", "--no-browser", "--timeout", "60",
+                    ],
+                    environment: s.ws.environment)
+                defer {
+                    waiting.signal(SIGKILL)
+                    _ = try? waiting.wait(timeout: 5)
+                }
                 _ = try await offPool { try waiting.waitForStderrLine { $0.contains("Paste the URL") } }
                 #expect(coreLimit(waiting.pid) == "0 0", "tokenvault: \(coreLimit(waiting.pid) ?? "?")")
                 // Not dumpable: the kernel hands its /proc files to root (a dumpable process's stay its owner's).
@@ -149,23 +192,38 @@ extension OAuthBinaryTests {
                 if MachineSupport.secondUser, let setpriv = MachineSupport.setpriv {
                     let otherDir = "/tmp/tokenvault-e2e-other-\(UUID().uuidString)"
                     defer { try? FileManager.default.removeItem(atPath: otherDir) }
-                    let asOther = try BackgroundProcess(setpriv, ["--reuid=\(MachineSupport.otherUID)", "--regid=\(MachineSupport.otherUID)", "--clear-groups",
-                                                                  tokenvaultBinary, "init", "--kdf", "interactive", "--vault", otherDir + "/vault.db", "--passphrase-fd", "0"],
-                                                        environment: s.ws.environment)
-                    defer { asOther.signal(SIGKILL); _ = try? asOther.wait(timeout: 5) }
+                    let asOther = try BackgroundProcess(
+                        setpriv,
+                        [
+                            "--reuid=\(MachineSupport.otherUID)", "--regid=\(MachineSupport.otherUID)",
+                            "--clear-groups",
+                            tokenvaultBinary, "init", "--kdf", "interactive", "--vault", otherDir + "/vault.db",
+                            "--passphrase-fd", "0",
+                        ],
+                        environment: s.ws.environment)
+                    defer {
+                        asOther.signal(SIGKILL)
+                        _ = try? asOther.wait(timeout: 5)
+                    }
                     // Blocked reading the passphrase from its stdin (a pipe left open): wait for that state.
                     let deadline = Date().addingTimeInterval(20)
                     var state = ""
                     while Date() < deadline {
-                        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(asOther.pid)/task")) ?? []
-                        state = tasks.map { String(decoding: fileBytes("/proc/\(asOther.pid)/task/\($0)/wchan"), as: UTF8.self) }.joined(separator: " ")
+                        let tasks =
+                            (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(asOther.pid)/task")) ?? []
+                        state = tasks.map {
+                            String(decoding: fileBytes("/proc/\(asOther.pid)/task/\($0)/wchan"), as: UTF8.self)
+                        }.joined(separator: " ")
                         if state.contains("pipe_read") || state.contains("pipe_wait") { break }
                         try await Task.sleep(for: .milliseconds(20))
                     }
                     #expect(state.contains("pipe"), "not waiting on its stdin: \(state) \(asOther.err)")
                     var info = stat()
                     #expect(stat("/proc/\(asOther.pid)/environ", &info) == 0)
-                    #expect(info.st_uid == 0, "/proc/PID/environ of a uid-\(MachineSupport.otherUID) tokenvault belongs to uid \(info.st_uid): it is dumpable")
+                    #expect(
+                        info.st_uid == 0,
+                        "/proc/PID/environ of a uid-\(MachineSupport.otherUID) tokenvault belongs to uid \(info.st_uid): it is dumpable"
+                    )
                 }
             }
         }
@@ -176,13 +234,20 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 try await s.importAccounts(["remote", "expired"])
                 // A token without identity:tokens_write, imported without a scope field (scopes unknown): tried, refused.
-                let refused = try await s.sandbox.issueTokenPair(clientId: s.clientId, userId: s.user.id, scopes: ["spark:kms"])
-                try await s.expectOK(["import", "refused", "--integration", "webex"], stdin: tokenJSON(access: refused.accessToken, refresh: refused.refreshToken))
-                try sqlite(s.ws.vault, "UPDATE account SET access_expires_at = \(Date().timeIntervalSince1970 - 60) WHERE name = 'expired'")
+                let refused = try await s.sandbox.issueTokenPair(
+                    clientId: s.clientId, userId: s.user.id, scopes: ["spark:kms"])
+                try await s.expectOK(
+                    ["import", "refused", "--integration", "webex"],
+                    stdin: tokenJSON(access: refused.accessToken, refresh: refused.refreshToken))
+                try sqlite(
+                    s.ws.vault,
+                    "UPDATE account SET access_expires_at = \(Date().timeIntervalSince1970 - 60) WHERE name = 'expired'"
+                )
 
                 let expired = try await s.run(["revoke", "expired"])
                 #expect(expired.code == 0, "\(expired.err)")
-                #expect(await s.sandbox.requests(to: "DELETE /v1/authorizations") == 0, "an expired access token was sent")
+                #expect(
+                    await s.sandbox.requests(to: "DELETE /v1/authorizations") == 0, "an expired access token was sent")
                 #expect(try await s.auditEvents("expired").last?["event"] as? String == "revoked")
 
                 // The refused one first: the remote revoke ends every grant of the same person and integration.
@@ -192,12 +257,18 @@ extension OAuthBinaryTests {
                     let result = try await s.run(["revoke", name])
                     // A refused revocation still removes the pair, but exits 6: the tokens stay valid there.
                     #expect(result.code == (name == "refused" ? 6 : 0), "\(name): \(result.err)")
-                    #expect(await s.sandbox.requests(to: "DELETE /v1/authorizations") == before + 1, "\(name): not asked at the provider")
-                    #expect(sealedBytesGone(s.ws.vault, blobs), "\(name): sealed bytes are still in the vault file or its WAL")
+                    #expect(
+                        await s.sandbox.requests(to: "DELETE /v1/authorizations") == before + 1,
+                        "\(name): not asked at the provider")
+                    #expect(
+                        sealedBytesGone(s.ws.vault, blobs),
+                        "\(name): sealed bytes are still in the vault file or its WAL")
                     #expect(try await s.auditEvents(name).last?["event"] as? String == "revoked")
                     #expect(try await s.run(["token", name]).code == 4)
                     if name == "refused" {
-                        #expect(await s.sandbox.isRefreshTokenValid(refused.refreshToken), "the provider refused: the grant stays")
+                        #expect(
+                            await s.sandbox.isRefreshTokenValid(refused.refreshToken),
+                            "the provider refused: the grant stays")
                         #expect(result.err.contains("tokenvault: hint:"), "\(result.err)")
                     }
                 }

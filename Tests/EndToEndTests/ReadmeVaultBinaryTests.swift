@@ -1,14 +1,15 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 /// The bytes of a file, or empty when it is missing.
 func fileBytes(_ path: String) -> Data { (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data() }
 
 /// The sealed blobs of an account (access and refresh), as bytes, read with SQL.
 func sealedBlobs(_ vault: String, account: String) throws -> [Data] {
-    let hex = try sqlite(vault, "SELECT hex(access_token_sealed), hex(refresh_token_sealed) FROM account WHERE name = '\(account)'")
+    let hex = try sqlite(
+        vault, "SELECT hex(access_token_sealed), hex(refresh_token_sealed) FROM account WHERE name = '\(account)'")
     return hex.split(separator: "|").map { field in
         var data = Data()
         var index = field.startIndex
@@ -76,7 +77,10 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 let good = try await importLines(s, [("one", 3600), ("two", 3600)])
                 let lines = good.lines.split(separator: "\n").map(String.init)
-                let bad = lines[0] + "\n" + #"{"account":"three","access_token":"has space","expires_in":3600,"token_type":"Bearer"}"# + "\n" + lines[1] + "\n"
+                let bad =
+                    lines[0] + "\n"
+                    + #"{"account":"three","access_token":"has space","expires_in":3600,"token_type":"Bearer"}"# + "\n"
+                    + lines[1] + "\n"
                 let refused = try await s.run(["import", "--batch", "--integration", "webex"], stdin: bad)
                 #expect(refused.code != 0, "\(refused.err)")
                 #expect(try await s.listed().isEmpty, "a refused batch stored something")
@@ -84,12 +88,15 @@ extension OAuthBinaryTests {
                 #expect(try await s.run(["audit", "one", "--json"]).code == 4)
                 // No passphrase source at all: bad input is reported as such, not as a missing passphrase (3).
                 let noPassphrase: [String: String?] = ["TOKENVAULT_PASSPHRASE": nil]
-                let unchecked = try await s.run(["import", "--batch", "--integration", "webex"], stdin: bad, environment: noPassphrase)
+                let unchecked = try await s.run(
+                    ["import", "--batch", "--integration", "webex"], stdin: bad, environment: noPassphrase)
                 #expect(unchecked.code == refused.code, "\(unchecked.err)")
-                let garbage = try await s.run(["import", "one", "--integration", "webex"], stdin: "{not json", environment: noPassphrase)
+                let garbage = try await s.run(
+                    ["import", "one", "--integration", "webex"], stdin: "{not json", environment: noPassphrase)
                 #expect(garbage.code == 2, "\(garbage.err)")
                 // Good input without a passphrase source: now it is the passphrase.
-                let valid = try await s.run(["import", "--batch", "--integration", "webex"], stdin: good.lines, environment: noPassphrase)
+                let valid = try await s.run(
+                    ["import", "--batch", "--integration", "webex"], stdin: good.lines, environment: noPassphrase)
                 #expect(valid.code == 3, "\(valid.err)")
                 try await s.expectOK(["import", "--batch", "--integration", "webex"], stdin: good.lines)
                 #expect(try await s.listed().keys.sorted() == ["one", "two"])
@@ -112,7 +119,9 @@ extension OAuthBinaryTests {
                 #expect(head.count == 64 && head.allSatisfy(\.isHexDigit), "\(head)")
                 #expect(try await s.run(["audit", "--verify", "--expect-head", head]).code == 0)
                 // A changed entry: intact false, the problem listed, exit 7.
-                try sqlite(s.ws.vault, "DROP TRIGGER audit_entry_no_update; UPDATE audit_entry SET outcome = 'edited' WHERE seq = 1")
+                try sqlite(
+                    s.ws.vault,
+                    "DROP TRIGGER audit_entry_no_update; UPDATE audit_entry SET outcome = 'edited' WHERE seq = 1")
                 let edited = try await s.run(["audit", "--verify", "--json"])
                 #expect(edited.code == 7, "\(edited.err)")
                 let broken = try requireJSON(edited.out)
@@ -125,14 +134,20 @@ extension OAuthBinaryTests {
         @Test func passwdChangesTheKDFLevel() async throws {
             try await SandboxWorkspace.with { s in
                 let pairs = try await s.importAccounts(["alice"])
-                #expect(try sqlite(s.ws.vault, "SELECT kdf_opslimit, kdf_memlimit FROM key_slot WHERE name = 'main'") == "2|67108864")
+                #expect(
+                    try sqlite(s.ws.vault, "SELECT kdf_opslimit, kdf_memlimit FROM key_slot WHERE name = 'main'")
+                        == "2|67108864")
                 let newPassphrase = "new passphrase \(UUID().uuidString.prefix(6))"
                 let newFile = try s.ws.write("new-pass", newPassphrase + "\n")
                 let sh = "exec \"$0\" passwd --kdf moderate --new-passphrase-fd 3 3< \"$1\""
                 let ws = s.ws
-                let changed = try await offPool { try runProcess("/bin/sh", ["-c", sh, tokenvaultBinary, newFile], environment: ws.environment) }
+                let changed = try await offPool {
+                    try runProcess("/bin/sh", ["-c", sh, tokenvaultBinary, newFile], environment: ws.environment)
+                }
                 #expect(changed.code == 0, "\(changed.err)")
-                #expect(try sqlite(s.ws.vault, "SELECT kdf_opslimit, kdf_memlimit FROM key_slot WHERE name = 'main'") == "3|268435456")
+                #expect(
+                    try sqlite(s.ws.vault, "SELECT kdf_opslimit, kdf_memlimit FROM key_slot WHERE name = 'main'")
+                        == "3|268435456")
                 #expect(try await s.run(["token", "alice"]).code == 3, "the old passphrase still opens it")
                 let token = try await s.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": newPassphrase])
                 #expect(token.code == 0, "\(token.err)")
@@ -146,15 +161,19 @@ extension OAuthBinaryTests {
             try await SandboxWorkspace.with { s in
                 let noPassphrase: [String: String?] = ["TOKENVAULT_PASSPHRASE": nil]
                 // An unused integration goes without a passphrase.
-                try await s.expectOK(["add", "spare", "--client-id", "Cspare", "--redirect-uri", s.redirect, "--scopes", "spark:kms",
-                                      "--api-base", s.base.absoluteString, "--client-secret-stdin"], stdin: "spare-secret")
+                try await s.expectOK(
+                    [
+                        "add", "spare", "--client-id", "Cspare", "--redirect-uri", s.redirect, "--scopes", "spark:kms",
+                        "--api-base", s.base.absoluteString, "--client-secret-stdin",
+                    ], stdin: "spare-secret")
                 let unused = try await s.run(["remove-integration", "spare"], environment: noPassphrase)
                 #expect(unused.code == 0, "\(unused.err)")
                 let pairs = try await s.importAccounts(["alice", "bob"])
                 let blobs = try sealedBlobs(s.ws.vault, account: "alice") + sealedBlobs(s.ws.vault, account: "bob")
                 let inUse = try await s.run(["remove-integration", "webex"], environment: noPassphrase)
                 #expect(inUse.code == 2, "\(inUse.err)")
-                let forcedWithout = try await s.run(["remove-integration", "webex", "--force"], environment: noPassphrase)
+                let forcedWithout = try await s.run(
+                    ["remove-integration", "webex", "--force"], environment: noPassphrase)
                 #expect(forcedWithout.code == 3, "\(forcedWithout.err)")
                 #expect(try await s.listed().count == 2)
                 let forced = try await s.run(["remove-integration", "webex", "--force"])
@@ -178,10 +197,13 @@ extension OAuthBinaryTests {
                 let ws = Workspace()
                 ws.environment["XDG_DATA_HOME"] = xdg
                 // Run from the workspace, so that a relative XDG_DATA_HOME taken as given would land inside it.
-                let created = try runProcess("/bin/sh", ["-c", "cd \"$1\" && exec \"$0\" init --kdf interactive", tokenvaultBinary, ws.dir],
-                                             environment: ws.environment)
+                let created = try runProcess(
+                    "/bin/sh", ["-c", "cd \"$1\" && exec \"$0\" init --kdf interactive", tokenvaultBinary, ws.dir],
+                    environment: ws.environment)
                 #expect(created.code == 0, "\(created.err)")
-                #expect(FileManager.default.fileExists(atPath: ws.dir + "/.local/share/tokenvault/vault.db"), "XDG_DATA_HOME=\(xdg ?? "unset")")
+                #expect(
+                    FileManager.default.fileExists(atPath: ws.dir + "/.local/share/tokenvault/vault.db"),
+                    "XDG_DATA_HOME=\(xdg ?? "unset")")
                 #expect(!FileManager.default.fileExists(atPath: ws.dir + "/relative"))
             }
         }

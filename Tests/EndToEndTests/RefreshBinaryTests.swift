@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 
 /// A timestamping HTTP proxy (python3) between tokenvault and the sandbox: it logs, for every request, when it
 /// arrived, when its answer started to leave, the status, the route and the refresh token sent. The sandbox keeps counts but
@@ -22,10 +22,15 @@ struct RequestLogProxy {
     /// - Parameters:
     ///   - basePath: appended to the proxy's origin in `base` (Webex's `/v1`; "" for the other shapes).
     ///   - dropping: request headers not passed on (lowercase names), to make the upstream answer another way.
-    static func start(in ws: Workspace, upstream: URL, basePath: String = "/v1", dropping: [String] = []) async throws -> RequestLogProxy {
+    static func start(in ws: Workspace, upstream: URL, basePath: String = "/v1", dropping: [String] = []) async throws
+        -> RequestLogProxy
+    {
         guard let python3 else { throw TestFailure("python3 is needed for the proxy") }
-        let log = ws.dir + "/proxy.log", portFile = ws.dir + "/proxy.port"
-        let script = try ws.write("proxy.py", """
+        let log = ws.dir + "/proxy.log"
+        let portFile = ws.dir + "/proxy.port"
+        let script = try ws.write(
+            "proxy.py",
+            """
             import http.client, http.server, os, sys, threading, time, urllib.parse
             upstream_port, log_path, port_path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
             dropped = ("host", "connection") + tuple(sys.argv[4:])
@@ -66,8 +71,9 @@ struct RequestLogProxy {
             os.rename(port_path + ".tmp", port_path)
             server.serve_forever()
             """)
-        let process = try BackgroundProcess(python3, [script, String(upstream.port!), log, portFile] + dropping,
-                                            environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"])
+        let process = try BackgroundProcess(
+            python3, [script, String(upstream.port!), log, portFile] + dropping,
+            environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"])
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             if let port = try? String(contentsOfFile: portFile, encoding: .utf8), !port.isEmpty {
@@ -100,9 +106,13 @@ extension OAuthBinaryTests {
         func refreshAllOver500AccountsWithRateLimitsAndOutages() async throws {
             try #require(python3 != nil, "CI=true: python3 runs the timestamping proxy")
             let retryAfter = 1
-            try await SandboxWorkspace.with(integrate: false, configure: {
-                $0.faults = .init(tooManyRequestsEvery: 17, retryAfterSeconds: retryAfter, serviceUnavailableEvery: 23)
-            }) { s in
+            try await SandboxWorkspace.with(
+                integrate: false,
+                configure: {
+                    $0.faults = .init(
+                        tooManyRequestsEvery: 17, retryAfterSeconds: retryAfter, serviceUnavailableEvery: 23)
+                }
+            ) { s in
                 let proxy = try await RequestLogProxy.start(in: s.ws, upstream: s.base)
                 defer { proxy.stop() }
                 try await s.addIntegration(apiBase: proxy.base)
@@ -116,10 +126,13 @@ extension OAuthBinaryTests {
                 #expect(report["total"] as? Int == 500)
                 #expect(report["refreshed"] as? Int == 500, "\(result.err)")
                 #expect(report["failed"] as? Int == 0)
-                let statuses = Set((report["accounts"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? String })
+                let statuses = Set(
+                    (report["accounts"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? String })
                 #expect(statuses == ["refreshed"])
                 var overused: [String] = []
-                for (name, pair) in pairs where await s.sandbox.uses(ofRefreshToken: pair.refresh) != 1 { overused.append(name) }
+                for (name, pair) in pairs where await s.sandbox.uses(ofRefreshToken: pair.refresh) != 1 {
+                    overused.append(name)
+                }
                 #expect(overused.isEmpty, "refresh tokens not used exactly once: \(overused.prefix(10))")
                 let counters = await s.sandbox.counters
                 #expect(counters.successfulRefreshes == 500)
@@ -133,10 +146,17 @@ extension OAuthBinaryTests {
                 // 0-0.5 s with full jitter, and fails it.) A 503 carries no Retry-After: only "retried later" is checked.
                 let entries = try proxy.entries().filter { $0.route == "POST /v1/access_token" }
                 #expect(entries.count == 500 + counters.tooManyRequestsAnswered + counters.serviceUnavailableAnswered)
-                var tooSoon: [String] = [], neverRetried = 0, shortestWait = Double.infinity
+                var tooSoon: [String] = []
+                var neverRetried = 0
+                var shortestWait = Double.infinity
                 for (index, entry) in entries.enumerated() where entry.status == 429 || entry.status == 503 {
-                    guard let next = entries[(index + 1)...].filter({ $0.refreshToken == entry.refreshToken })
-                        .min(by: { $0.arrived < $1.arrived }) else { neverRetried += 1; continue }
+                    guard
+                        let next = entries[(index + 1)...].filter({ $0.refreshToken == entry.refreshToken })
+                            .min(by: { $0.arrived < $1.arrived })
+                    else {
+                        neverRetried += 1
+                        continue
+                    }
                     let waited = next.arrived - entry.answered
                     if entry.status == 429 {
                         shortestWait = min(shortestWait, waited)
@@ -150,7 +170,9 @@ extension OAuthBinaryTests {
                 #expect(shortestWait >= Double(retryAfter))
                 #expect(result.err.contains("refresh-all: 500 refreshed"), "\(result.err)")
                 s.expectNoSecrets(result.err + result.out)
-                print("refresh-all over 500 accounts: \(String(format: "%.1f", seconds)) s, \(counters.tooManyRequestsAnswered) × 429, \(counters.serviceUnavailableAnswered) × 503, shortest wait after a 429 \(String(format: "%.3f", shortestWait)) s")
+                print(
+                    "refresh-all over 500 accounts: \(String(format: "%.1f", seconds)) s, \(counters.tooManyRequestsAnswered) × 429, \(counters.serviceUnavailableAnswered) × 503, shortest wait after a 429 \(String(format: "%.3f", shortestWait)) s"
+                )
             }
         }
 
@@ -191,7 +213,9 @@ extension OAuthBinaryTests {
                 let result = try await s.run(["refresh-all", "--json", "--skip-recent", "0"])
                 #expect(result.code == 5, "\(result.err)")
                 // The line names the account and what to do.
-                let line = result.err.split(separator: "\n").first { $0.hasPrefix("tokenvault: b: needs re-authorization: ") }
+                let line = result.err.split(separator: "\n").first {
+                    $0.hasPrefix("tokenvault: b: needs re-authorization: ")
+                }
                 #expect(line?.contains("run 'tokenvault authorize'") == true, "\(result.err)")
                 #expect(!result.err.contains("tokenvault: a:") && !result.err.contains("tokenvault: c:"))
                 let report = jsonObject(result.out)

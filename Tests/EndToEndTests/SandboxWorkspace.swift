@@ -1,7 +1,7 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
-import ProviderSandbox
 import TokenVaultTestSupport
 
 /// The OAuth flows of the built binary against an in-process provider-sandbox over loopback. One suite, run serially
@@ -32,8 +32,10 @@ final class SandboxWorkspace: @unchecked Sendable {
     /// `--public-client`: the client has no secret tokenvault knows of.
     let isPublicClient: Bool
 
-    init(sandbox: ProviderSandbox, base: URL, clientId: String, clientSecret: String, redirect: String,
-         shape: ProviderShape = .webex, isPublicClient: Bool = false) {
+    init(
+        sandbox: ProviderSandbox, base: URL, clientId: String, clientSecret: String, redirect: String,
+        shape: ProviderShape = .webex, isPublicClient: Bool = false
+    ) {
         self.sandbox = sandbox
         self.base = base
         self.clientId = clientId
@@ -44,18 +46,21 @@ final class SandboxWorkspace: @unchecked Sendable {
     }
 
     /// Starts a sandbox whose one integration is registered with a free loopback redirect URI, and creates the vault.
-    static func make(clockFollowsRealTime: Bool = false, integrate: Bool = true,
-                     configure: (inout SandboxConfiguration) -> Void = { _ in }) async throws -> SandboxWorkspace {
+    static func make(
+        clockFollowsRealTime: Bool = false, integrate: Bool = true,
+        configure: (inout SandboxConfiguration) -> Void = { _ in }
+    ) async throws -> SandboxWorkspace {
         let clientId = "C" + String(generatedToken().prefix(24))
         let secret = "cs-" + generatedToken()
         let redirect = "http://127.0.0.1:\(freePort())/callback"
         var configuration = SandboxConfiguration(clients: [
-            .init(clientId: clientId, clientSecret: secret, redirectURIs: [redirect], scopes: scopes),
+            .init(clientId: clientId, clientSecret: secret, redirectURIs: [redirect], scopes: scopes)
         ])
         configure(&configuration)
         let sandbox = ProviderSandbox(configuration: configuration, clockFollowsRealTime: clockFollowsRealTime)
         let base = try await sandbox.start()
-        let s = SandboxWorkspace(sandbox: sandbox, base: base, clientId: clientId, clientSecret: secret, redirect: redirect)
+        let s = SandboxWorkspace(
+            sandbox: sandbox, base: base, clientId: clientId, clientSecret: secret, redirect: redirect)
         do {
             try await s.expectOK(["init", "--kdf", "interactive"])
             if integrate { try await s.addIntegration() }
@@ -67,9 +72,11 @@ final class SandboxWorkspace: @unchecked Sendable {
     }
 
     /// Runs `body` with a fresh sandbox workspace and stops the sandbox whatever happens.
-    static func with(clockFollowsRealTime: Bool = false, integrate: Bool = true,
-                     configure: (inout SandboxConfiguration) -> Void = { _ in },
-                     _ body: (SandboxWorkspace) async throws -> Void) async throws {
+    static func with(
+        clockFollowsRealTime: Bool = false, integrate: Bool = true,
+        configure: (inout SandboxConfiguration) -> Void = { _ in },
+        _ body: (SandboxWorkspace) async throws -> Void
+    ) async throws {
         let s = try await make(clockFollowsRealTime: clockFollowsRealTime, integrate: integrate, configure: configure)
         do { try await body(s) } catch {
             await s.sandbox.stop()
@@ -79,18 +86,27 @@ final class SandboxWorkspace: @unchecked Sendable {
     }
 
     func addIntegration(apiBase: String? = nil) async throws {
-        try await expectOK(["add", "webex", "--client-id", clientId, "--redirect-uri", redirect,
-                            "--scopes", Self.scopes.joined(separator: " "), "--api-base", apiBase ?? base.absoluteString,
-                            "--client-secret-stdin"], stdin: clientSecret)
+        try await expectOK(
+            [
+                "add", "webex", "--client-id", clientId, "--redirect-uri", redirect,
+                "--scopes", Self.scopes.joined(separator: " "), "--api-base", apiBase ?? base.absoluteString,
+                "--client-secret-stdin",
+            ], stdin: clientSecret)
     }
 
     /// The binary, run to completion off the cooperative pool.
-    func run(_ arguments: [String], stdin: String = "", environment: [String: String?] = [:], timeout: TimeInterval = 120) async throws -> ProcessResult {
+    func run(
+        _ arguments: [String], stdin: String = "", environment: [String: String?] = [:], timeout: TimeInterval = 120
+    ) async throws -> ProcessResult {
         let ws = ws
-        return try await offPool { try ws.tokenvault(arguments, stdin: stdin, environment: environment, timeout: timeout) }
+        return try await offPool {
+            try ws.tokenvault(arguments, stdin: stdin, environment: environment, timeout: timeout)
+        }
     }
 
-    func expectOK(_ arguments: [String], stdin: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    func expectOK(_ arguments: [String], stdin: String = "", sourceLocation: SourceLocation = #_sourceLocation)
+        async throws
+    {
         let result = try await run(arguments, stdin: stdin)
         #expect(result.code == 0, "\(arguments): \(result.err)", sourceLocation: sourceLocation)
         if result.code != 0 { throw TestFailure("setup step failed: \(arguments)") }
@@ -102,7 +118,9 @@ final class SandboxWorkspace: @unchecked Sendable {
     }
 
     /// Two processes started together, both waited for: the shape of every "two refresh-all runs at once" test.
-    func runTogether(_ first: [String], _ second: [String]) async throws -> (BackgroundProcess.Result, BackgroundProcess.Result) {
+    func runTogether(_ first: [String], _ second: [String]) async throws -> (
+        BackgroundProcess.Result, BackgroundProcess.Result
+    ) {
         let one = try start(first)
         let two = try start(second)
         let a = try await offPool { try one.wait(timeout: 120) }
@@ -128,12 +146,16 @@ final class SandboxWorkspace: @unchecked Sendable {
             let pair = try await sandbox.issueTokenPair(clientId: clientId, userId: user.id)
             pairs[name] = (pair.accessToken, pair.refreshToken)
             // Webex's pairs keep the figures its tests were written with; another shape's, the sandbox's own.
-            let lifetime = shape == .webex ? nil : await sandbox.accessTokenExpiry(pair.accessToken).map { Int($0.timeIntervalSince(now)) }
-            var object = jsonObject(tokenJSON(access: pair.accessToken, refresh: pair.refreshToken, expiresIn: lifetime ?? 1_209_599))
+            let lifetime =
+                shape == .webex
+                ? nil : await sandbox.accessTokenExpiry(pair.accessToken).map { Int($0.timeIntervalSince(now)) }
+            var object = jsonObject(
+                tokenJSON(access: pair.accessToken, refresh: pair.refreshToken, expiresIn: lifetime ?? 1_209_599))
             object["account"] = name
             lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
         }
-        try await expectOK(["import", "--batch", "--integration", shape.integration], stdin: lines.joined(separator: "\n") + "\n")
+        try await expectOK(
+            ["import", "--batch", "--integration", shape.integration], stdin: lines.joined(separator: "\n") + "\n")
         return pairs
     }
 

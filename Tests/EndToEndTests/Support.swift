@@ -12,7 +12,8 @@ let productsDirectory: URL = {
     let fm = FileManager.default
     var candidates = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()]
     candidates.append(Bundle.main.bundleURL)
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     candidates.append(root.appendingPathComponent(".build/debug"))
     for dir in candidates where fm.isExecutableFile(atPath: dir.appendingPathComponent("tokenvault").path) {
         return dir
@@ -28,8 +29,9 @@ extension Workspace {
     static let passphrase = "e2e passphrase \(UUID().uuidString.prefix(8))"
 
     convenience init() {
-        self.init(prefix: "tokenvault-e2e", tokenvault: tokenvaultBinary, vault: .xdgDataHome,
-                  environment: ["TOKENVAULT_PASSPHRASE": Workspace.passphrase])
+        self.init(
+            prefix: "tokenvault-e2e", tokenvault: tokenvaultBinary, vault: .xdgDataHome,
+            environment: ["TOKENVAULT_PASSPHRASE": Workspace.passphrase])
     }
 
     func expectOK(_ arguments: [String], stdin: String = "", sourceLocation: SourceLocation = #_sourceLocation) throws {
@@ -51,16 +53,22 @@ final class Tmux: @unchecked Sendable {
 
     init(command: String, environment: [String: String], width: Int = 200) throws {
         socket = "tokenvault-test-\(UUID().uuidString.prefix(8))"
-        var args = ["-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", String(width), "-y", "50"]
+        var args = [
+            "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", session, "-x", String(width), "-y", "50",
+        ]
         for (k, v) in environment.sorted(by: { $0.key < $1.key }) { args += ["-e", "\(k)=\(v)"] }
         args.append(command)
-        let result = try runProcess(Tmux.binary, args, environment: ["PATH": "/usr/bin:/bin", "TERM": "xterm"], discardOutput: true)
+        let result = try runProcess(
+            Tmux.binary, args, environment: ["PATH": "/usr/bin:/bin", "TERM": "xterm"], discardOutput: true)
         guard result.code == 0 else { throw TestFailure("tmux failed to start (exit \(result.code))") }
-        let ids = try runProcess(Tmux.binary, ["-L", socket, "display-message", "-p", "-t", session, "#{pid} #{pane_pid} #{socket_path}"],
-                                 environment: ["PATH": "/usr/bin:/bin"])
-        let fields = ids.out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ", maxSplits: 2).map(String.init)
+        let ids = try runProcess(
+            Tmux.binary, ["-L", socket, "display-message", "-p", "-t", session, "#{pid} #{pane_pid} #{socket_path}"],
+            environment: ["PATH": "/usr/bin:/bin"])
+        let fields = ids.out.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ", maxSplits: 2).map(
+            String.init)
         guard fields.count == 3, let server = pid_t(fields[0]), let pane = pid_t(fields[1]) else {
-            _ = try? runProcess(Tmux.binary, ["-L", socket, "kill-server"], environment: ["PATH": "/usr/bin:/bin"], discardOutput: true)
+            _ = try? runProcess(
+                Tmux.binary, ["-L", socket, "kill-server"], environment: ["PATH": "/usr/bin:/bin"], discardOutput: true)
             throw TestFailure("tmux did not say its pids: \(ids.out) \(ids.err)")
         }
         serverPID = server
@@ -75,12 +83,14 @@ final class Tmux: @unchecked Sendable {
     static var available: Bool { FileManager.default.isExecutableFile(atPath: binary) }
 
     func send(_ keys: String...) throws {
-        try runProcess(Tmux.binary, ["-L", socket, "send-keys", "-t", session] + keys, environment: ["PATH": "/usr/bin:/bin"])
+        try runProcess(
+            Tmux.binary, ["-L", socket, "send-keys", "-t", session] + keys, environment: ["PATH": "/usr/bin:/bin"])
     }
 
     /// Types literal text (no key-name interpretation), then optionally Enter.
     func type(_ text: String, enter: Bool = true) throws {
-        try runProcess(Tmux.binary, ["-L", socket, "send-keys", "-t", session, "-l", text], environment: ["PATH": "/usr/bin:/bin"])
+        try runProcess(
+            Tmux.binary, ["-L", socket, "send-keys", "-t", session, "-l", text], environment: ["PATH": "/usr/bin:/bin"])
         if enter { try send("Enter") }
     }
 
@@ -90,7 +100,8 @@ final class Tmux: @unchecked Sendable {
         try type("clear")
         let deadline = Date().addingTimeInterval(timeout)
         repeat {
-            try runProcess(Tmux.binary, ["-L", socket, "clear-history", "-t", session], environment: ["PATH": "/usr/bin:/bin"])
+            try runProcess(
+                Tmux.binary, ["-L", socket, "clear-history", "-t", session], environment: ["PATH": "/usr/bin:/bin"])
             if !(try screen()).contains(text) { return }
             usleep(50_000)
         } while Date() < deadline
@@ -98,7 +109,10 @@ final class Tmux: @unchecked Sendable {
     }
 
     func screen() throws -> String {
-        try runProcess(Tmux.binary, ["-L", socket, "capture-pane", "-p", "-t", session, "-S", "-100"], environment: ["PATH": "/usr/bin:/bin"]).out
+        try runProcess(
+            Tmux.binary, ["-L", socket, "capture-pane", "-p", "-t", session, "-S", "-100"],
+            environment: ["PATH": "/usr/bin:/bin"]
+        ).out
     }
 
     /// Polls the screen until `text` shows for the `occurrence`-th time; fails after `timeout` seconds.
@@ -135,7 +149,8 @@ final class Tmux: @unchecked Sendable {
     func kill() {
         guard !killed else { return }
         killed = true
-        _ = try? runProcess(Tmux.binary, ["-L", socket, "kill-server"], environment: ["PATH": "/usr/bin:/bin"], discardOutput: true)
+        _ = try? runProcess(
+            Tmux.binary, ["-L", socket, "kill-server"], environment: ["PATH": "/usr/bin:/bin"], discardOutput: true)
         // tmux 3.3a answers kill-server with exit 0 and yet, here, its server and shell stayed alive (six of them
         // after two runs of the suite): end them by pid as well, and remove the socket.
         for pid in [panePID, serverPID] where pid > 0 { Glibc.kill(pid, SIGKILL) }
@@ -143,8 +158,9 @@ final class Tmux: @unchecked Sendable {
         // Gone before the test goes on (a killed process no one reaps stays a zombie, which no longer runs).
         let deadline = Date().addingTimeInterval(10)
         while serverPID > 0, Date() < deadline,
-              let status = try? String(contentsOfFile: "/proc/\(serverPID)/stat", encoding: .utf8),
-              !status.contains(") Z") {
+            let status = try? String(contentsOfFile: "/proc/\(serverPID)/stat", encoding: .utf8),
+            !status.contains(") Z")
+        {
             usleep(20_000)
         }
     }
@@ -179,7 +195,9 @@ func freeLoopbackPort() -> UInt16 { freePort() }
 /// One GET over a plain loopback socket that does not follow redirects: the status and the headers
 /// (names lowercased). Enough for "the browser" that reads the authorize redirect.
 func loopbackGET(_ url: URL, timeout: TimeInterval = 10) throws -> (status: Int, headers: [String: String]) {
-    guard url.scheme == "http", let host = url.host, let port = url.port else { throw TestFailure("not a loopback http URL: \(url)") }
+    guard url.scheme == "http", let host = url.host, let port = url.port else {
+        throw TestFailure("not a loopback http URL: \(url)")
+    }
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw TestFailure("socket failed") }
     defer { close(fd) }
@@ -190,13 +208,17 @@ func loopbackGET(_ url: URL, timeout: TimeInterval = 10) throws -> (status: Int,
     address.sin_addr.s_addr = inet_addr(host)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard connected == 0 else { throw TestFailure("cannot connect to \(host):\(port)") }
     var target = url.path.isEmpty ? "/" : url.path
     if let query = url.query(percentEncoded: true) { target += "?" + query }
     let request = Array("GET \(target) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n\r\n".utf8)
-    guard request.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == request.count else { throw TestFailure("write failed") }
+    guard request.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == request.count else {
+        throw TestFailure("write failed")
+    }
     var response = Data()
     var buffer = [UInt8](repeating: 0, count: 8192)
     while true {
@@ -206,7 +228,8 @@ func loopbackGET(_ url: URL, timeout: TimeInterval = 10) throws -> (status: Int,
         response.append(contentsOf: buffer[0..<n])
         if let text = String(data: response, encoding: .utf8), text.contains("\r\n\r\n") { break }
     }
-    let head = String(decoding: response, as: UTF8.self).components(separatedBy: "\r\n\r\n")[0].components(separatedBy: "\r\n")
+    let head = String(decoding: response, as: UTF8.self).components(separatedBy: "\r\n\r\n")[0].components(
+        separatedBy: "\r\n")
     guard let statusLine = head.first, let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else {
         throw TestFailure("no HTTP response from \(url)")
     }
@@ -254,7 +277,9 @@ extension Workspace {
     func browserStandIn(_ mode: String) throws -> String {
         guard let python3 else { throw TestFailure("python3 is needed for the browser stand-in") }
         let log = dir + "/browser.log"
-        _ = try write("browser.py", """
+        _ = try write(
+            "browser.py",
+            """
             #!\(python3)
             import html, os, re, sys, urllib.error, urllib.parse, urllib.request
             mode, url = sys.argv[1], sys.argv[-1]
@@ -323,7 +348,8 @@ func sqliteIntegrityCheck(_ path: String) throws -> String {
         c = sqlite3.connect(pathlib.Path(sys.argv[1]).absolute().as_uri() + '?mode=ro', uri=True)
         print(c.execute('PRAGMA integrity_check').fetchone()[0])
         """
-    let result = try runProcess(python3, ["-c", script, path], environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"])
+    let result = try runProcess(
+        python3, ["-c", script, path], environment: ["PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"])
     guard result.code == 0 else { throw TestFailure("python3 sqlite3 failed on \(path): \(result.err)") }
     return result.out.trimmingCharacters(in: .whitespacesAndNewlines)
 }
@@ -332,7 +358,9 @@ func sqliteIntegrityCheck(_ path: String) throws -> String {
 /// check that something is absent cannot pass on garbage output. The text is not quoted: it may hold a token.
 func jsonObjects(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> [[String: Any]] {
     guard let parsed = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [[String: Any]] else {
-        Issue.record("expected a JSON array of objects, got \(text.utf8.count) bytes that are not one", sourceLocation: sourceLocation)
+        Issue.record(
+            "expected a JSON array of objects, got \(text.utf8.count) bytes that are not one",
+            sourceLocation: sourceLocation)
         return []
     }
     return parsed
@@ -341,7 +369,8 @@ func jsonObjects(_ text: String, sourceLocation: SourceLocation = #_sourceLocati
 /// Parses a JSON object printed by tokenvault; anything else records a failure (and gives `[:]`).
 func jsonObject(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> [String: Any] {
     guard let parsed = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
-        Issue.record("expected a JSON object, got \(text.utf8.count) bytes that are not one", sourceLocation: sourceLocation)
+        Issue.record(
+            "expected a JSON object, got \(text.utf8.count) bytes that are not one", sourceLocation: sourceLocation)
         return [:]
     }
     return parsed

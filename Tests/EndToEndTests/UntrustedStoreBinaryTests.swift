@@ -1,12 +1,13 @@
 import Foundation
 import GRDB
+import ProviderSandbox
 import Testing
-@testable import TokenVaultCore
 import TokenVaultLab
+import TokenVaultTestSupport
 import VaultCrypto
 import VaultStore
-import ProviderSandbox
-import TokenVaultTestSupport
+
+@testable import TokenVaultCore
 
 /// The store's writer without a passphrase (whoever can write the vault file, or administers its PostgreSQL
 /// database), against the built binary, on both stores.
@@ -21,7 +22,9 @@ import TokenVaultTestSupport
 
     /// The same, with a way to run SQL as the attacker: on the file with its triggers dropped, on PostgreSQL as the
     /// superuser with triggers off (`session_replication_role = replica`).
-    static func with(_ store: Store, _ body: (SandboxWorkspace, String, @escaping (String) throws -> Void) async throws -> Void) async throws {
+    static func with(
+        _ store: Store, _ body: (SandboxWorkspace, String, @escaping (String) throws -> Void) async throws -> Void
+    ) async throws {
         switch store {
         case .sqlite:
             try await SandboxWorkspace.with { s in
@@ -29,7 +32,9 @@ import TokenVaultTestSupport
                     let queue = try DatabaseQueue(path: s.ws.vault)
                     defer { try? queue.close() }
                     try queue.write { db in
-                        for trigger in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'trigger'") {
+                        for trigger in try String.fetchAll(
+                            db, sql: "SELECT name FROM sqlite_master WHERE type = 'trigger'")
+                        {
                             try db.execute(sql: "DROP TRIGGER \(trigger)")
                         }
                         try db.execute(sql: sql)
@@ -64,7 +69,8 @@ import TokenVaultTestSupport
             }
             let snapshot = try w.snapshot()
             // The chain made again under their key, as `keys rotate` makes it under a new one.
-            let (macs, head) = try UnlockedVault.chainMACs(snapshot.auditEntries, headSeq: snapshot.auditHeadSeq, keys: theirs)
+            let (macs, head) = try UnlockedVault.chainMACs(
+                snapshot.auditEntries, headSeq: snapshot.auditHeadSeq, keys: theirs)
             try w.rewriteAuditMACs(macs, headMAC: head)
         }
         return theirs
@@ -83,8 +89,13 @@ import TokenVaultTestSupport
             let newSecret = "cs-" + generatedToken()
             let fresh = tokenJSON(access: generatedToken(), refresh: generatedToken())
             let attempts: [([String], String)] = [
-                (["add", "lured", "--client-id", "C2", "--redirect-uri", s.redirect, "--scopes", "spark:people_read",
-                  "--api-base", s.base.absoluteString, "--client-secret-stdin"], newSecret),
+                (
+                    [
+                        "add", "lured", "--client-id", "C2", "--redirect-uri", s.redirect, "--scopes",
+                        "spark:people_read",
+                        "--api-base", s.base.absoluteString, "--client-secret-stdin",
+                    ], newSecret
+                ),
                 (["integration", "edit", "webex", "--client-secret-stdin"], newSecret),
                 (["import", "bob", "--integration", "webex"], fresh),
                 (["token", "alice"], ""), (["refresh-all", "--skip-recent", "0"], ""), (["audit", "--verify"], ""),
@@ -92,7 +103,9 @@ import TokenVaultTestSupport
             for (arguments, stdin) in attempts {
                 let result = try await s.run(arguments, stdin: stdin)
                 #expect(result.code == 7, "\(store) \(arguments): \(result.code) \(result.err)")
-                #expect(result.err.contains("the master key sealed in it is not the one its passphrase vouches for"), "\(result.err)")
+                #expect(
+                    result.err.contains("the master key sealed in it is not the one its passphrase vouches for"),
+                    "\(result.err)")
                 #expect(!result.out.contains(pairs["alice"]!.access))
                 s.expectNoSecrets(result.out + result.err, also: [newSecret])
             }
@@ -126,7 +139,8 @@ import TokenVaultTestSupport
                 defer { try? db.close() }
                 try db.write { w in if insert { try w.insert(account) } else { try w.update(account) } }
             }
-            let aliceBefore = try row("alice"), bobBefore = try row("bob")
+            let aliceBefore = try row("alice")
+            let bobBefore = try row("bob")
             let refreshed = try await s.run(["refresh-all", "--skip-recent", "0", "--json"])
             #expect(refreshed.code == 0, "\(refreshed.err)")
             let head = try #require(jsonObject(refreshed.out)["audit_head"] as? String)
@@ -137,7 +151,10 @@ import TokenVaultTestSupport
 
             try putBack(aliceBefore)
             try putBack(bobBefore, insert: true)
-            for (name, why) in [("alice", "its row does not hold the pair audit entry"), ("bob", "its row was put back after audit entry")] {
+            for (name, why) in [
+                ("alice", "its row does not hold the pair audit entry"),
+                ("bob", "its row was put back after audit entry"),
+            ] {
                 for command in [["token", name], ["env", name], ["refresh", name]] {
                     let result = try await s.run(command)
                     #expect(result.code == 7, "\(store) \(command): \(result.code) \(result.err)")
@@ -163,28 +180,42 @@ import TokenVaultTestSupport
         try await Self.with(store) { s, _, sql in
             let pairs = try await s.importAccounts(["alice", "bob"])
             // Each attack on the same vault, undone before the next one (as the attacker had it).
-            func attack(_ title: String, _ edit: String, undo: String, command: [String], expect code: Int32 = 7,
-                        saying words: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            func attack(
+                _ title: String, _ edit: String, undo: String, command: [String], expect code: Int32 = 7,
+                saying words: String, sourceLocation: SourceLocation = #_sourceLocation
+            ) async throws {
                 try sql(edit)
                 let result = try await s.run(command)
-                #expect(result.code == code, "\(store) \(title): \(result.code) \(result.err)\(result.out)", sourceLocation: sourceLocation)
-                #expect((result.err + result.out).contains(words), "\(store) \(title): \(result.err)\(result.out)", sourceLocation: sourceLocation)
+                #expect(
+                    result.code == code, "\(store) \(title): \(result.code) \(result.err)\(result.out)",
+                    sourceLocation: sourceLocation)
+                #expect(
+                    (result.err + result.out).contains(words), "\(store) \(title): \(result.err)\(result.out)",
+                    sourceLocation: sourceLocation)
                 s.expectNoSecrets(result.out + result.err, sourceLocation: sourceLocation)
                 try sql(undo)
             }
             let requestsBefore = await s.sandbox.counters.refreshGrants
-            try await attack("access tokens swapped between accounts",
-                             "UPDATE account SET access_token_sealed = (SELECT access_token_sealed FROM account WHERE name = 'bob') WHERE name = 'alice'",
-                             undo: "SELECT 1", command: ["token", "alice"], saying: "the access token of account 'alice' failed its integrity check")
-            try await attack("a whole row's tokens moved to another account",
-                             "UPDATE account SET refresh_token_sealed = (SELECT refresh_token_sealed FROM account WHERE name = 'alice'), pair = (SELECT pair FROM account WHERE name = 'alice') WHERE name = 'bob'",
-                             undo: "SELECT 1", command: ["refresh", "bob"], saying: "'bob'")
-            try await attack("the integration pointed at another API base",
-                             "UPDATE integration SET api_base = 'http://127.0.0.1:9/v1'", undo: "UPDATE integration SET api_base = '\(s.base.absoluteString)'",
-                             command: ["refresh", "alice"], saying: "the client secret of integration 'webex' failed its integrity check")
+            try await attack(
+                "access tokens swapped between accounts",
+                "UPDATE account SET access_token_sealed = (SELECT access_token_sealed FROM account WHERE name = 'bob') WHERE name = 'alice'",
+                undo: "SELECT 1", command: ["token", "alice"],
+                saying: "the access token of account 'alice' failed its integrity check")
+            try await attack(
+                "a whole row's tokens moved to another account",
+                "UPDATE account SET refresh_token_sealed = (SELECT refresh_token_sealed FROM account WHERE name = 'alice'), pair = (SELECT pair FROM account WHERE name = 'alice') WHERE name = 'bob'",
+                undo: "SELECT 1", command: ["refresh", "bob"], saying: "'bob'")
+            try await attack(
+                "the integration pointed at another API base",
+                "UPDATE integration SET api_base = 'http://127.0.0.1:9/v1'",
+                undo: "UPDATE integration SET api_base = '\(s.base.absoluteString)'",
+                command: ["refresh", "alice"],
+                saying: "the client secret of integration 'webex' failed its integrity check")
             #expect(await s.sandbox.counters.refreshGrants == requestsBefore, "a tampered vault sent a request")
-            try await attack("a KDF cost tokenvault never writes", "UPDATE key_slot SET kdf_opslimit = 4, kdf_memlimit = 1024",
-                             undo: "SELECT 1", command: ["token", "alice"], saying: "key-derivation settings were refused before use")
+            try await attack(
+                "a KDF cost tokenvault never writes", "UPDATE key_slot SET kdf_opslimit = 4, kdf_memlimit = 1024",
+                undo: "SELECT 1", command: ["token", "alice"], saying: "key-derivation settings were refused before use"
+            )
         }
     }
 
@@ -222,8 +253,11 @@ import TokenVaultTestSupport
             #expect(token.code == 7, "\(store): \(token.code) \(token.err)")
             #expect(!token.out.contains(pairs["alice"]!.access))
             let secret = "cs-" + generatedToken()
-            let add = try await s.run(["add", "lured", "--client-id", "C2", "--redirect-uri", s.redirect, "--scopes", "spark:people_read",
-                                       "--api-base", s.base.absoluteString, "--client-secret-stdin"], stdin: secret, environment: asBob)
+            let add = try await s.run(
+                [
+                    "add", "lured", "--client-id", "C2", "--redirect-uri", s.redirect, "--scopes", "spark:people_read",
+                    "--api-base", s.base.absoluteString, "--client-secret-stdin",
+                ], stdin: secret, environment: asBob)
             #expect(add.code != 0, "\(store): \(add.err)")
             #expect(try db.integrations().map(\.name) == ["webex"], "nothing was added under the old key")
             // The members' own passphrase still opens the rotated vault.

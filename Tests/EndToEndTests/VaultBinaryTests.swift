@@ -26,13 +26,17 @@ import TokenVaultTestSupport
         // Import a pair and read it back through `env` with stdout captured: the prompt must go to the terminal.
         let token = generatedToken()
         let json = try ws.write("token.json", tokenJSON(access: token, refresh: generatedToken()))
-        try shell.type("\(tokenvaultBinary) add w --client-id C --redirect-uri http://localhost:8765/cb --scopes spark:all --client-secret-stdin < /dev/null; echo ADD_EXIT=$?")
+        try shell.type(
+            "\(tokenvaultBinary) add w --client-id C --redirect-uri http://localhost:8765/cb --scopes spark:all --client-secret-stdin < /dev/null; echo ADD_EXIT=$?"
+        )
         try shell.waitFor("Vault passphrase:", occurrence: 1)
         try shell.type(secret)
         (code, screen) = try shell.waitForExit("ADD_EXIT")
         #expect(code == 2, "\(screen)")
         #expect(screen.contains("the client secret is empty"), "\(screen)")  // /dev/null gives an empty secret
-        try shell.type("printf 'cs-%s' \(generatedToken()) | \(tokenvaultBinary) add w --client-id C --redirect-uri http://localhost:8765/cb --scopes spark:all --client-secret-stdin; echo ADD2_EXIT=$?")
+        try shell.type(
+            "printf 'cs-%s' \(generatedToken()) | \(tokenvaultBinary) add w --client-id C --redirect-uri http://localhost:8765/cb --scopes spark:all --client-secret-stdin; echo ADD2_EXIT=$?"
+        )
         try shell.waitFor("Vault passphrase:", occurrence: 2)
         try shell.type(secret)
         (code, screen) = try shell.waitForExit("ADD2_EXIT")
@@ -79,9 +83,14 @@ import TokenVaultTestSupport
     @Test func envOutputEvalsToTheExactValueInEveryShell() throws {
         let ws = Workspace()
         try ws.expectOK(["init", "--kdf", "interactive"])
-        try ws.expectOK(["add", "w", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes", "spark:all", "--client-secret-stdin"], stdin: "cs")
+        try ws.expectOK(
+            [
+                "add", "w", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes", "spark:all",
+                "--client-secret-stdin",
+            ], stdin: "cs")
         // The attack value is refused and nothing is stored.
-        let globbing = try ws.tokenvault(["import", "glob", "--integration", "w"], stdin: tokenJSON(access: "x * y", refresh: "r"))
+        let globbing = try ws.tokenvault(
+            ["import", "glob", "--integration", "w"], stdin: tokenJSON(access: "x * y", refresh: "r"))
         #expect(globbing.code == 6, "\(globbing.err)")
         #expect(!globbing.err.contains("x * y"))
         #expect(try ws.tokenvault(["token", "glob"]).code == 4)
@@ -94,7 +103,9 @@ import TokenVaultTestSupport
         for name in ["; touch pwned", "$(touch pwned)", "`touch pwned`", "x", "y", "-", "AZaz09-._~+"] {
             _ = FileManager.default.createFile(atPath: hostile + "/" + name, contents: Data())
         }
-        let script = try ws.write("check.sh", """
+        let script = try ws.write(
+            "check.sh",
+            """
             cd '\(hostile)'
             eval $(\(tokenvaultBinary) env odd)
             printf '%s' "$WEBEX_ACCESS_TOKEN" > "$1.unquoted"
@@ -102,7 +113,9 @@ import TokenVaultTestSupport
             eval "$(\(tokenvaultBinary) env odd)"
             printf '%s' "$WEBEX_ACCESS_TOKEN" > "$1.quoted"
             """, mode: 0o644)
-        let shells = ["/bin/bash", "/bin/dash", "/usr/bin/zsh", "/bin/zsh"].filter { FileManager.default.isExecutableFile(atPath: $0) }
+        let shells = ["/bin/bash", "/bin/dash", "/usr/bin/zsh", "/bin/zsh"].filter {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         #expect(shells.contains("/bin/bash") && shells.contains("/bin/dash"))
         for shell in Set(shells.map { URL(fileURLWithPath: $0).lastPathComponent }) {
             let path = shells.first { $0.hasSuffix("/" + shell) }!
@@ -137,18 +150,27 @@ import TokenVaultTestSupport
         let namespace = geteuid() == 0 ? ["--mount"] : ["--user", "--map-root-user", "--mount"]
         let hide = "mount -t tmpfs tokenvault-hidden \"$0\" && "
         // The products directory (the bundles included) is empty in there.
-        let probe = try runProcess(unshare, namespace + ["/bin/sh", "-c", hide + "ls -A \"$0\"", build], environment: ws.environment)
-        guard probe.code == 0 else { cannotRun("a mount namespace is not available here: \(probe.err)"); return }
+        let probe = try runProcess(
+            unshare, namespace + ["/bin/sh", "-c", hide + "ls -A \"$0\"", build], environment: ws.environment)
+        guard probe.code == 0 else {
+            cannotRun("a mount namespace is not available here: \(probe.err)")
+            return
+        }
         #expect(probe.out.isEmpty, "the build directory is still visible: \(probe.out)")
         func alone(_ arguments: [String], stdin: String = "") throws -> ProcessResult {
-            try runProcess(unshare, namespace + ["/bin/sh", "-c", hide + "exec \"$@\"", build, lonely + "/tokenvault"] + arguments,
-                           environment: ws.environment, stdin: stdin)
+            try runProcess(
+                unshare,
+                namespace + ["/bin/sh", "-c", hide + "exec \"$@\"", build, lonely + "/tokenvault"] + arguments,
+                environment: ws.environment, stdin: stdin)
         }
         let vault = ws.dir + "/alone.db"
         let result = try alone(["init", "--kdf", "interactive", "--vault", vault])
         #expect(result.code == 0, "\(result.err)")
-        let add = try alone(["add", "w", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes", "spark:all",
-                             "--client-secret-stdin", "--vault", vault], stdin: "cs-" + generatedToken())
+        let add = try alone(
+            [
+                "add", "w", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes", "spark:all",
+                "--client-secret-stdin", "--vault", vault,
+            ], stdin: "cs-" + generatedToken())
         #expect(add.code == 0, "\(add.err)")
         let list = try alone(["list", "--vault", vault])
         #expect(list.code == 0, "\(list.err)")
@@ -176,10 +198,12 @@ import TokenVaultTestSupport
         let version = try ws.tokenvault(["--version"])
         #expect(version.code == 0 && !version.out.isEmpty)
         let passFile = try ws.write("pass", Workspace.passphrase + "\n", mode: 0o640)
-        let loose = try ws.tokenvault(["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": passFile])
+        let loose = try ws.tokenvault(
+            ["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": passFile])
         #expect(loose.code == 3)
         chmod(passFile, 0o400)
-        let strict = try ws.tokenvault(["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": passFile])
+        let strict = try ws.tokenvault(
+            ["audit", "--verify"], environment: ["TOKENVAULT_PASSPHRASE": nil, "TOKENVAULT_PASSPHRASE_FILE": passFile])
         #expect(strict.code == 0, "\(strict.err)")
     }
 }
@@ -189,11 +213,13 @@ import TokenVaultTestSupport
 @Suite(.tags(.process)) struct UmaskBinaryTests {
     @Test func initUnderUmask000MakesPrivateDirectoriesAndFile() throws {
         let ws = Workspace()
-        let result = try runProcess("/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", tokenvaultBinary, "init", "--kdf", "interactive"],
-                                    environment: ws.environment)
+        let result = try runProcess(
+            "/bin/sh", ["-c", "umask 000; exec \"$0\" \"$@\"", tokenvaultBinary, "init", "--kdf", "interactive"],
+            environment: ws.environment)
         #expect(result.code == 0, "\(result.err)")
         // The shell really ran it under 000: a file it makes itself is 0666.
-        let probe = try runProcess("/bin/sh", ["-c", "umask 000; : > \"$0\"", ws.dir + "/probe"], environment: ws.environment)
+        let probe = try runProcess(
+            "/bin/sh", ["-c", "umask 000; : > \"$0\"", ws.dir + "/probe"], environment: ws.environment)
         #expect(probe.code == 0)
         #expect(fileMode(ws.dir + "/probe") == 0o666)
         #expect(fileMode(ws.dir + "/data") == 0o700)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import ProviderSandbox
 
 @Suite struct AuthorizationCodeTests {
@@ -15,7 +16,10 @@ import Testing
             let reply = try await h.exchange(code: code, verifier: rfc7636Verifier)
             #expect(reply.status == 200)
             let json = reply.json
-            #expect(Set(json.keys) == ["access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "token_type"])
+            #expect(
+                Set(json.keys) == [
+                    "access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "token_type",
+                ])
             #expect(json["expires_in"] as? Int == 1_209_599)
             #expect(json["refresh_token_expires_in"] as? Int == 7_776_000)
             #expect(json["token_type"] as? String == "Bearer")
@@ -41,9 +45,11 @@ import Testing
     @Test func basicClientAuthenticationIsAccepted() async throws {
         try await withSandbox { h in
             let code = try #require(try await h.authorize()["code"])
-            let reply = try await h.post("access_token", form: [
-                "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI,
-            ], basic: (clientId, clientSecret))
+            let reply = try await h.post(
+                "access_token",
+                form: [
+                    "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI,
+                ], basic: (clientId, clientSecret))
             #expect(reply.status == 200)
             #expect(reply.json["access_token"] is String)
         }
@@ -52,22 +58,28 @@ import Testing
     @Test func wrongClientSecretIsInvalidClient() async throws {
         try await withSandbox { h in
             let code = try #require(try await h.authorize()["code"])
-            let reply = try await h.post("access_token", form: [
-                "grant_type": "authorization_code", "client_id": clientId, "client_secret": "nope", "code": code,
-                "redirect_uri": redirectURI,
-            ])
+            let reply = try await h.post(
+                "access_token",
+                form: [
+                    "grant_type": "authorization_code", "client_id": clientId, "client_secret": "nope", "code": code,
+                    "redirect_uri": redirectURI,
+                ])
             #expect(reply.status == 400)
             #expect(reply.json["error"] as? String == "invalid_client")
         }
     }
 
-    @Test(arguments: ["http://127.0.0.1:8765/callback/", "http://localhost:8765/callback", "http://127.0.0.1:8766/callback"])
+    @Test(arguments: [
+        "http://127.0.0.1:8765/callback/", "http://localhost:8765/callback", "http://127.0.0.1:8766/callback",
+    ])
     func unregisteredRedirectURIIsA400WithoutRedirect(uri: String) async throws {
         try await withSandbox { h in
-            let reply = try await h.get("authorize", query: [
-                "client_id": clientId, "response_type": "code", "redirect_uri": uri, "scope": "spark:people_read",
-                "state": "s",
-            ])
+            let reply = try await h.get(
+                "authorize",
+                query: [
+                    "client_id": clientId, "response_type": "code", "redirect_uri": uri, "scope": "spark:people_read",
+                    "state": "s",
+                ])
             #expect(reply.status == 400)
             #expect(reply.header("Location") == nil)
             #expect(reply.json["trackingId"] is String)
@@ -77,10 +89,12 @@ import Testing
 
     @Test func unknownClientIsA400WithoutRedirect() async throws {
         try await withSandbox { h in
-            let reply = try await h.get("authorize", query: [
-                "client_id": "someone-else", "response_type": "code", "redirect_uri": redirectURI,
-                "scope": "spark:people_read",
-            ])
+            let reply = try await h.get(
+                "authorize",
+                query: [
+                    "client_id": "someone-else", "response_type": "code", "redirect_uri": redirectURI,
+                    "scope": "spark:people_read",
+                ])
             #expect(reply.status == 400)
             #expect(reply.header("Location") == nil)
         }
@@ -175,9 +189,11 @@ import Testing
 
     @Test func unknownGrantTypeIsUnsupported() async throws {
         try await withSandbox { h in
-            let reply = try await h.post("access_token", form: [
-                "grant_type": "password", "client_id": clientId, "client_secret": clientSecret,
-            ])
+            let reply = try await h.post(
+                "access_token",
+                form: [
+                    "grant_type": "password", "client_id": clientId, "client_secret": clientSecret,
+                ])
             #expect(reply.status == 400)
             #expect(reply.json["error"] as? String == "unsupported_grant_type")
         }

@@ -1,21 +1,26 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
+
 @testable import ProviderSandbox
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 @Suite struct DeviceGrantTests {
     func poll(_ h: Harness, _ deviceCode: String) async throws -> Harness.Reply {
-        try await h.post("device/token", form: [
-            "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": deviceCode,
-            "client_id": clientId,
-        ], basic: (clientId, clientSecret))
+        try await h.post(
+            "device/token",
+            form: [
+                "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": deviceCode,
+                "client_id": clientId,
+            ], basic: (clientId, clientSecret))
     }
 
     @Test func pendingThenSlowDownThenApprovedThenToken() async throws {
         try await withSandbox { h in
-            let start = try await h.post("device/authorize", form: ["client_id": clientId, "scope": "spark:people_read"])
+            let start = try await h.post(
+                "device/authorize", form: ["client_id": clientId, "scope": "spark:people_read"])
             #expect(start.status == 200)
             let deviceCode = try #require(start.json["device_code"] as? String)
             let userCode = try #require(start.json["user_code"] as? String)
@@ -49,7 +54,8 @@ import Testing
 
     @Test func verificationURIApprovesWhenOpened() async throws {
         try await withSandbox { h in
-            let start = try await h.post("device/authorize", form: ["client_id": clientId, "scope": "spark:people_read"])
+            let start = try await h.post(
+                "device/authorize", form: ["client_id": clientId, "scope": "spark:people_read"])
             let deviceCode = try #require(start.json["device_code"] as? String)
             let complete = try #require((start.json["verification_uri_complete"] as? String).flatMap(URL.init(string:)))
             let page = try await h.send(URLRequest(url: complete))
@@ -60,7 +66,8 @@ import Testing
 
     @Test func deviceCodeExpires() async throws {
         try await withSandbox { h in
-            let start = try await h.post("device/authorize", form: ["client_id": clientId, "scope": "spark:people_read"])
+            let start = try await h.post(
+                "device/authorize", form: ["client_id": clientId, "scope": "spark:people_read"])
             let deviceCode = try #require(start.json["device_code"] as? String)
             await h.sandbox.advanceClock(by: 300)
             #expect(try await poll(h, deviceCode).json["error"] as? String == "expired_token")
@@ -69,19 +76,23 @@ import Testing
 
     @Test func deviceTokenNeedsClientAuthentication() async throws {
         try await withSandbox { h in
-            let start = try await h.post("device/authorize", form: ["client_id": clientId, "scope": "spark:people_read"])
+            let start = try await h.post(
+                "device/authorize", form: ["client_id": clientId, "scope": "spark:people_read"])
             let deviceCode = try #require(start.json["device_code"] as? String)
-            let reply = try await h.post("device/token", form: [
-                "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": deviceCode,
-                "client_id": clientId,
-            ])
+            let reply = try await h.post(
+                "device/token",
+                form: [
+                    "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": deviceCode,
+                    "client_id": clientId,
+                ])
             #expect(reply.json["error"] as? String == "invalid_client")
         }
     }
 
     @Test func deviceAuthorizeRefusesUnknownClientAndScope() async throws {
         try await withSandbox { h in
-            let unknown = try await h.post("device/authorize", form: ["client_id": "nobody", "scope": "spark:people_read"])
+            let unknown = try await h.post(
+                "device/authorize", form: ["client_id": "nobody", "scope": "spark:people_read"])
             #expect(unknown.status == 400)
             #expect(unknown.json["trackingId"] is String)
             let scope = try await h.post("device/authorize", form: ["client_id": clientId, "scope": "spark:all"])

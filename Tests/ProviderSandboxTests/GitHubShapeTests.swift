@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import ProviderSandbox
 
 @Suite struct GitHubShapeTests {
@@ -16,34 +17,45 @@ import Testing
     }
 
     func token(_ h: Harness, _ form: [String: String], json: Bool) async throws -> Harness.Reply {
-        try await h.call("POST", "/login/oauth/access_token", form: form,
-                         headers: json ? ["Accept": "application/json"] : [:])
+        try await h.call(
+            "POST", "/login/oauth/access_token", form: form,
+            headers: json ? ["Accept": "application/json"] : [:])
     }
 
     func refresh(_ h: Harness, _ refreshToken: String, json: Bool = true) async throws -> Harness.Reply {
-        try await token(h, [
-            "grant_type": "refresh_token", "refresh_token": refreshToken, "client_id": clientId,
-            "client_secret": clientSecret,
-        ], json: json)
+        try await token(
+            h,
+            [
+                "grant_type": "refresh_token", "refresh_token": refreshToken, "client_id": clientId,
+                "client_secret": clientSecret,
+            ], json: json)
     }
 
     func deleteToken(_ h: Harness, _ body: [String: String]?, basic: (String, String) = (clientId, clientSecret))
-        async throws -> Harness.Reply {
+        async throws -> Harness.Reply
+    {
         try await h.call("DELETE", "/applications/\(clientId)/token", json: body, basic: basic)
     }
 
     @Test func appCodeFormAnswerStrictRotationUserAndTokenDeletion() async throws {
         try await github { h in
-            let authorizationCode = try await code(h, extra: ["code_challenge": rfc7636Challenge, "code_challenge_method": "S256"])
+            let authorizationCode = try await code(
+                h, extra: ["code_challenge": rfc7636Challenge, "code_challenge_method": "S256"])
             // No grant_type and no Accept: the answer is form-encoded.
-            let exchanged = try await token(h, [
-                "client_id": clientId, "client_secret": clientSecret, "code": authorizationCode, "redirect_uri": redirectURI,
-                "code_verifier": rfc7636Verifier,
-            ], json: false)
+            let exchanged = try await token(
+                h,
+                [
+                    "client_id": clientId, "client_secret": clientSecret, "code": authorizationCode,
+                    "redirect_uri": redirectURI,
+                    "code_verifier": rfc7636Verifier,
+                ], json: false)
             #expect(exchanged.status == 200)
             #expect(exchanged.header("Content-Type")?.hasPrefix("application/x-www-form-urlencoded") == true)
             let fields = exchanged.formFields
-            #expect(Set(fields.keys) == ["access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "scope", "token_type"])
+            #expect(
+                Set(fields.keys) == [
+                    "access_token", "expires_in", "refresh_token", "refresh_token_expires_in", "scope", "token_type",
+                ])
             #expect(fields["expires_in"] == "28800")
             #expect(fields["refresh_token_expires_in"] == "15811200")
             #expect(fields["scope"] == "")
@@ -97,18 +109,22 @@ import Testing
 
     @Test func tokenEndpointErrorsComeWithHTTP200() async throws {
         try await github { h in
-            let badCode = try await token(h, [
-                "client_id": clientId, "client_secret": clientSecret, "code": "nope", "redirect_uri": redirectURI,
-            ], json: false)
+            let badCode = try await token(
+                h,
+                [
+                    "client_id": clientId, "client_secret": clientSecret, "code": "nope", "redirect_uri": redirectURI,
+                ], json: false)
             #expect(badCode.status == 200)
             #expect(badCode.formFields["error"] == "bad_verification_code")
             #expect(badCode.formFields["error_description"] == "The code passed is incorrect or expired.")
             #expect(badCode.formFields["error_uri"]?.hasPrefix("https://docs.github.com/") == true)
 
             let authorizationCode = try await code(h)
-            let badSecret = try await token(h, [
-                "client_id": clientId, "client_secret": "wrong", "code": authorizationCode,
-            ], json: true)
+            let badSecret = try await token(
+                h,
+                [
+                    "client_id": clientId, "client_secret": "wrong", "code": authorizationCode,
+                ], json: true)
             #expect(badSecret.status == 200)
             #expect(badSecret.json["error"] as? String == "incorrect_client_credentials")
             // redirect_uri may be left out of the exchange; the code survived the refused client.
@@ -120,9 +136,11 @@ import Testing
 
     @Test func wrongRedirectURIGoesBackToTheCallbackAsRedirectURIMismatch() async throws {
         try await github { h in
-            let reply = try await h.call("GET", "/login/oauth/authorize", query: [
-                "client_id": clientId, "redirect_uri": "http://127.0.0.1:9999/callback", "state": "s",
-            ])
+            let reply = try await h.call(
+                "GET", "/login/oauth/authorize",
+                query: [
+                    "client_id": clientId, "redirect_uri": "http://127.0.0.1:9999/callback", "state": "s",
+                ])
             #expect(reply.status == 302)
             let location = try #require(reply.header("Location"))
             #expect(location.hasPrefix(redirectURI + "?"))
@@ -135,8 +153,9 @@ import Testing
 
     @Test func deviceFlowPollsWithHTTP200ErrorsAndRefreshesWithoutSecret() async throws {
         try await github { h in
-            let start = try await h.call("POST", "/login/device/code", form: ["client_id": clientId, "scope": "repo"],
-                                         headers: ["Accept": "application/json"])
+            let start = try await h.call(
+                "POST", "/login/device/code", form: ["client_id": clientId, "scope": "repo"],
+                headers: ["Accept": "application/json"])
             #expect(start.status == 200)
             #expect(Set(start.json.keys) == ["device_code", "expires_in", "interval", "user_code", "verification_uri"])
             #expect(start.json["interval"] as? Int == 5)
@@ -147,10 +166,12 @@ import Testing
             let deviceCode = try #require(start.json["device_code"] as? String)
             func poll() async throws -> Harness.Reply {
                 // GitHub's device polling sends no client secret.
-                try await token(h, [
-                    "client_id": clientId, "device_code": deviceCode,
-                    "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-                ], json: true)
+                try await token(
+                    h,
+                    [
+                        "client_id": clientId, "device_code": deviceCode,
+                        "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                    ], json: true)
             }
             let pending = try await poll()
             #expect(pending.status == 200)
@@ -167,18 +188,26 @@ import Testing
             #expect(granted.json["scope"] as? String == "repo")
             let refresh = try #require(granted.json["refresh_token"] as? String)
             // A device-flow grant refreshes without the client secret.
-            let refreshed = try await token(h, [
-                "client_id": clientId, "grant_type": "refresh_token", "refresh_token": refresh,
-            ], json: true)
+            let refreshed = try await token(
+                h,
+                [
+                    "client_id": clientId, "grant_type": "refresh_token", "refresh_token": refresh,
+                ], json: true)
             #expect(refreshed.json["access_token"] is String)
 
             // Expired and denied device codes.
-            let other = try #require(try await h.call("POST", "/login/device/code", form: ["client_id": clientId],
-                                                      headers: ["Accept": "application/json"]).json["device_code"] as? String)
+            let other = try #require(
+                try await h.call(
+                    "POST", "/login/device/code", form: ["client_id": clientId],
+                    headers: ["Accept": "application/json"]
+                ).json["device_code"] as? String)
             await h.sandbox.advanceClock(by: 900)
-            let expired = try await token(h, [
-                "client_id": clientId, "device_code": other, "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-            ], json: false)
+            let expired = try await token(
+                h,
+                [
+                    "client_id": clientId, "device_code": other,
+                    "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                ], json: false)
             #expect(expired.status == 200)
             #expect(expired.formFields["error"] == "expired_token")
         }
@@ -191,10 +220,12 @@ import Testing
             let fields = start.formFields
             let userCode = try #require(fields["user_code"])
             #expect(try await h.call("GET", "/sandbox/device/verify", query: ["user_code": userCode]).status == 200)
-            let denied = try await token(h, [
-                "client_id": clientId, "device_code": try #require(fields["device_code"]),
-                "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
-            ], json: true)
+            let denied = try await token(
+                h,
+                [
+                    "client_id": clientId, "device_code": try #require(fields["device_code"]),
+                    "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                ], json: true)
             #expect(denied.status == 200)
             #expect(denied.json["error"] as? String == "access_denied")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import ProviderSandbox
 
 @Suite struct GoogleShapeTests {
@@ -23,10 +24,12 @@ import Testing
     }
 
     func exchange(_ h: Harness, _ code: String, redirect: String = redirectURI) async throws -> Harness.Reply {
-        try await h.call("POST", "/token", form: [
-            "grant_type": "authorization_code", "code": code, "redirect_uri": redirect, "client_id": clientId,
-            "client_secret": clientSecret,
-        ])
+        try await h.call(
+            "POST", "/token",
+            form: [
+                "grant_type": "authorization_code", "code": code, "redirect_uri": redirect, "client_id": clientId,
+                "client_secret": clientSecret,
+            ])
     }
 
     static let expiredOrRevoked: [String: String] = [
@@ -37,15 +40,19 @@ import Testing
         try await google { h in
             // Any port of a registered loopback redirect URI (RFC 8252 §7.3).
             let loopback = "http://127.0.0.1:50123/callback"
-            let redirect = try await authorize(h, redirect: loopback, extra: [
-                "access_type": "offline", "code_challenge": rfc7636Challenge, "code_challenge_method": "S256",
-            ])
+            let redirect = try await authorize(
+                h, redirect: loopback,
+                extra: [
+                    "access_type": "offline", "code_challenge": rfc7636Challenge, "code_challenge_method": "S256",
+                ])
             #expect(redirect["state"] == "g-1")
             let code = try #require(redirect["code"])
-            let exchanged = try await h.call("POST", "/token", form: [
-                "grant_type": "authorization_code", "code": code, "redirect_uri": loopback, "client_id": clientId,
-                "client_secret": clientSecret, "code_verifier": rfc7636Verifier,
-            ])
+            let exchanged = try await h.call(
+                "POST", "/token",
+                form: [
+                    "grant_type": "authorization_code", "code": code, "redirect_uri": loopback, "client_id": clientId,
+                    "client_secret": clientSecret, "code_verifier": rfc7636Verifier,
+                ])
             #expect(exchanged.status == 200)
             #expect(Set(exchanged.json.keys) == ["access_token", "expires_in", "refresh_token", "scope", "token_type"])
             #expect(exchanged.json["expires_in"] as? Int == 3599)
@@ -57,18 +64,24 @@ import Testing
             #expect(refresh.hasPrefix("1//0"))
 
             // Refresh (client secret by HTTP Basic this time): no refresh_token in the answer, the same one stays valid.
-            let refreshed = try await h.call("POST", "/token", form: [
-                "grant_type": "refresh_token", "refresh_token": refresh,
-            ], basic: (clientId, clientSecret))
+            let refreshed = try await h.call(
+                "POST", "/token",
+                form: [
+                    "grant_type": "refresh_token", "refresh_token": refresh,
+                ], basic: (clientId, clientSecret))
             #expect(refreshed.status == 200)
             #expect(Set(refreshed.json.keys) == ["access_token", "expires_in", "scope", "token_type"])
             #expect(refreshed.json["expires_in"] as? Int == 3599)
             let newAccess = try #require(refreshed.json["access_token"] as? String)
             #expect(newAccess != access)
-            #expect(try await h.call("POST", "/token", form: [
-                "grant_type": "refresh_token", "refresh_token": refresh, "client_id": clientId,
-                "client_secret": clientSecret,
-            ]).status == 200)
+            #expect(
+                try await h.call(
+                    "POST", "/token",
+                    form: [
+                        "grant_type": "refresh_token", "refresh_token": refresh, "client_id": clientId,
+                        "client_secret": clientSecret,
+                    ]
+                ).status == 200)
             #expect(await h.sandbox.uses(ofRefreshToken: refresh) == 2)
 
             let me = try await h.call("GET", "/v1/userinfo", bearer: newAccess)
@@ -83,10 +96,12 @@ import Testing
             // RFC 7009: revoking the refresh token revokes the whole grant; unknown tokens also answer 200.
             #expect(try await h.call("POST", "/revoke", form: ["token": refresh]).status == 200)
             #expect(try await h.call("POST", "/revoke", form: ["token": "never-issued"]).status == 200)
-            let refused = try await h.call("POST", "/token", form: [
-                "grant_type": "refresh_token", "refresh_token": refresh, "client_id": clientId,
-                "client_secret": clientSecret,
-            ])
+            let refused = try await h.call(
+                "POST", "/token",
+                form: [
+                    "grant_type": "refresh_token", "refresh_token": refresh, "client_id": clientId,
+                    "client_secret": clientSecret,
+                ])
             #expect(refused.status == 400)
             #expect(refused.json as? [String: String] == Self.expiredOrRevoked)
             let gone = try await h.call("GET", "/v1/userinfo", bearer: newAccess)
@@ -123,7 +138,8 @@ import Testing
 
     @Test func deviceFlowWithPendingAs428AndSlowDownAs403() async throws {
         try await google { h in
-            let start = try await h.call("POST", "/device/code", form: ["client_id": clientId, "scope": "openid email"])
+            let start = try await h.call(
+                "POST", "/device/code", form: ["client_id": clientId, "scope": "openid email"])
             #expect(start.status == 200)
             #expect(Set(start.json.keys) == ["device_code", "expires_in", "interval", "user_code", "verification_url"])
             #expect(start.json["interval"] as? Int == 5)
@@ -133,10 +149,12 @@ import Testing
             #expect(userCode.count == 9 && userCode.split(separator: "-").map(\.count) == [4, 4])
             let deviceCode = try #require(start.json["device_code"] as? String)
             func poll() async throws -> Harness.Reply {
-                try await h.call("POST", "/token", form: [
-                    "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": deviceCode,
-                    "client_id": clientId, "client_secret": clientSecret,
-                ])
+                try await h.call(
+                    "POST", "/token",
+                    form: [
+                        "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": deviceCode,
+                        "client_id": clientId, "client_secret": clientSecret,
+                    ])
             }
             let pending = try await poll()
             #expect(pending.status == 428)
@@ -158,10 +176,14 @@ import Testing
 
     @Test func loopbackRedirectsMatchOnAnyPortButNotOtherwise() async throws {
         try await google { h in
-            for uri in ["http://127.0.0.1:9/other", "http://localhost:8765/callback", "https://127.0.0.1:8765/callback"] {
-                let reply = try await h.call("GET", "/o/oauth2/v2/auth", query: [
-                    "client_id": clientId, "response_type": "code", "redirect_uri": uri, "scope": "openid",
-                ])
+            for uri in [
+                "http://127.0.0.1:9/other", "http://localhost:8765/callback", "https://127.0.0.1:8765/callback",
+            ] {
+                let reply = try await h.call(
+                    "GET", "/o/oauth2/v2/auth",
+                    query: [
+                        "client_id": clientId, "response_type": "code", "redirect_uri": uri, "scope": "openid",
+                    ])
                 #expect(reply.status == 400, "\(uri)")
                 #expect(reply.header("Location") == nil)
             }
@@ -176,27 +198,38 @@ import Testing
     @Test func clientSecretInBodyOrBasicAndWrongSecretIs401() async throws {
         try await google { h in
             let code = try #require(try await authorize(h)["code"])
-            let wrong = try await h.call("POST", "/token", form: [
-                "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI,
-            ], basic: (clientId, "nope"))
+            let wrong = try await h.call(
+                "POST", "/token",
+                form: [
+                    "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI,
+                ], basic: (clientId, "nope"))
             #expect(wrong.status == 401)
-            #expect(wrong.json as? [String: String] == ["error": "invalid_client", "error_description": "Unauthorized"])
-            let right = try await h.call("POST", "/token", form: [
-                "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI,
-            ], basic: (clientId, clientSecret))
+            #expect(
+                wrong.json as? [String: String] == ["error": "invalid_client", "error_description": "Unauthorized"])
+            let right = try await h.call(
+                "POST", "/token",
+                form: [
+                    "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI,
+                ], basic: (clientId, clientSecret))
             #expect(right.status == 200)
         }
     }
 
     @Test func plainPKCEIsAccepted() async throws {
         try await google { h in
-            let code = try #require(try await authorize(h, extra: [
-                "code_challenge": rfc7636Verifier, "code_challenge_method": "plain",
-            ])["code"])
-            let reply = try await h.call("POST", "/token", form: [
-                "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI, "client_id": clientId,
-                "client_secret": clientSecret, "code_verifier": rfc7636Verifier,
-            ])
+            let code = try #require(
+                try await authorize(
+                    h,
+                    extra: [
+                        "code_challenge": rfc7636Verifier, "code_challenge_method": "plain",
+                    ])["code"])
+            let reply = try await h.call(
+                "POST", "/token",
+                form: [
+                    "grant_type": "authorization_code", "code": code, "redirect_uri": redirectURI,
+                    "client_id": clientId,
+                    "client_secret": clientSecret, "code_verifier": rfc7636Verifier,
+                ])
             #expect(reply.status == 200)
         }
     }
@@ -212,7 +245,10 @@ import Testing
             #expect(doc["device_authorization_endpoint"] as? String == h.origin + "/device/code")
             #expect(doc["revocation_endpoint"] as? String == h.origin + "/revoke")
             #expect(doc["userinfo_endpoint"] as? String == h.origin + "/v1/userinfo")
-            #expect(doc["token_endpoint_auth_methods_supported"] as? [String] == ["client_secret_post", "client_secret_basic"])
+            #expect(
+                doc["token_endpoint_auth_methods_supported"] as? [String] == [
+                    "client_secret_post", "client_secret_basic",
+                ])
             #expect(doc["code_challenge_methods_supported"] as? [String] == ["S256", "plain"])
             let jwks = try await h.call("GET", "/oauth2/v3/certs")
             #expect(jwks.status == 200)

@@ -1,8 +1,10 @@
 import Foundation
 import Testing
+
 @testable import ProviderSandbox
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Requests on a kept-alive connection are answered at once. FlyingFox sends a response's head and body apart;
@@ -43,12 +45,15 @@ import Glibc
         a.sin_port = port.bigEndian
         a.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(c, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(c, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         let request = Array("GET /v1/people/me HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
         var buffer = [UInt8](repeating: 0, count: 512)
         guard connected == 0, send(c, request, request.count, Int32(MSG_NOSIGNAL)) == request.count,
-              recv(c, &buffer, buffer.count, 0) > 0, let local = Self.port(c, peer: false) else {
+            recv(c, &buffer, buffer.count, 0) > 0, let local = Self.port(c, peer: false)
+        else {
             close(c)
             return nil
         }
@@ -60,7 +65,9 @@ import Glibc
         var address = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let rc = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length)
+            }
         }
         guard rc == 0, address.sin_family == sa_family_t(AF_INET) else { return nil }
         return UInt16(bigEndian: address.sin_port)

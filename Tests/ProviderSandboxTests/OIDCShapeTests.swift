@@ -1,9 +1,11 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
+
 @testable import ProviderSandbox
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 @Suite struct OIDCShapeTests {
     func oidc(
@@ -49,23 +51,36 @@ import Testing
     @Test func codeFlowBasicOnlyRotationFromConfigurationRevoke() async throws {
         try await oidc({ $0.rotation = .on }) { h in
             let loopback = "http://127.0.0.1:40404/callback"
-            let code = try #require(try await h.authorizeAt("/authorize", [
-                "client_id": clientId, "response_type": "code", "redirect_uri": loopback, "scope": "openid email",
-                "state": "o", "code_challenge": rfc7636Challenge, "code_challenge_method": "S256",
-            ], redirect: loopback)["code"])
+            let code = try #require(
+                try await h.authorizeAt(
+                    "/authorize",
+                    [
+                        "client_id": clientId, "response_type": "code", "redirect_uri": loopback,
+                        "scope": "openid email",
+                        "state": "o", "code_challenge": rfc7636Challenge, "code_challenge_method": "S256",
+                    ], redirect: loopback)["code"])
             // A secret in the body is refused: this provider takes HTTP Basic only.
-            expectInvalidClient(try await h.raw("/token", form: [
-                "grant_type": "authorization_code", "code": code, "redirect_uri": loopback, "client_id": clientId,
-                "client_secret": clientSecret, "code_verifier": rfc7636Verifier,
-            ]))
-            expectInvalidClient(try await h.raw("/token", form: [
-                "grant_type": "authorization_code", "code": code, "redirect_uri": loopback,
-                "code_verifier": rfc7636Verifier,
-            ], basic: (clientId, "wrong")))
-            let exchanged = try await token(h, [
-                "grant_type": "authorization_code", "code": code, "redirect_uri": loopback,
-                "code_verifier": rfc7636Verifier,
-            ])
+            expectInvalidClient(
+                try await h.raw(
+                    "/token",
+                    form: [
+                        "grant_type": "authorization_code", "code": code, "redirect_uri": loopback,
+                        "client_id": clientId,
+                        "client_secret": clientSecret, "code_verifier": rfc7636Verifier,
+                    ]))
+            expectInvalidClient(
+                try await h.raw(
+                    "/token",
+                    form: [
+                        "grant_type": "authorization_code", "code": code, "redirect_uri": loopback,
+                        "code_verifier": rfc7636Verifier,
+                    ], basic: (clientId, "wrong")))
+            let exchanged = try await token(
+                h,
+                [
+                    "grant_type": "authorization_code", "code": code, "redirect_uri": loopback,
+                    "code_verifier": rfc7636Verifier,
+                ])
             #expect(exchanged.status == 200)
             #expect(exchanged.header("Cache-Control") == "no-store")
             #expect(Set(exchanged.json.keys) == ["access_token", "expires_in", "refresh_token", "scope", "token_type"])
@@ -86,12 +101,20 @@ import Testing
             #expect(me.json as? [String: String] == ["sub": "person-1", "email": "pat@example.com", "name": "Pat One"])
 
             // RFC 7009: client authenticated as at the token endpoint; 200 also for unknown tokens.
-            expectInvalidClient(try await h.raw("/revoke", form: ["token": second, "client_id": clientId,
-                                                           "client_secret": clientSecret]))
-            let revoked = try await h.call("POST", "/revoke", form: ["token": second, "token_type_hint": "refresh_token"],
-                                           basic: (clientId, clientSecret))
+            expectInvalidClient(
+                try await h.raw(
+                    "/revoke",
+                    form: [
+                        "token": second, "client_id": clientId,
+                        "client_secret": clientSecret,
+                    ]))
+            let revoked = try await h.call(
+                "POST", "/revoke", form: ["token": second, "token_type_hint": "refresh_token"],
+                basic: (clientId, clientSecret))
             #expect(revoked.status == 200)
-            #expect(try await h.call("POST", "/revoke", form: ["token": "unknown"], basic: (clientId, clientSecret)).status == 200)
+            #expect(
+                try await h.call("POST", "/revoke", form: ["token": "unknown"], basic: (clientId, clientSecret)).status
+                    == 200)
             let refused = try await token(h, ["grant_type": "refresh_token", "refresh_token": second])
             #expect(refused.status == 400)
             #expect(refused.json["error"] as? String == "invalid_grant")
@@ -111,11 +134,15 @@ import Testing
 
     @Test func deviceFlowWithCompleteVerificationURI() async throws {
         try await oidc { h in
-            let start = try await h.call("POST", "/device_authorization", form: ["scope": "openid offline_access"],
-                                         basic: (clientId, clientSecret))
+            let start = try await h.call(
+                "POST", "/device_authorization", form: ["scope": "openid offline_access"],
+                basic: (clientId, clientSecret))
             #expect(start.status == 200)
-            #expect(Set(start.json.keys) == ["device_code", "expires_in", "interval", "user_code", "verification_uri",
-                                             "verification_uri_complete"])
+            #expect(
+                Set(start.json.keys) == [
+                    "device_code", "expires_in", "interval", "user_code", "verification_uri",
+                    "verification_uri_complete",
+                ])
             #expect(start.json["verification_uri"] as? String == h.origin + "/sandbox/device/verify")
             let deviceCode = try #require(start.json["device_code"] as? String)
             let poll = ["grant_type": "urn:ietf:params:oauth:grant-type:device_code", "device_code": deviceCode]

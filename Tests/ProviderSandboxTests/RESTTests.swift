@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import ProviderSandbox
 
 @Suite struct RESTTests {
@@ -62,7 +63,8 @@ import Testing
         try await withSandbox { h in
             let admin = try await h.sandbox.issueTokenPair(clientId: clientId, userId: "person-1")
             let target = try await h.sandbox.issueTokenPair(clientId: clientId, userId: "person-2")
-            let list = try await h.get("authorizations", query: ["personEmail": "sam@example.com"], bearer: admin.accessToken)
+            let list = try await h.get(
+                "authorizations", query: ["personEmail": "sam@example.com"], bearer: admin.accessToken)
             #expect(list.status == 200)
             let items = try #require(list.json["items"] as? [[String: Any]])
             #expect(items.count == 1)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import ProviderSandbox
 
 let refusal = "The refresh token provided is expired, revoked, malformed, or invalid."
@@ -93,7 +94,8 @@ let refusal = "The refresh token provided is expired, revoked, malformed, or inv
 
     @Test func refreshTokenOfAnotherClientIsInvalidGrant() async throws {
         try await withSandbox({
-            $0.clients.append(.init(clientId: "other", clientSecret: "o", redirectURIs: [], scopes: ["spark:people_read"]))
+            $0.clients.append(
+                .init(clientId: "other", clientSecret: "o", redirectURIs: [], scopes: ["spark:people_read"]))
         }) { h in
             let pair = try await h.sandbox.issueTokenPair(clientId: "other", userId: "person-1")
             #expect(try await h.refresh(pair.refreshToken).json["error"] as? String == "invalid_grant")
@@ -101,7 +103,10 @@ let refusal = "The refresh token provided is expired, revoked, malformed, or inv
     }
 
     @Test func everyNthTokenRequestIs429WithRetryAfter() async throws {
-        try await withSandbox({ $0.faults.tooManyRequestsEvery = 3; $0.faults.retryAfterSeconds = 7 }) { h in
+        try await withSandbox({
+            $0.faults.tooManyRequestsEvery = 3
+            $0.faults.retryAfterSeconds = 7
+        }) { h in
             let pair = try await h.sandbox.issueTokenPair(clientId: clientId, userId: "person-1")
             var statuses: [Int] = []
             for _ in 0..<6 {

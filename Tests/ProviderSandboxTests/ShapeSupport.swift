@@ -1,12 +1,14 @@
 import Foundation
+import Testing
+
+@testable import ProviderSandbox
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
-import Testing
-@testable import ProviderSandbox
 
 /// The two users of `testConfiguration()`, for every shape.
 let shapeUsers: [SandboxConfiguration.User] = [
@@ -43,15 +45,17 @@ extension Harness {
         request.httpMethod = method
         if let form {
             request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
-            request.httpBody = Data(form.sorted { $0.key < $1.key }
-                .map { "\(formEncode($0.key))=\(formEncode($0.value))" }.joined(separator: "&").utf8)
+            request.httpBody = Data(
+                form.sorted { $0.key < $1.key }
+                    .map { "\(formEncode($0.key))=\(formEncode($0.value))" }.joined(separator: "&").utf8)
         }
         if let json {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.httpBody = try JSONSerialization.data(withJSONObject: json)
         }
         if let (id, secret) = basic {
-            request.setValue("Basic " + Data("\(id):\(secret)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+            request.setValue(
+                "Basic " + Data("\(id):\(secret)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
         }
         if let bearer { request.setValue("Bearer \(bearer)", forHTTPHeaderField: "Authorization") }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
@@ -78,7 +82,8 @@ extension Harness {
     func raw(_ path: String, form: [String: String], basic: (String, String)? = nil) async throws -> Reply {
         let body = form.sorted { $0.key < $1.key }.map { "\(formEncode($0.key))=\(formEncode($0.value))" }
             .joined(separator: "&")
-        var head = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        var head =
+            "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
             + "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n"
         if let (id, secret) = basic {
             head += "Authorization: Basic " + Data("\(id):\(secret)".utf8).base64EncodedString() + "\r\n"
@@ -132,7 +137,8 @@ struct ShapeDriver: Sendable, CustomStringConvertible {
         shape: .google, scopes: ["openid", "email", "profile"], authorizePath: "/o/oauth2/v2/auth",
         tokenPath: "/token", tokenRoute: "POST /token", identityMethod: "GET", identityPath: "/v1/userinfo")
     static let microsoft = ShapeDriver(
-        shape: .microsoft, scopes: ["openid", "profile", "email", "offline_access", "https://graph.microsoft.com/User.Read"],
+        shape: .microsoft,
+        scopes: ["openid", "profile", "email", "offline_access", "https://graph.microsoft.com/User.Read"],
         authorizePath: "/common/oauth2/v2.0/authorize", tokenPath: "/common/oauth2/v2.0/token",
         tokenRoute: "POST /{tenant}/oauth2/v2.0/token", identityMethod: "GET", identityPath: "/oidc/userinfo")
     static let github = ShapeDriver(
@@ -148,7 +154,8 @@ struct ShapeDriver: Sendable, CustomStringConvertible {
     static let all = [google, microsoft, github, slack, oidc]
 
     func run(_ configure: (inout SandboxConfiguration) -> Void = { _ in }, _ body: (Harness) async throws -> Void)
-        async throws {
+        async throws
+    {
         try await withShape(shape, scopes: scopes, configure, body)
     }
 
@@ -175,8 +182,9 @@ struct ShapeDriver: Sendable, CustomStringConvertible {
             form["client_id"] = clientId
             form["client_secret"] = clientSecret
         }
-        return try await h.call("POST", tokenPath, form: form, basic: basic,
-                                headers: shape == .github ? ["Accept": "application/json"] : [:])
+        return try await h.call(
+            "POST", tokenPath, form: form, basic: basic,
+            headers: shape == .github ? ["Accept": "application/json"] : [:])
     }
 
     /// Authorize and redeem the code: the first token pair.
@@ -186,8 +194,10 @@ struct ShapeDriver: Sendable, CustomStringConvertible {
         if shape != .github && shape != .slack { form["grant_type"] = "authorization_code" }
         let reply = try await token(h, form)
         let fields = shape == .slack ? reply.json["authed_user"] as? [String: Any] ?? [:] : reply.json
-        return (try #require(fields["access_token"] as? String, "\(reply.text)"),
-                try #require(fields["refresh_token"] as? String, "\(reply.text)"))
+        return (
+            try #require(fields["access_token"] as? String, "\(reply.text)"),
+            try #require(fields["refresh_token"] as? String, "\(reply.text)")
+        )
     }
 
     func refresh(_ h: Harness, _ refreshToken: String) async throws -> Harness.Reply {
@@ -213,9 +223,9 @@ struct ShapeDriver: Sendable, CustomStringConvertible {
 func exchangeOverSocket(port: UInt16, _ request: [UInt8]) throws -> [UInt8] {
     struct SocketFailure: Error { let step: String }
     #if os(Linux)
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
-    let fd = socket(AF_INET, SOCK_STREAM, 0)
+        let fd = socket(AF_INET, SOCK_STREAM, 0)
     #endif
     guard fd >= 0 else { throw SocketFailure(step: "socket") }
     defer { close(fd) }
@@ -226,7 +236,9 @@ func exchangeOverSocket(port: UInt16, _ request: [UInt8]) throws -> [UInt8] {
     address.sin_port = port.bigEndian
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard connected == 0 else { throw SocketFailure(step: "connect") }
     var sent = 0

@@ -1,9 +1,11 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
+
 @testable import ProviderSandbox
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// What holds for every non-Webex shape: the base URL, the shared counters, faults, the clock and rotation
 /// bookkeeping. Each shape's own answers are tested in its own file (GoogleShapeTests.swift, …).
@@ -32,7 +34,8 @@ import Testing
         try await driver.run { h in
             let pair = try await driver.pair(h)
             #expect(driver.accepted(try await driver.identity(h, pair.access)))
-            let lifetime = await h.sandbox.configuration.accessTokenLifetime
+            let lifetime =
+                await h.sandbox.configuration.accessTokenLifetime
                 + (await h.sandbox.configuration.accessTokenLifetimeJitter)
             await h.sandbox.advanceClock(by: TimeInterval(lifetime))
             #expect(!driver.accepted(try await driver.identity(h, pair.access)))
@@ -66,7 +69,10 @@ import Testing
 
     @Test(arguments: ShapeDriver.all)
     func tooManyRequestsHitTheShapesTokenEndpointWithoutReachingTheGrant(driver: ShapeDriver) async throws {
-        try await driver.run({ $0.faults.tooManyRequestsEvery = 2; $0.faults.retryAfterSeconds = 7 }) { h in
+        try await driver.run({
+            $0.faults.tooManyRequestsEvery = 2
+            $0.faults.retryAfterSeconds = 7
+        }) { h in
             let pair = try await driver.pair(h)
             let limited = try await driver.refresh(h, pair.refresh)
             #expect(limited.status == 429)
@@ -97,7 +103,10 @@ import Testing
             shape: driver.shape, scopes: driver.shape == .github ? ["repo", "gist"] : driver.scopes,
             authorizePath: driver.authorizePath, tokenPath: driver.tokenPath, tokenRoute: driver.tokenRoute,
             identityMethod: driver.identityMethod, identityPath: driver.identityPath)
-        try await shown.run({ $0.withheldScopes = [shown.scopes[1]]; $0.githubOAuthApp = true }) { h in
+        try await shown.run({
+            $0.withheldScopes = [shown.scopes[1]]
+            $0.githubOAuthApp = true
+        }) { h in
             var query = shown.authorizeQuery()
             if shown.shape == .github { query["scope"] = "repo gist" }
             let code = try #require(try await h.authorizeAt(shown.authorizePath, query)["code"])
@@ -142,7 +151,8 @@ import Testing
         #expect(microsoft.accessTokenLifetime == 60)
         #expect(microsoft.accessTokenLifetimeJitter == 1800)
 
-        let oidc = try JSONDecoder().decode(SandboxConfiguration.self, from: Data(#"{"shape":"oidc","rotation":"on"}"#.utf8))
+        let oidc = try JSONDecoder().decode(
+            SandboxConfiguration.self, from: Data(#"{"shape":"oidc","rotation":"on"}"#.utf8))
         #expect(oidc.rotation == .on)
         #expect(oidc.accessTokenLifetime == 3600)
 
@@ -158,7 +168,8 @@ import Testing
     }
 
     @Test func lenientRotationAndPublicClientsDecodeAndRoundTrip() throws {
-        let json = #"{"shape":"microsoft","rotation":"lenient","clients":[{"clientId":"c","clientSecret":"","redirectURIs":[],"scopes":[],"isPublic":true},{"clientId":"d","clientSecret":"s","redirectURIs":[],"scopes":[]}]}"#
+        let json =
+            #"{"shape":"microsoft","rotation":"lenient","clients":[{"clientId":"c","clientSecret":"","redirectURIs":[],"scopes":[],"isPublic":true},{"clientId":"d","clientSecret":"s","redirectURIs":[],"scopes":[]}]}"#
         let configuration = try JSONDecoder().decode(SandboxConfiguration.self, from: Data(json.utf8))
         #expect(configuration.rotation == .lenient)
         #expect(configuration.clients.map(\.isPublic) == [true, false])

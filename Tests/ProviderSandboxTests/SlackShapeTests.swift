@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import ProviderSandbox
 
 @Suite struct SlackShapeTests {
@@ -10,10 +11,13 @@ import Testing
     }
 
     func code(_ h: Harness) async throws -> String {
-        try #require(try await h.authorizeAt("/oauth/v2/authorize", [
-            "client_id": clientId, "user_scope": "users:read,chat:write", "scope": "commands",
-            "redirect_uri": redirectURI, "state": "sl",
-        ])["code"])
+        try #require(
+            try await h.authorizeAt(
+                "/oauth/v2/authorize",
+                [
+                    "client_id": clientId, "user_scope": "users:read,chat:write", "scope": "commands",
+                    "redirect_uri": redirectURI, "state": "sl",
+                ])["code"])
     }
 
     func access(_ h: Harness, _ form: [String: String], basic: Bool = true) async throws -> Harness.Reply {
@@ -22,7 +26,8 @@ import Testing
             form["client_id"] = clientId
             form["client_secret"] = clientSecret
         }
-        return try await h.call("POST", "/api/oauth.v2.access", form: form, basic: basic ? (clientId, clientSecret) : nil)
+        return try await h.call(
+            "POST", "/api/oauth.v2.access", form: form, basic: basic ? (clientId, clientSecret) : nil)
     }
 
     func refresh(_ h: Harness, _ token: String) async throws -> Harness.Reply {
@@ -61,7 +66,10 @@ import Testing
             // A refresh answers at the top level, with a new refresh token; the old one is dead at once.
             let refreshed = try await refresh(h, refreshToken)
             #expect(refreshed.status == 200)
-            #expect(Set(refreshed.json.keys) == ["ok", "access_token", "token_type", "scope", "refresh_token", "expires_in", "team"])
+            #expect(
+                Set(refreshed.json.keys) == [
+                    "ok", "access_token", "token_type", "scope", "refresh_token", "expires_in", "team",
+                ])
             #expect(refreshed.json["token_type"] as? String == "user")
             #expect(refreshed.json["expires_in"] as? Int == 43200)
             let newAccess = try #require(refreshed.json["access_token"] as? String)
@@ -92,16 +100,21 @@ import Testing
         try await slack { h in
             expectFailure(try await access(h, ["code": "nope", "redirect_uri": redirectURI]), "invalid_code")
             let code = try await code(h)
-            expectFailure(try await h.call("POST", "/api/oauth.v2.access", form: ["code": code],
-                                           basic: ("nobody", clientSecret)), "invalid_client_id")
-            expectFailure(try await h.call("POST", "/api/oauth.v2.access", form: ["code": code],
-                                           basic: (clientId, "wrong")), "bad_client_secret")
+            expectFailure(
+                try await h.call(
+                    "POST", "/api/oauth.v2.access", form: ["code": code],
+                    basic: ("nobody", clientSecret)), "invalid_client_id")
+            expectFailure(
+                try await h.call(
+                    "POST", "/api/oauth.v2.access", form: ["code": code],
+                    basic: (clientId, "wrong")), "bad_client_secret")
             // A redirect_uri that is sent must be the authorization's.
             expectFailure(try await access(h, ["code": code, "redirect_uri": "http://127.0.0.1:1/x"]), "invalid_code")
             expectFailure(try await h.call("POST", "/api/auth.test", bearer: "xoxp-unknown"), "invalid_auth")
             expectFailure(try await h.call("POST", "/api/auth.test"), "not_authed")
-            expectFailure(try await access(h, ["grant_type": "urn:ietf:params:oauth:grant-type:device_code"]),
-                          "invalid_grant_type")
+            expectFailure(
+                try await access(h, ["grant_type": "urn:ietf:params:oauth:grant-type:device_code"]),
+                "invalid_grant_type")
         }
     }
 

@@ -1,9 +1,11 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
+
 @testable import ProviderSandbox
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 let clientId = "C-sandbox-client"
 let clientSecret = "sandbox-secret"
@@ -12,7 +14,9 @@ let registeredScopes = ["spark:people_read", "spark:messages_read", "identity:to
 
 func testConfiguration() -> SandboxConfiguration {
     SandboxConfiguration(
-        clients: [.init(clientId: clientId, clientSecret: clientSecret, redirectURIs: [redirectURI], scopes: registeredScopes)],
+        clients: [
+            .init(clientId: clientId, clientSecret: clientSecret, redirectURIs: [redirectURI], scopes: registeredScopes)
+        ],
         users: [
             .init(id: "person-1", email: "pat@example.com", displayName: "Pat One", orgId: "org-1"),
             .init(id: "person-2", email: "sam@example.com", displayName: "Sam Two", orgId: "org-2"),
@@ -97,8 +101,9 @@ struct Harness {
         var request = URLRequest(url: base.appendingPathComponent(path))
         request.httpMethod = "POST"
         request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
-        request.httpBody = Data(form.map { "\(formEncode($0.key))=\(formEncode($0.value))" }
-            .joined(separator: "&").utf8)
+        request.httpBody = Data(
+            form.map { "\(formEncode($0.key))=\(formEncode($0.value))" }
+                .joined(separator: "&").utf8)
         if let (id, secret) = basic {
             let credentials = Data("\(id):\(secret)".utf8).base64EncodedString()
             request.setValue("Basic \(credentials)", forHTTPHeaderField: "Authorization")
@@ -137,10 +142,12 @@ struct Harness {
     }
 
     func refresh(_ refreshToken: String) async throws -> Reply {
-        try await post("access_token", form: [
-            "grant_type": "refresh_token", "client_id": clientId, "client_secret": clientSecret,
-            "refresh_token": refreshToken,
-        ])
+        try await post(
+            "access_token",
+            form: [
+                "grant_type": "refresh_token", "client_id": clientId, "client_secret": clientSecret,
+                "refresh_token": refreshToken,
+            ])
     }
 }
 

@@ -1,13 +1,16 @@
 import Foundation
 import Testing
+
 @testable import ProviderSandbox
 
 @Suite struct SHA256Tests {
     @Test(arguments: [
         ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
         ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        ),
     ])
     func knownAnswers(input: String, expected: String) {
         #expect(hex(sha256(Array(input.utf8))) == expected)
@@ -48,7 +51,8 @@ import Testing
 
 @Suite struct ConfigurationTests {
     @Test func jsonWithOnlyClientsTakesWebexDefaults() throws {
-        let json = #"{"clients":[{"clientId":"c","clientSecret":"s","redirectURIs":["http://127.0.0.1:1/cb"],"scopes":["spark:all"]}]}"#
+        let json =
+            #"{"clients":[{"clientId":"c","clientSecret":"s","redirectURIs":["http://127.0.0.1:1/cb"],"scopes":["spark:all"]}]}"#
         let configuration = try JSONDecoder().decode(SandboxConfiguration.self, from: Data(json.utf8))
         #expect(configuration.clients.count == 1)
         #expect(configuration.accessTokenLifetime == 1_209_599)
@@ -76,10 +80,12 @@ import Testing
     @Test func commandLineFlagsOverrideTheFile() throws {
         let file = #"{"accessTokenLifetime": 60, "rotation": "on"}"#
         let parsed = try SandboxCommandLine.parse(
-            ["--config", "cfg.json", "--port", "8099", "--latency-ms", "250", "--rotation", "grace:30",
-             "--client-id", "c1", "--client-secret", "s1", "--redirect-uri", "http://127.0.0.1:1/a",
-             "--redirect-uri=http://127.0.0.1:2/b", "--scopes", "spark:all,spark:kms", "--429-every", "4",
-             "--retry-after", "2", "--503-every", "6", "--deny-consent"],
+            [
+                "--config", "cfg.json", "--port", "8099", "--latency-ms", "250", "--rotation", "grace:30",
+                "--client-id", "c1", "--client-secret", "s1", "--redirect-uri", "http://127.0.0.1:1/a",
+                "--redirect-uri=http://127.0.0.1:2/b", "--scopes", "spark:all,spark:kms", "--429-every", "4",
+                "--retry-after", "2", "--503-every", "6", "--deny-consent",
+            ],
             readFile: { path in
                 #expect(path == "cfg.json")
                 return Data(file.utf8)
@@ -89,11 +95,18 @@ import Testing
         #expect(c.accessTokenLifetime == 60)
         #expect(c.latency == 0.25)
         #expect(c.rotation == .grace(seconds: 30))
-        #expect(c.clients == [.init(clientId: "c1", clientSecret: "s1",
-                                    redirectURIs: ["http://127.0.0.1:1/a", "http://127.0.0.1:2/b"],
-                                    scopes: ["spark:all", "spark:kms"])])
-        #expect(c.faults == .init(tooManyRequestsEvery: 4, retryAfterSeconds: 2, serviceUnavailableEvery: 6,
-                                  denyConsent: true))
+        #expect(
+            c.clients == [
+                .init(
+                    clientId: "c1", clientSecret: "s1",
+                    redirectURIs: ["http://127.0.0.1:1/a", "http://127.0.0.1:2/b"],
+                    scopes: ["spark:all", "spark:kms"])
+            ])
+        #expect(
+            c.faults
+                == .init(
+                    tooManyRequestsEvery: 4, retryAfterSeconds: 2, serviceUnavailableEvery: 6,
+                    denyConsent: true))
     }
 
     @Test(arguments: [["--rotation", "maybe"], ["--port", "70000"], ["--bogus"], ["--client-id", "x"], ["--port"]])

@@ -11,8 +11,18 @@ public final class CapturingConsole: Console, @unchecked Sendable {
     private var both = ""
     public let stderrIsTerminal: Bool
     public init(stderrIsTerminal: Bool = false) { self.stderrIsTerminal = stderrIsTerminal }
-    public func out(_ text: String) { lock.withLock { stdout += text; both += text } }
-    public func err(_ text: String) { lock.withLock { stderr += text; both += text } }
+    public func out(_ text: String) {
+        lock.withLock {
+            stdout += text
+            both += text
+        }
+    }
+    public func err(_ text: String) {
+        lock.withLock {
+            stderr += text
+            both += text
+        }
+    }
     public var output: String { lock.withLock { stdout } }
     public var errors: String { lock.withLock { stderr } }
     /// stdout and stderr as written, interleaved.

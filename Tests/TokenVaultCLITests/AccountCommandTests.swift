@@ -1,10 +1,11 @@
 import Foundation
 import GRDB
 import Testing
+import TokenVaultTestSupport
+import VaultStore
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import VaultStore
-import TokenVaultTestSupport
 
 @Suite struct ImportTests {
     @Test func importStoresSealedPairAndAudits() async throws {
@@ -62,14 +63,20 @@ import TokenVaultTestSupport
     @Test func importWithoutRefreshTokenKeepsAccessOnly() async throws {
         let h = Harness()
         try await h.expectOK(["init"])
-        try await h.expectOK(["add", "w", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a", "--client-secret-stdin"], stdin: "s")
-        try await h.expectOK(["import", "bot", "--integration", "w"], stdin: tokenJSON(access: "only-access", refresh: nil))
+        try await h.expectOK(
+            [
+                "add", "w", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a",
+                "--client-secret-stdin",
+            ], stdin: "s")
+        try await h.expectOK(
+            ["import", "bot", "--integration", "w"], stdin: tokenJSON(access: "only-access", refresh: nil))
         #expect(await h.run(["token", "bot"]).out == "only-access\n")
     }
 
     @Test func unknownIntegrationIsNotFound() async throws {
         let (h, _, _) = try await Harness.withAccount()
-        let result = await h.run(["import", "bob", "--integration", "nope"], stdin: tokenJSON(access: "a", refresh: "r"))
+        let result = await h.run(
+            ["import", "bob", "--integration", "nope"], stdin: tokenJSON(access: "a", refresh: "r"))
         #expect(result.code == 4)
         #expect(result.err.contains("no integration named 'nope'"))
     }
@@ -79,17 +86,25 @@ import TokenVaultTestSupport
     @Test func envFormats() async throws {
         let (h, access, _) = try await Harness.withAccount()
         #expect(await h.run(["env", "alice"]).out == "export WEBEX_ACCESS_TOKEN='\(access)'\n")
-        #expect(await h.run(["export-env", "alice", "--format", "fish"]).out == "set -gx WEBEX_ACCESS_TOKEN '\(access)';\n")
+        #expect(
+            await h.run(["export-env", "alice", "--format", "fish"]).out == "set -gx WEBEX_ACCESS_TOKEN '\(access)';\n")
         #expect(await h.run(["env", "alice", "--format", "dotenv"]).out == "WEBEX_ACCESS_TOKEN=\(access)\n")
         let json = await h.run(["env", "alice", "--format", "json"]).out
-        #expect(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: String] == ["WEBEX_ACCESS_TOKEN": access])
+        #expect(
+            try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: String] == [
+                "WEBEX_ACCESS_TOKEN": access
+            ])
         #expect(await h.run(["token", "alice"]).out == access + "\n")
     }
 
     @Test func integrationVariableIsUsed() async throws {
         let h = Harness()
         try await h.expectOK(["init"])
-        try await h.expectOK(["add", "w", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a", "--env-var", "MY_TOKEN", "--client-secret-stdin"], stdin: "s")
+        try await h.expectOK(
+            [
+                "add", "w", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a", "--env-var",
+                "MY_TOKEN", "--client-secret-stdin",
+            ], stdin: "s")
         try await h.expectOK(["import", "bot", "--integration", "w"], stdin: tokenJSON(access: "tok", refresh: "r"))
         #expect(await h.run(["env", "bot"]).out == "export MY_TOKEN='tok'\n")
     }
@@ -115,7 +130,9 @@ import TokenVaultTestSupport
             #expect(result.err.contains("tokenvault: hint:"))
         }
         let onlyAccess = "AT_" + randomToken()
-        try await h.expectOK(["import", "norefresh", "--integration", "webex1"], stdin: tokenJSON(access: onlyAccess, refresh: nil, expiresIn: 60))
+        try await h.expectOK(
+            ["import", "norefresh", "--integration", "webex1"],
+            stdin: tokenJSON(access: onlyAccess, refresh: nil, expiresIn: 60))
         h.now = h.now.addingTimeInterval(61)
         for command in [["env", "norefresh"], ["token", "norefresh"]] {
             let result = await h.run(command)
@@ -134,15 +151,22 @@ import TokenVaultTestSupport
         let (h, _, _) = try await Harness.withAccount()
         let result = await h.run(["env", "bob"])
         #expect(result.code == 4)
-        #expect(result.err == "tokenvault: error: no account named 'bob'\ntokenvault: hint: 'tokenvault list' shows the accounts\n")
+        #expect(
+            result.err
+                == "tokenvault: error: no account named 'bob'\ntokenvault: hint: 'tokenvault list' shows the accounts\n"
+        )
     }
 }
 
 @Suite struct ListTests {
     @Test func listNeedsNoPassphraseAndShowsStates() async throws {
         let (h, _, _) = try await Harness.withAccount()
-        try await h.expectOK(["import", "soon", "--integration", "webex1"], stdin: tokenJSON(access: "a2", refresh: "r2", expiresIn: 3600))
-        try await h.expectOK(["import", "rtsoon", "--integration", "webex1"], stdin: tokenJSON(access: "a3", refresh: "r3", refreshExpiresIn: 86_400 * 3))
+        try await h.expectOK(
+            ["import", "soon", "--integration", "webex1"],
+            stdin: tokenJSON(access: "a2", refresh: "r2", expiresIn: 3600))
+        try await h.expectOK(
+            ["import", "rtsoon", "--integration", "webex1"],
+            stdin: tokenJSON(access: "a3", refresh: "r3", refreshExpiresIn: 86_400 * 3))
         let result = await h.run(["status"], environment: ["TOKENVAULT_PASSPHRASE": nil])
         #expect(result.code == 0, "\(result.err)")
         let lines = result.out.split(separator: "\n").map(String.init)
@@ -189,7 +213,9 @@ import TokenVaultTestSupport
         #expect(result.err.contains("stay valid there until they expire"))
         #expect(result.err.contains("tokenvault: hint: to revoke at Webex"), "\(result.err)")
         for (suffix, data) in h.vaultBytes() {
-            for value in sealed { #expect(data.range(of: Data(value)) == nil, "sealed bytes still in vault.db\(suffix)") }
+            for value in sealed {
+                #expect(data.range(of: Data(value)) == nil, "sealed bytes still in vault.db\(suffix)")
+            }
         }
         #expect(try sealedValues(h, account: "alice").isEmpty)
         #expect(await h.run(["token", "alice"]).code == 4)
@@ -218,7 +244,9 @@ import TokenVaultTestSupport
         #expect(result.code == 0, "\(result.err)")
         #expect(try sealedValues(h, account: "alice") == before)
         #expect(await h.run(["token", "alice"]).code == 3)
-        #expect(await h.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": "new passphrase"]).out == access + "\n")
+        #expect(
+            await h.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": "new passphrase"]).out == access
+                + "\n")
     }
 
     @Test func passwdOnTerminalAsksTwice() async throws {
@@ -243,7 +271,11 @@ func sealedValues(_ h: Harness, account: String) throws -> [[UInt8]] {
     let queue = try DatabaseQueue(path: h.vaultPath)
     defer { try? queue.close() }
     return try queue.read { db in
-        guard let row = try Row.fetchOne(db, sql: "SELECT access_token_sealed, refresh_token_sealed FROM account WHERE name = ?", arguments: [account]) else { return [] }
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT access_token_sealed, refresh_token_sealed FROM account WHERE name = ?",
+                arguments: [account])
+        else { return [] }
         return [row[0] as Data?, row[1] as Data?].compactMap { $0.map { [UInt8]($0) } }
     }
 }

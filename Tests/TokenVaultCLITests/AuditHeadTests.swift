@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
 import Testing
+import TokenVaultTestSupport
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import TokenVaultTestSupport
 
 /// The audit log's head is MAC'd from `init` on (entry 0 included) and checked on every append, so
 /// that wiping the log cannot make `audit --verify` say "intact", and a kept head detects a rolled-back copy.
@@ -11,12 +12,16 @@ import TokenVaultTestSupport
     func history() async throws -> Harness {
         let (h, _, _) = try await Harness.withAccount()
         for name in ["bob", "carol"] {
-            try await h.expectOK(["import", name, "--integration", "webex1"], stdin: tokenJSON(access: "a-\(name)", refresh: "r-\(name)"))
+            try await h.expectOK(
+                ["import", name, "--integration", "webex1"], stdin: tokenJSON(access: "a-\(name)", refresh: "r-\(name)")
+            )
         }
         return h
     }
 
-    func verifyJSON(_ h: Harness, _ extra: [String] = []) async throws -> (code: Int32, report: [String: Any], err: String) {
+    func verifyJSON(_ h: Harness, _ extra: [String] = []) async throws -> (
+        code: Int32, report: [String: Any], err: String
+    ) {
         let result = await h.run(["audit", "--verify", "--json"] + extra)
         let report = try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any]
         return (result.code, try #require(report, "\(result.out) \(result.err)"), result.err)
@@ -26,7 +31,9 @@ import TokenVaultTestSupport
     /// head to 0 and its MAC to NULL.
     @Test func wipingTheLogAndResettingTheHeadIsDetected() async throws {
         let h = try await history()
-        try tamper(h, """
+        try tamper(
+            h,
+            """
             DROP TRIGGER audit_entry_no_delete; DELETE FROM audit_entry;
             UPDATE vault_meta SET audit_head_seq = 0, audit_head_mac = NULL
             """)
@@ -39,7 +46,9 @@ import TokenVaultTestSupport
     /// With a made-up head MAC instead of NULL: an empty log must still match the keyed MAC of entry 0.
     @Test func anEmptiedLogWithAForgedHeadIsDetected() async throws {
         let h = try await history()
-        try tamper(h, """
+        try tamper(
+            h,
+            """
             DROP TRIGGER audit_entry_no_delete; DELETE FROM audit_entry;
             UPDATE vault_meta SET audit_head_seq = 0, audit_head_mac = randomblob(32)
             """)
@@ -52,17 +61,22 @@ import TokenVaultTestSupport
     /// records a MAC'd `tamper-detected` entry first, and the evidence survives every later append.
     @Test func appendsAfterAWipeKeepTheEvidence() async throws {
         let h = try await history()
-        try tamper(h, """
+        try tamper(
+            h,
+            """
             DROP TRIGGER audit_entry_no_delete; DELETE FROM audit_entry;
             UPDATE vault_meta SET audit_head_seq = 0, audit_head_mac = NULL
             """)
-        try await h.expectOK(["import", "erin", "--integration", "webex1"], stdin: tokenJSON(access: "a-e", refresh: "r-e"))
-        try await h.expectOK(["import", "fay", "--integration", "webex1"], stdin: tokenJSON(access: "a-f", refresh: "r-f"))
+        try await h.expectOK(
+            ["import", "erin", "--integration", "webex1"], stdin: tokenJSON(access: "a-e", refresh: "r-e"))
+        try await h.expectOK(
+            ["import", "fay", "--integration", "webex1"], stdin: tokenJSON(access: "a-f", refresh: "r-f"))
         let (code, _, err) = try await verifyJSON(h)
         #expect(code == 7, "\(err)")
         #expect(err.contains("tokenvault found the log tampered with before it appended this entry"), "\(err)")
         let listed = await h.run(["audit", "--json"])
-        let events = (try JSONSerialization.jsonObject(with: Data(listed.out.utf8)) as? [[String: Any]] ?? []).compactMap { $0["event"] as? String }
+        let events = (try JSONSerialization.jsonObject(with: Data(listed.out.utf8)) as? [[String: Any]] ?? [])
+            .compactMap { $0["event"] as? String }
         #expect(events == ["tamper-detected", "imported", "imported"])
         // The pairs themselves were stored: nothing is lost over the log.
         #expect(await h.run(["token", "fay"]).out == "a-f\n")
@@ -124,7 +138,8 @@ import TokenVaultTestSupport
         #expect(run.code == 0, "\(run.err)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(run.out.utf8)) as? [String: Any])
         let verified = await s.h.run(["audit", "--verify", "--json"])
-        let head = (try JSONSerialization.jsonObject(with: Data(verified.out.utf8)) as? [String: Any])?["head"] as? String
+        let head =
+            (try JSONSerialization.jsonObject(with: Data(verified.out.utf8)) as? [String: Any])?["head"] as? String
         #expect(report["audit_head"] as? String == head)
         #expect(report["audit_head_seq"] as? Int == 2)
         await s.stop()

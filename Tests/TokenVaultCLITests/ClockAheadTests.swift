@@ -1,8 +1,9 @@
 import Foundation
+import ProviderSandbox
 import Testing
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import ProviderSandbox
 
 // An account whose pair was stored in the future (a clock that ran ahead, an edited file).
 
@@ -10,8 +11,9 @@ import ProviderSandbox
     /// Sets an account's pair as if it had been stored `ahead` seconds in the future (the expiries follow).
     func storeInTheFuture(_ s: SandboxHarness, _ account: String, by ahead: TimeInterval) throws {
         let stored = s.h.now.addingTimeInterval(ahead).timeIntervalSince1970
-        try tamper(s.h, "UPDATE account SET updated_at = ?, access_expires_at = ?, refresh_expires_at = ? WHERE name = ?",
-                   [stored, stored + 1_209_599, stored + 7_776_000, account])
+        try tamper(
+            s.h, "UPDATE account SET updated_at = ?, access_expires_at = ?, refresh_expires_at = ? WHERE name = ?",
+            [stored, stored + 1_209_599, stored + 7_776_000, account])
     }
 
     @Test func listShowsStaleAndWarns() async throws {
@@ -29,7 +31,9 @@ import ProviderSandbox
         #expect(warnings.first?.contains("account 'alice'") == true)
         #expect(warnings.first?.contains("the clock ran ahead or the vault file was edited") == true)
         let table = await s.h.run(["list"])
-        #expect(table.out.split(separator: "\n").first { $0.hasPrefix("alice") }?.hasSuffix("stale") == true, "\(table.out)")
+        #expect(
+            table.out.split(separator: "\n").first { $0.hasPrefix("alice") }?.hasSuffix("stale") == true, "\(table.out)"
+        )
         await s.stop()
     }
 
@@ -47,13 +51,16 @@ import ProviderSandbox
         #expect(await s.sandbox.uses(ofRefreshToken: pairs["carol"]!.refresh) == 1)
         #expect(await s.sandbox.uses(ofRefreshToken: pairs["bob"]!.refresh) == 0)
         let warnings = first.err.split(separator: "\n").filter { $0.contains("later than now") }
-        #expect(warnings.count == 2 && warnings.contains { $0.contains("'alice'") } && warnings.contains { $0.contains("'carol'") }, "\(first.err)")
+        #expect(
+            warnings.count == 2 && warnings.contains { $0.contains("'alice'") }
+                && warnings.contains { $0.contains("'carol'") }, "\(first.err)")
         #expect(try await s.listState("alice") == "ok")
         // --due-within: nothing lapses within a day, but a pair stored in the future is due.
         try storeInTheFuture(s, "bob", by: 86_400)
         let due = await s.h.run(["refresh-all", "--due-within", "1d", "--json"])
         #expect(due.code == 0, "\(due.err)")
-        #expect((try JSONSerialization.jsonObject(with: Data(due.out.utf8)) as? [String: Any])?["refreshed"] as? Int == 1)
+        #expect(
+            (try JSONSerialization.jsonObject(with: Data(due.out.utf8)) as? [String: Any])?["refreshed"] as? Int == 1)
         #expect(await s.sandbox.uses(ofRefreshToken: pairs["bob"]!.refresh) == 1)
         await s.stop()
     }

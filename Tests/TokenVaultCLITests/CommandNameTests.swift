@@ -1,5 +1,6 @@
 import ArgumentParser
 import Testing
+
 @testable import TokenVaultCLI
 
 /// For a command type without a `commandName`, the argument parser derives the name with
@@ -31,7 +32,9 @@ private func namesLeftOut(_ command: any ParsableCommand.Type, path: [String]) -
 @Test func completionTreeCoversEveryHiddenCommandAndAlias() {
     let wanted = Set(namesLeftOut(TokenVault.self, path: []))
     var completed = Set<String>()
-    for sub in CompletionTree.configuration.subcommands where sub.configuration.shouldDisplay { completed.insert(sub._commandName) }
+    for sub in CompletionTree.configuration.subcommands where sub.configuration.shouldDisplay {
+        completed.insert(sub._commandName)
+    }
     let missing = wanted.subtracting(completed).sorted()
     #expect(missing.isEmpty, "names the completion scripts would not know: \(missing)")
     #expect(CompletionTree.requestedShell(["--generate-completion-script", "zsh"]) == .zsh)
@@ -39,5 +42,6 @@ private func namesLeftOut(_ command: any ParsableCommand.Type, path: [String]) -
     #expect(CompletionTree.requestedShell(["--generate-completion-script", "tcsh"]) == nil)
     #expect(CompletionTree.requestedShell(["list", "--generate-completion-script", "bash"]) == .bash)
     #expect(CompletionTree.requestedShell(["list", "--json"]) == nil)
-    #expect(CompletionTree.requestedShell(["exec", "alice", "--", "tool", "--generate-completion-script", "bash"]) == nil)
+    #expect(
+        CompletionTree.requestedShell(["exec", "alice", "--", "tool", "--generate-completion-script", "bash"]) == nil)
 }

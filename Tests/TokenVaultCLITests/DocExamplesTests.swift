@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Testing
+
 @testable import TokenVaultCLI
 
 /// Every `tokenvault` command line in README.md and docs/*.md parses with the real argument parser, and every
@@ -47,7 +48,8 @@ import Testing
     }
 
     @Test func everyExampleParses() throws {
-        var checked = 0, refused = 0
+        var checked = 0
+        var refused = 0
         for document in try Self.documents() {
             for example in DocExamples.examples(in: try Self.read(document)) {
                 let error = Self.parseErrorWithExpansions(example.arguments)
@@ -77,7 +79,9 @@ import Testing
                 for words in DocExamples.simpleCommands(String(line)) {
                     guard let arguments = DocExamples.tokenvaultArguments(words) else { continue }
                     let error = Self.parseErrorWithExpansions(arguments)
-                    #expect(error == nil, "\(command._commandName) --help: \(line.trimmingCharacters(in: .whitespaces)): \(error ?? "")")
+                    #expect(
+                        error == nil,
+                        "\(command._commandName) --help: \(line.trimmingCharacters(in: .whitespaces)): \(error ?? "")")
                     checked += 1
                 }
             }
@@ -102,7 +106,8 @@ import Testing
                 notASCII.append(String(line))
             }
             #expect(notASCII.isEmpty, "\(name) --help: \(notASCII)")
-            let lines = type.configuration.discussion.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            let lines = type.configuration.discussion.split(separator: "\n", omittingEmptySubsequences: false).map(
+                String.init)
             var filled: [String] = []
             for at in lines.indices.dropLast() where lines[at].hasPrefix(" ") {
                 let next = lines[at + 1]
@@ -117,15 +122,20 @@ import Testing
             let directory = (document as NSString).deletingLastPathComponent
             for link in DocExamples.links(in: try Self.read(document)) {
                 let (path, anchor) = DocExamples.split(link.target)
-                let target = path.isEmpty ? document
+                let target =
+                    path.isEmpty
+                    ? document
                     : ((directory.isEmpty ? path : directory + "/" + path) as NSString).standardizingPath
                 var isDirectory: ObjCBool = false
-                let exists = FileManager.default.fileExists(atPath: Self.root.appendingPathComponent(target).path,
-                                                            isDirectory: &isDirectory)
+                let exists = FileManager.default.fileExists(
+                    atPath: Self.root.appendingPathComponent(target).path,
+                    isDirectory: &isDirectory)
                 #expect(exists, "\(document):\(link.line): \(link.target) leads to \(target), which does not exist")
                 guard exists, let anchor, !isDirectory.boolValue, target.hasSuffix(".md") else { continue }
                 let anchors = DocExamples.anchors(in: try Self.read(target))
-                #expect(anchors.contains(anchor), "\(document):\(link.line): \(link.target): no heading or id '\(anchor)' in \(target)")
+                #expect(
+                    anchors.contains(anchor),
+                    "\(document):\(link.line): \(link.target): no heading or id '\(anchor)' in \(target)")
             }
         }
     }
@@ -146,34 +156,60 @@ import Testing
         #expect(found("```\n$ tokenvault env alice\nexport X='y'\ntokenvault: error: no\n```\n") == [["env", "alice"]])
         #expect(found("```sh\neval \"$(tokenvault env alice)\"\n```\n") == [["env", "alice"]])
         #expect(found("```sh\nout=$(tokenvault env alice) && eval \"$out\"\n```\n") == [["env", "alice"]])
-        #expect(found("```sh\nprintf '%s\\n' \"$S\" | tokenvault add b --client-secret-stdin; tokenvault list\n```\n")
+        #expect(
+            found("```sh\nprintf '%s\\n' \"$S\" | tokenvault add b --client-secret-stdin; tokenvault list\n```\n")
                 == [["add", "b", "--client-secret-stdin"], ["list"]])
-        #expect(found("```sh\ntokenvault import a < token.json 2>&1 > out\ntokenvault x 3< f\n```\n")
+        #expect(
+            found("```sh\ntokenvault import a < token.json 2>&1 > out\ntokenvault x 3< f\n```\n")
                 == [["import", "a"], ["x"]])
-        #expect(found("```sh\ntokenvault add w \\\n    --scopes \"a b\" --env-var 'X'\n```\n") == [["add", "w", "--scopes", "a b", "--env-var", "X"]])
-        #expect(found("```sh\nTOKENVAULT_VAULT=/v sudo .build/debug/tokenvault token <account>\n```\n") == [["token", "account"]])
+        #expect(
+            found("```sh\ntokenvault add w \\\n    --scopes \"a b\" --env-var 'X'\n```\n") == [
+                ["add", "w", "--scopes", "a b", "--env-var", "X"]
+            ])
+        #expect(
+            found("```sh\nTOKENVAULT_VAULT=/v sudo .build/debug/tokenvault token <account>\n```\n") == [
+                ["token", "account"]
+            ])
         #expect(found("```\n17 3 * * *  A=b $HOME/bin/tokenvault refresh-all\n```\n") == [["refresh-all"]])
-        #expect(found("```ini\nDescription=tokenvault agent\nDescription=Refresh tokenvault pairs\nExecStart=%h/bin/tokenvault agent run --foreground\n```\n")
+        #expect(
+            found(
+                "```ini\nDescription=tokenvault agent\nDescription=Refresh tokenvault pairs\nExecStart=%h/bin/tokenvault agent run --foreground\n```\n"
+            )
                 == [["agent", "run", "--foreground"]])
-        #expect(found("```sh\ntokenvault audit --expect-head \"$(cat head)\"\necho '$(tokenvault x)'\n```\n")
+        #expect(
+            found("```sh\ntokenvault audit --expect-head \"$(cat head)\"\necho '$(tokenvault x)'\n```\n")
                 == [["audit", "--expect-head", "$(…)"]])
-        #expect(DocExamples.examples(in: "```sh\ntokenvault add w --secret s   # refused: never on argv\n```\n").map(\.refused) == [true])
+        #expect(
+            DocExamples.examples(in: "```sh\ntokenvault add w --secret s   # refused: never on argv\n```\n").map(
+                \.refused) == [true])
         #expect(DocExamples.examples(in: "```sh\n\ntokenvault list\n```\n").map(\.line) == [3])
         // And the parser side: a wrong option, a misplaced one, a missing argument, a bad value.
-        for wrong in [["list", "--nope"], ["init", "--kdf", "cheap"], ["env"], ["keys", "add"], ["token", "alice", "--format", "sh"],
-                      ["authorize", "bob", "--timeout", "5 minutes"], ["lst"]] {
+        for wrong in [
+            ["list", "--nope"], ["init", "--kdf", "cheap"], ["env"], ["keys", "add"],
+            ["token", "alice", "--format", "sh"],
+            ["authorize", "bob", "--timeout", "5 minutes"], ["lst"],
+        ] {
             #expect(DocExamplesTests.parseError(wrong) != nil, "\(wrong) parses")
         }
-        for right in [["--vault", "service=tokenvault", "list"], ["list", "--vault", "x"], ["--help"], ["keys", "add", "bob"],
-                      ["exec", "alice", "--", "sh", "-c", "echo $X", "--vault"]] {
+        for right in [
+            ["--vault", "service=tokenvault", "list"], ["list", "--vault", "x"], ["--help"], ["keys", "add", "bob"],
+            ["exec", "alice", "--", "sh", "-c", "echo $X", "--vault"],
+        ] {
             #expect(DocExamplesTests.parseError(right) == nil, "\(right): \(DocExamplesTests.parseError(right) ?? "")")
         }
         // A shell expansion stands for a value only the shell knows; it does not excuse an unknown option.
         #expect(DocExamplesTests.parseErrorWithExpansions(["audit", "--verify", "--expect-head", "$(…)"]) == nil)
         #expect(DocExamplesTests.parseErrorWithExpansions(["audit", "--verify", "--expect-head", "abc"]) != nil)
         #expect(DocExamplesTests.parseErrorWithExpansions(["list", "--nope", "$X"]) != nil)
-        #expect(DocExamples.anchors(in: "# Monitoring: check, --notify and Prometheus\n## Any OAuth 2.0 / OpenID Connect provider\n## When the vault's store fails\n<a id=\"x-y\"></a>\n")
-                == ["monitoring-check---notify-and-prometheus", "any-oauth-20--openid-connect-provider", "when-the-vaults-store-fails", "x-y"])
+        #expect(
+            DocExamples.anchors(
+                in:
+                    "# Monitoring: check, --notify and Prometheus\n## Any OAuth 2.0 / OpenID Connect provider\n## When the vault's store fails\n<a id=\"x-y\"></a>\n"
+            )
+                == [
+                    "monitoring-check---notify-and-prometheus", "any-oauth-20--openid-connect-provider",
+                    "when-the-vaults-store-fails", "x-y",
+                ])
     }
 }
 
@@ -197,7 +233,10 @@ enum DocExamples {
         for (index, line) in markdown.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.drop(while: { $0 == " " })
             if trimmed.hasPrefix("```") {
-                if let block = current { blocks.append(block); current = nil } else {
+                if let block = current {
+                    blocks.append(block)
+                    current = nil
+                } else {
                     current = []
                     unit = trimmed.dropFirst(3).trimmingCharacters(in: .whitespaces) == "ini"
                 }
@@ -295,14 +334,21 @@ enum DocExamples {
         }
         /// At `$(`: the substitution's text up to its matching `)`, as its own commands; returns the index after it.
         func substitution(at start: Int) -> Int {
-            var depth = 1, j = start + 2
+            var depth = 1
+            var j = start + 2
             var quote: Character? = nil
             while j < chars.count {
                 let c = chars[j]
-                if let q = quote { if c == q { quote = nil } }
-                else if c == "'" || c == "\"" { quote = c }
-                else if c == "(" { depth += 1 }
-                else if c == ")" { depth -= 1; if depth == 0 { break } }
+                if let q = quote {
+                    if c == q { quote = nil }
+                } else if c == "'" || c == "\"" {
+                    quote = c
+                } else if c == "(" {
+                    depth += 1
+                } else if c == ")" {
+                    depth -= 1
+                    if depth == 0 { break }
+                }
                 j += 1
             }
             inner += simpleCommands(String(chars[(start + 2)..<min(j, chars.count)]))
@@ -313,7 +359,9 @@ enum DocExamples {
         /// At `<`: a placeholder `<name>` becomes the word `name`; returns the index after it, or nil.
         func placeholder(at start: Int) -> Int? {
             var j = start + 1
-            while j < chars.count, chars[j].isLetter || chars[j].isNumber || chars[j] == "-" || chars[j] == "_" { j += 1 }
+            while j < chars.count, chars[j].isLetter || chars[j].isNumber || chars[j] == "-" || chars[j] == "_" {
+                j += 1
+            }
             guard j > start + 1, j < chars.count, chars[j] == ">" else { return nil }
             word += String(chars[(start + 1)..<j])
             inWord = true
@@ -324,34 +372,51 @@ enum DocExamples {
             let c = chars[i]
             switch c {
             case " ", "\t":
-                endWord(); i += 1
+                endWord()
+                i += 1
             case "'":
                 inWord = true
                 i += 1
-                while i < chars.count, chars[i] != "'" { word.append(chars[i]); i += 1 }
+                while i < chars.count, chars[i] != "'" {
+                    word.append(chars[i])
+                    i += 1
+                }
                 i += 1
             case "\"":
                 inWord = true
                 i += 1
                 while i < chars.count, chars[i] != "\"" {
                     if chars[i] == "\\", i + 1 < chars.count, "\"\\$`".contains(chars[i + 1]) {
-                        word.append(chars[i + 1]); i += 2
+                        word.append(chars[i + 1])
+                        i += 2
                     } else if chars[i] == "$", i + 1 < chars.count, chars[i + 1] == "(" {
                         i = substitution(at: i)
                     } else {
-                        word.append(chars[i]); i += 1
+                        word.append(chars[i])
+                        i += 1
                     }
                 }
                 i += 1
             case "\\":
-                if i + 1 < chars.count { word.append(chars[i + 1]); inWord = true }
+                if i + 1 < chars.count {
+                    word.append(chars[i + 1])
+                    inWord = true
+                }
                 i += 2
             case "$" where i + 1 < chars.count && chars[i + 1] == "(":
                 i = substitution(at: i)
             case "<", ">":
-                if c == "<", let next = placeholder(at: i) { i = next; continue }
+                if c == "<", let next = placeholder(at: i) {
+                    i = next
+                    continue
+                }
                 // A redirection: a descriptor number written right before it goes with it, and so does its target.
-                if inWord, !word.isEmpty, word.allSatisfy(\.isNumber) { word = ""; inWord = false } else { endWord() }
+                if inWord, !word.isEmpty, word.allSatisfy(\.isNumber) {
+                    word = ""
+                    inWord = false
+                } else {
+                    endWord()
+                }
                 i += 1
                 while i < chars.count, chars[i] == "<" || chars[i] == ">" { i += 1 }
                 if i < chars.count, chars[i] == "&" {
@@ -361,12 +426,16 @@ enum DocExamples {
                     dropNextWord = true
                 }
             case "&" where i + 1 < chars.count && chars[i + 1] == ">":
-                endWord(); i += 2
+                endWord()
+                i += 2
                 dropNextWord = true
             case "|", "&", ";", "(", ")":
-                endCommand(); i += 1
+                endCommand()
+                i += 1
             default:
-                word.append(c); inWord = true; i += 1
+                word.append(c)
+                inWord = true
+                i += 1
             }
         }
         endCommand()
@@ -387,7 +456,8 @@ enum DocExamples {
         }
         while let first = rest.first {
             if isAssignment(first) {
-                let key = first.prefix { $0 != "=" }, value = String(first.drop { $0 != "=" }.dropFirst())
+                let key = first.prefix { $0 != "=" }
+                let value = String(first.drop { $0 != "=" }.dropFirst())
                 // systemd: ExecStart=/usr/bin/tokenvault …
                 if key.hasPrefix("Exec"), isTokenvault(value) { return Array(rest.dropFirst()) }
                 rest = rest.dropFirst()
@@ -401,7 +471,10 @@ enum DocExamples {
         return Array(rest.dropFirst())
     }
 
-    struct Link { var line: Int; var target: String }
+    struct Link {
+        var line: Int
+        var target: String
+    }
 
     /// The targets of Markdown links and images outside code blocks and code spans that are not web addresses.
     static func links(in markdown: String) -> [Link] {
@@ -409,14 +482,19 @@ enum DocExamples {
         var inFence = false
         let pattern = try! NSRegularExpression(pattern: #"\]\(([^)\s]+)\)"#)
         for (index, line) in markdown.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            if line.drop(while: { $0 == " " }).hasPrefix("```") { inFence.toggle(); continue }
+            if line.drop(while: { $0 == " " }).hasPrefix("```") {
+                inFence.toggle()
+                continue
+            }
             if inFence { continue }
             // Code spans out (`[x](y)` inside backticks is text, not a link).
             let text = String(line).split(separator: "`", omittingEmptySubsequences: false).enumerated()
                 .filter { $0.offset % 2 == 0 }.map(\.element).joined(separator: " ")
             for match in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
                 let target = String(text[Range(match.range(at: 1), in: text)!])
-                if target.hasPrefix("http://") || target.hasPrefix("https://") || target.hasPrefix("mailto:") { continue }
+                if target.hasPrefix("http://") || target.hasPrefix("https://") || target.hasPrefix("mailto:") {
+                    continue
+                }
                 found.append(Link(line: index + 1, target: target))
             }
         }
@@ -436,7 +514,10 @@ enum DocExamples {
         var inFence = false
         let idPattern = try! NSRegularExpression(pattern: #"<a id="([^"]+)">"#)
         for line in markdown.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.drop(while: { $0 == " " }).hasPrefix("```") { inFence.toggle(); continue }
+            if line.drop(while: { $0 == " " }).hasPrefix("```") {
+                inFence.toggle()
+                continue
+            }
             if inFence { continue }
             let text = String(line)
             for match in idPattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
@@ -445,10 +526,15 @@ enum DocExamples {
             guard text.hasPrefix("#") else { continue }
             var heading = String(text.drop { $0 == "#" }).trimmingCharacters(in: .whitespaces)
             // A link in a heading counts by its text.
-            heading = heading.replacingOccurrences(of: #"\[([^\]]*)\]\([^)]*\)"#, with: "$1", options: .regularExpression)
+            heading = heading.replacingOccurrences(
+                of: #"\[([^\]]*)\]\([^)]*\)"#, with: "$1", options: .regularExpression)
             var slug = ""
             for c in heading.lowercased() {
-                if c.isLetter || c.isNumber || c == "-" || c == "_" { slug.append(c) } else if c == " " { slug.append("-") }
+                if c.isLetter || c.isNumber || c == "-" || c == "_" {
+                    slug.append(c)
+                } else if c == " " {
+                    slug.append("-")
+                }
             }
             if let count = seen[slug] {
                 seen[slug] = count + 1

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
 
@@ -8,7 +9,8 @@ import Testing
 @Suite struct DotenvRenderTests {
     @Test func dotenvIsUnquotedAndRefusesAnythingButTokenCharacters() throws {
         let token = "AZaz09-._~+/xyz=="
-        #expect(try EnvExport.render([("WEBEX_ACCESS_TOKEN", token)], format: .dotenv) == "WEBEX_ACCESS_TOKEN=\(token)\n")
+        #expect(
+            try EnvExport.render([("WEBEX_ACCESS_TOKEN", token)], format: .dotenv) == "WEBEX_ACCESS_TOKEN=\(token)\n")
         for value in ["a${HOME}b", "a'b", "a b", "a\"b", "a=b", "=", "", "a#b", "a\\b", "a`id`", "é"] {
             do {
                 let rendered = try EnvExport.render([("T", value)], format: .dotenv)
@@ -16,7 +18,9 @@ import Testing
             } catch let error as CLIError {
                 let report = ErrorReport.describe(error)
                 #expect(report.code == .integrity)
-                if value.count > 1 { #expect(!report.message.contains(value), "the value was echoed: \(report.message)") }
+                if value.count > 1 {
+                    #expect(!report.message.contains(value), "the value was echoed: \(report.message)")
+                }
             }
         }
         // The quoting formats still take any value.

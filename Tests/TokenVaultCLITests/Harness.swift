@@ -1,10 +1,11 @@
 import Foundation
 import Testing
-@testable import TokenVaultCLI
-@testable import TokenVaultCore
+import TokenVaultTestSupport
 import VaultCrypto
 import VaultOAuth
-import TokenVaultTestSupport
+
+@testable import TokenVaultCLI
+@testable import TokenVaultCore
 
 /// Records the waits a command asks for and returns at once: time is stepped, never slept.
 final class SleepRecorder: @unchecked Sendable {
@@ -64,7 +65,12 @@ enum TemporaryDirectories {
         }
     }
 
-    static func drain() -> [String] { lock.withLock { defer { paths = [] }; return paths } }
+    static func drain() -> [String] {
+        lock.withLock {
+            defer { paths = [] }
+            return paths
+        }
+    }
 }
 
 /// One vault in a temporary directory and a way to run commands in-process against it.
@@ -103,18 +109,23 @@ final class Harness: @unchecked Sendable {
     var execute: (@Sendable (String, [String], [String: String]) throws -> Int32)?
 
     @discardableResult
-    func run(_ arguments: [String], stdin: String = "", terminal: (any PassphraseTerminal)? = nil,
-             environment overrides: [String: String?] = [:]) async -> RunResult {
+    func run(
+        _ arguments: [String], stdin: String = "", terminal: (any PassphraseTerminal)? = nil,
+        environment overrides: [String: String?] = [:]
+    ) async -> RunResult {
         var env = environment
         for (k, v) in overrides { env[k] = v }
         let console = CapturingConsole()
         let clock = now
         let input = Data(stdin.utf8)
-        let sleeps = self.sleeps, browser = self.browser, paste = self.paste
-        let execute = self.execute ?? { _, _, _ in
-            Issue.record("exec ran without a test stand-in")
-            return 127
-        }
+        let sleeps = self.sleeps
+        let browser = self.browser
+        let paste = self.paste
+        let execute =
+            self.execute ?? { _, _, _ in
+                Issue.record("exec ran without a test stand-in")
+                return 127
+            }
         let context = Context(
             environment: env, console: console, terminal: terminal, now: { clock },
             readStandardInput: { input }, kdfParameters: cheapKDF,
@@ -128,19 +139,28 @@ final class Harness: @unchecked Sendable {
     }
 
     /// A vault with one integration ("webex1") and one account ("alice") holding a generated pair.
-    static func withAccount(access: String = "AT_" + randomToken(), refresh: String = "RT_" + randomToken(),
-                            expiresIn: Int = 1_209_599) async throws -> (Harness, access: String, refresh: String) {
+    static func withAccount(
+        access: String = "AT_" + randomToken(), refresh: String = "RT_" + randomToken(),
+        expiresIn: Int = 1_209_599
+    ) async throws -> (Harness, access: String, refresh: String) {
         let h = Harness()
         try await h.expectOK(["init"])
-        try await h.expectOK(["add", "webex1", "--client-id", "Cabc", "--redirect-uri", "http://localhost:8765/callback",
-                              "--scopes", "spark:people_read spark:kms", "--client-secret-stdin",
-                              // Nothing listens there: tests that need a provider use SandboxHarness.
-                              "--api-base", "http://127.0.0.1:9/v1"], stdin: "client-secret-" + randomToken())
-        try await h.expectOK(["import", "alice", "--integration", "webex1"], stdin: tokenJSON(access: access, refresh: refresh, expiresIn: expiresIn))
+        try await h.expectOK(
+            [
+                "add", "webex1", "--client-id", "Cabc", "--redirect-uri", "http://localhost:8765/callback",
+                "--scopes", "spark:people_read spark:kms", "--client-secret-stdin",
+                // Nothing listens there: tests that need a provider use SandboxHarness.
+                "--api-base", "http://127.0.0.1:9/v1",
+            ], stdin: "client-secret-" + randomToken())
+        try await h.expectOK(
+            ["import", "alice", "--integration", "webex1"],
+            stdin: tokenJSON(access: access, refresh: refresh, expiresIn: expiresIn))
         return (h, access, refresh)
     }
 
-    func expectOK(_ arguments: [String], stdin: String = "", sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    func expectOK(_ arguments: [String], stdin: String = "", sourceLocation: SourceLocation = #_sourceLocation)
+        async throws
+    {
         let result = await run(arguments, stdin: stdin)
         #expect(result.code == 0, "\(arguments): \(result.err)", sourceLocation: sourceLocation)
         if result.code != 0 { throw CLIError.usage("setup step failed: \(arguments) \(result.err)") }

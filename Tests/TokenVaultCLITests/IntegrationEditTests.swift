@@ -1,9 +1,10 @@
 import Foundation
+import ProviderSandbox
 import Testing
+import TokenVaultLab
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import TokenVaultLab
-import ProviderSandbox
 
 // `tokenvault integration edit` (secret, scopes, API base, redirect URI, variable name, keeping the accounts), and
 // `integration add|list|remove` beside the old names.
@@ -20,9 +21,12 @@ import ProviderSandbox
             $0.clients[0].redirectURIs.append(newRedirect)
         }
         let newBase = s.base.absoluteString.replacingOccurrences(of: "127.0.0.1", with: "localhost")
-        let edit = await s.h.run(["integration", "edit", "webex", "--client-secret-stdin", "--scopes", "spark:people_read spark:kms",
-                                  "--api-base", newBase, "--redirect-uri", newRedirect, "--env-var", "REPORTING_TOKEN"],
-                                 stdin: newSecret + "\n")
+        let edit = await s.h.run(
+            [
+                "integration", "edit", "webex", "--client-secret-stdin", "--scopes", "spark:people_read spark:kms",
+                "--api-base", newBase, "--redirect-uri", newRedirect, "--env-var", "REPORTING_TOKEN",
+            ],
+            stdin: newSecret + "\n")
         #expect(edit.code == 0, "\(edit.err)")
         #expect(edit.err.contains("Edited integration 'webex'"), "\(edit.err)")
         #expect(!edit.err.contains(newSecret) && !edit.out.contains(newSecret))
@@ -55,7 +59,9 @@ import ProviderSandbox
         #expect(edits.count == 5, "\(edits)")
         #expect(edits.allSatisfy { $0["integration"] as? String == "webex" })
         #expect(edits.contains { ($0["outcome"] as? String)?.contains("client secret replaced") == true })
-        #expect(edits.contains { ($0["detail"] as? String)?.contains("WEBEX_ACCESS_TOKEN -> REPORTING_TOKEN") == true }, "\(edits)")
+        #expect(
+            edits.contains { ($0["detail"] as? String)?.contains("WEBEX_ACCESS_TOKEN -> REPORTING_TOKEN") == true },
+            "\(edits)")
         let verify = await s.h.run(["audit", "--verify"])
         #expect(verify.code == 0, "\(verify.err)")
         await s.stop()
@@ -74,7 +80,8 @@ import ProviderSandbox
         for (arguments, code, words) in cases {
             let result = await s.h.run(arguments)
             #expect(result.code == code, "\(arguments): \(result.err)")
-            #expect(result.err.contains("tokenvault: error:") && result.err.contains(words), "\(arguments): \(result.err)")
+            #expect(
+                result.err.contains("tokenvault: error:") && result.err.contains(words), "\(arguments): \(result.err)")
         }
         // Nothing was changed by the refusals.
         let events = await s.h.run(["audit", "--json"])
@@ -85,10 +92,16 @@ import ProviderSandbox
     @Test func integrationSubcommandsAndTheOldNamesDoTheSame() async throws {
         let h = Harness()
         try await h.expectOK(["init"])
-        try await h.expectOK(["integration", "add", "one", "--client-id", "C1", "--redirect-uri", "http://localhost:8765/callback",
-                              "--scopes", "spark:kms", "--client-secret-stdin"], stdin: "secret")
-        try await h.expectOK(["add", "two", "--client-id", "C2", "--redirect-uri", "http://localhost:8765/callback",
-                              "--scopes", "spark:kms", "--client-secret-stdin"], stdin: "secret")
+        try await h.expectOK(
+            [
+                "integration", "add", "one", "--client-id", "C1", "--redirect-uri", "http://localhost:8765/callback",
+                "--scopes", "spark:kms", "--client-secret-stdin",
+            ], stdin: "secret")
+        try await h.expectOK(
+            [
+                "add", "two", "--client-id", "C2", "--redirect-uri", "http://localhost:8765/callback",
+                "--scopes", "spark:kms", "--client-secret-stdin",
+            ], stdin: "secret")
         let new = await h.run(["integration", "list", "--json"])
         let old = await h.run(["integrations", "--json"])
         #expect(new.code == 0 && new.out == old.out && new.out.contains("\"one\"") && new.out.contains("\"two\""))

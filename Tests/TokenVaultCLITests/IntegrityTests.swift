@@ -1,10 +1,11 @@
 import Foundation
 import GRDB
 import Testing
+import TokenVaultTestSupport
+import VaultStore
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import VaultStore
-import TokenVaultTestSupport
 
 /// Edits the vault file with plain SQL, as an attacker or a damaged disk would.
 func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) throws {
@@ -28,14 +29,17 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
             #expect(!result.out.contains(access))
         }
         for length in [0, 1, 24, sealed.count - 1] {
-            try tamper(h, "UPDATE account SET access_token_sealed = ? WHERE name = 'alice'", [Data(sealed.prefix(length))])
+            try tamper(
+                h, "UPDATE account SET access_token_sealed = ? WHERE name = 'alice'", [Data(sealed.prefix(length))])
             #expect(await h.run(["token", "alice"]).code == 7, "truncation to \(length) not detected")
         }
     }
 
     @Test func sealedValueMovedToAnotherAccountOrColumnFailsToOpen() async throws {
         let (h, accessA, _) = try await Harness.withAccount()
-        try await h.expectOK(["import", "bob", "--integration", "webex1"], stdin: tokenJSON(access: "bob-access", refresh: "bob-refresh"))
+        try await h.expectOK(
+            ["import", "bob", "--integration", "webex1"], stdin: tokenJSON(access: "bob-access", refresh: "bob-refresh")
+        )
         let alice = try sealedValues(h, account: "alice")
         // alice's access token into bob's row
         try tamper(h, "UPDATE account SET access_token_sealed = ? WHERE name = 'bob'", [Data(alice[0])])
@@ -50,8 +54,12 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
 
     @Test func swappedAccountNamesAreDetected() async throws {
         let (h, accessA, _) = try await Harness.withAccount()
-        try await h.expectOK(["import", "bob", "--integration", "webex1"], stdin: tokenJSON(access: "bob-access", refresh: "bob-refresh"))
-        try tamper(h, """
+        try await h.expectOK(
+            ["import", "bob", "--integration", "webex1"], stdin: tokenJSON(access: "bob-access", refresh: "bob-refresh")
+        )
+        try tamper(
+            h,
+            """
             UPDATE account SET name = 'tmp' WHERE name = 'alice';
             UPDATE account SET name = 'alice' WHERE name = 'bob';
             UPDATE account SET name = 'bob' WHERE name = 'tmp';
@@ -100,14 +108,17 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
         }
         try queue.close()
         for (column, bytes) in stored {
-            #expect(bytes.count == ["secret_key_sealed": 105, "master_key_sealed": 86, "public_key": 64][column], "\(column)")
+            #expect(
+                bytes.count == ["secret_key_sealed": 105, "master_key_sealed": 86, "public_key": 64][column],
+                "\(column)")
             for index in stride(from: 0, to: bytes.count, by: 5) {
                 var flipped = bytes
                 flipped[index] ^= 0x10
                 try tamper(h, "UPDATE key_slot SET \(column) = ? WHERE name = 'main'", [Data(flipped)])
                 let result = await h.run(["token", "alice"])
                 let accepted: [Int32] = column == "secret_key_sealed" ? [3, 7] : [7]
-                #expect(accepted.contains(result.code), "\(column) flipped at \(index): exit \(result.code) \(result.err)")
+                #expect(
+                    accepted.contains(result.code), "\(column) flipped at \(index): exit \(result.code) \(result.err)")
             }
             try tamper(h, "UPDATE key_slot SET \(column) = ? WHERE name = 'main'", [Data(bytes)])
             #expect(await h.run(["token", "alice"]).code == 0)
@@ -126,7 +137,9 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
     func vaultWithHistory() async throws -> Harness {
         let (h, _, _) = try await Harness.withAccount()
         for name in ["bob", "carol", "dave"] {
-            try await h.expectOK(["import", name, "--integration", "webex1"], stdin: tokenJSON(access: "a-\(name)", refresh: "r-\(name)"))
+            try await h.expectOK(
+                ["import", name, "--integration", "webex1"], stdin: tokenJSON(access: "a-\(name)", refresh: "r-\(name)")
+            )
         }
         try await h.expectOK(["revoke", "carol", "--local"])
         return h
@@ -164,7 +177,8 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
         #expect(result.code == 7)
         #expect(result.err.contains("newest entries were removed"))
         // And a later append does not paper over the gap.
-        try await h.expectOK(["import", "erin", "--integration", "webex1"], stdin: tokenJSON(access: "a-e", refresh: "r-e"))
+        try await h.expectOK(
+            ["import", "erin", "--integration", "webex1"], stdin: tokenJSON(access: "a-e", refresh: "r-e"))
         #expect(await h.run(["audit", "--verify"]).code == 7)
     }
 
@@ -176,7 +190,9 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
 
     @Test func reorderedEntriesAreDetected() async throws {
         let h = try await vaultWithHistory()
-        try tamper(h, """
+        try tamper(
+            h,
+            """
             DROP TRIGGER audit_entry_no_update;
             UPDATE audit_entry SET seq = 100 WHERE seq = 2;
             UPDATE audit_entry SET seq = 2 WHERE seq = 3;
@@ -203,14 +219,22 @@ func tamper(_ h: Harness, _ sql: String, _ arguments: StatementArguments = []) t
             #expect(result.code == 0, "\(command)")
             #expect(result.out.contains("USAGE: tokenvault \(command)"), "\(command)")
             #expect(!abstract.isEmpty, "\(command) has no abstract")
-            #expect(result.out.contains("OVERVIEW: " + (abstract.split(separator: " ").first.map(String.init) ?? "")), "\(command)")
+            #expect(
+                result.out.contains("OVERVIEW: " + (abstract.split(separator: " ").first.map(String.init) ?? "")),
+                "\(command)")
         }
         // The version, the commit it was built from, and the libsodium and SQLite it runs with.
         let version = await h.run(["--version"]).out.split(separator: "\n", omittingEmptySubsequences: false)
         #expect(version.count == 3 && version[2].isEmpty, "\(version)")
-        #expect(version.first?.wholeMatch(of: /tokenvault (\d+\.\d+\.\d+) \(commit ([0-9a-f]{7,40}(-dirty)?|unknown)\)/)?.output.1 == Substring(TokenVault.version))
-        #expect(version.dropFirst().first?.wholeMatch(of: /libsodium \d+\.\d+\.\d+, SQLite 3\.\d+\.\d+/) != nil, "\(version)")
-        let versionFile = try String(contentsOf: URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../VERSION"), encoding: .utf8)
+        #expect(
+            version.first?.wholeMatch(of: /tokenvault (\d+\.\d+\.\d+) \(commit ([0-9a-f]{7,40}(-dirty)?|unknown)\)/)?
+                .output.1 == Substring(TokenVault.version))
+        #expect(
+            version.dropFirst().first?.wholeMatch(of: /libsodium \d+\.\d+\.\d+, SQLite 3\.\d+\.\d+/) != nil,
+            "\(version)")
+        let versionFile = try String(
+            contentsOf: URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../VERSION"),
+            encoding: .utf8)
         #expect(TokenVault.version + "\n" == versionFile)
         let bad = await h.run(["frobnicate"])
         #expect(bad.code == 2)

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import TokenVaultTestSupport
+import VaultStore
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import VaultStore
-import TokenVaultTestSupport
 
 /// An account whose newest pair waits in the local journal (the store failed after the provider answered) is
 /// never shown `ok`: `list` says `pending`, `check` names it `pair-not-stored` (exit 5), as `--notify` tells it.
@@ -33,7 +34,9 @@ import TokenVaultTestSupport
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(listed.out.utf8)) as? [[String: Any]])
         #expect(rows.first?["state"] as? String == "pending", "\(listed.out)")
         let table = await h.run(["list"])
-        #expect(table.out.split(separator: "\n").first { $0.hasPrefix("alice") }?.hasSuffix("pending") == true, "\(table.out)")
+        #expect(
+            table.out.split(separator: "\n").first { $0.hasPrefix("alice") }?.hasSuffix("pending") == true,
+            "\(table.out)")
 
         let checked = await h.run(["check", "--json"])
         #expect(checked.code == 5)
@@ -53,18 +56,22 @@ import TokenVaultTestSupport
         let base = try #require(RefreshJournal.base(environment: h.environment))
         let database = try VaultStores.open(h.vaultPath)
         let alice = try database.account(named: "alice")
-        _ = try RefreshJournal(base: base, location: database.location).reserve(alice, integration: "webex1", trigger: .refreshAll, now: h.now)
+        _ = try RefreshJournal(base: base, location: database.location).reserve(
+            alice, integration: "webex1", trigger: .refreshAll, now: h.now)
         try database.close()
 
         let listed = await h.run(["list", "--json"])
         #expect(listed.out.contains("\"interrupted\""), "\(listed.out)")
         let checked = await h.run(["check", "--json"])
         #expect(checked.code == 5)
-        #expect(checked.out.contains("refresh-interrupted") && checked.out.contains("tokenvault authorize alice"), "\(checked.out)")
+        #expect(
+            checked.out.contains("refresh-interrupted") && checked.out.contains("tokenvault authorize alice"),
+            "\(checked.out)")
 
         // A new pair stored since (here an import) settles it.
-        try await h.expectOK(["import", "alice", "--integration", "webex1", "--replace"],
-                             stdin: tokenJSON(access: "AT_" + randomToken(), refresh: "RT_" + randomToken()))
+        try await h.expectOK(
+            ["import", "alice", "--integration", "webex1", "--replace"],
+            stdin: tokenJSON(access: "AT_" + randomToken(), refresh: "RT_" + randomToken()))
         #expect(await h.run(["check"]).code == 0)
     }
 }

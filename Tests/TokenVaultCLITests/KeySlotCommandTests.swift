@@ -1,8 +1,9 @@
 import Foundation
 import Testing
+import VaultStore
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import VaultStore
 
 /// `keys add|list|remove` and `passwd --slot` in-process: prompts at a terminal, refusals before any passphrase is
 /// asked, and nothing written on a wrong one (the built binary's tests are in KeySlotBinaryTests).
@@ -15,9 +16,13 @@ import VaultStore
     @Test func keysAddAtATerminalGivesThreeTriesThenAsksTheNewPassphraseTwice() async throws {
         let (h, access, _) = try await Harness.withAccount()
         let terminal = ScriptedTerminal(["not it", Harness.passphrase, Self.bob, Self.bob])
-        let added = await h.run(["keys", "add", "bob", "--kdf", "interactive"], terminal: terminal, environment: atTerminal)
+        let added = await h.run(
+            ["keys", "add", "bob", "--kdf", "interactive"], terminal: terminal, environment: atTerminal)
         #expect(added.code == 0, "\(added.err)")
-        #expect(terminal.prompts == ["Vault passphrase: ", "Vault passphrase: ", "Passphrase for key slot 'bob': ", "Repeat it: "])
+        #expect(
+            terminal.prompts == [
+                "Vault passphrase: ", "Vault passphrase: ", "Passphrase for key slot 'bob': ", "Repeat it: ",
+            ])
         #expect(added.err.contains("wrong passphrase; try again (2 more attempts)"), "\(added.err)")
         #expect(try slots(h).sorted() == ["bob", "main"])
         #expect(await h.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE": Self.bob]).out == access + "\n")
@@ -36,7 +41,8 @@ import VaultStore
         #expect(noTerminal.code == 2 && noTerminal.err.contains("--new-passphrase-fd"), "\(noTerminal.err)")
         #expect(await h.run(["keys", "add", "bad name"]).code == 2)
         #expect(try slots(h) == ["main"])
-        let weak = await h.run(["keys", "add", "bob", "--allow-weak-passphrase"], terminal: ScriptedTerminal(["short", "short"]))
+        let weak = await h.run(
+            ["keys", "add", "bob", "--allow-weak-passphrase"], terminal: ScriptedTerminal(["short", "short"]))
         #expect(weak.code == 0 && weak.err.contains("warning: the passphrase has only 5 characters"), "\(weak.err)")
     }
 

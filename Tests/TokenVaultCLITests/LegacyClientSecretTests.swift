@@ -1,18 +1,20 @@
 import Foundation
 import GRDB
 import Testing
-@testable import TokenVaultCLI
-@testable import TokenVaultCore
+import TokenVaultTestSupport
 import VaultCrypto
 import VaultStore
-import TokenVaultTestSupport
+
+@testable import TokenVaultCLI
+@testable import TokenVaultCore
 
 /// Vaults written before env_var was bound into the client secret's label keep working: the secret is re-sealed
 /// under the new label the first time it is opened, and from then on an edited env_var fails.
 @Suite struct LegacyClientSecretTests {
     func unlocked(_ h: Harness) throws -> UnlockedVault {
-        let context = Context(environment: h.environment, console: CapturingConsole(), terminal: nil,
-                              readStandardInput: { Data() }, kdfParameters: cheapKDF)
+        let context = Context(
+            environment: h.environment, console: CapturingConsole(), terminal: nil,
+            readStandardInput: { Data() }, kdfParameters: cheapKDF)
         return try UnlockedVault.unlock(try SQLiteVault.open(at: h.vaultPath), source: .environment, context: context)
     }
 

@@ -1,12 +1,13 @@
 import Foundation
 import GRDB
+import ProviderSandbox
 import Testing
 import TokenVaultLab
+import TokenVaultTestSupport
+import VaultOAuth
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import VaultOAuth
-import ProviderSandbox
-import TokenVaultTestSupport
 
 /// The browser: follows the authorize redirect once (optionally rewriting it), as a user's browser would.
 func fetchRedirect(_ url: URL) async throws -> String? {
@@ -22,7 +23,8 @@ func browserStandIn(rewrite: @escaping @Sendable (String) -> String = { $0 }) ->
             var next: URL? = url
             for hop in 0..<3 {
                 guard let target = next else { return }
-                let response = try? await CurlTransport(version: "browser").send(HTTPRequest(method: "GET", url: target))
+                let response = try? await CurlTransport(version: "browser").send(
+                    HTTPRequest(method: "GET", url: target))
                 guard let location = response?.header("Location") else { return }
                 next = URL(string: hop == 0 && response?.status == 303 ? location : rewrite(location))
             }
@@ -41,29 +43,41 @@ final class SandboxHarness: @unchecked Sendable {
     let redirect: String
     static let scopes = ["spark:people_read", "spark:kms", "identity:tokens_write"]
 
-    init(configure: (inout SandboxConfiguration) -> Void = { _ in }, scopes: [String] = SandboxHarness.scopes) async throws {
+    init(configure: (inout SandboxConfiguration) -> Void = { _ in }, scopes: [String] = SandboxHarness.scopes)
+        async throws
+    {
         redirect = "http://127.0.0.1:\(freePort())/callback"
         var configuration = SandboxConfiguration(clients: [
-            .init(clientId: clientId, clientSecret: clientSecret, redirectURIs: [redirect], scopes: SandboxHarness.scopes),
+            .init(
+                clientId: clientId, clientSecret: clientSecret, redirectURIs: [redirect], scopes: SandboxHarness.scopes)
         ])
         configure(&configuration)
         sandbox = ProviderSandbox(configuration: configuration)
         base = try await sandbox.start()
         try await h.expectOK(["init"])
-        try await h.expectOK(["add", "webex", "--client-id", clientId, "--redirect-uri", redirect, "--scopes", scopes.joined(separator: " "),
-                              "--api-base", base.absoluteString, "--client-secret-stdin"], stdin: clientSecret)
+        try await h.expectOK(
+            [
+                "add", "webex", "--client-id", clientId, "--redirect-uri", redirect, "--scopes",
+                scopes.joined(separator: " "),
+                "--api-base", base.absoluteString, "--client-secret-stdin",
+            ], stdin: clientSecret)
     }
 
     func stop() async { await sandbox.stop() }
 
     /// Accounts holding pairs the sandbox issued, imported straight into the vault.
-    func importAccounts(_ names: [String], scopes: [String]? = nil) async throws -> [String: (access: String, refresh: String)] {
+    func importAccounts(_ names: [String], scopes: [String]? = nil) async throws -> [String: (
+        access: String, refresh: String
+    )] {
         var pairs: [String: (String, String)] = [:]
         var lines: [String] = []
         for name in names {
-            let pair = try await sandbox.issueTokenPair(clientId: clientId, userId: SandboxConfiguration.User.sample.id, scopes: scopes)
+            let pair = try await sandbox.issueTokenPair(
+                clientId: clientId, userId: SandboxConfiguration.User.sample.id, scopes: scopes)
             pairs[name] = pair
-            var object = try JSONSerialization.jsonObject(with: Data(tokenJSON(access: pair.accessToken, refresh: pair.refreshToken).utf8)) as! [String: Any]
+            var object =
+                try JSONSerialization.jsonObject(
+                    with: Data(tokenJSON(access: pair.accessToken, refresh: pair.refreshToken).utf8)) as! [String: Any]
             object["account"] = name
             lines.append(String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
         }
@@ -104,7 +118,9 @@ final class SandboxHarness: @unchecked Sendable {
         // Re-authorizing replaces the pair, audited.
         let again = await s.h.run(["authorize", "alice"])
         #expect(again.code == 0, "\(again.err)")
-        #expect(try await s.auditEvents("alice").compactMap { $0["outcome"] as? String }.last == "ok, replaced the previous pair")
+        #expect(
+            try await s.auditEvents("alice").compactMap { $0["outcome"] as? String }.last
+                == "ok, replaced the previous pair")
         await s.stop()
     }
 
@@ -113,10 +129,14 @@ final class SandboxHarness: @unchecked Sendable {
         s.h.paste = { console in
             // The URL tokenvault printed, opened by "the user"; the landing URL is pasted back.
             guard let line = console.split(separator: "\n").first(where: { $0.contains("/authorize?") }),
-                  let url = URL(string: line.trimmingCharacters(in: .whitespaces)) else { return nil }
+                let url = URL(string: line.trimmingCharacters(in: .whitespaces))
+            else { return nil }
             let box = ResultBox()
             let done = DispatchSemaphore(value: 0)
-            Task.detached { box.value = try? await fetchRedirect(url); done.signal() }
+            Task.detached {
+                box.value = try? await fetchRedirect(url)
+                done.signal()
+            }
             done.wait()
             return box.value
         }
@@ -166,7 +186,9 @@ final class SandboxHarness: @unchecked Sendable {
         #expect(denied.code == 6)
         #expect(denied.err.contains("declined"))
         await s.sandbox.updateConfiguration { $0.faults.denyConsent = false }
-        let scope = await s.h.run(["authorize", "alice", "--scopes", "spark:people_read meeting:admin_schedule_write", "--timeout", "60"])
+        let scope = await s.h.run([
+            "authorize", "alice", "--scopes", "spark:people_read meeting:admin_schedule_write", "--timeout", "60",
+        ])
         #expect(scope.code == 6)
         #expect(scope.err.contains("scopes"))
         await s.stop()
@@ -200,7 +222,9 @@ final class SandboxHarness: @unchecked Sendable {
         s.h.browser = { url in
             seen.value = url.absoluteString
             guard let target = pageTarget(url) else { return false }
-            Task.detached { _ = try? await CurlTransport(version: "phone").send(HTTPRequest(method: "GET", url: target)) }
+            Task.detached {
+                _ = try? await CurlTransport(version: "phone").send(HTTPRequest(method: "GET", url: target))
+            }
             return true
         }
         let result = await s.h.run(["authorize", "tv", "--device"])
@@ -224,8 +248,11 @@ func pageTarget(_ url: URL) -> URL? {
         let start = page.range(of: "content=\"0;url=")?.upperBound,
         let end = page[start...].firstIndex(of: "\"")
     else { return nil }
-    let raw = String(page[start..<end]).replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
-        .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&amp;", with: "&")
+    let raw = String(page[start..<end]).replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(
+        of: "&#39;", with: "'"
+    )
+    .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(
+        of: "&amp;", with: "&")
     return URL(string: raw)
 }
 
@@ -244,7 +271,8 @@ func pageTarget(_ url: URL) -> URL? {
         #expect(refreshed["trigger"] as? String == "refresh")
         #expect(refreshed["refresh_token_changed"] as? Bool == false)
         #expect(refreshed["access_expires_after"] as? String == Format.timestamp(s.h.now.addingTimeInterval(1_209_599)))
-        #expect(refreshed["refresh_expires_after"] as? String == Format.timestamp(s.h.now.addingTimeInterval(7_776_000)))
+        #expect(
+            refreshed["refresh_expires_after"] as? String == Format.timestamp(s.h.now.addingTimeInterval(7_776_000)))
         #expect(refreshed["access_expires_before"] as? String != refreshed["access_expires_after"] as? String)
         #expect(await s.h.run(["audit", "--verify"]).code == 0)
         await s.stop()
@@ -252,7 +280,9 @@ func pageTarget(_ url: URL) -> URL? {
 
     @Test func refreshAllWithRateLimitsAndOutagesEndsWithEveryAccountRefreshed() async throws {
         // Retry-After 31 s: above RetryPolicy's 30 s backoff cap, so a wait of exactly 31 s can only follow a 429.
-        let s = try await SandboxHarness { $0.faults = .init(tooManyRequestsEvery: 7, retryAfterSeconds: 31, serviceUnavailableEvery: 11) }
+        let s = try await SandboxHarness {
+            $0.faults = .init(tooManyRequestsEvery: 7, retryAfterSeconds: 31, serviceUnavailableEvery: 11)
+        }
         let names = (0..<60).map { "user\($0)" }
         let pairs = try await s.importAccounts(names)
         s.h.now = s.h.now.addingTimeInterval(3600)
@@ -343,9 +373,13 @@ func pageTarget(_ url: URL) -> URL? {
     @Test func unreachableProviderIsExit6() async throws {
         let h = Harness()
         try await h.expectOK(["init"])
-        try await h.expectOK(["add", "w", "--client-id", "C", "--redirect-uri", "http://127.0.0.1:9/cb", "--scopes", "spark:all",
-                              "--api-base", "http://127.0.0.1:\(freePort())/v1", "--client-secret-stdin"], stdin: "s")
-        try await h.expectOK(["import", "a", "--integration", "w"], stdin: tokenJSON(access: "acc", refresh: "ref", expiresIn: 60))
+        try await h.expectOK(
+            [
+                "add", "w", "--client-id", "C", "--redirect-uri", "http://127.0.0.1:9/cb", "--scopes", "spark:all",
+                "--api-base", "http://127.0.0.1:\(freePort())/v1", "--client-secret-stdin",
+            ], stdin: "s")
+        try await h.expectOK(
+            ["import", "a", "--integration", "w"], stdin: tokenJSON(access: "acc", refresh: "ref", expiresIn: 60))
         let result = await h.run(["env", "a"])
         #expect(result.code == 0)  // still valid for 60 s: handed out with a warning
         #expect(result.err.contains("could not refresh"))
@@ -377,7 +411,8 @@ func pageTarget(_ url: URL) -> URL? {
         let pairs = try await s.importAccounts(["alice"])
         let seen = ResultBox()
         s.h.execute = { program, arguments, environment in
-            seen.value = "\(program)|\(arguments.joined(separator: " "))|\(environment["WEBEX_ACCESS_TOKEN"] ?? "")|\(environment["TOKENVAULT_PASSPHRASE"] ?? "unset")"
+            seen.value =
+                "\(program)|\(arguments.joined(separator: " "))|\(environment["WEBEX_ACCESS_TOKEN"] ?? "")|\(environment["TOKENVAULT_PASSPHRASE"] ?? "unset")"
             return 3
         }
         let result = await s.h.run(["exec", "alice", "--", "python3", "report.py", "--since", "yesterday"])

@@ -1,9 +1,10 @@
 import Foundation
+import ProviderSandbox
 import Testing
+import VaultOAuth
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import VaultOAuth
-import ProviderSandbox
 
 /// What "the user" pastes at each prompt, computed from what tokenvault printed so far.
 final class PasteScript: @unchecked Sendable {
@@ -43,7 +44,10 @@ final class PasteScript: @unchecked Sendable {
 
     @Test func threeBadPastesEndWithTheUsageExitCode() async throws {
         let s = try await SandboxHarness()
-        let script = PasteScript([{ _ in "two words" }, { _ in "http://127.0.0.1:1/callback" }, { _ in "http://127.0.0.1:1/callback?code=abc" }])
+        let script = PasteScript([
+            { _ in "two words" }, { _ in "http://127.0.0.1:1/callback" },
+            { _ in "http://127.0.0.1:1/callback?code=abc" },
+        ])
         let result = await run(s, script, ["authorize", "alice", "--no-browser"])
         #expect(result.code == 2, "\(result.err)")
         #expect(script.asked == 3)
@@ -58,7 +62,8 @@ final class PasteScript: @unchecked Sendable {
         let refused = PasteScript([{ _ in "MadeUpCode1" }, { _ in "MadeUpCode2" }, { _ in "MadeUpCode3" }])
         let final = await run(s, refused, ["authorize", "bob", "--no-browser"])
         #expect(final.code == 2, "\(final.err)")
-        #expect(final.err.contains("tokenvault: error: the authorization code was refused by the provider"), "\(final.err)")
+        #expect(
+            final.err.contains("tokenvault: error: the authorization code was refused by the provider"), "\(final.err)")
         #expect(final.err.contains("tokenvault: hint: a code works once"), "\(final.err)")
         #expect(!final.err.contains("refresh token"))
         await s.stop()
@@ -93,13 +98,17 @@ final class PasteScript: @unchecked Sendable {
         #expect(failed.code == 3)
         #expect(hopeless.prompts.count == 3)
         #expect(failed.out.isEmpty)
-        #expect(failed.err.hasSuffix("tokenvault: error: wrong passphrase: the passphrase typed does not open the vault's key slot\ntokenvault: hint: run the command again to try again; the vault was not changed\n"), "\(failed.err)")
+        #expect(
+            failed.err.hasSuffix(
+                "tokenvault: error: wrong passphrase: the passphrase typed does not open the vault's key slot\ntokenvault: hint: run the command again to try again; the vault was not changed\n"
+            ), "\(failed.err)")
     }
 
     @Test func aWrongPassphraseFromANonInteractiveSourceFailsAtOnce() async throws {
         let (h, _, _) = try await Harness.withAccount()
         let terminal = ScriptedTerminal([Harness.passphrase])
-        let result = await h.run(["token", "alice"], terminal: terminal, environment: ["TOKENVAULT_PASSPHRASE": "wrong"])
+        let result = await h.run(
+            ["token", "alice"], terminal: terminal, environment: ["TOKENVAULT_PASSPHRASE": "wrong"])
         #expect(result.code == 3)
         #expect(terminal.prompts.isEmpty)
         #expect(!result.err.contains("try again ("))
@@ -107,9 +116,13 @@ final class PasteScript: @unchecked Sendable {
 
     @Test func initRefusesAShortPassphraseAndWarnsAboutAWeakOne() async throws {
         let h = Harness()
-        let short = await h.run(["init"], terminal: ScriptedTerminal(["1234567", "1234567"]), environment: ["TOKENVAULT_PASSPHRASE": nil])
+        let short = await h.run(
+            ["init"], terminal: ScriptedTerminal(["1234567", "1234567"]), environment: ["TOKENVAULT_PASSPHRASE": nil])
         #expect(short.code == 3)
-        #expect(short.err.contains("tokenvault: error: the passphrase has only 7 characters; a new passphrase needs at least 8"), "\(short.err)")
+        #expect(
+            short.err.contains(
+                "tokenvault: error: the passphrase has only 7 characters; a new passphrase needs at least 8"),
+            "\(short.err)")
         #expect(short.err.contains("--allow-weak-passphrase"))
         #expect(!FileManager.default.fileExists(atPath: h.vaultPath))
         // Characters, not bytes: seven two-byte characters are still seven.
@@ -119,7 +132,8 @@ final class PasteScript: @unchecked Sendable {
 
         let weak = await h.run(["init"], environment: ["TOKENVAULT_PASSPHRASE": "elevenchars"])
         #expect(weak.code == 0, "\(weak.err)")
-        #expect(weak.err.contains("tokenvault: warning: the passphrase has only 11 characters; 12 or more"), "\(weak.err)")
+        #expect(
+            weak.err.contains("tokenvault: warning: the passphrase has only 11 characters; 12 or more"), "\(weak.err)")
         #expect(!weak.err.contains("elevenchars"))
     }
 

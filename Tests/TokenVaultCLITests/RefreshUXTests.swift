@@ -1,11 +1,12 @@
 import Foundation
+import ProviderSandbox
 import Testing
+import TokenVaultLab
+import TokenVaultTestSupport
+import VaultOAuth
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import TokenVaultLab
-import VaultOAuth
-import ProviderSandbox
-import TokenVaultTestSupport
 
 // What refreshing looks like to a user: lapse warnings, an account without a refresh token, refresh-all's progress
 // line, and an offline `token`/`env` with a still valid access token.
@@ -48,7 +49,9 @@ import TokenVaultTestSupport
 
     @Test func aProviderThatKeepsTheExpiryIsWarnedAboutOnceByTheProcessThatRefreshed() async throws {
         let (s, results) = try await tenConcurrentUses(keepsExpiry: true)
-        let warned = results.filter { $0.err.contains("even after refreshing (the provider did not reset its lifetime)") }
+        let warned = results.filter {
+            $0.err.contains("even after refreshing (the provider did not reset its lifetime)")
+        }
         #expect(warned.count == 1, "\(results.map(\.err))")
         await s.stop()
     }
@@ -75,7 +78,9 @@ import TokenVaultTestSupport
         #expect(try await s.listState("bob") == "no-refresh")
         #expect(try await s.listState("alice") == "ok")
         let table = await s.h.run(["list"])
-        #expect(table.out.split(separator: "\n").first { $0.hasPrefix("bob") }?.hasSuffix("no-refresh") == true, "\(table.out)")
+        #expect(
+            table.out.split(separator: "\n").first { $0.hasPrefix("bob") }?.hasSuffix("no-refresh") == true,
+            "\(table.out)")
 
         let run = await s.h.run(["refresh-all", "--skip-recent", "0", "--json"])
         #expect(run.code == 0, "\(run.err)")
@@ -101,11 +106,16 @@ import TokenVaultTestSupport
 @Suite struct ProgressLineTests {
     @Test func theLineCountsLikeTheSummaryAndShowsAWaitInsteadOfARate() {
         let counts = RefreshProgress.Counts(refreshed: 3, fresh: 0, needsReauth: 3, failed: 0)
-        #expect(RefreshProgress.line(counts, total: 10, rate: 140, waiting: nil)
-            == "refresh-all: 6/10 done: 3 refreshed, 0 fresh, 3 need re-authorization, 0 failed, 140.0/s")
-        #expect(RefreshProgress.line(counts, total: 10, rate: 140, waiting: RetryWait(seconds: 2, retryAfter: true))
-            == "refresh-all: 6/10 done: 3 refreshed, 0 fresh, 3 need re-authorization, 0 failed, waiting 2s (Retry-After)")
-        #expect(RefreshProgress.line(counts, total: 10, rate: 140, waiting: RetryWait(seconds: 0.3, retryAfter: false)).hasSuffix("waiting 1s (backoff)"))
+        #expect(
+            RefreshProgress.line(counts, total: 10, rate: 140, waiting: nil)
+                == "refresh-all: 6/10 done: 3 refreshed, 0 fresh, 3 need re-authorization, 0 failed, 140.0/s")
+        #expect(
+            RefreshProgress.line(counts, total: 10, rate: 140, waiting: RetryWait(seconds: 2, retryAfter: true))
+                == "refresh-all: 6/10 done: 3 refreshed, 0 fresh, 3 need re-authorization, 0 failed, waiting 2s (Retry-After)"
+        )
+        #expect(
+            RefreshProgress.line(counts, total: 10, rate: 140, waiting: RetryWait(seconds: 0.3, retryAfter: false))
+                .hasSuffix("waiting 1s (backoff)"))
     }
 
     @Test func refreshAllOnATerminalDrawsTheSameCountsAsTheSummaryAndTheRetryAfterWait() async throws {
@@ -115,7 +125,9 @@ import TokenVaultTestSupport
         }
         _ = try await s.importAccounts(["alice", "bob", "carol"])
         // An account the provider refuses: needs re-authorization, which is not a failure.
-        try await s.h.expectOK(["import", "dave", "--integration", "webex"], stdin: tokenJSON(access: "AT_" + randomToken(), refresh: "RT_" + randomToken()))
+        try await s.h.expectOK(
+            ["import", "dave", "--integration", "webex"],
+            stdin: tokenJSON(access: "AT_" + randomToken(), refresh: "RT_" + randomToken()))
         let console = CapturingConsole(stderrIsTerminal: true)
         let code = await s.h.run(["refresh-all", "--skip-recent", "0", "--concurrency", "1"], console: console)
         let err = console.errors
@@ -123,7 +135,9 @@ import TokenVaultTestSupport
         #expect(err.contains("waiting 2s (Retry-After)"), "\(err)")
         let frames = err.components(separatedBy: "\r\u{1B}[K").dropFirst()
         let last = frames.last?.split(separator: "\n").first.map(String.init) ?? ""
-        #expect(last.hasPrefix("refresh-all: 4/4 done: 3 refreshed, 0 fresh, 1 need re-authorization, 0 failed, "), "\(err)")
+        #expect(
+            last.hasPrefix("refresh-all: 4/4 done: 3 refreshed, 0 fresh, 1 need re-authorization, 0 failed, "), "\(err)"
+        )
         #expect(err.contains("refresh-all: 3 refreshed, 0 already fresh, 1 need re-authorization, 0 failed"), "\(err)")
         await s.stop()
     }
@@ -134,18 +148,27 @@ import TokenVaultTestSupport
     func vault(apiBase: String) async throws -> (Harness, String) {
         let h = Harness()
         try await h.expectOK(["init"])
-        try await h.expectOK(["add", "webex1", "--client-id", "Cabc", "--redirect-uri", "http://localhost:8765/callback",
-                              "--scopes", "spark:people_read", "--client-secret-stdin", "--api-base", apiBase],
-                             stdin: "client-secret-" + randomToken())
+        try await h.expectOK(
+            [
+                "add", "webex1", "--client-id", "Cabc", "--redirect-uri", "http://localhost:8765/callback",
+                "--scopes", "spark:people_read", "--client-secret-stdin", "--api-base", apiBase,
+            ],
+            stdin: "client-secret-" + randomToken())
         let access = "AT_" + randomToken()
-        try await h.expectOK(["import", "alice", "--integration", "webex1"], stdin: tokenJSON(access: access, refresh: "RT_" + randomToken()))
+        try await h.expectOK(
+            ["import", "alice", "--integration", "webex1"],
+            stdin: tokenJSON(access: access, refresh: "RT_" + randomToken()))
         return (h, access)
     }
 
-    func expectStoredTokenHandedOut(_ result: RunResult, _ access: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectStoredTokenHandedOut(
+        _ result: RunResult, _ access: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         #expect(result.code == 0, "\(result.err)", sourceLocation: sourceLocation)
         #expect(result.out.contains(access), sourceLocation: sourceLocation)
-        #expect(result.err.contains("tokenvault: warning: could not refresh 'alice'"), "\(result.err)", sourceLocation: sourceLocation)
+        #expect(
+            result.err.contains("tokenvault: warning: could not refresh 'alice'"), "\(result.err)",
+            sourceLocation: sourceLocation)
         #expect(result.err.contains("using the current token"), sourceLocation: sourceLocation)
     }
 

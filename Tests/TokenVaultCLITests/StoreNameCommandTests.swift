@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
 import Testing
+import VaultStore
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import VaultStore
 
 /// Whoever can write the store (the vault file, a PostgreSQL administrator) plants terminal escapes, newlines and
 /// `$(…)` in names and plain fields. No command may print them raw: a name that breaks the rule it was created
@@ -27,10 +28,12 @@ import VaultStore
             ($0.value < 0x20 && $0 != "\n") || (0x7f...0x9f).contains($0.value) || (0x202a...0x202e).contains($0.value)
                 || (0x2066...0x2069).contains($0.value)
         }
-        #expect(bad.isEmpty, "printed raw: \(bad.map { String($0.value, radix: 16) }) in \(text.debugDescription)",
-                sourceLocation: sourceLocation)
-        #expect(!names || !text.contains("$(touch"), "a command substitution reached the output: \(text.debugDescription)",
-                sourceLocation: sourceLocation)
+        #expect(
+            bad.isEmpty, "printed raw: \(bad.map { String($0.value, radix: 16) }) in \(text.debugDescription)",
+            sourceLocation: sourceLocation)
+        #expect(
+            !names || !text.contains("$(touch"), "a command substitution reached the output: \(text.debugDescription)",
+            sourceLocation: sourceLocation)
     }
 
     @Test func anAccountNamePlantedInTheFileIsExit7NamingItsId() async throws {
@@ -38,8 +41,10 @@ import VaultStore
         let id = try Self.id(h, "SELECT id FROM account WHERE name = 'alice'")
         // Needs re-authorization, so that `check` would build its copy-paste hint from the name.
         try tamper(h, "UPDATE account SET name = ?, state = 'needs-reauth' WHERE name = 'alice'", [Self.hostile])
-        for command in [["list"], ["list", "--json"], ["list", "--format", "prometheus"], ["check"], ["check", "--json"],
-                        ["refresh-all"]] {
+        for command in [
+            ["list"], ["list", "--json"], ["list", "--format", "prometheus"], ["check"], ["check", "--json"],
+            ["refresh-all"],
+        ] {
             let result = await h.run(command)
             #expect(result.code == 7, "\(command): exit \(result.code) \(result.out) \(result.err)")
             #expect(result.err.contains(id), "\(command): \(result.err)")
@@ -74,11 +79,16 @@ import VaultStore
     /// fails `--verify`, whose words are cleaned too.
     @Test func plantedAuditFieldsArePrintedCleaned() async throws {
         let (h, _, _) = try await Harness.withAccount()
-        try tamper(h, """
+        try tamper(
+            h,
+            """
             INSERT INTO audit_entry (seq, at, account, integration, event, trigger, outcome, detail, mac)
             VALUES ((SELECT MAX(seq) + 1 FROM audit_entry), ?, ?, ?, 'refreshed', ?, ?, ?, ?)
-            """, [h.now.timeIntervalSince1970, Self.hostile, Self.hostile, Self.hostile, Self.hostile, Self.hostile,
-                  Data(repeating: 7, count: 32)])
+            """,
+            [
+                h.now.timeIntervalSince1970, Self.hostile, Self.hostile, Self.hostile, Self.hostile, Self.hostile,
+                Data(repeating: 7, count: 32),
+            ])
         let listed = await h.run(["audit"])
         #expect(listed.code == 0, "\(listed.err)")
         Self.expectClean(listed.out + listed.err)
@@ -92,8 +102,10 @@ import VaultStore
     /// `integrations` prints every plain field of an integration: each is cleaned.
     @Test func plantedIntegrationFieldsArePrintedCleaned() async throws {
         let (h, _, _) = try await Harness.withAccount()
-        try tamper(h, "UPDATE integration SET client_id = ?, redirect_uri = ?, scopes = ?, api_base = ?, env_var = ?, provider = ?",
-                   [Self.hostile, Self.hostile, Self.hostile, Self.hostile, Self.hostile, Self.hostile])
+        try tamper(
+            h,
+            "UPDATE integration SET client_id = ?, redirect_uri = ?, scopes = ?, api_base = ?, env_var = ?, provider = ?",
+            [Self.hostile, Self.hostile, Self.hostile, Self.hostile, Self.hostile, Self.hostile])
         let result = await h.run(["integrations"])
         Self.expectClean(result.out + result.err)
         #expect(result.out.split(separator: "\n").count == 2, "\(result.out)")
@@ -102,8 +114,9 @@ import VaultStore
     /// `list` prints the identity and scopes it keeps in plain text: cleaned, one line per account.
     @Test func plantedAccountFieldsArePrintedCleaned() async throws {
         let (h, _, _) = try await Harness.withAccount()
-        try tamper(h, "UPDATE account SET email = ?, display_name = ?, org_id = ?, granted_scopes = ?",
-                   [Self.hostile, Self.hostile, Self.hostile, Self.hostile])
+        try tamper(
+            h, "UPDATE account SET email = ?, display_name = ?, org_id = ?, granted_scopes = ?",
+            [Self.hostile, Self.hostile, Self.hostile, Self.hostile])
         let result = await h.run(["list"])
         #expect(result.code == 0, "\(result.err)")
         Self.expectClean(result.out + result.err)
@@ -114,7 +127,9 @@ import VaultStore
     @Test func aPlantedAuditDetailInCheckIsCleaned() async throws {
         let (h, _, _) = try await Harness.withAccount()
         h.now = h.now.addingTimeInterval(2 * 86_400)
-        try tamper(h, """
+        try tamper(
+            h,
+            """
             INSERT INTO audit_entry (seq, at, account, integration, event, trigger, outcome, detail, mac)
             VALUES ((SELECT MAX(seq) + 1 FROM audit_entry), ?, 'alice', 'webex1', 'refresh-failed', 'refresh-all',
                     'failed, pair unchanged', ?, ?)
@@ -129,10 +144,13 @@ import VaultStore
     /// Every command a hint shows quotes its values for the shell: a name is one word, and whatever it holds is
     /// never run by a person who copies the command (with or without the quotes around it).
     @Test func hintsQuoteTheirValuesForTheShell() {
-        #expect(Format.command("tokenvault authorize \("alice@example.com")") == "'tokenvault authorize alice@example.com'")
+        #expect(
+            Format.command("tokenvault authorize \("alice@example.com")") == "'tokenvault authorize alice@example.com'")
         #expect(Format.command("tokenvault authorize \("$(touch x)")") == "tokenvault authorize '$(touch x)'")
         #expect(Format.command("tokenvault revoke \("it's")") == #"tokenvault revoke 'it'\''s'"#)
-        #expect(Format.command("tokenvault authorize \("a\u{1b}]52;c;aGk=\u{07}b")") == "tokenvault authorize 'a]52;c;aGk=b'")
+        #expect(
+            Format.command("tokenvault authorize \("a\u{1b}]52;c;aGk=\u{07}b")")
+                == "tokenvault authorize 'a]52;c;aGk=b'")
         #expect(Format.command("tokenvault exec \("")") == "tokenvault exec ''")
         // The value quoted reads back as itself in a POSIX shell.
         for value in ["$(touch x)", "it's", "a b", "`id`", "x;y", "\\"] {

@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
 import Testing
+import VaultCrypto
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import VaultCrypto
 
 // Plain fields of the vault file (ids, env_var) edited with SQL, as an attacker would leave them.
 // Everything here goes through the commands, in-process.
@@ -31,8 +32,11 @@ import VaultCrypto
         configuration.foreignKeysEnabled = false
         let queue = try DatabaseQueue(path: h.vaultPath, configuration: configuration)
         let id = try await queue.read { try String.fetchOne($0, sql: "SELECT id FROM integration")! }
-        try await queue.write { try $0.execute(sql: "UPDATE integration SET id = ?; UPDATE account SET integration_id = ?",
-                                         arguments: [id.uppercased(), id.uppercased()]) }
+        try await queue.write {
+            try $0.execute(
+                sql: "UPDATE integration SET id = ?; UPDATE account SET integration_id = ?",
+                arguments: [id.uppercased(), id.uppercased()])
+        }
         try queue.close()
         let result = await h.run(["token", "alice"])
         #expect(result.code == 7, "\(result.err)")
@@ -41,15 +45,25 @@ import VaultCrypto
 
     @Test func addRefusesVariablesThatChangeHowProgramsRun() async throws {
         let (h, _, _) = try await Harness.withAccount()
-        for name in ["PATH", "path", "LD_PRELOAD", "BASH_ENV", "IFS", "PS4", "HTTPS_PROXY", "http_proxy", "no_proxy",
-                     "LC_ALL", "PYTHONPATH", "GIT_SSH_COMMAND", "SSL_CERT_FILE", "XDG_CONFIG_HOME", "TOKENVAULT_VAULT", "DYLD_INSERT_LIBRARIES"] {
-            let result = await h.run(["add", "i-\(name.lowercased())", "--client-id", "C1", "--redirect-uri", "http://localhost:8765/callback",
-                                      "--scopes", "spark:people_read", "--client-secret-stdin", "--env-var", name], stdin: "s3cret")
+        for name in [
+            "PATH", "path", "LD_PRELOAD", "BASH_ENV", "IFS", "PS4", "HTTPS_PROXY", "http_proxy", "no_proxy",
+            "LC_ALL", "PYTHONPATH", "GIT_SSH_COMMAND", "SSL_CERT_FILE", "XDG_CONFIG_HOME", "TOKENVAULT_VAULT",
+            "DYLD_INSERT_LIBRARIES",
+        ] {
+            let result = await h.run(
+                [
+                    "add", "i-\(name.lowercased())", "--client-id", "C1", "--redirect-uri",
+                    "http://localhost:8765/callback",
+                    "--scopes", "spark:people_read", "--client-secret-stdin", "--env-var", name,
+                ], stdin: "s3cret")
             #expect(result.code == 2, "\(name): \(result.err)")
             #expect(result.err.contains("changes how shells and programs run"), "\(name): \(result.err)")
         }
-        try await h.expectOK(["add", "mine", "--client-id", "C1", "--redirect-uri", "http://localhost:8765/callback",
-                              "--scopes", "spark:people_read", "--client-secret-stdin", "--env-var", "MY_WEBEX_TOKEN"], stdin: "s3cret")
+        try await h.expectOK(
+            [
+                "add", "mine", "--client-id", "C1", "--redirect-uri", "http://localhost:8765/callback",
+                "--scopes", "spark:people_read", "--client-secret-stdin", "--env-var", "MY_WEBEX_TOKEN",
+            ], stdin: "s3cret")
     }
 
     @Test func anEditedEnvVarFailsTheIntegrityCheck() async throws {
@@ -61,7 +75,10 @@ import VaultCrypto
                 return 0
             }
             try tamper(h, "UPDATE integration SET env_var = ?", [name])
-            for command in [["env", "alice"], ["token", "alice"], ["exec", "alice", "--", "true"], ["env", "alice", "--format", "json"]] {
+            for command in [
+                ["env", "alice"], ["token", "alice"], ["exec", "alice", "--", "true"],
+                ["env", "alice", "--format", "json"],
+            ] {
                 let result = await h.run(command)
                 #expect(result.code == 7, "\(name) \(command): \(result.err)")
                 #expect(!result.out.contains(access), "\(name) \(command)")

@@ -1,16 +1,19 @@
 import Foundation
+import ProviderSandbox
 import Testing
 import TokenVaultLab
+import TokenVaultTestSupport
+import VaultOAuth
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import VaultOAuth
-import ProviderSandbox
-import TokenVaultTestSupport
 
 extension Harness {
     /// `run`, with a chosen console and an optional hook on every request.
-    func run(_ arguments: [String], stdin: String = "", console: any Console,
-             beforeRequest: (@Sendable (HTTPRequest) async -> Void)? = nil) async -> Int32 {
+    func run(
+        _ arguments: [String], stdin: String = "", console: any Console,
+        beforeRequest: (@Sendable (HTTPRequest) async -> Void)? = nil
+    ) async -> Int32 {
         let clock = now
         let input = Data(stdin.utf8)
         let sleeps = self.sleeps
@@ -46,11 +49,15 @@ final class StalledListener: @unchecked Sendable {
 
 extension SandboxHarness {
     /// Imports one account holding a pair the sandbox issued, with the lifetimes the sandbox gave it.
-    func importAccount(_ name: String, accessLifetime: Int, refreshLifetime: Int?, withRefreshToken: Bool = true) async throws -> (access: String, refresh: String) {
+    func importAccount(_ name: String, accessLifetime: Int, refreshLifetime: Int?, withRefreshToken: Bool = true)
+        async throws -> (access: String, refresh: String)
+    {
         let pair = try await sandbox.issueTokenPair(clientId: clientId, userId: SandboxConfiguration.User.sample.id)
-        try await h.expectOK(["import", name, "--integration", "webex"],
-                             stdin: tokenJSON(access: pair.accessToken, refresh: withRefreshToken ? pair.refreshToken : nil,
-                                              expiresIn: accessLifetime, refreshExpiresIn: refreshLifetime ?? 7_776_000))
+        try await h.expectOK(
+            ["import", name, "--integration", "webex"],
+            stdin: tokenJSON(
+                access: pair.accessToken, refresh: withRefreshToken ? pair.refreshToken : nil,
+                expiresIn: accessLifetime, refreshExpiresIn: refreshLifetime ?? 7_776_000))
         return (pair.accessToken, pair.refreshToken)
     }
 }

@@ -1,10 +1,11 @@
 import Foundation
 import GRDB
 import Testing
+import TokenVaultTestSupport
+import VaultStore
+
 @testable import TokenVaultCLI
 @testable import TokenVaultCore
-import VaultStore
-import TokenVaultTestSupport
 
 @Suite struct InitTests {
     @Test func initCreatesVaultAndRefusesSecondInit() async throws {
@@ -33,10 +34,12 @@ import TokenVaultTestSupport
 
     @Test func mismatchedOrEmptyPassphraseIsRefused() async throws {
         let h = Harness()
-        let mismatch = await h.run(["init"], terminal: ScriptedTerminal(["one", "two"]), environment: ["TOKENVAULT_PASSPHRASE": nil])
+        let mismatch = await h.run(
+            ["init"], terminal: ScriptedTerminal(["one", "two"]), environment: ["TOKENVAULT_PASSPHRASE": nil])
         #expect(mismatch.code == 3)
         #expect(mismatch.err.contains("differ"))
-        let empty = await h.run(["init"], terminal: ScriptedTerminal(["", ""]), environment: ["TOKENVAULT_PASSPHRASE": nil])
+        let empty = await h.run(
+            ["init"], terminal: ScriptedTerminal(["", ""]), environment: ["TOKENVAULT_PASSPHRASE": nil])
         #expect(empty.code == 3)
         #expect(empty.err.contains("empty"))
         let emptyEnv = await h.run(["init"], environment: ["TOKENVAULT_PASSPHRASE": ""])
@@ -67,12 +70,14 @@ import TokenVaultTestSupport
         let file = h.dir + "/pass"
         try Data((Harness.passphrase + "\n").utf8).write(to: URL(fileURLWithPath: file))
         chmod(file, 0o644)
-        let loose = await h.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE_FILE": file, "TOKENVAULT_PASSPHRASE": nil])
+        let loose = await h.run(
+            ["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE_FILE": file, "TOKENVAULT_PASSPHRASE": nil])
         #expect(loose.code == 3)
         #expect(loose.err.contains("644"))
         #expect(!loose.out.contains(access))
         chmod(file, 0o600)
-        let ok = await h.run(["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE_FILE": file, "TOKENVAULT_PASSPHRASE": nil])
+        let ok = await h.run(
+            ["token", "alice"], environment: ["TOKENVAULT_PASSPHRASE_FILE": file, "TOKENVAULT_PASSPHRASE": nil])
         #expect(ok.code == 0, "\(ok.err)")
         #expect(ok.out == access + "\n")
     }
@@ -86,8 +91,9 @@ import TokenVaultTestSupport
         // No `defer { close(fds[0]) }`: the command closes the descriptor it read the passphrase from, and closing
         // the number again would close whatever a parallel test opened under it meanwhile (an SQLite vault's file:
         // the occasional "disk I/O error" of these tests).
-        let result = await h.run(["token", "alice", "--passphrase-fd", String(fds[0])],
-                                 environment: ["TOKENVAULT_PASSPHRASE": "wrong"])
+        let result = await h.run(
+            ["token", "alice", "--passphrase-fd", String(fds[0])],
+            environment: ["TOKENVAULT_PASSPHRASE": "wrong"])
         #expect(result.code == 0, "\(result.err)")
         #expect(result.out == access + "\n")
     }
@@ -95,7 +101,9 @@ import TokenVaultTestSupport
     @Test func wrongPassphraseExits3AndChangesNothing() async throws {
         let (h, access, _) = try await Harness.withAccount()
         let before = h.vaultBytes()
-        for command in [["token", "alice"], ["env", "alice"], ["revoke", "alice"], ["passwd"], ["audit", "--verify"]] {
+        for command in [
+            ["token", "alice"], ["env", "alice"], ["revoke", "alice"], ["passwd"], ["audit", "--verify"],
+        ] {
             let result = await h.run(command, environment: ["TOKENVAULT_PASSPHRASE": "wrong"])
             #expect(result.code == 3, "\(command)")
             #expect(result.err.contains("tokenvault: error: wrong passphrase"), "\(command)")
@@ -109,7 +117,8 @@ import TokenVaultTestSupport
     @Test func addFromPortalURL() async throws {
         let h = Harness()
         try await h.expectOK(["init"])
-        let url = "https://webexapis.com/v1/authorize?client_id=C1a2b3&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A8765%2Fcallback&scope=spark%3Apeople_read%20spark%3Akms&state=set_state_here"
+        let url =
+            "https://webexapis.com/v1/authorize?client_id=C1a2b3&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A8765%2Fcallback&scope=spark%3Apeople_read%20spark%3Akms&state=set_state_here"
         let add = await h.run(["add", "portal", "--from-url", url, "--client-secret-stdin"], stdin: "sec\n")
         #expect(add.code == 0, "\(add.err)")
         let list = await h.run(["integrations", "--json"], environment: ["TOKENVAULT_PASSPHRASE": nil])
@@ -127,7 +136,11 @@ import TokenVaultTestSupport
         let h = Harness()
         try await h.expectOK(["init"])
         let secret = "client-secret-" + randomToken()
-        try await h.expectOK(["add", "w", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes", "spark:all", "--client-secret-stdin"], stdin: secret)
+        try await h.expectOK(
+            [
+                "add", "w", "--client-id", "C", "--redirect-uri", "https://example.com/cb", "--scopes", "spark:all",
+                "--client-secret-stdin",
+            ], stdin: secret)
         let bytes = h.vaultBytes()
         #expect(!(bytes[""] ?? Data()).contains(secret))
         #expect(!(bytes["-wal"] ?? Data()).contains(secret))
@@ -137,24 +150,53 @@ import TokenVaultTestSupport
         let h = Harness()
         try await h.expectOK(["init"])
         let terminal = ScriptedTerminal(["the-secret"])
-        let result = await h.run(["add", "w", "--client-id", "C", "--redirect-uri", "http://127.0.0.1:9000/cb", "--scopes", "spark:all"], terminal: terminal)
+        let result = await h.run(
+            ["add", "w", "--client-id", "C", "--redirect-uri", "http://127.0.0.1:9000/cb", "--scopes", "spark:all"],
+            terminal: terminal)
         #expect(result.code == 0, "\(result.err)")
         #expect(terminal.prompts == ["Client secret for 'w': "])
     }
 
     @Test(arguments: [
-        (["add", "has space", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a"], "invalid integration name"),
-        (["add", "ctl\u{7}", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a"], "invalid integration name"),
-        (["add", String(repeating: "x", count: 65), "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a"], "invalid integration name"),
-        (["add", "w", "--client-id", "C", "--redirect-uri", "localhost:8080/cb", "--scopes", "a"], "not an absolute URL"),
+        (
+            ["add", "has space", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a"],
+            "invalid integration name"
+        ),
+        (
+            ["add", "ctl\u{7}", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a"],
+            "invalid integration name"
+        ),
+        (
+            [
+                "add", String(repeating: "x", count: 65), "--client-id", "C", "--redirect-uri", "https://e.com/cb",
+                "--scopes", "a",
+            ], "invalid integration name"
+        ),
+        (
+            ["add", "w", "--client-id", "C", "--redirect-uri", "localhost:8080/cb", "--scopes", "a"],
+            "not an absolute URL"
+        ),
         (["add", "w", "--client-id", "C", "--redirect-uri", "/callback", "--scopes", "a"], "not an absolute URL"),
         (["add", "w", "--client-id", "C", "--redirect-uri", "http://example.com/cb", "--scopes", "a"], "plain http"),
         (["add", "w", "--client-id", "C", "--redirect-uri", "ftp://localhost/cb", "--scopes", "a"], "http or https"),
-        (["add", "w", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", " "], "at least one scope"),
-        (["add", "w", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a", "--env-var", "1BAD"], "invalid environment variable"),
+        (
+            ["add", "w", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", " "],
+            "at least one scope"
+        ),
+        (
+            [
+                "add", "w", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a", "--env-var",
+                "1BAD",
+            ], "invalid environment variable"
+        ),
         (["add", "w", "--redirect-uri", "https://e.com/cb", "--scopes", "a"], "client id is needed"),
         (["add", "w", "--from-url", "https://webexapis.com/v1/people"], "not an OAuth authorization URL"),
-        (["add", "w", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a", "--api-base", "http://api.example.com/v1"], "plain http"),
+        (
+            [
+                "add", "w", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a", "--api-base",
+                "http://api.example.com/v1",
+            ], "plain http"
+        ),
     ])
     func badAddInputIsRefusedAndChangesNothing(arguments: [String], message: String) async throws {
         let h = Harness()
@@ -169,14 +211,20 @@ import TokenVaultTestSupport
 
     @Test func duplicateIntegrationIsRefused() async throws {
         let (h, _, _) = try await Harness.withAccount()
-        let result = await h.run(["add", "webex1", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a", "--client-secret-stdin"], stdin: "s")
+        let result = await h.run(
+            [
+                "add", "webex1", "--client-id", "C", "--redirect-uri", "https://e.com/cb", "--scopes", "a",
+                "--client-secret-stdin",
+            ], stdin: "s")
         #expect(result.code == 2)
         #expect(result.err.contains("already exists"))
     }
 
     @Test func removeIntegrationRefusedWhileUsedUnlessForced() async throws {
         let (h, _, _) = try await Harness.withAccount()
-        try await h.expectOK(["import", "bob", "--integration", "webex1"], stdin: tokenJSON(access: "AT_" + randomToken(), refresh: "RT_" + randomToken()))
+        try await h.expectOK(
+            ["import", "bob", "--integration", "webex1"],
+            stdin: tokenJSON(access: "AT_" + randomToken(), refresh: "RT_" + randomToken()))
         let sealed = try sealedValues(h, account: "alice") + sealedValues(h, account: "bob")
         #expect(sealed.count == 4)
         let refused = await h.run(["remove-integration", "webex1"])
@@ -197,7 +245,9 @@ import TokenVaultTestSupport
             #expect(entries.last?["trigger"] as? String == "remove-integration", "\(account)")
         }
         for (suffix, data) in h.vaultBytes() {
-            for value in sealed { #expect(data.range(of: Data(value)) == nil, "sealed bytes still in vault.db\(suffix)") }
+            for value in sealed {
+                #expect(data.range(of: Data(value)) == nil, "sealed bytes still in vault.db\(suffix)")
+            }
         }
         #expect(await h.run(["audit", "--verify"]).code == 0)
         let missing = await h.run(["remove-integration", "webex1"])

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
-@testable import TokenVaultCore
 import VaultCrypto
 import VaultStore
+
+@testable import TokenVaultCore
 
 /// Which accounts need a person (`check`, `--notify`), from plain metadata and the audit log of an in-memory vault.
 @Suite struct AttentionTests {
@@ -21,11 +22,15 @@ import VaultStore
         try m.add("failing", provider: .webex, base: "https://webex.test/v1")
         try store("failing") { $0.updatedAt = now.addingTimeInterval(-2 * 86_400) }
         try m.database.write { w in
-            try m.vault.appendAudit(AuditDraft(at: now.addingTimeInterval(-2 * 86_400), account: "failing", integration: "webex",
-                                               event: .refreshed, trigger: .refreshAll, outcome: .ok), in: w)
-            try m.vault.appendAudit(AuditDraft(at: now.addingTimeInterval(-3600), account: "failing", integration: "webex",
-                                               event: .refreshFailed, trigger: .refreshAll, outcome: .failedPairUnchanged,
-                                               detail: "the provider answered HTTP 503"), in: w)
+            try m.vault.appendAudit(
+                AuditDraft(
+                    at: now.addingTimeInterval(-2 * 86_400), account: "failing", integration: "webex",
+                    event: .refreshed, trigger: .refreshAll, outcome: .ok), in: w)
+            try m.vault.appendAudit(
+                AuditDraft(
+                    at: now.addingTimeInterval(-3600), account: "failing", integration: "webex",
+                    event: .refreshFailed, trigger: .refreshAll, outcome: .failedPairUnchanged,
+                    detail: "the provider answered HTTP 503"), in: w)
         }
         // Refreshed long ago but its newest attempt succeeded: not failing.
         try m.add("quiet", provider: .webex, base: "https://webex.test/v1")
@@ -39,8 +44,11 @@ import VaultStore
 
         let found = try Attention.find(in: m.database, now: now)
         let events = Dictionary(uniqueKeysWithValues: found.map { ($0.account, $0.event) })
-        #expect(events == ["refused": .needsReauth, "lapsing": .refreshTokenLapsing, "failing": .refreshFailing,
-                           "noRefresh": .accessTokenLapsing])
+        #expect(
+            events == [
+                "refused": .needsReauth, "lapsing": .refreshTokenLapsing, "failing": .refreshFailing,
+                "noRefresh": .accessTokenLapsing,
+            ])
         #expect(found.first { $0.account == "failing" }?.detail.contains("HTTP 503") == true)
         #expect(found.allSatisfy { $0.integration == "webex" })
     }

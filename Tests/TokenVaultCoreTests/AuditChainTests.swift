@@ -1,8 +1,9 @@
 import Foundation
 import GRDB
 import Testing
-@testable import TokenVaultCore
 import VaultStore
+
+@testable import TokenVaultCore
 
 /// The audit chain (AuditChain.swift) against a real vault file and real libsodium.
 @Suite struct AuditChainTests {
@@ -28,7 +29,8 @@ import VaultStore
         #expect(empty.problems.isEmpty)
         #expect(empty.count == 0 && empty.headSeq == 0)
 
-        try append(v, [draft("alice", .imported, at: v.now), draft("alice", .refreshed, at: v.now.addingTimeInterval(60))])
+        try append(
+            v, [draft("alice", .imported, at: v.now), draft("alice", .refreshed, at: v.now.addingTimeInterval(60))])
         let result = try v.vault.verifyAudit()
         #expect(result.problems.isEmpty, "\(result.problems)")
         #expect(result.count == 2 && result.headSeq == 2)
@@ -44,7 +46,9 @@ import VaultStore
         try tamper(v, "DROP TRIGGER audit_entry_no_update; UPDATE audit_entry SET outcome = 'failed' WHERE seq = 1")
         let problems = try v.vault.verifyAudit().problems
         #expect(problems.count == 1)
-        #expect(problems.first?.contains("entry 1 (imported, account 'alice') does not match its MAC") == true, "\(problems)")
+        #expect(
+            problems.first?.contains("entry 1 (imported, account 'alice') does not match its MAC") == true,
+            "\(problems)")
     }
 
     @Test func removedEntriesAreFoundAtTheEndInTheMiddleAndAll() throws {
@@ -60,7 +64,8 @@ import VaultStore
         try tamper(w, "DROP TRIGGER audit_entry_no_delete; DELETE FROM audit_entry WHERE seq = 2")
         let problems = try w.vault.verifyAudit().problems
         #expect(problems.contains("entry 2 is missing"), "\(problems)")
-        #expect(problems.contains { $0.contains("entry 3 (imported, account 'a3') does not match its MAC") }, "\(problems)")
+        #expect(
+            problems.contains { $0.contains("entry 3 (imported, account 'a3') does not match its MAC") }, "\(problems)")
 
         let x = try CoreVault()
         defer { x.remove() }
@@ -85,10 +90,15 @@ import VaultStore
         let v = try CoreVault()
         defer { v.remove() }
         try append(v, [draft("alice", .imported, at: v.now)])
-        try tamper(v, "DROP TRIGGER audit_entry_no_delete; DELETE FROM audit_entry; UPDATE vault_meta SET audit_head_seq = 0, audit_head_mac = NULL")
+        try tamper(
+            v,
+            "DROP TRIGGER audit_entry_no_delete; DELETE FROM audit_entry; UPDATE vault_meta SET audit_head_seq = 0, audit_head_mac = NULL"
+        )
         try append(v, [draft("bob", .imported, at: v.now)])
         #expect(try v.database.auditEntries().map(\.draft.event) == [.tamperDetected, .imported])
         let problems = try v.vault.verifyAudit().problems
-        #expect(problems.contains { $0.contains("tokenvault found the log tampered with before it appended this entry") }, "\(problems)")
+        #expect(
+            problems.contains { $0.contains("tokenvault found the log tampered with before it appended this entry") },
+            "\(problems)")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TokenVaultCore
 
 /// `BlockingWork` keeps blocking calls off the cooperative pool: any number of them are in progress at once, where

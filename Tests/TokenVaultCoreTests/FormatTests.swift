@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import TokenVaultCore
 
 @Suite struct FormatTests {
@@ -8,11 +9,15 @@ import Testing
     @Test func timestampIsTheInternetDateTimeOfISO8601DateFormatter() {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime]
-        var dates: [Date] = [Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: -1), Date(timeIntervalSince1970: -0.5),
-                             Date(timeIntervalSince1970: 1_795_000_000.999), Date(timeIntervalSince1970: 1_795_000_000.9996), Date(timeIntervalSince1970: 951_782_400)]  // 2000-02-29
+        var dates: [Date] = [
+            Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: -1), Date(timeIntervalSince1970: -0.5),
+            Date(timeIntervalSince1970: 1_795_000_000.999), Date(timeIntervalSince1970: 1_795_000_000.9996),
+            Date(timeIntervalSince1970: 951_782_400),
+        ]  // 2000-02-29
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2_000 {
-            dates.append(Date(timeIntervalSince1970: Double.random(in: -2_000_000_000...40_000_000_000, using: &generator)))
+            dates.append(
+                Date(timeIntervalSince1970: Double.random(in: -2_000_000_000...40_000_000_000, using: &generator)))
         }
         for date in dates {
             #expect(Format.timestamp(date) == formatter.string(from: date), "\(date.timeIntervalSince1970)")

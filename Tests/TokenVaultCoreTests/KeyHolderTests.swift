@@ -1,8 +1,9 @@
 import Foundation
 import Testing
-@testable import TokenVaultCore
 import VaultCrypto
 import VaultStore
+
+@testable import TokenVaultCore
 
 /// A key holder that forwards to another and records the labels it was asked for: the core must do everything
 /// through the interface (seal, open, MAC under a label), never with the master key itself, so that an agent in
@@ -14,11 +15,26 @@ final class RecordingKeyHolder: KeyHolder, @unchecked Sendable {
     init(_ inner: any KeyHolder) { self.inner = inner }
     var log: [String] { lock.withLock { calls } }
     private func note(_ s: String) { lock.withLock { calls.append(s) } }
-    func seal(_ plaintext: SecretBytes, label: String) throws -> [UInt8] { note("seal " + label); return try inner.seal(plaintext, label: label) }
-    func open(_ sealed: [UInt8], label: String) throws -> SecretBytes { note("open " + label); return try inner.open(sealed, label: label) }
-    func mac(_ message: [UInt8], label: String) throws -> [UInt8] { note("mac " + label); return try inner.mac(message, label: label) }
-    func wrapMasterKey(under passphraseKey: SecretBytes) throws -> [UInt8] { note("wrap"); return try inner.wrapMasterKey(under: passphraseKey) }
-    func wrapMasterKey(toPublicKey publicKey: [UInt8]) throws -> [UInt8] { note("wrap to key"); return try inner.wrapMasterKey(toPublicKey: publicKey) }
+    func seal(_ plaintext: SecretBytes, label: String) throws -> [UInt8] {
+        note("seal " + label)
+        return try inner.seal(plaintext, label: label)
+    }
+    func open(_ sealed: [UInt8], label: String) throws -> SecretBytes {
+        note("open " + label)
+        return try inner.open(sealed, label: label)
+    }
+    func mac(_ message: [UInt8], label: String) throws -> [UInt8] {
+        note("mac " + label)
+        return try inner.mac(message, label: label)
+    }
+    func wrapMasterKey(under passphraseKey: SecretBytes) throws -> [UInt8] {
+        note("wrap")
+        return try inner.wrapMasterKey(under: passphraseKey)
+    }
+    func wrapMasterKey(toPublicKey publicKey: [UInt8]) throws -> [UInt8] {
+        note("wrap to key")
+        return try inner.wrapMasterKey(toPublicKey: publicKey)
+    }
 }
 
 @Suite struct KeyHolderTests {
@@ -32,7 +48,9 @@ final class RecordingKeyHolder: KeyHolder, @unchecked Sendable {
         // Another label opens nothing: the label is part of the key.
         #expect(throws: VaultError.self) { try vault.open(sealed, label: "account/y", what: "y") }
         try v.database.write { w in
-            try vault.appendAudit(AuditDraft(at: v.now, account: "a", integration: nil, event: .imported, trigger: "t", outcome: "ok"), in: w)
+            try vault.appendAudit(
+                AuditDraft(at: v.now, account: "a", integration: nil, event: .imported, trigger: "t", outcome: "ok"),
+                in: w)
         }
         #expect(try vault.verifyAudit().problems.isEmpty)
         // The vault opened with the passphrase (the in-process holder) sees the same chain.
@@ -48,7 +66,8 @@ final class RecordingKeyHolder: KeyHolder, @unchecked Sendable {
     }
 
     @Test func aDifferentMasterKeyOpensNothingAndMACsDiffer() throws {
-        let a = InProcessKeyHolder.generate(), b = InProcessKeyHolder.generate()
+        let a = InProcessKeyHolder.generate()
+        let b = InProcessKeyHolder.generate()
         let sealed = try a.seal(SecretBytes(copying: Array("s".utf8)), label: "l")
         #expect(throws: VaultCryptoError.self) { try b.open(sealed, label: "l") }
         #expect(try a.mac([1, 2, 3], label: "l") == a.mac([1, 2, 3], label: "l"))

@@ -1,10 +1,11 @@
 import Foundation
 import GRDB
 import Testing
-@testable import TokenVaultCore
+import TokenVaultTestSupport
 import VaultCrypto
 import VaultStore
-import TokenVaultTestSupport
+
+@testable import TokenVaultCore
 
 /// Key slots over a real vault file and real libsodium (docs/key-slots.md): unlocking through slots, adding and
 /// removing them, and replacing the master key in one transaction.
@@ -12,14 +13,19 @@ import TokenVaultTestSupport
     static let alice = SecretBytes(copying: Array("core test passphrase".utf8))  // CoreVault's, slot `main`
     static let bob = SecretBytes(copying: Array("bob's own passphrase".utf8))
 
-    func unlock(_ v: CoreVault, _ passphrase: SecretBytes, slot: String? = nil,
-                kdf: @escaping (KDFParameters.Level) -> KDFParameters = CoreVault.kdf) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
-        try UnlockedVault.unlockSlot(v.database, kdfParameters: kdf, attempts: 1, console: CapturingConsole(), keySlot: slot) { passphrase }
+    func unlock(
+        _ v: CoreVault, _ passphrase: SecretBytes, slot: String? = nil,
+        kdf: @escaping (KDFParameters.Level) -> KDFParameters = CoreVault.kdf
+    ) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
+        try UnlockedVault.unlockSlot(
+            v.database, kdfParameters: kdf, attempts: 1, console: CapturingConsole(), keySlot: slot
+        ) { passphrase }
     }
 
     func withBob(_ v: CoreVault) throws {
         let opened = try unlock(v, Self.alice).opened
-        try v.vault.addKeySlot(named: "bob", passphrase: Self.bob, parameters: CoreVault.kdf(.interactive), opened: opened, now: v.now)
+        try v.vault.addKeySlot(
+            named: "bob", passphrase: Self.bob, parameters: CoreVault.kdf(.interactive), opened: opened, now: v.now)
     }
 
     func tamper(_ v: CoreVault, _ sql: String, _ arguments: StatementArguments = []) throws {
@@ -47,7 +53,8 @@ import TokenVaultTestSupport
         defer { v.remove() }
         try withBob(v)
         let sealed = try v.vault.seal("a token", label: "account/x")
-        let byAlice = try unlock(v, Self.alice), byBob = try unlock(v, Self.bob)
+        let byAlice = try unlock(v, Self.alice)
+        let byBob = try unlock(v, Self.bob)
         #expect(byAlice.opened.name == "main" && byBob.opened.name == "bob")
         #expect(try byBob.vault.open(sealed, label: "account/x", what: "x").copyToString() == "a token")
         #expect(try unlock(v, Self.bob, slot: "bob").opened.name == "bob")
@@ -56,19 +63,21 @@ import TokenVaultTestSupport
         #expect(throws: VaultError.wrongPassphrase) { try unlock(v, SecretBytes(copying: Array("neither".utf8))) }
         // The slot's secret key is bound to its name: copied to another row, it opens nothing there.
         let bobRow = try #require(try v.database.keySlots().first { $0.name == "bob" })
-        try tamper(v, "UPDATE key_slot SET secret_key_sealed = ?, kdf_salt = ? WHERE name = 'main'",
-                   [Data(bobRow.secretKeySealed!), Data(bobRow.kdfSalt)])
+        try tamper(
+            v, "UPDATE key_slot SET secret_key_sealed = ?, kdf_salt = ? WHERE name = 'main'",
+            [Data(bobRow.secretKeySealed!), Data(bobRow.kdfSalt)])
         #expect(throws: VaultError.wrongPassphrase) { try unlock(v, Self.bob, slot: "main") }
     }
 
     /// Each slot keeps the KDF checks a single header had: a raised level on any slot is tampering, named.
     @Test func aLevelRaisedOnOneSlotIsReportedForThatSlot() throws {
         let levels: @Sendable (KDFParameters.Level) -> KDFParameters = { level in
-            let (ops, mem): (UInt64, UInt64) = switch level {
-            case .interactive: (1, 8192)
-            case .moderate: (2, 8192)
-            case .sensitive: (2, 16384)
-            }
+            let (ops, mem): (UInt64, UInt64) =
+                switch level {
+                case .interactive: (1, 8192)
+                case .moderate: (2, 8192)
+                case .sensitive: (2, 16384)
+                }
             return KDFParameters(opsLimit: ops, memLimit: mem, salt: Random.bytes(KDFParameters.saltBytes))
         }
         let v = try CoreVault()
@@ -76,12 +85,16 @@ import TokenVaultTestSupport
         try withBob(v)
         try tamper(v, "UPDATE key_slot SET kdf_opslimit = 2, kdf_memlimit = 16384 WHERE name = 'bob'")
         let error = #expect(throws: VaultError.self) { try unlock(v, Self.bob, kdf: levels) }
-        #expect(error?.localizedDescription.contains("key slot 'bob' opens with the interactive level, the file says sensitive") == true,
-                "\(String(describing: error))")
+        #expect(
+            error?.localizedDescription.contains(
+                "key slot 'bob' opens with the interactive level, the file says sensitive") == true,
+            "\(String(describing: error))")
         #expect(try unlock(v, Self.alice, kdf: levels).opened.name == "main", "main is intact and opens")
         try tamper(v, "UPDATE key_slot SET kdf_opslimit = 3, kdf_memlimit = 16384 WHERE name = 'bob'")
         let unknown = #expect(throws: VaultError.self) { try unlock(v, Self.alice, kdf: levels) }
-        #expect(unknown?.localizedDescription.contains("key slot 'bob' has 3 passes") == true, "\(String(describing: unknown))")
+        #expect(
+            unknown?.localizedDescription.contains("key slot 'bob' has 3 passes") == true,
+            "\(String(describing: unknown))")
         // Naming the intact slot skips the edited one's check.
         #expect(try unlock(v, Self.alice, slot: "main", kdf: levels).opened.name == "main")
     }
@@ -91,7 +104,9 @@ import TokenVaultTestSupport
         defer { v.remove() }
         let opened = try unlock(v, Self.alice).opened
         #expect(throws: VaultError.self) { try v.vault.removeKeySlot(named: "main", opened: opened, now: v.now) }
-        #expect(throws: StoreError.noSuchKeySlot("bob")) { try v.vault.removeKeySlot(named: "bob", opened: opened, now: v.now) }
+        #expect(throws: StoreError.noSuchKeySlot("bob")) {
+            try v.vault.removeKeySlot(named: "bob", opened: opened, now: v.now)
+        }
         try withBob(v)
         try v.vault.removeKeySlot(named: "main", opened: opened, now: v.now)
         #expect(try v.database.keySlots().map(\.name) == ["bob"])
@@ -110,7 +125,8 @@ import TokenVaultTestSupport
         let opened = try unlock(v, Self.bob).opened
         // Bob gives slot `main` a new passphrase: he needs only his own.
         let carol = SecretBytes(copying: Array("carol's passphrase".utf8))
-        try v.vault.changePassphrase(ofSlot: "main", to: carol, parameters: nil, opened: opened, now: v.now.addingTimeInterval(60))
+        try v.vault.changePassphrase(
+            ofSlot: "main", to: carol, parameters: nil, opened: opened, now: v.now.addingTimeInterval(60))
         #expect(throws: VaultError.wrongPassphrase) { try unlock(v, Self.alice) }
         let byCarol = try unlock(v, carol)
         #expect(byCarol.opened.name == "main")
@@ -118,7 +134,9 @@ import TokenVaultTestSupport
         let after = try v.database.keySlots().first { $0.name == "main" }!
         #expect(after.createdAt == before.createdAt && after.changedAt == v.now.addingTimeInterval(60))
         #expect(after.kdfSalt != before.kdfSalt && after.publicKey != before.publicKey)
-        #expect(try v.database.auditEntries().last?.draft.outcome == .keySlotChanged(slot: "main", change: "given a new passphrase"))
+        #expect(
+            try v.database.auditEntries().last?.draft.outcome
+                == .keySlotChanged(slot: "main", change: "given a new passphrase"))
     }
 
     /// A v1-v3 slot (the master key sealed under the passphrase's key) opens, and is converted by the first change
@@ -128,17 +146,25 @@ import TokenVaultTestSupport
         defer { v.remove() }
         let old = SecretBytes(copying: Array("a v1 passphrase".utf8))
         let parameters = CoreVault.kdf(.interactive)
-        let envelope = try v.vault.keys.wrapMasterKey(under: try VaultKeys.derivePassphraseKey(old, parameters: parameters))
+        let envelope = try v.vault.keys.wrapMasterKey(
+            under: try VaultKeys.derivePassphraseKey(old, parameters: parameters))
         try v.database.write { w in
-            try w.insert(KeySlot(name: "old", kdfAlgorithm: KDFParameters.algorithmName, kdfSalt: parameters.salt,
-                                 kdfOpsLimit: parameters.opsLimit, kdfMemLimit: parameters.memLimit,
-                                 masterKeySealed: envelope, createdAt: v.now, changedAt: v.now))
+            try w.insert(
+                KeySlot(
+                    name: "old", kdfAlgorithm: KDFParameters.algorithmName, kdfSalt: parameters.salt,
+                    kdfOpsLimit: parameters.opsLimit, kdfMemLimit: parameters.memLimit,
+                    masterKeySealed: envelope, createdAt: v.now, changedAt: v.now))
         }
         let byOld = try unlock(v, old)
         #expect(byOld.opened.name == "old" && byOld.opened.slot.form == .legacy)
         let byAlice = try unlock(v, Self.alice)
-        let refused = #expect(throws: VaultError.self) { try byAlice.vault.rotateMasterKey(opened: byAlice.opened, now: v.now) }
-        guard case .invalid(let message, _)? = refused else { Issue.record("\(String(describing: refused))"); return }
+        let refused = #expect(throws: VaultError.self) {
+            try byAlice.vault.rotateMasterKey(opened: byAlice.opened, now: v.now)
+        }
+        guard case .invalid(let message, _)? = refused else {
+            Issue.record("\(String(describing: refused))")
+            return
+        }
         #expect(message.contains("key slot 'old' is of the v1-v3 form"))
         #expect(try v.database.keySlots().first { $0.name == "old" }?.form == .legacy, "nothing changed")
         // Opened through it, rotate converts it and goes through.
@@ -159,7 +185,9 @@ import TokenVaultTestSupport
         let before = try v.database.snapshot()
         let old = try unlock(v, Self.alice)
         let rotation = try old.vault.rotateMasterKey(opened: old.opened, now: v.now)
-        #expect(rotation.clientSecrets == 1 && rotation.tokens == 2 && Set(rotation.slots) == ["main", "bob"] && rotation.converted == nil)
+        #expect(
+            rotation.clientSecrets == 1 && rotation.tokens == 2 && Set(rotation.slots) == ["main", "bob"]
+                && rotation.converted == nil)
         let after = try v.database.snapshot()
 
         let rotatedAccount = try #require(after.accounts.first)
@@ -177,9 +205,15 @@ import TokenVaultTestSupport
 
         // The old key opens none of the new values; the new one, through either slot, opens all.
         let oldKeys = old.vault.keys
-        #expect(throws: VaultCryptoError.self) { try oldKeys.open(rotatedAccount.accessTokenSealed!, label: SealLabel.accessToken(account)) }
-        #expect(throws: VaultCryptoError.self) { try oldKeys.open(rotatedAccount.refreshTokenSealed!, label: SealLabel.refreshToken(account)) }
-        #expect(throws: VaultCryptoError.self) { try oldKeys.open(rotatedIntegration.clientSecretSealed, label: SealLabel.clientSecret(integration)) }
+        #expect(throws: VaultCryptoError.self) {
+            try oldKeys.open(rotatedAccount.accessTokenSealed!, label: SealLabel.accessToken(account))
+        }
+        #expect(throws: VaultCryptoError.self) {
+            try oldKeys.open(rotatedAccount.refreshTokenSealed!, label: SealLabel.refreshToken(account))
+        }
+        #expect(throws: VaultCryptoError.self) {
+            try oldKeys.open(rotatedIntegration.clientSecretSealed, label: SealLabel.clientSecret(integration))
+        }
         for passphrase in [Self.alice, Self.bob] {
             let opened = try unlock(v, passphrase).vault
             #expect(try opened.accessToken(of: rotatedAccount).copyToString() == "AT_old")
@@ -194,13 +228,19 @@ import TokenVaultTestSupport
         let stale = #expect(throws: VaultError.self) {
             try v.database.write { w in
                 var changed = try w.account(named: "alice")
-                changed.accessTokenSealed = try old.vault.seal("sealed under the dead key", label: SealLabel.accessToken(changed))
+                changed.accessTokenSealed = try old.vault.seal(
+                    "sealed under the dead key", label: SealLabel.accessToken(changed))
                 try w.update(changed)
-                try old.vault.appendAudit(AuditDraft(at: v.now, account: "alice", integration: "webex", event: .refreshed,
-                                                     trigger: .refresh, outcome: .ok), in: w)
+                try old.vault.appendAudit(
+                    AuditDraft(
+                        at: v.now, account: "alice", integration: "webex", event: .refreshed,
+                        trigger: .refresh, outcome: .ok), in: w)
             }
         }
-        guard case .busy? = stale else { Issue.record("\(String(describing: stale))"); return }
+        guard case .busy? = stale else {
+            Issue.record("\(String(describing: stale))")
+            return
+        }
         #expect(try v.database.auditEntries().count == count)
         #expect(try v.database.account(named: "alice").accessTokenSealed == rotatedAccount.accessTokenSealed)
     }
@@ -233,10 +273,13 @@ import TokenVaultTestSupport
         _ = try v.addAccount("alice", accessExpiresAt: v.now.addingTimeInterval(3600))
         let mallory = try BoxKeyPair.generate()
         try v.database.write { w in
-            try w.insert(KeySlot(name: "mallory", kdfAlgorithm: KDFParameters.algorithmName, kdfSalt: CoreVault.kdf(.interactive).salt,
-                                 kdfOpsLimit: 1, kdfMemLimit: 8192, publicKey: mallory.publicKey + Random.bytes(32),
-                                 secretKeySealed: Random.bytes(73), masterKeySealed: Random.bytes(81),
-                                 createdAt: v.now.addingTimeInterval(1), changedAt: v.now))
+            try w.insert(
+                KeySlot(
+                    name: "mallory", kdfAlgorithm: KDFParameters.algorithmName,
+                    kdfSalt: CoreVault.kdf(.interactive).salt,
+                    kdfOpsLimit: 1, kdfMemLimit: 8192, publicKey: mallory.publicKey + Random.bytes(32),
+                    secretKeySealed: Random.bytes(73), masterKeySealed: Random.bytes(81),
+                    createdAt: v.now.addingTimeInterval(1), changedAt: v.now))
         }
         let before = try v.database.snapshot()
         let old = try unlock(v, Self.alice)
@@ -251,14 +294,18 @@ import TokenVaultTestSupport
         defer { v.remove() }
         _ = try v.addAccount("alice", accessExpiresAt: v.now.addingTimeInterval(3600))
         try v.database.write { w in
-            try v.vault.appendAudit(AuditDraft(at: v.now, account: "alice", integration: "webex", event: .imported,
-                                               trigger: .import, outcome: .ok), in: w)
+            try v.vault.appendAudit(
+                AuditDraft(
+                    at: v.now, account: "alice", integration: "webex", event: .imported,
+                    trigger: .import, outcome: .ok), in: w)
         }
         try tamper(v, "DROP TRIGGER audit_entry_no_update; UPDATE audit_entry SET outcome = 'edited' WHERE seq = 1")
         let before = try v.database.snapshot()
         let old = try unlock(v, Self.alice)
         let error = #expect(throws: VaultError.self) { try old.vault.rotateMasterKey(opened: old.opened, now: v.now) }
-        #expect(error?.localizedDescription.contains("the audit log does not verify") == true, "\(String(describing: error))")
+        #expect(
+            error?.localizedDescription.contains("the audit log does not verify") == true,
+            "\(String(describing: error))")
         #expect(try v.database.snapshot() == before)
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
-@testable import TokenVaultCore
+import TokenVaultTestSupport
 import VaultCrypto
 import VaultStore
-import TokenVaultTestSupport
+
+@testable import TokenVaultCore
 
 /// Whoever can write the store but knows no passphrase (the file's writer, the database's administrator) tries to
 /// make the members' passphrases open a master key of theirs. A key slot's wrap is an anonymous sealed box, which
@@ -13,14 +14,19 @@ import TokenVaultTestSupport
     static let alice = KeySlotTests.alice
     static let bob = KeySlotTests.bob
 
-    func unlock(_ v: CoreVault, _ passphrase: SecretBytes, slot: String? = nil) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
-        try UnlockedVault.unlockSlot(v.database, kdfParameters: CoreVault.kdf, attempts: 1, console: CapturingConsole(),
-                                     keySlot: slot) { passphrase }
+    func unlock(_ v: CoreVault, _ passphrase: SecretBytes, slot: String? = nil) throws -> (
+        vault: UnlockedVault, opened: OpenedSlot
+    ) {
+        try UnlockedVault.unlockSlot(
+            v.database, kdfParameters: CoreVault.kdf, attempts: 1, console: CapturingConsole(),
+            keySlot: slot
+        ) { passphrase }
     }
 
     func withBob(_ v: CoreVault) throws {
         let opened = try unlock(v, Self.alice).opened
-        try v.vault.addKeySlot(named: "bob", passphrase: Self.bob, parameters: CoreVault.kdf(.interactive), opened: opened, now: v.now)
+        try v.vault.addKeySlot(
+            named: "bob", passphrase: Self.bob, parameters: CoreVault.kdf(.interactive), opened: opened, now: v.now)
     }
 
     func slot(_ v: CoreVault, _ name: String) throws -> KeySlot {
@@ -31,29 +37,36 @@ import TokenVaultTestSupport
     /// slot's public key (in `format`), each public key re-MAC'd under K, and the audit chain and its head re-MAC'd
     /// under K, so that nothing MAC'd under the vault's key is left to betray the swap.
     @discardableResult
-    static func substituteMasterKey(in database: any VaultStorage, certificates: (KeySlot) -> [MasterKeyWrap.Certificate]? = { _ in nil }) throws -> InProcessKeyHolder {
+    static func substituteMasterKey(
+        in database: any VaultStorage, certificates: (KeySlot) -> [MasterKeyWrap.Certificate]? = { _ in nil }
+    ) throws -> InProcessKeyHolder {
         let theirs = InProcessKeyHolder.generate()
         try database.write { w in
             for var slot in try w.keySlots() where slot.form == .box {
                 let publicKey = try #require(slot.boxPublicKey)
                 let sealed = try theirs.wrapMasterKey(toPublicKey: publicKey)
-                slot.masterKeySealed = certificates(slot).map { MasterKeyWrap(sealed: sealed, certificates: $0).bytes } ?? sealed
+                slot.masterKeySealed =
+                    certificates(slot).map { MasterKeyWrap(sealed: sealed, certificates: $0).bytes } ?? sealed
                 slot.publicKey = publicKey + (try theirs.mac(publicKey, label: SealLabel.keySlotPublicKey(slot.name)))
                 try w.update(slot)
             }
             let snapshot = try w.snapshot()
             // The chain made again under their key, as `keys rotate` makes it under a new one.
-            let (macs, head) = try UnlockedVault.chainMACs(snapshot.auditEntries, headSeq: snapshot.auditHeadSeq, keys: theirs)
+            let (macs, head) = try UnlockedVault.chainMACs(
+                snapshot.auditEntries, headSeq: snapshot.auditHeadSeq, keys: theirs)
             try w.rewriteAuditMACs(macs, headMAC: head)
         }
         return theirs
     }
 
-    func expectSubstitutionRefused(_ v: CoreVault, _ passphrase: SecretBytes, _ fragment: String,
-                                   sourceLocation: SourceLocation = #_sourceLocation) {
+    func expectSubstitutionRefused(
+        _ v: CoreVault, _ passphrase: SecretBytes, _ fragment: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         let error = #expect(throws: VaultError.self, sourceLocation: sourceLocation) { try unlock(v, passphrase) }
         guard case .integrity(let what, let hint)? = error else {
-            Issue.record("not an integrity error (exit 7): \(String(describing: error))", sourceLocation: sourceLocation)
+            Issue.record(
+                "not an integrity error (exit 7): \(String(describing: error))", sourceLocation: sourceLocation)
             return
         }
         #expect(what.contains(fragment), "\(what)", sourceLocation: sourceLocation)
@@ -67,8 +80,10 @@ import TokenVaultTestSupport
         // The swap is complete: the chain verifies under the attacker's key, as `audit --verify` would have said.
         let theirs = try Self.substituteMasterKey(in: v.database)
         #expect(try UnlockedVault(database: v.database, keys: theirs).verifyAudit().problems.isEmpty)
-        expectSubstitutionRefused(v, Self.alice, "key slot 'main': the master key sealed in it is not the one its passphrase vouches for")
-        expectSubstitutionRefused(v, Self.bob, "key slot 'bob': the master key sealed in it is not the one its passphrase vouches for")
+        expectSubstitutionRefused(
+            v, Self.alice, "key slot 'main': the master key sealed in it is not the one its passphrase vouches for")
+        expectSubstitutionRefused(
+            v, Self.bob, "key slot 'bob': the master key sealed in it is not the one its passphrase vouches for")
     }
 
     @Test func aCertificateTheAttackerSignedThemselvesIsRefused() throws {
@@ -136,7 +151,8 @@ import TokenVaultTestSupport
             var old = try #require(try w.keySlots().first)
             old.secretKeySealed = try SecretBox.seal(pair.secretKey, key: slotKey)
             old.masterKeySealed = try opened.vault.keys.wrapMasterKey(toPublicKey: pair.publicKey)
-            old.publicKey = pair.publicKey + (try opened.vault.keys.mac(pair.publicKey, label: SealLabel.keySlotPublicKey("main")))
+            old.publicKey =
+                pair.publicKey + (try opened.vault.keys.mac(pair.publicKey, label: SealLabel.keySlotPublicKey("main")))
             try w.update(old)
         }
         #expect(try slot(v, "main").secretKeySealed?.count == 73)
@@ -155,6 +171,8 @@ import TokenVaultTestSupport
             try w.update(s)
         }
         let error = #expect(throws: VaultError.self) { try unlock(v, Self.alice) }
-        #expect(error?.localizedDescription.contains("its wrapped master key is malformed") == true, "\(String(describing: error))")
+        #expect(
+            error?.localizedDescription.contains("its wrapped master key is malformed") == true,
+            "\(String(describing: error))")
     }
 }

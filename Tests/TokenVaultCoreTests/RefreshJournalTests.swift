@@ -1,11 +1,12 @@
 import Foundation
 import Synchronization
 import Testing
-@testable import TokenVaultCore
+import TokenVaultTestSupport
 import VaultCrypto
 import VaultOAuth
 import VaultStore
-import TokenVaultTestSupport
+
+@testable import TokenVaultCore
 
 /// A store whose writes fail while `failing` is set (a server down, a full disk); everything else is the inner store's.
 final class FailingStore: VaultStorage {
@@ -13,7 +14,9 @@ final class FailingStore: VaultStorage {
     let failing = Mutex(false)
     init(_ inner: any VaultStorage) { self.inner = inner }
 
-    private func check() throws { if failing.withLock({ $0 }) { throw StoreError.database("database or disk is full") } }
+    private func check() throws {
+        if failing.withLock({ $0 }) { throw StoreError.database("database or disk is full") }
+    }
 
     var location: String { inner.location }
     func header() throws -> VaultHeader { try inner.header() }
@@ -31,10 +34,17 @@ final class FailingStore: VaultStorage {
     func auditEntries(account: String?) throws -> [AuditEntry] { try inner.auditEntries(account: account) }
     func auditHead() throws -> (seq: Int64, mac: [UInt8]) { try inner.auditHead() }
     func newestAuditEntry() throws -> AuditEntry? { try inner.newestAuditEntry() }
-    func newestPairEntry(account: String) throws -> (entry: AuditEntry, previousMAC: [UInt8])? { try inner.newestPairEntry(account: account) }
+    func newestPairEntry(account: String) throws -> (entry: AuditEntry, previousMAC: [UInt8])? {
+        try inner.newestPairEntry(account: account)
+    }
     func pairStoredTimes() throws -> [String: Date] { try inner.pairStoredTimes() }
-    func refreshTokensRotate(integration name: String) throws -> Bool { try inner.refreshTokensRotate(integration: name) }
-    func write<T>(_ body: (any VaultTransaction) throws -> T) throws -> T { try check(); return try inner.write(body) }
+    func refreshTokensRotate(integration name: String) throws -> Bool {
+        try inner.refreshTokensRotate(integration: name)
+    }
+    func write<T>(_ body: (any VaultTransaction) throws -> T) throws -> T {
+        try check()
+        return try inner.write(body)
+    }
     func writeAsync<T: Sendable>(_ body: @escaping @Sendable (any VaultTransaction) throws -> T) async throws -> T {
         try check()
         return try await inner.writeAsync(body)
@@ -42,7 +52,9 @@ final class FailingStore: VaultStorage {
     func notifiedEvents() throws -> [String: String] { try inner.notifiedEvents() }
     func purgeDeletedData() throws { try inner.purgeDeletedData() }
     func checkRefreshLocks() throws { try inner.checkRefreshLocks() }
-    func lockForRefresh(_ account: Account, timeout: TimeInterval, sleep: @Sendable (Double) async throws -> Void) async throws -> any RefreshLock {
+    func lockForRefresh(_ account: Account, timeout: TimeInterval, sleep: @Sendable (Double) async throws -> Void)
+        async throws -> any RefreshLock
+    {
         try await inner.lockForRefresh(account, timeout: timeout, sleep: sleep)
     }
     func locationWarnings() -> [String] { inner.locationWarnings() }
@@ -54,13 +66,17 @@ final class FailingStore: VaultStorage {
 @Suite struct RefreshJournalTests {
     /// A fresh directory for journals, removed by the caller.
     static func temporaryBase() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tokenvault-journal-" + UUID().uuidString).path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "tokenvault-journal-" + UUID().uuidString
+        ).path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         return dir
     }
 
     /// Generated test tokens, never real ones.
-    static func generated(_ prefix: String) -> String { prefix + UUID().uuidString.replacingOccurrences(of: "-", with: "") }
+    static func generated(_ prefix: String) -> String {
+        prefix + UUID().uuidString.replacingOccurrences(of: "-", with: "")
+    }
 
     /// `account` refreshed to a new pair, sealed as the refresher seals it.
     static func refreshed(_ account: Account, in m: MemoryVault, access: String, refresh: String) throws -> Account {
@@ -79,7 +95,8 @@ final class FailingStore: VaultStorage {
         let account = try m.add("alice", provider: .github)
         let journal = RefreshJournal(base: base, location: m.database.location)
         var reservation = try journal.reserve(account, integration: "github", trigger: .refreshAll, now: m.now)
-        let access = Self.generated("ghu_"), refresh = Self.generated("ghr_")
+        let access = Self.generated("ghu_")
+        let refresh = Self.generated("ghr_")
         let next = try Self.refreshed(account, in: m, access: access, refresh: refresh)
         try journal.record(&reservation, stored: next, refreshTokenChanged: true)
         #expect(journal.waitingPairs()[account.id]?.account == "alice")
@@ -106,8 +123,10 @@ final class FailingStore: VaultStorage {
         let account = try m.add("bob", provider: .github)
         let journal = RefreshJournal(base: base, location: m.database.location)
         var reservation = try journal.reserve(account, integration: "github", trigger: .refreshAll, now: m.now)
-        try journal.record(&reservation, stored: try Self.refreshed(account, in: m, access: Self.generated("ghu_"), refresh: Self.generated("ghr_")),
-                           refreshTokenChanged: true)
+        try journal.record(
+            &reservation,
+            stored: try Self.refreshed(account, in: m, access: Self.generated("ghu_"), refresh: Self.generated("ghr_")),
+            refreshTokenChanged: true)
         // Meanwhile the account was authorized again: its row moved on.
         let authorized = try Self.refreshed(account, in: m, access: Self.generated("ghu_"), refresh: "RT_authorized")
         try m.database.write { try $0.update(authorized) }
@@ -145,7 +164,10 @@ final class FailingStore: VaultStorage {
         #expect(try m.refreshToken("dave") == "RT_old")
 
         // A pair stored since (another refresh, an authorize) settles it.
-        try m.database.write { try $0.update(try Self.refreshed(cut, in: m, access: Self.generated("ghu_"), refresh: Self.generated("ghr_"))) }
+        try m.database.write {
+            try $0.update(
+                try Self.refreshed(cut, in: m, access: Self.generated("ghu_"), refresh: Self.generated("ghr_")))
+        }
         #expect(await journal.interruptedRefreshes(in: m.database).isEmpty)
         let again = await journal.replay(vault: m.vault, now: m.now, sleep: { _ in })
         #expect(again.dropped == 1)
@@ -159,14 +181,18 @@ final class FailingStore: VaultStorage {
         let account = try m.add("erin", provider: .github)
         let journal = RefreshJournal(base: base + "/state/tokenvault/journal", location: m.database.location)
         var reservation = try journal.reserve(account, integration: "github", trigger: .refreshAll, now: m.now)
-        let access = Self.generated("ghu_"), refresh = Self.generated("ghr_")
-        try journal.record(&reservation, stored: try Self.refreshed(account, in: m, access: access, refresh: refresh), refreshTokenChanged: true)
+        let access = Self.generated("ghu_")
+        let refresh = Self.generated("ghr_")
+        try journal.record(
+            &reservation, stored: try Self.refreshed(account, in: m, access: access, refresh: refresh),
+            refreshTokenChanged: true)
 
         for dir in [base + "/state/tokenvault", base + "/state/tokenvault/journal", journal.directory] {
             let mode = try #require(try FileManager.default.attributesOfItem(atPath: dir)[.posixPermissions] as? Int)
             #expect(mode == 0o700, "\(dir): \(String(mode, radix: 8))")
         }
-        let mode = try #require(try FileManager.default.attributesOfItem(atPath: reservation.path)[.posixPermissions] as? Int)
+        let mode = try #require(
+            try FileManager.default.attributesOfItem(atPath: reservation.path)[.posixPermissions] as? Int)
         #expect(mode == 0o600)
         let bytes = try #require(FileManager.default.contents(atPath: reservation.path))
         for secret in [access, refresh, "RT_old", "AT_old", "secret"] {
@@ -176,8 +202,12 @@ final class FailingStore: VaultStorage {
         // It is the store's sealed bytes: the vault's key opens them under the store's labels, and only there.
         let entry = try #require(RefreshJournal.decode(reservation.path)?.pair)
         let sealed = try #require(entry.refreshSealed)
-        #expect(try m.vault.open([UInt8](sealed), label: SealLabel.refreshToken(account), what: "t").copyToString() == refresh)
-        #expect(throws: (any Error).self) { try m.vault.open([UInt8](sealed), label: SealLabel.accessToken(account), what: "t") }
+        #expect(
+            try m.vault.open([UInt8](sealed), label: SealLabel.refreshToken(account), what: "t").copyToString()
+                == refresh)
+        #expect(throws: (any Error).self) {
+            try m.vault.open([UInt8](sealed), label: SealLabel.accessToken(account), what: "t")
+        }
     }
 
     @Test func aDirectoryOthersCanWriteIsMadePrivateAndASymlinkRefused() throws {
@@ -209,8 +239,14 @@ final class FailingStore: VaultStorage {
         let vault = UnlockedVault(database: store, keys: m.vault.keys)
         let counter = Mutex(0)
         let transport = FakeTransport { _ in
-            let n = counter.withLock { $0 += 1; return $0 }
-            return answer(200, "access_token=ghu_new\(n)&expires_in=28800&refresh_token=ghr_new\(n)&refresh_token_expires_in=15811200&token_type=bearer", form: true)
+            let n = counter.withLock {
+                $0 += 1
+                return $0
+            }
+            return answer(
+                200,
+                "access_token=ghu_new\(n)&expires_in=28800&refresh_token=ghr_new\(n)&refresh_token_expires_in=15811200&token_type=bearer",
+                form: true)
         }
         var services = m.services(transport)
         services.journalBase = base

@@ -1,9 +1,11 @@
 import Foundation
 import Testing
-@testable import VaultAgent
 import VaultCrypto
+
+@testable import VaultAgent
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The agent's wire protocol and its server, in process: real sockets in a private directory, a real key holder.
@@ -37,8 +39,11 @@ import Glibc
             vault = dir + "/vault.db"
             _ = FileManager.default.createFile(atPath: vault, contents: Data("v".utf8))
             let identity = AgentSocket.VaultIdentity.of(location: vault)!
-            server = AgentServer(keys: keys, settings: .init(vaultPath: vault, identity: identity,
-                                                             socketPath: dir + "/sock/agent.sock", until: until, idle: idle))
+            server = AgentServer(
+                keys: keys,
+                settings: .init(
+                    vaultPath: vault, identity: identity,
+                    socketPath: dir + "/sock/agent.sock", until: until, idle: idle))
             try server.bind()
             Thread.detachNewThread { [self] in
                 reason = server.run()
@@ -65,7 +70,9 @@ import Glibc
         #expect(throws: VaultCryptoError.authenticationFailed) { try client.open(sealed, label: "account/b") }
         #expect(try client.mac([1, 2], label: "audit/chain") == agent.keys.mac([1, 2], label: "audit/chain"))
         #expect(throws: AgentClient.Failure.self) { try client.wrapMasterKey(under: SecretBytes(count: 32)) }
-        #expect(throws: AgentClient.Failure.self) { try client.wrapMasterKey(toPublicKey: try BoxKeyPair.generate().publicKey) }
+        #expect(throws: AgentClient.Failure.self) {
+            try client.wrapMasterKey(toPublicKey: try BoxKeyPair.generate().publicKey)
+        }
         #expect(try client.status()["vault"] as? String == agent.vault)
         // The socket is private: 0600 in a 0700 directory.
         var info = stat()
@@ -128,7 +135,9 @@ import Glibc
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         var address = try! AgentSocket.address(path)
         let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         return ok == 0 ? fd : -1
     }

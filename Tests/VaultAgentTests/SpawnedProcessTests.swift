@@ -5,7 +5,8 @@ import Testing
 /// ``SpawnedProcess``: exit codes, the timeout, and waits that hold no thread of the cooperative pool.
 @Suite struct SpawnedProcessTests {
     func shell(_ script: String) throws -> SpawnedProcess {
-        try SpawnedProcess.spawn("/bin/sh", arguments: ["/bin/sh", "-c", script], environment: ["PATH": "/usr/bin:/bin"])
+        try SpawnedProcess.spawn(
+            "/bin/sh", arguments: ["/bin/sh", "-c", script], environment: ["PATH": "/usr/bin:/bin"])
     }
 
     @Test func reportsHowAChildEnded() async throws {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import VaultCrypto
 
 @Suite("Keys, MAC, random, secure memory, process hardening")
@@ -15,7 +16,8 @@ struct KeysAndPrimitivesTests {
     }
 
     @Test func randomKeysDifferAndAreNotZero() {
-        let a = VaultKeys.randomKey(), b = VaultKeys.randomKey()
+        let a = VaultKeys.randomKey()
+        let b = VaultKeys.randomKey()
         #expect(a.count == VaultKeys.keyBytes)
         #expect(a != b)
         #expect(a != SecretBytes(count: 32))

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import VaultCrypto
 
 @Suite("Known-answer vectors")
@@ -26,9 +27,11 @@ struct KnownAnswerTests {
     }
 
     @Test func hmacSHA256MatchesRFC4231() {
-        #expect(MAC.hmacSHA256(key: SecretBytes(copying: Vectors.HMAC.case1Key), message: Vectors.HMAC.case1Data)
+        #expect(
+            MAC.hmacSHA256(key: SecretBytes(copying: Vectors.HMAC.case1Key), message: Vectors.HMAC.case1Data)
                 == Vectors.HMAC.case1Tag)
-        #expect(MAC.hmacSHA256(key: SecretBytes(copying: Vectors.HMAC.case2Key), message: Vectors.HMAC.case2Data)
+        #expect(
+            MAC.hmacSHA256(key: SecretBytes(copying: Vectors.HMAC.case2Key), message: Vectors.HMAC.case2Data)
                 == Vectors.HMAC.case2Tag)
     }
 
@@ -36,7 +39,8 @@ struct KnownAnswerTests {
         // HMAC pads short keys with zeros, so "Jefe" + 28 zero bytes is the same key as "Jefe":
         // this is the 32-byte form crypto_auth_hmacsha256 requires, and the tag must not change.
         let padded = Vectors.HMAC.case2Key + [UInt8](repeating: 0, count: 28)
-        #expect(MAC.hmacSHA256(key: SecretBytes(copying: padded), message: Vectors.HMAC.case2Data)
+        #expect(
+            MAC.hmacSHA256(key: SecretBytes(copying: padded), message: Vectors.HMAC.case2Data)
                 == Vectors.HMAC.case2Tag)
     }
 

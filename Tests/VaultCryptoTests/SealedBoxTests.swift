@@ -1,5 +1,6 @@
 import CSodium
 import Testing
+
 @testable import VaultCrypto
 
 /// Key slots' public-key wrapping: X25519 key pairs and `crypto_box_seal`.
@@ -26,18 +27,22 @@ struct SealedBoxTests {
     /// libsodium's, not one of ours.
     @Test func opensABoxComposedFromTheDocumentedConstruction() throws {
         let message = Array("the master key, 32 bytes long!!!".utf8)
-        let ephemeralPublic = RFC7748.alicePublic, recipientPublic = RFC7748.bobPublic
+        let ephemeralPublic = RFC7748.alicePublic
+        let recipientPublic = RFC7748.bobPublic
         var nonce = [UInt8](repeating: 0, count: Int(crypto_box_noncebytes()))
         let both = ephemeralPublic + recipientPublic
         #expect(crypto_generichash(&nonce, nonce.count, both, UInt64(both.count), nil, 0) == 0)
         var box = [UInt8](repeating: 0, count: Int(crypto_box_macbytes()) + message.count)
-        #expect(crypto_box_easy(&box, message, UInt64(message.count), nonce, recipientPublic, RFC7748.alicePrivate) == 0)
+        #expect(
+            crypto_box_easy(&box, message, UInt64(message.count), nonce, recipientPublic, RFC7748.alicePrivate) == 0)
         let sealed = [0x01] + ephemeralPublic + box
-        let opened = try SealedBox.open(sealed, publicKey: RFC7748.bobPublic, secretKey: SecretBytes(copying: RFC7748.bobPrivate))
+        let opened = try SealedBox.open(
+            sealed, publicKey: RFC7748.bobPublic, secretKey: SecretBytes(copying: RFC7748.bobPrivate))
         #expect(opened == SecretBytes(copying: message))
         // Alice's own pair does not open what was sealed to Bob.
         #expect(throws: VaultCryptoError.authenticationFailed) {
-            _ = try SealedBox.open(sealed, publicKey: RFC7748.alicePublic, secretKey: SecretBytes(copying: RFC7748.alicePrivate))
+            _ = try SealedBox.open(
+                sealed, publicKey: RFC7748.alicePublic, secretKey: SecretBytes(copying: RFC7748.alicePrivate))
         }
     }
 
@@ -55,7 +60,8 @@ struct SealedBoxTests {
     }
 
     @Test func anotherPairOrAnotherPublicKeyOpensNothing() throws {
-        let pair = try BoxKeyPair.generate(), other = try BoxKeyPair.generate()
+        let pair = try BoxKeyPair.generate()
+        let other = try BoxKeyPair.generate()
         let sealed = try SealedBox.seal(master, to: pair.publicKey)
         #expect(throws: VaultCryptoError.authenticationFailed) {
             _ = try SealedBox.open(sealed, publicKey: other.publicKey, secretKey: other.secretKey)
@@ -86,7 +92,8 @@ struct SealedBoxTests {
         #expect(accepted.isEmpty, "tampered boxes opened at bits \(accepted)")
         for length in 0..<sealed.count {
             #expect(throws: (any Error).self, "truncated to \(length)") {
-                _ = try SealedBox.open(Array(sealed.prefix(length)), publicKey: pair.publicKey, secretKey: pair.secretKey)
+                _ = try SealedBox.open(
+                    Array(sealed.prefix(length)), publicKey: pair.publicKey, secretKey: pair.secretKey)
             }
         }
     }
@@ -97,7 +104,9 @@ struct SealedBoxTests {
         #expect(throws: VaultCryptoError.self) { _ = try SealedBox.seal(master, to: [UInt8](repeating: 0, count: 32)) }
         let pair = try BoxKeyPair.generate()
         let sealed = try SealedBox.seal(master, to: pair.publicKey)
-        #expect(throws: VaultCryptoError.self) { _ = try SealedBox.open(sealed, publicKey: [], secretKey: pair.secretKey) }
+        #expect(throws: VaultCryptoError.self) {
+            _ = try SealedBox.open(sealed, publicKey: [], secretKey: pair.secretKey)
+        }
     }
 
     /// The key holder wraps its master key for a slot; only that slot's secret key unwraps it.
@@ -138,11 +147,20 @@ struct SealedBoxTests {
         func hex(_ s: String) -> [UInt8] {
             var out: [UInt8] = []
             var i = s.startIndex
-            while i < s.endIndex { let j = s.index(i, offsetBy: 2); out.append(UInt8(s[i..<j], radix: 16)!); i = j }
+            while i < s.endIndex {
+                let j = s.index(i, offsetBy: 2)
+                out.append(UInt8(s[i..<j], radix: 16)!)
+                i = j
+            }
             return out
         }
-        let pair = try SigningKeyPair(seed: SecretBytes(copying: hex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")))
+        let pair = try SigningKeyPair(
+            seed: SecretBytes(copying: hex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb")))
         #expect(pair.publicKey == hex("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"))
-        #expect(pair.sign([0x72]) == hex("92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"))
+        #expect(
+            pair.sign([0x72])
+                == hex(
+                    "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+                ))
     }
 }

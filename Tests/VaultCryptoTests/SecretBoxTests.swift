@@ -1,4 +1,5 @@
 import Testing
+
 @testable import VaultCrypto
 
 @Suite("SecretBox: round trip and tampering")
@@ -55,8 +56,10 @@ struct SecretBoxTests {
                 _ = try SecretBox.open(Array(sealed.prefix(length)), key: key)
             }
             if length < SecretBox.overhead {
-                #expect(throws: VaultCryptoError.malformed(
-                    "sealed value is \(length) bytes, shorter than the minimum \(SecretBox.overhead)")) {
+                #expect(
+                    throws: VaultCryptoError.malformed(
+                        "sealed value is \(length) bytes, shorter than the minimum \(SecretBox.overhead)")
+                ) {
                     _ = try SecretBox.open(Array(sealed.prefix(length)), key: key)
                 }
             } else {
@@ -90,7 +93,8 @@ struct SecretBoxTests {
         let here = VaultKeys.subkey(of: master, label: "account/A/access_token")
         let there = VaultKeys.subkey(of: master, label: "account/A/refresh_token")
         let sealed = try SecretBox.seal(plaintext, key: here)
-        #expect(try SecretBox.open(sealed, key: VaultKeys.subkey(of: master, label: "account/A/access_token"))
+        #expect(
+            try SecretBox.open(sealed, key: VaultKeys.subkey(of: master, label: "account/A/access_token"))
                 == SecretBytes(copying: plaintext))
         #expect(throws: VaultCryptoError.authenticationFailed) {
             _ = try SecretBox.open(sealed, key: there)

@@ -21,17 +21,17 @@ enum Vectors {
         static let nonce = hex("69696ee955b62b73cd62bda875fc73d68219e0036b7a0b37")
         static let plaintext = hex(
             "be075fc53c81f2d5cf141316ebeb0c7b5228c52a4c62cbd44b66849b64244ffc"
-            + "e5ecbaaf33bd751a1ac728d45e6c61296cdc3c01233561f41db66cce314adb31"
-            + "0e3be8250c46f06dceea3a7fa1348057e2f6556ad6b1318a024a838f21af1fde"
-            + "048977eb48f59ffd4924ca1c60902e52f0a089bc76897040e082f93776384864"
-            + "5e0705")
+                + "e5ecbaaf33bd751a1ac728d45e6c61296cdc3c01233561f41db66cce314adb31"
+                + "0e3be8250c46f06dceea3a7fa1348057e2f6556ad6b1318a024a838f21af1fde"
+                + "048977eb48f59ffd4924ca1c60902e52f0a089bc76897040e082f93776384864"
+                + "5e0705")
         static let tagAndCiphertext = hex(
             "f3ffc7703f9400e52a7dfb4b3d3305d9"  // Poly1305 tag
-            + "8e993b9f48681273c29650ba32fc76ce48332ea7164d96a4476fb8c531a1186a"
-            + "c0dfc17c98dce87b4da7f011ec48c97271d2c20f9b928fe2270d6fb863d51738"
-            + "b48eeee314a7cc8ab932164548e526ae90224368517acfeabd6bb3732bc0e9da"
-            + "99832b61ca01b6de56244a9e88d5f9b37973f622a43d14a6599b1f654cb45a74"
-            + "e355a5")
+                + "8e993b9f48681273c29650ba32fc76ce48332ea7164d96a4476fb8c531a1186a"
+                + "c0dfc17c98dce87b4da7f011ec48c97271d2c20f9b928fe2270d6fb863d51738"
+                + "b48eeee314a7cc8ab932164548e526ae90224368517acfeabd6bb3732bc0e9da"
+                + "99832b61ca01b6de56244a9e88d5f9b37973f622a43d14a6599b1f654cb45a74"
+                + "e355a5")
     }
 
     /// Argon2id (crypto_pwhash). Source: libsodium test/default/pwhash_argon2id.c with
@@ -55,28 +55,28 @@ enum Vectors {
                 opsLimit: 1, memLimit: 1_631_659,
                 expected: hex(
                     "7fb72409b0987f8190c3729710e98c3f80c5a8727d425fdcde7f3644d467fe97"
-                    + "3f5b5fee683bd3fce812cb9ae5e9921a2d06c2f1905e4e839692f2b934b682f1"
-                    + "1a2fe2b90482ea5dd234863516dba6f52dc0702d324ec77d860c2e181f84472b"
-                    + "d7104fedce071ffa93c5309494ad51623d214447a7b2b1462dc7d5d55a1f6fd5"
-                    + "b54ce024118d86f0c6489d16545aaa87b6689dad9f2fb47fda9894f8e12b87d9"
-                    + "78b483ccd4cc5fd9595cdc7a818452f915ce2f7df95ec12b1c72e3788d473441"
-                    + "d884f9748eb14703c21b45d82fd667b85f5b2d98c13303b3fe76285531a826b6"
-                    + "fc0fe8e3dddecf")),
+                        + "3f5b5fee683bd3fce812cb9ae5e9921a2d06c2f1905e4e839692f2b934b682f1"
+                        + "1a2fe2b90482ea5dd234863516dba6f52dc0702d324ec77d860c2e181f84472b"
+                        + "d7104fedce071ffa93c5309494ad51623d214447a7b2b1462dc7d5d55a1f6fd5"
+                        + "b54ce024118d86f0c6489d16545aaa87b6689dad9f2fb47fda9894f8e12b87d9"
+                        + "78b483ccd4cc5fd9595cdc7a818452f915ce2f7df95ec12b1c72e3788d473441"
+                        + "d884f9748eb14703c21b45d82fd667b85f5b2d98c13303b3fe76285531a826b6"
+                        + "fc0fe8e3dddecf")),
             Argon2id(  // tv2() entry 1: three passes, ~1.4 MB
                 name: "tv2[1] t=3 m=1397645",
                 passphrase: hex(
                     "a347ae92bce9f80f6f595a4480fc9c2fe7e7d7148d371e9487d75f5c23008ffa"
-                    + "e065577a928febd9b1973a5a95073acdbeb6a030cfc0d79caa2dc5cd011cef02"
-                    + "c08da232d76d52dfbca38ca8dcbd665b17d1665f7cf5fe59772ec909733b24de"
-                    + "97d6f58d220b20c60d7c07ec1fd93c52c31020300c6c1facd77937a597c7a6"),
+                        + "e065577a928febd9b1973a5a95073acdbeb6a030cfc0d79caa2dc5cd011cef02"
+                        + "c08da232d76d52dfbca38ca8dcbd665b17d1665f7cf5fe59772ec909733b24de"
+                        + "97d6f58d220b20c60d7c07ec1fd93c52c31020300c6c1facd77937a597c7a6"),
                 salt: hex("5541fbc995d5c197ba290346d2c559de"),
                 opsLimit: 3, memLimit: 1_397_645,
                 expected: hex(
                     "34b207147fb7ef83e1ca1a97e30aa6e08ea9b6b1048c59c9c13050dff33e76ce"
-                    + "3c440d7f018f817e6b8593e78f339ba633b9d7ec3519b5eafbcc4bc2d20b5136"
-                    + "bbc7e5b7e92ff37d024bbbecf5738f718ab22c8adcdb82ceffc233b8ad61f918"
-                    + "50abdfe8bb119775d9c4243ec1ac761dfbd132489228dfeab5268c7f0ddc29f5"
-                    + "6b957d1b76c874cdd77e16139e0df9b847248fd782c9a1147b8480")),
+                        + "3c440d7f018f817e6b8593e78f339ba633b9d7ec3519b5eafbcc4bc2d20b5136"
+                        + "bbc7e5b7e92ff37d024bbbecf5738f718ab22c8adcdb82ceffc233b8ad61f918"
+                        + "50abdfe8bb119775d9c4243ec1ac761dfbd132489228dfeab5268c7f0ddc29f5"
+                        + "6b957d1b76c874cdd77e16139e0df9b847248fd782c9a1147b8480")),
         ]
     }
 

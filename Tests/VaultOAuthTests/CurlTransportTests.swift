@@ -5,7 +5,7 @@ import Testing
 @testable import VaultOAuth
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A one-connection HTTP server on 127.0.0.1 that records the request head and answers with canned bytes,
@@ -26,7 +26,10 @@ final class OneShotServer: @unchecked Sendable {
         let listenFD = fd
         Thread { [self] in
             let c = accept(listenFD, nil, nil)
-            guard c >= 0 else { done.signal(); return }
+            guard c >= 0 else {
+                done.signal()
+                return
+            }
             var buf = [UInt8](repeating: 0, count: 8192)
             var got: [UInt8] = []
             while LoopbackListener.requestHead(got) == nil {
@@ -53,11 +56,16 @@ final class OneShotServer: @unchecked Sendable {
 
 @Suite struct CurlTransportTests {
     @Test func sendsUserAgentAndDoesNotFollowRedirects() async throws {
-        let server = try OneShotServer(reply: "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        let server = try OneShotServer(
+            reply:
+                "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
         let transport = CurlTransport(version: "0.9.1", timeout: 5)
-        let response = try await transport.send(HTTPRequest(method: "POST", url: server.url,
-                                                            headers: ["Content-Type": "application/x-www-form-urlencoded"],
-                                                            body: Data("a=b".utf8)))
+        let response = try await transport.send(
+            HTTPRequest(
+                method: "POST", url: server.url,
+                headers: ["Content-Type": "application/x-www-form-urlencoded"],
+                body: Data("a=b".utf8)))
         #expect(response.status == 302)
         #expect(response.header("location") == "http://127.0.0.1:1/elsewhere")
         let head = server.requestHead.lowercased()
@@ -68,7 +76,10 @@ final class OneShotServer: @unchecked Sendable {
 
     @Test func returnsErrorStatusesAndHeaders() async throws {
         let body = #"{"error":"invalid_grant"}"#
-        let server = try OneShotServer(reply: "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nTrackingID: ROUTER_X\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        let server = try OneShotServer(
+            reply:
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nTrackingID: ROUTER_X\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        )
         let response = try await CurlTransport(version: "1").send(HTTPRequest(method: "POST", url: server.url))
         #expect(response.status == 400)
         #expect(response.header("trackingid") == "ROUTER_X")
@@ -80,17 +91,26 @@ final class OneShotServer: @unchecked Sendable {
     /// (within the timeout, never waiting for it).
     @Test func a401WithAnAuthenticationChallengeIsReturnedNotHungOn() async throws {
         let body = #"{"error":"invalid_client"}"#
-        let server = try OneShotServer(reply: "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"idp\"\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        let server = try OneShotServer(
+            reply:
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"idp\"\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        )
         let transport = CurlTransport(version: "1", timeout: 20)
         // Bounded here: the bug hangs the task past any timeout, so a hang must fail the test, not stall the run.
         let response = try await withThrowingTaskGroup(of: HTTPResponse?.self) { group in
             group.addTask { try await transport.send(HTTPRequest(method: "POST", url: server.url)) }
-            group.addTask { try await Task.sleep(for: .seconds(60)); return nil }
+            group.addTask {
+                try await Task.sleep(for: .seconds(60))
+                return nil
+            }
             let first = try await group.next() ?? nil
             group.cancelAll()
             return first
         }
-        guard let response else { Issue.record("the 401 with a challenge hung the request"); return }
+        guard let response else {
+            Issue.record("the 401 with a challenge hung the request")
+            return
+        }
         #expect(response.status == 401)
         #expect(response.header("WWW-Authenticate") == #"Basic realm="idp""#)
         #expect(String(decoding: response.body, as: UTF8.self) == body)
@@ -99,7 +119,10 @@ final class OneShotServer: @unchecked Sendable {
     /// The headers of the final answer only (not of an interim 1xx), repeated ones joined, values trimmed, looked up
     /// without regard to case.
     @Test func headersOfTheFinalAnswer() async throws {
-        let server = try OneShotServer(reply: "HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\nHTTP/1.1 200 OK\r\nX-Twice: a\r\nx-twice: b\r\nX-Twice: c\r\nRetry-After:   7  \r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        let server = try OneShotServer(
+            reply:
+                "HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\nHTTP/1.1 200 OK\r\nX-Twice: a\r\nx-twice: b\r\nX-Twice: c\r\nRetry-After:   7  \r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+        )
         let response = try await CurlTransport(version: "1").send(HTTPRequest(method: "GET", url: server.url))
         #expect(response.status == 200)
         #expect(response.header("x-interim") == nil)
@@ -114,7 +137,8 @@ final class OneShotServer: @unchecked Sendable {
         let server = try OneShotServer(reply: nil, stall: 120)
         let transport = CurlTransport(version: "1", timeout: 0.4)  // rounded up to 1 s
         let start = ContinuousClock.now
-        let e = try #require(await oauthError { _ = try await transport.send(HTTPRequest(method: "GET", url: server.url)) })
+        let e = try #require(
+            await oauthError { _ = try await transport.send(HTTPRequest(method: "GET", url: server.url)) })
         #expect(e == .transport(.timedOut, host: "127.0.0.1:\(server.port)"))
         let waited = ContinuousClock.now - start
         // Well under the 120 s stall: the client's timeout ended it (the error says timed out, not a connection the
@@ -128,14 +152,17 @@ final class OneShotServer: @unchecked Sendable {
     /// The mapping itself, with no resolver involved: exact on any machine.
     @Test func libcurlResultsMapToTransportProblems() {
         let host = "no-such-host.invalid"
-        func mapped(_ code: CURLcode, _ message: String = "") -> OAuthError { CurlTransport.map(code, message: message, host: host, limit: 10) }
+        func mapped(_ code: CURLcode, _ message: String = "") -> OAuthError {
+            CurlTransport.map(code, message: message, host: host, limit: 10)
+        }
         #expect(mapped(CURLE_COULDNT_RESOLVE_HOST) == .transport(.cannotFindHost, host: host))
         #expect(mapped(CURLE_COULDNT_RESOLVE_PROXY) == .transport(.cannotFindHost, host: host))
         #expect(mapped(CURLE_COULDNT_CONNECT) == .transport(.cannotConnect, host: host))
         #expect(mapped(CURLE_OPERATION_TIMEDOUT) == .transport(.timedOut, host: host))
         #expect(mapped(CURLE_FILESIZE_EXCEEDED) == .responseTooLarge(limit: 10, host: host))
         #expect(mapped(CURLE_WEIRD_SERVER_REPLY) == .transport(.other("malformed HTTP response"), host: host))
-        #expect(mapped(CURLE_UNSUPPORTED_PROTOCOL) == .transport(.other("only http and https URLs are used"), host: host))
+        #expect(
+            mapped(CURLE_UNSUPPORTED_PROTOCOL) == .transport(.other("only http and https URLs are used"), host: host))
         #expect(mapped(CURLE_OUT_OF_MEMORY) == .transport(.other("libcurl error 27"), host: host))
     }
 
@@ -143,9 +170,11 @@ final class OneShotServer: @unchecked Sendable {
     /// own time to say so (glibc: 5 s per attempt and server); the 60 s timeout is longer than any of that, so
     /// the verdict depends on what the resolver answers, not on how fast.
     @Test func unknownHostIsADNSError() async throws {
-        let e = try #require(await oauthError {
-            _ = try await CurlTransport(version: "1", timeout: 60).send(HTTPRequest(method: "GET", url: URL(string: "http://no-such-host.invalid/v1")!))
-        })
+        let e = try #require(
+            await oauthError {
+                _ = try await CurlTransport(version: "1", timeout: 60).send(
+                    HTTPRequest(method: "GET", url: URL(string: "http://no-such-host.invalid/v1")!))
+            })
         #expect(e == .transport(.cannotFindHost, host: "no-such-host.invalid"))
     }
 }
@@ -176,11 +205,14 @@ final class OneShotServer: @unchecked Sendable {
         let afterBurst = server.connections
         #expect(afterBurst <= 32)
         for i in 0..<20 {
-            let r = try await transport.send(HTTPRequest(method: "POST", url: server.url("/again/\(i)"), body: Data("x=\(i)".utf8)))
+            let r = try await transport.send(
+                HTTPRequest(method: "POST", url: server.url("/again/\(i)"), body: Data("x=\(i)".utf8)))
             #expect(String(decoding: r.body, as: UTF8.self) == #"{"path":"/again/\#(i)"}"#)
         }
         #expect(server.requests == 52)
-        #expect(server.connections == afterBurst, "\(server.connections - afterBurst) new connections for 20 sequential requests")
+        #expect(
+            server.connections == afterBurst,
+            "\(server.connections - afterBurst) new connections for 20 sequential requests")
     }
 
     /// A cancelled request returns at once (as cancelled, naming the host) while the server still stalls, and the
@@ -225,7 +257,10 @@ final class KeepAliveServer: @unchecked Sendable {
         }.start()
     }
 
-    deinit { shutdown(fd, Int32(SHUT_RDWR)); _ = close(fd) }
+    deinit {
+        shutdown(fd, Int32(SHUT_RDWR))
+        _ = close(fd)
+    }
 
     var connections: Int { lock.withLock { connectionCount } }
     var requests: Int { lock.withLock { requestCount } }
@@ -244,7 +279,8 @@ final class KeepAliveServer: @unchecked Sendable {
             }
             let head = LoopbackListener.requestHead(pending)!
             let headLength = head.utf8.count + 4
-            let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+            let length =
+                head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
                 .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
             while pending.count < headLength + length {
                 let n = recv(c, &buf, buf.count, 0)
@@ -257,9 +293,11 @@ final class KeepAliveServer: @unchecked Sendable {
             let n = path.split(separator: "/").last.map(String.init) ?? ""
             usleep(UInt32(((Int(n) ?? 0) * 7 % 50) * 1000))
             let body = #"{"path":"\#(path)"}"#
-            let reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-N: \(n)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let reply =
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-N: \(n)\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             let bytes = Array(reply.utf8)
-            guard bytes.withUnsafeBytes({ send(c, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count else { return }
+            guard bytes.withUnsafeBytes({ send(c, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }) == bytes.count
+            else { return }
         }
     }
 }
@@ -285,7 +323,11 @@ func loopbackSocket(listening backlog: Int32?) throws -> (fd: Int32, port: UInt1
     a.sin_family = sa_family_t(AF_INET)
     a.sin_port = 0
     a.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    let rc = withUnsafePointer(to: &a) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            Glibc.bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
     guard rc == 0, backlog.map({ listen(s, $0) == 0 }) ?? true, let port = LoopbackListener.localPort(s) else {
         close(s)
         throw SkipReason("cannot listen on 127.0.0.1")

@@ -1,14 +1,15 @@
 import Foundation
 import Testing
+import TokenVaultTestSupport
 
 @testable import VaultOAuth
-import TokenVaultTestSupport
 
 let testBase = URL(string: "http://127.0.0.1:9/v1")!
 
 func credentials(redirect: String = "http://localhost:8080/callback") -> ClientCredentials {
-    ClientCredentials(clientId: "C1d&=+", clientSecret: "s3cr+t/&=%", redirectURI: redirect,
-                      scopes: ["spark:people_read", "spark:kms"], apiBase: testBase)
+    ClientCredentials(
+        clientId: "C1d&=+", clientSecret: "s3cr+t/&=%", redirectURI: redirect,
+        scopes: ["spark:people_read", "spark:kms"], apiBase: testBase)
 }
 
 @Suite struct EncodingTests {
@@ -43,33 +44,43 @@ func credentials(redirect: String = "http://localhost:8080/callback") -> ClientC
         #expect(q["state"] == "st/ate+1")
         #expect(q["client_id"] == "C1d&=+")
         // Explicit scopes replace the integration's.
-        #expect(client.authorizationURL(state: "s", pkce: pkce, scopes: ["spark:all"]).absoluteString.contains("scope=spark%3Aall&"))
+        #expect(
+            client.authorizationURL(state: "s", pkce: pkce, scopes: ["spark:all"]).absoluteString.contains(
+                "scope=spark%3Aall&"))
     }
 
     @Test func endpointJoinKeepsBasePath() {
-        #expect(Provider.webex.url(.relative("people/me"), base: URL(string: "https://webexapis.com/v1/")!).absoluteString
-            == "https://webexapis.com/v1/people/me")
-        #expect(Provider.webex.url(.relative("/access_token"), base: URL(string: "https://webexapis.com/v1")!).absoluteString
-            == "https://webexapis.com/v1/access_token")
+        #expect(
+            Provider.webex.url(.relative("people/me"), base: URL(string: "https://webexapis.com/v1/")!).absoluteString
+                == "https://webexapis.com/v1/people/me")
+        #expect(
+            Provider.webex.url(.relative("/access_token"), base: URL(string: "https://webexapis.com/v1")!)
+                .absoluteString
+                == "https://webexapis.com/v1/access_token")
     }
 
     @Test func absoluteEndpointsFollowAChangedBaseKeepingTheirPaths() {
         let g = Provider.google
-        #expect(g.url(g.endpoints.token, base: g.defaultAPIBase).absoluteString == "https://oauth2.googleapis.com/token")
+        #expect(
+            g.url(g.endpoints.token, base: g.defaultAPIBase).absoluteString == "https://oauth2.googleapis.com/token")
         let sandbox = URL(string: "http://127.0.0.1:9")!
         #expect(g.url(g.endpoints.token, base: sandbox).absoluteString == "http://127.0.0.1:9/token")
         #expect(g.url(g.endpoints.identity!, base: sandbox).absoluteString == "http://127.0.0.1:9/v1/userinfo")
-        #expect(g.url(g.endpoints.authorize, base: URL(string: "https://proxy.example/google/")!).absoluteString
-            == "https://proxy.example/google/o/oauth2/v2/auth")
+        #expect(
+            g.url(g.endpoints.authorize, base: URL(string: "https://proxy.example/google/")!).absoluteString
+                == "https://proxy.example/google/o/oauth2/v2/auth")
         let m = Provider.microsoft
-        #expect(m.url(m.endpoints.token, base: m.defaultAPIBase, values: ["tenant": "contoso.example"]).absoluteString
-            == "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token")
+        #expect(
+            m.url(m.endpoints.token, base: m.defaultAPIBase, values: ["tenant": "contoso.example"]).absoluteString
+                == "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token")
         // A value cannot add path segments or a query.
-        #expect(m.url(m.endpoints.token, base: m.defaultAPIBase, values: ["tenant": "a/b?c"]).absoluteString
-            == "https://login.microsoftonline.com/a%2Fb%3Fc/oauth2/v2.0/token")
+        #expect(
+            m.url(m.endpoints.token, base: m.defaultAPIBase, values: ["tenant": "a/b?c"]).absoluteString
+                == "https://login.microsoftonline.com/a%2Fb%3Fc/oauth2/v2.0/token")
         let gh = Provider.github
-        #expect(gh.url(gh.endpoints.revoke!, base: sandbox, values: ["client_id": "Iv1.abc"]).absoluteString
-            == "http://127.0.0.1:9/applications/Iv1.abc/token")
+        #expect(
+            gh.url(gh.endpoints.revoke!, base: sandbox, values: ["client_id": "Iv1.abc"]).absoluteString
+                == "http://127.0.0.1:9/applications/Iv1.abc/token")
     }
 
     @Test func providerIsAValue() throws {
@@ -90,18 +101,24 @@ func credentials(redirect: String = "http://localhost:8080/callback") -> ClientC
         for id in Provider.ID.allCases {
             #expect(Provider.preset(id).id == id)
         }
-        #expect(!Provider.microsoft.supportsRevoke && Provider.slack.supportsRevoke && !Provider.slack.supportsDeviceGrant)
+        #expect(
+            !Provider.microsoft.supportsRevoke && Provider.slack.supportsRevoke && !Provider.slack.supportsDeviceGrant)
         #expect(throws: OAuthError.self) { try Provider.configured(name: "myspace", options: nil) }
         // A generic provider is nothing without its endpoints; a preset takes none.
         #expect(throws: OAuthError.self) { try Provider.configured(name: "generic", options: nil) }
         #expect(throws: OAuthError.self) {
             try Provider.configured(name: "google", options: ProviderOptions(tokenURL: "https://evil.example/token"))
         }
-        let g = try Provider.configured(name: "generic", options: ProviderOptions(
-            authorizeURL: "https://idp.example/a", tokenURL: "https://idp.example/t", revokeURL: "https://idp.example/r",
-            clientAuth: .body))
+        let g = try Provider.configured(
+            name: "generic",
+            options: ProviderOptions(
+                authorizeURL: "https://idp.example/a", tokenURL: "https://idp.example/t",
+                revokeURL: "https://idp.example/r",
+                clientAuth: .body))
         #expect(g.tokenClientAuth == .body && g.supportsRevoke && !g.supportsDeviceGrant && !g.supportsIdentity)
-        #expect(g.url(g.endpoints.token, base: URL(string: "http://127.0.0.1:9")!).absoluteString == "https://idp.example/t")
+        #expect(
+            g.url(g.endpoints.token, base: URL(string: "http://127.0.0.1:9")!).absoluteString == "https://idp.example/t"
+        )
     }
 
     @Test func providerOptionsEncodeStably() throws {
@@ -131,29 +148,39 @@ func credentials(redirect: String = "http://localhost:8080/callback") -> ClientC
     }
 
     @Test func pastedCallback() throws {
-        #expect(try parsePastedCallback("http://localhost:8080/callback?code=AbC%2B1&state=S1", expectedState: "S1") == "AbC+1")
+        #expect(
+            try parsePastedCallback("http://localhost:8080/callback?code=AbC%2B1&state=S1", expectedState: "S1")
+                == "AbC+1")
         #expect(try parsePastedCallback("  'https://localhost/cb?state=S1&code=X#frag'\n", expectedState: "S1") == "X")
         #expect(try parsePastedCallback("code=X&state=S1", expectedState: "S1") == "X")
         #expect(try parsePastedCallback("  YjM0ZmE1_PF84_1eb65fdf  ", expectedState: "S1") == "YjM0ZmE1_PF84_1eb65fdf")
         // Each problem named exactly, so the user can fix the paste: a URL without code or state is not
         // "the wrong state".
         func problem(_ text: String) -> String? {
-            do { _ = try parsePastedCallback(text, expectedState: "S1"); return nil } catch OAuthError.invalidPaste(let detail) {
+            do {
+                _ = try parsePastedCallback(text, expectedState: "S1")
+                return nil
+            } catch OAuthError.invalidPaste(let detail) {
                 return detail
             } catch { return "\(error)" }
         }
-        #expect(problem("http://x/cb?code=X&state=OTHER")?.hasPrefix("that URL carries another state than this authorization") == true)
+        #expect(
+            problem("http://x/cb?code=X&state=OTHER")?.hasPrefix(
+                "that URL carries another state than this authorization") == true)
         #expect(problem("http://x/cb?code=X")?.hasPrefix("that URL has no state= in it") == true)
         #expect(problem("http://x/cb?foo=bar")?.hasPrefix("that URL has no code= in it") == true)
         #expect(problem("http://x/cb")?.hasPrefix("that URL has no code= in it") == true)
         #expect(problem("two words") == "that is neither a URL nor an authorization code")
         #expect(problem("   ") == "nothing was pasted")
         #expect(throws: OAuthError.callbackError(code: "access_denied", description: "The user denied")) {
-            try parsePastedCallback("http://x/cb?error=access_denied&error_description=The+user+denied&state=S1", expectedState: "S1")
+            try parsePastedCallback(
+                "http://x/cb?error=access_denied&error_description=The+user+denied&state=S1", expectedState: "S1")
         }
         #expect(problem("http://x/cb?state=S1") == "that URL has no code= in it")
         #expect(throws: OAuthError.self) { try parsePastedCallback("", expectedState: "S1") }
-        #expect(throws: OAuthError.self) { try parsePastedCallback("http://localhost:8080/callback", expectedState: "S1") }
+        #expect(throws: OAuthError.self) {
+            try parsePastedCallback("http://localhost:8080/callback", expectedState: "S1")
+        }
         #expect(throws: OAuthError.self) { try parsePastedCallback("two words", expectedState: "S1") }
     }
 }

@@ -17,12 +17,15 @@ final class SelfSignedHTTPSServer {
         guard let python = executable("python3") else { return .failure(SkipReason("python3 is not installed")) }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tv-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let cert = dir.appendingPathComponent("cert.pem").path, key = dir.appendingPathComponent("key.pem").path
+        let cert = dir.appendingPathComponent("cert.pem").path
+        let key = dir.appendingPathComponent("key.pem").path
         let req = Process()
         req.executableURL = URL(fileURLWithPath: openssl)
-        req.arguments = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                         "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
-                         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]
+        req.arguments = [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ]
         req.standardOutput = FileHandle.nullDevice
         req.standardError = FileHandle.nullDevice
         try req.run()
@@ -63,7 +66,8 @@ final class SelfSignedHTTPSServer {
             if chunk.isEmpty { break }
             line += chunk
         }
-        guard let port = UInt16(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        guard let port = UInt16(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        else {
             p.terminate()
             throw SkipReason("the python3 HTTPS server did not start")
         }
@@ -106,10 +110,15 @@ func skipOrFail(_ reason: SkipReason, sourceLocation: SourceLocation = #_sourceL
         let server: SelfSignedHTTPSServer
         switch try SelfSignedHTTPSServer.start() {
         case .success(let s): server = s
-        case .failure(let reason): skipOrFail(reason); return
+        case .failure(let reason):
+            skipOrFail(reason)
+            return
         }
         let url = URL(string: "https://127.0.0.1:\(server.port)/v1/access_token")!
-        let e = try #require(await oauthError { _ = try await CurlTransport(version: "1", timeout: 10).send(HTTPRequest(method: "GET", url: url)) })
+        let e = try #require(
+            await oauthError {
+                _ = try await CurlTransport(version: "1", timeout: 10).send(HTTPRequest(method: "GET", url: url))
+            })
         #expect(e == .transport(.tls, host: "127.0.0.1:\(server.port)"))
         #expect(!e.retryable)
         let text = e.errorDescription ?? ""
@@ -122,21 +131,30 @@ func skipOrFail(_ reason: SkipReason, sourceLocation: SourceLocation = #_sourceL
     /// and resets and short bodies after it, are lost connections (retried).
     @Test func libcurlResultsAreClassified() {
         let host = "x.example"
-        func mapped(_ code: CURLcode, _ message: String) -> OAuthError { CurlTransport.map(code, message: message, host: host, limit: 1) }
-        for (code, message) in [(CURLE_PEER_FAILED_VERIFICATION, "SSL certificate problem: certificate has expired"),
-                                (CURLE_PEER_FAILED_VERIFICATION, "SSL: no alternative certificate subject name matches target host name 'x.example'"),
-                                (CURLE_SSL_CONNECT_ERROR, "OpenSSL/3.0.19: error:0A00042E:SSL routines::tlsv1 alert protocol version"),
-                                (CURLE_SSL_CACERT_BADFILE, "error setting certificate file: /nonexistent"),
-                                (CURLE_SSL_CERTPROBLEM, "")] {
+        func mapped(_ code: CURLcode, _ message: String) -> OAuthError {
+            CurlTransport.map(code, message: message, host: host, limit: 1)
+        }
+        for (code, message) in [
+            (CURLE_PEER_FAILED_VERIFICATION, "SSL certificate problem: certificate has expired"),
+            (
+                CURLE_PEER_FAILED_VERIFICATION,
+                "SSL: no alternative certificate subject name matches target host name 'x.example'"
+            ),
+            (CURLE_SSL_CONNECT_ERROR, "OpenSSL/3.0.19: error:0A00042E:SSL routines::tlsv1 alert protocol version"),
+            (CURLE_SSL_CACERT_BADFILE, "error setting certificate file: /nonexistent"),
+            (CURLE_SSL_CERTPROBLEM, ""),
+        ] {
             #expect(mapped(code, message) == .transport(.tls, host: host), "\(code) \(message)")
             #expect(!mapped(code, message).retryable)
         }
-        for (code, message) in [(CURLE_SSL_CONNECT_ERROR, "OpenSSL SSL_connect: Connection reset by peer in connection to x.example:443"),
-                                (CURLE_SSL_CONNECT_ERROR, "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to x.example:443"),
-                                (CURLE_PARTIAL_FILE, "transfer closed with 120 bytes remaining to read"),
-                                (CURLE_RECV_ERROR, "OpenSSL SSL_read: Connection reset by peer, errno 104"),
-                                (CURLE_RECV_ERROR, "Recv failure: Connection reset by peer"),
-                                (CURLE_GOT_NOTHING, "Empty reply from server")] {
+        for (code, message) in [
+            (CURLE_SSL_CONNECT_ERROR, "OpenSSL SSL_connect: Connection reset by peer in connection to x.example:443"),
+            (CURLE_SSL_CONNECT_ERROR, "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to x.example:443"),
+            (CURLE_PARTIAL_FILE, "transfer closed with 120 bytes remaining to read"),
+            (CURLE_RECV_ERROR, "OpenSSL SSL_read: Connection reset by peer, errno 104"),
+            (CURLE_RECV_ERROR, "Recv failure: Connection reset by peer"),
+            (CURLE_GOT_NOTHING, "Empty reply from server"),
+        ] {
             #expect(mapped(code, message) == .transport(.connectionLost, host: host), "\(code) \(message)")
             #expect(mapped(code, message).retryable)
         }

@@ -4,9 +4,9 @@ import Testing
 @testable import VaultOAuth
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A raw TCP client on its own thread (blocking socket calls stay off the Swift concurrency pool).
@@ -15,26 +15,29 @@ enum RawClient {
     static func exchange(port: UInt16, ipv6: Bool = false, text: String) async throws -> String {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<String, Error>) in
             Thread {
-                c.resume(with: Result {
-                    let fd = try connect(port: port, ipv6: ipv6)
-                    defer { _ = close(fd) }
-                    let bytes = Array(text.utf8)
-                    _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, 0) }
-                    var out: [UInt8] = []
-                    var buf = [UInt8](repeating: 0, count: 4096)
-                    while true {
-                        let n = recv(fd, &buf, buf.count, 0)
-                        if n <= 0 { break }
-                        out += buf[0..<n]
-                    }
-                    return String(decoding: out, as: UTF8.self)
-                })
+                c.resume(
+                    with: Result {
+                        let fd = try connect(port: port, ipv6: ipv6)
+                        defer { _ = close(fd) }
+                        let bytes = Array(text.utf8)
+                        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, 0) }
+                        var out: [UInt8] = []
+                        var buf = [UInt8](repeating: 0, count: 4096)
+                        while true {
+                            let n = recv(fd, &buf, buf.count, 0)
+                            if n <= 0 { break }
+                            out += buf[0..<n]
+                        }
+                        return String(decoding: out, as: UTF8.self)
+                    })
             }.start()
         }
     }
 
     static func get(port: UInt16, _ target: String, ipv6: Bool = false) async throws -> String {
-        try await exchange(port: port, ipv6: ipv6, text: "GET \(target) HTTP/1.1\r\nHost: localhost:\(port)\r\nUser-Agent: test\r\n\r\n")
+        try await exchange(
+            port: port, ipv6: ipv6,
+            text: "GET \(target) HTTP/1.1\r\nHost: localhost:\(port)\r\nUser-Agent: test\r\n\r\n")
     }
 
     struct ConnectFailed: Error { let errno: Int32 }
@@ -49,13 +52,21 @@ enum RawClient {
             a.sin6_family = sa_family_t(AF_INET6)
             a.sin6_port = port.bigEndian
             a.sin6_addr = in6addr_loopback
-            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            rc = withUnsafePointer(to: &a) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
+            }
         } else {
             var a = sockaddr_in()
             a.sin_family = sa_family_t(AF_INET)
             a.sin_port = port.bigEndian
             a.sin_addr.s_addr = inet_addr("127.0.0.1")
-            rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            rc = withUnsafePointer(to: &a) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
         }
         if rc != 0 {
             let e = errno
@@ -98,7 +109,8 @@ enum RawClient {
         let l = try bound()
         let events = EventLog()
         let wait = Task {
-            try await l.waitForCallback(expectedState: "S-1", path: "/callback", timeout: 60, onEvent: { events.append($0) })
+            try await l.waitForCallback(
+                expectedState: "S-1", path: "/callback", timeout: 60, onEvent: { events.append($0) })
         }
         let forged = try await RawClient.get(port: l.port, "/callback?code=C&state=S-2")
         #expect(forged.hasPrefix("HTTP/1.1 400 "))
@@ -106,7 +118,8 @@ enum RawClient {
         #expect(!forged.contains("Authorized."))
         #expect(try await RawClient.get(port: l.port, "/callback?code=C").hasPrefix("HTTP/1.1 400 "))
         #expect(try await RawClient.get(port: l.port, "/callback?error=access_denied").hasPrefix("HTTP/1.1 400 "))
-        #expect(try await RawClient.get(port: l.port, "/callback?error=access_denied&state=S-2").hasPrefix("HTTP/1.1 400 "))
+        #expect(
+            try await RawClient.get(port: l.port, "/callback?error=access_denied&state=S-2").hasPrefix("HTTP/1.1 400 "))
         #expect(try await RawClient.get(port: l.port, "/elsewhere?code=C&state=S-1").hasPrefix("HTTP/1.1 400 "))
         #expect(try await RawClient.get(port: l.port, "/callback?code=Real&state=S-1").hasPrefix("HTTP/1.1 200 OK"))
         #expect(try await wait.value == "Real")
@@ -119,8 +132,9 @@ enum RawClient {
         let events = EventLog()
         let target = URL(string: "https://idp.example/authorize?state=S-1&code_challenge=X")!
         let wait = Task {
-            try await l.waitForCallback(expectedState: "S-1", path: "/callback", timeout: 60,
-                                        launch: .init(path: "/tokenvault-L1", target: target), onEvent: { events.append($0) })
+            try await l.waitForCallback(
+                expectedState: "S-1", path: "/callback", timeout: 60,
+                launch: .init(path: "/tokenvault-L1", target: target), onEvent: { events.append($0) })
         }
         let first = try await RawClient.get(port: l.port, "/tokenvault-L1")
         #expect(first.hasPrefix("HTTP/1.1 303 "))
@@ -159,18 +173,23 @@ enum RawClient {
     @Test func providerErrorIsReported() async throws {
         let l = try bound()
         let wait = Task { try await l.waitForCallback(expectedState: "S-1", path: "/cb", timeout: 60) }
-        let page = try await RawClient.get(port: l.port, "/cb?error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E&state=S-1")
+        let page = try await RawClient.get(
+            port: l.port, "/cb?error=access_denied&error_description=%3Cscript%3Ex%3C%2Fscript%3E&state=S-1")
         #expect(page.hasPrefix("HTTP/1.1 400 "))
         #expect(page.contains("declined"))
         #expect(!page.contains("<script>"))  // provider text is escaped
-        await #expect(throws: OAuthError.callbackError(code: "access_denied", description: "<script>x</script>")) { try await wait.value }
+        await #expect(throws: OAuthError.callbackError(code: "access_denied", description: "<script>x</script>")) {
+            try await wait.value
+        }
     }
 
     @Test func bareVisitKeepsWaiting() async throws {
         let l = try bound()
         let wait = Task { try await l.waitForCallback(expectedState: "S", path: "/cb", timeout: 60) }
         #expect(try await RawClient.get(port: l.port, "/cb").hasPrefix("HTTP/1.1 400 "))
-        #expect(try await RawClient.exchange(port: l.port, text: "POST /cb?code=X&state=S HTTP/1.1\r\n\r\n").hasPrefix("HTTP/1.1 405 "))
+        #expect(
+            try await RawClient.exchange(port: l.port, text: "POST /cb?code=X&state=S HTTP/1.1\r\n\r\n").hasPrefix(
+                "HTTP/1.1 405 "))
         #expect(try await RawClient.get(port: l.port, "/cb?state=S&code=OK").contains("200 OK"))
         #expect(try await wait.value == "OK")
     }

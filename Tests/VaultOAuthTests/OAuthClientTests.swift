@@ -1,8 +1,8 @@
 import Foundation
 import Testing
+import TokenVaultTestSupport
 
 @testable import VaultOAuth
-import TokenVaultTestSupport
 
 func json(_ status: Int, _ body: String, headers: [String: String] = [:]) -> Result<HTTPResponse, OAuthError> {
     var h = headers
@@ -23,7 +23,9 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
 }
 
 @Suite struct OAuthClientTests {
-    func client(_ script: [Result<HTTPResponse, OAuthError>], provider: Provider = .webex) -> (OAuthClient, FakeTransport) {
+    func client(_ script: [Result<HTTPResponse, OAuthError>], provider: Provider = .webex) -> (
+        OAuthClient, FakeTransport
+    ) {
         let t = FakeTransport(script)
         return (OAuthClient(provider: provider, credentials: credentials(), transport: t), t)
     }
@@ -39,22 +41,29 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
         #expect(r.url.absoluteString == "http://127.0.0.1:9/v1/access_token")
         #expect(r.header("content-type") == "application/x-www-form-urlencoded")
         #expect(r.header("Authorization") == nil)
-        #expect(String(decoding: r.body ?? Data(), as: UTF8.self) ==
-            "grant_type=authorization_code&client_id=C1d%26%3D%2B&client_secret=s3cr%2Bt%2F%26%3D%25&code=co%2Bde%26%3D"
-            + "&redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback&code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
-        #expect(r.formFields == [
-            "grant_type": "authorization_code", "client_id": "C1d&=+", "client_secret": "s3cr+t/&=%", "code": "co+de&=",
-            "redirect_uri": "http://localhost:8080/callback", "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-        ])
+        #expect(
+            String(decoding: r.body ?? Data(), as: UTF8.self)
+                == "grant_type=authorization_code&client_id=C1d%26%3D%2B&client_secret=s3cr%2Bt%2F%26%3D%25&code=co%2Bde%26%3D"
+                + "&redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback&code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        )
+        #expect(
+            r.formFields == [
+                "grant_type": "authorization_code", "client_id": "C1d&=+", "client_secret": "s3cr+t/&=%",
+                "code": "co+de&=",
+                "redirect_uri": "http://localhost:8080/callback",
+                "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            ])
     }
 
     @Test func refreshBody() async throws {
         let (c, t) = client([json(200, #"{"access_token":"AT2","expires_in":60}"#)])
         let tokens = try await c.refresh(refreshToken: "RT+1")
         #expect(tokens.refreshToken == nil)
-        #expect(t.requests.first?.formFields == [
-            "grant_type": "refresh_token", "client_id": "C1d&=+", "client_secret": "s3cr+t/&=%", "refresh_token": "RT+1",
-        ])
+        #expect(
+            t.requests.first?.formFields == [
+                "grant_type": "refresh_token", "client_id": "C1d&=+", "client_secret": "s3cr+t/&=%",
+                "refresh_token": "RT+1",
+            ])
     }
 
     @Test func basicClientAuthWhenTheProviderSaysSo() async throws {
@@ -64,11 +73,18 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
         _ = try await c.refresh(refreshToken: "RT")
         let r = try #require(t.requests.first)
         #expect(r.formFields["client_secret"] == nil)
-        #expect(r.header("Authorization") == "Basic " + Data("C1d%26%3D%2B:s3cr%2Bt%2F%26%3D%25".utf8).base64EncodedString())
+        #expect(
+            r.header("Authorization") == "Basic " + Data("C1d%26%3D%2B:s3cr%2Bt%2F%26%3D%25".utf8).base64EncodedString()
+        )
     }
 
     @Test func invalidGrantIsFinal() async throws {
-        let (c, _) = client([json(400, #"{"error":"invalid_grant","error_description":"The refresh token provided is expired, revoked, malformed, or invalid."}"#)])
+        let (c, _) = client([
+            json(
+                400,
+                #"{"error":"invalid_grant","error_description":"The refresh token provided is expired, revoked, malformed, or invalid."}"#
+            )
+        ])
         let e = try #require(await oauthError { _ = try await c.refresh(refreshToken: "RT") })
         #expect(e.isInvalidGrant)
         #expect(!e.retryable)
@@ -97,7 +113,9 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
     }
 
     @Test func serverError() async throws {
-        let (c, _) = client([json(503, "<html>Service Unavailable</html>", headers: ["Content-Type": "text/html", "trackingid": "T503"])])
+        let (c, _) = client([
+            json(503, "<html>Service Unavailable</html>", headers: ["Content-Type": "text/html", "trackingid": "T503"])
+        ])
         let e = try #require(await oauthError { _ = try await c.refresh(refreshToken: "RT") })
         #expect(e == .server(status: 503, trackingId: "T503"))
         #expect(e.retryable)
@@ -105,8 +123,13 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
     }
 
     @Test func htmlBodyOnSuccessStatus() async throws {
-        let (c, _) = client([json(200, "\n<!DOCTYPE html><html><body>Sign in</body></html>", headers: ["Content-Type": "text/html"])])
-        let e = try #require(await oauthError { _ = try await c.exchangeCode("c", pkce: PKCE(verifier: String(repeating: "v", count: 43))) })
+        let (c, _) = client([
+            json(200, "\n<!DOCTYPE html><html><body>Sign in</body></html>", headers: ["Content-Type": "text/html"])
+        ])
+        let e = try #require(
+            await oauthError {
+                _ = try await c.exchangeCode("c", pkce: PKCE(verifier: String(repeating: "v", count: 43)))
+            })
         #expect(e == .unexpectedBody(.html, status: 200, trackingId: nil))
         #expect(e.errorDescription?.contains("the provider answered with HTML, not JSON") == true)
         #expect(!e.retryable)
@@ -119,21 +142,35 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
             json(200, ""),
             json(200, #"{"access_token":"AT","expires_in":"later"}"#),
         ])
-        #expect(await oauthError { _ = try await c.refresh(refreshToken: "RT") } == .unexpectedBody(.truncated, status: 200, trackingId: nil))
-        #expect(await oauthError { _ = try await c.refresh(refreshToken: "RT") } == .unexpectedBody(.notJSON, status: 200, trackingId: nil))
-        #expect(await oauthError { _ = try await c.refresh(refreshToken: "RT") } == .unexpectedBody(.empty, status: 200, trackingId: nil))
+        #expect(
+            await oauthError { _ = try await c.refresh(refreshToken: "RT") }
+                == .unexpectedBody(.truncated, status: 200, trackingId: nil))
+        #expect(
+            await oauthError { _ = try await c.refresh(refreshToken: "RT") }
+                == .unexpectedBody(.notJSON, status: 200, trackingId: nil))
+        #expect(
+            await oauthError { _ = try await c.refresh(refreshToken: "RT") }
+                == .unexpectedBody(.empty, status: 200, trackingId: nil))
         let e = await oauthError { _ = try await c.refresh(refreshToken: "RT") }
         #expect(e == .invalidTokenResponse(#"expires_in must be a positive number of seconds, got "later""#))
     }
 
     @Test func restErrorCarriesTrackingIdFromBodyOrHeader() async throws {
         let (c, t) = client([
-            json(401, #"{"message":"The request requires a valid access token set in the Authorization request header.","errors":[{"description":"The request requires a valid access token set in the Authorization request header."}],"trackingId":"ROUTER_BODY"}"#),
+            json(
+                401,
+                #"{"message":"The request requires a valid access token set in the Authorization request header.","errors":[{"description":"The request requires a valid access token set in the Authorization request header."}],"trackingId":"ROUTER_BODY"}"#
+            ),
             json(403, #"{"message":"Forbidden"}"#, headers: ["trackingid": "ROUTER_HEADER"]),
         ])
         let e1 = try #require(await oauthError { _ = try await c.identity(accessToken: "AT") })
         #expect(e1.trackingId == "ROUTER_BODY")
-        #expect(e1 == .api(status: 401, message: "The request requires a valid access token set in the Authorization request header.", trackingId: "ROUTER_BODY"))
+        #expect(
+            e1
+                == .api(
+                    status: 401,
+                    message: "The request requires a valid access token set in the Authorization request header.",
+                    trackingId: "ROUTER_BODY"))
         #expect(e1.errorDescription?.hasSuffix("(trackingId ROUTER_BODY)") == true)
         let e2 = try #require(await oauthError { _ = try await c.identity(accessToken: "AT") })
         #expect(e2 == .api(status: 403, message: "Forbidden", trackingId: "ROUTER_HEADER"))
@@ -148,7 +185,12 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
     }
 
     @Test func identity() async throws {
-        let (c, _) = client([json(200, #"{"id":"Y2lz","emails":["ada@example.com","other@example.com"],"displayName":"Ada","orgId":"ORG","type":"person","nickName":"A"}"#)])
+        let (c, _) = client([
+            json(
+                200,
+                #"{"id":"Y2lz","emails":["ada@example.com","other@example.com"],"displayName":"Ada","orgId":"ORG","type":"person","nickName":"A"}"#
+            )
+        ])
         let me = try await c.identity(accessToken: "AT")
         #expect(me == Identity(id: "Y2lz", email: "ada@example.com", displayName: "Ada", orgId: "ORG", type: "person"))
     }
@@ -177,26 +219,38 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
         let r = try #require(t.requests.first)
         #expect(r.method == "POST")
         #expect(r.url.absoluteString == "https://idp.example/oauth/revoke")
-        #expect(r.formFields == ["token": "RT", "token_type_hint": "refresh_token", "client_id": "C1d&=+", "client_secret": "s3cr+t/&=%"])
+        #expect(
+            r.formFields == [
+                "token": "RT", "token_type_hint": "refresh_token", "client_id": "C1d&=+", "client_secret": "s3cr+t/&=%",
+            ])
 
         p.revocation = .none(hint: "revoke it in the provider's settings")
         let (c3, t3) = client([], provider: p)
         let e = await oauthError { try await c3.revoke(accessToken: "AT") }
-        guard case .unsupported? = e else { Issue.record("expected unsupported, got \(String(describing: e))"); return }
+        guard case .unsupported? = e else {
+            Issue.record("expected unsupported, got \(String(describing: e))")
+            return
+        }
         #expect(t3.requests.isEmpty)
     }
 
     @Test func devicePollingSequence() async throws {
         let (c, t) = client([
-            json(200, #"{"device_code":"DC","user_code":"ABCD-EFGH","verification_uri":"https://login.webex.com/device","verification_uri_complete":"https://login.webex.com/device?u=ABCD-EFGH","interval":2,"expires_in":300}"#),
+            json(
+                200,
+                #"{"device_code":"DC","user_code":"ABCD-EFGH","verification_uri":"https://login.webex.com/device","verification_uri_complete":"https://login.webex.com/device?u=ABCD-EFGH","interval":2,"expires_in":300}"#
+            ),
             json(428, #"{"error":"authorization_pending"}"#),
             json(400, #"{"error":"slow_down"}"#),
             json(428, #"{"error":"authorization_pending"}"#),
             json(200, tokenJSON(access: "AT_new", refresh: "RT_new")),
         ])
         let device = try await c.startDeviceAuthorization()
-        #expect(device == DeviceAuthorization(deviceCode: "DC", userCode: "ABCD-EFGH", verificationURI: "https://login.webex.com/device",
-                                              verificationURIComplete: "https://login.webex.com/device?u=ABCD-EFGH", interval: 2, expiresIn: 300))
+        #expect(
+            device
+                == DeviceAuthorization(
+                    deviceCode: "DC", userCode: "ABCD-EFGH", verificationURI: "https://login.webex.com/device",
+                    verificationURIComplete: "https://login.webex.com/device?u=ABCD-EFGH", interval: 2, expiresIn: 300))
         let clock = SteppedClock()
         let tokens = try await c.pollDeviceToken(device, now: { clock.now }, sleep: { clock.advance($0) })
         #expect(tokens.accessToken == "AT_new")
@@ -206,21 +260,36 @@ func oauthError(_ body: () async throws -> Void) async -> OAuthError? {
         #expect(start.formFields == ["client_id": "C1d&=+", "scope": "spark:people_read spark:kms"])
         let poll = t.requests[1]
         #expect(poll.url.absoluteString == "http://127.0.0.1:9/v1/device/token")
-        #expect(poll.formFields == ["grant_type": "urn:ietf:params:oauth:grant-type:device_code", "client_id": "C1d&=+", "device_code": "DC"])
+        #expect(
+            poll.formFields == [
+                "grant_type": "urn:ietf:params:oauth:grant-type:device_code", "client_id": "C1d&=+",
+                "device_code": "DC",
+            ])
         #expect(poll.header("Authorization")?.hasPrefix("Basic ") == true)
     }
 
     @Test func devicePollingEnds() async throws {
-        let device = DeviceAuthorization(deviceCode: "DC", userCode: "U", verificationURI: "https://v", interval: 5, expiresIn: 12)
-        let (c, _) = client([json(400, #"{"error":"expired_token"}"#), json(400, #"{"error":"access_denied"}"#),
-                             json(428, #"{"error":"authorization_pending"}"#), json(428, #"{"error":"authorization_pending"}"#)])
+        let device = DeviceAuthorization(
+            deviceCode: "DC", userCode: "U", verificationURI: "https://v", interval: 5, expiresIn: 12)
+        let (c, _) = client([
+            json(400, #"{"error":"expired_token"}"#), json(400, #"{"error":"access_denied"}"#),
+            json(428, #"{"error":"authorization_pending"}"#), json(428, #"{"error":"authorization_pending"}"#),
+        ])
         let clock = SteppedClock()
-        #expect(await oauthError { _ = try await c.pollDeviceToken(device, now: { clock.now }, sleep: { clock.advance($0) }) } == .deviceCodeExpired)
-        let denied = await oauthError { _ = try await c.pollDeviceToken(device, now: { clock.now }, sleep: { clock.advance($0) }) }
+        #expect(
+            await oauthError {
+                _ = try await c.pollDeviceToken(device, now: { clock.now }, sleep: { clock.advance($0) })
+            } == .deviceCodeExpired)
+        let denied = await oauthError {
+            _ = try await c.pollDeviceToken(device, now: { clock.now }, sleep: { clock.advance($0) })
+        }
         #expect(denied == .oauth(code: "access_denied", description: nil, status: 400, trackingId: nil))
         // Two pending answers, then the local deadline (12 s) comes before a third poll: the last wait stops at it.
         let clock2 = SteppedClock()
-        #expect(await oauthError { _ = try await c.pollDeviceToken(device, now: { clock2.now }, sleep: { clock2.advance($0) }) } == .deviceCodeExpired)
+        #expect(
+            await oauthError {
+                _ = try await c.pollDeviceToken(device, now: { clock2.now }, sleep: { clock2.advance($0) })
+            } == .deviceCodeExpired)
         #expect(clock2.sleeps == [5, 5, 2])
     }
 }

@@ -1,20 +1,24 @@
 import Foundation
 import Testing
+import TokenVaultTestSupport
 
 @testable import VaultOAuth
-import TokenVaultTestSupport
 
 /// Terminal escapes and bidi controls from the provider (a `trackingId`, a display name, an email) never reach a
 /// terminal: every provider string shown to a person is cleaned first.
 @Suite struct ProviderTextTests {
-    static let hostile = "A\u{1b}[31mred\u{1b}]0;title\u{07}\rB\u{9b}2J\u{7f}\u{202e}evil\u{2066}x\u{2069}\u{200f}\u{0}\nC"
+    static let hostile =
+        "A\u{1b}[31mred\u{1b}]0;title\u{07}\rB\u{9b}2J\u{7f}\u{202e}evil\u{2066}x\u{2069}\u{200f}\u{0}\nC"
 
     func assertDisplayable(_ s: String?, sourceLocation: SourceLocation = #_sourceLocation) {
         guard let s else { return }
         let bad = s.unicodeScalars.filter {
-            $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || (0x202A...0x202E).contains($0.value) || (0x2066...0x2069).contains($0.value)
+            $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || (0x202A...0x202E).contains($0.value)
+                || (0x2066...0x2069).contains($0.value)
         }
-        #expect(bad.isEmpty, "control characters \(bad.map { String($0.value, radix: 16) }) in \(s.debugDescription)", sourceLocation: sourceLocation)
+        #expect(
+            bad.isEmpty, "control characters \(bad.map { String($0.value, radix: 16) }) in \(s.debugDescription)",
+            sourceLocation: sourceLocation)
     }
 
     @Test func displayableRemovesControlsAndClips() {
@@ -34,11 +38,15 @@ import TokenVaultTestSupport
 
     @Test func identityFieldsAreCleanAndClipped() async throws {
         let h = Self.hostile.unicodeScalars.map { $0.value < 0x80 ? String($0) : String(format: "\\u%04x", $0.value) }
-            .joined().replacingOccurrences(of: "\u{1b}", with: "\\u001b").replacingOccurrences(of: "\u{07}", with: "\\u0007")
-            .replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\u{0}", with: "\\u0000")
+            .joined().replacingOccurrences(of: "\u{1b}", with: "\\u001b").replacingOccurrences(
+                of: "\u{07}", with: "\\u0007"
+            )
+            .replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n")
+            .replacingOccurrences(of: "\u{0}", with: "\\u0000")
             .replacingOccurrences(of: "\u{7f}", with: "\\u007f")
         let long = String(repeating: "n", count: 1000)
-        let body = #"{"id":"P1\#(h)","emails":["a\#(h)@x"],"displayName":"\#(h)\#(long)","orgId":"O\#(h)","type":"person\#(h)"}"#
+        let body =
+            #"{"id":"P1\#(h)","emails":["a\#(h)@x"],"displayName":"\#(h)\#(long)","orgId":"O\#(h)","type":"person\#(h)"}"#
         let identity = try await client([json(200, body)]).identity(accessToken: "AT")
         for field in [identity.id, identity.email, identity.displayName, identity.orgId, identity.type] {
             assertDisplayable(field)
@@ -81,13 +89,15 @@ import TokenVaultTestSupport
             ("application/x-www-form-urlencoded", "error=x\u{1b}[2J\r\nFAKE: line&a=\u{9b}b"),
         ]
         for (type, body) in bodies {
-            let response = HTTPResponse(status: 400, headers: ["Content-Type": type, "TrackingID": "T\u{1b}[8m\u{2066}"], body: Data(body.utf8))
+            let response = HTTPResponse(
+                status: 400, headers: ["Content-Type": type, "TrackingID": "T\u{1b}[8m\u{2066}"], body: Data(body.utf8))
             let line = Redaction.describe(response, for: request, duration: "1 ms")
             assertDisplayable(line)
             #expect(line.contains("trackingId=T[8m"))
         }
-        let huge = HTTPResponse(status: 400, headers: ["Content-Type": "application/json"],
-                                body: Data(#"{"message":"\#(String(repeating: "m", count: 100_000))"}"#.utf8))
+        let huge = HTTPResponse(
+            status: 400, headers: ["Content-Type": "application/json"],
+            body: Data(#"{"message":"\#(String(repeating: "m", count: 100_000))"}"#.utf8))
         #expect(Redaction.describe(huge, for: request, duration: "1 ms").count <= Redaction.maxTraceLine + 1)
     }
 }

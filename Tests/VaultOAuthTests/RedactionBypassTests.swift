@@ -56,7 +56,8 @@ import Testing
     }
 
     @Test func formsAndQueriesCompareDecodedKeys() {
-        let form = "grant_type=refresh_token&refresh%5Ftoken=SECRET_1&client%5fsecret=SECRET_2&CODE=SECRET_3&ACCESS%5FTOKEN=SECRET_4&%63ode=SECRET_5"
+        let form =
+            "grant_type=refresh_token&refresh%5Ftoken=SECRET_1&client%5fsecret=SECRET_2&CODE=SECRET_3&ACCESS%5FTOKEN=SECRET_4&%63ode=SECRET_5"
         let shown = Redaction.form(form)
         assertClean(shown)
         #expect(shown.hasPrefix("grant_type=refresh_token&"))

@@ -4,7 +4,10 @@ import Testing
 @testable import VaultOAuth
 
 @Suite struct RedactionTests {
-    static let secrets = ["SECRET_CLIENT", "SECRET_CODE", "SECRET_VERIFIER", "SECRET_REFRESH", "SECRET_ACCESS", "SECRET_DEVICE", "SECRET_BEARER"]
+    static let secrets = [
+        "SECRET_CLIENT", "SECRET_CODE", "SECRET_VERIFIER", "SECRET_REFRESH", "SECRET_ACCESS", "SECRET_DEVICE",
+        "SECRET_BEARER",
+    ]
 
     func assertClean(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
         for s in Self.secrets {
@@ -18,9 +21,10 @@ import Testing
             ("code", "SECRET_CODE"), ("redirect_uri", "http://localhost/cb"), ("code_verifier", "SECRET_VERIFIER"),
             ("refresh_token", "SECRET_REFRESH"), ("access_token", "SECRET_ACCESS"), ("device_code", "SECRET_DEVICE"),
         ])
-        let request = HTTPRequest(method: "POST", url: URL(string: "https://webexapis.com/v1/access_token")!,
-                                  headers: ["Content-Type": "application/x-www-form-urlencoded", "Authorization": "Bearer SECRET_BEARER"],
-                                  body: Data(form.utf8))
+        let request = HTTPRequest(
+            method: "POST", url: URL(string: "https://webexapis.com/v1/access_token")!,
+            headers: ["Content-Type": "application/x-www-form-urlencoded", "Authorization": "Bearer SECRET_BEARER"],
+            body: Data(form.utf8))
         let line = Redaction.describe(request)
         assertClean(line)
         #expect(line.contains("client_id=CID"))
@@ -31,8 +35,10 @@ import Testing
     }
 
     @Test func jsonBodiesIncludingTruncatedOnes() {
-        let body = #"{"access_token" : "SECRET_ACCESS","expires_in":1209599,"refresh_token":"SECRET_REFRESH","nested":{"device_code":"SECRET_DEVICE"},"token_type":"Bearer","note":"code"}"#
-        let response = HTTPResponse(status: 200, headers: ["Content-Type": "application/json", "trackingid": "T1"], body: Data(body.utf8))
+        let body =
+            #"{"access_token" : "SECRET_ACCESS","expires_in":1209599,"refresh_token":"SECRET_REFRESH","nested":{"device_code":"SECRET_DEVICE"},"token_type":"Bearer","note":"code"}"#
+        let response = HTTPResponse(
+            status: 200, headers: ["Content-Type": "application/json", "trackingid": "T1"], body: Data(body.utf8))
         let request = HTTPRequest(method: "POST", url: URL(string: "https://webexapis.com/v1/access_token")!)
         let line = Redaction.describe(response, for: request, duration: "12 ms")
         assertClean(line)
@@ -64,14 +70,20 @@ import Testing
         let refusing = try RefusingPort()
         let lines = LineCollector()
         let transport = CurlTransport(version: "1.2.3", timeout: 5, tracer: { lines.append($0) })
-        let request = HTTPRequest(method: "POST", url: URL(string: "http://127.0.0.1:\(refusing.port)/v1/access_token")!,
-                                  headers: ["Content-Type": "application/x-www-form-urlencoded", "Authorization": "Basic SECRET_BEARER"],
-                                  body: Data("client_secret=SECRET_CLIENT&refresh_token=SECRET_REFRESH".utf8))
+        let request = HTTPRequest(
+            method: "POST", url: URL(string: "http://127.0.0.1:\(refusing.port)/v1/access_token")!,
+            headers: ["Content-Type": "application/x-www-form-urlencoded", "Authorization": "Basic SECRET_BEARER"],
+            body: Data("client_secret=SECRET_CLIENT&refresh_token=SECRET_REFRESH".utf8))
         var thrown: (any Error)?
-        do { let r = try await transport.send(request); Issue.record("unexpected response \(r.status)") } catch { thrown = error }
+        do {
+            let r = try await transport.send(request)
+            Issue.record("unexpected response \(r.status)")
+        } catch { thrown = error }
         let e = try #require(thrown as? OAuthError, "\(String(describing: thrown))")
         #expect(e == .transport(.cannotConnect, host: "127.0.0.1:\(refusing.port)"))
-        #expect(e.errorDescription == "cannot connect to 127.0.0.1:\(refusing.port); check the network and the integration's API base URL")
+        #expect(
+            e.errorDescription
+                == "cannot connect to 127.0.0.1:\(refusing.port); check the network and the integration's API base URL")
         let all = lines.all.joined(separator: "\n")
         #expect(lines.all.count == 2)
         assertClean(all)

@@ -4,7 +4,7 @@ import Testing
 @testable import VaultOAuth
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Why a test could not run (a missing tool, no loopback).
@@ -29,7 +29,10 @@ final class ScriptedSocketServer: @unchecked Sendable {
         port = chosen
         Thread { [self] in
             let c = accept(s, nil, nil)
-            guard c >= 0 else { done.signal(); return }
+            guard c >= 0 else {
+                done.signal()
+                return
+            }
             // A client that stops reading without closing must not hold this thread forever.
             var limit = timeval(tv_sec: 10, tv_usec: 0)
             _ = setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
@@ -76,7 +79,9 @@ final class ScriptedSocketServer: @unchecked Sendable {
     /// (or allocating) the body, and not retried.
     @Test func announcedLengthOverTheCapIsRefusedAtOnce() async throws {
         let server = try ScriptedSocketServer { c in
-            _ = ScriptedSocketServer.write(c, Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2147483648\r\n\r\n".utf8))
+            _ = ScriptedSocketServer.write(
+                c, Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2147483648\r\n\r\n".utf8)
+            )
             // Send nothing more and keep the connection open: only the announcement can end this quickly.
             var b: UInt8 = 0
             _ = recv(c, &b, 1, 0)  // returns when the client closes (or after the send timeout's worth of idling)
@@ -84,7 +89,8 @@ final class ScriptedSocketServer: @unchecked Sendable {
         }
         let transport = CurlTransport(version: "1", timeout: 30)
         let start = ContinuousClock.now
-        let e = try #require(await oauthError { _ = try await transport.send(HTTPRequest(method: "POST", url: server.url)) })
+        let e = try #require(
+            await oauthError { _ = try await transport.send(HTTPRequest(method: "POST", url: server.url)) })
         let waited = ContinuousClock.now - start
         #expect(e == .responseTooLarge(limit: Self.mib, host: "127.0.0.1:\(server.port)"))
         #expect(!e.retryable)
@@ -101,7 +107,11 @@ final class ScriptedSocketServer: @unchecked Sendable {
     @Test func endlessChunkedBodyIsCutOffAfterTheCap() async throws {
         let offer = 512 * Self.mib
         let server = try ScriptedSocketServer { c in
-            guard ScriptedSocketServer.write(c, Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".utf8))
+            guard
+                ScriptedSocketServer.write(
+                    c,
+                    Array(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".utf8))
             else { return 0 }
             let piece = Array(repeating: UInt8(ascii: "a"), count: 64 * 1024)
             let chunk = Array(String(piece.count, radix: 16).utf8) + [13, 10] + piece + [13, 10]
@@ -112,7 +122,8 @@ final class ScriptedSocketServer: @unchecked Sendable {
         let transport = CurlTransport(version: "1", timeout: 30)
         let peakBefore = try #require(Self.peakResidentBytes())
         let start = ContinuousClock.now
-        let e = try #require(await oauthError { _ = try await transport.send(HTTPRequest(method: "GET", url: server.url)) })
+        let e = try #require(
+            await oauthError { _ = try await transport.send(HTTPRequest(method: "GET", url: server.url)) })
         let waited = ContinuousClock.now - start
         #expect(e == .responseTooLarge(limit: Self.mib, host: "127.0.0.1:\(server.port)"))
         #expect(!e.retryable)
@@ -127,8 +138,8 @@ final class ScriptedSocketServer: @unchecked Sendable {
     /// VmHWM from /proc/self/status: the process's peak resident set, which only grows.
     static func peakResidentBytes() -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kib = Int(line.split(separator: " ").dropFirst().first ?? "")
         else { return nil }
         return kib * 1024
     }
@@ -136,14 +147,20 @@ final class ScriptedSocketServer: @unchecked Sendable {
     /// The cap is a parameter; a body just under it (and one of exactly its size) comes through whole.
     @Test func bodiesUpToTheCapArrive() async throws {
         for size in [Self.mib - 1, Self.mib] {
-            let filler = String(repeating: "x", count: size - #"{"access_token":"AT","expires_in":60,"pad":""}"#.utf8.count)
+            let filler = String(
+                repeating: "x", count: size - #"{"access_token":"AT","expires_in":60,"pad":""}"#.utf8.count)
             let body = #"{"access_token":"AT","expires_in":60,"pad":"\#(filler)"}"#
             #expect(body.utf8.count == size)
             let server = try ScriptedSocketServer { c in
-                _ = ScriptedSocketServer.write(c, Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)".utf8))
+                _ = ScriptedSocketServer.write(
+                    c,
+                    Array(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+                            .utf8))
                 return body.utf8.count
             }
-            let response = try await CurlTransport(version: "1", timeout: 30).send(HTTPRequest(method: "POST", url: server.url))
+            let response = try await CurlTransport(version: "1", timeout: 30).send(
+                HTTPRequest(method: "POST", url: server.url))
             #expect(response.status == 200)
             #expect(response.body.count == size)
             #expect(try TokenResponse.parse(response.body).accessToken == "AT")
@@ -151,10 +168,16 @@ final class ScriptedSocketServer: @unchecked Sendable {
         // A smaller cap refuses the same kind of answer one byte over it, chunked (no length announced).
         let server = try ScriptedSocketServer { c in
             let body = Array(repeating: UInt8(ascii: "b"), count: 1001)
-            _ = ScriptedSocketServer.write(c, Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n".utf8) + body + Array("\r\n0\r\n\r\n".utf8))
+            _ = ScriptedSocketServer.write(
+                c,
+                Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n".utf8) + body
+                    + Array("\r\n0\r\n\r\n".utf8))
             return body.count
         }
-        let e = await oauthError { _ = try await CurlTransport(version: "1", maxResponseBytes: 1000).send(HTTPRequest(method: "GET", url: server.url)) }
+        let e = await oauthError {
+            _ = try await CurlTransport(version: "1", maxResponseBytes: 1000).send(
+                HTTPRequest(method: "GET", url: server.url))
+        }
         #expect(e == .responseTooLarge(limit: 1000, host: "127.0.0.1:\(server.port)"))
         #expect(e?.errorDescription?.contains("larger than 1000 bytes") == true)
     }

@@ -31,8 +31,14 @@ import Testing
 
     @Test func finalErrorsAndExhaustion() {
         let p = RetryPolicy(maxAttempts: 3, random: { 0.5 })
-        #expect(p.delay(forAttempt: 1, error: OAuthError.oauth(code: "invalid_grant", description: nil, status: 400, trackingId: nil)) == nil)
-        #expect(p.delay(forAttempt: 1, error: OAuthError.oauth(code: "invalid_client", description: nil, status: 401, trackingId: nil)) == nil)
+        #expect(
+            p.delay(
+                forAttempt: 1,
+                error: OAuthError.oauth(code: "invalid_grant", description: nil, status: 400, trackingId: nil)) == nil)
+        #expect(
+            p.delay(
+                forAttempt: 1,
+                error: OAuthError.oauth(code: "invalid_client", description: nil, status: 401, trackingId: nil)) == nil)
         #expect(p.delay(forAttempt: 1, error: OAuthError.api(status: 404, message: nil, trackingId: nil)) == nil)
         #expect(p.delay(forAttempt: 1, error: OAuthError.unexpectedBody(.html, status: 200, trackingId: nil)) == nil)
         #expect(p.delay(forAttempt: 1, error: OAuthError.unexpectedBody(.html, status: 502, trackingId: nil)) != nil)
@@ -43,7 +49,9 @@ import Testing
 
     @Test func runRetriesThenSucceeds() async throws {
         let p = RetryPolicy(random: { 0.5 })
-        let errors: [OAuthError] = [.rateLimited(retryAfter: 2, trackingId: nil), .server(status: 502, trackingId: nil)]
+        let errors: [OAuthError] = [
+            .rateLimited(retryAfter: 2, trackingId: nil), .server(status: 502, trackingId: nil),
+        ]
         var calls = 0
         var slept: [Double] = []
         let value = try await p.run(sleep: { slept.append($0) }) { () async throws -> String in

@@ -1,8 +1,8 @@
 import Foundation
 import Testing
+import TokenVaultTestSupport
 
 @testable import VaultOAuth
-import TokenVaultTestSupport
 
 /// Token characters (RFC 6750 b64token), and no part of a secret in any error text.
 @Suite struct TokenCharsetTests {
@@ -37,12 +37,16 @@ import TokenVaultTestSupport
                 var thrown: (any Error)?
                 do { _ = try TokenResponse.parse(response(access: access, refresh: refresh)) } catch { thrown = error }
                 let e = try #require(thrown as? OAuthError, "\(bad.unicodeScalars.map { $0.value }) was accepted")
-                guard case .invalidTokenResponse = e else { Issue.record("\(e)"); continue }
+                guard case .invalidTokenResponse = e else {
+                    Issue.record("\(e)")
+                    continue
+                }
                 let text = e.errorDescription ?? ""
                 #expect(text.contains(access == secret ? "access_token" : "refresh_token"))
                 #expect(text.contains("RFC 6750"))
                 #expect(e.isTokenCharacterRefusal)
-                #expect(!text.contains("SECRET") && !text.contains("abc") && !text.contains("def"), "token echoed: \(text)")
+                #expect(
+                    !text.contains("SECRET") && !text.contains("abc") && !text.contains("def"), "token echoed: \(text)")
             }
         }
         // `=` only at the end, and not alone.
@@ -68,7 +72,9 @@ import TokenVaultTestSupport
         }
         #expect(OAuthError.invalidTokenResponse("access_token is empty").isTokenCharacterRefusal == false)
         // Short values that cannot be tokens are still quoted, which is what makes the error useful.
-        #expect(rejection(#"{"access_token":"a","expires_in":"soon"}"#) == #"expires_in must be a positive number of seconds, got "soon""#)
+        #expect(
+            rejection(#"{"access_token":"a","expires_in":"soon"}"#)
+                == #"expires_in must be a positive number of seconds, got "soon""#)
         #expect(JSONValue.string(secret).shortDescription == "a string of \(secret.count) characters")
         #expect(JSONValue.string("\u{1b}[2J").shortDescription == "a string of 4 characters")
     }

@@ -19,9 +19,14 @@ func rejection(_ json: String) -> String? {
 
 @Suite struct TokenResponseTests {
     @Test func webexCapturedResponse() throws {
-        let t = try parse(#"{"access_token":"ZDI3_PF84_abc","expires_in":1209599,"refresh_token":"MDEy_PF84_abc","refresh_token_expires_in":7776000,"token_type":"Bearer"}"#)
-        #expect(t == TokenResponse(accessToken: "ZDI3_PF84_abc", expiresIn: 1_209_599, refreshToken: "MDEy_PF84_abc",
-                                   refreshTokenExpiresIn: 7_776_000, tokenType: "Bearer", scope: nil))
+        let t = try parse(
+            #"{"access_token":"ZDI3_PF84_abc","expires_in":1209599,"refresh_token":"MDEy_PF84_abc","refresh_token_expires_in":7776000,"token_type":"Bearer"}"#
+        )
+        #expect(
+            t
+                == TokenResponse(
+                    accessToken: "ZDI3_PF84_abc", expiresIn: 1_209_599, refreshToken: "MDEy_PF84_abc",
+                    refreshTokenExpiresIn: 7_776_000, tokenType: "Bearer", scope: nil))
     }
 
     @Test func missingRefreshTokenIsNilNotAnError() throws {
@@ -32,7 +37,9 @@ func rejection(_ json: String) -> String? {
     }
 
     @Test func scopeStringAndUnknownFields() throws {
-        let t = try parse(#"{"access_token":"a","expires_in":60,"scope":"spark:all spark:people_read","id_token":"x","extra":{"n":1}}"#)
+        let t = try parse(
+            #"{"access_token":"a","expires_in":60,"scope":"spark:all spark:people_read","id_token":"x","extra":{"n":1}}"#
+        )
         #expect(t.scope == ["spark:all", "spark:people_read"])
         #expect(t.tokenType == "Bearer")
     }
@@ -54,27 +61,46 @@ func rejection(_ json: String) -> String? {
         #expect(rejection(#"{"access_token":null,"expires_in":60}"#) == "access_token is missing")
         #expect(rejection(#"{"access_token":"","expires_in":60}"#) == "access_token is empty")
         #expect(rejection(#"{"access_token":42,"expires_in":60}"#) == "access_token must be a string, got a number")
-        #expect(rejection(#"{"access_token":"a\nb","expires_in":60}"#)?.contains("characters a bearer token cannot have") == true)
+        #expect(
+            rejection(#"{"access_token":"a\nb","expires_in":60}"#)?.contains("characters a bearer token cannot have")
+                == true)
     }
 
     @Test func expiresInRules() {
-        #expect(rejection(#"{"access_token":"a","expires_in":-5}"#) == "expires_in must be a positive number of seconds, got -5")
-        #expect(rejection(#"{"access_token":"a","expires_in":0}"#) == "expires_in must be a positive number of seconds, got 0")
-        #expect(rejection(#"{"access_token":"a","expires_in":"soon"}"#) == #"expires_in must be a positive number of seconds, got "soon""#)
-        #expect(rejection(#"{"access_token":"a","expires_in":true}"#) == "expires_in must be a positive number of seconds, got true")
-        #expect(rejection(#"{"access_token":"a","expires_in":1.5}"#) == "expires_in must be a whole number of seconds, got 1.5")
+        #expect(
+            rejection(#"{"access_token":"a","expires_in":-5}"#)
+                == "expires_in must be a positive number of seconds, got -5")
+        #expect(
+            rejection(#"{"access_token":"a","expires_in":0}"#)
+                == "expires_in must be a positive number of seconds, got 0")
+        #expect(
+            rejection(#"{"access_token":"a","expires_in":"soon"}"#)
+                == #"expires_in must be a positive number of seconds, got "soon""#)
+        #expect(
+            rejection(#"{"access_token":"a","expires_in":true}"#)
+                == "expires_in must be a positive number of seconds, got true")
+        #expect(
+            rejection(#"{"access_token":"a","expires_in":1.5}"#)
+                == "expires_in must be a whole number of seconds, got 1.5")
         #expect(rejection(#"{"access_token":"a"}"#)?.hasPrefix("expires_in is missing") == true)
         // Milliseconds since the epoch, a classic mix-up.
-        #expect(rejection(#"{"access_token":"a","expires_in":1735689600000}"#)?.hasPrefix("expires_in must be at most 10 years") == true)
+        #expect(
+            rejection(#"{"access_token":"a","expires_in":1735689600000}"#)?.hasPrefix(
+                "expires_in must be at most 10 years") == true)
         #expect(rejection(#"{"access_token":"a","expires_in":315360000}"#) == nil)
         #expect(rejection(#"{"access_token":"a","expires_in":315360001}"#) != nil)
     }
 
     @Test func refreshTokenExpiresInRules() {
-        #expect(rejection(#"{"access_token":"a","expires_in":60,"refresh_token":"r","refresh_token_expires_in":-1}"#)
-            == "refresh_token_expires_in must be a positive number of seconds, got -1")
-        #expect(rejection(#"{"access_token":"a","expires_in":60,"refresh_token":"r","refresh_token_expires_in":"x"}"#) != nil)
-        #expect(rejection(#"{"access_token":"a","expires_in":60,"refresh_token":7}"#) == "refresh_token must be a string, got a number")
+        #expect(
+            rejection(#"{"access_token":"a","expires_in":60,"refresh_token":"r","refresh_token_expires_in":-1}"#)
+                == "refresh_token_expires_in must be a positive number of seconds, got -1")
+        #expect(
+            rejection(#"{"access_token":"a","expires_in":60,"refresh_token":"r","refresh_token_expires_in":"x"}"#)
+                != nil)
+        #expect(
+            rejection(#"{"access_token":"a","expires_in":60,"refresh_token":7}"#)
+                == "refresh_token must be a string, got a number")
     }
 
     @Test func errorTextReadsWellAndHidesTheToken() throws {

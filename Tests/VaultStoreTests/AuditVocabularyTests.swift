@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import VaultStore
 
 /// The audit log's triggers and outcomes are enums whose text is what is stored and MAC'd: the text of every
@@ -7,16 +8,20 @@ import Testing
 /// must survive a round trip unchanged.
 @Suite struct AuditVocabularyTests {
     @Test func storedTriggerTextIsStableAndUnknownTextIsKept() {
-        let written = ["authorize", "authorize --device", "import", "refresh", "refresh-all", "token", "env", "exec",
-                       "whoami", "revoke", "revoke --local", "integration edit", "remove-integration",
-                       "keys add", "keys remove", "keys rotate", "passwd"]
+        let written = [
+            "authorize", "authorize --device", "import", "refresh", "refresh-all", "token", "env", "exec",
+            "whoami", "revoke", "revoke --local", "integration edit", "remove-integration",
+            "keys add", "keys remove", "keys rotate", "passwd",
+        ]
         for text in written {
             let trigger = AuditTrigger(text)
             #expect(trigger.rawValue == text)
             if case .other = trigger { Issue.record("'\(text)' should be a known trigger") }
         }
-        #expect(AuditTrigger("cron job 7") == .other("cron job 7") && AuditTrigger("cron job 7").rawValue == "cron job 7")
-        #expect(AuditTrigger.refreshAll.rawValue == "refresh-all" && AuditTrigger.revokeLocal.rawValue == "revoke --local")
+        #expect(
+            AuditTrigger("cron job 7") == .other("cron job 7") && AuditTrigger("cron job 7").rawValue == "cron job 7")
+        #expect(
+            AuditTrigger.refreshAll.rawValue == "refresh-all" && AuditTrigger.revokeLocal.rawValue == "revoke --local")
     }
 
     @Test func storedOutcomeTextIsStableAndUnknownTextIsKept() {
@@ -28,7 +33,10 @@ import Testing
             (.failedPairUnchanged, "failed, pair unchanged"), (.removedLocally, "removed locally"),
             (.revokedAt("webex"), "revoked at webex and removed locally"),
             (.revokeFailedRemovedLocally, "removed locally; revoking at the provider failed"),
-            (.headMismatch, "the log's head did not match its newest entry: entries were removed or the head was edited"),
+            (
+                .headMismatch,
+                "the log's head did not match its newest entry: entries were removed or the head was edited"
+            ),
             (.keySlotChanged(slot: "bob", change: "added"), "key slot 'bob' added"),
             (.keySlotChanged(slot: "ci-host.1", change: "removed"), "key slot 'ci-host.1' removed"),
             (.keySlotChanged(slot: "main", change: "given a new passphrase"), "key slot 'main' given a new passphrase"),
@@ -38,8 +46,9 @@ import Testing
             #expect(outcome.rawValue == text)
             #expect(AuditOutcome(text) == outcome)
         }
-        #expect(AuditOutcome.integrationChanged(integration: "w", field: "client secret", replaced: true).rawValue
-            == "integration 'w': client secret replaced")
+        #expect(
+            AuditOutcome.integrationChanged(integration: "w", field: "client secret", replaced: true).rawValue
+                == "integration 'w': client secret replaced")
         #expect(AuditOutcome("something new").rawValue == "something new")
         // Text that only starts like a key slot's stays as it is.
         for text in ["key slot 'x'", "key slot 'x' ", "key slot x added", "key slot 'unterminated"] {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import VaultStore
 
 /// A PostgreSQL location that carries a password is refused and never repeated, also when it does not parse:
@@ -31,16 +32,21 @@ import Testing
             let text = "\(error.localizedDescription) \((error as? StoreError)?.hint ?? "")"
             #expect(!text.contains(Self.secret), "\(text)")
         }
-        #expect(throws: (any Error).self) { try VaultStores.create(location, header: sampleHeader(), auditHeadMAC: nil) }
+        #expect(throws: (any Error).self) {
+            try VaultStores.create(location, header: sampleHeader(), auditHeadMAC: nil)
+        }
         #expect(!VaultStores.warnings(forLocation: location).joined().contains(Self.secret))
         let named = VaultStores.named(location)
         #expect(!named.contains(Self.secret) && named.contains("***"), "\(named)")
     }
 
     @Test func aLocationIsNamedWithoutItsPasswordAndOtherwiseAsItIs() {
-        #expect(VaultStores.named("postgresql://alice:pw@db.example:5432/vault?sslmode=verify-full")
-                    == "postgresql://alice:***@db.example:5432/vault?sslmode=verify-full")
-        #expect(VaultStores.named("postgresql://db/vault?password=pw&sslmode=require") == "postgresql://db/vault?password=***&sslmode=require")
+        #expect(
+            VaultStores.named("postgresql://alice:pw@db.example:5432/vault?sslmode=verify-full")
+                == "postgresql://alice:***@db.example:5432/vault?sslmode=verify-full")
+        #expect(
+            VaultStores.named("postgresql://db/vault?password=pw&sslmode=require")
+                == "postgresql://db/vault?password=***&sslmode=require")
         #expect(VaultStores.named("host=db password='p w\\'x' dbname=vault") == "host=db password=*** dbname=vault")
         #expect(VaultStores.named("postgresql://alice@db/vault") == "postgresql://alice@db/vault")
         #expect(VaultStores.named("service=tokenvault") == "service=tokenvault")

@@ -1,14 +1,17 @@
 import Foundation
 import Testing
 import TokenVaultLab
+
 @testable import VaultStore
 
 /// What only the PostgreSQL store has: locations with connection secrets, a schema shared by many hosts, a
 /// server that restarts, connections that are cut.
 @Suite struct PostgresStoreTests {
     @Test func locationsThatNamePostgreSQL() {
-        for location in ["postgresql:///vault", "postgres://db.example/vault", "POSTGRESQL://h/v", "service=tokenvault",
-                         "host=/run/postgresql dbname=vault", "dbname=vault"] {
+        for location in [
+            "postgresql:///vault", "postgres://db.example/vault", "POSTGRESQL://h/v", "service=tokenvault",
+            "host=/run/postgresql dbname=vault", "dbname=vault",
+        ] {
             #expect(PostgresLocation.isPostgreSQL(location), "\(location)")
         }
         for location in ["/home/a/vault.db", "vault.db", "postgresql.db", "./service=x", "sqlite:///x"] {
@@ -19,25 +22,36 @@ import TokenVaultLab
     /// libpq's messages come with newlines, double spaces and tabs: one line, single spaces (a refresh-all line
     /// carried the tab).
     @Test func libpqMessagesAreOneLineWithoutTabs() {
-        let raw = "connection to server on socket \"/run/postgresql/.s.PGSQL.5432\" failed: No such file or directory\n\tIs the server running locally and accepting connections on that socket?\n"
+        let raw =
+            "connection to server on socket \"/run/postgresql/.s.PGSQL.5432\" failed: No such file or directory\n\tIs the server running locally and accepting connections on that socket?\n"
         let clean = PGSession.clean(raw)
         #expect(!clean.contains("\t") && !clean.contains("\n") && !clean.contains("  "), "\(clean.debugDescription)")
-        #expect(clean.hasSuffix("failed: No such file or directory; Is the server running locally and accepting connections on that socket?"), "\(clean)")
+        #expect(
+            clean.hasSuffix(
+                "failed: No such file or directory; Is the server running locally and accepting connections on that socket?"
+            ), "\(clean)")
     }
 
     /// A password in the location is refused before any connection, and no message repeats it.
     @Test func aLocationWithAPasswordIsRefused() async throws {
-        for location in ["postgresql://alice:s3cretpw@db.example/vault", "postgresql:///vault?host=/tmp&password=s3cretpw",
-                         "host=/tmp dbname=vault password=s3cretpw", "postgres://db.example/vault?sslpassword=s3cretpw"] {
+        for location in [
+            "postgresql://alice:s3cretpw@db.example/vault", "postgresql:///vault?host=/tmp&password=s3cretpw",
+            "host=/tmp dbname=vault password=s3cretpw", "postgres://db.example/vault?sslpassword=s3cretpw",
+        ] {
             do {
                 _ = try VaultStores.open(location)
                 Issue.record("\(location) was accepted")
             } catch let error as StoreError {
-                guard case .postgres(let message, let hint) = error else { Issue.record("\(error)"); continue }
+                guard case .postgres(let message, let hint) = error else {
+                    Issue.record("\(error)")
+                    continue
+                }
                 #expect(message.contains("password") && !message.contains("s3cretpw"), "\(message)")
                 #expect(hint?.contains("~/.pgpass") == true)
             }
-            #expect(throws: StoreError.self) { try VaultStores.create(location, header: sampleHeader(), auditHeadMAC: nil) }
+            #expect(throws: StoreError.self) {
+                try VaultStores.create(location, header: sampleHeader(), auditHeadMAC: nil)
+            }
             #expect(!VaultStores.warnings(forLocation: location).joined().contains("s3cretpw"))
         }
     }
@@ -56,12 +70,18 @@ import TokenVaultLab
     @Test func unencryptedConnectionsToAnotherHostAreWarnedAbout() {
         let remote = PostgresLocation.sslWarning(options: ["host": "db.example"], environment: [:])
         #expect(remote?.contains("sslmode=prefer") == true && remote?.contains("db.example") == true)
-        #expect(PostgresLocation.sslWarning(options: ["host": "db.example", "sslmode": "disable"], environment: [:]) != nil)
-        #expect(PostgresLocation.sslWarning(options: ["host": "db.example", "sslmode": "verify-full"], environment: [:]) == nil)
-        #expect(PostgresLocation.sslWarning(options: ["host": "db.example"], environment: ["PGSSLMODE": "require"]) == nil)
+        #expect(
+            PostgresLocation.sslWarning(options: ["host": "db.example", "sslmode": "disable"], environment: [:]) != nil)
+        #expect(
+            PostgresLocation.sslWarning(options: ["host": "db.example", "sslmode": "verify-full"], environment: [:])
+                == nil)
+        #expect(
+            PostgresLocation.sslWarning(options: ["host": "db.example"], environment: ["PGSSLMODE": "require"]) == nil)
         #expect(PostgresLocation.sslWarning(options: [:], environment: ["PGHOST": "10.0.0.5"]) != nil)
         for local in ["/run/postgresql", "localhost", "127.0.0.1", "::1"] {
-            #expect(PostgresLocation.sslWarning(options: ["host": local, "sslmode": "disable"], environment: [:]) == nil, "\(local)")
+            #expect(
+                PostgresLocation.sslWarning(options: ["host": local, "sslmode": "disable"], environment: [:]) == nil,
+                "\(local)")
         }
         #expect(PostgresLocation.sslWarning(options: [:], environment: [:]) == nil)
         #expect(VaultStores.warnings(forLocation: "postgresql://db.example/vault?sslmode=allow").count == 1)
@@ -130,8 +150,11 @@ import TokenVaultLab
         let place = try await StorePlace(.postgresql)
         try place.create().close()
         let server = try await PostgresServer.sharedOffPool()
-        try server.psql(place.database!, "INSERT INTO tokenvault_migrations VALUES ('v999_future', 0); CREATE TABLE future_thing (x INT)")
-        let dump = "SELECT string_agg(identifier, ',' ORDER BY identifier) FROM tokenvault_migrations UNION ALL SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'"
+        try server.psql(
+            place.database!,
+            "INSERT INTO tokenvault_migrations VALUES ('v999_future', 0); CREATE TABLE future_thing (x INT)")
+        let dump =
+            "SELECT string_agg(identifier, ',' ORDER BY identifier) FROM tokenvault_migrations UNION ALL SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'"
         let before = try server.psql(place.database!, dump)
         #expect(throws: StoreError.newerSchema(path: place.location, unknown: ["v999_future"])) { try place.open() }
         #expect(throws: StoreError.vaultExists(path: place.location)) { try place.create() }
@@ -142,19 +165,26 @@ import TokenVaultLab
     /// header's single slot as 'main'.
     @Test func anOlderSchemaIsUpgradedAndKeepsItsData() async throws {
         let place = try await StorePlace(.postgresql)
-        let old = try PostgresVault.create(place.location, header: sampleHeader(), auditHeadMAC: nil,
-                                           migrations: Array(PostgresMigrations.all.prefix(3)))
+        let old = try PostgresVault.create(
+            place.location, header: sampleHeader(), auditHeadMAC: nil,
+            migrations: Array(PostgresMigrations.all.prefix(3)))
         try old.write { try $0.insert(sampleIntegration()) }
         try old.close()
         let upgraded = try place.open()
         defer { try? upgraded.close() }
         #expect(try upgraded.integrations().map(\.name) == ["reporting"])
         let header = sampleHeader()
-        #expect(try upgraded.keySlots() == [KeySlot(
-            name: "main", kdfAlgorithm: header.kdfAlgorithm, kdfSalt: header.kdfSalt, kdfOpsLimit: header.kdfOpsLimit,
-            kdfMemLimit: header.kdfMemLimit, masterKeySealed: header.masterKeySealed, createdAt: header.createdAt,
-            changedAt: header.passphraseChangedAt)])
-        let applied = try PostgresServer.shared().psql(place.database!, "SELECT identifier FROM tokenvault_migrations ORDER BY 1")
+        #expect(
+            try upgraded.keySlots() == [
+                KeySlot(
+                    name: "main", kdfAlgorithm: header.kdfAlgorithm, kdfSalt: header.kdfSalt,
+                    kdfOpsLimit: header.kdfOpsLimit,
+                    kdfMemLimit: header.kdfMemLimit, masterKeySealed: header.masterKeySealed,
+                    createdAt: header.createdAt,
+                    changedAt: header.passphraseChangedAt)
+            ])
+        let applied = try PostgresServer.shared().psql(
+            place.database!, "SELECT identifier FROM tokenvault_migrations ORDER BY 1")
         #expect(applied.split(separator: "\n").map(String.init) == PostgresMigrations.all.map(\.identifier))
     }
 
@@ -218,8 +248,13 @@ import TokenVaultLab
             #expect(cuts == 1, "the write went through")
         } catch let error as StoreError {
             #expect(cuts == 2, "\(error)")
-            guard case .postgres(let message, _) = error else { Issue.record("\(error)"); return }
-            #expect(message.contains("lost before a write was committed") && message.contains("nothing was stored"), "\(message)")
+            guard case .postgres(let message, _) = error else {
+                Issue.record("\(error)")
+                return
+            }
+            #expect(
+                message.contains("lost before a write was committed") && message.contains("nothing was stored"),
+                "\(message)")
         }
         #expect(runs == 2)
         #expect(try store.integrations().map(\.name) == (cuts == 1 ? ["first", "second"] : []))
@@ -234,7 +269,9 @@ import TokenVaultLab
         let store = try place.create()
         defer { try? store.close() }
         let server = try await PostgresServer.sharedOffPool()
-        try server.psql(place.database!, """
+        try server.psql(
+            place.database!,
+            """
             CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(20); RETURN NULL; END $$;
             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON integration DEFERRABLE INITIALLY DEFERRED
                 FOR EACH ROW EXECUTE FUNCTION slow_commit();
@@ -243,7 +280,9 @@ import TokenVaultLab
         let cutter = Task.detached {
             // Cut the connection once it is inside COMMIT.
             for _ in 0..<200 {
-                let cut = try server.psql(database, """
+                let cut = try server.psql(
+                    database,
+                    """
                     SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
                     WHERE datname = current_database() AND query = 'COMMIT' AND pid <> pg_backend_pid()
                     """)
@@ -262,8 +301,13 @@ import TokenVaultLab
             }
             Issue.record("the write went through")
         } catch let error as StoreError {
-            guard case .postgres(let message, let hint) = error else { Issue.record("\(error)"); return }
-            #expect(message.contains("while committing") && message.contains("may or may not have been stored"), "\(message)")
+            guard case .postgres(let message, let hint) = error else {
+                Issue.record("\(error)")
+                return
+            }
+            #expect(
+                message.contains("while committing") && message.contains("may or may not have been stored"),
+                "\(message)")
             #expect(hint?.contains("look before") == true)
         }
         #expect(try await cutter.value)

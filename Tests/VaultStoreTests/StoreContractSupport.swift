@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import Testing
 import TokenVaultLab
+
 @testable import VaultStore
 
 /// The two stores the contract runs on.
@@ -60,16 +61,22 @@ let t0 = Date(timeIntervalSince1970: 1_700_000_000.25)
 /// An account with every field set, dates with fractions of a second (binary fractions: a Date, kept as seconds
 /// since 2001, turns into Unix seconds and back exactly only for those, in either store).
 func fullAccount(_ name: String, integration: Integration, at: Date = t0) -> Account {
-    Account(name: name, integrationId: integration.id, accessTokenSealed: Array(0...255), refreshTokenSealed: [0, 1, 0, 255],
-            accessExpiresAt: at.addingTimeInterval(1_209_599.125), refreshExpiresAt: at.addingTimeInterval(7_775_999.5),
-            grantedScopes: ["spark:people_read", "spark:kms"], email: "\(name)@example.com", displayName: "Ålice Ünïcode",
-            orgId: "org-1", personId: "person-\(name)", state: .ok, createdAt: at, updatedAt: at.addingTimeInterval(0.0009765625))
+    Account(
+        name: name, integrationId: integration.id, accessTokenSealed: Array(0...255),
+        refreshTokenSealed: [0, 1, 0, 255],
+        accessExpiresAt: at.addingTimeInterval(1_209_599.125), refreshExpiresAt: at.addingTimeInterval(7_775_999.5),
+        grantedScopes: ["spark:people_read", "spark:kms"], email: "\(name)@example.com", displayName: "Ålice Ünïcode",
+        orgId: "org-1", personId: "person-\(name)", state: .ok, createdAt: at,
+        updatedAt: at.addingTimeInterval(0.0009765625))
 }
 
-func draft(_ account: String = "alice", event: AuditEvent = .imported, detail: String? = nil, changed: Bool? = nil) -> AuditDraft {
-    AuditDraft(at: t0, account: account, integration: "reporting", event: event, trigger: "import", outcome: "ok",
-               accessExpiresBefore: nil, accessExpiresAfter: t0.addingTimeInterval(100), refreshExpiresBefore: t0,
-               refreshExpiresAfter: t0.addingTimeInterval(1000.5), refreshTokenChanged: changed, detail: detail)
+func draft(_ account: String = "alice", event: AuditEvent = .imported, detail: String? = nil, changed: Bool? = nil)
+    -> AuditDraft
+{
+    AuditDraft(
+        at: t0, account: account, integration: "reporting", event: event, trigger: "import", outcome: "ok",
+        accessExpiresBefore: nil, accessExpiresAfter: t0.addingTimeInterval(100), refreshExpiresBefore: t0,
+        refreshExpiresAfter: t0.addingTimeInterval(1000.5), refreshTokenChanged: changed, detail: detail)
 }
 
 /// A stand-in for the vault's keyed MAC, stable and chained: FNV-1a over the entry's canonical bytes (which
@@ -97,7 +104,9 @@ func chainProblems(_ store: any VaultStorage) throws -> [String] {
     let entries = try store.auditEntries()
     for (index, entry) in entries.enumerated() {
         if entry.seq != Int64(index + 1) { problems.append("entry \(index + 1) is numbered \(entry.seq)") }
-        if entry.mac != chainMAC(entry.seq, entry.draft, previous) { problems.append("entry \(entry.seq) does not chain") }
+        if entry.mac != chainMAC(entry.seq, entry.draft, previous) {
+            problems.append("entry \(entry.seq) does not chain")
+        }
         previous = entry.mac
     }
     let head = try store.auditHead()
@@ -107,9 +116,11 @@ func chainProblems(_ store: any VaultStorage) throws -> [String] {
 }
 
 func sampleSlot(_ name: String, at: Date = t0) -> KeySlot {
-    KeySlot(name: name, kdfAlgorithm: "argon2id13", kdfSalt: Array(repeating: 3, count: 16), kdfOpsLimit: 3,
-            kdfMemLimit: 1 << 28, publicKey: Array(repeating: 4, count: 32), secretKeySealed: Array(repeating: 5, count: 72),
-            masterKeySealed: Array(repeating: 6, count: 80), createdAt: at, changedAt: at)
+    KeySlot(
+        name: name, kdfAlgorithm: "argon2id13", kdfSalt: Array(repeating: 3, count: 16), kdfOpsLimit: 3,
+        kdfMemLimit: 1 << 28, publicKey: Array(repeating: 4, count: 32),
+        secretKeySealed: Array(repeating: 5, count: 72),
+        masterKeySealed: Array(repeating: 6, count: 80), createdAt: at, changedAt: at)
 }
 
 /// Fills a store with some of everything a snapshot holds.
@@ -127,7 +138,9 @@ func fill(_ store: any VaultStorage) throws {
         try w.insert(Account(name: "carol", integrationId: integration.id, createdAt: t0, updatedAt: t0))
         try w.setNotified(account: "carol", event: "needs-reauth", at: t0.addingTimeInterval(3))
     }
-    for i in 0..<5 { try append(store, draft(i % 2 == 0 ? "alice" : "Bob", event: .refreshed, detail: "n\(i)", changed: i % 2 == 0)) }
+    for i in 0..<5 {
+        try append(store, draft(i % 2 == 0 ? "alice" : "Bob", event: .refreshed, detail: "n\(i)", changed: i % 2 == 0))
+    }
 }
 
 /// Waits on a Dispatch thread (off the cooperative pool) for blocking work.

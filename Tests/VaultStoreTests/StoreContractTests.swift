@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
+
 @testable import VaultStore
 
 /// One contract, two stores: every operation of ``VaultStorage`` and ``VaultTransaction`` behaves the same on the
@@ -83,16 +84,23 @@ import TokenVaultLab
 
         let summaries = try store.accountSummaries()
         #expect(summaries.map(\.name) == ["alice", "bare"])
-        #expect(summaries[0] == AccountSummary(
-            name: "alice", integrationId: integration.id, hasAccessToken: true, hasRefreshToken: false,
-            accessExpiresAt: alice.accessExpiresAt, refreshExpiresAt: alice.refreshExpiresAt, grantedScopes: nil,
-            email: alice.email, displayName: alice.displayName, orgId: alice.orgId, state: .needsReauth, updatedAt: alice.updatedAt))
+        #expect(
+            summaries[0]
+                == AccountSummary(
+                    name: "alice", integrationId: integration.id, hasAccessToken: true, hasRefreshToken: false,
+                    accessExpiresAt: alice.accessExpiresAt, refreshExpiresAt: alice.refreshExpiresAt,
+                    grantedScopes: nil,
+                    email: alice.email, displayName: alice.displayName, orgId: alice.orgId, state: .needsReauth,
+                    updatedAt: alice.updatedAt))
         #expect(summaries[1].hasAccessToken == false && summaries[1].accessExpiresAt == nil)
 
         // Expiring: a lapsing access token, one without any expiry, or a pair stored "in the future".
         #expect(try store.accounts(accessExpiringBefore: t0).map(\.name) == ["bare"])
         #expect(try store.accounts(accessExpiringBefore: t0.addingTimeInterval(11)).map(\.name) == ["alice", "bare"])
-        #expect(try store.accounts(accessExpiringBefore: t0, orStoredAfter: t0.addingTimeInterval(19)).map(\.name) == ["alice", "bare"])
+        #expect(
+            try store.accounts(accessExpiringBefore: t0, orStoredAfter: t0.addingTimeInterval(19)).map(\.name) == [
+                "alice", "bare",
+            ])
         #expect(try store.accountCount(integrationId: integration.id) == 2)
 
         try store.write { try $0.deleteAccount(id: bare.id) }
@@ -112,17 +120,22 @@ import TokenVaultLab
         var seen: [(Int64, [UInt8])] = []
         for i in 0..<3 {
             try store.write { w in
-                try w.appendAudit(draft(i == 1 ? "bob" : "alice", event: .refreshed, changed: i == 2), mac: { seq, d, previous in
-                    seen.append((seq, previous))
-                    return chainMAC(seq, d, previous)
-                }, headMAC: headMAC)
+                try w.appendAudit(
+                    draft(i == 1 ? "bob" : "alice", event: .refreshed, changed: i == 2),
+                    mac: { seq, d, previous in
+                        seen.append((seq, previous))
+                        return chainMAC(seq, d, previous)
+                    }, headMAC: headMAC)
             }
         }
         #expect(seen.map(\.0) == [1, 2, 3])
         let entries = try store.auditEntries()
         #expect(seen.map(\.1) == [[]] + entries.dropLast().map(\.mac))
-        #expect(entries.map(\.draft) == [draft("alice", event: .refreshed, changed: false), draft("bob", event: .refreshed, changed: false),
-                                        draft("alice", event: .refreshed, changed: true)])
+        #expect(
+            entries.map(\.draft) == [
+                draft("alice", event: .refreshed, changed: false), draft("bob", event: .refreshed, changed: false),
+                draft("alice", event: .refreshed, changed: true),
+            ])
         #expect(try store.auditEntries(account: "bob").map(\.seq) == [2])
         #expect(try store.newestAuditEntry() == entries.last)
         #expect(try store.auditHead().seq == 3)
@@ -141,11 +154,18 @@ import TokenVaultLab
         let store = try place.create(auditHeadMAC: headMAC(0, []))
         defer { try? store.close() }
         #expect(try store.pairStoredTimes().isEmpty)
-        func at(_ d: AuditDraft, _ seconds: Double) -> AuditDraft { var d = d; d.at = t0.addingTimeInterval(seconds); return d }
-        for d in [at(draft("alice"), 0), at(draft("bob", event: .authorized), 10), at(draft("alice", event: .refreshed), 20.5),
-                  at(draft("alice", event: .refreshFailed), 30), at(draft("carol", event: .refreshFailed), 35),
-                  at(draft("bob", event: .accessTokenRejected), 40), at(draft("dave", event: .imported), 50),
-                  at(draft("dave", event: .revoked), 60)] {
+        func at(_ d: AuditDraft, _ seconds: Double) -> AuditDraft {
+            var d = d
+            d.at = t0.addingTimeInterval(seconds)
+            return d
+        }
+        for d in [
+            at(draft("alice"), 0), at(draft("bob", event: .authorized), 10),
+            at(draft("alice", event: .refreshed), 20.5),
+            at(draft("alice", event: .refreshFailed), 30), at(draft("carol", event: .refreshFailed), 35),
+            at(draft("bob", event: .accessTokenRejected), 40), at(draft("dave", event: .imported), 50),
+            at(draft("dave", event: .revoked), 60),
+        ] {
             try append(store, d)
         }
         let times = try store.pairStoredTimes()
@@ -171,11 +191,23 @@ import TokenVaultLab
         #expect(try store.account(named: "alice") == alice)
         #expect(try store.newestPairEntry(account: "alice") == nil)
         let drafts: [AuditDraft] = [
-            { var d = draft("alice"); d.pair = "p1"; return d }(),
+            {
+                var d = draft("alice")
+                d.pair = "p1"
+                return d
+            }(),
             draft("bob", event: .refreshed),
-            { var d = draft("alice", event: .refreshed); d.pair = "p2"; return d }(),
+            {
+                var d = draft("alice", event: .refreshed)
+                d.pair = "p2"
+                return d
+            }(),
             draft("alice", event: .refreshFailed),
-            { var d = draft("bob", event: .revoked); d.pair = ""; return d }(),
+            {
+                var d = draft("bob", event: .revoked)
+                d.pair = ""
+                return d
+            }(),
         ]
         for d in drafts {
             try store.write { try $0.appendAudit(d, mac: chainMAC, headMAC: headMAC) }
@@ -214,11 +246,15 @@ import TokenVaultLab
         let store = try place.create(auditHeadMAC: headMAC(0, []))
         defer { try? store.close() }
         try append(store, draft())
-        var statements = ["UPDATE audit_entry SET outcome = 'edited'", "UPDATE audit_entry SET mac = mac", "DELETE FROM audit_entry"]
+        var statements = [
+            "UPDATE audit_entry SET outcome = 'edited'", "UPDATE audit_entry SET mac = mac", "DELETE FROM audit_entry",
+        ]
         if kind == .postgresql {
-            statements += ["TRUNCATE audit_entry",
-                           // The re-keying switch alone does not allow changing anything but the MAC.
-                           "BEGIN; SET LOCAL tokenvault.rewrite_audit_macs = 'on'; UPDATE audit_entry SET outcome = 'edited'; COMMIT"]
+            statements += [
+                "TRUNCATE audit_entry",
+                // The re-keying switch alone does not allow changing anything but the MAC.
+                "BEGIN; SET LOCAL tokenvault.rewrite_audit_macs = 'on'; UPDATE audit_entry SET outcome = 'edited'; COMMIT",
+            ]
         }
         for sql in statements {
             do {
@@ -247,7 +283,9 @@ import TokenVaultLab
         #expect(after.map(\.mac) == before.map { newMACs[$0.seq]! })
         #expect(try store.auditHead() == (3, [0xEE]))
         // A MAC for an entry that does not exist rolls the whole change back.
-        #expect(throws: StoreError.self) { try store.write { try $0.rewriteAuditMACs([1: [1], 99: [2]], headMAC: [0xFF]) } }
+        #expect(throws: StoreError.self) {
+            try store.write { try $0.rewriteAuditMACs([1: [1], 99: [2]], headMAC: [0xFF]) }
+        }
         #expect(try store.auditEntries().map(\.mac) == after.map(\.mac))
         #expect(try store.auditHead().mac == [0xEE])
         // And the log is append-only again afterwards.
@@ -261,8 +299,9 @@ import TokenVaultLab
         let place = try await StorePlace(kind)
         let store = try place.create()
         defer { try? store.close() }
-        let main = KeySlot(name: "main", kdfAlgorithm: "argon2id13", kdfSalt: [1], kdfOpsLimit: 2, kdfMemLimit: 1 << 26,
-                           masterKeySealed: [2], createdAt: t0, changedAt: t0)
+        let main = KeySlot(
+            name: "main", kdfAlgorithm: "argon2id13", kdfSalt: [1], kdfOpsLimit: 2, kdfMemLimit: 1 << 26,
+            masterKeySealed: [2], createdAt: t0, changedAt: t0)
         let host = sampleSlot("host-b", at: t0.addingTimeInterval(1))
         let early = sampleSlot("host-a", at: t0.addingTimeInterval(1))
         try store.write { w in
@@ -282,7 +321,9 @@ import TokenVaultLab
         #expect(throws: StoreError.noSuchKeySlot("ghost")) { try store.write { try $0.update(sampleSlot("ghost")) } }
         try store.write { try $0.deleteKeySlot(named: "host-a") }
         #expect(try store.keySlots().map(\.name) == ["main", "host-b"])
-        #expect(throws: StoreError.noSuchKeySlot("host-a")) { try store.write { try $0.deleteKeySlot(named: "host-a") } }
+        #expect(throws: StoreError.noSuchKeySlot("host-a")) {
+            try store.write { try $0.deleteKeySlot(named: "host-a") }
+        }
         try store.write { try $0.deleteAllKeySlots() }
         #expect(try store.keySlots().isEmpty)
     }
@@ -300,7 +341,10 @@ import TokenVaultLab
         #expect(try store.notifiedEvents() == ["alice": "refresh-failing", "bob": "refresh-lapsing"])
         try store.write { try $0.setNotified(account: "bob", event: nil, at: t0) }
         #expect(try store.notifiedEvents() == ["alice": "refresh-failing"])
-        #expect(try store.snapshot().notifications == [NotificationRecord(account: "alice", event: "refresh-failing", at: t0.addingTimeInterval(1))])
+        #expect(
+            try store.snapshot().notifications == [
+                NotificationRecord(account: "alice", event: "refresh-failing", at: t0.addingTimeInterval(1))
+            ])
     }
 
     /// snapshot → restore into a new store of either kind gives an equal snapshot.
@@ -344,7 +388,10 @@ import TokenVaultLab
         let place = try await StorePlace(kind)
         let a = try place.create()
         let b = try place.open()
-        defer { try? a.close(); try? b.close() }
+        defer {
+            try? a.close()
+            try? b.close()
+        }
         let integration = sampleIntegration()
         let alice = Account(name: "alice", integrationId: integration.id, createdAt: t0, updatedAt: t0)
         let bob = Account(name: "bob", integrationId: integration.id, createdAt: t0, updatedAt: t0)
@@ -366,7 +413,10 @@ import TokenVaultLab
             _ = try await b.lockForRefresh(alice, timeout: 0.3, sleep: noSleep)
             Issue.record("b took a held lock")
         } catch let error as StoreError {
-            guard case .lockBusy = error else { Issue.record("not lockBusy: \(error)"); return }
+            guard case .lockBusy = error else {
+                Issue.record("not lockBusy: \(error)")
+                return
+            }
         }
         #expect(Date().timeIntervalSince(started) >= 0.3)
         let other = try await b.lockForRefresh(bob, timeout: 0, sleep: noSleep)
@@ -386,7 +436,9 @@ import TokenVaultLab
         let alice = Account(name: "alice", integrationId: UUID().uuidString.lowercased(), createdAt: t0, updatedAt: t0)
         let held = try await store.lockForRefresh(alice, timeout: 0, sleep: { _ in })
         let started = Date()
-        await #expect(throws: StoreError.self) { _ = try await store.lockForRefresh(alice, timeout: 0, sleep: { _ in }) }
+        await #expect(throws: StoreError.self) {
+            _ = try await store.lockForRefresh(alice, timeout: 0, sleep: { _ in })
+        }
         #expect(Date().timeIntervalSince(started) < 15, "timeout 0 waited")
         held.release()
         try await store.lockForRefresh(alice, timeout: 0, sleep: { _ in }).release()
@@ -406,15 +458,23 @@ import TokenVaultLab
         case .sqlite:
             try await store.lockForRefresh(alice, timeout: 0, sleep: noSleep).release()  // makes the lock file
             let file = FileAccountLock.directory(forVault: place.location) + "/\(alice.id).lock"
-            holder = try spawnChild("/usr/bin/flock", ["--exclusive", "--no-fork", file, "/bin/sleep", "60"], environment: ["PATH": "/usr/bin:/bin"])
+            holder = try spawnChild(
+                "/usr/bin/flock", ["--exclusive", "--no-fork", file, "/bin/sleep", "60"],
+                environment: ["PATH": "/usr/bin:/bin"])
         case .postgresql:
             let server = try await PostgresServer.sharedOffPool()
             // psql takes the lock and then waits, idle, for its next line, as a tokenvault process's lock
             // connection waits while its refresh talks to the provider.
-            holder = try spawnChild(server.psqlPath, ["--no-psqlrc", "--quiet", "--host=" + server.socketDirectory, "--port=\(server.port)",
-                                                      "--dbname=" + place.database!],
-                                    environment: ["PATH": "/usr/bin:/bin"], discardStdout: true, discardStderr: true)
-            writeAll(holder.stdinFD, "SELECT pg_advisory_lock(\(PostgresRefreshLocks.namespace), hashtext('\(alice.id)'));\n")
+            holder = try spawnChild(
+                server.psqlPath,
+                [
+                    "--no-psqlrc", "--quiet", "--host=" + server.socketDirectory, "--port=\(server.port)",
+                    "--dbname=" + place.database!,
+                ],
+                environment: ["PATH": "/usr/bin:/bin"], discardStdout: true, discardStderr: true)
+            writeAll(
+                holder.stdinFD, "SELECT pg_advisory_lock(\(PostgresRefreshLocks.namespace), hashtext('\(alice.id)'));\n"
+            )
         }
         defer {
             kill(holder.pid, SIGKILL)
@@ -426,8 +486,10 @@ import TokenVaultLab
         let deadline = Date().addingTimeInterval(20)
         var refused = false
         while !refused && Date() < deadline {
-            do { try await store.lockForRefresh(alice, timeout: 0, sleep: noSleep).release(); try await Task.sleep(for: .milliseconds(20)) }
-            catch { refused = true }
+            do {
+                try await store.lockForRefresh(alice, timeout: 0, sleep: noSleep).release()
+                try await Task.sleep(for: .milliseconds(20))
+            } catch { refused = true }
         }
         #expect(refused, "the child never held the lock")
         kill(holder.pid, SIGKILL)
@@ -442,7 +504,8 @@ import TokenVaultLab
     func concurrentAppendsFromManyStoresKeepOneChain(_ kind: StoreKind) async throws {
         let place = try await StorePlace(kind)
         try place.create(auditHeadMAC: headMAC(0, [])).close()
-        let writers = 4, each = 20
+        let writers = 4
+        let each = 20
         let stores = try (0..<writers).map { _ in try place.open() }
         defer { for store in stores { try? store.close() } }
         try await withThrowingTaskGroup(of: Void.self) { group in

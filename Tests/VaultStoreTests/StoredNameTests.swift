@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TokenVaultLab
+
 @testable import VaultStore
 
 /// Names read back from either store obey the rule they were created under (letters, digits, '.', '_', '-', '@';
@@ -10,7 +11,8 @@ import TokenVaultLab
     /// A name that sets the terminal's clipboard (OSC 52), clears the screen and carries a command substitution.
     static func hostile(_ kind: StoreKind) -> String {
         let chr = kind == .sqlite ? "char" : "chr"
-        return "'x' || \(chr)(27) || ']52;c;aGk=' || \(chr)(7) || \(chr)(27) || '[2J$(touch /tmp/pwned)' || \(chr)(10) || 'y'"
+        return
+            "'x' || \(chr)(27) || ']52;c;aGk=' || \(chr)(7) || \(chr)(27) || '[2J$(touch /tmp/pwned)' || \(chr)(10) || 'y'"
     }
 
     @Test(arguments: StoreKind.allCases)
@@ -60,7 +62,10 @@ import TokenVaultLab
             _ = try store.keySlots()
             Issue.record("a key slot with a hostile name was read")
         } catch let error as StoreError {
-            guard case .invalidRecord(let what) = error else { Issue.record("\(error)"); return }
+            guard case .invalidRecord(let what) = error else {
+                Issue.record("\(error)")
+                return
+            }
             #expect(what.contains("key slot \"x\\u{1b}\\u{5d}52") && what.contains("\\u{24}\\u{28}touch"), "\(what)")
             expectPrintable(error)
         }
@@ -71,13 +76,17 @@ import TokenVaultLab
         for good in ["alice", "alice@example.com", "ci-host_2.b", String(repeating: "a", count: 64), "main"] {
             #expect(StoredName.isValid(good), "\(good)")
         }
-        for bad in ["", String(repeating: "a", count: 65), "a b", "a\u{1b}", "é", "a/b", "$(x)", "a'b", "a\nb", "a\u{202e}b"] {
+        for bad in [
+            "", String(repeating: "a", count: 65), "a b", "a\u{1b}", "é", "a/b", "$(x)", "a'b", "a\nb", "a\u{202e}b",
+        ] {
             #expect(!StoredName.isValid(bad), "\(bad.debugDescription)")
         }
         #expect(StoredName.visible("a\u{1b}$b") == "\"a\\u{1b}\\u{24}b\"")
     }
 
-    func expectRefused(naming id: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) throws {
+    func expectRefused(naming id: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void)
+        throws
+    {
         do {
             try body()
             Issue.record("a row with a hostile name was read", sourceLocation: sourceLocation)
@@ -93,7 +102,9 @@ import TokenVaultLab
 
     func expectPrintable(_ error: StoreError, sourceLocation: SourceLocation = #_sourceLocation) {
         let text = (error.errorDescription ?? "") + (error.hint ?? "")
-        #expect(!text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }, "\(text.debugDescription)", sourceLocation: sourceLocation)
+        #expect(
+            !text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }, "\(text.debugDescription)",
+            sourceLocation: sourceLocation)
         #expect(!text.contains("$(touch"), sourceLocation: sourceLocation)
     }
 }

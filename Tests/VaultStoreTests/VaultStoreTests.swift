@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Testing
+
 @testable import VaultStore
 
 /// A fresh directory per test, removed afterwards.
@@ -15,15 +16,19 @@ final class TempDir {
 }
 
 func sampleHeader() -> VaultHeader {
-    VaultHeader(kdfAlgorithm: "argon2id13", kdfSalt: Array(repeating: 7, count: 16), kdfOpsLimit: 2,
-                kdfMemLimit: 1 << 26, masterKeySealed: Array(repeating: 9, count: 73),
-                createdAt: Date(timeIntervalSince1970: 1_700_000_000), passphraseChangedAt: Date(timeIntervalSince1970: 1_700_000_000))
+    VaultHeader(
+        kdfAlgorithm: "argon2id13", kdfSalt: Array(repeating: 7, count: 16), kdfOpsLimit: 2,
+        kdfMemLimit: 1 << 26, masterKeySealed: Array(repeating: 9, count: 73),
+        createdAt: Date(timeIntervalSince1970: 1_700_000_000),
+        passphraseChangedAt: Date(timeIntervalSince1970: 1_700_000_000))
 }
 
 func sampleIntegration(_ name: String = "reporting") -> Integration {
-    Integration(name: name, provider: "webex", clientId: "C0ffee", clientSecretSealed: [1, 2, 3],
-                redirectURI: "http://localhost:8765/callback", scopes: ["spark:people_read", "spark:kms"],
-                apiBase: "https://webexapis.com/v1", envVar: "WEBEX_ACCESS_TOKEN", createdAt: Date(timeIntervalSince1970: 1_700_000_000))
+    Integration(
+        name: name, provider: "webex", clientId: "C0ffee", clientSecretSealed: [1, 2, 3],
+        redirectURI: "http://localhost:8765/callback", scopes: ["spark:people_read", "spark:kms"],
+        apiBase: "https://webexapis.com/v1", envVar: "WEBEX_ACCESS_TOKEN",
+        createdAt: Date(timeIntervalSince1970: 1_700_000_000))
 }
 
 func mode(_ path: String) -> Int {
@@ -116,7 +121,9 @@ func mode(_ path: String) -> Int {
 
     @Test func missingVault() {
         let dir = TempDir()
-        #expect(throws: StoreError.vaultMissing(path: dir.file("nope.db"))) { try SQLiteVault.open(at: dir.file("nope.db")) }
+        #expect(throws: StoreError.vaultMissing(path: dir.file("nope.db"))) {
+            try SQLiteVault.open(at: dir.file("nope.db"))
+        }
     }
 
     @Test func nonVaultFilesAreRefusedUnchanged() throws {
@@ -178,10 +185,11 @@ func mode(_ path: String) -> Int {
         #expect(throws: StoreError.duplicateIntegration("reporting")) { try db.write { try $0.insert(integration) } }
 
         let now = Date(timeIntervalSince1970: 1_700_000_000)
-        var account = Account(name: "alice@example.com", integrationId: integration.id, accessTokenSealed: [4, 5],
-                              refreshTokenSealed: [6], accessExpiresAt: now.addingTimeInterval(100),
-                              refreshExpiresAt: now.addingTimeInterval(1000), email: "alice@example.com",
-                              createdAt: now, updatedAt: now)
+        var account = Account(
+            name: "alice@example.com", integrationId: integration.id, accessTokenSealed: [4, 5],
+            refreshTokenSealed: [6], accessExpiresAt: now.addingTimeInterval(100),
+            refreshExpiresAt: now.addingTimeInterval(1000), email: "alice@example.com",
+            createdAt: now, updatedAt: now)
         try db.write { try $0.insert(account) }
         #expect(try db.account(named: "alice@example.com") == account)
         account.state = .needsReauth
@@ -199,15 +207,18 @@ func mode(_ path: String) -> Int {
         let dir = TempDir()
         // The head of the empty log, as the test's head MAC below computes it for entry 0.
         let db = try SQLiteVault.create(at: dir.file("vault.db"), header: sampleHeader(), auditHeadMAC: [0])
-        let draft = AuditDraft(at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
-                               event: .imported, trigger: "import", outcome: "ok")
+        let draft = AuditDraft(
+            at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
+            event: .imported, trigger: "import", outcome: "ok")
         var seen: [(Int64, [UInt8])] = []
         for i in 0..<3 {
             _ = try db.write { w in
-                try w.appendAudit(draft, mac: { seq, _, previous in
-                    seen.append((seq, previous))
-                    return [UInt8(i + 1)]
-                }, headMAC: { seq, mac in [UInt8(seq)] + mac })
+                try w.appendAudit(
+                    draft,
+                    mac: { seq, _, previous in
+                        seen.append((seq, previous))
+                        return [UInt8(i + 1)]
+                    }, headMAC: { seq, mac in [UInt8(seq)] + mac })
             }
         }
         #expect(seen.map(\.0) == [1, 2, 3])
@@ -225,8 +236,9 @@ func mode(_ path: String) -> Int {
         let dir = TempDir()
         let path = dir.file("vault.db")
         let db = try SQLiteVault.create(at: path, header: sampleHeader(), auditHeadMAC: [0])
-        let draft = AuditDraft(at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
-                               event: .imported, trigger: "import", outcome: "ok")
+        let draft = AuditDraft(
+            at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
+            event: .imported, trigger: "import", outcome: "ok")
         _ = try db.write { try $0.appendAudit(draft, mac: { _, _, _ in [1] }, headMAC: { _, mac in mac }) }
         try db.close()
         let queue = try DatabaseQueue(path: path)
@@ -247,19 +259,33 @@ func mode(_ path: String) -> Int {
     }
 
     @Test func canonicalBytesDifferForEveryField() {
-        let base = AuditDraft(at: Date(timeIntervalSince1970: 1), account: "a", integration: "i", event: .refreshed,
-                              trigger: "refresh-all", outcome: "ok", accessExpiresBefore: Date(timeIntervalSince1970: 2),
-                              accessExpiresAfter: Date(timeIntervalSince1970: 3), refreshExpiresBefore: nil,
-                              refreshExpiresAfter: Date(timeIntervalSince1970: 4), refreshTokenChanged: false, detail: nil)
+        let base = AuditDraft(
+            at: Date(timeIntervalSince1970: 1), account: "a", integration: "i", event: .refreshed,
+            trigger: "refresh-all", outcome: "ok", accessExpiresBefore: Date(timeIntervalSince1970: 2),
+            accessExpiresAfter: Date(timeIntervalSince1970: 3), refreshExpiresBefore: nil,
+            refreshExpiresAfter: Date(timeIntervalSince1970: 4), refreshTokenChanged: false, detail: nil)
         var variants = [base]
-        var v = base; v.account = "b"; variants.append(v)
-        v = base; v.outcome = "failed"; variants.append(v)
-        v = base; v.refreshTokenChanged = true; variants.append(v)
-        v = base; v.accessExpiresAfter = Date(timeIntervalSince1970: 3.5); variants.append(v)
-        v = base; v.account = "a"; v.integration = nil; variants.append(v)
+        var v = base
+        v.account = "b"
+        variants.append(v)
+        v = base
+        v.outcome = "failed"
+        variants.append(v)
+        v = base
+        v.refreshTokenChanged = true
+        variants.append(v)
+        v = base
+        v.accessExpiresAfter = Date(timeIntervalSince1970: 3.5)
+        variants.append(v)
+        v = base
+        v.account = "a"
+        v.integration = nil
+        variants.append(v)
         let encodings = Set(variants.map { AuditEntry.canonicalBytes(seq: 1, draft: $0, previousMAC: []) })
         #expect(encodings.count == variants.count)
-        #expect(AuditEntry.canonicalBytes(seq: 1, draft: base, previousMAC: []) != AuditEntry.canonicalBytes(seq: 2, draft: base, previousMAC: []))
+        #expect(
+            AuditEntry.canonicalBytes(seq: 1, draft: base, previousMAC: [])
+                != AuditEntry.canonicalBytes(seq: 2, draft: base, previousMAC: []))
     }
 }
 
@@ -269,14 +295,17 @@ func mode(_ path: String) -> Int {
     @Test func aWrongHeadIsRecordedBeforeTheNextAppend() throws {
         let dir = TempDir()
         let db = try SQLiteVault.create(at: dir.file("vault.db"), header: sampleHeader(), auditHeadMAC: [9, 9])
-        let draft = AuditDraft(at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
-                               event: .imported, trigger: "import", outcome: "ok")
+        let draft = AuditDraft(
+            at: Date(timeIntervalSince1970: 1_700_000_000), account: "alice", integration: "reporting",
+            event: .imported, trigger: "import", outcome: "ok")
         var macced: [(Int64, AuditEvent)] = []
         try db.write { w in
-            try w.appendAudit(draft, mac: { seq, entry, _ in
-                macced.append((seq, entry.event))
-                return [UInt8(seq)]
-            }, headMAC: { seq, mac in [UInt8(seq)] + mac })
+            try w.appendAudit(
+                draft,
+                mac: { seq, entry, _ in
+                    macced.append((seq, entry.event))
+                    return [UInt8(seq)]
+                }, headMAC: { seq, mac in [UInt8(seq)] + mac })
         }
         #expect(macced.map(\.0) == [1, 2])
         #expect(macced.map(\.1) == [.tamperDetected, .imported])

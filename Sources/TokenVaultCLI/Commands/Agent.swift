@@ -4,8 +4,9 @@ import TokenVaultCore
 import VaultAgent
 import VaultCrypto
 import VaultStore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension TokenVault {
@@ -26,7 +27,8 @@ extension TokenVault {
     struct AgentRun: VaultCommand {
         static let configuration = CommandConfiguration(
             commandName: "run",
-            abstract: "Hold the vault's key and serve it until told to stop (what 'unlock' starts; --foreground for systemd).",
+            abstract:
+                "Hold the vault's key and serve it until told to stop (what 'unlock' starts; --foreground for systemd).",
             discussion: """
                 Without --for it keeps the key until stopped (SIGTERM, 'tokenvault lock', 'tokenvault passwd', or \
                 the vault replaced). Example:
@@ -93,13 +95,18 @@ extension TokenVault {
                 if try UnlockedVault.keyMatches(keys, database: database) == false {
                     throw CLIError.integrity("the key does not open this vault", hint: "run 'tokenvault unlock' again")
                 }
-                let program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-                let server = AgentServer(keys: keys, settings: .init(
-                    vaultPath: location, identity: identity,
-                    socketPath: AgentSocket.path(for: identity, environment: context.environment),
-                    until: lifetime.map { Date().addingTimeInterval($0.seconds) }, idle: idle?.seconds,
-                    refreshEvery: refreshEvery?.seconds, refreshCommand: [program, "refresh-all", "--vault", location],
-                    refreshNotify: notifyCommand))
+                let program =
+                    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                    ?? CommandLine.arguments[0]
+                let server = AgentServer(
+                    keys: keys,
+                    settings: .init(
+                        vaultPath: location, identity: identity,
+                        socketPath: AgentSocket.path(for: identity, environment: context.environment),
+                        until: lifetime.map { Date().addingTimeInterval($0.seconds) }, idle: idle?.seconds,
+                        refreshEvery: refreshEvery?.seconds,
+                        refreshCommand: [program, "refresh-all", "--vault", location],
+                        refreshNotify: notifyCommand))
                 try server.bind()
                 say("ready")
                 if let ready { close(ready) }
@@ -117,7 +124,8 @@ extension TokenVault {
 
     struct AgentStatus: VaultCommand {
         static let configuration = CommandConfiguration(
-            commandName: "status", abstract: "Say whether an agent holds the vault, since when and until when (exit 1 when none).",
+            commandName: "status",
+            abstract: "Say whether an agent holds the vault, since when and until when (exit 1 when none).",
             discussion: "Also the socket it listens on, and why it is not the usual one when it is not.")
 
         @OptionGroup var global: GlobalOptions
@@ -128,24 +136,34 @@ extension TokenVault {
         func run(_ context: Context) async throws {
             let location = vaultPath(context)
             guard let path = VaultUnlocking.socketPath(location: location, context: context),
-                  let agent = try AgentClient.connect(socketPath: path) else {
-                if json { context.console.out("{\"running\":false}\n") } else { context.console.out("No agent holds \(VaultStores.named(location)).\n") }
+                let agent = try AgentClient.connect(socketPath: path)
+            else {
+                if json {
+                    context.console.out("{\"running\":false}\n")
+                } else {
+                    context.console.out("No agent holds \(VaultStores.named(location)).\n")
+                }
                 throw CommandExit(code: .other)
             }
             let status = try agent.status()
             let fallback = AgentSocket.fallbackReason(environment: context.environment)
             if json {
                 // Times in ISO 8601, as every other JSON output gives them (the agent's protocol carries epoch seconds).
-                context.console.out(Format.json(AgentStatusReport(status: status, socket: path, fallbackReason: fallback)) + "\n")
+                context.console.out(
+                    Format.json(AgentStatusReport(status: status, socket: path, fallbackReason: fallback)) + "\n")
                 return
             }
             func time(_ key: String) -> String {
                 (status[key] as? Int).map { Format.timestamp(Date(timeIntervalSince1970: TimeInterval($0))) } ?? "-"
             }
-            var lines = ["vault: \(status["vault"] as? String ?? location)", "pid: \(status["pid"] as? Int ?? 0)",
-                         "since: \(time("since"))", "until: \(status["until"] == nil ? "stopped" : time("until"))"]
+            var lines = [
+                "vault: \(status["vault"] as? String ?? location)", "pid: \(status["pid"] as? Int ?? 0)",
+                "since: \(time("since"))", "until: \(status["until"] == nil ? "stopped" : time("until"))",
+            ]
             if let idle = status["idle_seconds"] as? Int { lines.append("idle limit: \(Format.span(idle))") }
-            if let every = status["refresh_every_seconds"] as? Int { lines.append("refresh-all every: \(Format.span(every))") }
+            if let every = status["refresh_every_seconds"] as? Int {
+                lines.append("refresh-all every: \(Format.span(every))")
+            }
             lines.append("socket: \(path)" + (fallback.map { " (\($0))" } ?? ""))
             context.console.out(lines.joined(separator: "\n") + "\n")
         }

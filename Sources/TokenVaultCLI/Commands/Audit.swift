@@ -36,7 +36,10 @@ extension TokenVault {
         @Flag(help: "Check every entry's chained MAC and the head record.")
         var verify = false
 
-        @Option(help: ArgumentHelp("With --verify: a head printed earlier (by audit --verify or refresh-all --json) that the log must still contain; detects a vault rolled back to an older copy.", valueName: "hex"))
+        @Option(
+            help: ArgumentHelp(
+                "With --verify: a head printed earlier (by audit --verify or refresh-all --json) that the log must still contain; detects a vault rolled back to an older copy.",
+                valueName: "hex"))
         var expectHead: String?
 
         func validate() throws {
@@ -53,17 +56,23 @@ extension TokenVault {
                 let vault = try unlock(context)
                 let result = try vault.verifyAudit(expectHead: expectHead)
                 // A problem quotes the entry it is about, whose fields anyone who can write the store chose.
-                for problem in result.problems { context.console.err("tokenvault: audit: \(ProviderText.displayable(problem, limit: 1000))\n") }
+                for problem in result.problems {
+                    context.console.err("tokenvault: audit: \(ProviderText.displayable(problem, limit: 1000))\n")
+                }
                 if json {
-                    context.console.out(Format.json(AuditVerificationReport(
-                        entries: result.count, intact: result.problems.isEmpty, problems: result.problems,
-                        head: result.head, headSeq: result.headSeq)) + "\n")
+                    context.console.out(
+                        Format.json(
+                            AuditVerificationReport(
+                                entries: result.count, intact: result.problems.isEmpty, problems: result.problems,
+                                head: result.head, headSeq: result.headSeq)) + "\n")
                 } else if result.problems.isEmpty {
-                    context.console.out("audit log intact: \(result.count) entries, head \(result.head) (entry \(result.headSeq))\n")
+                    context.console.out(
+                        "audit log intact: \(result.count) entries, head \(result.head) (entry \(result.headSeq))\n")
                 }
                 if !result.problems.isEmpty {
-                    throw CLIError.integrity("the audit log failed verification (\(result.problems.count) problem\(result.problems.count == 1 ? "" : "s"))",
-                                             hint: "the vault file was modified outside tokenvault; restore it from a backup")
+                    throw CLIError.integrity(
+                        "the audit log failed verification (\(result.problems.count) problem\(result.problems.count == 1 ? "" : "s"))",
+                        hint: "the vault file was modified outside tokenvault; restore it from a backup")
                 }
                 return
             }
@@ -75,11 +84,17 @@ extension TokenVault {
                 context.console.out(Format.json(entries.map(AuditEntryReport.init)) + "\n")
                 return
             }
-            var rows = [["SEQ", "TIME", "ACCOUNT", "EVENT", "TRIGGER", "OUTCOME", "ACCESS EXPIRY", "REFRESH EXPIRY", "RT CHANGED"]]
+            var rows = [
+                [
+                    "SEQ", "TIME", "ACCOUNT", "EVENT", "TRIGGER", "OUTCOME", "ACCESS EXPIRY", "REFRESH EXPIRY",
+                    "RT CHANGED",
+                ]
+            ]
             for e in entries {
                 let d = e.draft
                 rows.append([
-                    String(e.seq), Format.timestamp(d.at), d.account, d.event.rawValue, d.trigger.rawValue, d.outcome.rawValue,
+                    String(e.seq), Format.timestamp(d.at), d.account, d.event.rawValue, d.trigger.rawValue,
+                    d.outcome.rawValue,
                     Self.change(d.accessExpiresBefore, d.accessExpiresAfter),
                     Self.change(d.refreshExpiresBefore, d.refreshExpiresAfter),
                     d.refreshTokenChanged.map { $0 ? "yes" : "no" } ?? "-",

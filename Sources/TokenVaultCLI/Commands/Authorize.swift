@@ -34,7 +34,9 @@ extension TokenVault {
         @Argument(help: "The account name (created if new).", completion: .accountNames)
         var account: String
 
-        @Option(help: "The integration to authorize with (default: the account's, or the only one).", completion: .integrationNames)
+        @Option(
+            help: "The integration to authorize with (default: the account's, or the only one).",
+            completion: .integrationNames)
         var integration: String?
 
         @Option(help: "Space-separated scopes to request (default: the integration's).")
@@ -46,7 +48,11 @@ extension TokenVault {
         @Flag(help: "Use the device authorization grant.")
         var device = false
 
-        @Option(name: .customLong("timeout"), help: ArgumentHelp("How long to wait for the browser callback (90s, 5m; a bare number is seconds).", valueName: "duration"))
+        @Option(
+            name: .customLong("timeout"),
+            help: ArgumentHelp(
+                "How long to wait for the browser callback (90s, 5m; a bare number is seconds).", valueName: "duration")
+        )
         var timeoutOption = DurationArgument(seconds: 300)
 
         var timeout: Double { timeoutOption.seconds }
@@ -61,10 +67,13 @@ extension TokenVault {
             let existing = try? database.account(named: account)
             let integration = try IntegrationChoice.resolve(self.integration, database: database, existing: existing)
             if let existing, existing.integrationId != integration.id {
-                throw CLIError.usage("account '\(account)' belongs to another integration",
-                                     hint: "revoke it first, or authorize under another name")
+                throw CLIError.usage(
+                    "account '\(account)' belongs to another integration",
+                    hint: "revoke it first, or authorize under another name")
             }
-            let requested = scopes.map { $0.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) } ?? integration.scopes
+            let requested =
+                scopes.map { $0.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) }
+                ?? integration.scopes
             // A GitHub App takes no scopes (its permissions are set on the app): only a provider that needs scopes
             // refuses an authorization without any.
             guard try !requested.isEmpty || !Provider.of(integration).scopesRequired else {
@@ -75,7 +84,8 @@ extension TokenVault {
             let transport = context.makeTransport(global.verbose ? Trace.tracer(context.console) : nil)
             let client = try OAuthClient.make(for: integration, vault: vault, transport: transport)
 
-            let response = device
+            let response =
+                device
                 ? try await deviceFlow(client, scopes: requested, context: context)
                 : try await browserFlow(client, scopes: requested, context: context)
 
@@ -85,20 +95,27 @@ extension TokenVault {
                 do {
                     identity = try await client.identity(accessToken: response.accessToken)
                 } catch {
-                    context.console.warn("could not read the account's identity: \(ErrorReport.describe(error).message)")
+                    context.console.warn(
+                        "could not read the account's identity: \(ErrorReport.describe(error).message)")
                 }
             }
-            let stored = try vault.storeAuthorizedPair(response, account: account, integration: integration, identity: identity,
-                                                       trigger: device ? .authorizeDevice : .authorize, now: context.now())
+            let stored = try vault.storeAuthorizedPair(
+                response, account: account, integration: integration, identity: identity,
+                trigger: device ? .authorizeDevice : .authorize, now: context.now())
             // The same account name now acting as another person is worth a loud word: scripts that use the name
             // would send data into someone else's account (a login CSRF looks exactly like this).
             if let change = stored.personChange {
-                context.console.warn("'\(account)' belonged to \(ProviderText.displayable(change.previous)) and now belongs to \(ProviderText.displayable(change.current)), another person; scripts using '\(account)' will act as them")
-                context.console.err("tokenvault: hint: if that is not what you meant, run \(Format.command("tokenvault revoke \(account)")) and authorize again as the right person\n")
+                context.console.warn(
+                    "'\(account)' belonged to \(ProviderText.displayable(change.previous)) and now belongs to \(ProviderText.displayable(change.current)), another person; scripts using '\(account)' will act as them"
+                )
+                context.console.err(
+                    "tokenvault: hint: if that is not what you meant, run \(Format.command("tokenvault revoke \(account)")) and authorize again as the right person\n"
+                )
             }
             let who = identity.map { " as \($0.email ?? $0.id)\($0.displayName.map { " (\($0))" } ?? "")" } ?? ""
-            context.console.err("Authorized '\(account)'\(who): access token valid \(Format.span(response.expiresIn))"
-                + (response.refreshTokenExpiresIn.map { ", refresh token \(Format.span($0))" } ?? "") + ".\n")
+            context.console.err(
+                "Authorized '\(account)'\(who): access token valid \(Format.span(response.expiresIn))"
+                    + (response.refreshTokenExpiresIn.map { ", refresh token \(Format.span($0))" } ?? "") + ".\n")
             if let granted = response.scope {
                 let missing = requested.filter { !granted.contains($0) }
                 if !missing.isEmpty {
@@ -108,7 +125,9 @@ extension TokenVault {
             }
         }
 
-        private func browserFlow(_ client: OAuthClient, scopes: [String], context: Context) async throws -> TokenResponse {
+        private func browserFlow(_ client: OAuthClient, scopes: [String], context: Context) async throws
+            -> TokenResponse
+        {
             let state = PKCE.newState(random: context.random)
             let pkce = PKCE.generate(random: context.random)
             let url = client.authorizationURL(state: state, pkce: pkce, scopes: scopes)
@@ -123,9 +142,12 @@ extension TokenVault {
                 let launchPath = "/tokenvault-" + PKCE.newState(random: context.random)
                 let hostPart = host.contains(":") ? "[\(host)]" : host
                 let launch = URL(string: "http://\(hostPart):\(listener.port)\(launchPath)")!
-                context.console.err("Opening the browser to authorize '\(account)'. If it does not open, visit:\n\n  \(url.absoluteString)\n\n")
+                context.console.err(
+                    "Opening the browser to authorize '\(account)'. If it does not open, visit:\n\n  \(url.absoluteString)\n\n"
+                )
                 if context.openBrowser(launch, context.environment) {
-                    context.console.err("Waiting for the callback on \(client.credentials.redirectURI) (up to \(Int(timeout)) s)…\n")
+                    context.console.err(
+                        "Waiting for the callback on \(client.credentials.redirectURI) (up to \(Int(timeout)) s)…\n")
                     let console = context.console
                     let code = try await listener.waitForCallback(
                         expectedState: state, path: path, timeout: timeout,
@@ -135,7 +157,9 @@ extension TokenVault {
                 }
                 // Nothing will open the URL for us, so no callback is coming: waiting out the timeout helps no one.
                 listener.close()
-                context.console.err("tokenvault: no browser could be started (\(Self.browserAttempts(context.environment))): open the URL above in a browser yourself and approve; the page it lands on may fail to load, that is fine: copy its address.\n")
+                context.console.err(
+                    "tokenvault: no browser could be started (\(Self.browserAttempts(context.environment))): open the URL above in a browser yourself and approve; the page it lands on may fail to load, that is fine: copy its address.\n"
+                )
                 return try await pasteCode(client: client, pkce: pkce, state: state, context: context)
             }
             context.console.err("Open this URL in a browser and approve:\n\n  \(url.absoluteString)\n\n")
@@ -149,8 +173,13 @@ extension TokenVault {
 
         /// What was tried to open a browser, for the message that says none opened.
         static func browserAttempts(_ environment: [String: String]) -> String {
-            let browser = (environment["BROWSER"] ?? "").isEmpty ? "$BROWSER is not set" : "every entry of $BROWSER failed or exited non-zero"
-            return browser + (Browser.hasDisplay(environment) ? ", and so did xdg-open" : "; no display for xdg-open ($DISPLAY and $WAYLAND_DISPLAY are not set: an ssh session?)")
+            let browser =
+                (environment["BROWSER"] ?? "").isEmpty
+                ? "$BROWSER is not set" : "every entry of $BROWSER failed or exited non-zero"
+            return browser
+                + (Browser.hasDisplay(environment)
+                    ? ", and so did xdg-open"
+                    : "; no display for xdg-open ($DISPLAY and $WAYLAND_DISPLAY are not set: an ssh session?)")
         }
 
         /// How many times a bad paste is answered by asking again: every typo must not cost a new passphrase
@@ -159,7 +188,9 @@ extension TokenVault {
 
         /// Asks for the URL the browser landed on (or the code) and exchanges it; a paste that is wrong, or a code
         /// the provider refuses, is explained and asked for again, up to `pasteAttempts` times.
-        private func pasteCode(client: OAuthClient, pkce: PKCE, state: String, context: Context) async throws -> TokenResponse {
+        private func pasteCode(client: OAuthClient, pkce: PKCE, state: String, context: Context) async throws
+            -> TokenResponse
+        {
             var prompt = "Paste the URL the browser landed on (or just the code): "
             for attempt in 1... {
                 guard let pasted = context.readLine(prompt) else {
@@ -179,15 +210,20 @@ extension TokenVault {
         }
 
         /// The code exchange, with a refused code named as such (not as a refresh token's problem).
-        private func exchange(_ code: String, client: OAuthClient, pkce: PKCE, pasted: Bool, context: Context) async throws -> TokenResponse {
+        private func exchange(_ code: String, client: OAuthClient, pkce: PKCE, pasted: Bool, context: Context)
+            async throws -> TokenResponse
+        {
             do {
                 // 429 and 5xx are retried while the code is still usable; invalid_grant is final (CodeExchange).
-                return try await CodeExchange.run(sleep: context.sleep) { try await client.exchangeCode(code, pkce: pkce) }
+                return try await CodeExchange.run(sleep: context.sleep) {
+                    try await client.exchangeCode(code, pkce: pkce)
+                }
             } catch let error as OAuthError where error.isInvalidGrant {
                 guard case .oauth(_, let description, _, let trackingId) = error else { throw error }
                 let said = [description.map { ProviderText.displayable($0) }, trackingId.map { "trackingId \($0)" }]
                     .compactMap { $0 }.joined(separator: ", ")
-                throw CLIError.authorizationCodeRefused(account: account, said: said.isEmpty ? nil : said, pasted: pasted)
+                throw CLIError.authorizationCodeRefused(
+                    account: account, said: said.isEmpty ? nil : said, pasted: pasted)
             }
         }
 
@@ -195,13 +231,16 @@ extension TokenVault {
         static func pasteProblem(_ error: any Error) -> String? {
             switch error {
             case OAuthError.invalidPaste(let detail):
-                return "\(detail); paste the whole URL from the address bar (it holds code= and state=), or just the code"
+                return
+                    "\(detail); paste the whole URL from the address bar (it holds code= and state=), or just the code"
             case OAuthError.callbackError(let code, let description):
                 let said = description.map { " (\(ProviderText.displayable($0)))" } ?? ""
-                return "the URL carries an error from the provider instead of a code: \(ProviderText.displayable(code))\(said); open the URL above again and approve"
+                return
+                    "the URL carries an error from the provider instead of a code: \(ProviderText.displayable(code))\(said); open the URL above again and approve"
             case let refused as CLIError:
                 guard case .authorizationCodeRefused = refused else { return nil }
-                return "\(refused.localizedDescription); paste the URL of this authorization, right after approving (a code works once, for a few minutes)"
+                return
+                    "\(refused.localizedDescription); paste the URL of this authorization, right after approving (a code works once, for a few minutes)"
             default:
                 return nil
             }
@@ -213,11 +252,14 @@ extension TokenVault {
             do {
                 let page = try BrowserPage.write(sendingTo: url, context: context, vaultPath: vaultPath(context))
                 if !context.openBrowser(page.url, context.environment) {
-                    context.console.err("tokenvault: hint: no browser could be started (\(Self.browserAttempts(context.environment))); open the URL above yourself.\n")
+                    context.console.err(
+                        "tokenvault: hint: no browser could be started (\(Self.browserAttempts(context.environment))); open the URL above yourself.\n"
+                    )
                 }
                 return page
             } catch {
-                context.console.warn("not starting a browser: \(ErrorReport.describe(error).message); open the URL above yourself.")
+                context.console.warn(
+                    "not starting a browser: \(ErrorReport.describe(error).message); open the URL above yourself.")
                 return nil
             }
         }
@@ -233,9 +275,11 @@ extension TokenVault {
             }
         }
 
-        private func deviceFlow(_ client: OAuthClient, scopes: [String], context: Context) async throws -> TokenResponse {
+        private func deviceFlow(_ client: OAuthClient, scopes: [String], context: Context) async throws -> TokenResponse
+        {
             let grant = try await client.startDeviceAuthorization(scopes: scopes)
-            context.console.err("To authorize '\(account)', visit \(grant.verificationURI) and enter the code \(grant.userCode)\n")
+            context.console.err(
+                "To authorize '\(account)', visit \(grant.verificationURI) and enter the code \(grant.userCode)\n")
             var page: BrowserPage?
             defer { page?.remove() }
             if let complete = grant.verificationURIComplete {
@@ -268,7 +312,9 @@ enum CodeExchange {
             do {
                 return try await op()
             } catch {
-                guard let wait = policy.delay(forAttempt: attempt, error: error), waited + wait <= budget else { throw error }
+                guard let wait = policy.delay(forAttempt: attempt, error: error), waited + wait <= budget else {
+                    throw error
+                }
                 waited += wait
                 try await sleep(wait)
             }

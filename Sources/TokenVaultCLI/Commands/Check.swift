@@ -31,21 +31,27 @@ extension TokenVault {
         @Flag(help: "Print JSON.")
         var json = false
 
-        @Option(help: ArgumentHelp("Also run this command (through /bin/sh) once per account and event, as refresh-all --notify does.", valueName: "cmd"))
+        @Option(
+            help: ArgumentHelp(
+                "Also run this command (through /bin/sh) once per account and event, as refresh-all --notify does.",
+                valueName: "cmd"))
         var notify: String?
 
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
             let journal = RefreshJournal.of(database, services: context.services)
-            var found = try Attention.find(in: database, now: context.now(), waiting: journal?.waitingPairs().values.map { $0 } ?? [],
-                                           interrupted: await journal?.interruptedRefreshes(in: database) ?? [])
+            var found = try Attention.find(
+                in: database, now: context.now(), waiting: journal?.waitingPairs().values.map { $0 } ?? [],
+                interrupted: await journal?.interruptedRefreshes(in: database) ?? [])
             // The accounts looked at: --notify forgets what it told only about those.
             var inScope: (String) -> Bool = { _ in true }
             if !selection.selectsAll {
                 let matches = try selection.matcher(database)
-                let ids = Dictionary(try database.integrations().map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
+                let ids = Dictionary(
+                    try database.integrations().map { ($0.name, $0.id) }, uniquingKeysWith: { a, _ in a })
                 found = found.filter { matches($0.account, ids[$0.integration] ?? "") }
-                let selected = Set(try database.accountSummaries().filter { matches($0.name, $0.integrationId) }.map(\.name))
+                let selected = Set(
+                    try database.accountSummaries().filter { matches($0.name, $0.integrationId) }.map(\.name))
                 inScope = { selected.contains($0) }
             }
             if json {
@@ -55,12 +61,15 @@ extension TokenVault {
             } else {
                 for item in found {
                     // The detail may quote the audit log (a failed refresh's words): cleaned like any stored text.
-                    context.console.out(ProviderText.displayable(
-                        "\(item.account) (\(item.integration)): \(item.event.rawValue): \(item.detail)", limit: 1000) + "\n")
+                    context.console.out(
+                        ProviderText.displayable(
+                            "\(item.account) (\(item.integration)): \(item.event.rawValue): \(item.detail)", limit: 1000
+                        ) + "\n")
                 }
             }
             if let notify {
-                try await Notifier.notify(notify, attention: found, database: database, context: context, inScope: inScope)
+                try await Notifier.notify(
+                    notify, attention: found, database: database, context: context, inScope: inScope)
             }
             if !found.isEmpty { throw CommandExit(code: .needsReauthorization) }
         }

@@ -21,7 +21,10 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: ArgumentHelp("Where the copy goes: a file path, a postgresql:// URI or a libpq service=NAME.", valueName: "location"))
+        @Option(
+            help: ArgumentHelp(
+                "Where the copy goes: a file path, a postgresql:// URI or a libpq service=NAME.", valueName: "location")
+        )
         var to: String
 
         func run(_ context: Context) async throws {
@@ -34,11 +37,15 @@ extension TokenVault {
             do {
                 copied = try VaultCopy.copy(from: source, to: destination)
             } catch StoreError.vaultExists(let path) {
-                throw CLIError.usage("a vault already exists at \(path)",
-                                     hint: "copy never writes over a vault: give another destination with --to, or remove that one first")
+                throw CLIError.usage(
+                    "a vault already exists at \(path)",
+                    hint: "copy never writes over a vault: give another destination with --to, or remove that one first"
+                )
             }
             let snapshot = copied.snapshot
-            context.console.err("copied to \(copied.location): \(snapshot.integrations.count) integration\(snapshot.integrations.count == 1 ? "" : "s"), \(snapshot.accounts.count) account\(snapshot.accounts.count == 1 ? "" : "s"), \(snapshot.keySlots.count) key slot\(snapshot.keySlots.count == 1 ? "" : "s"), \(snapshot.auditEntries.count) audit entries (head \(snapshot.auditHeadSeq)).\n")
+            context.console.err(
+                "copied to \(copied.location): \(snapshot.integrations.count) integration\(snapshot.integrations.count == 1 ? "" : "s"), \(snapshot.accounts.count) account\(snapshot.accounts.count == 1 ? "" : "s"), \(snapshot.keySlots.count) key slot\(snapshot.keySlots.count == 1 ? "" : "s"), \(snapshot.auditEntries.count) audit entries (head \(snapshot.auditHeadSeq)).\n"
+            )
         }
     }
 }

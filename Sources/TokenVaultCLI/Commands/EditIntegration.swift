@@ -8,7 +8,8 @@ extension TokenVault {
     struct EditIntegration: VaultCommand {
         static let configuration = CommandConfiguration(
             commandName: "edit",
-            abstract: "Change an integration's client secret, scopes, API base, redirect URI or variable; its accounts are kept.",
+            abstract:
+                "Change an integration's client secret, scopes, API base, redirect URI or variable; its accounts are kept.",
             discussion: """
                 Each change is checked as 'integration add' checks it and written to the audit log (one entry per \
                 field; the secret itself never). The client secret is re-sealed, bound to the new settings. Accounts \
@@ -41,8 +42,9 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             guard clientSecretStdin || scopes != nil || apiBase != nil || redirectURI != nil || envVar != nil else {
-                throw CLIError.usage("nothing to change for integration '\(name)'",
-                                     hint: "pass --client-secret-stdin, --scopes, --api-base, --redirect-uri or --env-var")
+                throw CLIError.usage(
+                    "nothing to change for integration '\(name)'",
+                    hint: "pass --client-secret-stdin, --scopes, --api-base, --redirect-uri or --env-var")
             }
             // Checked as 'add' checks them, before the passphrase: a typo costs no KDF run.
             var scopeList = scopes.map { $0.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init) }
@@ -69,12 +71,18 @@ extension TokenVault {
             let vault = try unlock(context)
             let changes = try vault.editIntegration(old, to: new, clientSecret: replacement, now: context.now())
             let accounts = try database.accountCount(integrationId: old.id)
-            context.console.err("Edited integration '\(name)': \(changes.map(\.field).joined(separator: ", ")) changed; its \(accounts) account\(accounts == 1 ? "" : "s") kept.\n")
+            context.console.err(
+                "Edited integration '\(name)': \(changes.map(\.field).joined(separator: ", ")) changed; its \(accounts) account\(accounts == 1 ? "" : "s") kept.\n"
+            )
             if new.scopes != old.scopes && accounts > 0 {
-                context.console.err("tokenvault: hint: accounts keep the scopes they were granted; 'tokenvault authorize NAME' requests the new ones\n")
+                context.console.err(
+                    "tokenvault: hint: accounts keep the scopes they were granted; 'tokenvault authorize NAME' requests the new ones\n"
+                )
             }
             if new.redirectURI != old.redirectURI {
-                context.console.err("tokenvault: hint: the redirect URI must be registered on the integration at the provider exactly as given\n")
+                context.console.err(
+                    "tokenvault: hint: the redirect URI must be registered on the integration at the provider exactly as given\n"
+                )
             }
         }
 

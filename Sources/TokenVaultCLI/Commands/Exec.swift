@@ -29,10 +29,12 @@ extension TokenVault {
             var command = command
             if command.first == "--" { command.removeFirst() }
             guard let program = command.first else {
-                throw CLIError.usage("no command to run", hint: Format.command("tokenvault exec \(account) -- COMMAND [ARGS…]"))
+                throw CLIError.usage(
+                    "no command to run", hint: Format.command("tokenvault exec \(account) -- COMMAND [ARGS…]"))
             }
-            let (token, integration) = try await freshAccessToken(account: account, global: global, minValid: minValid.seconds,
-                                                                  trigger: .exec, context: context)
+            let (token, integration) = try await freshAccessToken(
+                account: account, global: global, minValid: minValid.seconds,
+                trigger: .exec, context: context)
             // The vault's passphrase, in any form, is not the child's.
             var environment = ChildEnvironment.scrubbed(context.environment)
             environment[integration.envVar] = token

@@ -4,18 +4,25 @@ import VaultStore
 
 /// The access token to hand out, refreshed first when it lapses within `minValid`; never an expired one
 /// (`TokenService`).
-func freshAccessToken(account: String, global: GlobalOptions, minValid: TimeInterval, trigger: AuditTrigger,
-                      context: Context) async throws -> (String, Integration) {
-    let (token, integration, _) = try await freshAccessTokenAndVault(account: account, global: global, minValid: minValid,
-                                                                     trigger: trigger, context: context)
+func freshAccessToken(
+    account: String, global: GlobalOptions, minValid: TimeInterval, trigger: AuditTrigger,
+    context: Context
+) async throws -> (String, Integration) {
+    let (token, integration, _) = try await freshAccessTokenAndVault(
+        account: account, global: global, minValid: minValid,
+        trigger: trigger, context: context)
     return (token, integration)
 }
 
-func freshAccessTokenAndVault(account name: String, global: GlobalOptions, minValid: TimeInterval, trigger: AuditTrigger,
-                              context: Context) async throws -> (String, Integration, UnlockedVault) {
+func freshAccessTokenAndVault(
+    account name: String, global: GlobalOptions, minValid: TimeInterval, trigger: AuditTrigger,
+    context: Context
+) async throws -> (String, Integration, UnlockedVault) {
     let database = try VaultStores.open(VaultLocation.path(option: global.vault, context: context))
     let account = try database.account(named: name)
-    guard let integration = try database.integration(id: account.integrationId) else { throw StoreError.noSuchIntegration(account.integrationId) }
+    guard let integration = try database.integration(id: account.integrationId) else {
+        throw StoreError.noSuchIntegration(account.integrationId)
+    }
     let vault = try VaultUnlocking.unlock(database, global: global, context: context)
     let text = try await TokenService(vault: vault, services: context.services, verbose: global.verbose)
         .freshAccessToken(account: account, integration: integration, minValid: minValid, trigger: trigger)

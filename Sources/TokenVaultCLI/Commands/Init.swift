@@ -25,7 +25,8 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: "Argon2id cost: interactive (64 MiB, ~0.15 s), moderate (256 MiB, ~1 s) or sensitive (1 GiB, ~9 s).")
+        @Option(
+            help: "Argon2id cost: interactive (64 MiB, ~0.15 s), moderate (256 MiB, ~1 s) or sensitive (1 GiB, ~9 s).")
         var kdf: KDFParameters.Level = .moderate
 
         @Flag(help: "Accept a passphrase shorter than 8 characters.")
@@ -38,9 +39,12 @@ extension TokenVault {
             let passphrase = try source.readNew(context: context)
             try PassphraseStrength.check(passphrase, allowWeak: allowWeakPassphrase, context: context)
             let parameters = context.kdfParameters(kdf)
-            let vault = try UnlockedVault.create(at: path, passphrase: passphrase, parameters: parameters, now: context.now())
+            let vault = try UnlockedVault.create(
+                at: path, passphrase: passphrase, parameters: parameters, now: context.now())
             try vault.database.close()
-            context.console.err("Created vault \(path) (Argon2id, \(kdf.rawValue): \(parameters.memLimit >> 20) MiB, \(parameters.opsLimit) passes; key slot '\(KeySlots.firstName)').\n")
+            context.console.err(
+                "Created vault \(path) (Argon2id, \(kdf.rawValue): \(parameters.memLimit >> 20) MiB, \(parameters.opsLimit) passes; key slot '\(KeySlots.firstName)').\n"
+            )
         }
     }
 }

@@ -10,10 +10,12 @@ enum IntegrationChoice {
         let all = try database.integrations()
         if all.count == 1 { return all[0] }
         if all.isEmpty {
-            throw CLIError.usage("no integration is registered", hint: "register one with 'tokenvault integration add NAME …'")
+            throw CLIError.usage(
+                "no integration is registered", hint: "register one with 'tokenvault integration add NAME …'")
         }
         let names = all.map(\.name).sorted()
-        throw CLIError.usage("several integrations are registered (\(names.joined(separator: ", "))); say which one",
-                             hint: "pass --integration \(names.joined(separator: "|"))")
+        throw CLIError.usage(
+            "several integrations are registered (\(names.joined(separator: ", "))); say which one",
+            hint: "pass --integration \(names.joined(separator: "|"))")
     }
 }

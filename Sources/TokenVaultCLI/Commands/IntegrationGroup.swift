@@ -15,6 +15,9 @@ extension TokenVault {
                 integrations' and 'tokenvault remove-integration' are the older names of 'integration add', \
                 'integration list' and 'integration remove'.
                 """,
-            subcommands: [AddIntegration.self, ListIntegrations.self, ShowIntegration.self, EditIntegration.self, RemoveIntegration.self])
+            subcommands: [
+                AddIntegration.self, ListIntegrations.self, ShowIntegration.self, EditIntegration.self,
+                RemoveIntegration.self,
+            ])
     }
 }

@@ -23,7 +23,10 @@ extension TokenVault {
         @Argument(help: "The slot's name (1 to 64 letters, digits, '.', '_', '-', '@'), e.g. a member or a host.")
         var name: String
 
-        @Option(help: "Argon2id cost of the new slot: interactive (64 MiB, ~0.15 s), moderate (256 MiB, ~1 s) or sensitive (1 GiB, ~9 s).")
+        @Option(
+            help:
+                "Argon2id cost of the new slot: interactive (64 MiB, ~0.15 s), moderate (256 MiB, ~1 s) or sensitive (1 GiB, ~9 s)."
+        )
         var kdf: KDFParameters.Level = .moderate
 
         @Option(help: ArgumentHelp("Read the new slot's passphrase from this open file descriptor.", valueName: "n"))
@@ -38,13 +41,16 @@ extension TokenVault {
             let database = try openDatabase(context)
             if try database.keySlots().contains(where: { $0.name == name }) { throw StoreError.duplicateKeySlot(name) }
             let (vault, opened) = try KeySlotCommands.unlock(database, global: global, context: context)
-            let passphrase = try KeySlotCommands.readNewPassphrase(fd: newPassphraseFd, context: context,
-                                                                   prompt: "Passphrase for key slot '\(name)': ")
+            let passphrase = try KeySlotCommands.readNewPassphrase(
+                fd: newPassphraseFd, context: context,
+                prompt: "Passphrase for key slot '\(name)': ")
             try PassphraseStrength.check(passphrase, allowWeak: allowWeakPassphrase, context: context)
             let parameters = context.kdfParameters(kdf)
-            let change = try vault.addKeySlot(named: name, passphrase: passphrase, parameters: parameters, opened: opened,
-                                              now: context.now())
-            context.console.err("Added key slot '\(name)' (Argon2id, \(kdf.rawValue)): its passphrase opens this vault.\n")
+            let change = try vault.addKeySlot(
+                named: name, passphrase: passphrase, parameters: parameters, opened: opened,
+                now: context.now())
+            context.console.err(
+                "Added key slot '\(name)' (Argon2id, \(kdf.rawValue)): its passphrase opens this vault.\n")
             KeySlotCommands.reportConversion(change, context: context)
             KeySlotCommands.endAgent(of: vault, context: context)
         }

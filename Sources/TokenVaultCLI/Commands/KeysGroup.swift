@@ -32,9 +32,12 @@ extension TokenVault {
 /// without argv, and end the vault's agent afterwards.
 enum KeySlotCommands {
     /// The vault opened from a passphrase (never the agent), with the slot that opened it.
-    static func unlock(_ database: any VaultStorage, global: GlobalOptions, context: Context) throws -> (vault: UnlockedVault, opened: OpenedSlot) {
-        try UnlockedVault.unlockSlot(database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context),
-                                     keySlot: global.keySlot(context), context: context)
+    static func unlock(_ database: any VaultStorage, global: GlobalOptions, context: Context) throws -> (
+        vault: UnlockedVault, opened: OpenedSlot
+    ) {
+        try UnlockedVault.unlockSlot(
+            database, source: try PassphraseSource.resolve(fd: global.passphraseFd, context: context),
+            keySlot: global.keySlot(context), context: context)
     }
 
     /// A new passphrase: once from descriptor `fd`, else twice on the terminal.
@@ -45,8 +48,9 @@ enum KeySlotCommands {
         } else if let terminal = context.terminal, terminal.isAvailable {
             source = .terminal(terminal)
         } else {
-            throw CLIError.usage("a new passphrase is needed and there is no terminal to ask on",
-                                 hint: "pass it with --new-passphrase-fd N")
+            throw CLIError.usage(
+                "a new passphrase is needed and there is no terminal to ask on",
+                hint: "pass it with --new-passphrase-fd N")
         }
         return try source.readNew(context: context, prompt: prompt)
     }
@@ -55,14 +59,18 @@ enum KeySlotCommands {
     /// started again from a passphrase that still opens the vault, and after `keys rotate` it holds a dead key.
     static func endAgent(of vault: UnlockedVault, context: Context) {
         if let path = VaultUnlocking.socketPath(location: vault.database.location, context: context),
-           let agent = try? AgentClient.connect(socketPath: path), (try? agent.lockAgent()) != nil {
-            context.console.err("The agent that held this vault forgot its key; 'tokenvault unlock' starts a new one.\n")
+            let agent = try? AgentClient.connect(socketPath: path), (try? agent.lockAgent()) != nil
+        {
+            context.console.err(
+                "The agent that held this vault forgot its key; 'tokenvault unlock' starts a new one.\n")
         }
     }
 
     static func reportConversion(_ change: KeySlotChange, context: Context) {
         if let converted = change.converted {
-            context.console.err("Key slot '\(converted)' was converted from the v1-v3 form: 'tokenvault keys rotate' can now give it a new master key.\n")
+            context.console.err(
+                "Key slot '\(converted)' was converted from the v1-v3 form: 'tokenvault keys rotate' can now give it a new master key.\n"
+            )
         }
     }
 }

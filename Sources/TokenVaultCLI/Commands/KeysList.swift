@@ -24,21 +24,28 @@ extension TokenVault {
                     ?? "unknown (\(slot.kdfOpsLimit) passes, \(slot.kdfMemLimit >> 20) MiB)"
             }
             if json {
-                context.console.out(Format.json(slots.map { slot in
-                    KeySlotReport(name: slot.name, form: slot.form.rawValue, kdfLevel: level(slot),
-                                  kdfOpslimit: slot.kdfOpsLimit, kdfMemlimit: slot.kdfMemLimit,
-                                  createdAt: slot.createdAt, changedAt: slot.changedAt)
-                }) + "\n")
+                context.console.out(
+                    Format.json(
+                        slots.map { slot in
+                            KeySlotReport(
+                                name: slot.name, form: slot.form.rawValue, kdfLevel: level(slot),
+                                kdfOpslimit: slot.kdfOpsLimit, kdfMemlimit: slot.kdfMemLimit,
+                                createdAt: slot.createdAt, changedAt: slot.changedAt)
+                        }) + "\n")
                 return
             }
             var rows = [["NAME", "FORM", "KDF", "CREATED", "PASSPHRASE CHANGED"]]
             for slot in slots {
-                rows.append([slot.name, slot.form.rawValue, level(slot), Format.timestamp(slot.createdAt),
-                             Format.timestamp(slot.changedAt)])
+                rows.append([
+                    slot.name, slot.form.rawValue, level(slot), Format.timestamp(slot.createdAt),
+                    Format.timestamp(slot.changedAt),
+                ])
             }
             context.console.out(Table.render(rows))
             if slots.contains(where: { $0.form == .legacy }) {
-                context.console.err("tokenvault: hint: a 'legacy' slot (from a v1-v3 vault) is converted by the next 'keys' command or 'passwd' opened with its passphrase; 'keys rotate' needs that first\n")
+                context.console.err(
+                    "tokenvault: hint: a 'legacy' slot (from a v1-v3 vault) is converted by the next 'keys' command or 'passwd' opened with its passphrase; 'keys rotate' needs that first\n"
+                )
             }
         }
     }

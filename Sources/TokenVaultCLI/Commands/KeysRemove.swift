@@ -28,8 +28,12 @@ extension TokenVault {
             guard slots.contains(where: { $0.name == name }) else { throw StoreError.noSuchKeySlot(name) }
             // Said before asking for a passphrase (the transaction checks again).
             guard slots.count > 1 else {
-                throw CLIError.vault(.invalid("key slot '\(name)' is the vault's only one: without it no passphrase would open the vault",
-                                              hint: "add another first ('tokenvault keys add NAME'), or change its passphrase with 'tokenvault passwd'"))
+                throw CLIError.vault(
+                    .invalid(
+                        "key slot '\(name)' is the vault's only one: without it no passphrase would open the vault",
+                        hint:
+                            "add another first ('tokenvault keys add NAME'), or change its passphrase with 'tokenvault passwd'"
+                    ))
             }
             let (vault, opened) = try KeySlotCommands.unlock(database, global: global, context: context)
             let change = try vault.removeKeySlot(named: name, opened: opened, now: context.now())
@@ -37,7 +41,9 @@ extension TokenVault {
             try vault.database.purgeDeletedData()
             context.console.err("Removed key slot '\(name)': its passphrase no longer opens this vault.\n")
             KeySlotCommands.reportConversion(change, context: context)
-            context.console.err("tokenvault: hint: the master key is unchanged; if '\(name)' may have kept a copy of the vault file or its key, run 'tokenvault keys rotate'\n")
+            context.console.err(
+                "tokenvault: hint: the master key is unchanged; if '\(name)' may have kept a copy of the vault file or its key, run 'tokenvault keys rotate'\n"
+            )
             KeySlotCommands.endAgent(of: vault, context: context)
         }
     }

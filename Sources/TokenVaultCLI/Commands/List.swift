@@ -63,12 +63,16 @@ extension TokenVault {
                 return DisplayState(a, now: now).rawValue
             }
             for a in accounts where ClockAhead.isAhead(updatedAt: a.updatedAt, now: now) {
-                context.console.warn(ClockAhead.warning(account: a.name, updatedAt: a.updatedAt, now: now,
-                                                       then: "it shows as 'stale' and the next refresh-all or use refreshes it"))
+                context.console.warn(
+                    ClockAhead.warning(
+                        account: a.name, updatedAt: a.updatedAt, now: now,
+                        then: "it shows as 'stale' and the next refresh-all or use refreshes it"))
             }
             if format == .prometheus {
-                context.console.out(Prometheus.render(accounts, integrations: integrations, providers: providers,
-                                                      pairStoredAt: try database.pairStoredTimes(), now: now))
+                context.console.out(
+                    Prometheus.render(
+                        accounts, integrations: integrations, providers: providers,
+                        pairStoredAt: try database.pairStoredTimes(), now: now))
                 return
             }
             if json || format == .json {
@@ -79,14 +83,19 @@ extension TokenVault {
                 return
             }
             if accounts.isEmpty {
-                context.console.err("No accounts yet: 'tokenvault authorize NAME' or 'tokenvault import NAME --integration I' adds one.\n")
+                context.console.err(
+                    "No accounts yet: 'tokenvault authorize NAME' or 'tokenvault import NAME --integration I' adds one.\n"
+                )
                 return
             }
-            var rows = [["ACCOUNT", "INTEGRATION", "PROVIDER", "IDENTITY", "ACCESS EXPIRES IN", "REFRESH EXPIRES IN", "STATE"]]
+            var rows = [
+                ["ACCOUNT", "INTEGRATION", "PROVIDER", "IDENTITY", "ACCESS EXPIRES IN", "REFRESH EXPIRES IN", "STATE"]
+            ]
             for a in accounts {
                 rows.append([
                     // Stored provider text (an older vault, or an edited file) is cleaned again where a person reads it.
-                    a.name, integrations[a.integrationId] ?? "?", providers[a.integrationId] ?? "?", a.email.map { ProviderText.displayable($0, limit: 80) } ?? "-",
+                    a.name, integrations[a.integrationId] ?? "?", providers[a.integrationId] ?? "?",
+                    a.email.map { ProviderText.displayable($0, limit: 80) } ?? "-",
                     Format.remaining(a.accessExpiresAt, now: now), Format.remaining(a.refreshExpiresAt, now: now),
                     state(a),
                 ])

@@ -7,7 +7,8 @@ import VaultStore
 extension TokenVault {
     struct ListIntegrations: VaultCommand {
         static let configuration = CommandConfiguration(
-            commandName: "list", abstract: "List registered integrations and their token endpoints (no passphrase needed).",
+            commandName: "list",
+            abstract: "List registered integrations and their token endpoints (no passphrase needed).",
             discussion: "With --json, every endpoint of each. 'tokenvault integrations' is the same command.")
 
         @OptionGroup var global: GlobalOptions
@@ -15,7 +16,9 @@ extension TokenVault {
         @Flag(help: "Print JSON.")
         var json = false
 
-        func run(_ context: Context) async throws { try Self.list(try openDatabase(context), json: json, context: context) }
+        func run(_ context: Context) async throws {
+            try Self.list(try openDatabase(context), json: json, context: context)
+        }
 
         static func list(_ database: any VaultStorage, json: Bool, context: Context) throws {
             let integrations = try database.integrations()
@@ -27,11 +30,15 @@ extension TokenVault {
                 return
             }
             // The token endpoint rather than the API base: it is where the client secret and the tokens are sent.
-            var rows = [["NAME", "PROVIDER", "CLIENT ID", "REDIRECT URI", "SCOPES", "TOKEN ENDPOINT", "VARIABLE", "ACCOUNTS"]]
+            var rows = [
+                ["NAME", "PROVIDER", "CLIENT ID", "REDIRECT URI", "SCOPES", "TOKEN ENDPOINT", "VARIABLE", "ACCOUNTS"]
+            ]
             for i in integrations {
-                rows.append([i.name, i.provider, i.clientId, i.redirectURI, i.scopes.joined(separator: " "),
-                             IntegrationEndpoints.of(i)?.token.absoluteString ?? "?", i.envVar,
-                             String(try database.accountCount(integrationId: i.id))])
+                rows.append([
+                    i.name, i.provider, i.clientId, i.redirectURI, i.scopes.joined(separator: " "),
+                    IntegrationEndpoints.of(i)?.token.absoluteString ?? "?", i.envVar,
+                    String(try database.accountCount(integrationId: i.id)),
+                ])
             }
             context.console.out(Table.render(rows))
             if !integrations.isEmpty {
@@ -63,7 +70,8 @@ extension TokenVault {
             let database = try openDatabase(context)
             let i = try database.integration(named: name)
             if json {
-                let report = IntegrationReport(i, accounts: try database.accountCount(integrationId: i.id), withOptions: false)
+                let report = IntegrationReport(
+                    i, accounts: try database.accountCount(integrationId: i.id), withOptions: false)
                 context.console.out(Format.json(report) + "\n")
                 return
             }
@@ -72,7 +80,10 @@ extension TokenVault {
                 ("scopes", i.scopes.isEmpty ? "-" : i.scopes.joined(separator: " ")), ("api base", i.apiBase),
                 ("variable", i.envVar), ("accounts", String(try database.accountCount(integrationId: i.id))),
             ]
-            lines += IntegrationEndpoints.of(i).map(IntegrationEndpoints.lines) ?? [("endpoints", "? (the integration's provider or API base cannot be read)")]
+            lines +=
+                IntegrationEndpoints.of(i).map(IntegrationEndpoints.lines) ?? [
+                    ("endpoints", "? (the integration's provider or API base cannot be read)")
+                ]
             let width = lines.map(\.0.count).max() ?? 0
             for (label, value) in lines {
                 context.console.out(label + ":" + String(repeating: " ", count: width - label.count + 1) + value + "\n")

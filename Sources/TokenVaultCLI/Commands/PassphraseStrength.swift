@@ -12,7 +12,9 @@ enum PassphraseStrength {
         let length = characters(passphrase)
         if length < minimum && !allowWeak { throw CLIError.weakPassphrase(characters: length, minimum: minimum) }
         if length < recommended {
-            context.console.warn("the passphrase has only \(length) character\(length == 1 ? "" : "s"); \(recommended) or more (a few random words) make a copied vault file much harder to open")
+            context.console.warn(
+                "the passphrase has only \(length) character\(length == 1 ? "" : "s"); \(recommended) or more (a few random words) make a copied vault file much harder to open"
+            )
         }
     }
 

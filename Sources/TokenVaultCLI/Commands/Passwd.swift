@@ -20,7 +20,9 @@ extension TokenVault {
 
         @OptionGroup var global: GlobalOptions
 
-        @Option(help: ArgumentHelp("The key slot whose passphrase changes (default: the one that opened the vault).", valueName: "name"))
+        @Option(
+            help: ArgumentHelp(
+                "The key slot whose passphrase changes (default: the one that opened the vault).", valueName: "name"))
         var slot: String?
 
         @Option(help: ArgumentHelp("Read the new passphrase from this open file descriptor.", valueName: "n"))
@@ -31,15 +33,18 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             let database = try openDatabase(context)
-            if let slot, try !database.keySlots().contains(where: { $0.name == slot }) { throw StoreError.noSuchKeySlot(slot) }
+            if let slot, try !database.keySlots().contains(where: { $0.name == slot }) {
+                throw StoreError.noSuchKeySlot(slot)
+            }
             // From the passphrase: the agent does not hand out the key, and a new passphrase ends it.
             let (vault, opened) = try KeySlotCommands.unlock(database, global: global, context: context)
             let target = slot ?? opened.name
             let passphrase = try KeySlotCommands.readNewPassphrase(
                 fd: newPassphraseFd, context: context,
                 prompt: target == opened.name ? "New vault passphrase: " : "New passphrase for key slot '\(target)': ")
-            let change = try vault.changePassphrase(ofSlot: target, to: passphrase, parameters: kdf.map(context.kdfParameters),
-                                                    opened: opened, now: context.now())
+            let change = try vault.changePassphrase(
+                ofSlot: target, to: passphrase, parameters: kdf.map(context.kdfParameters),
+                opened: opened, now: context.now())
             context.console.err("Passphrase of key slot '\(target)' changed.\n")
             KeySlotCommands.reportConversion(change, context: context)
             KeySlotCommands.endAgent(of: vault, context: context)

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
 import Synchronization
-import VaultOAuth
-import VaultAgent
-import VaultStore
 import TokenVaultCore
+import VaultAgent
+import VaultOAuth
+import VaultStore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension TokenVault {
@@ -44,26 +45,38 @@ extension TokenVault {
         @Option(help: "How many refreshes run at once.")
         var concurrency: Int = 8
 
-        @Option(help: ArgumentHelp("Only accounts whose access token lapses within this (e.g. 1d, 12h).", valueName: "duration"))
+        @Option(
+            help: ArgumentHelp(
+                "Only accounts whose access token lapses within this (e.g. 1d, 12h).", valueName: "duration"))
         var dueWithin: DurationArgument?
 
-        @Option(help: ArgumentHelp("Leave accounts whose pair changed within this (0 refreshes everything).", valueName: "duration"))
+        @Option(
+            help: ArgumentHelp(
+                "Leave accounts whose pair changed within this (0 refreshes everything).", valueName: "duration"))
         var skipRecent: DurationArgument = DurationArgument(seconds: 600)
 
-        @Option(help: ArgumentHelp("Once a write to the vault's store fails, how long it is retried (with backoff, no refresh token sent meanwhile) before the run stops.", valueName: "duration"))
+        @Option(
+            help: ArgumentHelp(
+                "Once a write to the vault's store fails, how long it is retried (with backoff, no refresh token sent meanwhile) before the run stops.",
+                valueName: "duration"))
         var storeWait: DurationArgument = DurationArgument(seconds: 60)
 
         @Flag(help: "Print a JSON report on stdout.")
         var json = false
 
-        @Option(help: ArgumentHelp("After the run, run this command (through /bin/sh) once per account that needs a person, with TOKENVAULT_ACCOUNT, TOKENVAULT_INTEGRATION, TOKENVAULT_EVENT and TOKENVAULT_DETAIL set; once per account and event until it changes.", valueName: "cmd"))
+        @Option(
+            help: ArgumentHelp(
+                "After the run, run this command (through /bin/sh) once per account that needs a person, with TOKENVAULT_ACCOUNT, TOKENVAULT_INTEGRATION, TOKENVAULT_EVENT and TOKENVAULT_DETAIL set; once per account and event until it changes.",
+                valueName: "cmd"))
         var notify: String?
 
         /// The agent's scheduled runs: the notify command arrives on this descriptor, not on the command line.
         @Option(help: .hidden) var notifyFd: Int32?
 
         func validate() throws {
-            guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 256") }
+            guard (1...256).contains(concurrency) else {
+                throw ValidationError("--concurrency must be between 1 and 256")
+            }
         }
 
         func run(_ context: Context) async throws {
@@ -82,32 +95,52 @@ extension TokenVault {
             // Oldest pair first: an account whose refresh was cut short (a killed run, an outage) is the first one
             // the next run retries, while a rotating provider's grace window for its old token may still be open.
             // A pair stored in the future (ClockAhead) is due whatever its expiries say.
-            let due = try (dueWithin.map {
-                try database.accounts(accessExpiringBefore: start.addingTimeInterval($0.seconds), orStoredAfter: ClockAhead.limit(now: start))
-            } ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
+            let due = try
+                (dueWithin.map {
+                    try database.accounts(
+                        accessExpiringBefore: start.addingTimeInterval($0.seconds),
+                        orStoredAfter: ClockAhead.limit(now: start))
+                } ?? database.accounts()).sorted { ($0.updatedAt, $0.name) < ($1.updatedAt, $1.name) }
                 .filter(try selection.includer(database))
             for account in due where ClockAhead.isAhead(account, now: start) {
-                context.console.warn(ClockAhead.warning(account: account.name, updatedAt: account.updatedAt, now: start,
-                                                       then: "refreshing it regardless of --skip-recent"))
+                context.console.warn(
+                    ClockAhead.warning(
+                        account: account.name, updatedAt: account.updatedAt, now: start,
+                        then: "refreshing it regardless of --skip-recent"))
             }
             // Accounts without a refresh token are left alone while their access token is valid (one line each);
             // once it has lapsed they are needs-reauth like any other (the refresher reports them so).
             let skipped = due.filter { DisplayState($0, now: start) == .noRefresh }
             let candidates = due.filter { DisplayState($0, now: start) != .noRefresh }
-            let integrationNames = Dictionary(uniqueKeysWithValues: try database.integrations().map { ($0.id, $0.name) })
+            let integrationNames = Dictionary(
+                uniqueKeysWithValues: try database.integrations().map { ($0.id, $0.name) })
             let skippedOutcomes = skipped.map { account in
-                context.console.err("refresh-all: skipping '\(account.name)': it has no refresh token; its access token stays valid \(Format.remaining(account.accessExpiresAt, now: start)), then run \(Format.command("tokenvault authorize \(account.name)")).\n")
-                return RefreshOutcome(account: account.name, integration: integrationNames[account.integrationId] ?? "?",
-                                      status: .noRefresh, accessExpiresBefore: account.accessExpiresAt,
-                                      accessExpiresAfter: account.accessExpiresAt)
+                context.console.err(
+                    "refresh-all: skipping '\(account.name)': it has no refresh token; its access token stays valid \(Format.remaining(account.accessExpiresAt, now: start)), then run \(Format.command("tokenvault authorize \(account.name)")).\n"
+                )
+                return RefreshOutcome(
+                    account: account.name, integration: integrationNames[account.integrationId] ?? "?",
+                    status: .noRefresh, accessExpiresBefore: account.accessExpiresAt,
+                    accessExpiresAfter: account.accessExpiresAt)
             }
             if candidates.isEmpty {
                 if !skippedOutcomes.isEmpty {
-                    if json { context.console.out(Format.json(Self.report(skippedOutcomes, start: start, seconds: 0, auditHead: try? database.auditHead())) + "\n") }
-                    context.console.err("refresh-all: nothing to refresh; \(skippedOutcomes.count) skipped (no refresh token).\n")
+                    if json {
+                        context.console.out(
+                            Format.json(
+                                Self.report(
+                                    skippedOutcomes, start: start, seconds: 0, auditHead: try? database.auditHead()))
+                                + "\n")
+                    }
+                    context.console.err(
+                        "refresh-all: nothing to refresh; \(skippedOutcomes.count) skipped (no refresh token).\n")
                     return
                 }
-                if json { context.console.out(Format.json(Self.report([], start: start, seconds: 0, auditHead: try? database.auditHead())) + "\n") }
+                if json {
+                    context.console.out(
+                        Format.json(Self.report([], start: start, seconds: 0, auditHead: try? database.auditHead()))
+                            + "\n")
+                }
                 context.console.err("refresh-all: nothing to refresh.\n")
                 return
             }
@@ -119,10 +152,12 @@ extension TokenVault {
             // Pairs an earlier run could not store go in first (their accounts are then fresh, nothing is sent).
             await RefreshJournal.storePending(vault: vault, services: services)
             // The total counts what the summary counts: the accounts skipped for want of a refresh token too.
-            let progress = RefreshProgress(total: candidates.count + skippedOutcomes.count, skipped: skippedOutcomes.count,
-                                           console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
-            let refresher = Refresher(vault: vault, services: services, trigger: .refreshAll, verbose: global.verbose,
-                                      onWait: { progress.waiting($0) })
+            let progress = RefreshProgress(
+                total: candidates.count + skippedOutcomes.count, skipped: skippedOutcomes.count,
+                console: context.console, live: context.console.stderrIsTerminal && !global.verbose)
+            let refresher = Refresher(
+                vault: vault, services: services, trigger: .refreshAll, verbose: global.verbose,
+                onWait: { progress.waiting($0) })
             let recent = skipRecent.seconds
             var outcomes: [RefreshOutcome] = []
             outcomes.reserveCapacity(candidates.count)
@@ -143,12 +178,15 @@ extension TokenVault {
                         let planned = list[next]
                         next += 1
                         group.addTask {
-                            let outcome = await refresher.refresh(planned, lockTimeout: firstPass ? 0 : nil,
-                                                                  peek: !firstPass || othersAtWork.isSet) { current in
+                            let outcome = await refresher.refresh(
+                                planned, lockTimeout: firstPass ? 0 : nil,
+                                peek: !firstPass || othersAtWork.isSet
+                            ) { current in
                                 // Changed since this run read it, or within --skip-recent: someone else refreshed it.
                                 // A pair stored in the future is not recent, whatever the clock says.
                                 current.updatedAt == planned.updatedAt
-                                    && (ClockAhead.isAhead(current, now: start) || start.timeIntervalSince(current.updatedAt) >= recent)
+                                    && (ClockAhead.isAhead(current, now: start)
+                                        || start.timeIntervalSince(current.updatedAt) >= recent)
                             }
                             return (planned, outcome)
                         }
@@ -176,11 +214,14 @@ extension TokenVault {
             let now = context.now()
             for outcome in outcomes {
                 switch outcome.status {
-                case .needsReauth: context.console.err("tokenvault: \(outcome.account): needs re-authorization: \(outcome.reason ?? "")\n")
+                case .needsReauth:
+                    context.console.err(
+                        "tokenvault: \(outcome.account): needs re-authorization: \(outcome.reason ?? "")\n")
                 // Said once for all below: nothing was sent, or the pair waits in the journal.
                 case .failed where outcome.notSentStoreFailing: break
                 case .pending: break
-                case .failed: context.console.err("tokenvault: \(outcome.account): refresh failed: \(outcome.reason ?? "")\n")
+                case .failed:
+                    context.console.err("tokenvault: \(outcome.account): refresh failed: \(outcome.reason ?? "")\n")
                 default: if let warning = outcome.lapseWarning(now: now) { context.console.warn("\(warning)") }
                 }
             }
@@ -188,23 +229,38 @@ extension TokenVault {
             let pending = outcomes.filter { $0.status == .pending }.count
             if notSent + pending > 0 {
                 let journal = RefreshJournal.of(database, services: services)?.directory ?? "the local journal"
-                let why = refresher.storeHealth.downError?.localizedDescription
-                    ?? outcomes.first(where: { $0.notSentStoreFailing || $0.status == .pending })?.reason ?? "unknown error"
-                context.console.err("tokenvault: error: the vault's store failed, refresh-all stopped sending refresh tokens: \(notSent) account\(notSent == 1 ? "" : "s") not refreshed (nothing sent), \(pending) new pair\(pending == 1 ? "" : "s") waiting in \(journal) (\(why))\n")
-                context.console.err("tokenvault: hint: once the store works again, run 'tokenvault refresh-all' (or any command that unlocks the vault): it stores the waiting pairs first, then refreshes the rest\n")
+                let why =
+                    refresher.storeHealth.downError?.localizedDescription
+                    ?? outcomes.first(where: { $0.notSentStoreFailing || $0.status == .pending })?.reason
+                    ?? "unknown error"
+                context.console.err(
+                    "tokenvault: error: the vault's store failed, refresh-all stopped sending refresh tokens: \(notSent) account\(notSent == 1 ? "" : "s") not refreshed (nothing sent), \(pending) new pair\(pending == 1 ? "" : "s") waiting in \(journal) (\(why))\n"
+                )
+                context.console.err(
+                    "tokenvault: hint: once the store works again, run 'tokenvault refresh-all' (or any command that unlocks the vault): it stores the waiting pairs first, then refreshes the rest\n"
+                )
             }
             let count = { (s: RefreshOutcome.Status) in outcomes.filter { $0.status == s }.count }
             let skippedNote = skippedOutcomes.isEmpty ? "" : ", \(skippedOutcomes.count) skipped (no refresh token)"
             let pendingNote = pending == 0 ? "" : ", \(pending) waiting in the local journal"
-            context.console.err("refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed\(pendingNote)\(skippedNote), of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n")
+            context.console.err(
+                "refresh-all: \(count(.refreshed)) refreshed, \(count(.alreadyFresh)) already fresh, \(count(.needsReauth)) need re-authorization, \(count(.failed)) failed\(pendingNote)\(skippedNote), of \(outcomes.count) in \(String(format: "%.1f", seconds)) s.\n"
+            )
             if json {
-                context.console.out(Format.json(Self.report(outcomes, start: start, seconds: seconds, auditHead: try? database.auditHead())) + "\n")
+                context.console.out(
+                    Format.json(
+                        Self.report(outcomes, start: start, seconds: seconds, auditHead: try? database.auditHead()))
+                        + "\n")
             }
             if let notify {
                 let journal = RefreshJournal.of(database, services: services)
-                try await Notifier.notify(notify, attention: try Attention.find(in: database, now: context.now(),
-                                                                          waiting: journal?.waitingPairs().values.map { $0 } ?? [],
-                                                                          interrupted: await journal?.interruptedRefreshes(in: database) ?? []), database: database, context: context)
+                try await Notifier.notify(
+                    notify,
+                    attention: try Attention.find(
+                        in: database, now: context.now(),
+                        waiting: journal?.waitingPairs().values.map { $0 } ?? [],
+                        interrupted: await journal?.interruptedRefreshes(in: database) ?? []), database: database,
+                    context: context)
             }
             if outcomes.contains(where: { $0.failureCode == .integrity }) { throw CommandExit(code: .integrity) }
             // A local problem (an account's lock refused or stuck) is the user's to fix, not the provider's.
@@ -215,13 +271,16 @@ extension TokenVault {
 
         /// `auditHead`: the log's head after the run, for keeping elsewhere and checking later with
         /// `audit --verify --expect-head` (a vault rolled back to an older copy no longer contains it).
-        static func report(_ outcomes: [RefreshOutcome], start: Date, seconds: Double,
-                           auditHead: (seq: Int64, mac: [UInt8])?) -> RefreshAllReport {
+        static func report(
+            _ outcomes: [RefreshOutcome], start: Date, seconds: Double,
+            auditHead: (seq: Int64, mac: [UInt8])?
+        ) -> RefreshAllReport {
             let count = { (s: RefreshOutcome.Status) in outcomes.filter { $0.status == s }.count }
             return RefreshAllReport(
                 startedAt: start, durationSeconds: (seconds * 1000).rounded() / 1000,
                 total: outcomes.count, refreshed: count(.refreshed), fresh: count(.alreadyFresh),
-                needsReauth: count(.needsReauth), failed: count(.failed), skipped: count(.noRefresh), pending: count(.pending),
+                needsReauth: count(.needsReauth), failed: count(.failed), skipped: count(.noRefresh),
+                pending: count(.pending),
                 accounts: outcomes.map(RefreshOutcomeReport.init),
                 auditHead: auditHead.map { UnlockedVault.hex($0.mac) }, auditHeadSeq: auditHead?.seq)
         }

@@ -33,7 +33,9 @@ extension TokenVault {
             // The audit entries for the removed accounts need the key, so unlock only when there are some.
             if !affected.isEmpty {
                 let vault = try VaultUnlocking.unlock(database, global: global, context: context)
-                context.console.err("Removing \(affected.count) account\(affected.count == 1 ? "" : "s") with it: \(affected.map(\.name).joined(separator: ", ")).\n")
+                context.console.err(
+                    "Removing \(affected.count) account\(affected.count == 1 ? "" : "s") with it: \(affected.map(\.name).joined(separator: ", ")).\n"
+                )
                 try vault.removeIntegration(integration, accounts: affected, now: context.now())
             } else {
                 try UnlockedVault.removeUnusedIntegration(integration, from: database)

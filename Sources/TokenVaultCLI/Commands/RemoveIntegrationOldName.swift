@@ -4,7 +4,8 @@ extension TokenVault {
     /// The old name of `integration remove`.
     struct RemoveIntegrationOldName: VaultCommand {
         static let configuration = CommandConfiguration(
-            commandName: "remove-integration", abstract: "Same as 'tokenvault integration remove'.", shouldDisplay: false)
+            commandName: "remove-integration", abstract: "Same as 'tokenvault integration remove'.",
+            shouldDisplay: false)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var options: RemoveIntegrationOptions

@@ -41,7 +41,9 @@ extension TokenVault {
             let provider = try integration.map(Provider.of)
             if !local, let integration, let provider {
                 if !provider.supportsRevoke {
-                    if case .none(let hint) = provider.revocation { remoteNote = hint } else {
+                    if case .none(let hint) = provider.revocation {
+                        remoteNote = hint
+                    } else {
                         remoteNote = "\(provider.displayName) has no revocation endpoint configured"
                     }
                 } else if !provider.canRevoke(grantedScopes: record.grantedScopes) {
@@ -70,34 +72,52 @@ extension TokenVault {
             // the other accounts of the same person on this integration lost their tokens too: they are marked
             // needs-reauth (audited) in the same transaction, and named below.
             let personWide: Bool
-            if case .revokedAt = outcome, case .webexAuthorizations? = provider?.revocation { personWide = true } else { personWide = false }
-            let revokedWith = try vault.revoke(record, integration: integration, revocation: UnlockedVault.Revocation(
-                trigger: local ? .revokeLocal : .revoke, outcome: outcome, detail: remoteNote,
-                personWideAt: personWide ? provider?.id.rawValue ?? "?" : nil), now: context.now())
-            let samePerson = revokedWith.samePerson, unknownPerson = revokedWith.unknownPerson
+            if case .revokedAt = outcome, case .webexAuthorizations? = provider?.revocation {
+                personWide = true
+            } else {
+                personWide = false
+            }
+            let revokedWith = try vault.revoke(
+                record, integration: integration,
+                revocation: UnlockedVault.Revocation(
+                    trigger: local ? .revokeLocal : .revoke, outcome: outcome, detail: remoteNote,
+                    personWideAt: personWide ? provider?.id.rawValue ?? "?" : nil), now: context.now())
+            let samePerson = revokedWith.samePerson
+            let unknownPerson = revokedWith.unknownPerson
             if case .revokedAt = outcome {
-                context.console.err("Revoked the tokens of '\(account)' at the provider and removed the pair from the vault.\n")
+                context.console.err(
+                    "Revoked the tokens of '\(account)' at the provider and removed the pair from the vault.\n")
                 let integrationName = integration?.name ?? "?"
                 if !samePerson.isEmpty {
                     let quoted = samePerson.map { "'\($0.name)'" }
-                    let names = quoted.count == 1 ? quoted[0] : quoted.dropLast().joined(separator: ", ") + " and " + quoted.last!
-                    context.console.err("\(provider?.displayName ?? "The provider") revokes every token the same person gave integration '\(integrationName)': those of \(names) are revoked too, and marked needs-reauth.\n")
-                    context.console.err("tokenvault: hint: run 'tokenvault authorize NAME' for each of them that should keep working\n")
+                    let names =
+                        quoted.count == 1
+                        ? quoted[0] : quoted.dropLast().joined(separator: ", ") + " and " + quoted.last!
+                    context.console.err(
+                        "\(provider?.displayName ?? "The provider") revokes every token the same person gave integration '\(integrationName)': those of \(names) are revoked too, and marked needs-reauth.\n"
+                    )
+                    context.console.err(
+                        "tokenvault: hint: run 'tokenvault authorize NAME' for each of them that should keep working\n")
                 }
                 if !unknownPerson.isEmpty {
                     let names = unknownPerson.map { "'\($0.name)'" }.joined(separator: ", ")
-                    context.console.warn("\(names) of integration '\(integrationName)' may have lost their tokens too if they are the same person ('tokenvault whoami NAME' records who an account is)")
+                    context.console.warn(
+                        "\(names) of integration '\(integrationName)' may have lost their tokens too if they are the same person ('tokenvault whoami NAME' records who an account is)"
+                    )
                 }
             } else {
                 context.console.err("Removed the token pair of '\(account)' from the vault.\n")
                 // The provider was asked and said no (or could not be reached): a script must see that the tokens
                 // are still good at the provider.
                 if revocationFailed {
-                    throw CLIError.revokeFailed(account: account, reason: remoteNote ?? "unknown reason",
-                                                hint: (provider ?? .webex).hints.revokeElsewhere)
+                    throw CLIError.revokeFailed(
+                        account: account, reason: remoteNote ?? "unknown reason",
+                        hint: (provider ?? .webex).hints.revokeElsewhere)
                 }
                 if !local {
-                    context.console.warn("not revoked at the provider (\(remoteNote ?? "unknown reason")): the tokens stay valid until they expire.")
+                    context.console.warn(
+                        "not revoked at the provider (\(remoteNote ?? "unknown reason")): the tokens stay valid until they expire."
+                    )
                 }
                 context.console.err("tokenvault: hint: \((provider ?? .webex).hints.revokeElsewhere).\n")
             }

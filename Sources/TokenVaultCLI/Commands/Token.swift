@@ -22,8 +22,9 @@ extension TokenVault {
         var minValid: DurationArgument = DurationArgument(seconds: 600)
 
         func run(_ context: Context) async throws {
-            let (token, _) = try await freshAccessToken(account: account, global: global, minValid: minValid.seconds,
-                                                        trigger: .token, context: context)
+            let (token, _) = try await freshAccessToken(
+                account: account, global: global, minValid: minValid.seconds,
+                trigger: .token, context: context)
             guard !token.contains(where: \.isNewline) else {
                 throw CLIError.integrity("the access token of '\(account)' contains a line break; refusing to print it")
             }

@@ -5,8 +5,9 @@ import TokenVaultCore
 import VaultAgent
 import VaultCrypto
 import VaultStore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension TokenVault {
@@ -37,7 +38,10 @@ extension TokenVault {
         @Option(help: "Run refresh-all on this period (+/-10 %), e.g. 12h (default: never).")
         var refreshEvery: DurationArgument?
 
-        @Option(help: ArgumentHelp("With --refresh-every: the scheduled runs call this command for accounts that need a person (as refresh-all --notify).", valueName: "cmd"))
+        @Option(
+            help: ArgumentHelp(
+                "With --refresh-every: the scheduled runs call this command for accounts that need a person (as refresh-all --notify).",
+                valueName: "cmd"))
         var notify: String?
 
         func run(_ context: Context) async throws {
@@ -48,24 +52,33 @@ extension TokenVault {
             }
             guard lifetime.seconds >= 1 else { throw CLIError.usage("--for must be at least 1s") }
             if let notify, notify.utf8.count > HandOff.limit {
-                throw CLIError.usage("--notify is longer than \(HandOff.limit / 1024) KiB", hint: "put the command in a script and give its path")
+                throw CLIError.usage(
+                    "--notify is longer than \(HandOff.limit / 1024) KiB",
+                    hint: "put the command in a script and give its path")
             }
             let socketPath = AgentSocket.path(for: identity, environment: context.environment)
             // The passphrase, checked here (three tries at a terminal), never through an agent.
             let vault = try VaultUnlocking.unlock(database, global: global, context: context, allowAgent: false)
-            guard let keys = vault.keys as? InProcessKeyHolder else { throw CLIError.usage("the vault key is not in this process") }
+            guard let keys = vault.keys as? InProcessKeyHolder else {
+                throw CLIError.usage("the vault key is not in this process")
+            }
             if let old = try? AgentClient.connect(socketPath: socketPath) { try? old.lockAgent() }
 
-            var arguments = ["agent", "run", "--vault", location, "--key-fd", "3", "--ready-fd", "4",
-                             "--for", String(Int(lifetime.seconds))]
+            var arguments = [
+                "agent", "run", "--vault", location, "--key-fd", "3", "--ready-fd", "4",
+                "--for", String(Int(lifetime.seconds)),
+            ]
             if let idle { arguments += ["--idle", String(Int(idle.seconds))] }
             if let refreshEvery { arguments += ["--refresh-every", String(Int(refreshEvery.seconds))] }
             // Not on the agent's command line, which every local user can read for hours: on descriptor 5.
             if notify != nil { arguments += ["--notify-fd", "5"] }
-            let pid = try AgentLauncher.start(arguments: arguments, keys: keys, notify: notify,
-                                              environment: ChildEnvironment.scrubbed(context.environment))
+            let pid = try AgentLauncher.start(
+                arguments: arguments, keys: keys, notify: notify,
+                environment: ChildEnvironment.scrubbed(context.environment))
             let until = context.now().addingTimeInterval(lifetime.seconds)
-            context.console.err("Unlocked \(location) until \(Format.timestamp(until)) (agent pid \(pid)); 'tokenvault lock' forgets the key.\n")
+            context.console.err(
+                "Unlocked \(location) until \(Format.timestamp(until)) (agent pid \(pid)); 'tokenvault lock' forgets the key.\n"
+            )
         }
     }
 
@@ -79,7 +92,8 @@ extension TokenVault {
         func run(_ context: Context) async throws {
             let location = vaultPath(context)
             guard let path = VaultUnlocking.socketPath(location: location, context: context),
-                  let agent = try AgentClient.connect(socketPath: path) else {
+                let agent = try AgentClient.connect(socketPath: path)
+            else {
                 context.console.err("No agent holds \(VaultStores.named(location)).\n")
                 return
             }
@@ -93,18 +107,24 @@ extension TokenVault {
 enum AgentLauncher {
     /// Spawns `tokenvault agent run …` with the key on descriptor 3, a readiness pipe on 4 and the notify command
     /// (when there is one) on 5, stdio on /dev/null; waits until it listens (or says why it could not). Returns its pid.
-    static func start(arguments: [String], keys: InProcessKeyHolder, notify: String? = nil, environment: [String: String]) throws -> pid_t {
-        var keyPipe: [Int32] = [-1, -1], readyPipe: [Int32] = [-1, -1], notifyPipe: [Int32] = [-1, -1]
+    static func start(
+        arguments: [String], keys: InProcessKeyHolder, notify: String? = nil, environment: [String: String]
+    ) throws -> pid_t {
+        var keyPipe: [Int32] = [-1, -1]
+        var readyPipe: [Int32] = [-1, -1]
+        var notifyPipe: [Int32] = [-1, -1]
         guard pipe(&keyPipe) == 0, pipe(&readyPipe) == 0, notify == nil || pipe(&notifyPipe) == 0 else {
             throw CLIError.usage("cannot make a pipe for the agent")
         }
         // The program itself: the agent is the same binary.
-        let program = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let program =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var descriptors = [(from: keyPipe[0], to: Int32(3)), (from: readyPipe[1], to: Int32(4))]
         if notify != nil { descriptors.append((from: notifyPipe[0], to: 5)) }
         ChildEnvironment.closeOnExecAll()
         let spawned = Result { () throws(SpawnedProcess.Failure) in
-            try SpawnedProcess.spawn(program, arguments: [program] + arguments, environment: environment, descriptors: descriptors)
+            try SpawnedProcess.spawn(
+                program, arguments: [program] + arguments, environment: environment, descriptors: descriptors)
         }
         close(keyPipe[0])
         close(readyPipe[1])

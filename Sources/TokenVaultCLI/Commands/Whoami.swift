@@ -42,8 +42,11 @@ extension TokenVault {
                 do {
                     identity = try await client.identity(accessToken: retried)
                 } catch let again as OAuthError where again.isUnauthorized {
-                    try await markNeedsReauthorization(vault: vault, integration: integration.name, because: again, context: context)
-                    throw CLIError.needsReauthorization(account: account, reason: "the provider refused its access token even after a refresh (HTTP 401)")
+                    try await markNeedsReauthorization(
+                        vault: vault, integration: integration.name, because: again, context: context)
+                    throw CLIError.needsReauthorization(
+                        account: account,
+                        reason: "the provider refused its access token even after a refresh (HTTP 401)")
                 }
             }
             // Keep the plain identity metadata current; this is not a lifetime change, so no audit entry.
@@ -52,7 +55,8 @@ extension TokenVault {
                 context.console.out(Format.json(IdentityReport(account: account, identity)) + "\n")
             } else {
                 // What the provider did not say is left out, not shown as "-" (a generic provider has no org or type).
-                let who = [identity.displayName, identity.email.map { "<\($0)>" }].compactMap { $0 }.joined(separator: " ")
+                let who = [identity.displayName, identity.email.map { "<\($0)>" }].compactMap { $0 }.joined(
+                    separator: " ")
                 var lines = [who.isEmpty ? identity.id : who, "  id: \(identity.id)"]
                 if let org = identity.orgId { lines.append("  org: \(org)") }
                 if let type = identity.type { lines.append("  type: \(type)") }
@@ -77,8 +81,11 @@ extension TokenVault.Whoami {
         let planned = try vault.database.account(named: account)
         let integrationName = try vault.database.integration(id: planned.integrationId)?.name
         guard planned.refreshTokenSealed != nil, planned.state == .ok else {
-            try await markNeedsReauthorization(vault: vault, integration: integrationName, because: rejected, context: context)
-            throw CLIError.needsReauthorization(account: account, reason: "the provider refused its access token (HTTP 401) and it holds no refresh token")
+            try await markNeedsReauthorization(
+                vault: vault, integration: integrationName, because: rejected, context: context)
+            throw CLIError.needsReauthorization(
+                account: account,
+                reason: "the provider refused its access token (HTTP 401) and it holds no refresh token")
         }
         try vault.database.checkRefreshLocks()
         let refresher = Refresher(vault: vault, services: context.services, trigger: .whoami, verbose: global.verbose)
@@ -92,21 +99,28 @@ extension TokenVault.Whoami {
             }
             return text
         case .needsReauth, .noRefresh:
-            throw CLIError.needsReauthorization(account: account, reason: outcome.reason ?? "the provider refused its refresh token")
+            throw CLIError.needsReauthorization(
+                account: account, reason: outcome.reason ?? "the provider refused its refresh token")
         case .pending:
             throw CLIError.vault(.storeFailed(outcome.reason ?? "the vault's store failed", hint: outcome.hint))
         case .failed:
             if outcome.failureCode == .integrity {
-                throw CLIError.integrity(outcome.reason ?? "integrity failure", hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
+                throw CLIError.integrity(
+                    outcome.reason ?? "integrity failure",
+                    hint: "the vault was damaged or tampered with; restore it from a backup or authorize again")
             }
-            throw CLIError.provider("the provider refused the access token of '\(account)' (HTTP 401) and refreshing it failed: \(outcome.reason ?? "unknown error")",
-                                    hint: "try again later; if it persists, run \(Format.command("tokenvault authorize \(account)"))")
+            throw CLIError.provider(
+                "the provider refused the access token of '\(account)' (HTTP 401) and refreshing it failed: \(outcome.reason ?? "unknown error")",
+                hint: "try again later; if it persists, run \(Format.command("tokenvault authorize \(account)"))")
         }
     }
 
     /// Records that the provider refuses the account's tokens: list shows needs-reauth and no run retries it.
-    func markNeedsReauthorization(vault: UnlockedVault, integration: String?, because error: OAuthError, context: Context) async throws {
-        try vault.markAccessTokenRejected(account: account, integration: integration, trigger: .whoami,
-                                          detail: error.localizedDescription, now: context.now())
+    func markNeedsReauthorization(
+        vault: UnlockedVault, integration: String?, because error: OAuthError, context: Context
+    ) async throws {
+        try vault.markAccessTokenRejected(
+            account: account, integration: integration, trigger: .whoami,
+            detail: error.localizedDescription, now: context.now())
     }
 }

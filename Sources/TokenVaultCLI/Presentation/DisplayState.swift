@@ -17,17 +17,22 @@ enum DisplayState: String {
     static let refreshWarning: TimeInterval = 14 * 86_400
 
     init(_ account: Account, now: Date) {
-        self.init(state: account.state, hasAccessToken: account.accessTokenSealed != nil,
-                  hasRefreshToken: account.refreshTokenSealed != nil,
-                  access: account.accessExpiresAt, refresh: account.refreshExpiresAt, updatedAt: account.updatedAt, now: now)
+        self.init(
+            state: account.state, hasAccessToken: account.accessTokenSealed != nil,
+            hasRefreshToken: account.refreshTokenSealed != nil,
+            access: account.accessExpiresAt, refresh: account.refreshExpiresAt, updatedAt: account.updatedAt, now: now)
     }
 
     init(_ summary: AccountSummary, now: Date) {
-        self.init(state: summary.state, hasAccessToken: summary.hasAccessToken, hasRefreshToken: summary.hasRefreshToken,
-                  access: summary.accessExpiresAt, refresh: summary.refreshExpiresAt, updatedAt: summary.updatedAt, now: now)
+        self.init(
+            state: summary.state, hasAccessToken: summary.hasAccessToken, hasRefreshToken: summary.hasRefreshToken,
+            access: summary.accessExpiresAt, refresh: summary.refreshExpiresAt, updatedAt: summary.updatedAt, now: now)
     }
 
-    init(state: AccountState, hasAccessToken: Bool, hasRefreshToken: Bool, access: Date?, refresh: Date?, updatedAt: Date, now: Date) {
+    init(
+        state: AccountState, hasAccessToken: Bool, hasRefreshToken: Bool, access: Date?, refresh: Date?,
+        updatedAt: Date, now: Date
+    ) {
         if state == .needsReauth || !(hasAccessToken || hasRefreshToken) {
             self = .needsReauth
         } else if ClockAhead.isAhead(updatedAt: updatedAt, now: now) {

@@ -8,7 +8,9 @@ import VaultStore
 enum IntegrationEndpoints {
     /// Nil when the integration cannot be read (an unknown provider, an invalid API base): the caller shows "?".
     static func of(_ integration: Integration) -> Provider.ResolvedEndpoints? {
-        guard let provider = try? Provider.of(integration), let base = URL(string: integration.apiBase) else { return nil }
+        guard let provider = try? Provider.of(integration), let base = URL(string: integration.apiBase) else {
+            return nil
+        }
         let options = (try? ProviderOptions.decode(integration.providerOptions)) ?? nil
         return provider.resolvedEndpoints(base: base, tenant: options?.tenant, clientId: integration.clientId)
     }

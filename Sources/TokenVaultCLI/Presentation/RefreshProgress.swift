@@ -73,10 +73,12 @@ final class RefreshProgress: Sendable {
     /// "refresh-all: 6/10 done: 3 refreshed, 0 fresh, 3 need re-authorization, 0 failed, 140.0/s", or with
     /// "waiting 2s (Retry-After)" in place of the rate.
     static func line(_ c: Counts, total: Int, rate: Double, waiting: RetryWait?) -> String {
-        let tail = waiting.map { "waiting \(Int($0.seconds.rounded(.up)))s (\($0.retryAfter ? "Retry-After" : "backoff"))" }
+        let tail =
+            waiting.map { "waiting \(Int($0.seconds.rounded(.up)))s (\($0.retryAfter ? "Retry-After" : "backoff"))" }
             ?? "\(String(format: "%.1f", rate))/s"
         let skipped = c.skipped > 0 ? ", \(c.skipped) skipped (no refresh token)" : ""
-        return "refresh-all: \(c.done)/\(total) done: \(c.refreshed) refreshed, \(c.fresh) fresh, \(c.needsReauth) need re-authorization, \(c.failed) failed\(skipped), \(tail)"
+        return
+            "refresh-all: \(c.done)/\(total) done: \(c.refreshed) refreshed, \(c.fresh) fresh, \(c.needsReauth) need re-authorization, \(c.failed) failed\(skipped), \(tail)"
     }
 
     func finish() { if live { console.err("\n") } }

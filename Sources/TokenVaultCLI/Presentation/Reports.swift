@@ -24,9 +24,12 @@ struct AccountReport: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case account, integration, provider, state, email, scopes
-        case displayName = "display_name", orgId = "org_id"
-        case accessExpiresAt = "access_expires_at", refreshExpiresAt = "refresh_expires_at"
-        case accessExpiresInSeconds = "access_expires_in_seconds", refreshExpiresInSeconds = "refresh_expires_in_seconds"
+        case displayName = "display_name"
+        case orgId = "org_id"
+        case accessExpiresAt = "access_expires_at"
+        case refreshExpiresAt = "refresh_expires_at"
+        case accessExpiresInSeconds = "access_expires_in_seconds"
+        case refreshExpiresInSeconds = "refresh_expires_in_seconds"
     }
 }
 
@@ -68,8 +71,10 @@ struct AuditEntryReport: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case seq, at, account, event, trigger, outcome, integration, detail
-        case accessExpiresBefore = "access_expires_before", accessExpiresAfter = "access_expires_after"
-        case refreshExpiresBefore = "refresh_expires_before", refreshExpiresAfter = "refresh_expires_after"
+        case accessExpiresBefore = "access_expires_before"
+        case accessExpiresAfter = "access_expires_after"
+        case refreshExpiresBefore = "refresh_expires_before"
+        case refreshExpiresAfter = "refresh_expires_after"
         case refreshTokenChanged = "refresh_token_changed"
     }
 }
@@ -126,8 +131,11 @@ struct RefreshAllReport: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case total, refreshed, fresh, failed, skipped, pending, accounts
-        case startedAt = "started_at", durationSeconds = "duration_seconds", needsReauth = "needs_reauth"
-        case auditHead = "audit_head", auditHeadSeq = "audit_head_seq"
+        case startedAt = "started_at"
+        case durationSeconds = "duration_seconds"
+        case needsReauth = "needs_reauth"
+        case auditHead = "audit_head"
+        case auditHeadSeq = "audit_head_seq"
     }
 }
 
@@ -146,9 +154,12 @@ struct RefreshOutcomeReport: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case account, integration, status, error
-        case accessExpiresBefore = "access_expires_before", accessExpiresAt = "access_expires_at"
-        case refreshExpiresBefore = "refresh_expires_before", refreshExpiresAt = "refresh_expires_at"
-        case refreshTokenChanged = "refresh_token_changed", trackingId = "tracking_id"
+        case accessExpiresBefore = "access_expires_before"
+        case accessExpiresAt = "access_expires_at"
+        case refreshExpiresBefore = "refresh_expires_before"
+        case refreshExpiresAt = "refresh_expires_at"
+        case refreshTokenChanged = "refresh_token_changed"
+        case trackingId = "tracking_id"
     }
 
     init(_ o: RefreshOutcome) {
@@ -191,7 +202,8 @@ struct IdentityReport: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case account, id, email, type
-        case displayName = "display_name", orgId = "org_id"
+        case displayName = "display_name"
+        case orgId = "org_id"
     }
 
     init(account: String, _ identity: Identity) {
@@ -216,8 +228,11 @@ struct KeySlotReport: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case name, form
-        case kdfLevel = "kdf_level", kdfOpslimit = "kdf_opslimit", kdfMemlimit = "kdf_memlimit"
-        case createdAt = "created_at", changedAt = "changed_at"
+        case kdfLevel = "kdf_level"
+        case kdfOpslimit = "kdf_opslimit"
+        case kdfMemlimit = "kdf_memlimit"
+        case createdAt = "created_at"
+        case changedAt = "changed_at"
     }
 }
 
@@ -238,7 +253,10 @@ struct IntegrationReport: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case name, provider, scopes, accounts, endpoints
-        case clientId = "client_id", redirectURI = "redirect_uri", apiBase = "api_base", envVar = "env_var"
+        case clientId = "client_id"
+        case redirectURI = "redirect_uri"
+        case apiBase = "api_base"
+        case envVar = "env_var"
         case providerOptions = "provider_options"
     }
 
@@ -254,7 +272,8 @@ struct IntegrationReport: Encodable, Sendable {
         self.accounts = accounts
         endpoints = IntegrationEndpoints.of(i).map(EndpointsReport.init)
         if withOptions {
-            providerOptions = .some((try? ProviderOptions.decode(i.providerOptions)).flatMap { $0 }.map(ProviderOptionsReport.init))
+            providerOptions = .some(
+                (try? ProviderOptions.decode(i.providerOptions)).flatMap { $0 }.map(ProviderOptionsReport.init))
         }
     }
 
@@ -317,8 +336,12 @@ struct ProviderOptionsReport: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case tenant, issuer
-        case authorizeURL = "authorize_url", tokenURL = "token_url", deviceURL = "device_url", revokeURL = "revoke_url"
-        case userinfoURL = "userinfo_url", clientAuth = "client_auth"
+        case authorizeURL = "authorize_url"
+        case tokenURL = "token_url"
+        case deviceURL = "device_url"
+        case revokeURL = "revoke_url"
+        case userinfoURL = "userinfo_url"
+        case clientAuth = "client_auth"
     }
 
     init(_ o: ProviderOptions) {
@@ -348,13 +371,16 @@ struct AgentStatusReport: Encodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case running, vault, pid, identity, since, until, socket
-        case idleSeconds = "idle_seconds", refreshEverySeconds = "refresh_every_seconds"
+        case idleSeconds = "idle_seconds"
+        case refreshEverySeconds = "refresh_every_seconds"
         case socketFallbackReason = "socket_fallback_reason"
     }
 
     /// `status`: the agent's answer (times in epoch seconds).
     init(status: [String: Any], socket: String, fallbackReason: String?) {
-        func time(_ key: String) -> Date? { (status[key] as? Int).map { Date(timeIntervalSince1970: TimeInterval($0)) } }
+        func time(_ key: String) -> Date? {
+            (status[key] as? Int).map { Date(timeIntervalSince1970: TimeInterval($0)) }
+        }
         vault = status["vault"] as? String
         pid = status["pid"] as? Int
         identity = status["identity"] as? String

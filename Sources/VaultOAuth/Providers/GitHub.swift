@@ -23,5 +23,6 @@ extension Provider {
         hints: Hints(
             registration: "create a GitHub App (or an OAuth app) under Settings → Developer settings on github.com",
             redirectURI: "the redirect URI must be one of the app's callback URLs",
-            revokeElsewhere: "to revoke at GitHub, open Settings → Applications on github.com and revoke the app's access"))
+            revokeElsewhere:
+                "to revoke at GitHub, open Settings → Applications on github.com and revoke the app's access"))
 }

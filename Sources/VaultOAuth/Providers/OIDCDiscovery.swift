@@ -33,7 +33,9 @@ public enum OIDCDiscovery {
             let onlySlash = Provider.normalized(URL(string: stated) ?? issuer) == asked
             throw OAuthError.invalidResponse(
                 "the discovery document names the issuer \(ProviderText.displayable(stated, limit: 120)), not \(issuer.absoluteString); refusing it (OpenID Connect Discovery §4.3)"
-                + (onlySlash ? "; if that is your provider's issuer, give it exactly so: --issuer \(ProviderText.displayable(stated, limit: 120))" : ""))
+                    + (onlySlash
+                        ? "; if that is your provider's issuer, give it exactly so: --issuer \(ProviderText.displayable(stated, limit: 120))"
+                        : ""))
         }
         let loopbackIssuer = isLoopbackHTTP(issuer)
         func endpoint(_ key: String, required: Bool) throws -> String? {
@@ -42,8 +44,8 @@ public enum OIDCDiscovery {
                 return nil
             }
             guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), url.host?.isEmpty == false,
-                  scheme == "https" || (scheme == "http" && loopbackIssuer && isLoopbackHTTP(url)),
-                  ProviderText.displayable(text, limit: 2048) == text
+                scheme == "https" || (scheme == "http" && loopbackIssuer && isLoopbackHTTP(url)),
+                ProviderText.displayable(text, limit: 2048) == text
             else {
                 throw OAuthError.invalidResponse("the discovery document's \"\(key)\" is not an https URL")
             }
@@ -58,7 +60,8 @@ public enum OIDCDiscovery {
             userinfoURL: try endpoint("userinfo_endpoint", required: false))
         // Absent means client_secret_basic (OIDC Discovery §3).
         let methods = strings(o["token_endpoint_auth_methods_supported"]) ?? ["client_secret_basic"]
-        options.clientAuth = methods.contains("client_secret_basic") ? .basic : methods.contains("client_secret_post") ? .body : .basic
+        options.clientAuth =
+            methods.contains("client_secret_basic") ? .basic : methods.contains("client_secret_post") ? .body : .basic
         if let challenges = strings(o["code_challenge_methods_supported"]), !challenges.contains("S256") {
             options.usesPKCE = false
         }
@@ -71,6 +74,7 @@ public enum OIDCDiscovery {
     }
 
     static func isLoopbackHTTP(_ url: URL) -> Bool {
-        url.scheme?.lowercased() == "http" && ["127.0.0.1", "localhost", "::1", "[::1]"].contains(url.host?.lowercased() ?? "")
+        url.scheme?.lowercased() == "http"
+            && ["127.0.0.1", "localhost", "::1", "[::1]"].contains(url.host?.lowercased() ?? "")
     }
 }

@@ -29,8 +29,10 @@ public struct Provider: Sendable, Equatable {
         public var revoke: Endpoint?
         public var identity: Endpoint?
 
-        public init(authorize: Endpoint, token: Endpoint, deviceAuthorize: Endpoint? = nil, deviceToken: Endpoint? = nil,
-                    revoke: Endpoint? = nil, identity: Endpoint? = nil) {
+        public init(
+            authorize: Endpoint, token: Endpoint, deviceAuthorize: Endpoint? = nil, deviceToken: Endpoint? = nil,
+            revoke: Endpoint? = nil, identity: Endpoint? = nil
+        ) {
             self.authorize = authorize
             self.token = token
             self.deviceAuthorize = deviceAuthorize
@@ -94,8 +96,10 @@ public struct Provider: Sendable, Equatable {
         /// The HTTP method of the identity request (Slack's `auth.test` is a POST).
         public var method: String
 
-        public init(id: [String], email: [String] = [], name: [String] = [], org: [String] = [], type: [String] = [],
-                    method: String = "GET") {
+        public init(
+            id: [String], email: [String] = [], name: [String] = [], org: [String] = [], type: [String] = [],
+            method: String = "GET"
+        ) {
             self.id = id
             self.email = email
             self.name = name
@@ -122,8 +126,10 @@ public struct Provider: Sendable, Equatable {
         /// Where the portal shows a ready-made authorization URL (for `add --from-url`), if it does.
         public var authorizationURL: String?
 
-        public init(registration: String, redirectURI: String, revokeElsewhere: String, missingScopes: String? = nil,
-                    missingScopesPrefix: String? = nil, scopesExample: String? = nil, authorizationURL: String? = nil) {
+        public init(
+            registration: String, redirectURI: String, revokeElsewhere: String, missingScopes: String? = nil,
+            missingScopesPrefix: String? = nil, scopesExample: String? = nil, authorizationURL: String? = nil
+        ) {
             self.registration = registration
             self.redirectURI = redirectURI
             self.revokeElsewhere = revokeElsewhere
@@ -225,11 +231,13 @@ public struct Provider: Sendable, Equatable {
             return URL(string: s + "/" + p) ?? base.appendingPathComponent(String(p))
         case .absolute(var template):
             for (key, value) in values {
-                let encoded = value.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/", "?", "#"])) ?? value
+                let encoded =
+                    value.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(["/", "?", "#"]))
+                    ?? value
                 template = template.replacingOccurrences(of: "{\(key)}", with: encoded)
             }
             guard rebasesEndpoints, Self.normalized(base) != Self.normalized(defaultAPIBase),
-                  let original = URLComponents(string: template)
+                let original = URLComponents(string: template)
             else { return URL(string: template)! }
             var s = Self.normalized(base)
             s += original.percentEncodedPath
@@ -257,7 +265,8 @@ public struct Provider: Sendable, Equatable {
     public func resolvedEndpoints(base: URL, tenant: String?, clientId: String) -> ResolvedEndpoints {
         let values = Self.endpointValues(tenant: tenant, clientId: clientId)
         return ResolvedEndpoints(
-            authorize: url(endpoints.authorize, base: base, values: values), token: url(endpoints.token, base: base, values: values),
+            authorize: url(endpoints.authorize, base: base, values: values),
+            token: url(endpoints.token, base: base, values: values),
             deviceAuthorize: endpoints.deviceAuthorize.map { url($0, base: base, values: values) },
             revoke: supportsRevoke ? endpoints.revoke.map { url($0, base: base, values: values) } : nil,
             identity: endpoints.identity.map { url($0, base: base, values: values) })
@@ -285,7 +294,9 @@ public struct Provider: Sendable, Equatable {
     /// endpoints and client authentication).
     public static func configured(name: String, options: ProviderOptions?) throws -> Provider {
         guard let id = ID(rawValue: name) else {
-            throw OAuthError.unsupported("the integration uses provider '\(ProviderText.displayable(name))', which this tokenvault does not know (it knows \(ID.allCases.map(\.rawValue).joined(separator: ", ")))")
+            throw OAuthError.unsupported(
+                "the integration uses provider '\(ProviderText.displayable(name))', which this tokenvault does not know (it knows \(ID.allCases.map(\.rawValue).joined(separator: ", ")))"
+            )
         }
         return try preset(id).applying(options ?? ProviderOptions())
     }
@@ -308,8 +319,10 @@ public struct Provider: Sendable, Equatable {
             if options.revokeURL != nil { p.revocation = .rfc7009 }
             if options.usesPKCE == false { p.usesPKCE = false }
         } else if options.authorizeURL != nil || options.tokenURL != nil || options.deviceURL != nil
-                    || options.revokeURL != nil || options.userinfoURL != nil {
-            throw OAuthError.unsupported("endpoint URLs can only be given for the generic provider; \(displayName)'s are built in")
+            || options.revokeURL != nil || options.userinfoURL != nil
+        {
+            throw OAuthError.unsupported(
+                "endpoint URLs can only be given for the generic provider; \(displayName)'s are built in")
         }
         return p
     }
@@ -329,9 +342,11 @@ public struct ProviderOptions: Sendable, Codable, Equatable {
     /// False when discovery says the server has no S256 PKCE.
     public var usesPKCE: Bool?
 
-    public init(tenant: String? = nil, issuer: String? = nil, authorizeURL: String? = nil, tokenURL: String? = nil,
-                deviceURL: String? = nil, revokeURL: String? = nil, userinfoURL: String? = nil,
-                clientAuth: Provider.ClientAuthStyle? = nil, usesPKCE: Bool? = nil) {
+    public init(
+        tenant: String? = nil, issuer: String? = nil, authorizeURL: String? = nil, tokenURL: String? = nil,
+        deviceURL: String? = nil, revokeURL: String? = nil, userinfoURL: String? = nil,
+        clientAuth: Provider.ClientAuthStyle? = nil, usesPKCE: Bool? = nil
+    ) {
         self.tenant = tenant
         self.issuer = issuer
         self.authorizeURL = authorizeURL
@@ -345,8 +360,12 @@ public struct ProviderOptions: Sendable, Codable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case tenant, issuer
-        case authorizeURL = "authorize_url", tokenURL = "token_url", deviceURL = "device_url"
-        case revokeURL = "revoke_url", userinfoURL = "userinfo_url", clientAuth = "client_auth"
+        case authorizeURL = "authorize_url"
+        case tokenURL = "token_url"
+        case deviceURL = "device_url"
+        case revokeURL = "revoke_url"
+        case userinfoURL = "userinfo_url"
+        case clientAuth = "client_auth"
         case usesPKCE = "pkce"
     }
 
@@ -379,7 +398,10 @@ public struct ClientCredentials: Sendable {
     /// Microsoft's `{tenant}`.
     public var tenant: String?
 
-    public init(clientId: String, clientSecret: String, redirectURI: String, scopes: [String], apiBase: URL, tenant: String? = nil) {
+    public init(
+        clientId: String, clientSecret: String, redirectURI: String, scopes: [String], apiBase: URL,
+        tenant: String? = nil
+    ) {
         self.clientId = clientId
         self.clientSecret = clientSecret
         self.redirectURI = redirectURI

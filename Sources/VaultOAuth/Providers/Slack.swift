@@ -21,7 +21,8 @@ extension Provider {
         invalidTokenCodes: ["invalid_auth", "token_expired", "token_revoked", "not_authed", "account_inactive"],
         assumedAccessLifetime: TokenResponse.maxLifetime, defaultEnvironmentVariable: "SLACK_USER_TOKEN",
         hints: Hints(
-            registration: "create an app at https://api.slack.com/apps and turn on token rotation under OAuth & Permissions",
+            registration:
+                "create an app at https://api.slack.com/apps and turn on token rotation under OAuth & Permissions",
             redirectURI: "the redirect URI must be listed under OAuth & Permissions → Redirect URLs",
             revokeElsewhere: "to revoke at Slack, remove the app's access in the workspace's Manage apps page",
             missingScopes: "Add the user token scopes to the Slack app under OAuth & Permissions.",

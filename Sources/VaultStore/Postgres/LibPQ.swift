@@ -1,7 +1,8 @@
 import CLibPQ
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// libpq's functions, loaded with `dlopen("libpq.so.5")` when a PostgreSQL vault is first used. tokenvault is not
@@ -13,19 +14,27 @@ struct LibPQ: @unchecked Sendable {
     typealias Conn = OpaquePointer
     typealias Result = OpaquePointer
 
-    let connectdbParams: @convention(c) (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?, Int32) -> Conn?
+    let connectdbParams:
+        @convention(c) (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?, Int32) -> Conn?
     let finish: @convention(c) (Conn?) -> Void
     let status: @convention(c) (Conn?) -> ConnStatusType
     let transactionStatus: @convention(c) (Conn?) -> PGTransactionStatusType
     let errorMessage: @convention(c) (Conn?) -> UnsafeMutablePointer<CChar>?
     let backendPID: @convention(c) (Conn?) -> Int32
     let exec: @convention(c) (Conn?, UnsafePointer<CChar>?) -> Result?
-    let execParams: @convention(c) (Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?,
-                                    UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?,
-                                    UnsafePointer<Int32>?, Int32) -> Result?
-    let prepare: @convention(c) (Conn?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?) -> Result?
-    let execPrepared: @convention(c) (Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
-                                      UnsafePointer<Int32>?, UnsafePointer<Int32>?, Int32) -> Result?
+    let execParams:
+        @convention(c) (
+            Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?,
+            UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?,
+            UnsafePointer<Int32>?, Int32
+        ) -> Result?
+    let prepare:
+        @convention(c) (Conn?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?) -> Result?
+    let execPrepared:
+        @convention(c) (
+            Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
+            UnsafePointer<Int32>?, UnsafePointer<Int32>?, Int32
+        ) -> Result?
     let resultStatus: @convention(c) (Result?) -> ExecStatusType
     let resultErrorMessage: @convention(c) (Result?) -> UnsafeMutablePointer<CChar>?
     let resultErrorField: @convention(c) (Result?, Int32) -> UnsafeMutablePointer<CChar>?
@@ -38,8 +47,9 @@ struct LibPQ: @unchecked Sendable {
     let getvalue: @convention(c) (Result?, Int32, Int32) -> UnsafeMutablePointer<CChar>?
     let getlength: @convention(c) (Result?, Int32, Int32) -> Int32
     let cmdTuples: @convention(c) (Result?) -> UnsafeMutablePointer<CChar>?
-    let conninfoParse: @convention(c) (UnsafePointer<CChar>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?)
-        -> UnsafeMutablePointer<PQconninfoOption>?
+    let conninfoParse:
+        @convention(c) (UnsafePointer<CChar>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?)
+            -> UnsafeMutablePointer<PQconninfoOption>?
     let conninfo: @convention(c) (Conn?) -> UnsafeMutablePointer<PQconninfoOption>?
     let conninfoFree: @convention(c) (UnsafeMutablePointer<PQconninfoOption>?) -> Void
     let freemem: @convention(c) (UnsafeMutableRawPointer?) -> Void
@@ -54,12 +64,17 @@ struct LibPQ: @unchecked Sendable {
     static func load(_ library: String = "libpq.so.5") -> Swift.Result<LibPQ, StoreError> {
         guard let handle = dlopen(library, RTLD_NOW | RTLD_LOCAL) else {
             let reason = dlerror().map { String(cString: $0) } ?? "not found"
-            return .failure(.postgres("cannot load libpq, PostgreSQL's client library (\(reason))",
-                                      hint: "install libpq5 (Debian: 'apt-get install libpq5') to use a PostgreSQL vault"))
+            return .failure(
+                .postgres(
+                    "cannot load libpq, PostgreSQL's client library (\(reason))",
+                    hint: "install libpq5 (Debian: 'apt-get install libpq5') to use a PostgreSQL vault"))
         }
         var missing: [String] = []
         func symbol<T>(_ name: String, _: T.Type = T.self) -> T? {
-            guard let pointer = dlsym(handle, name) else { missing.append(name); return nil }
+            guard let pointer = dlsym(handle, name) else {
+                missing.append(name)
+                return nil
+            }
             return unsafeBitCast(pointer, to: T.self)
         }
         let library = LibPQ(
@@ -75,55 +90,97 @@ struct LibPQ: @unchecked Sendable {
             conninfoFree: symbol("PQconninfoFree"), freemem: symbol("PQfreemem"),
             setNoticeProcessor: symbol("PQsetNoticeProcessor"))
         guard let library, missing.isEmpty else {
-            return .failure(.postgres("the libpq.so.5 found lacks \(missing.joined(separator: ", "))",
-                                      hint: "install a current libpq5 (Debian: 'apt-get install libpq5')"))
+            return .failure(
+                .postgres(
+                    "the libpq.so.5 found lacks \(missing.joined(separator: ", "))",
+                    hint: "install a current libpq5 (Debian: 'apt-get install libpq5')"))
         }
         return .success(library)
     }
 
     /// The memberwise initializer with every function optional: nil when a symbol is missing.
-    private init?(connectdbParams: (@convention(c) (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?, Int32) -> Conn?)?, finish: (@convention(c) (Conn?) -> Void)?,
-                  status: (@convention(c) (Conn?) -> ConnStatusType)?,
-                  transactionStatus: (@convention(c) (Conn?) -> PGTransactionStatusType)?,
-                  errorMessage: (@convention(c) (Conn?) -> UnsafeMutablePointer<CChar>?)?,
-                  backendPID: (@convention(c) (Conn?) -> Int32)?,
-                  exec: (@convention(c) (Conn?, UnsafePointer<CChar>?) -> Result?)?,
-                  execParams: (@convention(c) (Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?,
-                                               UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?,
-                                               UnsafePointer<Int32>?, Int32) -> Result?)?,
-                  prepare: (@convention(c) (Conn?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?) -> Result?)?,
-                  execPrepared: (@convention(c) (Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
-                                                 UnsafePointer<Int32>?, UnsafePointer<Int32>?, Int32) -> Result?)?,
-                  resultStatus: (@convention(c) (Result?) -> ExecStatusType)?,
-                  resultErrorMessage: (@convention(c) (Result?) -> UnsafeMutablePointer<CChar>?)?,
-                  resultErrorField: (@convention(c) (Result?, Int32) -> UnsafeMutablePointer<CChar>?)?,
-                  clear: (@convention(c) (Result?) -> Void)?, ntuples: (@convention(c) (Result?) -> Int32)?,
-                  nfields: (@convention(c) (Result?) -> Int32)?,
-                  fname: (@convention(c) (Result?, Int32) -> UnsafeMutablePointer<CChar>?)?,
-                  ftype: (@convention(c) (Result?, Int32) -> Oid)?,
-                  getisnull: (@convention(c) (Result?, Int32, Int32) -> Int32)?,
-                  getvalue: (@convention(c) (Result?, Int32, Int32) -> UnsafeMutablePointer<CChar>?)?,
-                  getlength: (@convention(c) (Result?, Int32, Int32) -> Int32)?,
-                  cmdTuples: (@convention(c) (Result?) -> UnsafeMutablePointer<CChar>?)?,
-                  conninfoParse: (@convention(c) (UnsafePointer<CChar>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?)
-                      -> UnsafeMutablePointer<PQconninfoOption>?)?,
-                  conninfo: (@convention(c) (Conn?) -> UnsafeMutablePointer<PQconninfoOption>?)?,
-                  conninfoFree: (@convention(c) (UnsafeMutablePointer<PQconninfoOption>?) -> Void)?,
-                  freemem: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?,
-                  setNoticeProcessor: (@convention(c) (Conn?, PQnoticeProcessor?, UnsafeMutableRawPointer?) -> PQnoticeProcessor?)?) {
-        guard let connectdbParams, let finish, let status, let transactionStatus, let errorMessage, let backendPID, let exec,
-              let execParams, let prepare, let execPrepared, let resultStatus, let resultErrorMessage, let resultErrorField, let clear, let ntuples,
-              let nfields, let fname, let ftype, let getisnull, let getvalue, let getlength, let cmdTuples,
-              let conninfoParse, let conninfo, let conninfoFree, let freemem, let setNoticeProcessor else { return nil }
-        self.connectdbParams = connectdbParams; self.finish = finish; self.status = status
-        self.transactionStatus = transactionStatus; self.errorMessage = errorMessage; self.backendPID = backendPID
-        self.exec = exec; self.execParams = execParams; self.prepare = prepare; self.execPrepared = execPrepared
+    private init?(
+        connectdbParams: (
+            @convention(c) (UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<UnsafePointer<CChar>?>?, Int32) ->
+                Conn?
+        )?, finish: (@convention(c) (Conn?) -> Void)?,
+        status: (@convention(c) (Conn?) -> ConnStatusType)?,
+        transactionStatus: (@convention(c) (Conn?) -> PGTransactionStatusType)?,
+        errorMessage: (@convention(c) (Conn?) -> UnsafeMutablePointer<CChar>?)?,
+        backendPID: (@convention(c) (Conn?) -> Int32)?,
+        exec: (@convention(c) (Conn?, UnsafePointer<CChar>?) -> Result?)?,
+        execParams: (
+            @convention(c) (
+                Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?,
+                UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?,
+                UnsafePointer<Int32>?, Int32
+            ) -> Result?
+        )?,
+        prepare: (
+            @convention(c) (Conn?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, Int32, UnsafePointer<Oid>?) -> Result?
+        )?,
+        execPrepared: (
+            @convention(c) (
+                Conn?, UnsafePointer<CChar>?, Int32, UnsafePointer<UnsafePointer<CChar>?>?,
+                UnsafePointer<Int32>?, UnsafePointer<Int32>?, Int32
+            ) -> Result?
+        )?,
+        resultStatus: (@convention(c) (Result?) -> ExecStatusType)?,
+        resultErrorMessage: (@convention(c) (Result?) -> UnsafeMutablePointer<CChar>?)?,
+        resultErrorField: (@convention(c) (Result?, Int32) -> UnsafeMutablePointer<CChar>?)?,
+        clear: (@convention(c) (Result?) -> Void)?, ntuples: (@convention(c) (Result?) -> Int32)?,
+        nfields: (@convention(c) (Result?) -> Int32)?,
+        fname: (@convention(c) (Result?, Int32) -> UnsafeMutablePointer<CChar>?)?,
+        ftype: (@convention(c) (Result?, Int32) -> Oid)?,
+        getisnull: (@convention(c) (Result?, Int32, Int32) -> Int32)?,
+        getvalue: (@convention(c) (Result?, Int32, Int32) -> UnsafeMutablePointer<CChar>?)?,
+        getlength: (@convention(c) (Result?, Int32, Int32) -> Int32)?,
+        cmdTuples: (@convention(c) (Result?) -> UnsafeMutablePointer<CChar>?)?,
+        conninfoParse: (
+            @convention(c) (UnsafePointer<CChar>?, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?)
+                -> UnsafeMutablePointer<PQconninfoOption>?
+        )?,
+        conninfo: (@convention(c) (Conn?) -> UnsafeMutablePointer<PQconninfoOption>?)?,
+        conninfoFree: (@convention(c) (UnsafeMutablePointer<PQconninfoOption>?) -> Void)?,
+        freemem: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?,
+        setNoticeProcessor: (
+            @convention(c) (Conn?, PQnoticeProcessor?, UnsafeMutableRawPointer?) -> PQnoticeProcessor?
+        )?
+    ) {
+        guard let connectdbParams, let finish, let status, let transactionStatus, let errorMessage, let backendPID,
+            let exec,
+            let execParams, let prepare, let execPrepared, let resultStatus, let resultErrorMessage,
+            let resultErrorField, let clear, let ntuples,
+            let nfields, let fname, let ftype, let getisnull, let getvalue, let getlength, let cmdTuples,
+            let conninfoParse, let conninfo, let conninfoFree, let freemem, let setNoticeProcessor
+        else { return nil }
+        self.connectdbParams = connectdbParams
+        self.finish = finish
+        self.status = status
+        self.transactionStatus = transactionStatus
+        self.errorMessage = errorMessage
+        self.backendPID = backendPID
+        self.exec = exec
+        self.execParams = execParams
+        self.prepare = prepare
+        self.execPrepared = execPrepared
         self.resultStatus = resultStatus
-        self.resultErrorMessage = resultErrorMessage; self.resultErrorField = resultErrorField; self.clear = clear
-        self.ntuples = ntuples; self.nfields = nfields; self.fname = fname; self.ftype = ftype
-        self.getisnull = getisnull; self.getvalue = getvalue; self.getlength = getlength; self.cmdTuples = cmdTuples
-        self.conninfoParse = conninfoParse; self.conninfo = conninfo; self.conninfoFree = conninfoFree
-        self.freemem = freemem; self.setNoticeProcessor = setNoticeProcessor
+        self.resultErrorMessage = resultErrorMessage
+        self.resultErrorField = resultErrorField
+        self.clear = clear
+        self.ntuples = ntuples
+        self.nfields = nfields
+        self.fname = fname
+        self.ftype = ftype
+        self.getisnull = getisnull
+        self.getvalue = getvalue
+        self.getlength = getlength
+        self.cmdTuples = cmdTuples
+        self.conninfoParse = conninfoParse
+        self.conninfo = conninfo
+        self.conninfoFree = conninfoFree
+        self.freemem = freemem
+        self.setNoticeProcessor = setNoticeProcessor
     }
 
     /// Connection options as libpq reads them (a URI or `key=value` words), keyword to value; nil values left out.
@@ -132,18 +189,23 @@ struct LibPQ: @unchecked Sendable {
         var message: UnsafeMutablePointer<CChar>?
         guard let options = conninfoParse(conninfo, &message) else {
             // libpq quotes the whole URI in some of these (an unclosed '[' of an IPv6 host): never its password.
-            let reason = message.map {
-                PostgresLocation.scrubbed(String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines), location: conninfo)
-            } ?? "out of memory"
+            let reason =
+                message.map {
+                    PostgresLocation.scrubbed(
+                        String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines), location: conninfo)
+                } ?? "out of memory"
             if let message { freemem(message) }
-            throw StoreError.postgres("not a PostgreSQL connection string: \(reason)",
-                                      hint: "give a URI (postgresql://user@host/database) or libpq's service=NAME")
+            throw StoreError.postgres(
+                "not a PostgreSQL connection string: \(reason)",
+                hint: "give a URI (postgresql://user@host/database) or libpq's service=NAME")
         }
         defer { conninfoFree(options) }
         return Self.options(options)
     }
 
-    static func options(_ options: UnsafeMutablePointer<PQconninfoOption>) -> [(keyword: String, value: String, isSecret: Bool)] {
+    static func options(_ options: UnsafeMutablePointer<PQconninfoOption>) -> [(
+        keyword: String, value: String, isSecret: Bool
+    )] {
         var result: [(keyword: String, value: String, isSecret: Bool)] = []
         var option = options
         while let keyword = option.pointee.keyword {

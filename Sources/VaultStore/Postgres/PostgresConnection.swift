@@ -38,7 +38,8 @@ final class PGSession {
             keywords.insert("connect_timeout", at: 0)
             values.insert("15", at: 0)
         }
-        let cKeywords = keywords.map { strdup($0) }, cValues = values.map { strdup($0) }
+        let cKeywords = keywords.map { strdup($0) }
+        let cValues = values.map { strdup($0) }
         defer { (cKeywords + cValues).forEach { free($0) } }
         let made = (cKeywords.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { k in
             (cValues.map { UnsafePointer($0) } + [nil]).withUnsafeBufferPointer { v in
@@ -83,12 +84,24 @@ final class PGSession {
         var buffers: [[UInt8]?] = []
         for parameter in parameters {
             switch parameter {
-            case .null: types.append(0); buffers.append(nil)
-            case .int(let v): types.append(20); buffers.append(withUnsafeBytes(of: v.bigEndian, Array.init))
-            case .double(let v): types.append(701); buffers.append(withUnsafeBytes(of: v.bitPattern.bigEndian, Array.init))
-            case .text(let v): types.append(25); buffers.append(Array(v.utf8))
-            case .bytes(let v): types.append(17); buffers.append(v)
-            case .bool(let v): types.append(16); buffers.append([v ? 1 : 0])
+            case .null:
+                types.append(0)
+                buffers.append(nil)
+            case .int(let v):
+                types.append(20)
+                buffers.append(withUnsafeBytes(of: v.bigEndian, Array.init))
+            case .double(let v):
+                types.append(701)
+                buffers.append(withUnsafeBytes(of: v.bitPattern.bigEndian, Array.init))
+            case .text(let v):
+                types.append(25)
+                buffers.append(Array(v.utf8))
+            case .bytes(let v):
+                types.append(17)
+                buffers.append(v)
+            case .bool(let v):
+                types.append(16)
+                buffers.append([v ? 1 : 0])
             }
         }
         let lengths = buffers.map { Int32($0?.count ?? 0) }
@@ -98,7 +111,9 @@ final class PGSession {
             guard let buffer else { return nil }
             let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: max(buffer.count, 1))
             buffer.withUnsafeBytes { raw in
-                if let base = raw.baseAddress { UnsafeMutableRawPointer(pointer).copyMemory(from: base, byteCount: buffer.count) }
+                if let base = raw.baseAddress {
+                    UnsafeMutableRawPointer(pointer).copyMemory(from: base, byteCount: buffer.count)
+                }
             }
             return pointer
         }
@@ -138,14 +153,17 @@ final class PGSession {
         // 'C' is PG_DIAG_SQLSTATE, a character macro Swift does not import.
         let state = result.flatMap { pq.resultErrorField($0, 67) }.map { String(cString: $0) }
         if let result { pq.clear(result) }
-        let lost = conn.map { pq.status($0) != CONNECTION_OK } ?? true
+        let lost =
+            conn.map { pq.status($0) != CONNECTION_OK } ?? true
             || state?.hasPrefix("08") == true || state?.hasPrefix("57P0") == true
-        throw PGFailure(message: Self.clean(message.isEmpty ? "the statement failed" : message), sqlState: state,
-                        connectionLost: lost)
+        throw PGFailure(
+            message: Self.clean(message.isEmpty ? "the statement failed" : message), sqlState: state,
+            connectionLost: lost)
     }
 
     private func decode(_ result: LibPQ.Result) throws -> PGResult {
-        let rowCount = pq.ntuples(result), fieldCount = pq.nfields(result)
+        let rowCount = pq.ntuples(result)
+        let fieldCount = pq.nfields(result)
         var columns: [String: Int] = [:]
         var types: [Oid] = []
         for field in 0..<fieldCount {
@@ -158,11 +176,15 @@ final class PGSession {
             var values: [PGValue] = []
             values.reserveCapacity(Int(fieldCount))
             for field in 0..<fieldCount {
-                if pq.getisnull(result, row, field) != 0 { values.append(.null); continue }
+                if pq.getisnull(result, row, field) != 0 {
+                    values.append(.null)
+                    continue
+                }
                 let length = Int(pq.getlength(result, row, field))
-                let bytes = pq.getvalue(result, row, field).map {
-                    UnsafeRawBufferPointer(start: UnsafeRawPointer($0), count: length)
-                } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+                let bytes =
+                    pq.getvalue(result, row, field).map {
+                        UnsafeRawBufferPointer(start: UnsafeRawPointer($0), count: length)
+                    } ?? UnsafeRawBufferPointer(start: nil, count: 0)
                 values.append(try Self.value(bytes, type: types[Int(field)]))
             }
             rows.append(PGRow(columns: columns, values: values))
@@ -174,7 +196,9 @@ final class PGSession {
     /// A column in binary format, by its type's OID.
     private static func value(_ bytes: UnsafeRawBufferPointer, type: Oid) throws -> PGValue {
         func integer<T: FixedWidthInteger>(_: T.Type) throws -> T {
-            guard bytes.count == MemoryLayout<T>.size else { throw StoreError.database("a column of \(bytes.count) bytes is not an integer") }
+            guard bytes.count == MemoryLayout<T>.size else {
+                throw StoreError.database("a column of \(bytes.count) bytes is not an integer")
+            }
             return T(bigEndian: bytes.loadUnaligned(as: T.self))
         }
         switch type {
@@ -307,7 +331,9 @@ final class PostgresConnection: @unchecked Sendable {
             session.disconnect()
             throw StoreError.postgres(
                 "the connection to the PostgreSQL server \(location) was lost while committing: the change may or may not have been stored (\(failure.message))",
-                hint: "look before doing it again ('tokenvault list', 'tokenvault audit'); a refresh-all run again picks up where this one stopped")
+                hint:
+                    "look before doing it again ('tokenvault list', 'tokenvault audit'); a refresh-all run again picks up where this one stopped"
+            )
         }
         return value
     }
@@ -323,16 +349,25 @@ final class PostgresConnection: @unchecked Sendable {
     /// location carries none, and libpq's messages name hosts and users, not passwords).
     func words(_ failure: PGFailure) -> StoreError {
         if failure.connectionLost, failure.message.contains("database \""), failure.message.contains("does not exist") {
-            return .postgres("PostgreSQL server \(location): \(failure.message)",
-                             hint: "tokenvault keeps a vault in a database its administrator made ('createdb NAME', owned by your role); then run 'tokenvault init'")
+            return .postgres(
+                "PostgreSQL server \(location): \(failure.message)",
+                hint:
+                    "tokenvault keeps a vault in a database its administrator made ('createdb NAME', owned by your role); then run 'tokenvault init'"
+            )
         }
         if failure.connectionLost {
-            return .postgres("PostgreSQL server \(location): \(failure.message)",
-                             hint: "check that the server runs and accepts this host and user (pg_hba.conf); its password comes from ~/.pgpass, PGPASSWORD or the service file")
+            return .postgres(
+                "PostgreSQL server \(location): \(failure.message)",
+                hint:
+                    "check that the server runs and accepts this host and user (pg_hba.conf); its password comes from ~/.pgpass, PGPASSWORD or the service file"
+            )
         }
         if failure.sqlState == "42501" {  // insufficient_privilege
-            return .postgres("PostgreSQL: \(failure.message)",
-                             hint: "this location's role may not do that: hosts get no UPDATE or DELETE on audit_entry and no schema changes, so 'tokenvault keys rotate', 'init' and upgrades run as the vault's owner role (the one that ran 'tokenvault init'): give a location with that role in --vault")
+            return .postgres(
+                "PostgreSQL: \(failure.message)",
+                hint:
+                    "this location's role may not do that: hosts get no UPDATE or DELETE on audit_entry and no schema changes, so 'tokenvault keys rotate', 'init' and upgrades run as the vault's owner role (the one that ran 'tokenvault init'): give a location with that role in --vault"
+            )
         }
         return .database("PostgreSQL: \(failure.message)")
     }

@@ -16,7 +16,8 @@ public enum PostgresLocation {
     public static func withoutSecrets(_ location: String) -> String {
         var text = location
         for (pattern, template) in redactions {
-            text = pattern.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: template)
+            text = pattern.stringByReplacingMatches(
+                in: text, range: NSRange(text.startIndex..., in: text), withTemplate: template)
         }
         return text
     }
@@ -57,7 +58,9 @@ public enum PostgresLocation {
         if let secret = options.first(where: { $0.isSecret && !$0.value.isEmpty }) {
             throw StoreError.postgres(
                 "the PostgreSQL vault location carries a \(secret.keyword); tokenvault takes no connection secret from --vault or TOKENVAULT_VAULT (every local user can read a command line)",
-                hint: "remove it from the location and give it to libpq in ~/.pgpass (mode 0600), PGPASSWORD or a service file (PGSERVICEFILE)")
+                hint:
+                    "remove it from the location and give it to libpq in ~/.pgpass (mode 0600), PGPASSWORD or a service file (PGSERVICEFILE)"
+            )
         }
         return Dictionary(options.map { ($0.keyword, $0.value) }, uniquingKeysWith: { $1 })
     }
@@ -76,7 +79,8 @@ public enum PostgresLocation {
         let hosts = [given("host", "PGHOST"), given("hostaddr", "PGHOSTADDR")].compactMap { $0 }
             .flatMap { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
         guard let remote = hosts.first(where: { !isLocal($0) }) else { return nil }
-        return "the connection to the PostgreSQL server \(remote) may travel unencrypted (sslmode=\(sslmode)): the server only ever sees sealed bytes, but the vault's metadata and the database password could be read or changed on the way; use sslmode=verify-full (or require) in the location or PGSSLMODE"
+        return
+            "the connection to the PostgreSQL server \(remote) may travel unencrypted (sslmode=\(sslmode)): the server only ever sees sealed bytes, but the vault's metadata and the database password could be read or changed on the way; use sslmode=verify-full (or require) in the location or PGSSLMODE"
     }
 
     /// A unix socket directory, or a loopback name or address.

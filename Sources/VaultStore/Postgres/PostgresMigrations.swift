@@ -21,15 +21,23 @@ enum PostgresMigrations {
     }
 
     static func state(_ session: PGSession) throws -> State {
-        let tables = try session.query("""
+        let tables = try session.query(
+            """
             SELECT to_regclass('tokenvault_migrations') IS NOT NULL AS migrations,
                    to_regclass('vault_meta') IS NOT NULL AS meta
-            """).rows[0]
-        let hasMigrations = try tables.bool("migrations"), hasMeta = try tables.bool("meta")
-        let applied = hasMigrations
-            ? Set(try session.query("SELECT identifier FROM tokenvault_migrations").rows.map { try $0.string("identifier") })
+            """
+        ).rows[0]
+        let hasMigrations = try tables.bool("migrations")
+        let hasMeta = try tables.bool("meta")
+        let applied =
+            hasMigrations
+            ? Set(
+                try session.query("SELECT identifier FROM tokenvault_migrations").rows.map {
+                    try $0.string("identifier")
+                })
             : []
-        let hasHeader = hasMeta
+        let hasHeader =
+            hasMeta
             ? try session.query("SELECT EXISTS (SELECT 1 FROM vault_meta WHERE id = 1) AS found").rows[0].bool("found")
             : false
         return State(hasMigrationsTable: hasMigrations, hasVaultTables: hasMeta, applied: applied, hasHeader: hasHeader)
@@ -40,7 +48,9 @@ enum PostgresMigrations {
     static func check(_ state: State, location: String, migrations: [Migration]) throws -> Bool {
         guard state.hasMigrationsTable else {
             if state.hasVaultTables {
-                throw StoreError.notAVault(path: location, reason: "a database with tables named like tokenvault's but no tokenvault_migrations")
+                throw StoreError.notAVault(
+                    path: location,
+                    reason: "a database with tables named like tokenvault's but no tokenvault_migrations")
             }
             throw StoreError.vaultMissing(path: location)
         }
@@ -55,20 +65,24 @@ enum PostgresMigrations {
 
     /// Applies the missing migrations inside the caller's transaction, under the advisory lock; with `header`,
     /// creates the vault, refusing a database that already holds one.
-    static func migrate(_ session: PGSession, location: String, migrations: [Migration],
-                        creating header: (VaultHeader, auditHeadMAC: [UInt8]?)?) throws {
+    static func migrate(
+        _ session: PGSession, location: String, migrations: [Migration],
+        creating header: (VaultHeader, auditHeadMAC: [UInt8]?)?
+    ) throws {
         try session.query("SELECT pg_advisory_xact_lock($1)", [.int(lockKey)])
         // Looked at again under the lock: another host may have done the work meanwhile.
         let state = try state(session)
         if header != nil {
             if state.hasHeader { throw StoreError.vaultExists(path: location) }
             if state.hasVaultTables || (state.hasMigrationsTable && !state.applied.isEmpty) {
-                throw StoreError.notAVault(path: location, reason: "the database holds a half-made vault without its header row")
+                throw StoreError.notAVault(
+                    path: location, reason: "the database holds a half-made vault without its header row")
             }
         } else {
             _ = try check(state, location: location, migrations: migrations)
         }
-        try session.execute("""
+        try session.execute(
+            """
             CREATE TABLE IF NOT EXISTS tokenvault_migrations (
                 identifier TEXT PRIMARY KEY,
                 applied_at DOUBLE PRECISION NOT NULL
@@ -76,17 +90,23 @@ enum PostgresMigrations {
             """)
         for migration in migrations where !state.applied.contains(migration.identifier) {
             try session.execute(migration.sql)
-            try session.query("INSERT INTO tokenvault_migrations (identifier, applied_at) VALUES ($1, $2)",
-                              [.text(migration.identifier), .double(Date().unix)])
+            try session.query(
+                "INSERT INTO tokenvault_migrations (identifier, applied_at) VALUES ($1, $2)",
+                [.text(migration.identifier), .double(Date().unix)])
         }
         if let (header, auditHeadMAC) = header {
-            try session.query("""
+            try session.query(
+                """
                 INSERT INTO vault_meta (id, kdf_algorithm, kdf_salt, kdf_opslimit, kdf_memlimit, master_key_sealed,
                     created_at, passphrase_changed_at, audit_head_seq, audit_head_mac)
                 VALUES (1, $1, $2, $3, $4, $5, $6, $7, 0, $8)
-                """, [.text(header.kdfAlgorithm), .bytes(header.kdfSalt), .int(Int64(clamping: header.kdfOpsLimit)),
-                      .int(Int64(clamping: header.kdfMemLimit)), .bytes(header.masterKeySealed), .double(header.createdAt.unix),
-                      .double(header.passphraseChangedAt.unix), PGValue(auditHeadMAC)])
+                """,
+                [
+                    .text(header.kdfAlgorithm), .bytes(header.kdfSalt), .int(Int64(clamping: header.kdfOpsLimit)),
+                    .int(Int64(clamping: header.kdfMemLimit)), .bytes(header.masterKeySealed),
+                    .double(header.createdAt.unix),
+                    .double(header.passphraseChangedAt.unix), PGValue(auditHeadMAC),
+                ])
         }
     }
 }

@@ -51,11 +51,15 @@ final class PostgresRefreshLocks: Sendable {
     func acquire(_ account: Account, timeout: TimeInterval, location: String) async throws -> any RefreshLock {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
-            if let session = try await tryLock(account.id) { return Held(owner: self, accountId: account.id, session: session) }
+            if let session = try await tryLock(account.id) {
+                return Held(owner: self, accountId: account.id, session: session)
+            }
             guard Date() < deadline else {
                 throw StoreError.lockBusy(
                     "account '\(account.name)' stayed locked by another tokenvault process for \(Int(timeout)) s",
-                    hint: "is a refresh stuck on another host? pg_locks on \(location) shows the holder (locktype 'advisory', classid \(Self.namespace))")
+                    hint:
+                        "is a refresh stuck on another host? pg_locks on \(location) shows the holder (locktype 'advisory', classid \(Self.namespace))"
+                )
             }
             try? await Task.sleep(for: .milliseconds(20))
         }
@@ -67,8 +71,10 @@ final class PostgresRefreshLocks: Sendable {
         do {
             let session = try await connection.offPool { [connection] in
                 try connection.read { session -> Int? in
-                    try session.query("SELECT pg_try_advisory_lock(\(Self.namespace), hashtext($1)) AS locked", [.text(accountId)])
-                        .rows[0].bool("locked") ? session.generation : nil
+                    try session.query(
+                        "SELECT pg_try_advisory_lock(\(Self.namespace), hashtext($1)) AS locked", [.text(accountId)]
+                    )
+                    .rows[0].bool("locked") ? session.generation : nil
                 }
             }
             if session == nil { _ = held.withLock { $0.remove(accountId) } }

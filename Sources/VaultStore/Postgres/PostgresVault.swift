@@ -33,7 +33,8 @@ public final class PostgresVault: VaultStorage, Sendable {
     static func open(_ location: String, migrations: [PostgresMigrations.Migration]) throws -> PostgresVault {
         let (pq, connection) = try connect(location)
         let needsMigration = try connection.read { session in
-            try PostgresMigrations.check(try PostgresMigrations.state(session), location: location, migrations: migrations)
+            try PostgresMigrations.check(
+                try PostgresMigrations.state(session), location: location, migrations: migrations)
         }
         if needsMigration {
             try connection.write { session in
@@ -50,12 +51,15 @@ public final class PostgresVault: VaultStorage, Sendable {
         try create(location, header: header, auditHeadMAC: auditHeadMAC, migrations: PostgresMigrations.all)
     }
 
-    static func create(_ location: String, header: VaultHeader, auditHeadMAC: [UInt8]?,
-                       migrations: [PostgresMigrations.Migration]) throws -> PostgresVault {
+    static func create(
+        _ location: String, header: VaultHeader, auditHeadMAC: [UInt8]?,
+        migrations: [PostgresMigrations.Migration]
+    ) throws -> PostgresVault {
         let (pq, connection) = try connect(location)
         try connection.write { session in
-            try PostgresMigrations.migrate(session, location: location, migrations: migrations,
-                                           creating: (header, auditHeadMAC: auditHeadMAC))
+            try PostgresMigrations.migrate(
+                session, location: location, migrations: migrations,
+                creating: (header, auditHeadMAC: auditHeadMAC))
         }
         return PostgresVault(location: location, connection: connection, pq: pq)
     }
@@ -70,7 +74,9 @@ public final class PostgresVault: VaultStorage, Sendable {
 
     /// Warnings about a location before it is opened (the CLI's): an unencrypted connection to another host.
     public static func warnings(forLocation location: String, environment: [String: String]) -> [String] {
-        guard let pq = try? LibPQ.shared(), let options = try? PostgresLocation.checkedOptions(location, pq: pq) else { return [] }
+        guard let pq = try? LibPQ.shared(), let options = try? PostgresLocation.checkedOptions(location, pq: pq) else {
+            return []
+        }
         return PostgresLocation.sslWarning(options: options, environment: environment).map { [$0] } ?? []
     }
 
@@ -90,7 +96,9 @@ public final class PostgresVault: VaultStorage, Sendable {
     /// Runs on this store's own queue: the write waits for the server (and for another host's lock on the audit
     /// chain) without parking a thread of the async pool.
     @discardableResult
-    public func writeAsync<T: Sendable>(_ body: @escaping @Sendable (any VaultTransaction) throws -> T) async throws -> T {
+    public func writeAsync<T: Sendable>(_ body: @escaping @Sendable (any VaultTransaction) throws -> T) async throws
+        -> T
+    {
         try await connection.offPool { [connection] in
             try connection.write { session in try body(PostgresTransaction(session: session)) }
         }
@@ -118,7 +126,9 @@ public final class PostgresVault: VaultStorage, Sendable {
     }
 
     public func integrations() throws -> [Integration] {
-        try read { t in try t.session.query("SELECT * FROM integration ORDER BY name COLLATE \"C\"").rows.map(Integration.init(pg:)) }
+        try read { t in
+            try t.session.query("SELECT * FROM integration ORDER BY name COLLATE \"C\"").rows.map(Integration.init(pg:))
+        }
     }
 
     public func integration(named name: String) throws -> Integration {
@@ -126,11 +136,16 @@ public final class PostgresVault: VaultStorage, Sendable {
     }
 
     public func integration(id: String) throws -> Integration? {
-        try read { t in try t.session.query("SELECT * FROM integration WHERE id = $1", [.text(id)]).rows.first.map(Integration.init(pg:)) }
+        try read { t in
+            try t.session.query("SELECT * FROM integration WHERE id = $1", [.text(id)]).rows.first.map(
+                Integration.init(pg:))
+        }
     }
 
     public func accounts() throws -> [Account] {
-        try read { t in try t.session.query("SELECT * FROM account ORDER BY name COLLATE \"C\"").rows.map(Account.init(pg:)) }
+        try read { t in
+            try t.session.query("SELECT * FROM account ORDER BY name COLLATE \"C\"").rows.map(Account.init(pg:))
+        }
     }
 
     public func account(named name: String) throws -> Account {
@@ -139,44 +154,55 @@ public final class PostgresVault: VaultStorage, Sendable {
 
     public func accountSummaries() throws -> [AccountSummary] {
         try read { t in
-            try t.session.query("""
+            try t.session.query(
+                """
                 SELECT id, name, integration_id, access_token_sealed IS NOT NULL AS has_access_token,
                        refresh_token_sealed IS NOT NULL AS has_refresh_token, access_expires_at, refresh_expires_at,
                        granted_scopes, email, display_name, org_id, state, updated_at
                 FROM account ORDER BY name COLLATE "C"
-                """).rows.map(AccountSummary.init(pg:))
+                """
+            ).rows.map(AccountSummary.init(pg:))
         }
     }
 
     public func accounts(accessExpiringBefore date: Date, orStoredAfter storedAfter: Date?) throws -> [Account] {
         try read { t in
-            try t.session.query("""
+            try t.session.query(
+                """
                 SELECT * FROM account WHERE access_expires_at IS NULL OR access_expires_at < $1 OR updated_at > $2
                 ORDER BY name COLLATE "C"
-                """, [.double(date.unix), .double((storedAfter ?? .distantFuture).unix)]).rows.map(Account.init(pg:))
+                """, [.double(date.unix), .double((storedAfter ?? .distantFuture).unix)]
+            ).rows.map(Account.init(pg:))
         }
     }
 
     public func accountCount(integrationId: String) throws -> Int {
         try read { t in
-            Int(try t.session.query("SELECT COUNT(*) AS n FROM account WHERE integration_id = $1", [.text(integrationId)]).rows[0].int("n"))
+            Int(
+                try t.session.query(
+                    "SELECT COUNT(*) AS n FROM account WHERE integration_id = $1", [.text(integrationId)]
+                ).rows[0].int("n"))
         }
     }
 
     public func auditEntries(account: String?) throws -> [AuditEntry] {
         try read { t in
-            let result = if let account {
-                try t.session.query("SELECT * FROM audit_entry WHERE account = $1 ORDER BY seq", [.text(account)])
-            } else {
-                try t.session.query("SELECT * FROM audit_entry ORDER BY seq")
-            }
+            let result =
+                if let account {
+                    try t.session.query("SELECT * FROM audit_entry WHERE account = $1 ORDER BY seq", [.text(account)])
+                } else {
+                    try t.session.query("SELECT * FROM audit_entry ORDER BY seq")
+                }
             return try result.rows.map(AuditEntry.init(pg:))
         }
     }
 
     public func auditHead() throws -> (seq: Int64, mac: [UInt8]) {
         try read { t in
-            guard let row = try t.session.query("SELECT audit_head_seq, audit_head_mac FROM vault_meta WHERE id = 1").rows.first else {
+            guard
+                let row = try t.session.query("SELECT audit_head_seq, audit_head_mac FROM vault_meta WHERE id = 1").rows
+                    .first
+            else {
                 return (0, [])
             }
             return (try row.int("audit_head_seq"), try row.optionalBytes("audit_head_mac") ?? [])
@@ -184,17 +210,22 @@ public final class PostgresVault: VaultStorage, Sendable {
     }
 
     public func newestAuditEntry() throws -> AuditEntry? {
-        try read { t in try t.session.query("SELECT * FROM audit_entry ORDER BY seq DESC LIMIT 1").rows.first.map(AuditEntry.init(pg:)) }
+        try read { t in
+            try t.session.query("SELECT * FROM audit_entry ORDER BY seq DESC LIMIT 1").rows.first.map(
+                AuditEntry.init(pg:))
+        }
     }
 
     public func newestPairEntry(account: String) throws -> (entry: AuditEntry, previousMAC: [UInt8])? {
         try read { t in
             // One round trip: the entry and the MAC of the one before it.
-            let rows = try t.session.query("""
+            let rows = try t.session.query(
+                """
                 WITH newest AS (SELECT * FROM audit_entry WHERE account = $1 AND pair IS NOT NULL ORDER BY seq DESC LIMIT 1)
                 SELECT newest.*, (SELECT mac FROM audit_entry p WHERE p.seq < newest.seq ORDER BY p.seq DESC LIMIT 1) AS previous_mac
                 FROM newest
-                """, [.text(account)]).rows
+                """, [.text(account)]
+            ).rows
             guard let row = rows.first else { return nil }
             return (try AuditEntry(pg: row), try row.optionalBytes("previous_mac") ?? [])
         }
@@ -202,28 +233,34 @@ public final class PostgresVault: VaultStorage, Sendable {
 
     public func refreshTokensRotate(integration name: String) throws -> Bool {
         try read { t in
-            try t.session.query("""
+            try t.session.query(
+                """
                 SELECT refresh_token_changed FROM audit_entry
                 WHERE integration = $1 AND event = 'refreshed' AND refresh_token_changed IS NOT NULL
                 ORDER BY seq DESC LIMIT 1
-                """, [.text(name)]).rows.first?.bool("refresh_token_changed") ?? false
+                """, [.text(name)]
+            ).rows.first?.bool("refresh_token_changed") ?? false
         }
     }
 
     public func pairStoredTimes() throws -> [String: Date] {
         try read { t in
-            Dictionary(try t.session.query("""
-                SELECT account, at FROM audit_entry WHERE seq IN
-                (SELECT MAX(seq) FROM audit_entry WHERE event IN ('imported', 'authorized', 'refreshed') GROUP BY account)
-                """).rows.map { (try $0.string("account"), try $0.date("at")) }, uniquingKeysWith: { a, _ in a })
+            Dictionary(
+                try t.session.query(
+                    """
+                    SELECT account, at FROM audit_entry WHERE seq IN
+                    (SELECT MAX(seq) FROM audit_entry WHERE event IN ('imported', 'authorized', 'refreshed') GROUP BY account)
+                    """
+                ).rows.map { (try $0.string("account"), try $0.date("at")) }, uniquingKeysWith: { a, _ in a })
         }
     }
 
     public func notifiedEvents() throws -> [String: String] {
         try read { t in
-            Dictionary(try t.session.query("SELECT account, event FROM notification").rows.map {
-                (try $0.string("account"), try $0.string("event"))
-            }, uniquingKeysWith: { $1 })
+            Dictionary(
+                try t.session.query("SELECT account, event FROM notification").rows.map {
+                    (try $0.string("account"), try $0.string("event"))
+                }, uniquingKeysWith: { $1 })
         }
     }
 
@@ -261,8 +298,10 @@ public final class PostgresVault: VaultStorage, Sendable {
 
     /// Holds the account's refresh lock, an advisory lock of this store's lock connection, trying every 20 ms
     /// until `timeout` (exactly once for 0). The server releases it if this process dies.
-    public func lockForRefresh(_ account: Account, timeout: TimeInterval,
-                               sleep: @Sendable (Double) async throws -> Void) async throws -> any RefreshLock {
+    public func lockForRefresh(
+        _ account: Account, timeout: TimeInterval,
+        sleep: @Sendable (Double) async throws -> Void
+    ) async throws -> any RefreshLock {
         try await refreshLocks.acquire(account, timeout: timeout, location: location)
     }
 }
@@ -272,6 +311,7 @@ extension PGSession {
     func effectiveOptions() -> [String: String] {
         guard let conn, let options = pq.conninfo(conn) else { return [:] }
         defer { pq.conninfoFree(options) }
-        return Dictionary(LibPQ.options(options).filter { !$0.isSecret }.map { ($0.keyword, $0.value) }, uniquingKeysWith: { $1 })
+        return Dictionary(
+            LibPQ.options(options).filter { !$0.isSecret }.map { ($0.keyword, $0.value) }, uniquingKeysWith: { $1 })
     }
 }

@@ -274,6 +274,13 @@ public final class PostgresServer: @unchecked Sendable {
         }
     }
 
+    /// ``start()`` on a thread of its own, for the same reason: a server of a test's own.
+    public static func startOffPool() async throws -> PostgresServer {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try start() }) }.start()
+        }
+    }
+
     /// The server this test process shares between its suites, started at the first call and stopped when the
     /// process exits.
     public static func shared() throws -> PostgresServer {

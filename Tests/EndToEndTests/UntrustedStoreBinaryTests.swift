@@ -178,7 +178,7 @@ import VaultStore
     @Test(arguments: Store.allCases)
     func swappedRowsEditedEndpointsKDFCostsAndAuditDeletionsAreCaught(_ store: Store) async throws {
         try await Self.with(store) { s, _, sql in
-            let pairs = try await s.importAccounts(["alice", "bob"])
+            _ = try await s.importAccounts(["alice", "bob"])
             // Each attack on the same vault, undone before the next one (as the attacker had it).
             func attack(
                 _ title: String, _ edit: String, undo: String, command: [String], expect code: Int32 = 7,

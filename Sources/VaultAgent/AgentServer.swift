@@ -197,14 +197,13 @@ public final class AgentServer: @unchecked Sendable {
     }
 
     func statusJSON() -> String {
-        var o: [String: Any] = [
-            "vault": settings.vaultPath, "pid": Int(getpid()), "since": Int(started.timeIntervalSince1970),
-            "identity": settings.identity.description,
-        ]
-        o["until"] = settings.until.map { Int($0.timeIntervalSince1970) }
-        o["idle_seconds"] = settings.idle.map { Int($0) }
-        o["refresh_every_seconds"] = settings.refreshEvery.map { Int($0) }
-        let data = (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let status = AgentStatus(
+            vault: settings.vaultPath, pid: Int(getpid()), identity: settings.identity.description,
+            since: Int(started.timeIntervalSince1970), until: settings.until.map { Int($0.timeIntervalSince1970) },
+            idleSeconds: settings.idle.map { Int($0) }, refreshEverySeconds: settings.refreshEvery.map { Int($0) })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(status)) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VaultAgent
 import VaultOAuth
 
 @testable import TokenVaultCLI
@@ -245,7 +246,9 @@ import VaultOAuth
             #expect(
                 Format.json(
                     AgentStatusReport(
-                        status: status, socket: "/run/user/1000/tokenvault/2049-77.sock",
+                        status: AgentStatus(
+                            vault: "/v/vault.db", pid: 4242, identity: "2049-77", since: 1_800_000_000, until: until,
+                            idleSeconds: until.map { _ in 900 }), socket: "/run/user/1000/tokenvault/2049-77.sock",
                         fallbackReason: until.map { _ in "it belongs to uid 0" })) == foundation(old))
         }
     }

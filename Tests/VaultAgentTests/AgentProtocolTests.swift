@@ -73,7 +73,9 @@ import VaultCrypto
         #expect(throws: AgentClient.Failure.self) {
             try client.wrapMasterKey(toPublicKey: try BoxKeyPair.generate().publicKey)
         }
-        #expect(try client.status()["vault"] as? String == agent.vault)
+        let status = try client.status()
+        #expect(status.vault == agent.vault && status.pid == Int(getpid()))
+        #expect(abs(status.sinceDate.timeIntervalSinceNow) < 600)
         // The socket is private: 0600 in a 0700 directory.
         var info = stat()
         #expect(stat(agent.socketPath, &info) == 0 && info.st_mode & 0o777 == 0o600)

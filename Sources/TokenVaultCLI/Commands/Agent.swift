@@ -153,17 +153,12 @@ extension TokenVault {
                     Format.json(AgentStatusReport(status: status, socket: path, fallbackReason: fallback)) + "\n")
                 return
             }
-            func time(_ key: String) -> String {
-                (status[key] as? Int).map { Format.timestamp(Date(timeIntervalSince1970: TimeInterval($0))) } ?? "-"
-            }
             var lines = [
-                "vault: \(status["vault"] as? String ?? location)", "pid: \(status["pid"] as? Int ?? 0)",
-                "since: \(time("since"))", "until: \(status["until"] == nil ? "stopped" : time("until"))",
+                "vault: \(status.vault)", "pid: \(status.pid)", "since: \(Format.timestamp(status.sinceDate))",
+                "until: \(status.untilDate.map(Format.timestamp) ?? "stopped")",
             ]
-            if let idle = status["idle_seconds"] as? Int { lines.append("idle limit: \(Format.span(idle))") }
-            if let every = status["refresh_every_seconds"] as? Int {
-                lines.append("refresh-all every: \(Format.span(every))")
-            }
+            if let idle = status.idleSeconds { lines.append("idle limit: \(Format.span(idle))") }
+            if let every = status.refreshEverySeconds { lines.append("refresh-all every: \(Format.span(every))") }
             lines.append("socket: \(path)" + (fallback.map { " (\($0))" } ?? ""))
             context.console.out(lines.joined(separator: "\n") + "\n")
         }

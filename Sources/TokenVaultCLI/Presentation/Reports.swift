@@ -1,5 +1,6 @@
 import Foundation
 import TokenVaultCore
+import VaultAgent
 import VaultOAuth
 import VaultStore
 
@@ -376,18 +377,15 @@ struct AgentStatusReport: Encodable, Sendable {
         case socketFallbackReason = "socket_fallback_reason"
     }
 
-    /// `status`: the agent's answer (times in epoch seconds).
-    init(status: [String: Any], socket: String, fallbackReason: String?) {
-        func time(_ key: String) -> Date? {
-            (status[key] as? Int).map { Date(timeIntervalSince1970: TimeInterval($0)) }
-        }
-        vault = status["vault"] as? String
-        pid = status["pid"] as? Int
-        identity = status["identity"] as? String
-        since = time("since")
-        until = time("until")
-        idleSeconds = status["idle_seconds"] as? Int
-        refreshEverySeconds = status["refresh_every_seconds"] as? Int
+    /// `status`: the agent's answer.
+    init(status: AgentStatus, socket: String, fallbackReason: String?) {
+        vault = status.vault
+        pid = status.pid
+        identity = status.identity
+        since = status.sinceDate
+        until = status.untilDate
+        idleSeconds = status.idleSeconds
+        refreshEverySeconds = status.refreshEverySeconds
         self.socket = socket
         socketFallbackReason = fallbackReason
     }

@@ -134,7 +134,7 @@ enum ErrorReport {
             let code: ExitStatus
             switch e {
             case _ where e.isInvalidGrant: code = .needsReauthorization
-            case .portInUse, .listenerFailed: code = .other
+            case .portInUse, .listenerFailed, .transport(.missingLibrary, _): code = .other
             case .invalidPaste, .invalidRedirectURI: code = .usage
             default: code = .provider
             }

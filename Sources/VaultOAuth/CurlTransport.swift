@@ -102,7 +102,7 @@ public struct CurlTransport: HTTPTransport {
         if let e = error as? OAuthError { return e }
         let host = hostLabel(url)
         if error is CancellationError { return .transport(.other("cancelled"), host: host) }
-        if let e = error as? CurlLibrary.LoadError { return .transport(.other(e.description), host: host) }
+        if let e = error as? CurlLibrary.LoadError { return .transport(.missingLibrary(e.description), host: host) }
         return .transport(.other(String(describing: type(of: error))), host: host)
     }
 

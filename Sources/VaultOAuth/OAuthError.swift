@@ -19,6 +19,8 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case timedOut
         case connectionLost
         case tls
+        /// A library the request needs (libcurl) could not be loaded: a problem of this machine, not of the network.
+        case missingLibrary(String)
         case other(String)
     }
 
@@ -79,6 +81,7 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
         case .rateLimited, .server: return true
         case .transport(let problem, _):
             if case .tls = problem { return false }  // a certificate problem does not fix itself in seconds
+            if case .missingLibrary = problem { return false }  // nor does a library that is not installed
             return true
         case .unexpectedBody(_, let status, _): return status >= 500
         default: return false
@@ -159,6 +162,7 @@ public enum OAuthError: Error, LocalizedError, Equatable, Sendable {
             case .tls:
                 text =
                     "the TLS connection to \(host) failed: its certificate was not accepted or the TLS handshake failed (a self-signed or expired certificate, a wrong host name, or a proxy that intercepts TLS); check the system's CA certificates and clock"
+            case .missingLibrary(let detail): text = "cannot talk to \(host): \(detail)"
             case .other(let detail): text = "network error talking to \(host): \(detail)"
             }
         case .responseTooLarge(let limit, let host):

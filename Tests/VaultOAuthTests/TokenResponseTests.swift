@@ -103,6 +103,27 @@ func rejection(_ json: String) -> String? {
                 == "refresh_token must be a string, got a number")
     }
 
+    /// libcurl missing (a Recommends of the package, so it may be): said as what it is, with the package to
+    /// install, and not retried, where it used to be "network error ...; try again later" eight times over.
+    @Test func aMissingLibcurlIsNamedAndNotRetried() {
+        let url = URL(string: "https://webexapis.com/v1/access_token")!
+        let e = CurlTransport.map(
+            CurlLibrary.LoadError(
+                description:
+                    "libcurl is not installed (libcurl.so.4 could not be loaded; on Debian: apt-get install libcurl4)"),
+            url: url)
+        guard case .transport(.missingLibrary, let host) = e else {
+            Issue.record("\(e)")
+            return
+        }
+        #expect(host == "webexapis.com")
+        #expect(!e.retryable)
+        #expect(
+            e.errorDescription
+                == "cannot talk to webexapis.com: libcurl is not installed (libcurl.so.4 could not be loaded; on Debian: apt-get install libcurl4)"
+        )
+    }
+
     @Test func errorTextReadsWellAndHidesTheToken() throws {
         let error = try #require(throws: OAuthError.self) {
             try parse(#"{"access_token":"SECRET-TOKEN-VALUE","expires_in":-5}"#)

@@ -97,7 +97,7 @@ public struct TokenVault: AsyncParsableCommand {
             List.self,
             Authorize.self, Refresh.self, RefreshAll.self, Env.self, Token.self, Exec.self, Whoami.self,
             Revoke.self, Passwd.self, Audit.self, Unlock.self, Lock.self, AgentGroup.self, Check.self, Copy.self,
-            KeysGroup.self,
+            KeysGroup.self, Serve.self, GrantAccount.self, UngrantAccount.self, ListGrants.self,
         ]
     )
 

@@ -28,6 +28,17 @@ public struct TokenService: Sendable {
         account initial: Account, integration: Integration, minValid: TimeInterval,
         trigger: AuditTrigger
     ) async throws -> String {
+        try await freshAccessTokenAndRow(
+            account: initial, integration: integration, minValid: minValid, trigger: trigger
+        ).token
+    }
+
+    /// The same, with the account's row the token was opened from (its expiry and pair id: the token endpoint's
+    /// `expires_at`, and what a `lent` entry names).
+    public func freshAccessTokenAndRow(
+        account initial: Account, integration: Integration, minValid: TimeInterval,
+        trigger: AuditTrigger
+    ) async throws -> (token: String, account: Account) {
         let database = vault.database
         let name = initial.name
         var account = initial
@@ -123,7 +134,7 @@ public struct TokenService: Sendable {
         guard let text = token.copyToString() else {
             throw VaultError.integrity("the access token of '\(name)' is not text")
         }
-        return text
+        return (text, account)
     }
 
     /// A failure that means the vault was damaged or tampered with (the CLI's exit 7).

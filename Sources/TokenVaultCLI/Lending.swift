@@ -1,0 +1,71 @@
+import Foundation
+import TokenVaultCore
+import VaultAgent
+import VaultStore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The token endpoint wired to a vault: the HTTP server (VaultAgent's ``TokenEndpoint``) answering with the core's
+/// ``TokenLender``. Used by `serve`, the agent and `exec --serve`.
+enum Lending {
+    /// Binds the endpoint at `socketPath` (mode `mode`) and starts serving it on a thread of its own.
+    static func start(
+        vault: UnlockedVault, context: Context, policy: TokenLender.Policy, socketPath: String, mode: mode_t,
+        minValid: TimeInterval, verbose: Bool = false
+    ) throws -> TokenEndpoint {
+        let lender = TokenLender(
+            service: TokenService(vault: vault, services: context.services, verbose: verbose), policy: policy,
+            minValid: minValid)
+        let endpoint = TokenEndpoint(socketPath: socketPath, mode: mode) { request in
+            switch await lender.answer(
+                path: request.path, uid: request.peer.uid, groups: request.peer.groups.map { UInt32($0) })
+            {
+            case .token(let lent): return .init(status: 200, body: TokenLender.json(lent))
+            case .refused(let status, let message): return .error(status, message)
+            }
+        }
+        try endpoint.bind()
+        let thread = Thread { endpoint.run() }
+        thread.stackSize = 1 << 20
+        thread.start()
+        return endpoint
+    }
+
+    /// The agent's token endpoint: beside its key socket, in the same private directory; its owner's alone.
+    static func agentSocketPath(keySocket: String) -> String {
+        let url = URL(fileURLWithPath: keySocket)
+        let name = url.lastPathComponent.replacingOccurrences(of: "agent-", with: "token-")
+        return url.deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
+    /// The URL path of an account's token.
+    static func tokenPath(_ account: String) -> String {
+        "/v1/accounts/\(account.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? account)/token"
+    }
+
+    /// `tokenvault token NAME` inside `exec --serve`: the token from the endpoint in TOKENVAULT_SOCKET, no passphrase.
+    static func tokenFromEndpoint(socket: String, account: String) throws -> String {
+        let answer: TokenEndpointClient.Answer
+        do { answer = try TokenEndpointClient.get(socketPath: socket, path: tokenPath(account)) } catch {
+            throw CLIError.usage(
+                "cannot ask the token endpoint in TOKENVAULT_SOCKET: \(error.localizedDescription)",
+                hint: "unset TOKENVAULT_SOCKET to open the vault itself")
+        }
+        let object =
+            (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8))) as? [String: Any] ?? [:]
+        guard answer.status == 200, let token = object["access_token"] as? String else {
+            let said = object["error"] as? String ?? "status \(answer.status)"
+            switch answer.status {
+            case 403, 404:
+                throw CLIError.usage(
+                    "the token endpoint in TOKENVAULT_SOCKET refused '\(account)': \(said)",
+                    hint: "ask for an account the command was given")
+            case 502: throw CLIError.provider("the token endpoint could not give '\(account)': \(said)")
+            default: throw CLIError.usage("the token endpoint refused '\(account)': \(said)")
+            }
+        }
+        return token
+    }
+}

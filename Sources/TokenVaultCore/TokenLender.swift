@@ -1,0 +1,218 @@
+import Foundation
+import Synchronization
+import VaultCrypto
+import VaultStore
+
+/// What the token endpoint answers for one request (`GET /v1/accounts/NAME/token`): the access token of an
+/// account, refreshed first when it lapses within `minValid`, to a peer allowed to have it. Never a refresh
+/// token, a client secret or a key: the answer is built from the access token and plain metadata alone.
+///
+/// Concurrent requests for the same account share one lookup (and so at most one refresh); refreshes across
+/// processes are serialized by the account's refresh lock as for every other command.
+public final class TokenLender: Sendable {
+    /// Who may ask for what.
+    public struct Policy: Sendable {
+        /// The vault's owner (this process's uid): every account, or only `accounts` when set (`exec --serve`).
+        public var ownerUID: UInt32
+        public var accounts: Set<String>?
+        /// Whether other uids are served at all (by their grants): `serve`; the agent's and `exec --serve`'s
+        /// sockets are the owner's alone.
+        public var lendToOthers: Bool
+        /// The trigger of the refreshes and `lent` entries ("serve", "agent", "exec --serve").
+        public var trigger: AuditTrigger
+
+        public init(ownerUID: UInt32, accounts: Set<String>? = nil, lendToOthers: Bool, trigger: AuditTrigger) {
+            self.ownerUID = ownerUID
+            self.accounts = accounts
+            self.lendToOthers = lendToOthers
+            self.trigger = trigger
+        }
+    }
+
+    /// The JSON the endpoint answers with.
+    public struct Lent: Sendable, Codable, Equatable {
+        public var access_token: String
+        public var token_type: String
+        public var expires_at: String?
+        public var expires_in: Int?
+        public var account: String
+        public var integration: String
+    }
+
+    public enum Answer: Sendable {
+        case token(Lent)
+        /// HTTP status and a message that names no secret.
+        case refused(Int, String)
+    }
+
+    let service: TokenService
+    let policy: Policy
+    let minValid: TimeInterval
+    private let state = Mutex(State())
+
+    private struct State {
+        var inFlight: [String: Task<Result<(String, Account, Integration), LookupFailure>, Never>] = [:]
+        /// The grants as of the audit head they were read at.
+        var grants: (head: [UInt8], seq: Int64, grants: [Grant])?
+        /// (account, `lent` detail) already audited: once per grantee and token, not per request.
+        var lent: Set<String>?
+    }
+
+    struct LookupFailure: Error {
+        var status: Int
+        var message: String
+    }
+
+    public init(service: TokenService, policy: Policy, minValid: TimeInterval) {
+        self.service = service
+        self.policy = policy
+        self.minValid = minValid
+    }
+
+    /// The answer to a request for `path` from a peer of `uid` and `groups`.
+    public func answer(path: String, uid: UInt32, groups: [UInt32]) async -> Answer {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "accounts", parts[4] == "token",
+            let name = String(parts[3]).removingPercentEncoding, !name.isEmpty
+        else { return .refused(404, "no such endpoint; ask GET /v1/accounts/NAME/token") }
+        let isOwner = uid == policy.ownerUID
+        if isOwner {
+            if let only = policy.accounts, !only.contains(name) {
+                return .refused(403, "account '\(name)' is not lent to this process")
+            }
+        } else {
+            guard policy.lendToOthers else { return .refused(403, "this endpoint serves its owner only") }
+            switch await isGranted(name, uid: uid, groups: groups) {
+            case .success(true): break
+            case .success(false): return .refused(403, "no grant for uid \(uid) to account '\(name)'")
+            case .failure(let failure): return .refused(failure.status, failure.message)
+            }
+        }
+        switch await lookUp(name) {
+        case .failure(let failure):
+            // Another user learns nothing about which names exist.
+            if !isOwner && failure.status == 404 {
+                return .refused(403, "no grant for uid \(uid) to account '\(name)'")
+            }
+            return .refused(failure.status, failure.message)
+        case .success(let (token, account, integration)):
+            if !isOwner {
+                do { try await auditLent(account, integration: integration.name, uid: uid) } catch {
+                    return .refused(500, "could not audit the loan: \(error.localizedDescription)")
+                }
+            }
+            let now = service.services.now()
+            return .token(
+                Lent(
+                    access_token: token, token_type: "Bearer",
+                    expires_at: account.accessExpiresAt.map { Format.timestamp($0) },
+                    expires_in: account.accessExpiresAt.map { max(0, Int($0.timeIntervalSince(now))) },
+                    account: account.name, integration: integration.name))
+        }
+    }
+
+    /// The account's fresh token; concurrent callers for one account share one lookup.
+    private func lookUp(_ name: String) async -> Result<(String, Account, Integration), LookupFailure> {
+        let (task, mine) = state.withLock { state in
+            if let running = state.inFlight[name] { return (running, false) }
+            let task = Task { await self.lookUpAlone(name) }
+            state.inFlight[name] = task
+            return (task, true)
+        }
+        let result = await task.value
+        if mine { _ = state.withLock { $0.inFlight.removeValue(forKey: name) } }
+        return result
+    }
+
+    private func lookUpAlone(_ name: String) async -> Result<(String, Account, Integration), LookupFailure> {
+        let database = service.vault.database
+        do {
+            let (account, integration) = try await BlockingWork.run { () throws -> (Account, Integration) in
+                let account = try database.account(named: name)
+                guard let integration = try database.integration(id: account.integrationId) else {
+                    throw StoreError.noSuchIntegration(account.integrationId)
+                }
+                return (account, integration)
+            }
+            let (token, row) = try await service.freshAccessTokenAndRow(
+                account: account, integration: integration, minValid: minValid, trigger: policy.trigger)
+            return .success((token, row, integration))
+        } catch let error as StoreError {
+            if case .noSuchAccount = error {
+                return .failure(LookupFailure(status: 404, message: "no account named '\(name)'"))
+            }
+            return .failure(LookupFailure(status: 500, message: error.localizedDescription))
+        } catch let error as VaultError {
+            switch error {
+            case .needsReauthorization, .accessTokenExpired, .provider:
+                return .failure(LookupFailure(status: 502, message: error.localizedDescription))
+            default:
+                return .failure(LookupFailure(status: 500, message: error.localizedDescription))
+            }
+        } catch {
+            return .failure(LookupFailure(status: 500, message: error.localizedDescription))
+        }
+    }
+
+    /// Whether a grant covers `uid` or one of `groups` for `name`: the grants are read again (and the log verified)
+    /// whenever the audit log's head moved, so an `ungrant` counts from the next request.
+    private func isGranted(_ name: String, uid: UInt32, groups: [UInt32]) async -> Result<Bool, LookupFailure> {
+        let vault = service.vault
+        do {
+            let head = try await BlockingWork.run { try vault.database.auditHead() }
+            let cached = state.withLock { state in
+                state.grants.flatMap { $0.seq == head.seq && $0.head == head.mac ? $0.grants : nil }
+            }
+            let grants: [Grant]
+            if let cached {
+                grants = cached
+            } else {
+                grants = try await BlockingWork.run { try vault.grants() }
+                state.withLock { $0.grants = (head.mac, head.seq, grants) }
+            }
+            return .success(
+                grants.contains { grant in
+                    guard grant.account == name else { return false }
+                    switch grant.grantee {
+                    case .uid(let n): return n == uid
+                    case .gid(let n): return groups.contains(n)
+                    }
+                })
+        } catch {
+            return .failure(
+                LookupFailure(status: 500, message: "the grants cannot be read: \(error.localizedDescription)"))
+        }
+    }
+
+    /// Audits a hand-out to another uid once per (grantee, account, token).
+    private func auditLent(_ account: Account, integration: String, uid: UInt32) async throws {
+        let vault = service.vault
+        if state.withLock({ $0.lent == nil }) {
+            let earlier = try await BlockingWork.run {
+                Set(
+                    try vault.database.auditEntries().filter { $0.draft.event == .lent }.map {
+                        $0.draft.account + "\n" + ($0.draft.detail ?? "")
+                    })
+            }
+            state.withLock { if $0.lent == nil { $0.lent = earlier } }
+        }
+        let key = account.name + "\n" + UnlockedVault.lentDetail(uid: uid, account: account)
+        let isNew = state.withLock { $0.lent!.insert(key).inserted }
+        guard isNew else { return }
+        do {
+            try await vault.recordLent(
+                account: account, integration: integration, uid: uid, trigger: policy.trigger,
+                now: service.services.now())
+        } catch {
+            _ = state.withLock { $0.lent!.remove(key) }
+            throw error
+        }
+    }
+
+    /// The answer's JSON (sorted keys: one form, whatever the platform's dictionary order).
+    public static func json(_ lent: Lent) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(lent)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}

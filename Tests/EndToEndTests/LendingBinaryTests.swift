@@ -37,8 +37,10 @@ extension OAuthBinaryTests {
         }
 
         /// Starts `serve` on `socket` and waits for the socket.
-        func startServe(_ s: SandboxWorkspace, socket: String, extra: [String] = []) async throws -> BackgroundProcess {
-            let child = try s.start(["serve", "--socket", socket] + extra)
+        func startServe(_ s: SandboxWorkspace, socket: String, environment: [String: String?] = [:]) async throws
+            -> BackgroundProcess
+        {
+            let child = try s.start(["serve", "--socket", socket], environment: environment)
             _ = try await offPool { try child.waitForStderrLine { $0.contains("lending tokens") } }
             return child
         }
@@ -69,7 +71,16 @@ extension OAuthBinaryTests {
                 let dir = try sharedDirectory()
                 defer { try? FileManager.default.removeItem(atPath: dir) }
                 let socket = dir + "/token.sock"
-                let serve = try await startServe(s, socket: socket)
+                // The passphrase as systemd's LoadCredential= gives it: a 0400 file in $CREDENTIALS_DIRECTORY.
+                let credentials = s.ws.dir + "/credentials"
+                try FileManager.default.createDirectory(
+                    atPath: credentials, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+                FileManager.default.createFile(
+                    atPath: credentials + "/passphrase", contents: Data(Workspace.passphrase.utf8),
+                    attributes: [.posixPermissions: 0o400])
+                let serve = try await startServe(
+                    s, socket: socket,
+                    environment: ["TOKENVAULT_PASSPHRASE": nil, "CREDENTIALS_DIRECTORY": credentials])
                 defer { serve.signal(SIGTERM) }
                 var info = stat()
                 #expect(lstat(socket, &info) == 0 && info.st_mode & 0o777 == 0o666)

@@ -37,13 +37,6 @@ extension TokenVault {
 
         func run(_ context: Context) async throws {
             ProcessHardening.disableCoreDumps()
-            var context = context
-            if context.environment["TOKENVAULT_PASSPHRASE_FILE"] == nil,
-                let credentials = context.environment["CREDENTIALS_DIRECTORY"],
-                FileManager.default.fileExists(atPath: credentials + "/passphrase")
-            {
-                context.environment["TOKENVAULT_PASSPHRASE_FILE"] = credentials + "/passphrase"
-            }
             let vault = try unlock(context, allowAgent: false)
             let path = try socketPath(context)
             let endpoint = try Lending.start(

@@ -328,6 +328,38 @@ extension OAuthBinaryTests {
             }
         }
 
+        /// `exec --serve` stays the command's parent: SIGTERM goes on to the command, whose exit status is tokenvault's,
+        /// and the socket goes with it.
+        @Test func execServePassesSIGTERMOnAndExitsWithTheCommandsStatus() async throws {
+            try await SandboxWorkspace.with { s in
+                try await importPairs(s, ["alice"], expiresIn: 100_000)
+                let out = s.ws.dir + "/child.out"
+                let script = """
+                    trap 'echo "term $TOKENVAULT_SOCKET" > "\(out)"; exit 9' TERM
+                    echo "ready $TOKENVAULT_SOCKET" > "\(out).ready"
+                    while :; do sleep 0.1; done
+                    """
+                let child = try s.start(["exec", "--serve", "alice", "--", "/bin/sh", "-c", script])
+                let ready = try await offPool { () -> String in
+                    for _ in 0..<600 {
+                        if let text = try? String(contentsOfFile: out + ".ready", encoding: .utf8), text.hasSuffix("\n")
+                        {
+                            return text
+                        }
+                        usleep(50_000)
+                    }
+                    throw TestFailure("the command never started")
+                }
+                let socket = String(ready.dropFirst("ready ".count).dropLast())
+                #expect(FileManager.default.fileExists(atPath: socket))
+                child.signal(SIGTERM)
+                let result = try await offPool { try child.wait(timeout: 60) }
+                #expect(result.code == 9, "\(result.err)")
+                #expect((try? String(contentsOfFile: out, encoding: .utf8))?.hasPrefix("term ") == true)
+                #expect(!FileManager.default.fileExists(atPath: socket), "the socket outlived the command")
+            }
+        }
+
         /// 100 clients at once asking for a token that lapses within the margin: one refresh at the provider.
         @Test func aHundredClientsCauseOneRefresh() async throws {
             try await SandboxWorkspace.with { s in

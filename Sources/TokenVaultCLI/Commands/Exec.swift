@@ -76,18 +76,26 @@ extension TokenVault {
             }
             let path = try ProgramRunner.resolveToRun(program, environment: context.environment)
             var environment = ChildEnvironment.scrubbed(context.environment)
-            var vault: UnlockedVault?
-            // The usual variables, refreshed first; the first account named wins a variable two integrations share.
+            // The vault unlocked once (one passphrase, one key derivation) for every account and the endpoint.
+            let database = try openDatabase(context)
+            var rows: [(Account, Integration)] = []
             for name in accounts {
-                let (token, integration, opened) = try await freshAccessTokenAndVault(
-                    account: name, global: global, minValid: minValid.seconds, trigger: .exec, context: context)
-                vault = opened
-                if environment[integration.envVar] == nil || name == accounts[0] {
-                    if name != accounts[0], environment[integration.envVar] != nil { continue }
-                    environment[integration.envVar] = token
+                let account = try database.account(named: name)
+                guard let integration = try database.integration(id: account.integrationId) else {
+                    throw StoreError.noSuchIntegration(account.integrationId)
                 }
+                rows.append((account, integration))
             }
-            guard let vault else { return }
+            let vault = try VaultUnlocking.unlock(database, global: global, context: context)
+            let service = TokenService(vault: vault, services: context.services, verbose: global.verbose)
+            // The usual variables, refreshed first; the first account named wins a variable two integrations share.
+            var assigned: Set<String> = []
+            for (account, integration) in rows {
+                let token = try await service.freshAccessToken(
+                    account: account, integration: integration, minValid: minValid.seconds, trigger: .exec)
+                if assigned.insert(integration.envVar).inserted { environment[integration.envVar] = token }
+            }
+            MemoryLockReport.print(context: context, verbose: global.verbose)
             // A private directory of ours (0700) holds the socket (0600): no other user can reach it.
             let base = AgentSocket.directory(environment: context.environment)
             try AgentSocket.checkDirectory(base, create: true)
@@ -129,16 +137,20 @@ extension TokenVault {
     }
 }
 
-/// `exec --serve`: SIGINT, SIGTERM and SIGHUP sent to tokenvault go on to the command, which decides when to end.
+/// `exec --serve`: SIGTERM and SIGHUP sent to tokenvault go on to the command, which decides when to end. SIGINT
+/// and SIGQUIT are ignored here: a terminal sends them to the command itself (the same process group), and passing
+/// them on too would deliver each Ctrl-C twice.
 enum ChildSignals {
     nonisolated(unsafe) static var child: pid_t = 0
 
     static func forward(to pid: pid_t) {
         child = pid
-        for sig in [SIGTERM, SIGINT, SIGHUP] {
+        for sig in [SIGTERM, SIGHUP] {
             signal(sig) { received in
                 if ChildSignals.child > 0 { kill(ChildSignals.child, received) }
             }
         }
+        signal(SIGINT, SIG_IGN)
+        signal(SIGQUIT, SIG_IGN)
     }
 }

@@ -282,6 +282,21 @@ extension OAuthBinaryTests {
             }
         }
 
+        /// Grants live in the audit log, which `keys rotate` re-keys: they stand after a rotation.
+        @Test func grantsSurviveAKeyRotation() async throws {
+            try await SandboxWorkspace.with { s in
+                try await importPairs(s, ["alice"], expiresIn: 100_000)
+                try await s.expectOK(["grant", "alice", "--to-uid", "4343"])
+                try await s.expectOK(["grant", "alice", "--to-group", "root"])
+                try await s.expectOK(["keys", "rotate"])
+                let listed = try await s.run(["grants", "--json"])
+                #expect(listed.code == 0, "\(listed.err)")
+                let grantees = Set(jsonObjects(listed.out).compactMap { $0["grantee"] as? String })
+                #expect(grantees == ["uid 4343", "gid 0"], "\(listed.out)")
+                #expect(try await s.run(["audit", "--verify"]).code == 0)
+            }
+        }
+
         /// `exec --serve`: the child asks for fresh tokens while it runs, across an expiry; only its accounts;
         /// `tokenvault token` inside it needs no passphrase; the socket goes when it exits.
         @Test func execServeHandsTheChildFreshTokensAcrossAnExpiry() async throws {

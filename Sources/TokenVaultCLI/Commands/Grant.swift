@@ -124,7 +124,7 @@ extension TokenVault {
         @Argument(help: "Only this account's grants.", completion: .accountNames)
         var account: String?
 
-        @Flag(help: "Print JSON, one object per line.")
+        @Flag(help: "Print JSON (an array of objects, as 'list --json').")
         var json = false
 
         struct Row: Encodable {
@@ -140,7 +140,7 @@ extension TokenVault {
                 Row(account: $0.account, grantee: "\($0.grantee)", name: $0.name, since: Format.timestamp($0.at))
             }
             if json {
-                for row in rows { context.console.out(Format.json(row) + "\n") }
+                context.console.out(Format.json(rows) + "\n")
                 return
             }
             guard !rows.isEmpty else {

@@ -20,9 +20,16 @@ enum Lending {
             minValid: minValid)
         let endpoint = TokenEndpoint(socketPath: socketPath, mode: mode) { request in
             switch await lender.answer(
-                path: request.path, uid: request.peer.uid, groups: request.peer.groups.map { UInt32($0) })
+                path: request.path, query: request.query, uid: request.peer.uid,
+                groups: request.peer.groups.map { UInt32($0) })
             {
-            case .token(let lent): return .init(status: 200, body: TokenLender.json(lent))
+            case .token(let lent, let notes):
+                var headers: [(name: String, value: String)] = []
+                if let notes {
+                    headers.append((ownerVariableHeader, notes.variable))
+                    headers += notes.warnings.map { (ownerWarningHeader, $0) }
+                }
+                return .init(status: 200, body: TokenLender.json(lent), headers: headers)
             case .refused(let status, let message): return .error(status, message)
             }
         }
@@ -32,6 +39,10 @@ enum Lending {
         thread.start()
         return endpoint
     }
+
+    /// Header fields only the owner gets: the integration's variable, and each warning of the lookup.
+    static let ownerVariableHeader = "X-Tokenvault-Variable"
+    static let ownerWarningHeader = "X-Tokenvault-Warning"
 
     /// The agent's token endpoint: beside its key socket, in the same private directory; its owner's alone.
     static func agentSocketPath(keySocket: String) -> String {
@@ -43,6 +54,34 @@ enum Lending {
     /// The URL path of an account's token.
     static func tokenPath(_ account: String) -> String {
         "/v1/accounts/\(account.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? account)/token"
+    }
+
+    /// `env` and `token` through the agent: one request to its token endpoint, which opens (and when due refreshes)
+    /// the token itself. The token and the integration's variable; nil when no agent answers for this vault, or it
+    /// answers anything but a token (the usual path then runs and reports the error with its exit code).
+    static func throughAgent(
+        account: String, global: GlobalOptions, minValid: TimeInterval, trigger: String, context: Context
+    ) -> (token: String, variable: String)? {
+        // --verbose traces the requests of a refresh, which only this process can show.
+        guard global.passphraseFd == nil, !global.verbose else { return nil }
+        let location = VaultLocation.resolve(option: global.vault, context: context)
+        guard let keySocket = VaultUnlocking.socketPath(location: location.text, context: context) else { return nil }
+        let socket = agentSocketPath(keySocket: keySocket)
+        guard access(socket, F_OK) == 0,
+            (try? AgentSocket.checkDirectory(
+                URL(fileURLWithPath: socket).deletingLastPathComponent().path, create: false)) != nil,
+            let answer = try? TokenEndpointClient.get(
+                socketPath: socket, path: tokenPath(account) + "?min_valid=\(Int(minValid))&trigger=\(trigger)",
+                serverUID: geteuid()),
+            answer.status == 200,
+            let object = (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8))) as? [String: Any],
+            let token = object["access_token"] as? String,
+            let variable = answer.headers.first(where: { $0.name == ownerVariableHeader.lowercased() })?.value
+        else { return nil }
+        for warning in answer.headers where warning.name == ownerWarningHeader.lowercased() {
+            context.console.warn(warning.value)
+        }
+        return (token, variable)
     }
 
     /// `tokenvault token NAME` inside `exec --serve`: the token from the endpoint in TOKENVAULT_SOCKET, no passphrase.

@@ -39,8 +39,15 @@ public final class TokenLender: Sendable {
         public var integration: String
     }
 
+    /// What only the owner is told besides the JSON (as header fields): the integration's variable, checked
+    /// against its sealed copy (`env` through the agent prints it), and the warnings the lookup gave.
+    public struct OwnerNotes: Sendable, Equatable {
+        public var variable: String
+        public var warnings: [String]
+    }
+
     public enum Answer: Sendable {
-        case token(Lent)
+        case token(Lent, owner: OwnerNotes?)
         /// HTTP status and a message that names no secret.
         case refused(Int, String)
     }
@@ -51,11 +58,18 @@ public final class TokenLender: Sendable {
     private let state = Mutex(State())
 
     private struct State {
-        var inFlight: [String: Task<Result<(String, Account, Integration), LookupFailure>, Never>] = [:]
+        var inFlight: [String: Task<Result<Found, LookupFailure>, Never>] = [:]
         /// The grants as of the audit head they were read at.
         var grants: (head: [UInt8], seq: Int64, grants: [Grant])?
         /// (account, `lent` detail) already audited: once per grantee and token, not per request.
         var lent: Set<String>?
+    }
+
+    struct Found: Sendable {
+        var token: String
+        var account: Account
+        var integration: Integration
+        var warnings: [String]
     }
 
     struct LookupFailure: Error {
@@ -69,16 +83,29 @@ public final class TokenLender: Sendable {
         self.minValid = minValid
     }
 
-    /// The answer to a request for `path` from a peer of `uid` and `groups`.
-    public func answer(path: String, uid: UInt32, groups: [UInt32]) async -> Answer {
+    /// The answer to a request for `path` from a peer of `uid` and `groups`. The owner may also say, in the query,
+    /// `min_valid=SECONDS` (instead of the lender's margin) and `trigger=env|token` (what a refresh is audited as):
+    /// `env` and `token` through the agent. Another uid's query is ignored.
+    public func answer(path: String, query: String = "", uid: UInt32, groups: [UInt32]) async -> Answer {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "accounts", parts[4] == "token",
             let name = String(parts[3]).removingPercentEncoding, !name.isEmpty
         else { return .refused(404, "no such endpoint; ask GET /v1/accounts/NAME/token") }
         let isOwner = uid == policy.ownerUID
+        var margin = minValid
+        var trigger = policy.trigger
         if isOwner {
             if let only = policy.accounts, !only.contains(name) {
                 return .refused(403, "account '\(name)' is not lent to this process")
+            }
+            for pair in query.split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                guard kv.count == 2 else { continue }
+                if kv[0] == "min_valid", let seconds = Int(kv[1]), (0...90 * 86_400).contains(seconds) {
+                    margin = TimeInterval(seconds)
+                } else if kv[0] == "trigger", kv[1] == "env" || kv[1] == "token" {
+                    trigger = AuditTrigger(kv[1])
+                }
             }
         } else {
             guard policy.lendToOthers else { return .refused(403, "this endpoint serves its owner only") }
@@ -88,44 +115,56 @@ public final class TokenLender: Sendable {
             case .failure(let failure): return .refused(failure.status, failure.message)
             }
         }
-        switch await lookUp(name) {
+        switch await lookUp(name, minValid: margin, trigger: trigger) {
         case .failure(let failure):
             // Another user learns nothing about which names exist.
             if !isOwner && failure.status == 404 {
                 return .refused(403, "no grant for uid \(uid) to account '\(name)'")
             }
             return .refused(failure.status, failure.message)
-        case .success(let (token, account, integration)):
+        case .success(let found):
             if !isOwner {
-                do { try await auditLent(account, integration: integration.name, uid: uid) } catch {
+                do { try await auditLent(found.account, integration: found.integration.name, uid: uid) } catch {
                     return .refused(500, "could not audit the loan: \(error.localizedDescription)")
                 }
             }
             let now = service.services.now()
+            let expiry = found.account.accessExpiresAt
             return .token(
                 Lent(
-                    access_token: token, token_type: "Bearer",
-                    expires_at: account.accessExpiresAt.map { Format.timestamp($0) },
-                    expires_in: account.accessExpiresAt.map { max(0, Int($0.timeIntervalSince(now))) },
-                    account: account.name, integration: integration.name))
+                    access_token: found.token, token_type: "Bearer",
+                    expires_at: expiry.map { Format.timestamp($0) },
+                    expires_in: expiry.map { max(0, Int($0.timeIntervalSince(now))) },
+                    account: found.account.name, integration: found.integration.name),
+                owner: isOwner ? OwnerNotes(variable: found.integration.envVar, warnings: found.warnings) : nil)
         }
     }
 
-    /// The account's fresh token; concurrent callers for one account share one lookup.
-    private func lookUp(_ name: String) async -> Result<(String, Account, Integration), LookupFailure> {
+    /// The account's fresh token; concurrent callers for one account (and margin and trigger) share one lookup.
+    private func lookUp(_ name: String, minValid: TimeInterval, trigger: AuditTrigger) async -> Result<
+        Found, LookupFailure
+    > {
+        let key = "\(name)\n\(minValid)\n\(trigger)"
         let (task, mine) = state.withLock { state in
-            if let running = state.inFlight[name] { return (running, false) }
-            let task = Task { await self.lookUpAlone(name) }
-            state.inFlight[name] = task
+            if let running = state.inFlight[key] { return (running, false) }
+            let task = Task { await self.lookUpAlone(name, minValid: minValid, trigger: trigger) }
+            state.inFlight[key] = task
             return (task, true)
         }
         let result = await task.value
-        if mine { _ = state.withLock { $0.inFlight.removeValue(forKey: name) } }
+        if mine { _ = state.withLock { $0.inFlight.removeValue(forKey: key) } }
         return result
     }
 
-    private func lookUpAlone(_ name: String) async -> Result<(String, Account, Integration), LookupFailure> {
+    private func lookUpAlone(_ name: String, minValid: TimeInterval, trigger: AuditTrigger) async -> Result<
+        Found, LookupFailure
+    > {
         let database = service.vault.database
+        // The lookup's warnings go to this process's console as always, and to the owner with the answer.
+        let console = CollectingConsole(passingTo: service.services.console)
+        var services = service.services
+        services.console = console
+        let service = TokenService(vault: service.vault, services: services, verbose: service.verbose)
         do {
             let (account, integration) = try await BlockingWork.run { () throws -> (Account, Integration) in
                 let account = try database.account(named: name)
@@ -135,8 +174,8 @@ public final class TokenLender: Sendable {
                 return (account, integration)
             }
             let (token, row) = try await service.freshAccessTokenAndRow(
-                account: account, integration: integration, minValid: minValid, trigger: policy.trigger)
-            return .success((token, row, integration))
+                account: account, integration: integration, minValid: minValid, trigger: trigger)
+            return .success(Found(token: token, account: row, integration: integration, warnings: console.collected))
         } catch let error as StoreError {
             if case .noSuchAccount = error {
                 return .failure(LookupFailure(status: 404, message: "no account named '\(name)'"))
@@ -215,4 +254,23 @@ public final class TokenLender: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         return (try? encoder.encode(lent)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
+}
+
+/// A console that keeps the warnings a lookup gives (for its answer) and passes everything on.
+final class CollectingConsole: Console, Sendable {
+    let base: any Console
+    private let lines = Mutex<[String]>([])
+
+    init(passingTo base: any Console) { self.base = base }
+
+    func out(_ text: String) { base.out(text) }
+    func err(_ text: String) {
+        base.err(text)
+        let prefix = "tokenvault: warning: "
+        for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
+            lines.withLock { $0.append(String(line.dropFirst(prefix.count))) }
+        }
+    }
+    var stderrIsTerminal: Bool { false }
+    var collected: [String] { lines.withLock { $0 } }
 }

@@ -43,6 +43,8 @@ public final class TokenEndpoint: @unchecked Sendable {
         public var method: String
         /// The request target's path, percent-decoding left to the handler.
         public var path: String
+        /// What follows `?` in the request target ("" when nothing does).
+        public var query: String = ""
         public var peer: Peer
     }
 
@@ -50,11 +52,17 @@ public final class TokenEndpoint: @unchecked Sendable {
         public var status: Int
         public var body: String
         public var contentType = "application/json"
+        /// Further header fields (names and values without line breaks).
+        public var headers: [(name: String, value: String)] = []
 
-        public init(status: Int, body: String, contentType: String = "application/json") {
+        public init(
+            status: Int, body: String, contentType: String = "application/json",
+            headers: [(name: String, value: String)] = []
+        ) {
             self.status = status
             self.body = body
             self.contentType = contentType
+            self.headers = headers
         }
 
         /// `{"error": message}` with `status`.
@@ -233,9 +241,14 @@ public final class TokenEndpoint: @unchecked Sendable {
             }
         }
         var path = String(parts[1])
-        if let query = path.firstIndex(of: "?") { path = String(path[..<query]) }
+        var query = ""
+        if let mark = path.firstIndex(of: "?") {
+            query = String(path[path.index(after: mark)...])
+            path = String(path[..<mark])
+        }
         return .success(
-            Request(method: String(parts[0]), path: path, peer: Peer(uid: 0, gid: 0, pid: 0, groups: [])))
+            Request(
+                method: String(parts[0]), path: path, query: query, peer: Peer(uid: 0, gid: 0, pid: 0, groups: [])))
     }
 
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
@@ -257,6 +270,7 @@ public final class TokenEndpoint: @unchecked Sendable {
         let head =
             "HTTP/1.1 \(response.status) \(reasons[response.status] ?? "Status")\r\n"
             + "Content-Type: \(response.contentType)\r\nContent-Length: \(body.count)\r\n"
+            + response.headers.map { "\($0.name): \($0.value.filter { $0 != "\r" && $0 != "\n" })\r\n" }.joined()
             + "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
         return Array(head.utf8) + body
     }
@@ -301,9 +315,14 @@ public enum TokenEndpointClient {
     public struct Answer: Sendable {
         public var status: Int
         public var body: String
+        /// Header fields, names lowercased, in order.
+        public var headers: [(name: String, value: String)] = []
     }
 
-    public static func get(socketPath: String, path: String, timeout: Int = 60) throws -> Answer {
+    /// - Parameter serverUID: when set, the server must run as this uid (SO_PEERCRED), or nothing is sent.
+    public static func get(socketPath: String, path: String, timeout: Int = 60, serverUID: uid_t? = nil) throws
+        -> Answer
+    {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw AgentSocket.Failure.system("socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -316,6 +335,9 @@ public enum TokenEndpointClient {
         guard connected == 0 else {
             throw AgentSocket.Failure.system(
                 "cannot connect to the token endpoint \(socketPath): \(String(cString: strerror(errno)))")
+        }
+        if let serverUID, AgentSocket.peerUID(fd) != serverUID {
+            throw AgentSocket.Failure.system("the token endpoint \(socketPath) is not served by uid \(serverUID)")
         }
         AgentSocket.setTimeouts(fd, seconds: timeout)
         let request = "GET \(path) HTTP/1.1\r\nHost: tokenvault\r\nConnection: close\r\n\r\n"
@@ -338,6 +360,14 @@ public enum TokenEndpointClient {
         guard statusLine.count >= 2, let status = Int(statusLine[1]) else {
             throw AgentSocket.Failure.system("the token endpoint \(socketPath) gave no HTTP status")
         }
-        return Answer(status: status, body: String(decoding: received[(split + 4)...], as: UTF8.self))
+        let headers = head.components(separatedBy: "\r\n").dropFirst().compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (
+                line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            )
+        }
+        return Answer(
+            status: status, body: String(decoding: received[(split + 4)...], as: UTF8.self),
+            headers: headers.map { (name: $0.0, value: $0.1) })
     }
 }

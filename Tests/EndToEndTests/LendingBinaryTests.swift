@@ -171,6 +171,45 @@ extension OAuthBinaryTests {
             }
         }
 
+        /// `env` and `token` through the agent are one request to its token endpoint: with the agent's key socket
+        /// gone (so that no seal, open or MAC can be asked of it) they still answer, without a passphrase.
+        @Test func envAndTokenThroughTheAgentAreOneRequest() async throws {
+            try await SandboxWorkspace.with { s in
+                let pairs = try await importPairs(s, ["alice"], expiresIn: 300)
+                let runtime = s.ws.dir + "/run"
+                try FileManager.default.createDirectory(
+                    atPath: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                let env: [String: String?] = ["XDG_RUNTIME_DIR": runtime]
+                let noPassphrase = env.merging(["TOKENVAULT_PASSPHRASE": nil]) { $1 }
+                let unlock = try await s.run(["unlock", "--for", "10m"], environment: env)
+                #expect(unlock.code == 0, "\(unlock.err)")
+                let status = try await s.run(["agent", "status", "--json"], environment: noPassphrase)
+                let pid = try #require(jsonObject(status.out)["pid"] as? Int)
+                defer { kill(pid_t(pid), SIGTERM) }
+                let dir = runtime + "/tokenvault"
+                let keySocket = try #require(
+                    try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasPrefix("agent-") })
+                #expect(unlink(dir + "/" + keySocket) == 0)
+
+                // Lapsing within the margin: the agent refreshes it, audited as env's refresh.
+                let exported = try await s.run(["env", "alice"], environment: noPassphrase)
+                #expect(exported.code == 0, "\(exported.err)")
+                let token = try #require(exported.out.firstMatch(of: /export WEBEX_ACCESS_TOKEN='([^']+)'/)?.1)
+                #expect(String(token) != pairs["alice"]!.access)
+                let printed = try await s.run(["token", "alice"], environment: noPassphrase)
+                #expect(printed.out == token + "\n", "\(printed.err)")
+                #expect(await s.sandbox.counters.successfulRefreshes == 1)
+                let refreshed = try await s.auditEvents("alice").filter { $0["event"] as? String == "refreshed" }
+                #expect(refreshed.map { $0["trigger"] as? String } == ["env"], "\(refreshed)")
+                // --min-valid beyond the new token's lifetime: refreshed again, through the agent.
+                let again = try await s.run(["token", "alice", "--min-valid", "30d"], environment: noPassphrase)
+                #expect(again.code == 0 && again.out != printed.out, "\(again.err)")
+                // Another account name: refused by the endpoint, then the usual path, which has no passphrase.
+                let unknown = try await s.run(["token", "bob"], environment: noPassphrase)
+                #expect(unknown.code != 0)
+            }
+        }
+
         /// Slowloris: clients that send half a request head and stall hold only their own connections: the others
         /// are answered meanwhile, and the stalled ones are closed at the head's deadline.
         @Test func aStalledClientLosesOnlyItsOwnConnection() async throws {

@@ -71,12 +71,15 @@ import VaultStore
         defer { v.remove() }
         try v.addAccount("alice", accessExpiresAt: v.now.addingTimeInterval(3600), accessToken: "AT_alice")
         let all = lender(v, policy: .init(ownerUID: 1000, lendToOthers: false, trigger: AuditTrigger("agent")))
-        guard case .token(let lent) = await all.answer(path: "/v1/accounts/alice/token", uid: 1000, groups: []) else {
+        guard
+            case .token(let lent, let notes) = await all.answer(path: "/v1/accounts/alice/token", uid: 1000, groups: [])
+        else {
             Issue.record("the owner was refused")
             return
         }
         #expect(lent.access_token == "AT_alice" && lent.token_type == "Bearer" && lent.account == "alice")
         #expect(lent.integration == "webex" && lent.expires_in == 3600)
+        #expect(notes == .init(variable: "WEBEX_ACCESS_TOKEN", warnings: []), "the owner is told the variable")
         #expect(!TokenLender.json(lent).contains("RT_old") && !TokenLender.json(lent).contains("client secret"))
         if case .refused(let status, _) = await all.answer(path: "/v1/accounts/bob/token", uid: 1000, groups: []) {
             #expect(status == 404)

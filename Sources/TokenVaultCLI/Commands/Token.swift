@@ -35,6 +35,16 @@ extension TokenVault {
                 context.console.out(token + "\n")
                 return
             }
+            if let (token, _) = Lending.throughAgent(
+                account: account, global: global, minValid: minValid.seconds, trigger: "token", context: context)
+            {
+                guard !token.contains(where: \.isNewline) else {
+                    throw CLIError.integrity(
+                        "the access token of '\(account)' contains a line break; refusing to print it")
+                }
+                context.console.out(token + "\n")
+                return
+            }
             let (token, _) = try await freshAccessToken(
                 account: account, global: global, minValid: minValid.seconds,
                 trigger: .token, context: context)

@@ -130,6 +130,6 @@ extension UnlockedVault {
             at: now, account: account.name, integration: integration, event: .lent, trigger: trigger, outcome: .ok,
             accessExpiresAfter: account.accessExpiresAt, detail: Self.lentDetail(uid: uid, account: account))
         let vault = self
-        try await BlockingWork.run { try vault.database.write { w in try vault.appendAudit(draft, in: w) } }
+        _ = try await BlockingWork.run { try vault.database.write { w in try vault.appendAudit(draft, in: w) } }
     }
 }

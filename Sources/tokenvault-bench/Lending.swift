@@ -140,7 +140,9 @@ final class StaticUnixServer: @unchecked Sendable {
     }
 }
 
-func lendingFigures(bench: Bench, sandbox: ProviderSandbox, apiBase: URL, quick: Bool) async throws -> [Figure] {
+func lendingFigures(bench: Bench, sandbox: ProviderSandbox, apiBase: URL, quick: Bool, withAgentEnv: Bool = false)
+    async throws -> [Figure]
+{
     let made = try bench.makeVault("lending", level: "interactive", apiBase: apiBase)
     let pair = try await sandbox.issueTokenPair(clientId: bench.clientId, userId: SandboxConfiguration.User.sample.id)
     try check(
@@ -193,5 +195,53 @@ func lendingFigures(bench: Bench, sandbox: ProviderSandbox, apiBase: URL, quick:
     }
     let refreshes = await sandbox.counters.refreshGrants - before
     guard refreshes == 0 else { throw TestFailure("the endpoint refreshed \(refreshes) times for a fresh token") }
+    if withAgentEnv {
+        figures.append(try agentEnvFigure(bench: bench, vault: made.vault, pairs: quick ? 7 : 25))
+        log(figures.last!.line + " — " + figures.last!.detail)
+    }
     return figures
+}
+
+/// `BENCH_ONLY=lending`: `env` through the agent ÷ `--version`, interleaved, as the full bench's startup rows
+/// measure them (`make bench` has those rows already).
+func agentEnvFigure(bench: Bench, vault: String, pairs: Int) throws -> Figure {
+    let runtime = bench.work + "/lending-run"
+    try FileManager.default.createDirectory(
+        atPath: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    try check(
+        runMeasured(
+            bench.tokenvault, ["unlock", "--for", "1h"],
+            environment: bench.environment(vault: vault).merging(["XDG_RUNTIME_DIR": runtime]) { $1 }),
+        "tokenvault unlock")
+    let environment = bench.workspace.environment(adding: [
+        "TOKENVAULT_VAULT": vault, "XDG_RUNTIME_DIR": runtime, "TOKENVAULT_PASSPHRASE_FILE": nil,
+    ])
+    defer { _ = try? runMeasured(bench.tokenvault, ["lock"], environment: environment) }
+    try check(runMeasured(bench.tokenvault, ["--version"], environment: environment), "--version")
+    try check(runMeasured(bench.tokenvault, ["env", "alice"], environment: environment), "env through the agent")
+    var versions: [Double] = []
+    var envs: [Double] = []
+    for i in 0..<pairs {
+        func version() throws {
+            versions.append(
+                try check(runMeasured(bench.tokenvault, ["--version"], environment: environment), "--version").wall)
+        }
+        func env() throws {
+            let m = try check(runMeasured(bench.tokenvault, ["env", "alice"], environment: environment), "env")
+            guard m.out.contains("WEBEX_ACCESS_TOKEN=") else { throw TestFailure("env printed no export: \(m.err)") }
+            envs.append(m.wall)
+        }
+        if i % 2 == 0 {
+            try version()
+            try env()
+        } else {
+            try env()
+            try version()
+        }
+    }
+    let ratio = median(envs) / median(versions)
+    return Figure(
+        section: "startup", name: "env through the agent ÷ --version",
+        value: "\(fmt(ratio, 2)) (\(fmt(median(envs) * 1000, 1)) ms ÷ \(fmt(median(versions) * 1000, 1)) ms)",
+        target: "≤ 1.2", met: ratio <= 1.2, detail: "median of \(pairs) interleaved pairs")
 }

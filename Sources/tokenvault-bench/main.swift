@@ -66,7 +66,9 @@ if let baseline = ProcessInfo.processInfo.environment["BENCH_BASELINE"] {
 
 // BENCH_ONLY=lending: the token endpoint's rows alone, printed and not written to BENCHMARKS.md.
 if ProcessInfo.processInfo.environment["BENCH_ONLY"] == "lending" {
-    for figure in try await lendingFigures(bench: bench, sandbox: sandbox, apiBase: apiBase, quick: quick) {
+    for figure in try await lendingFigures(
+        bench: bench, sandbox: sandbox, apiBase: apiBase, quick: quick, withAgentEnv: true)
+    {
         print("  " + figure.line)
         print("    " + figure.detail)
     }

@@ -18,11 +18,8 @@ enum Lending {
         let lender = TokenLender(
             service: TokenService(vault: vault, services: context.services, verbose: verbose), policy: policy,
             minValid: minValid)
-        let endpoint = TokenEndpoint(socketPath: socketPath, mode: mode) { request in
-            switch await lender.answer(
-                path: request.path, query: request.query, uid: request.peer.uid,
-                groups: request.peer.groups.map { UInt32($0) })
-            {
+        @Sendable func response(_ answer: TokenLender.Answer) -> TokenEndpoint.Response {
+            switch answer {
             case .token(let lent, let notes):
                 var headers: [(name: String, value: String)] = []
                 if let notes {
@@ -33,6 +30,22 @@ enum Lending {
             case .refused(let status, let message): return .error(status, message)
             }
         }
+        // A token that needs no refresh is answered on the connection's thread; a refresh goes through the async
+        // path, where concurrent requests for one account share it.
+        let endpoint = TokenEndpoint(
+            socketPath: socketPath, mode: mode,
+            respondNow: { request in
+                lender.answerNow(
+                    path: request.path, query: request.query, uid: request.peer.uid,
+                    groups: request.peer.groups.map { UInt32($0) }
+                ).map(response)
+            },
+            respond: { request in
+                response(
+                    await lender.answer(
+                        path: request.path, query: request.query, uid: request.peer.uid,
+                        groups: request.peer.groups.map { UInt32($0) }))
+            })
         try endpoint.bind()
         let thread = Thread { endpoint.run() }
         thread.stackSize = 1 << 20

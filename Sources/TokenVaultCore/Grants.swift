@@ -122,14 +122,13 @@ extension UnlockedVault {
         return "to uid \(uid), \(which)"
     }
 
-    /// Records that the account's current access token was handed to `uid`.
+    /// Records that the account's current access token was handed to `uid` (blocks on the store).
     public func recordLent(account: Account, integration: String, uid: UInt32, trigger: AuditTrigger, now: Date)
-        async throws
+        throws
     {
         let draft = AuditDraft(
             at: now, account: account.name, integration: integration, event: .lent, trigger: trigger, outcome: .ok,
             accessExpiresAfter: account.accessExpiresAt, detail: Self.lentDetail(uid: uid, account: account))
-        let vault = self
-        _ = try await BlockingWork.run { try vault.database.write { w in try vault.appendAudit(draft, in: w) } }
+        try database.write { w in try appendAudit(draft, in: w) }
     }
 }

@@ -83,48 +83,99 @@ public final class TokenLender: Sendable {
         self.minValid = minValid
     }
 
-    /// The answer to a request for `path` from a peer of `uid` and `groups`. The owner may also say, in the query,
-    /// `min_valid=SECONDS` (instead of the lender's margin) and `trigger=env|token` (what a refresh is audited as):
-    /// `env` and `token` through the agent. Another uid's query is ignored.
-    public func answer(path: String, query: String = "", uid: UInt32, groups: [UInt32]) async -> Answer {
+    /// Who asked for what, once the policy let it through.
+    struct Admitted: Sendable {
+        var name: String
+        var isOwner: Bool
+        var uid: UInt32
+        var minValid: TimeInterval
+        var trigger: AuditTrigger
+    }
+
+    /// The policy's decision, synchronous (the grants may be read from the store): the request admitted, or the
+    /// answer that refuses it. The owner may also say, in the query, `min_valid=SECONDS` (instead of the lender's
+    /// margin) and `trigger=env|token` (what a refresh is audited as): `env` and `token` through the agent. Another
+    /// uid's query is ignored.
+    func admit(path: String, query: String, uid: UInt32, groups: [UInt32]) -> Result<Admitted, LookupFailure> {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0].isEmpty, parts[1] == "v1", parts[2] == "accounts", parts[4] == "token",
             let name = String(parts[3]).removingPercentEncoding, !name.isEmpty
-        else { return .refused(404, "no such endpoint; ask GET /v1/accounts/NAME/token") }
+        else {
+            return .failure(LookupFailure(status: 404, message: "no such endpoint; ask GET /v1/accounts/NAME/token"))
+        }
         let isOwner = uid == policy.ownerUID
-        var margin = minValid
-        var trigger = policy.trigger
+        var admitted = Admitted(name: name, isOwner: isOwner, uid: uid, minValid: minValid, trigger: policy.trigger)
         if isOwner {
             if let only = policy.accounts, !only.contains(name) {
-                return .refused(403, "account '\(name)' is not lent to this process")
+                return .failure(LookupFailure(status: 403, message: "account '\(name)' is not lent to this process"))
             }
             for pair in query.split(separator: "&") {
                 let kv = pair.split(separator: "=", maxSplits: 1).map(String.init)
                 guard kv.count == 2 else { continue }
                 if kv[0] == "min_valid", let seconds = Int(kv[1]), (0...90 * 86_400).contains(seconds) {
-                    margin = TimeInterval(seconds)
+                    admitted.minValid = TimeInterval(seconds)
                 } else if kv[0] == "trigger", kv[1] == "env" || kv[1] == "token" {
-                    trigger = AuditTrigger(kv[1])
+                    admitted.trigger = AuditTrigger(kv[1])
                 }
             }
-        } else {
-            guard policy.lendToOthers else { return .refused(403, "this endpoint serves its owner only") }
-            switch await isGranted(name, uid: uid, groups: groups) {
-            case .success(true): break
-            case .success(false): return .refused(403, "no grant for uid \(uid) to account '\(name)'")
-            case .failure(let failure): return .refused(failure.status, failure.message)
-            }
+            return .success(admitted)
         }
-        switch await lookUp(name, minValid: margin, trigger: trigger) {
+        guard policy.lendToOthers else {
+            return .failure(LookupFailure(status: 403, message: "this endpoint serves its owner only"))
+        }
+        switch isGranted(name, uid: uid, groups: groups) {
+        case .success(true): return .success(admitted)
+        case .success(false):
+            return .failure(LookupFailure(status: 403, message: "no grant for uid \(uid) to account '\(name)'"))
+        case .failure(let failure): return .failure(failure)
+        }
+    }
+
+    /// The answer when it needs no refresh, synchronously, on the caller's thread (the endpoint's connection
+    /// thread, where blocking on the store is fine): nil when a refresh is due, for ``answer(path:query:uid:groups:)``.
+    public func answerNow(path: String, query: String = "", uid: UInt32, groups: [UInt32]) -> Answer? {
+        let admitted: Admitted
+        switch admit(path: path, query: query, uid: uid, groups: groups) {
+        case .failure(let failure): return .refused(failure.status, failure.message)
+        case .success(let a): admitted = a
+        }
+        let found: Found
+        do {
+            guard
+                let stored = try service.storedTokenIfFresh(account: admitted.name, minValid: admitted.minValid)
+            else { return nil }
+            found = Found(token: stored.token, account: stored.account, integration: stored.integration, warnings: [])
+        } catch {
+            return finish(.failure(Self.failure(error, name: admitted.name)), admitted)
+        }
+        return finish(.success(found), admitted)
+    }
+
+    /// The answer to a request for `path` from a peer of `uid` and `groups`, refreshing first when due.
+    public func answer(path: String, query: String = "", uid: UInt32, groups: [UInt32]) async -> Answer {
+        let decided = try? await BlockingWork.run { self.admit(path: path, query: query, uid: uid, groups: groups) }
+        guard let decided else { return .refused(500, "the request could not be checked") }
+        switch decided {
+        case .failure(let failure): return .refused(failure.status, failure.message)
+        case .success(let admitted):
+            let result = await lookUp(admitted.name, minValid: admitted.minValid, trigger: admitted.trigger)
+            return (try? await BlockingWork.run { self.finish(result, admitted) })
+                ?? .refused(500, "the answer could not be made")
+        }
+    }
+
+    /// The answer for a lookup's result: a loan to another uid audited (synchronously) first.
+    func finish(_ result: Result<Found, LookupFailure>, _ admitted: Admitted) -> Answer {
+        switch result {
         case .failure(let failure):
             // Another user learns nothing about which names exist.
-            if !isOwner && failure.status == 404 {
-                return .refused(403, "no grant for uid \(uid) to account '\(name)'")
+            if !admitted.isOwner && failure.status == 404 {
+                return .refused(403, "no grant for uid \(admitted.uid) to account '\(admitted.name)'")
             }
             return .refused(failure.status, failure.message)
         case .success(let found):
-            if !isOwner {
-                do { try await auditLent(found.account, integration: found.integration.name, uid: uid) } catch {
+            if !admitted.isOwner {
+                do { try auditLent(found.account, integration: found.integration.name, uid: admitted.uid) } catch {
                     return .refused(500, "could not audit the loan: \(error.localizedDescription)")
                 }
             }
@@ -136,7 +187,24 @@ public final class TokenLender: Sendable {
                     expires_at: expiry.map { Format.timestamp($0) },
                     expires_in: expiry.map { max(0, Int($0.timeIntervalSince(now))) },
                     account: found.account.name, integration: found.integration.name),
-                owner: isOwner ? OwnerNotes(variable: found.integration.envVar, warnings: found.warnings) : nil)
+                owner: admitted.isOwner
+                    ? OwnerNotes(variable: found.integration.envVar, warnings: found.warnings) : nil)
+        }
+    }
+
+    /// An error of a lookup as the status and words of the answer (no secret is in any of them).
+    static func failure(_ error: any Error, name: String) -> LookupFailure {
+        switch error {
+        case let error as StoreError:
+            if case .noSuchAccount = error { return LookupFailure(status: 404, message: "no account named '\(name)'") }
+            return LookupFailure(status: 500, message: error.localizedDescription)
+        case let error as VaultError:
+            switch error {
+            case .needsReauthorization, .accessTokenExpired, .provider:
+                return LookupFailure(status: 502, message: error.localizedDescription)
+            default: return LookupFailure(status: 500, message: error.localizedDescription)
+            }
+        default: return LookupFailure(status: 500, message: error.localizedDescription)
         }
     }
 
@@ -176,29 +244,17 @@ public final class TokenLender: Sendable {
             let (token, row) = try await service.freshAccessTokenAndRow(
                 account: account, integration: integration, minValid: minValid, trigger: trigger)
             return .success(Found(token: token, account: row, integration: integration, warnings: console.collected))
-        } catch let error as StoreError {
-            if case .noSuchAccount = error {
-                return .failure(LookupFailure(status: 404, message: "no account named '\(name)'"))
-            }
-            return .failure(LookupFailure(status: 500, message: error.localizedDescription))
-        } catch let error as VaultError {
-            switch error {
-            case .needsReauthorization, .accessTokenExpired, .provider:
-                return .failure(LookupFailure(status: 502, message: error.localizedDescription))
-            default:
-                return .failure(LookupFailure(status: 500, message: error.localizedDescription))
-            }
         } catch {
-            return .failure(LookupFailure(status: 500, message: error.localizedDescription))
+            return .failure(Self.failure(error, name: name))
         }
     }
 
     /// Whether a grant covers `uid` or one of `groups` for `name`: the grants are read again (and the log verified)
     /// whenever the audit log's head moved, so an `ungrant` counts from the next request.
-    private func isGranted(_ name: String, uid: UInt32, groups: [UInt32]) async -> Result<Bool, LookupFailure> {
+    private func isGranted(_ name: String, uid: UInt32, groups: [UInt32]) -> Result<Bool, LookupFailure> {
         let vault = service.vault
         do {
-            let head = try await BlockingWork.run { try vault.database.auditHead() }
+            let head = try vault.database.auditHead()
             let cached = state.withLock { state in
                 state.grants.flatMap { $0.seq == head.seq && $0.head == head.mac ? $0.grants : nil }
             }
@@ -206,7 +262,7 @@ public final class TokenLender: Sendable {
             if let cached {
                 grants = cached
             } else {
-                grants = try await BlockingWork.run { try vault.grants() }
+                grants = try vault.grants()
                 state.withLock { $0.grants = (head.mac, head.seq, grants) }
             }
             return .success(
@@ -223,23 +279,21 @@ public final class TokenLender: Sendable {
         }
     }
 
-    /// Audits a hand-out to another uid once per (grantee, account, token).
-    private func auditLent(_ account: Account, integration: String, uid: UInt32) async throws {
+    /// Audits a hand-out to another uid once per (grantee, account, token); synchronous (blocks on the store).
+    private func auditLent(_ account: Account, integration: String, uid: UInt32) throws {
         let vault = service.vault
         if state.withLock({ $0.lent == nil }) {
-            let earlier = try await BlockingWork.run {
-                Set(
-                    try vault.database.auditEntries().filter { $0.draft.event == .lent }.map {
-                        $0.draft.account + "\n" + ($0.draft.detail ?? "")
-                    })
-            }
+            let earlier = Set(
+                try vault.database.auditEntries().filter { $0.draft.event == .lent }.map {
+                    $0.draft.account + "\n" + ($0.draft.detail ?? "")
+                })
             state.withLock { if $0.lent == nil { $0.lent = earlier } }
         }
         let key = account.name + "\n" + UnlockedVault.lentDetail(uid: uid, account: account)
         let isNew = state.withLock { $0.lent!.insert(key).inserted }
         guard isNew else { return }
         do {
-            try await vault.recordLent(
+            try vault.recordLent(
                 account: account, integration: integration, uid: uid, trigger: policy.trigger,
                 now: service.services.now())
         } catch {

@@ -77,17 +77,22 @@ public final class TokenEndpoint: @unchecked Sendable {
     public let mode: mode_t
     public let limits: Limits
     let respond: @Sendable (Request) async -> Response
+    /// Tried first, on the connection's own thread: the answer when it needs no waiting on anything but the store
+    /// (no hop to a task and back), or nil for `respond`.
+    let respondNow: (@Sendable (Request) -> Response?)?
     private var listener: Int32 = -1
     private var wake: (read: Int32, write: Int32) = (-1, -1)
     private let open = Mutex<(total: Int, perUID: [uid_t: Int], stopped: Bool)>((0, [:], false))
 
     public init(
         socketPath: String, mode: mode_t, limits: Limits = Limits(),
+        respondNow: (@Sendable (Request) -> Response?)? = nil,
         respond: @escaping @Sendable (Request) async -> Response
     ) {
         self.socketPath = socketPath
         self.mode = mode
         self.limits = limits
+        self.respondNow = respondNow
         self.respond = respond
     }
 
@@ -186,7 +191,7 @@ public final class TokenEndpoint: @unchecked Sendable {
                 response = .error(405, "only GET is answered")
             } else {
                 let asked = request
-                response = Self.wait { await self.respond(asked) }
+                response = respondNow?(asked) ?? Self.wait { await self.respond(asked) }
             }
         }
         _ = AgentSocket.writeAll(fd, Self.encode(response))

@@ -106,6 +106,18 @@ import VaultStore
         } else {
             Issue.record("exec --serve lent an account it was not given")
         }
+        // The synchronous path answers a token that needs no refresh, and leaves a lapsing one to the async path.
+        if case .token(let now, _)? = all.answerNow(path: "/v1/accounts/alice/token", uid: 1000, groups: []) {
+            #expect(now.access_token == "AT_alice")
+        } else {
+            Issue.record("answerNow did not answer a fresh token")
+        }
+        #expect(all.answerNow(path: "/v1/accounts/alice/token", query: "min_valid=7200", uid: 1000, groups: []) == nil)
+        if case .refused(let status, _)? = all.answerNow(path: "/v1/accounts/bob/token", uid: 1000, groups: []) {
+            #expect(status == 404)
+        } else {
+            Issue.record("answerNow answered an unknown account")
+        }
         #expect(try v.database.auditEntries().isEmpty, "the owner's requests are not audited as loans")
     }
 

@@ -29,14 +29,23 @@ public final class TokenLender: Sendable {
         }
     }
 
-    /// The JSON the endpoint answers with.
+    /// The JSON the endpoint answers with (the field names of an OAuth token response, RFC 6749 section 5.1,
+    /// where they mean the same).
     public struct Lent: Sendable, Codable, Equatable {
-        public var access_token: String
-        public var token_type: String
-        public var expires_at: String?
-        public var expires_in: Int?
+        public var accessToken: String
+        public var tokenType: String
+        public var expiresAt: String?
+        public var expiresIn: Int?
         public var account: String
         public var integration: String
+
+        enum CodingKeys: String, CodingKey {
+            case accessToken = "access_token"
+            case tokenType = "token_type"
+            case expiresAt = "expires_at"
+            case expiresIn = "expires_in"
+            case account, integration
+        }
     }
 
     /// What only the owner is told besides the JSON (as header fields): the integration's variable, checked
@@ -59,6 +68,8 @@ public final class TokenLender: Sendable {
 
     private struct State {
         var inFlight: [String: Task<Result<Found, LookupFailure>, Never>] = [:]
+        /// The synchronous lookups under way (``answerNow``).
+        var flights: [String: Flight] = [:]
         /// The grants as of the audit head they were read at.
         var grants: (head: [UInt8], seq: Int64, grants: [Grant])?
         /// (account, `lent` detail) already audited: once per grantee and token, not per request.
@@ -139,16 +150,51 @@ public final class TokenLender: Sendable {
         case .failure(let failure): return .refused(failure.status, failure.message)
         case .success(let a): admitted = a
         }
-        let found: Found
-        do {
-            guard
-                let stored = try service.storedTokenIfFresh(account: admitted.name, minValid: admitted.minValid)
-            else { return nil }
-            found = Found(token: stored.token, account: stored.account, integration: stored.integration, warnings: [])
-        } catch {
-            return finish(.failure(Self.failure(error, name: admitted.name)), admitted)
+        // Threads asking for one account at once share one read (the store serializes them anyway).
+        let key = "\(admitted.name)\n\(admitted.minValid)"
+        let (flight, mine) = state.withLock { state -> (Flight, Bool) in
+            if let running = state.flights[key] { return (running, false) }
+            let flight = Flight()
+            state.flights[key] = flight
+            return (flight, true)
         }
-        return finish(.success(found), admitted)
+        if mine {
+            let outcome: Result<Found, LookupFailure>?
+            do {
+                outcome = try service.storedTokenIfFresh(account: admitted.name, minValid: admitted.minValid).map {
+                    .success(Found(token: $0.token, account: $0.account, integration: $0.integration, warnings: []))
+                }
+            } catch {
+                outcome = .failure(Self.failure(error, name: admitted.name))
+            }
+            state.withLock { _ = $0.flights.removeValue(forKey: key) }
+            flight.land(outcome)
+        }
+        guard let outcome = flight.wait() else { return nil }
+        return finish(outcome, admitted)
+    }
+
+    /// One synchronous lookup that other threads asking for the same account wait for.
+    final class Flight: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var landed = false
+        private var outcome: Result<Found, LookupFailure>?
+
+        func land(_ outcome: Result<Found, LookupFailure>?) {
+            condition.lock()
+            self.outcome = outcome
+            landed = true
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        /// The outcome (nil: a refresh is due).
+        func wait() -> Result<Found, LookupFailure>? {
+            condition.lock()
+            defer { condition.unlock() }
+            while !landed { condition.wait() }
+            return outcome
+        }
     }
 
     /// The answer to a request for `path` from a peer of `uid` and `groups`, refreshing first when due.
@@ -183,9 +229,8 @@ public final class TokenLender: Sendable {
             let expiry = found.account.accessExpiresAt
             return .token(
                 Lent(
-                    access_token: found.token, token_type: "Bearer",
-                    expires_at: expiry.map { Format.timestamp($0) },
-                    expires_in: expiry.map { max(0, Int($0.timeIntervalSince(now))) },
+                    accessToken: found.token, tokenType: "Bearer", expiresAt: expiry.map { Format.timestamp($0) },
+                    expiresIn: expiry.map { max(0, Int($0.timeIntervalSince(now))) },
                     account: found.account.name, integration: found.integration.name),
                 owner: admitted.isOwner
                     ? OwnerNotes(variable: found.integration.envVar, warnings: found.warnings) : nil)

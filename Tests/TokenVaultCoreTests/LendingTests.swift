@@ -77,8 +77,8 @@ import VaultStore
             Issue.record("the owner was refused")
             return
         }
-        #expect(lent.access_token == "AT_alice" && lent.token_type == "Bearer" && lent.account == "alice")
-        #expect(lent.integration == "webex" && lent.expires_in == 3600)
+        #expect(lent.accessToken == "AT_alice" && lent.tokenType == "Bearer" && lent.account == "alice")
+        #expect(lent.integration == "webex" && lent.expiresIn == 3600)
         #expect(notes == .init(variable: "WEBEX_ACCESS_TOKEN", warnings: []), "the owner is told the variable")
         #expect(!TokenLender.json(lent).contains("RT_old") && !TokenLender.json(lent).contains("client secret"))
         if case .refused(let status, _) = await all.answer(path: "/v1/accounts/bob/token", uid: 1000, groups: []) {
@@ -108,7 +108,7 @@ import VaultStore
         }
         // The synchronous path answers a token that needs no refresh, and leaves a lapsing one to the async path.
         if case .token(let now, _)? = all.answerNow(path: "/v1/accounts/alice/token", uid: 1000, groups: []) {
-            #expect(now.access_token == "AT_alice")
+            #expect(now.accessToken == "AT_alice")
         } else {
             Issue.record("answerNow did not answer a fresh token")
         }

@@ -106,6 +106,8 @@ import Testing
         }
         usleep(100_000)
         #expect(try await offPool { try TokenEndpointClient.get(socketPath: socket, path: "/x") }.status == 200)
+        // Counted down by the connection's thread once it has closed: a moment after the client read the answer.
+        for _ in 0..<100 where server.endpoint.openConnections != 0 { usleep(20_000) }
         #expect(server.endpoint.openConnections == 0)
     }
 

@@ -145,6 +145,9 @@ extension OAuthBinaryTests {
                 let socket = dir + "/" + name
                 var info = stat()
                 #expect(lstat(socket, &info) == 0 && info.st_mode & 0o777 == 0o600)
+                let status = try await s.run(
+                    ["agent", "status", "--json"], environment: env.merging(["TOKENVAULT_PASSPHRASE": nil]) { $1 })
+                #expect(jsonObject(status.out)["token_socket"] as? String == socket, "\(status.out)")
                 let answer = try await offPool { try unixSocketGET(socket, "/v1/accounts/alice/token") }
                 #expect(answer.status == 200, "\(answer.body)")
                 #expect(jsonObject(answer.body)["access_token"] as? String == pairs["alice"]!.access)

@@ -179,6 +179,8 @@ extension TokenVault {
                 lines.append("refresh-all every: \(Format.span(every))")
             }
             lines.append("socket: \(path)" + (fallback.map { " (\($0))" } ?? ""))
+            let tokenSocket = Lending.agentSocketPath(keySocket: path)
+            if FileManager.default.fileExists(atPath: tokenSocket) { lines.append("token socket: \(tokenSocket)") }
             context.console.out(lines.joined(separator: "\n") + "\n")
         }
     }

@@ -30,7 +30,8 @@ stage() {
     local root=$1 prefix=$2 bindir=$3 zshdir=$4 d
     d=$root$prefix
     install -d "$d/bin" "$d/share/man/man1" "$d/share/bash-completion/completions" "$d/$zshdir" \
-        "$d/share/fish/vendor_completions.d" "$d/lib/systemd/user" "$d/share/doc/tokenvault/examples/prometheus"
+        "$d/share/fish/vendor_completions.d" "$d/lib/systemd/user" "$d/lib/systemd/system" \
+        "$d/share/doc/tokenvault/examples/prometheus"
     # Stripped (symbols and debug info only; Swift's metadata sections stay): 95 MB becomes about a third.
     strip --strip-unneeded --remove-section=.comment --remove-section=.note -o "$d/bin/tokenvault" "$binary"
     chmod 0755 "$d/bin/tokenvault"
@@ -48,6 +49,9 @@ stage() {
     for unit in "$src"/packaging/systemd/*.in; do
         sed "s|@BINDIR@|$bindir|g" "$unit" > "$d/lib/systemd/user/$(basename "$unit" .in)"
     done
+    # The system unit of `tokenvault serve` (contrib/systemd, written for /usr/bin).
+    sed "s|/usr/bin/tokenvault|$bindir/tokenvault|g" "$src/contrib/systemd/tokenvault-serve.service" \
+        > "$d/lib/systemd/system/tokenvault-serve.service"
     install -m 0644 "$src/packaging/copyright" "$d/share/doc/tokenvault/copyright"
     install -m 0644 "$src"/contrib/prometheus/tokenvault.rules.yml "$src"/contrib/prometheus/tokenvault.test.yml \
         "$d/share/doc/tokenvault/examples/prometheus/"

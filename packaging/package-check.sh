@@ -75,6 +75,12 @@ for unit in "$root"/usr/lib/systemd/user/*; do sed "s|/usr/bin/tokenvault|$bin|g
 check "three user units: tokenvault-agent.service, tokenvault-refresh.service and .timer (RandomizedDelaySec)" \
     sh -c "test -s '$units/tokenvault-agent.service' -a -s '$units/tokenvault-refresh.service' \
         && grep -q '^RandomizedDelaySec=' '$units/tokenvault-refresh.timer'"
+check "the system unit tokenvault-serve.service, with the passphrase from LoadCredential=" \
+    grep -q '^LoadCredential=passphrase:' "$root/usr/lib/systemd/system/tokenvault-serve.service"
+sed "s|/usr/bin/tokenvault|$bin|g" "$root/usr/lib/systemd/system/tokenvault-serve.service" > "$work/tokenvault-serve.service"
+check "systemd-analyze verify accepts the system unit" sh -c "
+    out=\$(MANPATH='$root/usr/share/man' systemd-analyze verify '$work/tokenvault-serve.service' 2>&1) \
+    && [ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }"
 # verify prints a line for each problem (and exits 0 on some of them): any output fails.
 check "systemd-analyze verify --user accepts the units (man pages of Documentation= included)" sh -c "
     out=\$(XDG_RUNTIME_DIR='$work/runtime' MANPATH='$root/usr/share/man' systemd-analyze verify --user '$units'/* 2>&1) \

@@ -16,16 +16,25 @@ public protocol PassphraseTerminal: Sendable {
 }
 
 /// Where the passphrase comes from, first found wins: `--passphrase-fd N`, `TOKENVAULT_PASSPHRASE_FILE`,
-/// `TOKENVAULT_PASSPHRASE`, then a prompt on /dev/tty.
+/// `$CREDENTIALS_DIRECTORY/passphrase` (systemd's `LoadCredential=passphrase:…`), `TOKENVAULT_PASSPHRASE`, then a
+/// prompt on /dev/tty.
 enum PassphraseSource {
     case fileDescriptor(Int32)
     case file(String)
+    /// A systemd credential: systemd makes the file 0400, owned by root or by the service's user (reading it
+    /// through an ACL), in a directory only the service can read.
+    case credential(String)
     case environment
     case terminal(any PassphraseTerminal)
 
     static func resolve(fd: Int32?, context: Context) throws -> PassphraseSource {
         if let fd { return .fileDescriptor(fd) }
         if let path = context.environment["TOKENVAULT_PASSPHRASE_FILE"], !path.isEmpty { return .file(path) }
+        if let directory = context.environment["CREDENTIALS_DIRECTORY"], directory.hasPrefix("/"),
+            access(directory + "/passphrase", F_OK) == 0
+        {
+            return .credential(directory + "/passphrase")
+        }
         if context.environment["TOKENVAULT_PASSPHRASE"] != nil { return .environment }
         if let terminal = context.terminal, terminal.isAvailable { return .terminal(terminal) }
         throw CLIError.noPassphraseSource
@@ -36,6 +45,7 @@ enum PassphraseSource {
         switch self {
         case .fileDescriptor(let fd): "the passphrase read from file descriptor \(fd) (--passphrase-fd)"
         case .file(let path): "the passphrase in TOKENVAULT_PASSPHRASE_FILE (\(path))"
+        case .credential(let path): "the passphrase in the systemd credential \(path)"
         case .environment: "the passphrase in TOKENVAULT_PASSPHRASE"
         case .terminal: "the passphrase typed"
         }
@@ -46,6 +56,7 @@ enum PassphraseSource {
     var fixHint: String {
         switch self {
         case .fileDescriptor(let fd): "write the vault's passphrase to descriptor \(fd)"
+        case .credential: "give the service the vault's passphrase as its 'passphrase' credential (LoadCredential=)"
         case .file(let path):
             "put the vault's passphrase in \(path) (a file says the same thing every time, so it was not asked again)"
         case .environment:
@@ -67,6 +78,7 @@ enum PassphraseSource {
         // Closed once read: a program started later (`exec`, the browser) must not find it open.
         case .fileDescriptor(let fd): secret = try Self.readAll(fd: fd, closing: true, what: "file descriptor \(fd)")
         case .file(let path): secret = try Self.readFile(path)
+        case .credential(let path): secret = try Self.readFile(path, ownedByRootToo: true)
         case .environment:
             secret = SecretBytes(copying: Array((context.environment["TOKENVAULT_PASSPHRASE"] ?? "").utf8))
         case .terminal(let terminal): secret = try terminal.readSecret(prompt: prompt)
@@ -115,7 +127,7 @@ enum PassphraseSource {
     }
 
     /// A passphrase file must be the user's own and readable by no one else (0600 or 0400).
-    static func readFile(_ path: String) throws -> SecretBytes {
+    static func readFile(_ path: String, ownedByRootToo: Bool = false) throws -> SecretBytes {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             let failure = errno
@@ -136,7 +148,7 @@ enum PassphraseSource {
             throw CLIError.passphraseFileUnsafe(path: path, reason: "cannot stat it")
         }
         let mode = info.st_mode & 0o7777
-        if info.st_uid != getuid() {
+        if info.st_uid != getuid() && !(ownedByRootToo && info.st_uid == 0) {
             Glibc.close(fd)
             throw CLIError.passphraseFileUnsafe(path: path, reason: "it is not owned by you")
         }

@@ -59,6 +59,9 @@ public struct TokenVault: AsyncParsableCommand {
               TOKENVAULT_VAULT            the vault's location when --vault is not given
               TOKENVAULT_PASSPHRASE_FILE  a file holding the passphrase: yours, mode 0600 or
                                           0400, not a symbolic link
+              CREDENTIALS_DIRECTORY       a systemd credential 'passphrase' in it, when
+                                          TOKENVAULT_PASSPHRASE_FILE is not set
+              TOKENVAULT_SOCKET           set by 'exec --serve' for its command: 'token' asks it
               TOKENVAULT_PASSPHRASE       the passphrase itself (least safe: every child inherits
                                           it unless removed, and /proc shows it to you and root)
               TOKENVAULT_KEY_SLOT         the key slot to try, as --key-slot
@@ -82,6 +85,9 @@ public struct TokenVault: AsyncParsableCommand {
                   per-account refresh locks beside a vault file (0700, files 0600)
               $XDG_RUNTIME_DIR/tokenvault/agent-DEV-INODE.sock
                   the agent's socket, else under /tmp/tokenvault-agent-UID/ or ~/.tokenvault-agent/
+              $XDG_RUNTIME_DIR/tokenvault/token-DEV-INODE.sock
+                  the agent's token endpoint (yours alone); 'serve' listens on --socket, else
+                  $RUNTIME_DIRECTORY/token.sock
               $XDG_RUNTIME_DIR/tokenvault/, else tokenvault-browser/ beside the vault
                   the private page that sends the browser on during authorize
               $XDG_STATE_HOME/tokenvault/journal/, else ~/.local/state/tokenvault/journal/
@@ -97,7 +103,7 @@ public struct TokenVault: AsyncParsableCommand {
             List.self,
             Authorize.self, Refresh.self, RefreshAll.self, Env.self, Token.self, Exec.self, Whoami.self,
             Revoke.self, Passwd.self, Audit.self, Unlock.self, Lock.self, AgentGroup.self, Check.self, Copy.self,
-            KeysGroup.self,
+            KeysGroup.self, Serve.self, GrantAccount.self, UngrantAccount.self, ListGrants.self,
         ]
     )
 

@@ -28,6 +28,17 @@ public struct TokenService: Sendable {
         account initial: Account, integration: Integration, minValid: TimeInterval,
         trigger: AuditTrigger
     ) async throws -> String {
+        try await freshAccessTokenAndRow(
+            account: initial, integration: integration, minValid: minValid, trigger: trigger
+        ).token
+    }
+
+    /// The same, with the account's row the token was opened from (its expiry and pair id: the token endpoint's
+    /// `expires_at`, and what a `lent` entry names).
+    public func freshAccessTokenAndRow(
+        account initial: Account, integration: Integration, minValid: TimeInterval,
+        trigger: AuditTrigger
+    ) async throws -> (token: String, account: Account) {
         let database = vault.database
         let name = initial.name
         var account = initial
@@ -123,7 +134,36 @@ public struct TokenService: Sendable {
         guard let text = token.copyToString() else {
             throw VaultError.integrity("the access token of '\(name)' is not text")
         }
-        return text
+        return (text, account)
+    }
+
+    /// The stored access token of `name` when it stays valid past `minValid` and no pair waits in the local journal,
+    /// with its row and integration: all synchronous (the token endpoint's connection thread blocks on the store),
+    /// nothing refreshed. nil when a refresh is due: `freshAccessTokenAndRow` then does it.
+    public func storedTokenIfFresh(account name: String, minValid: TimeInterval) throws -> (
+        token: String, account: Account, integration: Integration
+    )? {
+        let database = vault.database
+        if let journal = RefreshJournal.of(database, services: services),
+            let names = try? FileManager.default.contentsOfDirectory(atPath: journal.directory),
+            names.contains(where: { $0.hasSuffix(".pair") })
+        {
+            return nil
+        }
+        let account = try database.account(named: name)
+        guard let integration = try database.integration(id: account.integrationId) else {
+            throw StoreError.noSuchIntegration(account.integrationId)
+        }
+        let now = services.now()
+        guard (account.accessExpiresAt ?? .distantPast) >= now.addingTimeInterval(minValid),
+            !ClockAhead.isAhead(account, now: now)
+        else { return nil }
+        // The stored name must be the one sealed with the integration, as on the usual path.
+        _ = try vault.environmentVariable(of: integration)
+        guard let text = try vault.accessToken(of: account).copyToString() else {
+            throw VaultError.integrity("the access token of '\(name)' is not text")
+        }
+        return (text, account, integration)
     }
 
     /// A failure that means the vault was damaged or tampered with (the CLI's exit 7).

@@ -247,8 +247,12 @@ public final class AgentServer: @unchecked Sendable {
 
 /// SIGTERM, SIGINT and SIGHUP end the agent: the socket is removed and the process exits; its memory (the key
 /// in guarded, locked pages) goes with it.
-enum AgentSignals {
+public enum AgentSignals {
     nonisolated(unsafe) static var socketPath: UnsafeMutablePointer<CChar>?
+    nonisolated(unsafe) static var tokenSocketPath: UnsafeMutablePointer<CChar>?
+
+    /// The agent's token endpoint, removed with its key socket on a signal.
+    public static func alsoRemove(_ path: String) { tokenSocketPath = strdup(path) }
 
     static func install(socketPath path: String) {
         socketPath = strdup(path)
@@ -256,6 +260,7 @@ enum AgentSignals {
         for sig in [SIGTERM, SIGINT, SIGHUP] {
             signal(sig) { _ in
                 if let path = AgentSignals.socketPath { unlink(path) }
+                if let path = AgentSignals.tokenSocketPath { unlink(path) }
                 _exit(0)
             }
         }

@@ -150,6 +150,13 @@ public enum AuditEvent: String, Sendable, Codable, CaseIterable {
     case passphraseChanged = "passphrase-changed"
     /// A new master key: every secret re-sealed, every slot given the new key, the log re-keyed (`keys rotate`).
     case masterKeyRotated = "master-key-rotated"
+    /// Another user or group may be lent the account's access token (`grant`); the detail names the grantee.
+    /// Grants live in the log itself: MAC'd and chained like every entry, so no one without the key can add one.
+    case granted
+    /// A grant was withdrawn (`ungrant`).
+    case ungranted
+    /// The token endpoint handed the account's access token to another user (once per grantee and token).
+    case lent
 }
 
 /// What started the change an audit entry records: a command (with the flag that changes its meaning) or a use.

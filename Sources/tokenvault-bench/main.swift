@@ -64,6 +64,19 @@ if let baseline = ProcessInfo.processInfo.environment["BENCH_BASELINE"] {
     exit(0)
 }
 
+// BENCH_ONLY=lending: the token endpoint's rows alone, printed and not written to BENCHMARKS.md.
+if ProcessInfo.processInfo.environment["BENCH_ONLY"] == "lending" {
+    for figure in try await lendingFigures(
+        bench: bench, sandbox: sandbox, apiBase: apiBase, quick: quick, withAgentEnv: true)
+    {
+        print("  " + figure.line)
+        print("    " + figure.detail)
+    }
+    await sandbox.stop()
+    try? FileManager.default.removeItem(atPath: bench.work)
+    exit(0)
+}
+
 // BENCH_ONLY=postgres: the PostgreSQL rows alone, printed and not written to BENCHMARKS.md (for working on them).
 if ProcessInfo.processInfo.environment["BENCH_ONLY"] == "postgres" {
     for figure in try await postgresFigures(
@@ -469,6 +482,10 @@ figures.append(
             "vault.db \(mib(dbBytes)) for \(nScale) accounts (one audit entry each; -wal \(mib(walBytes)) after the import); import --batch took \(fmt(imported.wall, 1)) s, peak RSS \(mib(imported.peakRSS))"
     ))
 log(figures.last!.line)
+
+// MARK: 7. The token endpoint (`serve`): latency at 1 and 100 clients beside a static floor
+
+figures += try await lendingFigures(bench: bench, sandbox: sandbox, apiBase: apiBase, quick: quick)
 
 // MARK: 6. --json reports: JSONEncoder against the hand-written writer it replaced (in process)
 

@@ -66,6 +66,7 @@ import Testing
             (.accessTokenRejected, "access-token-rejected"), (.integrationEdited, "integration-edited"),
             (.keySlotAdded, "key-slot-added"), (.keySlotRemoved, "key-slot-removed"),
             (.passphraseChanged, "passphrase-changed"), (.masterKeyRotated, "master-key-rotated"),
+            (.granted, "granted"), (.ungranted, "ungranted"), (.lent, "lent"),
         ]
         #expect(written.count == AuditEvent.allCases.count)
         for (event, text) in written {

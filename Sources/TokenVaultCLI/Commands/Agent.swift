@@ -108,10 +108,24 @@ extension TokenVault {
                         refreshCommand: [program, "refresh-all", "--vault", location],
                         refreshNotify: notifyCommand))
                 try server.bind()
+                // The token endpoint, beside the key socket and like it its owner's alone (0600 in a 0700
+                // directory): `curl --unix-socket` gets an access token without a passphrase or a key operation.
+                let tokenSocket = Lending.agentSocketPath(keySocket: server.settings.socketPath)
+                let endpoint = try Lending.start(
+                    vault: UnlockedVault(database: database, keys: keys), context: context,
+                    policy: .init(ownerUID: geteuid(), lendToOthers: false, trigger: AuditTrigger("agent")),
+                    socketPath: tokenSocket, mode: 0o600, minValid: 600)
+                AgentSignals.alsoRemove(tokenSocket)
+                defer {
+                    endpoint.stop()
+                    unlink(tokenSocket)
+                }
                 say("ready")
                 if let ready { close(ready) }
                 if readyFd == nil {
-                    context.console.err("tokenvault agent: holding \(location) on \(server.settings.socketPath)\n")
+                    context.console.err(
+                        "tokenvault agent: holding \(location) on \(server.settings.socketPath); tokens on \(tokenSocket)\n"
+                    )
                 }
                 let reason = await Task.detached { server.run() }.value
                 context.console.err("tokenvault agent: forgot the key of \(location): \(reason)\n")
@@ -160,6 +174,8 @@ extension TokenVault {
             if let idle = status.idleSeconds { lines.append("idle limit: \(Format.span(idle))") }
             if let every = status.refreshEverySeconds { lines.append("refresh-all every: \(Format.span(every))") }
             lines.append("socket: \(path)" + (fallback.map { " (\($0))" } ?? ""))
+            let tokenSocket = Lending.agentSocketPath(keySocket: path)
+            if FileManager.default.fileExists(atPath: tokenSocket) { lines.append("token socket: \(tokenSocket)") }
             context.console.out(lines.joined(separator: "\n") + "\n")
         }
     }

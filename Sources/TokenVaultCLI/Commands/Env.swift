@@ -38,6 +38,12 @@ extension TokenVault {
         var minValid: DurationArgument = DurationArgument(seconds: 600)
 
         func run(_ context: Context) async throws {
+            if let (token, variable) = Lending.throughAgent(
+                account: account, global: global, minValid: minValid.seconds, trigger: "env", context: context)
+            {
+                context.console.out(try EnvExport.render([(variable, token)], format: format))
+                return
+            }
             let (token, integration) = try await freshAccessToken(
                 account: account, global: global, minValid: minValid.seconds,
                 trigger: .env, context: context)

@@ -369,9 +369,12 @@ struct AgentStatusReport: Encodable, Sendable {
     var refreshEverySeconds: Int?
     var socket: String
     var socketFallbackReason: String?
+    /// The agent's token endpoint (docs/lending.md), when it listens.
+    var tokenSocket: String?
 
     enum CodingKeys: String, CodingKey {
         case running, vault, pid, identity, since, until, socket
+        case tokenSocket = "token_socket"
         case idleSeconds = "idle_seconds"
         case refreshEverySeconds = "refresh_every_seconds"
         case socketFallbackReason = "socket_fallback_reason"
@@ -388,5 +391,7 @@ struct AgentStatusReport: Encodable, Sendable {
         refreshEverySeconds = status.refreshEverySeconds
         self.socket = socket
         socketFallbackReason = fallbackReason
+        let token = Lending.agentSocketPath(keySocket: socket)
+        tokenSocket = FileManager.default.fileExists(atPath: token) ? token : nil
     }
 }

@@ -330,6 +330,15 @@ extension OAuthBinaryTests {
                 try await importPairs(s, ["alice"], expiresIn: 100_000)
                 try await s.expectOK(["grant", "alice", "--to-uid", "4343"])
                 try await s.expectOK(["grant", "alice", "--to-group", "root"])
+                // Exactly one grantee, a user or group that exists, an account that exists, a grant to withdraw.
+                for (arguments, code) in [
+                    (["grant", "alice"], 2), (["grant", "alice", "--to-uid", "1", "--to-group", "root"], 2),
+                    (["grant", "alice", "--to-user", "no-such-user-\(UUID().uuidString.prefix(6))"], 2),
+                    (["grant", "nobody", "--to-uid", "4343"], 4), (["ungrant", "alice", "--to-uid", "4344"], 2),
+                ] {
+                    let result = try await s.run(arguments)
+                    #expect(result.code == Int32(code), "\(arguments): \(result.err)")
+                }
                 try await s.expectOK(["keys", "rotate"])
                 let listed = try await s.run(["grants", "--json"])
                 #expect(listed.code == 0, "\(listed.err)")

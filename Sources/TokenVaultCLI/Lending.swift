@@ -76,8 +76,20 @@ enum Lending {
         account: String, global: GlobalOptions, minValid: TimeInterval, trigger: String, context: Context
     ) -> (token: String, variable: String)? {
         // --verbose traces the requests of a refresh, which only this process can show.
-        guard global.passphraseFd == nil, !global.verbose else { return nil }
-        let location = VaultLocation.resolve(option: global.vault, context: context)
+        guard global.passphraseFd == nil, !global.verbose,
+            let answer = askAgent(
+                account: account, vaultOption: global.vault, minValid: minValid, trigger: trigger, context: context)
+        else { return nil }
+        for warning in answer.warnings { context.console.warn(warning) }
+        return (answer.token, answer.variable)
+    }
+
+    /// The request itself: the token, the integration's variable and the lookup's warnings (not yet printed), or
+    /// nil when no agent answered with a token.
+    static func askAgent(
+        account: String, vaultOption: String?, minValid: TimeInterval, trigger: String, context: Context
+    ) -> (token: String, variable: String, warnings: [String])? {
+        let location = VaultLocation.resolve(option: vaultOption, context: context)
         guard let keySocket = VaultUnlocking.socketPath(location: location.text, context: context) else { return nil }
         let socket = agentSocketPath(keySocket: keySocket)
         guard access(socket, F_OK) == 0,
@@ -91,10 +103,8 @@ enum Lending {
             let token = object["access_token"] as? String,
             let variable = answer.headers.first(where: { $0.name == ownerVariableHeader.lowercased() })?.value
         else { return nil }
-        for warning in answer.headers where warning.name == ownerWarningHeader.lowercased() {
-            context.console.warn(warning.value)
-        }
-        return (token, variable)
+        let warnings = answer.headers.filter { $0.name == ownerWarningHeader.lowercased() }.map(\.value)
+        return (token, variable, warnings)
     }
 
     /// `tokenvault token NAME` inside `exec --serve`: the token from the endpoint in TOKENVAULT_SOCKET, no passphrase.

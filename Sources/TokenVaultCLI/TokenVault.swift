@@ -117,6 +117,7 @@ public struct TokenVault: AsyncParsableCommand {
             return 0
         }
         let arguments = GlobalOptions.hoisted(arguments)
+        if let code = AgentShortcut.run(arguments, context: context) { return code }
         let command: any ParsableCommand
         do {
             command = try parseAsRoot(arguments)

@@ -174,6 +174,44 @@ extension OAuthBinaryTests {
             }
         }
 
+        /// `env NAME` and `token NAME` with no option are answered before the argument parser runs (AgentShortcut):
+        /// what they print, on both streams, is what the parsed commands print through the same agent, and with no
+        /// agent they go the usual way (here: no passphrase, exit 3).
+        @Test func thePlainFormsAnswerAsTheParsedCommandsDo() async throws {
+            try await SandboxWorkspace.with { s in
+                _ = try await importPairs(s, ["alice"], expiresIn: 100_000)
+                let runtime = s.ws.dir + "/run"
+                try FileManager.default.createDirectory(
+                    atPath: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                let env: [String: String?] = ["XDG_RUNTIME_DIR": runtime]
+                let noPassphrase = env.merging(["TOKENVAULT_PASSPHRASE": nil]) { $1 }
+                let unlock = try await s.run(["unlock", "--for", "10m"], environment: env)
+                #expect(unlock.code == 0, "\(unlock.err)")
+                for (plain, parsed) in [
+                    (["env", "alice"], ["env", "alice", "--format", "sh"]),
+                    (["export-env", "alice"], ["env", "alice", "--min-valid", "10m"]),
+                    (["token", "alice"], ["token", "alice", "--min-valid", "10m"]),
+                ] {
+                    let a = try await s.run(plain, environment: noPassphrase)
+                    let b = try await s.run(parsed, environment: noPassphrase)
+                    #expect(a.code == 0 && b.code == 0, "\(plain): \(a.err) / \(b.err)")
+                    #expect(
+                        a.out == b.out && !a.out.isEmpty,
+                        "\(plain) printed \(a.out.count) bytes, \(parsed) \(b.out.count)")
+                    #expect(a.err == b.err, "\(plain): \(a.err) / \(b.err)")
+                }
+                #expect(await s.sandbox.counters.successfulRefreshes == 0)
+                // An account the vault does not hold: the agent refuses, and the usual path says so (no passphrase
+                // here, so it cannot open the vault: exit 3, as without the shortcut).
+                let unknown = try await s.run(["env", "nobody"], environment: noPassphrase)
+                #expect(unknown.code != 0 && unknown.out.isEmpty, "\(unknown.out)")
+                let locked = try await s.run(["lock"], environment: noPassphrase)
+                #expect(locked.code == 0, "\(locked.err)")
+                let without = try await s.run(["env", "alice"], environment: noPassphrase)
+                #expect(without.code == 3 && without.out.isEmpty, "\(without.code): \(without.err)")
+            }
+        }
+
         /// `env` and `token` through the agent are one request to its token endpoint: with the agent's key socket
         /// gone (so that no seal, open or MAC can be asked of it) they still answer, without a passphrase.
         @Test func envAndTokenThroughTheAgentAreOneRequest() async throws {
@@ -330,6 +368,15 @@ extension OAuthBinaryTests {
                 try await importPairs(s, ["alice"], expiresIn: 100_000)
                 try await s.expectOK(["grant", "alice", "--to-uid", "4343"])
                 try await s.expectOK(["grant", "alice", "--to-group", "root"])
+                // Exactly one grantee, a user or group that exists, an account that exists, a grant to withdraw.
+                for (arguments, code) in [
+                    (["grant", "alice"], 2), (["grant", "alice", "--to-uid", "1", "--to-group", "root"], 2),
+                    (["grant", "alice", "--to-user", "no-such-user-\(UUID().uuidString.prefix(6))"], 2),
+                    (["grant", "nobody", "--to-uid", "4343"], 4), (["ungrant", "alice", "--to-uid", "4344"], 2),
+                ] {
+                    let result = try await s.run(arguments)
+                    #expect(result.code == Int32(code), "\(arguments): \(result.err)")
+                }
                 try await s.expectOK(["keys", "rotate"])
                 let listed = try await s.run(["grants", "--json"])
                 #expect(listed.code == 0, "\(listed.err)")

@@ -16,7 +16,9 @@ extension TokenVault {
             abstract: "The agent that keeps a vault unlocked: run it in the foreground (systemd), or ask its status.",
             discussion: """
                 'tokenvault unlock' starts an agent in the background; 'agent run --foreground' runs one under a \
-                service manager, with the passphrase from TOKENVAULT_PASSPHRASE_FILE or a systemd credential.
+                service manager, with the passphrase from TOKENVAULT_PASSPHRASE_FILE or a systemd credential. \
+                Beside its key socket it answers GET /v1/accounts/NAME/token on a token socket of yours \
+                ('agent status' shows it): an access token, never a refresh token.
                 Example unit line:
                   ExecStart=/usr/bin/tokenvault agent run --foreground --refresh-every 12h
                 """,

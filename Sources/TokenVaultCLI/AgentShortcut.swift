@@ -18,9 +18,10 @@ enum AgentShortcut {
         let isToken = command == "token"
         if isToken, let socket = context.environment["TOKENVAULT_SOCKET"], !socket.isEmpty { return nil }
         // The defaults of the parsed commands: --min-valid 10m, --format sh.
+        let location = VaultLocation.resolve(option: nil, context: context)
         guard
             let answer = Lending.askAgent(
-                account: account, vaultOption: nil, minValid: 600, trigger: isToken ? "token" : "env",
+                account: account, location: location, minValid: 600, trigger: isToken ? "token" : "env",
                 context: context)
         else { return nil }
         let output: String
@@ -32,7 +33,7 @@ enum AgentShortcut {
             output = text
         }
         // In the order the parsed command gives them: where the vault is, then what the lookup said.
-        for warning in VaultStores.warnings(forLocation: VaultLocation.resolve(option: nil, context: context)) {
+        for warning in VaultStores.warnings(forLocation: location) {
             context.console.warn(warning)
         }
         for warning in answer.warnings { context.console.warn(warning) }

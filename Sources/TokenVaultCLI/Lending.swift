@@ -78,7 +78,8 @@ enum Lending {
         // --verbose traces the requests of a refresh, which only this process can show.
         guard global.passphraseFd == nil, !global.verbose,
             let answer = askAgent(
-                account: account, vaultOption: global.vault, minValid: minValid, trigger: trigger, context: context)
+                account: account, location: VaultLocation.resolve(option: global.vault, context: context),
+                minValid: minValid, trigger: trigger, context: context)
         else { return nil }
         for warning in answer.warnings { context.console.warn(warning) }
         return (answer.token, answer.variable)
@@ -87,9 +88,8 @@ enum Lending {
     /// The request itself: the token, the integration's variable and the lookup's warnings (not yet printed), or
     /// nil when no agent answered with a token.
     static func askAgent(
-        account: String, vaultOption: String?, minValid: TimeInterval, trigger: String, context: Context
+        account: String, location: VaultLocation, minValid: TimeInterval, trigger: String, context: Context
     ) -> (token: String, variable: String, warnings: [String])? {
-        let location = VaultLocation.resolve(option: vaultOption, context: context)
         guard let keySocket = VaultUnlocking.socketPath(location: location.text, context: context) else { return nil }
         let socket = agentSocketPath(keySocket: keySocket)
         guard access(socket, F_OK) == 0,

@@ -10,6 +10,7 @@ extension OAuthBinaryTests {
     @Suite struct Lending {
         /// Pairs the sandbox issued, imported with `expiresIn` seconds left (below the 600 s margin: the first
         /// request refreshes).
+        @discardableResult
         func importPairs(_ s: SandboxWorkspace, _ names: [String], expiresIn: Int) async throws -> [String: (
             access: String, refresh: String
         )] {
@@ -29,6 +30,18 @@ extension OAuthBinaryTests {
         }
 
         /// A directory others can enter (0755), for a socket another uid must reach; removed by the caller.
+        /// An agent for the workspace's vault (`unlock --for 10m`) with its sockets under a runtime directory of
+        /// the workspace's own: that directory, and the environment that names it.
+        func unlockAgent(_ s: SandboxWorkspace) async throws -> (runtime: String, env: [String: String?]) {
+            let runtime = s.ws.dir + "/run"
+            try FileManager.default.createDirectory(
+                atPath: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let env: [String: String?] = ["XDG_RUNTIME_DIR": runtime]
+            let unlock = try await s.run(["unlock", "--for", "10m"], environment: env)
+            #expect(unlock.code == 0, "\(unlock.err)")
+            return (runtime, env)
+        }
+
         func sharedDirectory() throws -> String {
             let dir = "/tmp/" + TestRun.name("tokenvault-lend") + UUID().uuidString.prefix(8)
             try FileManager.default.createDirectory(
@@ -75,7 +88,7 @@ extension OAuthBinaryTests {
                 let credentials = s.ws.dir + "/credentials"
                 try FileManager.default.createDirectory(
                     atPath: credentials, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
-                FileManager.default.createFile(
+                _ = FileManager.default.createFile(
                     atPath: credentials + "/passphrase", contents: Data(Workspace.passphrase.utf8),
                     attributes: [.posixPermissions: 0o400])
                 let serve = try await startServe(
@@ -133,12 +146,7 @@ extension OAuthBinaryTests {
         @Test func theAgentLendsItsOwnerTokens() async throws {
             try await SandboxWorkspace.with { s in
                 let pairs = try await importPairs(s, ["alice"], expiresIn: 100_000)
-                let runtime = s.ws.dir + "/run"
-                try FileManager.default.createDirectory(
-                    atPath: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                let env: [String: String?] = ["XDG_RUNTIME_DIR": runtime]
-                let unlock = try await s.run(["unlock", "--for", "10m"], environment: env)
-                #expect(unlock.code == 0, "\(unlock.err)")
+                let (runtime, env) = try await unlockAgent(s)
                 let dir = runtime + "/tokenvault"
                 let name = try #require(
                     try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasPrefix("token-") })
@@ -180,13 +188,8 @@ extension OAuthBinaryTests {
         @Test func thePlainFormsAnswerAsTheParsedCommandsDo() async throws {
             try await SandboxWorkspace.with { s in
                 _ = try await importPairs(s, ["alice"], expiresIn: 100_000)
-                let runtime = s.ws.dir + "/run"
-                try FileManager.default.createDirectory(
-                    atPath: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                let env: [String: String?] = ["XDG_RUNTIME_DIR": runtime]
+                let (_, env) = try await unlockAgent(s)
                 let noPassphrase = env.merging(["TOKENVAULT_PASSPHRASE": nil]) { $1 }
-                let unlock = try await s.run(["unlock", "--for", "10m"], environment: env)
-                #expect(unlock.code == 0, "\(unlock.err)")
                 for (plain, parsed) in [
                     (["env", "alice"], ["env", "alice", "--format", "sh"]),
                     (["export-env", "alice"], ["env", "alice", "--min-valid", "10m"]),
@@ -217,13 +220,8 @@ extension OAuthBinaryTests {
         @Test func envAndTokenThroughTheAgentAreOneRequest() async throws {
             try await SandboxWorkspace.with { s in
                 let pairs = try await importPairs(s, ["alice"], expiresIn: 300)
-                let runtime = s.ws.dir + "/run"
-                try FileManager.default.createDirectory(
-                    atPath: runtime, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                let env: [String: String?] = ["XDG_RUNTIME_DIR": runtime]
+                let (runtime, env) = try await unlockAgent(s)
                 let noPassphrase = env.merging(["TOKENVAULT_PASSPHRASE": nil]) { $1 }
-                let unlock = try await s.run(["unlock", "--for", "10m"], environment: env)
-                #expect(unlock.code == 0, "\(unlock.err)")
                 let status = try await s.run(["agent", "status", "--json"], environment: noPassphrase)
                 let pid = try #require(jsonObject(status.out)["pid"] as? Int)
                 defer { kill(pid_t(pid), SIGTERM) }
@@ -519,23 +517,10 @@ final class UnixSocketConnection: @unchecked Sendable {
     let fd: Int32
 
     init(_ path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard connected == 0 else {
-            close(fd)
+        guard let fd = connectUnixSocket(path) else {
             throw TestFailure("cannot connect to \(path): \(String(cString: strerror(errno)))")
         }
+        self.fd = fd
         var tv = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
